@@ -1,0 +1,473 @@
+//! OpenAI wire types: requests Sluice reads, plus the error envelope.
+//!
+//! Shapes follow the OpenAI API reference
+//! (<https://platform.openai.com/docs/api-reference/chat/create>,
+//! `/completions`, `/embeddings`, `/models`). Every request struct keeps the fields it does
+//! not know in a flattened `extra` map, so an OpenAI-compatible backend receives them untouched.
+
+pub mod error;
+
+pub use error::{ApiError, ErrorBody};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `POST /v1/chat/completions` request body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatCompletionRequest {
+    /// The client-facing model name (a configured model or a deployment name).
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// `true` for an SSE stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// `{"include_usage": bool}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    /// Sampling temperature, 0–2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass, 0–1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Top-k sampling (not in OpenAI's API; llama.cpp, vLLM, Ollama, Anthropic have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// Number of choices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    /// Stop sequences: a string or an array of strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+    /// Legacy completion-token cap (tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Completion-token cap (tokens); takes precedence over `max_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Presence penalty, -2–2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    /// Frequency penalty, -2–2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    /// Return log probabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// Alternatives per position, 0–20 (needs `logprobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// Function tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    /// `"auto" | "none" | "required" | {"type":"function","function":{"name":…}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    /// Allow several tool calls in one turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// `{"type":"text"|"json_object"|"json_schema", "json_schema":{…}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// End-user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Free key-value metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+    /// Everything else, passed through untouched to OpenAI-compatible backends.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ChatCompletionRequest {
+    /// Whether the client asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// Whether the client asked for the trailing usage chunk.
+    pub fn wants_stream_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// The completion-token cap the client asked for: `max_completion_tokens`, else `max_tokens`.
+    pub fn max_output_tokens(&self) -> Option<u32> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    /// Every piece of text in the request (message text parts, in order).
+    pub fn texts(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for m in &self.messages {
+            if let Some(c) = &m.content {
+                c.push_texts(&mut out);
+            }
+            for tc in m.tool_calls.iter().flatten() {
+                out.push(tc.function.arguments.as_str());
+            }
+        }
+        out
+    }
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamOptions {
+    /// Ask for the trailing usage chunk (empty `choices`, totals in `usage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_usage: Option<bool>,
+    /// Other options, passed through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `stop`: one string or several.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Stop {
+    /// A single stop sequence.
+    One(String),
+    /// Several stop sequences.
+    Many(Vec<String>),
+}
+
+impl Stop {
+    /// The stop sequences as a list (empty strings dropped).
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s.clone()],
+            Stop::Many(v) => v.clone(),
+        }
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect()
+    }
+}
+
+/// A message role.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions from the application (older name of `developer`).
+    System,
+    /// Instructions from the application (newer OpenAI name).
+    Developer,
+    /// The end user.
+    User,
+    /// The model.
+    Assistant,
+    /// A tool result.
+    Tool,
+    /// Legacy function result.
+    Function,
+}
+
+/// One message of `messages`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    /// Who speaks.
+    pub role: Role,
+    /// Text or parts; `null` for an assistant message that only calls tools.
+    #[serde(default)]
+    pub content: Option<Content>,
+    /// Optional participant name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tool calls made by the assistant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// For `tool` messages: the call this answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// Everything else (e.g. `refusal`), passed through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Message content: a string or an array of parts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Typed parts (`text`, `image_url`, `input_audio`, `file`, …).
+    Parts(Vec<ContentPart>),
+}
+
+impl Content {
+    /// Appends each text piece to `out`.
+    pub fn push_texts<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Content::Text(s) => out.push(s),
+            Content::Parts(parts) => {
+                for p in parts {
+                    if let Some(t) = &p.text {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// All text joined (parts separated by nothing, as OpenAI concatenates them).
+    pub fn joined_text(&self) -> String {
+        let mut v = Vec::new();
+        self.push_texts(&mut v);
+        v.concat()
+    }
+}
+
+/// One content part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContentPart {
+    /// `text`, `image_url`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `text` parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// For `image_url` parts: `{"url": "https://…" | "data:image/png;base64,…", "detail"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<ImageUrl>,
+    /// Other part fields, passed through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `image_url` of a content part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageUrl {
+    /// An http(s) URL or a `data:` URL.
+    pub url: String,
+    /// `auto | low | high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A function tool definition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function.
+    pub function: FunctionDef,
+}
+
+/// A function's name, description and JSON Schema parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionDef {
+    /// Function name.
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// Other fields (`strict`), passed through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A tool call in an assistant message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolCall {
+    /// Call id, echoed by the `tool` message that answers it.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    /// Name and arguments (a JSON text).
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".to_string()
+}
+
+/// `{"name": …, "arguments": "<JSON text>"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionCall {
+    /// Function name.
+    pub name: String,
+    /// Arguments as a JSON text.
+    #[serde(default)]
+    pub arguments: String,
+}
+
+/// `response_format`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResponseFormat {
+    /// `text | json_object | json_schema`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `json_schema`: `{"name", "schema", "strict"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<Value>,
+}
+
+/// `POST /v1/completions` and `POST /v1/embeddings` request bodies: Sluice reads `model`,
+/// `stream`, the text (`prompt` / `input`) and a few sampling fields; the rest passes through.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GenericRequest {
+    /// The client-facing model name.
+    pub model: String,
+    /// `true` for an SSE stream (completions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// `{"include_usage": bool}` (completions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    /// Everything else (`prompt`, `input`, `max_tokens`, …), passed through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl GenericRequest {
+    /// Whether the client asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// Whether the client asked for the trailing usage chunk.
+    pub fn wants_stream_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// Text of `prompt` (completions) or `input` (embeddings), strings only.
+    pub fn texts(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for key in ["prompt", "input"] {
+            match self.extra.get(key) {
+                Some(Value::String(s)) => out.push(s.as_str()),
+                Some(Value::Array(items)) => {
+                    out.extend(items.iter().filter_map(Value::as_str));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// `usage` of a response, in tokens.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Sum of the two.
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// Builds a usage with `total_tokens = prompt + completion`.
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
+    }
+}
+
+/// Parses a JSON request body into `T`, mapping failures to OpenAI's 400 errors:
+/// invalid JSON → "We could not parse the JSON body of your request"; a missing or ill-typed
+/// field → a message naming it, with `param` set to its path (`messages[0].role`).
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "We could not parse the JSON body of your request. ({e})"
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid_request(
+            "The request body must be a JSON object.",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        let param = param_of(&path, &inner);
+        ApiError::invalid_request(format!("Invalid value for `{param}`: {inner}")).with_param(param)
+    })
+}
+
+/// The parameter a serde error is about: the path, plus the missing field's name for
+/// "missing field `x`" errors.
+fn param_of(path: &str, inner: &str) -> String {
+    let base = if path == "." { "" } else { path };
+    if let Some(rest) = inner.strip_prefix("missing field `")
+        && let Some(field) = rest.split('`').next()
+    {
+        return if base.is_empty() {
+            field.to_string()
+        } else {
+            format!("{base}.{field}")
+        };
+    }
+    base.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi","x_msg":1}],"mirostat":2,"stream":true}"#;
+        let req: ChatCompletionRequest = parse_body(body).unwrap();
+        assert_eq!(req.extra.get("mirostat"), Some(&Value::from(2)));
+        let out = serde_json::to_value(&req).unwrap();
+        assert_eq!(out["messages"][0]["x_msg"], Value::from(1));
+        assert_eq!(out["mirostat"], Value::from(2));
+        assert_eq!(out["stream"], Value::Bool(true));
+        assert!(out.get("temperature").is_none());
+    }
+
+    #[test]
+    fn errors_name_the_param() {
+        let e = parse_body::<ChatCompletionRequest>(br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("messages"));
+        let e = parse_body::<ChatCompletionRequest>(
+            br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("messages[0].role"));
+        let e = parse_body::<ChatCompletionRequest>(
+            br#"{"model":"m","messages":[],"temperature":"hot"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("temperature"));
+        let e = parse_body::<ChatCompletionRequest>(b"{not json").unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(e.body.param, None);
+    }
+
+    #[test]
+    fn content_parts_and_null_content_parse() {
+        let body = br#"{"model":"m","messages":[
+            {"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"42"}]}"#;
+        let req: ChatCompletionRequest = parse_body(body).unwrap();
+        assert_eq!(req.texts(), vec!["a", "{}", "42"]);
+        assert_eq!(req.messages[1].content, None);
+    }
+}

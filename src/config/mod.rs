@@ -1,0 +1,431 @@
+//! Configuration: the YAML schema, `${VAR}` expansion, validation with key paths, and the
+//! default config embedded in the binary.
+//!
+//! Lookup order for `serve` and the log commands: `--config FILE`, `$SLUICE_CONFIG`,
+//! `./sluice.yaml`, else the embedded `config/sluice.yaml`.
+
+mod expand;
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The default config, embedded at build time from `config/sluice.yaml`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/sluice.yaml");
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener and limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Backends, each serving one model.
+    #[serde(default)]
+    pub deployments: Vec<DeploymentConfig>,
+    /// Client-facing model names, each over a list of deployments.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+/// `server:` block.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, `host:port`. Default `127.0.0.1:4000`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest accepted request body, bytes. Default 10 MiB; larger bodies get 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// On SIGINT/SIGTERM, how long in-flight requests may still run, ms. Default 30 000.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_ms: u64,
+    /// Timeout of each deployment probe of `GET /health/ready`, ms. Default 2 000.
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            shutdown_grace_ms: default_grace(),
+            ready_timeout_ms: default_ready_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:4000".to_string()
+}
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+fn default_grace() -> u64 {
+    30_000
+}
+fn default_ready_timeout() -> u64 {
+    2_000
+}
+
+/// Which wire protocol a deployment speaks.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible server: OpenAI, vLLM, llama.cpp's llama-server, LM Studio, …
+    Openai,
+    /// Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`).
+    Ollama,
+    /// Anthropic's Messages API (`/v1/messages`).
+    Anthropic,
+}
+
+impl ProviderKind {
+    /// The lowercase name used in config, headers and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// One backend serving one model.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// Unique name; also usable directly as a model name.
+    pub name: String,
+    /// Wire protocol.
+    pub provider: ProviderKind,
+    /// Base URL, e.g. `http://127.0.0.1:8081/v1` for an OpenAI-compatible server (paths such
+    /// as `/chat/completions` are appended), `http://127.0.0.1:11434` for Ollama,
+    /// `https://api.anthropic.com` for Anthropic.
+    pub base_url: String,
+    /// The model id the backend knows.
+    pub model: String,
+    /// API key sent upstream (`Authorization: Bearer` or `x-api-key`); usually `${ENV_VAR}`.
+    #[serde(default, skip_serializing)]
+    pub api_key: Option<String>,
+    /// Total time for one upstream request, ms (for streams: until the headers). Default 600 000.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// TCP connect timeout, ms. Default 5 000.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Longest silence between two stream chunks, ms. Default 120 000.
+    #[serde(default)]
+    pub stream_idle_timeout_ms: Option<u64>,
+}
+
+impl DeploymentConfig {
+    /// Total timeout, ms.
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms.unwrap_or(600_000)
+    }
+    /// Connect timeout, ms.
+    pub fn connect_timeout_ms(&self) -> u64 {
+        self.connect_timeout_ms.unwrap_or(5_000)
+    }
+    /// Stream idle timeout, ms.
+    pub fn stream_idle_timeout_ms(&self) -> u64 {
+        self.stream_idle_timeout_ms.unwrap_or(120_000)
+    }
+}
+
+/// A client-facing model name.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name clients put in `model`.
+    pub name: String,
+    /// Candidate deployments, in order of preference.
+    pub deployments: Vec<String>,
+}
+
+/// Where a config came from (shown by `serve` and `check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A file on disk.
+    File(PathBuf),
+    /// The default config embedded in the binary.
+    Embedded,
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::File(p) => write!(f, "{}", p.display()),
+            ConfigSource::Embedded => write!(f, "embedded default (config/sluice.yaml)"),
+        }
+    }
+}
+
+/// A config error, naming the file, the key path and, where known, the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or "embedded default").
+    pub source: String,
+    /// Key path such as `deployments[1].base_url`, when known.
+    pub path: Option<String>,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.source)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, ": {path}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Finds the config to use: `explicit` (from `--config`), else `$SLUICE_CONFIG`, else
+/// `./sluice.yaml` when it exists, else the embedded default.
+pub fn locate(explicit: Option<&Path>) -> ConfigSource {
+    if let Some(p) = explicit {
+        return ConfigSource::File(p.to_path_buf());
+    }
+    if let Ok(p) = std::env::var("SLUICE_CONFIG")
+        && !p.is_empty()
+    {
+        return ConfigSource::File(PathBuf::from(p));
+    }
+    let local = PathBuf::from("sluice.yaml");
+    if local.exists() {
+        return ConfigSource::File(local);
+    }
+    ConfigSource::Embedded
+}
+
+/// Reads, expands, parses and validates the config from `source`.
+///
+/// Errors: unreadable file, a `${VAR}` that is unset, YAML syntax, unknown key, missing
+/// field, wrong type, and the checks of [`Config::validate`].
+pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
+    let (name, text) = match source {
+        ConfigSource::File(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                source: p.display().to_string(),
+                path: None,
+                line: None,
+                message: format!("cannot read: {e}"),
+            })?;
+            (p.display().to_string(), text)
+        }
+        ConfigSource::Embedded => (source.to_string(), DEFAULT_CONFIG.to_string()),
+    };
+    parse(&name, &text)
+}
+
+/// Parses config text (after `${VAR}` expansion) and validates it. `name` is used in errors.
+pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
+    let expanded =
+        expand::expand_env(text, |k| std::env::var(k).ok()).map_err(|e| ConfigError {
+            source: name.to_string(),
+            path: None,
+            line: Some(e.line),
+            message: format!(
+                "${{{}}} is referenced but not set in the environment",
+                e.var
+            ),
+        })?;
+    let config: Config = if expanded.trim().is_empty() {
+        Config::default()
+    } else {
+        serde_saphyr::from_str(&expanded).map_err(|e| yaml_error(name, &e))?
+    };
+    config.validate().map_err(|(path, message)| ConfigError {
+        source: name.to_string(),
+        line: expand::line_of_path(text, &path),
+        path: Some(path),
+        message,
+    })?;
+    Ok(config)
+}
+
+fn yaml_error(name: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let line = e.location().map(|l| l.line() as usize);
+    let full = e.to_string();
+    // The first line of saphyr's message is the description; the rest is a snippet.
+    let message = full
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
+    ConfigError {
+        source: name.to_string(),
+        path: None,
+        line,
+        message,
+    }
+}
+
+impl Config {
+    /// Checks what the schema alone cannot: unique names, parseable URLs and listen address,
+    /// models that name existing deployments. Errors are `(key path, message)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        self.server.listen.parse::<SocketAddr>().map_err(|e| {
+            (
+                "server.listen".to_string(),
+                format!("not a host:port address: {e}"),
+            )
+        })?;
+        let mut names = HashSet::new();
+        for (i, d) in self.deployments.iter().enumerate() {
+            if d.name.trim().is_empty() {
+                return Err((format!("deployments[{i}].name"), "must not be empty".into()));
+            }
+            if !names.insert(d.name.as_str()) {
+                return Err((
+                    format!("deployments[{i}].name"),
+                    format!("duplicate name `{}`", d.name),
+                ));
+            }
+            let url = url::Url::parse(&d.base_url).map_err(|e| {
+                (
+                    format!("deployments[{i}].base_url"),
+                    format!("bad URL `{}`: {e}", d.base_url),
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err((
+                    format!("deployments[{i}].base_url"),
+                    format!("bad URL `{}`: scheme must be http or https", d.base_url),
+                ));
+            }
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            if !names.insert(m.name.as_str()) {
+                return Err((
+                    format!("models[{i}].name"),
+                    format!(
+                        "duplicate name `{}` (models and deployments share one namespace)",
+                        m.name
+                    ),
+                ));
+            }
+            for (j, dep) in m.deployments.iter().enumerate() {
+                if !self.deployments.iter().any(|d| &d.name == dep) {
+                    return Err((
+                        format!("models[{i}].deployments[{j}]"),
+                        format!("unknown deployment `{dep}`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The deployment named `name`.
+    pub fn deployment(&self, name: &str) -> Option<&DeploymentConfig> {
+        self.deployments.iter().find(|d| d.name == name)
+    }
+
+    /// The listen address (validated by [`Config::validate`]).
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|e| ConfigError {
+            source: "config".into(),
+            path: Some("server.listen".into()),
+            line: None,
+            message: format!("{e}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "
+server:
+  listen: 127.0.0.1:4100
+deployments:
+  - name: a
+    provider: openai
+    base_url: http://127.0.0.1:8081/v1
+    model: gemma
+models:
+  - name: default
+    deployments: [a]
+";
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let c = parse("embedded", DEFAULT_CONFIG).unwrap();
+        assert!(
+            c.deployments
+                .iter()
+                .any(|d| d.base_url.contains("127.0.0.1:8080"))
+        );
+        assert!(
+            c.deployments
+                .iter()
+                .any(|d| d.base_url.contains("127.0.0.1:11434"))
+        );
+    }
+
+    #[test]
+    fn good_config_parses() {
+        let c = parse("f.yaml", GOOD).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:4100");
+        assert_eq!(c.server.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.deployments[0].provider, ProviderKind::Openai);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let bad = GOOD.replace("    model: gemma", "    model: gemma\n    modle: x");
+        let e = parse("f.yaml", &bad).unwrap_err();
+        assert!(e.message.contains("modle"), "{e}");
+        assert_eq!(e.line, Some(9));
+    }
+
+    #[test]
+    fn missing_field_unknown_provider_bad_url_duplicate() {
+        let e = parse("f.yaml", &GOOD.replace("    model: gemma\n", "")).unwrap_err();
+        assert!(e.message.contains("model"), "{e}");
+        let e = parse("f.yaml", &GOOD.replace("provider: openai", "provider: foo")).unwrap_err();
+        assert!(e.message.contains("foo"), "{e}");
+        let e = parse(
+            "f.yaml",
+            &GOOD.replace("http://127.0.0.1:8081/v1", "not a url"),
+        )
+        .unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("deployments[0].base_url"));
+        assert_eq!(e.line, Some(7));
+        let e = parse("f.yaml", &GOOD.replace("name: default", "name: a")).unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("models[0].name"));
+        let e = parse("f.yaml", &GOOD.replace("[a]", "[b]")).unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("models[0].deployments[0]"));
+    }
+
+    #[test]
+    fn unset_variable_is_an_error_with_its_line() {
+        let text = GOOD.replace(
+            "model: gemma",
+            "model: gemma\n    api_key: ${SLUICE_TEST_SURELY_UNSET}",
+        );
+        let e = parse("f.yaml", &text).unwrap_err();
+        assert_eq!(e.line, Some(9));
+        assert!(e.message.contains("SLUICE_TEST_SURELY_UNSET"));
+        assert_eq!(
+            e.to_string(),
+            "f.yaml:9: ${SLUICE_TEST_SURELY_UNSET} is referenced but not set in the environment"
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! The gateway core, without HTTP: a typed request and its context in, a reply out.
+//! The server calls it for each request; the CLI (`explain`, `replay`) calls it directly.
+//!
+//! Flow: resolve the model to candidate deployments → try them in order (a connection
+//! failure, timeout or 5xx before the first byte reached the client moves on to the next) →
+//! reply (whole JSON, or a stream whose first chunk was already read) → exactly one
+//! [`RequestRecord`] per request.
+
+pub mod record;
+pub mod stream;
+pub mod summary;
+
+use crate::api::{ApiError, Usage};
+use crate::config::{Config, DeploymentConfig};
+use crate::providers::{self, Call, Endpoint, Reply, RequestBody, Upstreams};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use record::{Recorder, RequestRecord};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use stream::{ClientStream, StreamEnd, StreamOutcome};
+use summary::{ResponseSummary, estimate_tokens};
+
+/// Per-request facts gathered by the server before the gateway runs.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Request id (client's `x-request-id` or a new UUIDv7).
+    pub id: String,
+    /// Monotonic start.
+    pub started: Instant,
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// The endpoint used.
+    pub endpoint: Endpoint,
+}
+
+impl RequestContext {
+    /// A context that starts now.
+    pub fn new(id: String, endpoint: Endpoint) -> Self {
+        RequestContext {
+            id,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            endpoint,
+        }
+    }
+}
+
+/// The body of a reply.
+pub enum ReplyBody {
+    /// `application/json`.
+    Json(Bytes),
+    /// `text/event-stream`, frames ready to write.
+    Sse(ClientStream),
+}
+
+/// A successful reply and the headers that explain it.
+pub struct GatewayReply {
+    /// The deployment that answered.
+    pub deployment: String,
+    /// Extra response headers (`x-sluice-deployment`, …).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: ReplyBody,
+}
+
+/// The gateway: config, upstream clients, recorder. Cheap to clone (all shared).
+#[derive(Clone)]
+pub struct Gateway {
+    /// The loaded config.
+    pub config: Arc<Config>,
+    upstreams: Upstreams,
+    recorder: Recorder,
+}
+
+impl Gateway {
+    /// Builds a gateway over `config`.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let upstreams = Upstreams::new(&config.deployments)?;
+        Ok(Gateway {
+            config: Arc::new(config),
+            upstreams,
+            recorder: Recorder,
+        })
+    }
+
+    /// The shared upstream clients.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// The candidate deployments for a client-facing model name, in order: a configured model's
+    /// deployments, or the deployment of that name.
+    ///
+    /// Errors: 404 `model_not_found` when the name is neither.
+    pub fn candidates(&self, model: &str) -> Result<Vec<&DeploymentConfig>, ApiError> {
+        if let Some(m) = self.config.models.iter().find(|m| m.name == model) {
+            return Ok(m
+                .deployments
+                .iter()
+                .filter_map(|d| self.config.deployment(d))
+                .collect());
+        }
+        if let Some(d) = self.config.deployment(model) {
+            return Ok(vec![d]);
+        }
+        Err(ApiError::model_not_found(model))
+    }
+
+    /// Serves one request. Every outcome — reply or error — is recorded exactly once (for
+    /// streams, when the stream ends).
+    pub async fn handle(
+        &self,
+        ctx: RequestContext,
+        body: RequestBody,
+    ) -> Result<GatewayReply, ApiError> {
+        let mut base = self.base_record(&ctx, &body);
+        let result = self.route_and_call(&ctx, &body, &mut base).await;
+        match result {
+            Ok(Attempted::Complete {
+                deployment,
+                bytes,
+                json,
+            }) => {
+                let summary = ResponseSummary::from_response(&json);
+                let (usage, estimated) = match summary.usage {
+                    Some(u) => (u, false),
+                    None => (estimate_usage(&body, &summary), true),
+                };
+                base.status = 200;
+                base.usage = usage;
+                base.usage_estimated = estimated;
+                base.response = summary;
+                self.finish_record(&ctx, base);
+                Ok(self.reply(deployment, ReplyBody::Json(bytes)))
+            }
+            Ok(Attempted::Stream {
+                deployment,
+                first,
+                rest,
+            }) => {
+                let recorder = self.recorder.clone();
+                let started = ctx.started;
+                let on_finish = Box::new(move |out: StreamOutcome| {
+                    let mut r = base;
+                    apply_stream_outcome(&mut r, out, started);
+                    recorder.record(r);
+                });
+                let stream = ClientStream::new(
+                    first,
+                    rest,
+                    body.wants_stream_usage(),
+                    estimate_tokens(&body.texts()),
+                    on_finish,
+                );
+                Ok(self.reply(deployment, ReplyBody::Sse(stream)))
+            }
+            Err(e) => {
+                base.status = e.status.as_u16();
+                base.error_type = Some(e.body.kind.clone());
+                base.error_message = Some(e.body.message.clone());
+                self.finish_record(&ctx, base);
+                Err(e)
+            }
+        }
+    }
+
+    fn reply(&self, deployment: String, body: ReplyBody) -> GatewayReply {
+        GatewayReply {
+            headers: vec![("x-sluice-deployment", deployment.clone())],
+            deployment,
+            body,
+        }
+    }
+
+    fn base_record(&self, ctx: &RequestContext, body: &RequestBody) -> RequestRecord {
+        RequestRecord {
+            id: ctx.id.clone(),
+            started_at: ctx.started_at,
+            started_ms: ctx
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            duration_ms: 0,
+            ttft_ms: None,
+            endpoint: ctx.endpoint.operation().to_string(),
+            requested_model: body.model().to_string(),
+            deployment: None,
+            provider: None,
+            status: 0,
+            error_type: None,
+            error_message: None,
+            stream: body.is_stream(),
+            response: ResponseSummary::default(),
+            usage: Usage::default(),
+            usage_estimated: false,
+            attempts: 0,
+        }
+    }
+
+    fn finish_record(&self, ctx: &RequestContext, mut r: RequestRecord) {
+        r.duration_ms = ctx.started.elapsed().as_millis() as u64;
+        self.recorder.record(r);
+    }
+
+    /// Tries the candidates in order until one answers. A failure before any byte reached the
+    /// client (connection, timeout, 5xx, an error as the first stream event) moves on to the
+    /// next candidate; a 4xx from the upstream is the client's answer.
+    async fn route_and_call(
+        &self,
+        ctx: &RequestContext,
+        body: &RequestBody,
+        record: &mut RequestRecord,
+    ) -> Result<Attempted, ApiError> {
+        let candidates = self.candidates(body.model())?;
+        let mut last_err = ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!("model `{}` has no deployment to serve it", body.model()),
+        )
+        .with_code("no_deployment");
+        for dep in candidates {
+            record.attempts += 1;
+            record.deployment = Some(dep.name.clone());
+            record.provider = Some(dep.provider.as_str().to_string());
+            let call = Call {
+                deployment: dep,
+                endpoint: ctx.endpoint,
+                body,
+                request_id: &ctx.id,
+            };
+            match providers::call(&self.upstreams, call).await {
+                Ok(Reply::Complete { body, json }) => {
+                    return Ok(Attempted::Complete {
+                        deployment: dep.name.clone(),
+                        bytes: body,
+                        json,
+                    });
+                }
+                Ok(Reply::Stream(mut s)) => match s.next().await {
+                    Some(Ok(first)) => {
+                        return Ok(Attempted::Stream {
+                            deployment: dep.name.clone(),
+                            first,
+                            rest: s,
+                        });
+                    }
+                    Some(Err(e)) => {
+                        let e = providers::status_of_stream_error(&e);
+                        if !is_retryable(&e) {
+                            return Err(e);
+                        }
+                        last_err = e;
+                    }
+                    None => last_err = providers::stream_ended_early(&dep.name),
+                },
+                Err(e) => {
+                    if !is_retryable(&e) {
+                        return Err(e);
+                    }
+                    last_err = e;
+                }
+            }
+            tracing::debug!(request_id = %ctx.id, deployment = %dep.name, error = %last_err, "attempt failed");
+        }
+        Err(last_err)
+    }
+}
+
+/// The result of a successful attempt.
+enum Attempted {
+    Complete {
+        deployment: String,
+        bytes: Bytes,
+        json: serde_json::Value,
+    },
+    Stream {
+        deployment: String,
+        first: serde_json::Value,
+        rest: providers::ChunkStream,
+    },
+}
+
+/// Whether another deployment may be tried after this error: server-side failures only.
+pub fn is_retryable(e: &ApiError) -> bool {
+    e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
+}
+
+fn estimate_usage(body: &RequestBody, summary: &ResponseSummary) -> Usage {
+    Usage::new(
+        estimate_tokens(&body.texts()),
+        estimate_tokens(&[summary.content.as_str()]),
+    )
+}
+
+fn apply_stream_outcome(r: &mut RequestRecord, out: StreamOutcome, started: Instant) {
+    r.duration_ms = started.elapsed().as_millis() as u64;
+    r.ttft_ms = out
+        .first_frame_at
+        .map(|t| t.duration_since(started).as_millis() as u64);
+    r.usage = out.usage;
+    r.usage_estimated = out.usage_estimated;
+    r.response = out.summary;
+    match out.end {
+        StreamEnd::Complete => r.status = 200,
+        StreamEnd::Failed(e) => {
+            r.status = e.status.as_u16();
+            r.error_type = Some(e.body.kind);
+            r.error_message = Some(e.body.message);
+        }
+        StreamEnd::ClientGone => {
+            r.status = 499;
+            r.error_type = Some("client_closed".into());
+            r.error_message = Some("the client closed the connection mid-stream".into());
+        }
+    }
+}

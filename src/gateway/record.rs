@@ -1,0 +1,68 @@
+//! The record of one request, made exactly once per accepted request (answered, failed,
+//! rejected, or cut off by the client), and handed to the [`Recorder`].
+
+use super::summary::ResponseSummary;
+use crate::api::Usage;
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// Everything Sluice knows about one finished request.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// Sluice's request id (also the `x-request-id` response header).
+    pub id: String,
+    /// When the request arrived.
+    #[serde(skip)]
+    pub started_at: SystemTime,
+    /// Start as Unix time, ms.
+    pub started_ms: u64,
+    /// Total time, ms.
+    pub duration_ms: u64,
+    /// Time to the first chunk sent, ms (streams only).
+    pub ttft_ms: Option<u64>,
+    /// `chat.completions`, `completions` or `embeddings`.
+    pub endpoint: String,
+    /// The model name the client asked for.
+    pub requested_model: String,
+    /// The deployment that answered (or was last tried).
+    pub deployment: Option<String>,
+    /// Its provider kind.
+    pub provider: Option<String>,
+    /// HTTP status sent to the client (499 when the client went away mid-stream).
+    pub status: u16,
+    /// Error `type`, for failures.
+    pub error_type: Option<String>,
+    /// Error message, for failures.
+    pub error_message: Option<String>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// What the response said.
+    pub response: ResponseSummary,
+    /// Token counts: the upstream's usage, or an estimate.
+    pub usage: Usage,
+    /// True when `usage` is an estimate (the upstream reported none).
+    pub usage_estimated: bool,
+    /// Number of upstream attempts made (retries and fallbacks included).
+    pub attempts: u32,
+}
+
+/// Where finished requests go. For now: one `info` line per request (never prompt text);
+/// the request log replaces this with its store.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder;
+
+impl Recorder {
+    /// Takes one finished request.
+    pub fn record(&self, r: RequestRecord) {
+        tracing::info!(
+            request_id = %r.id,
+            model = %r.requested_model,
+            deployment = r.deployment.as_deref().unwrap_or("-"),
+            status = r.status,
+            ms = r.duration_ms,
+            prompt_tokens = r.usage.prompt_tokens,
+            completion_tokens = r.usage.completion_tokens,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! What a response said, gathered for the log: text, tool calls, finish reason, usage.
+//! Built from a whole response or chunk by chunk from a stream.
+
+use crate::api::Usage;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A tool call as assembled from a response or stream deltas.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ToolCallSummary {
+    /// Call id.
+    pub id: String,
+    /// Function name.
+    pub name: String,
+    /// Arguments JSON text, fragments concatenated in order.
+    pub arguments: String,
+}
+
+/// The parts of a response Sluice keeps (choice 0 for text and tool calls).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResponseSummary {
+    /// The upstream's `model`.
+    pub model: Option<String>,
+    /// Text of choice 0 (chat `content` or completion `text`).
+    pub content: String,
+    /// Tool calls of choice 0, by index.
+    pub tool_calls: Vec<ToolCallSummary>,
+    /// `finish_reason` of choice 0.
+    pub finish_reason: Option<String>,
+    /// Usage as reported by the upstream, when it reported it.
+    pub usage: Option<Usage>,
+    /// `system_fingerprint`, when given.
+    pub system_fingerprint: Option<String>,
+}
+
+impl ResponseSummary {
+    /// Reads a whole chat completion, text completion or embeddings response.
+    pub fn from_response(json: &Value) -> Self {
+        let mut s = ResponseSummary::default();
+        s.read_common(json);
+        if let Some(c0) = first_choice(json) {
+            if let Some(msg) = c0.get("message") {
+                if let Some(t) = msg.get("content").and_then(Value::as_str) {
+                    s.content.push_str(t);
+                }
+                for tc in msg
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    s.tool_calls.push(ToolCallSummary {
+                        id: str_at(tc, &["id"]).to_string(),
+                        name: str_at(tc, &["function", "name"]).to_string(),
+                        arguments: str_at(tc, &["function", "arguments"]).to_string(),
+                    });
+                }
+            }
+            if let Some(t) = c0.get("text").and_then(Value::as_str) {
+                s.content.push_str(t);
+            }
+            s.finish_reason = c0
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        s
+    }
+
+    /// Adds one stream chunk.
+    pub fn add_chunk(&mut self, chunk: &Value) {
+        self.read_common(chunk);
+        let Some(c0) = first_choice(chunk) else {
+            return;
+        };
+        if let Some(delta) = c0.get("delta") {
+            if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                self.content.push_str(t);
+            }
+            for tc in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let idx = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+                if idx > 1024 {
+                    continue;
+                }
+                while self.tool_calls.len() <= idx {
+                    self.tool_calls.push(ToolCallSummary::default());
+                }
+                let slot = &mut self.tool_calls[idx];
+                if let Some(id) = tc.get("id").and_then(Value::as_str) {
+                    slot.id = id.to_string();
+                }
+                if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
+                    slot.name.push_str(n);
+                }
+                if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                    slot.arguments.push_str(a);
+                }
+            }
+        }
+        if let Some(t) = c0.get("text").and_then(Value::as_str) {
+            self.content.push_str(t);
+        }
+        if let Some(f) = c0.get("finish_reason").and_then(Value::as_str) {
+            self.finish_reason = Some(f.to_string());
+        }
+    }
+
+    fn read_common(&mut self, v: &Value) {
+        if let Some(m) = v.get("model").and_then(Value::as_str) {
+            self.model = Some(m.to_string());
+        }
+        if let Some(f) = v.get("system_fingerprint").and_then(Value::as_str) {
+            self.system_fingerprint = Some(f.to_string());
+        }
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            let p = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
+            let c = u
+                .get("completion_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            self.usage = Some(Usage::new(p, c));
+        }
+    }
+}
+
+fn first_choice(v: &Value) -> Option<&Value> {
+    v.get("choices")?.as_array()?.first()
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        match cur.get(*p) {
+            Some(n) => cur = n,
+            None => return "",
+        }
+    }
+    cur.as_str().unwrap_or("")
+}
+
+/// A rough token count for text when a backend reports none: one token per 4 bytes, at least
+/// one for non-empty text. Marked as estimated wherever it is used.
+pub fn estimate_tokens(texts: &[&str]) -> u64 {
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    if bytes == 0 {
+        0
+    } else {
+        (bytes as u64).div_ceil(4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn assembles_stream_deltas_and_tool_calls() {
+        let mut s = ResponseSummary::default();
+        s.add_chunk(&json!({"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"He"}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"content":"llo"}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"b","function":{"name":"g","arguments":"{\"y\""}}]}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{}"}}]}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":":1}"}}]}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}));
+        s.add_chunk(&json!({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}));
+        assert_eq!(s.content, "Hello");
+        assert_eq!(s.tool_calls[0].name, "f");
+        assert_eq!(s.tool_calls[1].arguments, "{\"y\":1}");
+        assert_eq!(s.finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(s.usage, Some(Usage::new(3, 4)));
+        assert_eq!(s.model.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn estimates() {
+        assert_eq!(estimate_tokens(&[]), 0);
+        assert_eq!(estimate_tokens(&["a"]), 1);
+        assert_eq!(estimate_tokens(&["abcd", "efghi"]), 3);
+    }
+}

@@ -1,0 +1,16 @@
+//! Sluice: an OpenAI-compatible LLM gateway that routes each request by YAML policies
+//! (openness, privacy, cost) to local or remote backends, and keeps its log local.
+//!
+//! Data flows one way: [`server`] (HTTP, protocol only) → [`gateway`] (route, call, record)
+//! → [`providers`] (wire protocols) → back to the client, with one record per request.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod providers;
+pub mod server;

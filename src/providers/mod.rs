@@ -1,0 +1,350 @@
+//! Backends: one module per wire protocol, dispatched by a plain `match` on
+//! [`ProviderKind`]. Every provider takes an OpenAI-shaped request and gives back an
+//! OpenAI-shaped [`Reply`]: a whole JSON body, or a stream of OpenAI chunk objects.
+//!
+//! Adding a provider: write `call` (and optionally `probe`) in a new module, add a variant to
+//! [`ProviderKind`] and one arm to [`call`] and [`probe`]; the server does not change.
+
+pub mod openai;
+pub mod sse;
+
+use crate::api::{ApiError, ChatCompletionRequest, GenericRequest};
+use crate::config::{DeploymentConfig, ProviderKind};
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Which OpenAI endpoint a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `POST /v1/completions`
+    Completions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path under `/v1`, e.g. `/chat/completions`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    /// OpenTelemetry GenAI `gen_ai.operation.name`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat",
+            Endpoint::Completions => "text_completion",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// The typed request a provider translates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestBody {
+    /// A chat completion.
+    Chat(ChatCompletionRequest),
+    /// A legacy completion or an embeddings request.
+    Generic(GenericRequest),
+}
+
+impl RequestBody {
+    /// The client-facing model name.
+    pub fn model(&self) -> &str {
+        match self {
+            RequestBody::Chat(r) => &r.model,
+            RequestBody::Generic(r) => &r.model,
+        }
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        match self {
+            RequestBody::Chat(r) => r.is_stream(),
+            RequestBody::Generic(r) => r.is_stream(),
+        }
+    }
+
+    /// Whether the client asked for the trailing usage chunk.
+    pub fn wants_stream_usage(&self) -> bool {
+        match self {
+            RequestBody::Chat(r) => r.wants_stream_usage(),
+            RequestBody::Generic(r) => r.wants_stream_usage(),
+        }
+    }
+
+    /// Every text of the request (messages, `prompt`, `input`).
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            RequestBody::Chat(r) => r.texts(),
+            RequestBody::Generic(r) => r.texts(),
+        }
+    }
+}
+
+/// One upstream call: which deployment, which endpoint, what body.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The deployment to call.
+    pub deployment: &'a DeploymentConfig,
+    /// The endpoint the client used.
+    pub endpoint: Endpoint,
+    /// The request, already carrying the client's (not the deployment's) model name.
+    pub body: &'a RequestBody,
+    /// Sluice's request id, forwarded as `x-request-id`.
+    pub request_id: &'a str,
+}
+
+/// A stream of OpenAI chunk objects (`chat.completion.chunk` or `text_completion`), ending
+/// after the last chunk (no `[DONE]` item). An `Err` item is a failure the client must see;
+/// the stream yields nothing after it.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, ApiError>> + Send>>;
+
+/// What a provider gives back.
+pub enum Reply {
+    /// A whole OpenAI-shaped JSON response.
+    Complete {
+        /// The body as sent to the client.
+        body: Bytes,
+        /// The same body, parsed.
+        json: Value,
+    },
+    /// A stream of OpenAI chunks.
+    Stream(ChunkStream),
+}
+
+/// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
+/// one), since reqwest sets connect timeouts per client.
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    clients: HashMap<u64, reqwest::Client>,
+    fallback: reqwest::Client,
+}
+
+impl Upstreams {
+    /// Builds the clients the deployments need.
+    pub fn new(deployments: &[DeploymentConfig]) -> Result<Self, String> {
+        let mut clients = HashMap::new();
+        for d in deployments {
+            let ms = d.connect_timeout_ms();
+            if let std::collections::hash_map::Entry::Vacant(e) = clients.entry(ms) {
+                e.insert(build_client(ms)?);
+            }
+        }
+        Ok(Upstreams {
+            clients,
+            fallback: build_client(5_000)?,
+        })
+    }
+
+    /// The client for `deployment`.
+    pub fn client(&self, deployment: &DeploymentConfig) -> &reqwest::Client {
+        self.clients
+            .get(&deployment.connect_timeout_ms())
+            .unwrap_or(&self.fallback)
+    }
+}
+
+fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(connect_timeout_ms))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}
+
+/// Calls the deployment of `call` with its provider's protocol.
+///
+/// Errors: the upstream's own 4xx (same status, OpenAI envelope); 502 for connection
+/// failures, 5xx and unreadable answers; 504 for timeouts. Messages name the deployment,
+/// never its API key.
+pub async fn call(http: &Upstreams, call: Call<'_>) -> Result<Reply, ApiError> {
+    match call.deployment.provider {
+        ProviderKind::Openai => openai::call(http.client(call.deployment), call).await,
+        ProviderKind::Ollama | ProviderKind::Anthropic => Err(ApiError::invalid_request(format!(
+            "provider `{}` of deployment `{}` is not implemented yet",
+            call.deployment.provider.as_str(),
+            call.deployment.name
+        ))),
+    }
+}
+
+/// Checks that the deployment answers at all (for `GET /health/ready`), within `timeout`.
+pub async fn probe(
+    http: &Upstreams,
+    deployment: &DeploymentConfig,
+    timeout: Duration,
+) -> Result<(), String> {
+    let url = match deployment.provider {
+        ProviderKind::Openai => join_url(&deployment.base_url, "/models"),
+        ProviderKind::Ollama => join_url(&deployment.base_url, "/api/version"),
+        ProviderKind::Anthropic => deployment.base_url.clone(),
+    };
+    let req = http.client(deployment).get(url).timeout(timeout);
+    match req.send().await {
+        // Any HTTP answer (even 401/404) proves the server is there.
+        Ok(_) => Ok(()),
+        Err(e) => Err(describe_reqwest_error(&e)),
+    }
+}
+
+/// `base` + `path`, with exactly one `/` between them.
+pub fn join_url(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// Maps a reqwest failure to the client's error: timeout → 504, else 502.
+pub fn upstream_failure(deployment: &str, e: &reqwest::Error) -> ApiError {
+    if e.is_timeout() {
+        ApiError::gateway_timeout(deployment)
+    } else {
+        ApiError::bad_gateway(deployment, describe_reqwest_error(e))
+    }
+}
+
+/// A short description of a reqwest failure without URLs (which could carry credentials).
+pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response body could not be read"
+    } else if e.is_request() {
+        "request could not be sent"
+    } else {
+        "upstream error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} ({detail})")
+    }
+}
+
+/// The error that a stream ending without its last chunk becomes.
+pub fn stream_ended_early(deployment: &str) -> ApiError {
+    ApiError::bad_gateway(
+        deployment,
+        "the upstream stream ended before it was complete",
+    )
+}
+
+/// The status a stream error should get when nothing was sent to the client yet:
+/// `error.code` when it is a numeric 4xx/5xx, else the error's own status.
+pub fn status_of_stream_error(e: &ApiError) -> ApiError {
+    let numeric = e.body.code.as_ref().and_then(|c| match c {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse::<u64>().ok(),
+        _ => None,
+    });
+    match numeric.and_then(|n| u16::try_from(n).ok()) {
+        Some(n @ 400..=599) => {
+            let mut out = e.clone();
+            out.status =
+                axum::http::StatusCode::from_u16(n).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+            out
+        }
+        _ => e.clone(),
+    }
+}
+
+/// Turns a whole chat or text completion into the chunks a stream of it would have had: one
+/// content chunk per choice (with `role`, text and indexed tool calls), one finish chunk per
+/// choice, and a usage-only chunk when the body has `usage`. Used when a server answers a
+/// streaming request with one JSON document.
+pub fn complete_as_stream(json: Value) -> ChunkStream {
+    let chunks = completion_to_chunks(&json);
+    Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))
+}
+
+fn completion_to_chunks(json: &Value) -> Vec<Value> {
+    let is_chat = json.get("object").and_then(Value::as_str) != Some("text_completion");
+    let object = if is_chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    let base = |choices: Value| {
+        serde_json::json!({
+            "id": json.get("id").cloned().unwrap_or(Value::Null),
+            "object": object,
+            "created": json.get("created").cloned().unwrap_or(Value::from(0)),
+            "model": json.get("model").cloned().unwrap_or(Value::Null),
+            "choices": choices,
+        })
+    };
+    let mut out = Vec::new();
+    let empty = Vec::new();
+    let choices = json
+        .get("choices")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    for (i, c) in choices.iter().enumerate() {
+        let index = c.get("index").cloned().unwrap_or(Value::from(i));
+        let finish = c.get("finish_reason").cloned().unwrap_or(Value::Null);
+        if is_chat {
+            let msg = c.get("message").cloned().unwrap_or(Value::Null);
+            let mut delta = serde_json::Map::new();
+            delta.insert("role".into(), Value::from("assistant"));
+            delta.insert(
+                "content".into(),
+                msg.get("content").cloned().unwrap_or(Value::Null),
+            );
+            if let Some(Value::Array(calls)) = msg.get("tool_calls") {
+                let indexed: Vec<Value> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(k, tc)| {
+                        let mut tc = tc.clone();
+                        if let Value::Object(m) = &mut tc {
+                            m.insert("index".into(), Value::from(k));
+                        }
+                        tc
+                    })
+                    .collect();
+                delta.insert("tool_calls".into(), Value::Array(indexed));
+            }
+            out.push(base(
+                serde_json::json!([{"index": index, "delta": delta, "finish_reason": null}]),
+            ));
+            out.push(base(
+                serde_json::json!([{"index": index, "delta": {}, "finish_reason": finish}]),
+            ));
+        } else {
+            let text = c.get("text").cloned().unwrap_or(Value::from(""));
+            out.push(base(
+                serde_json::json!([{"index": index, "text": text, "finish_reason": finish}]),
+            ));
+        }
+    }
+    if let Some(usage) = json.get("usage").filter(|u| !u.is_null()) {
+        let mut u = base(Value::Array(Vec::new()));
+        if let Value::Object(m) = &mut u {
+            m.insert("usage".into(), usage.clone());
+        }
+        out.push(u);
+    }
+    out
+}

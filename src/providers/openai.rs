@@ -1,0 +1,251 @@
+//! `provider: openai`: any OpenAI-compatible server (OpenAI, vLLM, llama.cpp's llama-server,
+//! LM Studio, Groq, Mistral, DeepSeek, OpenRouter, Together).
+//!
+//! The request is forwarded as the client sent it, with `model` rewritten to the deployment's
+//! id; streams always ask for `stream_options.include_usage` so Sluice can count tokens (the
+//! gateway strips the usage chunk again when the client did not ask for it). Responses pass
+//! through unchanged; streams are re-framed event by event as they arrive (see
+//! [`super::sse`]).
+
+use super::sse::{SseEvent, SseParser};
+use super::{
+    Call, ChunkStream, Reply, RequestBody, join_url, stream_ended_early, upstream_failure,
+};
+use crate::api::ApiError;
+use crate::api::error::{default_kind_for, error_from_value};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Sends `call` to an OpenAI-compatible deployment.
+///
+/// Errors: see [`super::call`]. A 200 answer whose JSON is an error object (some servers do
+/// that) is an error too.
+pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, ApiError> {
+    let dep = call.deployment;
+    let stream = call.body.is_stream();
+    let body = upstream_body(call)?;
+    let url = join_url(&dep.base_url, call.endpoint.path());
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-request-id", call.request_id)
+        .body(body);
+    if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
+        req = req.bearer_auth(key);
+    }
+    let timeout = Duration::from_millis(dep.timeout_ms());
+    if !stream {
+        req = req.timeout(timeout);
+    }
+    let resp = match tokio::time::timeout(timeout, req.send()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(upstream_failure(&dep.name, &e)),
+        Err(_) => return Err(ApiError::gateway_timeout(&dep.name)),
+    };
+    let status = resp.status();
+    let is_sse = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !status.is_success() {
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| upstream_failure(&dep.name, &e))?;
+        return Err(ApiError::from_upstream(&dep.name, status.as_u16(), &bytes));
+    }
+    if stream && is_sse {
+        let idle = Duration::from_millis(dep.stream_idle_timeout_ms());
+        return Ok(Reply::Stream(sse_chunks(resp, dep.name.clone(), idle)));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| upstream_failure(&dep.name, &e))?;
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
+    if json.get("choices").is_none()
+        && json.get("data").is_none()
+        && let Some(err) = error_from_value(&json, "server_error")
+    {
+        return Err(ApiError {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            body: err,
+        });
+    }
+    if stream {
+        // The client asked for a stream but the server answered with one JSON document.
+        return Ok(Reply::Stream(super::complete_as_stream(json)));
+    }
+    Ok(Reply::Complete { body: bytes, json })
+}
+
+/// The JSON sent upstream: the client's request with the deployment's model id, and usage
+/// asked for on streams.
+fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
+    let model = call.deployment.model.clone();
+    let result = match call.body {
+        RequestBody::Chat(r) => {
+            let mut r = r.clone();
+            r.model = model;
+            if r.is_stream() {
+                let opts = r.stream_options.get_or_insert(crate::api::StreamOptions {
+                    include_usage: None,
+                    extra: Default::default(),
+                });
+                opts.include_usage = Some(true);
+            }
+            serde_json::to_vec(&r)
+        }
+        RequestBody::Generic(r) => {
+            let mut r = r.clone();
+            r.model = model;
+            if r.is_stream() {
+                let opts = r.stream_options.get_or_insert(crate::api::StreamOptions {
+                    include_usage: None,
+                    extra: Default::default(),
+                });
+                opts.include_usage = Some(true);
+            }
+            serde_json::to_vec(&r)
+        }
+    };
+    result.map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))
+}
+
+struct SseState {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    parser: SseParser,
+    pending: VecDeque<SseEvent>,
+    deployment: String,
+    idle: Duration,
+    saw_finish: bool,
+    done: bool,
+}
+
+/// Turns an upstream SSE response into a stream of OpenAI chunk objects.
+fn sse_chunks(resp: reqwest::Response, deployment: String, idle: Duration) -> ChunkStream {
+    let state = SseState {
+        body: resp.bytes_stream().boxed(),
+        parser: SseParser::new(),
+        pending: VecDeque::new(),
+        deployment,
+        idle,
+        saw_finish: false,
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            if let Some(ev) = st.pending.pop_front() {
+                match event_to_chunk(&ev, &st.deployment) {
+                    EventOutcome::Chunk(v) => {
+                        st.saw_finish |= has_finish_reason(&v);
+                        return Some((Ok(v), st));
+                    }
+                    EventOutcome::Done => {
+                        st.done = true;
+                        return None;
+                    }
+                    EventOutcome::Skip => continue,
+                    EventOutcome::Error(e) => {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+            match tokio::time::timeout(st.idle, st.body.next()).await {
+                Ok(Some(Ok(bytes))) => {
+                    let evs = st.parser.push(&bytes);
+                    st.pending.extend(evs);
+                }
+                Ok(Some(Err(e))) => {
+                    if st.saw_finish {
+                        return None;
+                    }
+                    st.done = true;
+                    let err = {
+                        ApiError::bad_gateway(
+                            &st.deployment,
+                            format!(
+                                "the stream broke off: {}",
+                                super::describe_reqwest_error(&e)
+                            ),
+                        )
+                    };
+                    return Some((Err(err), st));
+                }
+                Ok(None) => {
+                    if let Some(ev) = st.parser.finish() {
+                        st.pending.push_back(ev);
+                        continue;
+                    }
+                    if st.saw_finish {
+                        return None;
+                    }
+                    st.done = true;
+                    let e = stream_ended_early(&st.deployment);
+                    return Some((Err(e), st));
+                }
+                Err(_) => {
+                    st.done = true;
+                    let e = ApiError::gateway_timeout(&st.deployment);
+                    return Some((Err(e), st));
+                }
+            }
+        }
+    }))
+}
+
+enum EventOutcome {
+    Chunk(Value),
+    Done,
+    Skip,
+    Error(ApiError),
+}
+
+fn event_to_chunk(ev: &SseEvent, deployment: &str) -> EventOutcome {
+    let data = ev.data.trim();
+    if data == "[DONE]" {
+        return EventOutcome::Done;
+    }
+    let v: Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(e) => {
+            return EventOutcome::Error(ApiError::bad_gateway(
+                deployment,
+                format!("stream event is not JSON ({e})"),
+            ));
+        }
+    };
+    if v.get("choices").is_none() {
+        if let Some(mut err) = error_from_value(&v, "server_error") {
+            if err.kind.is_empty() {
+                err.kind = default_kind_for(axum::http::StatusCode::BAD_GATEWAY).into();
+            }
+            return EventOutcome::Error(ApiError {
+                status: axum::http::StatusCode::BAD_GATEWAY,
+                body: err,
+            });
+        }
+        if v.get("usage").is_none() {
+            return EventOutcome::Skip;
+        }
+    }
+    EventOutcome::Chunk(v)
+}
+
+fn has_finish_reason(v: &Value) -> bool {
+    v.get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
+        })
+}

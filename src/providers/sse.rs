@@ -1,0 +1,204 @@
+//! Incremental Server-Sent Events parser for upstream streams.
+//!
+//! Follows the WHATWG event-stream rules
+//! (<https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation>):
+//! lines end in `\n`, `\r\n` or `\r`; an empty line dispatches the event; several `data:` lines
+//! are joined with `\n`; one space after the colon is dropped; `:` lines are comments; events
+//! with an empty data buffer are not dispatched. Bytes may arrive split anywhere (inside a
+//! prefix, a JSON string or a multi-byte character) or many events per read.
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, when the upstream set one (Anthropic does).
+    pub event: Option<String>,
+    /// The data buffer, `data:` lines joined by `\n`.
+    pub data: String,
+}
+
+/// Buffers bytes and yields whole events.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    data: Vec<u8>,
+    has_data: bool,
+    event: Option<String>,
+}
+
+impl SseParser {
+    /// A parser with empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds `bytes`; returns the events completed by them, in order.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        self.buf.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < self.buf.len() {
+            let b = self.buf[i];
+            if b == b'\n' || b == b'\r' {
+                if b == b'\r' && i + 1 == self.buf.len() {
+                    // A lone `\r` at the end might be the first half of `\r\n`: wait.
+                    break;
+                }
+                let line = self.buf[start..i].to_vec();
+                let next = if b == b'\r' && self.buf.get(i + 1) == Some(&b'\n') {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                if let Some(ev) = self.line(&line) {
+                    events.push(ev);
+                }
+                start = next;
+                i = next;
+            } else {
+                i += 1;
+            }
+        }
+        self.buf.drain(..start);
+        events
+    }
+
+    /// Ends the input: a last event not followed by a blank line is still dispatched.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            let line: &[u8] = rest.strip_suffix(b"\r").unwrap_or(&rest);
+            if let Some(ev) = self.line(line) {
+                return Some(ev);
+            }
+        }
+        self.dispatch()
+    }
+
+    fn line(&mut self, line: &[u8]) -> Option<SseEvent> {
+        if line.is_empty() {
+            return self.dispatch();
+        }
+        if line[0] == b':' {
+            return None;
+        }
+        let (field, value) = match line.iter().position(|&c| c == b':') {
+            Some(p) => {
+                let v = &line[p + 1..];
+                (&line[..p], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+            _ => {} // id, retry and unknown fields are ignored.
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = self.event.take();
+        if !self.has_data {
+            return None;
+        }
+        self.has_data = false;
+        let data = String::from_utf8_lossy(&std::mem::take(&mut self.data)).into_owned();
+        if data.is_empty() {
+            return None;
+        }
+        Some(SseEvent { event, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STREAM: &str = "data: {\"a\":\"h\u{e9}llo \u{1F600}\"}\n\n: keep-alive\n\nretry: 3000\n\nid: 7\n\nevent: message_start\ndata: {\"b\":1}\n\ndata: line1\ndata: line2\n\ndata:[DONE]\n\n";
+
+    fn expected() -> Vec<SseEvent> {
+        vec![
+            SseEvent {
+                event: None,
+                data: "{\"a\":\"h\u{e9}llo \u{1F600}\"}".into(),
+            },
+            SseEvent {
+                event: Some("message_start".into()),
+                data: "{\"b\":1}".into(),
+            },
+            SseEvent {
+                event: None,
+                data: "line1\nline2".into(),
+            },
+            SseEvent {
+                event: None,
+                data: "[DONE]".into(),
+            },
+        ]
+    }
+
+    fn parse_in_pieces(bytes: &[u8], cuts: &[usize]) -> Vec<SseEvent> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for &c in cuts {
+            let c = c.min(bytes.len()).max(last);
+            out.extend(p.push(&bytes[last..c]));
+            last = c;
+        }
+        out.extend(p.push(&bytes[last..]));
+        out.extend(p.finish());
+        out
+    }
+
+    #[test]
+    fn whole_stream_in_one_read() {
+        assert_eq!(parse_in_pieces(STREAM.as_bytes(), &[]), expected());
+    }
+
+    #[test]
+    fn one_byte_per_read() {
+        let b = STREAM.as_bytes();
+        let cuts: Vec<usize> = (1..b.len()).collect();
+        assert_eq!(parse_in_pieces(b, &cuts), expected());
+    }
+
+    #[test]
+    fn crlf_and_cr_line_endings() {
+        let crlf = STREAM.replace('\n', "\r\n");
+        let cuts: Vec<usize> = (1..crlf.len()).collect();
+        assert_eq!(parse_in_pieces(crlf.as_bytes(), &cuts), expected());
+        let cr = STREAM.replace('\n', "\r");
+        assert_eq!(parse_in_pieces(cr.as_bytes(), &[]), expected());
+    }
+
+    #[test]
+    fn last_event_without_blank_line() {
+        assert_eq!(
+            parse_in_pieces(b"data: x", &[]),
+            vec![SseEvent {
+                event: None,
+                data: "x".into()
+            }]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_points_give_the_same_events(mut cuts in proptest::collection::vec(0usize..200, 0..12)) {
+            cuts.sort_unstable();
+            let crlf = STREAM.replace('\n', "\r\n");
+            for text in [STREAM.to_string(), crlf] {
+                prop_assert_eq!(parse_in_pieces(text.as_bytes(), &cuts), expected());
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! HTTP: the axum router, handlers (protocol work only) and the middleware order.
+//!
+//! Middleware order, outermost first — written down here and nowhere else:
+//! 1. `request_id`: takes the client's `x-request-id` or makes a UUIDv7, puts it on the
+//!    request and the response.
+//! 2. handlers: read the body up to `server.max_body_bytes` (413 past it), parse it once into
+//!    the typed request (400 naming `param`), call the [`Gateway`].
+//!
+//! Every route answers both with and without the `/v1` prefix. Unknown routes get a 404 in
+//! OpenAI's error shape.
+
+use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_body};
+use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
+use crate::providers::{Endpoint, RequestBody};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Header carrying the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Builds the router over `gateway`.
+pub fn router(gateway: Gateway) -> Router {
+    let api = Router::new()
+        .route("/chat/completions", post(chat_completions))
+        .route("/completions", post(completions))
+        .route("/embeddings", post(embeddings))
+        .route("/models", get(list_models))
+        .route("/models/{*id}", get(get_model));
+    Router::new()
+        .nest("/v1", api.clone())
+        .merge(api)
+        .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_id))
+        .with_state(gateway)
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(REQUEST_ID, value);
+    resp
+}
+
+fn id_of(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
+}
+
+async fn read_body(gateway: &Gateway, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let limit = gateway.config.server.max_body_bytes;
+    to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("Request body is larger than the limit of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    })
+}
+
+async fn chat_completions(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let bytes = read_body(&gw, body).await?;
+        let req: ChatCompletionRequest = parse_body(&bytes)?;
+        Ok(RequestBody::Chat(req))
+    }
+    .await;
+    serve(gw, headers, Endpoint::ChatCompletions, result).await
+}
+
+async fn completions(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let bytes = read_body(&gw, body).await?;
+        let req: GenericRequest = parse_body(&bytes)?;
+        if !req.extra.contains_key("prompt") {
+            return Err(missing("prompt"));
+        }
+        Ok(RequestBody::Generic(req))
+    }
+    .await;
+    serve(gw, headers, Endpoint::Completions, result).await
+}
+
+async fn embeddings(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let bytes = read_body(&gw, body).await?;
+        let req: GenericRequest = parse_body(&bytes)?;
+        if !req.extra.contains_key("input") {
+            return Err(missing("input"));
+        }
+        if req.is_stream() {
+            return Err(
+                ApiError::invalid_request("Embeddings cannot be streamed.").with_param("stream")
+            );
+        }
+        Ok(RequestBody::Generic(req))
+    }
+    .await;
+    serve(gw, headers, Endpoint::Embeddings, result).await
+}
+
+fn missing(param: &str) -> ApiError {
+    ApiError::invalid_request(format!("Missing required parameter: '{param}'.")).with_param(param)
+}
+
+async fn serve(
+    gw: Gateway,
+    headers: HeaderMap,
+    endpoint: Endpoint,
+    parsed: Result<RequestBody, ApiError>,
+) -> Response {
+    let body = match parsed {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = RequestContext::new(id_of(&headers), endpoint);
+    match gw.handle(ctx, body).await {
+        Ok(reply) => reply_response(reply),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn reply_response(reply: GatewayReply) -> Response {
+    let mut resp = match reply.body {
+        ReplyBody::Json(bytes) => {
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        ReplyBody::Sse(stream) => (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::from_stream(stream),
+        )
+            .into_response(),
+    };
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+/// `GET /v1/models`: configured model names and deployment names, in OpenAI's list shape.
+async fn list_models(State(gw): State<Gateway>) -> Response {
+    let data: Vec<Value> = model_ids(&gw).into_iter().map(model_object).collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// `GET /v1/models/{id}`.
+async fn get_model(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    if model_ids(&gw).iter().any(|m| *m == id) {
+        axum::Json(model_object(id)).into_response()
+    } else {
+        ApiError::model_not_found(&id).into_response()
+    }
+}
+
+fn model_ids(gw: &Gateway) -> Vec<String> {
+    gw.config
+        .models
+        .iter()
+        .map(|m| m.name.clone())
+        .chain(gw.config.deployments.iter().map(|d| d.name.clone()))
+        .collect()
+}
+
+fn model_object(id: String) -> Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": "sluice"})
+}
+
+async fn health() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /health/ready`: probes every deployment (short timeout, in parallel). 200 when at
+/// least one is reachable (or none is configured), else 503.
+async fn ready(State(gw): State<Gateway>) -> Response {
+    let timeout = Duration::from_millis(gw.config.server.ready_timeout_ms);
+    let probes = gw.config.deployments.iter().map(|d| {
+        let gw = gw.clone();
+        async move {
+            let r = crate::providers::probe(gw.upstreams(), d, timeout).await;
+            json!({
+                "name": d.name,
+                "provider": d.provider.as_str(),
+                "reachable": r.is_ok(),
+                "error": r.err(),
+            })
+        }
+    });
+    let results = futures_util::future::join_all(probes).await;
+    let any = results.is_empty() || results.iter().any(|r| r["reachable"] == json!(true));
+    let status = if any {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(
+            json!({"status": if any {"ready"} else {"unavailable"}, "deployments": results}),
+        ),
+    )
+        .into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("Unknown request URL: {} {}", req.method(), req.uri().path()),
+    )
+    .with_code("unknown_url")
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!(
+            "Method {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response()
+}
+
+/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting and gives
+/// in-flight requests `server.shutdown_grace_ms` to finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = Duration::from_millis(gateway.config.server.shutdown_grace_ms);
+    let app = router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = tx.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let deadline = async move {
+        if rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r,
+        _ = deadline => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
