@@ -171,7 +171,7 @@ async fn list_models(State(gw): State<Gateway>) -> Response {
 
 /// `GET /v1/models/{id}`.
 async fn get_model(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
-    if model_ids(&gw).iter().any(|m| *m == id) {
+    if model_ids(&gw).contains(&id) {
         axum::Json(model_object(id)).into_response()
     } else {
         ApiError::model_not_found(&id).into_response()

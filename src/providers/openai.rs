@@ -149,10 +149,7 @@ fn sse_chunks(resp: reqwest::Response, deployment: String, idle: Duration) -> Ch
                         st.saw_finish |= has_finish_reason(&v);
                         return Some((Ok(v), st));
                     }
-                    EventOutcome::Done => {
-                        st.done = true;
-                        return None;
-                    }
+                    EventOutcome::Done => return None,
                     EventOutcome::Skip => continue,
                     EventOutcome::Error(e) => {
                         st.done = true;

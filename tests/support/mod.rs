@@ -1,0 +1,229 @@
+//! Test harness: mock upstreams on 127.0.0.1 that record what they receive and count calls,
+//! and an in-process Sluice on an ephemeral port.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// What a mock received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// What a mock answers.
+pub enum MockReply {
+    /// Status + JSON (or any) body.
+    Json(u16, Value),
+    /// Status + raw text body.
+    Text(u16, &'static str),
+    /// 200 text/event-stream, each item written as its own body chunk.
+    Sse(Vec<Bytes>),
+    /// 200 with the given content type and chunks.
+    Chunks(&'static str, Vec<Bytes>),
+    /// 200 SSE: sends the chunks, then stays open until the client goes away; `gone` fires
+    /// when the body is dropped (the upstream request was cancelled).
+    SseThenHang(Vec<Bytes>, Arc<Mutex<Option<oneshot::Sender<()>>>>),
+    /// Never answers (for timeouts); fires `gone` when cancelled.
+    Hang,
+}
+
+type Handler = dyn Fn(&Received) -> MockReply + Send + Sync;
+type MockState = (Arc<Mutex<Vec<Received>>>, Arc<Handler>);
+
+/// A mock upstream.
+#[derive(Clone)]
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Mock {
+    /// Starts a mock on 127.0.0.1 answering every request with `handler`.
+    pub async fn start(handler: impl Fn(&Received) -> MockReply + Send + Sync + 'static) -> Mock {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let state = (received.clone(), Arc::new(handler) as Arc<Handler>);
+        let app = axum::Router::new().fallback(mock_handler).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Mock { addr, received }
+    }
+
+    /// `http://127.0.0.1:PORT` + `suffix`.
+    pub fn url(&self, suffix: &str) -> String {
+        format!("http://{}{}", self.addr, suffix)
+    }
+
+    /// Number of requests received.
+    pub fn calls(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Received {
+        self.received.lock().unwrap().last().cloned().unwrap()
+    }
+}
+
+async fn mock_handler(
+    State((received, handler)): State<MockState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = Received {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let reply = handler(&r);
+    received.lock().unwrap().push(r);
+    match reply {
+        MockReply::Json(status, v) => (
+            StatusCode::from_u16(status).unwrap(),
+            [("content-type", "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+        MockReply::Text(status, t) => (StatusCode::from_u16(status).unwrap(), t).into_response(),
+        MockReply::Sse(chunks) => stream_response("text/event-stream", chunks, None),
+        MockReply::Chunks(ct, chunks) => stream_response(ct, chunks, None),
+        MockReply::SseThenHang(chunks, gone) => {
+            let tx = gone.lock().unwrap().take();
+            stream_response("text/event-stream", chunks, tx)
+        }
+        MockReply::Hang => std::future::pending::<Response>().await,
+    }
+}
+
+struct DropSignal(Option<oneshot::Sender<()>>);
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn stream_response(
+    ct: &'static str,
+    chunks: Vec<Bytes>,
+    hang: Option<oneshot::Sender<()>>,
+) -> Response {
+    let hangs = hang.is_some();
+    let guard = DropSignal(hang);
+    let s = futures_util::stream::unfold(
+        (chunks.into_iter(), guard, hangs),
+        |(mut it, guard, hangs)| async move {
+            match it.next() {
+                Some(c) => {
+                    // Yield to the runtime so each chunk is written on its own.
+                    tokio::task::yield_now().await;
+                    Some((Ok::<Bytes, std::io::Error>(c), (it, guard, hangs)))
+                }
+                None if hangs => {
+                    let _keep = guard;
+                    std::future::pending::<()>().await;
+                    None
+                }
+                None => None,
+            }
+        },
+    );
+    ([("content-type", ct)], Body::from_stream(s)).into_response()
+}
+
+/// SSE frame for a JSON value.
+pub fn sse(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+/// The `data: [DONE]` frame.
+pub fn done() -> Bytes {
+    Bytes::from_static(b"data: [DONE]\n\n")
+}
+
+/// A running Sluice.
+pub struct Sluice {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Sluice {
+    /// Starts Sluice with the given YAML config on 127.0.0.1 (ephemeral port).
+    pub async fn start(yaml: &str) -> Sluice {
+        let config = sluice::config::parse("test.yaml", yaml).unwrap();
+        Self::start_config(config).await
+    }
+
+    /// Starts Sluice with a parsed config.
+    pub async fn start_config(config: sluice::config::Config) -> Sluice {
+        let gateway = sluice::gateway::Gateway::new(config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(sluice::server::run(listener, gateway, async move {
+            let _ = rx.await;
+        }));
+        Sluice {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful stop; waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A reqwest client for talking to Sluice.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Reads an SSE body into its `data:` payloads (as strings), checking every frame is whole.
+pub fn data_events(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            assert!(f.starts_with("data: "), "frame not a data line: {f:?}");
+            assert!(!f.contains('\n'), "multi-line frame: {f:?}");
+            f["data: ".len()..].to_string()
+        })
+        .collect()
+}
+
+/// Minimal config with one openai deployment `up` at `base` and model `default` over it.
+pub fn one_deployment(base: &str) -> String {
+    format!(
+        "deployments:\n  - name: up\n    provider: openai\n    base_url: {base}\n    model: upstream-model\nmodels:\n  - name: default\n    deployments: [up]\n"
+    )
+}
