@@ -14,12 +14,13 @@ use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
 use crate::providers::{Endpoint, RequestBody};
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Header carrying the request id.
@@ -79,17 +80,27 @@ async fn read_body(gateway: &Gateway, body: Body) -> Result<bytes::Bytes, ApiErr
     })
 }
 
-async fn chat_completions(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+async fn chat_completions(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
         let req: ChatCompletionRequest = parse_body(&bytes)?;
         Ok(RequestBody::Chat(req))
     }
     .await;
-    serve(gw, headers, Endpoint::ChatCompletions, result).await
+    serve(gw, peer, headers, Endpoint::ChatCompletions, result).await
 }
 
-async fn completions(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+async fn completions(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
         let req: GenericRequest = parse_body(&bytes)?;
@@ -99,10 +110,15 @@ async fn completions(State(gw): State<Gateway>, headers: HeaderMap, body: Body) 
         Ok(RequestBody::Generic(req))
     }
     .await;
-    serve(gw, headers, Endpoint::Completions, result).await
+    serve(gw, peer, headers, Endpoint::Completions, result).await
 }
 
-async fn embeddings(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+async fn embeddings(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
         let req: GenericRequest = parse_body(&bytes)?;
@@ -117,7 +133,7 @@ async fn embeddings(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -
         Ok(RequestBody::Generic(req))
     }
     .await;
-    serve(gw, headers, Endpoint::Embeddings, result).await
+    serve(gw, peer, headers, Endpoint::Embeddings, result).await
 }
 
 fn missing(param: &str) -> ApiError {
@@ -126,6 +142,7 @@ fn missing(param: &str) -> ApiError {
 
 async fn serve(
     gw: Gateway,
+    peer: SocketAddr,
     headers: HeaderMap,
     endpoint: Endpoint,
     parsed: Result<RequestBody, ApiError>,
@@ -134,7 +151,9 @@ async fn serve(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let ctx = RequestContext::new(id_of(&headers), endpoint);
+    let mut ctx = RequestContext::new(id_of(&headers), endpoint);
+    ctx.client_ip = Some(peer.ip().to_string());
+    ctx.headers = headers;
     match gw.handle(ctx, body).await {
         Ok(reply) => reply_response(reply),
         Err(e) => e.into_response(),

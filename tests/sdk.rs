@@ -15,16 +15,26 @@ fn chunk(delta: Value, finish: Value) -> Value {
 
 fn upstream(r: &Received) -> MockReply {
     if r.path == "/v1/embeddings" {
-        return MockReply::Json(200, json!({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5,1.0]}],"model":"upstream-model","usage":{"prompt_tokens":3,"total_tokens":3}}));
+        return MockReply::Json(
+            200,
+            json!({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5,1.0]}],"model":"upstream-model","usage":{"prompt_tokens":3,"total_tokens":3}}),
+        );
     }
     let has_tools = r.body.get("tools").is_some();
-    let last_is_tool = r.body["messages"].as_array().and_then(|m| m.last()).map(|m| m["role"] == "tool").unwrap_or(false);
+    let last_is_tool = r.body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .map(|m| m["role"] == "tool")
+        .unwrap_or(false);
     if r.body["stream"] == true {
         let mut chunks = vec![chunk(json!({"role":"assistant","content":""}), Value::Null)];
         if has_tools && !last_is_tool {
             chunks.push(chunk(json!({"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}), Value::Null));
             chunks.push(chunk(json!({"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"get_time","arguments":"{\"tz\":\"CET\"}"}}]}), Value::Null));
-            chunks.push(chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}), Value::Null));
+            chunks.push(chunk(
+                json!({"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}),
+                Value::Null,
+            ));
             chunks.push(chunk(json!({}), json!("tool_calls")));
         } else {
             for p in ["Hello", " from", " the", " mock", "!"] {
@@ -44,10 +54,17 @@ fn upstream(r: &Received) -> MockReply {
     } else {
         json!({"role":"assistant","content":"Hello from the mock!"})
     };
-    let finish = if message["tool_calls"].is_array() { "tool_calls" } else { "stop" };
-    MockReply::Json(200, json!({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"upstream-model",
+    let finish = if message["tool_calls"].is_array() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    MockReply::Json(
+        200,
+        json!({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"upstream-model",
         "choices":[{"index":0,"message":message,"logprobs":null,"finish_reason":finish}],
-        "usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}))
+        "usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +75,14 @@ async fn official_openai_python_sdk_against_sluice() {
     let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
     let base = s.url("/v1");
     let out = tokio::process::Command::new(python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sdk/test_openai_sdk.py"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/sdk/test_openai_sdk.py",
+        ])
         .env("OPENAI_BASE_URL", &base)
         .env("OPENAI_API_KEY", "sk-test")
         .env("NO_PROXY", "127.0.0.1")
@@ -71,7 +95,10 @@ async fn official_openai_python_sdk_against_sluice() {
     assert!(stdout.contains("5 passed"), "{stdout}");
     // The tool round trip sent the tool result back upstream as a `tool` message.
     let tool_turn = mock.received.lock().unwrap().iter().any(|r| {
-        r.body["messages"].as_array().is_some_and(|m| m.iter().any(|x| x["role"] == "tool" && x["tool_call_id"] == "call_a"))
+        r.body["messages"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|x| x["role"] == "tool" && x["tool_call_id"] == "call_a")
+        })
     });
     assert!(tool_turn);
     s.stop().await;

@@ -32,6 +32,10 @@ pub struct RequestContext {
     pub started_at: SystemTime,
     /// The endpoint used.
     pub endpoint: Endpoint,
+    /// The request headers (policies match on them).
+    pub headers: axum::http::HeaderMap,
+    /// The client's IP address, when known.
+    pub client_ip: Option<String>,
 }
 
 impl RequestContext {
@@ -42,6 +46,8 @@ impl RequestContext {
             started: Instant::now(),
             started_at: SystemTime::now(),
             endpoint,
+            headers: axum::http::HeaderMap::new(),
+            client_ip: None,
         }
     }
 }
@@ -196,6 +202,17 @@ impl Gateway {
             usage: Usage::default(),
             usage_estimated: false,
             attempts: 0,
+            api_key_id: None,
+            end_user: body_user(body),
+            client_ip: ctx.client_ip.clone(),
+            hosting: None,
+            openness: None,
+            policies: Vec::new(),
+            pii_kinds: Vec::new(),
+            cost_usd: None,
+            sampling: None,
+            request_body: None,
+            log_mode: None,
         }
     }
 
@@ -285,6 +302,17 @@ enum Attempted {
 /// Whether another deployment may be tried after this error: server-side failures only.
 pub fn is_retryable(e: &ApiError) -> bool {
     e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
+}
+
+fn body_user(body: &RequestBody) -> Option<String> {
+    match body {
+        RequestBody::Chat(r) => r.user.clone(),
+        RequestBody::Generic(r) => r
+            .extra
+            .get("user")
+            .and_then(|u| u.as_str())
+            .map(str::to_string),
+    }
 }
 
 fn estimate_usage(body: &RequestBody, summary: &ResponseSummary) -> Usage {

@@ -44,6 +44,30 @@ pub struct RequestRecord {
     pub usage_estimated: bool,
     /// Number of upstream attempts made (retries and fallbacks included).
     pub attempts: u32,
+    /// Id of the API key used (never the key), once keys exist.
+    pub api_key_id: Option<String>,
+    /// End user: the request's `user` field or the configured user header.
+    pub end_user: Option<String>,
+    /// Client IP address.
+    pub client_ip: Option<String>,
+    /// `local` or `remote`, of the deployment that answered.
+    pub hosting: Option<String>,
+    /// Openness tier of that deployment (`api` … `reproducible`).
+    pub openness: Option<String>,
+    /// Names of the policies that matched.
+    pub policies: Vec<String>,
+    /// Kinds of personal data found in the prompt (`email`, `iban`, …), never the values.
+    pub pii_kinds: Vec<String>,
+    /// Cost in USD from the deployment's price, when the price is known.
+    pub cost_usd: Option<f64>,
+    /// Effective sampling parameters sent upstream (`temperature`, `top_p`, `seed`, …).
+    pub sampling: Option<serde_json::Value>,
+    /// The request body as received (the store keeps or drops it by logging mode).
+    #[serde(skip)]
+    pub request_body: Option<serde_json::Value>,
+    /// Logging mode forced by a policy or key for this request (`full`, `redacted`,
+    /// `metadata`, `off`), overriding `log.prompts`.
+    pub log_mode: Option<String>,
 }
 
 /// Where finished requests go. For now: one `info` line per request (never prompt text);
