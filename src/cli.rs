@@ -2,6 +2,7 @@
 
 use crate::config::{self, ConfigSource};
 use crate::gateway::Gateway;
+use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about)]
 pub struct Cli {
+    /// Process log format (`RUST_LOG` sets the level).
+    #[arg(long, global = true, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -38,20 +42,16 @@ pub enum Command {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
     match cli.command {
-        Command::Serve { config, listen } => serve(config, listen),
-        Command::Check { config } => check(config),
+        Command::Serve { config, listen } => serve(cli.log_format, config, listen),
+        other => {
+            let _guard = telemetry::init(cli.log_format, None);
+            match other {
+                Command::Check { config } => check(config),
+                Command::Serve { .. } => ExitCode::SUCCESS,
+            }
+        }
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn load(config: Option<PathBuf>) -> Result<(ConfigSource, config::Config), ExitCode> {
@@ -88,11 +88,12 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn serve(config: Option<PathBuf>, listen: Option<String>) -> ExitCode {
+fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>) -> ExitCode {
     let (source, mut cfg) = match load(config) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let _telemetry = telemetry::init(log_format, cfg.telemetry.otlp_endpoint.as_deref());
     if let Some(l) = listen {
         cfg.server.listen = l;
     }
@@ -125,6 +126,18 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(m) = gateway.config.telemetry.metrics_listen.clone() {
+            match tokio::net::TcpListener::bind(&m).await {
+                Ok(l) => {
+                    let app = crate::server::metrics_router(gateway.clone());
+                    tokio::spawn(async move { axum::serve(l, app).await });
+                }
+                Err(e) => {
+                    eprintln!("error: cannot listen on telemetry.metrics_listen {m}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let local = listener.local_addr().unwrap_or(addr);
         println!("sluice listening on http://{local} (config: {source})");
         match crate::server::run(listener, gateway, crate::server::shutdown_signal()).await {

@@ -17,3 +17,4 @@ pub mod config;
 pub mod gateway;
 pub mod providers;
 pub mod server;
+pub mod telemetry;

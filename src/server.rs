@@ -12,6 +12,7 @@
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_body};
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
 use crate::providers::{Endpoint, RequestBody};
+use crate::telemetry;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -22,6 +23,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -34,8 +36,11 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/embeddings", post(embeddings))
         .route("/models", get(list_models))
         .route("/models/{*id}", get(get_model));
-    Router::new()
-        .nest("/v1", api.clone())
+    let mut root = Router::new();
+    if gateway.config.telemetry.metrics_listen.is_none() {
+        root = root.route("/metrics", get(metrics));
+    }
+    root.nest("/v1", api.clone())
         .merge(api)
         .route("/health", get(health))
         .route("/health/ready", get(ready))
@@ -153,8 +158,11 @@ async fn serve(
     };
     let mut ctx = RequestContext::new(id_of(&headers), endpoint);
     ctx.client_ip = Some(peer.ip().to_string());
+    ctx.span = telemetry::request_span(&headers, endpoint.operation(), body.model(), &ctx.id);
+    telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
     ctx.headers = headers;
-    match gw.handle(ctx, body).await {
+    let span = ctx.span.clone();
+    match gw.handle(ctx, body).instrument(span).await {
         Ok(reply) => reply_response(reply),
         Err(e) => e.into_response(),
     }
@@ -242,6 +250,25 @@ async fn ready(State(gw): State<Gateway>) -> Response {
         axum::Json(
             json!({"status": if any {"ready"} else {"unavailable"}, "deployments": results}),
         ),
+    )
+        .into_response()
+}
+
+/// The router of the separate metrics listener (`telemetry.metrics_listen`).
+pub fn metrics_router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(gateway)
+}
+
+/// `GET /metrics`: Prometheus/OpenMetrics text.
+async fn metrics(State(gw): State<Gateway>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics().render(),
     )
         .into_response()
 }

@@ -27,6 +27,25 @@ pub struct Config {
     /// Client-facing model names, each over a list of deployments.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Traces and metrics.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `telemetry:` block.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint for traces, e.g. `http://127.0.0.1:4318` (`/v1/traces` is
+    /// appended). Default: `OTEL_EXPORTER_OTLP_ENDPOINT`; traces are off when neither is set.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// Put prompt messages on spans (`gen_ai.input.messages`). Default false.
+    #[serde(default)]
+    pub capture_content: bool,
+    /// Serve `GET /metrics` on this separate address instead of the main listener.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 /// `server:` block.

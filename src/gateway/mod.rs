@@ -13,6 +13,7 @@ pub mod summary;
 use crate::api::{ApiError, Usage};
 use crate::config::{Config, DeploymentConfig};
 use crate::providers::{self, Call, Endpoint, Reply, RequestBody, Upstreams};
+use crate::telemetry::{self, metrics::Metrics};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use record::{Recorder, RequestRecord};
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream::{ClientStream, StreamEnd, StreamOutcome};
 use summary::{ResponseSummary, estimate_tokens};
+use tracing::Instrument;
 
 /// Per-request facts gathered by the server before the gateway runs.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct RequestContext {
     pub headers: axum::http::HeaderMap,
     /// The client's IP address, when known.
     pub client_ip: Option<String>,
+    /// The request's tracing span (see [`crate::telemetry`]); `Span::none()` when untraced.
+    pub span: tracing::Span,
 }
 
 impl RequestContext {
@@ -48,6 +52,7 @@ impl RequestContext {
             endpoint,
             headers: axum::http::HeaderMap::new(),
             client_ip: None,
+            span: tracing::Span::none(),
         }
     }
 }
@@ -86,8 +91,13 @@ impl Gateway {
         Ok(Gateway {
             config: Arc::new(config),
             upstreams,
-            recorder: Recorder,
+            recorder: Recorder::new(Arc::new(Metrics::new())),
         })
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        self.recorder.metrics()
     }
 
     /// The shared upstream clients.
@@ -137,6 +147,9 @@ impl Gateway {
                 base.usage = usage;
                 base.usage_estimated = estimated;
                 base.response = summary;
+                base.overhead_us = base
+                    .upstream_us
+                    .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
                 self.finish_record(&ctx, base);
                 Ok(self.reply(deployment, ReplyBody::Json(bytes)))
             }
@@ -147,9 +160,15 @@ impl Gateway {
             }) => {
                 let recorder = self.recorder.clone();
                 let started = ctx.started;
+                recorder.metrics().open_streams.inc();
+                let request_span = ctx.span.clone();
+                let stream_span = tracing::info_span!(parent: &ctx.span, "stream");
                 let on_finish = Box::new(move |out: StreamOutcome| {
+                    recorder.metrics().open_streams.dec();
                     let mut r = base;
                     apply_stream_outcome(&mut r, out, started);
+                    drop(stream_span);
+                    telemetry::record_outcome(&request_span, &r);
                     recorder.record(r);
                 });
                 let stream = ClientStream::new(
@@ -202,6 +221,8 @@ impl Gateway {
             usage: Usage::default(),
             usage_estimated: false,
             attempts: 0,
+            upstream_us: None,
+            overhead_us: None,
             api_key_id: None,
             end_user: body_user(body),
             client_ip: ctx.client_ip.clone(),
@@ -218,6 +239,7 @@ impl Gateway {
 
     fn finish_record(&self, ctx: &RequestContext, mut r: RequestRecord) {
         r.duration_ms = ctx.started.elapsed().as_millis() as u64;
+        telemetry::record_outcome(&ctx.span, &r);
         self.recorder.record(r);
     }
 
@@ -230,7 +252,10 @@ impl Gateway {
         body: &RequestBody,
         record: &mut RequestRecord,
     ) -> Result<Attempted, ApiError> {
-        let candidates = self.candidates(body.model())?;
+        let candidates = {
+            let _route = tracing::info_span!("route").entered();
+            self.candidates(body.model())?
+        };
         let mut last_err = ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -247,41 +272,47 @@ impl Gateway {
                 body,
                 request_id: &ctx.id,
             };
-            match providers::call(&self.upstreams, call).await {
-                Ok(Reply::Complete { body, json }) => {
-                    return Ok(Attempted::Complete {
-                        deployment: dep.name.clone(),
-                        bytes: body,
-                        json,
-                    });
-                }
-                Ok(Reply::Stream(mut s)) => match s.next().await {
-                    Some(Ok(first)) => {
-                        return Ok(Attempted::Stream {
-                            deployment: dep.name.clone(),
-                            first,
-                            rest: s,
-                        });
-                    }
-                    Some(Err(e)) => {
-                        let e = providers::status_of_stream_error(&e);
-                        if !is_retryable(&e) {
-                            return Err(e);
-                        }
-                        last_err = e;
-                    }
-                    None => last_err = providers::stream_ended_early(&dep.name),
-                },
-                Err(e) => {
-                    if !is_retryable(&e) {
-                        return Err(e);
-                    }
-                    last_err = e;
-                }
+            let waited = Instant::now();
+            let span = telemetry::attempt_span(&dep.name, dep.provider.as_str(), record.attempts);
+            let outcome = self.attempt(call).instrument(span.clone()).await;
+            if let Err(e) = &outcome {
+                span.record("error.type", e.status.as_str());
+                span.record("otel.status_code", "ERROR");
+            }
+            let waited_us = waited.elapsed().as_micros() as u64;
+            record.upstream_us = Some(record.upstream_us.unwrap_or(0) + waited_us);
+            match outcome {
+                Ok(done) => return Ok(done),
+                Err(e) if !is_retryable(&e) => return Err(e),
+                Err(e) => last_err = e,
             }
             tracing::debug!(request_id = %ctx.id, deployment = %dep.name, error = %last_err, "attempt failed");
         }
         Err(last_err)
+    }
+}
+
+impl Gateway {
+    /// One upstream attempt: the call, and for a stream its first chunk (so a failure before
+    /// any byte reached the client can still fall back).
+    async fn attempt(&self, call: Call<'_>) -> Result<Attempted, ApiError> {
+        let deployment = call.deployment.name.clone();
+        match providers::call(&self.upstreams, call).await? {
+            Reply::Complete { body, json } => Ok(Attempted::Complete {
+                deployment,
+                bytes: body,
+                json,
+            }),
+            Reply::Stream(mut rest) => match rest.next().await {
+                Some(Ok(first)) => Ok(Attempted::Stream {
+                    deployment,
+                    first,
+                    rest,
+                }),
+                Some(Err(e)) => Err(providers::status_of_stream_error(&e)),
+                None => Err(providers::stream_ended_early(&deployment)),
+            },
+        }
     }
 }
 
@@ -327,6 +358,10 @@ fn apply_stream_outcome(r: &mut RequestRecord, out: StreamOutcome, started: Inst
     r.ttft_ms = out
         .first_frame_at
         .map(|t| t.duration_since(started).as_millis() as u64);
+    if let (Some(first), Some(up)) = (out.first_frame_at, r.upstream_us) {
+        let to_first_us = first.duration_since(started).as_micros() as u64;
+        r.overhead_us = Some(to_first_us.saturating_sub(up));
+    }
     r.usage = out.usage;
     r.usage_estimated = out.usage_estimated;
     r.response = out.summary;

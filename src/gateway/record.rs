@@ -3,7 +3,9 @@
 
 use super::summary::ResponseSummary;
 use crate::api::Usage;
+use crate::telemetry::metrics::Metrics;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Everything Sluice knows about one finished request.
@@ -42,6 +44,12 @@ pub struct RequestRecord {
     pub usage: Usage,
     /// True when `usage` is an estimate (the upstream reported none).
     pub usage_estimated: bool,
+    /// Time spent waiting on upstreams, µs, summed over attempts (non-stream: until the whole
+    /// body; stream: until the first chunk).
+    pub upstream_us: Option<u64>,
+    /// Time Sluice itself added, µs: whole request time (streams: time to the first frame)
+    /// minus `upstream_us`.
+    pub overhead_us: Option<u64>,
     /// Number of upstream attempts made (retries and fallbacks included).
     pub attempts: u32,
     /// Id of the API key used (never the key), once keys exist.
@@ -70,14 +78,27 @@ pub struct RequestRecord {
     pub log_mode: Option<String>,
 }
 
-/// Where finished requests go. For now: one `info` line per request (never prompt text);
-/// the request log replaces this with its store.
-#[derive(Debug, Clone, Default)]
-pub struct Recorder;
+/// Where finished requests go: the metrics, one `info` line per request (never prompt text
+/// or secrets), and the request log.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    metrics: Arc<Metrics>,
+}
 
 impl Recorder {
+    /// A recorder feeding `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Recorder { metrics }
+    }
+
+    /// The metrics this recorder feeds.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Takes one finished request.
     pub fn record(&self, r: RequestRecord) {
+        self.metrics.observe(&r);
         tracing::info!(
             request_id = %r.id,
             model = %r.requested_model,

@@ -32,6 +32,7 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         .post(url)
         .header("content-type", "application/json")
         .header("x-request-id", call.request_id)
+        .headers(crate::telemetry::trace_headers())
         .body(body);
     if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(key);

@@ -1,0 +1,273 @@
+//! Prometheus metrics, one registry per gateway (no global state), rendered at `GET /metrics`
+//! in the OpenMetrics text format (<https://prometheus.io/docs/specs/om/open_metrics_spec/>),
+//! which Prometheus scrapes natively.
+//!
+//! Names are prefixed `sluice_`; counters end in `_total`, durations are histograms in
+//! seconds (`_seconds`). Labels: `model` (client-facing name), `deployment`, `status` (HTTP
+//! status sent), `hosting`, `direction` (`input`/`output`), `policy`, `kind`.
+
+use crate::gateway::record::RequestRecord;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(&'static str, String)>;
+type CounterFamily = Family<Labels, Counter>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~105 s, doubling.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 21))
+}
+
+fn overhead_histogram() -> Histogram {
+    // 10 µs … ~160 ms, doubling: Sluice's own time is expected to be well under 1 ms.
+    Histogram::new(exponential_buckets(0.00001, 2.0, 15))
+}
+
+/// All of Sluice's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: CounterFamily,
+    request_duration: HistogramFamily,
+    ttft: HistogramFamily,
+    upstream_duration: HistogramFamily,
+    overhead: Family<Labels, Histogram, fn() -> Histogram>,
+    tokens: CounterFamily,
+    cost: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    attempts_extra: CounterFamily,
+    policy_decisions: CounterFamily,
+    pii_detections: CounterFamily,
+    rate_limited: CounterFamily,
+    cooldowns: CounterFamily,
+    /// Streams being sent right now.
+    pub open_streams: Gauge,
+    /// Rows waiting in the request-log queue.
+    pub log_queue_depth: Gauge,
+    /// Time to write one batch of log rows, seconds.
+    pub log_write_seconds: Histogram,
+    /// Time requests waited for room in the log queue (backpressure), seconds.
+    pub log_wait_seconds: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a new registry.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let requests = CounterFamily::default();
+        registry.register(
+            "requests",
+            "Requests answered, by model, deployment and HTTP status",
+            requests.clone(),
+        );
+        let request_duration =
+            HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "request_duration_seconds",
+            "Whole request time, from arrival to last byte",
+            request_duration.clone(),
+        );
+        let ttft = HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "time_to_first_token_seconds",
+            "Streams: time from arrival to the first chunk sent",
+            ttft.clone(),
+        );
+        let upstream_duration =
+            HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "upstream_duration_seconds",
+            "Time spent waiting on the upstream (non-stream: until the whole body; stream: until the first chunk)",
+            upstream_duration.clone(),
+        );
+        let overhead = HistogramFamily::new_with_constructor(overhead_histogram as fn() -> _);
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time Sluice itself added: request time (streams: time to first byte) minus the upstream wait",
+            overhead.clone(),
+        );
+        let tokens = CounterFamily::default();
+        registry.register(
+            "tokens",
+            "Tokens by deployment, hosting and direction (input = prompt, output = completion)",
+            tokens.clone(),
+        );
+        let cost = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        registry.register("cost_usd", "Cost in USD by deployment", cost.clone());
+        let attempts_extra = CounterFamily::default();
+        registry.register(
+            "retries",
+            "Upstream attempts beyond the first (retries and fallbacks), by model",
+            attempts_extra.clone(),
+        );
+        let policy_decisions = CounterFamily::default();
+        registry.register(
+            "policy_decisions",
+            "Requests a policy matched, by policy",
+            policy_decisions.clone(),
+        );
+        let pii_detections = CounterFamily::default();
+        registry.register(
+            "pii_detections",
+            "Requests with personal data found, by kind",
+            pii_detections.clone(),
+        );
+        let rate_limited = CounterFamily::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit or budget, by code",
+            rate_limited.clone(),
+        );
+        let cooldowns = CounterFamily::default();
+        registry.register(
+            "cooldowns",
+            "Times a deployment was put into cooldown",
+            cooldowns.clone(),
+        );
+        let open_streams = Gauge::default();
+        registry.register(
+            "open_streams",
+            "Streams being sent now",
+            open_streams.clone(),
+        );
+        let log_queue_depth = Gauge::default();
+        registry.register(
+            "log_queue_depth",
+            "Rows waiting to be written to the request log",
+            log_queue_depth.clone(),
+        );
+        let log_write_seconds = latency_histogram();
+        registry.register(
+            "log_write_seconds",
+            "Time to write one batch of request-log rows",
+            log_write_seconds.clone(),
+        );
+        let log_wait_seconds = latency_histogram();
+        registry.register(
+            "log_wait_seconds",
+            "Time a request waited for room in the request-log queue",
+            log_wait_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            ttft,
+            upstream_duration,
+            overhead,
+            tokens,
+            cost,
+            attempts_extra,
+            policy_decisions,
+            pii_detections,
+            rate_limited,
+            cooldowns,
+            open_streams,
+            log_queue_depth,
+            log_write_seconds,
+            log_wait_seconds,
+        }
+    }
+
+    /// Counts one finished request.
+    pub fn observe(&self, r: &RequestRecord) {
+        let deployment = r.deployment.clone().unwrap_or_else(|| "-".into());
+        let model = r.requested_model.clone();
+        self.requests
+            .get_or_create(&vec![
+                ("model", model.clone()),
+                ("deployment", deployment.clone()),
+                ("status", r.status.to_string()),
+            ])
+            .inc();
+        let md = vec![("model", model.clone()), ("deployment", deployment.clone())];
+        self.request_duration
+            .get_or_create(&md)
+            .observe(r.duration_ms as f64 / 1000.0);
+        if let Some(t) = r.ttft_ms {
+            self.ttft.get_or_create(&md).observe(t as f64 / 1000.0);
+        }
+        if let Some(up_us) = r.upstream_us {
+            let d = vec![("deployment", deployment.clone())];
+            self.upstream_duration
+                .get_or_create(&d)
+                .observe(up_us as f64 / 1e6);
+        }
+        if let Some(over_us) = r.overhead_us {
+            self.overhead
+                .get_or_create(&vec![("deployment", deployment.clone())])
+                .observe(over_us as f64 / 1e6);
+        }
+        let hosting = r.hosting.clone().unwrap_or_else(|| "-".into());
+        for (direction, n) in [
+            ("input", r.usage.prompt_tokens),
+            ("output", r.usage.completion_tokens),
+        ] {
+            if n > 0 {
+                self.tokens
+                    .get_or_create(&vec![
+                        ("deployment", deployment.clone()),
+                        ("hosting", hosting.clone()),
+                        ("direction", direction.to_string()),
+                    ])
+                    .inc_by(n);
+            }
+        }
+        if let Some(c) = r.cost_usd.filter(|c| *c > 0.0) {
+            self.cost
+                .get_or_create(&vec![("deployment", deployment.clone())])
+                .inc_by(c);
+        }
+        if r.attempts > 1 {
+            self.attempts_extra
+                .get_or_create(&vec![("model", model)])
+                .inc_by(u64::from(r.attempts - 1));
+        }
+        for p in &r.policies {
+            self.policy_decisions
+                .get_or_create(&vec![("policy", p.clone())])
+                .inc();
+        }
+        for k in &r.pii_kinds {
+            self.pii_detections
+                .get_or_create(&vec![("kind", k.clone())])
+                .inc();
+        }
+        if r.status == 429 {
+            let code = r.error_type.clone().unwrap_or_else(|| "-".into());
+            self.rate_limited.get_or_create(&vec![("code", code)]).inc();
+        }
+    }
+
+    /// Counts a deployment going into cooldown.
+    pub fn cooldown(&self, deployment: &str) {
+        self.cooldowns
+            .get_or_create(&vec![("deployment", deployment.to_string())])
+            .inc();
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,242 @@
+//! Observability: process logs (tracing, text or JSON), OpenTelemetry traces exported by OTLP
+//! over HTTP, and Prometheus metrics ([`metrics`]).
+//!
+//! Spans (names and attributes follow the OpenTelemetry GenAI semantic conventions,
+//! <https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/>):
+//! - `{operation} {model}` (e.g. `chat default`): the whole request, from arrival until the
+//!   last byte (streams: until the stream ends). Attributes `gen_ai.operation.name`,
+//!   `gen_ai.request.model`, `gen_ai.request.temperature`, `gen_ai.request.seed`,
+//!   `gen_ai.provider.name`, `gen_ai.response.model`, `gen_ai.usage.input_tokens`,
+//!   `gen_ai.usage.output_tokens`, `gen_ai.response.finish_reasons` (a JSON array as text),
+//!   `sluice.deployment`, `sluice.hosting`, `sluice.openness`, `sluice.policies`,
+//!   `http.response.status_code`.
+//! - `route` (child): choosing candidates.
+//! - `upstream {deployment}` (child, one per attempt, retries and fallbacks included):
+//!   `sluice.deployment`, `gen_ai.provider.name`, `sluice.attempt`, `error.type`.
+//! - `stream` (child): from the first chunk to the last.
+//!
+//! The W3C `traceparent` of an incoming request is honoured (the request span becomes its
+//! child) and propagated to upstreams. Prompt text is never put on spans unless
+//! `telemetry.capture_content: true`.
+
+pub mod metrics;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Process log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Keeps the trace exporter alive; flushes it when dropped.
+#[derive(Debug, Default)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("warning: trace export shutdown: {e}");
+        }
+    }
+}
+
+/// Sets up process logs (level from `RUST_LOG`, default `info`) and, when an OTLP endpoint is
+/// configured (`otlp_endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT` /
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), trace export by OTLP/HTTP with service name
+/// `OTEL_SERVICE_NAME` (default `sluice`). Logs go to stderr.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
+    install_propagator();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let provider = otlp_provider(otlp_endpoint);
+    let otel_layer = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("sluice")));
+    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let result = match format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("warning: logging was already set up: {e}");
+    }
+    TelemetryGuard { provider }
+}
+
+/// Installs the W3C trace-context propagator (`traceparent`) process-wide.
+pub fn install_propagator() {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+}
+
+fn otlp_provider(endpoint: Option<&str>) -> Option<SdkTracerProvider> {
+    let from_env = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+    if endpoint.is_none() && !from_env {
+        return None;
+    }
+    use opentelemetry_otlp::WithExportConfig;
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+    if let Some(e) = endpoint {
+        builder = builder.with_endpoint(format!("{}/v1/traces", e.trim_end_matches('/')));
+    }
+    let exporter = match builder.build() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("warning: OTLP trace export disabled: {e}");
+            return None;
+        }
+    };
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "sluice".to_string());
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    )
+}
+
+/// The request span, with every attribute declared (filled in as they become known).
+/// Its parent is the incoming `traceparent`, when there is one.
+pub fn request_span(
+    headers: &axum::http::HeaderMap,
+    operation: &str,
+    model: &str,
+    request_id: &str,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "gen_ai.request",
+        otel.name = %format!("{operation} {model}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        sluice.request_id = %request_id,
+        gen_ai.operation.name = %operation,
+        gen_ai.request.model = %model,
+        gen_ai.request.temperature = tracing::field::Empty,
+        gen_ai.request.seed = tracing::field::Empty,
+        gen_ai.provider.name = tracing::field::Empty,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.response.finish_reasons = tracing::field::Empty,
+        gen_ai.input.messages = tracing::field::Empty,
+        sluice.deployment = tracing::field::Empty,
+        sluice.hosting = tracing::field::Empty,
+        sluice.openness = tracing::field::Empty,
+        sluice.policies = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// The span of one upstream attempt.
+pub fn attempt_span(deployment: &str, provider: &str, attempt: u32) -> tracing::Span {
+    tracing::info_span!(
+        "upstream",
+        otel.name = %format!("upstream {deployment}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        sluice.deployment = %deployment,
+        gen_ai.provider.name = %provider,
+        sluice.attempt = attempt,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// W3C trace-context headers (`traceparent`, `tracestate`) for the current span, to send
+/// upstream. Empty when tracing is off.
+pub fn trace_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(&mut headers))
+    });
+    headers
+}
+
+/// Records the request's request-side attributes (`gen_ai.request.temperature`, `seed`, and
+/// with `capture_content` the input messages as JSON) on `span`.
+pub fn record_request(
+    span: &tracing::Span,
+    body: &crate::providers::RequestBody,
+    capture_content: bool,
+) {
+    if let crate::providers::RequestBody::Chat(r) = body {
+        if let Some(t) = r.temperature {
+            span.record("gen_ai.request.temperature", t);
+        }
+        if let Some(s) = r.seed {
+            span.record("gen_ai.request.seed", s);
+        }
+        if capture_content && let Ok(m) = serde_json::to_string(&r.messages) {
+            span.record("gen_ai.input.messages", m.as_str());
+        }
+    }
+}
+
+/// Records the outcome of a finished request on its span.
+pub fn record_outcome(span: &tracing::Span, r: &crate::gateway::record::RequestRecord) {
+    if let Some(p) = &r.provider {
+        span.record("gen_ai.provider.name", p.as_str());
+    }
+    if let Some(d) = &r.deployment {
+        span.record("sluice.deployment", d.as_str());
+    }
+    if let Some(m) = &r.response.model {
+        span.record("gen_ai.response.model", m.as_str());
+    }
+    if let Some(h) = &r.hosting {
+        span.record("sluice.hosting", h.as_str());
+    }
+    if let Some(o) = &r.openness {
+        span.record("sluice.openness", o.as_str());
+    }
+    if !r.policies.is_empty() {
+        span.record("sluice.policies", r.policies.join(",").as_str());
+    }
+    if r.status == 200 {
+        span.record("gen_ai.usage.input_tokens", r.usage.prompt_tokens);
+        span.record("gen_ai.usage.output_tokens", r.usage.completion_tokens);
+    }
+    if let Some(f) = &r.response.finish_reason {
+        let reasons = serde_json::json!([f]).to_string();
+        span.record("gen_ai.response.finish_reasons", reasons.as_str());
+    }
+    span.record("http.response.status_code", r.status);
+    span.record(
+        "otel.status_code",
+        if r.status < 400 { "OK" } else { "ERROR" },
+    );
+}
