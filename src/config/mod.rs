@@ -4,7 +4,10 @@
 //! Lookup order for `serve` and the log commands: `--config FILE`, `$SLUICE_CONFIG`,
 //! `./sluice.yaml`, else the embedded `config/sluice.yaml`.
 
+mod capability;
 mod expand;
+
+pub use capability::{Capability, KeepAlive};
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -139,6 +142,21 @@ pub struct DeploymentConfig {
     /// Longest silence between two stream chunks, ms. Default 120 000.
     #[serde(default)]
     pub stream_idle_timeout_ms: Option<u64>,
+    /// What the backend can do; replaces the provider's defaults when set (see README,
+    /// "Capabilities").
+    #[serde(default)]
+    pub supports: Option<Vec<Capability>>,
+    /// `provider: anthropic`: the `max_tokens` sent when the client gives neither
+    /// `max_completion_tokens` nor `max_tokens` (tokens). Unset: such requests get a 400.
+    #[serde(default)]
+    pub max_tokens_default: Option<u32>,
+    /// `provider: ollama`: `options.num_ctx`, the context window (tokens), unless the client
+    /// sends its own `options.num_ctx`.
+    #[serde(default)]
+    pub num_ctx: Option<u32>,
+    /// `provider: ollama`: `keep_alive` sent with each request unless the client sends one.
+    #[serde(default)]
+    pub keep_alive: Option<KeepAlive>,
 }
 
 impl DeploymentConfig {

@@ -263,6 +263,10 @@ impl Gateway {
         )
         .with_code("no_deployment");
         for dep in candidates {
+            if let Err(e) = providers::check(dep, body) {
+                last_err = e;
+                continue;
+            }
             record.attempts += 1;
             record.deployment = Some(dep.name.clone());
             record.provider = Some(dep.provider.as_str().to_string());

@@ -5,8 +5,12 @@
 //! Adding a provider: write `call` (and optionally `probe`) in a new module, add a variant to
 //! [`ProviderKind`] and one arm to [`call`] and [`probe`]; the server does not change.
 
+pub mod caps;
+pub mod ndjson;
+pub mod ollama;
 pub mod openai;
 pub mod sse;
+pub mod upstream;
 
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest};
 use crate::config::{DeploymentConfig, ProviderKind};
@@ -172,11 +176,22 @@ fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
 pub async fn call(http: &Upstreams, call: Call<'_>) -> Result<Reply, ApiError> {
     match call.deployment.provider {
         ProviderKind::Openai => openai::call(http.client(call.deployment), call).await,
-        ProviderKind::Ollama | ProviderKind::Anthropic => Err(ApiError::invalid_request(format!(
+        ProviderKind::Ollama => ollama::call(http.client(call.deployment), call).await,
+        ProviderKind::Anthropic => Err(ApiError::invalid_request(format!(
             "provider `{}` of deployment `{}` is not implemented yet",
             call.deployment.provider.as_str(),
             call.deployment.name
         ))),
+    }
+}
+
+/// Whether the deployment can serve the request at all, before calling it: 400
+/// `unsupported_parameter` naming the `param` the backend lacks (see [`caps`]). The gateway
+/// moves on to the model's next deployment when this fails.
+pub fn check(deployment: &DeploymentConfig, body: &RequestBody) -> Result<(), ApiError> {
+    match body {
+        RequestBody::Chat(r) => caps::check_chat(r, deployment),
+        RequestBody::Generic(r) => caps::check_generic(r, deployment),
     }
 }
 

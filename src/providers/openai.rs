@@ -93,6 +93,7 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
         RequestBody::Chat(r) => {
             let mut r = r.clone();
             r.model = model;
+            super::caps::adapt_openai_chat(&mut r, &super::caps::Caps::of(call.deployment));
             if r.is_stream() {
                 let opts = r.stream_options.get_or_insert(crate::api::StreamOptions {
                     include_usage: None,

@@ -1,0 +1,65 @@
+//! The `supports:` list of a deployment: what its backend can do. The providers use it to
+//! drop or map parameters the backend would reject and to refuse (400, `param` set) requests
+//! whose answer would silently lack something the client asked for. Defaults per provider and
+//! known server are in `crate::providers::caps`.
+
+use serde::{Deserialize, Serialize};
+
+/// One capability of a backend (config spelling in `snake_case`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Top-k sampling (`top_k`). Without it the parameter is dropped.
+    TopK,
+    /// Sampling seed (`seed`). Without it the parameter is dropped (a seed is best effort).
+    Seed,
+    /// Log probabilities (`logprobs`, `top_logprobs`). Without it: 400, `param: "logprobs"`.
+    Logprobs,
+    /// Several choices (`n` > 1). Without it: 400, `param: "n"`.
+    N,
+    /// Function tools (`tools`). Without it: 400, `param: "tools"`.
+    Tools,
+    /// Structured output (`response_format` `json_object` / `json_schema`). Without it: 400,
+    /// `param: "response_format"`.
+    JsonSchema,
+    /// Image content parts. Without it: 400, `param: "messages[i].content[j]"`.
+    Images,
+    /// The `name` field of messages. Without it the field is dropped.
+    MessageName,
+    /// The `developer` role. Without it `developer` messages are sent as `system`.
+    DeveloperRole,
+    /// The `max_completion_tokens` field. Without it the cap is sent as `max_tokens`.
+    MaxCompletionTokens,
+    /// The `parallel_tool_calls` field. Without it the field is dropped.
+    ParallelToolCalls,
+}
+
+impl Capability {
+    /// The config spelling, e.g. `top_k`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::TopK => "top_k",
+            Capability::Seed => "seed",
+            Capability::Logprobs => "logprobs",
+            Capability::N => "n",
+            Capability::Tools => "tools",
+            Capability::JsonSchema => "json_schema",
+            Capability::Images => "images",
+            Capability::MessageName => "message_name",
+            Capability::DeveloperRole => "developer_role",
+            Capability::MaxCompletionTokens => "max_completion_tokens",
+            Capability::ParallelToolCalls => "parallel_tool_calls",
+        }
+    }
+}
+
+/// Ollama's `keep_alive`: how long the model stays loaded after a request — a duration
+/// string (`"5m"`, `"1h"`) or a number of seconds (`-1` keeps it loaded, `0` unloads it).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeepAlive {
+    /// Seconds.
+    Seconds(i64),
+    /// A Go duration string such as `"10m"`.
+    Duration(String),
+}

@@ -1,0 +1,272 @@
+//! Capabilities: which request features a deployment's backend can serve (config `supports:`,
+//! else the defaults below), and the two things Sluice does with that:
+//!
+//! - [`check_chat`] / [`check_generic`] refuse, before any upstream call, a request whose answer
+//!   would silently lack what the client asked for: 400 `invalid_request_error`, code
+//!   `unsupported_parameter`, `param` naming the field (`logprobs`, `n`, `tools`,
+//!   `response_format`, `messages[i].content[j]`). The gateway then tries the model's next
+//!   deployment, so `supports:` also steers routing.
+//! - [`adapt_openai_chat`] drops or maps, for `provider: openai`, the fields the backend would
+//!   reject or misread (`top_k`, `seed`, message `name`, `parallel_tool_calls` dropped;
+//!   `developer` → `system`; `max_completion_tokens` → `max_tokens`). The native providers
+//!   apply the same capabilities in their own translation.
+
+use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, Role};
+use crate::config::{Capability, DeploymentConfig, ProviderKind};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// The effective capability set of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caps {
+    set: BTreeSet<Capability>,
+}
+
+impl Caps {
+    /// `supports:` when configured, else [`defaults`].
+    pub fn of(dep: &DeploymentConfig) -> Caps {
+        let list = match &dep.supports {
+            Some(l) => l.clone(),
+            None => defaults(dep.provider, &dep.base_url),
+        };
+        Caps {
+            set: list.into_iter().collect(),
+        }
+    }
+
+    /// Whether the backend has `c`.
+    pub fn has(&self, c: Capability) -> bool {
+        self.set.contains(&c)
+    }
+}
+
+/// The capabilities a deployment gets without a `supports:` list.
+///
+/// - `openai` at `api.openai.com` or `*.openai.azure.com`: everything but `top_k`.
+/// - any other `openai` server (llama.cpp, vLLM, LM Studio, Groq, Mistral, …): everything but
+///   `developer_role` and `max_completion_tokens` (their chat templates and older versions
+///   reject or ignore them).
+/// - `ollama` (native API): `top_k`, `seed`, `logprobs`, `tools`, `json_schema`, `images`.
+/// - `anthropic`: `top_k`, `tools`, `images`.
+pub fn defaults(provider: ProviderKind, base_url: &str) -> Vec<Capability> {
+    use Capability::*;
+    match provider {
+        ProviderKind::Openai if is_openai_proper(base_url) => vec![
+            Seed,
+            Logprobs,
+            N,
+            Tools,
+            JsonSchema,
+            Images,
+            MessageName,
+            DeveloperRole,
+            MaxCompletionTokens,
+            ParallelToolCalls,
+        ],
+        ProviderKind::Openai => vec![
+            TopK,
+            Seed,
+            Logprobs,
+            N,
+            Tools,
+            JsonSchema,
+            Images,
+            MessageName,
+            ParallelToolCalls,
+        ],
+        ProviderKind::Ollama => vec![TopK, Seed, Logprobs, Tools, JsonSchema, Images],
+        ProviderKind::Anthropic => vec![TopK, Tools, Images],
+    }
+}
+
+fn is_openai_proper(base_url: &str) -> bool {
+    url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h == "api.openai.com" || h.ends_with(".openai.azure.com"))
+}
+
+/// 400 `unsupported_parameter` naming `param` and the deployment.
+pub fn unsupported(dep: &DeploymentConfig, param: &str, what: &str) -> ApiError {
+    ApiError::invalid_request(format!(
+        "deployment `{}` ({}) does not support {what}",
+        dep.name,
+        dep.provider.as_str()
+    ))
+    .with_param(param)
+    .with_code("unsupported_parameter")
+}
+
+/// Refuses a chat request that needs a capability the deployment lacks (see the module doc).
+pub fn check_chat(req: &ChatCompletionRequest, dep: &DeploymentConfig) -> Result<(), ApiError> {
+    let caps = Caps::of(dep);
+    if req.n.unwrap_or(1) > 1 && !caps.has(Capability::N) {
+        return Err(unsupported(dep, "n", "several choices (`n` > 1)"));
+    }
+    if req.logprobs == Some(true) && !caps.has(Capability::Logprobs) {
+        return Err(unsupported(dep, "logprobs", "`logprobs`"));
+    }
+    if req.top_logprobs.is_some_and(|k| k > 0) && !caps.has(Capability::Logprobs) {
+        return Err(unsupported(dep, "top_logprobs", "`top_logprobs`"));
+    }
+    let wants_tools = req.tools.as_ref().is_some_and(|t| !t.is_empty())
+        && req.tool_choice.as_ref().and_then(Value::as_str) != Some("none");
+    if wants_tools && !caps.has(Capability::Tools) {
+        return Err(unsupported(dep, "tools", "tools"));
+    }
+    if let Some(rf) = &req.response_format
+        && rf.kind != "text"
+        && !caps.has(Capability::JsonSchema)
+    {
+        return Err(unsupported(
+            dep,
+            "response_format",
+            &format!("`response_format` of type `{}`", rf.kind),
+        ));
+    }
+    if !caps.has(Capability::Images) {
+        for (i, m) in req.messages.iter().enumerate() {
+            if let Some(crate::api::Content::Parts(parts)) = &m.content
+                && let Some(j) = parts.iter().position(|p| p.kind == "image_url")
+            {
+                return Err(unsupported(
+                    dep,
+                    &format!("messages[{i}].content[{j}]"),
+                    "image input",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a legacy completion that needs a capability the deployment lacks (`n`,
+/// `logprobs`). Embeddings need none.
+pub fn check_generic(req: &GenericRequest, dep: &DeploymentConfig) -> Result<(), ApiError> {
+    let caps = Caps::of(dep);
+    if req.extra.get("n").and_then(Value::as_u64).unwrap_or(1) > 1 && !caps.has(Capability::N) {
+        return Err(unsupported(dep, "n", "several choices (`n` > 1)"));
+    }
+    let logprobs = req.extra.get("logprobs").is_some_and(|v| match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_u64().is_some_and(|k| k > 0),
+        _ => false,
+    });
+    if logprobs && !caps.has(Capability::Logprobs) {
+        return Err(unsupported(dep, "logprobs", "`logprobs`"));
+    }
+    Ok(())
+}
+
+/// Drops or maps, for an OpenAI-compatible backend, the chat fields it lacks (see the module
+/// doc). Fields it has are left exactly as the client sent them.
+pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
+    if !caps.has(Capability::TopK) {
+        req.top_k = None;
+    }
+    if !caps.has(Capability::Seed) {
+        req.seed = None;
+    }
+    if !caps.has(Capability::ParallelToolCalls) {
+        req.parallel_tool_calls = None;
+    }
+    if !caps.has(Capability::MaxCompletionTokens)
+        && let Some(n) = req.max_completion_tokens.take()
+    {
+        req.max_tokens = Some(n);
+    }
+    for m in &mut req.messages {
+        if m.role == Role::Developer && !caps.has(Capability::DeveloperRole) {
+            m.role = Role::System;
+        }
+        if !caps.has(Capability::MessageName) {
+            m.name = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_body;
+
+    fn dep(provider: &str, base: &str, supports: Option<&str>) -> DeploymentConfig {
+        let mut y = format!("name: d\nprovider: {provider}\nbase_url: {base}\nmodel: m\n");
+        if let Some(s) = supports {
+            y.push_str(&format!("supports: {s}\n"));
+        }
+        serde_saphyr::from_str(&y).unwrap()
+    }
+
+    fn chat(extra: &str) -> ChatCompletionRequest {
+        parse_body(
+            format!(r#"{{"model":"x","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn missing_capabilities_give_400_naming_the_param() {
+        let anth = dep("anthropic", "https://api.anthropic.com", None);
+        let e = check_chat(&chat(r#","logprobs":true"#), &anth).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(e.body.param.as_deref(), Some("logprobs"));
+        assert_eq!(e.body.code, Some(Value::from("unsupported_parameter")));
+        assert_eq!(
+            e.body.message,
+            "deployment `d` (anthropic) does not support `logprobs`"
+        );
+        let e = check_chat(&chat(r#","n":2"#), &anth).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("n"));
+        let e =
+            check_chat(&chat(r#","response_format":{"type":"json_object"}"#), &anth).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("response_format"));
+        assert!(check_chat(&chat(r#","n":1,"logprobs":false"#), &anth).is_ok());
+        let text_only = dep("ollama", "http://127.0.0.1:11434", Some("[tools]"));
+        let img: ChatCompletionRequest = parse_body(br#"{"model":"x","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}]}"#).unwrap();
+        let e = check_chat(&img, &text_only).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("messages[1].content[1]"));
+        let e = check_chat(
+            &chat(r#","tools":[{"type":"function","function":{"name":"f"}}]"#),
+            &dep("openai", "http://127.0.0.1:1/v1", Some("[]")),
+        )
+        .unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("tools"));
+    }
+
+    #[test]
+    fn openai_proper_keeps_developer_and_drops_top_k() {
+        let caps = Caps::of(&dep("openai", "https://api.openai.com/v1", None));
+        let mut r: ChatCompletionRequest = parse_body(br#"{"model":"x","top_k":5,"seed":1,"max_completion_tokens":9,"messages":[{"role":"developer","content":"d","name":"n"}]}"#).unwrap();
+        adapt_openai_chat(&mut r, &caps);
+        assert_eq!(r.top_k, None);
+        assert_eq!(r.seed, Some(1));
+        assert_eq!(r.max_completion_tokens, Some(9));
+        assert_eq!(r.messages[0].role, Role::Developer);
+        assert_eq!(r.messages[0].name.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn local_servers_get_system_and_max_tokens_and_keep_top_k() {
+        let caps = Caps::of(&dep("openai", "http://127.0.0.1:8080/v1", None));
+        let mut r: ChatCompletionRequest = parse_body(br#"{"model":"x","top_k":5,"max_completion_tokens":9,"max_tokens":100,"messages":[{"role":"developer","content":"d"}]}"#).unwrap();
+        adapt_openai_chat(&mut r, &caps);
+        assert_eq!(r.top_k, Some(5));
+        assert_eq!(r.max_tokens, Some(9));
+        assert_eq!(r.max_completion_tokens, None);
+        assert_eq!(r.messages[0].role, Role::System);
+    }
+
+    #[test]
+    fn an_explicit_list_replaces_the_defaults() {
+        let caps = Caps::of(&dep(
+            "openai",
+            "http://127.0.0.1:8080/v1",
+            Some("[developer_role, seed]"),
+        ));
+        assert!(caps.has(Capability::DeveloperRole));
+        assert!(!caps.has(Capability::TopK));
+        assert!(!caps.has(Capability::Tools));
+    }
+}

@@ -1,0 +1,222 @@
+//! Shared plumbing of the translating providers (Ollama, Anthropic): send one JSON request with
+//! the deployment's timeouts, and turn a streamed answer into OpenAI chunks through a
+//! protocol-specific [`Decoder`], chunk by chunk as bytes arrive.
+
+use super::{ChunkStream, describe_reqwest_error, stream_ended_early, upstream_failure};
+use crate::api::ApiError;
+use crate::config::DeploymentConfig;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Sends `req` (body already set) within the deployment's timeout.
+///
+/// Errors: a non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502);
+/// connection failures 502; timeouts 504. `stream` requests get the timeout only until the
+/// headers arrive.
+pub async fn send(
+    req: reqwest::RequestBuilder,
+    dep: &DeploymentConfig,
+    stream: bool,
+) -> Result<reqwest::Response, ApiError> {
+    let timeout = Duration::from_millis(dep.timeout_ms());
+    let req = if stream { req } else { req.timeout(timeout) };
+    let resp = match tokio::time::timeout(timeout, req.send()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(upstream_failure(&dep.name, &e)),
+        Err(_) => return Err(ApiError::gateway_timeout(&dep.name)),
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| upstream_failure(&dep.name, &e))?;
+        return Err(ApiError::from_upstream(&dep.name, status.as_u16(), &bytes));
+    }
+    Ok(resp)
+}
+
+/// Reads a whole JSON answer.
+///
+/// Errors: 502 when the body cannot be read or is not JSON; 504 on timeout.
+pub async fn read_json(resp: reqwest::Response, dep: &DeploymentConfig) -> Result<Value, ApiError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| upstream_failure(&dep.name, &e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))
+}
+
+/// A whole OpenAI-shaped reply from a translated JSON value.
+pub fn complete(json: Value) -> super::Reply {
+    let body = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+    super::Reply::Complete { body, json }
+}
+
+/// Turns one upstream stream protocol into OpenAI chunk objects.
+pub trait Decoder: Send + 'static {
+    /// Feeds the next bytes (split anywhere); appends the chunks they complete to `out`.
+    /// An `Err` ends the stream with that error (after the chunks already in `out`).
+    fn push(&mut self, bytes: &[u8], out: &mut VecDeque<Value>) -> Result<(), ApiError>;
+
+    /// The upstream body ended. Appends any last chunks; `Err` when the stream was cut short.
+    fn finish(&mut self, out: &mut VecDeque<Value>) -> Result<(), ApiError>;
+
+    /// Whether the protocol's last event was seen (reading stops there).
+    fn is_done(&self) -> bool;
+}
+
+struct State<D> {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    decoder: D,
+    out: VecDeque<Value>,
+    error: Option<ApiError>,
+    deployment: String,
+    idle: Duration,
+    ended: bool,
+}
+
+/// Streams `resp` through `decoder`: every chunk is handed on as soon as the bytes that
+/// complete it arrive. A silence longer than the deployment's `stream_idle_timeout_ms` is a
+/// 504 error item; a broken connection a 502 error item.
+pub fn decode_stream<D: Decoder>(
+    resp: reqwest::Response,
+    dep: &DeploymentConfig,
+    decoder: D,
+) -> ChunkStream {
+    let state = State {
+        body: resp.bytes_stream().boxed(),
+        decoder,
+        out: VecDeque::new(),
+        error: None,
+        deployment: dep.name.clone(),
+        idle: Duration::from_millis(dep.stream_idle_timeout_ms()),
+        ended: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(v) = st.out.pop_front() {
+                return Some((Ok(v), st));
+            }
+            if let Some(e) = st.error.take() {
+                st.ended = true;
+                return Some((Err(e), st));
+            }
+            if st.ended || st.decoder.is_done() {
+                return None;
+            }
+            match tokio::time::timeout(st.idle, st.body.next()).await {
+                Ok(Some(Ok(bytes))) => {
+                    if let Err(e) = st.decoder.push(&bytes, &mut st.out) {
+                        st.error = Some(e);
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    st.error = Some(ApiError::bad_gateway(
+                        &st.deployment,
+                        format!("the stream broke off: {}", describe_reqwest_error(&e)),
+                    ));
+                }
+                Ok(None) => {
+                    // Queued chunks, then the error if any, go out before the end.
+                    st.ended = true;
+                    if let Err(e) = st.decoder.finish(&mut st.out) {
+                        st.error = Some(e);
+                    }
+                }
+                Err(_) => st.error = Some(ApiError::gateway_timeout(&st.deployment)),
+            }
+        }
+    }))
+}
+
+/// The error of a stream that ended before its last event.
+pub fn ended_early(deployment: &str) -> ApiError {
+    stream_ended_early(deployment)
+}
+
+/// A fresh tool-call id, `call_` + 24 hex digits, for upstreams that give none.
+pub fn synth_call_id() -> String {
+    let n: u128 = rand::random();
+    format!("call_{:024x}", n & ((1u128 << 96) - 1))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Splits a `data:` URL into its media type and base64 payload; `None` for any other URL or a
+/// data URL that is not base64.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((media, data))
+}
+
+/// A tool call's `arguments` text as a JSON object, for backends that take objects.
+///
+/// Errors: 400 naming `param` when the text is not JSON or not an object (an empty text is
+/// `{}`).
+pub fn arguments_object(text: &str, param: &str) -> Result<Value, ApiError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(
+            ApiError::invalid_request(format!("`{param}` must be a JSON object text"))
+                .with_param(param),
+        ),
+        Err(e) => Err(
+            ApiError::invalid_request(format!("`{param}` is not valid JSON: {e}"))
+                .with_param(param),
+        ),
+    }
+}
+
+/// A JSON value as compact text (tool-call arguments for OpenAI clients).
+pub fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "{}".to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_and_arguments() {
+        assert_eq!(
+            data_url("data:image/png;base64,AAAA"),
+            Some(("image/png", "AAAA"))
+        );
+        assert_eq!(data_url("https://x/y.png"), None);
+        assert_eq!(data_url("data:text/plain,hi"), None);
+        assert_eq!(
+            arguments_object("{\"a\":1}", "p").unwrap(),
+            serde_json::json!({"a":1})
+        );
+        assert_eq!(arguments_object("", "p").unwrap(), serde_json::json!({}));
+        let e = arguments_object("{\"a\":", "messages[1].tool_calls[0].function.arguments")
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(
+            e.body.param.as_deref(),
+            Some("messages[1].tool_calls[0].function.arguments")
+        );
+        let id = synth_call_id();
+        assert!(id.starts_with("call_") && id.len() == 29, "{id}");
+    }
+}
