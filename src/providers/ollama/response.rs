@@ -78,7 +78,7 @@ fn token_logprob(t: &Value) -> Value {
     let top: Vec<Value> = t
         .get("top_logprobs")
         .and_then(Value::as_array)
-        .map(|l| l.iter().map(|x| token_only(x)).collect())
+        .map(|l| l.iter().map(token_only).collect())
         .unwrap_or_default();
     let mut o = token_only(t);
     if let Value::Object(m) = &mut o {

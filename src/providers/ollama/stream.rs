@@ -66,10 +66,10 @@ impl OllamaDecoder {
     fn delta(&self, delta: Value, finish: Value, lp: Value) -> Value {
         let mut choice =
             json!({"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish});
-        if lp_is_absent(&choice) {
-            if let Value::Object(m) = &mut choice {
-                m.remove("logprobs");
-            }
+        if lp_is_absent(&choice)
+            && let Value::Object(m) = &mut choice
+        {
+            m.remove("logprobs");
         }
         self.chunk(choice)
     }
