@@ -104,6 +104,10 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
             return ExitCode::from(2);
         }
     };
+    if let Err((path, message)) = cfg.check_auth_exposure(addr) {
+        eprintln!("error: {path}: {message}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

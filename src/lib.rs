@@ -12,9 +12,11 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod limits;
 pub mod providers;
 pub mod server;
 pub mod telemetry;

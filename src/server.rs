@@ -152,19 +152,62 @@ async fn serve(
     endpoint: Endpoint,
     parsed: Result<RequestBody, ApiError>,
 ) -> Response {
-    let body = match parsed {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
     let mut ctx = RequestContext::new(id_of(&headers), endpoint);
     ctx.client_ip = Some(peer.ip().to_string());
+    let body = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            gw.record_rejection(&ctx, None, &e);
+            return e.into_response();
+        }
+    };
+    ctx.principal = match gw.authenticate(&headers) {
+        Ok(p) => p,
+        Err(e) => {
+            gw.record_rejection(&ctx, Some(&body), &e);
+            return e.into_response();
+        }
+    };
+    let prompt_estimate = crate::gateway::summary::estimate_tokens(&body.texts());
+    let limit_headers = match gw.admit(&ctx.principal, body.model(), prompt_estimate) {
+        Ok(h) => h,
+        Err(rej) => {
+            gw.record_rejection(&ctx, Some(&body), &rej.error);
+            return with_headers(rej.error.into_response(), rej.headers);
+        }
+    };
     ctx.span = telemetry::request_span(&headers, endpoint.operation(), body.model(), &ctx.id);
     telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
     ctx.headers = headers;
     let span = ctx.span.clone();
-    match gw.handle(ctx, body).instrument(span).await {
+    let resp = match gw.handle(ctx, body).instrument(span).await {
         Ok(reply) => reply_response(reply),
         Err(e) => e.into_response(),
+    };
+    with_headers(resp, limit_headers)
+}
+
+fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+/// Lets a request through only with the master key or an admin key (when a master key is
+/// set); 401/403 in OpenAI's error shape otherwise.
+pub fn require_admin(gw: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    let p = gw.authenticate(headers)?;
+    if p.admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "This route needs the master key or an admin key.",
+        ))
     }
 }
 
@@ -191,13 +234,23 @@ fn reply_response(reply: GatewayReply) -> Response {
 }
 
 /// `GET /v1/models`: configured model names and deployment names, in OpenAI's list shape.
-async fn list_models(State(gw): State<Gateway>) -> Response {
+async fn list_models(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Err(e) = gw.authenticate(&headers) {
+        return e.into_response();
+    }
     let data: Vec<Value> = model_ids(&gw).into_iter().map(model_object).collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
 /// `GET /v1/models/{id}`.
-async fn get_model(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+async fn get_model(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = gw.authenticate(&headers) {
+        return e.into_response();
+    }
     if model_ids(&gw).contains(&id) {
         axum::Json(model_object(id)).into_response()
     } else {
@@ -262,7 +315,10 @@ pub fn metrics_router(gateway: Gateway) -> Router {
 }
 
 /// `GET /metrics`: Prometheus/OpenMetrics text.
-async fn metrics(State(gw): State<Gateway>) -> Response {
+async fn metrics(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Err(e) = require_admin(&gw, &headers) {
+        return e.into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,

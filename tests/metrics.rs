@@ -139,7 +139,10 @@ fn grafana_dashboard_uses_only_existing_metrics() {
             continue;
         }
         let registered = format!("\"{}\"", base.trim_start_matches("sluice_"));
-        assert!(source.contains(&registered), "{name} is not a Sluice metric");
+        assert!(
+            source.contains(&registered),
+            "{name} is not a Sluice metric"
+        );
         checked += 1;
     }
     assert!(checked >= 14);

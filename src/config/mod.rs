@@ -33,6 +33,36 @@ pub struct Config {
     /// Traces and metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Virtual keys declared in config (GitOps); more are created with `sluice keys create`.
+    #[serde(default)]
+    pub keys: Vec<crate::auth::KeySpec>,
+    /// Rate limits per model and per deployment.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `limits:` block: `{models: {NAME: {rpm, tpm}}, deployments: {NAME: {rpm, tpm}}}`.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Per client-facing model name.
+    #[serde(default)]
+    pub models: std::collections::BTreeMap<String, RateLimitConfig>,
+    /// Per deployment (e.g. to protect a small local GPU).
+    #[serde(default)]
+    pub deployments: std::collections::BTreeMap<String, RateLimitConfig>,
+}
+
+/// Requests and tokens per minute.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    #[serde(default)]
+    pub tpm: Option<u32>,
 }
 
 /// `telemetry:` block.
@@ -67,6 +97,14 @@ pub struct ServerConfig {
     /// Timeout of each deployment probe of `GET /health/ready`, ms. Default 2 000.
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout_ms: u64,
+    /// Master key (usually `${SLUICE_MASTER_KEY}`). When set, every `/v1/*` request needs a
+    /// key, and `/admin/*`, `/ui`, `/metrics` need the master key or an admin key.
+    #[serde(default, skip_serializing)]
+    pub master_key: Option<String>,
+    /// Allow serving without a master key on a non-loopback address. Default false: Sluice
+    /// refuses to start that way.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +114,8 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body(),
             shutdown_grace_ms: default_grace(),
             ready_timeout_ms: default_ready_timeout(),
+            master_key: None,
+            allow_unauthenticated: false,
         }
     }
 }
@@ -316,12 +356,14 @@ impl Config {
     /// Checks what the schema alone cannot: unique names, parseable URLs and listen address,
     /// models that name existing deployments. Errors are `(key path, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        self.server.listen.parse::<SocketAddr>().map_err(|e| {
+        let listen = self.server.listen.parse::<SocketAddr>().map_err(|e| {
             (
                 "server.listen".to_string(),
                 format!("not a host:port address: {e}"),
             )
         })?;
+        self.check_auth_exposure(listen)?;
+        crate::auth::ConfigKeys::new(&self.keys)?;
         let mut names = HashSet::new();
         for (i, d) in self.deployments.iter().enumerate() {
             if d.name.trim().is_empty() {
@@ -364,6 +406,25 @@ impl Config {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses a non-loopback listen address without a master key unless
+    /// `server.allow_unauthenticated` says so.
+    pub fn check_auth_exposure(&self, listen: SocketAddr) -> Result<(), (String, String)> {
+        let has_key = self
+            .server
+            .master_key
+            .as_deref()
+            .is_some_and(|k| !k.is_empty());
+        if !has_key && !listen.ip().is_loopback() && !self.server.allow_unauthenticated {
+            return Err((
+                "server.listen".to_string(),
+                format!(
+                    "{listen} is not a loopback address: set server.master_key, or server.allow_unauthenticated: true to serve without auth"
+                ),
+            ));
         }
         Ok(())
     }

@@ -11,7 +11,9 @@ pub mod stream;
 pub mod summary;
 
 use crate::api::{ApiError, Usage};
+use crate::auth::{self, ConfigKeys, Principal};
 use crate::config::{Config, DeploymentConfig};
+use crate::limits::{Limits, Rejection};
 use crate::providers::{self, Call, Endpoint, Reply, RequestBody, Upstreams};
 use crate::telemetry::{self, metrics::Metrics};
 use bytes::Bytes;
@@ -40,6 +42,8 @@ pub struct RequestContext {
     pub client_ip: Option<String>,
     /// The request's tracing span (see [`crate::telemetry`]); `Span::none()` when untraced.
     pub span: tracing::Span,
+    /// Who is calling (see [`crate::auth`]).
+    pub principal: Principal,
 }
 
 impl RequestContext {
@@ -53,6 +57,7 @@ impl RequestContext {
             headers: axum::http::HeaderMap::new(),
             client_ip: None,
             span: tracing::Span::none(),
+            principal: Principal::anonymous(),
         }
     }
 }
@@ -82,17 +87,155 @@ pub struct Gateway {
     pub config: Arc<Config>,
     upstreams: Upstreams,
     recorder: Recorder,
+    keys: ConfigKeys,
+    master_hash: Option<[u8; 32]>,
+    /// Rate limiters.
+    pub limits: Arc<Limits>,
 }
 
 impl Gateway {
     /// Builds a gateway over `config`.
     pub fn new(config: Config) -> Result<Self, String> {
         let upstreams = Upstreams::new(&config.deployments)?;
+        let keys = ConfigKeys::new(&config.keys).map_err(|(p, m)| format!("{p}: {m}"))?;
+        let master_hash = config
+            .server
+            .master_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(auth::hash_key);
         Ok(Gateway {
+            keys,
+            master_hash,
+            limits: Arc::new(Limits::default()),
             config: Arc::new(config),
             upstreams,
             recorder: Recorder::new(Arc::new(Metrics::new())),
         })
+    }
+
+    /// Identifies the caller from `Authorization: Bearer` / `x-api-key`.
+    ///
+    /// With a master key set: the master key → admin principal; a known, usable virtual key →
+    /// its principal; else 401 `invalid_api_key` (missing, malformed, unknown, revoked,
+    /// expired). Without a master key, everyone is let in; a known key is still identified
+    /// (for usage per key and its bound policies).
+    pub fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Principal, ApiError> {
+        let presented = auth::presented_key(headers);
+        let Some(master) = &self.master_hash else {
+            return Ok(match presented {
+                Ok(Some(k)) => self
+                    .virtual_key(&auth::hash_key(&k))
+                    .filter(|p| auth::check_usable(&p.spec, now_unix()).is_ok())
+                    .map(|mut p| {
+                        p.admin = true;
+                        p
+                    })
+                    .unwrap_or_else(Principal::anonymous),
+                _ => Principal::anonymous(),
+            });
+        };
+        let key = match presented {
+            Ok(Some(k)) => k,
+            Ok(None) => {
+                return Err(auth::unauthorized(
+                    "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+                ));
+            }
+            Err(auth::MalformedAuth) => {
+                return Err(auth::unauthorized(
+                    "Malformed Authorization header: expected `Bearer <key>`.",
+                ));
+            }
+        };
+        let hash = auth::hash_key(&key);
+        if auth::hashes_equal(master, &hash) {
+            return Ok(Principal {
+                key_id: Some("master".into()),
+                spec: auth::KeySpec {
+                    name: "master".into(),
+                    ..Default::default()
+                },
+                admin: true,
+            });
+        }
+        let p = self
+            .virtual_key(&hash)
+            .ok_or_else(|| auth::unauthorized("Incorrect API key provided."))?;
+        auth::check_usable(&p.spec, now_unix())?;
+        Ok(p)
+    }
+
+    fn virtual_key(&self, hash: &[u8; 32]) -> Option<Principal> {
+        self.keys.find(hash).map(|spec| Principal {
+            key_id: Some(format!("cfg:{}", spec.name)),
+            admin: spec.admin,
+            spec: spec.clone(),
+        })
+    }
+
+    /// Checks the caller's model permission and the key and model rate limits, charging
+    /// `prompt_tokens` (an estimate) to token limits.
+    ///
+    /// Errors: 403 `model_not_allowed`; 429 `rate_limit_exceeded` (with headers).
+    pub fn admit(
+        &self,
+        principal: &Principal,
+        model: &str,
+        prompt_tokens: u64,
+    ) -> Result<Vec<(&'static str, String)>, Rejection> {
+        if !principal.may_use(model) {
+            return Err(Rejection {
+                error: ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "permission_error",
+                    format!("This API key is not allowed to use the model `{model}`."),
+                )
+                .with_param("model")
+                .with_code("model_not_allowed"),
+                headers: Vec::new(),
+            });
+        }
+        let mut headers = Vec::new();
+        if let Some(id) = &principal.key_id {
+            let s = &principal.spec;
+            if let Some(st) =
+                self.limits
+                    .check(&format!("key:{id}"), s.rpm, s.tpm, prompt_tokens)?
+            {
+                headers = st.headers();
+            }
+        }
+        if let Some(l) = self.config.limits.models.get(model)
+            && let Some(st) =
+                self.limits
+                    .check(&format!("model:{model}"), l.rpm, l.tpm, prompt_tokens)?
+            && headers.is_empty()
+        {
+            headers = st.headers();
+        }
+        Ok(headers)
+    }
+
+    /// Records a request refused before routing (auth, permission, limits, bad input), so
+    /// every answered request has a record.
+    pub fn record_rejection(&self, ctx: &RequestContext, body: Option<&RequestBody>, e: &ApiError) {
+        let mut r = match body {
+            Some(b) => self.base_record(ctx, b),
+            None => {
+                let placeholder = RequestBody::Generic(crate::api::GenericRequest {
+                    model: String::new(),
+                    stream: None,
+                    stream_options: None,
+                    extra: Default::default(),
+                });
+                self.base_record(ctx, &placeholder)
+            }
+        };
+        r.status = e.status.as_u16();
+        r.error_type = Some(e.body.kind.clone());
+        r.error_message = Some(e.body.message.clone());
+        self.finish_record(ctx, r);
     }
 
     /// The gateway's metrics.
@@ -223,8 +366,9 @@ impl Gateway {
             attempts: 0,
             upstream_us: None,
             overhead_us: None,
-            api_key_id: None,
             end_user: body_user(body),
+            api_key_id: ctx.principal.key_id.clone(),
+            log_mode: ctx.principal.spec.log.clone(),
             client_ip: ctx.client_ip.clone(),
             hosting: None,
             openness: None,
@@ -233,7 +377,6 @@ impl Gateway {
             cost_usd: None,
             sampling: None,
             request_body: None,
-            log_mode: None,
         }
     }
 
@@ -337,6 +480,13 @@ enum Attempted {
 /// Whether another deployment may be tried after this error: server-side failures only.
 pub fn is_retryable(e: &ApiError) -> bool {
     e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn body_user(body: &RequestBody) -> Option<String> {

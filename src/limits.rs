@@ -1,0 +1,259 @@
+//! Rate limits with the `governor` crate (GCRA): requests per minute and tokens per minute,
+//! per key, per model and per deployment.
+//!
+//! GCRA semantics, as configured here: a quota of N per minute allows a burst of N at once,
+//! then one more every 60/N seconds. So N parallel requests against `rpm: N` all pass and the
+//! N+1th is refused until 60/N seconds later. Token limits are charged with the prompt
+//! estimate (4 bytes per token) before the call; after it, the difference to the real usage is
+//! charged too (GCRA cannot give cells back, so an overestimate is not refunded).
+//!
+//! Over a limit: 429, OpenAI error shape, code `rate_limit_exceeded`, `Retry-After` in whole
+//! seconds, and OpenAI's `x-ratelimit-*` headers, which every response with a limit carries.
+
+use crate::api::ApiError;
+use axum::http::StatusCode;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+
+/// Limiters by scope (`key:ID`, `model:NAME`, `deployment:NAME`).
+#[derive(Debug, Default)]
+pub struct Limits {
+    requests: Mutex<HashMap<String, Arc<Limiter>>>,
+    tokens: Mutex<HashMap<String, Arc<Limiter>>>,
+    clock: DefaultClock,
+}
+
+/// What one scope's limits look like after a request passed (for the `x-ratelimit-*`
+/// headers).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateStatus {
+    /// Requests per minute, when limited.
+    pub limit_requests: Option<u32>,
+    /// Requests that could still be made now.
+    pub remaining_requests: u32,
+    /// Time until the request quota is full again.
+    pub reset_requests: Duration,
+    /// Tokens per minute, when limited.
+    pub limit_tokens: Option<u32>,
+    /// Tokens that could still be used now.
+    pub remaining_tokens: u32,
+    /// Time until the token quota is full again.
+    pub reset_tokens: Duration,
+}
+
+impl RateStatus {
+    /// The `x-ratelimit-*` headers OpenAI sends
+    /// (<https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers>).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        if let Some(l) = self.limit_requests {
+            h.push(("x-ratelimit-limit-requests", l.to_string()));
+            h.push((
+                "x-ratelimit-remaining-requests",
+                self.remaining_requests.to_string(),
+            ));
+            h.push((
+                "x-ratelimit-reset-requests",
+                format_duration(self.reset_requests),
+            ));
+        }
+        if let Some(l) = self.limit_tokens {
+            h.push(("x-ratelimit-limit-tokens", l.to_string()));
+            h.push((
+                "x-ratelimit-remaining-tokens",
+                self.remaining_tokens.to_string(),
+            ));
+            h.push((
+                "x-ratelimit-reset-tokens",
+                format_duration(self.reset_tokens),
+            ));
+        }
+        h
+    }
+}
+
+/// A refused request: the error plus the headers to send with it.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// 429 `rate_limit_exceeded`.
+    pub error: ApiError,
+    /// `Retry-After` and `x-ratelimit-*`.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Limits {
+    /// Checks (and charges) one request and `tokens` prompt tokens against `scope`'s quotas.
+    /// No quota → passes with no status.
+    pub fn check(
+        &self,
+        scope: &str,
+        rpm: Option<u32>,
+        tpm: Option<u32>,
+        tokens: u64,
+    ) -> Result<Option<RateStatus>, Rejection> {
+        if rpm.is_none() && tpm.is_none() {
+            return Ok(None);
+        }
+        let mut status = RateStatus::default();
+        if let Some(rpm) = rpm {
+            let lim = limiter(&self.requests, scope, rpm);
+            match lim.check() {
+                Ok(snap) => {
+                    status.limit_requests = Some(rpm);
+                    status.remaining_requests = snap.remaining_burst_capacity();
+                    status.reset_requests = refill_time(rpm, snap.remaining_burst_capacity());
+                }
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(self.clock.now());
+                    return Err(rejection(scope, "requests", rpm, wait));
+                }
+            }
+        }
+        if let Some(tpm) = tpm {
+            let lim = limiter(&self.tokens, scope, tpm);
+            let n = NonZeroU32::new(tokens.clamp(1, u64::from(u32::MAX)) as u32)
+                .unwrap_or(NonZeroU32::MIN);
+            match lim.check_n(n) {
+                Ok(Ok(snap)) => {
+                    status.limit_tokens = Some(tpm);
+                    status.remaining_tokens = snap.remaining_burst_capacity();
+                    status.reset_tokens = refill_time(tpm, snap.remaining_burst_capacity());
+                }
+                Ok(Err(not_until)) => {
+                    let wait = not_until.wait_time_from(self.clock.now());
+                    return Err(rejection(scope, "tokens", tpm, wait));
+                }
+                Err(_) => {
+                    // More tokens than the whole per-minute quota: can never pass.
+                    return Err(rejection(scope, "tokens", tpm, Duration::from_secs(60)));
+                }
+            }
+        }
+        Ok(Some(status))
+    }
+
+    /// Charges `extra` tokens after the call (real usage above the estimate). Never refuses.
+    pub fn charge_tokens(&self, scope: &str, tpm: u32, extra: u64) {
+        if extra == 0 {
+            return;
+        }
+        let lim = limiter(&self.tokens, scope, tpm);
+        let n = extra.min(u64::from(tpm)).max(1) as u32;
+        if let Some(n) = NonZeroU32::new(n) {
+            let _ = lim.check_n(n);
+        }
+    }
+}
+
+fn limiter(
+    map: &Mutex<HashMap<String, Arc<Limiter>>>,
+    scope: &str,
+    per_minute: u32,
+) -> Arc<Limiter> {
+    let key = format!("{scope}/{per_minute}");
+    let mut guard = match map.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    guard
+        .entry(key)
+        .or_insert_with(|| {
+            let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+            Arc::new(RateLimiter::direct(Quota::per_minute(n)).with_middleware())
+        })
+        .clone()
+}
+
+fn refill_time(per_minute: u32, remaining: u32) -> Duration {
+    let missing = per_minute.saturating_sub(remaining);
+    Duration::from_secs_f64(60.0 * f64::from(missing) / f64::from(per_minute.max(1)))
+}
+
+fn rejection(scope: &str, what: &str, limit: u32, wait: Duration) -> Rejection {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        format!("Rate limit reached for {scope}: {limit} {what} per minute. Try again in {secs}s."),
+    )
+    .with_code("rate_limit_exceeded");
+    let mut headers = vec![("retry-after", secs.to_string())];
+    let (l, r, reset) = match what {
+        "requests" => (
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ),
+        _ => (
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ),
+    };
+    headers.push((l, limit.to_string()));
+    headers.push((r, "0".to_string()));
+    headers.push((reset, format_duration(wait)));
+    Rejection { error, headers }
+}
+
+/// OpenAI's duration format in rate-limit headers: `850ms`, `12s`, `1m30s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    if s < 60 {
+        return format!("{s}s");
+    }
+    format!("{}m{}s", s / 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_pass_up_to_the_burst_then_429() {
+        let l = Limits::default();
+        for i in 0..3 {
+            let s = l.check("key:a", Some(3), None, 0).unwrap().unwrap();
+            assert_eq!(s.remaining_requests, 2 - i);
+        }
+        let r = l.check("key:a", Some(3), None, 0).unwrap_err();
+        assert_eq!(r.error.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.error.body.code, Some("rate_limit_exceeded".into()));
+        let retry: u64 = r.headers[0].1.parse().unwrap();
+        assert!((1..=20).contains(&retry), "{retry}");
+        // Other scopes are independent.
+        assert!(l.check("key:b", Some(3), None, 0).is_ok());
+        assert_eq!(l.check("key:a", None, None, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn tokens_are_charged_by_estimate_and_correction() {
+        let l = Limits::default();
+        let s = l.check("key:t", None, Some(100), 60).unwrap().unwrap();
+        assert_eq!(s.remaining_tokens, 40);
+        l.charge_tokens("key:t", 100, 30);
+        let r = l.check("key:t", None, Some(100), 20).unwrap_err();
+        assert!(r.error.body.message.contains("100 tokens per minute"));
+        assert!(l.check("key:u", None, Some(100), 500).is_err());
+    }
+
+    #[test]
+    fn durations_in_openai_format() {
+        assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(format_duration(Duration::from_secs(12)), "12s");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    }
+}

@@ -1,0 +1,215 @@
+//! Access control: master key, config-declared virtual keys, model permissions, rate limits.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+const MASTER: &str = "sk-master-test";
+
+fn config(mock: &Mock, extra_keys: &str) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\n{}keys:\n  - name: app\n    key: sk-app-1\n    models: [default]\n    rpm: 3\n  - name: old\n    key: sk-old-1\n    disabled: true\n  - name: gone\n    key: sk-gone-1\n    expires: 2020-01-01\n  - name: ops\n    sha256: {}\n    admin: true\n{extra_keys}",
+        one_deployment(&mock.url("/v1")),
+        hex::encode(sluice::auth::hash_key("sk-ops-1")),
+    )
+}
+
+fn chat() -> Value {
+    json!({"model":"default","messages":[{"role":"user","content":"hi"}]})
+}
+
+async fn call(s: &Sluice, key: Option<&str>, body: &Value) -> reqwest::Response {
+    let mut r = client().post(s.url("/v1/chat/completions")).json(body);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    r.send().await.unwrap()
+}
+
+async fn error_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap()["error"].clone())
+}
+
+fn completion() -> Value {
+    json!({"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})
+}
+
+#[tokio::test]
+async fn every_auth_status() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let s = Sluice::start(&config(&mock, "")).await;
+
+    let (st, e) = error_of(call(&s, None, &chat()).await).await;
+    assert_eq!((st, e["code"].as_str()), (401, Some("invalid_api_key")));
+    assert_eq!(e["type"], "authentication_error");
+    let (st, e) = error_of(call(&s, Some("sk-wrong"), &chat()).await).await;
+    assert_eq!(
+        (st, e["message"].as_str()),
+        (401, Some("Incorrect API key provided."))
+    );
+    let (st, e) = error_of(call(&s, Some("sk-old-1"), &chat()).await).await;
+    assert_eq!(
+        (st, e["message"].as_str()),
+        (401, Some("This API key has been revoked."))
+    );
+    let (st, e) = error_of(call(&s, Some("sk-gone-1"), &chat()).await).await;
+    assert_eq!(
+        (st, e["message"].as_str()),
+        (401, Some("This API key has expired."))
+    );
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("authorization", "Basic x")
+        .json(&chat())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    assert_eq!(call(&s, Some(MASTER), &chat()).await.status(), 200);
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("x-api-key", "sk-app-1")
+        .json(&chat())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ratelimit-limit-requests"], "3");
+    assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "2");
+
+    let other = json!({"model":"up","messages":[{"role":"user","content":"hi"}]});
+    let (st, e) = error_of(call(&s, Some("sk-app-1"), &other).await).await;
+    assert_eq!(
+        (st, e["code"].as_str(), e["param"].as_str()),
+        (403, Some("model_not_allowed"), Some("model"))
+    );
+
+    // Models list and metrics need a key; metrics needs an admin key.
+    assert_eq!(
+        client()
+            .get(s.url("/v1/models"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client()
+            .get(s.url("/v1/models"))
+            .bearer_auth("sk-app-1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(s.url("/metrics"))
+            .bearer_auth("sk-app-1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        client()
+            .get(s.url("/metrics"))
+            .bearer_auth("sk-ops-1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(s.url("/metrics"))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // No key, secret or hash appears in any answer.
+    let (_, e) = error_of(call(&s, Some("sk-wrong"), &chat()).await).await;
+    assert!(!e.to_string().contains("sk-wrong"));
+    s.stop().await;
+}
+
+/// N parallel requests against rpm M: exactly M pass (GCRA burst = M), the rest get 429
+/// with Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_requests_over_rpm_get_exactly_m_through() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let s = Sluice::start(&config(&mock, "")).await;
+    let url = s.url("/v1/chat/completions");
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                client()
+                    .post(url)
+                    .bearer_auth("sk-app-1")
+                    .json(&chat())
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                limited += 1;
+                let retry: u64 = r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=20).contains(&retry));
+                assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "0");
+                let e: Value = r.json().await.unwrap();
+                assert_eq!(e["error"]["code"], "rate_limit_exceeded");
+                assert_eq!(e["error"]["type"], "rate_limit_error");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((ok, limited), (3, 7));
+    assert_eq!(mock.calls(), 3);
+    s.stop().await;
+}
+
+#[test]
+fn non_loopback_without_master_key_is_refused() {
+    let yaml = "server:\n  listen: 0.0.0.0:4000\n";
+    let e = sluice::config::parse("f.yaml", yaml).unwrap_err();
+    assert_eq!(e.path.as_deref(), Some("server.listen"));
+    assert!(e.message.contains("set server.master_key"), "{e}");
+    assert!(
+        sluice::config::parse(
+            "f.yaml",
+            "server:\n  listen: 0.0.0.0:4000\n  allow_unauthenticated: true\n"
+        )
+        .is_ok()
+    );
+    assert!(
+        sluice::config::parse(
+            "f.yaml",
+            "server:\n  listen: 0.0.0.0:4000\n  master_key: k\n"
+        )
+        .is_ok()
+    );
+}
