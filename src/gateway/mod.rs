@@ -406,7 +406,7 @@ impl Gateway {
         )
         .with_code("no_deployment");
         for dep in candidates {
-            if let Err(e) = providers::check(dep, body) {
+            if let Err(e) = providers::check(dep, ctx.endpoint, body) {
                 last_err = e;
                 continue;
             }

@@ -11,6 +11,7 @@
 //!   `developer` → `system`; `max_completion_tokens` → `max_tokens`). The native providers
 //!   apply the same capabilities in their own translation.
 
+use super::Endpoint;
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, Role};
 use crate::config::{Capability, DeploymentConfig, ProviderKind};
 use serde_json::Value;
@@ -95,6 +96,19 @@ pub fn unsupported(dep: &DeploymentConfig, param: &str, what: &str) -> ApiError 
     ))
     .with_param(param)
     .with_code("unsupported_parameter")
+}
+
+/// Refuses an endpoint the provider does not serve: `anthropic` serves chat completions only.
+/// 400 `unsupported_parameter`, `param: "model"`.
+pub fn check_endpoint(dep: &DeploymentConfig, endpoint: Endpoint) -> Result<(), ApiError> {
+    if dep.provider == ProviderKind::Anthropic && endpoint != Endpoint::ChatCompletions {
+        return Err(unsupported(
+            dep,
+            "model",
+            &format!("`/v1{}`", endpoint.path()),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a chat request that needs a capability the deployment lacks (see the module doc).

@@ -5,6 +5,7 @@
 //! Adding a provider: write `call` (and optionally `probe`) in a new module, add a variant to
 //! [`ProviderKind`] and one arm to [`call`] and [`probe`]; the server does not change.
 
+pub mod anthropic;
 pub mod caps;
 pub mod ndjson;
 pub mod ollama;
@@ -177,18 +178,19 @@ pub async fn call(http: &Upstreams, call: Call<'_>) -> Result<Reply, ApiError> {
     match call.deployment.provider {
         ProviderKind::Openai => openai::call(http.client(call.deployment), call).await,
         ProviderKind::Ollama => ollama::call(http.client(call.deployment), call).await,
-        ProviderKind::Anthropic => Err(ApiError::invalid_request(format!(
-            "provider `{}` of deployment `{}` is not implemented yet",
-            call.deployment.provider.as_str(),
-            call.deployment.name
-        ))),
+        ProviderKind::Anthropic => anthropic::call(http.client(call.deployment), call).await,
     }
 }
 
 /// Whether the deployment can serve the request at all, before calling it: 400
 /// `unsupported_parameter` naming the `param` the backend lacks (see [`caps`]). The gateway
 /// moves on to the model's next deployment when this fails.
-pub fn check(deployment: &DeploymentConfig, body: &RequestBody) -> Result<(), ApiError> {
+pub fn check(
+    deployment: &DeploymentConfig,
+    endpoint: Endpoint,
+    body: &RequestBody,
+) -> Result<(), ApiError> {
+    caps::check_endpoint(deployment, endpoint)?;
     match body {
         RequestBody::Chat(r) => caps::check_chat(r, deployment),
         RequestBody::Generic(r) => caps::check_generic(r, deployment),
@@ -204,9 +206,13 @@ pub async fn probe(
     let url = match deployment.provider {
         ProviderKind::Openai => join_url(&deployment.base_url, "/models"),
         ProviderKind::Ollama => join_url(&deployment.base_url, "/api/version"),
-        ProviderKind::Anthropic => deployment.base_url.clone(),
+        ProviderKind::Anthropic => join_url(&deployment.base_url, "/v1/models"),
     };
-    let req = http.client(deployment).get(url).timeout(timeout);
+    let mut req = http.client(deployment).get(url).timeout(timeout);
+    if deployment.provider == ProviderKind::Anthropic {
+        req = anthropic::with_key(req, deployment)
+            .header("anthropic-version", anthropic::API_VERSION);
+    }
     match req.send().await {
         // Any HTTP answer (even 401/404) proves the server is there.
         Ok(_) => Ok(()),
