@@ -7,8 +7,9 @@
 //!   `response_format`, `messages[i].content[j]`). The gateway then tries the model's next
 //!   deployment, so `supports:` also steers routing.
 //! - [`adapt_openai_chat`] drops or maps, for `provider: openai`, the fields the backend would
-//!   reject or misread (`top_k`, `seed`, message `name`, `parallel_tool_calls` dropped;
-//!   `developer` → `system`; `max_completion_tokens` → `max_tokens`). The native providers
+//!   reject or misread (`top_k` and the local samplers such as `min_p`, `seed`, message `name`, `parallel_tool_calls` dropped;
+//!   `developer` → `system`; `max_completion_tokens` → `max_tokens`), and always drops
+//!   null-valued and unknown message keys. The native providers
 //!   apply the same capabilities in their own translation.
 
 use super::Endpoint;
@@ -172,11 +173,40 @@ pub fn check_generic(req: &GenericRequest, dep: &DeploymentConfig) -> Result<(),
     Ok(())
 }
 
+/// Sampling knobs of local servers (llama.cpp, vLLM, Ollama) that travel with `top_k`: a
+/// backend without `top_k` (OpenAI) gets none of them.
+const LOCAL_SAMPLERS: [&str; 10] = [
+    "min_p",
+    "typical_p",
+    "repetition_penalty",
+    "repeat_penalty",
+    "repeat_last_n",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+    "top_a",
+    "tfs_z",
+];
+
+/// Message fields besides `role`, `content`, `name`, `tool_calls`, `tool_call_id` that
+/// OpenAI-compatible servers know; others (an SDK's or agent framework's own keys such as
+/// `sender`) and null-valued ones are dropped, since strict servers reject them (C21).
+const KNOWN_MESSAGE_FIELDS: [&str; 5] = [
+    "refusal",
+    "audio",
+    "function_call",
+    "reasoning_content",
+    "prefix",
+];
+
 /// Drops or maps, for an OpenAI-compatible backend, the chat fields it lacks (see the module
 /// doc). Fields it has are left exactly as the client sent them.
 pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
     if !caps.has(Capability::TopK) {
         req.top_k = None;
+        for k in LOCAL_SAMPLERS {
+            req.extra.remove(k);
+        }
     }
     if !caps.has(Capability::Seed) {
         req.seed = None;
@@ -190,6 +220,8 @@ pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
         req.max_tokens = Some(n);
     }
     for m in &mut req.messages {
+        m.extra
+            .retain(|k, v| !v.is_null() && KNOWN_MESSAGE_FIELDS.contains(&k.as_str()));
         if m.role == Role::Developer && !caps.has(Capability::DeveloperRole) {
             m.role = Role::System;
         }
