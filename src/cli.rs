@@ -116,7 +116,7 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         }
     };
     runtime.block_on(async move {
-        let gateway = match Gateway::new(cfg) {
+        let gateway = match Gateway::with_request_log(cfg) {
             Ok(g) => g,
             Err(e) => {
                 eprintln!("error: {e}");

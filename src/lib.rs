@@ -19,4 +19,5 @@ pub mod gateway;
 pub mod limits;
 pub mod providers;
 pub mod server;
+pub mod store;
 pub mod telemetry;

@@ -157,14 +157,14 @@ async fn serve(
     let body = match parsed {
         Ok(b) => b,
         Err(e) => {
-            gw.record_rejection(&ctx, None, &e);
+            gw.record_rejection(&ctx, None, &e).await;
             return e.into_response();
         }
     };
     ctx.principal = match gw.authenticate(&headers) {
         Ok(p) => p,
         Err(e) => {
-            gw.record_rejection(&ctx, Some(&body), &e);
+            gw.record_rejection(&ctx, Some(&body), &e).await;
             return e.into_response();
         }
     };
@@ -172,7 +172,7 @@ async fn serve(
     let limit_headers = match gw.admit(&ctx.principal, body.model(), prompt_estimate) {
         Ok(h) => h,
         Err(rej) => {
-            gw.record_rejection(&ctx, Some(&body), &rej.error);
+            gw.record_rejection(&ctx, Some(&body), &rej.error).await;
             return with_headers(rej.error.into_response(), rej.headers);
         }
     };
@@ -352,14 +352,16 @@ async fn method_not_allowed(req: Request) -> Response {
     .into_response()
 }
 
-/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting and gives
-/// in-flight requests `server.shutdown_grace_ms` to finish.
+/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting, gives
+/// in-flight requests `server.shutdown_grace_ms` to finish, and drains the request log's
+/// queue (every finished request is in the log when this returns).
 pub async fn run(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = Duration::from_millis(gateway.config.server.shutdown_grace_ms);
+    let recorder = gateway.recorder().clone();
     let app = router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
@@ -374,13 +376,15 @@ pub async fn run(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         r = server => r,
         _ = deadline => {
             tracing::warn!("shutdown grace period over; closing remaining connections");
             Ok(())
         }
-    }
+    };
+    recorder.flush().await;
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.

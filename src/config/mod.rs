@@ -6,6 +6,9 @@
 
 mod capability;
 mod expand;
+pub mod log;
+
+pub use log::{LogConfig, LogMode};
 
 pub use capability::{Capability, KeepAlive};
 
@@ -39,6 +42,9 @@ pub struct Config {
     /// Rate limits per model and per deployment.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The request log (`log:` block).
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// `limits:` block: `{models: {NAME: {rpm, tpm}}, deployments: {NAME: {rpm, tpm}}}`.
@@ -407,6 +413,7 @@ impl Config {
                 }
             }
         }
+        self.log.validate()?;
         Ok(())
     }
 

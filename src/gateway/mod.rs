@@ -219,7 +219,12 @@ impl Gateway {
 
     /// Records a request refused before routing (auth, permission, limits, bad input), so
     /// every answered request has a record.
-    pub fn record_rejection(&self, ctx: &RequestContext, body: Option<&RequestBody>, e: &ApiError) {
+    pub async fn record_rejection(
+        &self,
+        ctx: &RequestContext,
+        body: Option<&RequestBody>,
+        e: &ApiError,
+    ) {
         let mut r = match body {
             Some(b) => self.base_record(ctx, b),
             None => {
@@ -235,12 +240,37 @@ impl Gateway {
         r.status = e.status.as_u16();
         r.error_type = Some(e.body.kind.clone());
         r.error_message = Some(e.body.message.clone());
-        self.finish_record(ctx, r);
+        self.finish_record(ctx, r).await;
     }
 
     /// The gateway's metrics.
     pub fn metrics(&self) -> &Metrics {
         self.recorder.metrics()
+    }
+
+    /// Builds a gateway over `config` that also writes every request to the request log at
+    /// `log.path` (opened or created, migrated, writer thread started). With
+    /// `log.prompts: off` no log is opened. Call inside a tokio runtime.
+    ///
+    /// Errors: a bad deployment, or the log cannot be opened.
+    pub fn with_request_log(config: Config) -> Result<Self, String> {
+        let mut gw = Gateway::new(config)?;
+        if gw.config.log.prompts != crate::config::LogMode::Off {
+            let log = crate::store::writer::start(&gw.config.log)
+                .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
+            gw.recorder = gw.recorder.clone().with_log(log);
+        }
+        Ok(gw)
+    }
+
+    /// The recorder (its log queue, for stats and flushing).
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Waits until every request recorded so far is in the log (graceful shutdown).
+    pub async fn flush_log(&self) {
+        self.recorder.flush().await;
     }
 
     /// The shared upstream clients.
@@ -275,6 +305,7 @@ impl Gateway {
     ) -> Result<GatewayReply, ApiError> {
         let mut base = self.base_record(&ctx, &body);
         let result = self.route_and_call(&ctx, &body, &mut base).await;
+        self.attach_body(&mut base, &body);
         match result {
             Ok(Attempted::Complete {
                 deployment,
@@ -293,7 +324,7 @@ impl Gateway {
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
-                self.finish_record(&ctx, base);
+                self.finish_record(&ctx, base).await;
                 Ok(self.reply(deployment, ReplyBody::Json(bytes)))
             }
             Ok(Attempted::Stream {
@@ -312,7 +343,7 @@ impl Gateway {
                     apply_stream_outcome(&mut r, out, started);
                     drop(stream_span);
                     telemetry::record_outcome(&request_span, &r);
-                    recorder.record(r);
+                    recorder.record_now(r);
                 });
                 let stream = ClientStream::new(
                     first,
@@ -327,7 +358,7 @@ impl Gateway {
                 base.status = e.status.as_u16();
                 base.error_type = Some(e.body.kind.clone());
                 base.error_message = Some(e.body.message.clone());
-                self.finish_record(&ctx, base);
+                self.finish_record(&ctx, base).await;
                 Err(e)
             }
         }
@@ -366,7 +397,7 @@ impl Gateway {
             attempts: 0,
             upstream_us: None,
             overhead_us: None,
-            end_user: body_user(body),
+            end_user: self.header_user(ctx).or_else(|| body_user(body)),
             api_key_id: ctx.principal.key_id.clone(),
             log_mode: ctx.principal.spec.log.clone(),
             client_ip: ctx.client_ip.clone(),
@@ -380,10 +411,24 @@ impl Gateway {
         }
     }
 
-    fn finish_record(&self, ctx: &RequestContext, mut r: RequestRecord) {
+    async fn finish_record(&self, ctx: &RequestContext, mut r: RequestRecord) {
         r.duration_ms = ctx.started.elapsed().as_millis() as u64;
         telemetry::record_outcome(&ctx.span, &r);
-        self.recorder.record(r);
+        self.recorder.record(r).await;
+    }
+
+    /// Keeps the typed request on the record when the effective logging mode stores text.
+    fn attach_body(&self, r: &mut RequestRecord, body: &RequestBody) {
+        if self.recorder.log().is_none() {
+            return;
+        }
+        let mode = crate::store::row::effective_mode(r, self.config.log.prompts);
+        if mode.keeps_text() {
+            r.request_body = match body {
+                RequestBody::Chat(c) => serde_json::to_value(c).ok(),
+                RequestBody::Generic(g) => serde_json::to_value(g).ok(),
+            };
+        }
     }
 
     /// Tries the candidates in order until one answers. A failure before any byte reached the
@@ -487,6 +532,15 @@ fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+impl Gateway {
+    /// The end user named by the `log.user_header` request header, when configured and sent.
+    fn header_user(&self, ctx: &RequestContext) -> Option<String> {
+        let name = self.config.log.user_header.as_deref()?;
+        let v = ctx.headers.get(name)?.to_str().ok()?.trim();
+        (!v.is_empty()).then(|| v.to_string())
+    }
 }
 
 fn body_user(body: &RequestBody) -> Option<String> {

@@ -3,6 +3,7 @@
 
 use super::summary::ResponseSummary;
 use crate::api::Usage;
+use crate::store::writer::LogSender;
 use crate::telemetry::metrics::Metrics;
 use serde::Serialize;
 use std::sync::Arc;
@@ -79,16 +80,24 @@ pub struct RequestRecord {
 }
 
 /// Where finished requests go: the metrics, one `info` line per request (never prompt text
-/// or secrets), and the request log.
+/// or secrets), and — when the request log is on — a row queued for the store
+/// ([`crate::store::writer`]).
 #[derive(Debug, Clone)]
 pub struct Recorder {
     metrics: Arc<Metrics>,
+    log: Option<LogSender>,
 }
 
 impl Recorder {
     /// A recorder feeding `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Recorder { metrics }
+        Recorder { metrics, log: None }
+    }
+
+    /// This recorder, also queueing every record for the request log.
+    pub fn with_log(mut self, log: LogSender) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// The metrics this recorder feeds.
@@ -96,9 +105,37 @@ impl Recorder {
         &self.metrics
     }
 
-    /// Takes one finished request.
-    pub fn record(&self, r: RequestRecord) {
-        self.metrics.observe(&r);
+    /// The request log's queue, when the log is on.
+    pub fn log(&self) -> Option<&LogSender> {
+        self.log.as_ref()
+    }
+
+    /// Takes one finished request; waits while the log's queue is full (backpressure).
+    pub async fn record(&self, r: RequestRecord) {
+        self.observe(&r);
+        if let Some(log) = &self.log {
+            log.send(r).await;
+        }
+    }
+
+    /// Takes one finished request from a synchronous context (a stream's end): never blocks;
+    /// when the log's queue is full a background task waits for room.
+    pub fn record_now(&self, r: RequestRecord) {
+        self.observe(&r);
+        if let Some(log) = &self.log {
+            log.send_now(r);
+        }
+    }
+
+    /// Waits until every record taken so far is written (a no-op without a log).
+    pub async fn flush(&self) {
+        if let Some(log) = &self.log {
+            log.flush().await;
+        }
+    }
+
+    fn observe(&self, r: &RequestRecord) {
+        self.metrics.observe(r);
         tracing::info!(
             request_id = %r.id,
             model = %r.requested_model,

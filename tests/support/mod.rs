@@ -174,7 +174,17 @@ impl Sluice {
 
     /// Starts Sluice with a parsed config.
     pub async fn start_config(config: sluice::config::Config) -> Sluice {
-        let gateway = sluice::gateway::Gateway::new(config).unwrap();
+        Self::start_gateway(sluice::gateway::Gateway::new(config).unwrap()).await
+    }
+
+    /// Starts Sluice with the given YAML config and its request log (`log.path`) on.
+    pub async fn start_logged(yaml: &str) -> Sluice {
+        let config = sluice::config::parse("test.yaml", yaml).unwrap();
+        Self::start_gateway(sluice::gateway::Gateway::with_request_log(config).unwrap()).await
+    }
+
+    /// Starts Sluice over a built gateway.
+    pub async fn start_gateway(gateway: sluice::gateway::Gateway) -> Sluice {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

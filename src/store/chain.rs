@@ -1,0 +1,231 @@
+//! The tamper-evident hash chain over the `requests` table.
+//!
+//! Each row carries `prev_hash` (the previous row's `row_hash`; for the first row the anchor,
+//! 64 zeros in a new log) and
+//! `row_hash = hex(SHA-256(prev_hash ‖ "\n" ‖ canonical))`, where `canonical` is the compact
+//! JSON array of the row's stored values in [`HASHED_COLUMNS`] order (`seq` first): SQLite
+//! integers as JSON integers, reals as JSON numbers, text as JSON strings (JSON columns such as
+//! `request_body` are hashed as their stored text), NULL as `null`.
+//!
+//! The `chain` table holds the anchor (seq and hash of the last row deleted by retention or
+//! purge) and the head (seq and hash of the last row written). [`verify`] walks from the anchor
+//! to the head: a changed row fails its own hash, a deleted row breaks the `seq` sequence and
+//! the next row's `prev_hash`, deleted rows at the end no longer reach the head.
+//! Someone able to rewrite the whole file can rebuild a consistent chain; record the head hash
+//! that `sluice log verify` prints somewhere else to detect that.
+
+use super::StoreError;
+use super::row::HASHED_COLUMNS;
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of the first row of a new log.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The canonical content of a row: the compact JSON array of `values` (in
+/// [`HASHED_COLUMNS`] order).
+pub fn canonical(values: &[ValueRef<'_>]) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = values
+        .iter()
+        .map(|v| match v {
+            ValueRef::Null => serde_json::Value::Null,
+            ValueRef::Integer(i) => serde_json::Value::from(*i),
+            ValueRef::Real(f) => serde_json::Value::from(*f),
+            ValueRef::Text(t) => serde_json::Value::String(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => serde_json::Value::String(hex::encode(b)),
+        })
+        .collect();
+    serde_json::to_vec(&items).unwrap_or_default()
+}
+
+/// `hex(SHA-256(prev_hash ‖ "\n" ‖ canonical))`.
+pub fn row_hash(prev_hash: &str, canonical: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(canonical);
+    hex::encode(h.finalize())
+}
+
+/// The hash of a row about to be written, from its values.
+pub fn hash_values(prev_hash: &str, values: &[Sql]) -> String {
+    let refs: Vec<ValueRef<'_>> = values.iter().map(ValueRef::from).collect();
+    row_hash(prev_hash, &canonical(&refs))
+}
+
+/// Anchor and head of the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainState {
+    /// Seq of the last deleted row (0: none deleted).
+    pub anchor_seq: i64,
+    /// Its hash (or [`GENESIS`]).
+    pub anchor_hash: String,
+    /// Seq of the last row written (0: none).
+    pub head_seq: i64,
+    /// Its hash.
+    pub head_hash: String,
+}
+
+/// Reads the `chain` row.
+pub fn state(conn: &Connection) -> Result<ChainState, StoreError> {
+    Ok(conn.query_row(
+        "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM chain WHERE one = 1",
+        [],
+        |r| {
+            Ok(ChainState {
+                anchor_seq: r.get(0)?,
+                anchor_hash: r.get(1)?,
+                head_seq: r.get(2)?,
+                head_hash: r.get(3)?,
+            })
+        },
+    )?)
+}
+
+/// Sets the head (inside the writer's transaction).
+pub fn set_head(conn: &Connection, seq: i64, hash: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE chain SET head_seq = ?1, head_hash = ?2 WHERE one = 1",
+        params![seq, hash],
+    )?;
+    Ok(())
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every link holds.
+    Ok {
+        /// Rows checked.
+        rows: u64,
+        /// Seq and hash of the last row (the anchor's when the log is empty).
+        head_seq: i64,
+        /// Hash of the head.
+        head_hash: String,
+    },
+    /// The first broken link.
+    Broken {
+        /// Seq of the row where the chain breaks (the row after the last one written, when
+        /// rows are missing at the end).
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Walks the chain from the anchor to the head and returns the first broken link.
+pub fn verify(conn: &Connection) -> Result<Verdict, StoreError> {
+    let st = state(conn)?;
+    let sql = format!(
+        "SELECT {}, prev_hash, row_hash FROM requests ORDER BY seq",
+        HASHED_COLUMNS.join(", ")
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    let n = HASHED_COLUMNS.len();
+    let mut expect_seq = st.anchor_seq + 1;
+    let mut prev = st.anchor_hash.clone();
+    let mut count = 0u64;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        if seq != expect_seq {
+            let reason = if seq > expect_seq {
+                format!("rows {expect_seq}..{} are missing", seq - 1)
+            } else {
+                format!("seq {seq} is out of order (expected {expect_seq})")
+            };
+            return Ok(Verdict::Broken { seq, reason });
+        }
+        let stored_prev: String = r.get(n)?;
+        if stored_prev != prev {
+            return Ok(Verdict::Broken {
+                seq,
+                reason: "prev_hash does not match the previous row's hash".into(),
+            });
+        }
+        let values: Vec<ValueRef<'_>> = (0..n).map(|i| r.get_ref(i)).collect::<Result<_, _>>()?;
+        let stored: String = r.get(n + 1)?;
+        if row_hash(&prev, &canonical(&values)) != stored {
+            return Ok(Verdict::Broken {
+                seq,
+                reason: "row content does not match its row_hash (the row was changed)".into(),
+            });
+        }
+        prev = stored;
+        expect_seq += 1;
+        count += 1;
+    }
+    let last = expect_seq - 1;
+    if last != st.head_seq || prev != st.head_hash {
+        return Ok(Verdict::Broken {
+            seq: last + 1,
+            reason: format!(
+                "the chain ends at row {last} but its head is row {} (rows at the end were deleted)",
+                st.head_seq
+            ),
+        });
+    }
+    Ok(Verdict::Ok {
+        rows: count,
+        head_seq: last,
+        head_hash: prev,
+    })
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purged {
+    /// Rows deleted.
+    pub rows: u64,
+    /// The new anchor seq (last deleted row).
+    pub anchor_seq: i64,
+}
+
+/// Deletes rows that started before `cutoff_ms` (Unix ms) from the old end of the chain: every
+/// row up to, not including, the first row that started at or after the cutoff. (A row that
+/// started earlier but sits behind a newer one — a long stream — stays until a later purge
+/// reaches it.) The last deleted row's hash becomes the anchor, so the rest still verifies.
+pub fn purge_before(conn: &mut Connection, cutoff_ms: i64) -> Result<Purged, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let st = state(&tx)?;
+    let first_kept: Option<i64> = tx
+        .query_row(
+            "SELECT min(seq) FROM requests WHERE started_ms >= ?1",
+            [cutoff_ms],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let last_deleted: Option<(i64, String)> = match first_kept {
+        Some(k) => tx.query_row(
+            "SELECT seq, row_hash FROM requests WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+            [k],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ),
+        None => tx.query_row(
+            "SELECT seq, row_hash FROM requests ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ),
+    }
+    .optional()?;
+    let Some((seq, hash)) = last_deleted else {
+        return Ok(Purged {
+            rows: 0,
+            anchor_seq: st.anchor_seq,
+        });
+    };
+    let rows = tx.execute("DELETE FROM requests WHERE seq <= ?1", [seq])? as u64;
+    tx.execute(
+        "UPDATE chain SET anchor_seq = ?1, anchor_hash = ?2 WHERE one = 1",
+        params![seq, hash],
+    )?;
+    tx.commit()?;
+    // Deleted content is zeroed (`secure_delete`); also empty the WAL, best effort.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    Ok(Purged {
+        rows,
+        anchor_seq: seq,
+    })
+}

@@ -1,0 +1,176 @@
+//! The request log: SQLite (WAL mode) behind a bounded queue and one batch writer.
+//!
+//! - [`open`] / [`open_existing`]: the database file (created with mode 0600), pragmas and the
+//!   migrations of `migrations/NNNN_name.sql`, applied in order and recorded in
+//!   `schema_migrations`.
+//! - [`row`]: what one row holds, and how a [`RequestRecord`] becomes one under a logging mode.
+//! - [`writer`]: the queue and the writer thread (batches of up to 500 rows or 50 ms).
+//! - [`chain`]: the tamper-evident hash chain, `verify`, and purging from the old end.
+//! - [`query`]: the reads behind `sluice logs/show/usage/export`, `/admin/*` and `/ui`.
+//! - [`report`]: text, JSON and CSV output of the CLI.
+//! - [`redact`]: PII placeholders for `log.prompts: redacted`.
+//!
+//! [`RequestRecord`]: crate::gateway::record::RequestRecord
+
+pub mod chain;
+pub mod query;
+pub mod redact;
+pub mod report;
+pub mod row;
+pub mod writer;
+
+use rusqlite::Connection;
+use std::path::Path;
+
+/// A store error, as text for the CLI and the logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file could not be created or read.
+    #[error("{0}")]
+    Io(String),
+    /// Bad input to a query (a bad `--since`, …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The migrations, in order: (version, name, SQL). Each runs once, in one transaction, and is
+/// recorded in `schema_migrations(version, name, applied_ms)`.
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_requests",
+    include_str!("../../migrations/0001_requests.sql"),
+)];
+
+/// Opens (creating when missing, with mode 0600) the log at `path`, sets WAL mode and applies
+/// pending migrations.
+///
+/// Errors: the file cannot be created or opened, or a migration fails.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    create_private(path)?;
+    let conn = Connection::open(path)?;
+    prepare(&conn)?;
+    Ok(conn)
+}
+
+/// Opens an existing log (the CLI: never creates a file). Applies pending migrations.
+///
+/// Errors: no file at `path`, or it is not a Sluice log.
+pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Io(format!(
+            "no request log at {} (set log.path, or pass --db FILE)",
+            path.display()
+        )));
+    }
+    let conn = Connection::open(path)?;
+    prepare(&conn)?;
+    Ok(conn)
+}
+
+fn prepare(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Purged rows are overwritten with zeros, not left in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    migrate(conn)
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Applies the migrations not yet recorded in `schema_migrations`, in order.
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)",
+    )?;
+    for (version, name, sql) in MIGRATIONS {
+        let done: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if done {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?1, ?2, ?3)",
+            rusqlite::params![version, name, now_ms() as i64],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Now, Unix time in ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_the_file_private_and_migrates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/log.db");
+        let conn = open(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        let conn = open(&path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn open_existing_refuses_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open_existing(&dir.path().join("none.db")).unwrap_err();
+        assert!(e.to_string().contains("no request log at"), "{e}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Output of the log commands: tables, JSON lines, CSV.

@@ -1,0 +1,274 @@
+//! One row of the request log: the columns (in hash order), how a [`RequestRecord`] becomes
+//! them under a logging mode, and the typed row read back for the CLI, admin API and `/ui`.
+
+use super::redact::{redact_for_log, redact_json};
+use crate::config::LogMode;
+use crate::gateway::record::RequestRecord;
+use rusqlite::types::Value as Sql;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// The columns of `requests` covered by the hash chain, in the fixed order of the canonical
+/// content (see [`super::chain`]). `prev_hash` and `row_hash` follow them in the table.
+pub const HASHED_COLUMNS: [&str; 33] = [
+    "seq",
+    "id",
+    "started_ms",
+    "duration_ms",
+    "ttft_ms",
+    "endpoint",
+    "requested_model",
+    "deployment",
+    "provider",
+    "hosting",
+    "openness",
+    "policies",
+    "pii_kinds",
+    "api_key_id",
+    "end_user",
+    "client_ip",
+    "status",
+    "error_type",
+    "error_message",
+    "stream",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "usage_estimated",
+    "cost_usd",
+    "sampling",
+    "attempts",
+    "log_mode",
+    "request_body",
+    "response_model",
+    "response_content",
+    "response_tool_calls",
+];
+
+/// The effective logging mode of a record: its override (`log_mode`, set by a policy or key)
+/// when valid, else `default` (`log.prompts`).
+pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
+    r.log_mode
+        .as_deref()
+        .and_then(LogMode::parse)
+        .unwrap_or(default)
+}
+
+/// The column values of `r` as row number `seq`, in [`HASHED_COLUMNS`] order, keeping text as
+/// `mode` says: `full` as is, `redacted` through [`redact_for_log`], `metadata` none.
+/// `None` for mode `off` (no row).
+pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode) -> Option<Vec<Sql>> {
+    let (body, content, tools) = match mode {
+        LogMode::Off => return None,
+        LogMode::Metadata => (None, None, None),
+        LogMode::Full => (
+            r.request_body.as_ref().map(|b| b.to_string()),
+            Some(r.response.content.clone()),
+            tool_calls_json(r, |s| s.to_string()),
+        ),
+        LogMode::Redacted => (
+            r.request_body.as_ref().map(|b| redact_json(b).to_string()),
+            Some(redact_for_log(&r.response.content)),
+            tool_calls_json(r, redact_for_log),
+        ),
+    };
+    let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);
+    let int = |n: u64| Sql::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    let list =
+        |v: &Vec<String>| Sql::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
+    Some(vec![
+        Sql::Integer(seq),
+        Sql::Text(r.id.clone()),
+        int(r.started_ms),
+        int(r.duration_ms),
+        r.ttft_ms.map(int).unwrap_or(Sql::Null),
+        Sql::Text(r.endpoint.clone()),
+        Sql::Text(r.requested_model.clone()),
+        text(&r.deployment),
+        text(&r.provider),
+        text(&r.hosting),
+        text(&r.openness),
+        list(&r.policies),
+        list(&r.pii_kinds),
+        text(&r.api_key_id),
+        text(&r.end_user),
+        text(&r.client_ip),
+        Sql::Integer(i64::from(r.status)),
+        text(&r.error_type),
+        text(&r.error_message),
+        Sql::Integer(i64::from(r.stream)),
+        text(&r.response.finish_reason),
+        int(r.usage.prompt_tokens),
+        int(r.usage.completion_tokens),
+        int(r.usage.total_tokens),
+        Sql::Integer(i64::from(r.usage_estimated)),
+        r.cost_usd
+            .filter(|c| c.is_finite())
+            .map(Sql::Real)
+            .unwrap_or(Sql::Null),
+        text(&r.sampling.as_ref().map(|s| s.to_string())),
+        Sql::Integer(i64::from(r.attempts)),
+        Sql::Text(mode.as_str().to_string()),
+        text(&body),
+        text(&r.response.model),
+        text(&content),
+        text(&tools),
+    ])
+}
+
+fn tool_calls_json(r: &RequestRecord, f: impl Fn(&str) -> String) -> Option<String> {
+    if r.response.tool_calls.is_empty() {
+        return None;
+    }
+    let calls: Vec<serde_json::Value> = r
+        .response
+        .tool_calls
+        .iter()
+        .map(|t| serde_json::json!({"id": t.id, "name": t.name, "arguments": f(&t.arguments)}))
+        .collect();
+    Some(serde_json::Value::Array(calls).to_string())
+}
+
+/// A row as read back. JSON columns are kept as the exact stored JSON text. Serialized (for
+/// `--json`, export and `/admin/logs`) with the column names of [`HASHED_COLUMNS`], then
+/// `prev_hash` and `row_hash`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRow {
+    /// Position in the chain (1, 2, …); the admin API's cursor.
+    pub seq: i64,
+    /// Request id.
+    pub id: String,
+    /// Start, Unix time in ms (UTC).
+    pub started_ms: i64,
+    /// Total time, ms.
+    pub duration_ms: i64,
+    /// Streams: time to the first chunk, ms.
+    pub ttft_ms: Option<i64>,
+    /// `chat.completions`, `completions` or `embeddings`.
+    pub endpoint: String,
+    /// Model name the client asked for.
+    pub requested_model: String,
+    /// Deployment that answered (or was last tried).
+    pub deployment: Option<String>,
+    /// Its provider kind.
+    pub provider: Option<String>,
+    /// `local` or `remote`.
+    pub hosting: Option<String>,
+    /// Openness tier.
+    pub openness: Option<String>,
+    /// Matched policies (JSON array of strings).
+    pub policies: Box<RawValue>,
+    /// PII kinds found (JSON array of strings).
+    pub pii_kinds: Box<RawValue>,
+    /// API key id (never the key).
+    pub api_key_id: Option<String>,
+    /// End user.
+    pub end_user: Option<String>,
+    /// Client IP.
+    pub client_ip: Option<String>,
+    /// HTTP status sent (499: client went away mid-stream).
+    pub status: i64,
+    /// Error type, for failures.
+    pub error_type: Option<String>,
+    /// Error message, for failures.
+    pub error_message: Option<String>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// `finish_reason` of choice 0.
+    pub finish_reason: Option<String>,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// Total tokens.
+    pub total_tokens: i64,
+    /// True when the counts are estimates.
+    pub usage_estimated: bool,
+    /// Cost in USD, when the price is known.
+    pub cost_usd: Option<f64>,
+    /// Effective sampling parameters (JSON object).
+    pub sampling: Option<Box<RawValue>>,
+    /// Upstream attempts made.
+    pub attempts: i64,
+    /// Logging mode the row was written under.
+    pub log_mode: String,
+    /// Request body (JSON), per the logging mode.
+    pub request_body: Option<Box<RawValue>>,
+    /// The upstream's `model`.
+    pub response_model: Option<String>,
+    /// Response text (streams: assembled), per the logging mode.
+    pub response_content: Option<String>,
+    /// Tool calls (JSON array of `{id,name,arguments}`), per the logging mode.
+    pub response_tool_calls: Option<Box<RawValue>>,
+    /// Hash of the previous row (or the anchor), hex.
+    pub prev_hash: String,
+    /// This row's hash, hex.
+    pub row_hash: String,
+}
+
+/// `SELECT` list matching [`LogRow::from_sql`].
+pub fn select_list() -> String {
+    let mut cols: Vec<&str> = HASHED_COLUMNS.to_vec();
+    cols.push("prev_hash");
+    cols.push("row_hash");
+    cols.join(", ")
+}
+
+fn raw(s: Option<String>) -> Option<Box<RawValue>> {
+    s.and_then(|s| RawValue::from_string(s).ok())
+}
+
+fn raw_list(s: String) -> Box<RawValue> {
+    RawValue::from_string(s)
+        .or_else(|_| RawValue::from_string("[]".to_string()))
+        .unwrap_or_default()
+}
+
+impl LogRow {
+    /// Reads a row selected with [`select_list`].
+    pub fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+        Ok(LogRow {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            started_ms: r.get(2)?,
+            duration_ms: r.get(3)?,
+            ttft_ms: r.get(4)?,
+            endpoint: r.get(5)?,
+            requested_model: r.get(6)?,
+            deployment: r.get(7)?,
+            provider: r.get(8)?,
+            hosting: r.get(9)?,
+            openness: r.get(10)?,
+            policies: raw_list(r.get(11)?),
+            pii_kinds: raw_list(r.get(12)?),
+            api_key_id: r.get(13)?,
+            end_user: r.get(14)?,
+            client_ip: r.get(15)?,
+            status: r.get(16)?,
+            error_type: r.get(17)?,
+            error_message: r.get(18)?,
+            stream: r.get::<_, i64>(19)? != 0,
+            finish_reason: r.get(20)?,
+            prompt_tokens: r.get(21)?,
+            completion_tokens: r.get(22)?,
+            total_tokens: r.get(23)?,
+            usage_estimated: r.get::<_, i64>(24)? != 0,
+            cost_usd: r.get(25)?,
+            sampling: raw(r.get(26)?),
+            attempts: r.get(27)?,
+            log_mode: r.get(28)?,
+            request_body: raw(r.get(29)?),
+            response_model: r.get(30)?,
+            response_content: r.get(31)?,
+            response_tool_calls: raw(r.get(32)?),
+            prev_hash: r.get(33)?,
+            row_hash: r.get(34)?,
+        })
+    }
+
+    /// Whether the request failed (status 400 and up, 499 included).
+    pub fn is_error(&self) -> bool {
+        self.status >= 400
+    }
+}

@@ -1,0 +1,420 @@
+//! The request log: one row per request of every kind, the hash chain, logging modes read
+//! straight from the file, retention, and draining on shutdown. Mock upstreams and Sluice run
+//! on 127.0.0.1; every database lives in a temp dir.
+
+mod support;
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use sluice::store::chain::{self, Verdict};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use support::*;
+
+fn completion(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000,
+        "model": "upstream-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    })
+}
+
+fn chunk(delta: Value, finish: Value) -> Value {
+    json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
+           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
+}
+
+fn stream_reply(parts: &[&str]) -> MockReply {
+    let mut out = vec![sse(&chunk(
+        json!({"role":"assistant","content":""}),
+        Value::Null,
+    ))];
+    for p in parts {
+        out.push(sse(&chunk(json!({"content": p}), Value::Null)));
+    }
+    out.push(sse(&chunk(json!({}), json!("stop"))));
+    out.push(sse(
+        &json!({"id":"c1","object":"chat.completion.chunk","created":1,
+        "model":"upstream-model","choices":[],
+        "usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}),
+    ));
+    out.push(done());
+    MockReply::Sse(out)
+}
+
+fn config(mock: &Mock, db: &Path, log_extra: &str) -> String {
+    format!(
+        "{}log:\n  path: {}\n{log_extra}",
+        one_deployment(&mock.url("/v1")),
+        db.display()
+    )
+}
+
+fn chat(text: &str, stream: bool) -> Value {
+    json!({"model":"default","stream":stream,"messages":[{"role":"user","content":text}]})
+}
+
+async fn post(s: &Sluice, body: Value) -> reqwest::Response {
+    client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// (status, stream, prompt, completion, estimated, response_content, error_type) by seq.
+type Brief = (i64, bool, i64, i64, bool, Option<String>, Option<String>);
+
+fn briefs(db: &Path) -> Vec<Brief> {
+    let c = Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT status, stream, prompt_tokens, completion_tokens, usage_estimated, response_content, error_type FROM requests ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get::<_, i64>(1)? != 0,
+            r.get(2)?,
+            r.get(3)?,
+            r.get::<_, i64>(4)? != 0,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn count(db: &Path) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM requests", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn verify(db: &Path) -> Verdict {
+    chain::verify(&Connection::open(db).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn every_request_kind_gets_one_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let gone = Arc::new(Mutex::new(Some(tx)));
+    let mock = Mock::start(move |r| {
+        let text = r.body["messages"][0]["content"].as_str().unwrap_or("");
+        match text {
+            "ok" => MockReply::Json(200, completion("Hi there")),
+            "bad" => MockReply::Json(
+                400,
+                json!({"error":{"message":"nope","type":"invalid_request_error"}}),
+            ),
+            "down" => MockReply::Text(500, "boom"),
+            "stream" => stream_reply(&["Hel", "lo"]),
+            _ => MockReply::SseThenHang(
+                vec![sse(&chunk(
+                    json!({"role":"assistant","content":"par"}),
+                    Value::Null,
+                ))],
+                gone.clone(),
+            ),
+        }
+    })
+    .await;
+    let s = Sluice::start_logged(&config(&mock, &db, "")).await;
+    assert_eq!(post(&s, chat("ok", false)).await.status(), 200);
+    assert_eq!(post(&s, chat("bad", false)).await.status(), 400);
+    assert_eq!(post(&s, chat("down", false)).await.status(), 502);
+    let r = post(&s, chat("stream", true)).await;
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    let mut r = post(&s, chat("hang", true)).await;
+    r.chunk().await.unwrap().unwrap();
+    drop(r);
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx)
+        .await
+        .unwrap()
+        .unwrap();
+    // Unknown model: rejected by the gateway itself.
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&json!({"model":"nope","messages":[{"role":"user","content":"x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    s.stop().await;
+
+    let rows = briefs(&db);
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            (200, false, 5, 2, false, s("Hi there"), None),
+            (400, false, 0, 0, false, s(""), s("invalid_request_error")),
+            (502, false, 0, 0, false, s(""), s("server_error")),
+            (200, true, 11, 3, false, s("Hello"), None),
+            (499, true, 1, 1, true, s("par"), s("client_closed")),
+            (404, false, 0, 0, false, s(""), s("invalid_request_error")),
+        ]
+    );
+    let c = Connection::open(&db).unwrap();
+    let (dep, model, ttft, client_ip, body): (Option<String>, String, Option<i64>, String, String) = c
+        .query_row(
+            "SELECT deployment, requested_model, ttft_ms, client_ip, request_body FROM requests WHERE seq = 4",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(dep.as_deref(), Some("up"));
+    assert_eq!(model, "default");
+    assert!(ttft.is_some());
+    assert_eq!(client_ip, "127.0.0.1");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        chat("stream", true)
+    );
+    assert!(matches!(
+        verify(&db),
+        Verdict::Ok {
+            rows: 6,
+            head_seq: 6,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn end_user_comes_from_the_configured_header_else_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|_| MockReply::Json(200, completion("x"))).await;
+    let s = Sluice::start_logged(&config(&mock, &db, "  user_header: x-openwebui-user-id\n")).await;
+    let mut body = chat("hi", false);
+    body["user"] = json!("body-user");
+    post(&s, body.clone()).await;
+    client()
+        .post(s.url("/v1/chat/completions"))
+        .header("x-openwebui-user-id", "anna")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    s.stop().await;
+    let c = Connection::open(&db).unwrap();
+    let users: Vec<String> = c
+        .prepare("SELECT end_user FROM requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(users, vec!["body-user", "anna"]);
+}
+
+#[tokio::test]
+async fn the_chain_detects_an_edit_a_deletion_and_a_cut_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|_| MockReply::Json(200, completion("x"))).await;
+    let s = Sluice::start_logged(&config(&mock, &db, "")).await;
+    for _ in 0..5 {
+        post(&s, chat("hi", false)).await;
+    }
+    s.stop().await;
+    let Verdict::Ok {
+        rows,
+        head_seq,
+        head_hash,
+    } = verify(&db)
+    else {
+        panic!("fresh log does not verify")
+    };
+    assert_eq!((rows, head_seq, head_hash.len()), (5, 5, 64));
+
+    let edited = dir.path().join("edited.db");
+    let deleted = dir.path().join("deleted.db");
+    let cut = dir.path().join("cut.db");
+    for p in [&edited, &deleted, &cut] {
+        Connection::open(&db)
+            .unwrap()
+            .execute("VACUUM INTO ?1", [p.to_str().unwrap()])
+            .unwrap();
+    }
+    Connection::open(&edited)
+        .unwrap()
+        .execute(
+            "UPDATE requests SET completion_tokens = 1 WHERE seq = 3",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        verify(&edited),
+        Verdict::Broken {
+            seq: 3,
+            reason: "row content does not match its row_hash (the row was changed)".into()
+        }
+    );
+    Connection::open(&deleted)
+        .unwrap()
+        .execute("DELETE FROM requests WHERE seq = 2", [])
+        .unwrap();
+    assert_eq!(
+        verify(&deleted),
+        Verdict::Broken {
+            seq: 3,
+            reason: "rows 2..2 are missing".into()
+        }
+    );
+    Connection::open(&cut)
+        .unwrap()
+        .execute("DELETE FROM requests WHERE seq = 5", [])
+        .unwrap();
+    assert!(matches!(verify(&cut), Verdict::Broken { seq: 5, .. }));
+}
+
+/// Every byte of the database, its WAL and shared-memory files.
+fn file_bytes(db: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        if let Ok(b) = std::fs::read(&p) {
+            all.extend(b);
+        }
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+const PROMPT: &str = "Prompt-7731 write to anna.berg@example.com";
+const ANSWER: &str = "Answer-5519 mailed anna.berg@example.com";
+
+async fn run_mode(mode: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|r| {
+        if r.body["stream"] == json!(true) {
+            stream_reply(&["Answer-5519 ", "mailed anna.berg@example.com"])
+        } else {
+            MockReply::Json(200, completion(ANSWER))
+        }
+    })
+    .await;
+    let s = Sluice::start_logged(&config(&mock, &db, &format!("  prompts: {mode}\n"))).await;
+    assert_eq!(post(&s, chat(PROMPT, false)).await.status(), 200);
+    let r = post(&s, chat(PROMPT, true)).await;
+    r.text().await.unwrap();
+    s.stop().await;
+    (dir, db)
+}
+
+#[tokio::test]
+async fn full_mode_keeps_prompt_and_answer() {
+    let (_dir, db) = run_mode("full").await;
+    let c = Connection::open(&db).unwrap();
+    let (body, content, mode): (String, String, String) = c
+        .query_row(
+            "SELECT request_body, response_content, log_mode FROM requests WHERE seq = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        chat(PROMPT, true)
+    );
+    assert_eq!(content, ANSWER);
+    assert_eq!(mode, "full");
+}
+
+#[tokio::test]
+async fn redacted_mode_keeps_text_without_pii() {
+    let (_dir, db) = run_mode("redacted").await;
+    let c = Connection::open(&db).unwrap();
+    let (body, content): (String, String) = c
+        .query_row(
+            "SELECT request_body, response_content FROM requests WHERE seq = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        chat("Prompt-7731 write to [EMAIL]", false)
+    );
+    assert_eq!(content, "Answer-5519 mailed [EMAIL]");
+    drop(c);
+    let bytes = file_bytes(&db);
+    assert!(contains(&bytes, "Prompt-7731"));
+    assert!(!contains(&bytes, "anna.berg@example.com"));
+}
+
+#[tokio::test]
+async fn metadata_mode_leaves_no_text_in_any_file() {
+    let (_dir, db) = run_mode("metadata").await;
+    assert_eq!(count(&db), 2);
+    let bytes = file_bytes(&db);
+    assert!(contains(&bytes, "upstream-model"));
+    for needle in ["Prompt-7731", "Answer-5519", "anna.berg", "mailed"] {
+        assert!(!contains(&bytes, needle), "{needle} found in the log files");
+    }
+    let c = Connection::open(&db).unwrap();
+    let (tokens, mode): (i64, String) = c
+        .query_row(
+            "SELECT total_tokens, log_mode FROM requests WHERE seq = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((tokens, mode.as_str()), (14, "metadata"));
+}
+
+#[tokio::test]
+async fn off_mode_writes_no_file() {
+    let (_dir, db) = run_mode("off").await;
+    assert!(!db.exists());
+}
+
+#[tokio::test]
+async fn a_full_queue_makes_requests_wait_and_shutdown_drains_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|r| {
+        if r.body["stream"] == json!(true) {
+            stream_reply(&["a", "b"])
+        } else {
+            MockReply::Json(200, completion("x"))
+        }
+    })
+    .await;
+    // A queue of one row: nearly every record finds it full.
+    let s = Sluice::start_logged(&config(&mock, &db, "  queue_capacity: 1\n")).await;
+    let n = 120;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let url = s.url("/v1/chat/completions");
+        tasks.push(tokio::spawn(async move {
+            let r = client()
+                .post(url)
+                .json(&chat("hi", i % 2 == 0))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    s.stop().await;
+    assert_eq!(count(&db), n);
+    assert!(matches!(verify(&db), Verdict::Ok { rows: 120, .. }));
+}
