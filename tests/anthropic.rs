@@ -501,3 +501,33 @@ async fn capabilities_refuse_what_anthropic_cannot_do() {
     assert_eq!(mock.calls(), 0);
     s.stop().await;
 }
+
+/// `GET /health/ready` probes Anthropic at `/v1/models` with its headers, Ollama at
+/// `/api/version`.
+#[tokio::test]
+async fn readiness_probes_use_each_api() {
+    let anthropic =
+        Mock::start(|_| MockReply::Json(200, json!({"data":[],"has_more":false}))).await;
+    let ollama = Mock::start(|_| MockReply::Json(200, json!({"version":"0.12.11"}))).await;
+    let yaml = format!(
+        "{}  - name: llama\n    provider: ollama\n    base_url: {}\n    model: llama3.2\n",
+        config(&anthropic.url(""), "").replace(
+            "models:\n  - name: default\n    deployments: [claude]\n",
+            ""
+        ),
+        ollama.url("")
+    );
+    let s = Sluice::start(&yaml).await;
+    let resp = client().get(s.url("/health/ready")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let a = anthropic.last();
+    assert_eq!((a.method.as_str(), a.path.as_str()), ("GET", "/v1/models"));
+    assert_eq!(a.headers["x-api-key"], "sk-ant-test");
+    assert_eq!(a.headers["anthropic-version"], "2023-06-01");
+    let o = ollama.last();
+    assert_eq!(
+        (o.method.as_str(), o.path.as_str()),
+        ("GET", "/api/version")
+    );
+    s.stop().await;
+}

@@ -645,3 +645,46 @@ async fn logprobs_are_passed_and_converted() {
     );
     s.stop().await;
 }
+
+/// C09: Ollama does not enforce `tool_choice`; a forced call answered with prose is asked
+/// again once, then refused with an explicit error instead of a 200 with prose.
+#[tokio::test]
+async fn forced_tool_choice_is_checked() {
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = counter.clone();
+    let mock = Mock::start(move |r| {
+        let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stubborn = r.body["messages"][0]["content"] == "stubborn";
+        if n == 0 || stubborn {
+            MockReply::Json(200, chat_done("Hello there!", "stop", 9, 3))
+        } else {
+            let mut d = chat_done("", "stop", 9, 3);
+            d["message"]["tool_calls"] = json!([{"function":{"name":"get_time","arguments":{}}}]);
+            MockReply::Json(200, d)
+        }
+    })
+    .await;
+    let s = Sluice::start(&config(&mock.url(""), "")).await;
+    let req = |text: &str| {
+        json!({"model":"default","messages":[{"role":"user","content":text}],
+        "tools":[{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{}}}}],
+        "tool_choice":{"type":"function","function":{"name":"get_time"}}})
+    };
+    let got: Value = post(&s, "/v1/chat/completions", req("Say hello."))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "get_time"
+    );
+    assert_eq!(got["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(mock.calls(), 2);
+    let resp = post(&s, "/v1/chat/completions", req("stubborn")).await;
+    assert_eq!(resp.status(), 502);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "tool_call_missing");
+    assert_eq!(mock.calls(), 4);
+    s.stop().await;
+}

@@ -7,7 +7,9 @@
 //!
 //! Errors: Ollama's `{"error":"…"}` bodies keep their 4xx status in OpenAI's envelope; a 404
 //! whose message says the model was not found gets `code: "model_not_found"`,
-//! `param: "model"`; 5xx become 502.
+//! `param: "model"`; 5xx become 502. Ollama does not enforce `tool_choice`: a non-stream
+//! answer to a `required` or named-function choice without a tool call is asked for once
+//! more, then refused with 502, code `tool_call_missing`.
 
 pub mod request;
 pub mod response;
@@ -45,7 +47,59 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         }
     };
     let stream = call.body.is_stream() && call.endpoint != Endpoint::Embeddings;
-    let bytes = serde_json::to_vec(&body)
+    let created = now_secs();
+    let id = match call.endpoint {
+        Endpoint::Completions => format!("cmpl-{}", uuid::Uuid::now_v7().simple()),
+        _ => format!("chatcmpl-{}", uuid::Uuid::now_v7().simple()),
+    };
+    if stream {
+        let resp = send(client, call, path, &body, true).await?;
+        let kind = match call.endpoint {
+            Endpoint::Completions => Kind::Generate,
+            _ => Kind::Chat,
+        };
+        let decoder = OllamaDecoder::new(kind, id, created, dep.model.clone(), dep.name.clone());
+        return Ok(Reply::Stream(decode_stream(resp, dep, decoder)));
+    }
+    let json = send_json(client, call, path, &body).await?;
+    let out = match call.body {
+        RequestBody::Chat(r) => {
+            let mut out = response::chat_completion(&json, &id, created, &dep.model);
+            if forces_a_tool(r) && !has_tool_calls(&out) {
+                // Ollama does not enforce `tool_choice`: ask once more, then say so.
+                let again = send_json(client, call, path, &body).await?;
+                out = response::chat_completion(&again, &id, created, &dep.model);
+                if !has_tool_calls(&out) {
+                    return Err(ApiError::bad_gateway(
+                        &dep.name,
+                        "the model answered without the tool call that `tool_choice` requires (asked twice)",
+                    )
+                    .with_code("tool_call_missing"));
+                }
+            }
+            out
+        }
+        RequestBody::Generic(r) => match call.endpoint {
+            Endpoint::Embeddings => {
+                let b64 = r.extra.get("encoding_format").and_then(Value::as_str) == Some("base64");
+                response::embeddings(&json, &dep.model, b64)
+            }
+            _ => response::text_completion(&json, &id, created, &dep.model),
+        },
+    };
+    Ok(complete(out))
+}
+
+/// Posts `body` to `path`.
+async fn send(
+    client: &reqwest::Client,
+    call: Call<'_>,
+    path: &str,
+    body: &Value,
+    stream: bool,
+) -> Result<reqwest::Response, ApiError> {
+    let dep = call.deployment;
+    let bytes = serde_json::to_vec(body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
     let mut req = client
         .post(join_url(&dep.base_url, path))
@@ -55,43 +109,44 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
     if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(key);
     }
-    let resp = upstream::send(req, dep, stream)
+    upstream::send(req, dep, stream)
         .await
-        .map_err(model_not_found)?;
-    let created = now_secs();
-    let id = match call.endpoint {
-        Endpoint::Completions => format!("cmpl-{}", uuid::Uuid::now_v7().simple()),
-        _ => format!("chatcmpl-{}", uuid::Uuid::now_v7().simple()),
-    };
-    if stream {
-        let kind = match call.endpoint {
-            Endpoint::Completions => Kind::Generate,
-            _ => Kind::Chat,
-        };
-        let decoder = OllamaDecoder::new(kind, id, created, dep.model.clone(), dep.name.clone());
-        return Ok(Reply::Stream(decode_stream(resp, dep, decoder)));
-    }
-    let json = read_json(resp, dep).await?;
+        .map_err(model_not_found)
+}
+
+/// Posts `body` to `path` and reads the whole JSON answer; an `{"error": …}` answer is a 502.
+async fn send_json(
+    client: &reqwest::Client,
+    call: Call<'_>,
+    path: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let dep = call.deployment;
+    let json = read_json(send(client, call, path, body, false).await?, dep).await?;
     if json.get("error").is_some() {
         let message = error_from_value(&json, "server_error")
             .map(|b| b.message)
             .unwrap_or_default();
         return Err(ApiError::bad_gateway(&dep.name, message));
     }
-    let out = match call.endpoint {
-        Endpoint::ChatCompletions => response::chat_completion(&json, &id, created, &dep.model),
-        Endpoint::Completions => response::text_completion(&json, &id, created, &dep.model),
-        Endpoint::Embeddings => {
-            let b64 = match call.body {
-                RequestBody::Generic(r) => {
-                    r.extra.get("encoding_format").and_then(Value::as_str) == Some("base64")
-                }
-                RequestBody::Chat(_) => false,
-            };
-            response::embeddings(&json, &dep.model, b64)
-        }
+    Ok(json)
+}
+
+/// `tool_choice` `required` or a named function, with tools to call.
+fn forces_a_tool(r: &crate::api::ChatCompletionRequest) -> bool {
+    let has_tools = r.tools.as_ref().is_some_and(|t| !t.is_empty());
+    let forced = match &r.tool_choice {
+        Some(Value::String(s)) => s == "required",
+        Some(Value::Object(_)) => true,
+        _ => false,
     };
-    Ok(complete(out))
+    has_tools && forced
+}
+
+fn has_tool_calls(out: &Value) -> bool {
+    out.pointer("/choices/0/message/tool_calls")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty())
 }
 
 /// Ollama answers an unknown model with 404 `{"error":"model \"x\" not found, try pulling it
