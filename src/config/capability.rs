@@ -32,6 +32,9 @@ pub enum Capability {
     MaxCompletionTokens,
     /// The `parallel_tool_calls` field. Without it the field is dropped.
     ParallelToolCalls,
+    /// `content` as an array of parts. Without it text parts are joined with `\n` into one
+    /// string (`provider: openai`).
+    ContentParts,
 }
 
 impl Capability {
@@ -49,6 +52,7 @@ impl Capability {
             Capability::DeveloperRole => "developer_role",
             Capability::MaxCompletionTokens => "max_completion_tokens",
             Capability::ParallelToolCalls => "parallel_tool_calls",
+            Capability::ContentParts => "content_parts",
         }
     }
 }

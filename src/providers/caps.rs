@@ -64,6 +64,7 @@ pub fn defaults(provider: ProviderKind, base_url: &str) -> Vec<Capability> {
             DeveloperRole,
             MaxCompletionTokens,
             ParallelToolCalls,
+            ContentParts,
         ],
         ProviderKind::Openai => vec![
             TopK,
@@ -75,6 +76,7 @@ pub fn defaults(provider: ProviderKind, base_url: &str) -> Vec<Capability> {
             Images,
             MessageName,
             ParallelToolCalls,
+            ContentParts,
         ],
         ProviderKind::Ollama => vec![TopK, Seed, Logprobs, Tools, JsonSchema, Images],
         ProviderKind::Anthropic => vec![TopK, Tools, Images],
@@ -219,7 +221,13 @@ pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
     {
         req.max_tokens = Some(n);
     }
-    for m in &mut req.messages {
+    let last = req.messages.len().saturating_sub(1);
+    for (i, m) in req.messages.iter_mut().enumerate() {
+        // A trailing assistant message is a prefill, which servers continue only from a string.
+        let prefill = i == last && m.role == Role::Assistant;
+        if !caps.has(Capability::ContentParts) || prefill {
+            flatten_text_parts(m);
+        }
         m.extra
             .retain(|k, v| !v.is_null() && KNOWN_MESSAGE_FIELDS.contains(&k.as_str()));
         if m.role == Role::Developer && !caps.has(Capability::DeveloperRole) {
@@ -228,6 +236,17 @@ pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
         if !caps.has(Capability::MessageName) {
             m.name = None;
         }
+    }
+}
+
+/// Joins a parts array of text parts only into one string (`\n` between parts); other
+/// arrays are left as they are (image parts are the `images` capability's business).
+fn flatten_text_parts(m: &mut crate::api::ChatMessage) {
+    if let Some(crate::api::Content::Parts(parts)) = &m.content
+        && parts.iter().all(|p| p.kind == "text")
+    {
+        let texts: Vec<&str> = parts.iter().filter_map(|p| p.text.as_deref()).collect();
+        m.content = Some(crate::api::Content::Text(texts.join("\n")));
     }
 }
 
@@ -302,6 +321,31 @@ mod tests {
         assert_eq!(r.max_tokens, Some(9));
         assert_eq!(r.max_completion_tokens, None);
         assert_eq!(r.messages[0].role, Role::System);
+    }
+
+    #[test]
+    fn text_parts_are_joined_without_content_parts_and_for_a_prefill() {
+        let body = br#"{"model":"x","messages":[{"role":"system","content":[{"type":"text","text":"Answer briefly."}]},{"role":"user","content":[{"type":"text","text":"How many primary colors are there?"},{"type":"text","text":"Answer with a number."}]},{"role":"assistant","content":[{"type":"text","text":"The answer is"}]}]}"#;
+        let mut r: ChatCompletionRequest = parse_body(body).unwrap();
+        adapt_openai_chat(
+            &mut r,
+            &Caps::of(&dep("openai", "http://127.0.0.1:8080/v1", Some("[tools]"))),
+        );
+        let v = serde_json::to_value(&r.messages).unwrap();
+        assert_eq!(v[0]["content"], "Answer briefly.");
+        assert_eq!(
+            v[1]["content"],
+            "How many primary colors are there?\nAnswer with a number."
+        );
+        assert_eq!(v[2]["content"], "The answer is");
+        let mut r: ChatCompletionRequest = parse_body(body).unwrap();
+        adapt_openai_chat(
+            &mut r,
+            &Caps::of(&dep("openai", "http://127.0.0.1:8080/v1", None)),
+        );
+        let v = serde_json::to_value(&r.messages).unwrap();
+        assert_eq!(v[1]["content"][1]["text"], "Answer with a number.");
+        assert_eq!(v[2]["content"], "The answer is");
     }
 
     #[test]
