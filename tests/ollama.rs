@@ -688,3 +688,31 @@ async fn forced_tool_choice_is_checked() {
     assert_eq!(mock.calls(), 4);
     s.stop().await;
 }
+
+/// A skipped deployment's 400 does not hide the failure of one that was tried.
+#[tokio::test]
+async fn a_tried_deployments_failure_beats_a_skipped_ones_400() {
+    let down = Mock::start(|_| MockReply::Json(500, json!({"error":"llama runner crashed"}))).await;
+    let small = Mock::start(|_| MockReply::Json(200, chat_done("small", "stop", 1, 1))).await;
+    let yaml = format!(
+        "deployments:\n  - name: down\n    provider: ollama\n    base_url: {}\n    model: qwen3:8b\n  - name: small\n    provider: ollama\n    base_url: {}\n    model: gemma3:270m\n    supports: [seed]\nmodels:\n  - name: default\n    deployments: [down, small]\n",
+        down.url(""),
+        small.url("")
+    );
+    let s = Sluice::start(&yaml).await;
+    let resp = post(
+        &s,
+        "/v1/chat/completions",
+        json!({"model":"default","messages":[{"role":"user","content":"x"}],
+        "tools":[{"type":"function","function":{"name":"f"}}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 502);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(
+        e["error"]["message"],
+        "deployment `down` failed with HTTP 500: llama runner crashed"
+    );
+    assert_eq!((down.calls(), small.calls()), (1, 0));
+    s.stop().await;
+}

@@ -452,7 +452,11 @@ impl Gateway {
         .with_code("no_deployment");
         for dep in candidates {
             if let Err(e) = providers::check(dep, ctx.endpoint, body) {
-                last_err = e;
+                // A deployment that cannot serve the request is skipped; its 400 is the answer
+                // only when no deployment was tried.
+                if record.attempts == 0 {
+                    last_err = e;
+                }
                 continue;
             }
             record.attempts += 1;

@@ -25,11 +25,15 @@ pub struct Caps {
 }
 
 impl Caps {
-    /// `supports:` when configured, else [`defaults`].
+    /// `supports:` when configured, else [`defaults`]. For `ollama` and `anthropic`,
+    /// `supports:` can only remove from the defaults: their translation has nothing to send
+    /// for the other capabilities, so listing one would make Sluice answer without it.
     pub fn of(dep: &DeploymentConfig) -> Caps {
+        let defaults = defaults(dep.provider, &dep.base_url);
         let list = match &dep.supports {
-            Some(l) => l.clone(),
-            None => defaults(dep.provider, &dep.base_url),
+            Some(l) if dep.provider == ProviderKind::Openai => l.clone(),
+            Some(l) => l.iter().copied().filter(|c| defaults.contains(c)).collect(),
+            None => defaults,
         };
         Caps {
             set: list.into_iter().collect(),
@@ -358,5 +362,14 @@ mod tests {
         assert!(caps.has(Capability::DeveloperRole));
         assert!(!caps.has(Capability::TopK));
         assert!(!caps.has(Capability::Tools));
+        // Native providers cannot gain what their translation lacks.
+        let caps = Caps::of(&dep(
+            "anthropic",
+            "https://api.anthropic.com",
+            Some("[logprobs, n, tools]"),
+        ));
+        assert!(caps.has(Capability::Tools));
+        assert!(!caps.has(Capability::Logprobs));
+        assert!(!caps.has(Capability::N));
     }
 }

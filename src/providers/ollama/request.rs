@@ -117,8 +117,8 @@ pub fn chat_body(
 
 /// The `/api/generate` body for a legacy completion.
 ///
-/// Errors (400): `prompt` missing or not one string (`param: "prompt"`), `echo` or
-/// `best_of` > 1 (Ollama has neither).
+/// Errors (400): `prompt` missing or not one string (`param: "prompt"`), `echo`, `logprobs`
+/// or `best_of` > 1 (not translated for `/api/generate`).
 pub fn generate_body(
     req: &GenericRequest,
     dep: &DeploymentConfig,
@@ -140,6 +140,15 @@ pub fn generate_body(
     };
     if x.get("echo").and_then(Value::as_bool) == Some(true) {
         return Err(unsupported(dep, "echo", "`echo`"));
+    }
+    if x.get("logprobs")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_u64().is_some_and(|k| k > 0))
+    {
+        return Err(unsupported(
+            dep,
+            "logprobs",
+            "`logprobs` on `/v1/completions`",
+        ));
     }
     if x.get("best_of").and_then(Value::as_u64).unwrap_or(1) > 1 {
         return Err(unsupported(dep, "best_of", "`best_of` > 1"));
