@@ -92,11 +92,11 @@ async fn metrics_count_known_traffic_exactly() {
         1.0
     );
     assert_eq!(
-        get(r#"sluice_tokens_total{deployment="up",hosting="-",direction="input"}"#),
+        get(r#"sluice_tokens_total{deployment="up",hosting="local",direction="input"}"#),
         13.0
     );
     assert_eq!(
-        get(r#"sluice_tokens_total{deployment="up",hosting="-",direction="output"}"#),
+        get(r#"sluice_tokens_total{deployment="up",hosting="local",direction="output"}"#),
         5.0
     );
     assert_eq!(

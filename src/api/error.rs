@@ -16,6 +16,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The `error` object of the body.
     pub body: ErrorBody,
+    /// Seconds the client should wait before retrying, sent as `Retry-After` (from an
+    /// upstream's 429 `Retry-After`, or the end of a cooldown).
+    pub retry_after_s: Option<u64>,
 }
 
 /// The `error` object of OpenAI's envelope.
@@ -52,6 +55,7 @@ impl ApiError {
                 param: None,
                 code: None,
             },
+            retry_after_s: None,
         }
     }
 
@@ -139,6 +143,7 @@ impl ApiError {
             Some(b) => ApiError {
                 status: client_status,
                 body: b,
+                retry_after_s: None,
             },
             None => {
                 let text = String::from_utf8_lossy(body);
@@ -241,12 +246,19 @@ fn truncate(s: &str, max: usize) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.to_json();
-        (
+        let mut resp = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s),
+            );
+        }
+        resp
     }
 }
 

@@ -9,6 +9,13 @@ mod expand;
 pub mod log;
 
 pub use log::{LogConfig, LogMode};
+pub mod policy;
+pub mod sampling;
+
+pub use policy::{PiiConfig, PolicyConfig, RoutingConfig};
+pub use sampling::SamplingConfig;
+
+use crate::policy::tier::{Hosting, Openness};
 
 pub use capability::{Capability, KeepAlive};
 
@@ -33,6 +40,19 @@ pub struct Config {
     /// Client-facing model names, each over a list of deployments.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Routing policies, evaluated in order for every request (README "Policies").
+    #[serde(default)]
+    pub policies: Vec<PolicyConfig>,
+    /// User-defined PII detectors.
+    #[serde(default)]
+    pub pii: PiiConfig,
+    /// Cooldowns and other routing settings.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// A model catalog file (YAML, same shape as the embedded `config/catalog.yaml`) whose
+    /// entries are matched before the embedded ones.
+    #[serde(default)]
+    pub catalog: Option<PathBuf>,
     /// Traces and metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -203,6 +223,43 @@ pub struct DeploymentConfig {
     /// `provider: ollama`: `keep_alive` sent with each request unless the client sends one.
     #[serde(default)]
     pub keep_alive: Option<KeepAlive>,
+    /// `local` or `remote`. Default: `local` when `base_url` is on loopback or a private
+    /// address (and the model is not an Ollama `-cloud`/`:cloud` tag), else `remote`.
+    #[serde(default)]
+    pub hosting: Option<Hosting>,
+    /// Openness tier. Default: the catalog entry matching `model`, else `api`.
+    #[serde(default)]
+    pub openness: Option<Openness>,
+    /// List price, USD per 1M tokens. Default: the catalog's for remote deployments (unknown
+    /// when it has none), 0 for local ones.
+    #[serde(default)]
+    pub price: Option<Price>,
+    /// Free labels that policies can require.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Where it runs (free text, e.g. `eu-west`); shown in explanations.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Relative share among equally preferred deployments. Default 1.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Most requests in flight at once; past it the deployment is skipped.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Extra attempts on this deployment after a retryable failure, before moving on.
+    /// Default 0.
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+/// A price, USD per 1M tokens.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// USD per 1M prompt tokens.
+    pub input: f64,
+    /// USD per 1M completion tokens.
+    pub output: f64,
 }
 
 impl DeploymentConfig {
@@ -228,6 +285,10 @@ pub struct ModelConfig {
     pub name: String,
     /// Candidate deployments, in order of preference.
     pub deployments: Vec<String>,
+    /// Other model names to try, in order, when every deployment of this one failed (the
+    /// request's policy constraints still apply to them).
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
 }
 
 /// Where a config came from (shown by `serve` and `check`).
@@ -394,6 +455,28 @@ impl Config {
                 ));
             }
         }
+        for (i, d) in self.deployments.iter().enumerate() {
+            if d.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {
+                return Err((
+                    format!("deployments[{i}].weight"),
+                    "must be a positive number".into(),
+                ));
+            }
+            if d.max_concurrency == Some(0) {
+                return Err((
+                    format!("deployments[{i}].max_concurrency"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if let Some(p) = d.price
+                && !(p.input >= 0.0 && p.output >= 0.0)
+            {
+                return Err((
+                    format!("deployments[{i}].price"),
+                    "must not be negative".into(),
+                ));
+            }
+        }
         for (i, m) in self.models.iter().enumerate() {
             if !names.insert(m.name.as_str()) {
                 return Err((
@@ -413,6 +496,17 @@ impl Config {
                 }
             }
         }
+        for (i, m) in self.models.iter().enumerate() {
+            for (j, f) in m.fallbacks.iter().enumerate() {
+                if f == &m.name || !names.contains(f.as_str()) {
+                    return Err((
+                        format!("models[{i}].fallbacks[{j}]"),
+                        format!("`{f}` is not another model or deployment name"),
+                    ));
+                }
+            }
+        }
+        policy::validate(&self.policies, &self.pii)?;
         self.log.validate()?;
         Ok(())
     }

@@ -14,16 +14,16 @@ use crate::api::{ApiError, Usage};
 use crate::auth::{self, ConfigKeys, Principal};
 use crate::config::{Config, DeploymentConfig};
 use crate::limits::{Limits, Rejection};
-use crate::providers::{self, Call, Endpoint, Reply, RequestBody, Upstreams};
+use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
+use crate::providers::{Endpoint, RequestBody, Upstreams};
+use crate::route::{AttemptCtx, Attempted, RouteState};
 use crate::telemetry::{self, metrics::Metrics};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use record::{Recorder, RequestRecord};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream::{ClientStream, StreamEnd, StreamOutcome};
 use summary::{ResponseSummary, estimate_tokens};
-use tracing::Instrument;
 
 /// Per-request facts gathered by the server before the gateway runs.
 #[derive(Debug, Clone)]
@@ -91,6 +91,8 @@ pub struct Gateway {
     master_hash: Option<[u8; 32]>,
     /// Rate limiters.
     pub limits: Arc<Limits>,
+    policy: Arc<Engine>,
+    routes: Arc<RouteState>,
 }
 
 impl Gateway {
@@ -104,6 +106,7 @@ impl Gateway {
             .as_deref()
             .filter(|k| !k.is_empty())
             .map(auth::hash_key);
+        let policy = Engine::new(&config)?;
         Ok(Gateway {
             keys,
             master_hash,
@@ -111,6 +114,8 @@ impl Gateway {
             config: Arc::new(config),
             upstreams,
             recorder: Recorder::new(Arc::new(Metrics::new())),
+            policy: Arc::new(policy),
+            routes: Arc::new(RouteState::default()),
         })
     }
 
@@ -273,6 +278,41 @@ impl Gateway {
         self.recorder.flush().await;
     }
 
+    /// The policy engine (catalog, PII detectors, resolved deployments).
+    pub fn policy(&self) -> &Engine {
+        &self.policy
+    }
+
+    /// The routing decision for a request, without calling anything: the policies' decision
+    /// and the plan (candidates, exclusions, try order). `sluice explain` and the server use
+    /// this same function.
+    ///
+    /// Errors (in the plan): see [`crate::route::plan`]; a policy's deny comes back in
+    /// `Decision::denied`.
+    pub fn decide(
+        &self,
+        headers: &axum::http::HeaderMap,
+        principal: &Principal,
+        body: &RequestBody,
+    ) -> (Decision, Result<crate::route::Plan, ApiError>) {
+        let facts = RequestFacts {
+            headers: Some(headers),
+            api_key_id: principal.key_id.as_deref(),
+            team: principal.spec.team.as_deref(),
+            key_tags: &principal.spec.tags,
+            key_policies: &principal.spec.policies,
+        };
+        let decision = self.policy.decide(&facts, body);
+        let plan = crate::route::plan(
+            &self.config,
+            &self.policy,
+            &decision,
+            body.model(),
+            Some(&self.routes),
+        );
+        (decision, plan)
+    }
+
     /// The shared upstream clients.
     pub fn upstreams(&self) -> &Upstreams {
         &self.upstreams
@@ -304,14 +344,28 @@ impl Gateway {
         body: RequestBody,
     ) -> Result<GatewayReply, ApiError> {
         let mut base = self.base_record(&ctx, &body);
-        let result = self.route_and_call(&ctx, &body, &mut base).await;
+        let (decision, plan) = {
+            let _route = tracing::info_span!("route").entered();
+            self.decide(&ctx.headers, &ctx.principal, &body)
+        };
+        base.policies = decision.policies.clone();
+        base.pii_kinds = decision.pii_kinds();
+        if let Some(mode) = decision.log_mode {
+            base.log_mode = Some(mode.as_str().to_string());
+        }
+        let result = self
+            .route_and_call(&ctx, &body, &decision, plan, &mut base)
+            .await;
         self.attach_body(&mut base, &body);
+        let policies = decision.policies.join(",");
         match result {
             Ok(Attempted::Complete {
-                deployment,
+                attrs,
                 bytes,
                 json,
+                guard,
             }) => {
+                drop(guard);
                 let summary = ResponseSummary::from_response(&json);
                 let (usage, estimated) = match summary.usage {
                     Some(u) => (u, false),
@@ -320,27 +374,33 @@ impl Gateway {
                 base.status = 200;
                 base.usage = usage;
                 base.usage_estimated = estimated;
+                base.cost_usd = attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens);
                 base.response = summary;
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
                 self.finish_record(&ctx, base).await;
-                Ok(self.reply(deployment, ReplyBody::Json(bytes)))
+                Ok(self.reply(&attrs, policies, ReplyBody::Json(bytes)))
             }
             Ok(Attempted::Stream {
-                deployment,
+                attrs,
                 first,
                 rest,
+                guard,
             }) => {
                 let recorder = self.recorder.clone();
                 let started = ctx.started;
                 recorder.metrics().open_streams.inc();
                 let request_span = ctx.span.clone();
                 let stream_span = tracing::info_span!(parent: &ctx.span, "stream");
+                let cost_attrs = attrs.clone();
                 let on_finish = Box::new(move |out: StreamOutcome| {
+                    drop(guard);
                     recorder.metrics().open_streams.dec();
                     let mut r = base;
                     apply_stream_outcome(&mut r, out, started);
+                    r.cost_usd =
+                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens);
                     drop(stream_span);
                     telemetry::record_outcome(&request_span, &r);
                     recorder.record_now(r);
@@ -352,7 +412,7 @@ impl Gateway {
                     estimate_tokens(&body.texts()),
                     on_finish,
                 );
-                Ok(self.reply(deployment, ReplyBody::Sse(stream)))
+                Ok(self.reply(&attrs, policies, ReplyBody::Sse(stream)))
             }
             Err(e) => {
                 base.status = e.status.as_u16();
@@ -364,10 +424,18 @@ impl Gateway {
         }
     }
 
-    fn reply(&self, deployment: String, body: ReplyBody) -> GatewayReply {
+    fn reply(&self, attrs: &DeploymentAttrs, policies: String, body: ReplyBody) -> GatewayReply {
+        let mut headers = vec![
+            ("x-sluice-deployment", attrs.name.clone()),
+            ("x-sluice-openness", attrs.openness.as_str().to_string()),
+            ("x-sluice-hosting", attrs.hosting.as_str().to_string()),
+        ];
+        if !policies.is_empty() {
+            headers.push(("x-sluice-policies", policies));
+        }
         GatewayReply {
-            headers: vec![("x-sluice-deployment", deployment.clone())],
-            deployment,
+            headers,
+            deployment: attrs.name.clone(),
             body,
         }
     }
@@ -431,99 +499,30 @@ impl Gateway {
         }
     }
 
-    /// Tries the candidates in order until one answers. A failure before any byte reached the
-    /// client (connection, timeout, 5xx, an error as the first stream event) moves on to the
-    /// next candidate; a 4xx from the upstream is the client's answer.
+    /// Applies the decision: a policy's deny → 403; else tries the plan's deployments (see
+    /// [`crate::route::attempt`]), recording each attempt.
     async fn route_and_call(
         &self,
         ctx: &RequestContext,
         body: &RequestBody,
+        decision: &Decision,
+        plan: Result<crate::route::Plan, ApiError>,
         record: &mut RequestRecord,
     ) -> Result<Attempted, ApiError> {
-        let candidates = {
-            let _route = tracing::info_span!("route").entered();
-            self.candidates(body.model())?
+        if let Some(denial) = &decision.denied {
+            return Err(denial.to_error());
+        }
+        let plan = plan?;
+        let cx = AttemptCtx {
+            upstreams: &self.upstreams,
+            config: &self.config,
+            engine: &self.policy,
+            state: &self.routes,
+            endpoint: ctx.endpoint,
+            request_id: &ctx.id,
         };
-        let mut last_err = ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            format!("model `{}` has no deployment to serve it", body.model()),
-        )
-        .with_code("no_deployment");
-        for dep in candidates {
-            if let Err(e) = providers::check(dep, ctx.endpoint, body) {
-                // A deployment that cannot serve the request is skipped; its 400 is the answer
-                // only when no deployment was tried.
-                if record.attempts == 0 {
-                    last_err = e;
-                }
-                continue;
-            }
-            record.attempts += 1;
-            record.deployment = Some(dep.name.clone());
-            record.provider = Some(dep.provider.as_str().to_string());
-            let call = Call {
-                deployment: dep,
-                endpoint: ctx.endpoint,
-                body,
-                request_id: &ctx.id,
-            };
-            let waited = Instant::now();
-            let span = telemetry::attempt_span(&dep.name, dep.provider.as_str(), record.attempts);
-            let outcome = self.attempt(call).instrument(span.clone()).await;
-            if let Err(e) = &outcome {
-                span.record("error.type", e.status.as_str());
-                span.record("otel.status_code", "ERROR");
-            }
-            let waited_us = waited.elapsed().as_micros() as u64;
-            record.upstream_us = Some(record.upstream_us.unwrap_or(0) + waited_us);
-            match outcome {
-                Ok(done) => return Ok(done),
-                Err(e) if !is_retryable(&e) => return Err(e),
-                Err(e) => last_err = e,
-            }
-            tracing::debug!(request_id = %ctx.id, deployment = %dep.name, error = %last_err, "attempt failed");
-        }
-        Err(last_err)
+        crate::route::attempt(&cx, decision, &plan, body, record).await
     }
-}
-
-impl Gateway {
-    /// One upstream attempt: the call, and for a stream its first chunk (so a failure before
-    /// any byte reached the client can still fall back).
-    async fn attempt(&self, call: Call<'_>) -> Result<Attempted, ApiError> {
-        let deployment = call.deployment.name.clone();
-        match providers::call(&self.upstreams, call).await? {
-            Reply::Complete { body, json } => Ok(Attempted::Complete {
-                deployment,
-                bytes: body,
-                json,
-            }),
-            Reply::Stream(mut rest) => match rest.next().await {
-                Some(Ok(first)) => Ok(Attempted::Stream {
-                    deployment,
-                    first,
-                    rest,
-                }),
-                Some(Err(e)) => Err(providers::status_of_stream_error(&e)),
-                None => Err(providers::stream_ended_early(&deployment)),
-            },
-        }
-    }
-}
-
-/// The result of a successful attempt.
-enum Attempted {
-    Complete {
-        deployment: String,
-        bytes: Bytes,
-        json: serde_json::Value,
-    },
-    Stream {
-        deployment: String,
-        first: serde_json::Value,
-        rest: providers::ChunkStream,
-    },
 }
 
 /// Whether another deployment may be tried after this error: server-side failures only.

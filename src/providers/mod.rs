@@ -220,6 +220,23 @@ pub async fn probe(
     }
 }
 
+/// The `Retry-After` header of an upstream answer, in seconds: delay-seconds, or an HTTP date
+/// (RFC 9110 §10.2.3) turned into seconds from now. `None` when absent or unreadable.
+pub fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(s);
+    }
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let secs = (when - time::OffsetDateTime::now_utc()).whole_seconds();
+    Some(secs.max(0) as u64)
+}
+
 /// `base` + `path`, with exactly one `/` between them.
 pub fn join_url(base: &str, path: &str) -> String {
     format!(

@@ -53,11 +53,14 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !status.is_success() {
+        let retry_after = super::retry_after_secs(resp.headers());
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| upstream_failure(&dep.name, &e))?;
-        return Err(ApiError::from_upstream(&dep.name, status.as_u16(), &bytes));
+        let mut err = ApiError::from_upstream(&dep.name, status.as_u16(), &bytes);
+        err.retry_after_s = retry_after;
+        return Err(err);
     }
     if stream && is_sse {
         let idle = Duration::from_millis(dep.stream_idle_timeout_ms());
@@ -76,6 +79,7 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         return Err(ApiError {
             status: axum::http::StatusCode::BAD_GATEWAY,
             body: err,
+            retry_after_s: None,
         });
     }
     if stream {
@@ -231,6 +235,7 @@ fn event_to_chunk(ev: &SseEvent, deployment: &str) -> EventOutcome {
             return EventOutcome::Error(ApiError {
                 status: axum::http::StatusCode::BAD_GATEWAY,
                 body: err,
+                retry_after_s: None,
             });
         }
         if v.get("usage").is_none() {

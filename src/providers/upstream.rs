@@ -30,11 +30,14 @@ pub async fn send(
     };
     let status = resp.status();
     if !status.is_success() {
+        let retry_after = super::retry_after_secs(resp.headers());
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| upstream_failure(&dep.name, &e))?;
-        return Err(ApiError::from_upstream(&dep.name, status.as_u16(), &bytes));
+        let mut err = ApiError::from_upstream(&dep.name, status.as_u16(), &bytes);
+        err.retry_after_s = retry_after;
+        return Err(err);
     }
     Ok(resp)
 }

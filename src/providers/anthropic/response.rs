@@ -155,6 +155,7 @@ pub fn error(deployment: &str, err: &Value) -> ApiError {
                 param: None,
                 code: Some(Value::from(kind)),
             },
+            retry_after_s: None,
         };
     }
     ApiError::new(status, kind, message)

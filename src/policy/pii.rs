@@ -1,0 +1,729 @@
+//! Personal-data detectors. Built-in kinds (`email`, `phone`, `card`, `iban`, `ip`, `ssn`,
+//! `dni`, `secret`) use a regex to find candidates and, where the format has one, a checksum
+//! (Luhn for cards, mod-97 for IBANs, the check letter for Spanish DNI/NIE) to keep false
+//! positives low. User-defined regexes and keyword lists (config `pii:`) add kinds of their own.
+//!
+//! Findings carry kinds and positions only; values never leave this module except through
+//! [`super::redact`], which needs them to restore the response.
+
+use crate::api::{ChatMessage, Content};
+use crate::config::PiiConfig;
+use crate::providers::RequestBody;
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value;
+
+/// One item found in one text: kind and byte range (`start..end`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// The kind (`email`, or a user-defined name).
+    pub kind: String,
+    /// Byte offset of the first byte.
+    pub start: usize,
+    /// Byte offset past the last byte.
+    pub end: usize,
+}
+
+/// One item found in a request, as shown to people: kind, where, and character positions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The kind.
+    pub kind: String,
+    /// Which text: `messages[0].content`, `messages[1].content[2].text`, `prompt`, `input[3]`, …
+    pub location: String,
+    /// Character offset of the first character in that text.
+    pub start: usize,
+    /// Character offset past the last character.
+    pub end: usize,
+}
+
+/// Checks a candidate; returns the accepted length in bytes (possibly shorter than the
+/// candidate), or `None` to reject it.
+type Check = fn(text: &str, start: usize, end: usize) -> Option<usize>;
+
+struct Rule {
+    kind: String,
+    regex: Regex,
+    check: Option<Check>,
+}
+
+/// The set of detectors in use (built-ins minus `pii.disable`, plus user-defined ones).
+#[derive(Debug)]
+pub struct Detector {
+    rules: Vec<Rule>,
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rule({})", self.kind)
+    }
+}
+
+fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>)> {
+    vec![
+        // Private key blocks first: they contain everything else.
+        (
+            "secret",
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+            None,
+        ),
+        (
+            "secret",
+            r"\b(?:sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})",
+            Some(check_secret),
+        ),
+        (
+            "email",
+            r"(?i)\b[a-z0-9._%+-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}\b",
+            None,
+        ),
+        (
+            "iban",
+            r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+            Some(check_iban),
+        ),
+        ("card", r"\b\d(?:[ -]?\d){12,18}\b", Some(check_card)),
+        ("ssn", r"\b\d{3}-\d{2}-\d{4}\b", Some(check_ssn)),
+        (
+            "dni",
+            r"(?i)\b(?:\d{8}|[XYZ]\d{7})-?[A-Z]\b",
+            Some(check_dni),
+        ),
+        (
+            "phone",
+            r"(?:\+|\b00)[1-9](?:[ .-]?\(?\d\)?){7,16}",
+            Some(check_phone),
+        ),
+        ("phone", r"\(\d{3}\) ?\d{3}[-. ]\d{4}\b", None),
+        ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}\b", Some(check_ipv4)),
+        (
+            "ip",
+            r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}",
+            Some(check_ipv6),
+        ),
+    ]
+}
+
+impl Detector {
+    /// Builds the detectors for `cfg` (validated config: regexes compile).
+    ///
+    /// Errors: a user regex that does not compile (names it).
+    pub fn new(cfg: &PiiConfig) -> Result<Self, String> {
+        let mut rules = Vec::new();
+        for (kind, re, check) in builtin_rules() {
+            if cfg.disable.iter().any(|d| d == kind) {
+                continue;
+            }
+            let regex = Regex::new(re).map_err(|e| format!("built-in {kind} detector: {e}"))?;
+            rules.push(Rule {
+                kind: kind.to_string(),
+                regex,
+                check,
+            });
+        }
+        for p in &cfg.patterns {
+            let regex = Regex::new(&p.regex).map_err(|e| format!("pii pattern {}: {e}", p.name))?;
+            rules.push(Rule {
+                kind: p.name.clone(),
+                regex,
+                check: None,
+            });
+        }
+        for k in &cfg.keywords {
+            let words: Vec<String> = k
+                .words
+                .iter()
+                .map(|w| w.trim())
+                .filter(|w| !w.is_empty())
+                .map(regex::escape)
+                .collect();
+            if words.is_empty() {
+                continue;
+            }
+            let re = format!(r"(?i)\b(?:{})\b", words.join("|"));
+            let regex = Regex::new(&re).map_err(|e| format!("pii keywords {}: {e}", k.name))?;
+            rules.push(Rule {
+                kind: k.name.clone(),
+                regex,
+                check: None,
+            });
+        }
+        Ok(Detector { rules })
+    }
+
+    /// Every item in `text`, by position, without overlaps (the earlier one wins; at the same
+    /// start, the longer one; at the same span, the earlier rule).
+    pub fn scan(&self, text: &str) -> Vec<Match> {
+        let mut all = Vec::new();
+        for rule in &self.rules {
+            for m in rule.regex.find_iter(text) {
+                let len = match rule.check {
+                    Some(check) => match check(text, m.start(), m.end()) {
+                        Some(len) => len,
+                        None => continue,
+                    },
+                    None => m.len(),
+                };
+                if len == 0 {
+                    continue;
+                }
+                all.push(Match {
+                    kind: rule.kind.clone(),
+                    start: m.start(),
+                    end: m.start() + len,
+                });
+            }
+        }
+        // Stable sort keeps rule order for equal spans.
+        all.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut out: Vec<Match> = Vec::new();
+        for m in all {
+            if out.last().is_none_or(|last| m.start >= last.end) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// Every item in every text of `body`, with locations and character positions.
+    pub fn scan_request(&self, body: &RequestBody) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (location, text) in request_texts(body) {
+            for m in self.scan(text) {
+                out.push(Finding {
+                    kind: m.kind,
+                    location: location.clone(),
+                    start: text[..m.start].chars().count(),
+                    end: text[..m.end].chars().count(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Every text of a request with its location: message contents and text parts, tool-call
+/// arguments, `prompt` and `input` (strings and arrays of strings).
+pub fn request_texts(body: &RequestBody) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    match body {
+        RequestBody::Chat(r) => {
+            for (i, m) in r.messages.iter().enumerate() {
+                message_texts(i, m, &mut out);
+            }
+        }
+        RequestBody::Generic(r) => {
+            for key in ["prompt", "input"] {
+                match r.extra.get(key) {
+                    Some(Value::String(s)) => out.push((key.to_string(), s.as_str())),
+                    Some(Value::Array(items)) => {
+                        for (j, v) in items.iter().enumerate() {
+                            if let Value::String(s) = v {
+                                out.push((format!("{key}[{j}]"), s.as_str()));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+fn message_texts<'a>(i: usize, m: &'a ChatMessage, out: &mut Vec<(String, &'a str)>) {
+    match &m.content {
+        Some(Content::Text(s)) => out.push((format!("messages[{i}].content"), s.as_str())),
+        Some(Content::Parts(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                if let Some(t) = &p.text {
+                    out.push((format!("messages[{i}].content[{j}].text"), t.as_str()));
+                }
+            }
+        }
+        None => {}
+    }
+    for (j, tc) in m.tool_calls.iter().flatten().enumerate() {
+        out.push((
+            format!("messages[{i}].tool_calls[{j}].function.arguments"),
+            tc.function.arguments.as_str(),
+        ));
+    }
+}
+
+/// Applies `f` to every text of `body` that [`request_texts`] lists, in the same order.
+pub fn for_each_text_mut(body: &mut RequestBody, mut f: impl FnMut(&mut String)) {
+    match body {
+        RequestBody::Chat(r) => {
+            for m in &mut r.messages {
+                match &mut m.content {
+                    Some(Content::Text(s)) => f(s),
+                    Some(Content::Parts(parts)) => {
+                        for p in parts {
+                            if let Some(t) = &mut p.text {
+                                f(t);
+                            }
+                        }
+                    }
+                    None => {}
+                }
+                for tc in m.tool_calls.iter_mut().flatten() {
+                    f(&mut tc.function.arguments);
+                }
+            }
+        }
+        RequestBody::Generic(r) => {
+            for key in ["prompt", "input"] {
+                match r.extra.get_mut(key) {
+                    Some(Value::String(s)) => f(s),
+                    Some(Value::Array(items)) => {
+                        for v in items {
+                            if let Value::String(s) = v {
+                                f(s);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn char_before(text: &str, start: usize) -> Option<char> {
+    text[..start].chars().next_back()
+}
+
+fn char_after(text: &str, end: usize) -> Option<char> {
+    text[end..].chars().next()
+}
+
+fn digits(s: &str) -> Vec<u32> {
+    s.chars().filter_map(|c| c.to_digit(10)).collect()
+}
+
+fn check_secret(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    // A key mixes digits and letters; `sk-some-long-hyphenated-words` is prose.
+    let has_digit = s.chars().any(|c| c.is_ascii_digit());
+    let has_alpha = s.chars().any(|c| c.is_ascii_alphabetic());
+    (has_digit && has_alpha).then_some(s.len())
+}
+
+/// Luhn checksum over `ds` (most significant digit first).
+pub fn luhn_ok(ds: &[u32]) -> bool {
+    let sum: u32 = ds
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    !ds.is_empty() && sum.is_multiple_of(10)
+}
+
+fn check_card(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    // One kind of separator at most (`4111 1111-1111 1111` is not how cards are written).
+    if s.contains(' ') && s.contains('-') {
+        return None;
+    }
+    let ds = digits(s);
+    if !(13..=19).contains(&ds.len()) || !luhn_ok(&ds) {
+        return None;
+    }
+    let prefix = |n: usize| ds.iter().take(n).fold(0u32, |a, d| a * 10 + d);
+    let known = ds[0] == 4
+        || (51..=55).contains(&prefix(2))
+        || (2221..=2720).contains(&prefix(4))
+        || matches!(prefix(2), 34 | 37 | 35 | 36 | 38 | 30 | 62 | 65)
+        || prefix(4) == 6011
+        || (644..=649).contains(&prefix(3));
+    known.then_some(s.len())
+}
+
+/// IBAN check: ISO 13616 mod-97 of the rearranged number equals 1.
+pub fn iban_ok(compact: &str) -> bool {
+    if !(15..=34).contains(&compact.len()) || !compact.is_ascii() {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut rem: u32 = 0;
+    for c in tail.chars().chain(head.chars()) {
+        let v = match c.to_digit(36) {
+            Some(v) => v,
+            None => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn check_iban(text: &str, start: usize, end: usize) -> Option<usize> {
+    // The candidate may have swallowed an upper-case word after the number: try shorter
+    // candidates ending at each space, longest first.
+    let s = &text[start..end];
+    let mut ends: Vec<usize> = s.match_indices(' ').map(|(i, _)| i).collect();
+    ends.push(s.len());
+    ends.into_iter().rev().find(|&e| {
+        let compact: String = s[..e].chars().filter(|c| *c != ' ').collect();
+        iban_ok(&compact)
+    })
+}
+
+fn check_ssn(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    let area: u32 = s[0..3].parse().ok()?;
+    let group: u32 = s[4..6].parse().ok()?;
+    let serial: u32 = s[7..11].parse().ok()?;
+    let ok = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
+    // Not part of a longer dashed number (`2024-123-45-6789`).
+    let joined =
+        matches!(char_before(text, start), Some('-')) || matches!(char_after(text, end), Some('-'));
+    (ok && !joined).then_some(s.len())
+}
+
+/// Spanish DNI / NIE check letter: the number mod 23 indexes `TRWAGMYFPDXBNJZSQVHLCKE`
+/// (NIE: X→0, Y→1, Z→2 prefixed).
+pub fn dni_ok(s: &str) -> bool {
+    const LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let s: String = s
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let (num, letter) = match s.char_indices().last() {
+        Some((i, l)) => (&s[..i], l),
+        None => return false,
+    };
+    let num = match num.chars().next() {
+        Some('X') => format!("0{}", &num[1..]),
+        Some('Y') => format!("1{}", &num[1..]),
+        Some('Z') => format!("2{}", &num[1..]),
+        _ => num.to_string(),
+    };
+    match num.parse::<u64>() {
+        Ok(n) => LETTERS[(n % 23) as usize] as char == letter,
+        Err(_) => false,
+    }
+}
+
+fn check_dni(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    dni_ok(s).then_some(s.len())
+}
+
+fn check_phone(text: &str, start: usize, end: usize) -> Option<usize> {
+    let mut s = &text[start..end];
+    // Trailing separators or a dangling `(` are not part of the number.
+    while let Some(c) = s.chars().last() {
+        if c.is_ascii_digit() || c == ')' {
+            break;
+        }
+        s = &s[..s.len() - c.len_utf8()];
+    }
+    if char_before(text, start).is_some_and(|c| c.is_alphanumeric() || c == '+') {
+        return None;
+    }
+    if char_after(text, start + s.len()).is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut n = digits(s).len();
+    if s.starts_with("00") {
+        n -= 2;
+    }
+    // E.164: at most 15 digits including the country code; 8 is the shortest real number.
+    (8..=15).contains(&n).then_some(s.len())
+}
+
+fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    // Version strings: `v1.2.3.4`, `1.2.3.4.5`.
+    if matches!(char_before(text, start), Some('.' | 'v' | 'V'))
+        || (matches!(char_after(text, end), Some('.'))
+            && text[end + 1..].starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    let ok = s
+        .split('.')
+        .all(|p| p.parse::<u32>().is_ok_and(|n| n <= 255) && (p == "0" || !p.starts_with('0')));
+    ok.then_some(s.len())
+}
+
+fn check_ipv6(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    if char_before(text, start).is_some_and(|c| c.is_alphanumeric() || c == ':')
+        || char_after(text, end).is_some_and(|c| c.is_alphanumeric() || c == ':')
+    {
+        return None;
+    }
+    let groups = s.split(':').filter(|g| !g.is_empty()).count();
+    let parsed = s.parse::<std::net::Ipv6Addr>().is_ok();
+    // `::1`, `a::b` and clock times are not personal data worth flagging.
+    (parsed && groups >= 3 && s.chars().any(|c| c.is_ascii_digit())).then_some(s.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::policy::{PiiKeywords, PiiPattern};
+
+    fn kinds(d: &Detector, text: &str) -> Vec<(String, String)> {
+        d.scan(text)
+            .into_iter()
+            .map(|m| (m.kind, text[m.start..m.end].to_string()))
+            .collect()
+    }
+
+    fn found(kind: &str, yes: &[&str], no: &[&str]) {
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        for y in yes {
+            let text = format!("see {y} here");
+            let got = kinds(&d, &text);
+            assert_eq!(
+                got,
+                vec![(kind.to_string(), y.to_string())],
+                "should find {kind} in {text:?}"
+            );
+        }
+        for n in no {
+            let text = format!("see {n} here");
+            let got = kinds(&d, &text);
+            assert!(
+                got.iter().all(|(k, _)| k != kind),
+                "false {kind} in {text:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn email() {
+        found(
+            "email",
+            &[
+                "anna.smith@example.com",
+                "a+tag@mail.example.co.uk",
+                "X_Y@sub-domain.org",
+            ],
+            &[
+                "anna@localhost",
+                "@handle",
+                "user@.com",
+                "a@b.c",
+                "not an email",
+            ],
+        );
+    }
+
+    #[test]
+    fn phone() {
+        found(
+            "phone",
+            &[
+                "+34 612 345 678",
+                "+1 (555) 123-4567",
+                "+44 20 7946 0958",
+                "0049 30 1234567",
+                "+33612345678",
+                "(555) 123-4567",
+            ],
+            &[
+                "+1 234",
+                "2024-05-06",
+                "12345678",
+                "call 555-1234",
+                "+12345678901234567",
+            ],
+        );
+    }
+
+    #[test]
+    fn card() {
+        found(
+            "card",
+            &[
+                "4111 1111 1111 1111",
+                "5500-0000-0000-0004",
+                "378282246310005",
+                "4012888888881881",
+            ],
+            &[
+                "4111 1111 1111 1112",
+                "1234 5678 9012 3456",
+                "9999999999999995",
+                "4111 1111-1111 1111",
+            ],
+        );
+    }
+
+    #[test]
+    fn iban() {
+        found(
+            "iban",
+            &[
+                "DE89 3704 0044 0532 0130 00",
+                "GB82WEST12345698765432",
+                "ES9121000418450200051332",
+            ],
+            &[
+                "DE89 3704 0044 0532 0130 01",
+                "GB82WEST12345698765433",
+                "AB12 CDEF GHIJ",
+            ],
+        );
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        // A following upper-case word is not swallowed.
+        let t = "pay DE89 3704 0044 0532 0130 00 ASAP";
+        assert_eq!(
+            kinds(&d, t),
+            vec![("iban".into(), "DE89 3704 0044 0532 0130 00".into())]
+        );
+    }
+
+    #[test]
+    fn ip() {
+        found(
+            "ip",
+            &[
+                "192.168.1.20",
+                "8.8.8.8",
+                "2001:db8:85a3::8a2e:370:7334",
+                "fe80::1ff:fe23:4567:890a",
+            ],
+            &[
+                "256.1.1.1",
+                "v1.2.3.4",
+                "1.2.3.4.5",
+                "01.02.03.04",
+                "12:30:45",
+                "::1",
+                "std::fmt::Debug",
+            ],
+        );
+    }
+
+    #[test]
+    fn ssn() {
+        found(
+            "ssn",
+            &["123-45-6789", "078-05-1121"],
+            &[
+                "000-12-3456",
+                "666-12-3456",
+                "912-34-5678",
+                "123-00-4567",
+                "123-45-0000",
+                "2024-123-45-6789",
+            ],
+        );
+    }
+
+    #[test]
+    fn dni() {
+        found(
+            "dni",
+            &[
+                "12345678Z",
+                "12345678-Z",
+                "X1234567L",
+                "Y1234567X",
+                "z1234567r",
+            ],
+            &["12345678A", "X1234567A", "1234567Z"],
+        );
+    }
+
+    #[test]
+    fn secret() {
+        found(
+            "secret",
+            &[
+                "sk-proj-abc123DEF456ghi789JKL012",
+                "sk-ant-api03-abcdefghij0123456789",
+                "AKIAIOSFODNN7EXAMPLE",
+                "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            ],
+            &[
+                "sk-learn-is-a-python-library-name",
+                "task-0123456789abcdefghij",
+                "AKIA123",
+                "ghp_short",
+            ],
+        );
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let block = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow+IBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nend";
+        let got = kinds(&d, block);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "secret");
+        assert!(got[0].1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        assert!(got[0].1.ends_with("-----END RSA PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn user_patterns_keywords_and_disable() {
+        let cfg = PiiConfig {
+            patterns: vec![PiiPattern {
+                name: "employee_id".into(),
+                regex: r"EMP-\d{6}".into(),
+            }],
+            keywords: vec![PiiKeywords {
+                name: "project".into(),
+                words: vec!["Blue Falcon".into(), "nightjar".into()],
+            }],
+            disable: vec!["ip".into()],
+        };
+        let d = Detector::new(&cfg).unwrap();
+        assert_eq!(
+            kinds(&d, "EMP-123456 on blue falcon and Nightjar, host 8.8.8.8"),
+            vec![
+                ("employee_id".into(), "EMP-123456".into()),
+                ("project".into(), "blue falcon".into()),
+                ("project".into(), "Nightjar".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn checksums() {
+        assert!(luhn_ok(&digits("79927398713")));
+        assert!(!luhn_ok(&digits("79927398710")));
+        assert!(iban_ok("DE89370400440532013000"));
+        assert!(!iban_ok("DE89370400440532013001"));
+        assert!(dni_ok("00000000T"));
+        assert!(!dni_ok("00000000R"));
+    }
+
+    #[test]
+    fn request_findings_have_locations_and_char_positions() {
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let body: crate::api::ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "café: mail ana@example.com"}]}
+            ]
+        }))
+        .unwrap();
+        let f = d.scan_request(&RequestBody::Chat(body));
+        assert_eq!(
+            f,
+            vec![Finding {
+                kind: "email".into(),
+                location: "messages[1].content[0].text".into(),
+                start: 11,
+                end: 26
+            }]
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! Redaction: replaces each detected item with a stable placeholder (`[EMAIL_1]`; the same
+//! value always gets the same placeholder within a request) before the request leaves, and
+//! puts the originals back into what the client receives — whole responses and streams. In a
+//! stream a placeholder may be split across deltas (`[EMA` + `IL_1]`): the restorer holds back
+//! a tail that could still become a placeholder (at most one placeholder's length) and sends it
+//! with the next delta or the choice's finish chunk.
+
+use super::pii::{Detector, for_each_text_mut};
+use crate::providers::RequestBody;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Placeholder ↔ original pairs of one request. Holds personal data: never log it.
+#[derive(Clone, Default)]
+pub struct Redaction {
+    pairs: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Redaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redaction({} items)", self.pairs.len())
+    }
+}
+
+impl Redaction {
+    /// Number of distinct values replaced.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether nothing was replaced.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The placeholders, in order of creation.
+    pub fn placeholders(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(p, _)| p.as_str())
+    }
+
+    /// `text` with every placeholder replaced by its original.
+    pub fn restore_text(&self, text: &str) -> String {
+        if !text.contains('[') {
+            return text.to_string();
+        }
+        let mut out = text.to_string();
+        for (p, orig) in &self.pairs {
+            if out.contains(p.as_str()) {
+                out = out.replace(p.as_str(), orig);
+            }
+        }
+        out
+    }
+
+    /// Restores every string inside `v` (a whole response).
+    pub fn restore_json(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => *s = self.restore_text(s),
+            Value::Array(items) => items.iter_mut().for_each(|x| self.restore_json(x)),
+            Value::Object(m) => m.values_mut().for_each(|x| self.restore_json(x)),
+            _ => {}
+        }
+    }
+
+    /// Length of the longest suffix of `s` that is a strict prefix of some placeholder
+    /// (starting at a `[`), i.e. what must wait for the next delta.
+    fn pending_tail(&self, s: &str) -> usize {
+        let Some(pos) = s.rfind('[') else {
+            return 0;
+        };
+        let tail = &s[pos..];
+        let could_grow = self
+            .pairs
+            .iter()
+            .any(|(p, _)| p.len() > tail.len() && p.starts_with(tail));
+        if could_grow { tail.len() } else { 0 }
+    }
+}
+
+/// Replaces the items of the given `kinds` in every text of `body`; returns the redacted copy
+/// and the pairs needed to restore the response. Placeholders are `[KIND_N]` (kind upper-cased,
+/// N counting per kind from 1), skipping any that already occur in the request.
+pub fn redact(
+    detector: &Detector,
+    body: &RequestBody,
+    kinds: &[String],
+) -> (RequestBody, Redaction) {
+    let mut out = body.clone();
+    let existing: String = body.texts().concat();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut counters: HashMap<String, usize> = HashMap::new();
+    for_each_text_mut(&mut out, |text| {
+        let found: Vec<_> = detector
+            .scan(text)
+            .into_iter()
+            .filter(|m| kinds.contains(&m.kind))
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        let mut result = String::with_capacity(text.len());
+        let mut last = 0;
+        for m in found {
+            let value = &text[m.start..m.end];
+            let placeholder = match pairs.iter().find(|(_, o)| o == value) {
+                Some((p, _)) => p.clone(),
+                None => {
+                    let n = counters.entry(m.kind.clone()).or_insert(0);
+                    let p = loop {
+                        *n += 1;
+                        let p = format!("[{}_{}]", m.kind.to_ascii_uppercase(), n);
+                        if !existing.contains(&p) {
+                            break p;
+                        }
+                    };
+                    pairs.push((p.clone(), value.to_string()));
+                    p
+                }
+            };
+            result.push_str(&text[last..m.start]);
+            result.push_str(&placeholder);
+            last = m.end;
+        }
+        result.push_str(&text[last..]);
+        *text = result;
+    });
+    (out, Redaction { pairs })
+}
+
+/// Restores placeholders in a stream of chunk objects, one chunk at a time.
+#[derive(Debug)]
+pub struct StreamRestorer {
+    redaction: Redaction,
+    /// Held-back tails by (choice index, field key).
+    carry: HashMap<(u64, String), String>,
+}
+
+impl StreamRestorer {
+    /// A restorer for one stream.
+    pub fn new(redaction: Redaction) -> Self {
+        StreamRestorer {
+            redaction,
+            carry: HashMap::new(),
+        }
+    }
+
+    /// Rewrites one chunk in place: restores the text fields of each choice (`delta.content`,
+    /// `delta.refusal`, `delta.reasoning_content`, `text`, tool-call `arguments`), holding back
+    /// a possible placeholder start, and flushes what was held back when the choice finishes.
+    pub fn apply(&mut self, chunk: &mut Value) {
+        let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for (pos, c) in choices.iter_mut().enumerate() {
+            let index = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+            let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
+            if let Some(t) = c.get_mut("text") {
+                self.field(index, "text", t, finished);
+            }
+            if let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) {
+                for key in ["content", "refusal", "reasoning_content"] {
+                    if let Some(v) = delta.get_mut(key) {
+                        self.field(index, key, v, finished);
+                    }
+                }
+                if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                    for (k, call) in calls.iter_mut().enumerate() {
+                        let ti = call
+                            .get("index")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(k as u64);
+                        if let Some(args) = call
+                            .get_mut("function")
+                            .and_then(|f| f.get_mut("arguments"))
+                        {
+                            self.field(index, &format!("tool{ti}"), args, finished);
+                        }
+                    }
+                }
+            }
+            if finished {
+                self.flush_choice(index, c);
+            }
+        }
+    }
+
+    fn field(&mut self, index: u64, key: &str, v: &mut Value, finished: bool) {
+        let Value::String(s) = v else {
+            return;
+        };
+        let mut text = self
+            .carry
+            .remove(&(index, key.to_string()))
+            .unwrap_or_default();
+        text.push_str(s);
+        let hold = if finished {
+            0
+        } else {
+            self.redaction.pending_tail(&text)
+        };
+        let keep = text.len() - hold;
+        if hold > 0 {
+            self.carry
+                .insert((index, key.to_string()), text[keep..].to_string());
+        }
+        *s = self.redaction.restore_text(&text[..keep]);
+    }
+
+    /// Puts held-back text of choice `index` into its finish chunk `c`.
+    fn flush_choice(&mut self, index: u64, c: &mut Value) {
+        let keys: Vec<String> = self
+            .carry
+            .keys()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, k)| k.clone())
+            .collect();
+        for key in keys {
+            let Some(rest) = self.carry.remove(&(index, key.clone())) else {
+                continue;
+            };
+            let rest = self.redaction.restore_text(&rest);
+            let Some(obj) = c.as_object_mut() else {
+                continue;
+            };
+            if key == "text" {
+                obj.insert("text".into(), Value::String(rest));
+                continue;
+            }
+            let delta = obj
+                .entry("delta")
+                .or_insert_with(|| Value::Object(Default::default()));
+            let Some(delta) = delta.as_object_mut() else {
+                continue;
+            };
+            if let Some(ti) = key.strip_prefix("tool") {
+                let ti: u64 = ti.parse().unwrap_or(0);
+                let calls = delta
+                    .entry("tool_calls")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Some(calls) = calls.as_array_mut() {
+                    calls.push(serde_json::json!({"index": ti, "function": {"arguments": rest}}));
+                }
+            } else {
+                delta.insert(key, Value::String(rest));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PiiConfig;
+    use serde_json::json;
+
+    fn detector() -> Detector {
+        Detector::new(&PiiConfig::default()).unwrap()
+    }
+
+    fn chat(text: &str) -> RequestBody {
+        RequestBody::Chat(
+            serde_json::from_value(json!({"model":"m","messages":[
+                {"role":"user","content": text}]}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn same_value_same_placeholder_and_kinds_count_separately() {
+        let body =
+            chat("mail ana@example.com or bob@example.org; again ana@example.com, ip 8.8.8.8");
+        let kinds = vec!["email".to_string(), "ip".to_string()];
+        let (out, r) = redact(&detector(), &body, &kinds);
+        assert_eq!(
+            out.texts(),
+            vec!["mail [EMAIL_1] or [EMAIL_2]; again [EMAIL_1], ip [IP_1]"]
+        );
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            r.restore_text("to [EMAIL_2] and [EMAIL_1] from [IP_1]"),
+            "to bob@example.org and ana@example.com from 8.8.8.8"
+        );
+    }
+
+    #[test]
+    fn only_the_given_kinds_and_existing_placeholders_are_skipped() {
+        let body = chat("[EMAIL_1] is literal; ana@example.com; 8.8.8.8");
+        let (out, _) = redact(&detector(), &body, &["email".to_string()]);
+        assert_eq!(
+            out.texts(),
+            vec!["[EMAIL_1] is literal; [EMAIL_2]; 8.8.8.8"]
+        );
+    }
+
+    fn delta(content: &str, finish: Option<&str>) -> Value {
+        json!({"choices":[{"index":0,"delta":{"content":content},"finish_reason":finish}]})
+    }
+
+    #[test]
+    fn stream_restores_placeholders_split_across_deltas() {
+        let body = chat("ana@example.com");
+        let (_, r) = redact(&detector(), &body, &["email".to_string()]);
+        let parts = [
+            "Write to [EM",
+            "AIL",
+            "_1",
+            "] now [",
+            "not a placeholder] [EMAIL_",
+            "1",
+        ];
+        let mut s = StreamRestorer::new(r);
+        let mut out = String::new();
+        for p in parts {
+            let mut c = delta(p, None);
+            s.apply(&mut c);
+            out.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap());
+        }
+        let mut fin = json!({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]});
+        s.apply(&mut fin);
+        out.push_str(fin["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+        assert_eq!(
+            out,
+            "Write to ana@example.com now [not a placeholder] [EMAIL_1"
+        );
+    }
+
+    #[test]
+    fn stream_restores_tool_arguments_and_text_completions() {
+        let body = chat("ana@example.com");
+        let (_, r) = redact(&detector(), &body, &["email".to_string()]);
+        let mut s = StreamRestorer::new(r);
+        let mut c = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"to\":\"[EMAIL"}}]},"finish_reason":null}]});
+        s.apply(&mut c);
+        assert_eq!(
+            c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            "{\"to\":\""
+        );
+        let mut c = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"_1]\"}"}}]},"finish_reason":null}]});
+        s.apply(&mut c);
+        assert_eq!(
+            c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            "ana@example.com\"}"
+        );
+        let mut t = json!({"choices":[{"index":0,"text":"hi [EMAIL_1]","finish_reason":"stop"}]});
+        s.apply(&mut t);
+        assert_eq!(t["choices"][0]["text"], "hi ana@example.com");
+    }
+
+    #[test]
+    fn whole_responses_are_restored() {
+        let body = chat("ana@example.com");
+        let (_, r) = redact(&detector(), &body, &["email".to_string()]);
+        let mut v = json!({"choices":[{"message":{"content":"Hi [EMAIL_1]!"}}]});
+        r.restore_json(&mut v);
+        assert_eq!(v["choices"][0]["message"]["content"], "Hi ana@example.com!");
+    }
+}

@@ -1,0 +1,502 @@
+//! Routing: candidates → filter by the decision's constraints → order by `prefer` → attempts
+//! with per-deployment retries, model fallbacks and cooldowns.
+//!
+//! - Candidates: the model's deployments (or the deployment named directly), then the
+//!   deployments of each model in its `fallbacks` (recursively, each deployment once).
+//! - Every candidate is checked against every constraint; an excluded one keeps its reasons.
+//!   Fallbacks are checked against the same constraints: a fallback never crosses a policy.
+//! - Order: within the primary group and within each fallback group, by `prefer`; ties are
+//!   broken by a `weight`-ed random draw.
+//! - Attempts: a connection error, timeout, 429 or 5xx before the first byte reached the
+//!   client retries the same deployment up to its `retries`, then puts it into cooldown
+//!   (`routing.cooldown_ms`, or the upstream's `Retry-After` on 429) and moves to the next.
+//!   A model with a single eligible deployment has nothing to route around: no cooldown.
+//!   Deployments in cooldown or at `max_concurrency` are skipped.
+
+use crate::api::ApiError;
+use crate::config::Config;
+use crate::config::policy::Prefer;
+use crate::gateway::record::RequestRecord;
+use crate::policy::redact::{Redaction, StreamRestorer, redact};
+use crate::policy::{Decision, DeploymentAttrs, Engine};
+use crate::providers::{self, Call, ChunkStream, Endpoint, Reply, RequestBody, Upstreams};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// One candidate deployment and whether it may serve the request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// Resolved attributes (hosting, openness, freedoms, price, …).
+    pub attrs: DeploymentAttrs,
+    /// The model name it is a candidate through (the requested one, or a fallback).
+    pub via: String,
+    /// Why it may not serve the request; empty = eligible.
+    pub excluded: Vec<String>,
+}
+
+impl Candidate {
+    /// Whether every constraint holds.
+    pub fn eligible(&self) -> bool {
+        self.excluded.is_empty()
+    }
+}
+
+/// All candidates and the order the eligible ones will be tried in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Every candidate, primary first, then fallbacks.
+    pub candidates: Vec<Candidate>,
+    /// Eligible deployment names, in try order.
+    pub order: Vec<String>,
+}
+
+impl Plan {
+    /// The candidate of deployment `name`.
+    pub fn candidate(&self, name: &str) -> Option<&Candidate> {
+        self.candidates.iter().find(|c| c.attrs.name == name)
+    }
+}
+
+/// The candidates of `model` and its fallbacks, checked and ordered.
+///
+/// Errors: 404 `model_not_found` when `model` is neither a model nor a deployment; 403
+/// `policy_error` / `no_eligible_deployment` when no candidate satisfies the constraints, the
+/// message naming each candidate and what excluded it.
+pub fn plan(
+    config: &Config,
+    engine: &Engine,
+    decision: &Decision,
+    model: &str,
+    state: Option<&RouteState>,
+) -> Result<Plan, ApiError> {
+    let groups = candidate_groups(config, model)?;
+    let mut candidates = Vec::new();
+    let mut order = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for (via, names) in groups {
+        let mut eligible = Vec::new();
+        for (pos, name) in names.into_iter().enumerate() {
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name.clone());
+            let Some(attrs) = engine.attrs(&name) else {
+                continue;
+            };
+            let excluded = decision.check(attrs).err().unwrap_or_default();
+            if excluded.is_empty() {
+                eligible.push((pos, attrs));
+            }
+            candidates.push(Candidate {
+                attrs: attrs.clone(),
+                via: via.clone(),
+                excluded,
+            });
+        }
+        order.extend(
+            sort_by_preference(eligible, decision.prefer, state)
+                .into_iter()
+                .map(|a| a.name.clone()),
+        );
+    }
+    if order.is_empty() {
+        return Err(no_eligible(model, &candidates));
+    }
+    Ok(Plan { candidates, order })
+}
+
+fn no_eligible(model: &str, candidates: &[Candidate]) -> ApiError {
+    let parts: Vec<String> = candidates
+        .iter()
+        .map(|c| format!("`{}`: {}", c.attrs.name, c.excluded.join("; ")))
+        .collect();
+    let message = if parts.is_empty() {
+        format!("No deployment may serve model `{model}`: it has no deployments.")
+    } else {
+        format!(
+            "No deployment may serve model `{model}` under the matching policies. {}.",
+            parts.join(". ")
+        )
+    };
+    ApiError::new(axum::http::StatusCode::FORBIDDEN, "policy_error", message)
+        .with_code("no_eligible_deployment")
+}
+
+/// `(model name, deployment names)` groups: the model itself, then its fallbacks in order
+/// (depth first, each model once).
+fn candidate_groups(config: &Config, model: &str) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    if config.models.iter().all(|m| m.name != model) && config.deployment(model).is_none() {
+        return Err(ApiError::model_not_found(model));
+    }
+    let mut out = Vec::new();
+    let mut visited: Vec<String> = Vec::new();
+    let mut stack = vec![model.to_string()];
+    while let Some(name) = stack.pop() {
+        if visited.contains(&name) {
+            continue;
+        }
+        visited.push(name.clone());
+        if let Some(m) = config.models.iter().find(|m| m.name == name) {
+            out.push((name.clone(), m.deployments.clone()));
+            for f in m.fallbacks.iter().rev() {
+                stack.push(f.clone());
+            }
+        } else if config.deployment(&name).is_some() {
+            out.push((name.clone(), vec![name.clone()]));
+        }
+    }
+    Ok(out)
+}
+
+fn sort_by_preference<'a>(
+    eligible: Vec<(usize, &'a DeploymentAttrs)>,
+    prefer: Prefer,
+    state: Option<&RouteState>,
+) -> Vec<&'a DeploymentAttrs> {
+    // Efraimidis–Spirakis key: u^(1/w), larger first, gives a weighted random order of ties.
+    let mut keyed: Vec<(f64, f64, &DeploymentAttrs)> = eligible
+        .into_iter()
+        .map(|(pos, a)| {
+            let primary = match prefer {
+                Prefer::Order => pos as f64,
+                Prefer::LowestCost => a.price.map_or(f64::INFINITY, |p| p.input + p.output),
+                Prefer::MostOpen => -(a.openness as u8 as f64),
+                Prefer::LocalFirst => match a.hosting {
+                    crate::policy::tier::Hosting::Local => 0.0,
+                    crate::policy::tier::Hosting::Remote => 1.0,
+                },
+                Prefer::LowestLatency => state.and_then(|s| s.latency_ms(&a.name)).unwrap_or(0.0),
+            };
+            let u: f64 = rand::random::<f64>().max(f64::MIN_POSITIVE);
+            let tie = u.powf(1.0 / a.weight);
+            (primary, tie, a)
+        })
+        .collect();
+    keyed.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.total_cmp(&x.1)));
+    keyed.into_iter().map(|(_, _, a)| a).collect()
+}
+
+/// Cooldowns, in-flight counts and latency estimates, shared by all requests.
+#[derive(Debug, Default)]
+pub struct RouteState {
+    inner: Mutex<StateInner>,
+}
+
+#[derive(Debug, Default)]
+struct StateInner {
+    cooldown_until: HashMap<String, Instant>,
+    inflight: HashMap<String, u32>,
+    latency_ms: HashMap<String, f64>,
+}
+
+impl RouteState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StateInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remaining cooldown of `name`, if it is cooling down.
+    pub fn cooldown_left(&self, name: &str) -> Option<Duration> {
+        let now = Instant::now();
+        self.lock()
+            .cooldown_until
+            .get(name)
+            .filter(|t| **t > now)
+            .map(|t| *t - now)
+    }
+
+    /// Puts `name` into cooldown for `d` (extends, never shortens, a running one).
+    pub fn cool_down(&self, name: &str, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let until = Instant::now() + d;
+        let mut g = self.lock();
+        let e = g.cooldown_until.entry(name.to_string()).or_insert(until);
+        if *e < until {
+            *e = until;
+        }
+    }
+
+    /// Smoothed latency of `name` (time to the answer or first chunk), ms, once measured.
+    pub fn latency_ms(&self, name: &str) -> Option<f64> {
+        self.lock().latency_ms.get(name).copied()
+    }
+
+    /// Records one latency sample, ms (exponential moving average, α = 0.3).
+    pub fn observe_latency(&self, name: &str, ms: f64) {
+        let mut g = self.lock();
+        let e = g.latency_ms.entry(name.to_string()).or_insert(ms);
+        *e = 0.7 * *e + 0.3 * ms;
+    }
+
+    fn try_acquire(self: &Arc<Self>, name: &str, max: Option<u32>) -> Option<InflightGuard> {
+        let mut g = self.lock();
+        let n = g.inflight.entry(name.to_string()).or_insert(0);
+        if max.is_some_and(|m| *n >= m) {
+            return None;
+        }
+        *n += 1;
+        Some(InflightGuard {
+            state: self.clone(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// Counts one request in flight on a deployment until dropped.
+#[derive(Debug)]
+pub struct InflightGuard {
+    state: Arc<RouteState>,
+    name: String,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut g = self.state.lock();
+        if let Some(n) = g.inflight.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// A successful attempt.
+pub enum Attempted {
+    /// A whole JSON answer (placeholders already restored).
+    Complete {
+        /// The deployment that answered.
+        attrs: DeploymentAttrs,
+        /// The body for the client.
+        bytes: Bytes,
+        /// The same, parsed.
+        json: serde_json::Value,
+        /// Holds the deployment's concurrency slot.
+        guard: InflightGuard,
+    },
+    /// A stream whose first chunk arrived (placeholders restored chunk by chunk).
+    Stream {
+        /// The deployment that answered.
+        attrs: DeploymentAttrs,
+        /// The first chunk.
+        first: serde_json::Value,
+        /// The rest.
+        rest: ChunkStream,
+        /// Holds the deployment's concurrency slot until the stream ends.
+        guard: InflightGuard,
+    },
+}
+
+/// What [`attempt`] needs besides the plan.
+pub struct AttemptCtx<'a> {
+    /// Upstream clients.
+    pub upstreams: &'a Upstreams,
+    /// The config (deployments, cooldown).
+    pub config: &'a Config,
+    /// Policy engine (PII detectors for redaction).
+    pub engine: &'a Engine,
+    /// Shared routing state.
+    pub state: &'a Arc<RouteState>,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// Request id, forwarded upstream.
+    pub request_id: &'a str,
+}
+
+/// Tries the plan's deployments in order (see the module docs). Each attempt is counted in
+/// `record` (attempts, deployment, provider, hosting, openness, upstream time) and traced in
+/// its own span.
+///
+/// Errors: a non-retryable upstream error (4xx other than 408/429) as is; the last error when
+/// every attempt failed; 503 `no_available_deployment` when every eligible deployment is in
+/// cooldown or at its concurrency limit (with `Retry-After` when a cooldown ends).
+pub async fn attempt(
+    cx: &AttemptCtx<'_>,
+    decision: &Decision,
+    plan: &Plan,
+    body: &RequestBody,
+    record: &mut RequestRecord,
+) -> Result<Attempted, ApiError> {
+    let mut redacted: Option<(RequestBody, Redaction)> = None;
+    let mut last_err: Option<ApiError> = None;
+    let mut skipped: Vec<String> = Vec::new();
+    let mut soonest: Option<Duration> = None;
+    // With a single eligible deployment there is nothing to route around: it never cools down
+    // (the client gets the upstream's error, and its `Retry-After`, instead of a 503).
+    let cooldowns = plan.order.len() > 1;
+    for name in &plan.order {
+        let (Some(dep), Some(cand)) = (cx.config.deployment(name), plan.candidate(name)) else {
+            continue;
+        };
+        let attrs = &cand.attrs;
+        // A backend that cannot serve this request at all (endpoint, parameter) is skipped;
+        // its 400 is the answer only when no deployment was tried.
+        if let Err(e) = providers::check(dep, cx.endpoint, body) {
+            if record.attempts == 0 {
+                last_err = Some(e);
+            }
+            continue;
+        }
+        if let Some(left) = cx.state.cooldown_left(name).filter(|_| cooldowns) {
+            skipped.push(format!(
+                "`{name}` is cooling down ({} ms left)",
+                left.as_millis()
+            ));
+            soonest = Some(soonest.map_or(left, |s: Duration| s.min(left)));
+            continue;
+        }
+        let Some(guard) = cx.state.try_acquire(name, dep.max_concurrency) else {
+            skipped.push(format!(
+                "`{name}` is at its max_concurrency ({})",
+                dep.max_concurrency.unwrap_or(0)
+            ));
+            continue;
+        };
+        let redaction = if decision.redacts_for(attrs) {
+            let (b, r) = redacted
+                .get_or_insert_with(|| redact(cx.engine.detector(), body, &decision.redact_kinds));
+            Some((&*b, r.clone()))
+        } else {
+            None
+        };
+        let send_body = redaction.as_ref().map_or(body, |(b, _)| *b);
+        let tries = dep.retries.unwrap_or(0) + 1;
+        for _ in 0..tries {
+            record.attempts += 1;
+            record.deployment = Some(attrs.name.clone());
+            record.provider = Some(attrs.provider.clone());
+            record.hosting = Some(attrs.hosting.as_str().to_string());
+            record.openness = Some(attrs.openness.as_str().to_string());
+            let started = Instant::now();
+            let call = Call {
+                deployment: dep,
+                endpoint: cx.endpoint,
+                body: send_body,
+                request_id: cx.request_id,
+            };
+            let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
+            let result = first_answer(cx.upstreams, call)
+                .instrument(span.clone())
+                .await;
+            if let Err(e) = &result {
+                span.record("error.type", e.status.as_str());
+                span.record("otel.status_code", "ERROR");
+            }
+            let waited_us = started.elapsed().as_micros() as u64;
+            record.upstream_us = Some(record.upstream_us.unwrap_or(0) + waited_us);
+            match result {
+                Ok(reply) => {
+                    cx.state
+                        .observe_latency(name, started.elapsed().as_secs_f64() * 1000.0);
+                    let restore = redaction.as_ref().map(|(_, r)| r.clone());
+                    return Ok(finish(reply, attrs.clone(), restore, guard));
+                }
+                Err(e) if !crate::gateway::is_retryable(&e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(request_id = %cx.request_id, deployment = %name, error = %e, "attempt failed");
+                    let is_429 = e.status.as_u16() == 429;
+                    let retry_after = e.retry_after_s.map(Duration::from_secs);
+                    last_err = Some(e);
+                    if is_429 {
+                        let cool = retry_after
+                            .unwrap_or(Duration::from_millis(cx.config.routing.cooldown_ms));
+                        if cooldowns {
+                            cx.state.cool_down(name, cool);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if cooldowns && last_err.as_ref().is_some_and(|e| e.status.as_u16() != 429) {
+            cx.state
+                .cool_down(name, Duration::from_millis(cx.config.routing.cooldown_ms));
+        }
+    }
+    Err(match last_err {
+        Some(e) => e,
+        None => {
+            let mut e = ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                format!(
+                    "No deployment is available right now: {}.",
+                    skipped.join("; ")
+                ),
+            )
+            .with_code("no_available_deployment");
+            e.retry_after_s = soonest.map(|d| d.as_secs().max(1));
+            e
+        }
+    })
+}
+
+enum FirstAnswer {
+    Complete(Bytes, serde_json::Value),
+    Stream(serde_json::Value, ChunkStream),
+}
+
+/// Calls the upstream and waits for its answer or its first chunk.
+async fn first_answer(upstreams: &Upstreams, call: Call<'_>) -> Result<FirstAnswer, ApiError> {
+    match providers::call(upstreams, call).await? {
+        Reply::Complete { body, json } => Ok(FirstAnswer::Complete(body, json)),
+        Reply::Stream(mut s) => match s.next().await {
+            Some(Ok(first)) => Ok(FirstAnswer::Stream(first, s)),
+            Some(Err(e)) => Err(providers::status_of_stream_error(&e)),
+            None => Err(providers::stream_ended_early(&call.deployment.name)),
+        },
+    }
+}
+
+fn finish(
+    reply: FirstAnswer,
+    attrs: DeploymentAttrs,
+    restore: Option<Redaction>,
+    guard: InflightGuard,
+) -> Attempted {
+    match (reply, restore) {
+        (FirstAnswer::Complete(bytes, json), None) => Attempted::Complete {
+            attrs,
+            bytes,
+            json,
+            guard,
+        },
+        (FirstAnswer::Complete(_, mut json), Some(r)) => {
+            r.restore_json(&mut json);
+            let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+            Attempted::Complete {
+                attrs,
+                bytes,
+                json,
+                guard,
+            }
+        }
+        (FirstAnswer::Stream(first, rest), None) => Attempted::Stream {
+            attrs,
+            first,
+            rest,
+            guard,
+        },
+        (FirstAnswer::Stream(mut first, rest), Some(r)) => {
+            let mut restorer = StreamRestorer::new(r);
+            restorer.apply(&mut first);
+            let rest = rest
+                .map(move |item| {
+                    item.map(|mut chunk| {
+                        restorer.apply(&mut chunk);
+                        chunk
+                    })
+                })
+                .boxed();
+            Attempted::Stream {
+                attrs,
+                first,
+                rest,
+                guard,
+            }
+        }
+    }
+}
