@@ -1,7 +1,9 @@
-//! The `sluice` command line (clap): `serve`, `check`.
+//! The `sluice` command line (clap): `serve`, `check`, and the log commands (`logs`, `show`,
+//! `usage`, `export`, `purge`, `log verify`; in [`crate::store::commands`]).
 
 use crate::config::{self, ConfigSource};
 use crate::gateway::Gateway;
+use crate::store::commands as log_cmd;
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +39,19 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// List logged requests, newest first.
+    Logs(log_cmd::LogsArgs),
+    /// Show one logged request in full.
+    Show(log_cmd::ShowArgs),
+    /// Requests, errors, tokens, cost, latency and local share, per group.
+    Usage(log_cmd::UsageArgs),
+    /// Export logged requests as JSON lines or CSV.
+    Export(log_cmd::ExportArgs),
+    /// Delete logged requests that started before a date.
+    Purge(log_cmd::PurgeArgs),
+    /// The request log itself (`log verify`).
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -48,6 +63,12 @@ pub fn main() -> ExitCode {
             let _guard = telemetry::init(cli.log_format, None);
             match other {
                 Command::Check { config } => check(config),
+                Command::Logs(a) => log_cmd::logs(a),
+                Command::Show(a) => log_cmd::show(a),
+                Command::Usage(a) => log_cmd::usage(a),
+                Command::Export(a) => log_cmd::export(a),
+                Command::Purge(a) => log_cmd::purge(a),
+                Command::Log(c) => log_cmd::log(c),
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }
         }

@@ -148,3 +148,41 @@ impl Recorder {
         );
     }
 }
+
+impl Default for RequestRecord {
+    /// An empty record starting at the Unix epoch (for tests, tools and benchmarks).
+    fn default() -> Self {
+        RequestRecord {
+            id: String::new(),
+            started_at: SystemTime::UNIX_EPOCH,
+            started_ms: 0,
+            duration_ms: 0,
+            ttft_ms: None,
+            endpoint: String::new(),
+            requested_model: String::new(),
+            deployment: None,
+            provider: None,
+            status: 0,
+            error_type: None,
+            error_message: None,
+            stream: false,
+            response: ResponseSummary::default(),
+            usage: Usage::default(),
+            usage_estimated: false,
+            upstream_us: None,
+            overhead_us: None,
+            attempts: 0,
+            api_key_id: None,
+            end_user: None,
+            client_ip: None,
+            hosting: None,
+            openness: None,
+            policies: Vec::new(),
+            pii_kinds: Vec::new(),
+            cost_usd: None,
+            sampling: None,
+            request_body: None,
+            log_mode: None,
+        }
+    }
+}

@@ -13,6 +13,7 @@
 //! [`RequestRecord`]: crate::gateway::record::RequestRecord
 
 pub mod chain;
+pub mod commands;
 pub mod query;
 pub mod redact;
 pub mod report;

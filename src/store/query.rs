@@ -1,1 +1,455 @@
-//! Reads of the request log for the CLI, the admin API and `/ui`.
+//! Reads of the request log for the CLI, the admin API and `/ui`. All reads are plain
+//! `SELECT`s on their own connection; in WAL mode they run while `sluice serve` writes.
+
+use super::StoreError;
+use super::row::{LogRow, select_list};
+use rusqlite::Connection;
+use rusqlite::types::Value as Sql;
+use serde::Serialize;
+
+/// Which rows `sluice logs` and `GET /admin/logs` list. Every field narrows the list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    /// Rows that started at or after this Unix time, ms.
+    pub since_ms: Option<i64>,
+    /// `requested_model` equals.
+    pub model: Option<String>,
+    /// `deployment` equals.
+    pub deployment: Option<String>,
+    /// Status class or code.
+    pub status: Option<StatusFilter>,
+    /// `api_key_id` equals.
+    pub key: Option<String>,
+    /// Case-insensitive text in the id, request body, response, error message or end user.
+    pub grep: Option<String>,
+    /// Keyset cursor: rows with `seq` below this (the previous page's last `seq`).
+    pub before_seq: Option<i64>,
+    /// Most rows returned (newest first).
+    pub limit: usize,
+}
+
+/// `--status error|ok|CODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Status below 400.
+    Ok,
+    /// Status 400 and up (499 included).
+    Error,
+    /// Exactly this status.
+    Code(i64),
+}
+
+impl StatusFilter {
+    /// Parses `ok`, `error` or a status code.
+    ///
+    /// Errors: anything else.
+    pub fn parse(s: &str) -> Result<StatusFilter, StoreError> {
+        match s {
+            "ok" => Ok(StatusFilter::Ok),
+            "error" => Ok(StatusFilter::Error),
+            _ => s
+                .parse::<i64>()
+                .ok()
+                .filter(|c| (100..=999).contains(c))
+                .map(StatusFilter::Code)
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "bad status `{s}`: use ok, error or a status code such as 502"
+                    ))
+                }),
+        }
+    }
+}
+
+/// Parses a `--since`/`--before` value into Unix ms: a duration back from `now_ms`
+/// (`90s`, `15m`, `1h`, `7d`, `2w`), a date (`2026-11-01`, midnight UTC), or an RFC 3339
+/// time (`2026-11-01T12:00:00Z`).
+///
+/// Errors: none of these.
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, StoreError> {
+    let bad = || {
+        StoreError::Invalid(format!(
+            "bad time `{s}`: use a duration (30m, 1h, 7d, 2w), a date (2026-11-01) or RFC 3339"
+        ))
+    };
+    let s = s.trim();
+    if let Some(unit) = s.chars().last().filter(|c| c.is_ascii_alphabetic())
+        && let Ok(n) = s[..s.len() - 1].parse::<i64>()
+    {
+        let ms = match unit {
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            'w' => 7 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        return Ok(now_ms - n.saturating_mul(ms));
+    }
+    let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, date_fmt) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() * 1000);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    Err(bad())
+}
+
+/// Rows matching `f`, newest (highest `seq`) first.
+pub fn list(conn: &Connection, f: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
+    let mut wheres: Vec<String> = Vec::new();
+    let mut args: Vec<Sql> = Vec::new();
+    let mut add = |cond: &str, v: Sql| {
+        args.push(v);
+        wheres.push(cond.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(t) = f.since_ms {
+        add("started_ms >= ?", Sql::Integer(t));
+    }
+    if let Some(m) = &f.model {
+        add("requested_model = ?", Sql::Text(m.clone()));
+    }
+    if let Some(d) = &f.deployment {
+        add("deployment = ?", Sql::Text(d.clone()));
+    }
+    if let Some(k) = &f.key {
+        add("api_key_id = ?", Sql::Text(k.clone()));
+    }
+    if let Some(c) = f.before_seq {
+        add("seq < ?", Sql::Integer(c));
+    }
+    match f.status {
+        Some(StatusFilter::Ok) => add("status < ?", Sql::Integer(400)),
+        Some(StatusFilter::Error) => add("status >= ?", Sql::Integer(400)),
+        Some(StatusFilter::Code(c)) => add("status = ?", Sql::Integer(c)),
+        None => {}
+    }
+    if let Some(g) = &f.grep {
+        add(
+            "instr(lower(coalesce(id,'') || ' ' || coalesce(request_body,'') || ' ' || \
+             coalesce(response_content,'') || ' ' || coalesce(response_tool_calls,'') || ' ' || \
+             coalesce(error_message,'') || ' ' || coalesce(end_user,'')), lower(?)) > 0",
+            Sql::Text(g.clone()),
+        );
+    }
+    let cond = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", wheres.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {} FROM requests {cond} ORDER BY seq DESC LIMIT {}",
+        select_list(),
+        f.limit.min(1_000_000)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), LogRow::from_sql)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Rows that started at or after `since_ms`, oldest first (for export).
+pub fn all_since(conn: &Connection, since_ms: Option<i64>) -> Result<Vec<LogRow>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM requests WHERE started_ms >= ?1 ORDER BY seq",
+        select_list()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map([since_ms.unwrap_or(i64::MIN)], LogRow::from_sql)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The row with request id `id` (the latest, when a client reused an id); else, when `id` is
+/// a number, the row with that `seq`.
+pub fn get(conn: &Connection, id: &str) -> Result<Option<LogRow>, StoreError> {
+    let by_id = format!(
+        "SELECT {} FROM requests WHERE id = ?1 ORDER BY seq DESC LIMIT 1",
+        select_list()
+    );
+    let mut stmt = conn.prepare(&by_id)?;
+    if let Some(r) = stmt.query_map([id], LogRow::from_sql)?.next() {
+        return Ok(Some(r?));
+    }
+    let Ok(seq) = id.parse::<i64>() else {
+        return Ok(None);
+    };
+    let by_seq = format!("SELECT {} FROM requests WHERE seq = ?1", select_list());
+    let mut stmt = conn.prepare(&by_seq)?;
+    let found = stmt.query_map([seq], LogRow::from_sql)?.next();
+    Ok(found.transpose()?)
+}
+
+/// `--by` of `sluice usage` and `GET /admin/usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// `requested_model`.
+    Model,
+    /// `deployment`.
+    Deployment,
+    /// `api_key_id`.
+    Key,
+    /// `end_user`.
+    User,
+    /// UTC day of `started_ms`.
+    Day,
+    /// `hosting`.
+    Hosting,
+    /// `openness`.
+    Openness,
+}
+
+impl GroupBy {
+    /// Parses `model|deployment|key|user|day|hosting|openness`.
+    ///
+    /// Errors: anything else.
+    pub fn parse(s: &str) -> Result<GroupBy, StoreError> {
+        Ok(match s {
+            "model" => GroupBy::Model,
+            "deployment" => GroupBy::Deployment,
+            "key" => GroupBy::Key,
+            "user" => GroupBy::User,
+            "day" => GroupBy::Day,
+            "hosting" => GroupBy::Hosting,
+            "openness" => GroupBy::Openness,
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "bad group `{s}`: use model, deployment, key, user, day, hosting or openness"
+                )));
+            }
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::Model => "requested_model",
+            GroupBy::Deployment => "deployment",
+            GroupBy::Key => "api_key_id",
+            GroupBy::User => "end_user",
+            GroupBy::Day => "strftime('%Y-%m-%d', started_ms / 1000, 'unixepoch')",
+            GroupBy::Hosting => "hosting",
+            GroupBy::Openness => "openness",
+        }
+    }
+}
+
+/// Usage of one group (or the total).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UsageRow {
+    /// The group's value (`-` when the field is empty).
+    pub key: String,
+    /// Requests.
+    pub requests: u64,
+    /// Requests with status 400 and up.
+    pub errors: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Cost in USD (requests without a known price count 0).
+    pub cost_usd: f64,
+    /// Median duration, ms (nearest rank).
+    pub p50_ms: u64,
+    /// 95th percentile duration, ms (nearest rank).
+    pub p95_ms: u64,
+    /// Tokens (in + out) of requests served by `hosting: local` deployments.
+    pub local_tokens: u64,
+    /// `local_tokens` / all tokens, 0–1 (0 when there are no tokens).
+    pub local_share: f64,
+}
+
+/// Usage per group and in total.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UsageReport {
+    /// What the groups are.
+    pub by: Option<GroupBy>,
+    /// One row per group, by tokens then name.
+    pub groups: Vec<UsageRow>,
+    /// All rows together (`key` = `total`).
+    pub total: UsageRow,
+}
+
+#[derive(Default)]
+struct Acc {
+    row: UsageRow,
+    durations: Vec<u64>,
+}
+
+impl Acc {
+    fn add(&mut self, status: i64, p: u64, c: u64, cost: f64, ms: u64, local: bool) {
+        let r = &mut self.row;
+        r.requests += 1;
+        r.errors += u64::from(status >= 400);
+        r.prompt_tokens += p;
+        r.completion_tokens += c;
+        r.cost_usd += cost;
+        if local {
+            r.local_tokens += p + c;
+        }
+        self.durations.push(ms);
+    }
+
+    fn finish(mut self) -> UsageRow {
+        self.durations.sort_unstable();
+        self.row.p50_ms = percentile(&self.durations, 50);
+        self.row.p95_ms = percentile(&self.durations, 95);
+        let tokens = self.row.prompt_tokens + self.row.completion_tokens;
+        self.row.local_share = if tokens == 0 {
+            0.0
+        } else {
+            self.row.local_tokens as f64 / tokens as f64
+        };
+        self.row
+    }
+}
+
+/// Nearest-rank percentile of sorted values (0 when empty).
+pub fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len() as u64).div_ceil(100).max(1) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// Usage since `since_ms`, grouped `by` (or only the total).
+pub fn usage(
+    conn: &Connection,
+    since_ms: Option<i64>,
+    by: Option<GroupBy>,
+) -> Result<UsageReport, StoreError> {
+    let key = by.map(GroupBy::column).unwrap_or("''");
+    let sql = format!(
+        "SELECT coalesce({key}, '-'), status, prompt_tokens, completion_tokens, \
+         coalesce(cost_usd, 0), duration_ms, hosting = 'local' \
+         FROM requests WHERE started_ms >= ?1"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([since_ms.unwrap_or(i64::MIN)])?;
+    let mut groups: std::collections::BTreeMap<String, Acc> = Default::default();
+    let mut total = Acc::default();
+    while let Some(r) = rows.next()? {
+        let k: String = r.get(0)?;
+        let status: i64 = r.get(1)?;
+        let p = r.get::<_, i64>(2)?.max(0) as u64;
+        let c = r.get::<_, i64>(3)?.max(0) as u64;
+        let cost: f64 = r.get(4)?;
+        let ms = r.get::<_, i64>(5)?.max(0) as u64;
+        let local = r.get::<_, Option<bool>>(6)?.unwrap_or(false);
+        total.add(status, p, c, cost, ms, local);
+        if by.is_some() {
+            let k = if k.is_empty() { "-".to_string() } else { k };
+            groups
+                .entry(k)
+                .or_default()
+                .add(status, p, c, cost, ms, local);
+        }
+    }
+    let mut out: Vec<UsageRow> = groups
+        .into_iter()
+        .map(|(k, a)| {
+            let mut r = a.finish();
+            r.key = k;
+            r
+        })
+        .collect();
+    if by != Some(GroupBy::Day) {
+        out.sort_by(|a, b| {
+            (b.prompt_tokens + b.completion_tokens)
+                .cmp(&(a.prompt_tokens + a.completion_tokens))
+                .then(b.requests.cmp(&a.requests))
+                .then(a.key.cmp(&b.key))
+        });
+    }
+    let mut total = total.finish();
+    total.key = "total".into();
+    Ok(UsageReport {
+        by,
+        groups: out,
+        total,
+    })
+}
+
+/// Requests and tokens in one time bucket for one model and hosting (the `/ui` chart).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Bucket start, Unix ms.
+    pub start_ms: i64,
+    /// `requested_model`.
+    pub model: String,
+    /// `hosting` (`-` when unknown).
+    pub hosting: String,
+    /// Requests.
+    pub requests: u64,
+    /// Tokens in + out.
+    pub tokens: u64,
+}
+
+/// Requests and tokens per `bucket_ms` interval, model and hosting, since `since_ms`, oldest
+/// first.
+pub fn timeline(
+    conn: &Connection,
+    since_ms: i64,
+    bucket_ms: i64,
+) -> Result<Vec<Bucket>, StoreError> {
+    let bucket_ms = bucket_ms.max(1);
+    let mut stmt = conn.prepare(
+        "SELECT (started_ms / ?2) * ?2 AS b, requested_model, coalesce(hosting, '-'), \
+         count(*), sum(total_tokens) FROM requests WHERE started_ms >= ?1 \
+         GROUP BY b, requested_model, coalesce(hosting, '-') ORDER BY b, requested_model",
+    )?;
+    let rows = stmt
+        .query_map([since_ms, bucket_ms], |r| {
+            Ok(Bucket {
+                start_ms: r.get(0)?,
+                model: r.get(1)?,
+                hosting: r.get(2)?,
+                requests: r.get::<_, i64>(3)?.max(0) as u64,
+                tokens: r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_time("1h", now).unwrap(), now - 3_600_000);
+        assert_eq!(parse_time("30m", now).unwrap(), now - 1_800_000);
+        assert_eq!(parse_time("2w", now).unwrap(), now - 14 * 86_400_000);
+        assert_eq!(parse_time("2026-11-01", now).unwrap(), 1_793_491_200_000);
+        assert_eq!(
+            parse_time("2026-11-01T01:00:00Z", now).unwrap(),
+            1_793_494_800_000
+        );
+        assert!(parse_time("yesterday", now).is_err());
+        assert!(parse_time("5y", now).is_err());
+    }
+
+    #[test]
+    fn statuses_and_groups_parse() {
+        assert_eq!(StatusFilter::parse("ok").unwrap(), StatusFilter::Ok);
+        assert_eq!(StatusFilter::parse("502").unwrap(), StatusFilter::Code(502));
+        assert!(StatusFilter::parse("bad").is_err());
+        assert_eq!(GroupBy::parse("hosting").unwrap(), GroupBy::Hosting);
+        assert!(GroupBy::parse("colour").is_err());
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<u64> = (1..=20).collect();
+        assert_eq!(percentile(&v, 50), 10);
+        assert_eq!(percentile(&v, 95), 19);
+        assert_eq!(percentile(&[7], 95), 7);
+        assert_eq!(percentile(&[], 50), 0);
+    }
+}
