@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod benchkit;
 pub mod cli;
 pub mod config;
 pub mod gateway;

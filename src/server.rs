@@ -368,6 +368,10 @@ pub async fn run(
         shutdown.await;
         let _ = tx.send(());
     };
+    // No Nagle: a stream chunk must leave as soon as it is written, not wait for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let deadline = async move {
         if rx.await.is_ok() {

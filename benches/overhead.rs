@@ -1,0 +1,574 @@
+//! Overhead benchmark: Sluice (policies with PII scanning and the SQLite log switched on)
+//! against a direct call to the mock and a bare axum+reqwest hop, in one run, as ratios.
+//!
+//! `cargo bench --bench overhead` (or `benches/overhead.sh`) runs it at full scale and writes
+//! `benches/RESULTS.md`; `cargo test --all-targets` runs it at a tiny scale (a smoke run that
+//! keeps it from rotting, no figures asserted). Processes: this binary re-executes itself as
+//! the mock upstream and as the bare forwarder (`SLUICE_BENCH_ROLE`), and starts the `sluice`
+//! binary, so each has its own memory and CPU accounting.
+
+use bytes::Bytes;
+use sluice::benchkit::{self, load, mock::MockSettings};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    match std::env::var("SLUICE_BENCH_ROLE").as_deref() {
+        Ok("mock") => return role_mock(),
+        Ok("bare") => return role_bare(),
+        _ => {}
+    }
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale: f64 = std::env::var("SLUICE_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 1.0 } else { 0.005 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("runtime: {e}")));
+    let table = rt.block_on(drive(scale, full));
+    println!("{table}");
+    if full {
+        let path =
+            std::env::var("SLUICE_BENCH_OUT").unwrap_or_else(|_| "benches/RESULTS.md".into());
+        if let Err(e) = std::fs::write(&path, &table) {
+            eprintln!("cannot write {path}: {e}");
+        } else {
+            eprintln!("wrote {path}");
+        }
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("overhead bench: {msg}");
+    std::process::exit(2)
+}
+
+fn one_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("runtime: {e}")))
+}
+
+fn role_mock() {
+    let settings = MockSettings {
+        chunk_delay_ms: env_u64("SLUICE_BENCH_CHUNK_DELAY_MS", 0),
+        first_byte_ms: env_u64("SLUICE_BENCH_FIRST_BYTE_MS", 0),
+        chunks: env_u64("SLUICE_BENCH_CHUNKS", 8) as usize,
+        piece_bytes: 24,
+    };
+    one_thread_runtime().block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| fail(&format!("bind: {e}")));
+        announce(&l);
+        let _ = benchkit::mock::serve(l, settings).await;
+    });
+}
+
+fn role_bare() {
+    let upstream = std::env::var("SLUICE_BENCH_UPSTREAM").unwrap_or_else(|_| fail("no upstream"));
+    one_thread_runtime().block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| fail(&format!("bind: {e}")));
+        announce(&l);
+        let _ = benchkit::bare::serve(l, upstream).await;
+    });
+}
+
+fn announce(l: &tokio::net::TcpListener) {
+    let addr = l
+        .local_addr()
+        .unwrap_or_else(|e| fail(&format!("addr: {e}")));
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+}
+
+fn env_u64(k: &str, d: u64) -> u64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+/// A child process and the base URL it announced.
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(mut cmd: Command) -> Proc {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("spawn: {e}")));
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        fail("no stdout");
+    };
+    let mut line = String::new();
+    let mut reader = BufReader::new(stdout);
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.wait();
+            fail("child exited before announcing its address");
+        }
+        if let Some(i) = line.find("http://") {
+            let url = line[i..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return Proc { child, url };
+        }
+    }
+}
+
+fn self_as(role: &str, envs: &[(&str, String)]) -> Proc {
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
+    let mut cmd = Command::new(exe);
+    cmd.env("SLUICE_BENCH_ROLE", role);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    spawn(cmd)
+}
+
+fn sluice_config(mock: &str, slow: &str, db: &str) -> String {
+    format!(
+        r#"server:
+  listen: 127.0.0.1:0
+deployments:
+  - name: bench
+    provider: openai
+    base_url: {mock}/v1
+    model: bench
+  - name: slow
+    provider: openai
+    base_url: {slow}/v1
+    model: bench
+models:
+  - name: default
+    deployments: [bench]
+{extra}"#,
+        extra = feature_config(db)
+    )
+}
+
+/// The features that are on the hot path, as far as this build has them: policies with PII
+/// scanning and the SQLite log in `full` mode.
+fn feature_config(db: &str) -> String {
+    let mut out = String::new();
+    let probe = |yaml: &str| sluice::config::parse("probe", yaml).is_ok();
+    let policies = "policies:\n  - name: personal-data-stays-local\n    when: {pii: any}\n    require: {hosting: local}\n";
+    if probe(policies) {
+        out.push_str(policies);
+    }
+    let log = format!("log:\n  path: {db}\n  prompts: full\n");
+    if probe(&log) {
+        out.push_str(&log);
+    }
+    out
+}
+
+const BODY: &str = r#"{"model":"default","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Write one short sentence about rivers and lakes, please."}],"max_tokens":32}"#;
+
+fn body(stream: bool) -> Bytes {
+    if stream {
+        Bytes::from(BODY.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1))
+    } else {
+        Bytes::from_static(BODY.as_bytes())
+    }
+}
+
+struct Row {
+    scenario: String,
+    target: &'static str,
+    report: load::Report,
+}
+
+fn n(scale: f64, full: usize) -> usize {
+    ((full as f64) * scale).ceil().max(4.0) as usize
+}
+
+async fn drive(scale: f64, full: bool) -> String {
+    let sluice_bin = env!("CARGO_BIN_EXE_sluice");
+    let mock = self_as("mock", &[]);
+    let slow = self_as(
+        "mock",
+        &[
+            ("SLUICE_BENCH_CHUNK_DELAY_MS", "100".into()),
+            ("SLUICE_BENCH_CHUNKS", "5".into()),
+        ],
+    );
+    let bare = self_as("bare", &[("SLUICE_BENCH_UPSTREAM", mock.url.clone())]);
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let db = dir.join("bench.db");
+    let cfg_path = dir.join("bench.yaml");
+    let _ = std::fs::write(
+        &cfg_path,
+        sluice_config(&mock.url, &slow.url, &db.display().to_string()),
+    );
+    let mut cmd = Command::new(sluice_bin);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&cfg_path)
+        .env("RUST_LOG", "warn");
+    let sluice = spawn(cmd);
+    let sluice_pid = sluice.child.id();
+    let features = feature_config(&db.display().to_string());
+
+    let targets: [(&'static str, String); 3] = [
+        ("direct", format!("{}/v1/chat/completions", mock.url)),
+        ("bare", format!("{}/v1/chat/completions", bare.url)),
+        ("sluice", format!("{}/v1/chat/completions", sluice.url)),
+    ];
+    // Warm-up: connections, caches, the log's first writes.
+    for (_, url) in &targets {
+        for stream in [false, true] {
+            load::run(
+                url,
+                body(stream),
+                load::Mode::Closed {
+                    connections: 4,
+                    requests: n(scale, 400),
+                },
+                0,
+            )
+            .await;
+        }
+    }
+    let warm_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
+
+    let mut rows = Vec::new();
+    let cpu_before = benchkit::cpu_ticks(sluice_pid).unwrap_or(0);
+    let mut sluice_requests = 0usize;
+    let scenarios: Vec<(String, bool, load::Mode)> = vec![
+        (
+            "c=1".into(),
+            false,
+            load::Mode::Closed {
+                connections: 1,
+                requests: n(scale, 3000),
+            },
+        ),
+        (
+            "c=1 stream".into(),
+            true,
+            load::Mode::Closed {
+                connections: 1,
+                requests: n(scale, 2000),
+            },
+        ),
+        (
+            "c=16 saturation".into(),
+            false,
+            load::Mode::Closed {
+                connections: 16,
+                requests: n(scale, 30000),
+            },
+        ),
+        (
+            "c=16 stream".into(),
+            true,
+            load::Mode::Closed {
+                connections: 16,
+                requests: n(scale, 15000),
+            },
+        ),
+        (
+            "500 req/s".into(),
+            false,
+            load::Mode::Open {
+                rate: 500.0,
+                duration: Duration::from_secs_f64(6.0 * scale.min(1.0))
+                    .max(Duration::from_millis(50)),
+            },
+        ),
+        (
+            "2000 req/s".into(),
+            false,
+            load::Mode::Open {
+                rate: 2000.0,
+                duration: Duration::from_secs_f64(6.0 * scale.min(1.0))
+                    .max(Duration::from_millis(50)),
+            },
+        ),
+    ];
+    for (name, stream, mode) in &scenarios {
+        for (target, url) in &targets {
+            let report = load::run(url, body(*stream), *mode, 0).await;
+            if *target == "sluice" {
+                sluice_requests += report.samples.len();
+            }
+            rows.push(Row {
+                scenario: name.clone(),
+                target,
+                report,
+            });
+        }
+    }
+    let cpu_after = benchkit::cpu_ticks(sluice_pid).unwrap_or(0);
+    let (peak_rss, _) = benchkit::rss_kib(sluice_pid).unwrap_or((0, 0));
+
+    // Chunks are forwarded as they come: a mock chunk every 100 ms.
+    let slow_body = Bytes::from(BODY.replacen(
+        "{\"model\":\"default\"",
+        "{\"stream\":true,\"model\":\"slow\"",
+        1,
+    ));
+    let delays =
+        load::chunk_delays(&format!("{}/v1/chat/completions", sluice.url), slow_body).await;
+
+    // Soak: streamed requests with 10% of clients leaving mid-stream, then RSS again.
+    let soak_n = n(scale, 10_000);
+    let soak_secs = if full { 60.0 } else { 0.2 };
+    let soak = load::run(
+        &targets[2].1,
+        body(true),
+        load::Mode::Open {
+            rate: soak_n as f64 / soak_secs,
+            duration: Duration::from_secs_f64(soak_secs),
+        },
+        10,
+    )
+    .await;
+    let after_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
+    let overhead = overhead_quantiles(&sluice.url).await;
+
+    let _ = std::fs::remove_dir_all(&dir);
+    render(
+        &rows,
+        RenderInput {
+            scale,
+            features,
+            warm_rss,
+            peak_rss,
+            after_soak_rss,
+            soak_errors: soak.errors(),
+            soak_done: soak.samples.len(),
+            cpu_ms_per_req: if sluice_requests > 0 {
+                (cpu_after.saturating_sub(cpu_before)) as f64 * 10.0 / sluice_requests as f64
+            } else {
+                0.0
+            },
+            chunk_delays: delays,
+            overhead,
+        },
+    )
+}
+
+/// Median and p99 of `sluice_gateway_overhead_seconds` from `/metrics`, µs (bucket upper
+/// bounds, so an upper estimate).
+async fn overhead_quantiles(base: &str) -> Option<(f64, f64)> {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .ok()?
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with("sluice_gateway_overhead_seconds_bucket") {
+            continue;
+        }
+        let le = line.split("le=\"").nth(1)?.split('"').next()?;
+        let le: f64 = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().ok()?
+        };
+        let count: f64 = line.rsplit(' ').next()?.parse().ok()?;
+        match buckets.iter_mut().find(|b| b.0 == le) {
+            Some(b) => b.1 += count,
+            None => buckets.push((le, count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    let q = |p: f64| buckets.iter().find(|b| b.1 >= p * total).map(|b| b.0 * 1e6);
+    Some((q(0.5)?, q(0.99)?))
+}
+
+struct RenderInput {
+    scale: f64,
+    features: String,
+    warm_rss: u64,
+    peak_rss: u64,
+    after_soak_rss: u64,
+    soak_errors: usize,
+    soak_done: usize,
+    cpu_ms_per_req: f64,
+    chunk_delays: Vec<u64>,
+    overhead: Option<(f64, f64)>,
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+fn render(rows: &[Row], r: RenderInput) -> String {
+    let mut out = String::new();
+    let started = Instant::now();
+    out.push_str(&format!(
+        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores. Sluice features on: {}.\n\n",
+        r.scale,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        if r.features.is_empty() {
+            "none (this build has no policies/log)".to_string()
+        } else {
+            r.features
+                .lines()
+                .filter(|l| !l.starts_with(' '))
+                .map(|l| l.trim_end_matches(':'))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
+    out.push_str("| scenario | target | p50 ms | p90 ms | p99 ms | TTFB p50 ms | req/s | errors | added p50 vs direct µs | added p50 vs bare µs |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for row in rows {
+        let base = |t: &str| {
+            rows.iter()
+                .find(|x| x.scenario == row.scenario && x.target == t)
+        };
+        let added = |t: &str, stream: bool| {
+            base(t).map(|b| {
+                let (a, bb) = if stream {
+                    (row.report.ttfb_p(50.0), b.report.ttfb_p(50.0))
+                } else {
+                    (row.report.total_p(50.0), b.report.total_p(50.0))
+                };
+                format!("{}", a as i64 - bb as i64)
+            })
+        };
+        let stream = row.scenario.contains("stream");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |\n",
+            row.scenario,
+            row.target,
+            ms(row.report.total_p(50.0)),
+            ms(row.report.total_p(90.0)),
+            ms(row.report.total_p(99.0)),
+            ms(row.report.ttfb_p(50.0)),
+            row.report.rps(),
+            row.report.errors(),
+            added("direct", stream).unwrap_or_default(),
+            added("bare", stream).unwrap_or_default(),
+        ));
+    }
+    let get = |s: &str, t: &str| {
+        rows.iter()
+            .find(|x| x.scenario == s && x.target == t)
+            .map(|x| &x.report)
+    };
+    out.push_str("\n## Targets\n\n| target | measured | goal | met |\n|---|---|---|---|\n");
+    let mut target_row = |name: &str, measured: String, goal: &str, met: bool| {
+        out.push_str(&format!(
+            "| {name} | {measured} | {goal} | {} |\n",
+            if met { "yes" } else { "**no**" }
+        ));
+    };
+    if let (Some(s), Some(b)) = (get("c=1", "sluice"), get("c=1", "bare")) {
+        let d = s.total_p(50.0) as i64 - b.total_p(50.0) as i64;
+        target_row(
+            "added median latency over bare, c=1",
+            format!("{d} µs"),
+            "≤ 50 µs",
+            d <= 50,
+        );
+    }
+    if let (Some(s), Some(b)) = (get("c=1 stream", "sluice"), get("c=1 stream", "bare")) {
+        let d = s.ttfb_p(50.0) as i64 - b.ttfb_p(50.0) as i64;
+        target_row(
+            "added median TTFB over bare, c=1 stream",
+            format!("{d} µs"),
+            "≤ 50 µs",
+            d <= 50,
+        );
+    }
+    if let (Some(s), Some(b)) = (
+        get("c=16 saturation", "sluice"),
+        get("c=16 saturation", "bare"),
+    ) {
+        let ratio = s.rps() / b.rps().max(1e-9);
+        target_row(
+            "saturated throughput vs bare, 16 connections",
+            format!("{ratio:.2}×"),
+            "≥ 0.8×",
+            ratio >= 0.8,
+        );
+    }
+    if let (Some(s), Some(b)) = (get("2000 req/s", "sluice"), get("2000 req/s", "bare")) {
+        let d = s.total_p(99.0) as i64 - b.total_p(99.0) as i64;
+        target_row(
+            "p99 above bare at 2000 req/s",
+            format!("{d} µs"),
+            "≤ 1000 µs",
+            d <= 1000,
+        );
+    }
+    target_row(
+        "peak RSS",
+        format!("{:.1} MB", r.peak_rss as f64 / 1024.0),
+        "≤ 30 MB",
+        r.peak_rss <= 30 * 1024,
+    );
+    let growth = (r.after_soak_rss as f64 - r.warm_rss as f64) / (r.warm_rss.max(1) as f64);
+    target_row(
+        "RSS after soak vs after warm-up",
+        format!(
+            "{:.1} → {:.1} MB ({:+.0}%), {} streams, {} errors",
+            r.warm_rss as f64 / 1024.0,
+            r.after_soak_rss as f64 / 1024.0,
+            growth * 100.0,
+            r.soak_done,
+            r.soak_errors
+        ),
+        "within 10%",
+        growth <= 0.10,
+    );
+    let worst = r.chunk_delays.iter().copied().max().unwrap_or(u64::MAX);
+    target_row(
+        "chunk forwarding delay (mock sends every 100 ms)",
+        format!("max {} µs over {} chunks", worst, r.chunk_delays.len()),
+        "each ≤ 5 ms",
+        worst <= 5000 && !r.chunk_delays.is_empty(),
+    );
+    out.push_str(&format!(
+        "\nSluice CPU per request: {:.3} ms.\n",
+        r.cpu_ms_per_req
+    ));
+    if let Some((p50, p99)) = r.overhead {
+        out.push_str(&format!(
+            "Sluice's own overhead metric (`sluice_gateway_overhead_seconds`, bucket upper bounds): p50 ≤ {p50:.0} µs, p99 ≤ {p99:.0} µs.\n"
+        ));
+    }
+    let _ = started;
+    out
+}
