@@ -716,3 +716,31 @@ async fn a_tried_deployments_failure_beats_a_skipped_ones_400() {
     assert_eq!((down.calls(), small.calls()), (1, 0));
     s.stop().await;
 }
+
+/// C09: Ollama saying the model cannot use tools is a 400 naming `tools`.
+#[tokio::test]
+async fn a_model_without_tools_is_a_400_naming_tools() {
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            400,
+            json!({"error":"registry.ollama.ai/library/gemma3:270m does not support tools"}),
+        )
+    })
+    .await;
+    let s = Sluice::start(&config(&mock.url(""), "")).await;
+    let resp = post(
+        &s,
+        "/v1/chat/completions",
+        json!({"model":"default","messages":[{"role":"user","content":"x"}],
+        "tools":[{"type":"function","function":{"name":"f"}}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(
+        e,
+        json!({"error":{"message":"registry.ollama.ai/library/gemma3:270m does not support tools",
+        "type":"invalid_request_error","param":"tools","code":"unsupported_parameter"}})
+    );
+    s.stop().await;
+}

@@ -9,7 +9,7 @@
 //! - [`adapt_openai_chat`] drops or maps, for `provider: openai`, the fields the backend would
 //!   reject or misread (`top_k` and the local samplers such as `min_p`, `seed`, message `name`, `parallel_tool_calls` dropped;
 //!   `developer` → `system`; `max_completion_tokens` → `max_tokens`), and always drops
-//!   null-valued and unknown message keys. The native providers
+//!   null-valued and unknown message keys and unpacks a literal `extra_body` object. The native providers
 //!   apply the same capabilities in their own translation.
 
 use super::Endpoint;
@@ -103,6 +103,34 @@ pub fn unsupported(dep: &DeploymentConfig, param: &str, what: &str) -> ApiError 
     ))
     .with_param(param)
     .with_code("unsupported_parameter")
+}
+
+/// Names the `param` of an upstream 400 that says the backend cannot do something but names
+/// no parameter (C09): Ollama's "… does not support tools" / "does not support thinking" /
+/// "does not support insert", vLLM's "\"auto\" tool choice requires
+/// --enable-auto-tool-choice …". Such errors get `param` (`tools`, `think`, `suffix`,
+/// `tool_choice`) and `code: "unsupported_parameter"`; others are returned unchanged.
+pub fn name_unsupported_param(mut e: ApiError) -> ApiError {
+    if e.status.as_u16() != 400 || e.body.param.is_some() {
+        return e;
+    }
+    let m = e.body.message.to_ascii_lowercase();
+    let param = if m.contains("does not support tools") {
+        "tools"
+    } else if m.contains("does not support thinking") {
+        "think"
+    } else if m.contains("does not support insert") {
+        "suffix"
+    } else if m.contains("tool choice requires") || m.contains("tool_choice requires") {
+        "tool_choice"
+    } else {
+        return e;
+    };
+    e.body.param = Some(param.to_string());
+    if e.body.code.is_none() || e.body.code == Some(Value::from(400)) {
+        e.body.code = Some(Value::from("unsupported_parameter"));
+    }
+    e
 }
 
 /// Refuses an endpoint the provider does not serve: `anthropic` serves chat completions only.
@@ -208,6 +236,13 @@ const KNOWN_MESSAGE_FIELDS: [&str; 5] = [
 /// Drops or maps, for an OpenAI-compatible backend, the chat fields it lacks (see the module
 /// doc). Fields it has are left exactly as the client sent them.
 pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
+    // A literal `extra_body` key is an SDK option some clients forward by mistake: its fields
+    // belong at the top level (C21). Fields the request already has win.
+    if let Some(Value::Object(extra_body)) = req.extra.remove("extra_body") {
+        for (k, v) in extra_body {
+            req.extra.entry(k).or_insert(v);
+        }
+    }
     if !caps.has(Capability::TopK) {
         req.top_k = None;
         for k in LOCAL_SAMPLERS {
@@ -350,6 +385,41 @@ mod tests {
         let v = serde_json::to_value(&r.messages).unwrap();
         assert_eq!(v[1]["content"][1]["text"], "Answer with a number.");
         assert_eq!(v[2]["content"], "The answer is");
+    }
+
+    #[test]
+    fn a_literal_extra_body_is_unpacked() {
+        let mut r: ChatCompletionRequest = parse_body(
+            br#"{"model":"x","min_p":0.1,"extra_body":{"min_p":0.5,"repetition_penalty":1.1},"messages":[]}"#,
+        )
+        .unwrap();
+        adapt_openai_chat(
+            &mut r,
+            &Caps::of(&dep("openai", "http://127.0.0.1:8000/v1", None)),
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v.get("extra_body").is_none());
+        assert_eq!(v["min_p"], 0.1);
+        assert_eq!(v["repetition_penalty"], 1.1);
+    }
+
+    #[test]
+    fn upstream_cannot_errors_name_their_param() {
+        let e = name_unsupported_param(ApiError::from_upstream(
+            "d",
+            400,
+            br#"{"error":"registry.ollama.ai/library/gemma3:270m does not support tools"}"#,
+        ));
+        assert_eq!(e.body.param.as_deref(), Some("tools"));
+        assert_eq!(e.body.code, Some(Value::from("unsupported_parameter")));
+        let e = name_unsupported_param(ApiError::from_upstream(
+            "d",
+            400,
+            br#"{"object":"error","message":""auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set","type":"BadRequestError","param":null,"code":400}"#,
+        ));
+        assert_eq!(e.body.param.as_deref(), Some("tool_choice"));
+        let plain = ApiError::from_upstream("d", 400, br#"{"error":"bad"}"#);
+        assert_eq!(name_unsupported_param(plain.clone()), plain);
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
             .bytes()
             .await
             .map_err(|e| upstream_failure(&dep.name, &e))?;
-        let mut err = ApiError::from_upstream(&dep.name, status.as_u16(), &bytes);
+        let mut err = super::caps::name_unsupported_param(ApiError::from_upstream(
+            &dep.name,
+            status.as_u16(),
+            &bytes,
+        ));
         err.retry_after_s = retry_after;
         return Err(err);
     }

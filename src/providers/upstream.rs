@@ -13,7 +13,8 @@ use std::time::Duration;
 
 /// Sends `req` (body already set) within the deployment's timeout.
 ///
-/// Errors: a non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502);
+/// Errors: a non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502; see
+/// [`super::caps::name_unsupported_param`]);
 /// connection failures 502; timeouts 504. `stream` requests get the timeout only until the
 /// headers arrive.
 pub async fn send(
@@ -35,7 +36,11 @@ pub async fn send(
             .bytes()
             .await
             .map_err(|e| upstream_failure(&dep.name, &e))?;
-        let mut err = ApiError::from_upstream(&dep.name, status.as_u16(), &bytes);
+        let mut err = super::caps::name_unsupported_param(ApiError::from_upstream(
+            &dep.name,
+            status.as_u16(),
+            &bytes,
+        ));
         err.retry_after_s = retry_after;
         return Err(err);
     }
