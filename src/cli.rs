@@ -52,6 +52,9 @@ pub enum Command {
     /// The request log itself (`log verify`).
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Show how a request would be routed (policies, PII, candidates, order) without calling
+    /// any backend.
+    Explain(crate::policy::explain::ExplainArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
                 Command::Export(a) => log_cmd::export(a),
                 Command::Purge(a) => log_cmd::purge(a),
                 Command::Log(c) => log_cmd::log(c),
+                Command::Explain(args) => crate::policy::explain::command(args),
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }
         }

@@ -49,24 +49,37 @@ impl Candidate {
 /// All candidates and the order the eligible ones will be tried in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The requested model name.
+    pub model: String,
     /// Every candidate, primary first, then fallbacks.
     pub candidates: Vec<Candidate>,
     /// Eligible deployment names, in try order.
     pub order: Vec<String>,
+    /// Groups of eligible deployments that tie under `prefer`: their order is drawn at random
+    /// by `weight` for each request.
+    pub ties: Vec<Vec<String>>,
 }
 
 impl Plan {
+    /// The client's error when no candidate is eligible: 403 `policy_error` /
+    /// `no_eligible_deployment`, the message naming each candidate and the constraints that
+    /// excluded it. `None` when some deployment may serve the request.
+    pub fn rejection(&self) -> Option<ApiError> {
+        self.order
+            .is_empty()
+            .then(|| no_eligible(&self.model, &self.candidates))
+    }
+
     /// The candidate of deployment `name`.
     pub fn candidate(&self, name: &str) -> Option<&Candidate> {
         self.candidates.iter().find(|c| c.attrs.name == name)
     }
 }
 
-/// The candidates of `model` and its fallbacks, checked and ordered.
+/// The candidates of `model` and its fallbacks, checked and ordered. When none is eligible the
+/// plan's `order` is empty and [`Plan::rejection`] gives the client's error.
 ///
-/// Errors: 404 `model_not_found` when `model` is neither a model nor a deployment; 403
-/// `policy_error` / `no_eligible_deployment` when no candidate satisfies the constraints, the
-/// message naming each candidate and what excluded it.
+/// Errors: 404 `model_not_found` when `model` is neither a model nor a deployment.
 pub fn plan(
     config: &Config,
     engine: &Engine,
@@ -77,6 +90,7 @@ pub fn plan(
     let groups = candidate_groups(config, model)?;
     let mut candidates = Vec::new();
     let mut order = Vec::new();
+    let mut ties = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (via, names) in groups {
         let mut eligible = Vec::new();
@@ -98,18 +112,19 @@ pub fn plan(
                 excluded,
             });
         }
-        order.extend(
-            sort_by_preference(eligible, decision.prefer, state)
-                .into_iter()
-                .map(|a| a.name.clone()),
-        );
+        let (sorted, group_ties) = sort_by_preference(eligible, decision.prefer, state);
+        order.extend(sorted.into_iter().map(|a| a.name.clone()));
+        ties.extend(group_ties);
     }
-    if order.is_empty() {
-        return Err(no_eligible(model, &candidates));
-    }
-    Ok(Plan { candidates, order })
+    Ok(Plan {
+        model: model.to_string(),
+        candidates,
+        order,
+        ties,
+    })
 }
 
+/// 403 `policy_error` / `no_eligible_deployment`, naming each candidate and what excluded it.
 fn no_eligible(model: &str, candidates: &[Candidate]) -> ApiError {
     let parts: Vec<String> = candidates
         .iter()
@@ -157,7 +172,7 @@ fn sort_by_preference<'a>(
     eligible: Vec<(usize, &'a DeploymentAttrs)>,
     prefer: Prefer,
     state: Option<&RouteState>,
-) -> Vec<&'a DeploymentAttrs> {
+) -> (Vec<&'a DeploymentAttrs>, Vec<Vec<String>>) {
     // Efraimidis–Spirakis key: u^(1/w), larger first, gives a weighted random order of ties.
     let mut keyed: Vec<(f64, f64, &DeploymentAttrs)> = eligible
         .into_iter()
@@ -178,7 +193,16 @@ fn sort_by_preference<'a>(
         })
         .collect();
     keyed.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.total_cmp(&x.1)));
-    keyed.into_iter().map(|(_, _, a)| a).collect()
+    let mut ties: Vec<Vec<String>> = Vec::new();
+    for w in keyed.windows(2) {
+        if w[0].0 == w[1].0 {
+            match ties.last_mut() {
+                Some(g) if g.last() == Some(&w[0].2.name) => g.push(w[1].2.name.clone()),
+                _ => ties.push(vec![w[0].2.name.clone(), w[1].2.name.clone()]),
+            }
+        }
+    }
+    (keyed.into_iter().map(|(_, _, a)| a).collect(), ties)
 }
 
 /// Cooldowns, in-flight counts and latency estimates, shared by all requests.
@@ -498,5 +522,97 @@ fn finish(
                 guard,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::RequestFacts;
+
+    fn setup(prefer: &str, weights: (f64, f64)) -> (Config, Engine, Decision) {
+        let yaml = format!(
+            "deployments:
+  - name: a
+    provider: openai
+    base_url: http://127.0.0.1:1/v1
+    model: m
+    weight: {}
+  - name: b
+    provider: openai
+    base_url: http://127.0.0.1:2/v1
+    model: m
+    weight: {}
+models:
+  - name: default
+    deployments: [a, b]
+policies:
+  - name: p
+    prefer: {prefer}
+",
+            weights.0, weights.1
+        );
+        let cfg = crate::config::parse("t.yaml", &yaml).unwrap();
+        let engine = Engine::new(&cfg).unwrap();
+        let body = crate::policy::explain::request_for("default", Some("hi"), None).unwrap();
+        let d = engine.decide(&RequestFacts::default(), &body);
+        (cfg, engine, d)
+    }
+
+    #[test]
+    fn lowest_latency_prefers_the_faster_measured_deployment() {
+        let (cfg, engine, d) = setup("lowest_latency", (1.0, 1.0));
+        let state = RouteState::default();
+        state.observe_latency("a", 900.0);
+        state.observe_latency("b", 40.0);
+        let p = plan(&cfg, &engine, &d, "default", Some(&state)).unwrap();
+        assert_eq!(p.order, vec!["b", "a"]);
+        assert!(p.ties.is_empty());
+        // Not yet measured: tried first, to be measured.
+        let state = RouteState::default();
+        state.observe_latency("a", 900.0);
+        let p = plan(&cfg, &engine, &d, "default", Some(&state)).unwrap();
+        assert_eq!(p.order, vec!["b", "a"]);
+    }
+
+    #[test]
+    fn ties_are_drawn_by_weight() {
+        // Both local, both price 0: a tie under lowest_cost.
+        let (cfg, engine, d) = setup("lowest_cost", (1.0, 9.0));
+        let mut b_first = 0;
+        for _ in 0..1000 {
+            let p = plan(&cfg, &engine, &d, "default", None).unwrap();
+            assert_eq!(p.ties, vec![vec![p.order[0].clone(), p.order[1].clone()]]);
+            if p.order[0] == "b" {
+                b_first += 1;
+            }
+        }
+        // Expected 900; the bounds are ~10 standard deviations wide.
+        assert!((800..=990).contains(&b_first), "{b_first}");
+        // `order` never ties.
+        let (cfg, engine, d) = setup("order", (1.0, 9.0));
+        let p = plan(&cfg, &engine, &d, "default", None).unwrap();
+        assert_eq!(
+            (p.order.clone(), p.ties.len()),
+            (vec!["a".into(), "b".into()], 0)
+        );
+    }
+
+    #[test]
+    fn cooldowns_extend_never_shorten() {
+        let s = RouteState::default();
+        s.cool_down("a", Duration::from_secs(60));
+        s.cool_down("a", Duration::from_secs(1));
+        assert!(s.cooldown_left("a").unwrap() > Duration::from_secs(50));
+        assert!(s.cooldown_left("b").is_none());
+    }
+
+    #[test]
+    fn concurrency_slots_are_released_on_drop() {
+        let s = Arc::new(RouteState::default());
+        let g1 = s.try_acquire("a", Some(1)).unwrap();
+        assert!(s.try_acquire("a", Some(1)).is_none());
+        drop(g1);
+        assert!(s.try_acquire("a", Some(1)).is_some());
     }
 }

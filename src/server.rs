@@ -235,10 +235,14 @@ fn reply_response(reply: GatewayReply) -> Response {
 
 /// `GET /v1/models`: configured model names and deployment names, in OpenAI's list shape.
 async fn list_models(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Err(e) = gw.authenticate(&headers) {
-        return e.into_response();
-    }
-    let data: Vec<Value> = model_ids(&gw).into_iter().map(model_object).collect();
+    let principal = match gw.authenticate(&headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let data: Vec<Value> = model_ids(&gw)
+        .into_iter()
+        .map(|id| with_deployments(&gw, &principal, &headers, id))
+        .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
@@ -248,11 +252,12 @@ async fn get_model(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = gw.authenticate(&headers) {
-        return e.into_response();
-    }
+    let principal = match gw.authenticate(&headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     if model_ids(&gw).contains(&id) {
-        axum::Json(model_object(id)).into_response()
+        axum::Json(with_deployments(&gw, &principal, &headers, id)).into_response()
     } else {
         ApiError::model_not_found(&id).into_response()
     }
@@ -269,6 +274,20 @@ fn model_ids(gw: &Gateway) -> Vec<String> {
 
 fn model_object(id: String) -> Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "sluice"})
+}
+
+/// OpenAI's model object plus Sluice's `deployments`: the eligible ones, in try order, with
+/// their hosting and openness (see [`crate::policy::explain::model_deployments`]).
+fn with_deployments(
+    gw: &Gateway,
+    principal: &crate::auth::Principal,
+    headers: &HeaderMap,
+    id: String,
+) -> Value {
+    let deployments = crate::policy::explain::model_deployments(gw, principal, headers, &id);
+    let mut v = model_object(id);
+    v["deployments"] = Value::Array(deployments);
+    v
 }
 
 async fn health() -> Response {

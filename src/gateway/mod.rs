@@ -513,6 +513,9 @@ impl Gateway {
             return Err(denial.to_error());
         }
         let plan = plan?;
+        if let Some(e) = plan.rejection() {
+            return Err(e);
+        }
         let cx = AttemptCtx {
             upstreams: &self.upstreams,
             config: &self.config,

@@ -36,6 +36,8 @@ pub struct Explanation {
     pub candidates: Vec<Candidate>,
     /// Eligible deployments in try order; empty when the request would be rejected.
     pub order: Vec<String>,
+    /// Groups that tie under `prefer`; each request draws their order by `weight`.
+    pub ties: Vec<Vec<String>>,
     /// The error the client would get instead of an answer (403 or 404), if any.
     pub error: Option<ErrorBody>,
     /// Its HTTP status.
@@ -49,9 +51,14 @@ impl Explanation {
         decision: &Decision,
         plan: &Result<Plan, crate::api::ApiError>,
     ) -> Self {
-        let (candidates, order, err) = match plan {
-            Ok(p) => (p.candidates.clone(), p.order.clone(), p.rejection()),
-            Err(e) => (Vec::new(), Vec::new(), Some(e.clone())),
+        let (candidates, order, ties, err) = match plan {
+            Ok(p) => (
+                p.candidates.clone(),
+                p.order.clone(),
+                p.ties.clone(),
+                p.rejection(),
+            ),
+            Err(e) => (Vec::new(), Vec::new(), Vec::new(), Some(e.clone())),
         };
         // Same precedence as the server: a policy's deny comes first.
         let err = decision.denied.as_ref().map(Denial::to_error).or(err);
@@ -70,6 +77,7 @@ impl Explanation {
             } else {
                 order
             },
+            ties,
             status: err.as_ref().map(|e| e.status.as_u16()),
             error: err.map(|e| e.body),
             candidates,
@@ -92,7 +100,10 @@ impl Explanation {
         if self.pii.is_empty() {
             let _ = writeln!(s, "personal data: none found");
         } else {
-            let _ = writeln!(s, "personal data (kinds and positions; values never shown):");
+            let _ = writeln!(
+                s,
+                "personal data (kinds and positions; values never shown):"
+            );
             for f in &self.pii {
                 let _ = writeln!(
                     s,
@@ -164,15 +175,182 @@ impl Explanation {
             }
         }
         if let (Some(status), Some(e)) = (self.status, &self.error) {
-            let code = e
-                .code
-                .as_ref()
-                .and_then(|c| c.as_str())
-                .unwrap_or_default();
+            let code = e.code.as_ref().and_then(|c| c.as_str()).unwrap_or_default();
             let _ = writeln!(s, "result: HTTP {status} {} {code}: {}", e.kind, e.message);
         } else {
             let _ = writeln!(s, "order: {}", self.order.join(" → "));
+            for t in &self.ties {
+                let _ = writeln!(
+                    s,
+                    "  tie under {}: {} (order drawn by weight per request)",
+                    self.prefer,
+                    t.join(", ")
+                );
+            }
         }
         s
     }
+}
+
+/// Arguments of `sluice explain`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExplainArgs {
+    /// Config file (else $SLUICE_CONFIG, ./sluice.yaml, the embedded default).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// The model name the request asks for.
+    #[arg(long)]
+    pub model: String,
+    /// A request header, `NAME=VALUE` (repeatable).
+    #[arg(long = "header", value_name = "K=V")]
+    pub headers: Vec<String>,
+    /// The text of one user message.
+    #[arg(long, conflicts_with = "body")]
+    pub message: Option<String>,
+    /// A JSON request body (chat completion, completion or embeddings); `--model` replaces its
+    /// `model`.
+    #[arg(long)]
+    pub body: Option<std::path::PathBuf>,
+    /// Print the explanation as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Builds the request `sluice explain` describes: `body` (a chat request when it has
+/// `messages`, else a completion/embeddings request) or one user `message`, with `model`.
+///
+/// Errors: a body that is not a valid request (the message says why).
+pub fn request_for(
+    model: &str,
+    message: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Result<crate::providers::RequestBody, String> {
+    use crate::providers::RequestBody;
+    let mut v = match body {
+        Some(v) => v,
+        None => serde_json::json!({
+            "messages": [{"role": "user", "content": message.unwrap_or("")}]
+        }),
+    };
+    let Some(obj) = v.as_object_mut() else {
+        return Err("the body must be a JSON object".into());
+    };
+    obj.insert("model".into(), serde_json::Value::from(model));
+    let bytes = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
+    if v.get("messages").is_some() {
+        crate::api::parse_body(&bytes)
+            .map(RequestBody::Chat)
+            .map_err(|e| e.body.message)
+    } else {
+        crate::api::parse_body(&bytes)
+            .map(RequestBody::Generic)
+            .map_err(|e| e.body.message)
+    }
+}
+
+/// Parses `NAME=VALUE` pairs into headers.
+///
+/// Errors: a pair without `=`, or a bad header name or value.
+pub fn headers_from(pairs: &[String]) -> Result<axum::http::HeaderMap, String> {
+    let mut h = axum::http::HeaderMap::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--header `{p}`: expected NAME=VALUE"))?;
+        let name = axum::http::HeaderName::from_bytes(k.trim().as_bytes())
+            .map_err(|_| format!("--header `{p}`: bad header name"))?;
+        let value = axum::http::HeaderValue::from_str(v.trim())
+            .map_err(|_| format!("--header `{p}`: bad header value"))?;
+        h.append(name, value);
+    }
+    Ok(h)
+}
+
+/// The explanation for one request against `gateway`: the same [`crate::gateway::Gateway::decide`]
+/// the server runs (as an anonymous caller), without calling any backend.
+pub fn explain(
+    gateway: &crate::gateway::Gateway,
+    headers: &axum::http::HeaderMap,
+    body: &crate::providers::RequestBody,
+) -> Explanation {
+    let principal = crate::auth::Principal::anonymous();
+    let (decision, plan) = gateway.decide(headers, &principal, body);
+    Explanation::new(body.model(), &decision, &plan)
+}
+
+/// Runs `sluice explain`: exit 0 after printing, 2 on a bad config or arguments.
+pub fn command(args: ExplainArgs) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let source = crate::config::locate(args.config.as_deref());
+    let cfg = match crate::config::load(&source) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = (|| {
+        let headers = headers_from(&args.headers)?;
+        let body = match &args.body {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("--body {}: {e}", p.display()))?;
+                Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| format!("--body {}: not JSON: {e}", p.display()))?,
+                )
+            }
+            None => None,
+        };
+        let req = request_for(&args.model, args.message.as_deref(), body)?;
+        let gw = crate::gateway::Gateway::new(cfg)?;
+        Ok::<_, String>(explain(&gw, &headers, &req))
+    })();
+    match result {
+        Ok(x) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&x).unwrap_or_default());
+            } else {
+                print!("{}", x.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The deployments that may serve `model` for `principal` and `headers` with a prompt free of
+/// personal data, in try order, each as `{"name", "provider", "hosting", "openness"}` — the
+/// extra `deployments` field of `GET /v1/models` entries.
+pub fn model_deployments(
+    gateway: &crate::gateway::Gateway,
+    principal: &crate::auth::Principal,
+    headers: &axum::http::HeaderMap,
+    model: &str,
+) -> Vec<serde_json::Value> {
+    let Ok(body) = request_for(model, None, None) else {
+        return Vec::new();
+    };
+    let (decision, plan) = gateway.decide(headers, principal, &body);
+    let Ok(plan) = plan else {
+        return Vec::new();
+    };
+    if decision.denied.is_some() {
+        return Vec::new();
+    }
+    plan.order
+        .iter()
+        .filter_map(|n| plan.candidate(n))
+        .map(|c| {
+            serde_json::json!({
+                "name": c.attrs.name,
+                "provider": c.attrs.provider,
+                "hosting": c.attrs.hosting.as_str(),
+                "openness": c.attrs.openness.as_str(),
+            })
+        })
+        .collect()
 }

@@ -14,6 +14,7 @@
 //! - `log`: the last matching policy that sets it wins.
 
 pub mod catalog;
+pub mod explain;
 pub mod pii;
 pub mod redact;
 pub mod tier;

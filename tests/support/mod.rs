@@ -27,6 +27,8 @@ pub enum MockReply {
     Json(u16, Value),
     /// Status + raw text body.
     Text(u16, &'static str),
+    /// Status + extra response headers + JSON body.
+    JsonWithHeaders(u16, Vec<(&'static str, String)>, Value),
     /// 200 text/event-stream, each item written as its own body chunk.
     Sse(Vec<Bytes>),
     /// 200 with the given content type and chunks.
@@ -101,6 +103,18 @@ async fn mock_handler(
         )
             .into_response(),
         MockReply::Text(status, t) => (StatusCode::from_u16(status).unwrap(), t).into_response(),
+        MockReply::JsonWithHeaders(status, headers, v) => {
+            let mut resp = (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                v.to_string(),
+            )
+                .into_response();
+            for (k, val) in headers {
+                resp.headers_mut().insert(k, val.parse().unwrap());
+            }
+            resp
+        }
         MockReply::Sse(chunks) => stream_response("text/event-stream", chunks, None),
         MockReply::Chunks(ct, chunks) => stream_response(ct, chunks, None),
         MockReply::SseThenHang(chunks, gone) => {
