@@ -250,6 +250,15 @@ pub struct DeploymentConfig {
     /// Default 0.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// `false` leaves the deployment out after validation: it is not routed to, listed or
+    /// probed, and it is dropped from every model's list. Default `true`. Usually
+    /// `${SOME_VAR:-false}`, to switch a remote deployment on from the environment.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// A price, USD per 1M tokens.
@@ -387,7 +396,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
                 e.var
             ),
         })?;
-    let config: Config = if expanded.trim().is_empty() {
+    let mut config: Config = if expanded.trim().is_empty() {
         Config::default()
     } else {
         serde_saphyr::from_str(&expanded).map_err(|e| yaml_error(name, &e))?
@@ -398,6 +407,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         path: Some(path),
         message,
     })?;
+    config.drop_disabled();
     Ok(config)
 }
 
@@ -530,6 +540,21 @@ impl Config {
         Ok(())
     }
 
+    /// Removes the deployments with `enabled: false`, and their names from every model's list
+    /// (a model may end up with none: its requests then get an error naming it).
+    pub fn drop_disabled(&mut self) {
+        let disabled: HashSet<String> = self
+            .deployments
+            .iter()
+            .filter(|d| !d.enabled)
+            .map(|d| d.name.clone())
+            .collect();
+        self.deployments.retain(|d| d.enabled);
+        for m in &mut self.models {
+            m.deployments.retain(|d| !disabled.contains(d));
+        }
+    }
+
     /// The deployment named `name`.
     pub fn deployment(&self, name: &str) -> Option<&DeploymentConfig> {
         self.deployments.iter().find(|d| d.name == name)
@@ -611,6 +636,29 @@ models:
         assert_eq!(e.path.as_deref(), Some("models[0].name"));
         let e = parse("f.yaml", &GOOD.replace("[a]", "[b]")).unwrap_err();
         assert_eq!(e.path.as_deref(), Some("models[0].deployments[0]"));
+    }
+
+    #[test]
+    fn a_disabled_deployment_is_left_out_of_deployments_and_models() {
+        let text = format!(
+            "{GOOD}  - name: both\n    deployments: [a, b]\n"
+        )
+        .replace(
+            "models:",
+            "  - name: b\n    provider: openai\n    base_url: https://api.example.com/v1\n    model: m\n    enabled: ${SLUICE_TEST_SURELY_UNSET_B:-false}\nmodels:",
+        );
+        let c = parse("f.yaml", &text).unwrap();
+        let names: Vec<&str> = c.deployments.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a"]);
+        assert_eq!(c.models[1].name, "both");
+        assert_eq!(c.models[1].deployments, ["a"]);
+        let on = parse("f.yaml", &text.replace(":-false}", ":-true}")).unwrap();
+        assert_eq!(on.models[1].deployments, ["a", "b"]);
+        let e = parse("f.yaml", &text.replace(":-false}", ":-maybe}")).unwrap_err();
+        assert!(
+            e.message.contains("maybe") || e.message.contains("bool"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,0 +1,191 @@
+"""End-to-end fixtures: a real llama.cpp server with the real Gemma 3 270M model, Sluice in
+front of it with the quickstart config, and the official `openai` client pointed at Sluice.
+
+Started once per test session, torn down at its end:
+
+* `llama`       — llama-server for chat, started by deploy/local-llm.sh on a free port;
+* `llama_embed` — a second llama-server with `--embeddings` (a server started that way serves
+                  only embeddings, so chat needs its own instance);
+* `sluice`      — the `sluice` binary ($SLUICE_BIN, else target/debug/sluice) serving
+                  config/quickstart.yaml on a free port, its request log in a temporary folder.
+
+Nothing here skips: a missing model, server or binary is a failure with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_LLM = ROOT / "deploy" / "local-llm.sh"
+QUICKSTART = ROOT / "config" / "quickstart.yaml"
+# The first build of llama-server takes about 8 minutes on 2 cores; allow for a slow machine.
+SETUP_TIMEOUT_S = 45 * 60
+
+
+@dataclass
+class Llama:
+    """One llama-server started by deploy/local-llm.sh."""
+
+    port: int
+    pid: int
+    base_url: str  # http://127.0.0.1:<port>/v1
+    model_path: str
+    log: str
+    info: dict = field(default_factory=dict)
+
+    def post(self, path: str, body: dict) -> dict:
+        """POSTs `body` straight to llama-server (bypassing Sluice); returns the JSON reply."""
+        r = httpx.post(self.base_url + path, json=body, timeout=120)
+        assert r.status_code == 200, f"llama-server {path}: {r.status_code} {r.text}"
+        return r.json()
+
+
+@dataclass
+class Sluice:
+    """A running `sluice serve`."""
+
+    proc: subprocess.Popen
+    base_url: str  # http://127.0.0.1:<port>/v1
+    workdir: Path  # its working directory: the request log ./sluice.db lives here
+    config: Path
+    env: dict
+
+    def client(self) -> OpenAI:
+        return OpenAI(base_url=self.base_url, api_key="unused", max_retries=0, timeout=120)
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Runs `sluice ARGS…` with the same config, environment and working directory."""
+        return subprocess.run(
+            [sluice_bin(), *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def sluice_bin() -> str:
+    path = Path(os.environ.get("SLUICE_BIN") or ROOT / "target" / "debug" / "sluice")
+    if not path.is_file():
+        pytest.fail(f"no sluice binary at {path}: run `cargo build` first (tests/e2e/run.sh does)")
+    return str(path)
+
+
+def start_llama(tmp: Path, *extra: str) -> Llama:
+    log = tmp / ("llama-server" + "".join(a.strip("-") for a in extra) + ".log")
+    try:
+        out = subprocess.run(
+            ["bash", str(LOCAL_LLM), "--log", str(log), *extra],
+            capture_output=True,
+            text=True,
+            timeout=SETUP_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"deploy/local-llm.sh did not finish in {SETUP_TIMEOUT_S} s: {e.stderr}")
+    if out.returncode != 0:
+        pytest.fail(f"deploy/local-llm.sh {' '.join(extra)} failed ({out.returncode}):\n{out.stderr}")
+    info = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    return Llama(
+        port=int(info["LLAMA_PORT"]),
+        pid=int(info["LLAMA_PID"]),
+        base_url=info["LLAMA_BASE_URL"],
+        model_path=info["LLAMA_MODEL"],
+        log=info["LLAMA_LOG"],
+        info=info,
+    )
+
+
+def stop_pid(pid: int) -> None:
+    """SIGTERM, then SIGKILL after 20 s; the process is not our child (setsid in the script)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory) -> Llama:
+    server = start_llama(tmp_path_factory.mktemp("llama"))
+    yield server
+    stop_pid(server.pid)
+
+
+@pytest.fixture(scope="session")
+def llama_embed(tmp_path_factory) -> Llama:
+    server = start_llama(tmp_path_factory.mktemp("llama-embed"), "--embeddings")
+    yield server
+    stop_pid(server.pid)
+
+
+def model_id(llama: Llama) -> str:
+    """The model id llama-server reports (its --alias)."""
+    r = httpx.get(llama.base_url + "/models", timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["data"][0]["id"]
+
+
+@pytest.fixture(scope="session")
+def sluice(tmp_path_factory, llama, llama_embed) -> Sluice:
+    workdir = tmp_path_factory.mktemp("sluice")
+    env = dict(os.environ)
+    # The quickstart config reads its backends' addresses from these variables.
+    env.update(
+        SLUICE_LLAMA_URL=llama.base_url,
+        SLUICE_LLAMA_MODEL=model_id(llama),
+        SLUICE_LLAMA_EMBED_URL=llama_embed.base_url,
+        SLUICE_CONFIG=str(QUICKSTART),
+        RUST_LOG=os.environ.get("RUST_LOG", "info"),
+        NO_PROXY="127.0.0.1",
+    )
+    env.pop("OPENAI_API_KEY", None)  # keeps the remote example deployment disabled
+    stderr = open(workdir / "sluice.stderr", "w")
+    proc = subprocess.Popen(
+        [sluice_bin(), "serve", "--config", str(QUICKSTART), "--listen", "127.0.0.1:0"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    # `serve` prints one line once it listens: "sluice listening on http://127.0.0.1:PORT (…)".
+    line = proc.stdout.readline()
+    if "listening on http://" not in line:
+        proc.kill()
+        stderr.close()
+        pytest.fail(f"sluice serve did not start: {line!r}\n{(workdir / 'sluice.stderr').read_text()}")
+    base = line.split("listening on ", 1)[1].split()[0]
+    yield Sluice(proc=proc, base_url=base + "/v1", workdir=workdir, config=QUICKSTART, env=env)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    stderr.close()
+
+
+@pytest.fixture(scope="session")
+def client(sluice) -> OpenAI:
+    return sluice.client()

