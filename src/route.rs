@@ -616,3 +616,30 @@ policies:
         assert!(s.try_acquire("a", Some(1)).is_some());
     }
 }
+
+#[cfg(test)]
+mod retry_after_tests {
+    use crate::providers::retry_after_secs;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn secs(v: &str) -> Option<u64> {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        retry_after_secs(&h)
+    }
+
+    #[test]
+    fn delay_seconds_and_http_dates() {
+        assert_eq!(secs("7"), Some(7));
+        assert_eq!(secs(" 120 "), Some(120));
+        // An HTTP date in the past means "now".
+        assert_eq!(secs("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
+        let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(90);
+        let fmt = time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        let s = secs(&later.format(&fmt).unwrap()).unwrap();
+        assert!((85..=90).contains(&s), "{s}");
+        assert_eq!(secs("soon"), None);
+    }
+}

@@ -517,6 +517,16 @@ impl Config {
             }
         }
         policy::validate(&self.policies, &self.pii)?;
+        for (i, k) in self.keys.iter().enumerate() {
+            for (j, name) in k.policies.iter().enumerate() {
+                if !self.policies.iter().any(|p| &p.name == name) {
+                    return Err((
+                        format!("keys[{i}].policies[{j}]"),
+                        format!("unknown policy `{name}`"),
+                    ));
+                }
+            }
+        }
         self.log.validate()?;
         Ok(())
     }

@@ -298,4 +298,61 @@ fn bad_policies_are_config_errors_with_paths() {
     )
     .unwrap_err();
     assert!(e.message.contains("cloud"), "{e}");
+    let e = parse(
+        "t.yaml",
+        &format!("{BASE}keys:\n  - name: k\n    sha256: \"{}\"\n    policies: [nope]\npolicies:\n  - name: a\n", "a".repeat(64)),
+    )
+    .unwrap_err();
+    assert_eq!(e.path.as_deref(), Some("keys[0].policies[0]"), "{e}");
+}
+
+#[test]
+fn key_conditions_and_key_forced_policies() {
+    let (_, e) = engine(
+        "  - name: research-team\n    when: {team: \"res*\", tags: [lab]}\n    require: {hosting: local}\n  - name: one-key\n    when: {api_key: \"cfg:ci-*\"}\n    prefer: lowest_cost\n  - name: strict\n    when: {header: {x-never: sent}}\n    require: {min_openness: reproducible}\n",
+    );
+    let h = HeaderMap::new();
+    let tags = vec!["lab".to_string()];
+    let forced = vec!["strict".to_string()];
+    let facts = RequestFacts {
+        headers: Some(&h),
+        api_key_id: Some("cfg:ci-runner"),
+        team: Some("research"),
+        key_tags: &tags,
+        key_policies: &forced,
+    };
+    let d = e.decide(&facts, &body("hi"));
+    assert_eq!(d.policies, vec!["research-team", "one-key", "strict"]);
+    assert_eq!(d.prefer, Prefer::LowestCost);
+    assert_eq!(eligible(&e, &d), vec!["local-olmo"]);
+    let facts = RequestFacts {
+        headers: Some(&h),
+        api_key_id: Some("cfg:other"),
+        team: Some("sales"),
+        key_tags: &tags,
+        key_policies: &[],
+    };
+    assert!(e.decide(&facts, &body("hi")).policies.is_empty());
+}
+
+#[test]
+fn ollama_cloud_tags_are_remote_even_on_a_local_server() {
+    let cfg = parse(
+        "t.yaml",
+        "deployments:\n  - name: k\n    provider: ollama\n    base_url: http://127.0.0.1:11434\n    model: kimi-k2:1t-cloud\n  - name: l\n    provider: ollama\n    base_url: http://localhost:11434\n    model: gpt-oss:20b\n",
+    )
+    .unwrap();
+    let e = Engine::new(&cfg).unwrap();
+    let k = e.attrs("k").unwrap();
+    assert_eq!(
+        (k.hosting, k.openness),
+        (Hosting::Remote, Openness::AvailableWeights)
+    );
+    assert_eq!(k.price, None);
+    let l = e.attrs("l").unwrap();
+    assert_eq!(
+        (l.hosting, l.openness),
+        (Hosting::Local, Openness::OpenWeight)
+    );
+    assert_eq!(l.freedoms.autonomy, "study-restricted");
 }
