@@ -6,19 +6,26 @@ Started once per test session, torn down at its end:
 * `llama`       — llama-server for chat, started by deploy/local-llm.sh on a free port;
 * `llama_embed` — a second llama-server with `--embeddings` (a server started that way serves
                   only embeddings, so chat needs its own instance);
+* `remote`      — a stand-in for the quickstart's `remote` deployment (an OpenAI-compatible
+                  API on 127.0.0.1 that answers REMOTE_ANSWER and records what it got); the
+                  config marks that deployment `hosting: remote`, so policies treat it as one;
 * `sluice`      — the `sluice` binary ($SLUICE_BIN, else target/debug/sluice) serving
-                  config/quickstart.yaml on a free port, its request log in a temporary folder.
+                  config/quickstart.yaml on a free port with the remote deployment on, its
+                  request log in a temporary folder.
 
 Nothing here skips: a missing model, server or binary is a failure with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -146,8 +153,64 @@ def model_id(llama: Llama) -> str:
     return r.json()["data"][0]["id"]
 
 
+REMOTE_ANSWER = "Hello from the remote stand-in."
+
+
+class Remote:
+    """A minimal OpenAI-compatible chat server on 127.0.0.1 (non-stream only)."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        remote = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                remote.bodies.append(body)
+                reply = json.dumps(
+                    {
+                        "id": "chatcmpl-remote",
+                        "object": "chat.completion",
+                        "created": 1,
+                        "model": body.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": REMOTE_ANSWER},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="session")
-def sluice(tmp_path_factory, llama, llama_embed) -> Sluice:
+def remote() -> Remote:
+    r = Remote()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def sluice(tmp_path_factory, llama, llama_embed, remote) -> Sluice:
     workdir = tmp_path_factory.mktemp("sluice")
     env = dict(os.environ)
     # The quickstart config reads its backends' addresses from these variables.
@@ -155,11 +218,13 @@ def sluice(tmp_path_factory, llama, llama_embed) -> Sluice:
         SLUICE_LLAMA_URL=llama.base_url,
         SLUICE_LLAMA_MODEL=model_id(llama),
         SLUICE_LLAMA_EMBED_URL=llama_embed.base_url,
+        SLUICE_REMOTE="true",
+        SLUICE_REMOTE_URL=remote.base_url,
         SLUICE_CONFIG=str(QUICKSTART),
         RUST_LOG=os.environ.get("RUST_LOG", "info"),
         NO_PROXY="127.0.0.1",
     )
-    env.pop("OPENAI_API_KEY", None)  # keeps the remote example deployment disabled
+    env.pop("OPENAI_API_KEY", None)  # the stand-in needs no key
     stderr = open(workdir / "sluice.stderr", "w")
     proc = subprocess.Popen(
         [sluice_bin(), "serve", "--config", str(QUICKSTART), "--listen", "127.0.0.1:0"],

@@ -1,0 +1,69 @@
+"""Each answer lands in the request log with the same tokens the client got (`sluice logs
+--json`, run with the same config and working directory as the server)."""
+
+import json
+import time
+import uuid
+
+
+def logged_row(sluice, request_id: str) -> dict:
+    """The log row of `request_id`. Rows are written by a batch writer shortly after the
+    response; this waits for it, at most 15 s."""
+    deadline = time.monotonic() + 15
+    while True:
+        out = sluice.cli("logs", "--json", "--grep", request_id, "--limit", "5")
+        assert out.returncode == 0, out.stderr
+        rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        rows = [r for r in rows if r["id"] == request_id]
+        if rows:
+            return rows[0]
+        assert time.monotonic() < deadline, f"no log row for {request_id}"
+        time.sleep(0.2)
+
+
+def test_non_stream_answer_is_logged_with_the_same_tokens(client, sluice):
+    rid = str(uuid.uuid4())
+    raw = client.chat.completions.with_raw_response.create(
+        model="default",
+        messages=[{"role": "user", "content": "Name a river."}],
+        max_tokens=16,
+        extra_headers={"x-request-id": rid},
+    )
+    assert raw.headers["x-request-id"] == rid
+    r = raw.parse()
+    row = logged_row(sluice, rid)
+    assert row["deployment"] == "gemma-local"
+    assert row["status"] == 200
+    assert row["stream"] is False
+    assert row["response_content"] == r.choices[0].message.content
+    assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (
+        r.usage.prompt_tokens,
+        r.usage.completion_tokens,
+        r.usage.total_tokens,
+    )
+    assert row["usage_estimated"] is False
+
+
+def test_streamed_answer_is_logged_with_the_same_tokens(client, sluice):
+    rid = str(uuid.uuid4())
+    text, usage = "", None
+    stream = client.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "Name a river."}],
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-request-id": rid},
+    )
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for c in chunk.choices:
+            text += c.delta.content or ""
+    row = logged_row(sluice, rid)
+    assert row["stream"] is True
+    assert row["response_content"] == text
+    assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens,
+    )
