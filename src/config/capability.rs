@@ -3,6 +3,7 @@
 //! whose answer would silently lack something the client asked for. Defaults per provider and
 //! known server are in `crate::providers::caps`.
 
+use super::ProviderKind;
 use serde::{Deserialize, Serialize};
 
 /// One capability of a backend (config spelling in `snake_case`).
@@ -66,4 +67,54 @@ pub enum KeepAlive {
     Seconds(i64),
     /// A Go duration string such as `"10m"`.
     Duration(String),
+}
+
+/// The native providers take the server root as `base_url` and append their own paths
+/// (`/api/chat`, `/v1/messages`): a base ending in `/v1` (Ollama's OpenAI-compatible path, or
+/// Anthropic's version prefix) would reach the wrong URL, so it is refused with a hint.
+pub fn check_native_base_url(provider: ProviderKind, url: &url::Url) -> Result<(), String> {
+    let path = url.path().trim_end_matches('/');
+    if !path.ends_with("/v1") {
+        return Ok(());
+    }
+    match provider {
+        ProviderKind::Ollama => Err(format!(
+            "for provider ollama, base_url is the server root (e.g. `{}`), not its OpenAI-compatible `/v1` path (use provider: openai for that)",
+            root(url)
+        )),
+        ProviderKind::Anthropic => Err(format!(
+            "for provider anthropic, base_url is the server root (e.g. `{}`); Sluice appends `/v1/messages`",
+            root(url)
+        )),
+        ProviderKind::Openai => Ok(()),
+    }
+}
+
+fn root(url: &url::Url) -> String {
+    let mut u = url.clone();
+    u.set_path("");
+    u.to_string().trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_base_urls_must_be_roots() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(check_native_base_url(ProviderKind::Ollama, &u("http://127.0.0.1:11434")).is_ok());
+        assert!(
+            check_native_base_url(ProviderKind::Openai, &u("http://127.0.0.1:11434/v1")).is_ok()
+        );
+        assert_eq!(
+            check_native_base_url(ProviderKind::Ollama, &u("http://127.0.0.1:11434/v1/"))
+                .unwrap_err(),
+            "for provider ollama, base_url is the server root (e.g. `http://127.0.0.1:11434`), not its OpenAI-compatible `/v1` path (use provider: openai for that)"
+        );
+        assert!(
+            check_native_base_url(ProviderKind::Anthropic, &u("https://api.anthropic.com/v1"))
+                .is_err()
+        );
+    }
 }

@@ -464,6 +464,8 @@ impl Config {
                     format!("bad URL `{}`: scheme must be http or https", d.base_url),
                 ));
             }
+            capability::check_native_base_url(d.provider, &url)
+                .map_err(|m| (format!("deployments[{i}].base_url"), m))?;
         }
         for (i, d) in self.deployments.iter().enumerate() {
             if d.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {

@@ -152,10 +152,32 @@ fn has_tool_calls(out: &Value) -> bool {
 /// Ollama answers an unknown model with 404 `{"error":"model \"x\" not found, try pulling it
 /// first"}`; that becomes OpenAI's `model_not_found`.
 fn model_not_found(mut e: ApiError) -> ApiError {
-    if e.status.as_u16() == 404 && e.body.message.contains("not found") {
+    if e.status.as_u16() == 404
+        && e.body.message.starts_with("model ")
+        && e.body.message.contains("not found")
+    {
         e.body.kind = "invalid_request_error".into();
         e.body.param = Some("model".into());
         e.body.code = Some(Value::from("model_not_found"));
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_missing_model_is_model_not_found() {
+        let e = model_not_found(ApiError::from_upstream(
+            "o",
+            404,
+            br#"{"error":"model \"qwen3:8b\" not found, try pulling it first"}"#,
+        ));
+        assert_eq!(e.body.code, Some(Value::from("model_not_found")));
+        assert_eq!(e.body.param.as_deref(), Some("model"));
+        let e = model_not_found(ApiError::from_upstream("o", 404, b"404 page not found"));
+        assert_eq!(e.body.code, None);
+        assert_eq!(e.body.kind, "not_found_error");
+    }
 }
