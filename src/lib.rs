@@ -11,6 +11,7 @@
 // would add allocations on the hot path for no gain.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod benchkit;
@@ -24,3 +25,4 @@ pub mod route;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod ui;

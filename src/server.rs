@@ -44,6 +44,8 @@ pub fn router(gateway: Gateway) -> Router {
         .merge(api)
         .route("/health", get(health))
         .route("/health/ready", get(ready))
+        .merge(crate::admin::router())
+        .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))

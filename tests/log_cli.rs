@@ -102,8 +102,9 @@ pub fn fixed_records() -> Vec<RequestRecord> {
 
 fn make_db(path: &Path) {
     let mut conn = sluice::store::open(path).unwrap();
+    let pii = sluice::policy::pii::Detector::new(&Default::default()).unwrap();
     let rows: Vec<Box<RequestRecord>> = fixed_records().into_iter().map(Box::new).collect();
-    let n = sluice::store::writer::write_batch(&mut conn, &rows, LogMode::Full).unwrap();
+    let n = sluice::store::writer::write_batch(&mut conn, &rows, LogMode::Full, &pii).unwrap();
     assert_eq!(n, 4);
 }
 

@@ -4,6 +4,7 @@
 use super::redact::{redact_for_log, redact_json};
 use crate::config::LogMode;
 use crate::gateway::record::RequestRecord;
+use crate::policy::pii::Detector;
 use rusqlite::types::Value as Sql;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -56,9 +57,9 @@ pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
 }
 
 /// The column values of `r` as row number `seq`, in [`HASHED_COLUMNS`] order, keeping text as
-/// `mode` says: `full` as is, `redacted` through [`redact_for_log`], `metadata` none.
+/// `mode` says: `full` as is, `redacted` through [`redact_for_log`] with the `pii` detectors, `metadata` none.
 /// `None` for mode `off` (no row).
-pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode) -> Option<Vec<Sql>> {
+pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
     let (body, content, tools) = match mode {
         LogMode::Off => return None,
         LogMode::Metadata => (None, None, None),
@@ -68,9 +69,11 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode) -> Option<Vec<Sql>>
             tool_calls_json(r, |s| s.to_string()),
         ),
         LogMode::Redacted => (
-            r.request_body.as_ref().map(|b| redact_json(b).to_string()),
-            Some(redact_for_log(&r.response.content)),
-            tool_calls_json(r, redact_for_log),
+            r.request_body
+                .as_ref()
+                .map(|b| redact_json(pii, b).to_string()),
+            Some(redact_for_log(pii, &r.response.content)),
+            tool_calls_json(r, |s| redact_for_log(pii, s)),
         ),
     };
     let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);

@@ -11,8 +11,9 @@
 //! Retention (`log.retention_days`) runs on the same thread: at start and hourly.
 
 use super::{StoreError, chain, now_ms, row};
-use crate::config::{LogConfig, LogMode};
+use crate::config::{LogConfig, LogMode, PiiConfig};
 use crate::gateway::record::RequestRecord;
+use crate::policy::pii::Detector;
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -60,11 +61,13 @@ pub struct LogSender {
     shared: Arc<Shared>,
 }
 
-/// Opens the log of `cfg` (creating it), applies retention once, and starts the writer thread.
-/// Must be called inside a tokio runtime only for the senders' sake; the writer has its own.
+/// Opens the log of `cfg` (creating it), and starts the writer thread, which applies
+/// retention at once and hourly. `pii` (the config's `pii:` block) drives `redacted` mode.
 ///
-/// Errors: the database cannot be opened or migrated, or the thread cannot start.
-pub fn start(cfg: &LogConfig) -> Result<LogSender, StoreError> {
+/// Errors: the database cannot be opened or migrated, a `pii` detector does not build, or the
+/// thread cannot start.
+pub fn start(cfg: &LogConfig, pii: &PiiConfig) -> Result<LogSender, StoreError> {
+    let pii = Detector::new(pii).map_err(StoreError::Invalid)?;
     let conn = super::open(&cfg.path)?;
     let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
     let shared = Arc::new(Shared::default());
@@ -73,6 +76,7 @@ pub fn start(cfg: &LogConfig) -> Result<LogSender, StoreError> {
         rx,
         default_mode: cfg.prompts,
         retention_days: cfg.retention_days,
+        pii,
         shared: shared.clone(),
     };
     std::thread::Builder::new()
@@ -196,6 +200,7 @@ struct Writer {
     rx: mpsc::Receiver<Msg>,
     default_mode: LogMode,
     retention_days: Option<u32>,
+    pii: Detector,
     shared: Arc<Shared>,
 }
 
@@ -280,7 +285,7 @@ impl Writer {
     async fn write_with_retry(&mut self, rows: &[Box<RequestRecord>]) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match write_batch(&mut self.conn, rows, self.default_mode) {
+            match write_batch(&mut self.conn, rows, self.default_mode, &self.pii) {
                 Ok(n) => {
                     self.shared
                         .rows_written
@@ -324,6 +329,7 @@ pub fn write_batch(
     conn: &mut Connection,
     rows: &[Box<RequestRecord>],
     default_mode: LogMode,
+    pii: &Detector,
 ) -> Result<usize, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let head = chain::state(&tx)?;
@@ -333,7 +339,7 @@ pub fn write_batch(
         let mut stmt = tx.prepare_cached(&insert_sql())?;
         for r in rows {
             let mode = row::effective_mode(r, default_mode);
-            let Some(mut values) = row::to_values(r, seq + 1, mode) else {
+            let Some(mut values) = row::to_values(r, seq + 1, mode, pii) else {
                 continue;
             };
             seq += 1;
