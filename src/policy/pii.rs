@@ -79,26 +79,26 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>)> {
         ),
         (
             "iban",
-            r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+            r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b",
             Some(check_iban),
         ),
-        ("card", r"\b\d(?:[ -]?\d){12,18}\b", Some(check_card)),
-        ("ssn", r"\b\d{3}-\d{2}-\d{4}\b", Some(check_ssn)),
+        ("card", r"\b[0-9](?:[ -]?[0-9]){12,18}\b", Some(check_card)),
+        ("ssn", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", Some(check_ssn)),
         (
             "dni",
-            r"(?i)\b(?:\d{8}|[XYZ]\d{7})-?[A-Z]\b",
+            r"(?i)\b(?:[0-9]{8}|[XYZ][0-9]{7})-?[A-Z]\b",
             Some(check_dni),
         ),
         (
             "phone",
-            r"(?:\+|\b00)[1-9](?:[ .-]?\(?\d\)?){7,16}",
+            r"(?:\+|\b00)[1-9](?:[ .-]?\(?[0-9]\)?){7,16}",
             Some(check_phone),
         ),
-        ("phone", r"\(\d{3}\) ?\d{3}[-. ]\d{4}\b", None),
-        ("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}\b", Some(check_ipv4)),
+        ("phone", r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}\b", None),
+        ("ip", r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b", Some(check_ipv4)),
         (
             "ip",
-            r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}",
+            r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}",
             Some(check_ipv6),
         ),
     ]
@@ -692,6 +692,29 @@ mod tests {
                 ("project".into(), "Nightjar".into()),
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// Any text, including non-ASCII digits and odd separators, scans without panicking
+        /// and yields in-bounds, ordered, non-overlapping char-boundary ranges.
+        #[test]
+        fn scanning_any_text_is_safe(text in "\\PC{0,200}|[0-9٠-٩ .:+()@-]{0,60}") {
+            static D: std::sync::LazyLock<Detector> =
+                std::sync::LazyLock::new(|| Detector::new(&PiiConfig::default()).unwrap());
+            let d = &*D;
+            let mut last = 0;
+            for m in d.scan(&text) {
+                proptest::prop_assert!(m.start >= last && m.start < m.end && m.end <= text.len());
+                proptest::prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+                last = m.end;
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_digits_are_not_numbers() {
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        assert_eq!(kinds(&d, "see ١٢٣-٤٥-٦٧٨٩ and ١٢٣٤٥٦٧٨Z"), vec![]);
     }
 
     #[test]

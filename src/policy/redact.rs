@@ -253,8 +253,10 @@ mod tests {
     use crate::config::PiiConfig;
     use serde_json::json;
 
-    fn detector() -> Detector {
-        Detector::new(&PiiConfig::default()).unwrap()
+    fn detector() -> &'static Detector {
+        static D: std::sync::LazyLock<Detector> =
+            std::sync::LazyLock::new(|| Detector::new(&PiiConfig::default()).unwrap());
+        &D
     }
 
     fn chat(text: &str) -> RequestBody {
@@ -270,7 +272,7 @@ mod tests {
         let body =
             chat("mail ana@example.com or bob@example.org; again ana@example.com, ip 8.8.8.8");
         let kinds = vec!["email".to_string(), "ip".to_string()];
-        let (out, r) = redact(&detector(), &body, &kinds);
+        let (out, r) = redact(detector(), &body, &kinds);
         assert_eq!(
             out.texts(),
             vec!["mail [EMAIL_1] or [EMAIL_2]; again [EMAIL_1], ip [IP_1]"]
@@ -285,7 +287,7 @@ mod tests {
     #[test]
     fn only_the_given_kinds_and_existing_placeholders_are_skipped() {
         let body = chat("[EMAIL_1] is literal; ana@example.com; 8.8.8.8");
-        let (out, _) = redact(&detector(), &body, &["email".to_string()]);
+        let (out, _) = redact(detector(), &body, &["email".to_string()]);
         assert_eq!(
             out.texts(),
             vec!["[EMAIL_1] is literal; [EMAIL_2]; 8.8.8.8"]
@@ -299,7 +301,7 @@ mod tests {
     #[test]
     fn stream_restores_placeholders_split_across_deltas() {
         let body = chat("ana@example.com");
-        let (_, r) = redact(&detector(), &body, &["email".to_string()]);
+        let (_, r) = redact(detector(), &body, &["email".to_string()]);
         let parts = [
             "Write to [EM",
             "AIL",
@@ -327,7 +329,7 @@ mod tests {
     #[test]
     fn stream_restores_tool_arguments_and_text_completions() {
         let body = chat("ana@example.com");
-        let (_, r) = redact(&detector(), &body, &["email".to_string()]);
+        let (_, r) = redact(detector(), &body, &["email".to_string()]);
         let mut s = StreamRestorer::new(r);
         let mut c = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"to\":\"[EMAIL"}}]},"finish_reason":null}]});
         s.apply(&mut c);
@@ -346,10 +348,52 @@ mod tests {
         assert_eq!(t["choices"][0]["text"], "hi ana@example.com");
     }
 
+    proptest::proptest! {
+        /// However a text is cut into deltas, the restored stream equals the restored whole.
+        #[test]
+        fn any_split_of_a_stream_restores_like_the_whole(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("[EMAIL_1]".to_string()),
+                    proptest::strategy::Just("[EMAIL_2]".to_string()),
+                    proptest::strategy::Just("[".to_string()),
+                    proptest::strategy::Just("[EMAIL_".to_string()),
+                    "[a-zé ]{0,6}",
+                ],
+                0..12,
+            ),
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let body = chat("ana@example.com and bob@example.org");
+            let (_, r) = redact(detector(), &body, &["email".to_string()]);
+            let whole: String = parts.concat();
+            let mut bounds: Vec<usize> = cuts
+                .into_iter()
+                .map(|c| c.min(whole.len()))
+                .filter(|c| whole.is_char_boundary(*c))
+                .collect();
+            bounds.push(0);
+            bounds.push(whole.len());
+            bounds.sort();
+            bounds.dedup();
+            let mut s = StreamRestorer::new(r.clone());
+            let mut out = String::new();
+            for w in bounds.windows(2) {
+                let mut c = delta(&whole[w[0]..w[1]], None);
+                s.apply(&mut c);
+                out.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap());
+            }
+            let mut fin = json!({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]});
+            s.apply(&mut fin);
+            out.push_str(fin["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+            proptest::prop_assert_eq!(out, r.restore_text(&whole));
+        }
+    }
+
     #[test]
     fn whole_responses_are_restored() {
         let body = chat("ana@example.com");
-        let (_, r) = redact(&detector(), &body, &["email".to_string()]);
+        let (_, r) = redact(detector(), &body, &["email".to_string()]);
         let mut v = json!({"choices":[{"message":{"content":"Hi [EMAIL_1]!"}}]});
         r.restore_json(&mut v);
         assert_eq!(v["choices"][0]["message"]["content"], "Hi ana@example.com!");
