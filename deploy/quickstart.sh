@@ -34,16 +34,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-start_backend() {
-  local out
-  out="$(bash "$ROOT/deploy/local-llm.sh" "$@")" || exit 1
-  PIDS+=("$(sed -n 's/^LLAMA_PID=//p' <<<"$out")")
-  echo "$out"
-}
-
 say "setting up the local backend (the first run builds llama.cpp: about 8 minutes on 2 cores)"
-chat="$(start_backend)"
-embed="$(start_backend --embeddings)"
+chat="$(bash "$ROOT/deploy/local-llm.sh")"
+PIDS+=("$(sed -n 's/^LLAMA_PID=//p' <<<"$chat")")
+embed="$(bash "$ROOT/deploy/local-llm.sh" --embeddings)"
+PIDS+=("$(sed -n 's/^LLAMA_PID=//p' <<<"$embed")")
 export SLUICE_LLAMA_URL SLUICE_LLAMA_EMBED_URL
 SLUICE_LLAMA_URL="$(sed -n 's/^LLAMA_BASE_URL=//p' <<<"$chat")"
 SLUICE_LLAMA_EMBED_URL="$(sed -n 's/^LLAMA_BASE_URL=//p' <<<"$embed")"
