@@ -5,6 +5,8 @@ import json
 import time
 import uuid
 
+import httpx
+
 
 def logged_row(sluice, request_id: str) -> dict:
     """The log row of `request_id`. Rows are written by a batch writer shortly after the
@@ -42,6 +44,14 @@ def test_non_stream_answer_is_logged_with_the_same_tokens(client, sluice):
         r.usage.total_tokens,
     )
     assert row["usage_estimated"] is False
+    # The same row through the admin API, and the request's page in the web UI.
+    root = sluice.base_url.removesuffix("/v1")
+    admin = httpx.get(f"{root}/admin/logs/{rid}", timeout=30)
+    assert admin.status_code == 200, admin.text
+    assert admin.json()["completion_tokens"] == r.usage.completion_tokens
+    page = httpx.get(f"{root}/ui/requests/{rid}", timeout=30)
+    assert page.status_code == 200
+    assert rid in page.text and "gemma-local" in page.text
 
 
 def test_streamed_answer_is_logged_with_the_same_tokens(client, sluice):
