@@ -251,6 +251,21 @@ def sluice(tmp_path_factory, llama, llama_embed, remote) -> Sluice:
     stderr.close()
 
 
+def logged_row(sluice, request_id: str) -> dict:
+    """The log row of `request_id`. Rows are written by a batch writer shortly after the
+    response; this waits for it, at most 15 s."""
+    deadline = time.monotonic() + 15
+    while True:
+        out = sluice.cli("logs", "--json", "--grep", request_id, "--limit", "5")
+        assert out.returncode == 0, out.stderr
+        rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        rows = [r for r in rows if r["id"] == request_id]
+        if rows:
+            return rows[0]
+        assert time.monotonic() < deadline, f"no log row for {request_id}"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def client(sluice) -> OpenAI:
     return sluice.client()

@@ -1,26 +1,10 @@
 """Each answer lands in the request log with the same tokens the client got (`sluice logs
 --json`, run with the same config and working directory as the server)."""
 
-import json
-import time
 import uuid
 
 import httpx
-
-
-def logged_row(sluice, request_id: str) -> dict:
-    """The log row of `request_id`. Rows are written by a batch writer shortly after the
-    response; this waits for it, at most 15 s."""
-    deadline = time.monotonic() + 15
-    while True:
-        out = sluice.cli("logs", "--json", "--grep", request_id, "--limit", "5")
-        assert out.returncode == 0, out.stderr
-        rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-        rows = [r for r in rows if r["id"] == request_id]
-        if rows:
-            return rows[0]
-        assert time.monotonic() < deadline, f"no log row for {request_id}"
-        time.sleep(0.2)
+from conftest import logged_row
 
 
 def test_non_stream_answer_is_logged_with_the_same_tokens(client, sluice):
