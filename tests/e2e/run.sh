@@ -19,6 +19,8 @@ bash deploy/local-llm.sh --setup-only
 echo "e2e: local backend ready in $(($(date +%s) - start)) s"
 cargo build --quiet --bin sluice
 export SLUICE_BIN="${SLUICE_BIN:-$PWD/target/debug/sluice}"
+# Every server of the suite is on 127.0.0.1: never send its traffic through a proxy.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
 start=$(date +%s)
 status=0
 "$VENV/bin/python" -m pytest -p no:cacheprovider -v tests/e2e "$@" || status=$?
