@@ -223,7 +223,15 @@ setsid "$LLAMA_BIN" "${args[@]}" </dev/null >"$LOG" 2>&1 &
 PID=$!
 
 deadline=$(($(date +%s) + WAIT_SECS))
-until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null; do
+healthy() {
+  "$PYTHON" -c 'import sys, urllib.request
+try:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
+    sys.exit(0 if opener.open(sys.argv[1], timeout=2).status == 200 else 1)
+except Exception:
+    sys.exit(1)' "http://127.0.0.1:$PORT/health"
+}
+until healthy; do
   if ! kill -0 "$PID" 2>/dev/null; then
     tail -n 30 "$LOG" >&2
     die "llama-server exited before it was ready (log: $LOG)"
