@@ -95,11 +95,23 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    // The catalog file and the PII detectors are checked too (as `serve` would).
+    let engine = match crate::policy::Engine::new(&cfg) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     println!("config OK: {source}");
     println!("deployments:");
     for d in &cfg.deployments {
+        let (hosting, openness) = engine
+            .attrs(&d.name)
+            .map(|a| (a.hosting.as_str(), a.openness.as_str()))
+            .unwrap_or(("?", "?"));
         println!(
-            "  {} ({}) {} model={}",
+            "  {} ({}) {} model={} hosting={hosting} openness={openness}",
             d.name,
             d.provider.as_str(),
             d.base_url,
@@ -109,6 +121,10 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     println!("models:");
     for m in &cfg.models {
         println!("  {} -> {}", m.name, m.deployments.join(", "));
+    }
+    if !cfg.policies.is_empty() {
+        let names: Vec<&str> = cfg.policies.iter().map(|p| p.name.as_str()).collect();
+        println!("policies: {}", names.join(", "));
     }
     ExitCode::SUCCESS
 }

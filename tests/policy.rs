@@ -615,3 +615,37 @@ async fn models_list_eligible_deployments_with_tier_and_hosting() {
     assert_eq!(default["object"], "model");
     s.stop().await;
 }
+
+#[test]
+fn check_reports_tiers_and_a_bad_catalog_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "deployments:\n  - name: box\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    model: olmo2:7b\npolicies:\n  - name: p\n    prefer: most_open\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["check", "--config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("  box (openai) http://127.0.0.1:9/v1 model=olmo2:7b hosting=local openness=reproducible\n"),
+        "{text}"
+    );
+    assert!(text.contains("policies: p\n"), "{text}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!("catalog: {}\n", dir.path().join("missing.yaml").display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yaml: cannot read"));
+}
