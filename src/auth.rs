@@ -94,6 +94,9 @@ pub struct Principal {
     pub spec: KeySpec,
     /// May use admin routes.
     pub admin: bool,
+    /// Set when this request may only go to local deployments (a `remote_only` budget is
+    /// spent); the reason is shown in the routing explanation.
+    pub local_only: Option<String>,
 }
 
 impl Principal {
@@ -103,6 +106,7 @@ impl Principal {
             key_id: None,
             spec: KeySpec::default(),
             admin: true,
+            local_only: None,
         }
     }
 
@@ -306,6 +310,7 @@ mod tests {
                 ..Default::default()
             },
             admin: false,
+            local_only: None,
         };
         assert!(p.may_use("gemma-local"));
         assert!(p.may_use("default"));

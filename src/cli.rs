@@ -55,6 +55,9 @@ pub enum Command {
     /// Show how a request would be routed (policies, PII, candidates, order) without calling
     /// any backend.
     Explain(crate::policy::explain::ExplainArgs),
+    /// Virtual keys: create, list, show, revoke.
+    #[command(subcommand)]
+    Keys(crate::keys_cli::KeysCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
                 Command::Purge(a) => log_cmd::purge(a),
                 Command::Log(c) => log_cmd::log(c),
                 Command::Explain(args) => crate::policy::explain::command(args),
+                Command::Keys(c) => crate::keys_cli::run(c),
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }
         }

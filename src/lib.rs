@@ -12,12 +12,15 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod admin;
+pub mod admin_keys;
 pub mod api;
 pub mod auth;
 pub mod benchkit;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod keys;
+pub mod keys_cli;
 pub mod limits;
 pub mod policy;
 pub mod providers;

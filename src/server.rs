@@ -46,6 +46,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/health/ready", get(ready))
         .merge(crate::admin::router())
         .merge(crate::ui::router())
+        .merge(crate::admin_keys::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))
@@ -171,7 +172,7 @@ async fn serve(
         }
     };
     let prompt_estimate = crate::gateway::summary::estimate_tokens(&body.texts());
-    let limit_headers = match gw.admit(&ctx.principal, body.model(), prompt_estimate) {
+    let limit_headers = match gw.admit(&mut ctx.principal, body.model(), prompt_estimate) {
         Ok(h) => h,
         Err(rej) => {
             gw.record_rejection(&ctx, Some(&body), &rej.error).await;

@@ -213,3 +213,24 @@ fn non_loopback_without_master_key_is_refused() {
         .is_ok()
     );
 }
+
+/// A key's bound policy applies even when the request does not match its `when`.
+#[tokio::test]
+async fn a_keys_bound_policy_always_applies() {
+    let far = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let near = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let yaml = format!(
+        "server:\n  master_key: {MASTER}\nkeys:\n  - name: hr\n    key: sk-hr-1\n    policies: [stay-local]\npolicies:\n  - name: stay-local\n    when: {{header: {{x-never-sent: \"yes\"}}}}\n    require: {{hosting: local}}\ndeployments:\n  - name: far\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n  - name: near\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: local\nmodels:\n  - name: default\n    deployments: [far, near]\n",
+        far.url("/v1"),
+        near.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let r = call(&s, Some(MASTER), &chat()).await;
+    assert_eq!(r.headers()["x-sluice-deployment"], "far");
+    let r = call(&s, Some("sk-hr-1"), &chat()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "near");
+    assert_eq!(r.headers()["x-sluice-policies"], "stay-local");
+    assert_eq!(far.calls(), 1);
+    s.stop().await;
+}

@@ -91,6 +91,10 @@ pub struct Gateway {
     master_hash: Option<[u8; 32]>,
     /// Rate limiters.
     pub limits: Arc<Limits>,
+    /// Keys kept in the database (empty without a request log).
+    pub db_keys: Arc<crate::keys::KeyCache>,
+    /// Connection for key management (admin API), when the log is on.
+    key_db: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
     policy: Arc<Engine>,
     routes: Arc<RouteState>,
 }
@@ -111,6 +115,8 @@ impl Gateway {
             keys,
             master_hash,
             limits: Arc::new(Limits::default()),
+            db_keys: Arc::default(),
+            key_db: None,
             config: Arc::new(config),
             upstreams,
             recorder: Recorder::new(Arc::new(Metrics::new())),
@@ -162,6 +168,7 @@ impl Gateway {
                     ..Default::default()
                 },
                 admin: true,
+                local_only: None,
             });
         }
         let p = self
@@ -172,11 +179,116 @@ impl Gateway {
     }
 
     fn virtual_key(&self, hash: &[u8; 32]) -> Option<Principal> {
-        self.keys.find(hash).map(|spec| Principal {
-            key_id: Some(format!("cfg:{}", spec.name)),
-            admin: spec.admin,
-            spec: spec.clone(),
+        if let Some(spec) = self.keys.find(hash) {
+            return Some(Principal {
+                key_id: Some(format!("cfg:{}", spec.name)),
+                admin: spec.admin,
+                spec: spec.clone(),
+                local_only: None,
+            });
+        }
+        self.db_keys.find(hash).map(|k| Principal {
+            key_id: Some(k.id),
+            admin: k.spec.admin,
+            spec: k.spec,
+            local_only: None,
         })
+    }
+
+    /// Opens the key database (the request log's file), loads keys and this period's spend,
+    /// and reloads the keys every [`crate::keys::RELOAD_EVERY`] in the background.
+    fn open_key_db(&mut self) -> Result<(), String> {
+        let path = self.config.log.path.clone();
+        let conn =
+            crate::store::open(&path).map_err(|e| format!("keys {}: {e}", path.display()))?;
+        self.db_keys
+            .reload(&conn)
+            .map_err(|e| format!("keys {}: {e}", path.display()))?;
+        self.recorder
+            .spend()
+            .load(&conn, now_unix() * 1000)
+            .map_err(|e| format!("spend {}: {e}", path.display()))?;
+        let conn = Arc::new(std::sync::Mutex::new(conn));
+        self.key_db = Some(conn.clone());
+        let cache = Arc::downgrade(&self.db_keys);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::keys::RELOAD_EVERY).await;
+                let Some(cache) = cache.upgrade() else { break };
+                let conn = conn.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(c) = conn.lock() {
+                        let _ = cache.reload(&c);
+                    }
+                })
+                .await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Runs `f` on the key database and reloads the key cache after (admin API).
+    ///
+    /// Errors: 503 when the request log (and so the key store) is off.
+    pub async fn with_key_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let Some(conn) = self.key_db.clone() else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "Keys are kept in the request log's database; it is off (log.prompts: off).",
+            ));
+        };
+        let cache = self.db_keys.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = conn
+                .lock()
+                .map_err(|_| ApiError::internal("key database lock poisoned"))?;
+            let out = f(&c);
+            let _ = cache.reload(&c);
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("key database task failed: {e}")))?
+    }
+
+    /// Checks the key's budget at `now_ms`. Over a budget: 429 `budget_exceeded` naming the
+    /// reset time; with `remote_only`, the request may still go to local deployments
+    /// (returns `Ok(Some(reason))`: route locally only).
+    pub fn check_budget(
+        &self,
+        principal: &Principal,
+        now_ms: i64,
+    ) -> Result<Option<String>, ApiError> {
+        let (Some(id), Some(budget)) = (&principal.key_id, &principal.spec.budget) else {
+            return Ok(None);
+        };
+        let spent = self.recorder.spend().spent(id, budget, now_ms);
+        if spent < budget.usd {
+            return Ok(None);
+        }
+        let (_, reset) = crate::keys::period_bounds(budget.period, now_ms);
+        if budget.remote_only {
+            return Ok(Some(format!(
+                "remote budget of {:.2} USD per {} spent; local deployments only until {}",
+                budget.usd,
+                period_name(budget.period),
+                crate::keys::rfc3339(reset)
+            )));
+        }
+        Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            format!(
+                "Budget exceeded: {spent:.4} of {:.2} USD per {} spent. It resets at {}.",
+                budget.usd,
+                period_name(budget.period),
+                crate::keys::rfc3339(reset)
+            ),
+        )
+        .with_code("budget_exceeded"))
     }
 
     /// Checks the caller's model permission and the key and model rate limits, charging
@@ -185,7 +297,7 @@ impl Gateway {
     /// Errors: 403 `model_not_allowed`; 429 `rate_limit_exceeded` (with headers).
     pub fn admit(
         &self,
-        principal: &Principal,
+        principal: &mut Principal,
         model: &str,
         prompt_tokens: u64,
     ) -> Result<Vec<(&'static str, String)>, Rejection> {
@@ -200,6 +312,15 @@ impl Gateway {
                 .with_code("model_not_allowed"),
                 headers: Vec::new(),
             });
+        }
+        match self.check_budget(principal, now_unix() * 1000) {
+            Ok(local_only) => principal.local_only = local_only,
+            Err(error) => {
+                return Err(Rejection {
+                    error,
+                    headers: Vec::new(),
+                });
+            }
         }
         let mut headers = Vec::new();
         if let Some(id) = &principal.key_id {
@@ -264,6 +385,7 @@ impl Gateway {
             let log = crate::store::writer::start(&gw.config.log, &gw.config.pii)
                 .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
             gw.recorder = gw.recorder.clone().with_log(log);
+            gw.open_key_db()?;
         }
         Ok(gw)
     }
@@ -302,7 +424,13 @@ impl Gateway {
             key_tags: &principal.spec.tags,
             key_policies: &principal.spec.policies,
         };
-        let decision = self.policy.decide(&facts, body);
+        let mut decision = self.policy.decide(&facts, body);
+        if principal.local_only.is_some() {
+            decision.constraints.push(crate::policy::Constraint {
+                policy: "budget".into(),
+                rule: crate::policy::Rule::Hosting(crate::policy::tier::Hosting::Local),
+            });
+        }
         let plan = crate::route::plan(
             &self.config,
             &self.policy,
@@ -531,6 +659,13 @@ impl Gateway {
 /// Whether another deployment may be tried after this error: server-side failures only.
 pub fn is_retryable(e: &ApiError) -> bool {
     e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
+}
+
+fn period_name(p: crate::auth::BudgetPeriod) -> &'static str {
+    match p {
+        crate::auth::BudgetPeriod::Day => "day",
+        crate::auth::BudgetPeriod::Month => "month",
+    }
 }
 
 fn now_unix() -> i64 {

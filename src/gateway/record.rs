@@ -86,12 +86,17 @@ pub struct RequestRecord {
 pub struct Recorder {
     metrics: Arc<Metrics>,
     log: Option<LogSender>,
+    spend: Arc<crate::keys::Spend>,
 }
 
 impl Recorder {
     /// A recorder feeding `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Recorder { metrics, log: None }
+        Recorder {
+            metrics,
+            log: None,
+            spend: Arc::default(),
+        }
     }
 
     /// This recorder, also queueing every record for the request log.
@@ -134,8 +139,17 @@ impl Recorder {
         }
     }
 
+    /// Spend per key (for budgets), fed by every recorded request.
+    pub fn spend(&self) -> &Arc<crate::keys::Spend> {
+        &self.spend
+    }
+
     fn observe(&self, r: &RequestRecord) {
         self.metrics.observe(r);
+        if let (Some(key), Some(cost)) = (&r.api_key_id, r.cost_usd) {
+            let remote = r.hosting.as_deref() == Some("remote");
+            self.spend.add(key, r.started_ms as i64, cost, remote);
+        }
         tracing::info!(
             request_id = %r.id,
             model = %r.requested_model,

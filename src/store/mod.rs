@@ -39,11 +39,18 @@ pub enum StoreError {
 
 /// The migrations, in order: (version, name, SQL). Each runs once, in one transaction, and is
 /// recorded in `schema_migrations(version, name, applied_ms)`.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_requests",
-    include_str!("../../migrations/0001_requests.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_requests",
+        include_str!("../../migrations/0001_requests.sql"),
+    ),
+    (
+        2,
+        "0002_keys",
+        include_str!("../../migrations/0002_keys.sql"),
+    ),
+];
 
 /// Opens (creating when missing, with mode 0600) the log at `path`, sets WAL mode and applies
 /// pending migrations.

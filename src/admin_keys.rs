@@ -1,0 +1,107 @@
+//! Admin API for virtual keys (JSON; master key or an admin key when a master key is set):
+//! `POST /admin/keys` (body: the key's settings, as in config `keys:` without `key`/`sha256`;
+//! answers 201 with the key and its `secret`, shown only then), `GET /admin/keys`,
+//! `GET /admin/keys/{id}`, `DELETE /admin/keys/{id}` (revokes).
+
+use crate::api::{ApiError, parse_body};
+use crate::auth::KeySpec;
+use crate::gateway::Gateway;
+use crate::keys;
+use crate::server::require_admin;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+/// The `/admin/keys` routes.
+pub fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/admin/keys", get(list).post(create))
+        .route("/admin/keys/{id}", get(show).delete(revoke))
+}
+
+fn store_err(e: crate::store::StoreError) -> ApiError {
+    ApiError::invalid_request(e.to_string())
+}
+
+async fn create(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        require_admin(&gw, &headers)?;
+        let spec: KeySpec = parse_body(&body)?;
+        if spec.name.trim().is_empty() {
+            return Err(ApiError::invalid_request("`name` must not be empty").with_param("name"));
+        }
+        if spec.key.is_some() || spec.sha256.is_some() {
+            return Err(ApiError::invalid_request(
+                "Sluice makes the secret; do not send `key` or `sha256`.",
+            ));
+        }
+        let now = crate::store::now_ms() as i64;
+        let (k, secret) = gw
+            .with_key_db(move |c| keys::create(c, spec, now))
+            .await?
+            .map_err(store_err)?;
+        let mut v = serde_json::to_value(&k).unwrap_or_default();
+        v["secret"] = json!(secret);
+        Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let result = async {
+        require_admin(&gw, &headers)?;
+        let all = gw.with_key_db(keys::list).await?.map_err(store_err)?;
+        Ok::<Response, ApiError>(axum::Json(json!({"object": "list", "data": all})).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn show(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let result = async {
+        require_admin(&gw, &headers)?;
+        let lookup = id.clone();
+        match gw
+            .with_key_db(move |c| keys::get(c, &lookup))
+            .await?
+            .map_err(store_err)?
+        {
+            Some(k) => Ok(axum::Json(k).into_response()),
+            None => Err(not_found(&id)),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn revoke(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let result = async {
+        require_admin(&gw, &headers)?;
+        let lookup = id.clone();
+        if gw
+            .with_key_db(move |c| keys::revoke(c, &lookup))
+            .await?
+            .map_err(store_err)?
+        {
+            Ok(axum::Json(json!({"id": id, "revoked": true})).into_response())
+        } else {
+            Err(not_found(&id))
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found_error",
+        format!("No key `{id}`."),
+    )
+    .with_code("key_not_found")
+}

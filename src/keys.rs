@@ -1,0 +1,383 @@
+//! Virtual keys kept in the request log's SQLite database (table `api_keys`, migration
+//! `0002_keys.sql`), an in-memory cache of them for the request path, and per-key spend for
+//! budgets.
+//!
+//! A key's secret is `sk-sluice-` + 32 random bytes in hex; it is shown once at creation and
+//! stored only as its SHA-256. The request path never touches SQLite: it reads the cache,
+//! which is reloaded every [`RELOAD_EVERY`] (so keys made or revoked by the CLI in another
+//! process take effect within that time) and at once for changes made through the admin API.
+
+use crate::auth::{Budget, BudgetPeriod, KeySpec, hash_key, hashes_equal};
+use crate::store::StoreError;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// How often the cache is reloaded from the database.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// A stored key, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredKey {
+    /// Key id (`key_…`).
+    pub id: String,
+    /// When it was created, Unix ms.
+    pub created_ms: i64,
+    /// Its settings (`disabled` is true once revoked).
+    #[serde(flatten)]
+    pub spec: KeySpec,
+}
+
+/// Makes a new key: returns the stored row and the secret (shown once).
+///
+/// Errors: a key with that name exists; database errors.
+pub fn create(
+    conn: &Connection,
+    mut spec: KeySpec,
+    now_ms: i64,
+) -> Result<(StoredKey, String), StoreError> {
+    let secret = format!("sk-sluice-{}", hex::encode(rand::random::<[u8; 32]>()));
+    let id = format!("key_{}", uuid::Uuid::now_v7().simple());
+    spec.key = None;
+    spec.sha256 = None;
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE name = ?1)",
+        [&spec.name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(StoreError::Io(format!(
+            "a key named `{}` already exists",
+            spec.name
+        )));
+    }
+    let json = serde_json::to_string(&spec).map_err(|e| StoreError::Io(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO api_keys (id, name, hash, created_ms, disabled, spec) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+        params![id, spec.name, hash_key(&secret).to_vec(), now_ms, json],
+    )?;
+    Ok((
+        StoredKey {
+            id,
+            created_ms: now_ms,
+            spec,
+        },
+        secret,
+    ))
+}
+
+/// Every key, oldest first.
+pub fn list(conn: &Connection) -> Result<Vec<StoredKey>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT id, created_ms, disabled, spec FROM api_keys ORDER BY created_ms, id")?;
+    let rows = stmt.query_map([], row_to_key)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+/// The key with this id or name.
+pub fn get(conn: &Connection, id_or_name: &str) -> Result<Option<StoredKey>, StoreError> {
+    let found = conn
+        .query_row(
+            "SELECT id, created_ms, disabled, spec FROM api_keys WHERE id = ?1 OR name = ?1",
+            [id_or_name],
+            row_to_key,
+        )
+        .optional()?;
+    found.transpose()
+}
+
+/// Revokes the key with this id or name. Returns false when there is none.
+pub fn revoke(conn: &Connection, id_or_name: &str) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE api_keys SET disabled = 1 WHERE id = ?1 OR name = ?1",
+        [id_or_name],
+    )?;
+    Ok(n > 0)
+}
+
+fn row_to_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredKey, StoreError>> {
+    let id: String = r.get(0)?;
+    let created_ms: i64 = r.get(1)?;
+    let disabled: bool = r.get(2)?;
+    let spec: String = r.get(3)?;
+    Ok(match serde_json::from_str::<KeySpec>(&spec) {
+        Ok(mut spec) => {
+            spec.disabled |= disabled;
+            Ok(StoredKey {
+                id,
+                created_ms,
+                spec,
+            })
+        }
+        Err(e) => Err(StoreError::Io(format!("key {id}: bad spec: {e}"))),
+    })
+}
+
+fn all_with_hashes(conn: &Connection) -> Result<Vec<([u8; 32], StoredKey)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT hash, id, created_ms, disabled, spec FROM api_keys")?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let hash: Vec<u8> = r.get(0)?;
+        let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
+            continue;
+        };
+        let id: String = r.get(1)?;
+        let created_ms: i64 = r.get(2)?;
+        let disabled: bool = r.get(3)?;
+        let spec: String = r.get(4)?;
+        if let Ok(mut spec) = serde_json::from_str::<KeySpec>(&spec) {
+            spec.disabled |= disabled;
+            out.push((
+                hash,
+                StoredKey {
+                    id,
+                    created_ms,
+                    spec,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The database keys, in memory.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: RwLock<Vec<([u8; 32], StoredKey)>>,
+}
+
+impl KeyCache {
+    /// Reloads every key from `conn`.
+    pub fn reload(&self, conn: &Connection) -> Result<(), StoreError> {
+        let all = all_with_hashes(conn)?;
+        match self.keys.write() {
+            Ok(mut g) => *g = all,
+            Err(p) => *p.into_inner() = all,
+        }
+        Ok(())
+    }
+
+    /// The key whose hash is `hash` (each compared in constant time).
+    pub fn find(&self, hash: &[u8; 32]) -> Option<StoredKey> {
+        let guard = match self.keys.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let mut found = None;
+        for (h, k) in guard.iter() {
+            if hashes_equal(h, hash) {
+                found = Some(k.clone());
+            }
+        }
+        found
+    }
+}
+
+/// Spend per key and UTC day, USD: `(all, remote only)`. Kept in memory, loaded from the log
+/// at start and added to as requests finish.
+#[derive(Debug, Default)]
+pub struct Spend {
+    days: RwLock<HashMap<String, DaySpend>>,
+}
+
+/// Spend of one key by UTC day number: `(all, remote only)` in USD.
+type DaySpend = BTreeMap<i64, (f64, f64)>;
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Spend {
+    /// Loads the spend of the current UTC month (and the day before it starts, for safety)
+    /// from the request log.
+    pub fn load(&self, conn: &Connection, now_ms: i64) -> Result<(), StoreError> {
+        let (from, _) = period_bounds(BudgetPeriod::Month, now_ms);
+        let mut stmt = conn.prepare(
+            "SELECT api_key_id, started_ms / 86400000 AS day, SUM(COALESCE(cost_usd, 0)),
+                    SUM(CASE WHEN hosting = 'remote' THEN COALESCE(cost_usd, 0) ELSE 0 END)
+             FROM requests WHERE api_key_id IS NOT NULL AND started_ms >= ?1
+             GROUP BY api_key_id, day",
+        )?;
+        let mut rows = stmt.query([from])?;
+        let mut map: HashMap<String, DaySpend> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let day: i64 = r.get(1)?;
+            let all: f64 = r.get(2)?;
+            let remote: f64 = r.get(3)?;
+            map.entry(key).or_default().insert(day, (all, remote));
+        }
+        match self.days.write() {
+            Ok(mut g) => *g = map,
+            Err(p) => *p.into_inner() = map,
+        }
+        Ok(())
+    }
+
+    /// Adds one request's cost.
+    pub fn add(&self, key_id: &str, started_ms: i64, cost_usd: f64, remote: bool) {
+        if cost_usd <= 0.0 {
+            return;
+        }
+        let mut g = match self.days.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let slot = g
+            .entry(key_id.to_string())
+            .or_default()
+            .entry(started_ms.div_euclid(DAY_MS))
+            .or_insert((0.0, 0.0));
+        slot.0 += cost_usd;
+        if remote {
+            slot.1 += cost_usd;
+        }
+    }
+
+    /// What `key_id` spent in the budget's current period at `now_ms` (remote spend only when
+    /// `remote_only`), USD.
+    pub fn spent(&self, key_id: &str, budget: &Budget, now_ms: i64) -> f64 {
+        let (from, to) = period_bounds(budget.period, now_ms);
+        let g = match self.days.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let Some(days) = g.get(key_id) else {
+            return 0.0;
+        };
+        days.range(from.div_euclid(DAY_MS)..to.div_euclid(DAY_MS))
+            .map(|(_, (all, remote))| if budget.remote_only { *remote } else { *all })
+            .sum()
+    }
+}
+
+/// The UTC calendar period containing `now_ms`: `[start, end)` in Unix ms.
+pub fn period_bounds(period: BudgetPeriod, now_ms: i64) -> (i64, i64) {
+    let day = now_ms.div_euclid(DAY_MS);
+    match period {
+        BudgetPeriod::Day => (day * DAY_MS, (day + 1) * DAY_MS),
+        BudgetPeriod::Month => {
+            let date = time::OffsetDateTime::from_unix_timestamp(day * 86_400)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                .date();
+            let first = date.replace_day(1).unwrap_or(date);
+            let next = if first.month() == time::Month::December {
+                time::Date::from_calendar_date(first.year() + 1, time::Month::January, 1)
+            } else {
+                time::Date::from_calendar_date(first.year(), first.month().next(), 1)
+            }
+            .unwrap_or(first);
+            let ms = |d: time::Date| d.midnight().assume_utc().unix_timestamp() * 1000;
+            (ms(first), ms(next))
+        }
+    }
+}
+
+/// RFC 3339 text of a Unix ms time.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&c).unwrap();
+        c
+    }
+
+    #[test]
+    fn create_list_find_revoke() {
+        let c = db();
+        let spec = KeySpec {
+            name: "app".into(),
+            rpm: Some(5),
+            ..Default::default()
+        };
+        let (k, secret) = create(&c, spec.clone(), 1000).unwrap();
+        assert!(secret.starts_with("sk-sluice-"));
+        assert_eq!(secret.len(), "sk-sluice-".len() + 64);
+        assert!(create(&c, spec, 1001).is_err());
+        let cache = KeyCache::default();
+        cache.reload(&c).unwrap();
+        assert_eq!(cache.find(&hash_key(&secret)).unwrap().id, k.id);
+        assert!(cache.find(&hash_key("sk-other")).is_none());
+        // The secret is nowhere in the database.
+        let dump: String = c
+            .query_row(
+                "SELECT group_concat(spec) || group_concat(hex(hash)) FROM api_keys",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!dump.contains(&secret));
+        assert!(revoke(&c, "app").unwrap());
+        cache.reload(&c).unwrap();
+        assert!(cache.find(&hash_key(&secret)).unwrap().spec.disabled);
+        assert_eq!(list(&c).unwrap().len(), 1);
+        assert!(get(&c, &k.id).unwrap().unwrap().spec.disabled);
+        assert!(!revoke(&c, "nope").unwrap());
+    }
+
+    #[test]
+    fn periods_are_utc_calendar_periods() {
+        // 2026-11-29T10:00:00Z
+        let now = 1_795_946_400_000;
+        assert_eq!(
+            rfc3339(period_bounds(BudgetPeriod::Day, now).1),
+            "2026-11-30T00:00:00Z"
+        );
+        let (from, to) = period_bounds(BudgetPeriod::Month, now);
+        assert_eq!(
+            (rfc3339(from).as_str(), rfc3339(to).as_str()),
+            ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+        );
+        let dec = 1_798_500_000_000; // 2026-12-29
+        assert_eq!(
+            rfc3339(period_bounds(BudgetPeriod::Month, dec).1),
+            "2027-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn spend_by_period_and_remote_only() {
+        let s = Spend::default();
+        let now = 1_795_946_400_000; // 2026-11-29
+        s.add("k", now, 2.0, true);
+        s.add("k", now, 1.0, false);
+        s.add("k", now - 3 * DAY_MS, 4.0, true);
+        let day = Budget {
+            usd: 5.0,
+            period: BudgetPeriod::Day,
+            remote_only: false,
+        };
+        let month = Budget {
+            usd: 5.0,
+            period: BudgetPeriod::Month,
+            remote_only: false,
+        };
+        let remote_month = Budget {
+            remote_only: true,
+            ..month.clone()
+        };
+        assert_eq!(s.spent("k", &day, now), 3.0);
+        assert_eq!(s.spent("k", &month, now), 7.0);
+        assert_eq!(s.spent("k", &remote_month, now), 6.0);
+        // The next day the daily spend starts again; the next month too.
+        assert_eq!(s.spent("k", &day, now + DAY_MS), 0.0);
+        assert_eq!(s.spent("k", &month, now + 3 * DAY_MS), 0.0);
+    }
+}

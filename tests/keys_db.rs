@@ -1,0 +1,208 @@
+//! Keys kept in SQLite: admin API and CLI, revocation, usage per key, budgets.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::process::Command;
+use support::*;
+
+const MASTER: &str = "sk-master-db";
+
+fn completion() -> Value {
+    json!({"id":"x","object":"chat.completion","created":1,"model":"m",
+           "choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],
+           "usage":{"prompt_tokens":1000,"completion_tokens":0,"total_tokens":1000}})
+}
+
+fn yaml(db: &std::path::Path, local: &Mock, remote: &Mock) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\nlog:\n  path: {}\n  prompts: full\ndeployments:\n  - name: far\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    price: {{input: 1000, output: 1000}}\n  - name: near\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: local\n    price: {{input: 0, output: 0}}\nmodels:\n  - name: default\n    deployments: [far, near]\n",
+        db.display(),
+        remote.url("/v1"),
+        local.url("/v1"),
+    )
+}
+
+async fn chat(s: &Sluice, key: &str) -> reqwest::Response {
+    client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model":"default","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn create_key(s: &Sluice, spec: Value) -> (String, String) {
+    let r = client()
+        .post(s.url("/admin/keys"))
+        .bearer_auth(MASTER)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_keys_revocation_usage_and_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let local = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let remote = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let s = Sluice::start_logged(&yaml(&db, &local, &remote)).await;
+
+    // Only admins manage keys.
+    let r = client().get(s.url("/admin/keys")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let (id, secret) = create_key(&s, json!({"name":"app","models":["default"]})).await;
+    assert!(secret.starts_with("sk-sluice-"));
+    let r = client()
+        .get(s.url("/admin/keys"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let r = chat(&s, &secret).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "far");
+
+    // Listed without its secret or hash.
+    let text = client()
+        .get(s.url("/admin/keys"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"][0]["id"], id.as_str());
+    assert_eq!(v["data"][0]["name"], "app");
+    assert!(!text.contains(&secret) && !text.contains("secret") && !text.contains("sha256"));
+
+    // Over budget: 429 budget_exceeded with the reset time; a remote_only budget goes local.
+    let (_, tight) = create_key(
+        &s,
+        json!({"name":"tight","budget":{"usd":0.5,"period":"month"}}),
+    )
+    .await;
+    assert_eq!(chat(&s, &tight).await.status(), 200); // costs 1000 tokens × 1000 USD/1M = 1 USD
+    let r = chat(&s, &tight).await;
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "budget_exceeded");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Budget exceeded: 1.0000 of 0.50 USD per month spent. It resets at "),
+        "{msg}"
+    );
+    let (_, frugal) = create_key(
+        &s,
+        json!({"name":"frugal","budget":{"usd":0.5,"period":"day","remote_only":true}}),
+    )
+    .await;
+    assert_eq!(
+        chat(&s, &frugal).await.headers()["x-sluice-deployment"],
+        "far"
+    );
+    let r = chat(&s, &frugal).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "near");
+
+    // Revoked: 401 at once.
+    let r = client()
+        .delete(s.url(&format!("/admin/keys/{id}")))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = chat(&s, &secret).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["message"],
+        "This API key has been revoked."
+    );
+    s.stop().await;
+
+    // Its requests show in `sluice usage --by key`.
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["usage", "--by", "key", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&id), "{text}");
+}
+
+#[test]
+fn cli_create_list_show_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, secret, _) = run(&[
+        "keys",
+        "create",
+        "--name",
+        "hr",
+        "--models",
+        "default,gemma-*",
+        "--rpm",
+        "5",
+        "--budget-usd",
+        "3",
+        "--budget-period",
+        "day",
+        "--policy",
+        "personal-data-stays-local",
+    ]);
+    assert_eq!(code, Some(0));
+    let secret = secret.trim().to_string();
+    assert!(secret.starts_with("sk-sluice-"));
+    let (code, list, _) = run(&["keys", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        list.contains(
+            "  hr  active  models=default,gemma-*  rpm=5  tpm=-  budget=3usd/day  created="
+        ),
+        "{list}"
+    );
+    assert!(!list.contains(&secret));
+    let id = list.split_whitespace().next().unwrap().to_string();
+    let (code, show, _) = run(&["keys", "show", &id]);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(v["policies"], json!(["personal-data-stays-local"]));
+    assert_eq!(run(&["keys", "revoke", "hr"]).0, Some(0));
+    assert!(run(&["keys", "list"]).1.contains("  hr  revoked  "));
+    assert_eq!(run(&["keys", "revoke", "nobody"]).0, Some(1));
+    let (code, _, err) = run(&["keys", "create", "--name", "hr"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("already exists"), "{err}");
+}
