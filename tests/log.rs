@@ -418,3 +418,169 @@ async fn a_full_queue_makes_requests_wait_and_shutdown_drains_every_row() {
     assert_eq!(count(&db), n);
     assert!(matches!(verify(&db), Verdict::Ok { rows: 120, .. }));
 }
+
+#[tokio::test]
+async fn a_policy_rejection_gets_a_row_naming_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|_| MockReply::Json(200, completion("x"))).await;
+    let policies = "policies:\n  - name: closed\n    when: {header: {x-sluice-mode: closed}}\n    action: deny\n    message: Closed today.\n";
+    let s = Sluice::start_logged(&format!("{}{policies}", config(&mock, &db, ""))).await;
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("x-sluice-mode", "closed")
+        .json(&chat("hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    s.stop().await;
+    let c = Connection::open(&db).unwrap();
+    let row: (i64, String, String, String) = c
+        .query_row(
+            "SELECT status, error_type, error_message, policies FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            403,
+            "policy_error".into(),
+            "Closed today.".into(),
+            "[\"closed\"]".into()
+        )
+    );
+    assert_eq!(mock.calls(), 0);
+}
+
+#[tokio::test]
+async fn retention_deletes_old_rows_from_the_old_end_and_keeps_the_chain() {
+    use sluice::gateway::record::RequestRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let now = sluice::store::now_ms();
+    let day = 86_400_000;
+    let rec = |id: &str, started_ms: u64| {
+        Box::new(RequestRecord {
+            id: id.into(),
+            started_ms,
+            status: 200,
+            ..Default::default()
+        })
+    };
+    {
+        let mut conn = sluice::store::open(&db).unwrap();
+        let pii = sluice::policy::pii::Detector::new(&Default::default()).unwrap();
+        let rows = vec![
+            rec("old-1", now - 10 * day),
+            rec("old-2", now - 9 * day),
+            rec("new-1", now - day),
+            rec("new-2", now),
+        ];
+        sluice::store::writer::write_batch(&mut conn, &rows, sluice::config::LogMode::Full, &pii)
+            .unwrap();
+    }
+    let cfg = sluice::config::LogConfig {
+        path: db.clone(),
+        retention_days: Some(3),
+        ..Default::default()
+    };
+    let log = sluice::store::writer::start(&cfg, &Default::default()).unwrap();
+    // Retention runs when the writer starts, before it takes anything off the queue.
+    log.flush().await;
+    let c = Connection::open(&db).unwrap();
+    let ids: Vec<String> = c
+        .prepare("SELECT id FROM requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids, ["new-1", "new-2"]);
+    let st = chain::state(&c).unwrap();
+    assert_eq!((st.anchor_seq, st.head_seq), (2, 4));
+    assert!(matches!(
+        verify(&db),
+        Verdict::Ok {
+            rows: 2,
+            head_seq: 4,
+            ..
+        }
+    ));
+    // New rows continue the chain after the purge.
+    log.send(*rec("newest", now)).await;
+    log.flush().await;
+    assert!(matches!(
+        verify(&db),
+        Verdict::Ok {
+            rows: 3,
+            head_seq: 5,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_queue_before_the_process_exits() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|r| {
+        if r.body["stream"] == json!(true) {
+            stream_reply(&["a", "b"])
+        } else {
+            MockReply::Json(200, completion("x"))
+        }
+    })
+    .await;
+    let cfg_path = dir.path().join("sluice.yaml");
+    std::fs::write(&cfg_path, config(&mock, &db, "")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let n = 200;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let url = format!("{base}/v1/chat/completions");
+        tasks.push(tokio::spawn(async move {
+            let r = client()
+                .post(url)
+                .json(&chat("hi", i % 2 == 0))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // At once: the last rows are still in the queue or the open batch.
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(count(&db), n);
+    assert!(matches!(verify(&db), Verdict::Ok { rows: 200, .. }));
+}
