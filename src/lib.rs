@@ -25,6 +25,7 @@ pub mod limits;
 pub mod policy;
 pub mod providers;
 pub mod route;
+pub mod sampling;
 pub mod server;
 pub mod store;
 pub mod telemetry;

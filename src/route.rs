@@ -102,7 +102,12 @@ pub fn plan(
             let Some(attrs) = engine.attrs(&name) else {
                 continue;
             };
-            let excluded = decision.check(attrs).err().unwrap_or_default();
+            let mut excluded = decision.check(attrs).err().unwrap_or_default();
+            if let Some(dep) = config.deployment(&name)
+                && let Some(why) = crate::sampling::exclusion(dep, decision.sampling.as_ref())
+            {
+                excluded.push(why);
+            }
             if excluded.is_empty() {
                 eligible.push((pos, attrs));
             }
@@ -300,6 +305,8 @@ pub enum Attempted {
         json: serde_json::Value,
         /// Holds the deployment's concurrency slot.
         guard: InflightGuard,
+        /// What the sampling overrides did, when any applied.
+        sampling: Option<crate::sampling::Applied>,
     },
     /// A stream whose first chunk arrived (placeholders restored chunk by chunk).
     Stream {
@@ -311,6 +318,8 @@ pub enum Attempted {
         rest: ChunkStream,
         /// Holds the deployment's concurrency slot until the stream ends.
         guard: InflightGuard,
+        /// What the sampling overrides did, when any applied.
+        sampling: Option<crate::sampling::Applied>,
     },
 }
 
@@ -387,6 +396,11 @@ pub async fn attempt(
             None
         };
         let send_body = redaction.as_ref().map_or(body, |(b, _)| *b);
+        let sampling_cfg = crate::sampling::effective(dep, decision.sampling.as_ref());
+        let (send_body, applied) =
+            crate::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
+        let send_body = &send_body;
+        record.sampling = crate::sampling::upstream_params(send_body, cx.endpoint, dep);
         let tries = dep.retries.unwrap_or(0) + 1;
         for _ in 0..tries {
             record.attempts += 1;
@@ -416,7 +430,7 @@ pub async fn attempt(
                     cx.state
                         .observe_latency(name, started.elapsed().as_secs_f64() * 1000.0);
                     let restore = redaction.as_ref().map(|(_, r)| r.clone());
-                    return Ok(finish(reply, attrs.clone(), restore, guard));
+                    return Ok(finish(reply, attrs.clone(), restore, guard, applied));
                 }
                 Err(e) if !crate::gateway::is_retryable(&e) => return Err(e),
                 Err(e) => {
@@ -480,6 +494,7 @@ fn finish(
     attrs: DeploymentAttrs,
     restore: Option<Redaction>,
     guard: InflightGuard,
+    sampling: Option<crate::sampling::Applied>,
 ) -> Attempted {
     match (reply, restore) {
         (FirstAnswer::Complete(bytes, json), None) => Attempted::Complete {
@@ -487,6 +502,7 @@ fn finish(
             bytes,
             json,
             guard,
+            sampling,
         },
         (FirstAnswer::Complete(_, mut json), Some(r)) => {
             r.restore_json(&mut json);
@@ -496,6 +512,7 @@ fn finish(
                 bytes,
                 json,
                 guard,
+                sampling,
             }
         }
         (FirstAnswer::Stream(first, rest), None) => Attempted::Stream {
@@ -503,6 +520,7 @@ fn finish(
             first,
             rest,
             guard,
+            sampling,
         },
         (FirstAnswer::Stream(mut first, rest), Some(r)) => {
             let mut restorer = StreamRestorer::new(r);
@@ -520,6 +538,7 @@ fn finish(
                 first,
                 rest,
                 guard,
+                sampling,
             }
         }
     }

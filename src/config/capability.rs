@@ -33,6 +33,9 @@ pub enum Capability {
     MaxCompletionTokens,
     /// The `parallel_tool_calls` field. Without it the field is dropped.
     ParallelToolCalls,
+    /// llama.cpp server's `cache_prompt` switch: with it, deterministic sampling sends
+    /// `cache_prompt: false` (a reused KV cache changes batch sizes and so the logits).
+    CachePrompt,
     /// `content` as an array of parts. Without it text parts are joined with `\n` into one
     /// string (`provider: openai`).
     ContentParts,
@@ -53,6 +56,7 @@ impl Capability {
             Capability::DeveloperRole => "developer_role",
             Capability::MaxCompletionTokens => "max_completion_tokens",
             Capability::ParallelToolCalls => "parallel_tool_calls",
+            Capability::CachePrompt => "cache_prompt",
             Capability::ContentParts => "content_parts",
         }
     }

@@ -13,7 +13,7 @@ pub mod policy;
 pub mod sampling;
 
 pub use policy::{PiiConfig, PolicyConfig, RoutingConfig};
-pub use sampling::SamplingConfig;
+pub use sampling::{CacheConfig, SamplingConfig, SamplingSettings};
 
 use crate::policy::tier::{Hosting, Openness};
 
@@ -65,6 +65,12 @@ pub struct Config {
     /// The request log (`log:` block).
     #[serde(default)]
     pub log: LogConfig,
+    /// Top-level sampling settings (README "Reproducibility").
+    #[serde(default)]
+    pub sampling: SamplingSettings,
+    /// The response cache for deterministic requests (README "Reproducibility").
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 /// `limits:` block: `{models: {NAME: {rpm, tpm}}, deployments: {NAME: {rpm, tpm}}}`.
@@ -255,6 +261,11 @@ pub struct DeploymentConfig {
     /// `${SOME_VAR:-false}`, to switch a remote deployment on from the environment.
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+    /// Sampling overrides for every request this deployment serves; a matching policy's
+    /// `sampling:` and the client's `x-sluice-deterministic` header override it field by
+    /// field (README "Reproducibility").
+    #[serde(default)]
+    pub sampling: Option<SamplingConfig>,
 }
 
 fn enabled_by_default() -> bool {
@@ -474,6 +485,9 @@ impl Config {
                     "must be a positive number".into(),
                 ));
             }
+            if let Some(s) = &d.sampling {
+                s.validate(&format!("deployments[{i}].sampling"))?;
+            }
             if d.max_concurrency == Some(0) {
                 return Err((
                     format!("deployments[{i}].max_concurrency"),
@@ -527,6 +541,11 @@ impl Config {
                         format!("unknown policy `{name}`"),
                     ));
                 }
+            }
+        }
+        for (i, p) in self.policies.iter().enumerate() {
+            if let Some(s) = &p.sampling {
+                s.validate(&format!("policies[{i}].sampling"))?;
             }
         }
         self.log.validate()?;

@@ -1,6 +1,7 @@
-//! `sampling:` block of a policy: sampling overrides a matching policy asks for. Parsed and
-//! carried on the routing decision here; applying it to the upstream request is the job of the
-//! sampling module.
+//! `sampling:` blocks: the overrides a policy or a deployment asks for ([`SamplingConfig`]),
+//! the top-level `sampling:` settings ([`SamplingSettings`]) and the response cache
+//! (`cache:`, [`CacheConfig`]). Applying them to the upstream request is the job of
+//! [`crate::sampling`] (README "Reproducibility").
 
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +31,57 @@ pub struct SamplingConfig {
     /// Request fields to remove before the request leaves (e.g. `logit_bias`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strip: Vec<String>,
-    /// Reject requests that carry no `seed`.
+    /// Only deployments that take a `seed` may serve the request (others are excluded with a
+    /// reason in the 403 explanation), and a seed is always sent (the configured one, else the
+    /// client's, else 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_seed: Option<bool>,
 }
 
+/// Request fields a `strip:` list may not name: without them there is no request.
+const UNSTRIPPABLE: [&str; 6] = [
+    "model",
+    "messages",
+    "prompt",
+    "input",
+    "stream",
+    "stream_options",
+];
+
 impl SamplingConfig {
+    /// Whether any field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == SamplingConfig::default()
+    }
+
+    /// Checks ranges (`temperature`, `max_temperature` 0–2, `top_p` 0–1, `top_k` ≥ 1) and that
+    /// `strip` names no field the request cannot do without. Errors are `(key path, message)`
+    /// under `path` (e.g. `policies[0].sampling`).
+    pub fn validate(&self, path: &str) -> Result<(), (String, String)> {
+        let range = |key: &str, v: Option<f64>, max: f64| match v {
+            Some(x) if !(0.0..=max).contains(&x) => Err((
+                format!("{path}.{key}"),
+                format!("must be between 0 and {max}"),
+            )),
+            _ => Ok(()),
+        };
+        range("temperature", self.temperature, 2.0)?;
+        range("max_temperature", self.max_temperature, 2.0)?;
+        range("top_p", self.top_p, 1.0)?;
+        if self.top_k == Some(0) {
+            return Err((format!("{path}.top_k"), "must be at least 1".into()));
+        }
+        for (i, s) in self.strip.iter().enumerate() {
+            if UNSTRIPPABLE.contains(&s.as_str()) {
+                return Err((
+                    format!("{path}.strip[{i}]"),
+                    format!("`{s}` cannot be stripped"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Field-wise merge: each field set in `later` replaces the one in `self`; `strip` lists are
     /// joined (without duplicates).
     pub fn merge(&mut self, later: &SamplingConfig) {
@@ -57,6 +103,41 @@ impl SamplingConfig {
             }
         }
     }
+}
+
+/// Top-level `sampling:` settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSettings {
+    /// Whether clients may ask with the request header `x-sluice-deterministic: true|false`.
+    /// Default false: the header is ignored.
+    #[serde(default)]
+    pub allow_client_header: bool,
+}
+
+/// `cache:` block: answer a repeated deterministic request from the request log.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How old a logged answer may be to be served, seconds. Default 86 400 (one day).
+    #[serde(default = "default_ttl")]
+    pub ttl_s: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: false,
+            ttl_s: default_ttl(),
+        }
+    }
+}
+
+fn default_ttl() -> u64 {
+    86_400
 }
 
 #[cfg(test)]

@@ -80,6 +80,16 @@ pub struct GatewayReply {
     pub body: ReplyBody,
 }
 
+impl GatewayReply {
+    /// Adds the sampling headers (`x-sluice-sampling`, `x-sluice-overridden`) when overrides
+    /// applied.
+    fn add_sampling(&mut self, applied: Option<&crate::sampling::Applied>) {
+        if let Some(a) = applied {
+            self.headers.extend(a.headers());
+        }
+    }
+}
+
 /// The gateway: config, upstream clients, recorder. Cheap to clone (all shared).
 #[derive(Clone)]
 pub struct Gateway {
@@ -431,13 +441,20 @@ impl Gateway {
                 rule: crate::policy::Rule::Hosting(crate::policy::tier::Hosting::Local),
             });
         }
-        let plan = crate::route::plan(
-            &self.config,
-            &self.policy,
-            &decision,
-            body.model(),
-            Some(&self.routes),
+        let header = crate::sampling::with_client_header(
+            self.config.sampling.allow_client_header,
+            headers,
+            &mut decision.sampling,
         );
+        let plan = header.and_then(|()| {
+            crate::route::plan(
+                &self.config,
+                &self.policy,
+                &decision,
+                body.model(),
+                Some(&self.routes),
+            )
+        });
         (decision, plan)
     }
 
@@ -492,6 +509,7 @@ impl Gateway {
                 bytes,
                 json,
                 guard,
+                sampling,
             }) => {
                 drop(guard);
                 let summary = ResponseSummary::from_response(&json);
@@ -508,13 +526,16 @@ impl Gateway {
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
                 self.finish_record(&ctx, base).await;
-                Ok(self.reply(&attrs, policies, ReplyBody::Json(bytes)))
+                let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
+                reply.add_sampling(sampling.as_ref());
+                Ok(reply)
             }
             Ok(Attempted::Stream {
                 attrs,
                 first,
                 rest,
                 guard,
+                sampling,
             }) => {
                 let recorder = self.recorder.clone();
                 let started = ctx.started;
@@ -540,7 +561,9 @@ impl Gateway {
                     estimate_tokens(&body.texts()),
                     on_finish,
                 );
-                Ok(self.reply(&attrs, policies, ReplyBody::Sse(stream)))
+                let mut reply = self.reply(&attrs, policies, ReplyBody::Sse(stream));
+                reply.add_sampling(sampling.as_ref());
+                Ok(reply)
             }
             Err(e) => {
                 base.status = e.status.as_u16();
