@@ -137,6 +137,26 @@ async fn admin_one_usage_and_verify() {
         (v["ok"].clone(), v["rows"].clone()),
         (json!(true), json!(5))
     );
+    // The writer feeds the Prometheus metrics: at least one batch written, nothing queued.
+    let m = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |name: &str| {
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+            .to_string()
+    };
+    assert_eq!(line("sluice_log_queue_depth "), "sluice_log_queue_depth 0");
+    assert_ne!(
+        line("sluice_log_write_seconds_count "),
+        "sluice_log_write_seconds_count 0"
+    );
     s.stop().await;
 }
 

@@ -392,8 +392,12 @@ impl Gateway {
     pub fn with_request_log(config: Config) -> Result<Self, String> {
         let mut gw = Gateway::new(config)?;
         if gw.config.log.prompts != crate::config::LogMode::Off {
-            let log = crate::store::writer::start(&gw.config.log, &gw.config.pii)
-                .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
+            let log = crate::store::writer::start_with_metrics(
+                &gw.config.log,
+                &gw.config.pii,
+                Some(gw.recorder.metrics_arc()),
+            )
+            .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
             gw.recorder = gw.recorder.clone().with_log(log);
             gw.open_key_db()?;
         }

@@ -110,6 +110,11 @@ impl Recorder {
         &self.metrics
     }
 
+    /// A shared handle on the metrics (for the log writer).
+    pub fn metrics_arc(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// The request log's queue, when the log is on.
     pub fn log(&self) -> Option<&LogSender> {
         self.log.as_ref()

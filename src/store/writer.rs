@@ -14,6 +14,7 @@ use super::{StoreError, chain, now_ms, row};
 use crate::config::{LogConfig, LogMode, PiiConfig};
 use crate::gateway::record::RequestRecord;
 use crate::policy::pii::Detector;
+use crate::telemetry::metrics::Metrics;
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -51,6 +52,7 @@ struct Shared {
     rows_written: AtomicU64,
     waits: AtomicU64,
     wait_us: AtomicU64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The request path's handle on the log queue. Cheap to clone.
@@ -67,10 +69,25 @@ pub struct LogSender {
 /// Errors: the database cannot be opened or migrated, a `pii` detector does not build, or the
 /// thread cannot start.
 pub fn start(cfg: &LogConfig, pii: &PiiConfig) -> Result<LogSender, StoreError> {
+    start_with_metrics(cfg, pii, None)
+}
+
+/// [`start`], also feeding the Prometheus metrics `log_queue_depth`, `log_write_seconds`
+/// (per batch) and `log_wait_seconds` (backpressure per waiting request).
+///
+/// Errors: as [`start`].
+pub fn start_with_metrics(
+    cfg: &LogConfig,
+    pii: &PiiConfig,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<LogSender, StoreError> {
     let pii = Detector::new(pii).map_err(StoreError::Invalid)?;
     let conn = super::open(&cfg.path)?;
     let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        metrics,
+        ..Default::default()
+    });
     let w = Writer {
         conn,
         rx,
@@ -188,10 +205,14 @@ impl LogSender {
     }
 
     fn count_wait(&self, since: Instant) {
+        let waited = since.elapsed();
         self.shared.waits.fetch_add(1, Ordering::Relaxed);
         self.shared
             .wait_us
-            .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+        if let Some(m) = &self.shared.metrics {
+            m.log_wait_seconds.observe(waited.as_secs_f64());
+        }
     }
 }
 
@@ -233,8 +254,15 @@ impl Writer {
                 Ok(Some(m)) => m,
             };
             let (rows, acks, closed) = self.collect(first).await;
+            if let Some(m) = &self.shared.metrics {
+                m.log_queue_depth.set(self.rx.len() as i64);
+            }
             if !rows.is_empty() {
+                let t = Instant::now();
                 self.write_with_retry(&rows).await;
+                if let Some(m) = &self.shared.metrics {
+                    m.log_write_seconds.observe(t.elapsed().as_secs_f64());
+                }
             }
             for a in acks {
                 let _ = a.send(());
