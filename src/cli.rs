@@ -55,6 +55,9 @@ pub enum Command {
     /// Show how a request would be routed (policies, PII, candidates, order) without calling
     /// any backend.
     Explain(crate::policy::explain::ExplainArgs),
+    /// Send a logged request again and tell whether the answer is identical (exit 0), different
+    /// (1) or the replay failed (2); or replay many into a Markdown report.
+    Replay(crate::replay::ReplayArgs),
     /// Virtual keys: create, list, show, revoke.
     #[command(subcommand)]
     Keys(crate::keys_cli::KeysCommand),
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
                 Command::Log(c) => log_cmd::log(c),
                 Command::Explain(args) => crate::policy::explain::command(args),
                 Command::Keys(c) => crate::keys_cli::run(c),
+                Command::Replay(a) => crate::replay::command(a),
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }
         }

@@ -24,6 +24,8 @@ pub mod keys_cli;
 pub mod limits;
 pub mod policy;
 pub mod providers;
+pub mod replay;
+pub mod repro;
 pub mod route;
 pub mod sampling;
 pub mod server;

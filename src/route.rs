@@ -401,6 +401,11 @@ pub async fn attempt(
             crate::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
         let send_body = &send_body;
         record.sampling = crate::sampling::upstream_params(send_body, cx.endpoint, dep);
+        record.request_hash = Some(crate::repro::request_hash(
+            send_body,
+            cx.endpoint,
+            &dep.name,
+        ));
         let tries = dep.retries.unwrap_or(0) + 1;
         for _ in 0..tries {
             record.attempts += 1;

@@ -630,6 +630,7 @@ impl Gateway {
             pii_kinds: Vec::new(),
             cost_usd: None,
             sampling: None,
+            request_hash: None,
             request_body: None,
         }
     }

@@ -71,6 +71,8 @@ pub struct RequestRecord {
     pub cost_usd: Option<f64>,
     /// Effective sampling parameters sent upstream (`temperature`, `top_p`, `seed`, …).
     pub sampling: Option<serde_json::Value>,
+    /// SHA-256 of the canonical effective request (see [`crate::repro::request_hash`]).
+    pub request_hash: Option<String>,
     /// The request body as received (the store keeps or drops it by logging mode).
     #[serde(skip)]
     pub request_body: Option<serde_json::Value>,
@@ -200,6 +202,7 @@ impl Default for RequestRecord {
             pii_kinds: Vec::new(),
             cost_usd: None,
             sampling: None,
+            request_hash: None,
             request_body: None,
             log_mode: None,
         }

@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_keys",
         include_str!("../../migrations/0002_keys.sql"),
     ),
+    (
+        3,
+        "0003_reproducibility",
+        include_str!("../../migrations/0003_reproducibility.sql"),
+    ),
 ];
 
 /// Opens (creating when missing, with mode 0600) the log at `path`, sets WAL mode and applies

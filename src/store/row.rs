@@ -47,6 +47,23 @@ pub const HASHED_COLUMNS: [&str; 33] = [
     "response_tool_calls",
 ];
 
+/// Columns of migration 0003 written after `prev_hash` and `row_hash`, outside the hash chain
+/// (README "Hash chain"): the request hash, the response content hash, the backend fingerprint.
+pub const REPRO_COLUMNS: [&str; 3] = ["request_hash", "response_hash", "fingerprint"];
+
+/// The [`REPRO_COLUMNS`] values of `r`. The response hash is kept in every mode (it tells
+/// whether a replay matched without keeping the text); it is NULL for failed requests.
+pub fn repro_values(r: &RequestRecord) -> Vec<Sql> {
+    let text = |s: Option<String>| s.map(Sql::Text).unwrap_or(Sql::Null);
+    let response = (r.status == 200 && r.endpoint != "embeddings")
+        .then(|| crate::repro::response_hash(&r.response));
+    vec![
+        text(r.request_hash.clone()),
+        text(response),
+        text(r.response.system_fingerprint.clone()),
+    ]
+}
+
 /// The effective logging mode of a record: its override (`log_mode`, set by a policy or key)
 /// when valid, else `default` (`log.prompts`).
 pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {

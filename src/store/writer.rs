@@ -374,6 +374,7 @@ pub fn write_batch(
             let hash = chain::hash_values(&prev, &values);
             values.push(rusqlite::types::Value::Text(std::mem::take(&mut prev)));
             values.push(rusqlite::types::Value::Text(hash.clone()));
+            values.extend(row::repro_values(r));
             stmt.execute(rusqlite::params_from_iter(values))?;
             prev = hash;
         }
@@ -385,8 +386,8 @@ pub fn write_batch(
 }
 
 fn insert_sql() -> String {
-    let cols = row::select_list();
-    let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2].join(", ");
+    let cols = format!("{}, {}", row::select_list(), row::REPRO_COLUMNS.join(", "));
+    let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2 + row::REPRO_COLUMNS.len()].join(", ");
     format!("INSERT INTO requests ({cols}) VALUES ({marks})")
 }
 

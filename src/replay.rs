@@ -1,0 +1,436 @@
+//! `sluice replay`: sends a logged request again through the gateway core (no HTTP server) and
+//! tells whether the answer is identical (README "Reproducibility").
+//!
+//! - `sluice replay ID [--config FILE] [--db FILE] [--deployment D] [--times N]`: the logged
+//!   request body (kept under `log.prompts: full` or `redacted`) goes to the same deployment (or
+//!   `D`) through the current config's sampling overrides, as a non-stream request, N times
+//!   (default 1). Prints `identical` or `different` per run with the response hashes; for a
+//!   difference, a unified diff of the texts (lines) and the first differing token (tokens are
+//!   whitespace-separated words, counted from 0). Exit 0 when every run is identical, 1 when
+//!   one differs, 2 on an error (no such row, body not kept, the replay failed).
+//! - `sluice replay --since T [--model M] [--limit N] --report FILE.md`: replays the successful
+//!   chat and completion rows since T once each and writes a Markdown report per deployment.
+
+use crate::api::parse_body;
+use crate::gateway::summary::ResponseSummary;
+use crate::gateway::{Gateway, ReplyBody, RequestContext};
+use crate::providers::{Endpoint, RequestBody};
+use crate::store::commands::DbArgs;
+use clap::Args;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `sluice replay` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Request id (or row number) to replay.
+    id: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Send to this deployment instead of the logged one.
+    #[arg(long)]
+    deployment: Option<String>,
+    /// Replay this many times.
+    #[arg(long, default_value_t = 1)]
+    times: u32,
+    /// Replay every successful chat/completion row since: a duration (1d), a date or RFC 3339.
+    #[arg(long)]
+    since: Option<String>,
+    /// With --since: only rows of this requested model.
+    #[arg(long)]
+    model: Option<String>,
+    /// With --since: at most this many rows (newest first).
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// With --since: the Markdown report to write.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// A logged row as replay needs it.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// Request id.
+    pub id: String,
+    /// `chat`, `text_completion`, `embeddings`.
+    pub endpoint: String,
+    /// Deployment that answered.
+    pub deployment: Option<String>,
+    /// Logging mode of the row.
+    pub log_mode: String,
+    /// The request body as logged (NULL in metadata mode).
+    pub request_body: Option<String>,
+    /// Response text.
+    pub response_content: Option<String>,
+    /// Response tool calls (JSON array of `{id,name,arguments}`).
+    pub response_tool_calls: Option<String>,
+    /// SHA-256 of the response content, when logged.
+    pub response_hash: Option<String>,
+    /// Canonical request hash, when logged.
+    pub request_hash: Option<String>,
+    /// Backend fingerprint, when logged.
+    pub fingerprint: Option<String>,
+}
+
+const COLS: &str = "id, endpoint, deployment, log_mode, request_body, response_content, \
+                    response_tool_calls, response_hash, request_hash, fingerprint";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Logged> {
+    Ok(Logged {
+        id: r.get(0)?,
+        endpoint: r.get(1)?,
+        deployment: r.get(2)?,
+        log_mode: r.get(3)?,
+        request_body: r.get(4)?,
+        response_content: r.get(5)?,
+        response_tool_calls: r.get(6)?,
+        response_hash: r.get(7)?,
+        request_hash: r.get(8)?,
+        fingerprint: r.get(9)?,
+    })
+}
+
+/// The row of request id (or row number) `id`, the last one when an id repeats.
+///
+/// Errors: SQLite errors as text.
+pub fn find(conn: &Connection, id: &str) -> Result<Option<Logged>, String> {
+    let seq: i64 = id.parse().unwrap_or(-1);
+    conn.query_row(
+        &format!("SELECT {COLS} FROM requests WHERE id = ?1 OR seq = ?2 ORDER BY seq DESC LIMIT 1"),
+        rusqlite::params![id, seq],
+        from_row,
+    )
+    .optional()
+    .map_err(|e| e.to_string())
+}
+
+/// The outcome of one replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Response hash of the replay.
+    pub hash: String,
+    /// Its text (content, then tool calls as `name(arguments)` lines).
+    pub text: String,
+    /// `system_fingerprint` of the replay, when given.
+    pub fingerprint: Option<String>,
+}
+
+/// The text of a logged response, as [`Outcome::text`] shapes it.
+pub fn logged_text(l: &Logged) -> String {
+    let mut s = l.response_content.clone().unwrap_or_default();
+    if let Some(calls) = l
+        .response_tool_calls
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Vec<Value>>(t).ok())
+    {
+        for c in calls {
+            let _ = write!(
+                s,
+                "\n{}({})",
+                c["name"].as_str().unwrap_or(""),
+                c["arguments"].as_str().unwrap_or("")
+            );
+        }
+    }
+    s
+}
+
+fn summary_text(s: &ResponseSummary) -> String {
+    let mut t = s.content.clone();
+    for c in &s.tool_calls {
+        let _ = write!(t, "\n{}({})", c.name, c.arguments);
+    }
+    t
+}
+
+/// Sends `l`'s request once through `gw` to `deployment` (non-stream).
+///
+/// Errors: the body was not kept, it does not parse, or the gateway answered with an error.
+pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<Outcome, String> {
+    let Some(body) = &l.request_body else {
+        return Err(format!(
+            "request {} was logged in `{}` mode: its body was not kept, so it cannot be replayed (needs log.prompts full or redacted)",
+            l.id, l.log_mode
+        ));
+    };
+    let mut v: Value = serde_json::from_str(body).map_err(|e| format!("logged body: {e}"))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("model".into(), Value::from(deployment));
+        m.remove("stream");
+        m.remove("stream_options");
+    }
+    let bytes = v.to_string();
+    let (endpoint, req) = match l.endpoint.as_str() {
+        "chat" => (
+            Endpoint::ChatCompletions,
+            RequestBody::Chat(parse_body(bytes.as_bytes()).map_err(|e| e.body.message)?),
+        ),
+        "text_completion" => (
+            Endpoint::Completions,
+            RequestBody::Generic(parse_body(bytes.as_bytes()).map_err(|e| e.body.message)?),
+        ),
+        other => return Err(format!("`{other}` requests are not replayed")),
+    };
+    let ctx = RequestContext::new(format!("replay-{}", uuid::Uuid::now_v7()), endpoint);
+    let reply = gw
+        .handle(ctx, req)
+        .await
+        .map_err(|e| format!("{} {}", e.status.as_u16(), e.body.message))?;
+    let ReplyBody::Json(bytes) = reply.body else {
+        return Err("the replay answered with a stream".into());
+    };
+    let json: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let s = ResponseSummary::from_response(&json);
+    Ok(Outcome {
+        hash: crate::repro::response_hash(&s),
+        text: summary_text(&s),
+        fingerprint: s.system_fingerprint.clone(),
+    })
+}
+
+/// A unified diff of `old` → `new` (by lines) and the first differing whitespace token
+/// (0-based index), or `None` when the token lists are equal.
+pub fn diff(old: &str, new: &str) -> (String, Option<usize>) {
+    let udiff = similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .header("logged", "replay")
+        .to_string();
+    let a: Vec<&str> = old.split_whitespace().collect();
+    let b: Vec<&str> = new.split_whitespace().collect();
+    let first = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i));
+    (udiff, first)
+}
+
+/// Runs `sluice replay`.
+pub fn command(a: ReplayArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start a runtime: {e}")),
+    };
+    rt.block_on(run(a))
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+async fn run(a: ReplayArgs) -> ExitCode {
+    let source = crate::config::locate(a.db.config.as_deref());
+    let mut config = match crate::config::load(&source) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let path = a.db.db.clone().unwrap_or_else(|| config.log.path.clone());
+    let conn = match crate::store::open_existing(&path) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    // Replays must reach the backend, and are not written to the log they read.
+    config.cache.enabled = false;
+    let gw = match Gateway::new(config) {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    if let Some(since) = &a.since {
+        return report(&gw, &conn, &a, since).await;
+    }
+    let Some(id) = &a.id else {
+        return fail("give a request id, or --since with --report".into());
+    };
+    let l = match find(&conn, id) {
+        Ok(Some(l)) => l,
+        Ok(None) => return fail(format!("no logged request `{id}`")),
+        Err(e) => return fail(e),
+    };
+    let Some(dep) = a.deployment.clone().or_else(|| l.deployment.clone()) else {
+        return fail(format!("request {id} reached no deployment"));
+    };
+    let logged_hash = l.response_hash.clone().unwrap_or_else(|| sha_of_logged(&l));
+    let old = logged_text(&l);
+    let mut different = false;
+    for n in 1..=a.times.max(1) {
+        let out = match replay_once(&gw, &l, &dep).await {
+            Ok(o) => o,
+            Err(e) => return fail(e),
+        };
+        if out.hash == logged_hash {
+            println!("run {n}: identical (response sha256 {})", out.hash);
+        } else {
+            different = true;
+            println!(
+                "run {n}: different (logged sha256 {logged_hash}, replay sha256 {})",
+                out.hash
+            );
+            let (udiff, first) = diff(&old, &out.text);
+            if let Some(i) = first {
+                println!("first differing token: {i}");
+            }
+            print!("{udiff}");
+        }
+    }
+    if different {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The response hash of a row logged before hashes were recorded (its text; tool calls
+/// by name and arguments).
+fn sha_of_logged(l: &Logged) -> String {
+    let mut s = ResponseSummary {
+        content: l.response_content.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(calls) = l
+        .response_tool_calls
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Vec<Value>>(t).ok())
+    {
+        for c in calls {
+            s.tool_calls.push(crate::gateway::summary::ToolCallSummary {
+                id: String::new(),
+                name: c["name"].as_str().unwrap_or("").to_string(),
+                arguments: c["arguments"].as_str().unwrap_or("").to_string(),
+            });
+        }
+    }
+    crate::repro::response_hash(&s)
+}
+
+#[derive(Default)]
+struct Tally {
+    replayed: u32,
+    identical: u32,
+    differing: u32,
+    errors: u32,
+    fingerprints: Vec<String>,
+}
+
+async fn report(gw: &Gateway, conn: &Connection, a: &ReplayArgs, since: &str) -> ExitCode {
+    let Some(out_path) = &a.report else {
+        return fail("--since needs --report FILE.md".into());
+    };
+    let now = crate::store::now_ms() as i64;
+    let from = match crate::store::query::parse_time(since, now) {
+        Ok(t) => t,
+        Err(e) => return fail(e.to_string()),
+    };
+    let rows = match select_since(conn, from, a.model.as_deref(), a.limit) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let mut by: BTreeMap<String, Tally> = BTreeMap::new();
+    for l in &rows {
+        let Some(dep) = a.deployment.clone().or_else(|| l.deployment.clone()) else {
+            continue;
+        };
+        let t = by.entry(dep.clone()).or_default();
+        t.replayed += 1;
+        if let Some(f) = &l.fingerprint
+            && !t.fingerprints.contains(f)
+        {
+            t.fingerprints.push(f.clone());
+        }
+        let logged = l.response_hash.clone().unwrap_or_else(|| sha_of_logged(l));
+        match replay_once(gw, l, &dep).await {
+            Ok(o) => {
+                if o.hash == logged {
+                    t.identical += 1;
+                } else {
+                    t.differing += 1;
+                }
+                if let Some(f) = o.fingerprint
+                    && !t.fingerprints.contains(&f)
+                {
+                    t.fingerprints.push(f);
+                }
+            }
+            Err(_) => t.errors += 1,
+        }
+    }
+    let mut md = format!(
+        "# Reproducibility report\n\nRows since `{since}`{}: {}.\n\n| deployment | replayed | identical | differing | errors | fingerprints seen |\n|---|---|---|---|---|---|\n",
+        a.model
+            .as_deref()
+            .map(|m| format!(", model `{m}`"))
+            .unwrap_or_default(),
+        rows.len()
+    );
+    for (dep, t) in &by {
+        let _ = writeln!(
+            md,
+            "| {dep} | {} | {} | {} | {} | {} |",
+            t.replayed,
+            t.identical,
+            t.differing,
+            t.errors,
+            if t.fingerprints.is_empty() {
+                "-".to_string()
+            } else {
+                t.fingerprints.join(", ")
+            }
+        );
+    }
+    if let Err(e) = std::fs::write(out_path, md) {
+        return fail(format!("cannot write {}: {e}", out_path.display()));
+    }
+    let differing: u32 = by.values().map(|t| t.differing).sum();
+    let errors: u32 = by.values().map(|t| t.errors).sum();
+    println!(
+        "replayed {} requests: {differing} differing, {errors} errors; report in {}",
+        rows.len(),
+        out_path.display()
+    );
+    if errors > 0 {
+        ExitCode::from(2)
+    } else if differing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn select_since(
+    conn: &Connection,
+    from: i64,
+    model: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Logged>, String> {
+    let sql = format!(
+        "SELECT {COLS} FROM requests WHERE started_ms >= ?1 AND status = 200 \
+         AND endpoint IN ('chat', 'text_completion') AND (?2 IS NULL OR requested_model = ?2) \
+         AND id NOT LIKE 'replay-%' ORDER BY seq DESC LIMIT ?3"
+    );
+    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map(rusqlite::params![from, model, limit], from_row)
+        .map_err(|e| e.to_string())?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_names_the_first_differing_token() {
+        let (d, first) = diff("The answer is four.\n", "The answer is 4.\n");
+        assert_eq!(first, Some(3));
+        assert_eq!(
+            d,
+            "--- logged\n+++ replay\n@@ -1 +1 @@\n-The answer is four.\n+The answer is 4.\n"
+        );
+        assert_eq!(diff("a b", "a  b").1, None);
+    }
+}
