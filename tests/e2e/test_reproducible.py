@@ -1,0 +1,36 @@
+"""The quickstart's reproducible mode on the real model: with `x-sluice-mode: reproducible`,
+requests with different client temperatures and seeds get byte-identical answers (Sluice forces
+greedy, seeded sampling and turns off llama-server's prompt cache), and `sluice replay` of one
+of them reproduces it (exit 0). test_sampling.py shows that without the mode they differ."""
+
+import uuid
+
+from conftest import logged_row
+
+PROMPT = [{"role": "user", "content": "Tell me about the sea."}]
+REPRODUCIBLE = {"x-sluice-mode": "reproducible"}
+
+
+def test_reproducible_mode_gives_byte_identical_answers(client, sluice):
+    answers, ids = [], []
+    for temperature, seed in ((0.2, 1), (1.0, 2), (1.7, 3)):
+        rid = str(uuid.uuid4())
+        raw = client.chat.completions.with_raw_response.create(
+            model="default",
+            messages=PROMPT,
+            max_tokens=24,
+            temperature=temperature,
+            seed=seed,
+            extra_headers={**REPRODUCIBLE, "x-request-id": rid},
+        )
+        assert raw.headers["x-sluice-deployment"] == "gemma-local"
+        policies = [p.strip() for p in raw.headers["x-sluice-policies"].split(",")]
+        assert "reproducible" in policies
+        assert raw.headers["x-sluice-sampling"].startswith("deterministic"), raw.headers
+        answers.append(raw.parse().choices[0].message.content)
+        ids.append(rid)
+    assert answers[0].strip(), "empty answer"
+    assert answers[0].encode() == answers[1].encode() == answers[2].encode(), answers
+    # The log keeps the sampling values that went upstream, not the client's.
+    row = logged_row(sluice, ids[2])
+    assert row["sampling"]["temperature"] == 0, row["sampling"]
