@@ -397,7 +397,7 @@ pub async fn attempt(
         };
         let send_body = redaction.as_ref().map_or(body, |(b, _)| *b);
         let sampling_cfg = crate::sampling::effective(dep, decision.sampling.as_ref());
-        let (send_body, applied) =
+        let (send_body, mut applied) =
             crate::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
         let send_body = &send_body;
         record.sampling = crate::sampling::upstream_params(send_body, cx.endpoint, dep);
@@ -406,6 +406,42 @@ pub async fn attempt(
             cx.endpoint,
             &dep.name,
         ));
+        let cacheable = cx.config.cache.enabled
+            && cx.config.log.prompts != crate::config::LogMode::Off
+            && applied.as_ref().is_some_and(|a| a.deterministic);
+        if cacheable
+            && let Some(json) = crate::cache::lookup(
+                cx.config.log.path.clone(),
+                dep.name.clone(),
+                record.request_hash.clone().unwrap_or_default(),
+                cx.config.cache.ttl_s,
+                cx.endpoint == Endpoint::ChatCompletions,
+            )
+            .await
+        {
+            record.attempts += 1;
+            record.deployment = Some(attrs.name.clone());
+            record.provider = Some(attrs.provider.clone());
+            record.hosting = Some(attrs.hosting.as_str().to_string());
+            record.openness = Some(attrs.openness.as_str().to_string());
+            let reply = if body.is_stream() {
+                let mut s = providers::complete_as_stream(json);
+                match s.next().await {
+                    Some(Ok(first)) => FirstAnswer::Stream(first, s),
+                    _ => return Err(providers::stream_ended_early(name)),
+                }
+            } else {
+                let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+                FirstAnswer::Complete(bytes, json)
+            };
+            if let Some(a) = applied.as_mut() {
+                a.cache_hit = Some(true);
+            }
+            return Ok(finish(reply, attrs.clone(), None, guard, applied));
+        }
+        if cacheable && let Some(a) = applied.as_mut() {
+            a.cache_hit = Some(false);
+        }
         let tries = dep.retries.unwrap_or(0) + 1;
         for _ in 0..tries {
             record.attempts += 1;

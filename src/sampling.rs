@@ -121,6 +121,9 @@ pub struct Applied {
     pub seed: Option<i64>,
     /// Client values that were overridden or stripped: `(field, client value as text)`.
     pub overridden: Vec<(String, String)>,
+    /// With the response cache on and deterministic sampling: whether the answer came from
+    /// the cache (`x-sluice-cache: hit|miss`).
+    pub cache_hit: Option<bool>,
 }
 
 impl Applied {
@@ -145,6 +148,12 @@ impl Applied {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             out.push(("x-sluice-overridden", list.join(",")));
+        }
+        if let Some(hit) = self.cache_hit {
+            out.push((
+                "x-sluice-cache",
+                if hit { "hit" } else { "miss" }.to_string(),
+            ));
         }
         out
     }
