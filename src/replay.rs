@@ -74,10 +74,12 @@ pub struct Logged {
     pub request_hash: Option<String>,
     /// Backend fingerprint, when logged.
     pub fingerprint: Option<String>,
+    /// The sampling values that went upstream (JSON object), when logged.
+    pub sampling: Option<String>,
 }
 
 const COLS: &str = "id, endpoint, deployment, log_mode, request_body, response_content, \
-                    response_tool_calls, response_hash, request_hash, fingerprint";
+                    response_tool_calls, response_hash, request_hash, fingerprint, sampling";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Logged> {
     Ok(Logged {
@@ -91,6 +93,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Logged> {
         response_hash: r.get(7)?,
         request_hash: r.get(8)?,
         fingerprint: r.get(9)?,
+        sampling: r.get(10)?,
     })
 }
 
@@ -157,7 +160,7 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
             l.id, l.log_mode
         ));
     };
-    let mut v: Value = serde_json::from_str(body).map_err(|e| format!("logged body: {e}"))?;
+    let mut v = effective_body(body, l.sampling.as_deref())?;
     if let Value::Object(m) = &mut v {
         m.insert("model".into(), Value::from(deployment));
         m.remove("stream");
@@ -190,6 +193,27 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
         text: summary_text(&s),
         fingerprint: s.system_fingerprint.clone(),
     })
+}
+
+/// The request as it went upstream: the logged client body with the logged sampling values
+/// (`temperature`, `seed`, `top_k`, `cache_prompt`, …: what the overrides of the time sent) put
+/// over it. The policies that chose those values may have matched on request headers, which the
+/// log does not keep, so the current config alone cannot be trusted to choose them again.
+///
+/// Errors: the body or the sampling column is not JSON.
+pub fn effective_body(body: &str, sampling: Option<&str>) -> Result<Value, String> {
+    let mut v: Value = serde_json::from_str(body).map_err(|e| format!("logged body: {e}"))?;
+    let Some(sampling) = sampling else {
+        return Ok(v);
+    };
+    let s: Value =
+        serde_json::from_str(sampling).map_err(|e| format!("logged sampling values: {e}"))?;
+    if let (Value::Object(m), Value::Object(s)) = (&mut v, s) {
+        for (k, val) in s {
+            m.insert(k, val);
+        }
+    }
+    Ok(v)
 }
 
 /// A unified diff of `old` → `new` (by lines) and the first differing whitespace token
@@ -432,5 +456,21 @@ mod tests {
             "--- logged\n+++ replay\n@@ -1 +1 @@\n-The answer is four.\n+The answer is 4.\n"
         );
         assert_eq!(diff("a b", "a  b").1, None);
+    }
+
+    #[test]
+    fn the_replayed_body_carries_the_sampling_values_that_went_upstream() {
+        let body = r#"{"model":"default","messages":[],"temperature":1.7,"seed":3}"#;
+        let sampling = r#"{"temperature":0.0,"top_k":1,"seed":42,"cache_prompt":false}"#;
+        let v = effective_body(body, Some(sampling)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"model":"default","messages":[],"temperature":0.0,"seed":42,"top_k":1,"cache_prompt":false})
+        );
+        assert_eq!(
+            effective_body(body, None).unwrap()["temperature"],
+            serde_json::json!(1.7)
+        );
+        assert!(effective_body(body, Some("not json")).is_err());
     }
 }

@@ -11,7 +11,7 @@ PROMPT = [{"role": "user", "content": "Tell me about the sea."}]
 REPRODUCIBLE = {"x-sluice-mode": "reproducible"}
 
 
-def test_reproducible_mode_gives_byte_identical_answers(client, sluice):
+def test_reproducible_mode_gives_byte_identical_answers_and_replays(client, sluice):
     answers, ids = [], []
     for temperature, seed in ((0.2, 1), (1.0, 2), (1.7, 3)):
         rid = str(uuid.uuid4())
@@ -34,3 +34,7 @@ def test_reproducible_mode_gives_byte_identical_answers(client, sluice):
     # The log keeps the sampling values that went upstream, not the client's.
     row = logged_row(sluice, ids[2])
     assert row["sampling"]["temperature"] == 0, row["sampling"]
+    # `sluice replay` sends the logged (effective) request to the same deployment again and
+    # exits 0 when the answer is identical.
+    out = sluice.cli("replay", ids[2], timeout=300)
+    assert out.returncode == 0, f"sluice replay exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
