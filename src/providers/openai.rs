@@ -32,40 +32,16 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         .post(url)
         .header("content-type", "application/json")
         .header("x-request-id", call.request_id)
-        .headers(crate::telemetry::trace_headers())
         .body(body);
     if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(key);
     }
-    let timeout = Duration::from_millis(dep.timeout_ms());
-    if !stream {
-        req = req.timeout(timeout);
-    }
-    let resp = match tokio::time::timeout(timeout, req.send()).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(upstream_failure(&dep.name, &e)),
-        Err(_) => return Err(ApiError::gateway_timeout(&dep.name)),
-    };
-    let status = resp.status();
+    let resp = super::upstream::send(req, dep, stream).await?;
     let is_sse = resp
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !status.is_success() {
-        let retry_after = super::retry_after_secs(resp.headers());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| upstream_failure(&dep.name, &e))?;
-        let mut err = super::caps::name_unsupported_param(ApiError::from_upstream(
-            &dep.name,
-            status.as_u16(),
-            &bytes,
-        ));
-        err.retry_after_s = retry_after;
-        return Err(err);
-    }
     if stream && is_sse {
         let idle = Duration::from_millis(dep.stream_idle_timeout_ms());
         return Ok(Reply::Stream(sse_chunks(resp, dep.name.clone(), idle)));

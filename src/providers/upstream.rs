@@ -1,4 +1,4 @@
-//! Shared plumbing of the translating providers (Ollama, Anthropic): send one JSON request with
+//! Shared plumbing of the providers: send one JSON request with
 //! the deployment's timeouts, and turn a streamed answer into OpenAI chunks through a
 //! protocol-specific [`Decoder`], chunk by chunk as bytes arrive.
 
@@ -23,6 +23,8 @@ pub async fn send(
     stream: bool,
 ) -> Result<reqwest::Response, ApiError> {
     let timeout = Duration::from_millis(dep.timeout_ms());
+    // W3C trace context of the current attempt span, so upstream traces join Sluice's.
+    let req = req.headers(crate::telemetry::trace_headers());
     let req = if stream { req } else { req.timeout(timeout) };
     let resp = match tokio::time::timeout(timeout, req.send()).await {
         Ok(Ok(r)) => r,
