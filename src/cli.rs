@@ -69,6 +69,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve(cli.log_format, config, listen),
         other => {
+            restore_sigpipe();
             let _guard = telemetry::init(cli.log_format, None);
             match other {
                 Command::Check { config } => check(config),
@@ -84,6 +85,18 @@ pub fn main() -> ExitCode {
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `println!` into a closed pipe (`sluice logs | head`) would panic.
+/// The read-only commands take the usual Unix behaviour instead: they end quietly. (`serve`
+/// keeps SIGPIPE ignored: a client closing its socket must never stop the server.)
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default is async-signal-safe and done
+    // before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
