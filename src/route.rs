@@ -333,6 +333,8 @@ pub struct AttemptCtx<'a> {
     pub engine: &'a Engine,
     /// Shared routing state.
     pub state: &'a Arc<RouteState>,
+    /// Rate limiters (`limits.deployments`).
+    pub limits: &'a crate::limits::Limits,
     /// The endpoint.
     pub endpoint: Endpoint,
     /// Request id, forwarded upstream.
@@ -357,6 +359,10 @@ pub async fn attempt(
     let mut last_err: Option<ApiError> = None;
     let mut skipped: Vec<String> = Vec::new();
     let mut soonest: Option<Duration> = None;
+    // Set while every skipped deployment was skipped for its rate limit: then the answer is
+    // that limit's 429, not a 503.
+    let mut limited: Option<ApiError> = None;
+    let mut only_limited = true;
     // With a single eligible deployment there is nothing to route around: it never cools down
     // (the client gets the upstream's error, and its `Retry-After`, instead of a 503).
     let cooldowns = plan.order.len() > 1;
@@ -379,13 +385,32 @@ pub async fn attempt(
                 left.as_millis()
             ));
             soonest = Some(soonest.map_or(left, |s: Duration| s.min(left)));
+            only_limited = false;
             continue;
+        }
+        if let Some(l) = cx.config.limits.deployments.get(name.as_str()) {
+            let tokens = crate::gateway::summary::estimate_tokens(&body.texts());
+            if let Err(rej) = cx
+                .limits
+                .check(&format!("deployment:{name}"), l.rpm, l.tpm, tokens)
+            {
+                skipped.push(format!("`{name}` is over its rate limit"));
+                let mut e = rej.error;
+                e.retry_after_s = rej
+                    .headers
+                    .iter()
+                    .find(|(h, _)| *h == "retry-after")
+                    .and_then(|(_, v)| v.parse().ok());
+                limited.get_or_insert(e);
+                continue;
+            }
         }
         let Some(guard) = cx.state.try_acquire(name, dep.max_concurrency) else {
             skipped.push(format!(
                 "`{name}` is at its max_concurrency ({})",
                 dep.max_concurrency.unwrap_or(0)
             ));
+            only_limited = false;
             continue;
         };
         let redaction = if decision.redacts_for(attrs) {
@@ -497,6 +522,9 @@ pub async fn attempt(
     }
     Err(match last_err {
         Some(e) => e,
+        None if only_limited && limited.is_some() => {
+            limited.unwrap_or_else(|| ApiError::internal("rate limit"))
+        }
         None => {
             let mut e = ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,

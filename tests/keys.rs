@@ -234,3 +234,36 @@ async fn a_keys_bound_policy_always_applies() {
     assert_eq!(far.calls(), 1);
     s.stop().await;
 }
+
+/// `limits.deployments`: a deployment over its rpm is skipped for the next candidate; with
+/// none left, the client gets that limit's 429 and `Retry-After`.
+#[tokio::test]
+async fn deployment_rate_limits_route_around_then_429() {
+    let a = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let b = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let yaml = format!(
+        "limits:\n  deployments:\n    a: {{rpm: 1}}\ndeployments:\n  - name: a\n    provider: openai\n    base_url: {}\n    model: m\n  - name: b\n    provider: openai\n    base_url: {}\n    model: m\nmodels:\n  - name: default\n    deployments: [a, b]\n",
+        a.url("/v1"),
+        b.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let first = call(&s, None, &chat()).await;
+    assert_eq!(first.headers()["x-sluice-deployment"], "a");
+    let second = call(&s, None, &chat()).await;
+    assert_eq!(second.headers()["x-sluice-deployment"], "b");
+    let only_a = json!({"model":"a","messages":[{"role":"user","content":"hi"}]});
+    let r = call(&s, None, &only_a).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "rate_limit_exceeded"
+    );
+    assert_eq!((a.calls(), b.calls()), (1, 1));
+    s.stop().await;
+}

@@ -677,6 +677,7 @@ impl Gateway {
             config: &self.config,
             engine: &self.policy,
             state: &self.routes,
+            limits: &self.limits,
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
         };
