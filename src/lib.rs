@@ -33,3 +33,4 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod ui;
+pub mod ui_login;

@@ -8,16 +8,17 @@
 //!   the browser; `#q=TEXT` in the URL fills it).
 //! - `GET /ui/requests/{id}`: one request in full.
 //!
-//! Same access rule as `/admin` ([`crate::server::require_admin`]).
+//! Same access rule as `/admin` ([`crate::server::require_admin`]), plus the login cookie of
+//! [`crate::ui_login`] for browsers.
 
 use crate::admin::{parse_since, with_log};
 use crate::api::ApiError;
 use crate::gateway::Gateway;
-use crate::server::require_admin;
 use crate::store::query::{self, Bucket, GroupBy, LogFilter, StatusFilter, UsageReport};
 use crate::store::report::{fmt_cost, fmt_ms, fmt_time, prompt_text, response_text};
 use crate::store::row::LogRow;
 use crate::store::{self, StoreError};
+use crate::ui_login::require_ui;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -31,6 +32,7 @@ pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/ui", get(dashboard))
         .route("/ui/requests/{id}", get(detail))
+        .merge(crate::ui_login::router())
 }
 
 /// Query of `GET /ui`.
@@ -128,8 +130,8 @@ async fn dashboard(
     headers: HeaderMap,
     Query(q): Query<UiQuery>,
 ) -> Response {
-    if let Err(e) = require_admin(&gw, &headers) {
-        return e.into_response();
+    if let Err(resp) = require_ui(&gw, &headers) {
+        return resp;
     }
     let now = store::now_ms() as i64;
     let since_text = q.since.clone().unwrap_or_else(|| "24h".into());
@@ -378,8 +380,8 @@ fn bars<'a>(
 }
 
 async fn detail(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(e) = require_admin(&gw, &headers) {
-        return e.into_response();
+    if let Err(resp) = require_ui(&gw, &headers) {
+        return resp;
     }
     let wanted = id.clone();
     let found = with_log(&gw, move |conn| {
