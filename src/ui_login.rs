@@ -79,7 +79,15 @@ struct LoginForm {
     key: String,
 }
 
-async fn login(State(gw): State<Gateway>, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(gw): State<Gateway>,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(f)) = form else {
+        return ApiError::invalid_request("Send the form field `key`.")
+            .with_param("key")
+            .into_response();
+    };
     let mut h = HeaderMap::new();
     let checked = HeaderValue::from_str(&format!("Bearer {}", f.key.trim()))
         .map_err(|_| crate::auth::unauthorized("Malformed key."))

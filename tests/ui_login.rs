@@ -13,6 +13,16 @@ async fn browser_login_with_a_cookie_for_ui_only() {
         dir.path().join("ui.db").display()
     );
     let s = Sluice::start_logged(&yaml).await;
+    let get_with_cookie = |path: &str, cookie: &'static str| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(s.url(path))
+            .header("cookie", cookie)
+            .send()
+    };
     let c = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -64,29 +74,27 @@ async fn browser_login_with_a_cookie_for_ui_only() {
         "sluice_key=sk-master-ui; HttpOnly; SameSite=Strict; Path=/ui"
     );
     let cookie = "sluice_key=sk-master-ui";
-    let r = c
-        .get(s.url("/ui"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_cookie("/ui", cookie).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("<html"));
     // The cookie is for /ui only.
+    let r = get_with_cookie("/admin/logs", cookie).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = get_with_cookie("/v1/models", cookie).await.unwrap();
+    assert_eq!(r.status(), 401);
+    // A form without `key` gets the OpenAI error shape, not a bare 422.
     let r = c
-        .get(s.url("/admin/logs"))
-        .header("cookie", cookie)
+        .post(s.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("nokey=1")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = c
-        .get(s.url("/v1/models"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["param"],
+        "key"
+    );
     // An API client with a wrong key header gets the JSON error, not a redirect.
     let r = c
         .get(s.url("/ui"))
