@@ -19,18 +19,21 @@ pub fn request_hash(body: &RequestBody, endpoint: Endpoint, deployment: &str) ->
         RequestBody::Chat(c) => serde_json::to_value(c),
         RequestBody::Generic(g) => serde_json::to_value(g),
     };
-    let mut b = match v {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
+    let empty = Value::Object(Map::new());
+    let body = match &v {
+        Ok(b @ Value::Object(_)) => b,
+        _ => &empty,
     };
-    for k in ["model", "stream", "stream_options"] {
-        b.remove(k);
-    }
-    let mut wrapper = Map::new();
-    wrapper.insert("body".into(), Value::Object(b));
-    wrapper.insert("deployment".into(), Value::from(deployment));
-    wrapper.insert("endpoint".into(), Value::from(endpoint.operation()));
-    sha256_hex(canonical(&Value::Object(wrapper)).as_bytes())
+    // `{"body":…,"deployment":…,"endpoint":…}`: the wrapper's keys are already in order.
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"body\":");
+    write_canonical(body, &["model", "stream", "stream_options"], &mut out);
+    out.extend_from_slice(b",\"deployment\":");
+    write_canonical(&Value::from(deployment), &[], &mut out);
+    out.extend_from_slice(b",\"endpoint\":");
+    write_canonical(&Value::from(endpoint.operation()), &[], &mut out);
+    out.push(b'}');
+    sha256_hex(&out)
 }
 
 /// The response content hash of `s`.
@@ -46,22 +49,43 @@ pub fn response_hash(s: &ResponseSummary) -> String {
 
 /// Compact JSON with object keys sorted at every level.
 pub fn canonical(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                let mut out = Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sorted(&m[k.as_str()]));
+    let mut out = Vec::new();
+    write_canonical(v, &[], &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`canonical`] JSON of `v` to `out`, leaving out the top-level keys in `skip`,
+/// without building a sorted copy of `v`.
+fn write_canonical(v: &Value, skip: &[&str], out: &mut Vec<u8>) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().filter(|k| !skip.contains(&k.as_str())).collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                Value::Object(out)
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(&m[k.as_str()], &[], out);
             }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
+            out.push(b'}');
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, &[], out);
+            }
+            out.push(b']');
+        }
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
         }
     }
-    sorted(v).to_string()
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -91,5 +115,22 @@ mod tests {
         assert_eq!(ha, request_hash(&b, Endpoint::ChatCompletions, "d"));
         assert_ne!(ha, request_hash(&b, Endpoint::ChatCompletions, "e"));
         assert_eq!(ha.len(), 64);
+    }
+
+    /// The hash is SHA-256 of exactly the documented canonical text (hashes in existing logs
+    /// stay comparable).
+    #[test]
+    fn request_hash_is_sha256_of_the_documented_canonical_text() {
+        let body: RequestBody = RequestBody::Chat(
+            crate::api::parse_body(
+                br#"{"model":"x","stream":true,"stream_options":{"include_usage":true},"seed":7,"messages":[{"role":"user","content":"h\u00e9 \"q\""}],"top_p":0.5}"#,
+            )
+            .unwrap(),
+        );
+        let text = r#"{"body":{"messages":[{"content":"hé \"q\"","role":"user"}],"seed":7,"top_p":0.5},"deployment":"dep-1","endpoint":"chat"}"#;
+        assert_eq!(
+            request_hash(&body, Endpoint::ChatCompletions, "dep-1"),
+            sha256_hex(text.as_bytes())
+        );
     }
 }

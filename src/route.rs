@@ -424,7 +424,7 @@ pub async fn attempt(
         let sampling_cfg = crate::sampling::effective(dep, decision.sampling.as_ref());
         let (send_body, mut applied) =
             crate::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
-        let send_body = &send_body;
+        let send_body: &RequestBody = &send_body;
         record.sampling = crate::sampling::upstream_params(send_body, cx.endpoint, dep);
         record.request_hash = Some(crate::repro::request_hash(
             send_body,

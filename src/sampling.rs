@@ -19,6 +19,7 @@ use crate::config::{Capability, DeploymentConfig, ProviderKind, SamplingConfig};
 use crate::providers::caps::Caps;
 use crate::providers::{Endpoint, RequestBody};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The request header a client may send to ask for (or out of) deterministic sampling.
 pub const CLIENT_HEADER: &str = "x-sluice-deterministic";
@@ -222,23 +223,33 @@ pub fn exclusion(dep: &DeploymentConfig, request: Option<&SamplingConfig>) -> Op
 ///
 /// Errors: 500 when the changed request no longer reads as a request (cannot happen with a
 /// validated config).
-pub fn apply(
-    body: &RequestBody,
+pub fn apply<'a>(
+    body: &'a RequestBody,
     endpoint: Endpoint,
     dep: &DeploymentConfig,
     cfg: Option<&SamplingConfig>,
-) -> Result<(RequestBody, Option<Applied>), ApiError> {
+) -> Result<(Cow<'a, RequestBody>, Option<Applied>), ApiError> {
     if endpoint == Endpoint::Embeddings {
-        return Ok((body.clone(), None));
+        return Ok((Cow::Borrowed(body), None));
+    }
+    let caps = Caps::of(dep);
+    let dropped = |row: &&Mapping| {
+        let lacks = row.needs.is_some_and(|c| !caps.has(c));
+        lacks && matches!(row.field, "top_k" | "seed" | "cache_prompt")
+    };
+    // Nothing to override and nothing to drop: the body goes on as it came, unserialised.
+    if cfg.is_none()
+        && !mappings(dep.provider)
+            .iter()
+            .filter(dropped)
+            .any(|row| field(body, row.field).is_some())
+    {
+        return Ok((Cow::Borrowed(body), None));
     }
     let mut map = to_map(body);
-    let caps = Caps::of(dep);
     let applied = cfg.map(|c| override_fields(&mut map, c, dep, &caps));
-    for row in mappings(dep.provider) {
-        let lacks = row.needs.is_some_and(|c| !caps.has(c));
-        if lacks && matches!(row.field, "top_k" | "seed" | "cache_prompt") {
-            map.remove(row.field);
-        }
+    for row in mappings(dep.provider).iter().filter(dropped) {
+        map.remove(row.field);
     }
     let out = from_map(body, map)?;
     let applied = applied.map(|mut a| {
@@ -247,7 +258,7 @@ pub fn apply(
             .filter(|_| has_seed(dep));
         a
     });
-    Ok((out, applied))
+    Ok((Cow::Owned(out), applied))
 }
 
 fn override_fields(
@@ -357,8 +368,29 @@ fn from_map(like: &RequestBody, map: Map<String, Value>) -> Result<RequestBody, 
 }
 
 /// The value of an OpenAI sampling field in `body`.
-fn sampling_field(body: &RequestBody, field: &str) -> Option<Value> {
-    to_map(body).remove(field).filter(|v| !v.is_null())
+fn sampling_field(body: &RequestBody, name: &str) -> Option<Value> {
+    field(body, name).filter(|v| !v.is_null())
+}
+
+/// The value of the mapping table's field `name` (see [`PROVIDER_MAP`]) in `body` as the
+/// client sent it (`Some(Null)` for an explicit `null` kept among the unknown fields), without
+/// serialising the whole body.
+fn field(body: &RequestBody, name: &str) -> Option<Value> {
+    let c = match body {
+        RequestBody::Chat(c) => c,
+        RequestBody::Generic(g) => return g.extra.get(name).cloned(),
+    };
+    let num = |v: Option<f64>| v.map(Value::from);
+    match name {
+        "temperature" => num(c.temperature),
+        "top_p" => num(c.top_p),
+        "presence_penalty" => num(c.presence_penalty),
+        "frequency_penalty" => num(c.frequency_penalty),
+        "top_k" => c.top_k.map(Value::from),
+        "n" => c.n.map(Value::from),
+        "seed" => c.seed.map(Value::from),
+        _ => c.extra.get(name).cloned(),
+    }
 }
 
 /// The sampling parameters `dep` receives for `body` (already through [`apply`]), under their
@@ -372,7 +404,6 @@ pub fn upstream_params(
     if endpoint == Endpoint::Embeddings {
         return None;
     }
-    let map = to_map(body);
     let caps = Caps::of(dep);
     let mut out = Map::new();
     for row in mappings(dep.provider) {
@@ -380,7 +411,7 @@ pub fn upstream_params(
         if row.needs.is_some_and(|c| !caps.has(c)) {
             continue;
         }
-        let Some(mut v) = map.get(row.field).filter(|v| !v.is_null()).cloned() else {
+        let Some(mut v) = sampling_field(body, row.field) else {
             continue;
         };
         if dep.provider == ProviderKind::Anthropic

@@ -391,22 +391,29 @@ impl Usage {
 /// invalid JSON → "We could not parse the JSON body of your request"; a missing or ill-typed
 /// field → a message naming it, with `param` set to its path (`messages[0].role`).
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_request(format!(
-            "We could not parse the JSON body of your request. ({e})"
-        ))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::invalid_request(
-            "The request body must be a JSON object.",
-        ));
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    // One pass from bytes to the typed request; serde_path_to_error keeps the failing path.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.inner().to_string();
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            return unparsable(inner);
+        }
+        let inner = inner.to_string();
+        if path == "." && inner.starts_with("invalid type") {
+            return ApiError::invalid_request("The request body must be a JSON object.");
+        }
         let param = param_of(&path, &inner);
         ApiError::invalid_request(format!("Invalid value for `{param}`: {inner}")).with_param(param)
-    })
+    })?;
+    de.end().map_err(|e| unparsable(&e))?;
+    Ok(value)
+}
+
+fn unparsable(e: &serde_json::Error) -> ApiError {
+    ApiError::invalid_request(format!(
+        "We could not parse the JSON body of your request. ({e})"
+    ))
 }
 
 /// The parameter a serde error is about: the path, plus the missing field's name for
@@ -458,6 +465,29 @@ mod tests {
         let e = parse_body::<ChatCompletionRequest>(b"{not json").unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(e.body.param, None);
+    }
+
+    /// Bodies that are not one JSON object get the message that says so, never a path.
+    #[test]
+    fn unparsable_and_non_object_bodies() {
+        let msg = |b: &[u8]| {
+            let e = parse_body::<ChatCompletionRequest>(b).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400);
+            assert_eq!(e.body.param, None, "{}", String::from_utf8_lossy(b));
+            e.body.message
+        };
+        for b in [&b""[..], b"{", b"{\"model\":\"m\"", b"{\"model\":\"m\",\"messages\":[]} x"] {
+            assert!(
+                msg(b).starts_with("We could not parse the JSON body of your request."),
+                "{}",
+                String::from_utf8_lossy(b)
+            );
+        }
+        for b in [&b"[]"[..], b"null", b"\"hi\"", b"3"] {
+            assert_eq!(msg(b), "The request body must be a JSON object.");
+        }
+        let e = parse_body::<GenericRequest>(b"[1]").unwrap_err();
+        assert_eq!(e.body.message, "The request body must be a JSON object.");
     }
 
     #[test]

@@ -266,6 +266,19 @@ pub struct DeploymentConfig {
     /// field (README "Reproducibility").
     #[serde(default)]
     pub sampling: Option<SamplingConfig>,
+    /// Values derived from the fields above on first use, so the request path does not
+    /// recompute them for every request. Not part of the config file.
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// Per-deployment values computed once, on the first request that needs them.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    /// The effective capabilities (see [`crate::providers::caps::Caps::of`]).
+    pub caps: std::sync::OnceLock<crate::providers::caps::Caps>,
+    /// `base_url` parsed (`None` when it does not parse; validation rejects that earlier).
+    base_url: std::sync::OnceLock<Option<url::Url>>,
 }
 
 fn enabled_by_default() -> bool {
@@ -294,6 +307,28 @@ impl DeploymentConfig {
     /// Stream idle timeout, ms.
     pub fn stream_idle_timeout_ms(&self) -> u64 {
         self.stream_idle_timeout_ms.unwrap_or(120_000)
+    }
+
+    /// The upstream URL of `path` (e.g. `/chat/completions`): `base_url` with exactly one `/`
+    /// between its path and `path`. `base_url` is parsed once per deployment; each call only
+    /// sets the path, so no request pays for host parsing (IDNA) again.
+    ///
+    /// Errors: `base_url` is not a URL (validation rejects such a config before serving).
+    pub fn upstream_url(&self, path: &str) -> Result<url::Url, String> {
+        let base = self
+            .derived
+            .base_url
+            .get_or_init(|| url::Url::parse(&self.base_url).ok())
+            .as_ref()
+            .ok_or_else(|| format!("bad base_url `{}`", self.base_url))?;
+        let mut url = base.clone();
+        let joined = format!(
+            "{}/{}",
+            base.path().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        url.set_path(&joined);
+        Ok(url)
     }
 }
 
@@ -618,6 +653,35 @@ models:
   - name: default
     deployments: [a]
 ";
+
+    #[test]
+    fn upstream_urls_join_with_one_slash_and_keep_the_query() {
+        let url = |base: &str, path: &str| {
+            let yaml = GOOD.replace("http://127.0.0.1:8081/v1", base);
+            let c = parse("t", &yaml).unwrap();
+            c.deployments[0].upstream_url(path).unwrap().to_string()
+        };
+        assert_eq!(
+            url("http://127.0.0.1:8081/v1", "/chat/completions"),
+            "http://127.0.0.1:8081/v1/chat/completions"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8081/v1/", "chat/completions"),
+            "http://127.0.0.1:8081/v1/chat/completions"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8081", "/api/chat"),
+            "http://127.0.0.1:8081/api/chat"
+        );
+        assert_eq!(
+            url("https://x.openai.azure.com/openai/v1?api-version=preview", "/embeddings"),
+            "https://x.openai.azure.com/openai/v1/embeddings?api-version=preview"
+        );
+        // The parsed base is kept: a second call gives the same answer.
+        let c = parse("t", GOOD).unwrap();
+        let d = &c.deployments[0];
+        assert_eq!(d.upstream_url("/a").unwrap(), d.upstream_url("/a").unwrap());
+    }
 
     #[test]
     fn the_embedded_default_is_valid() {

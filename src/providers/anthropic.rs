@@ -12,7 +12,7 @@ pub mod stream;
 
 use super::caps::Caps;
 use super::upstream::{self, complete, decode_stream, now_secs, read_json};
-use super::{Call, Reply, RequestBody, join_url};
+use super::{Call, Reply, RequestBody};
 use crate::api::ApiError;
 use stream::AnthropicDecoder;
 
@@ -37,7 +37,7 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
     let bytes = serde_json::to_vec(&body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
     let http = client
-        .post(join_url(&dep.base_url, "/v1/messages"))
+        .post(super::upstream_url(dep, "/v1/messages")?)
         .header("content-type", "application/json")
         .header("anthropic-version", API_VERSION)
         .header("x-request-id", call.request_id)

@@ -16,19 +16,25 @@ use super::Endpoint;
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, Role};
 use crate::config::{Capability, DeploymentConfig, ProviderKind};
 use serde_json::Value;
-use std::collections::BTreeSet;
 
-/// The effective capability set of one deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The effective capability set of one deployment: one bit per [`Capability`], so it is
+/// `Copy` and computed once per deployment (see [`DeploymentConfig::derived`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Caps {
-    set: BTreeSet<Capability>,
+    bits: u32,
 }
 
 impl Caps {
     /// `supports:` when configured, else [`defaults`]. For `ollama` and `anthropic`,
     /// `supports:` can only remove from the defaults: their translation has nothing to send
     /// for the other capabilities, so listing one would make Sluice answer without it.
+    ///
+    /// Computed on the deployment's first request and kept with it.
     pub fn of(dep: &DeploymentConfig) -> Caps {
+        *dep.derived.caps.get_or_init(|| Caps::compute(dep))
+    }
+
+    fn compute(dep: &DeploymentConfig) -> Caps {
         let defaults = defaults(dep.provider, &dep.base_url);
         let list = match &dep.supports {
             Some(l) if dep.provider == ProviderKind::Openai => l.clone(),
@@ -36,14 +42,18 @@ impl Caps {
             None => defaults,
         };
         Caps {
-            set: list.into_iter().collect(),
+            bits: list.into_iter().fold(0, |bits, c| bits | bit(c)),
         }
     }
 
     /// Whether the backend has `c`.
     pub fn has(&self, c: Capability) -> bool {
-        self.set.contains(&c)
+        self.bits & bit(c) != 0
     }
+}
+
+fn bit(c: Capability) -> u32 {
+    1 << (c as u32)
 }
 
 /// The capabilities a deployment gets without a `supports:` list.

@@ -237,6 +237,14 @@ pub fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     Some(secs.max(0) as u64)
 }
 
+/// The URL of `path` on `dep` (see [`DeploymentConfig::upstream_url`]).
+///
+/// Errors: 502 naming the deployment when its `base_url` does not parse.
+pub fn upstream_url(dep: &DeploymentConfig, path: &str) -> Result<url::Url, ApiError> {
+    dep.upstream_url(path)
+        .map_err(|m| ApiError::bad_gateway(&dep.name, m))
+}
+
 /// `base` + `path`, with exactly one `/` between them.
 pub fn join_url(base: &str, path: &str) -> String {
     format!(

@@ -17,7 +17,7 @@ pub mod stream;
 
 use super::caps::Caps;
 use super::upstream::{self, complete, decode_stream, now_secs, read_json};
-use super::{Call, Endpoint, Reply, RequestBody, join_url};
+use super::{Call, Endpoint, Reply, RequestBody};
 use crate::api::ApiError;
 use crate::api::error::error_from_value;
 use serde_json::Value;
@@ -102,7 +102,7 @@ async fn send(
     let bytes = serde_json::to_vec(body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
     let mut req = client
-        .post(join_url(&dep.base_url, path))
+        .post(super::upstream_url(dep, path)?)
         .header("content-type", "application/json")
         .header("x-request-id", call.request_id)
         .body(bytes);

@@ -8,9 +8,7 @@
 //! [`super::sse`]).
 
 use super::sse::{SseEvent, SseParser};
-use super::{
-    Call, ChunkStream, Reply, RequestBody, join_url, stream_ended_early, upstream_failure,
-};
+use super::{Call, ChunkStream, Reply, RequestBody, stream_ended_early, upstream_failure};
 use crate::api::ApiError;
 use crate::api::error::{default_kind_for, error_from_value};
 use bytes::Bytes;
@@ -27,7 +25,7 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
     let dep = call.deployment;
     let stream = call.body.is_stream();
     let body = upstream_body(call)?;
-    let url = join_url(&dep.base_url, call.endpoint.path());
+    let url = super::upstream_url(dep, call.endpoint.path())?;
     let mut req = client
         .post(url)
         .header("content-type", "application/json")
