@@ -367,13 +367,7 @@ async fn drive(scale: f64, full: bool) -> String {
     )
     .await;
     let before_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
-    let soak = load::run(
-        &targets[2].1,
-        body(true),
-        soak_mode(soak_n, soak_secs),
-        10,
-    )
-    .await;
+    let soak = load::run(&targets[2].1, body(true), soak_mode(soak_n, soak_secs), 10).await;
     let after_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
     let overhead = overhead_quantiles(&sluice.url).await;
 

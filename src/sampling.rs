@@ -533,6 +533,27 @@ mod tests {
         assert_eq!(exclusion(&o, Some(&det(None))), None);
     }
 
+    /// Without overrides the body goes on as it came (borrowed, not re-serialised), unless it
+    /// carries a field the deployment cannot take, which is still dropped.
+    #[test]
+    fn no_override_borrows_the_body_and_still_drops_unsupported_fields() {
+        let plain = chat(r#","temperature":0.7,"seed":3"#);
+        let (out, a) = apply(&plain, Endpoint::ChatCompletions, &dep("openai", ""), None).unwrap();
+        assert!(matches!(out, Cow::Borrowed(_)));
+        assert_eq!(a, None);
+        let with_top_k = chat(r#","top_k":5,"cache_prompt":true,"temperature":0.7"#);
+        let proper: DeploymentConfig = serde_saphyr::from_str(
+            "name: d\nprovider: openai\nbase_url: https://api.openai.com/v1\nmodel: m\n",
+        )
+        .unwrap();
+        let (out, a) = apply(&with_top_k, Endpoint::ChatCompletions, &proper, None).unwrap();
+        assert!(matches!(out, Cow::Owned(_)));
+        assert_eq!(a, None);
+        assert_eq!(field(&out, "top_k"), None);
+        assert_eq!(field(&out, "cache_prompt"), None);
+        assert_eq!(field(&out, "temperature"), Some(Value::from(0.7)));
+    }
+
     #[test]
     fn clamp_strip_and_levels() {
         let d = dep(

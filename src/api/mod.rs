@@ -476,7 +476,12 @@ mod tests {
             assert_eq!(e.body.param, None, "{}", String::from_utf8_lossy(b));
             e.body.message
         };
-        for b in [&b""[..], b"{", b"{\"model\":\"m\"", b"{\"model\":\"m\",\"messages\":[]} x"] {
+        for b in [
+            &b""[..],
+            b"{",
+            b"{\"model\":\"m\"",
+            b"{\"model\":\"m\",\"messages\":[]} x",
+        ] {
             assert!(
                 msg(b).starts_with("We could not parse the JSON body of your request."),
                 "{}",

@@ -674,7 +674,10 @@ models:
             "http://127.0.0.1:8081/api/chat"
         );
         assert_eq!(
-            url("https://x.openai.azure.com/openai/v1?api-version=preview", "/embeddings"),
+            url(
+                "https://x.openai.azure.com/openai/v1?api-version=preview",
+                "/embeddings"
+            ),
             "https://x.openai.azure.com/openai/v1/embeddings?api-version=preview"
         );
         // The parsed base is kept: a second call gives the same answer.

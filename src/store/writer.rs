@@ -442,3 +442,35 @@ impl std::fmt::Debug for LogSender {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer thread runs at nice 10 (field 19 of `/proc/self/task/<tid>/stat`).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_writer_thread_runs_at_a_lower_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            path: dir.path().join("log.db"),
+            ..Default::default()
+        };
+        let log = start(&cfg, &PiiConfig::default()).unwrap();
+        log.flush().await;
+        let mut nices = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let stat =
+                std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+            // `pid (comm) state …`: fields after the `)` start at field 3.
+            let Some((head, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            if head.ends_with("(sluice-log-writ") {
+                nices.push(rest.split(' ').nth(16).unwrap().to_string());
+            }
+        }
+        assert!(!nices.is_empty());
+        assert!(nices.iter().all(|n| n == "10"), "{nices:?}");
+    }
+}
