@@ -200,6 +200,26 @@ fn body(stream: bool) -> Bytes {
     }
 }
 
+/// How many interleaved turns each scenario is split into.
+const ROUNDS: usize = 3;
+
+/// One turn's share of `mode`.
+fn round_of(mode: load::Mode) -> load::Mode {
+    match mode {
+        load::Mode::Closed {
+            connections,
+            requests,
+        } => load::Mode::Closed {
+            connections,
+            requests: (requests / ROUNDS).max(connections),
+        },
+        load::Mode::Open { rate, duration } => load::Mode::Open {
+            rate,
+            duration: duration / ROUNDS as u32,
+        },
+    }
+}
+
 struct Row {
     scenario: String,
     target: &'static str,
@@ -319,18 +339,27 @@ async fn drive(scale: f64, full: bool) -> String {
     let bare_pid = bare.child.id();
     let (mut bare_ticks, mut bare_requests) = (0u64, 0usize);
     for (name, stream, mode) in &scenarios {
-        for (target, url) in &targets {
-            let bare_before = benchkit::cpu_ticks(bare_pid).unwrap_or(0);
-            let report = load::run(url, body(*stream), *mode, 0).await;
-            if *target == "sluice" {
-                sluice_requests += report.samples.len();
+        // The targets take turns, ROUNDS times, so a slow spell of the machine falls on all
+        // three alike instead of on whichever target happened to run then.
+        let mut merged: Vec<load::Report> = vec![load::Report::default(); targets.len()];
+        for _ in 0..ROUNDS {
+            for (i, (target, url)) in targets.iter().enumerate() {
+                let bare_before = benchkit::cpu_ticks(bare_pid).unwrap_or(0);
+                let report = load::run(url, body(*stream), round_of(*mode), 0).await;
+                if *target == "sluice" {
+                    sluice_requests += report.samples.len();
+                }
+                if *target == "bare" {
+                    bare_ticks += benchkit::cpu_ticks(bare_pid)
+                        .unwrap_or(0)
+                        .saturating_sub(bare_before);
+                    bare_requests += report.samples.len();
+                }
+                merged[i].samples.extend(report.samples);
+                merged[i].elapsed += report.elapsed;
             }
-            if *target == "bare" {
-                bare_ticks += benchkit::cpu_ticks(bare_pid)
-                    .unwrap_or(0)
-                    .saturating_sub(bare_before);
-                bare_requests += report.samples.len();
-            }
+        }
+        for ((target, _), report) in targets.iter().zip(merged) {
             rows.push(Row {
                 scenario: name.clone(),
                 target,
