@@ -30,10 +30,10 @@ fn record(i: u64) -> RequestRecord {
         attempts: 1,
         client_ip: Some("127.0.0.1".into()),
         sampling: Some(json!({"temperature": 0.2, "seed": 7})),
-        request_body: Some(json!({"model": "default", "messages": [
+        request_body: serde_json::value::to_raw_value(&json!({"model": "default", "messages": [
             {"role": "system", "content": "You are a helpful assistant. Answer briefly and precisely, in the user's language."},
             {"role": "user", "content": "Summarise the opening hours of the café on the corner of Main Street and tell me whether it serves breakfast on Sundays."}
-        ], "temperature": 0.2, "max_tokens": 256})),
+        ], "temperature": 0.2, "max_tokens": 256})).ok(),
         response: ResponseSummary {
             content: "The café opens at 7:00 on weekdays and 8:00 at weekends, and closes at 18:00. Breakfast is served every day until 11:30, Sundays included; on Sundays there is also a brunch menu from 10:00.".into(),
             finish_reason: Some("stop".into()),

@@ -426,11 +426,15 @@ pub async fn attempt(
             crate::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
         let send_body: &RequestBody = &send_body;
         record.sampling = crate::sampling::upstream_params(send_body, cx.endpoint, dep);
-        record.request_hash = Some(crate::repro::request_hash(
-            send_body,
-            cx.endpoint,
-            &dep.name,
-        ));
+        // The hash is kept in the log (and keys the cache, which needs the log): without a
+        // log nobody reads it.
+        if cx.config.log.prompts != crate::config::LogMode::Off {
+            record.request_hash = Some(crate::repro::request_hash(
+                send_body,
+                cx.endpoint,
+                &dep.name,
+            ));
+        }
         let cacheable = cx.config.cache.enabled
             && cx.config.log.prompts != crate::config::LogMode::Off
             && applied.as_ref().is_some_and(|a| a.deterministic);

@@ -39,9 +39,12 @@ pub fn fixed_records() -> Vec<RequestRecord> {
             response: resp("Anna runs a café.", "stop"),
             end_user: Some("anna".into()),
             sampling: Some(json!({"temperature": 0.0, "seed": 7})),
-            request_body: Some(json!({"model":"default","messages":[
+            request_body: Some(
+                serde_json::value::to_raw_value(&json!({"model":"default","messages":[
                 {"role":"system","content":"Be brief."},
-                {"role":"user","content":"Who is Anna?"}]})),
+                {"role":"user","content":"Who is Anna?"}]}))
+                .unwrap(),
+            ),
             ..base("req-a", 0)
         },
         RequestRecord {
@@ -60,8 +63,11 @@ pub fn fixed_records() -> Vec<RequestRecord> {
             policies: vec!["eu-only".into()],
             pii_kinds: vec!["email".into()],
             response: resp("Hello there", "stop"),
-            request_body: Some(json!({"model":"gpt","stream":true,"messages":[
-                {"role":"user","content":"Say hello"}]})),
+            request_body: Some(
+                serde_json::value::to_raw_value(&json!({"model":"gpt","stream":true,"messages":[
+                {"role":"user","content":"Say hello"}]}))
+                .unwrap(),
+            ),
             ..base("req-b", 5)
         },
         RequestRecord {
@@ -74,8 +80,11 @@ pub fn fixed_records() -> Vec<RequestRecord> {
             status: 502,
             error_type: Some("server_error".into()),
             error_message: Some("deployment `gemma-local` is unreachable".into()),
-            request_body: Some(json!({"model":"default","messages":[
-                {"role":"user","content":"ping"}]})),
+            request_body: Some(
+                serde_json::value::to_raw_value(&json!({"model":"default","messages":[
+                {"role":"user","content":"ping"}]}))
+                .unwrap(),
+            ),
             ..base("req-c", 10)
         },
         RequestRecord {

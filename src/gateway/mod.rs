@@ -649,8 +649,8 @@ impl Gateway {
         let mode = crate::store::row::effective_mode(r, self.config.log.prompts);
         if mode.keeps_text() {
             r.request_body = match body {
-                RequestBody::Chat(c) => serde_json::to_value(c).ok(),
-                RequestBody::Generic(g) => serde_json::to_value(g).ok(),
+                RequestBody::Chat(c) => serde_json::value::to_raw_value(c).ok(),
+                RequestBody::Generic(g) => serde_json::value::to_raw_value(g).ok(),
             };
         }
     }

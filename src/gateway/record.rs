@@ -73,9 +73,11 @@ pub struct RequestRecord {
     pub sampling: Option<serde_json::Value>,
     /// SHA-256 of the canonical effective request (see [`crate::repro::request_hash`]).
     pub request_hash: Option<String>,
-    /// The request body as received (the store keeps or drops it by logging mode).
+    /// The request body as received, as compact JSON text (the store keeps, redacts or drops
+    /// it by logging mode). Kept as text so the request path serialises it once, straight to
+    /// the bytes the log stores.
     #[serde(skip)]
-    pub request_body: Option<serde_json::Value>,
+    pub request_body: Option<Box<serde_json::value::RawValue>>,
     /// Logging mode forced by a policy or key for this request (`full`, `redacted`,
     /// `metadata`, `off`), overriding `log.prompts`.
     pub log_mode: Option<String>,

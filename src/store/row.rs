@@ -81,14 +81,15 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         LogMode::Off => return None,
         LogMode::Metadata => (None, None, None),
         LogMode::Full => (
-            r.request_body.as_ref().map(|b| b.to_string()),
+            r.request_body.as_ref().map(|b| b.get().to_string()),
             Some(r.response.content.clone()),
             tool_calls_json(r, |s| s.to_string()),
         ),
         LogMode::Redacted => (
             r.request_body
                 .as_ref()
-                .map(|b| redact_json(pii, b).to_string()),
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(b.get()).ok())
+                .map(|b| redact_json(pii, &b).to_string()),
             Some(redact_for_log(pii, &r.response.content)),
             tool_calls_json(r, |s| redact_for_log(pii, s)),
         ),
