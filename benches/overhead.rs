@@ -399,6 +399,11 @@ async fn drive(scale: f64, full: bool) -> String {
     let soak = load::run(&targets[2].1, body(true), soak_mode(soak_n, soak_secs), 10).await;
     let after_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
     let overhead = overhead_quantiles(&sluice.url).await;
+    let wrk = if full {
+        wrk_cross_check(&dir, &targets[1].1, &targets[2].1)
+    } else {
+        None
+    };
 
     let _ = std::fs::remove_dir_all(&dir);
     render(
@@ -420,6 +425,7 @@ async fn drive(scale: f64, full: bool) -> String {
             },
             chunk_delays: delays,
             overhead,
+            wrk,
         },
     )
 }
@@ -474,6 +480,7 @@ struct RenderInput {
     bare_cpu_ms_per_req: f64,
     chunk_delays: Vec<u64>,
     overhead: Option<(f64, f64)>,
+    wrk: Option<String>,
 }
 
 fn ms(us: u64) -> String {
@@ -626,6 +633,76 @@ fn render(rows: &[Row], r: RenderInput) -> String {
             "Sluice's own overhead metric (`sluice_gateway_overhead_seconds`, bucket upper bounds): p50 ≤ {p50:.0} µs, p99 ≤ {p99:.0} µs.\n"
         ));
     }
+    if let Some(w) = &r.wrk {
+        out.push_str(w);
+    }
     let _ = started;
     out
+}
+
+/// The c=1 median and the 16-connection throughput again, measured by `wrk` (an independent
+/// load generator written in C, when installed) for the bare hop and Sluice, taking turns
+/// 3 times, 3 s each. A Markdown section, or `None` without `wrk`.
+fn wrk_cross_check(dir: &std::path::Path, bare: &str, sluice: &str) -> Option<String> {
+    let script = dir.join("post.lua");
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{BODY}'\n"
+    );
+    std::fs::write(&script, lua).ok()?;
+    let run = |url: &str, connections: &str| -> Option<(f64, f64)> {
+        let out = Command::new("wrk")
+            .args(["-t1", "-c", connections, "-d3s", "--latency", "-s"])
+            .arg(&script)
+            .arg(url)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let p50 = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("50%"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(wrk_us)?;
+        let rps = text
+            .lines()
+            .find(|l| l.starts_with("Requests/sec:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())?;
+        Some((p50, rps))
+    };
+    let mut p50 = [Vec::new(), Vec::new()];
+    let mut rps = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, url) in [bare, sluice].into_iter().enumerate() {
+            p50[i].push(run(url, "1")?.0);
+            rps[i].push(run(url, "16")?.1);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (pb, ps) = (median(&mut p50[0]), median(&mut p50[1]));
+    let (rb, rs) = (median(&mut rps[0]), median(&mut rps[1]));
+    Some(format!(
+        "\n## Cross-check with wrk\n\nMedians of {ROUNDS} turns of 3 s each.\n\n\
+         | measure | bare | sluice | sluice vs bare |\n|---|---|---|---|\n\
+         | p50 at c=1, µs | {pb:.0} | {ps:.0} | {:+.0} µs |\n\
+         | req/s at 16 connections | {rb:.0} | {rs:.0} | {:.2}× |\n",
+        ps - pb,
+        rs / rb.max(1e-9)
+    ))
+}
+
+/// A wrk latency (`172.00us`, `1.20ms`, `2.00s`) in µs.
+fn wrk_us(v: &str) -> Option<f64> {
+    let (num, mult) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|x| x * mult)
 }
