@@ -139,6 +139,9 @@ fn check(config: Option<PathBuf>) -> ExitCode {
             d.model
         );
     }
+    if !cfg.disabled.is_empty() {
+        println!("disabled (enabled: false): {}", cfg.disabled.join(", "));
+    }
     println!("models:");
     for m in &cfg.models {
         println!("  {} -> {}", m.name, m.deployments.join(", "));

@@ -622,7 +622,7 @@ fn check_reports_tiers_and_a_bad_catalog_file() {
     let good = dir.path().join("good.yaml");
     std::fs::write(
         &good,
-        "deployments:\n  - name: box\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    model: olmo2:7b\npolicies:\n  - name: p\n    prefer: most_open\n",
+        "deployments:\n  - name: box\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    model: olmo2:7b\n  - name: remote-b\n    provider: openai\n    base_url: https://api.example.com/v1\n    model: m\n    enabled: false\n  - name: remote-a\n    provider: openai\n    base_url: https://api.example.com/v1\n    model: m\n    enabled: false\npolicies:\n  - name: p\n    prefer: most_open\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -636,6 +636,11 @@ fn check_reports_tiers_and_a_bad_catalog_file() {
         "{text}"
     );
     assert!(text.contains("policies: p\n"), "{text}");
+    assert!(
+        text.contains("\ndisabled (enabled: false): remote-a, remote-b\nmodels:\n"),
+        "{text}"
+    );
+    assert!(!text.contains("  remote-a ("), "{text}");
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,

@@ -71,6 +71,10 @@ pub struct Config {
     /// The response cache for deterministic requests (README "Reproducibility").
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Names of the deployments left out with `enabled: false` (filled by
+    /// [`Config::drop_disabled`]; `sluice check` lists them). Not part of the config file.
+    #[serde(skip)]
+    pub disabled: Vec<String>,
 }
 
 /// `limits:` block: `{models: {NAME: {rpm, tpm}}, deployments: {NAME: {rpm, tpm}}}`.
@@ -619,6 +623,9 @@ impl Config {
         for m in &mut self.models {
             m.deployments.retain(|d| !disabled.contains(d));
         }
+        let mut names: Vec<String> = disabled.into_iter().collect();
+        names.sort();
+        self.disabled.extend(names);
     }
 
     /// The deployment named `name`.
