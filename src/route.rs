@@ -388,6 +388,16 @@ pub async fn attempt(
             only_limited = false;
             continue;
         }
+        // The concurrency slot first: a deployment skipped because it is busy must not spend
+        // a cell of its rate limit (the slot is given back if the limit then skips it).
+        let Some(guard) = cx.state.try_acquire(name, dep.max_concurrency) else {
+            skipped.push(format!(
+                "`{name}` is at its max_concurrency ({})",
+                dep.max_concurrency.unwrap_or(0)
+            ));
+            only_limited = false;
+            continue;
+        };
         if let Some(l) = cx.config.limits.deployments.get(name.as_str()) {
             let tokens = crate::gateway::summary::estimate_tokens(&body.texts());
             if let Err(rej) = cx
@@ -405,14 +415,6 @@ pub async fn attempt(
                 continue;
             }
         }
-        let Some(guard) = cx.state.try_acquire(name, dep.max_concurrency) else {
-            skipped.push(format!(
-                "`{name}` is at its max_concurrency ({})",
-                dep.max_concurrency.unwrap_or(0)
-            ));
-            only_limited = false;
-            continue;
-        };
         let redaction = if decision.redacts_for(attrs) {
             let (b, r) = redacted
                 .get_or_insert_with(|| redact(cx.engine.detector(), body, &decision.redact_kinds));

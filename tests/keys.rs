@@ -237,6 +237,55 @@ async fn a_keys_bound_policy_always_applies() {
 
 /// `limits.deployments`: a deployment over its rpm is skipped for the next candidate; with
 /// none left, the client gets that limit's 429 and `Retry-After`.
+/// A deployment skipped because it is at its `max_concurrency` does not spend a cell of its
+/// rate limit: with `rpm: 2`, one held stream and one request routed around it, the next
+/// request still fits in `a`'s limit.
+#[tokio::test]
+async fn a_deployment_skipped_for_concurrency_keeps_its_rate_limit_cells() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let gone = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let first = sse(
+        &json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m",
+        "choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}),
+    );
+    let a = Mock::start(move |r| {
+        if r.body["stream"] == json!(true) {
+            MockReply::SseThenHang(vec![first.clone()], gone.clone())
+        } else {
+            MockReply::Json(200, completion())
+        }
+    })
+    .await;
+    let b = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let yaml = format!(
+        "limits:\n  deployments:\n    a: {{rpm: 2}}\ndeployments:\n  - name: a\n    provider: openai\n    base_url: {}\n    model: m\n    max_concurrency: 1\n  - name: b\n    provider: openai\n    base_url: {}\n    model: m\nmodels:\n  - name: default\n    deployments: [a, b]\n",
+        a.url("/v1"),
+        b.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let mut held = call(
+        &s,
+        None,
+        &json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}),
+    )
+    .await;
+    assert_eq!(held.headers()["x-sluice-deployment"], "a");
+    assert!(held.chunk().await.unwrap().is_some());
+    let around = call(&s, None, &chat()).await;
+    assert_eq!(around.headers()["x-sluice-deployment"], "b");
+    drop(held);
+    // The upstream stream is dropped after its concurrency slot is given back.
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx)
+        .await
+        .expect("the held stream was not cancelled")
+        .unwrap();
+    let third = call(&s, None, &chat()).await;
+    assert_eq!(third.status(), 200);
+    assert_eq!(third.headers()["x-sluice-deployment"], "a");
+    assert_eq!((a.calls(), b.calls()), (2, 1));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn deployment_rate_limits_route_around_then_429() {
     let a = Mock::start(|_| MockReply::Json(200, completion())).await;
