@@ -203,11 +203,12 @@ pub async fn probe(
     deployment: &DeploymentConfig,
     timeout: Duration,
 ) -> Result<(), String> {
-    let url = match deployment.provider {
-        ProviderKind::Openai => join_url(&deployment.base_url, "/models"),
-        ProviderKind::Ollama => join_url(&deployment.base_url, "/api/version"),
-        ProviderKind::Anthropic => join_url(&deployment.base_url, "/v1/models"),
+    let path = match deployment.provider {
+        ProviderKind::Openai => "/models",
+        ProviderKind::Ollama => "/api/version",
+        ProviderKind::Anthropic => "/v1/models",
     };
+    let url = deployment.upstream_url(path)?;
     let mut req = http.client(deployment).get(url).timeout(timeout);
     if deployment.provider == ProviderKind::Anthropic {
         req = anthropic::with_key(req, deployment)
@@ -243,15 +244,6 @@ pub fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 pub fn upstream_url(dep: &DeploymentConfig, path: &str) -> Result<url::Url, ApiError> {
     dep.upstream_url(path)
         .map_err(|m| ApiError::bad_gateway(&dep.name, m))
-}
-
-/// `base` + `path`, with exactly one `/` between them.
-pub fn join_url(base: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
 }
 
 /// Maps a reqwest failure to the client's error: timeout → 504, else 502.
