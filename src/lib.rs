@@ -16,6 +16,7 @@ pub mod admin_keys;
 pub mod api;
 pub mod auth;
 pub mod benchkit;
+pub mod bridge;
 pub mod cache;
 pub mod cli;
 pub mod config;
