@@ -6,8 +6,10 @@
 //! not know in a flattened `extra` map, so an OpenAI-compatible backend receives them untouched.
 
 pub mod error;
+pub mod request;
 
 pub use error::{ApiError, ErrorBody};
+pub use request::{Endpoint, RequestBody};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -58,7 +58,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Virtual keys declared in config (GitOps); more are created with `sluice keys create`.
     #[serde(default)]
-    pub keys: Vec<crate::auth::KeySpec>,
+    pub keys: Vec<crate::access::auth::KeySpec>,
     /// Rate limits per model and per deployment.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -490,7 +490,7 @@ impl Config {
             )
         })?;
         self.check_auth_exposure(listen)?;
-        crate::auth::ConfigKeys::new(&self.keys)?;
+        crate::access::auth::ConfigKeys::new(&self.keys)?;
         let mut names = HashSet::new();
         for (i, d) in self.deployments.iter().enumerate() {
             if d.name.trim().is_empty() {

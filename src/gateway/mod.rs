@@ -7,16 +7,18 @@
 //! [`RequestRecord`] per request.
 
 pub mod record;
+pub mod route;
 pub mod stream;
 pub mod summary;
 
+use crate::access::auth::{self, ConfigKeys, Principal};
+use crate::access::limits::{Limits, Rejection};
 use crate::api::{ApiError, Usage};
-use crate::auth::{self, ConfigKeys, Principal};
+use crate::api::{Endpoint, RequestBody};
 use crate::config::{Config, DeploymentConfig};
-use crate::limits::{Limits, Rejection};
+use crate::gateway::route::{AttemptCtx, Attempted, RouteState};
 use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
-use crate::providers::{Endpoint, RequestBody, Upstreams};
-use crate::route::{AttemptCtx, Attempted, RouteState};
+use crate::providers::Upstreams;
 use crate::telemetry::{self, metrics::Metrics};
 use bytes::Bytes;
 use record::{Recorder, RequestRecord};
@@ -42,7 +44,7 @@ pub struct RequestContext {
     pub client_ip: Option<String>,
     /// The request's tracing span (see [`crate::telemetry`]); `Span::none()` when untraced.
     pub span: tracing::Span,
-    /// Who is calling (see [`crate::auth`]).
+    /// Who is calling (see [`crate::access::auth`]).
     pub principal: Principal,
 }
 
@@ -83,7 +85,7 @@ pub struct GatewayReply {
 impl GatewayReply {
     /// Adds the sampling headers (`x-sluice-sampling`, `x-sluice-overridden`) when overrides
     /// applied.
-    fn add_sampling(&mut self, applied: Option<&crate::sampling::Applied>) {
+    fn add_sampling(&mut self, applied: Option<&crate::repro::sampling::Applied>) {
         if let Some(a) = applied {
             self.headers.extend(a.headers());
         }
@@ -102,7 +104,7 @@ pub struct Gateway {
     /// Rate limiters.
     pub limits: Arc<Limits>,
     /// Keys kept in the database (empty without a request log).
-    pub db_keys: Arc<crate::keys::KeyCache>,
+    pub db_keys: Arc<crate::access::keys::KeyCache>,
     /// Connection for key management (admin API), when the log is on.
     key_db: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
     policy: Arc<Engine>,
@@ -206,7 +208,7 @@ impl Gateway {
     }
 
     /// Opens the key database (the request log's file), loads keys and this period's spend,
-    /// and reloads the keys every [`crate::keys::RELOAD_EVERY`] in the background.
+    /// and reloads the keys every [`crate::access::keys::RELOAD_EVERY`] in the background.
     fn open_key_db(&mut self) -> Result<(), String> {
         let path = self.config.log.path.clone();
         let conn =
@@ -223,7 +225,7 @@ impl Gateway {
         let cache = Arc::downgrade(&self.db_keys);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(crate::keys::RELOAD_EVERY).await;
+                tokio::time::sleep(crate::access::keys::RELOAD_EVERY).await;
                 let Some(cache) = cache.upgrade() else { break };
                 let conn = conn.clone();
                 let _ = tokio::task::spawn_blocking(move || {
@@ -279,13 +281,13 @@ impl Gateway {
         if spent < budget.usd {
             return Ok(None);
         }
-        let (_, reset) = crate::keys::period_bounds(budget.period, now_ms);
+        let (_, reset) = crate::access::keys::period_bounds(budget.period, now_ms);
         if budget.remote_only {
             return Ok(Some(format!(
                 "remote budget of {:.2} USD per {} spent; local deployments only until {}",
                 budget.usd,
                 period_name(budget.period),
-                crate::keys::rfc3339(reset)
+                crate::access::keys::rfc3339(reset)
             )));
         }
         Err(ApiError::new(
@@ -295,7 +297,7 @@ impl Gateway {
                 "Budget exceeded: {spent:.4} of {:.2} USD per {} spent. It resets at {}.",
                 budget.usd,
                 period_name(budget.period),
-                crate::keys::rfc3339(reset)
+                crate::access::keys::rfc3339(reset)
             ),
         )
         .with_code("budget_exceeded"))
@@ -423,14 +425,14 @@ impl Gateway {
     /// and the plan (candidates, exclusions, try order). `sluice explain` and the server use
     /// this same function.
     ///
-    /// Errors (in the plan): see [`crate::route::plan`]; a policy's deny comes back in
+    /// Errors (in the plan): see [`crate::gateway::route::plan`]; a policy's deny comes back in
     /// `Decision::denied`.
     pub fn decide(
         &self,
         headers: &axum::http::HeaderMap,
         principal: &Principal,
         body: &RequestBody,
-    ) -> (Decision, Result<crate::route::Plan, ApiError>) {
+    ) -> (Decision, Result<crate::gateway::route::Plan, ApiError>) {
         let facts = RequestFacts {
             headers: Some(headers),
             api_key_id: principal.key_id.as_deref(),
@@ -445,13 +447,13 @@ impl Gateway {
                 rule: crate::policy::Rule::Hosting(crate::policy::tier::Hosting::Local),
             });
         }
-        let header = crate::sampling::with_client_header(
+        let header = crate::repro::sampling::with_client_header(
             self.config.sampling.allow_client_header,
             headers,
             &mut decision.sampling,
         );
         let plan = header.and_then(|()| {
-            crate::route::plan(
+            crate::gateway::route::plan(
                 &self.config,
                 &self.policy,
                 &decision,
@@ -656,13 +658,13 @@ impl Gateway {
     }
 
     /// Applies the decision: a policy's deny → 403; else tries the plan's deployments (see
-    /// [`crate::route::attempt`]), recording each attempt.
+    /// [`crate::gateway::route::attempt`]), recording each attempt.
     async fn route_and_call(
         &self,
         ctx: &RequestContext,
         body: &RequestBody,
         decision: &Decision,
-        plan: Result<crate::route::Plan, ApiError>,
+        plan: Result<crate::gateway::route::Plan, ApiError>,
         record: &mut RequestRecord,
     ) -> Result<Attempted, ApiError> {
         if let Some(denial) = &decision.denied {
@@ -681,7 +683,7 @@ impl Gateway {
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
         };
-        crate::route::attempt(&cx, decision, &plan, body, record).await
+        crate::gateway::route::attempt(&cx, decision, &plan, body, record).await
     }
 }
 
@@ -690,10 +692,10 @@ pub fn is_retryable(e: &ApiError) -> bool {
     e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
 }
 
-fn period_name(p: crate::auth::BudgetPeriod) -> &'static str {
+fn period_name(p: crate::access::auth::BudgetPeriod) -> &'static str {
     match p {
-        crate::auth::BudgetPeriod::Day => "day",
-        crate::auth::BudgetPeriod::Month => "month",
+        crate::access::auth::BudgetPeriod::Day => "day",
+        crate::access::auth::BudgetPeriod::Month => "month",
     }
 }
 

@@ -90,7 +90,7 @@ pub struct RequestRecord {
 pub struct Recorder {
     metrics: Arc<Metrics>,
     log: Option<LogSender>,
-    spend: Arc<crate::keys::Spend>,
+    spend: Arc<crate::access::keys::Spend>,
 }
 
 impl Recorder {
@@ -149,7 +149,7 @@ impl Recorder {
     }
 
     /// Spend per key (for budgets), fed by every recorded request.
-    pub fn spend(&self) -> &Arc<crate::keys::Spend> {
+    pub fn spend(&self) -> &Arc<crate::access::keys::Spend> {
         &self.spend
     }
 

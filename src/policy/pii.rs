@@ -6,9 +6,9 @@
 //! Findings carry kinds and positions only; values never leave this module except through
 //! [`super::redact`], which needs them to restore the response.
 
+use crate::api::RequestBody;
 use crate::api::{ChatMessage, Content};
 use crate::config::PiiConfig;
-use crate::providers::RequestBody;
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;

@@ -6,7 +6,7 @@
 //! with the next delta or the choice's finish chunk.
 
 use super::pii::{Detector, for_each_text_mut};
-use crate::providers::RequestBody;
+use crate::api::RequestBody;
 use serde_json::Value;
 use std::collections::HashMap;
 

@@ -8,17 +8,19 @@
 //!   the browser; `#q=TEXT` in the URL fills it).
 //! - `GET /ui/requests/{id}`: one request in full.
 //!
-//! Same access rule as `/admin` ([`crate::server::require_admin`]), plus the login cookie of
-//! [`crate::ui_login`] for browsers.
+//! Same access rule as `/admin` ([`crate::http::require_admin`]), plus the login cookie of
+//! [`crate::http::ui::login`] for browsers.
 
-use crate::admin::{parse_since, with_log};
+pub mod login;
+
 use crate::api::ApiError;
 use crate::gateway::Gateway;
+use crate::http::admin::{parse_since, with_log};
+use crate::http::ui::login::require_ui;
 use crate::store::query::{self, Bucket, GroupBy, LogFilter, StatusFilter, UsageReport};
 use crate::store::report::{fmt_cost, fmt_ms, fmt_time, prompt_text, response_text};
 use crate::store::row::LogRow;
 use crate::store::{self, StoreError};
-use crate::ui_login::require_ui;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -27,12 +29,12 @@ use axum::routing::get;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
-/// The `/ui` routes, merged into the main router by [`crate::server::router`].
+/// The `/ui` routes, merged into the main router by [`crate::http::router`].
 pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/ui", get(dashboard))
         .route("/ui/requests/{id}", get(detail))
-        .merge(crate::ui_login::router())
+        .merge(crate::http::ui::login::router())
 }
 
 /// Query of `GET /ui`.

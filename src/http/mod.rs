@@ -9,9 +9,12 @@
 //! Every route answers both with and without the `/v1` prefix. Unknown routes get a 404 in
 //! OpenAI's error shape.
 
+pub mod admin;
+pub mod ui;
+
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_body};
+use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
-use crate::providers::{Endpoint, RequestBody};
 use crate::telemetry;
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -44,9 +47,9 @@ pub fn router(gateway: Gateway) -> Router {
         .merge(api)
         .route("/health", get(health))
         .route("/health/ready", get(ready))
-        .merge(crate::admin::router())
-        .merge(crate::ui::router())
-        .merge(crate::admin_keys::router())
+        .merge(crate::http::admin::router())
+        .merge(crate::http::ui::router())
+        .merge(crate::http::admin::keys::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))
@@ -283,7 +286,7 @@ fn model_object(id: String) -> Value {
 /// their hosting and openness (see [`crate::policy::explain::model_deployments`]).
 fn with_deployments(
     gw: &Gateway,
-    principal: &crate::auth::Principal,
+    principal: &crate::access::auth::Principal,
     headers: &HeaderMap,
     id: String,
 ) -> Value {

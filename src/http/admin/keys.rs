@@ -3,11 +3,11 @@
 //! answers 201 with the key and its `secret`, shown only then), `GET /admin/keys`,
 //! `GET /admin/keys/{id}`, `DELETE /admin/keys/{id}` (revokes).
 
+use crate::access::auth::KeySpec;
+use crate::access::keys;
 use crate::api::{ApiError, parse_body};
-use crate::auth::KeySpec;
 use crate::gateway::Gateway;
-use crate::keys;
-use crate::server::require_admin;
+use crate::http::require_admin;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};

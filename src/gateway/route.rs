@@ -14,12 +14,13 @@
 //!   Deployments in cooldown or at `max_concurrency` are skipped.
 
 use crate::api::ApiError;
+use crate::api::{Endpoint, RequestBody};
 use crate::config::Config;
 use crate::config::policy::Prefer;
 use crate::gateway::record::RequestRecord;
 use crate::policy::redact::{Redaction, StreamRestorer, redact};
 use crate::policy::{Decision, DeploymentAttrs, Engine};
-use crate::providers::{self, Call, ChunkStream, Endpoint, Reply, RequestBody, Upstreams};
+use crate::providers::{self, Call, ChunkStream, Reply, Upstreams};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -104,7 +105,8 @@ pub fn plan(
             };
             let mut excluded = decision.check(attrs).err().unwrap_or_default();
             if let Some(dep) = config.deployment(&name)
-                && let Some(why) = crate::sampling::exclusion(dep, decision.sampling.as_ref())
+                && let Some(why) =
+                    crate::repro::sampling::exclusion(dep, decision.sampling.as_ref())
             {
                 excluded.push(why);
             }
@@ -306,7 +308,7 @@ pub enum Attempted {
         /// Holds the deployment's concurrency slot.
         guard: InflightGuard,
         /// What the sampling overrides did, when any applied.
-        sampling: Option<crate::sampling::Applied>,
+        sampling: Option<crate::repro::sampling::Applied>,
     },
     /// A stream whose first chunk arrived (placeholders restored chunk by chunk).
     Stream {
@@ -319,7 +321,7 @@ pub enum Attempted {
         /// Holds the deployment's concurrency slot until the stream ends.
         guard: InflightGuard,
         /// What the sampling overrides did, when any applied.
-        sampling: Option<crate::sampling::Applied>,
+        sampling: Option<crate::repro::sampling::Applied>,
     },
 }
 
@@ -334,7 +336,7 @@ pub struct AttemptCtx<'a> {
     /// Shared routing state.
     pub state: &'a Arc<RouteState>,
     /// Rate limiters (`limits.deployments`).
-    pub limits: &'a crate::limits::Limits,
+    pub limits: &'a crate::access::limits::Limits,
     /// The endpoint.
     pub endpoint: Endpoint,
     /// Request id, forwarded upstream.
@@ -423,11 +425,11 @@ pub async fn attempt(
             None
         };
         let send_body = redaction.as_ref().map_or(body, |(b, _)| *b);
-        let sampling_cfg = crate::sampling::effective(dep, decision.sampling.as_ref());
+        let sampling_cfg = crate::repro::sampling::effective(dep, decision.sampling.as_ref());
         let (send_body, mut applied) =
-            crate::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
+            crate::repro::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
         let send_body: &RequestBody = &send_body;
-        record.sampling = crate::sampling::upstream_params(send_body, cx.endpoint, dep);
+        record.sampling = crate::repro::sampling::upstream_params(send_body, cx.endpoint, dep);
         // The hash is kept in the log (and keys the cache, which needs the log): without a
         // log nobody reads it.
         if cx.config.log.prompts != crate::config::LogMode::Off {
@@ -441,7 +443,7 @@ pub async fn attempt(
             && cx.config.log.prompts != crate::config::LogMode::Off
             && applied.as_ref().is_some_and(|a| a.deterministic);
         if cacheable
-            && let Some(json) = crate::cache::lookup(
+            && let Some(json) = crate::repro::cache::lookup(
                 cx.config.log.path.clone(),
                 dep.name.clone(),
                 record.request_hash.clone().unwrap_or_default(),
@@ -569,7 +571,7 @@ fn finish(
     attrs: DeploymentAttrs,
     restore: Option<Redaction>,
     guard: InflightGuard,
-    sampling: Option<crate::sampling::Applied>,
+    sampling: Option<crate::repro::sampling::Applied>,
 ) -> Attempted {
     match (reply, restore) {
         (FirstAnswer::Complete(bytes, json), None) => Attempted::Complete {

@@ -14,9 +14,11 @@
 //!
 //! `since` takes what `sluice logs --since` takes (`1h`, `2026-11-01`, RFC 3339).
 
+pub mod keys;
+
 use crate::api::ApiError;
 use crate::gateway::Gateway;
-use crate::server::require_admin;
+use crate::http::require_admin;
 use crate::store::query::{self, GroupBy, LogFilter, StatusFilter};
 use crate::store::{self, StoreError, chain};
 use axum::extract::{Path, Query, State};
@@ -27,7 +29,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-/// The admin routes, merged into the main router by [`crate::server::router`].
+/// The admin routes, merged into the main router by [`crate::http::router`].
 pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/admin/logs", get(logs))

@@ -12,9 +12,9 @@
 //!   chat and completion rows since T once each and writes a Markdown report per deployment.
 
 use crate::api::parse_body;
+use crate::api::{Endpoint, RequestBody};
 use crate::gateway::summary::ResponseSummary;
 use crate::gateway::{Gateway, ReplyBody, RequestContext};
-use crate::providers::{Endpoint, RequestBody};
 use crate::store::commands::DbArgs;
 use clap::Args;
 use rusqlite::{Connection, OptionalExtension};
