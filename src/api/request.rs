@@ -1,6 +1,7 @@
 //! The request a provider receives, whatever the inbound route: which endpoint it came in on
 //! and the typed body.
 
+use super::visit::{Leaf, Visit, visit};
 use super::{ChatCompletionRequest, GenericRequest};
 
 /// Which OpenAI endpoint a request came in on.
@@ -68,11 +69,19 @@ impl RequestBody {
         }
     }
 
-    /// Every text of the request (messages, `prompt`, `input`).
+    /// The conversation's texts, in order: message content and text parts, tool-call
+    /// arguments, `prompt`, `input` (the [`Leaf::Content`] leaves of [`super::visit`]).
     pub fn texts(&self) -> Vec<&str> {
-        match self {
-            RequestBody::Chat(r) => r.texts(),
-            RequestBody::Generic(r) => r.texts(),
+        struct Texts<'a>(Vec<&'a str>);
+        impl<'a> Visit<'a> for Texts<'a> {
+            fn text(&mut self, _: &str, leaf: Leaf, text: &'a str) {
+                if leaf == Leaf::Content {
+                    self.0.push(text);
+                }
+            }
         }
+        let mut t = Texts(Vec::new());
+        visit(self, &mut t);
+        t.0
     }
 }

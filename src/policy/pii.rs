@@ -7,11 +7,9 @@
 //! [`super::redact`], which needs them to restore the response.
 
 use crate::api::RequestBody;
-use crate::api::{ChatMessage, Content};
 use crate::config::PiiConfig;
 use regex::Regex;
 use serde::Serialize;
-use serde_json::Value;
 
 /// One item found in one text: kind and byte range (`start..end`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +186,7 @@ impl Detector {
     /// Every item in every text of `body`, with locations and character positions.
     pub fn scan_request(&self, body: &RequestBody) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (location, text) in request_texts(body) {
+        for (location, _, text) in crate::api::visit::strings(body) {
             for m in self.scan(text) {
                 out.push(Finding {
                     kind: m.kind,
@@ -199,94 +197,6 @@ impl Detector {
             }
         }
         out
-    }
-}
-
-/// Every text of a request with its location: message contents and text parts, tool-call
-/// arguments, `prompt` and `input` (strings and arrays of strings).
-pub fn request_texts(body: &RequestBody) -> Vec<(String, &str)> {
-    let mut out = Vec::new();
-    match body {
-        RequestBody::Chat(r) => {
-            for (i, m) in r.messages.iter().enumerate() {
-                message_texts(i, m, &mut out);
-            }
-        }
-        RequestBody::Generic(r) => {
-            for key in ["prompt", "input"] {
-                match r.extra.get(key) {
-                    Some(Value::String(s)) => out.push((key.to_string(), s.as_str())),
-                    Some(Value::Array(items)) => {
-                        for (j, v) in items.iter().enumerate() {
-                            if let Value::String(s) = v {
-                                out.push((format!("{key}[{j}]"), s.as_str()));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    out
-}
-
-fn message_texts<'a>(i: usize, m: &'a ChatMessage, out: &mut Vec<(String, &'a str)>) {
-    match &m.content {
-        Some(Content::Text(s)) => out.push((format!("messages[{i}].content"), s.as_str())),
-        Some(Content::Parts(parts)) => {
-            for (j, p) in parts.iter().enumerate() {
-                if let Some(t) = &p.text {
-                    out.push((format!("messages[{i}].content[{j}].text"), t.as_str()));
-                }
-            }
-        }
-        None => {}
-    }
-    for (j, tc) in m.tool_calls.iter().flatten().enumerate() {
-        out.push((
-            format!("messages[{i}].tool_calls[{j}].function.arguments"),
-            tc.function.arguments.as_str(),
-        ));
-    }
-}
-
-/// Applies `f` to every text of `body` that [`request_texts`] lists, in the same order.
-pub fn for_each_text_mut(body: &mut RequestBody, mut f: impl FnMut(&mut String)) {
-    match body {
-        RequestBody::Chat(r) => {
-            for m in &mut r.messages {
-                match &mut m.content {
-                    Some(Content::Text(s)) => f(s),
-                    Some(Content::Parts(parts)) => {
-                        for p in parts {
-                            if let Some(t) = &mut p.text {
-                                f(t);
-                            }
-                        }
-                    }
-                    None => {}
-                }
-                for tc in m.tool_calls.iter_mut().flatten() {
-                    f(&mut tc.function.arguments);
-                }
-            }
-        }
-        RequestBody::Generic(r) => {
-            for key in ["prompt", "input"] {
-                match r.extra.get_mut(key) {
-                    Some(Value::String(s)) => f(s),
-                    Some(Value::Array(items)) => {
-                        for v in items {
-                            if let Value::String(s) = v {
-                                f(s);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
     }
 }
 
