@@ -7,11 +7,10 @@ use crate::access::auth::KeySpec;
 use crate::access::keys;
 use crate::api::{ApiError, parse_body};
 use crate::gateway::Gateway;
-use crate::http::require_admin;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -27,9 +26,8 @@ fn store_err(e: crate::store::StoreError) -> ApiError {
     ApiError::invalid_request(e.to_string())
 }
 
-async fn create(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(gw): State<Gateway>, body: Bytes) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
         let spec: KeySpec = parse_body(&body)?;
         if spec.name.trim().is_empty() {
             return Err(ApiError::invalid_request("`name` must not be empty").with_param("name"));
@@ -52,9 +50,8 @@ async fn create(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> R
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+async fn list(State(gw): State<Gateway>) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
         let all = gw.with_key_db(keys::list).await?.map_err(store_err)?;
         Ok::<Response, ApiError>(axum::Json(json!({"object": "list", "data": all})).into_response())
     }
@@ -62,9 +59,8 @@ async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn show(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn show(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
         let lookup = id.clone();
         match gw
             .with_key_db(move |c| keys::get(c, &lookup))
@@ -79,9 +75,8 @@ async fn show(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<Stri
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn revoke(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn revoke(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
         let lookup = id.clone();
         if gw
             .with_key_db(move |c| keys::revoke(c, &lookup))
