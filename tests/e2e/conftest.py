@@ -153,6 +153,19 @@ def llama_embed(tmp_path_factory) -> Llama:
     stop_pid(server.pid)
 
 
+def last_task(llama: Llama) -> dict:
+    """What llama-server itself used for the last completion it ran: the entry of its `GET
+    /slots` with the highest `id_task` (each slot shows its current or previous task, with the
+    task's sampling `params`: temperature, seed, top_k, top_p, max_tokens, …). The tests send
+    one request at a time, so that is the request just answered; no slot may still be busy."""
+    r = httpx.get(llama.base_url.removesuffix("/v1") + "/slots", timeout=30)
+    assert r.status_code == 200, f"llama-server /slots: {r.status_code} {r.text}"
+    slots = r.json()
+    assert not [s["id"] for s in slots if s["is_processing"]], f"a slot is still busy: {slots}"
+    ran = [s for s in slots if "id_task" in s]
+    return max(ran, key=lambda s: s["id_task"]) if ran else {"id_task": None, "params": {}}
+
+
 def model_id(llama: Llama) -> str:
     """The model id llama-server reports (its --alias)."""
     r = httpx.get(llama.base_url + "/models", timeout=30)
