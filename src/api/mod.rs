@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod request;
+pub mod summary;
 pub mod visit;
 
 pub use error::{ApiError, ErrorBody};

@@ -56,7 +56,7 @@ pub enum Command {
     Log(log_cmd::LogCommand),
     /// Show how a request would be routed (policies, PII, candidates, order) without calling
     /// any backend.
-    Explain(crate::policy::explain::ExplainArgs),
+    Explain(crate::gateway::explain::ExplainArgs),
     /// Send a logged request again and tell whether the answer is identical (exit 0), different
     /// (1) or the replay failed (2); or replay many into a Markdown report.
     Replay(crate::repro::replay::ReplayArgs),
@@ -81,7 +81,7 @@ pub fn main() -> ExitCode {
                 Command::Export(a) => log_cmd::export(a),
                 Command::Purge(a) => log_cmd::purge(a),
                 Command::Log(c) => log_cmd::log(c),
-                Command::Explain(args) => crate::policy::explain::command(args),
+                Command::Explain(args) => crate::gateway::explain::command(args),
                 Command::Keys(c) => crate::cli::keys::run(c),
                 Command::Replay(a) => crate::repro::replay::command(a),
                 Command::Serve { .. } => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 /// `/v1/*`: identifies the caller ([`Gateway::authenticate`]) and hands the principal to
 /// the handler as a request extension ([`crate::access::auth::Principal`]). 401 `invalid_api_key` in OpenAI's shape otherwise.
 pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
-    match gw.authenticate(req.headers()) {
+    match gw.access().authenticate(req.headers()) {
         Ok(p) => {
             req.extensions_mut().insert(p);
             next.run(req).await
@@ -42,7 +42,7 @@ pub async fn browser(State(gw): State<Gateway>, req: Request, next: Next) -> Res
 /// Lets a request through only with the master key or an admin key (when a master key is
 /// set); 401/403 in OpenAI's error shape otherwise.
 pub fn require_admin(gw: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    let p = gw.authenticate(headers)?;
+    let p = gw.access().authenticate(headers)?;
     if p.admin {
         Ok(())
     } else {

@@ -139,8 +139,11 @@ pub(crate) async fn serve(
         }
     };
     ctx.principal = principal;
-    let prompt_estimate = crate::gateway::summary::estimate_tokens(&body.texts());
-    let limit_headers = match gw.admit(&mut ctx.principal, body.model(), prompt_estimate) {
+    let prompt_estimate = crate::api::summary::estimate_tokens(&body.texts());
+    let limit_headers = match gw
+        .access()
+        .admit(&mut ctx.principal, body.model(), prompt_estimate)
+    {
         Ok(h) => h,
         Err(rej) => {
             gw.record_rejection(&ctx, Some(&body), &rej.error).await;
@@ -230,9 +233,9 @@ fn model_object(id: String) -> Value {
 }
 
 /// OpenAI's model object plus Sluice's `deployments`: the eligible ones, in try order, with
-/// their hosting and openness (see [`crate::policy::explain::model_deployments`]).
+/// their hosting and openness (see [`crate::gateway::explain::model_deployments`]).
 fn with_deployments(gw: &Gateway, principal: &Principal, headers: &HeaderMap, id: String) -> Value {
-    let deployments = crate::policy::explain::model_deployments(gw, principal, headers, &id);
+    let deployments = crate::gateway::explain::model_deployments(gw, principal, headers, &id);
     let mut v = model_object(id);
     v["deployments"] = Value::Array(deployments);
     v

@@ -12,8 +12,8 @@ pub mod cache;
 pub mod replay;
 pub mod sampling;
 
+use crate::api::summary::ResponseSummary;
 use crate::api::{Endpoint, RequestBody};
-use crate::gateway::summary::ResponseSummary;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 

@@ -203,7 +203,7 @@ pub fn record_request(span: &tracing::Span, body: &crate::api::RequestBody, capt
 }
 
 /// Records the outcome of a finished request on its span.
-pub fn record_outcome(span: &tracing::Span, r: &crate::gateway::record::RequestRecord) {
+pub fn record_outcome(span: &tracing::Span, r: &crate::store::record::RequestRecord) {
     if let Some(p) = &r.provider {
         span.record("gen_ai.provider.name", p.as_str());
     }

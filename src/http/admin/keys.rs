@@ -39,6 +39,7 @@ async fn create(State(gw): State<Gateway>, body: Bytes) -> Response {
         }
         let now = crate::store::now_ms() as i64;
         let (k, secret) = gw
+            .access()
             .with_key_db(move |c| keys::create(c, spec, now))
             .await?
             .map_err(store_err)?;
@@ -52,7 +53,11 @@ async fn create(State(gw): State<Gateway>, body: Bytes) -> Response {
 
 async fn list(State(gw): State<Gateway>) -> Response {
     let result = async {
-        let all = gw.with_key_db(keys::list).await?.map_err(store_err)?;
+        let all = gw
+            .access()
+            .with_key_db(keys::list)
+            .await?
+            .map_err(store_err)?;
         Ok::<Response, ApiError>(axum::Json(json!({"object": "list", "data": all})).into_response())
     }
     .await;
@@ -63,6 +68,7 @@ async fn show(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let result = async {
         let lookup = id.clone();
         match gw
+            .access()
             .with_key_db(move |c| keys::get(c, &lookup))
             .await?
             .map_err(store_err)?
@@ -79,6 +85,7 @@ async fn revoke(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let result = async {
         let lookup = id.clone();
         if gw
+            .access()
             .with_key_db(move |c| keys::revoke(c, &lookup))
             .await?
             .map_err(store_err)?

@@ -3,11 +3,11 @@
 //! eligibility, and the final try order. Built from the same [`crate::gateway::Gateway::decide`]
 //! the server uses, so the two always agree.
 
-use super::pii::Finding;
-use super::{Decision, Denial};
 use crate::api::ErrorBody;
 use crate::config::SamplingConfig;
 use crate::gateway::route::{Candidate, Plan};
+use crate::policy::pii::Finding;
+use crate::policy::{Decision, Denial};
 use serde::Serialize;
 use std::fmt::Write;
 
