@@ -5,6 +5,9 @@
 //! failure, timeout or 5xx before the first byte reached the client moves on to the next) →
 //! reply (whole JSON, or a stream whose first chunk was already read) → exactly one
 //! [`RequestRecord`] per request.
+//!
+//! Layer: below `http`, above `access`, `policy`, `providers` and `store`; never imports
+//! `http` or `cli`. Inside: `route` (plan) → `attempt` (tries) → `record` (Recorder), `stream`.
 
 pub mod attempt;
 pub mod explain;

@@ -11,6 +11,10 @@
 //! - [`redact`]: PII placeholders for `log.prompts: redacted`.
 //!
 //! [`RequestRecord`]: crate::store::record::RequestRecord
+//!
+//! Layer: the log store (SQLite today); imports `api`, `config`, `policy::pii` (log
+//! redaction), `telemetry`; never `gateway` or `http`. A new log store: a writer beside
+//! [`writer`] and the queries of [`query`], chosen by config.
 
 pub mod chain;
 pub mod commands;
