@@ -10,11 +10,12 @@
 //! - [`report`]: text, JSON and CSV output of the CLI.
 //! - [`redact`]: PII placeholders for `log.prompts: redacted`.
 //!
-//! [`RequestRecord`]: crate::gateway::record::RequestRecord
+//! [`RequestRecord`]: crate::store::record::RequestRecord
 
 pub mod chain;
 pub mod commands;
 pub mod query;
+pub mod record;
 pub mod redact;
 pub mod report;
 pub mod row;
