@@ -52,8 +52,11 @@ fn chat_upstream(r: &Received) -> MockReply {
         Value::Null,
     ))];
     if wants_tool {
-        out.push(sse(&chunk(json!({"tool_calls":[{"index":0,"id":"call_a","type":"function",
-            "function":{"name":"get_weather","arguments":""}}]}), Value::Null)));
+        out.push(sse(&chunk(
+            json!({"tool_calls":[{"index":0,"id":"call_a","type":"function",
+            "function":{"name":"get_weather","arguments":""}}]}),
+            Value::Null,
+        )));
         for part in ["{\"city\":", " \"Paris\"}"] {
             out.push(sse(&chunk(
                 json!({"tool_calls":[{"index":0,"function":{"arguments":part}}]}),
@@ -271,7 +274,10 @@ async fn error_before_first_byte_falls_back() {
 async fn error_mid_stream_is_an_error_event() {
     let mock = Mock::start(|_| {
         MockReply::Sse(vec![
-            sse(&chunk(json!({"role":"assistant","content":""}), Value::Null)),
+            sse(&chunk(
+                json!({"role":"assistant","content":""}),
+                Value::Null,
+            )),
             sse(&chunk(json!({"content":"Partial"}), Value::Null)),
         ])
     })
@@ -352,7 +358,10 @@ async fn probes_and_count_tokens() {
     assert_eq!(get.status(), 200);
     // 4 bytes per token: "Be brief." + "Say hello." = 19 bytes → 5.
     let body = json!({"model":"default","system":"Be brief.","messages":[{"role":"user","content":"Say hello."}]});
-    for path in ["/v1/messages/count_tokens", "/messages/count_tokens?beta=true"] {
+    for path in [
+        "/v1/messages/count_tokens",
+        "/messages/count_tokens?beta=true",
+    ] {
         let resp = post(&s, path, &body).await;
         assert_eq!(resp.status(), 200, "{path}");
         assert_eq!(
@@ -408,10 +417,7 @@ async fn the_log_row_records_the_dialect() {
         db.display()
     );
     let s = Sluice::start_logged(&yaml).await;
-    assert_eq!(
-        post(&s, "/v1/messages", &hello(true)).await.status(),
-        200
-    );
+    assert_eq!(post(&s, "/v1/messages", &hello(true)).await.status(), 200);
     s.stop().await;
     let c = Connection::open(&db).unwrap();
     let (endpoint, status, prompt, completion): (String, i64, i64, i64) = c
@@ -421,7 +427,10 @@ async fn the_log_row_records_the_dialect() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .unwrap();
-    assert_eq!((endpoint.as_str(), status, prompt, completion), ("messages", 200, 11, 5));
+    assert_eq!(
+        (endpoint.as_str(), status, prompt, completion),
+        ("messages", 200, 11, 5)
+    );
 }
 
 /// A PII value in a Messages `system` block never reaches the remote deployment under
