@@ -453,3 +453,44 @@ async fn pii_in_a_system_block_stays_local() {
     assert_eq!(local.calls(), 1);
     s.stop().await;
 }
+
+/// The official `anthropic` Python package against Sluice, bridged to an OpenAI-compatible
+/// mock (tests/sdk/test_anthropic_sdk.py): create, stream, a streamed tool round trip,
+/// count_tokens and an error, with exact contents and usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_anthropic_python_sdk_bridged() {
+    let python = std::env::var("SLUICE_PYTHON").expect(
+        "SLUICE_PYTHON is not set: run the tests with tests/run.sh, which installs the anthropic package",
+    );
+    let mock = Mock::start(chat_upstream).await;
+    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+    let out = tokio::process::Command::new(python)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/sdk/test_anthropic_sdk.py",
+        ])
+        .env("ANTHROPIC_BASE_URL", s.url(""))
+        .env("ANTHROPIC_API_KEY", "sk-test")
+        .env("SLUICE_BACKEND", "openai")
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("5 passed"), "{stdout}");
+    // The tool round trip reached the backend as a `tool` message answering the call.
+    let tool_turn = mock.received.lock().unwrap().iter().any(|r| {
+        r.body["messages"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|x| x["role"] == "tool" && x["tool_call_id"] == "call_a" && x["content"] == "18C")
+        })
+    });
+    assert!(tool_turn);
+    s.stop().await;
+}

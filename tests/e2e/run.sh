@@ -7,7 +7,8 @@
 # Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), npm (Claude Code), network
 # to PyPI and npm the first time. Fails (never skips) when the model or the server cannot be
 # had. The pytest run is bounded by SLUICE_E2E_TIMEOUT seconds (default 1200; it takes about a
-# minute, plus Claude Code's run), so a hang fails the run with a message instead of using up CI's time (SIGINT first: pytest then
+# minute, plus Claude Code's run), so a hang fails the run with a message instead of using up
+# CI's time (SIGINT first: pytest then
 # stops its servers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,7 +1,7 @@
 """Claude Code for real: the `claude` CLI (npm `@anthropic-ai/claude-code`, installed by
 tests/e2e/run.sh under ~/.cache/sluice/claude, or $SLUICE_CLAUDE) with ANTHROPIC_BASE_URL
 pointing at Sluice, answered by the real local model on llama-server through the Messages →
-chat bridge (`--model gemma-local` names the local deployment directly).
+chat bridge (`--model smollm2-local` names the local deployment directly).
 
 Claude Code sends `HEAD /`, then `POST /v1/messages?beta=true` with `stream: true`; when it
 judges a stream broken it retries the same request without streaming. So besides the exit code
@@ -50,7 +50,7 @@ def run_claude(sluice, prompt: str, *args: str, timeout: float = 900) -> subproc
         "NO_PROXY": "127.0.0.1,localhost",
     }
     return subprocess.run(
-        [str(CLAUDE), "-p", prompt, "--model", "gemma-local", *args],
+        [str(CLAUDE), "-p", prompt, "--model", "smollm2-local", *args],
         cwd=home,
         env=env,
         capture_output=True,
@@ -95,7 +95,7 @@ def test_claude_code_answers_through_sluice_from_the_local_model(sluice):
     assert rows, "no Messages row logged"
     # Every call Claude Code made was a streamed 200 from the local deployment: it never fell
     # back to a non-streaming retry.
-    assert [(r["status"], r["stream"], r["deployment"]) for r in rows] == [(200, True, "gemma-local")] * len(rows)
+    assert [(r["status"], r["stream"], r["deployment"]) for r in rows] == [(200, True, "smollm2-local")] * len(rows)
     # The answer on stdout is the model's text as logged (Claude Code prints the final text).
     assert answer == rows[0]["response_content"].strip()
     assert rows[0]["usage_estimated"] is False
