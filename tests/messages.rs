@@ -487,8 +487,9 @@ async fn official_anthropic_python_sdk_bridged() {
     // The tool round trip reached the backend as a `tool` message answering the call.
     let tool_turn = mock.received.lock().unwrap().iter().any(|r| {
         r.body["messages"].as_array().is_some_and(|m| {
-            m.iter()
-                .any(|x| x["role"] == "tool" && x["tool_call_id"] == "call_a" && x["content"] == "18C")
+            m.iter().any(|x| {
+                x["role"] == "tool" && x["tool_call_id"] == "call_a" && x["content"] == "18C"
+            })
         })
     });
     assert!(tool_turn);
