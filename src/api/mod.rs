@@ -9,6 +9,7 @@
 //! [`visit`], the one walk over every string of a request.
 
 pub mod error;
+pub mod messages;
 pub mod request;
 pub mod summary;
 pub mod visit;

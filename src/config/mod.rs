@@ -225,7 +225,8 @@ pub struct DeploymentConfig {
     #[serde(default)]
     pub supports: Option<Vec<Capability>>,
     /// `provider: anthropic`: the `max_tokens` sent when the client gives neither
-    /// `max_completion_tokens` nor `max_tokens` (tokens). Unset: such requests get a 400.
+    /// `max_completion_tokens` nor `max_tokens` (tokens). Unset: 4096
+    /// (`providers::anthropic::request::DEFAULT_MAX_TOKENS`).
     #[serde(default)]
     pub max_tokens_default: Option<u32>,
     /// `provider: ollama`: `options.num_ctx`, the context window (tokens), unless the client

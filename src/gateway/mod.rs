@@ -43,6 +43,10 @@ pub struct RequestContext {
     pub started_at: SystemTime,
     /// The endpoint used.
     pub endpoint: Endpoint,
+    /// The inbound dialect when it is not the endpoint's own (`messages` for Anthropic
+    /// Messages bridged to chat completions): recorded in the log's `endpoint` column instead
+    /// of the operation name.
+    pub dialect: Option<&'static str>,
     /// The request headers (policies match on them).
     pub headers: axum::http::HeaderMap,
     /// The client's IP address, when known.
@@ -61,6 +65,7 @@ impl RequestContext {
             started: Instant::now(),
             started_at: SystemTime::now(),
             endpoint,
+            dialect: None,
             headers: axum::http::HeaderMap::new(),
             client_ip: None,
             span: tracing::Span::none(),
@@ -384,7 +389,7 @@ impl Gateway {
                 .unwrap_or(0),
             duration_ms: 0,
             ttft_ms: None,
-            endpoint: ctx.endpoint.operation().to_string(),
+            endpoint: ctx.dialect.unwrap_or(ctx.endpoint.operation()).to_string(),
             requested_model: body.model().to_string(),
             deployment: None,
             provider: None,
