@@ -6,6 +6,7 @@
 //! not know in a flattened `extra` map, so an OpenAI-compatible backend receives them untouched.
 
 pub mod error;
+pub mod responses;
 
 pub use error::{ApiError, ErrorBody};
 
