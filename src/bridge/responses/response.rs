@@ -206,14 +206,41 @@ pub fn call_item(
     })
 }
 
-/// The `input` string of a custom tool's `{"input": …}` arguments; the raw text when the
+/// The `input` string of a custom tool's `{"input": …}` arguments (raw newlines and tabs
+/// inside the JSON string, which small models write, are accepted); the raw text when the
 /// arguments are not that shape.
 pub fn custom_input(arguments: &str) -> String {
-    match serde_json::from_str::<Value>(arguments) {
+    let parsed = serde_json::from_str::<Value>(arguments).or_else(|_| {
+        let escaped = arguments
+            .replace('\n', "\\n")
+            .replace('\t', "\\t")
+            .replace('\r', "\\r");
+        serde_json::from_str::<Value>(&escaped)
+    });
+    match parsed {
         Ok(Value::Object(m)) => match m.get("input") {
             Some(Value::String(s)) => s.clone(),
             _ => arguments.to_string(),
         },
         _ => arguments.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_input_unwraps_the_input_argument() {
+        assert_eq!(custom_input(r#"{"input":"a\nb"}"#), "a\nb");
+        assert_eq!(custom_input("{\"input\":\"a\nb\"}"), "a\nb");
+        assert_eq!(custom_input("plain text"), "plain text");
+        assert_eq!(custom_input(r#"{"other":1}"#), r#"{"other":1}"#);
+    }
+
+    #[test]
+    fn item_ids_derive_from_the_response_id() {
+        assert_eq!(item_id("resp_abc", "msg", 2), "msg_abc_2");
+        assert_eq!(item_id("x", "fc", 0), "fc_x_0");
     }
 }

@@ -55,6 +55,11 @@ impl ToolMap {
         }
     }
 
+    /// The entries: chat function name and origin, for namespaced and custom tools only.
+    pub fn entries(&self) -> &[(String, ToolOrigin)] {
+        &self.entries
+    }
+
     /// Whether the map has any entry that is not a plain function (nothing to map back).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
