@@ -4,8 +4,8 @@
 # front of it with config/quickstart.yaml, driven by the official `openai` Python package.
 #
 # Usage: bash tests/e2e/run.sh [pytest args…]
-# Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), network to PyPI the first
-# time. Fails (never skips) when the model or the server cannot be had.
+# Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), npm (Codex CLI), network to
+# PyPI and npm the first time. Fails (never skips) when the model or the server cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${SLUICE_VENV:-$PWD/.venv}"
@@ -17,6 +17,14 @@ fi
 start=$(date +%s)
 bash deploy/local-llm.sh --setup-only
 echo "e2e: local backend ready in $(($(date +%s) - start)) s"
+# Codex CLI for tests/e2e/test_codex.py (npm; installed once, pinned, under ~/.cache/sluice).
+CODEX_DIR="${SLUICE_CODEX_DIR:-$HOME/.cache/sluice/codex}"
+CODEX_VERSION=0.171.0
+if [ ! -x "$CODEX_DIR/node_modules/.bin/codex" ] \
+   || [ "$("$CODEX_DIR/node_modules/.bin/codex" --version 2>/dev/null)" != "codex-cli $CODEX_VERSION" ]; then
+  npm install --prefix "$CODEX_DIR" --silent --no-audit --no-fund "@openai/codex@$CODEX_VERSION"
+fi
+export SLUICE_CODEX="$CODEX_DIR/node_modules/.bin/codex"
 cargo build --quiet --bin sluice
 export SLUICE_BIN="${SLUICE_BIN:-$PWD/target/debug/sluice}"
 # Every server of the suite is on 127.0.0.1: never send its traffic through a proxy.
