@@ -11,7 +11,7 @@
 #     how to stop it.
 #
 # Usage: deploy/local-llm.sh [--port N] [--embeddings] [--ctx TOKENS] [--log FILE]
-#                            [--setup-only] [--build-only] [--wait-secs N]
+#                            [--setup-only] [--build-only] [--wait-secs N] [-- ARGS…]
 #
 #   --port N        listen on 127.0.0.1:N (default: a free port picked by the kernel)
 #   --embeddings    start llama-server with --embeddings --pooling mean: it then serves
@@ -21,6 +21,7 @@
 #   --setup-only    build/fetch what is missing, print the paths, start nothing
 #   --build-only    only build (or reuse) llama-server
 #   --wait-secs N   how long to wait for /health (default 180 s)
+#   -- ARGS…        further arguments passed to llama-server as they are (e.g. --grammar …)
 #
 # The last lines of stdout are machine-readable, one KEY=VALUE per line:
 #   LLAMA_SERVER=<binary>  LLAMA_MODEL=<gguf>  [LLAMA_PORT=<port>  LLAMA_PID=<pid>
@@ -45,6 +46,7 @@ CTX=2048
 LOG=""
 MODE=run
 WAIT_SECS=180
+EXTRA_ARGS=()
 
 die() { echo "local-llm: error: $*" >&2; exit 1; }
 say() { echo "local-llm: $*" >&2; }
@@ -58,6 +60,7 @@ while [ $# -gt 0 ]; do
     --setup-only) MODE=setup; shift ;;
     --build-only) MODE=build; shift ;;
     --wait-secs) WAIT_SECS="${2:?--wait-secs needs a value}"; shift 2 ;;
+    --) shift; EXTRA_ARGS=("$@"); break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -217,6 +220,7 @@ args=(-m "$MODEL" --host 127.0.0.1 --port "$PORT" -c "$CTX" --alias "$(basename 
 # Gemma 3 270M is a generative model with no pooling of its own: mean pooling makes the
 # /v1/embeddings vectors (one per input).
 [ "$EMBEDDINGS" = 1 ] && args+=(--embeddings --pooling mean)
+[ "${#EXTRA_ARGS[@]}" -gt 0 ] && args+=("${EXTRA_ARGS[@]}")
 say "starting $LLAMA_BIN ${args[*]}"
 # setsid: the server outlives this script and gets no signals meant for our terminal.
 setsid "$LLAMA_BIN" "${args[@]}" </dev/null >"$LOG" 2>&1 &

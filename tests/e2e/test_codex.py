@@ -3,8 +3,8 @@ behind it, bridged from the Responses API through chat completions.
 
 Codex (npm `@openai/codex`, installed by tests/e2e/run.sh under ~/.cache/sluice/codex, or
 $SLUICE_CODEX) is configured through CODEX_HOME with a custom `model_providers` entry
-(`wire_api = "responses"`). Its prompt (instructions, tools) is about 12k tokens, so this test
-runs its own llama-server with a 32k context, and its own Sluice in front of it (the request
+(`wire_api = "responses"`). Its prompt (instructions, tools) is about 4,500 tokens, so this test
+runs its own llama-server with a 16k context, and its own Sluice in front of it (the request
 log in the test's folder). The `x-sluice-mode: reproducible` header makes the answer greedy.
 """
 
@@ -33,9 +33,23 @@ def codex_bin() -> str:
     return str(path)
 
 
+# Gemma 3 270M is a base model: it does not end its turn on its own (asked as Codex asks, it
+# wrote 7,500 tokens before it was stopped). A grammar bounds its answer to one short sentence,
+# so the stream ends with `finish_reason: stop` as a chat model's would.
+ONE_SENTENCE = "root ::= [A-Z] [a-z ,]{3,40} [.!]"
+
+
 @pytest.fixture(scope="module")
 def llama_codex(tmp_path_factory):
-    server = start_llama(tmp_path_factory.mktemp("llama-codex"), "--ctx", "32768")
+    server = start_llama(
+        tmp_path_factory.mktemp("llama-codex"),
+        "--ctx",
+        "16384",
+        "--",
+        "--grammar",
+        ONE_SENTENCE,
+        name="llama-server-codex",
+    )
     yield server
     stop_pid(server.pid)
 
