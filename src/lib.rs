@@ -28,6 +28,8 @@ pub mod policy;
 pub mod providers;
 pub mod replay;
 pub mod repro;
+pub mod responses_http;
+pub mod responses_sse;
 pub mod route;
 pub mod sampling;
 pub mod server;

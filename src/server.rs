@@ -35,7 +35,8 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/completions", post(completions))
         .route("/embeddings", post(embeddings))
         .route("/models", get(list_models))
-        .route("/models/{*id}", get(get_model));
+        .route("/models/{*id}", get(get_model))
+        .merge(crate::responses_http::routes());
     let mut root = Router::new();
     if gateway.config.telemetry.metrics_listen.is_none() {
         root = root.route("/metrics", get(metrics));
@@ -352,6 +353,12 @@ async fn metrics(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
 }
 
 async fn not_found(req: Request) -> Response {
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), user_agent = %agent, "request to a route Sluice does not serve");
     ApiError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",

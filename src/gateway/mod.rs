@@ -44,6 +44,9 @@ pub struct RequestContext {
     pub span: tracing::Span,
     /// Who is calling (see [`crate::auth`]).
     pub principal: Principal,
+    /// The inbound dialect when it is not the endpoint's own (`responses` for a Responses
+    /// request served as chat); the log row's `endpoint`.
+    pub dialect: Option<&'static str>,
 }
 
 impl RequestContext {
@@ -58,6 +61,7 @@ impl RequestContext {
             client_ip: None,
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
+            dialect: None,
         }
     }
 }
@@ -235,6 +239,12 @@ impl Gateway {
             }
         });
         Ok(())
+    }
+
+    /// The request log's database connection (keys, Responses state); `None` when the log
+    /// is off.
+    pub fn state_db(&self) -> Option<Arc<std::sync::Mutex<rusqlite::Connection>>> {
+        self.key_db.clone()
     }
 
     /// Runs `f` on the key database and reloads the key cache after (admin API).
@@ -606,7 +616,7 @@ impl Gateway {
                 .unwrap_or(0),
             duration_ms: 0,
             ttft_ms: None,
-            endpoint: ctx.endpoint.operation().to_string(),
+            endpoint: ctx.dialect.unwrap_or(ctx.endpoint.operation()).to_string(),
             requested_model: body.model().to_string(),
             deployment: None,
             provider: None,
