@@ -514,3 +514,54 @@ async fn official_openai_python_sdk_responses() {
     assert!(stdout.contains("8 passed"), "{stdout}");
     s.stop().await;
 }
+
+/// Issue 15 for this dialect: a PII value in the texts a Responses request carries reaches
+/// the policy through the chat request it becomes, so under `pii: any → hosting: local` it
+/// never reaches the remote mock. `cases` are sent one by one; returns how many went where.
+async fn pii_cases(cases: &[Value]) -> (usize, usize) {
+    let remote = Mock::start(upstream).await;
+    let local = Mock::start(upstream).await;
+    let yaml = format!(
+        "deployments:\n  - name: remote\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n  - name: local\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: local\nmodels:\n  - name: default\n    deployments: [remote, local]\npolicies:\n  - name: personal-data-stays-local\n    when: {{pii: any}}\n    require: {{hosting: local}}\n",
+        remote.url("/v1"),
+        local.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    for (i, b) in cases.iter().enumerate() {
+        let r = post(&s, "/v1/responses", b.clone()).await;
+        assert_eq!(r.status(), 200, "case {i}");
+        r.text().await.unwrap();
+    }
+    // Without PII the first choice, the remote deployment, serves.
+    let r = post(&s, "/v1/responses", json!({"model":"default","input":"hi"})).await;
+    assert_eq!(r.headers()["x-sluice-deployment"], "remote");
+    s.stop().await;
+    (remote.calls() - 1, local.calls())
+}
+
+const EMAIL: &str = "anna.berg@example.com";
+
+#[tokio::test]
+async fn pii_in_input_text_instructions_and_tool_output_stays_local() {
+    let cases = [
+        json!({"model":"default","input":[{"role":"user","content":[{"type":"input_text","text":format!("Mail {EMAIL}")}]}]}),
+        json!({"model":"default","instructions":format!("Sign as {EMAIL}"),"input":"hi","stream":true}),
+        json!({"model":"default","input":[{"role":"user","content":"hi"},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":EMAIL}]}),
+        json!({"model":"default","input":[{"role":"user","content":"hi"},{"type":"custom_tool_call","call_id":"c","name":"patch","input":EMAIL}]}),
+    ];
+    assert_eq!(pii_cases(&cases).await, (0, cases.len()));
+}
+
+/// Fields the chat scan does not see yet (issue 15's visitor will): a tool's description and
+/// metadata values. The bridged request is a chat request, so the chat visitor covers them
+/// once it lands; this test then passes unchanged.
+#[tokio::test]
+#[ignore = "needs issue 15's request visitor: chat tool descriptions and metadata are not scanned yet"]
+async fn pii_in_tool_descriptions_and_metadata_stays_local() {
+    let cases = [
+        json!({"model":"default","input":"hi","tools":[{"type":"function","name":"f","description":format!("mails {EMAIL}")}]}),
+        json!({"model":"default","input":"hi","metadata":{"owner":EMAIL}}),
+        json!({"model":"default","input":"hi","user":EMAIL}),
+    ];
+    assert_eq!(pii_cases(&cases).await, (0, cases.len()));
+}
