@@ -8,9 +8,9 @@
 
 use serde_json::json;
 use sluice::api::Usage;
+use sluice::api::summary::ResponseSummary;
 use sluice::config::{LogConfig, LogMode, PiiConfig};
-use sluice::gateway::record::RequestRecord;
-use sluice::gateway::summary::ResponseSummary;
+use sluice::store::record::RequestRecord;
 use sluice::store::writer::{self, LogSender};
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,8 @@
 //! binary, so each has its own memory and CPU accounting.
 
 use bytes::Bytes;
-use sluice::benchkit::{self, load, mock::MockSettings};
+mod benchkit;
+use benchkit::{load, mock::MockSettings};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

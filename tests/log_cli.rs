@@ -3,9 +3,9 @@
 
 use serde_json::json;
 use sluice::api::Usage;
+use sluice::api::summary::ResponseSummary;
 use sluice::config::LogMode;
-use sluice::gateway::record::RequestRecord;
-use sluice::gateway::summary::ResponseSummary;
+use sluice::store::record::RequestRecord;
 use std::path::Path;
 use std::process::Command;
 

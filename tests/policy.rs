@@ -523,8 +523,8 @@ async fn explain_and_a_real_request_agree() {
             headers.insert(k, v.parse().unwrap());
             req = req.header(k, v);
         }
-        let body = sluice::policy::explain::request_for("default", Some(text), None).unwrap();
-        let x = sluice::policy::explain::explain(&gw, &headers, &body);
+        let body = sluice::gateway::explain::request_for("default", Some(text), None).unwrap();
+        let x = sluice::gateway::explain::explain(&gw, &headers, &body);
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(

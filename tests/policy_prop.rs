@@ -139,8 +139,8 @@ proptest! {
         remote_first in any::<bool>(),
     ) {
         let gw = gateway(prefer, remote_first);
-        let body = sluice::policy::explain::request_for("default", Some(&text), None).unwrap();
-        let x = sluice::policy::explain::explain(gw, &axum::http::HeaderMap::new(), &body);
+        let body = sluice::gateway::explain::request_for("default", Some(&text), None).unwrap();
+        let x = sluice::gateway::explain::explain(gw, &axum::http::HeaderMap::new(), &body);
         prop_assert!(!x.pii.is_empty(), "not detected: {text:?}");
         prop_assert_eq!(x.order, vec!["box".to_string()]);
     }

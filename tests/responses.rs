@@ -552,11 +552,9 @@ async fn pii_in_input_text_instructions_and_tool_output_stays_local() {
     assert_eq!(pii_cases(&cases).await, (0, cases.len()));
 }
 
-/// Fields the chat scan does not see yet (issue 15's visitor will): a tool's description and
-/// metadata values. The bridged request is a chat request, so the chat visitor covers them
-/// once it lands; this test then passes unchanged.
+/// Fields outside the messages: a tool's description, metadata values, `user`. The bridged
+/// request is a chat request, so `api::visit` (issue 15) sees them.
 #[tokio::test]
-#[ignore = "needs issue 15's request visitor: chat tool descriptions and metadata are not scanned yet"]
 async fn pii_in_tool_descriptions_and_metadata_stays_local() {
     let cases = [
         json!({"model":"default","input":"hi","tools":[{"type":"function","name":"f","description":format!("mails {EMAIL}")}]}),

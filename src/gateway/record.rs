@@ -1,87 +1,10 @@
 //! The record of one request, made exactly once per accepted request (answered, failed,
 //! rejected, or cut off by the client), and handed to the [`Recorder`].
 
-use super::summary::ResponseSummary;
-use crate::api::Usage;
+pub use crate::store::record::RequestRecord;
 use crate::store::writer::LogSender;
 use crate::telemetry::metrics::Metrics;
-use serde::Serialize;
 use std::sync::Arc;
-use std::time::SystemTime;
-
-/// Everything Sluice knows about one finished request.
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestRecord {
-    /// Sluice's request id (also the `x-request-id` response header).
-    pub id: String,
-    /// When the request arrived.
-    #[serde(skip)]
-    pub started_at: SystemTime,
-    /// Start as Unix time, ms.
-    pub started_ms: u64,
-    /// Total time, ms.
-    pub duration_ms: u64,
-    /// Time to the first chunk sent, ms (streams only).
-    pub ttft_ms: Option<u64>,
-    /// `chat.completions`, `completions` or `embeddings`.
-    pub endpoint: String,
-    /// The model name the client asked for.
-    pub requested_model: String,
-    /// The deployment that answered (or was last tried).
-    pub deployment: Option<String>,
-    /// Its provider kind.
-    pub provider: Option<String>,
-    /// HTTP status sent to the client (499 when the client went away mid-stream).
-    pub status: u16,
-    /// Error `type`, for failures.
-    pub error_type: Option<String>,
-    /// Error message, for failures.
-    pub error_message: Option<String>,
-    /// Whether the client asked for a stream.
-    pub stream: bool,
-    /// What the response said.
-    pub response: ResponseSummary,
-    /// Token counts: the upstream's usage, or an estimate.
-    pub usage: Usage,
-    /// True when `usage` is an estimate (the upstream reported none).
-    pub usage_estimated: bool,
-    /// Time spent waiting on upstreams, µs, summed over attempts (non-stream: until the whole
-    /// body; stream: until the first chunk).
-    pub upstream_us: Option<u64>,
-    /// Time Sluice itself added, µs: whole request time (streams: time to the first frame)
-    /// minus `upstream_us`.
-    pub overhead_us: Option<u64>,
-    /// Number of upstream attempts made (retries and fallbacks included).
-    pub attempts: u32,
-    /// Id of the API key used (never the key), once keys exist.
-    pub api_key_id: Option<String>,
-    /// End user: the request's `user` field or the configured user header.
-    pub end_user: Option<String>,
-    /// Client IP address.
-    pub client_ip: Option<String>,
-    /// `local` or `remote`, of the deployment that answered.
-    pub hosting: Option<String>,
-    /// Openness tier of that deployment (`api` … `reproducible`).
-    pub openness: Option<String>,
-    /// Names of the policies that matched.
-    pub policies: Vec<String>,
-    /// Kinds of personal data found in the prompt (`email`, `iban`, …), never the values.
-    pub pii_kinds: Vec<String>,
-    /// Cost in USD from the deployment's price, when the price is known.
-    pub cost_usd: Option<f64>,
-    /// Effective sampling parameters sent upstream (`temperature`, `top_p`, `seed`, …).
-    pub sampling: Option<serde_json::Value>,
-    /// SHA-256 of the canonical effective request (see [`crate::repro::request_hash`]).
-    pub request_hash: Option<String>,
-    /// The request body as received, as compact JSON text (the store keeps, redacts or drops
-    /// it by logging mode). Kept as text so the request path serialises it once, straight to
-    /// the bytes the log stores.
-    #[serde(skip)]
-    pub request_body: Option<Box<serde_json::value::RawValue>>,
-    /// Logging mode forced by a policy or key for this request (`full`, `redacted`,
-    /// `metadata`, `off`), overriding `log.prompts`.
-    pub log_mode: Option<String>,
-}
 
 /// Where finished requests go: the metrics, one `info` line per request (never prompt text
 /// or secrets), and — when the request log is on — a row queued for the store
@@ -90,7 +13,7 @@ pub struct RequestRecord {
 pub struct Recorder {
     metrics: Arc<Metrics>,
     log: Option<LogSender>,
-    spend: Arc<crate::keys::Spend>,
+    spend: Arc<crate::access::keys::Spend>,
 }
 
 impl Recorder {
@@ -149,7 +72,7 @@ impl Recorder {
     }
 
     /// Spend per key (for budgets), fed by every recorded request.
-    pub fn spend(&self) -> &Arc<crate::keys::Spend> {
+    pub fn spend(&self) -> &Arc<crate::access::keys::Spend> {
         &self.spend
     }
 
@@ -169,44 +92,5 @@ impl Recorder {
             completion_tokens = r.usage.completion_tokens,
             "request"
         );
-    }
-}
-
-impl Default for RequestRecord {
-    /// An empty record starting at the Unix epoch (for tests, tools and benchmarks).
-    fn default() -> Self {
-        RequestRecord {
-            id: String::new(),
-            started_at: SystemTime::UNIX_EPOCH,
-            started_ms: 0,
-            duration_ms: 0,
-            ttft_ms: None,
-            endpoint: String::new(),
-            requested_model: String::new(),
-            deployment: None,
-            provider: None,
-            status: 0,
-            error_type: None,
-            error_message: None,
-            stream: false,
-            response: ResponseSummary::default(),
-            usage: Usage::default(),
-            usage_estimated: false,
-            upstream_us: None,
-            overhead_us: None,
-            attempts: 0,
-            api_key_id: None,
-            end_user: None,
-            client_ip: None,
-            hosting: None,
-            openness: None,
-            policies: Vec::new(),
-            pii_kinds: Vec::new(),
-            cost_usd: None,
-            sampling: None,
-            request_hash: None,
-            request_body: None,
-            log_mode: None,
-        }
     }
 }

@@ -8,7 +8,7 @@
 //! or because the client went away and the body was dropped — the `on_finish` callback gets
 //! the summary exactly once.
 
-use super::summary::{ResponseSummary, estimate_tokens};
+use crate::api::summary::{ResponseSummary, estimate_tokens};
 use crate::api::{ApiError, Usage};
 use crate::providers::ChunkStream;
 use bytes::Bytes;

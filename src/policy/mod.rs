@@ -14,16 +14,16 @@
 //! - `log`: the last matching policy that sets it wins.
 
 pub mod catalog;
-pub mod explain;
+pub mod checks;
 pub mod pii;
 pub mod redact;
 pub mod tier;
 
 use crate::api::ApiError;
+use crate::api::RequestBody;
+use crate::api::summary::estimate_tokens;
 use crate::config::policy::{Action, LogMode, PiiAction, PolicyConfig, Prefer, WhenConfig};
 use crate::config::{Config, DeploymentConfig, Price, SamplingConfig};
-use crate::gateway::summary::estimate_tokens;
-use crate::providers::RequestBody;
 use axum::http::HeaderMap;
 use catalog::Catalog;
 use pii::{Detector, Finding};

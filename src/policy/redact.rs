@@ -5,8 +5,9 @@
 //! a tail that could still become a placeholder (at most one placeholder's length) and sends it
 //! with the next delta or the choice's finish chunk.
 
-use super::pii::{Detector, for_each_text_mut};
-use crate::providers::RequestBody;
+use super::pii::Detector;
+use crate::api::RequestBody;
+use crate::api::visit::{Leaf, VisitMut, visit_mut};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -86,45 +87,60 @@ pub fn redact(
     kinds: &[String],
 ) -> (RequestBody, Redaction) {
     let mut out = body.clone();
-    let existing: String = body.texts().concat();
+    let existing: String = crate::api::visit::strings(body)
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect();
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut counters: HashMap<String, usize> = HashMap::new();
-    for_each_text_mut(&mut out, |text| {
-        let found: Vec<_> = detector
-            .scan(text)
-            .into_iter()
-            .filter(|m| kinds.contains(&m.kind))
-            .collect();
-        if found.is_empty() {
-            return;
-        }
-        let mut result = String::with_capacity(text.len());
-        let mut last = 0;
-        for m in found {
-            let value = &text[m.start..m.end];
-            let placeholder = match pairs.iter().find(|(_, o)| o == value) {
-                Some((p, _)) => p.clone(),
-                None => {
-                    let n = counters.entry(m.kind.clone()).or_insert(0);
-                    let p = loop {
-                        *n += 1;
-                        let p = format!("[{}_{}]", m.kind.to_ascii_uppercase(), n);
-                        if !existing.contains(&p) {
-                            break p;
-                        }
-                    };
-                    pairs.push((p.clone(), value.to_string()));
-                    p
-                }
-            };
-            result.push_str(&text[last..m.start]);
-            result.push_str(&placeholder);
-            last = m.end;
-        }
-        result.push_str(&text[last..]);
-        *text = result;
-    });
+    visit_mut(
+        &mut out,
+        &mut EachText(|text: &mut String| {
+            let found: Vec<_> = detector
+                .scan(text)
+                .into_iter()
+                .filter(|m| kinds.contains(&m.kind))
+                .collect();
+            if found.is_empty() {
+                return;
+            }
+            let mut result = String::with_capacity(text.len());
+            let mut last = 0;
+            for m in found {
+                let value = &text[m.start..m.end];
+                let placeholder = match pairs.iter().find(|(_, o)| o == value) {
+                    Some((p, _)) => p.clone(),
+                    None => {
+                        let n = counters.entry(m.kind.clone()).or_insert(0);
+                        let p = loop {
+                            *n += 1;
+                            let p = format!("[{}_{}]", m.kind.to_ascii_uppercase(), n);
+                            if !existing.contains(&p) {
+                                break p;
+                            }
+                        };
+                        pairs.push((p.clone(), value.to_string()));
+                        p
+                    }
+                };
+                result.push_str(&text[last..m.start]);
+                result.push_str(&placeholder);
+                last = m.end;
+            }
+            result.push_str(&text[last..]);
+            *text = result;
+        }),
+    );
     (out, Redaction { pairs })
+}
+
+/// Adapts a closure to [`VisitMut`]: every string leaf, whatever its path.
+struct EachText<F>(F);
+
+impl<F: FnMut(&mut String)> VisitMut for EachText<F> {
+    fn text(&mut self, _: &str, _: Leaf, text: &mut String) {
+        (self.0)(text)
+    }
 }
 
 /// Restores placeholders in a stream of chunk objects, one chunk at a time.

@@ -13,7 +13,7 @@ pub mod openai;
 pub mod sse;
 pub mod upstream;
 
-use crate::api::{ApiError, ChatCompletionRequest, GenericRequest};
+use crate::api::{ApiError, Endpoint, RequestBody};
 use crate::config::{DeploymentConfig, ProviderKind};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -21,80 +21,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
-
-/// Which OpenAI endpoint a request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// `POST /v1/chat/completions`
-    ChatCompletions,
-    /// `POST /v1/completions`
-    Completions,
-    /// `POST /v1/embeddings`
-    Embeddings,
-}
-
-impl Endpoint {
-    /// The path under `/v1`, e.g. `/chat/completions`.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "/chat/completions",
-            Endpoint::Completions => "/completions",
-            Endpoint::Embeddings => "/embeddings",
-        }
-    }
-
-    /// OpenTelemetry GenAI `gen_ai.operation.name`.
-    pub fn operation(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "chat",
-            Endpoint::Completions => "text_completion",
-            Endpoint::Embeddings => "embeddings",
-        }
-    }
-}
-
-/// The typed request a provider translates.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RequestBody {
-    /// A chat completion.
-    Chat(ChatCompletionRequest),
-    /// A legacy completion or an embeddings request.
-    Generic(GenericRequest),
-}
-
-impl RequestBody {
-    /// The client-facing model name.
-    pub fn model(&self) -> &str {
-        match self {
-            RequestBody::Chat(r) => &r.model,
-            RequestBody::Generic(r) => &r.model,
-        }
-    }
-
-    /// Whether the client asked for a stream.
-    pub fn is_stream(&self) -> bool {
-        match self {
-            RequestBody::Chat(r) => r.is_stream(),
-            RequestBody::Generic(r) => r.is_stream(),
-        }
-    }
-
-    /// Whether the client asked for the trailing usage chunk.
-    pub fn wants_stream_usage(&self) -> bool {
-        match self {
-            RequestBody::Chat(r) => r.wants_stream_usage(),
-            RequestBody::Generic(r) => r.wants_stream_usage(),
-        }
-    }
-
-    /// Every text of the request (messages, `prompt`, `input`).
-    pub fn texts(&self) -> Vec<&str> {
-        match self {
-            RequestBody::Chat(r) => r.texts(),
-            RequestBody::Generic(r) => r.texts(),
-        }
-    }
-}
 
 /// One upstream call: which deployment, which endpoint, what body.
 #[derive(Debug, Clone, Copy)]

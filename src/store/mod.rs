@@ -11,11 +11,12 @@
 //! - [`redact`]: PII placeholders for `log.prompts: redacted`.
 //! - [`responses`]: Responses API state (`store`, `previous_response_id`).
 //!
-//! [`RequestRecord`]: crate::gateway::record::RequestRecord
+//! [`RequestRecord`]: crate::store::record::RequestRecord
 
 pub mod chain;
 pub mod commands;
 pub mod query;
+pub mod record;
 pub mod redact;
 pub mod report;
 pub mod responses;

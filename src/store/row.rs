@@ -3,8 +3,8 @@
 
 use super::redact::{redact_for_log, redact_json};
 use crate::config::LogMode;
-use crate::gateway::record::RequestRecord;
 use crate::policy::pii::Detector;
+use crate::store::record::RequestRecord;
 use rusqlite::types::Value as Sql;
 use serde::Serialize;
 use serde_json::value::RawValue;

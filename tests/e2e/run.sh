@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The end-to-end suite: a real llama-server with the real Gemma 3 270M model (set up by
+# The end-to-end suite: a real llama-server with the real SmolLM2-135M-Instruct model (set up by
 # deploy/local-llm.sh: built once and cached under ~/.cache/sluice), Sluice built by cargo in
 # front of it with config/quickstart.yaml, driven by the official `openai` Python package.
 #
 # Usage: bash tests/e2e/run.sh [pytest args…]
 # Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), npm (Codex CLI), network to
 # PyPI and npm the first time. Fails (never skips) when the model or the server cannot be had.
+# The pytest run is bounded by SLUICE_E2E_TIMEOUT seconds (default 1200; it takes about a
+# minute), so a hang fails the run with a message instead of using up CI's time (SIGINT first:
+# pytest then stops its servers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${SLUICE_VENV:-$PWD/.venv}"
@@ -26,11 +29,14 @@ if [ ! -x "$CODEX_DIR/node_modules/.bin/codex" ] \
 fi
 export SLUICE_CODEX="$CODEX_DIR/node_modules/.bin/codex"
 cargo build --quiet --bin sluice
-export SLUICE_BIN="${SLUICE_BIN:-$PWD/target/debug/sluice}"
+export SLUICE_BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/sluice}"
 # Every server of the suite is on 127.0.0.1: never send its traffic through a proxy.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
 start=$(date +%s)
 status=0
-"$VENV/bin/python" -m pytest -p no:cacheprovider -v tests/e2e "$@" || status=$?
+limit="${SLUICE_E2E_TIMEOUT:-1200}"
+timeout -s INT --kill-after=60 "$limit" "$VENV/bin/python" -m pytest -p no:cacheprovider -v tests/e2e "$@" ||
+  status=$?
+[ "$status" = 124 ] && echo "e2e: pytest did not finish within $limit s (SLUICE_E2E_TIMEOUT)" >&2
 echo "e2e: tests ran in $(($(date +%s) - start)) s"
 exit "$status"

@@ -1,9 +1,30 @@
-"""Chat completions through Sluice to the real Gemma 3 270M, with the official openai client.
+"""Chat completions through Sluice to the real SmolLM2-135M-Instruct, with the official openai
+client: a pinned question that the model answers correctly at temperature 0, and usage counts
+that equal the backend's own.
 
-Every request caps max_tokens: the base model otherwise runs to the context limit."""
+Every request caps max_tokens, so a run costs the same on any machine."""
 
 PROMPT = [{"role": "user", "content": "Write one sentence about rivers."}]
 MAX_TOKENS = 16
+# A question this model answers correctly and reproducibly at temperature 0 (checked on the
+# pinned llama-server build and model file): the answer names the city and the model ends its
+# turn itself (`stop`, not `length`), which a base model without a chat template does not do.
+# (Asked bare, "What is the capital of France?", this 135M model rambles in French; asked
+# this way it answers "The capital of France is Paris." with a margin of about 1 nat or more
+# on every token.)
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
+QUESTION_MAX_TOKENS = 48
+
+
+def test_the_model_answers_a_factual_question_and_ends_its_turn(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="default", messages=QUESTION, max_tokens=QUESTION_MAX_TOKENS, temperature=0
+    )
+    assert raw.headers["x-sluice-deployment"] == "smollm2-local"
+    r = raw.parse()
+    text = r.choices[0].message.content
+    assert "Paris" in text, f"no 'Paris' in the answer: {text!r}"
+    assert r.choices[0].finish_reason == "stop", (r.choices[0].finish_reason, text)
 
 
 def direct_usage(llama, **body) -> dict:
@@ -22,7 +43,7 @@ def test_chat_non_stream_answers_with_the_backends_usage(client, llama):
     raw = client.chat.completions.with_raw_response.create(
         model="default", messages=PROMPT, max_tokens=MAX_TOKENS, temperature=0, seed=7
     )
-    assert raw.headers["x-sluice-deployment"] == "gemma-local"
+    assert raw.headers["x-sluice-deployment"] == "smollm2-local"
     r = raw.parse()
     text = r.choices[0].message.content
     assert text.strip(), f"empty answer: {r}"

@@ -1,5 +1,5 @@
 """Embeddings through Sluice to a llama-server started with --embeddings (mean pooling over
-Gemma 3 270M's hidden states; the base model has no pooling of its own)."""
+SmolLM2-135M-Instruct's hidden states; a generative model has no pooling of its own)."""
 
 import math
 
@@ -8,7 +8,7 @@ def test_embeddings_match_the_backends_own(client, llama_embed):
     raw = client.embeddings.with_raw_response.create(
         model="embed", input=["rivers run to the sea", "hello"]
     )
-    assert raw.headers["x-sluice-deployment"] == "gemma-embed"
+    assert raw.headers["x-sluice-deployment"] == "smollm2-embed"
     r = raw.parse()
     assert [d.index for d in r.data] == [0, 1]
     direct = llama_embed.post("/embeddings", {"model": "x", "input": ["rivers run to the sea", "hello"]})

@@ -18,7 +18,7 @@ def test_non_stream_answer_is_logged_with_the_same_tokens(client, sluice):
     assert raw.headers["x-request-id"] == rid
     r = raw.parse()
     row = logged_row(sluice, rid)
-    assert row["deployment"] == "gemma-local"
+    assert row["deployment"] == "smollm2-local"
     assert row["status"] == 200
     assert row["stream"] is False
     assert row["response_content"] == r.choices[0].message.content
@@ -35,7 +35,7 @@ def test_non_stream_answer_is_logged_with_the_same_tokens(client, sluice):
     assert admin.json()["completion_tokens"] == r.usage.completion_tokens
     page = httpx.get(f"{root}/ui/requests/{rid}", timeout=30)
     assert page.status_code == 200
-    assert rid in page.text and "gemma-local" in page.text
+    assert rid in page.text and "smollm2-local" in page.text
 
 
 def test_streamed_answer_is_logged_with_the_same_tokens(client, sluice):

@@ -29,14 +29,14 @@ def test_smart_prefers_the_remote_deployment_without_personal_data(client, sluic
     assert r.choices[0].message.content == REMOTE_ANSWER
     assert "x-sluice-policies" not in headers
     e = explain(sluice, PLAIN)
-    assert e["order"] == ["remote", "gemma-local"]
+    assert e["order"] == ["remote", "smollm2-local"]
     assert e["policies"] == []
 
 
 def test_an_email_goes_to_the_local_model_with_headers_and_explain_agreeing(client, sluice, remote):
     before = len(remote.bodies)
     headers, r = chat(client, EMAIL)
-    assert headers["x-sluice-deployment"] == "gemma-local"
+    assert headers["x-sluice-deployment"] == "smollm2-local"
     assert headers["x-sluice-hosting"] == "local"
     assert headers["x-sluice-policies"] == "personal-data-stays-local"
     assert r.choices[0].message.content.strip()
@@ -44,10 +44,10 @@ def test_an_email_goes_to_the_local_model_with_headers_and_explain_agreeing(clie
     assert len(remote.bodies) == before, "the remote deployment saw the request"
     e = explain(sluice, EMAIL)
     assert e["policies"] == ["personal-data-stays-local"]
-    assert e["order"] == ["gemma-local"]
+    assert e["order"] == ["smollm2-local"]
     assert [f["kind"] for f in e["pii"]] == ["email"]
     excluded = {c["attrs"]["name"]: c["excluded"] for c in e["candidates"]}
-    assert excluded["gemma-local"] == []
+    assert excluded["smollm2-local"] == []
     assert len(excluded["remote"]) == 1 and "personal-data-stays-local" in excluded["remote"][0]
     # What explain predicts is what the server did.
     assert e["order"][0] == headers["x-sluice-deployment"]
@@ -55,6 +55,6 @@ def test_an_email_goes_to_the_local_model_with_headers_and_explain_agreeing(clie
 
 def test_default_is_the_cheapest_deployment(client, sluice):
     headers, _ = chat(client, PLAIN, model="default")
-    assert headers["x-sluice-deployment"] == "gemma-local"
+    assert headers["x-sluice-deployment"] == "smollm2-local"
     assert headers["x-sluice-policies"] == "cheapest"
-    assert explain(sluice, PLAIN, model="default")["order"] == ["gemma-local", "remote"]
+    assert explain(sluice, PLAIN, model="default")["order"] == ["smollm2-local", "remote"]

@@ -6,7 +6,9 @@ import json
 import pytest
 from openai import OpenAI
 
-client = OpenAI()  # reads OPENAI_BASE_URL and OPENAI_API_KEY
+# Reads OPENAI_BASE_URL and OPENAI_API_KEY. No retries: the SDK's default (2) would hide a
+# 5xx or 429 from Sluice behind a second attempt; a bounded timeout, so no test can hang.
+client = OpenAI(max_retries=0, timeout=30)
 MSGS = [{"role": "user", "content": "Say hello."}]
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},

@@ -202,7 +202,7 @@ impl Sluice {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(sluice::server::run(listener, gateway, async move {
+        let task = tokio::spawn(sluice::http::run(listener, gateway, async move {
             let _ = rx.await;
         }));
         Sluice {

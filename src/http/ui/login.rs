@@ -22,7 +22,7 @@ pub fn router() -> Router<Gateway> {
     Router::new().route("/ui/login", get(form).post(login))
 }
 
-/// Access rule of the `/ui` pages: [`crate::server::require_admin`] on the headers, or on the
+/// Access rule of the `/ui` pages: [`crate::http::auth::require_admin`] on the headers, or on the
 /// `sluice_key` cookie when no key header is sent. A browser without either is sent to the
 /// login form (303).
 pub fn require_ui(gw: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
@@ -34,12 +34,12 @@ pub fn require_ui(gw: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
             match HeaderValue::from_str(&format!("Bearer {key}")) {
                 Ok(v) => {
                     h.insert(header::AUTHORIZATION, v);
-                    crate::server::require_admin(gw, &h)
+                    crate::http::auth::require_admin(gw, &h)
                 }
-                Err(_) => Err(crate::auth::unauthorized("Malformed key cookie.")),
+                Err(_) => Err(crate::access::auth::unauthorized("Malformed key cookie.")),
             }
         }
-        None => crate::server::require_admin(gw, headers),
+        None => crate::http::auth::require_admin(gw, headers),
     };
     checked.map_err(|e| {
         if e.status == StatusCode::UNAUTHORIZED && !has_key_header {
@@ -90,10 +90,10 @@ async fn login(
     };
     let mut h = HeaderMap::new();
     let checked = HeaderValue::from_str(&format!("Bearer {}", f.key.trim()))
-        .map_err(|_| crate::auth::unauthorized("Malformed key."))
+        .map_err(|_| crate::access::auth::unauthorized("Malformed key."))
         .and_then(|v| {
             h.insert(header::AUTHORIZATION, v);
-            crate::server::require_admin(&gw, &h)
+            crate::http::auth::require_admin(&gw, &h)
         });
     match checked {
         Ok(()) => {

@@ -8,31 +8,32 @@
 //!   the browser; `#q=TEXT` in the URL fills it).
 //! - `GET /ui/requests/{id}`: one request in full.
 //!
-//! Same access rule as `/admin` ([`crate::server::require_admin`]), plus the login cookie of
-//! [`crate::ui_login`] for browsers.
+//! Same access rule as `/admin` ([`crate::http::auth::require_admin`]), plus the login cookie of
+//! [`crate::http::ui::login`] for browsers.
 
-use crate::admin::{parse_since, with_log};
+pub mod login;
+
 use crate::api::ApiError;
 use crate::gateway::Gateway;
+use crate::http::admin::{parse_since, with_log};
 use crate::store::query::{self, Bucket, GroupBy, LogFilter, StatusFilter, UsageReport};
 use crate::store::report::{fmt_cost, fmt_ms, fmt_time, prompt_text, response_text};
 use crate::store::row::LogRow;
 use crate::store::{self, StoreError};
-use crate::ui_login::require_ui;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
-/// The `/ui` routes, merged into the main router by [`crate::server::router`].
+/// The `/ui` pages (behind [`crate::http::auth::browser`]); the login form is
+/// [`login::router`], mounted apart by [`crate::http::router`].
 pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/ui", get(dashboard))
         .route("/ui/requests/{id}", get(detail))
-        .merge(crate::ui_login::router())
 }
 
 /// Query of `GET /ui`.
@@ -125,14 +126,7 @@ pub fn bucket_for(range_ms: i64) -> i64 {
     if n > 200 { b * ((n + 199) / 200) } else { b }
 }
 
-async fn dashboard(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    Query(q): Query<UiQuery>,
-) -> Response {
-    if let Err(resp) = require_ui(&gw, &headers) {
-        return resp;
-    }
+async fn dashboard(State(gw): State<Gateway>, Query(q): Query<UiQuery>) -> Response {
     let now = store::now_ms() as i64;
     let since_text = q.since.clone().unwrap_or_else(|| "24h".into());
     let loaded = async {
@@ -379,10 +373,7 @@ fn bars<'a>(
     out
 }
 
-async fn detail(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(resp) = require_ui(&gw, &headers) {
-        return resp;
-    }
+async fn detail(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let wanted = id.clone();
     let found = with_log(&gw, move |conn| {
         query::get(conn, &wanted).map_err(|e| {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,20 +27,21 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use tracing::Instrument;
 
+use super::openai::{id_of, read_body, with_headers};
+use super::responses_sse::ResponsesSse;
+use crate::access::auth::Principal;
 use crate::api::responses::{InputItem, InputTokens, ResponseObject, ResponsesRequest};
-use crate::api::{ApiError, parse_body};
+use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
 use crate::bridge::responses::{BridgedRequest, StreamTranslator, from_chat, to_chat};
 use crate::config::LogMode;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
-use crate::providers::{Endpoint, RequestBody};
-use crate::responses_sse::ResponsesSse;
 use crate::store::responses::{self as state, StoredResponse};
 
 /// Response header naming the hosted tools removed on a bridged route (comma-separated).
 pub const DROPPED_TOOLS: &str = "x-sluice-dropped-tools";
 
 /// The routes, to be served with and without `/v1`.
-pub fn routes() -> Router<Gateway> {
+pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/responses", post(create))
         .route("/responses/input_tokens", post(input_tokens))
@@ -51,7 +52,7 @@ pub fn routes() -> Router<Gateway> {
 type Db = Arc<Mutex<rusqlite::Connection>>;
 
 /// How state is kept for this caller: `None` when it is not (no database, or `metadata`/`off`).
-fn state_mode(gw: &Gateway, principal: &crate::auth::Principal) -> Option<LogMode> {
+fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
     let mode = principal
         .spec
         .log
@@ -83,18 +84,18 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-fn owner(p: &crate::auth::Principal) -> String {
+fn owner(p: &Principal) -> String {
     p.key_id.clone().unwrap_or_default()
 }
 
 /// The conversation `previous_response_id` continues, or the 400 that says why there is none.
 async fn history(
     gw: &Gateway,
-    principal: &crate::auth::Principal,
+    principal: &Principal,
     prev: &str,
 ) -> Result<Vec<InputItem>, ApiError> {
     let bad = |msg: String| ApiError::invalid_request(msg).with_param("previous_response_id");
-    let (Some(db), Some(_)) = (gw.state_db(), state_mode(gw, principal)) else {
+    let (Some(db), Some(_)) = (gw.access().state_db(), state_mode(gw, principal)) else {
         return Err(bad(format!(
             "Previous response with id '{prev}' not found: this Sluice keeps no responses \
              (log.prompts is `metadata` or `off`, or the key's log mode is), so \
@@ -115,22 +116,15 @@ async fn history(
         .map_err(|e| ApiError::internal(format!("stored response {prev}: {e}")))
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(crate::server::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string()
-}
-
 /// `POST /v1/responses`.
 async fn create(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut ctx = RequestContext::new(request_id(&headers), Endpoint::ChatCompletions);
+    let mut ctx = RequestContext::new(id_of(&headers), Endpoint::ChatCompletions);
     ctx.dialect = Some("responses");
     ctx.client_ip = Some(peer.ip().to_string());
     let req = match read(&gw, body).await {
@@ -140,13 +134,7 @@ async fn create(
             return e.into_response();
         }
     };
-    ctx.principal = match gw.authenticate(&headers) {
-        Ok(p) => p,
-        Err(e) => {
-            gw.record_rejection(&ctx, None, &e).await;
-            return e.into_response();
-        }
-    };
+    ctx.principal = principal;
     let prepared = async {
         let hist = match &req.previous_response_id {
             Some(prev) => history(&gw, &ctx.principal, prev).await?,
@@ -167,16 +155,7 @@ async fn create(
 }
 
 async fn read(gw: &Gateway, body: Body) -> Result<ResponsesRequest, ApiError> {
-    let limit = gw.config.server.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("Request body is larger than the limit of {limit} bytes."),
-        )
-        .with_code("request_too_large")
-    })?;
-    parse_body(&bytes)
+    parse_body(&read_body(gw, body).await?)
 }
 
 async fn serve(
@@ -197,8 +176,11 @@ async fn serve(
         tracing::debug!(request_id = %ctx.id, ?dropped, "Responses fields a chat backend cannot take were left out");
     }
     let body = RequestBody::Chat(chat);
-    let estimate = crate::gateway::summary::estimate_tokens(&body.texts());
-    let limit_headers = match gw.admit(&mut ctx.principal, body.model(), estimate) {
+    let estimate = crate::api::summary::estimate_tokens(&body.texts());
+    let limit_headers = match gw
+        .access()
+        .admit(&mut ctx.principal, body.model(), estimate)
+    {
         Ok(h) => h,
         Err(rej) => {
             gw.record_rejection(&ctx, Some(&body), &rej.error).await;
@@ -210,7 +192,7 @@ async fn serve(
     ctx.headers = headers;
     let keep = req
         .wants_store()
-        .then(|| Some((gw.state_db()?, state_mode(&gw, &ctx.principal)?)))
+        .then(|| Some((gw.access().state_db()?, state_mode(&gw, &ctx.principal)?)))
         .flatten();
     let id = format!("resp_{}", uuid::Uuid::now_v7().simple());
     let created = crate::store::now_ms() as i64 / 1000;
@@ -330,22 +312,12 @@ async fn reply_response(
     resp
 }
 
-fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {
-    for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(HeaderName::from_static(name), v);
-        }
-    }
-    resp
-}
-
 /// The stored response `id` of the caller, or the error to answer.
-async fn load(gw: &Gateway, headers: &HeaderMap, id: &str) -> Result<StoredResponse, ApiError> {
-    let principal = gw.authenticate(headers)?;
-    let Some(db) = gw.state_db() else {
+async fn load(gw: &Gateway, principal: &Principal, id: &str) -> Result<StoredResponse, ApiError> {
+    let Some(db) = gw.access().state_db() else {
         return Err(not_found(id));
     };
-    let (key, who) = (id.to_string(), owner(&principal));
+    let (key, who) = (id.to_string(), owner(principal));
     on_db(db, move |c| state::get(c, &key, &who))
         .await?
         .ok_or_else(|| not_found(id))
@@ -354,20 +326,23 @@ async fn load(gw: &Gateway, headers: &HeaderMap, id: &str) -> Result<StoredRespo
 /// `GET /v1/responses/{id}`.
 async fn retrieve(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    match load(&gw, &headers, &id).await {
+    match load(&gw, &principal, &id).await {
         Ok(s) => axum::Json(s.response).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 /// `DELETE /v1/responses/{id}`: `{"id","object":"response.deleted","deleted":true}`.
-async fn delete(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn delete(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
     let result = async {
-        let principal = gw.authenticate(&headers)?;
-        let db = gw.state_db().ok_or_else(|| not_found(&id))?;
+        let db = gw.access().state_db().ok_or_else(|| not_found(&id))?;
         let (key, who) = (id.clone(), owner(&principal));
         if on_db(db, move |c| state::delete(c, &key, &who)).await? {
             Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
@@ -393,11 +368,11 @@ struct ListQuery {
 /// and messages with content parts, in OpenAI's list shape.
 async fn input_items(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let stored = match load(&gw, &headers, &id).await {
+    let stored = match load(&gw, &principal, &id).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
@@ -442,10 +417,13 @@ fn listed_item(resp_id: &str, i: usize, mut v: Value) -> Value {
 
 /// `POST /v1/responses/input_tokens`: `{"object":"response.input_tokens","input_tokens"}`,
 /// estimated as everywhere in Sluice (4 bytes a token over the text the backend would get).
-async fn input_tokens(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+async fn input_tokens(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    body: Body,
+) -> Response {
     let result = async {
         let req = read(&gw, body).await?;
-        let principal = gw.authenticate(&headers)?;
         let hist = match &req.previous_response_id {
             Some(prev) => history(&gw, &principal, prev).await?,
             None => Vec::new(),
@@ -453,7 +431,7 @@ async fn input_tokens(State(gw): State<Gateway>, headers: HeaderMap, body: Body)
         let body = RequestBody::Chat(to_chat(&req, &hist)?.chat);
         Ok::<_, ApiError>(InputTokens {
             object: "response.input_tokens".to_string(),
-            input_tokens: crate::gateway::summary::estimate_tokens(&body.texts()),
+            input_tokens: crate::api::summary::estimate_tokens(&body.texts()),
         })
     }
     .await;

@@ -15,9 +15,9 @@
 //! - [`PROVIDER_MAP`] is the one table of what each provider kind receives for each parameter.
 
 use crate::api::ApiError;
+use crate::api::{Endpoint, RequestBody};
 use crate::config::{Capability, DeploymentConfig, ProviderKind, SamplingConfig};
 use crate::providers::caps::Caps;
-use crate::providers::{Endpoint, RequestBody};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 

@@ -3,11 +3,11 @@
 //! eligibility, and the final try order. Built from the same [`crate::gateway::Gateway::decide`]
 //! the server uses, so the two always agree.
 
-use super::pii::Finding;
-use super::{Decision, Denial};
 use crate::api::ErrorBody;
 use crate::config::SamplingConfig;
-use crate::route::{Candidate, Plan};
+use crate::gateway::route::{Candidate, Plan};
+use crate::policy::pii::Finding;
+use crate::policy::{Decision, Denial};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -224,8 +224,8 @@ pub fn request_for(
     model: &str,
     message: Option<&str>,
     body: Option<serde_json::Value>,
-) -> Result<crate::providers::RequestBody, String> {
-    use crate::providers::RequestBody;
+) -> Result<crate::api::RequestBody, String> {
+    use crate::api::RequestBody;
     let mut v = match body {
         Some(v) => v,
         None => serde_json::json!({
@@ -271,9 +271,9 @@ pub fn headers_from(pairs: &[String]) -> Result<axum::http::HeaderMap, String> {
 pub fn explain(
     gateway: &crate::gateway::Gateway,
     headers: &axum::http::HeaderMap,
-    body: &crate::providers::RequestBody,
+    body: &crate::api::RequestBody,
 ) -> Explanation {
-    let principal = crate::auth::Principal::anonymous();
+    let principal = crate::access::auth::Principal::anonymous();
     let (decision, plan) = gateway.decide(headers, &principal, body);
     Explanation::new(body.model(), &decision, &plan)
 }
@@ -327,7 +327,7 @@ pub fn command(args: ExplainArgs) -> std::process::ExitCode {
 /// extra `deployments` field of `GET /v1/models` entries.
 pub fn model_deployments(
     gateway: &crate::gateway::Gateway,
-    principal: &crate::auth::Principal,
+    principal: &crate::access::auth::Principal,
     headers: &axum::http::HeaderMap,
     model: &str,
 ) -> Vec<serde_json::Value> {

@@ -3,15 +3,14 @@
 //! answers 201 with the key and its `secret`, shown only then), `GET /admin/keys`,
 //! `GET /admin/keys/{id}`, `DELETE /admin/keys/{id}` (revokes).
 
+use crate::access::auth::KeySpec;
+use crate::access::keys;
 use crate::api::{ApiError, parse_body};
-use crate::auth::KeySpec;
 use crate::gateway::Gateway;
-use crate::keys;
-use crate::server::require_admin;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -27,9 +26,8 @@ fn store_err(e: crate::store::StoreError) -> ApiError {
     ApiError::invalid_request(e.to_string())
 }
 
-async fn create(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(gw): State<Gateway>, body: Bytes) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
         let spec: KeySpec = parse_body(&body)?;
         if spec.name.trim().is_empty() {
             return Err(ApiError::invalid_request("`name` must not be empty").with_param("name"));
@@ -41,6 +39,7 @@ async fn create(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> R
         }
         let now = crate::store::now_ms() as i64;
         let (k, secret) = gw
+            .access()
             .with_key_db(move |c| keys::create(c, spec, now))
             .await?
             .map_err(store_err)?;
@@ -52,21 +51,24 @@ async fn create(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> R
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+async fn list(State(gw): State<Gateway>) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
-        let all = gw.with_key_db(keys::list).await?.map_err(store_err)?;
+        let all = gw
+            .access()
+            .with_key_db(keys::list)
+            .await?
+            .map_err(store_err)?;
         Ok::<Response, ApiError>(axum::Json(json!({"object": "list", "data": all})).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn show(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn show(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
         let lookup = id.clone();
         match gw
+            .access()
             .with_key_db(move |c| keys::get(c, &lookup))
             .await?
             .map_err(store_err)?
@@ -79,11 +81,11 @@ async fn show(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<Stri
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn revoke(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn revoke(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let result = async {
-        require_admin(&gw, &headers)?;
         let lookup = id.clone();
         if gw
+            .access()
             .with_key_db(move |c| keys::revoke(c, &lookup))
             .await?
             .map_err(store_err)?

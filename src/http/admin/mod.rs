@@ -14,20 +14,21 @@
 //!
 //! `since` takes what `sluice logs --since` takes (`1h`, `2026-11-01`, RFC 3339).
 
+pub mod keys;
+
 use crate::api::ApiError;
 use crate::gateway::Gateway;
-use crate::server::require_admin;
 use crate::store::query::{self, GroupBy, LogFilter, StatusFilter};
 use crate::store::{self, StoreError, chain};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-/// The admin routes, merged into the main router by [`crate::server::router`].
+/// The admin routes, merged into the main router by [`crate::http::router`].
 pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/admin/logs", get(logs))
@@ -110,20 +111,11 @@ fn respond<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
     }
 }
 
-async fn logs(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    Query(q): Query<LogsQuery>,
-) -> Response {
-    respond(list(&gw, &headers, q).await)
+async fn logs(State(gw): State<Gateway>, Query(q): Query<LogsQuery>) -> Response {
+    respond(list(&gw, q).await)
 }
 
-async fn list(
-    gw: &Gateway,
-    headers: &HeaderMap,
-    q: LogsQuery,
-) -> Result<serde_json::Value, ApiError> {
-    require_admin(gw, headers)?;
+async fn list(gw: &Gateway, q: LogsQuery) -> Result<serde_json::Value, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(
@@ -159,9 +151,8 @@ async fn list(
     .await
 }
 
-async fn one(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn one(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let r = async {
-        require_admin(&gw, &headers)?;
         with_log(&gw, move |conn| {
             query::get(conn, &id).map_err(internal)?.ok_or_else(|| {
                 ApiError::new(
@@ -178,13 +169,8 @@ async fn one(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<Strin
     respond(r)
 }
 
-async fn usage(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    Query(q): Query<UsageQuery>,
-) -> Response {
+async fn usage(State(gw): State<Gateway>, Query(q): Query<UsageQuery>) -> Response {
     let r = async {
-        require_admin(&gw, &headers)?;
         let since = parse_since(q.since.as_deref())?;
         let by =
             q.by.as_deref()
@@ -200,9 +186,8 @@ async fn usage(
     respond(r)
 }
 
-async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+async fn verify(State(gw): State<Gateway>) -> Response {
     let r = async {
-        require_admin(&gw, &headers)?;
         with_log(&gw, |conn| {
             Ok(match chain::verify(conn).map_err(internal)? {
                 chain::Verdict::Ok {

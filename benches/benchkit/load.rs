@@ -231,17 +231,3 @@ pub async fn chunk_delays(url: &str, body: Bytes) -> Vec<u64> {
     }
     out
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v = || (1..=100u64).collect::<Vec<_>>().into_iter();
-        assert_eq!(percentile(v(), 50.0), 50);
-        assert_eq!(percentile(v(), 99.0), 99);
-        assert_eq!(percentile(v(), 100.0), 100);
-        assert_eq!(percentile(std::iter::empty(), 50.0), 0);
-    }
-}

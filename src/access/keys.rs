@@ -7,7 +7,7 @@
 //! which is reloaded every [`RELOAD_EVERY`] (so keys made or revoked by the CLI in another
 //! process take effect within that time) and at once for changes made through the admin API.
 
-use crate::auth::{Budget, BudgetPeriod, KeySpec, hash_key, hashes_equal};
+use crate::access::auth::{Budget, BudgetPeriod, KeySpec, hash_key, hashes_equal};
 use crate::store::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;

@@ -1,6 +1,8 @@
 //! The `sluice` command line (clap): `serve`, `check`, and the log commands (`logs`, `show`,
 //! `usage`, `export`, `purge`, `log verify`; in [`crate::store::commands`]).
 
+pub mod keys;
+
 use crate::config::{self, ConfigSource};
 use crate::gateway::Gateway;
 use crate::store::commands as log_cmd;
@@ -54,13 +56,13 @@ pub enum Command {
     Log(log_cmd::LogCommand),
     /// Show how a request would be routed (policies, PII, candidates, order) without calling
     /// any backend.
-    Explain(crate::policy::explain::ExplainArgs),
+    Explain(crate::gateway::explain::ExplainArgs),
     /// Send a logged request again and tell whether the answer is identical (exit 0), different
     /// (1) or the replay failed (2); or replay many into a Markdown report.
-    Replay(crate::replay::ReplayArgs),
+    Replay(crate::repro::replay::ReplayArgs),
     /// Virtual keys: create, list, show, revoke.
     #[command(subcommand)]
-    Keys(crate::keys_cli::KeysCommand),
+    Keys(crate::cli::keys::KeysCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -79,9 +81,9 @@ pub fn main() -> ExitCode {
                 Command::Export(a) => log_cmd::export(a),
                 Command::Purge(a) => log_cmd::purge(a),
                 Command::Log(c) => log_cmd::log(c),
-                Command::Explain(args) => crate::policy::explain::command(args),
-                Command::Keys(c) => crate::keys_cli::run(c),
-                Command::Replay(a) => crate::replay::command(a),
+                Command::Explain(args) => crate::gateway::explain::command(args),
+                Command::Keys(c) => crate::cli::keys::run(c),
+                Command::Replay(a) => crate::repro::replay::command(a),
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }
         }
@@ -198,7 +200,7 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         if let Some(m) = gateway.config.telemetry.metrics_listen.clone() {
             match tokio::net::TcpListener::bind(&m).await {
                 Ok(l) => {
-                    let app = crate::server::metrics_router(gateway.clone());
+                    let app = crate::http::metrics_router(gateway.clone());
                     tokio::spawn(async move { axum::serve(l, app).await });
                 }
                 Err(e) => {
@@ -209,7 +211,7 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         }
         let local = listener.local_addr().unwrap_or(addr);
         println!("sluice listening on http://{local} (config: {source})");
-        match crate::server::run(listener, gateway, crate::server::shutdown_signal()).await {
+        match crate::http::run(listener, gateway, crate::http::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

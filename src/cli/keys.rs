@@ -2,8 +2,8 @@
 //! like the log commands find it: `--db FILE`, else `log.path` of the config). `create`
 //! prints the secret once. Exit codes: 0 done, 1 not found, 2 bad arguments or config.
 
-use crate::auth::{Budget, BudgetPeriod, KeySpec};
-use crate::keys::{self, StoredKey};
+use crate::access::auth::{Budget, BudgetPeriod, KeySpec};
+use crate::access::keys::{self, StoredKey};
 use crate::store::commands::{DbArgs, db_path};
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
@@ -164,7 +164,7 @@ fn create(a: CreateArgs) -> ExitCode {
         }
     };
     if let Some(exp) = &a.expires
-        && crate::auth::parse_expiry(exp).is_none()
+        && crate::access::auth::parse_expiry(exp).is_none()
     {
         return fail(
             format!("--expires: `{exp}` is not YYYY-MM-DD or RFC 3339"),

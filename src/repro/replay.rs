@@ -12,9 +12,9 @@
 //!   chat and completion rows since T once each and writes a Markdown report per deployment.
 
 use crate::api::parse_body;
-use crate::gateway::summary::ResponseSummary;
+use crate::api::summary::ResponseSummary;
+use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, ReplyBody, RequestContext};
-use crate::providers::{Endpoint, RequestBody};
 use crate::store::commands::DbArgs;
 use clap::Args;
 use rusqlite::{Connection, OptionalExtension};
@@ -321,7 +321,7 @@ fn sha_of_logged(l: &Logged) -> String {
         .and_then(|t| serde_json::from_str::<Vec<Value>>(t).ok())
     {
         for c in calls {
-            s.tool_calls.push(crate::gateway::summary::ToolCallSummary {
+            s.tool_calls.push(crate::api::summary::ToolCallSummary {
                 id: String::new(),
                 name: c["name"].as_str().unwrap_or("").to_string(),
                 arguments: c["arguments"].as_str().unwrap_or("").to_string(),

@@ -8,8 +8,12 @@
 //! - [`response_hash`]: SHA-256 (hex) of the response content: the text of choice 0, then each
 //!   tool call's name and arguments, concatenated in order.
 
-use crate::gateway::summary::ResponseSummary;
-use crate::providers::{Endpoint, RequestBody};
+pub mod cache;
+pub mod replay;
+pub mod sampling;
+
+use crate::api::summary::ResponseSummary;
+use crate::api::{Endpoint, RequestBody};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 

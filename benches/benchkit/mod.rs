@@ -1,5 +1,6 @@
 //! Pieces of the overhead benchmark (`benches/overhead.rs`, run by `benches/overhead.sh`),
-//! kept in the library so a `cargo test` smoke run exercises them at tiny scale:
+//! compiled only into the benchmark (never into the product); `cargo test` runs the benchmark
+//! at tiny scale as a smoke test:
 //! a fast mock upstream ([`mock`]), a bare pass-through forwarder with no Sluice logic
 //! ([`bare`]), and a load generator with closed-loop and open-loop (fixed offered rate) modes
 //! ([`load`]).

@@ -1,0 +1,291 @@
+//! Who is calling and what they may spend: principals and keys ([`auth`], [`keys`]), rate
+//! limits ([`limits`]) and budgets, brought together in [`Access`].
+//!
+//! Imports `api`, `config` and `store` only; never `http` or `gateway`. This is where a
+//! shared coordinator plugs in: every admission decision goes through [`Access::admit`].
+
+pub mod auth;
+pub mod keys;
+pub mod limits;
+
+use crate::api::ApiError;
+use crate::config::Config;
+use auth::{ConfigKeys, Principal};
+use keys::{KeyCache, Spend};
+use limits::{Limits, Rejection};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Keys (config and database), rate limiters and spend. Cheap to clone (all shared).
+#[derive(Clone)]
+pub struct Access {
+    keys: ConfigKeys,
+    master_hash: Option<[u8; 32]>,
+    limits_by_model: Arc<std::collections::BTreeMap<String, crate::config::RateLimitConfig>>,
+    /// Rate limiters (keys, models, deployments).
+    pub limits: Arc<Limits>,
+    /// Keys kept in the database (empty without a request log).
+    pub db_keys: Arc<KeyCache>,
+    key_db: Option<Arc<Mutex<rusqlite::Connection>>>,
+    spend: Arc<Spend>,
+}
+
+impl Access {
+    /// Access over `config`'s master key, configured keys and model limits; `spend` is fed by
+    /// the recorder.
+    ///
+    /// Errors: a configured key that cannot be used (`keys[i]: message`).
+    pub fn new(config: &Config, spend: Arc<Spend>) -> Result<Self, String> {
+        let keys = ConfigKeys::new(&config.keys).map_err(|(p, m)| format!("{p}: {m}"))?;
+        let master_hash = config
+            .server
+            .master_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(auth::hash_key);
+        Ok(Access {
+            keys,
+            master_hash,
+            limits_by_model: Arc::new(config.limits.models.clone()),
+            limits: Arc::new(Limits::default()),
+            db_keys: Arc::default(),
+            key_db: None,
+            spend,
+        })
+    }
+
+    /// Identifies the caller from `Authorization: Bearer` / `x-api-key`.
+    ///
+    /// With a master key set: the master key → admin principal; a known, usable virtual key →
+    /// its principal; else 401 `invalid_api_key` (missing, malformed, unknown, revoked,
+    /// expired). Without a master key, everyone is let in; a known key is still identified
+    /// (for usage per key and its bound policies).
+    pub fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Principal, ApiError> {
+        let presented = auth::presented_key(headers);
+        let Some(master) = &self.master_hash else {
+            return Ok(match presented {
+                Ok(Some(k)) => self
+                    .virtual_key(&auth::hash_key(&k))
+                    .filter(|p| auth::check_usable(&p.spec, now_unix()).is_ok())
+                    .map(|mut p| {
+                        p.admin = true;
+                        p
+                    })
+                    .unwrap_or_else(Principal::anonymous),
+                _ => Principal::anonymous(),
+            });
+        };
+        let key = match presented {
+            Ok(Some(k)) => k,
+            Ok(None) => {
+                return Err(auth::unauthorized(
+                    "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+                ));
+            }
+            Err(auth::MalformedAuth) => {
+                return Err(auth::unauthorized(
+                    "Malformed Authorization header: expected `Bearer <key>`.",
+                ));
+            }
+        };
+        let hash = auth::hash_key(&key);
+        if auth::hashes_equal(master, &hash) {
+            return Ok(Principal {
+                key_id: Some("master".into()),
+                spec: auth::KeySpec {
+                    name: "master".into(),
+                    ..Default::default()
+                },
+                admin: true,
+                local_only: None,
+            });
+        }
+        let p = self
+            .virtual_key(&hash)
+            .ok_or_else(|| auth::unauthorized("Incorrect API key provided."))?;
+        auth::check_usable(&p.spec, now_unix())?;
+        Ok(p)
+    }
+
+    fn virtual_key(&self, hash: &[u8; 32]) -> Option<Principal> {
+        if let Some(spec) = self.keys.find(hash) {
+            return Some(Principal {
+                key_id: Some(format!("cfg:{}", spec.name)),
+                admin: spec.admin,
+                spec: spec.clone(),
+                local_only: None,
+            });
+        }
+        self.db_keys.find(hash).map(|k| Principal {
+            key_id: Some(k.id),
+            admin: k.spec.admin,
+            spec: k.spec,
+            local_only: None,
+        })
+    }
+
+    /// Opens the key database (the request log's file), loads keys and this period's spend,
+    /// and reloads the keys every [`keys::RELOAD_EVERY`] in the background.
+    pub fn open_key_db(&mut self, path: &std::path::Path) -> Result<(), String> {
+        let conn = crate::store::open(path).map_err(|e| format!("keys {}: {e}", path.display()))?;
+        self.db_keys
+            .reload(&conn)
+            .map_err(|e| format!("keys {}: {e}", path.display()))?;
+        self.spend
+            .load(&conn, now_unix() * 1000)
+            .map_err(|e| format!("spend {}: {e}", path.display()))?;
+        let conn = Arc::new(std::sync::Mutex::new(conn));
+        self.key_db = Some(conn.clone());
+        let cache = Arc::downgrade(&self.db_keys);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(keys::RELOAD_EVERY).await;
+                let Some(cache) = cache.upgrade() else { break };
+                let conn = conn.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(c) = conn.lock() {
+                        let _ = cache.reload(&c);
+                    }
+                })
+                .await;
+            }
+        });
+        Ok(())
+    }
+
+    /// The request log's database connection (keys, Responses state); `None` when the log
+    /// is off.
+    pub fn state_db(&self) -> Option<Arc<Mutex<rusqlite::Connection>>> {
+        self.key_db.clone()
+    }
+
+    /// Runs `f` on the key database and reloads the key cache after (admin API).
+    ///
+    /// Errors: 503 when the request log (and so the key store) is off.
+    pub async fn with_key_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let Some(conn) = self.key_db.clone() else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "Keys are kept in the request log's database; it is off (log.prompts: off).",
+            ));
+        };
+        let cache = self.db_keys.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = conn
+                .lock()
+                .map_err(|_| ApiError::internal("key database lock poisoned"))?;
+            let out = f(&c);
+            let _ = cache.reload(&c);
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("key database task failed: {e}")))?
+    }
+
+    /// Checks the key's budget at `now_ms`. Over a budget: 429 `budget_exceeded` naming the
+    /// reset time; with `remote_only`, the request may still go to local deployments
+    /// (returns `Ok(Some(reason))`: route locally only).
+    pub fn check_budget(
+        &self,
+        principal: &Principal,
+        now_ms: i64,
+    ) -> Result<Option<String>, ApiError> {
+        let (Some(id), Some(budget)) = (&principal.key_id, &principal.spec.budget) else {
+            return Ok(None);
+        };
+        let spent = self.spend.spent(id, budget, now_ms);
+        if spent < budget.usd {
+            return Ok(None);
+        }
+        let (_, reset) = keys::period_bounds(budget.period, now_ms);
+        if budget.remote_only {
+            return Ok(Some(format!(
+                "remote budget of {:.2} USD per {} spent; local deployments only until {}",
+                budget.usd,
+                period_name(budget.period),
+                keys::rfc3339(reset)
+            )));
+        }
+        Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            format!(
+                "Budget exceeded: {spent:.4} of {:.2} USD per {} spent. It resets at {}.",
+                budget.usd,
+                period_name(budget.period),
+                keys::rfc3339(reset)
+            ),
+        )
+        .with_code("budget_exceeded"))
+    }
+
+    /// Checks the caller's model permission and the key and model rate limits, charging
+    /// `prompt_tokens` (an estimate) to token limits.
+    ///
+    /// Errors: 403 `model_not_allowed`; 429 `rate_limit_exceeded` (with headers).
+    pub fn admit(
+        &self,
+        principal: &mut Principal,
+        model: &str,
+        prompt_tokens: u64,
+    ) -> Result<Vec<(&'static str, String)>, Rejection> {
+        if !principal.may_use(model) {
+            return Err(Rejection {
+                error: ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "permission_error",
+                    format!("This API key is not allowed to use the model `{model}`."),
+                )
+                .with_param("model")
+                .with_code("model_not_allowed"),
+                headers: Vec::new(),
+            });
+        }
+        match self.check_budget(principal, now_unix() * 1000) {
+            Ok(local_only) => principal.local_only = local_only,
+            Err(error) => {
+                return Err(Rejection {
+                    error,
+                    headers: Vec::new(),
+                });
+            }
+        }
+        let mut headers = Vec::new();
+        if let Some(id) = &principal.key_id {
+            let s = &principal.spec;
+            if let Some(st) =
+                self.limits
+                    .check(&format!("key:{id}"), s.rpm, s.tpm, prompt_tokens)?
+            {
+                headers = st.headers();
+            }
+        }
+        if let Some(l) = self.limits_by_model.get(model)
+            && let Some(st) =
+                self.limits
+                    .check(&format!("model:{model}"), l.rpm, l.tpm, prompt_tokens)?
+            && headers.is_empty()
+        {
+            headers = st.headers();
+        }
+        Ok(headers)
+    }
+}
+
+fn period_name(p: crate::access::auth::BudgetPeriod) -> &'static str {
+    match p {
+        crate::access::auth::BudgetPeriod::Day => "day",
+        crate::access::auth::BudgetPeriod::Month => "month",
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

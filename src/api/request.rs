@@ -1,0 +1,87 @@
+//! The request a provider receives, whatever the inbound route: which endpoint it came in on
+//! and the typed body.
+
+use super::visit::{Leaf, Visit, visit};
+use super::{ChatCompletionRequest, GenericRequest};
+
+/// Which OpenAI endpoint a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `POST /v1/completions`
+    Completions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path under `/v1`, e.g. `/chat/completions`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    /// OpenTelemetry GenAI `gen_ai.operation.name`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat",
+            Endpoint::Completions => "text_completion",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// The typed request a provider translates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestBody {
+    /// A chat completion.
+    Chat(ChatCompletionRequest),
+    /// A legacy completion or an embeddings request.
+    Generic(GenericRequest),
+}
+
+impl RequestBody {
+    /// The client-facing model name.
+    pub fn model(&self) -> &str {
+        match self {
+            RequestBody::Chat(r) => &r.model,
+            RequestBody::Generic(r) => &r.model,
+        }
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        match self {
+            RequestBody::Chat(r) => r.is_stream(),
+            RequestBody::Generic(r) => r.is_stream(),
+        }
+    }
+
+    /// Whether the client asked for the trailing usage chunk.
+    pub fn wants_stream_usage(&self) -> bool {
+        match self {
+            RequestBody::Chat(r) => r.wants_stream_usage(),
+            RequestBody::Generic(r) => r.wants_stream_usage(),
+        }
+    }
+
+    /// The conversation's texts, in order: message content and text parts, tool-call
+    /// arguments, `prompt`, `input` (the [`Leaf::Content`] leaves of [`super::visit`]).
+    pub fn texts(&self) -> Vec<&str> {
+        struct Texts<'a>(Vec<&'a str>);
+        impl<'a> Visit<'a> for Texts<'a> {
+            fn text(&mut self, _: &str, leaf: Leaf, text: &'a str) {
+                if leaf == Leaf::Content {
+                    self.0.push(text);
+                }
+            }
+        }
+        let mut t = Texts(Vec::new());
+        visit(self, &mut t);
+        t.0
+    }
+}

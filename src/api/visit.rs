@@ -1,0 +1,551 @@
+//! The one walk over every string of a request that a backend will receive.
+//!
+//! [`visit`] (reading) and [`visit_mut`] (rewriting) are generated from one traversal, so
+//! they always agree on which strings exist and in which order. Every string leaf is visited,
+//! with its JSON path (`messages[0].content[1].text`, `tools[2].function.description`,
+//! `metadata.note`, `notes`): the typed fields, and every field Sluice does not know (the
+//! flattened `extra` maps, at any depth). The PII scan, request redaction, log redaction and
+//! the token estimate ([`RequestBody::texts`]) all use it.
+//!
+//! Skipped, because they cannot carry user text or are rewritten by Sluice itself (tested in
+//! `skipped_fields_are_exactly_these`): the top-level `model` (replaced by the deployment's
+//! id), a message's `role` and every typed `type` tag (enums).
+//!
+//! Binary payloads cannot be scanned for personal data: a `data:` URL (`image_url.url`,
+//! `file_data`, …) and the base64 `data` of `input_audio` are reported to
+//! [`Visit::binary`] / [`VisitMut::binary`] instead of as text.
+
+use super::{ChatCompletionRequest, ChatMessage, Content, GenericRequest, RequestBody};
+use serde_json::{Map, Value};
+
+/// What a leaf is, for readers that only want some of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    /// Text the model reads as the conversation: message content and text parts, tool-call
+    /// arguments, `prompt`, `input`. The token estimate counts these.
+    Content,
+    /// Any other string (names, descriptions, schemas, metadata, unknown fields, …).
+    Other,
+}
+
+/// A reader of every string of a request.
+pub trait Visit<'a> {
+    /// Called for each string leaf, in document order.
+    fn text(&mut self, path: &str, leaf: Leaf, text: &'a str);
+    /// Called for each binary payload (base64 data); default: ignored.
+    fn binary(&mut self, _path: &str) {}
+}
+
+/// A rewriter of every string of a request (same leaves, same order as [`Visit`]).
+pub trait VisitMut {
+    /// Called for each string leaf, in document order; may rewrite it.
+    fn text(&mut self, path: &str, leaf: Leaf, text: &mut String);
+    /// Called for each binary payload (base64 data); default: ignored.
+    fn binary(&mut self, _path: &str) {}
+}
+
+/// Walks every string of `body` (see the module docs).
+pub fn visit<'a>(body: &'a RequestBody, v: &mut impl Visit<'a>) {
+    let mut p = Path::default();
+    let mut sink = ReadSink(v);
+    match body {
+        RequestBody::Chat(r) => read::chat(r, &mut p, &mut sink),
+        RequestBody::Generic(r) => read::generic(r, &mut p, &mut sink),
+    }
+}
+
+/// Walks every string of `body` for rewriting (see the module docs).
+pub fn visit_mut(body: &mut RequestBody, v: &mut impl VisitMut) {
+    let mut p = Path::default();
+    let mut sink = WriteSink(v);
+    match body {
+        RequestBody::Chat(r) => write::chat(r, &mut p, &mut sink),
+        RequestBody::Generic(r) => write::generic(r, &mut p, &mut sink),
+    }
+}
+
+/// Walks every string inside a JSON value (an outgoing body, a logged body) with its path.
+/// Keys are not visited; base64 payloads go to `binary`.
+pub fn visit_json<'a>(v: &'a Value, out: &mut impl Visit<'a>) {
+    let mut p = Path::default();
+    read::value(v, &mut p, &mut ReadSink(out), Leaf::Other);
+}
+
+/// Rewrites every string inside a JSON value (see [`visit_json`]).
+pub fn visit_json_mut(v: &mut Value, out: &mut impl VisitMut) {
+    let mut p = Path::default();
+    write::value(v, &mut p, &mut WriteSink(out), Leaf::Other);
+}
+
+/// Every string of `body` with its path and kind, in order (for tests and `explain`).
+pub fn strings(body: &RequestBody) -> Vec<(String, Leaf, &str)> {
+    struct Collect<'a>(Vec<(String, Leaf, &'a str)>);
+    impl<'a> Visit<'a> for Collect<'a> {
+        fn text(&mut self, path: &str, leaf: Leaf, text: &'a str) {
+            self.0.push((path.to_string(), leaf, text));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    visit(body, &mut c);
+    c.0
+}
+
+/// The JSON path being walked, kept in one buffer.
+#[derive(Default)]
+struct Path(String);
+
+impl Path {
+    fn key(&mut self, k: &str) -> usize {
+        let at = self.0.len();
+        if !self.0.is_empty() {
+            self.0.push('.');
+        }
+        self.0.push_str(k);
+        at
+    }
+    fn index(&mut self, i: usize) -> usize {
+        let at = self.0.len();
+        self.0.push('[');
+        self.0.push_str(&i.to_string());
+        self.0.push(']');
+        at
+    }
+    fn back(&mut self, at: usize) {
+        self.0.truncate(at);
+    }
+}
+
+/// Whether a string is a binary payload rather than text: a base64 `data:` URL, or the value
+/// of a `data` / `file_data` / `b64_json` key made only of base64 characters (≥ 64 of them).
+fn is_binary(key: Option<&str>, s: &str) -> bool {
+    if s.starts_with("data:") && s[..s.len().min(200)].contains(";base64,") {
+        return true;
+    }
+    matches!(key, Some("data" | "file_data" | "b64_json"))
+        && s.len() >= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r'))
+}
+
+struct ReadSink<'v, V>(&'v mut V);
+struct WriteSink<'v, V>(&'v mut V);
+
+impl<'a, V: Visit<'a>> ReadSink<'_, V> {
+    fn leaf(&mut self, p: &Path, key: Option<&str>, leaf: Leaf, s: &'a str) {
+        if is_binary(key, s) {
+            self.0.binary(&p.0);
+        } else {
+            self.0.text(&p.0, leaf, s);
+        }
+    }
+}
+
+impl<V: VisitMut> WriteSink<'_, V> {
+    fn leaf(&mut self, p: &Path, key: Option<&str>, leaf: Leaf, s: &mut String) {
+        if is_binary(key, s) {
+            self.0.binary(&p.0);
+        } else {
+            self.0.text(&p.0, leaf, s);
+        }
+    }
+}
+
+/// The traversal, written once: `$($m)?` is empty for reading and `mut` for rewriting.
+macro_rules! traversal {
+    ($modname:ident, $sink:ident, $bound:path, [$($lt:lifetime)?], $($m:ident)?) => {
+        // `&String` in the read variant mirrors `&mut String` in the write variant.
+        #[allow(clippy::ptr_arg)]
+        mod $modname {
+            use super::*;
+
+            pub(super) fn chat<$($lt,)? V: $bound>(
+                r: & $($lt)? $($m)? ChatCompletionRequest,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+            ) {
+                let at = p.key("messages");
+                for (i, m) in (& $($m)? r.messages).into_iter().enumerate() {
+                    let j = p.index(i);
+                    message(m, p, s);
+                    p.back(j);
+                }
+                p.back(at);
+                if let Some(stop) = & $($m)? r.stop {
+                    let at = p.key("stop");
+                    match stop {
+                        super::super::Stop::One(x) => s.leaf(p, None, Leaf::Other, x),
+                        super::super::Stop::Many(xs) => {
+                            for (i, x) in xs.into_iter().enumerate() {
+                                let j = p.index(i);
+                                s.leaf(p, None, Leaf::Other, x);
+                                p.back(j);
+                            }
+                        }
+                    }
+                    p.back(at);
+                }
+                if let Some(o) = & $($m)? r.stream_options {
+                    let at = p.key("stream_options");
+                    map(& $($m)? o.extra, p, s);
+                    p.back(at);
+                }
+                if let Some(tools) = & $($m)? r.tools {
+                    let at = p.key("tools");
+                    for (i, t) in tools.into_iter().enumerate() {
+                        let j = p.index(i);
+                        let f = & $($m)? t.function;
+                        let k = p.key("function");
+                        field(p, s, "name", Leaf::Other, & $($m)? f.name);
+                        if let Some(d) = & $($m)? f.description {
+                            field(p, s, "description", Leaf::Other, d);
+                        }
+                        if let Some(params) = & $($m)? f.parameters {
+                            let l = p.key("parameters");
+                            value(params, p, s, Leaf::Other);
+                            p.back(l);
+                        }
+                        map(& $($m)? f.extra, p, s);
+                        p.back(k);
+                        p.back(j);
+                    }
+                    p.back(at);
+                }
+                if let Some(tc) = & $($m)? r.tool_choice {
+                    let at = p.key("tool_choice");
+                    value(tc, p, s, Leaf::Other);
+                    p.back(at);
+                }
+                if let Some(rf) = & $($m)? r.response_format
+                    && let Some(js) = & $($m)? rf.json_schema
+                {
+                    let at = p.key("response_format");
+                    let k = p.key("json_schema");
+                    value(js, p, s, Leaf::Other);
+                    p.back(k);
+                    p.back(at);
+                }
+                if let Some(u) = & $($m)? r.user {
+                    field(p, s, "user", Leaf::Other, u);
+                }
+                if let Some(md) = & $($m)? r.metadata {
+                    let at = p.key("metadata");
+                    map(md, p, s);
+                    p.back(at);
+                }
+                map(& $($m)? r.extra, p, s);
+            }
+
+            fn message<$($lt,)? V: $bound>(
+                m: & $($lt)? $($m)? ChatMessage,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+            ) {
+                match & $($m)? m.content {
+                    Some(Content::Text(t)) => field(p, s, "content", Leaf::Content, t),
+                    Some(Content::Parts(parts)) => {
+                        let at = p.key("content");
+                        for (i, part) in parts.into_iter().enumerate() {
+                            let j = p.index(i);
+                            if let Some(t) = & $($m)? part.text {
+                                field(p, s, "text", Leaf::Content, t);
+                            }
+                            if let Some(img) = & $($m)? part.image_url {
+                                let k = p.key("image_url");
+                                field(p, s, "url", Leaf::Other, & $($m)? img.url);
+                                if let Some(d) = & $($m)? img.detail {
+                                    field(p, s, "detail", Leaf::Other, d);
+                                }
+                                p.back(k);
+                            }
+                            map(& $($m)? part.extra, p, s);
+                            p.back(j);
+                        }
+                        p.back(at);
+                    }
+                    None => {}
+                }
+                if let Some(n) = & $($m)? m.name {
+                    field(p, s, "name", Leaf::Other, n);
+                }
+                if let Some(calls) = & $($m)? m.tool_calls {
+                    let at = p.key("tool_calls");
+                    for (i, tc) in calls.into_iter().enumerate() {
+                        let j = p.index(i);
+                        field(p, s, "id", Leaf::Other, & $($m)? tc.id);
+                        let k = p.key("function");
+                        field(p, s, "name", Leaf::Other, & $($m)? tc.function.name);
+                        field(p, s, "arguments", Leaf::Content, & $($m)? tc.function.arguments);
+                        p.back(k);
+                        p.back(j);
+                    }
+                    p.back(at);
+                }
+                if let Some(id) = & $($m)? m.tool_call_id {
+                    field(p, s, "tool_call_id", Leaf::Other, id);
+                }
+                map(& $($m)? m.extra, p, s);
+            }
+
+            pub(super) fn generic<$($lt,)? V: $bound>(
+                r: & $($lt)? $($m)? GenericRequest,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+            ) {
+                if let Some(o) = & $($m)? r.stream_options {
+                    let at = p.key("stream_options");
+                    map(& $($m)? o.extra, p, s);
+                    p.back(at);
+                }
+                for (k, v) in & $($m)? r.extra {
+                    let leaf = if k == "prompt" || k == "input" { Leaf::Content } else { Leaf::Other };
+                    let at = p.key(k);
+                    keyed(Some(k), v, p, s, leaf);
+                    p.back(at);
+                }
+            }
+
+            fn field<$($lt,)? V: $bound>(
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+                key: &str,
+                leaf: Leaf,
+                x: & $($lt)? $($m)? String,
+            ) {
+                let at = p.key(key);
+                s.leaf(p, Some(key), leaf, x);
+                p.back(at);
+            }
+
+            fn map<$($lt,)? V: $bound>(
+                m: & $($lt)? $($m)? Map<String, Value>,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+            ) {
+                for (k, v) in m {
+                    let at = p.key(k);
+                    keyed(Some(k), v, p, s, Leaf::Other);
+                    p.back(at);
+                }
+            }
+
+            pub(super) fn value<$($lt,)? V: $bound>(
+                v: & $($lt)? $($m)? Value,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+                leaf: Leaf,
+            ) {
+                keyed(None, v, p, s, leaf);
+            }
+
+            fn keyed<$($lt,)? V: $bound>(
+                key: Option<&str>,
+                v: & $($lt)? $($m)? Value,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+                leaf: Leaf,
+            ) {
+                match v {
+                    Value::String(x) => s.leaf(p, key, leaf, x),
+                    Value::Array(items) => {
+                        for (i, x) in items.into_iter().enumerate() {
+                            let j = p.index(i);
+                            keyed(key, x, p, s, leaf);
+                            p.back(j);
+                        }
+                    }
+                    Value::Object(m) => {
+                        for (k, x) in m {
+                            let at = p.key(k);
+                            keyed(Some(k), x, p, s, leaf);
+                            p.back(at);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+}
+
+traversal!(read, ReadSink, Visit<'a>, ['a],);
+traversal!(write, WriteSink, VisitMut, [], mut);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chat(v: Value) -> RequestBody {
+        RequestBody::Chat(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn every_string_of_a_chat_request_is_visited_with_its_path() {
+        let body = chat(json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "sys", "name": "nm"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                    {"type": "file", "file": {"filename": "f.pdf", "file_data": "data:application/pdf;base64,AAAA"}}
+                ]},
+                {"role": "assistant", "content": null, "reasoning_content": "r", "refusal": "no",
+                 "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                 "function_call": {"name": "g", "arguments": "{\"a\":1}"}},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}
+            ],
+            "stop": ["END"],
+            "tools": [{"type": "function", "function": {"name": "f", "description": "d",
+                       "parameters": {"type": "object", "properties": {"a": {"description": "pa"}}}}}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"description": "sd"}}},
+            "user": "u",
+            "metadata": {"k": "mv"},
+            "prediction": {"type": "content", "content": "pc"},
+            "notes": {"deep": ["x"]}
+        }));
+        let got: Vec<(String, Leaf, &str)> = strings(&body);
+        let want = vec![
+            ("messages[0].content", Leaf::Content, "sys"),
+            ("messages[0].name", Leaf::Other, "nm"),
+            ("messages[1].content[0].text", Leaf::Content, "hi"),
+            (
+                "messages[1].content[1].image_url.url",
+                Leaf::Other,
+                "https://x/y.png",
+            ),
+            ("messages[1].content[2].file.filename", Leaf::Other, "f.pdf"),
+            ("messages[2].tool_calls[0].id", Leaf::Other, "c1"),
+            ("messages[2].tool_calls[0].function.name", Leaf::Other, "f"),
+            (
+                "messages[2].tool_calls[0].function.arguments",
+                Leaf::Content,
+                "{}",
+            ),
+            ("messages[2].reasoning_content", Leaf::Other, "r"),
+            ("messages[2].refusal", Leaf::Other, "no"),
+            ("messages[2].function_call.name", Leaf::Other, "g"),
+            (
+                "messages[2].function_call.arguments",
+                Leaf::Other,
+                "{\"a\":1}",
+            ),
+            ("messages[3].content", Leaf::Content, "42"),
+            ("messages[3].tool_call_id", Leaf::Other, "c1"),
+            ("stop[0]", Leaf::Other, "END"),
+            ("tools[0].function.name", Leaf::Other, "f"),
+            ("tools[0].function.description", Leaf::Other, "d"),
+            ("tools[0].function.parameters.type", Leaf::Other, "object"),
+            (
+                "tools[0].function.parameters.properties.a.description",
+                Leaf::Other,
+                "pa",
+            ),
+            ("response_format.json_schema.name", Leaf::Other, "s"),
+            (
+                "response_format.json_schema.schema.description",
+                Leaf::Other,
+                "sd",
+            ),
+            ("user", Leaf::Other, "u"),
+            ("metadata.k", Leaf::Other, "mv"),
+            ("prediction.type", Leaf::Other, "content"),
+            ("prediction.content", Leaf::Other, "pc"),
+            ("notes.deep[0]", Leaf::Other, "x"),
+        ];
+        let want: Vec<(String, Leaf, &str)> = want
+            .into_iter()
+            .map(|(p, l, t)| (p.to_string(), l, t))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn skipped_fields_are_exactly_these() {
+        // model, roles and the typed `type` tags are the only strings not visited.
+        let body = chat(json!({"model": "secret@model.io", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "t"}]}],
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "response_format": {"type": "json_object"}}));
+        let paths: Vec<String> = strings(&body).into_iter().map(|(p, _, _)| p).collect();
+        assert_eq!(
+            paths,
+            vec!["messages[0].content[0].text", "tools[0].function.name"]
+        );
+    }
+
+    #[test]
+    fn binary_payloads_are_reported_not_read() {
+        struct B(Vec<String>, Vec<String>);
+        impl<'a> Visit<'a> for B {
+            fn text(&mut self, path: &str, _: Leaf, _: &'a str) {
+                self.0.push(path.into());
+            }
+            fn binary(&mut self, path: &str) {
+                self.1.push(path.into());
+            }
+        }
+        let b64 = "QUJD".repeat(20);
+        let body = chat(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}},
+            {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}}]}]}),
+        );
+        let mut v = B(Vec::new(), Vec::new());
+        visit(&body, &mut v);
+        assert_eq!(v.0, vec!["messages[0].content[1].input_audio.format"]);
+        assert_eq!(
+            v.1,
+            vec![
+                "messages[0].content[0].image_url.url",
+                "messages[0].content[1].input_audio.data"
+            ]
+        );
+    }
+
+    #[test]
+    fn generic_requests_visit_every_extra_field() {
+        let body = RequestBody::Generic(
+            serde_json::from_value(json!({"model": "m", "prompt": ["a", "b"], "suffix": "s",
+                "user": "u", "extra_body": {"x": "y"}}))
+            .unwrap(),
+        );
+        let got: Vec<(String, Leaf)> = strings(&body).into_iter().map(|(p, l, _)| (p, l)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("prompt[0]".to_string(), Leaf::Content),
+                ("prompt[1]".to_string(), Leaf::Content),
+                ("suffix".to_string(), Leaf::Other),
+                ("user".to_string(), Leaf::Other),
+                ("extra_body.x".to_string(), Leaf::Other),
+            ]
+        );
+    }
+
+    #[test]
+    fn rewriting_visits_the_same_leaves_in_the_same_order() {
+        struct Upper;
+        impl VisitMut for Upper {
+            fn text(&mut self, _: &str, _: Leaf, t: &mut String) {
+                *t = t.to_uppercase();
+            }
+        }
+        let mut body = chat(json!({"model": "m", "messages": [
+            {"role": "user", "content": "hi", "name": "ann"}], "notes": "n"}));
+        let before: Vec<String> = strings(&body).into_iter().map(|(p, _, _)| p).collect();
+        visit_mut(&mut body, &mut Upper);
+        let after: Vec<(String, Leaf, &str)> = strings(&body);
+        assert_eq!(
+            after.iter().map(|(p, _, _)| p.clone()).collect::<Vec<_>>(),
+            before
+        );
+        assert_eq!(
+            after.iter().map(|(_, _, t)| *t).collect::<Vec<_>>(),
+            vec!["HI", "ANN", "N"]
+        );
+        let RequestBody::Chat(c) = &body else {
+            unreachable!()
+        };
+        assert_eq!(c.model, "m");
+    }
+}

@@ -1,0 +1,351 @@
+//! Attempts: tries a plan's deployments in order (see [`super::route`] for how the plan is
+//! made). A connection error, timeout, 429 or 5xx before the first byte reached the client
+//! retries the same deployment up to its `retries`, then puts it into cooldown
+//! (`routing.cooldown_ms`, or the upstream's `Retry-After` on 429) and moves to the next.
+//! Redaction, sampling overrides, the request hash and the response cache are applied per
+//! deployment here, right before the call.
+
+use super::record::RequestRecord;
+use super::route::{InflightGuard, Plan, RouteState};
+use crate::api::ApiError;
+use crate::api::{Endpoint, RequestBody};
+use crate::config::Config;
+use crate::policy::redact::{Redaction, StreamRestorer, redact};
+use crate::policy::{Decision, DeploymentAttrs, Engine};
+use crate::providers::{self, Call, ChunkStream, Reply, Upstreams};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// A successful attempt.
+pub enum Attempted {
+    /// A whole JSON answer (placeholders already restored).
+    Complete {
+        /// The deployment that answered.
+        attrs: DeploymentAttrs,
+        /// The body for the client.
+        bytes: Bytes,
+        /// The same, parsed.
+        json: serde_json::Value,
+        /// Holds the deployment's concurrency slot.
+        guard: InflightGuard,
+        /// What the sampling overrides did, when any applied.
+        sampling: Option<crate::repro::sampling::Applied>,
+    },
+    /// A stream whose first chunk arrived (placeholders restored chunk by chunk).
+    Stream {
+        /// The deployment that answered.
+        attrs: DeploymentAttrs,
+        /// The first chunk.
+        first: serde_json::Value,
+        /// The rest.
+        rest: ChunkStream,
+        /// Holds the deployment's concurrency slot until the stream ends.
+        guard: InflightGuard,
+        /// What the sampling overrides did, when any applied.
+        sampling: Option<crate::repro::sampling::Applied>,
+    },
+}
+
+/// What [`attempt`] needs besides the plan.
+pub struct AttemptCtx<'a> {
+    /// Upstream clients.
+    pub upstreams: &'a Upstreams,
+    /// The config (deployments, cooldown).
+    pub config: &'a Config,
+    /// Policy engine (PII detectors for redaction).
+    pub engine: &'a Engine,
+    /// Shared routing state.
+    pub state: &'a Arc<RouteState>,
+    /// Rate limiters (`limits.deployments`).
+    pub limits: &'a crate::access::limits::Limits,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// Request id, forwarded upstream.
+    pub request_id: &'a str,
+}
+
+/// Tries the plan's deployments in order (see the module docs). Each attempt is counted in
+/// `record` (attempts, deployment, provider, hosting, openness, upstream time) and traced in
+/// its own span.
+///
+/// Errors: a non-retryable upstream error (4xx other than 408/429) as is; the last error when
+/// every attempt failed; 503 `no_available_deployment` when every eligible deployment is in
+/// cooldown or at its concurrency limit (with `Retry-After` when a cooldown ends).
+pub async fn attempt(
+    cx: &AttemptCtx<'_>,
+    decision: &Decision,
+    plan: &Plan,
+    body: &RequestBody,
+    record: &mut RequestRecord,
+) -> Result<Attempted, ApiError> {
+    let mut redacted: Option<(RequestBody, Redaction)> = None;
+    let mut last_err: Option<ApiError> = None;
+    let mut skipped: Vec<String> = Vec::new();
+    let mut soonest: Option<Duration> = None;
+    // Set while every skipped deployment was skipped for its rate limit: then the answer is
+    // that limit's 429, not a 503.
+    let mut limited: Option<ApiError> = None;
+    let mut only_limited = true;
+    // With a single eligible deployment there is nothing to route around: it never cools down
+    // (the client gets the upstream's error, and its `Retry-After`, instead of a 503).
+    let cooldowns = plan.order.len() > 1;
+    for name in &plan.order {
+        let (Some(dep), Some(cand)) = (cx.config.deployment(name), plan.candidate(name)) else {
+            continue;
+        };
+        let attrs = &cand.attrs;
+        // A backend that cannot serve this request at all (endpoint, parameter) is skipped;
+        // its 400 is the answer only when no deployment was tried.
+        if let Err(e) = providers::check(dep, cx.endpoint, body) {
+            if record.attempts == 0 {
+                last_err = Some(e);
+            }
+            continue;
+        }
+        if let Some(left) = cx.state.cooldown_left(name).filter(|_| cooldowns) {
+            skipped.push(format!(
+                "`{name}` is cooling down ({} ms left)",
+                left.as_millis()
+            ));
+            soonest = Some(soonest.map_or(left, |s: Duration| s.min(left)));
+            only_limited = false;
+            continue;
+        }
+        // The concurrency slot first: a deployment skipped because it is busy must not spend
+        // a cell of its rate limit (the slot is given back if the limit then skips it).
+        let Some(guard) = cx.state.try_acquire(name, dep.max_concurrency) else {
+            skipped.push(format!(
+                "`{name}` is at its max_concurrency ({})",
+                dep.max_concurrency.unwrap_or(0)
+            ));
+            only_limited = false;
+            continue;
+        };
+        if let Some(l) = cx.config.limits.deployments.get(name.as_str()) {
+            let tokens = crate::api::summary::estimate_tokens(&body.texts());
+            if let Err(rej) = cx
+                .limits
+                .check(&format!("deployment:{name}"), l.rpm, l.tpm, tokens)
+            {
+                skipped.push(format!("`{name}` is over its rate limit"));
+                let mut e = rej.error;
+                e.retry_after_s = rej
+                    .headers
+                    .iter()
+                    .find(|(h, _)| *h == "retry-after")
+                    .and_then(|(_, v)| v.parse().ok());
+                limited.get_or_insert(e);
+                continue;
+            }
+        }
+        let redaction = if decision.redacts_for(attrs) {
+            let (b, r) = redacted
+                .get_or_insert_with(|| redact(cx.engine.detector(), body, &decision.redact_kinds));
+            Some((&*b, r.clone()))
+        } else {
+            None
+        };
+        let send_body = redaction.as_ref().map_or(body, |(b, _)| *b);
+        let sampling_cfg = crate::repro::sampling::effective(dep, decision.sampling.as_ref());
+        let (send_body, mut applied) =
+            crate::repro::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
+        let send_body: &RequestBody = &send_body;
+        record.sampling = crate::repro::sampling::upstream_params(send_body, cx.endpoint, dep);
+        // The hash is kept in the log (and keys the cache, which needs the log): without a
+        // log nobody reads it.
+        if cx.config.log.prompts != crate::config::LogMode::Off {
+            record.request_hash = Some(crate::repro::request_hash(
+                send_body,
+                cx.endpoint,
+                &dep.name,
+            ));
+        }
+        let cacheable = cx.config.cache.enabled
+            && cx.config.log.prompts != crate::config::LogMode::Off
+            && applied.as_ref().is_some_and(|a| a.deterministic);
+        if cacheable
+            && let Some(json) = crate::repro::cache::lookup(
+                cx.config.log.path.clone(),
+                dep.name.clone(),
+                record.request_hash.clone().unwrap_or_default(),
+                cx.config.cache.ttl_s,
+                cx.endpoint == Endpoint::ChatCompletions,
+            )
+            .await
+        {
+            mark_attempt(record, attrs);
+            let reply = if body.is_stream() {
+                let mut s = providers::complete_as_stream(json);
+                match s.next().await {
+                    Some(Ok(first)) => FirstAnswer::Stream(first, s),
+                    _ => return Err(providers::stream_ended_early(name)),
+                }
+            } else {
+                let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+                FirstAnswer::Complete(bytes, json)
+            };
+            if let Some(a) = applied.as_mut() {
+                a.cache_hit = Some(true);
+            }
+            return Ok(finish(reply, attrs.clone(), None, guard, applied));
+        }
+        if cacheable && let Some(a) = applied.as_mut() {
+            a.cache_hit = Some(false);
+        }
+        let tries = dep.retries.unwrap_or(0) + 1;
+        for _ in 0..tries {
+            mark_attempt(record, attrs);
+            let started = Instant::now();
+            let call = Call {
+                deployment: dep,
+                endpoint: cx.endpoint,
+                body: send_body,
+                request_id: cx.request_id,
+            };
+            let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
+            let result = first_answer(cx.upstreams, call)
+                .instrument(span.clone())
+                .await;
+            if let Err(e) = &result {
+                span.record("error.type", e.status.as_str());
+                span.record("otel.status_code", "ERROR");
+            }
+            let waited_us = started.elapsed().as_micros() as u64;
+            record.upstream_us = Some(record.upstream_us.unwrap_or(0) + waited_us);
+            match result {
+                Ok(reply) => {
+                    cx.state
+                        .observe_latency(name, started.elapsed().as_secs_f64() * 1000.0);
+                    let restore = redaction.as_ref().map(|(_, r)| r.clone());
+                    return Ok(finish(reply, attrs.clone(), restore, guard, applied));
+                }
+                Err(e) if !crate::gateway::is_retryable(&e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(request_id = %cx.request_id, deployment = %name, error = %e, "attempt failed");
+                    let is_429 = e.status.as_u16() == 429;
+                    let retry_after = e.retry_after_s.map(Duration::from_secs);
+                    last_err = Some(e);
+                    if is_429 {
+                        let cool = retry_after
+                            .unwrap_or(Duration::from_millis(cx.config.routing.cooldown_ms));
+                        if cooldowns {
+                            cx.state.cool_down(name, cool);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if cooldowns && last_err.as_ref().is_some_and(|e| e.status.as_u16() != 429) {
+            cx.state
+                .cool_down(name, Duration::from_millis(cx.config.routing.cooldown_ms));
+        }
+    }
+    Err(match last_err {
+        Some(e) => e,
+        None if only_limited && limited.is_some() => {
+            limited.unwrap_or_else(|| ApiError::internal("rate limit"))
+        }
+        None => none_available(&skipped, soonest),
+    })
+}
+
+/// Counts one attempt on `attrs`' deployment in the record.
+fn mark_attempt(record: &mut RequestRecord, attrs: &DeploymentAttrs) {
+    record.attempts += 1;
+    record.deployment = Some(attrs.name.clone());
+    record.provider = Some(attrs.provider.clone());
+    record.hosting = Some(attrs.hosting.as_str().to_string());
+    record.openness = Some(attrs.openness.as_str().to_string());
+}
+
+/// 503 `no_available_deployment` naming why each deployment was skipped, with `Retry-After`
+/// when a cooldown ends.
+fn none_available(skipped: &[String], soonest: Option<Duration>) -> ApiError {
+    let mut e = ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        format!(
+            "No deployment is available right now: {}.",
+            skipped.join("; ")
+        ),
+    )
+    .with_code("no_available_deployment");
+    e.retry_after_s = soonest.map(|d| d.as_secs().max(1));
+    e
+}
+
+enum FirstAnswer {
+    Complete(Bytes, serde_json::Value),
+    Stream(serde_json::Value, ChunkStream),
+}
+
+/// Calls the upstream and waits for its answer or its first chunk.
+async fn first_answer(upstreams: &Upstreams, call: Call<'_>) -> Result<FirstAnswer, ApiError> {
+    match providers::call(upstreams, call).await? {
+        Reply::Complete { body, json } => Ok(FirstAnswer::Complete(body, json)),
+        Reply::Stream(mut s) => match s.next().await {
+            Some(Ok(first)) => Ok(FirstAnswer::Stream(first, s)),
+            Some(Err(e)) => Err(providers::status_of_stream_error(&e)),
+            None => Err(providers::stream_ended_early(&call.deployment.name)),
+        },
+    }
+}
+
+fn finish(
+    reply: FirstAnswer,
+    attrs: DeploymentAttrs,
+    restore: Option<Redaction>,
+    guard: InflightGuard,
+    sampling: Option<crate::repro::sampling::Applied>,
+) -> Attempted {
+    match (reply, restore) {
+        (FirstAnswer::Complete(bytes, json), None) => Attempted::Complete {
+            attrs,
+            bytes,
+            json,
+            guard,
+            sampling,
+        },
+        (FirstAnswer::Complete(_, mut json), Some(r)) => {
+            r.restore_json(&mut json);
+            let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+            Attempted::Complete {
+                attrs,
+                bytes,
+                json,
+                guard,
+                sampling,
+            }
+        }
+        (FirstAnswer::Stream(first, rest), None) => Attempted::Stream {
+            attrs,
+            first,
+            rest,
+            guard,
+            sampling,
+        },
+        (FirstAnswer::Stream(mut first, rest), Some(r)) => {
+            let mut restorer = StreamRestorer::new(r);
+            restorer.apply(&mut first);
+            let rest = rest
+                .map(move |item| {
+                    item.map(|mut chunk| {
+                        restorer.apply(&mut chunk);
+                        chunk
+                    })
+                })
+                .boxed();
+            Attempted::Stream {
+                attrs,
+                first,
+                rest,
+                guard,
+                sampling,
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Authentication layers, one per route group (see [`super`] for where each is mounted). They
+//! run before the handler reads the body: a refused request costs no parsing and leaves no
+//! client string anywhere.
+
+use crate::api::ApiError;
+use crate::gateway::Gateway;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// `/v1/*`: identifies the caller ([`Gateway::authenticate`]) and hands the principal to
+/// the handler as a request extension ([`crate::access::auth::Principal`]). 401 `invalid_api_key` in OpenAI's shape otherwise.
+pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
+    match gw.access().authenticate(req.headers()) {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/admin/*` and `/metrics`: the master key or an admin key (when a master key is set).
+/// 401/403 in OpenAI's shape otherwise.
+pub async fn admin(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    match require_admin(&gw, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/ui` pages: as [`admin`], or the login cookie; a browser without either is sent to the
+/// login form (see [`super::ui::login::require_ui`]).
+pub async fn browser(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    match super::ui::login::require_ui(&gw, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(resp) => resp,
+    }
+}
+
+/// Lets a request through only with the master key or an admin key (when a master key is
+/// set); 401/403 in OpenAI's error shape otherwise.
+pub fn require_admin(gw: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    let p = gw.access().authenticate(headers)?;
+    if p.admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "This route needs the master key or an admin key.",
+        ))
+    }
+}

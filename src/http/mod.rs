@@ -1,0 +1,180 @@
+//! HTTP: the axum router and the middleware order; one file per inbound API.
+//!
+//! Where things are: [`openai`] serves chat completions, completions, embeddings and models;
+//! [`responses`] the Responses API (bridged through chat);
+//! [`health`] the probes and `/metrics`; [`admin`] the admin API; [`ui`] the web pages;
+//! [`auth`] the authentication layers. A new inbound API is one more file here, parsing into
+//! `api/` types and calling the [`Gateway`].
+//!
+//! Middleware order, outermost first — written down here and nowhere else:
+//! 1. `request_id`: takes the client's `x-request-id` or makes a UUIDv7, puts it on the
+//!    request and the response.
+//! 2. authentication, one layer per route group, before any body is read:
+//!    `/v1/*` → [`auth::client`] (a client key, or anyone without a master key);
+//!    `/admin/*`, `/metrics` → [`auth::admin`]; `/ui` pages → [`auth::browser`] (admin key or
+//!    the login cookie). `/health*` and `/ui/login` are open. No handler checks access itself.
+//! 3. handlers: read the body up to `server.max_body_bytes` (413 past it), parse it once into
+//!    the typed request (400 naming `param`), call the [`Gateway`].
+//!
+//! Every route answers both with and without the `/v1` prefix. Unknown routes get a 404 in
+//! OpenAI's error shape.
+
+pub mod admin;
+pub mod auth;
+pub mod health;
+pub mod openai;
+pub mod responses;
+pub mod responses_sse;
+pub mod ui;
+
+use crate::api::ApiError;
+use crate::gateway::Gateway;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::time::Duration;
+
+/// Header carrying the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Builds the router over `gateway`, with the middleware order of the module docs.
+pub fn router(gateway: Gateway) -> Router {
+    let client = middleware::from_fn_with_state(gateway.clone(), auth::client);
+    let admin = middleware::from_fn_with_state(gateway.clone(), auth::admin);
+    let browser = middleware::from_fn_with_state(gateway.clone(), auth::browser);
+    let api = openai::router()
+        .merge(responses::router())
+        .route_layer(client);
+    let mut admin_routes = admin::router().merge(admin::keys::router());
+    if gateway.config.telemetry.metrics_listen.is_none() {
+        admin_routes = admin_routes.route("/metrics", get(health::metrics));
+    }
+    Router::new()
+        .nest("/v1", api.clone())
+        .merge(api)
+        .merge(health::router())
+        .merge(admin_routes.route_layer(admin))
+        .merge(ui::router().route_layer(browser))
+        .merge(ui::login::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_id))
+        .with_state(gateway)
+}
+
+/// The router of the separate metrics listener (`telemetry.metrics_listen`).
+pub fn metrics_router(gateway: Gateway) -> Router {
+    let admin = middleware::from_fn_with_state(gateway.clone(), auth::admin);
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route_layer(admin)
+        .with_state(gateway)
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(REQUEST_ID, value);
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    let agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), user_agent = %agent, "request to a route Sluice does not serve");
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("Unknown request URL: {} {}", req.method(), req.uri().path()),
+    )
+    .with_code("unknown_url")
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!(
+            "Method {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response()
+}
+
+/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting, gives
+/// in-flight requests `server.shutdown_grace_ms` to finish, and drains the request log's
+/// queue (every finished request is in the log when this returns).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = Duration::from_millis(gateway.config.server.shutdown_grace_ms);
+    let recorder = gateway.recorder().clone();
+    let app = router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = tx.send(());
+    };
+    // No Nagle: a stream chunk must leave as soon as it is written, not wait for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let deadline = async move {
+        if rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        r = server => r,
+        _ = deadline => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+            Ok(())
+        }
+    };
+    recorder.flush().await;
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,242 @@
+//! The OpenAI inbound API: `POST /v1/chat/completions`, `/v1/completions`,
+//! `/v1/embeddings`, `GET /v1/models`, `/v1/models/{id}` (also without `/v1`).
+//! The caller was authenticated by [`super::auth::client`] before the body is read.
+
+use super::REQUEST_ID;
+use crate::access::auth::Principal;
+use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_body};
+use crate::api::{Endpoint, RequestBody};
+use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
+use crate::telemetry;
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use tracing::Instrument;
+
+/// The OpenAI routes (mounted with and without `/v1` by [`super::router`]).
+pub fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/chat/completions", post(chat_completions))
+        .route("/completions", post(completions))
+        .route("/embeddings", post(embeddings))
+        .route("/models", get(list_models))
+        .route("/models/{*id}", get(get_model))
+}
+
+pub(crate) fn id_of(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
+}
+
+pub(crate) async fn read_body(gateway: &Gateway, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let limit = gateway.config.server.max_body_bytes;
+    to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("Request body is larger than the limit of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    })
+}
+
+async fn chat_completions(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let bytes = read_body(&gw, body).await?;
+        let req: ChatCompletionRequest = parse_body(&bytes)?;
+        Ok(RequestBody::Chat(req))
+    }
+    .await;
+    serve(
+        gw,
+        peer,
+        principal,
+        headers,
+        Endpoint::ChatCompletions,
+        result,
+    )
+    .await
+}
+
+async fn completions(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let bytes = read_body(&gw, body).await?;
+        let req: GenericRequest = parse_body(&bytes)?;
+        if !req.extra.contains_key("prompt") {
+            return Err(missing("prompt"));
+        }
+        Ok(RequestBody::Generic(req))
+    }
+    .await;
+    serve(gw, peer, principal, headers, Endpoint::Completions, result).await
+}
+
+async fn embeddings(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let bytes = read_body(&gw, body).await?;
+        let req: GenericRequest = parse_body(&bytes)?;
+        if !req.extra.contains_key("input") {
+            return Err(missing("input"));
+        }
+        if req.is_stream() {
+            return Err(
+                ApiError::invalid_request("Embeddings cannot be streamed.").with_param("stream")
+            );
+        }
+        Ok(RequestBody::Generic(req))
+    }
+    .await;
+    serve(gw, peer, principal, headers, Endpoint::Embeddings, result).await
+}
+
+fn missing(param: &str) -> ApiError {
+    ApiError::invalid_request(format!("Missing required parameter: '{param}'.")).with_param(param)
+}
+
+/// Runs a parsed request through the gateway: admission (limits, budgets), the pipeline,
+/// the reply with its headers. Every outcome is recorded.
+pub(crate) async fn serve(
+    gw: Gateway,
+    peer: SocketAddr,
+    principal: Principal,
+    headers: HeaderMap,
+    endpoint: Endpoint,
+    parsed: Result<RequestBody, ApiError>,
+) -> Response {
+    let mut ctx = RequestContext::new(id_of(&headers), endpoint);
+    ctx.client_ip = Some(peer.ip().to_string());
+    let body = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            gw.record_rejection(&ctx, None, &e).await;
+            return e.into_response();
+        }
+    };
+    ctx.principal = principal;
+    let prompt_estimate = crate::api::summary::estimate_tokens(&body.texts());
+    let limit_headers = match gw
+        .access()
+        .admit(&mut ctx.principal, body.model(), prompt_estimate)
+    {
+        Ok(h) => h,
+        Err(rej) => {
+            gw.record_rejection(&ctx, Some(&body), &rej.error).await;
+            return with_headers(rej.error.into_response(), rej.headers);
+        }
+    };
+    ctx.span = telemetry::request_span(&headers, endpoint.operation(), body.model(), &ctx.id);
+    telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
+    ctx.headers = headers;
+    let span = ctx.span.clone();
+    let resp = match gw.handle(ctx, body).instrument(span).await {
+        Ok(reply) => reply_response(reply),
+        Err(e) => e.into_response(),
+    };
+    with_headers(resp, limit_headers)
+}
+
+pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+pub(crate) fn reply_response(reply: GatewayReply) -> Response {
+    let mut resp = match reply.body {
+        ReplyBody::Json(bytes) => {
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        ReplyBody::Sse(stream) => (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::from_stream(stream),
+        )
+            .into_response(),
+    };
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+/// `GET /v1/models`: configured model names and deployment names, in OpenAI's list shape.
+async fn list_models(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+) -> Response {
+    let data: Vec<Value> = model_ids(&gw)
+        .into_iter()
+        .map(|id| with_deployments(&gw, &principal, &headers, id))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// `GET /v1/models/{id}`.
+async fn get_model(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if model_ids(&gw).contains(&id) {
+        axum::Json(with_deployments(&gw, &principal, &headers, id)).into_response()
+    } else {
+        ApiError::model_not_found(&id).into_response()
+    }
+}
+
+fn model_ids(gw: &Gateway) -> Vec<String> {
+    gw.config
+        .models
+        .iter()
+        .map(|m| m.name.clone())
+        .chain(gw.config.deployments.iter().map(|d| d.name.clone()))
+        .collect()
+}
+
+fn model_object(id: String) -> Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": "sluice"})
+}
+
+/// OpenAI's model object plus Sluice's `deployments`: the eligible ones, in try order, with
+/// their hosting and openness (see [`crate::gateway::explain::model_deployments`]).
+fn with_deployments(gw: &Gateway, principal: &Principal, headers: &HeaderMap, id: String) -> Value {
+    let deployments = crate::gateway::explain::model_deployments(gw, principal, headers, &id);
+    let mut v = model_object(id);
+    v["deployments"] = Value::Array(deployments);
+    v
+}

@@ -1,0 +1,188 @@
+//! Candidate checks for the built-in PII detectors ([`super::pii`]): each takes the text and a
+//! regex match and returns the accepted length in bytes, or `None` to reject the candidate.
+//! Checksums where the format has one: Luhn for cards, mod-97 for IBANs, the check letter
+//! for Spanish DNI/NIE.
+
+fn char_before(text: &str, start: usize) -> Option<char> {
+    text[..start].chars().next_back()
+}
+
+fn char_after(text: &str, end: usize) -> Option<char> {
+    text[end..].chars().next()
+}
+
+pub(super) fn digits(s: &str) -> Vec<u32> {
+    s.chars().filter_map(|c| c.to_digit(10)).collect()
+}
+
+pub(super) fn check_secret(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    // A key mixes digits and letters; `sk-some-long-hyphenated-words` is prose.
+    let has_digit = s.chars().any(|c| c.is_ascii_digit());
+    let has_alpha = s.chars().any(|c| c.is_ascii_alphabetic());
+    (has_digit && has_alpha).then_some(s.len())
+}
+
+/// Luhn checksum over `ds` (most significant digit first).
+pub fn luhn_ok(ds: &[u32]) -> bool {
+    let sum: u32 = ds
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    !ds.is_empty() && sum.is_multiple_of(10)
+}
+
+pub(super) fn check_card(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    // One kind of separator at most (`4111 1111-1111 1111` is not how cards are written).
+    if s.contains(' ') && s.contains('-') {
+        return None;
+    }
+    let ds = digits(s);
+    if !(13..=19).contains(&ds.len()) || !luhn_ok(&ds) {
+        return None;
+    }
+    let prefix = |n: usize| ds.iter().take(n).fold(0u32, |a, d| a * 10 + d);
+    let known = ds[0] == 4
+        || (51..=55).contains(&prefix(2))
+        || (2221..=2720).contains(&prefix(4))
+        || matches!(prefix(2), 34 | 37 | 35 | 36 | 38 | 30 | 62 | 65)
+        || prefix(4) == 6011
+        || (644..=649).contains(&prefix(3));
+    known.then_some(s.len())
+}
+
+/// IBAN check: ISO 13616 mod-97 of the rearranged number equals 1.
+pub fn iban_ok(compact: &str) -> bool {
+    if !(15..=34).contains(&compact.len()) || !compact.is_ascii() {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut rem: u32 = 0;
+    for c in tail.chars().chain(head.chars()) {
+        let v = match c.to_digit(36) {
+            Some(v) => v,
+            None => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+pub(super) fn check_iban(text: &str, start: usize, end: usize) -> Option<usize> {
+    // The candidate may have swallowed an upper-case word after the number: try shorter
+    // candidates ending at each space, longest first.
+    let s = &text[start..end];
+    let mut ends: Vec<usize> = s.match_indices(' ').map(|(i, _)| i).collect();
+    ends.push(s.len());
+    ends.into_iter().rev().find(|&e| {
+        let compact: String = s[..e].chars().filter(|c| *c != ' ').collect();
+        iban_ok(&compact)
+    })
+}
+
+pub(super) fn check_ssn(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    let area: u32 = s[0..3].parse().ok()?;
+    let group: u32 = s[4..6].parse().ok()?;
+    let serial: u32 = s[7..11].parse().ok()?;
+    let ok = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
+    // Not part of a longer dashed number (`2024-123-45-6789`).
+    let joined =
+        matches!(char_before(text, start), Some('-')) || matches!(char_after(text, end), Some('-'));
+    (ok && !joined).then_some(s.len())
+}
+
+/// Spanish DNI / NIE check letter: the number mod 23 indexes `TRWAGMYFPDXBNJZSQVHLCKE`
+/// (NIE: X→0, Y→1, Z→2 prefixed).
+pub fn dni_ok(s: &str) -> bool {
+    const LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let s: String = s
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let (num, letter) = match s.char_indices().last() {
+        Some((i, l)) => (&s[..i], l),
+        None => return false,
+    };
+    let num = match num.chars().next() {
+        Some('X') => format!("0{}", &num[1..]),
+        Some('Y') => format!("1{}", &num[1..]),
+        Some('Z') => format!("2{}", &num[1..]),
+        _ => num.to_string(),
+    };
+    match num.parse::<u64>() {
+        Ok(n) => LETTERS[(n % 23) as usize] as char == letter,
+        Err(_) => false,
+    }
+}
+
+pub(super) fn check_dni(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    dni_ok(s).then_some(s.len())
+}
+
+pub(super) fn check_phone(text: &str, start: usize, end: usize) -> Option<usize> {
+    let mut s = &text[start..end];
+    // Trailing separators or a dangling `(` are not part of the number.
+    while let Some(c) = s.chars().last() {
+        if c.is_ascii_digit() || c == ')' {
+            break;
+        }
+        s = &s[..s.len() - c.len_utf8()];
+    }
+    if char_before(text, start).is_some_and(|c| c.is_alphanumeric() || c == '+') {
+        return None;
+    }
+    if char_after(text, start + s.len()).is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut n = digits(s).len();
+    if s.starts_with("00") {
+        n -= 2;
+    }
+    // E.164: at most 15 digits including the country code; 8 is the shortest real number.
+    (8..=15).contains(&n).then_some(s.len())
+}
+
+pub(super) fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    // Version strings: `v1.2.3.4`, `1.2.3.4.5`.
+    if matches!(char_before(text, start), Some('.' | 'v' | 'V'))
+        || (matches!(char_after(text, end), Some('.'))
+            && text[end + 1..].starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    let ok = s
+        .split('.')
+        .all(|p| p.parse::<u32>().is_ok_and(|n| n <= 255) && (p == "0" || !p.starts_with('0')));
+    ok.then_some(s.len())
+}
+
+pub(super) fn check_ipv6(text: &str, start: usize, end: usize) -> Option<usize> {
+    let s = &text[start..end];
+    if char_before(text, start).is_some_and(|c| c.is_alphanumeric() || c == ':')
+        || char_after(text, end).is_some_and(|c| c.is_alphanumeric() || c == ':')
+    {
+        return None;
+    }
+    let groups = s.split(':').filter(|g| !g.is_empty()).count();
+    let parsed = s.parse::<std::net::Ipv6Addr>().is_ok();
+    // `::1`, `a::b` and clock times are not personal data worth flagging.
+    (parsed && groups >= 3 && s.chars().any(|c| c.is_ascii_digit())).then_some(s.len())
+}
