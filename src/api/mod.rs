@@ -11,6 +11,7 @@
 pub mod error;
 pub mod messages;
 pub mod request;
+pub mod responses;
 pub mod summary;
 pub mod visit;
 

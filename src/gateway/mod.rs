@@ -55,6 +55,9 @@ pub struct RequestContext {
     pub span: tracing::Span,
     /// Who is calling (see [`crate::access::auth`]).
     pub principal: Principal,
+    /// The inbound dialect when it is not the endpoint's own (`responses` for a Responses
+    /// request served as chat); the log row's `endpoint`.
+    pub dialect: Option<&'static str>,
 }
 
 impl RequestContext {
@@ -70,6 +73,7 @@ impl RequestContext {
             client_ip: None,
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
+            dialect: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`query`]: the reads behind `sluice logs/show/usage/export`, `/admin/*` and `/ui`.
 //! - [`report`]: text, JSON and CSV output of the CLI.
 //! - [`redact`]: PII placeholders for `log.prompts: redacted`.
+//! - [`responses`]: Responses API state (`store`, `previous_response_id`).
 //!
 //! [`RequestRecord`]: crate::store::record::RequestRecord
 //!
@@ -22,6 +23,7 @@ pub mod query;
 pub mod record;
 pub mod redact;
 pub mod report;
+pub mod responses;
 pub mod row;
 pub mod writer;
 
@@ -59,6 +61,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_reproducibility",
         include_str!("../../migrations/0003_reproducibility.sql"),
+    ),
+    (
+        4,
+        "0004_responses",
+        include_str!("../../migrations/0004_responses.sql"),
     ),
 ];
 
