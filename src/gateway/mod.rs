@@ -43,8 +43,8 @@ pub struct RequestContext {
     pub started_at: SystemTime,
     /// The endpoint used.
     pub endpoint: Endpoint,
-    /// The inbound dialect when it is not the endpoint's own (`messages` for Anthropic
-    /// Messages bridged to chat completions): recorded in the log's `endpoint` column instead
+    /// The inbound dialect when it is not the endpoint's own (`messages`, `responses`: bridged
+    /// to chat completions): recorded in the log's `endpoint` column instead
     /// of the operation name.
     pub dialect: Option<&'static str>,
     /// The request headers (policies match on them).
@@ -55,9 +55,6 @@ pub struct RequestContext {
     pub span: tracing::Span,
     /// Who is calling (see [`crate::access::auth`]).
     pub principal: Principal,
-    /// The inbound dialect when it is not the endpoint's own (`responses` for a Responses
-    /// request served as chat); the log row's `endpoint`.
-    pub dialect: Option<&'static str>,
 }
 
 impl RequestContext {
@@ -73,7 +70,6 @@ impl RequestContext {
             client_ip: None,
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
-            dialect: None,
         }
     }
 }
