@@ -29,6 +29,7 @@ use bytes::Bytes;
 use record::{Recorder, RequestRecord};
 use route::RouteState;
 use std::sync::Arc;
+use tracing::Instrument;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream::{ClientStream, StreamEnd, StreamOutcome};
 
@@ -266,6 +267,37 @@ impl Gateway {
             return Ok(vec![d]);
         }
         Err(ApiError::model_not_found(model))
+    }
+
+    /// One request through the whole pipeline: admit (the caller's permission, budget and rate
+    /// limits, [`Access::admit`]) → decide → route → attempt → record. `ctx` carries the
+    /// request's headers and principal. Returns the reply or the error, and the rate-limit
+    /// headers to put on whichever response is made of it. Every outcome is recorded.
+    pub async fn serve(
+        &self,
+        mut ctx: RequestContext,
+        body: RequestBody,
+    ) -> (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>) {
+        let estimate = estimate_tokens(&body.texts());
+        let limit_headers = match self.access.admit(&mut ctx.principal, body.model(), estimate) {
+            Ok(h) => h,
+            Err(rej) => {
+                self.record_rejection(&ctx, Some(&body), &rej.error).await;
+                return (Err(rej.error), rej.headers);
+            }
+        };
+        // gen_ai.operation.name is the upstream operation (`chat` for bridged dialects too:
+        // OpenTelemetry names Anthropic's Messages calls so).
+        ctx.span = telemetry::request_span(
+            &ctx.headers,
+            ctx.endpoint.operation(),
+            body.model(),
+            &ctx.id,
+        );
+        telemetry::record_request(&ctx.span, &body, self.config.telemetry.capture_content);
+        let span = ctx.span.clone();
+        let result = self.handle(ctx, body).instrument(span).await;
+        (result, limit_headers)
     }
 
     /// Serves one request. Every outcome — reply or error — is recorded exactly once (for

@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use tracing::Instrument;
 
 use super::openai::{id_of, read_body, with_headers};
 use super::responses_sse::ResponsesSse;
@@ -176,19 +175,6 @@ async fn serve(
         tracing::debug!(request_id = %ctx.id, ?dropped, "Responses fields a chat backend cannot take were left out");
     }
     let body = RequestBody::Chat(chat);
-    let estimate = crate::api::summary::estimate_tokens(&body.texts());
-    let limit_headers = match gw
-        .access()
-        .admit(&mut ctx.principal, body.model(), estimate)
-    {
-        Ok(h) => h,
-        Err(rej) => {
-            gw.record_rejection(&ctx, Some(&body), &rej.error).await;
-            return with_headers(rej.error.into_response(), rej.headers);
-        }
-    };
-    ctx.span = crate::telemetry::request_span(&headers, "chat", body.model(), &ctx.id);
-    crate::telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
     ctx.headers = headers;
     let keep = req
         .wants_store()
@@ -205,8 +191,8 @@ async fn serve(
         req: req.clone(),
         hist,
     };
-    let span = ctx.span.clone();
-    let mut resp = match gw.handle(ctx, body).instrument(span).await {
+    let (result, limit_headers) = gw.serve(ctx, body).await;
+    let mut resp = match result {
         Ok(reply) => reply_response(reply, start, tools, saver).await,
         Err(e) => e.into_response(),
     };
