@@ -21,11 +21,6 @@ fn completion(text: &str) -> Value {
     })
 }
 
-fn chunk(delta: Value, finish: Value) -> Value {
-    json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
-           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-}
-
 fn stream_reply(parts: &[&str]) -> MockReply {
     let mut out = vec![sse(&chunk(
         json!({"role":"assistant","content":""}),

@@ -275,3 +275,15 @@ pub fn read_line_within(r: impl std::io::Read + Send + 'static, secs: u64) -> St
     rx.recv_timeout(std::time::Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("no line within {secs} s"))
 }
+
+/// POSTs `body` as JSON to Sluice's `path` (`/v1/chat/completions`, …).
+pub async fn post(s: &Sluice, path: &str, body: Value) -> reqwest::Response {
+    client().post(s.url(path)).json(&body).send().await.unwrap()
+}
+
+/// A `chat.completion.chunk` from `upstream-model` with one choice's `delta` and
+/// `finish_reason` (`Value::Null` while the stream goes on).
+pub fn chunk(delta: Value, finish: Value) -> Value {
+    serde_json::json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
+           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
+}
