@@ -8,12 +8,13 @@ judges a stream broken it retries the same request without streaming. So besides
 and the answer, each test checks the log: every Messages row is a 200 stream (no non-streaming
 retry).
 
-The small local model cannot follow Claude Code's tool protocol, and Claude Code's full agent
-prompt (24 tool schemas and a ~6 KB system prompt) does not fit the e2e server's 2048-token
-context, so the answer test runs Claude Code with its built-in tools off and a short system
-prompt (`--tools "" --system-prompt …`): the exchange is Claude Code's own (headers, betas,
-`thinking`, `context_management`, `metadata.user_id`, streaming), only smaller. The full default
-request is covered by the golden corpus (tests/fixtures/messages/claude_code_prompt.json).
+Two runs: the answer test runs Claude Code with its built-in tools off and a short system
+prompt (`--tools "" --system-prompt …`), so the 135M model answers plainly: the exchange is
+Claude Code's own (headers, betas, `thinking`, `context_management`, `metadata.user_id`,
+streaming), only smaller, and the answer on stdout is checked against the log. The second run is
+Claude Code as users run it (its full agent prompt and 24 tools, one turn): the small model
+cannot follow Claude Code's tool protocol, so that test asserts the exchange itself — every call
+a streamed 200, no non-streaming retry, and a text answer printed as logged.
 """
 
 from __future__ import annotations
@@ -100,3 +101,17 @@ def test_claude_code_answers_through_sluice_from_the_local_model(sluice):
     assert answer == rows[0]["response_content"].strip()
     assert rows[0]["usage_estimated"] is False
     assert rows[0]["prompt_tokens"] > 0 and rows[0]["completion_tokens"] > 0
+
+
+def test_claude_code_default_agent_request_exchange(sluice):
+    before = {r["id"] for r in messages_rows(sluice)}
+    out = run_claude(sluice, "Say hello.", "--max-turns", "1")
+    rows = wait_rows(sluice, before, 1)
+    assert rows, f"no Messages row logged:\n{out.stdout}\n{out.stderr}"
+    # Claude Code's full request was accepted and streamed every time (no non-streaming retry).
+    assert [(r["status"], r["stream"]) for r in rows] == [(200, True)] * len(rows), rows
+    last = rows[0]
+    if last["response_content"].strip():
+        # A text answer: printed as the model gave it.
+        assert out.returncode == 0, f"claude failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
+        assert out.stdout.strip() == last["response_content"].strip()
