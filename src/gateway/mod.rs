@@ -29,9 +29,9 @@ use bytes::Bytes;
 use record::{Recorder, RequestRecord};
 use route::RouteState;
 use std::sync::Arc;
-use tracing::Instrument;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream::{ClientStream, StreamEnd, StreamOutcome};
+use tracing::Instrument;
 
 /// Per-request facts gathered by the server before the gateway runs.
 #[derive(Debug, Clone)]
@@ -279,7 +279,10 @@ impl Gateway {
         body: RequestBody,
     ) -> (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>) {
         let estimate = estimate_tokens(&body.texts());
-        let limit_headers = match self.access.admit(&mut ctx.principal, body.model(), estimate) {
+        let limit_headers = match self
+            .access
+            .admit(&mut ctx.principal, body.model(), estimate)
+        {
             Ok(h) => h,
             Err(rej) => {
                 self.record_rejection(&ctx, Some(&body), &rej.error).await;

@@ -24,14 +24,12 @@ fn forcing_a_server_tool_is_a_400_naming_it() {
         "{}",
         e.body.message
     );
-    let e =
-        bridge(json!({"model":"m","messages":[],"tools":tools,"tool_choice":{"type":"any"}}))
-            .unwrap_err();
+    let e = bridge(json!({"model":"m","messages":[],"tools":tools,"tool_choice":{"type":"any"}}))
+        .unwrap_err();
     assert_eq!(e.body.param.as_deref(), Some("tool_choice"));
     // `auto` with only server tools: no tools, no tool_choice, the tool named as dropped.
-    let b =
-        bridge(json!({"model":"m","messages":[],"tools":tools,"tool_choice":{"type":"auto"}}))
-            .unwrap();
+    let b = bridge(json!({"model":"m","messages":[],"tools":tools,"tool_choice":{"type":"auto"}}))
+        .unwrap();
     assert_eq!(b.request.tools, None);
     assert_eq!(b.request.tool_choice, None);
     assert_eq!(b.dropped_tools, ["web_search"]);
@@ -66,8 +64,8 @@ fn blocks_the_bridge_cannot_carry_are_400s_with_their_path() {
         ),
     ];
     for (block, role, param, words) in cases {
-        let e = bridge(json!({"model":"m","messages":[{"role":role,"content":[block]}]}))
-            .unwrap_err();
+        let e =
+            bridge(json!({"model":"m","messages":[{"role":role,"content":[block]}]})).unwrap_err();
         assert_eq!(e.status.as_u16(), 400, "{block}");
         assert_eq!(e.body.param.as_deref(), Some(param), "{block}");
         assert!(e.body.message.contains(words), "{}", e.body.message);
