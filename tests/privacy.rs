@@ -186,3 +186,186 @@ async fn extra_body_key() {
     let body = chat(json!({"extra_body": {"notes": {"deep": [EMAIL]}}}));
     stays_local("/v1/chat/completions", body).await;
 }
+/// `extra_body.messages` names a field the request already has: refused before any call
+/// (was: unpacked by the provider after the decision, a second `messages` key upstream).
+#[tokio::test]
+async fn extra_body_messages() {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let s = Sluice::start(&config(&local, &remote)).await;
+    let body = chat(json!({"extra_body": {"messages": [{"role": "user", "content": EMAIL}]}}));
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "extra_body.messages");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert_eq!((remote.calls(), local.calls()), (0, 0));
+    s.stop().await;
+}
+
+/// Fails on any object with the same key twice, at any depth (what Python's `json` and
+/// pydantic would silently resolve to the last copy).
+struct NoDuplicates;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicatesVisitor)
+    }
+}
+
+struct NoDuplicatesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicatesVisitor {
+    type Value = NoDuplicates;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<NoDuplicates, A::Error> {
+        while a.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(NoDuplicates)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<NoDuplicates, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            if !seen.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+            }
+            a.next_value::<NoDuplicates>()?;
+        }
+        Ok(NoDuplicates)
+    }
+}
+
+fn assert_no_duplicate_keys(raw: &[u8]) {
+    if let Err(e) = serde_json::from_slice::<NoDuplicates>(raw) {
+        panic!("{e} in {}", String::from_utf8_lossy(raw));
+    }
+}
+
+#[test]
+fn the_duplicate_check_can_fail() {
+    assert!(serde_json::from_slice::<NoDuplicates>(br#"{"a":{"b":1,"b":2}}"#).is_err());
+    assert!(serde_json::from_slice::<NoDuplicates>(br#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
+}
+
+/// `extra_body` keys are merged before the decision: the deterministic override of the route
+/// replaces `temperature` and `seed` once, and the upstream body has each key once.
+#[tokio::test]
+async fn no_upstream_body_has_a_duplicate_key() {
+    let up = Mock::start(answer).await;
+    let yaml = format!(
+        "deployments:
+  - name: up
+    provider: openai
+    base_url: {}
+    model: m
+    hosting: local
+    sampling: {{deterministic: true, seed: 42}}
+models:
+  - name: default
+    deployments: [up]
+",
+        up.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let bodies = [
+        chat(json!({"extra_body": {"temperature": 1.9, "seed": 7, "notes": "n"}})),
+        chat(json!({"temperature": 0.5, "extra_body": {"top_p": 0.3, "min_p": 0.1}})),
+        json!({"model": "default", "prompt": "p", "extra_body": {"suffix": "s", "max_tokens": 3}}),
+    ];
+    for (i, b) in bodies.iter().enumerate() {
+        let path = if i == 2 {
+            "/v1/completions"
+        } else {
+            "/v1/chat/completions"
+        };
+        let r = client().post(s.url(path)).json(b).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let got = up.received.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    for r in &got {
+        assert_no_duplicate_keys(&r.raw);
+        assert!(r.body.get("extra_body").is_none(), "{}", r.body);
+    }
+    assert_eq!(got[0].body["temperature"], 0.0);
+    assert_eq!(got[0].body["seed"], 42);
+    assert_eq!(got[0].body["notes"], "n");
+    assert_eq!(got[1].body["top_p"], 1.0);
+    assert_eq!(got[2].body["suffix"], "s");
+    assert_eq!(got[2].body["max_tokens"], 3);
+    s.stop().await;
+}
+
+/// `extra_body: {"stream": true}` is refused at parse time: no deployment is called, none
+/// cools down, the next request is served by the first one.
+#[tokio::test]
+async fn extra_body_stream_is_a_400_and_cools_nothing_down() {
+    let a = Mock::start(answer).await;
+    let b = Mock::start(answer).await;
+    let yaml = format!(
+        "deployments:
+  - name: a
+    provider: openai
+    base_url: {}
+    model: m
+  - name: b
+    provider: openai
+    base_url: {}
+    model: m
+models:
+  - name: default
+    deployments: [a, b]
+routing:
+  cooldown_ms: 30000
+",
+        a.url("/v1"),
+        b.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let post = |body: Value| {
+        client()
+            .post(s.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+    };
+    let r = post(chat(json!({"extra_body": {"stream": true}})))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"error": {"message": "`extra_body.stream` is not allowed: `stream` changes the kind of request; set it at the top level.",
+                         "type": "invalid_request_error", "param": "extra_body.stream", "code": null}})
+    );
+    assert_eq!((a.calls(), b.calls()), (0, 0));
+    let r = post(chat(json!({}))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "a");
+    assert_eq!((a.calls(), b.calls()), (1, 0));
+    s.stop().await;
+}
