@@ -369,3 +369,46 @@ routing:
     assert_eq!((a.calls(), b.calls()), (1, 0));
     s.stop().await;
 }
+
+/// A deployment answering `307` to another server: the redirect is not followed (the
+/// prompt and the key would reach a host no policy judged); the client gets a 502 naming it.
+#[tokio::test]
+async fn a_redirect_is_an_upstream_error_and_its_target_receives_nothing() {
+    let target = Mock::start(answer).await;
+    let location = target.url("/v1/chat/completions");
+    let redirecting = Mock::start(move |_: &Received| {
+        MockReply::JsonWithHeaders(307, vec![("location", location.clone())], json!({}))
+    })
+    .await;
+    let yaml = format!(
+        "deployments:
+  - name: lan-proxy
+    provider: openai
+    base_url: {}
+    model: m
+    api_key: sk-test-secret
+models:
+  - name: default
+    deployments: [lan-proxy]
+",
+        redirecting.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let body = chat_messages(json!([{"role": "user", "content": format!("mail {EMAIL}")}]));
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"error": {"message": "deployment `lan-proxy`: answered HTTP 307 (a redirect; Sluice does not follow redirects)",
+                         "type": "server_error", "param": null, "code": "upstream_error"}})
+    );
+    assert_eq!(redirecting.calls(), 1);
+    assert_eq!(target.calls(), 0);
+    s.stop().await;
+}

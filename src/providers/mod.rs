@@ -54,7 +54,7 @@ pub enum Reply {
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
-/// one), since reqwest sets connect timeouts per client.
+/// one), since reqwest sets connect timeouts per client. They never follow redirects.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
     clients: HashMap<u64, reqwest::Client>,
@@ -91,6 +91,9 @@ fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .no_proxy()
+        // A redirect would re-send the prompt (and the deployment's key) to a host the
+        // policies never judged: a 3xx is an upstream error instead (see `upstream::send`).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build HTTP client: {e}"))
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 /// Sends `req` (body already set) within the deployment's timeout.
 ///
-/// Errors: a non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502; see
+/// Errors: a 3xx answer is a 502 naming the deployment (redirects are never followed); any
+/// other non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502; see
 /// [`super::caps::name_unsupported_param`]);
 /// connection failures 502; timeouts 504. `stream` requests get the timeout only until the
 /// headers arrive.
@@ -32,6 +33,17 @@ pub async fn send(
         Err(_) => return Err(ApiError::gateway_timeout(&dep.name)),
     };
     let status = resp.status();
+    if status.is_redirection() {
+        // Never followed (the clients have no redirect policy); the target is not named, its
+        // URL could carry credentials.
+        return Err(ApiError::bad_gateway(
+            &dep.name,
+            format!(
+                "answered HTTP {} (a redirect; Sluice does not follow redirects)",
+                status.as_u16()
+            ),
+        ));
+    }
     if !status.is_success() {
         let retry_after = super::retry_after_secs(resp.headers());
         let bytes = resp
