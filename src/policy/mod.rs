@@ -63,7 +63,8 @@ pub struct DeploymentAttrs {
 }
 
 impl DeploymentAttrs {
-    /// Resolves `d`: explicit config first, then defaults (hosting from `base_url` and Ollama
+    /// Resolves `d`: explicit config first, then defaults (hosting `local` only for loopback and
+    /// Unix-socket `base_url`s, see [`tier::is_local_url`], and never for Ollama
     /// cloud tags; openness from the catalog else `api`; price from config, else 0 for local,
     /// else the catalog's list price, else unknown).
     pub fn resolve(d: &DeploymentConfig, catalog: &Catalog) -> Self {
