@@ -412,3 +412,79 @@ models:
     assert_eq!(target.calls(), 0);
     s.stop().await;
 }
+
+/// The egress guard is the only thing that stops this leak. The fault is a real one, after
+/// the decision: the inbound scan reads each string alone, and a private key split over two
+/// text parts matches in neither; the `openai` provider's translation for a backend without
+/// `content_parts` joins the parts with `\n` into one string, where the whole key block
+/// appears. The decision found no PII and allowed the remote deployment; the guard, scanning
+/// the exact bytes about to leave, finds the key: 403 `pii_blocked` naming the path, the
+/// remote mock receives nothing, the metric counts it, the row records it.
+#[tokio::test]
+async fn the_egress_guard_stops_pii_that_appears_after_the_decision() {
+    let remote = Mock::start(answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let yaml = format!(
+        "deployments:
+  - name: cloud
+    provider: openai
+    base_url: {}
+    model: m
+    hosting: remote
+    supports: [tools]
+models:
+  - name: default
+    deployments: [cloud]
+log:
+  path: {}
+{PII_LOCAL}",
+        remote.url("/v1"),
+        db.display()
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let m = json!([{"role": "user", "content": [
+        {"type": "text", "text": "-----BEGIN RSA PRIVATE KEY-----\nMIIEow+IBAAKCAQEA"},
+        {"type": "text", "text": "-----END RSA PRIVATE KEY-----"}]}]);
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&chat_messages(m))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"error": {
+            "message": "The request for deployment `cloud` still carries personal data (secret) at `messages[0].content`; policy `personal-data-stays-local` keeps it local, so nothing was sent.",
+            "type": "policy_error", "param": "messages[0].content", "code": "pii_blocked"}})
+    );
+    assert_eq!(remote.calls(), 0);
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sluice_egress_blocked_total{deployment=\"cloud\"} 1\n"),
+        "{metrics}"
+    );
+    s.stop().await;
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let row: (i64, String, String, String) = c
+        .query_row(
+            "SELECT status, error_type, error_message, deployment FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(row.0, 403);
+    assert_eq!(row.1, "policy_error");
+    assert!(row.2.contains("`messages[0].content`"), "{}", row.2);
+    assert!(!row.2.contains("MIIE"), "{}", row.2);
+    assert_eq!(row.3, "cloud");
+}

@@ -407,6 +407,7 @@ impl Gateway {
             sampling: None,
             request_hash: None,
             request_body: None,
+            egress_blocked: None,
         }
     }
 

@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod egress;
 pub mod pii;
 pub mod redact;
 pub mod tier;
@@ -276,6 +277,9 @@ pub struct Decision {
     pub sampling: Option<SamplingConfig>,
     /// Logging mode forced by a policy.
     pub log_mode: Option<LogMode>,
+    /// Policies that keep personal data local and apply to this request whatever PII it
+    /// holds: the egress guard checks every body sent to a non-local deployment against them.
+    pub egress: Vec<egress::Guard>,
 }
 
 impl Decision {
@@ -390,6 +394,7 @@ impl Engine {
             redact_kinds: Vec::new(),
             sampling: None,
             log_mode: None,
+            egress: Vec::new(),
         };
         for p in &self.policies {
             let holds = when_holds(&p.when, facts, body, &d.pii, prompt_tokens);
@@ -449,7 +454,50 @@ impl Engine {
                 d.log_mode = Some(l);
             }
         }
+        d.egress = self.guards(facts, body, prompt_tokens);
         d
+    }
+
+    /// The policies that keep personal data local (see [`egress`]) and whose conditions other
+    /// than `when.pii` hold for this request (or that its key names).
+    fn guards(
+        &self,
+        facts: &RequestFacts<'_>,
+        body: &RequestBody,
+        prompt_tokens: u64,
+    ) -> Vec<egress::Guard> {
+        self.policies
+            .iter()
+            .filter(|p| keeps_pii_local(p))
+            .filter(|p| {
+                facts.key_policies.contains(&p.name)
+                    || others_hold(&p.when, facts, body, prompt_tokens).is_some()
+            })
+            .map(|p| {
+                let items = p.when.pii.as_ref().map(|w| w.items()).unwrap_or_default();
+                let any = items.contains(&"any");
+                egress::Guard {
+                    policy: p.name.clone(),
+                    kinds: if any {
+                        Vec::new()
+                    } else {
+                        items.iter().map(|k| k.to_string()).collect()
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// Whether `p` keeps personal data local: `when.pii` with `require.hosting: local`
+/// (route_local), or `pii_action: redact` / `block`.
+fn keeps_pii_local(p: &PolicyConfig) -> bool {
+    if p.when.pii.is_none() || p.action == Some(Action::Deny) {
+        return false;
+    }
+    match p.pii_action.unwrap_or(PiiAction::RouteLocal) {
+        PiiAction::RouteLocal => p.require.hosting == Some(Hosting::Local),
+        PiiAction::Redact | PiiAction::Block => true,
     }
 }
 
@@ -509,13 +557,23 @@ fn when_holds(
     pii: &[Finding],
     prompt_tokens: u64,
 ) -> Option<Vec<String>> {
+    let kinds = pii_kinds_of(w, pii);
+    if w.pii.is_some() && kinds.is_empty() {
+        return None;
+    }
+    others_hold(w, facts, body, prompt_tokens).map(|()| kinds)
+}
+
+/// `Some(())` when every condition of `when` except `pii` holds.
+fn others_hold(
+    w: &WhenConfig,
+    facts: &RequestFacts<'_>,
+    body: &RequestBody,
+    prompt_tokens: u64,
+) -> Option<()> {
     if let Some(models) = &w.model
         && !models.items().iter().any(|p| glob_match(p, body.model()))
     {
-        return None;
-    }
-    let kinds = pii_kinds_of(w, pii);
-    if w.pii.is_some() && kinds.is_empty() {
         return None;
     }
     for (name, pattern) in &w.header {
@@ -559,7 +617,7 @@ fn when_holds(
     {
         return None;
     }
-    Some(kinds)
+    Some(())
 }
 
 /// The distinct kinds found that `when.pii` is about (none when it has no `pii`).

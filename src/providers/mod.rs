@@ -33,6 +33,22 @@ pub struct Call<'a> {
     pub body: &'a RequestBody,
     /// Sluice's request id, forwarded as `x-request-id`.
     pub request_id: &'a str,
+    /// The last check on the exact bytes about to be sent, when a policy keeps personal data
+    /// local and the deployment is not local (see [`crate::policy::egress`]).
+    pub egress: Option<&'a dyn Egress>,
+}
+
+/// A check on the exact body of an upstream request, run right before it is sent.
+pub trait Egress: Sync {
+    /// `Ok` when `body` may be sent to `deployment`; the error is the client's answer and
+    /// nothing is sent.
+    fn check(&self, deployment: &str, body: &[u8]) -> Result<(), ApiError>;
+}
+
+impl std::fmt::Debug for dyn Egress + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Egress")
+    }
 }
 
 /// A stream of OpenAI chunk objects (`chat.completion.chunk` or `text_completion`), ending

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 /// Sends `req` (body already set) within the deployment's timeout.
 ///
+/// With `egress`, the built body is checked first (see [`super::Egress`]); its error is
+/// returned and nothing is sent.
+///
 /// Errors: a 3xx answer is a 502 naming the deployment (redirects are never followed); any
 /// other non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502; see
 /// [`super::caps::name_unsupported_param`]);
@@ -22,12 +25,21 @@ pub async fn send(
     req: reqwest::RequestBuilder,
     dep: &DeploymentConfig,
     stream: bool,
+    egress: Option<&dyn super::Egress>,
 ) -> Result<reqwest::Response, ApiError> {
     let timeout = Duration::from_millis(dep.timeout_ms());
     // W3C trace context of the current attempt span, so upstream traces join Sluice's.
     let req = req.headers(crate::telemetry::trace_headers());
     let req = if stream { req } else { req.timeout(timeout) };
-    let resp = match tokio::time::timeout(timeout, req.send()).await {
+    let (client, req) = req.build_split();
+    let req = req.map_err(|e| upstream_failure(&dep.name, &e))?;
+    if let Some(guard) = egress {
+        // The exact bytes that would leave; a body that is not in memory cannot be checked
+        // and is not sent.
+        let bytes = req.body().and_then(reqwest::Body::as_bytes).unwrap_or(b"");
+        guard.check(&dep.name, bytes)?;
+    }
+    let resp = match tokio::time::timeout(timeout, client.execute(req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(upstream_failure(&dep.name, &e)),
         Err(_) => return Err(ApiError::gateway_timeout(&dep.name)),
