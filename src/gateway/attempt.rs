@@ -166,9 +166,14 @@ pub async fn attempt(
                 &dep.name,
             ));
         }
+        // A request with personal data (redacted or kept local) is neither served from nor
+        // stored into the cache: its answer belongs to its caller (rows with PII kinds are
+        // never served, see `repro::cache`).
         let cacheable = cx.config.cache.enabled
             && cx.config.log.prompts != crate::config::LogMode::Off
-            && applied.as_ref().is_some_and(|a| a.deterministic);
+            && applied.as_ref().is_some_and(|a| a.deterministic)
+            && redaction.is_none()
+            && decision.pii.is_empty();
         if cacheable
             && let Some(json) = crate::repro::cache::lookup(
                 cx.config.log.path.clone(),
