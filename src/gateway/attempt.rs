@@ -364,14 +364,7 @@ fn finish(
         (FirstAnswer::Stream(mut first, rest), Some(r)) => {
             let mut restorer = StreamRestorer::new(r);
             restorer.apply(&mut first);
-            let rest = rest
-                .map(move |item| {
-                    item.map(|mut chunk| {
-                        restorer.apply(&mut chunk);
-                        chunk
-                    })
-                })
-                .boxed();
+            let rest = restored(rest, restorer);
             Attempted::Stream {
                 attrs,
                 first,
@@ -381,4 +374,52 @@ fn finish(
             }
         }
     }
+}
+
+/// `rest` with placeholders restored chunk by chunk; however it ends (its last chunk, an
+/// error, or cut short without a finish chunk), the text the restorer still holds is sent
+/// first, in a chunk of its own.
+fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
+    struct State {
+        rest: ChunkStream,
+        restorer: StreamRestorer,
+        error: Option<ApiError>,
+        done: bool,
+    }
+    let state = State {
+        rest,
+        restorer,
+        error: None,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if let Some(e) = st.error.take() {
+            st.done = true;
+            return Some((Err(e), st));
+        }
+        if st.done {
+            return None;
+        }
+        match st.rest.next().await {
+            Some(Ok(mut chunk)) => {
+                st.restorer.apply(&mut chunk);
+                Some((Ok(chunk), st))
+            }
+            Some(Err(e)) => match st.restorer.drain() {
+                Some(tail) => {
+                    st.error = Some(e);
+                    Some((Ok(tail), st))
+                }
+                None => {
+                    st.done = true;
+                    Some((Err(e), st))
+                }
+            },
+            None => {
+                st.done = true;
+                st.restorer.drain().map(|tail| (Ok(tail), st))
+            }
+        }
+    })
+    .boxed()
 }

@@ -205,6 +205,9 @@ pub struct StreamRestorer {
     redaction: Redaction,
     /// Held-back tails by (choice index, field key).
     carry: HashMap<(u64, String), String>,
+    /// The top-level fields (`id`, `object`, `created`, `model`) of the last chunk, for the
+    /// chunk [`StreamRestorer::drain`] makes.
+    template: Option<Value>,
 }
 
 impl StreamRestorer {
@@ -213,13 +216,55 @@ impl StreamRestorer {
         StreamRestorer {
             redaction,
             carry: HashMap::new(),
+            template: None,
         }
+    }
+
+    /// What is still held back when the stream ends without a finish chunk (cut short, an
+    /// error, a server that never sends `finish_reason`): one chunk carrying the restored
+    /// tails, shaped like the stream's chunks (`delta` for chat, `text` for completions), or
+    /// `None` when nothing is held.
+    pub fn drain(&mut self) -> Option<Value> {
+        if self.carry.is_empty() {
+            return None;
+        }
+        let mut indexes: Vec<u64> = self.carry.keys().map(|(i, _)| *i).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let mut chunk = self
+            .template
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"object": "chat.completion.chunk"}));
+        let is_text = chunk.get("object").and_then(Value::as_str) == Some("text_completion");
+        let choices: Vec<Value> = indexes
+            .into_iter()
+            .map(|i| {
+                let mut c = if is_text {
+                    serde_json::json!({"index": i, "text": "", "finish_reason": null})
+                } else {
+                    serde_json::json!({"index": i, "delta": {}, "finish_reason": null})
+                };
+                self.flush_choice(i, &mut c);
+                c
+            })
+            .collect();
+        chunk["choices"] = Value::Array(choices);
+        Some(chunk)
     }
 
     /// Rewrites one chunk in place: restores the text fields of each choice (`delta.content`,
     /// `delta.refusal`, `delta.reasoning_content`, `text`, tool-call `arguments`), holding back
     /// a possible placeholder start, and flushes what was held back when the choice finishes.
     pub fn apply(&mut self, chunk: &mut Value) {
+        if let Value::Object(m) = &*chunk {
+            let mut t = serde_json::Map::new();
+            for k in ["id", "object", "created", "model"] {
+                if let Some(v) = m.get(k) {
+                    t.insert(k.to_string(), v.clone());
+                }
+            }
+            self.template = Some(Value::Object(t));
+        }
         let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut) else {
             return;
         };
@@ -396,6 +441,29 @@ mod tests {
             out,
             "Write to ana@example.com now [not a placeholder] [EMAIL_1"
         );
+    }
+
+    #[test]
+    fn a_stream_that_ends_without_a_finish_chunk_gets_its_held_back_tail() {
+        let (_, r) = redact(
+            detector(),
+            &chat("mail ana@example.com"),
+            &["email".to_string()],
+        );
+        let mut s = StreamRestorer::new(r);
+        assert_eq!(s.drain(), None);
+        let mut c = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "to [EMA"}, "finish_reason": null}]});
+        s.apply(&mut c);
+        assert_eq!(c["choices"][0]["delta"]["content"], "to ");
+        assert_eq!(
+            s.drain(),
+            Some(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"content": "[EMA"}, "finish_reason": null}]})
+            )
+        );
+        assert_eq!(s.drain(), None);
     }
 
     #[test]
