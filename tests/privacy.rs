@@ -488,3 +488,30 @@ log:
     assert!(!row.2.contains("MIIE"), "{}", row.2);
     assert_eq!(row.3, "cloud");
 }
+
+/// A base64 image cannot be scanned: under `pii: any` it counts as personal data of kind
+/// `unscannable` and stays local (fail closed).
+#[tokio::test]
+async fn an_unscannable_image_stays_local() {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let s = Sluice::start(&config(&local, &remote)).await;
+    let url = format!("data:image/png;base64,{}", "QUJD".repeat(40));
+    let m = json!([{"role": "user", "content": [
+        {"type": "text", "text": "who is this?"},
+        {"type": "image_url", "image_url": {"url": url}}]}]);
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&chat_messages(m))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "local");
+    assert_eq!(
+        r.headers()["x-sluice-policies"],
+        "personal-data-stays-local"
+    );
+    assert_eq!((remote.calls(), local.calls()), (0, 1));
+    s.stop().await;
+}

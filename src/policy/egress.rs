@@ -9,11 +9,14 @@
 //! is about stops the call: nothing is sent, the client gets 403 `pii_blocked` naming the JSON
 //! path (never the value). With redaction, only placeholders may remain.
 //!
-//! Skipped: the top-level `model` (the deployment's own id, from the config).
+//! Skipped: the top-level `model` (the deployment's own id, from the config). A binary
+//! payload (base64 image, file, audio) cannot be checked and counts as personal data of kind
+//! `unscannable` (fail closed): a policy about `any` kind, or about `unscannable`, stops it.
 
 use super::pii::Detector;
 use crate::api::ApiError;
 use crate::api::visit::{Leaf, Visit, visit_json};
+use crate::config::policy::UNSCANNABLE;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -83,6 +86,19 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
                     });
                     return;
                 }
+            }
+        }
+        fn binary(&mut self, path: &str) {
+            // A binary payload cannot be checked: treated as personal data (fail closed).
+            if self.found.is_some() {
+                return;
+            }
+            if let Some(g) = self.guards.iter().find(|g| g.covers(UNSCANNABLE)) {
+                self.found = Some(Blocked {
+                    path: path.to_string(),
+                    kind: UNSCANNABLE.to_string(),
+                    policy: g.policy.clone(),
+                });
             }
         }
     }
@@ -168,6 +184,16 @@ mod tests {
         let d = Detector::new(&PiiConfig::default()).unwrap();
         let ok = br#"{"messages":[{"role":"user","content":"mail [EMAIL_1]"}]}"#;
         assert!(check_bytes(&d, &guard(&[]), "cloud", ok).is_ok());
+        let img = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#,
+            "QUJD".repeat(20)
+        );
+        let e = check_bytes(&d, &guard(&[]), "cloud", img.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.body.param.as_deref(),
+            Some("messages[0].content[0].image_url.url")
+        );
+        assert!(check_bytes(&d, &guard(&["email"]), "cloud", img.as_bytes()).is_ok());
         let e = check_bytes(&d, &guard(&[]), "cloud", b"not json").unwrap_err();
         assert_eq!(e.status.as_u16(), 403);
         assert!(check_bytes(&d, &[], "cloud", b"not json").is_ok());

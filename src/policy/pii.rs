@@ -8,7 +8,9 @@
 
 use super::checks::*;
 use crate::api::RequestBody;
+use crate::api::visit::{Leaf, Visit};
 use crate::config::PiiConfig;
+use crate::config::policy::UNSCANNABLE;
 use regex::Regex;
 use serde::Serialize;
 
@@ -184,26 +186,46 @@ impl Detector {
         out
     }
 
-    /// Every item in every text of `body`, with locations and character positions.
+    /// Every item in every text of `body`, with locations and character positions, plus one
+    /// `unscannable` finding (positions 0..0) per binary payload (base64 image, file, audio),
+    /// which cannot be read for personal data.
     pub fn scan_request(&self, body: &RequestBody) -> Vec<Finding> {
-        let mut out = Vec::new();
-        for (location, _, text) in crate::api::visit::strings(body) {
-            // Matches come in order without overlaps: count characters once, left to right
-            // (counting from the start for each match made the scan quadratic).
-            let (mut at, mut chars) = (0, 0);
-            for m in self.scan(text) {
-                let start = chars + text[at..m.start].chars().count();
-                let end = start + text[m.start..m.end].chars().count();
-                (at, chars) = (m.end, end);
-                out.push(Finding {
-                    kind: m.kind,
-                    location: location.clone(),
-                    start,
-                    end,
+        struct Scan<'d> {
+            detector: &'d Detector,
+            out: Vec<Finding>,
+        }
+        impl<'a> Visit<'a> for Scan<'_> {
+            fn text(&mut self, location: &str, _: Leaf, text: &'a str) {
+                // Matches come in order without overlaps: count characters once, left to
+                // right (counting from the start for each match made the scan quadratic).
+                let (mut at, mut chars) = (0, 0);
+                for m in self.detector.scan(text) {
+                    let start = chars + text[at..m.start].chars().count();
+                    let end = start + text[m.start..m.end].chars().count();
+                    (at, chars) = (m.end, end);
+                    self.out.push(Finding {
+                        kind: m.kind,
+                        location: location.to_string(),
+                        start,
+                        end,
+                    });
+                }
+            }
+            fn binary(&mut self, location: &str) {
+                self.out.push(Finding {
+                    kind: UNSCANNABLE.to_string(),
+                    location: location.to_string(),
+                    start: 0,
+                    end: 0,
                 });
             }
         }
-        out
+        let mut s = Scan {
+            detector: self,
+            out: Vec::new(),
+        };
+        crate::api::visit::visit(body, &mut s);
+        s.out
     }
 }
 
