@@ -135,13 +135,26 @@ fn check(config: Option<PathBuf>) -> ExitCode {
             .attrs(&d.name)
             .map(|a| (a.hosting.as_str(), a.openness.as_str()))
             .unwrap_or(("?", "?"));
+        let why = if d.hosting.is_some() {
+            "declared"
+        } else {
+            "inferred"
+        };
         println!(
-            "  {} ({}) {} model={} hosting={hosting} openness={openness}",
+            "  {} ({}) {} model={} hosting={hosting} ({why}) openness={openness}",
             d.name,
             d.provider.as_str(),
             d.base_url,
             d.model
         );
+    }
+    for d in &cfg.deployments {
+        if d.hosting.is_none() && crate::policy::tier::is_private_url(&d.base_url) {
+            eprintln!(
+                "warning: deployment `{}`: {} is a private-network address, inferred hosting: remote; declare `hosting: local` if that server runs the model itself (not a proxy to a hosted API)",
+                d.name, d.base_url
+            );
+        }
     }
     if !cfg.disabled.is_empty() {
         println!("disabled (enabled: false): {}", cfg.disabled.join(", "));

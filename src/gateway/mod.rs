@@ -342,7 +342,11 @@ impl Gateway {
                 base.status = 200;
                 base.usage = usage;
                 base.usage_estimated = estimated;
-                base.cost_usd = attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens);
+                base.cost_usd = if cache_hit(sampling.as_ref()) {
+                    Some(0.0)
+                } else {
+                    attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                };
                 base.response = summary;
                 base.overhead_us = base
                     .upstream_us
@@ -365,13 +369,17 @@ impl Gateway {
                 let request_span = ctx.span.clone();
                 let stream_span = tracing::info_span!(parent: &ctx.span, "stream");
                 let cost_attrs = attrs.clone();
+                let hit = cache_hit(sampling.as_ref());
                 let on_finish = Box::new(move |out: StreamOutcome| {
                     drop(guard);
                     recorder.metrics().open_streams.dec();
                     let mut r = base;
                     apply_stream_outcome(&mut r, out, started);
-                    r.cost_usd =
-                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens);
+                    r.cost_usd = if hit {
+                        Some(0.0)
+                    } else {
+                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens)
+                    };
                     drop(stream_span);
                     telemetry::record_outcome(&request_span, &r);
                     recorder.record_now(r);
@@ -450,6 +458,7 @@ impl Gateway {
             sampling: None,
             request_hash: None,
             request_body: None,
+            egress_blocked: None,
         }
     }
 
@@ -501,6 +510,11 @@ impl Gateway {
         };
         attempt::attempt(&cx, decision, &plan, body, record).await
     }
+}
+
+/// Whether the answer came from the response cache (then it cost nothing).
+fn cache_hit(sampling: Option<&crate::repro::sampling::Applied>) -> bool {
+    sampling.and_then(|a| a.cache_hit) == Some(true)
 }
 
 /// Whether another deployment may be tried after this error: server-side failures only.

@@ -4,7 +4,7 @@
 
 use super::REQUEST_ID;
 use crate::access::auth::Principal;
-use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_body};
+use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_request};
 use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
 use axum::Router;
@@ -55,7 +55,7 @@ async fn chat_completions(
 ) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
-        let req: ChatCompletionRequest = parse_body(&bytes)?;
+        let req: ChatCompletionRequest = parse_request(&bytes)?;
         Ok(RequestBody::Chat(req))
     }
     .await;
@@ -79,7 +79,7 @@ async fn completions(
 ) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
-        let req: GenericRequest = parse_body(&bytes)?;
+        let req: GenericRequest = parse_request(&bytes)?;
         if !req.extra.contains_key("prompt") {
             return Err(missing("prompt"));
         }
@@ -98,7 +98,7 @@ async fn embeddings(
 ) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
-        let req: GenericRequest = parse_body(&bytes)?;
+        let req: GenericRequest = parse_request(&bytes)?;
         if !req.extra.contains_key("input") {
             return Err(missing("input"));
         }

@@ -44,6 +44,7 @@ pub struct Metrics {
     pii_detections: CounterFamily,
     rate_limited: CounterFamily,
     cooldowns: CounterFamily,
+    egress_blocked: CounterFamily,
     /// Streams being sent right now.
     pub open_streams: Gauge,
     /// Rows waiting in the request-log queue.
@@ -140,6 +141,12 @@ impl Metrics {
             "Times a deployment was put into cooldown",
             cooldowns.clone(),
         );
+        let egress_blocked = CounterFamily::default();
+        registry.register(
+            "egress_blocked",
+            "Upstream calls the egress guard stopped (personal data in a body for a non-local deployment), by deployment",
+            egress_blocked.clone(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_streams",
@@ -178,6 +185,7 @@ impl Metrics {
             pii_detections,
             rate_limited,
             cooldowns,
+            egress_blocked,
             open_streams,
             log_queue_depth,
             log_write_seconds,
@@ -247,6 +255,11 @@ impl Metrics {
         for k in &r.pii_kinds {
             self.pii_detections
                 .get_or_create(&vec![("kind", k.clone())])
+                .inc();
+        }
+        if r.egress_blocked.is_some() {
+            self.egress_blocked
+                .get_or_create(&vec![("deployment", deployment.clone())])
                 .inc();
         }
         if r.status == 429 {

@@ -19,6 +19,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The exact bytes of the body.
+    pub raw: Bytes,
 }
 
 /// What a mock answers.
@@ -74,6 +76,12 @@ impl Mock {
         self.received.lock().unwrap().len()
     }
 
+    /// Every body received, as raw bytes joined (for "never contains" checks).
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        let got = self.received.lock().unwrap();
+        got.iter().flat_map(|r| r.raw.iter().copied()).collect()
+    }
+
     /// The last request received.
     pub fn last(&self) -> Received {
         self.received.lock().unwrap().last().cloned().unwrap()
@@ -92,6 +100,7 @@ async fn mock_handler(
         path: uri.path().to_string(),
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body,
     };
     let reply = handler(&r);
     received.lock().unwrap().push(r);
