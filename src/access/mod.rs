@@ -127,8 +127,7 @@ impl Access {
     /// Opens the key database (the request log's file), loads keys and this period's spend,
     /// and reloads the keys every [`keys::RELOAD_EVERY`] in the background.
     pub fn open_key_db(&mut self, path: &std::path::Path) -> Result<(), String> {
-        let conn =
-            crate::store::open(path).map_err(|e| format!("keys {}: {e}", path.display()))?;
+        let conn = crate::store::open(path).map_err(|e| format!("keys {}: {e}", path.display()))?;
         self.db_keys
             .reload(&conn)
             .map_err(|e| format!("keys {}: {e}", path.display()))?;

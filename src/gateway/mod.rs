@@ -110,7 +110,10 @@ impl Gateway {
     /// Builds a gateway over `config`.
     pub fn new(config: Config) -> Result<Self, String> {
         let upstreams = Upstreams::new(&config.deployments)?;
-        let recorder = Recorder::new(Arc::new(Metrics::new()));
+        let deployments: Vec<String> = config.deployments.iter().map(|d| d.name.clone()).collect();
+        let models = config.models.iter().map(|m| m.name.clone());
+        let metrics = Metrics::with_names(models.chain(deployments.clone()).collect(), deployments);
+        let recorder = Recorder::new(Arc::new(metrics));
         let access = Access::new(&config, recorder.spend().clone())?;
         let policy = Engine::new(&config)?;
         Ok(Gateway {
