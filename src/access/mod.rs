@@ -270,6 +270,22 @@ impl Access {
     }
 }
 
+impl Access {
+    /// Settles the token limits of a finished call (key and model scopes): `estimated` tokens
+    /// were taken at [`Access::admit`], `actual` (prompt + completion tokens, as reported or
+    /// estimated) were used. See [`Limits::settle_tokens`].
+    pub fn settle_tokens(&self, principal: &Principal, model: &str, estimated: u64, actual: u64) {
+        if let (Some(id), Some(tpm)) = (&principal.key_id, principal.spec.tpm) {
+            self.limits
+                .settle_tokens(&format!("key:{id}"), tpm, estimated, actual);
+        }
+        if let Some(tpm) = self.limits_by_model.get(model).and_then(|l| l.tpm) {
+            self.limits
+                .settle_tokens(&format!("model:{model}"), tpm, estimated, actual);
+        }
+    }
+}
+
 fn period_name(p: crate::access::auth::BudgetPeriod) -> &'static str {
     match p {
         crate::access::auth::BudgetPeriod::Day => "day",

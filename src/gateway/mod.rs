@@ -304,6 +304,12 @@ impl Gateway {
                 base.usage_estimated = estimated;
                 base.cost_usd = attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens);
                 base.response = summary;
+                self.access.settle_tokens(
+                    &ctx.principal,
+                    body.model(),
+                    estimate_tokens(&body.texts()),
+                    usage.prompt_tokens + usage.completion_tokens,
+                );
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
@@ -325,11 +331,21 @@ impl Gateway {
                 let request_span = ctx.span.clone();
                 let stream_span = tracing::info_span!(parent: &ctx.span, "stream");
                 let cost_attrs = attrs.clone();
+                let access = self.access.clone();
+                let principal = ctx.principal.clone();
+                let model = body.model().to_string();
+                let estimated = estimate_tokens(&body.texts());
                 let on_finish = Box::new(move |out: StreamOutcome| {
                     drop(guard);
                     recorder.metrics().open_streams.dec();
                     let mut r = base;
                     apply_stream_outcome(&mut r, out, started);
+                    access.settle_tokens(
+                        &principal,
+                        &model,
+                        estimated,
+                        r.usage.prompt_tokens + r.usage.completion_tokens,
+                    );
                     r.cost_usd =
                         cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens);
                     drop(stream_span);
