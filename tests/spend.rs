@@ -71,3 +71,88 @@ async fn a_tpm_key_is_charged_with_the_answers_tokens() {
     assert_eq!(mock.calls(), 2);
     s.stop().await;
 }
+
+fn priced(mock: &Mock, unpriced: &Mock, db: &std::path::Path) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\nlog:\n  path: {}\ndeployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    price: {{input: 1000, output: 1000}}\n  - name: mystery\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\nmodels:\n  - name: default\n    deployments: [paid]\n  - name: other\n    deployments: [mystery]\nkeys:\n  - name: capped\n    key: sk-capped\n    budget: {{usd: 0.5, period: day}}\n",
+        db.display(),
+        mock.url("/v1"),
+        unpriced.url("/v1"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_requests_cannot_overrun_a_budget() {
+    // Each answer costs (1 + 50) tokens × 1000 USD/1M = 0.051 USD, the same as the
+    // reservation (1 prompt token estimated + max_tokens 50).
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            200,
+            json!({"id":"x","object":"chat.completion","created":1,"model":"m",
+                   "choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],
+                   "usage":{"prompt_tokens":1,"completion_tokens":50,"total_tokens":51}}),
+        )
+    })
+    .await;
+    let unpriced = Mock::start(|_| MockReply::Json(200, completion(1))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&priced(&mock, &unpriced, &db)).await;
+    let body =
+        json!({"model":"default","max_tokens":50,"messages":[{"role":"user","content":"hi"}]});
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, body) = (s.url("/v1/chat/completions"), body.clone());
+            tokio::spawn(async move {
+                let r = client()
+                    .post(url)
+                    .bearer_auth("sk-capped")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap();
+                (status, v["error"]["code"].as_str().map(str::to_string))
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, _) => ok += 1,
+            (429, Some(code)) => assert_eq!(code, "budget_exceeded"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(ok >= 1 && ok <= 9, "{ok} answered");
+    // A budgeted key cannot reach a remote deployment with no price.
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth("sk-capped")
+        .json(&json!({"model":"other","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "budget_unpriced");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`mystery`")
+    );
+    assert_eq!(unpriced.calls(), 0);
+    s.stop().await;
+    let spent: f64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT SUM(cost_usd) FROM requests WHERE api_key_id = 'cfg:capped'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(spent <= 0.5 + 0.051 + 1e-9, "spent {spent}");
+    assert_eq!(mock.calls(), ok);
+}

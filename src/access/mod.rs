@@ -5,6 +5,7 @@
 //! shared coordinator plugs in: every admission decision goes through [`Access::admit`].
 
 pub mod auth;
+pub mod budget;
 pub mod keys;
 pub mod limits;
 
@@ -28,6 +29,7 @@ pub struct Access {
     pub db_keys: Arc<KeyCache>,
     key_db: Option<Arc<Mutex<rusqlite::Connection>>>,
     spend: Arc<Spend>,
+    reservations: Arc<budget::Reservations>,
 }
 
 impl Access {
@@ -51,6 +53,7 @@ impl Access {
             db_keys: Arc::default(),
             key_db: None,
             spend,
+            reservations: Arc::default(),
         })
     }
 
@@ -271,6 +274,23 @@ impl Access {
 }
 
 impl Access {
+    /// Reserves `usd` (the most this request may cost) against the caller's budget; `None`
+    /// when the caller has no budget. Drop the reservation after the real cost was recorded.
+    ///
+    /// Errors: 429 `budget_exceeded` when spent + reserved + `usd` is over the budget.
+    pub fn reserve(
+        &self,
+        principal: &Principal,
+        usd: f64,
+    ) -> Result<Option<budget::Reservation>, ApiError> {
+        let (Some(id), Some(b)) = (&principal.key_id, &principal.spec.budget) else {
+            return Ok(None);
+        };
+        self.reservations
+            .reserve(&self.spend, id, b, usd, now_unix() * 1000)
+            .map(Some)
+    }
+
     /// Settles the token limits of a finished call (key and model scopes): `estimated` tokens
     /// were taken at [`Access::admit`], `actual` (prompt + completion tokens, as reported or
     /// estimated) were used. See [`Limits::settle_tokens`].

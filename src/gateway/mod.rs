@@ -7,6 +7,7 @@
 //! [`RequestRecord`] per request.
 
 pub mod attempt;
+pub mod budget;
 pub mod explain;
 pub mod record;
 pub mod route;
@@ -267,7 +268,7 @@ impl Gateway {
     /// streams, when the stream ends).
     pub async fn handle(
         &self,
-        ctx: RequestContext,
+        mut ctx: RequestContext,
         body: RequestBody,
     ) -> Result<GatewayReply, ApiError> {
         let mut base = self.base_record(&ctx, &body);
@@ -275,6 +276,9 @@ impl Gateway {
             let _route = tracing::info_span!("route").entered();
             self.decide(&ctx.headers, &ctx.principal, &body)
         };
+        // Held until the request's real cost is recorded (dropped at the end of this function,
+        // or with the stream).
+        let (decision, plan, reservation) = self.reserve_budget(&mut ctx, &body, decision, plan);
         base.policies = decision.policies.clone();
         base.pii_kinds = decision.pii_kinds();
         if let Some(mode) = decision.log_mode {
@@ -302,7 +306,11 @@ impl Gateway {
                 base.status = 200;
                 base.usage = usage;
                 base.usage_estimated = estimated;
-                base.cost_usd = attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens);
+                base.cost_usd = if cache_hit(sampling.as_ref()) {
+                    Some(0.0)
+                } else {
+                    attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                };
                 base.response = summary;
                 self.access.settle_tokens(
                     &ctx.principal,
@@ -335,6 +343,7 @@ impl Gateway {
                 let principal = ctx.principal.clone();
                 let model = body.model().to_string();
                 let estimated = estimate_tokens(&body.texts());
+                let cached = cache_hit(sampling.as_ref());
                 let on_finish = Box::new(move |out: StreamOutcome| {
                     drop(guard);
                     recorder.metrics().open_streams.dec();
@@ -346,11 +355,16 @@ impl Gateway {
                         estimated,
                         r.usage.prompt_tokens + r.usage.completion_tokens,
                     );
-                    r.cost_usd =
-                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens);
+                    r.cost_usd = if cached {
+                        Some(0.0)
+                    } else {
+                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens)
+                    };
                     drop(stream_span);
                     telemetry::record_outcome(&request_span, &r);
                     recorder.record_now(r);
+                    // The real cost is in the spend now: give the reservation back.
+                    drop(reservation);
                 });
                 let stream = ClientStream::new(
                     first,
@@ -502,6 +516,11 @@ fn body_user(body: &RequestBody) -> Option<String> {
             .and_then(|u| u.as_str())
             .map(str::to_string),
     }
+}
+
+/// Whether the answer came from the response cache (it costs nothing).
+fn cache_hit(applied: Option<&crate::repro::sampling::Applied>) -> bool {
+    applied.and_then(|a| a.cache_hit) == Some(true)
 }
 
 fn estimate_usage(body: &RequestBody, summary: &ResponseSummary) -> Usage {
