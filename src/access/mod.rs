@@ -8,6 +8,7 @@ pub mod auth;
 pub mod budget;
 pub mod keys;
 pub mod limits;
+pub mod validate;
 
 use crate::api::ApiError;
 use crate::config::Config;

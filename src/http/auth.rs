@@ -32,11 +32,31 @@ fn refused(gw: &Gateway, e: ApiError) -> Response {
 
 /// `/admin/*` and `/metrics`: the master key or an admin key (when a master key is set).
 /// 401/403 in OpenAI's shape otherwise.
-pub async fn admin(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
-    match require_admin(&gw, req.headers()) {
-        Ok(()) => next.run(req).await,
+/// The caller's [`crate::access::auth::Principal`] is a request extension for the handler.
+pub async fn admin(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
+    match admin_principal(&gw, req.headers()) {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
         Err(e) => refused(&gw, e),
     }
+}
+
+fn admin_principal(
+    gw: &Gateway,
+    headers: &HeaderMap,
+) -> Result<crate::access::auth::Principal, ApiError> {
+    let p = gw.access().authenticate(headers)?;
+    if p.admin { Ok(p) } else { Err(forbidden()) }
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "permission_error",
+        "This route needs the master key or an admin key.",
+    )
 }
 
 /// `/ui` pages: as [`admin`], or the login cookie; a browser without either is sent to the
@@ -56,14 +76,5 @@ pub async fn browser(State(gw): State<Gateway>, req: Request, next: Next) -> Res
 /// Lets a request through only with the master key or an admin key (when a master key is
 /// set); 401/403 in OpenAI's error shape otherwise.
 pub fn require_admin(gw: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    let p = gw.access().authenticate(headers)?;
-    if p.admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "This route needs the master key or an admin key.",
-        ))
-    }
+    admin_principal(gw, headers).map(|_| ())
 }
