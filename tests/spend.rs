@@ -156,3 +156,70 @@ async fn parallel_requests_cannot_overrun_a_budget() {
     assert!(spent <= 0.5 + 0.051 + 1e-9, "spent {spent}");
     assert_eq!(mock.calls(), ok);
 }
+
+async fn metrics_text(s: &Sluice) -> String {
+    client()
+        .get(s.url("/metrics"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Polls `/metrics` until it contains `needle` (at most 2,000 times).
+async fn until_metric(s: &Sluice, needle: &str) {
+    for _ in 0..2000 {
+        if metrics_text(s).await.contains(needle) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("/metrics never showed {needle}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_still_leaves_a_row_and_its_spend() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let mock = Mock::start(move |_| MockReply::JsonAfter(g.clone(), 200, completion(100))).await;
+    let unpriced = Mock::start(|_| MockReply::Json(200, completion(1))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&priced(&mock, &unpriced, &db)).await;
+    let url = s.url("/v1/chat/completions");
+    let req = tokio::spawn(async move {
+        client()
+            .post(url)
+            .bearer_auth("sk-capped")
+            .json(&json!({"model":"default","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}))
+            .send()
+            .await
+    });
+    while mock.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    req.abort();
+    assert!(req.await.unwrap_err().is_cancelled());
+    until_metric(&s, "\nsluice_client_disconnects_total 1\n").await;
+    gate.notify_one();
+    until_metric(
+        &s,
+        "\nsluice_requests_total{model=\"default\",deployment=\"paid\",status=\"499\"} 1\n",
+    )
+    .await;
+    s.stop().await;
+    let (status, cost, error): (i64, f64, String) = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT status, cost_usd, error_type FROM requests WHERE api_key_id = 'cfg:capped'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    // (10 prompt + 100 completion tokens) × 1000 USD/1M.
+    assert_eq!((status, error.as_str()), (499, "client_closed"));
+    assert!((cost - 0.11).abs() < 1e-9, "{cost}");
+}

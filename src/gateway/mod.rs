@@ -49,6 +49,9 @@ pub struct RequestContext {
     pub span: tracing::Span,
     /// Who is calling (see [`crate::access::auth`]).
     pub principal: Principal,
+    /// Set by the server when the client went away before the answer was ready: the request
+    /// still finishes (its row and cost are kept) but is recorded with status 499.
+    pub client_gone: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RequestContext {
@@ -63,6 +66,7 @@ impl RequestContext {
             client_ip: None,
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
+            client_gone: Arc::default(),
         }
     }
 }
@@ -304,6 +308,12 @@ impl Gateway {
                     None => (estimate_usage(&body, &summary), true),
                 };
                 base.status = 200;
+                if ctx.client_gone.load(std::sync::atomic::Ordering::SeqCst) {
+                    base.status = 499;
+                    base.error_type = Some("client_closed".into());
+                    base.error_message =
+                        Some("the client closed the connection before the answer".into());
+                }
                 base.usage = usage;
                 base.usage_estimated = estimated;
                 base.cost_usd = if cache_hit(sampling.as_ref()) {

@@ -154,11 +154,43 @@ pub(crate) async fn serve(
     telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
     ctx.headers = headers;
     let span = ctx.span.clone();
-    let resp = match gw.handle(ctx, body).instrument(span).await {
-        Ok(reply) => reply_response(reply),
-        Err(e) => e.into_response(),
+    // The gateway's work runs in its own task: a client that goes away does not cancel it, so
+    // the upstream's answer still gets its row (status 499) and its cost.
+    let guard = DisconnectGuard {
+        gw: Some(gw.clone()),
+        gone: ctx.client_gone.clone(),
+    };
+    let task = tokio::spawn(async move { gw.handle(ctx, body).instrument(span).await });
+    let result = task.await;
+    guard.disarm();
+    let resp = match result {
+        Ok(Ok(reply)) => reply_response(reply),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("request task failed: {e}")).into_response(),
     };
     with_headers(resp, limit_headers)
+}
+
+/// Marks the request's client as gone when the handler is dropped before the gateway's task
+/// finished (hyper drops it when the connection closes).
+struct DisconnectGuard {
+    gw: Option<Gateway>,
+    gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DisconnectGuard {
+    fn disarm(mut self) {
+        self.gw = None;
+    }
+}
+
+impl Drop for DisconnectGuard {
+    fn drop(&mut self) {
+        if let Some(gw) = self.gw.take() {
+            self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+            gw.metrics().client_disconnected();
+        }
+    }
 }
 
 pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {

@@ -54,6 +54,7 @@ pub struct Metrics {
     rate_limited: CounterFamily,
     cooldowns: CounterFamily,
     unauthenticated: Counter,
+    client_disconnects: Counter,
     models: HashSet<String>,
     deployments: HashSet<String>,
     /// Streams being sent right now.
@@ -166,6 +167,12 @@ impl Metrics {
             "Requests refused before authentication (401); no labels, no row",
             unauthenticated.clone(),
         );
+        let client_disconnects = Counter::default();
+        registry.register(
+            "client_disconnects",
+            "Requests whose client went away before the answer was ready (recorded as 499)",
+            client_disconnects.clone(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_streams",
@@ -205,6 +212,7 @@ impl Metrics {
             rate_limited,
             cooldowns,
             unauthenticated,
+            client_disconnects,
             models: models.into_iter().collect(),
             deployments: deployments.into_iter().collect(),
             open_streams,
@@ -292,6 +300,11 @@ impl Metrics {
         self.cooldowns
             .get_or_create(&vec![("deployment", label(&self.deployments, deployment))])
             .inc();
+    }
+
+    /// Counts one client that went away before its answer was ready.
+    pub fn client_disconnected(&self) {
+        self.client_disconnects.inc();
     }
 
     /// Counts one request refused by authentication (401), before any body was read.
