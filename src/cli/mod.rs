@@ -215,7 +215,8 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         if let Some(m) = gateway.config.telemetry.metrics_listen.clone() {
             match tokio::net::TcpListener::bind(&m).await {
                 Ok(l) => {
-                    let app = crate::http::metrics_router(gateway.clone());
+                    let app = crate::http::metrics_router(gateway.clone())
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>();
                     tokio::spawn(async move { axum::serve(l, app).await });
                 }
                 Err(e) => {
@@ -226,6 +227,7 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         }
         let local = listener.local_addr().unwrap_or(addr);
         println!("sluice listening on http://{local} (config: {source})");
+        println!("{}", crate::http::local::mode_notice(&gateway.config));
         match crate::http::run(listener, gateway, crate::http::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

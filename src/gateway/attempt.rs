@@ -245,7 +245,7 @@ pub async fn attempt(
                 }
                 Err(e) if !crate::gateway::is_retryable(&e) => return Err(e),
                 Err(e) => {
-                    tracing::debug!(request_id = %cx.request_id, deployment = %name, error = %e, "attempt failed");
+                    tracing::debug!(request_id = %cx.request_id, deployment = %name, error = %crate::telemetry::log_safe(&e.to_string()), "attempt failed");
                     let is_429 = e.status.as_u16() == 429;
                     let retry_after = e.retry_after_s.map(Duration::from_secs);
                     last_err = Some(e);

@@ -164,7 +164,44 @@ pub(crate) async fn serve_reply(
     };
     ctx.principal = principal;
     ctx.headers = headers;
-    gw.serve(ctx, body).await
+    // The gateway's work runs in its own task: a client that goes away does not cancel it, so
+    // the upstream's answer still gets its row (status 499) and its cost.
+    let guard = DisconnectGuard {
+        gw: Some(gw.clone()),
+        gone: ctx.client_gone.clone(),
+    };
+    let task = tokio::spawn(async move { gw.serve(ctx, body).await });
+    let result = task.await;
+    guard.disarm();
+    match result {
+        Ok(served) => served,
+        Err(e) => (
+            Err(ApiError::internal(format!("request task failed: {e}"))),
+            Vec::new(),
+        ),
+    }
+}
+
+/// Marks the request's client as gone when the handler is dropped before the gateway's task
+/// finished (hyper drops it when the connection closes).
+struct DisconnectGuard {
+    gw: Option<Gateway>,
+    gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DisconnectGuard {
+    fn disarm(mut self) {
+        self.gw = None;
+    }
+}
+
+impl Drop for DisconnectGuard {
+    fn drop(&mut self) {
+        if let Some(gw) = self.gw.take() {
+            self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+            gw.metrics().client_disconnected();
+        }
+    }
 }
 
 pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {

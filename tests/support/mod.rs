@@ -40,6 +40,8 @@ pub enum MockReply {
     SseThenHang(Vec<Bytes>, Arc<Mutex<Option<oneshot::Sender<()>>>>),
     /// Never answers (for timeouts); fires `gone` when cancelled.
     Hang,
+    /// Answers status + JSON once `gate` is notified.
+    JsonAfter(Arc<tokio::sync::Notify>, u16, Value),
 }
 
 type Handler = dyn Fn(&Received) -> MockReply + Send + Sync;
@@ -131,6 +133,15 @@ async fn mock_handler(
             stream_response("text/event-stream", chunks, tx)
         }
         MockReply::Hang => std::future::pending::<Response>().await,
+        MockReply::JsonAfter(gate, status, v) => {
+            gate.notified().await;
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                v.to_string(),
+            )
+                .into_response()
+        }
     }
 }
 
