@@ -475,7 +475,6 @@ async fn official_anthropic_python_sdk_bridged() {
         ])
         .env("ANTHROPIC_BASE_URL", s.url(""))
         .env("ANTHROPIC_API_KEY", "sk-test")
-        .env("SLUICE_BACKEND", "openai")
         .env("NO_PROXY", "127.0.0.1")
         .output()
         .await
@@ -483,6 +482,7 @@ async fn official_anthropic_python_sdk_bridged() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");
+    println!("{stdout}");
     assert!(stdout.contains("5 passed"), "{stdout}");
     // The tool round trip reached the backend as a `tool` message answering the call.
     let tool_turn = mock.received.lock().unwrap().iter().any(|r| {
