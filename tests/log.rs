@@ -21,11 +21,6 @@ fn completion(text: &str) -> Value {
     })
 }
 
-fn chunk(delta: Value, finish: Value) -> Value {
-    json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
-           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-}
-
 fn stream_reply(parts: &[&str]) -> MockReply {
     let mut out = vec![sse(&chunk(
         json!({"role":"assistant","content":""}),
@@ -524,7 +519,6 @@ async fn retention_deletes_old_rows_from_the_old_end_and_keeps_the_chain() {
 
 #[tokio::test]
 async fn sigterm_drains_the_queue_before_the_process_exits() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("log.db");
     let mock = Mock::start(|r| {
@@ -544,10 +538,7 @@ async fn sigterm_drains_the_queue_before_the_process_exits() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = read_line_within(child.stdout.take().unwrap(), 60);
     let base = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -577,9 +568,13 @@ async fn sigterm_drains_the_queue_before_the_process_exits() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait().unwrap()),
+    )
+    .await
+    .expect("sluice did not exit within 60 s of SIGTERM")
+    .unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(count(&db), n);
     assert!(matches!(verify(&db), Verdict::Ok { rows: 200, .. }));

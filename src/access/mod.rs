@@ -153,6 +153,12 @@ impl Access {
         Ok(())
     }
 
+    /// The request log's database connection (keys, Responses state); `None` when the log
+    /// is off.
+    pub fn state_db(&self) -> Option<Arc<Mutex<rusqlite::Connection>>> {
+        self.key_db.clone()
+    }
+
     /// Runs `f` on the key database and reloads the key cache after (admin API).
     ///
     /// Errors: 503 when the request log (and so the key store) is off.

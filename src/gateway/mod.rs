@@ -5,6 +5,9 @@
 //! failure, timeout or 5xx before the first byte reached the client moves on to the next) →
 //! reply (whole JSON, or a stream whose first chunk was already read) → exactly one
 //! [`RequestRecord`] per request.
+//!
+//! Layer: below `http`, above `access`, `policy`, `providers` and `store`; never imports
+//! `http` or `cli`. Inside: `route` (plan) → `attempt` (tries) → `record` (Recorder), `stream`.
 
 pub mod attempt;
 pub mod explain;
@@ -28,6 +31,7 @@ use route::RouteState;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream::{ClientStream, StreamEnd, StreamOutcome};
+use tracing::Instrument;
 
 /// Per-request facts gathered by the server before the gateway runs.
 #[derive(Debug, Clone)]
@@ -40,8 +44,8 @@ pub struct RequestContext {
     pub started_at: SystemTime,
     /// The endpoint used.
     pub endpoint: Endpoint,
-    /// The inbound dialect when it is not the endpoint's own (`messages` for Anthropic
-    /// Messages bridged to chat completions): recorded in the log's `endpoint` column instead
+    /// The inbound dialect when it is not the endpoint's own (`messages`, `responses`: bridged
+    /// to chat completions): recorded in the log's `endpoint` column instead
     /// of the operation name.
     pub dialect: Option<&'static str>,
     /// The request headers (policies match on them).
@@ -263,6 +267,40 @@ impl Gateway {
             return Ok(vec![d]);
         }
         Err(ApiError::model_not_found(model))
+    }
+
+    /// One request through the whole pipeline: admit (the caller's permission, budget and rate
+    /// limits, [`Access::admit`]) → decide → route → attempt → record. `ctx` carries the
+    /// request's headers and principal. Returns the reply or the error, and the rate-limit
+    /// headers to put on whichever response is made of it. Every outcome is recorded.
+    pub async fn serve(
+        &self,
+        mut ctx: RequestContext,
+        body: RequestBody,
+    ) -> (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>) {
+        let estimate = estimate_tokens(&body.texts());
+        let limit_headers = match self
+            .access
+            .admit(&mut ctx.principal, body.model(), estimate)
+        {
+            Ok(h) => h,
+            Err(rej) => {
+                self.record_rejection(&ctx, Some(&body), &rej.error).await;
+                return (Err(rej.error), rej.headers);
+            }
+        };
+        // gen_ai.operation.name is the upstream operation (`chat` for bridged dialects too:
+        // OpenTelemetry names Anthropic's Messages calls so).
+        ctx.span = telemetry::request_span(
+            &ctx.headers,
+            ctx.endpoint.operation(),
+            body.model(),
+            &ctx.id,
+        );
+        telemetry::record_request(&ctx.span, &body, self.config.telemetry.capture_content);
+        let span = ctx.span.clone();
+        let result = self.handle(ctx, body).instrument(span).await;
+        (result, limit_headers)
     }
 
     /// Serves one request. Every outcome — reply or error — is recorded exactly once (for

@@ -2,6 +2,7 @@
 //!
 //! Where things are: [`openai`] serves chat completions, completions, embeddings and models;
 //! [`messages`] Anthropic's Messages API (bridged to chat completions) and the `/` probe;
+//! [`responses`] the Responses API (bridged through chat);
 //! [`health`] the probes and `/metrics`; [`admin`] the admin API; [`ui`] the web pages;
 //! [`auth`] the authentication layers. A new inbound API is one more file here, parsing into
 //! `api/` types and calling the [`Gateway`].
@@ -25,6 +26,8 @@ pub mod auth;
 pub mod health;
 pub mod messages;
 pub mod openai;
+pub mod responses;
+pub mod responses_sse;
 pub mod ui;
 
 use crate::api::ApiError;
@@ -47,6 +50,7 @@ pub fn router(gateway: Gateway) -> Router {
     let browser = middleware::from_fn_with_state(gateway.clone(), auth::browser);
     let anthropic_client = middleware::from_fn_with_state(gateway.clone(), messages::client);
     let api = openai::router()
+        .merge(responses::router())
         .route_layer(client)
         .merge(messages::router().route_layer(anthropic_client));
     let mut admin_routes = admin::router().merge(admin::keys::router());
@@ -92,6 +96,12 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 }
 
 async fn not_found(req: Request) -> Response {
+    let agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), user_agent = %agent, "request to a route Sluice does not serve");
     ApiError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",

@@ -7,7 +7,6 @@ use crate::access::auth::Principal;
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_body};
 use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
-use crate::telemetry;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Extension, Path, State};
@@ -16,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use tracing::Instrument;
 
 /// The OpenAI routes (mounted with and without `/v1` by [`super::router`]).
 pub fn router() -> Router<Gateway> {
@@ -165,24 +163,8 @@ pub(crate) async fn serve_reply(
         }
     };
     ctx.principal = principal;
-    let prompt_estimate = crate::api::summary::estimate_tokens(&body.texts());
-    let limit_headers = match gw
-        .access()
-        .admit(&mut ctx.principal, body.model(), prompt_estimate)
-    {
-        Ok(h) => h,
-        Err(rej) => {
-            gw.record_rejection(&ctx, Some(&body), &rej.error).await;
-            return (Err(rej.error), rej.headers);
-        }
-    };
-    // gen_ai.operation.name stays `chat`: OpenTelemetry names Anthropic's Messages calls so.
-    ctx.span = telemetry::request_span(&headers, endpoint.operation(), body.model(), &ctx.id);
-    telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
     ctx.headers = headers;
-    let span = ctx.span.clone();
-    let result = gw.handle(ctx, body).instrument(span).await;
-    (result, limit_headers)
+    gw.serve(ctx, body).await
 }
 
 pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {

@@ -1,5 +1,5 @@
 //! `sluice replay`: sends a logged request again through the gateway core (no HTTP server) and
-//! tells whether the answer is identical (README "Reproducibility").
+//! tells whether the answer is identical (docs/reproducibility.md).
 //!
 //! - `sluice replay ID [--config FILE] [--db FILE] [--deployment D] [--times N]`: the logged
 //!   request body (kept under `log.prompts: full` or `redacted`) goes to the same deployment (or
@@ -56,7 +56,8 @@ pub struct ReplayArgs {
 pub struct Logged {
     /// Request id.
     pub id: String,
-    /// `chat`, `text_completion`, `embeddings`.
+    /// `chat`, `text_completion`, `embeddings`, `responses` (logged as the chat request it
+    /// became).
     pub endpoint: String,
     /// Deployment that answered.
     pub deployment: Option<String>,
@@ -168,7 +169,8 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
     }
     let bytes = v.to_string();
     let (endpoint, req) = match l.endpoint.as_str() {
-        "chat" => (
+        // A bridged Responses request is logged as the chat request it became.
+        "chat" | "responses" => (
             Endpoint::ChatCompletions,
             RequestBody::Chat(parse_body(bytes.as_bytes()).map_err(|e| e.body.message)?),
         ),
@@ -178,7 +180,10 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
         ),
         other => return Err(format!("`{other}` requests are not replayed")),
     };
-    let ctx = RequestContext::new(format!("replay-{}", uuid::Uuid::now_v7()), endpoint);
+    let mut ctx = RequestContext::new(format!("replay-{}", uuid::Uuid::now_v7()), endpoint);
+    if l.endpoint == "responses" {
+        ctx.dialect = Some("responses");
+    }
     let reply = gw
         .handle(ctx, req)
         .await
@@ -432,7 +437,7 @@ fn select_since(
 ) -> Result<Vec<Logged>, String> {
     let sql = format!(
         "SELECT {COLS} FROM requests WHERE started_ms >= ?1 AND status = 200 \
-         AND endpoint IN ('chat', 'text_completion') AND (?2 IS NULL OR requested_model = ?2) \
+         AND endpoint IN ('chat', 'text_completion', 'responses') AND (?2 IS NULL OR requested_model = ?2) \
          AND id NOT LIKE 'replay-%' ORDER BY seq DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;

@@ -9,8 +9,13 @@
 //! - [`query`]: the reads behind `sluice logs/show/usage/export`, `/admin/*` and `/ui`.
 //! - [`report`]: text, JSON and CSV output of the CLI.
 //! - [`redact`]: PII placeholders for `log.prompts: redacted`.
+//! - [`responses`]: Responses API state (`store`, `previous_response_id`).
 //!
 //! [`RequestRecord`]: crate::store::record::RequestRecord
+//!
+//! Layer: the log store (SQLite today); imports `api`, `config`, `policy::pii` (log
+//! redaction), `telemetry`; never `gateway` or `http`. A new log store: a writer beside
+//! [`writer`] and the queries of [`query`], chosen by config.
 
 pub mod chain;
 pub mod commands;
@@ -18,6 +23,7 @@ pub mod query;
 pub mod record;
 pub mod redact;
 pub mod report;
+pub mod responses;
 pub mod row;
 pub mod writer;
 
@@ -55,6 +61,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_reproducibility",
         include_str!("../../migrations/0003_reproducibility.sql"),
+    ),
+    (
+        4,
+        "0004_responses",
+        include_str!("../../migrations/0004_responses.sql"),
     ),
 ];
 

@@ -96,8 +96,8 @@ def sluice_bin() -> str:
     return str(path)
 
 
-def start_llama(tmp: Path, *extra: str) -> Llama:
-    log = tmp / ("llama-server" + "".join(a.strip("-") for a in extra) + ".log")
+def start_llama(tmp: Path, *extra: str, name: str | None = None) -> Llama:
+    log = tmp / ((name or "llama-server" + "".join(a.strip("-") for a in extra)) + ".log")
     try:
         out = subprocess.run(
             ["bash", str(LOCAL_LLM), "--log", str(log), *extra],

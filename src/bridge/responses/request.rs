@@ -1,0 +1,456 @@
+//! A Responses request (plus the stored turns `previous_response_id` names) → a chat
+//! completions request.
+//!
+//! - `instructions` → a leading system message; `system`/`developer` messages → system
+//!   messages; consecutive text-only messages of the same role are merged (texts joined by a
+//!   blank line), so chat templates that want one leading system message and alternating
+//!   turns accept Codex's conversations;
+//! - `input_text`/`output_text` → text, `input_image` → `image_url` parts, `input_file` with
+//!   `file_data`/`file_id` → `file` parts;
+//! - `function_call` / `custom_tool_call` items → the assistant's `tool_calls` (empty
+//!   arguments become `{}`); their outputs → `tool` messages;
+//! - `reasoning` items, unknown items and parts a chat backend cannot take are dropped, their
+//!   JSON paths returned;
+//! - `text.format` → `response_format`, `reasoning.effort` → `reasoning_effort`,
+//!   `max_output_tokens` → `max_completion_tokens`, `text.verbosity` → `verbosity`,
+//!   `prompt_cache_key` passes; `store` and `previous_response_id` are Sluice's own.
+
+use serde_json::{Map, Value, json};
+
+use super::tools::{ToolMap, bridge_tool_choice, bridge_tools};
+use crate::api::responses::{
+    CallOutputItem, InputContent, InputItem, InputMessage, MessageContent, ResponsesRequest,
+};
+use crate::api::{
+    ApiError, ChatCompletionRequest, ChatMessage, Content, ContentPart, FunctionCall, ImageUrl,
+    ResponseFormat, Role, StreamOptions, ToolCall,
+};
+
+/// Unknown top-level fields a chat backend understands the same way; every other unknown
+/// field is dropped on a bridged route.
+const CHAT_PASSTHROUGH: &[&str] = &[
+    "service_tier",
+    "top_logprobs",
+    "frequency_penalty",
+    "presence_penalty",
+    "top_k",
+    "min_p",
+    "stop",
+    "logit_bias",
+];
+
+/// The chat request and what the translation needs later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgedRequest {
+    /// The request to serve as a chat completion.
+    pub chat: ChatCompletionRequest,
+    /// Maps chat function names back to Responses tools (namespaces, custom tools).
+    pub tools: ToolMap,
+    /// JSON paths of what was left out (`input[3]` for a reasoning item, `include`, …);
+    /// items of the stored conversation are `history[i]`.
+    pub dropped: Vec<String>,
+    /// `type`s of the hosted tools removed (`web_search`, …), for `x-sluice-dropped-tools`.
+    pub dropped_tools: Vec<String>,
+}
+
+/// Translates `req` into a chat request; `history` is the stored conversation (earlier
+/// input and output items) that `previous_response_id` continues, oldest first.
+///
+/// Errors: 400 when `tool_choice` forces a hosted tool.
+pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedRequest, ApiError> {
+    let mut dropped = Vec::new();
+    let mut tools = bridge_tools(req.tools.as_deref().unwrap_or(&[]));
+    let tool_choice = match &req.tool_choice {
+        Some(c) => bridge_tool_choice(c, &mut tools)?,
+        None => None,
+    };
+    let mut b = Messages::new(&tools.map);
+    if let Some(text) = &req.instructions {
+        b.push_text(Role::System, text.clone());
+    }
+    for (i, item) in history.iter().enumerate() {
+        b.push_item(item, &format!("history[{i}]"), &mut dropped);
+    }
+    for (i, item) in req.input_items().iter().enumerate() {
+        let path = match &req.input {
+            Some(crate::api::responses::ResponsesInput::Text(_)) => "input".to_string(),
+            _ => format!("input[{i}]"),
+        };
+        b.push_item(item, &path, &mut dropped);
+    }
+    let mut extra = Map::new();
+    sampling_extras(req, &mut extra, &mut dropped);
+    let stream = req.is_stream();
+    let chat = ChatCompletionRequest {
+        model: req.model.clone(),
+        messages: b.messages,
+        stream: stream.then_some(true),
+        stream_options: stream.then(|| StreamOptions {
+            include_usage: Some(true),
+            extra: Map::new(),
+        }),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: None,
+        n: None,
+        stop: None,
+        max_tokens: None,
+        max_completion_tokens: req.max_output_tokens,
+        seed: req.seed,
+        presence_penalty: None,
+        frequency_penalty: None,
+        logprobs: None,
+        top_logprobs: None,
+        tools: (!tools.tools.is_empty()).then(|| tools.tools.clone()),
+        tool_choice: if tools.tools.is_empty() {
+            None
+        } else {
+            tool_choice
+        },
+        parallel_tool_calls: if tools.tools.is_empty() {
+            None
+        } else {
+            req.parallel_tool_calls
+        },
+        response_format: response_format(req),
+        user: req.user.clone(),
+        metadata: req.metadata.clone(),
+        extra,
+    };
+    // Known chat fields the client sent as unknown Responses fields move to their typed slot.
+    let chat = retype(chat)?;
+    Ok(BridgedRequest {
+        chat,
+        tools: tools.map,
+        dropped,
+        dropped_tools: tools.dropped,
+    })
+}
+
+/// Moves pass-through extras with a typed chat field (`top_k`, `stop`, …) into that field.
+fn retype(chat: ChatCompletionRequest) -> Result<ChatCompletionRequest, ApiError> {
+    let v = serde_json::to_value(&chat).map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::from_value(v).map_err(|e| ApiError::invalid_request(e.to_string()))
+}
+
+fn sampling_extras(
+    req: &ResponsesRequest,
+    extra: &mut Map<String, Value>,
+    dropped: &mut Vec<String>,
+) {
+    if let Some(r) = &req.reasoning {
+        if let Some(effort) = &r.effort {
+            extra.insert("reasoning_effort".into(), Value::String(effort.clone()));
+        }
+        if r.summary.is_some() {
+            dropped.push("reasoning.summary".into());
+        }
+        dropped.extend(r.extra.keys().map(|k| format!("reasoning.{k}")));
+    }
+    if let Some(t) = &req.text {
+        if let Some(v) = &t.verbosity {
+            extra.insert("verbosity".into(), Value::String(v.clone()));
+        }
+        dropped.extend(t.extra.keys().map(|k| format!("text.{k}")));
+    }
+    if let Some(k) = &req.prompt_cache_key {
+        extra.insert("prompt_cache_key".into(), Value::String(k.clone()));
+    }
+    if req.include.as_ref().is_some_and(|i| !i.is_empty()) {
+        dropped.push("include".into());
+    }
+    if req.truncation.as_deref().is_some_and(|t| t != "disabled") {
+        dropped.push("truncation".into());
+    }
+    for (k, v) in &req.extra {
+        if CHAT_PASSTHROUGH.contains(&k.as_str()) {
+            extra.insert(k.clone(), v.clone());
+        } else {
+            dropped.push(k.clone());
+        }
+    }
+}
+
+fn response_format(req: &ResponsesRequest) -> Option<ResponseFormat> {
+    let f = req.text.as_ref()?.format.as_ref()?;
+    match f.kind.as_str() {
+        "json_schema" => {
+            let mut schema = Map::new();
+            schema.insert(
+                "name".into(),
+                json!(f.name.clone().unwrap_or_else(|| "response".into())),
+            );
+            if let Some(d) = &f.description {
+                schema.insert("description".into(), json!(d));
+            }
+            if let Some(s) = &f.schema {
+                schema.insert("schema".into(), s.clone());
+            }
+            if let Some(s) = f.strict {
+                schema.insert("strict".into(), json!(s));
+            }
+            Some(ResponseFormat {
+                kind: "json_schema".into(),
+                json_schema: Some(Value::Object(schema)),
+            })
+        }
+        "json_object" => Some(ResponseFormat {
+            kind: "json_object".into(),
+            json_schema: None,
+        }),
+        _ => None,
+    }
+}
+
+/// Builds the message list item by item.
+struct Messages<'a> {
+    messages: Vec<ChatMessage>,
+    map: &'a ToolMap,
+}
+
+impl<'a> Messages<'a> {
+    fn new(map: &'a ToolMap) -> Self {
+        Messages {
+            messages: Vec::new(),
+            map,
+        }
+    }
+
+    fn push_item(&mut self, item: &InputItem, path: &str, dropped: &mut Vec<String>) {
+        match item {
+            InputItem::Message(m) => self.push_message(m, path, dropped),
+            InputItem::FunctionCall(c) => {
+                let name = self.map.flat_name(&c.name, c.namespace.as_deref());
+                let args = if c.arguments.trim().is_empty() {
+                    "{}".to_string()
+                } else {
+                    c.arguments.clone()
+                };
+                self.push_call(&c.call_id, name, args);
+            }
+            InputItem::CustomToolCall(c) => {
+                let name = self.map.flat_name(&c.name, c.namespace.as_deref());
+                self.push_call(&c.call_id, name, json!({"input": c.input}).to_string());
+            }
+            InputItem::FunctionCallOutput(o) | InputItem::CustomToolCallOutput(o) => {
+                self.push_output(o, path, dropped)
+            }
+            InputItem::Reasoning(_) | InputItem::Other(_) => {
+                tracing::debug!(path, "Responses item left out of the chat request");
+                dropped.push(path.to_string());
+            }
+        }
+    }
+
+    fn push_message(&mut self, m: &InputMessage, path: &str, dropped: &mut Vec<String>) {
+        let role = match m.role.as_str() {
+            "system" | "developer" => Role::System,
+            "assistant" => Role::Assistant,
+            "user" => Role::User,
+            _ => {
+                dropped.push(path.to_string());
+                return;
+            }
+        };
+        match content(&m.content, &format!("{path}.content"), dropped) {
+            Some(Content::Text(t)) => self.push_text(role, t),
+            other => self.messages.push(message(role, other)),
+        }
+    }
+
+    /// Appends text as a message of `role`, merged into the previous message when that one
+    /// has the same role, text content and no tool calls.
+    fn push_text(&mut self, role: Role, text: String) {
+        if let Some(last) = self.messages.last_mut()
+            && last.role == role
+            && last.tool_calls.is_none()
+            && role != Role::Tool
+            && let Some(Content::Text(prev)) = &mut last.content
+        {
+            prev.push_str("\n\n");
+            prev.push_str(&text);
+            return;
+        }
+        self.messages.push(message(role, Some(Content::Text(text))));
+    }
+
+    /// Adds a tool call to the last assistant message, or starts one.
+    fn push_call(&mut self, call_id: &str, name: String, arguments: String) {
+        let call = ToolCall {
+            id: call_id.to_string(),
+            kind: "function".to_string(),
+            function: FunctionCall { name, arguments },
+        };
+        match self.messages.last_mut() {
+            Some(last) if last.role == Role::Assistant => {
+                last.tool_calls.get_or_insert_with(Vec::new).push(call)
+            }
+            _ => {
+                let mut m = message(Role::Assistant, None);
+                m.tool_calls = Some(vec![call]);
+                self.messages.push(m);
+            }
+        }
+    }
+
+    fn push_output(&mut self, o: &CallOutputItem, path: &str, dropped: &mut Vec<String>) {
+        let mut m = message(
+            Role::Tool,
+            content(&o.output, &format!("{path}.output"), dropped),
+        );
+        if m.content.is_none() {
+            m.content = Some(Content::Text(String::new()));
+        }
+        m.tool_call_id = Some(o.call_id.clone());
+        self.messages.push(m);
+    }
+}
+
+fn message(role: Role, content: Option<Content>) -> ChatMessage {
+    ChatMessage {
+        role,
+        content,
+        name: None,
+        tool_calls: None,
+        tool_call_id: None,
+        extra: Map::new(),
+    }
+}
+
+/// Content parts → chat content: text only → one string (parts joined by `\n`), else parts;
+/// `None` when nothing was left.
+fn content(c: &MessageContent, path: &str, dropped: &mut Vec<String>) -> Option<Content> {
+    let parts = match c {
+        MessageContent::Text(t) => return Some(Content::Text(t.clone())),
+        MessageContent::Parts(parts) => parts,
+    };
+    let mut out = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        match part(p) {
+            Some(cp) => out.push(cp),
+            None => dropped.push(format!("{path}[{i}]")),
+        }
+    }
+    if out.is_empty() {
+        return None;
+    }
+    if out.iter().all(|p| p.kind == "text") {
+        let texts: Vec<&str> = out.iter().filter_map(|p| p.text.as_deref()).collect();
+        return Some(Content::Text(texts.join("\n")));
+    }
+    Some(Content::Parts(out))
+}
+
+fn part(p: &InputContent) -> Option<ContentPart> {
+    let mut cp = ContentPart {
+        kind: "text".to_string(),
+        text: None,
+        image_url: None,
+        extra: Map::new(),
+    };
+    match p.kind.as_str() {
+        "input_text" | "output_text" | "text" | "summary_text" | "reasoning_text" => {
+            cp.text = Some(p.text.clone()?)
+        }
+        "refusal" => cp.text = Some(p.refusal.clone().or_else(|| p.text.clone())?),
+        "input_image" => {
+            cp.kind = "image_url".into();
+            cp.image_url = Some(ImageUrl {
+                url: p.image_url.clone()?,
+                detail: p.detail.clone(),
+            });
+        }
+        "input_file" if p.file_data.is_some() || p.file_id.is_some() => {
+            cp.kind = "file".into();
+            let mut file = Map::new();
+            for (k, v) in [
+                ("file_data", &p.file_data),
+                ("file_id", &p.file_id),
+                ("filename", &p.filename),
+            ] {
+                if let Some(v) = v {
+                    file.insert(k.into(), Value::String(v.clone()));
+                }
+            }
+            cp.extra.insert("file".into(), Value::Object(file));
+        }
+        _ => return None,
+    }
+    Some(cp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_body;
+
+    fn bridge(body: &str) -> Result<BridgedRequest, ApiError> {
+        let req: ResponsesRequest = parse_body(body.as_bytes()).unwrap();
+        to_chat(&req, &[])
+    }
+
+    #[test]
+    fn codex_shaped_input_becomes_one_system_then_alternating_turns() {
+        let b = bridge(
+            r#"{"model":"m","instructions":"I","input":[
+            {"type":"message","role":"developer","content":[{"type":"input_text","text":"D1"}]},
+            {"type":"message","role":"developer","content":[{"type":"input_text","text":"D2"}]},
+            {"type":"message","role":"user","content":[{"type":"input_text","text":"ctx"}]},
+            {"type":"message","role":"user","content":[{"type":"input_text","text":"Run it"}]},
+            {"type":"reasoning","summary":[],"encrypted_content":"x"},
+            {"type":"function_call","call_id":"c1","name":"exec","arguments":""},
+            {"type":"function_call","call_id":"c2","name":"get","arguments":"{\"a\":1}","namespace":"ns"},
+            {"type":"function_call_output","call_id":"c1","output":"ok"},
+            {"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"fine"}]}
+            ],"include":["reasoning.encrypted_content"],"client_metadata":{"k":"v"}}"#,
+        )
+        .unwrap();
+        let m = serde_json::to_value(&b.chat.messages).unwrap();
+        assert_eq!(
+            m,
+            json!([
+                {"role":"system","content":"I\n\nD1\n\nD2"},
+                {"role":"user","content":"ctx\n\nRun it"},
+                {"role":"assistant","content":null,"tool_calls":[
+                    {"id":"c1","type":"function","function":{"name":"exec","arguments":"{}"}},
+                    {"id":"c2","type":"function","function":{"name":"ns__get","arguments":"{\"a\":1}"}}]},
+                {"role":"tool","content":"ok","tool_call_id":"c1"},
+                {"role":"tool","content":"fine","tool_call_id":"c2"}
+            ])
+        );
+        assert_eq!(b.dropped, ["input[4]", "include", "client_metadata"]);
+        assert!(b.chat.extra.get("client_metadata").is_none());
+    }
+
+    #[test]
+    fn a_forced_hosted_tool_is_a_400_and_hosted_tools_are_named() {
+        let e = bridge(r#"{"model":"m","input":"x","tools":[{"type":"web_search"}],"tool_choice":{"type":"web_search"}}"#)
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert_eq!(e.body.param.as_deref(), Some("tool_choice"));
+        let b = bridge(
+            r#"{"model":"m","input":"x","tools":[{"type":"web_search"}],"tool_choice":"auto"}"#,
+        )
+        .unwrap();
+        assert_eq!(b.dropped_tools, ["web_search"]);
+        assert_eq!(b.chat.tools, None);
+        assert_eq!(b.chat.tool_choice, None);
+    }
+
+    #[test]
+    fn parameters_map_to_their_chat_names() {
+        let b = bridge(
+            r#"{"model":"m","input":"x","max_output_tokens":9,"reasoning":{"effort":"low"},
+            "text":{"format":{"type":"json_object"}},"stream":true,"top_k":3,"seed":1}"#,
+        )
+        .unwrap();
+        let c = serde_json::to_value(&b.chat).unwrap();
+        assert_eq!(c["max_completion_tokens"], 9);
+        assert_eq!(c["reasoning_effort"], "low");
+        assert_eq!(c["response_format"], json!({"type":"json_object"}));
+        assert_eq!(c["stream_options"], json!({"include_usage": true}));
+        assert_eq!(b.chat.top_k, Some(3));
+        assert_eq!(c["seed"], 1);
+        assert!(b.dropped.is_empty(), "{:?}", b.dropped);
+    }
+}

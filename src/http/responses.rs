@@ -1,0 +1,452 @@
+//! The OpenAI Responses API inbound: `POST /v1/responses` (stream and not),
+//! `GET`/`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`,
+//! `POST /v1/responses/input_tokens` (also without `/v1`), in OpenAI's shapes and error
+//! envelope.
+//!
+//! A Responses request is translated to chat completions ([`crate::bridge::responses`]) and
+//! served by the gateway exactly like `POST /v1/chat/completions` (authentication, limits,
+//! policies, routing, fallbacks, one log row, recorded with endpoint `responses`); the chat
+//! reply is translated back, a stream event by event as chunks arrive. Hosted tools the chat
+//! backend cannot run are removed and named in `x-sluice-dropped-tools`.
+//!
+//! State: with `store` (default `true`) the response, its input and the conversation it
+//! continues are kept in the request log's database (table `responses`), text as
+//! `log.prompts` (or the key's `log`) says: `full` as sent, `redacted` with PII placeholders,
+//! nothing under `metadata`/`off` (then `previous_response_id` is a 400 saying why). A stored
+//! response is visible to the key that created it only; another key gets 404.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+use super::openai::{id_of, read_body, with_headers};
+use super::responses_sse::ResponsesSse;
+use crate::access::auth::Principal;
+use crate::api::responses::{InputItem, InputTokens, ResponseObject, ResponsesRequest};
+use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
+use crate::bridge::responses::{BridgedRequest, StreamTranslator, from_chat, to_chat};
+use crate::config::LogMode;
+use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
+use crate::store::responses::{self as state, StoredResponse};
+
+/// Response header naming the hosted tools removed on a bridged route (comma-separated).
+pub const DROPPED_TOOLS: &str = "x-sluice-dropped-tools";
+
+/// The routes, to be served with and without `/v1`.
+pub fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/responses", post(create))
+        .route("/responses/input_tokens", post(input_tokens))
+        .route("/responses/{id}", get(retrieve).delete(delete))
+        .route("/responses/{id}/input_items", get(input_items))
+}
+
+type Db = Arc<Mutex<rusqlite::Connection>>;
+
+/// How state is kept for this caller: `None` when it is not (no database, or `metadata`/`off`).
+fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
+    let mode = principal
+        .spec
+        .log
+        .as_deref()
+        .and_then(LogMode::parse)
+        .unwrap_or(gw.config.log.prompts);
+    matches!(mode, LogMode::Full | LogMode::Redacted).then_some(mode)
+}
+
+async fn on_db<T: Send + 'static>(
+    db: Db,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let c = db
+            .lock()
+            .map_err(|_| ApiError::internal("state database lock poisoned"))?;
+        f(&c).map_err(|e| ApiError::internal(format!("responses state: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("responses state task failed: {e}")))?
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("No response found with id '{id}'."),
+    )
+}
+
+fn owner(p: &Principal) -> String {
+    p.key_id.clone().unwrap_or_default()
+}
+
+/// The conversation `previous_response_id` continues, or the 400 that says why there is none.
+async fn history(
+    gw: &Gateway,
+    principal: &Principal,
+    prev: &str,
+) -> Result<Vec<InputItem>, ApiError> {
+    let bad = |msg: String| ApiError::invalid_request(msg).with_param("previous_response_id");
+    let (Some(db), Some(_)) = (gw.access().state_db(), state_mode(gw, principal)) else {
+        return Err(bad(format!(
+            "Previous response with id '{prev}' not found: this Sluice keeps no responses \
+             (log.prompts is `metadata` or `off`, or the key's log mode is), so \
+             previous_response_id cannot be used; send the whole conversation as input."
+        )));
+    };
+    let (id, who) = (prev.to_string(), owner(principal));
+    let Some(stored) = on_db(db, move |c| state::get(c, &id, &who)).await? else {
+        return Err(bad(format!(
+            "Previous response with id '{prev}' not found."
+        )));
+    };
+    stored
+        .conversation()
+        .into_iter()
+        .map(serde_json::from_value::<InputItem>)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::internal(format!("stored response {prev}: {e}")))
+}
+
+/// `POST /v1/responses`.
+async fn create(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut ctx = RequestContext::new(id_of(&headers), Endpoint::ChatCompletions);
+    ctx.dialect = Some("responses");
+    ctx.client_ip = Some(peer.ip().to_string());
+    let req = match read(&gw, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            gw.record_rejection(&ctx, None, &e).await;
+            return e.into_response();
+        }
+    };
+    ctx.principal = principal;
+    let prepared = async {
+        let hist = match &req.previous_response_id {
+            Some(prev) => history(&gw, &ctx.principal, prev).await?,
+            None => Vec::new(),
+        };
+        let bridged = to_chat(&req, &hist)?;
+        Ok::<_, ApiError>((hist, bridged))
+    }
+    .await;
+    let (hist, bridged) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            gw.record_rejection(&ctx, None, &e).await;
+            return e.into_response();
+        }
+    };
+    serve(gw, ctx, headers, req, hist, bridged).await
+}
+
+async fn read(gw: &Gateway, body: Body) -> Result<ResponsesRequest, ApiError> {
+    parse_body(&read_body(gw, body).await?)
+}
+
+async fn serve(
+    gw: Gateway,
+    mut ctx: RequestContext,
+    headers: HeaderMap,
+    req: ResponsesRequest,
+    hist: Vec<InputItem>,
+    bridged: BridgedRequest,
+) -> Response {
+    let BridgedRequest {
+        chat,
+        tools,
+        dropped,
+        dropped_tools,
+    } = bridged;
+    if !dropped.is_empty() {
+        tracing::debug!(request_id = %ctx.id, ?dropped, "Responses fields a chat backend cannot take were left out");
+    }
+    let body = RequestBody::Chat(chat);
+    ctx.headers = headers;
+    let keep = req
+        .wants_store()
+        .then(|| Some((gw.access().state_db()?, state_mode(&gw, &ctx.principal)?)))
+        .flatten();
+    let id = format!("resp_{}", uuid::Uuid::now_v7().simple());
+    let created = crate::store::now_ms() as i64 / 1000;
+    let start = ResponseObject::start(&id, created, &req);
+    let saver = Saver {
+        keep,
+        gw: gw.clone(),
+        owner: owner(&ctx.principal),
+        request_id: ctx.id.clone(),
+        req: req.clone(),
+        hist,
+    };
+    let (result, limit_headers) = gw.serve(ctx, body).await;
+    let mut resp = match result {
+        Ok(reply) => reply_response(reply, start, tools, saver).await,
+        Err(e) => e.into_response(),
+    };
+    if !dropped_tools.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&dropped_tools.join(","))
+    {
+        resp.headers_mut().insert(DROPPED_TOOLS, v);
+    }
+    with_headers(resp, limit_headers)
+}
+
+/// Keeps the final response when the request asked for it and the log mode allows.
+struct Saver {
+    keep: Option<(Db, LogMode)>,
+    gw: Gateway,
+    owner: String,
+    request_id: String,
+    req: ResponsesRequest,
+    hist: Vec<InputItem>,
+}
+
+impl Saver {
+    /// Stores `resp` in the background (never holds the reply).
+    fn save(self, resp: &ResponseObject) {
+        let Some((db, mode)) = self.keep else {
+            return;
+        };
+        let to_values = |items: &[InputItem]| -> Vec<Value> {
+            items
+                .iter()
+                .filter_map(|i| serde_json::to_value(i).ok())
+                .collect()
+        };
+        let mut stored = StoredResponse {
+            id: resp.id.clone(),
+            owner: self.owner,
+            created_ms: resp.created_at * 1000,
+            request_id: self.request_id,
+            model: resp.model.clone(),
+            history: to_values(&self.hist),
+            input: to_values(&self.req.input_items()),
+            response: serde_json::to_value(resp).unwrap_or(Value::Null),
+        };
+        if mode == LogMode::Redacted {
+            let d = self.gw.policy().detector();
+            let red = |v: &Vec<Value>| -> Vec<Value> {
+                v.iter()
+                    .map(|x| crate::store::redact::redact_json(d, x))
+                    .collect()
+            };
+            stored.history = red(&stored.history);
+            stored.input = red(&stored.input);
+            stored.response = crate::store::redact::redact_json(d, &stored.response);
+        }
+        tokio::spawn(async move {
+            if let Err(e) = on_db(db, move |c| state::put(c, &stored)).await {
+                tracing::warn!(error = %e.body.message, "could not store a response");
+            }
+        });
+    }
+}
+
+async fn reply_response(
+    reply: GatewayReply,
+    start: ResponseObject,
+    tools: crate::bridge::responses::ToolMap,
+    saver: Saver,
+) -> Response {
+    let mut resp = match reply.body {
+        ReplyBody::Json(bytes) => {
+            let chat: Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    return ApiError::bad_gateway(
+                        &reply.deployment,
+                        format!("reply is not JSON: {e}"),
+                    )
+                    .into_response();
+                }
+            };
+            let out = from_chat(&chat, start, &tools);
+            saver.save(&out);
+            axum::Json(out).into_response()
+        }
+        ReplyBody::Sse(stream) => {
+            let translator = StreamTranslator::new(start, tools);
+            let sse = ResponsesSse::new(stream, translator, Box::new(move |r| saver.save(&r)));
+            (
+                [
+                    (header::CONTENT_TYPE, "text/event-stream"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                Body::from_stream(sse),
+            )
+                .into_response()
+        }
+    };
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+/// The stored response `id` of the caller, or the error to answer.
+async fn load(gw: &Gateway, principal: &Principal, id: &str) -> Result<StoredResponse, ApiError> {
+    let Some(db) = gw.access().state_db() else {
+        return Err(not_found(id));
+    };
+    let (key, who) = (id.to_string(), owner(principal));
+    on_db(db, move |c| state::get(c, &key, &who))
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// `GET /v1/responses/{id}`.
+async fn retrieve(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    match load(&gw, &principal, &id).await {
+        Ok(s) => axum::Json(s.response).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `DELETE /v1/responses/{id}`: `{"id","object":"response.deleted","deleted":true}`.
+async fn delete(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let db = gw.access().state_db().ok_or_else(|| not_found(&id))?;
+        let (key, who) = (id.clone(), owner(&principal));
+        if on_db(db, move |c| state::delete(c, &key, &who)).await? {
+            Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
+        } else {
+            Err(not_found(&id))
+        }
+    }
+    .await;
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `order` (`asc`|`desc`, default `desc`) and `limit` (1–100, default 20) of `input_items`.
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    order: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/responses/{id}/input_items`: this response's input items, each with an `id`
+/// and messages with content parts, in OpenAI's list shape.
+async fn input_items(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let stored = match load(&gw, &principal, &id).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let mut items: Vec<Value> = stored
+        .input
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| listed_item(&id, i, v))
+        .collect();
+    if q.order.as_deref() != Some("asc") {
+        items.reverse();
+    }
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let has_more = items.len() > limit;
+    items.truncate(limit);
+    let first = items.first().and_then(|i| i.get("id")).cloned();
+    let last = items.last().and_then(|i| i.get("id")).cloned();
+    axum::Json(json!({"object": "list", "data": items, "first_id": first, "last_id": last, "has_more": has_more}))
+        .into_response()
+}
+
+/// An input item as listed: an `id` (`msg_<response>_<i>` when it had none) and a message's
+/// string content as one `input_text` (`output_text` for the assistant) part.
+fn listed_item(resp_id: &str, i: usize, mut v: Value) -> Value {
+    let base = resp_id.strip_prefix("resp_").unwrap_or(resp_id);
+    if let Value::Object(m) = &mut v {
+        m.entry("id")
+            .or_insert_with(|| Value::String(format!("msg_{base}_in{i}")));
+        if m.get("type").and_then(Value::as_str) == Some("message")
+            && let Some(Value::String(text)) = m.get("content").cloned()
+        {
+            let kind = if m.get("role").and_then(Value::as_str) == Some("assistant") {
+                "output_text"
+            } else {
+                "input_text"
+            };
+            m.insert("content".into(), json!([{"type": kind, "text": text}]));
+        }
+    }
+    v
+}
+
+/// `POST /v1/responses/input_tokens`: `{"object":"response.input_tokens","input_tokens"}`,
+/// estimated as everywhere in Sluice (4 bytes a token over the text the backend would get).
+async fn input_tokens(
+    State(gw): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    body: Body,
+) -> Response {
+    let result = async {
+        let req = read(&gw, body).await?;
+        let hist = match &req.previous_response_id {
+            Some(prev) => history(&gw, &principal, prev).await?,
+            None => Vec::new(),
+        };
+        let body = RequestBody::Chat(to_chat(&req, &hist)?.chat);
+        Ok::<_, ApiError>(InputTokens {
+            object: "response.input_tokens".to_string(),
+            input_tokens: crate::api::summary::estimate_tokens(&body.texts()),
+        })
+    }
+    .await;
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_items_get_ids_and_parts() {
+        let v = listed_item(
+            "resp_abc",
+            1,
+            json!({"type":"message","role":"user","content":"hi"}),
+        );
+        assert_eq!(
+            v,
+            json!({"type":"message","role":"user","id":"msg_abc_in1","content":[{"type":"input_text","text":"hi"}]})
+        );
+        let v = listed_item(
+            "resp_abc",
+            0,
+            json!({"type":"function_call_output","call_id":"c","output":"x","id":"fco_1"}),
+        );
+        assert_eq!(v["id"], "fco_1");
+    }
+}
