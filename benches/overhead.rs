@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench overhead` (or `benches/overhead.sh`) runs it at full scale and writes
 //! `benches/RESULTS.md`; `cargo test --all-targets` runs it at a tiny scale (a smoke run that
-//! keeps it from rotting, no figures asserted). Processes: this binary re-executes itself as
+//! keeps it from rotting: no figures asserted, but every answer must succeed). Processes: this binary re-executes itself as
 //! the mock upstream and as the bare forwarder (`SLUICE_BENCH_ROLE`), and starts the `sluice`
 //! binary, so each has its own memory and CPU accounting.
 
@@ -40,6 +40,22 @@ fn main() {
         } else {
             eprintln!("wrote {path}");
         }
+    }
+}
+
+/// The smoke run (inside `cargo test`) fails when a scenario sent nothing or any answer was
+/// not a 2xx with its whole body: a benchmark of error pages measures nothing. The full run
+/// reports errors in its table instead.
+fn check_answers(full: bool, what: &str, report: &load::Report) {
+    if full {
+        return;
+    }
+    if report.samples.is_empty() || report.errors() > 0 {
+        fail(&format!(
+            "{what}: {} of {} answers failed",
+            report.errors(),
+            report.samples.len()
+        ));
     }
 }
 
@@ -347,6 +363,7 @@ async fn drive(scale: f64, full: bool) -> String {
             for (i, (target, url)) in targets.iter().enumerate() {
                 let bare_before = benchkit::cpu_ticks(bare_pid).unwrap_or(0);
                 let report = load::run(url, body(*stream), round_of(*mode), 0).await;
+                check_answers(full, &format!("{name} via {target}"), &report);
                 if *target == "sluice" {
                     sluice_requests += report.samples.len();
                 }
@@ -398,6 +415,7 @@ async fn drive(scale: f64, full: bool) -> String {
     .await;
     let before_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
     let soak = load::run(&targets[2].1, body(true), soak_mode(soak_n, soak_secs), 10).await;
+    check_answers(full, "soak", &soak);
     let after_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
     let overhead = overhead_quantiles(&sluice.url).await;
     let wrk = if full {

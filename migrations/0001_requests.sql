@@ -1,5 +1,5 @@
 -- The request log: one row per request, chained by SHA-256 (see src/store/chain.rs).
--- Column order of the hash is documented in README.md ("Log" section) and in chain.rs.
+-- Column order of the hash is documented in docs/log.md and in chain.rs.
 CREATE TABLE requests (
     seq                 INTEGER PRIMARY KEY,   -- position in the chain, 1, 2, 3, … (no gaps)
     id                  TEXT NOT NULL,         -- request id (x-request-id; may repeat)

@@ -1,8 +1,9 @@
 //! Sluice: an OpenAI-compatible LLM gateway that routes each request by YAML policies
 //! (openness, privacy, cost) to local or remote backends, and keeps its log local.
 //!
-//! Data flows one way: [`server`] (HTTP, protocol only) → [`gateway`] (route, call, record)
-//! → [`providers`] (wire protocols) → back to the client, with one record per request.
+//! Data flows one way: [`http`] (HTTP, protocol only) → [`gateway`] (decide, route, attempt,
+//! record; [`access`] admits, [`policy`] decides) → [`providers`] (wire protocols) → back to
+//! the client, with one record per request in [`store`]. See docs/architecture.md.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)

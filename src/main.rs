@@ -2,7 +2,7 @@
 
 /// mimalloc instead of the system allocator: the request path allocates many small, short-lived
 /// buffers across worker threads, where glibc's malloc spent ~12 % of CPU and contended on its
-/// arena locks (see README "Performance").
+/// arena locks (see docs/performance.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -171,25 +171,25 @@ async fn admin_without_a_log_says_so() {
 }
 
 /// Runs headless Chromium on `url` and returns the DOM after its scripts ran.
-fn chromium_dom(url: &str) -> String {
+async fn chromium_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            &format!("--user-data-dir={}", profile.path().display()),
-            "--dump-dom",
-            url,
-        ])
-        .output()
-        .expect("chromium is not installed (.ci/run installs it)");
+    let mut cmd = tokio::process::Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        &format!("--user-data-dir={}", profile.path().display()),
+        "--dump-dom",
+        url,
+    ]);
+    // Chromium is installed by tests/run.sh; a hung browser fails the test after 120 s.
+    let out = output_within(cmd, 120).await;
     assert!(
         out.status.success(),
         "{}",
@@ -225,9 +225,7 @@ fn rows(dom: &str) -> Vec<(String, bool)> {
 async fn the_ui_renders_totals_chart_and_rows_in_chromium() {
     let (s, _gw, _dir, _mock) = logged().await;
     let url = s.url("/ui");
-    let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
-        .await
-        .unwrap();
+    let dom = chromium_dom(&url).await;
     assert_eq!(by_id(&dom, "total-requests"), "5");
     assert_eq!(by_id(&dom, "total-errors"), "1");
     assert_eq!(by_id(&dom, "total-tokens-in"), "20");
@@ -249,9 +247,7 @@ async fn the_ui_renders_totals_chart_and_rows_in_chromium() {
 
     // The quick filter (JS) hides the rows that do not match.
     let url = format!("{}#q=502", s.url("/ui"));
-    let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
-        .await
-        .unwrap();
+    let dom = chromium_dom(&url).await;
     assert_eq!(by_id(&dom, "shown"), "1");
     let visible: Vec<String> = rows(&dom)
         .into_iter()
@@ -262,14 +258,10 @@ async fn the_ui_renders_totals_chart_and_rows_in_chromium() {
 
     // Server-side filter and the detail page.
     let url = s.url("/ui?model=up");
-    let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
-        .await
-        .unwrap();
+    let dom = chromium_dom(&url).await;
     assert_eq!(rows(&dom), [("req-2".to_string(), false)]);
     let url = s.url("/ui/requests/req-4");
-    let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
-        .await
-        .unwrap();
+    let dom = chromium_dom(&url).await;
     assert!(dom.contains("user: four &lt;b&gt;bold&lt;/b&gt;"), "{dom}");
     assert!(dom.contains(r#"<pre id="response">Hi"#));
     s.stop().await;

@@ -194,10 +194,17 @@ async fn non_stream_hoists_system_and_maps_the_answer() {
     s.stop().await;
 }
 
-/// Without any `max_tokens` and no `max_tokens_default`: a 400 naming it, no upstream call.
+/// An OpenAI client that sends no `max_tokens` (most don't) and no `max_tokens_default`:
+/// 200, with Anthropic's required `max_tokens` filled with the documented 4096.
 #[tokio::test]
-async fn no_max_tokens_anywhere_is_a_400() {
-    let mock = Mock::start(|_| MockReply::Json(200, message(json!([]), "end_turn", 1, 1))).await;
+async fn no_max_tokens_anywhere_sends_the_default() {
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            200,
+            message(json!([{"type":"text","text":"hi"}]), "end_turn", 1, 1),
+        )
+    })
+    .await;
     let s = Sluice::start(&config(&mock.url(""), "")).await;
     let resp = post(
         &s,
@@ -205,11 +212,11 @@ async fn no_max_tokens_anywhere_is_a_400() {
         json!({"model":"default","messages":[{"role":"user","content":"hi"}]}),
     )
     .await;
-    assert_eq!(resp.status(), 400);
-    let e: Value = resp.json().await.unwrap();
-    assert_eq!(e["error"]["param"], "max_tokens");
-    assert_eq!(e["error"]["type"], "invalid_request_error");
-    assert_eq!(mock.calls(), 0);
+    assert_eq!(resp.status(), 200);
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], "hi");
+    assert_eq!(mock.calls(), 1);
+    assert_eq!(mock.last().body["max_tokens"], 4096);
     s.stop().await;
 }
 
@@ -529,5 +536,92 @@ async fn readiness_probes_use_each_api() {
         (o.method.as_str(), o.path.as_str()),
         ("GET", "/api/version")
     );
+    s.stop().await;
+}
+
+/// Cache reads reach the OpenAI client as `usage.prompt_tokens_details.cached_tokens`,
+/// streamed and not, whether Anthropic reports them in `message_start` or (cumulatively, as
+/// newer API versions do) in `message_delta`.
+#[tokio::test]
+async fn cached_tokens_are_reported_from_start_and_delta() {
+    let mock = Mock::start(|r| {
+        let cached = json!({"input_tokens":5,"cache_creation_input_tokens":0,"cache_read_input_tokens":40});
+        let none = json!({"input_tokens":5,"cache_creation_input_tokens":0,"cache_read_input_tokens":0});
+        if r.body["stream"] != true {
+            let mut m = message(json!([{"type":"text","text":"ok"}]), "end_turn", 5, 7);
+            m["usage"]["cache_read_input_tokens"] = json!(40);
+            return MockReply::Json(200, m);
+        }
+        let in_start = r.body["metadata"]["user_id"] == "start";
+        let mut start_usage = if in_start { cached.clone() } else { none };
+        start_usage["output_tokens"] = json!(1);
+        let mut delta_usage = if in_start { json!({}) } else { cached };
+        delta_usage["output_tokens"] = json!(7);
+        MockReply::Sse(vec![
+            ev("message_start", json!({"type":"message_start","message":{"id":"msg_c","type":"message","role":"assistant",
+                "model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,"usage":start_usage}})),
+            ev("content_block_start", json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})),
+            ev("content_block_delta", json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}})),
+            ev("content_block_stop", json!({"type":"content_block_stop","index":0})),
+            ev("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":delta_usage})),
+            ev("message_stop", json!({"type":"message_stop"})),
+        ])
+    })
+    .await;
+    let s = Sluice::start(&config(&mock.url(""), "")).await;
+    let want = json!({"prompt_tokens":45,"completion_tokens":7,"total_tokens":52,"prompt_tokens_details":{"cached_tokens":40}});
+    for user in ["start", "delta"] {
+        let resp = post(
+            &s,
+            "/v1/chat/completions",
+            json!({"model":"default","stream":true,"user":user,"max_tokens":64,
+            "stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let chunks = events(&resp.text().await.unwrap());
+        assert_eq!(chunks.last().unwrap()["usage"], want, "{user}");
+    }
+    let resp = post(
+        &s,
+        "/v1/chat/completions",
+        json!({"model":"default","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}),
+    )
+    .await;
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(got["usage"], want);
+    s.stop().await;
+}
+
+/// A tool without parameters: Anthropic streams `input: {}` and no fragment; the OpenAI
+/// client's `arguments` add up to `"{}"`, not `""`.
+#[tokio::test]
+async fn no_argument_tool_streams_an_empty_object() {
+    let mock = Mock::start(|_| {
+        MockReply::Sse(vec![
+            message_start(12),
+            ev("content_block_start", json!({"type":"content_block_start","index":0,
+                "content_block":{"type":"tool_use","id":"toolu_T","name":"get_time","input":{}}})),
+            ev("content_block_delta", json!({"type":"content_block_delta","index":0,
+                "delta":{"type":"input_json_delta","partial_json":""}})),
+            ev("content_block_stop", json!({"type":"content_block_stop","index":0})),
+            ev("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":9}})),
+            ev("message_stop", json!({"type":"message_stop"})),
+        ])
+    })
+    .await;
+    let s = Sluice::start(&config(&mock.url(""), "")).await;
+    let resp = post(&s, "/v1/chat/completions", json!({"model":"default","stream":true,"max_tokens":64,
+        "messages":[{"role":"user","content":"What time is it?"}],
+        "tools":[{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{}}}}]})).await;
+    assert_eq!(resp.status(), 200);
+    let chunks = events(&resp.text().await.unwrap());
+    let args: String = chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0/function/arguments"))
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args, "{}");
+    assert_eq!(finishes(&chunks), vec![json!("tool_calls")]);
     s.stop().await;
 }

@@ -428,9 +428,12 @@ async fn upstream_errors_map_to_statuses_naming_the_deployment() {
     )
     .await;
     let yaml = format!(
-        "deployments:\n  - name: up\n    provider: openai\n    base_url: {}\n    model: m\n    api_key: sk-secret-do-not-leak\n    timeout_ms: 300\n  - name: dead\n    provider: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n",
+        "deployments:\n  - name: up\n    provider: openai\n    base_url: {}\n    model: m\n    api_key: sk-secret-do-not-leak\n  - name: slow\n    provider: openai\n    base_url: {}\n    model: m\n    api_key: sk-secret-do-not-leak\n    timeout_ms: 300\n  - name: dead\n    provider: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n",
+        mock.url("/v1"),
         mock.url("/v1")
     );
+    // Only `slow` has a short timeout, and only the mock's hang meets it: the answers that
+    // must arrive go to `up`, which keeps the default timeout on a loaded machine.
     let s = Sluice::start(&yaml).await;
     let ask = |content: &str, model: &str| json!({"model": model, "messages":[{"role":"user","content":content}]});
 
@@ -457,13 +460,13 @@ async fn upstream_errors_map_to_statuses_naming_the_deployment() {
         "deployment `up` failed with HTTP 500: Internal Server Error"
     );
 
-    let r = post(&s, "/v1/chat/completions", ask("hang", "up")).await;
+    let r = post(&s, "/v1/chat/completions", ask("hang", "slow")).await;
     assert_eq!(r.status(), 504);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "upstream_timeout");
     assert_eq!(
         v["error"]["message"],
-        "deployment `up` did not answer in time"
+        "deployment `slow` did not answer in time"
     );
 
     let r = post(&s, "/v1/chat/completions", ask("x", "dead")).await;

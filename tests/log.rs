@@ -524,7 +524,6 @@ async fn retention_deletes_old_rows_from_the_old_end_and_keeps_the_chain() {
 
 #[tokio::test]
 async fn sigterm_drains_the_queue_before_the_process_exits() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("log.db");
     let mock = Mock::start(|r| {
@@ -544,10 +543,7 @@ async fn sigterm_drains_the_queue_before_the_process_exits() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = read_line_within(child.stdout.take().unwrap(), 60);
     let base = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -577,9 +573,13 @@ async fn sigterm_drains_the_queue_before_the_process_exits() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait().unwrap()),
+    )
+    .await
+    .expect("sluice did not exit within 60 s of SIGTERM")
+    .unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(count(&db), n);
     assert!(matches!(verify(&db), Verdict::Ok { rows: 200, .. }));

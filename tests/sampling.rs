@@ -114,7 +114,7 @@ impl Client {
     }
 }
 
-/// What deployment `dep` must receive, by the README's mapping table: the sampling fields of
+/// What deployment `dep` must receive, by the mapping table in docs/reproducibility.md: the sampling fields of
 /// the upstream body (OpenAI names at the top level; Ollama's under `options`).
 fn expected(dep: &str, c: &Client, det: bool) -> Value {
     let mut flat: Vec<(&str, Value)> = if det {

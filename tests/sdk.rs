@@ -74,21 +74,19 @@ async fn official_openai_python_sdk_against_sluice() {
     let mock = Mock::start(upstream).await;
     let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
     let base = s.url("/v1");
-    let out = tokio::process::Command::new(python)
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/sdk/test_openai_sdk.py",
-        ])
-        .env("OPENAI_BASE_URL", &base)
-        .env("OPENAI_API_KEY", "sk-test")
-        .env("NO_PROXY", "127.0.0.1")
-        .output()
-        .await
-        .unwrap();
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/sdk/test_openai_sdk.py",
+    ])
+    .env("OPENAI_BASE_URL", &base)
+    .env("OPENAI_API_KEY", "sk-test")
+    .env("NO_PROXY", "127.0.0.1");
+    let out = output_within(cmd, 300).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");
@@ -241,21 +239,19 @@ async fn official_openai_python_sdk_through_ollama_and_anthropic() {
         anthropic.url("")
     );
     let s = Sluice::start(&yaml).await;
-    let out = tokio::process::Command::new(python)
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/sdk/test_native_providers.py",
-        ])
-        .env("OPENAI_BASE_URL", s.url("/v1"))
-        .env("OPENAI_API_KEY", "sk-test")
-        .env("NO_PROXY", "127.0.0.1")
-        .output()
-        .await
-        .unwrap();
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/sdk/test_native_providers.py",
+    ])
+    .env("OPENAI_BASE_URL", s.url("/v1"))
+    .env("OPENAI_API_KEY", "sk-test")
+    .env("NO_PROXY", "127.0.0.1");
+    let out = output_within(cmd, 300).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");

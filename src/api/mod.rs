@@ -4,8 +4,12 @@
 //! (<https://platform.openai.com/docs/api-reference/chat/create>,
 //! `/completions`, `/embeddings`, `/models`). Every request struct keeps the fields it does
 //! not know in a flattened `extra` map, so an OpenAI-compatible backend receives them untouched.
+//!
+//! Layer: wire types with no dependencies on the rest of Sluice, the error envelope, and
+//! [`visit`], the one walk over every string of a request.
 
 pub mod error;
+pub mod messages;
 pub mod request;
 pub mod responses;
 pub mod summary;

@@ -1,5 +1,7 @@
-//! The `sluice` command line (clap): `serve`, `check`, and the log commands (`logs`, `show`,
-//! `usage`, `export`, `purge`, `log verify`; in [`crate::store::commands`]).
+//! The `sluice` command line (clap): `serve`, `check`, `explain` (in
+//! [`crate::gateway::explain`]), `replay` (in [`crate::repro::replay`]), `keys` ([`keys`]), and
+//! the log commands (`logs`, `show`, `usage`, `export`, `purge`, `log verify`; in
+//! [`crate::store::commands`]). Each parses its arguments and calls the core.
 
 pub mod keys;
 

@@ -3,6 +3,8 @@
 //!
 //! Lookup order for `serve` and the log commands: `--config FILE`, `$SLUICE_CONFIG`,
 //! `./sluice.yaml`, else the embedded `config/sluice.yaml`.
+//!
+//! Layer: the YAML schema and its validation; never imports `providers`, `gateway` or `http`.
 
 pub mod capability;
 mod expand;
@@ -40,7 +42,7 @@ pub struct Config {
     /// Client-facing model names, each over a list of deployments.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
-    /// Routing policies, evaluated in order for every request (README "Policies").
+    /// Routing policies, evaluated in order for every request (docs/policies.md).
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
     /// User-defined PII detectors.
@@ -65,10 +67,10 @@ pub struct Config {
     /// The request log (`log:` block).
     #[serde(default)]
     pub log: LogConfig,
-    /// Top-level sampling settings (README "Reproducibility").
+    /// Top-level sampling settings (docs/reproducibility.md).
     #[serde(default)]
     pub sampling: SamplingSettings,
-    /// The response cache for deterministic requests (README "Reproducibility").
+    /// The response cache for deterministic requests (docs/reproducibility.md).
     #[serde(default)]
     pub cache: CacheConfig,
     /// Names of the deployments left out with `enabled: false` (filled by
@@ -218,12 +220,13 @@ pub struct DeploymentConfig {
     /// Longest silence between two stream chunks, ms. Default 120 000.
     #[serde(default)]
     pub stream_idle_timeout_ms: Option<u64>,
-    /// What the backend can do; replaces the provider's defaults when set (see README,
+    /// What the backend can do; replaces the provider's defaults when set (see docs/providers.md,
     /// "Capabilities").
     #[serde(default)]
     pub supports: Option<Vec<Capability>>,
     /// `provider: anthropic`: the `max_tokens` sent when the client gives neither
-    /// `max_completion_tokens` nor `max_tokens` (tokens). Unset: such requests get a 400.
+    /// `max_completion_tokens` nor `max_tokens` (tokens). Unset: 4096
+    /// (`providers::anthropic::request::DEFAULT_MAX_TOKENS`).
     #[serde(default)]
     pub max_tokens_default: Option<u32>,
     /// `provider: ollama`: `options.num_ctx`, the context window (tokens), unless the client
@@ -267,7 +270,7 @@ pub struct DeploymentConfig {
     pub enabled: bool,
     /// Sampling overrides for every request this deployment serves; a matching policy's
     /// `sampling:` and the client's `x-sluice-deterministic` header override it field by
-    /// field (README "Reproducibility").
+    /// field (docs/reproducibility.md).
     #[serde(default)]
     pub sampling: Option<SamplingConfig>,
     /// Values derived from the fields above on first use, so the request path does not

@@ -1,6 +1,6 @@
 //! The policy language (`policies:`), custom PII detectors (`pii:`) and routing settings
 //! (`routing:`). Semantics live in [`crate::policy`] and [`crate::gateway::route`]; this module is the
-//! YAML schema and its validation. See README "Policies".
+//! YAML schema and its validation. See docs/policies.md.
 
 pub use super::log::LogMode;
 use super::sampling::SamplingConfig;

@@ -1,7 +1,7 @@
 //! `sampling:` blocks: the overrides a policy or a deployment asks for ([`SamplingConfig`]),
 //! the top-level `sampling:` settings ([`SamplingSettings`]) and the response cache
 //! (`cache:`, [`CacheConfig`]). Applying them to the upstream request is the job of
-//! [`crate::repro::sampling`] (README "Reproducibility").
+//! [`crate::repro::sampling`] (docs/reproducibility.md).
 
 use serde::{Deserialize, Serialize};
 

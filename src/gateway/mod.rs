@@ -5,6 +5,9 @@
 //! failure, timeout or 5xx before the first byte reached the client moves on to the next) →
 //! reply (whole JSON, or a stream whose first chunk was already read) → exactly one
 //! [`RequestRecord`] per request.
+//!
+//! Layer: below `http`, above `access`, `policy`, `providers` and `store`; never imports
+//! `http` or `cli`. Inside: `route` (plan) → `attempt` (tries) → `record` (Recorder), `stream`.
 
 pub mod attempt;
 pub mod explain;
@@ -40,6 +43,10 @@ pub struct RequestContext {
     pub started_at: SystemTime,
     /// The endpoint used.
     pub endpoint: Endpoint,
+    /// The inbound dialect when it is not the endpoint's own (`messages`, `responses`: bridged
+    /// to chat completions): recorded in the log's `endpoint` column instead
+    /// of the operation name.
+    pub dialect: Option<&'static str>,
     /// The request headers (policies match on them).
     pub headers: axum::http::HeaderMap,
     /// The client's IP address, when known.
@@ -48,9 +55,6 @@ pub struct RequestContext {
     pub span: tracing::Span,
     /// Who is calling (see [`crate::access::auth`]).
     pub principal: Principal,
-    /// The inbound dialect when it is not the endpoint's own (`responses` for a Responses
-    /// request served as chat); the log row's `endpoint`.
-    pub dialect: Option<&'static str>,
 }
 
 impl RequestContext {
@@ -61,11 +65,11 @@ impl RequestContext {
             started: Instant::now(),
             started_at: SystemTime::now(),
             endpoint,
+            dialect: None,
             headers: axum::http::HeaderMap::new(),
             client_ip: None,
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
-            dialect: None,
         }
     }
 }

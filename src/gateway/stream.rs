@@ -58,6 +58,9 @@ pub struct ClientStream {
     prompt_estimate: u64,
     summary: ResponseSummary,
     last_meta: Option<Value>,
+    /// The upstream's `*_tokens_details` objects (cached and reasoning tokens), kept for the
+    /// trailing usage chunk.
+    usage_details: serde_json::Map<String, Value>,
     first_frame_at: Option<Instant>,
     finished: bool,
     on_finish_complete: bool,
@@ -82,6 +85,7 @@ impl ClientStream {
             prompt_estimate,
             summary: ResponseSummary::default(),
             last_meta: None,
+            usage_details: serde_json::Map::new(),
             first_frame_at: None,
             finished: false,
             on_finish_complete: false,
@@ -92,6 +96,11 @@ impl ClientStream {
     /// Processes one chunk; returns the frame to send, if any.
     fn frame_for(&mut self, mut chunk: Value) -> Option<Bytes> {
         self.summary.add_chunk(&chunk);
+        if let Some(Value::Object(u)) = chunk.get("usage") {
+            for (k, v) in u.iter().filter(|(k, _)| k.ends_with("_tokens_details")) {
+                self.usage_details.insert(k.clone(), v.clone());
+            }
+        }
         let choices_empty = chunk
             .get("choices")
             .and_then(Value::as_array)
@@ -147,10 +156,11 @@ impl ClientStream {
                 .unwrap_or_else(|| Value::Object(Default::default()));
             if let Value::Object(m) = &mut chunk {
                 m.insert("choices".into(), Value::Array(Vec::new()));
-                m.insert(
-                    "usage".into(),
-                    serde_json::to_value(usage).unwrap_or(Value::Null),
-                );
+                let mut usage = serde_json::to_value(usage).unwrap_or(Value::Null);
+                if let Value::Object(u) = &mut usage {
+                    u.extend(self.usage_details.clone());
+                }
+                m.insert("usage".into(), usage);
             }
             self.queued.push_back(frame(&chunk));
         }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// `/v1/*`: identifies the caller ([`Gateway::authenticate`]) and hands the principal to
+/// `/v1/*`: identifies the caller ([`crate::access::Access::authenticate`]) and hands the principal to
 /// the handler as a request extension ([`crate::access::auth::Principal`]). 401 `invalid_api_key` in OpenAI's shape otherwise.
 pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
     match gw.access().authenticate(req.headers()) {

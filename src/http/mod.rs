@@ -1,6 +1,7 @@
 //! HTTP: the axum router and the middleware order; one file per inbound API.
 //!
 //! Where things are: [`openai`] serves chat completions, completions, embeddings and models;
+//! [`messages`] Anthropic's Messages API (bridged to chat completions) and the `/` probe;
 //! [`responses`] the Responses API (bridged through chat);
 //! [`health`] the probes and `/metrics`; [`admin`] the admin API; [`ui`] the web pages;
 //! [`auth`] the authentication layers. A new inbound API is one more file here, parsing into
@@ -10,7 +11,8 @@
 //! 1. `request_id`: takes the client's `x-request-id` or makes a UUIDv7, puts it on the
 //!    request and the response.
 //! 2. authentication, one layer per route group, before any body is read:
-//!    `/v1/*` → [`auth::client`] (a client key, or anyone without a master key);
+//!    `/v1/*` → [`auth::client`] (a client key, or anyone without a master key;
+//!    [`messages::client`] for the Anthropic routes: the same check, Anthropic's 401);
 //!    `/admin/*`, `/metrics` → [`auth::admin`]; `/ui` pages → [`auth::browser`] (admin key or
 //!    the login cookie). `/health*` and `/ui/login` are open. No handler checks access itself.
 //! 3. handlers: read the body up to `server.max_body_bytes` (413 past it), parse it once into
@@ -22,6 +24,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod messages;
 pub mod openai;
 pub mod responses;
 pub mod responses_sse;
@@ -45,9 +48,11 @@ pub fn router(gateway: Gateway) -> Router {
     let client = middleware::from_fn_with_state(gateway.clone(), auth::client);
     let admin = middleware::from_fn_with_state(gateway.clone(), auth::admin);
     let browser = middleware::from_fn_with_state(gateway.clone(), auth::browser);
+    let anthropic_client = middleware::from_fn_with_state(gateway.clone(), messages::client);
     let api = openai::router()
         .merge(responses::router())
-        .route_layer(client);
+        .route_layer(client)
+        .merge(messages::router().route_layer(anthropic_client));
     let mut admin_routes = admin::router().merge(admin::keys::router());
     if gateway.config.telemetry.metrics_listen.is_none() {
         admin_routes = admin_routes.route("/metrics", get(health::metrics));
@@ -56,6 +61,7 @@ pub fn router(gateway: Gateway) -> Router {
         .nest("/v1", api.clone())
         .merge(api)
         .merge(health::router())
+        .merge(messages::probe_router())
         .merge(admin_routes.route_layer(admin))
         .merge(ui::router().route_layer(browser))
         .merge(ui::login::router())

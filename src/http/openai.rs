@@ -119,6 +119,10 @@ fn missing(param: &str) -> ApiError {
     ApiError::invalid_request(format!("Missing required parameter: '{param}'.")).with_param(param)
 }
 
+/// What [`serve_reply`] gives: the gateway's reply or the error, and the rate-limit headers
+/// to add to whichever response is made of it.
+pub(crate) type Served = (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>);
+
 /// Runs a parsed request through the gateway: admission (limits, budgets), the pipeline,
 /// the reply with its headers. Every outcome is recorded.
 pub(crate) async fn serve(
@@ -129,13 +133,35 @@ pub(crate) async fn serve(
     endpoint: Endpoint,
     parsed: Result<RequestBody, ApiError>,
 ) -> Response {
+    let (result, limit_headers) =
+        serve_reply(gw, peer, principal, headers, endpoint, None, parsed).await;
+    let resp = match result {
+        Ok(reply) => reply_response(reply),
+        Err(e) => e.into_response(),
+    };
+    with_headers(resp, limit_headers)
+}
+
+/// [`serve`] without the response: for inbound dialects bridged to chat completions, which
+/// translate the reply themselves. `dialect` names them in the log (`messages`); a parse or
+/// translation error in `parsed` is recorded as a rejection.
+pub(crate) async fn serve_reply(
+    gw: Gateway,
+    peer: SocketAddr,
+    principal: Principal,
+    headers: HeaderMap,
+    endpoint: Endpoint,
+    dialect: Option<&'static str>,
+    parsed: Result<RequestBody, ApiError>,
+) -> Served {
     let mut ctx = RequestContext::new(id_of(&headers), endpoint);
+    ctx.dialect = dialect;
     ctx.client_ip = Some(peer.ip().to_string());
     let body = match parsed {
         Ok(b) => b,
         Err(e) => {
             gw.record_rejection(&ctx, None, &e).await;
-            return e.into_response();
+            return (Err(e), Vec::new());
         }
     };
     ctx.principal = principal;
@@ -147,18 +173,16 @@ pub(crate) async fn serve(
         Ok(h) => h,
         Err(rej) => {
             gw.record_rejection(&ctx, Some(&body), &rej.error).await;
-            return with_headers(rej.error.into_response(), rej.headers);
+            return (Err(rej.error), rej.headers);
         }
     };
+    // gen_ai.operation.name stays `chat`: OpenTelemetry names Anthropic's Messages calls so.
     ctx.span = telemetry::request_span(&headers, endpoint.operation(), body.model(), &ctx.id);
     telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
     ctx.headers = headers;
     let span = ctx.span.clone();
-    let resp = match gw.handle(ctx, body).instrument(span).await {
-        Ok(reply) => reply_response(reply),
-        Err(e) => e.into_response(),
-    };
-    with_headers(resp, limit_headers)
+    let result = gw.handle(ctx, body).instrument(span).await;
+    (result, limit_headers)
 }
 
 pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {

@@ -12,6 +12,9 @@
 //!   (403 `pii_blocked`);
 //! - `sampling`: merged field by field, the last matching policy winning per field;
 //! - `log`: the last matching policy that sets it wins.
+//!
+//! Layer: pure decisions; imports only `api` and `config` (never `gateway`, `providers`,
+//! `http`, `store`). A new policy condition: its schema in `config::policy`, its matching here.
 
 pub mod catalog;
 pub mod checks;

@@ -1,6 +1,6 @@
 //! Openness tiers, hosting, and the five freedoms a route leaves its user.
 //!
-//! The table (from the project's source material, see `README.md` "Freedoms"):
+//! The table (from the project's source material, see docs/policies.md "Openness tiers and freedoms"):
 //!
 //! | tier | access | model control | data control | autonomy | trust |
 //! |---|---|---|---|---|---|

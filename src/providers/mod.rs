@@ -4,6 +4,9 @@
 //!
 //! Adding a provider: write `call` (and optionally `probe`) in a new module, add a variant to
 //! [`ProviderKind`] and one arm to [`call`] and [`probe`]; the server does not change.
+//!
+//! Layer: outbound adapters; imports `api`, `config`, `telemetry`; never `gateway`, `http`,
+//! `policy` or `store`.
 
 pub mod anthropic;
 pub mod caps;

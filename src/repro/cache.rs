@@ -1,5 +1,5 @@
-//! The response cache for deterministic requests (config `cache: {enabled, ttl_s}`, README
-//! "Reproducibility"): a request under `deterministic: true` whose canonical request hash
+//! The response cache for deterministic requests (config `cache: {enabled, ttl_s}`,
+//! docs/reproducibility.md): a request under `deterministic: true` whose canonical request hash
 //! ([`crate::repro::request_hash`]) matches a successful row of the same deployment, logged in
 //! `full` mode within `ttl_s`, is answered from that row without calling the backend.
 

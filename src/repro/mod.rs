@@ -1,4 +1,4 @@
-//! Reproducibility hashes (README "Reproducibility"):
+//! Reproducibility hashes (docs/reproducibility.md):
 //!
 //! - [`request_hash`]: SHA-256 (hex) of the canonical effective request — the request as it
 //!   goes to the deployment after sampling overrides (before the provider's own translation),
@@ -7,6 +7,9 @@
 //!   `{"body":…,"deployment":…,"endpoint":…}`. The request id is never part of it.
 //! - [`response_hash`]: SHA-256 (hex) of the response content: the text of choice 0, then each
 //!   tool call's name and arguments, concatenated in order.
+//!
+//! Also here: [`sampling`] (deterministic overrides), [`cache`] (response cache) and
+//! [`replay`] (`sluice replay`).
 
 pub mod cache;
 pub mod replay;

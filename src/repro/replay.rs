@@ -1,5 +1,5 @@
 //! `sluice replay`: sends a logged request again through the gateway core (no HTTP server) and
-//! tells whether the answer is identical (README "Reproducibility").
+//! tells whether the answer is identical (docs/reproducibility.md).
 //!
 //! - `sluice replay ID [--config FILE] [--db FILE] [--deployment D] [--times N]`: the logged
 //!   request body (kept under `log.prompts: full` or `redacted`) goes to the same deployment (or

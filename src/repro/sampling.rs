@@ -1,6 +1,6 @@
 //! Sampling overrides: what a deployment's `sampling:`, the matching policies' `sampling:` and
 //! the client's `x-sluice-deterministic` header make of the client's sampling parameters, and
-//! what each provider kind then receives (README "Reproducibility").
+//! what each provider kind then receives (docs/reproducibility.md).
 //!
 //! - Levels, least specific first, each overriding the previous one field by field: the
 //!   deployment's `sampling:`, the matching policies' merged `sampling:`, the request header

@@ -12,6 +12,10 @@
 //! - [`responses`]: Responses API state (`store`, `previous_response_id`).
 //!
 //! [`RequestRecord`]: crate::store::record::RequestRecord
+//!
+//! Layer: the log store (SQLite today); imports `api`, `config`, `policy::pii` (log
+//! redaction), `telemetry`; never `gateway` or `http`. A new log store: a writer beside
+//! [`writer`] and the queries of [`query`], chosen by config.
 
 pub mod chain;
 pub mod commands;

@@ -48,7 +48,7 @@ pub const HASHED_COLUMNS: [&str; 33] = [
 ];
 
 /// Columns of migration 0003 written after `prev_hash` and `row_hash`, outside the hash chain
-/// (README "Hash chain"): the request hash, the response content hash, the backend fingerprint.
+/// (docs/log.md "Hash chain"): the request hash, the response content hash, the backend fingerprint.
 pub const REPRO_COLUMNS: [&str; 3] = ["request_hash", "response_hash", "fingerprint"];
 
 /// The [`REPRO_COLUMNS`] values of `r`. The response hash is kept in every mode (it tells

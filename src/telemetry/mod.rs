@@ -18,6 +18,9 @@
 //! The W3C `traceparent` of an incoming request is honoured (the request span becomes its
 //! child) and propagated to upstreams. Prompt text is never put on spans unless
 //! `telemetry.capture_content: true`.
+//!
+//! Layer: tracing, OpenTelemetry export and Prometheus metrics; imports `api`, `store::record`,
+//! `config`; never `gateway` or `http`.
 
 pub mod metrics;
 

@@ -4,11 +4,11 @@
 # front of it with config/quickstart.yaml, driven by the official `openai` Python package.
 #
 # Usage: bash tests/e2e/run.sh [pytest args…]
-# Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), npm (Codex CLI), network to
-# PyPI and npm the first time. Fails (never skips) when the model or the server cannot be had.
-# The pytest run is bounded by SLUICE_E2E_TIMEOUT seconds (default 1200; it takes about a
-# minute), so a hang fails the run with a message instead of using up CI's time (SIGINT first:
-# pytest then stops its servers).
+# Needs: python3, gcc/g++/make (cmake comes from PyPI when missing), npm (Claude Code, Codex
+# CLI), network to PyPI and npm the first time. Fails (never skips) when the model or the server
+# cannot be had. The pytest run is bounded by SLUICE_E2E_TIMEOUT seconds (default 1200; it takes
+# a few minutes with the real CLIs), so a hang fails the run with a message instead of using up
+# CI's time (SIGINT first: pytest then stops its servers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${SLUICE_VENV:-$PWD/.venv}"
@@ -20,6 +20,13 @@ fi
 start=$(date +%s)
 bash deploy/local-llm.sh --setup-only
 echo "e2e: local backend ready in $(($(date +%s) - start)) s"
+# Claude Code (npm) for tests/e2e/test_claude_code.py, installed once under ~/.cache/sluice.
+CLAUDE_PREFIX="${SLUICE_CACHE:-$HOME/.cache/sluice}/claude"
+if [ ! -x "$CLAUDE_PREFIX/node_modules/.bin/claude" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "e2e: npm is needed to install Claude Code" >&2; exit 1; }
+  npm install --silent --prefix "$CLAUDE_PREFIX" @anthropic-ai/claude-code
+fi
+export SLUICE_CLAUDE="$CLAUDE_PREFIX/node_modules/.bin/claude"
 # Codex CLI for tests/e2e/test_codex.py (npm; installed once, pinned, under ~/.cache/sluice).
 CODEX_DIR="${SLUICE_CODEX_DIR:-$HOME/.cache/sluice/codex}"
 CODEX_VERSION=0.171.0

@@ -251,3 +251,27 @@ pub fn one_deployment(base: &str) -> String {
         "deployments:\n  - name: up\n    provider: openai\n    base_url: {base}\n    model: upstream-model\nmodels:\n  - name: default\n    deployments: [up]\n"
     )
 }
+
+/// Runs `cmd` to completion and returns its output, killing it (and failing the test, naming
+/// the command) if it is still running after `secs` seconds: no test can hang CI.
+pub async fn output_within(mut cmd: tokio::process::Command, secs: u64) -> std::process::Output {
+    cmd.kill_on_drop(true);
+    let what = format!("{:?}", cmd.as_std());
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), cmd.output()).await {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{what} could not run: {e}")),
+        Err(_) => panic!("{what} did not finish within {secs} s"),
+    }
+}
+
+/// Reads one line from `r` on a helper thread, failing the test if none arrives within
+/// `secs` seconds (a child that never prints must not hang the suite).
+pub fn read_line_within(r: impl std::io::Read + Send + 'static, secs: u64) -> String {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(r), &mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("no line within {secs} s"))
+}

@@ -8,7 +8,8 @@
 //!   parsed to objects), `tool` messages → `tool_result` blocks of a user message. Consecutive
 //!   messages of the same role are merged into one; messages left without blocks are dropped.
 //! - `max_tokens` = `max_completion_tokens`, else `max_tokens`, else the deployment's
-//!   `max_tokens_default`; with none of them the request is a 400 (`param: "max_tokens"`).
+//!   `max_tokens_default`, else [`DEFAULT_MAX_TOKENS`] (4096): Anthropic requires the field,
+//!   OpenAI clients mostly leave it out, and a missing optional field is never a 400.
 //! - `temperature` is clamped to Anthropic's range 0–1 (OpenAI allows up to 2); `top_p` and
 //!   `top_k` are passed; `stop` → `stop_sequences`; `user` → `metadata.user_id`.
 //! - `tools` → `{name, description, input_schema}`; `tool_choice` `auto` → `auto`, `none` →
@@ -21,10 +22,14 @@ use crate::providers::caps::Caps;
 use crate::providers::upstream::{arguments_object, data_url};
 use serde_json::{Map, Value, json};
 
+/// `max_tokens` sent to Anthropic when neither the client nor the deployment's
+/// `max_tokens_default` gives one (tokens). Every current Claude model can produce at least
+/// this many; the catalog has no per-model maximum output yet.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
 /// The `/v1/messages` body for `req`.
 ///
-/// Errors (400): no `max_tokens` anywhere (`max_tokens`), a tool call whose arguments are not
-/// a JSON object text, a content part Anthropic cannot take (`messages[i].content[j]`), an
+/// Errors (400): a tool call whose arguments are not a JSON object text, a content part Anthropic cannot take (`messages[i].content[j]`), an
 /// unknown `tool_choice`.
 pub fn messages_body(
     req: &ChatCompletionRequest,
@@ -34,13 +39,7 @@ pub fn messages_body(
     let max_tokens = req
         .max_output_tokens()
         .or(dep.max_tokens_default)
-        .ok_or_else(|| {
-            ApiError::invalid_request(format!(
-                "deployment `{}` (anthropic) needs a completion-token cap: send `max_tokens` or `max_completion_tokens`, or set `max_tokens_default` in its config",
-                dep.name
-            ))
-            .with_param("max_tokens")
-        })?;
+        .unwrap_or(DEFAULT_MAX_TOKENS);
     let (system, messages) = messages(&req.messages)?;
     let mut body = Map::new();
     body.insert("model".into(), Value::from(dep.model.clone()));
@@ -274,9 +273,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b["max_tokens"], 50);
-        let e = body(r#"{"model":"x","messages":[]}"#, &dep("")).unwrap_err();
-        assert_eq!(e.status.as_u16(), 400);
-        assert_eq!(e.body.param.as_deref(), Some("max_tokens"));
+        let b = body(r#"{"model":"x","messages":[]}"#, &dep("")).unwrap();
+        assert_eq!(b["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(DEFAULT_MAX_TOKENS, 4096);
     }
 
     #[test]

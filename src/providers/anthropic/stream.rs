@@ -5,7 +5,9 @@
 //! input tokens; `content_block_start` of a `tool_use` block opens a tool call whose `index`
 //! counts tool-use blocks only (0, 1, …, not Anthropic's block index) and whose first delta
 //! carries `id`, `type`, `name` and `arguments: ""`; `text_delta` → `content`,
-//! `input_json_delta` → `arguments` fragments in order, `thinking_delta` →
+//! `input_json_delta` → `arguments` fragments in order (a tool block that closes without a
+//! fragment — a tool with no parameters — gets `arguments: "{}"`, so the fragments always add
+//! up to a JSON object), `thinking_delta` →
 //! `reasoning_content`; `message_delta` gives the one finish chunk and the output tokens;
 //! `message_stop` the usage-only chunk (`choices: []`) and the end. `ping` and unknown events
 //! are skipped; an `error` event ends the stream with that error.
@@ -25,7 +27,8 @@ pub struct AnthropicDecoder {
     model: String,
     deployment: String,
     started: bool,
-    tools: HashMap<u64, usize>,
+    /// Anthropic block index → (tool-call index, whether an argument fragment was sent).
+    tools: HashMap<u64, (usize, bool)>,
     tokens: Tokens,
     finished: bool,
     done: bool,
@@ -99,11 +102,12 @@ impl AnthropicDecoder {
                     Some("tool_use") => {
                         let index = self.tools.len();
                         let block_index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                        self.tools.insert(block_index, index);
                         let input = block
                             .get("input")
                             .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()));
                         let arguments = input.map(compact).unwrap_or_default();
+                        self.tools
+                            .insert(block_index, (index, !arguments.is_empty()));
                         out.push_back(self.chunk(
                             json!({"tool_calls": [{"index": index, "id": block.get("id").cloned().unwrap_or(Value::from("")),
                                     "type": "function", "function": {"name": block.get("name").cloned().unwrap_or(Value::from("")),
@@ -130,9 +134,11 @@ impl AnthropicDecoder {
                     Some("input_json_delta") => {
                         let block_index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                         let part = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
-                        if let Some(&index) = self.tools.get(&block_index)
+                        if let Some((index, sent)) = self.tools.get_mut(&block_index)
                             && !part.is_empty()
                         {
+                            *sent = true;
+                            let index = *index;
                             out.push_back(self.chunk(
                                 json!({"tool_calls": [{"index": index, "function": {"arguments": part}}]}),
                                 Value::Null,
@@ -179,7 +185,20 @@ impl AnthropicDecoder {
                     v.get("error").unwrap_or(&Value::Null),
                 ));
             }
-            _ => {} // ping, content_block_stop, and events added later
+            "content_block_stop" => {
+                let block_index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if let Some((index, sent)) = self.tools.get_mut(&block_index)
+                    && !*sent
+                {
+                    *sent = true;
+                    let index = *index;
+                    out.push_back(self.chunk(
+                        json!({"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]}),
+                        Value::Null,
+                    ));
+                }
+            }
+            _ => {} // ping, and events added later
         }
         Ok(())
     }
@@ -322,5 +341,36 @@ mod tests {
             r.unwrap_err().body.message,
             "deployment `claude`: the upstream stream ended before it was complete"
         );
+    }
+
+    /// A tool with no parameters: Anthropic sends `input: {}` and no (or only empty)
+    /// fragments; the arguments must still add up to `"{}"`.
+    #[test]
+    fn no_argument_tool_gives_an_empty_object() {
+        let text = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"model\":\"m\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_T\",\"name\":\"get_time\",\"input\":{}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let (chunks, r) = run(text, 9);
+        r.unwrap();
+        let args: String = chunks
+            .iter()
+            .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0/function/arguments"))
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(args, "{}");
+        // C08's tools had fragments: nothing is added to them.
+        let (chunks, _) = run(C08, 10_000);
+        let extra = chunks
+            .iter()
+            .filter(|c| {
+                c.pointer("/choices/0/delta/tool_calls/0/function/arguments") == Some(&json!("{}"))
+            })
+            .count();
+        assert_eq!(extra, 0);
     }
 }

@@ -1,0 +1,250 @@
+//! Chat completion (JSON) → Messages answer.
+//!
+//! Blocks in Anthropic's order: `thinking` (from `reasoning_content`, or `reasoning` as vLLM
+//! and Ollama name it; signature empty), `text` (left out when empty and there are tool
+//! calls), `tool_use` (arguments parsed; an empty text is `{}`). `stop_reason`: see
+//! [`stop_reason`]. Usage: `input_tokens` = `prompt_tokens` − cached tokens
+//! (`prompt_tokens_details.cached_tokens`, reported as `cache_read_input_tokens`: Anthropic's
+//! `input_tokens` leaves cache reads out), `output_tokens` = `completion_tokens`.
+
+use crate::api::ApiError;
+use crate::api::messages::{MessagesResponse, MessagesUsage, ResponseBlock};
+use serde_json::{Map, Value};
+
+/// Anthropic's `stop_reason` (and `stop_sequence`) for a chat choice.
+///
+/// `length` → `max_tokens`; `tool_calls` / `function_call`, or any finish with tool calls →
+/// `tool_use`; `content_filter` → `refusal`; `stop` → `stop_sequence` with the sequence when
+/// the backend says which one matched (vLLM's `stop_reason` string, when it is one of
+/// `stop_sequences`), else `end_turn`; anything else → `end_turn`.
+pub fn stop_reason(
+    finish_reason: Option<&str>,
+    matched: Option<&str>,
+    has_tool_calls: bool,
+    stop_sequences: &[String],
+) -> (String, Option<String>) {
+    let reason = match finish_reason {
+        _ if has_tool_calls => "tool_use",
+        Some("length") => "max_tokens",
+        Some("tool_calls") | Some("function_call") => "tool_use",
+        Some("content_filter") => "refusal",
+        _ => match matched.filter(|m| stop_sequences.iter().any(|s| s == m)) {
+            Some(seq) => return ("stop_sequence".into(), Some(seq.to_string())),
+            None => "end_turn",
+        },
+    };
+    (reason.to_string(), None)
+}
+
+/// Anthropic usage from a chat `usage` object (absent → zeros).
+pub fn usage(u: Option<&Value>) -> MessagesUsage {
+    let get = |p: &str| u.and_then(|u| u.pointer(p)).and_then(Value::as_u64);
+    let prompt = get("/prompt_tokens").unwrap_or(0);
+    let cached = get("/prompt_tokens_details/cached_tokens")
+        .unwrap_or(0)
+        .min(prompt);
+    MessagesUsage {
+        input_tokens: prompt - cached,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: cached,
+        output_tokens: get("/completion_tokens").unwrap_or(0),
+    }
+}
+
+/// A tool call's `arguments` text as an object (`""` → `{}`).
+///
+/// Errors: the text when it is not a JSON object.
+pub fn tool_input(arguments: &str) -> Result<Value, String> {
+    if arguments.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(arguments.to_string()),
+    }
+}
+
+/// The reasoning text of a chat message or delta (`reasoning_content`, else `reasoning`).
+pub fn reasoning(v: &Value) -> Option<&str> {
+    v.get("reasoning_content")
+        .or_else(|| v.get("reasoning"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// A chat completion → a Messages answer with id `msg_<chat id>`; `model` is used when the
+/// chat answer names none.
+///
+/// Errors: 502 when the answer has no choice, or a tool call's arguments are not a JSON
+/// object (Anthropic's `input` must be one).
+pub fn from_chat(
+    chat: &Value,
+    model: &str,
+    stop_sequences: &[String],
+) -> Result<MessagesResponse, ApiError> {
+    let choice = chat
+        .pointer("/choices/0")
+        .ok_or_else(|| bad_answer("the answer has no choices"))?;
+    let msg = choice.get("message").unwrap_or(&Value::Null);
+    let mut content = Vec::new();
+    if let Some(t) = reasoning(msg) {
+        content.push(ResponseBlock::Thinking {
+            thinking: t.to_string(),
+            signature: String::new(),
+        });
+    }
+    let calls = msg
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let text = msg.get("content").and_then(Value::as_str).unwrap_or("");
+    if !text.is_empty() || calls.is_empty() {
+        content.push(ResponseBlock::Text {
+            text: text.to_string(),
+        });
+    }
+    for (i, c) in calls.iter().enumerate() {
+        let name = c.pointer("/function/name").and_then(Value::as_str);
+        let args = c
+            .pointer("/function/arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let input = tool_input(args).map_err(|raw| {
+            bad_answer(&format!(
+                "the arguments of tool call `{}` are not a JSON object: {raw}",
+                name.unwrap_or("")
+            ))
+        })?;
+        content.push(ResponseBlock::ToolUse {
+            id: c
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("toolu_{i}"), str::to_string),
+            name: name.unwrap_or("").to_string(),
+            input,
+        });
+    }
+    let (stop_reason, stop_sequence) = stop_reason(
+        choice.get("finish_reason").and_then(Value::as_str),
+        choice.get("stop_reason").and_then(Value::as_str),
+        !calls.is_empty(),
+        stop_sequences,
+    );
+    Ok(MessagesResponse {
+        id: message_id(chat.get("id").and_then(Value::as_str).unwrap_or("")),
+        kind: "message".into(),
+        role: "assistant".into(),
+        model: chat
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(model)
+            .to_string(),
+        content,
+        stop_reason: Some(stop_reason),
+        stop_sequence,
+        usage: usage(chat.get("usage")),
+    })
+}
+
+/// `msg_<id>` for a chat id (`chatcmpl-` prefix left out).
+pub fn message_id(chat_id: &str) -> String {
+    format!(
+        "msg_{}",
+        chat_id.strip_prefix("chatcmpl-").unwrap_or(chat_id)
+    )
+}
+
+fn bad_answer(detail: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_GATEWAY,
+        "server_error",
+        format!("the backend's answer cannot be given as a Messages answer: {detail}"),
+    )
+    .with_code("upstream_error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chat(message: Value, finish: &str, usage: Value) -> Value {
+        json!({"id":"chatcmpl-abc","object":"chat.completion","created":1,"model":"gemma-3-270m",
+               "choices":[{"index":0,"message":message,"finish_reason":finish}],"usage":usage})
+    }
+
+    #[test]
+    fn text_thinking_and_cached_usage() {
+        let c = chat(
+            json!({"role":"assistant","content":"Hello.","reasoning_content":"Greet."}),
+            "stop",
+            json!({"prompt_tokens":30,"completion_tokens":4,"total_tokens":34,"prompt_tokens_details":{"cached_tokens":20}}),
+        );
+        let m = serde_json::to_value(from_chat(&c, "claude", &[]).unwrap()).unwrap();
+        assert_eq!(
+            m,
+            json!({"id":"msg_abc","type":"message","role":"assistant","model":"gemma-3-270m",
+                "content":[{"type":"thinking","thinking":"Greet.","signature":""},{"type":"text","text":"Hello."}],
+                "stop_reason":"end_turn","stop_sequence":null,
+                "usage":{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":20,"output_tokens":4}})
+        );
+    }
+
+    #[test]
+    fn tool_calls_parse_and_empty_arguments_are_an_object() {
+        let c = chat(
+            json!({"role":"assistant","content":null,"tool_calls":[
+                {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+                {"id":"call_2","type":"function","function":{"name":"get_time","arguments":""}}]}),
+            "tool_calls",
+            json!({"prompt_tokens":9,"completion_tokens":7,"total_tokens":16}),
+        );
+        let m = from_chat(&c, "claude", &[]).unwrap();
+        assert_eq!(
+            serde_json::to_value(&m.content).unwrap(),
+            json!([{"type":"tool_use","id":"call_1","name":"get_weather","input":{"city":"Paris"}},
+                   {"type":"tool_use","id":"call_2","name":"get_time","input":{}}])
+        );
+        assert_eq!(m.stop_reason.as_deref(), Some("tool_use"));
+        let bad = chat(
+            json!({"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"[1"}}]}),
+            "tool_calls",
+            Value::Null,
+        );
+        let e = from_chat(&bad, "claude", &[]).unwrap_err();
+        assert_eq!(e.status.as_u16(), 502);
+        assert!(
+            e.body.message.contains("tool call `f`"),
+            "{}",
+            e.body.message
+        );
+    }
+
+    #[test]
+    fn stop_reasons() {
+        let seqs = vec!["END".to_string()];
+        let cases = [
+            (Some("stop"), None, false, ("end_turn", None)),
+            (Some("length"), None, false, ("max_tokens", None)),
+            (Some("tool_calls"), None, false, ("tool_use", None)),
+            (Some("stop"), None, true, ("tool_use", None)),
+            (Some("content_filter"), None, false, ("refusal", None)),
+            (
+                Some("stop"),
+                Some("END"),
+                false,
+                ("stop_sequence", Some("END")),
+            ),
+            (Some("stop"), Some("OTHER"), false, ("end_turn", None)),
+            (None, None, false, ("end_turn", None)),
+        ];
+        for (finish, matched, tools, (reason, seq)) in cases {
+            assert_eq!(
+                stop_reason(finish, matched, tools, &seqs),
+                (reason.to_string(), seq.map(str::to_string)),
+                "{finish:?} {matched:?}"
+            );
+        }
+    }
+}

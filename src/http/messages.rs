@@ -1,0 +1,270 @@
+//! The Anthropic Messages inbound API: `POST /v1/messages` (whole or streamed),
+//! `POST /v1/messages/count_tokens` (also without `/v1`; a query string such as Claude Code's
+//! `?beta=true` is accepted), and `HEAD /` / `GET /` answered 200 for clients' reachability
+//! probes.
+//!
+//! A Messages request is translated to a chat completions request
+//! ([`crate::bridge::messages`]) and served by the gateway like any chat request (admission,
+//! policies and the PII scan over every string, routing and fallbacks, limits, the log — whose
+//! `endpoint` column says `messages`); the chat reply is translated back: a JSON body into a
+//! Messages answer, a stream of chat chunks into Messages SSE events as each chunk arrives.
+//! Errors, including authentication's, are in Anthropic's shape and statuses
+//! ([`crate::api::messages::error_response`]). Server tools the backend cannot run are
+//! removed and named in `x-sluice-dropped-tools`; the Anthropic-only fields left out are
+//! logged at debug level.
+
+use super::openai::{id_of, read_body, serve_reply, with_headers};
+use crate::access::auth::Principal;
+use crate::api::messages::{MessagesRequest, error_response};
+use crate::api::summary::estimate_tokens;
+use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
+use crate::bridge::messages::{StreamTranslator, from_chat, require_max_tokens, to_chat};
+use crate::gateway::{Gateway, GatewayReply, ReplyBody};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Extension, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Header naming the server tools removed from a bridged request (comma-separated).
+pub const DROPPED_TOOLS: &str = "x-sluice-dropped-tools";
+
+/// The Messages routes (mounted with and without `/v1` by [`super::router`], behind
+/// [`client`]).
+pub fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/messages", post(create))
+        .route("/messages/count_tokens", post(count_tokens))
+}
+
+/// `HEAD /` and `GET /`: 200, so Anthropic clients' reachability probes pass (open, like
+/// `/health`).
+pub fn probe_router() -> Router<Gateway> {
+    Router::new().route("/", get(probe))
+}
+
+async fn probe() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Authentication for the Messages routes: as [`super::auth::client`] (the key in
+/// `x-api-key` or `Authorization: Bearer`), with a refusal in Anthropic's shape (401
+/// `authentication_error`).
+pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
+    match gw.access().authenticate(req.headers()) {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// What the reply translation needs from the request.
+struct Shape {
+    model: String,
+    stop_sequences: Vec<String>,
+    input_estimate: u64,
+    dropped_tools: Vec<String>,
+}
+
+/// Parses and translates a Messages body. Errors are 400s (413 past the size limit).
+async fn bridge(gw: &Gateway, body: Body) -> Result<(RequestBody, Shape), ApiError> {
+    let bytes = read_body(gw, body).await?;
+    let req: MessagesRequest = parse_body(&bytes)?;
+    require_max_tokens(&req)?;
+    let bridged = to_chat(&req)?;
+    if !bridged.dropped_fields.is_empty() {
+        tracing::debug!(
+            fields = ?bridged.dropped_fields,
+            "messages: fields with no chat equivalent left out"
+        );
+    }
+    let body = RequestBody::Chat(bridged.request);
+    let shape = Shape {
+        model: req.model.clone(),
+        stop_sequences: req.stop_sequences.clone().unwrap_or_default(),
+        input_estimate: estimate_tokens(&body.texts()),
+        dropped_tools: bridged.dropped_tools,
+    };
+    Ok((body, shape))
+}
+
+async fn create(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let message_id = format!("msg_{}", id_of(&headers).replace('-', ""));
+    let (parsed, shape) = match bridge(&gw, body).await {
+        Ok((b, s)) => (Ok(b), Some(s)),
+        Err(e) => (Err(e), None),
+    };
+    let (result, limit_headers) = serve_reply(
+        gw,
+        peer,
+        principal,
+        headers,
+        Endpoint::ChatCompletions,
+        Some("messages"),
+        parsed,
+    )
+    .await;
+    let resp = match (result, shape) {
+        (Ok(reply), Some(shape)) => reply_response(reply, message_id, shape),
+        (Err(e), _) => error_response(&e),
+        (Ok(_), None) => error_response(&ApiError::internal("a reply without a request")),
+    };
+    with_headers(resp, limit_headers)
+}
+
+/// The chat reply as a Messages answer (JSON or SSE), with the gateway's headers.
+fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Response {
+    let mut resp = match reply.body {
+        ReplyBody::Json(bytes) => {
+            let answer = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|e| ApiError::internal(format!("the chat answer is not JSON: {e}")))
+                .and_then(|v| from_chat(&v, &shape.model, &shape.stop_sequences));
+            match answer {
+                Ok(m) => axum::Json(m).into_response(),
+                Err(e) => return error_response(&e),
+            }
+        }
+        ReplyBody::Sse(stream) => {
+            let translator = StreamTranslator::new(
+                message_id,
+                shape.model,
+                shape.input_estimate,
+                shape.stop_sequences,
+            );
+            (
+                [
+                    (header::CONTENT_TYPE, "text/event-stream"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                Body::from_stream(MessagesSse::new(stream, translator)),
+            )
+                .into_response()
+        }
+    };
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut()
+                .insert(axum::http::HeaderName::from_static(name), v);
+        }
+    }
+    if !shape.dropped_tools.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&shape.dropped_tools.join(","))
+    {
+        resp.headers_mut().insert(DROPPED_TOOLS, v);
+    }
+    resp
+}
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": n}`, Sluice's estimate of the prompt
+/// (one token per 4 bytes of the conversation's texts, as for limits and budgets); no
+/// backend is called.
+async fn count_tokens(State(gw): State<Gateway>, body: Body) -> Response {
+    let counted = async {
+        let bytes = read_body(&gw, body).await?;
+        let req: MessagesRequest = parse_body(&bytes)?;
+        let body = RequestBody::Chat(to_chat(&req)?.request);
+        Ok::<_, ApiError>(estimate_tokens(&body.texts()))
+    }
+    .await;
+    match counted {
+        Ok(n) => axum::Json(json!({ "input_tokens": n })).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Chat SSE frames (`data: {chunk}\n\n`, `data: {"error":…}`, `data: [DONE]`) in, Messages
+/// SSE events out, as each frame arrives.
+struct MessagesSse<S> {
+    inner: S,
+    translator: StreamTranslator,
+    buf: Vec<u8>,
+    queued: VecDeque<Bytes>,
+    done: bool,
+}
+
+impl<S> MessagesSse<S> {
+    fn new(inner: S, mut translator: StreamTranslator) -> Self {
+        let queued = translator.start().into();
+        MessagesSse {
+            inner,
+            translator,
+            buf: Vec::new(),
+            queued,
+            done: false,
+        }
+    }
+
+    /// Translates every complete frame in the buffer.
+    fn drain_frames(&mut self) {
+        while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+            let frame: Vec<u8> = self.buf.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&frame);
+            for line in text.lines() {
+                let Some(data) = line.strip_prefix("data: ") else {
+                    continue;
+                };
+                let events = if data.trim() == "[DONE]" {
+                    self.translator.finish()
+                } else {
+                    match serde_json::from_str::<Value>(data) {
+                        Ok(chunk) => self.translator.push(&chunk),
+                        Err(e) => self.translator.finish_error(&ApiError::internal(format!(
+                            "a chat stream frame is not JSON: {e}"
+                        ))),
+                    }
+                };
+                self.queued.extend(events);
+            }
+        }
+    }
+}
+
+impl<S> Stream for MessagesSse<S>
+where
+    S: Stream<Item = Result<Bytes, Infallible>> + Unpin,
+{
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(b) = self.queued.pop_front() {
+                return Poll::Ready(Some(Ok(b)));
+            }
+            // The chat stream is read to its end even after the last event (its end records
+            // the log row as complete).
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    self.buf.extend_from_slice(&bytes);
+                    self.drain_frames();
+                }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    let tail = self.translator.finish();
+                    self.queued.extend(tail);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
