@@ -16,6 +16,7 @@
 //! Layer: pure decisions; imports only `api` and `config` (never `gateway`, `providers`,
 //! `http`, `store`). A new policy condition: its schema in `config::policy`, its matching here.
 
+pub mod attrs;
 pub mod catalog;
 pub mod checks;
 pub mod egress;
@@ -27,95 +28,14 @@ use crate::api::ApiError;
 use crate::api::RequestBody;
 use crate::api::summary::estimate_tokens;
 use crate::config::policy::{Action, LogMode, PiiAction, PolicyConfig, Prefer, WhenConfig};
-use crate::config::{Config, DeploymentConfig, Price, SamplingConfig};
+use crate::config::{Config, SamplingConfig};
+pub use attrs::DeploymentAttrs;
 use axum::http::HeaderMap;
 use catalog::Catalog;
 use pii::{Detector, Finding};
 use serde::Serialize;
 use serde_json::Value;
-use tier::{Freedom, Freedoms, Hosting, Openness};
-
-/// What a deployment is, resolved from its config and the catalog.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeploymentAttrs {
-    /// Deployment name.
-    pub name: String,
-    /// Provider kind (`openai`, `ollama`, `anthropic`).
-    pub provider: String,
-    /// The backend's model id.
-    pub model: String,
-    /// Where it runs.
-    pub hosting: Hosting,
-    /// How open the model is.
-    pub openness: Openness,
-    /// The freedoms of this route (tier capped by hosting).
-    pub freedoms: Freedoms,
-    /// List price, USD per 1M tokens; `None` = unknown.
-    pub price: Option<Price>,
-    /// The catalog family it matched, if any.
-    pub catalog_family: Option<String>,
-    /// Licence from the catalog, if any.
-    pub licence: Option<String>,
-    /// Context window from the catalog, tokens, if known.
-    pub context_window: Option<u64>,
-    /// Tags from the config.
-    pub tags: Vec<String>,
-    /// Region from the config.
-    pub region: Option<String>,
-    /// Load-balancing weight (default 1).
-    pub weight: f64,
-}
-
-impl DeploymentAttrs {
-    /// Resolves `d`: explicit config first, then defaults (hosting `local` only for loopback and
-    /// Unix-socket `base_url`s, see [`tier::is_local_url`], and never for Ollama
-    /// cloud tags; openness from the catalog else `api`; price from config, else 0 for local,
-    /// else the catalog's list price, else unknown).
-    pub fn resolve(d: &DeploymentConfig, catalog: &Catalog) -> Self {
-        let entry = catalog.lookup(&d.model);
-        let hosting = d.hosting.unwrap_or_else(|| {
-            if tier::is_local_url(&d.base_url) && !tier::is_cloud_tag(&d.model) {
-                Hosting::Local
-            } else {
-                Hosting::Remote
-            }
-        });
-        let openness = d
-            .openness
-            .or(entry.map(|e| e.tier))
-            .unwrap_or(Openness::Api);
-        let price = d.price.or(match hosting {
-            Hosting::Local => Some(Price {
-                input: 0.0,
-                output: 0.0,
-            }),
-            Hosting::Remote => entry.and_then(|e| e.price),
-        });
-        DeploymentAttrs {
-            name: d.name.clone(),
-            provider: d.provider.as_str().to_string(),
-            model: d.model.clone(),
-            hosting,
-            openness,
-            freedoms: Freedoms::of(openness, hosting),
-            price,
-            catalog_family: entry.map(|e| e.family.clone()),
-            licence: entry.map(|e| e.licence.clone()),
-            context_window: entry.and_then(|e| e.context_window),
-            tags: d.tags.clone(),
-            region: d.region.clone(),
-            weight: d.weight.unwrap_or(1.0),
-        }
-    }
-
-    /// Cost of a call in USD: `prompt_tokens × input + completion_tokens × output` per 1M;
-    /// `None` when the price is unknown.
-    pub fn cost_usd(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
-        self.price.map(|p| {
-            (prompt_tokens as f64 * p.input + completion_tokens as f64 * p.output) / 1_000_000.0
-        })
-    }
-}
+use tier::{Freedom, Hosting, Openness};
 
 /// One constraint on the deployments, from one policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]

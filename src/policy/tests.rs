@@ -1,7 +1,7 @@
 //! Unit tests of policy matching and combination.
 
 use super::*;
-use crate::config::parse;
+use crate::config::{Price, parse};
 use axum::http::HeaderValue;
 use serde_json::json;
 
