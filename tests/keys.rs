@@ -335,10 +335,10 @@ fn config_keys_are_validated_naming_the_field() {
     assert_eq!(path.as_deref(), Some("keys[0].log"));
     assert_eq!(msg, "`metadta` is not one of full, redacted, metadata, off");
     let (path, msg) = config_error("    policies: [eu-onyl]\n");
-    assert_eq!(path.as_deref(), Some("keys[0].policies"));
+    assert_eq!(path.as_deref(), Some("keys[0].policies[0]"));
     assert_eq!(msg, "no policy is named `eu-onyl`");
     let (path, _) = config_error("    models: [gpt-*]\n");
-    assert_eq!(path.as_deref(), Some("keys[0].models"));
+    assert_eq!(path.as_deref(), Some("keys[0].models[0]"));
 }
 
 async fn create_key(s: &Sluice, key: &str, spec: Value) -> (u16, Value) {
@@ -366,8 +366,8 @@ async fn admin_api_validates_specs_and_keys_create_at_most_their_rights() {
     for (spec, param) in [
         (json!({"name":"a","expires":"2020/03/01"}), "expires"),
         (json!({"name":"a","log":"metadta"}), "log"),
-        (json!({"name":"a","policies":["nope"]}), "policies"),
-        (json!({"name":"a","models":["nope"]}), "models"),
+        (json!({"name":"a","policies":["nope"]}), "policies[0]"),
+        (json!({"name":"a","models":["nope"]}), "models[0]"),
     ] {
         let (status, v) = create_key(&s, MASTER, spec).await;
         assert_eq!(status, 400, "{param}");

@@ -70,23 +70,26 @@ pub fn validate(spec: &KeySpec, names: &Names) -> Result<(), (String, String)> {
         return err("budget.usd", "must be a number ≥ 0".into());
     }
     if let Some(models) = &names.models {
-        for m in &spec.models {
+        for (i, m) in spec.models.iter().enumerate() {
             let pattern = glob::Pattern::new(m).ok();
             let known = models
                 .iter()
                 .any(|n| n == m || pattern.as_ref().is_some_and(|p| p.matches(n)));
             if !known {
                 return err(
-                    "models",
+                    &format!("models[{i}]"),
                     format!("`{m}` names no configured model or deployment"),
                 );
             }
         }
     }
     if let Some(policies) = &names.policies {
-        for p in &spec.policies {
+        for (i, p) in spec.policies.iter().enumerate() {
             if !policies.contains(p) {
-                return err("policies", format!("no policy is named `{p}`"));
+                return err(
+                    &format!("policies[{i}]"),
+                    format!("no policy is named `{p}`"),
+                );
             }
         }
     }

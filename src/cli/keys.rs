@@ -189,7 +189,8 @@ fn create(a: CreateArgs) -> ExitCode {
     };
     if let Err((field, message)) = crate::access::validate::validate(&spec, &names) {
         let flag = match field.as_str() {
-            "policies" => "policy".to_string(),
+            f if f.starts_with("policies") => "policy".to_string(),
+            f if f.starts_with("models") => "models".to_string(),
             "budget.usd" => "budget-usd".to_string(),
             f => f.to_string(),
         };

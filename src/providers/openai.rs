@@ -8,7 +8,7 @@
 //! [`super::sse`]).
 
 use super::sse::{SseEvent, SseParser};
-use super::{Call, ChunkStream, Reply, RequestBody, stream_ended_early, upstream_failure};
+use super::{Call, ChunkStream, Reply, RequestBody, stream_ended_early};
 use crate::api::ApiError;
 use crate::api::error::{default_kind_for, error_from_value};
 use bytes::Bytes;
@@ -44,10 +44,8 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         let idle = Duration::from_millis(dep.stream_idle_timeout_ms());
         return Ok(Reply::Stream(sse_chunks(resp, dep.name.clone(), idle)));
     }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| upstream_failure(&dep.name, &e))?;
+    let bytes =
+        super::upstream::read_capped(resp, dep, super::upstream::MAX_RESPONSE_BYTES, false).await?;
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
     if json.get("choices").is_none()
@@ -109,6 +107,8 @@ struct SseState {
     idle: Duration,
     saw_finish: bool,
     done: bool,
+    /// Bytes received since the parser last completed an event.
+    unparsed: usize,
 }
 
 /// Turns an upstream SSE response into a stream of OpenAI chunk objects.
@@ -121,6 +121,7 @@ fn sse_chunks(resp: reqwest::Response, deployment: String, idle: Duration) -> Ch
         idle,
         saw_finish: false,
         done: false,
+        unparsed: 0,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -144,7 +145,23 @@ fn sse_chunks(resp: reqwest::Response, deployment: String, idle: Duration) -> Ch
             match tokio::time::timeout(st.idle, st.body.next()).await {
                 Ok(Some(Ok(bytes))) => {
                     let evs = st.parser.push(&bytes);
+                    st.unparsed = if evs.is_empty() {
+                        st.unparsed + bytes.len()
+                    } else {
+                        0
+                    };
                     st.pending.extend(evs);
+                    if st.unparsed > super::upstream::MAX_STREAM_EVENT_BYTES {
+                        st.done = true;
+                        let err = ApiError::bad_gateway(
+                            &st.deployment,
+                            format!(
+                                "a stream event is larger than {} bytes",
+                                super::upstream::MAX_STREAM_EVENT_BYTES
+                            ),
+                        );
+                        return Some((Err(err), st));
+                    }
                 }
                 Ok(Some(Err(e))) => {
                     if st.saw_finish {

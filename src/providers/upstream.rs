@@ -11,6 +11,45 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+/// Largest whole answer read from an upstream, bytes after decompression (32 MiB: far above
+/// real answers). Over it: 502 naming the deployment.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// Largest error body read from an upstream, bytes (the rest is not read).
+pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// Most bytes a stream may send without completing a chunk (one SSE line or event,
+/// one NDJSON line), 4 MiB. Over it: a 502 error item naming the deployment.
+pub const MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
+
+/// Reads `resp`'s body up to `cap` bytes (decompressed).
+///
+/// Errors: 502 naming the deployment when the body is larger or cannot be read.
+pub async fn read_capped(
+    resp: reqwest::Response,
+    dep: &DeploymentConfig,
+    cap: usize,
+    truncate: bool,
+) -> Result<Bytes, ApiError> {
+    let mut body = resp.bytes_stream();
+    let mut out = Vec::new();
+    while let Some(next) = body.next().await {
+        let bytes = next.map_err(|e| upstream_failure(&dep.name, &e))?;
+        if out.len() + bytes.len() > cap {
+            if truncate {
+                out.extend_from_slice(&bytes[..cap - out.len()]);
+                break;
+            }
+            return Err(ApiError::bad_gateway(
+                &dep.name,
+                format!("the answer is larger than {cap} bytes"),
+            ));
+        }
+        out.extend_from_slice(&bytes);
+    }
+    Ok(Bytes::from(out))
+}
+
 /// Sends `req` (body already set) within the deployment's timeout.
 ///
 /// With `egress`, the built body is checked first (see [`super::Egress`]); its error is
@@ -58,10 +97,7 @@ pub async fn send(
     }
     if !status.is_success() {
         let retry_after = super::retry_after_secs(resp.headers());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| upstream_failure(&dep.name, &e))?;
+        let bytes = read_capped(resp, dep, MAX_ERROR_BODY_BYTES, true).await?;
         let mut err = super::caps::name_unsupported_param(ApiError::from_upstream(
             &dep.name,
             status.as_u16(),
@@ -77,10 +113,7 @@ pub async fn send(
 ///
 /// Errors: 502 when the body cannot be read or is not JSON; 504 on timeout.
 pub async fn read_json(resp: reqwest::Response, dep: &DeploymentConfig) -> Result<Value, ApiError> {
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| upstream_failure(&dep.name, &e))?;
+    let bytes = read_capped(resp, dep, MAX_RESPONSE_BYTES, false).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))
 }
@@ -112,6 +145,8 @@ struct State<D> {
     deployment: String,
     idle: Duration,
     ended: bool,
+    /// Bytes received since the decoder last completed a chunk.
+    pending: usize,
 }
 
 /// Streams `resp` through `decoder`: every chunk is handed on as soon as the bytes that
@@ -130,6 +165,7 @@ pub fn decode_stream<D: Decoder>(
         deployment: dep.name.clone(),
         idle: Duration::from_millis(dep.stream_idle_timeout_ms()),
         ended: false,
+        pending: 0,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -147,6 +183,17 @@ pub fn decode_stream<D: Decoder>(
                 Ok(Some(Ok(bytes))) => {
                     if let Err(e) = st.decoder.push(&bytes, &mut st.out) {
                         st.error = Some(e);
+                    }
+                    st.pending = if st.out.is_empty() {
+                        st.pending + bytes.len()
+                    } else {
+                        0
+                    };
+                    if st.pending > MAX_STREAM_EVENT_BYTES && st.error.is_none() {
+                        st.error = Some(ApiError::bad_gateway(
+                            &st.deployment,
+                            format!("a stream event is larger than {MAX_STREAM_EVENT_BYTES} bytes"),
+                        ));
                     }
                 }
                 Ok(Some(Err(e))) => {
