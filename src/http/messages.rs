@@ -79,15 +79,29 @@ struct Shape {
 }
 
 /// Parses and translates a Messages body. Errors are 400s (413 past the size limit).
-async fn bridge(gw: &Gateway, body: Body) -> Result<(RequestBody, Shape), ApiError> {
+/// What was left out is logged with the request id: fields at debug level, server tools at
+/// info level (they change what the model can do).
+async fn bridge(
+    gw: &Gateway,
+    request_id: &str,
+    body: Body,
+) -> Result<(RequestBody, Shape), ApiError> {
     let bytes = read_body(gw, body).await?;
     let req: MessagesRequest = parse_body(&bytes)?;
     require_max_tokens(&req)?;
     let bridged = to_chat(&req)?;
     if !bridged.dropped_fields.is_empty() {
         tracing::debug!(
+            request_id,
             fields = ?bridged.dropped_fields,
             "messages: fields with no chat equivalent left out"
+        );
+    }
+    if !bridged.dropped_tools.is_empty() {
+        tracing::info!(
+            request_id,
+            tools = ?bridged.dropped_tools,
+            "messages: server tools removed (the backend is not Anthropic)"
         );
     }
     let body = RequestBody::Chat(bridged.request);
@@ -107,8 +121,9 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let message_id = format!("msg_{}", id_of(&headers).replace('-', ""));
-    let (parsed, shape) = match bridge(&gw, body).await {
+    let request_id = id_of(&headers);
+    let message_id = format!("msg_{}", request_id.replace('-', ""));
+    let (parsed, shape) = match bridge(&gw, &request_id, body).await {
         Ok((b, s)) => (Ok(b), Some(s)),
         Err(e) => (Err(e), None),
     };
