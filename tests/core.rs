@@ -340,6 +340,7 @@ async fn bad_input_gets_openai_errors() {
 
     let r = c
         .post(s.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await

@@ -113,12 +113,13 @@ async fn json_reply_is_a_response_object_and_the_upstream_got_chat() {
     let mock = Mock::start(upstream).await;
     let s = Sluice::start_logged(&config(&mock.url("/v1"), &dir.path().join("l.db"), "")).await;
     for path in ["/v1/responses", "/responses"] {
-        let r = post(&s, path, json!({"model":"default","instructions":"Be kind.","input":"Say hello.","max_output_tokens":50})).await;
+        let r = post(&s, path, json!({"model":"default","instructions":"Be kind.","input":"Say hello.","max_output_tokens":50,"metadata":{"case":"json"}})).await;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         assert!(v["id"].as_str().unwrap().starts_with("resp_"));
         assert_eq!(v["object"], "response");
         assert_eq!(v["status"], "completed");
+        assert_eq!(v["metadata"], json!({"case": "json"}));
         assert_eq!(
             v["output"][0]["content"][0],
             json!({"type":"output_text","text":"Hello from the mock!","annotations":[],"logprobs":[]})
@@ -135,6 +136,8 @@ async fn json_reply_is_a_response_object_and_the_upstream_got_chat() {
         json!([{"role":"system","content":"Be kind."},{"role":"user","content":"Say hello."}])
     );
     assert_eq!(got.body["max_tokens"], 50);
+    // `metadata` is the Response object's, not the chat backend's.
+    assert_eq!(got.body.get("metadata"), None);
     s.stop().await;
 }
 
@@ -543,13 +546,12 @@ async fn pii_in_input_text_instructions_and_tool_output_stays_local() {
     assert_eq!(pii_cases(&cases).await, (0, cases.len()));
 }
 
-/// Fields outside the messages: a tool's description, metadata values, `user`. The bridged
+/// Fields outside the messages: a tool's description, `user`. The bridged
 /// request is a chat request, so `api::visit` (issue 15) sees them.
 #[tokio::test]
-async fn pii_in_tool_descriptions_and_metadata_stays_local() {
+async fn pii_in_tool_descriptions_and_user_stays_local() {
     let cases = [
         json!({"model":"default","input":"hi","tools":[{"type":"function","name":"f","description":format!("mails {EMAIL}")}]}),
-        json!({"model":"default","input":"hi","metadata":{"owner":EMAIL}}),
         json!({"model":"default","input":"hi","user":EMAIL}),
     ];
     assert_eq!(pii_cases(&cases).await, (0, cases.len()));

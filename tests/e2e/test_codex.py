@@ -10,12 +10,15 @@ log in the test's folder). The `x-sluice-mode: reproducible` header makes the an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import signal
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -41,15 +44,17 @@ def llama_codex(tmp_path_factory):
     stop_pid(server.pid)
 
 
-@pytest.fixture(scope="module")
-def sluice_codex(tmp_path_factory, llama_codex):
-    workdir = tmp_path_factory.mktemp("sluice-codex")
+@contextlib.contextmanager
+def running_sluice(workdir: Path, deployment_url: str, model: str):
+    """`sluice serve` on a free port with one deployment `local-codex` behind model `default`,
+    its request log in `workdir`; yields {"base", "workdir", "config", "env"}."""
+    workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "sluice.yaml"
     config.write_text(
         "log:\n  path: ./sluice.db\n"
         "deployments:\n"
-        f"  - name: local-codex\n    provider: openai\n    base_url: {llama_codex.base_url}\n"
-        f"    model: {model_id(llama_codex)}\n"
+        f"  - name: local-codex\n    provider: openai\n    base_url: {deployment_url}\n"
+        f"    model: {model}\n"
         "    supports: [top_k, seed, tools, json_schema, parallel_tool_calls, content_parts, cache_prompt]\n"
         "models:\n  - name: default\n    deployments: [local-codex]\n"
         "policies:\n  - name: reproducible\n    when: {header: {x-sluice-mode: reproducible}}\n"
@@ -75,14 +80,51 @@ def sluice_codex(tmp_path_factory, llama_codex):
         stderr.close()
         pytest.fail(f"sluice serve did not start: {line!r}\n{(workdir / 'sluice.stderr').read_text()}")
     base = line.split("listening on ", 1)[1].split()[0]
-    yield {"base": base, "workdir": workdir, "config": config, "env": env}
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    stderr.close()
+        yield {"base": base, "workdir": workdir, "config": config, "env": env}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        stderr.close()
+
+
+@pytest.fixture(scope="module")
+def sluice_codex(tmp_path_factory, llama_codex):
+    with running_sluice(tmp_path_factory.mktemp("sluice-codex"), llama_codex.base_url, model_id(llama_codex)) as s:
+        yield s
+
+
+def run_codex(tmp_path: Path, base: str, prompt: str) -> subprocess.CompletedProcess:
+    """`codex exec PROMPT` with CODEX_HOME pointing its `sluice` provider at `base`."""
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'model_provider = "sluice"\nmodel = "default"\n\n'
+        "[model_providers.sluice]\n"
+        'name = "Sluice"\n'
+        f'base_url = "{base}/v1"\n'
+        'env_key = "SLUICE_API_KEY"\n'
+        'wire_api = "responses"\n'
+        "request_max_retries = 0\n"
+        "stream_max_retries = 0\n"
+        "stream_idle_timeout_ms = 600000\n"
+        'http_headers = { "x-sluice-mode" = "reproducible" }\n'
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, CODEX_HOME=str(home), SLUICE_API_KEY="unused", NO_PROXY="127.0.0.1")
+    return subprocess.run(
+        [codex_bin(), "exec", "--skip-git-repo-check", prompt],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CODEX_TIMEOUT_S,
+    )
 
 
 def responses_rows(s) -> list[dict]:
@@ -106,31 +148,7 @@ def responses_rows(s) -> list[dict]:
 
 
 def test_codex_exec_answers_through_sluice(tmp_path, sluice_codex):
-    home = tmp_path / "codex-home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        'model_provider = "sluice"\nmodel = "default"\n\n'
-        "[model_providers.sluice]\n"
-        'name = "Sluice"\n'
-        f'base_url = "{sluice_codex["base"]}/v1"\n'
-        'env_key = "SLUICE_API_KEY"\n'
-        'wire_api = "responses"\n'
-        "request_max_retries = 0\n"
-        "stream_max_retries = 0\n"
-        "stream_idle_timeout_ms = 600000\n"
-        'http_headers = { "x-sluice-mode" = "reproducible" }\n'
-    )
-    work = tmp_path / "work"
-    work.mkdir()
-    env = dict(os.environ, CODEX_HOME=str(home), SLUICE_API_KEY="unused", NO_PROXY="127.0.0.1")
-    out = subprocess.run(
-        [codex_bin(), "exec", "--skip-git-repo-check", "Say hello in one short sentence."],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CODEX_TIMEOUT_S,
-    )
+    out = run_codex(tmp_path, sluice_codex["base"], "Say hello in one short sentence.")
     assert out.returncode == 0, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
     rows = responses_rows(sluice_codex)
     assert rows, "no log row for Codex's Responses request"
@@ -139,3 +157,71 @@ def test_codex_exec_answers_through_sluice(tmp_path, sluice_codex):
     assert answer, rows[0]
     # `codex exec` prints the model's last message on stdout.
     assert answer in out.stdout, f"answer {answer!r} not on stdout:\n{out.stdout}"
+
+
+class ChatMock:
+    """A chat-completions backend on 127.0.0.1 that streams a shell call (`exec_command`
+    running `echo sluice-tool-ok`) first, then, once a tool result came back, a text naming
+    it. Keeps every request body."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                mock.bodies.append(body)
+                tool = [m for m in body["messages"] if m["role"] == "tool"]
+                meta = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "mock"}
+
+                def chunk(delta, finish=None):
+                    return dict(meta, choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+
+                if tool:
+                    said = "sluice-tool-ok" if "sluice-tool-ok" in tool[-1]["content"] else "nothing"
+                    chunks = [chunk({"role": "assistant", "content": "The command printed "}), chunk({"content": said + "."}), chunk({}, "stop")]
+                else:
+                    args = json.dumps({"cmd": "echo sluice-tool-ok"})
+                    call = {"index": 0, "id": "call_echo", "type": "function", "function": {"name": "exec_command", "arguments": args}}
+                    chunks = [chunk({"role": "assistant", "content": None, "tool_calls": [call]}), chunk({}, "tool_calls")]
+                chunks.append(dict(meta, choices=[], usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}))
+                data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(data.encode())))
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_codex_runs_a_tool_call_bridged_from_chat(tmp_path):
+    """Codex executes a function call that a chat backend streamed through Sluice, sends its
+    output back as a `function_call_output` item, and prints the final answer."""
+    mock = ChatMock()
+    try:
+        with running_sluice(tmp_path / "sluice", mock.base_url, "mock") as s:
+            out = run_codex(tmp_path, s["base"], "Run `echo sluice-tool-ok` and tell me what it printed.")
+            rows = responses_rows(s)
+    finally:
+        mock.stop()
+    assert out.returncode == 0, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
+    assert "The command printed sluice-tool-ok." in out.stdout, out.stdout
+    assert len(mock.bodies) == 2, mock.bodies
+    second = mock.bodies[1]["messages"]
+    assert second[-2]["tool_calls"][0]["function"]["name"] == "exec_command"
+    assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == "call_echo"
+    assert "sluice-tool-ok" in second[-1]["content"]
+    assert [r["status"] for r in rows] == [200, 200], rows

@@ -13,7 +13,8 @@
 //!   JSON paths returned;
 //! - `text.format` → `response_format`, `reasoning.effort` → `reasoning_effort`,
 //!   `max_output_tokens` → `max_completion_tokens`, `text.verbosity` → `verbosity`,
-//!   `prompt_cache_key` passes; `store` and `previous_response_id` are Sluice's own.
+//!   `prompt_cache_key` passes; `store`, `previous_response_id` and `metadata` are Sluice's own
+//!   (echoed in the Response object, not sent to the chat backend).
 
 use serde_json::{Map, Value, json};
 
@@ -114,7 +115,9 @@ pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedR
         },
         response_format: response_format(req),
         user: req.user.clone(),
-        metadata: req.metadata.clone(),
+        // The Response object echoes `metadata`; the chat request does not carry it (OpenAI's
+        // chat API takes `metadata` only with `store`, which a bridged request never sets).
+        metadata: None,
         extra,
     };
     // Known chat fields the client sent as unknown Responses fields move to their typed slot.
