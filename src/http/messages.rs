@@ -79,15 +79,29 @@ struct Shape {
 }
 
 /// Parses and translates a Messages body. Errors are 400s (413 past the size limit).
-async fn bridge(gw: &Gateway, body: Body) -> Result<(RequestBody, Shape), ApiError> {
+/// What was left out is logged with the request id: fields at debug level, server tools at
+/// info level (they change what the model can do).
+async fn bridge(
+    gw: &Gateway,
+    request_id: &str,
+    body: Body,
+) -> Result<(RequestBody, Shape), ApiError> {
     let bytes = read_body(gw, body).await?;
     let req: MessagesRequest = parse_body(&bytes)?;
     require_max_tokens(&req)?;
     let bridged = to_chat(&req)?;
     if !bridged.dropped_fields.is_empty() {
         tracing::debug!(
+            request_id,
             fields = ?bridged.dropped_fields,
             "messages: fields with no chat equivalent left out"
+        );
+    }
+    if !bridged.dropped_tools.is_empty() {
+        tracing::info!(
+            request_id,
+            tools = ?bridged.dropped_tools,
+            "messages: server tools removed (the backend is not Anthropic)"
         );
     }
     let body = RequestBody::Chat(bridged.request);
@@ -107,8 +121,9 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let message_id = format!("msg_{}", id_of(&headers).replace('-', ""));
-    let (parsed, shape) = match bridge(&gw, body).await {
+    let request_id = id_of(&headers);
+    let message_id = format!("msg_{}", request_id.replace('-', ""));
+    let (parsed, shape) = match bridge(&gw, &request_id, body).await {
         Ok((b, s)) => (Ok(b), Some(s)),
         Err(e) => (Err(e), None),
     };
@@ -266,5 +281,66 @@ where
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn frames(chunks: &[Value]) -> String {
+        let mut s: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        s.push_str("data: [DONE]\n\n");
+        s
+    }
+
+    /// Chat frames split at every byte boundary size give the same Messages events, and the
+    /// chat stream is read to its end.
+    #[tokio::test]
+    async fn frames_split_anywhere_translate_the_same() {
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id":"c","object":"chat.completion.chunk","model":"m",
+                   "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
+        };
+        let text = frames(&[
+            chunk(json!({"role":"assistant","content":""}), Value::Null),
+            chunk(json!({"content":"Hé"}), Value::Null),
+            chunk(json!({}), json!("stop")),
+            json!({"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}),
+        ]);
+        let mut outputs = Vec::new();
+        for step in [1, 3, 7, text.len()] {
+            let pieces: Vec<Result<Bytes, Infallible>> = text
+                .as_bytes()
+                .chunks(step)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
+            let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(pieces), t)
+                .map(|r| r.unwrap())
+                .collect()
+                .await;
+            outputs.push(out.concat());
+        }
+        let first = String::from_utf8(outputs[0].clone()).unwrap();
+        assert!(outputs.iter().all(|o| *o == outputs[0]));
+        let names: Vec<&str> = first
+            .split("\n\n")
+            .filter_map(|f| f.strip_prefix("event: "))
+            .map(|f| f.split('\n').next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert!(first.contains(r#""text":"Hé""#), "{first}");
     }
 }
