@@ -284,13 +284,17 @@ pub async fn output_within(mut cmd: tokio::process::Command, secs: u64) -> std::
 }
 
 /// Reads one line from `r` on a helper thread, failing the test if none arrives within
-/// `secs` seconds (a child that never prints must not hang the suite).
+/// `secs` seconds (a child that never prints must not hang the suite); the rest of its
+/// output is read and dropped.
 pub fn read_line_within(r: impl std::io::Read + Send + 'static, secs: u64) -> String {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(r);
         let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(r), &mut line);
+        let _ = std::io::BufRead::read_line(&mut reader, &mut line);
         let _ = tx.send(line);
+        // Keep draining: a child that writes to a closed pipe dies of SIGPIPE.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
     rx.recv_timeout(std::time::Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("no line within {secs} s"))
