@@ -109,10 +109,6 @@ fn c08_stream() -> Vec<Bytes> {
     ]
 }
 
-async fn post(s: &Sluice, path: &str, body: Value) -> reqwest::Response {
-    client().post(s.url(path)).json(&body).send().await.unwrap()
-}
-
 fn events(text: &str) -> Vec<Value> {
     let ev = data_events(text);
     assert_eq!(ev.last().map(String::as_str), Some("[DONE]"), "{text}");

@@ -81,3 +81,131 @@ cache: {{enabled: true, ttl_s: 3600}}
     assert_eq!(mock.calls(), 3);
     s.stop().await;
 }
+
+/// Echoes the last user message (as the deployment received it) as the answer.
+fn echo(r: &Received) -> MockReply {
+    let text = r.body["messages"][0]["content"].as_str().unwrap_or("");
+    MockReply::Json(
+        200,
+        json!({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",
+               "choices":[{"index":0,"message":{"role":"assistant","content":format!("echo: {text}")},"finish_reason":"stop"}],
+               "usage":{"prompt_tokens":1000,"completion_tokens":1000,"total_tokens":2000}}),
+    )
+}
+
+/// Two keys, redaction, a deterministic remote route and the cache: the redacted bodies of
+/// "reply to anna@…" and "reply to bob@…" are the same, yet each caller gets their own value
+/// back (a redacted request is neither served from nor stored into the cache), and a caller
+/// sending the placeholder text itself never gets another caller's restored answer. A real
+/// hit costs 0.
+#[tokio::test]
+async fn the_cache_never_crosses_callers_and_a_hit_costs_nothing() {
+    let mock = Mock::start(echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let yaml = format!(
+        "server:
+  master_key: sk-master-test
+keys:
+  - name: alice
+    key: sk-alice-1
+  - name: bob
+    key: sk-bob-1
+deployments:
+  - name: cloud
+    provider: openai
+    base_url: {}
+    model: gpt-4o-mini
+    hosting: remote
+    price: {{input: 1.0, output: 2.0}}
+    sampling: {{deterministic: true, seed: 1}}
+models:
+  - name: default
+    deployments: [cloud]
+policies:
+  - name: redact-pii
+    when: {{pii: any}}
+    pii_action: redact
+log:
+  path: {}
+cache: {{enabled: true, ttl_s: 3600}}
+",
+        mock.url("/v1"),
+        db.display()
+    );
+    let config = sluice::config::parse("t.yaml", &yaml).unwrap();
+    let gw = sluice::gateway::Gateway::with_request_log(config).unwrap();
+    let s = Sluice::start_gateway(gw.clone()).await;
+    let ask = |key: &'static str, text: &str| {
+        client()
+            .post(s.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": "default", "messages": [{"role": "user", "content": text}]}))
+            .send()
+    };
+    let answer = |v: &Value| {
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let r = ask("sk-alice-1", "Draft a reply to anna@corp.com")
+        .await
+        .unwrap();
+    assert!(r.headers().get("x-sluice-cache").is_none());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(answer(&v), "echo: Draft a reply to anna@corp.com");
+    gw.flush_log().await;
+
+    let r = ask("sk-bob-1", "Draft a reply to bob@corp.com")
+        .await
+        .unwrap();
+    assert!(r.headers().get("x-sluice-cache").is_none());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(answer(&v), "echo: Draft a reply to bob@corp.com");
+    gw.flush_log().await;
+
+    // The placeholder text itself, without PII: the same effective request as Alice's, but
+    // her row is never served.
+    let r = ask("sk-bob-1", "Draft a reply to [EMAIL_1]").await.unwrap();
+    assert_eq!(r.headers()["x-sluice-cache"], "miss");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(answer(&v), "echo: Draft a reply to [EMAIL_1]");
+    assert_eq!(mock.calls(), 3);
+    for got in mock.received.lock().unwrap().iter() {
+        let raw = String::from_utf8_lossy(&got.raw);
+        assert!(!raw.contains("@corp.com"), "{raw}");
+    }
+    gw.flush_log().await;
+
+    // Without PII the cache works, and a hit costs nothing.
+    let r = ask("sk-alice-1", "Draft a reply to [EMAIL_1]")
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-sluice-cache"], "hit");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(answer(&v), "echo: Draft a reply to [EMAIL_1]");
+    assert_eq!(mock.calls(), 3);
+    s.stop().await;
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let mut q = c
+        .prepare("SELECT api_key_id, pii_kinds, cost_usd FROM requests ORDER BY seq")
+        .unwrap();
+    let rows: Vec<(String, String, f64)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // 1000 tokens in at 1 USD/1M + 1000 out at 2 USD/1M.
+    assert_eq!(
+        rows,
+        vec![
+            ("cfg:alice".into(), "[\"email\"]".into(), 0.003),
+            ("cfg:bob".into(), "[\"email\"]".into(), 0.003),
+            ("cfg:bob".into(), "[]".into(), 0.003),
+            ("cfg:alice".into(), "[]".into(), 0.0),
+        ]
+    );
+}

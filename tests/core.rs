@@ -18,11 +18,6 @@ fn completion(text: &str) -> Value {
     })
 }
 
-fn chunk(delta: Value, finish: Value) -> Value {
-    json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
-           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-}
-
 const TEXT_PARTS: [&str; 5] = ["Anna ", "is ", "a caf\u{e9} ", "owner ", "\u{1F600}."];
 
 fn content_stream() -> Vec<Value> {
@@ -46,10 +41,6 @@ fn stream_bytes(chunks: &[Value]) -> String {
     }
     s.push_str("data: [DONE]\n\n");
     s
-}
-
-async fn post(s: &Sluice, path: &str, body: Value) -> reqwest::Response {
-    client().post(s.url(path)).json(&body).send().await.unwrap()
 }
 
 fn chat(stream: bool) -> Value {
@@ -349,6 +340,7 @@ async fn bad_input_gets_openai_errors() {
 
     let r = c
         .post(s.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await

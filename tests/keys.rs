@@ -316,3 +316,119 @@ async fn deployment_rate_limits_route_around_then_429() {
     assert_eq!((a.calls(), b.calls()), (1, 1));
     s.stop().await;
 }
+
+fn config_error(keys: &str) -> (Option<String>, String) {
+    let yaml = format!(
+        "{}policies:\n  - name: eu-only\n    require:\n      hosting: local\nkeys:\n  - name: k\n    key: sk-k\n{keys}",
+        one_deployment("http://127.0.0.1:9/v1")
+    );
+    let e = sluice::config::parse("t.yaml", &yaml).unwrap_err();
+    (e.path, e.message)
+}
+
+#[test]
+fn config_keys_are_validated_naming_the_field() {
+    let (path, msg) = config_error("    expires: 2020/03/01\n");
+    assert_eq!(path.as_deref(), Some("keys[0].expires"));
+    assert!(msg.contains("`2020/03/01` is not a timestamp"), "{msg}");
+    let (path, msg) = config_error("    log: metadta\n");
+    assert_eq!(path.as_deref(), Some("keys[0].log"));
+    assert_eq!(msg, "`metadta` is not one of full, redacted, metadata, off");
+    let (path, msg) = config_error("    policies: [eu-onyl]\n");
+    assert_eq!(path.as_deref(), Some("keys[0].policies"));
+    assert_eq!(msg, "no policy is named `eu-onyl`");
+    let (path, _) = config_error("    models: [gpt-*]\n");
+    assert_eq!(path.as_deref(), Some("keys[0].models"));
+}
+
+async fn create_key(s: &Sluice, key: &str, spec: Value) -> (u16, Value) {
+    let r = client()
+        .post(s.url("/admin/keys"))
+        .bearer_auth(key)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn admin_api_validates_specs_and_keys_create_at_most_their_rights() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lead = "  - name: lead\n    key: sk-lead-1\n    admin: true\n    models: [default]\n    rpm: 10\n    budget: {usd: 5, period: day}\n";
+    let yaml = format!(
+        "{}log:\n  path: {}\n",
+        config(&mock, lead),
+        dir.path().join("k.db").display()
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    for (spec, param) in [
+        (json!({"name":"a","expires":"2020/03/01"}), "expires"),
+        (json!({"name":"a","log":"metadta"}), "log"),
+        (json!({"name":"a","policies":["nope"]}), "policies"),
+        (json!({"name":"a","models":["nope"]}), "models"),
+    ] {
+        let (status, v) = create_key(&s, MASTER, spec).await;
+        assert_eq!(status, 400, "{param}");
+        assert_eq!(v["error"]["param"], param);
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+    let (status, _) = create_key(&s, MASTER, json!({"name":"ok","expires":"2099-01-01"})).await;
+    assert_eq!(status, 201);
+    // The lead key (admin, default only, 10 rpm, 5 USD a day) cannot mint more than that.
+    for (spec, param) in [
+        (json!({"name":"b","models":["default"],"rpm":10}), "budget"),
+        (
+            json!({"name":"b","rpm":5,"budget":{"usd":1,"period":"day"}}),
+            "models",
+        ),
+        (
+            json!({"name":"b","models":["default"],"budget":{"usd":1,"period":"day"}}),
+            "rpm",
+        ),
+        (
+            json!({"name":"b","models":["default"],"rpm":11,"budget":{"usd":1,"period":"day"}}),
+            "rpm",
+        ),
+        (
+            json!({"name":"b","models":["default"],"rpm":5,"budget":{"usd":6,"period":"day"}}),
+            "budget",
+        ),
+    ] {
+        let (status, v) = create_key(&s, "sk-lead-1", spec).await;
+        assert_eq!(status, 403, "{param}: {v}");
+        assert_eq!(v["error"]["param"], param);
+    }
+    let (status, v) = create_key(
+        &s,
+        "sk-lead-1",
+        json!({"name":"b","models":["default"],"rpm":5,"budget":{"usd":1,"period":"day"},"admin":true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    s.stop().await;
+}
+
+#[test]
+fn cli_refuses_bad_specs_with_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    for (args, flag) in [
+        (
+            ["--expires", "2020/03/01"],
+            "--expires: `2020/03/01` is not a timestamp",
+        ),
+        (["--log", "metadta"], "--log: `metadta` is not one of"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["keys", "create", "--name", "x", "--db"])
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{err}");
+    }
+}

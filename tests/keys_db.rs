@@ -90,9 +90,11 @@ async fn admin_api_keys_revocation_usage_and_budgets() {
     assert!(!text.contains(&secret) && !text.contains("secret") && !text.contains("sha256"));
 
     // Over budget: 429 budget_exceeded with the reset time; a remote_only budget goes local.
+    // Each request reserves (1 prompt token + 4096 default output tokens) × 1000 USD/1M =
+    // 4.097 USD first (see access/budget.rs).
     let (_, tight) = create_key(
         &s,
-        json!({"name":"tight","budget":{"usd":0.5,"period":"month"}}),
+        json!({"name":"tight","budget":{"usd":5,"period":"month"}}),
     )
     .await;
     assert_eq!(chat(&s, &tight).await.status(), 200); // costs 1000 tokens × 1000 USD/1M = 1 USD
@@ -102,12 +104,12 @@ async fn admin_api_keys_revocation_usage_and_budgets() {
     assert_eq!(e["error"]["code"], "budget_exceeded");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with("Budget exceeded: 1.0000 of 0.50 USD per month spent. It resets at "),
+        msg.starts_with("Budget exceeded: 1.0000 of 5.00 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 4.0970 USD. Lower max_tokens or wait until "),
         "{msg}"
     );
     let (_, frugal) = create_key(
         &s,
-        json!({"name":"frugal","budget":{"usd":0.5,"period":"day","remote_only":true}}),
+        json!({"name":"frugal","budget":{"usd":5,"period":"day","remote_only":true}}),
     )
     .await;
     assert_eq!(

@@ -21,11 +21,6 @@ fn completion(text: &str) -> Value {
     })
 }
 
-fn chunk(delta: Value, finish: Value) -> Value {
-    json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
-           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-}
-
 fn stream_reply(parts: &[&str]) -> MockReply {
     let mut out = vec![sse(&chunk(
         json!({"role":"assistant","content":""}),
@@ -583,4 +578,38 @@ async fn sigterm_drains_the_queue_before_the_process_exits() {
     assert!(status.success(), "{status:?}");
     assert_eq!(count(&db), n);
     assert!(matches!(verify(&db), Verdict::Ok { rows: 200, .. }));
+}
+
+/// `log.prompts: redacted` covers the end user and error messages too (upstreams echo the
+/// prompt in their errors).
+#[tokio::test]
+async fn redacted_mode_redacts_the_end_user_and_error_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            400,
+            json!({"error": {"message": "bad prompt: write to anna.berg@example.com", "type": "invalid_request_error"}}),
+        )
+    })
+    .await;
+    let s = Sluice::start_logged(&config(&mock, &db, "  prompts: redacted\n")).await;
+    let mut body = chat("hi", false);
+    body["user"] = json!("anna.berg@example.com");
+    let r = post(&s, body).await;
+    assert_eq!(r.status(), 400);
+    s.stop().await;
+    let c = Connection::open(&db).unwrap();
+    let row: (String, String) = c
+        .query_row("SELECT end_user, error_message FROM requests", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            "[EMAIL]".to_string(),
+            "bad prompt: write to [EMAIL]".to_string()
+        )
+    );
 }

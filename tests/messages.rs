@@ -475,7 +475,6 @@ async fn official_anthropic_python_sdk_bridged() {
         ])
         .env("ANTHROPIC_BASE_URL", s.url(""))
         .env("ANTHROPIC_API_KEY", "sk-test")
-        .env("SLUICE_BACKEND", "openai")
         .env("NO_PROXY", "127.0.0.1")
         .output()
         .await
@@ -483,6 +482,7 @@ async fn official_anthropic_python_sdk_bridged() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");
+    println!("{stdout}");
     assert!(stdout.contains("5 passed"), "{stdout}");
     // The tool round trip reached the backend as a `tool` message answering the call.
     let tool_turn = mock.received.lock().unwrap().iter().any(|r| {
@@ -493,5 +493,30 @@ async fn official_anthropic_python_sdk_bridged() {
         })
     });
     assert!(tool_turn);
+    s.stop().await;
+}
+
+/// Every deployment failing (502, `api_error`), then every one cooling down: Sluice's 503
+/// `no_available_deployment` is Anthropic's 529 `overloaded_error`, `Retry-After` kept.
+#[tokio::test]
+async fn cooldowns_are_overloaded_errors() {
+    let a = Mock::start(|_| MockReply::Json(500, json!({"error":{"message":"boom"}}))).await;
+    let b = Mock::start(|_| MockReply::Json(500, json!({"error":{"message":"boom"}}))).await;
+    let yaml = format!(
+        "deployments:\n  - name: a\n    provider: openai\n    base_url: {}\n    model: m\n  - name: b\n    provider: openai\n    base_url: {}\n    model: m\nmodels:\n  - name: default\n    deployments: [a, b]\n",
+        a.url("/v1"),
+        b.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let resp = post(&s, "/v1/messages", &hello(false)).await;
+    assert_eq!(resp.status(), 502);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "api_error");
+    let resp = post(&s, "/v1/messages", &hello(true)).await;
+    assert_eq!(resp.status().as_u16(), 529);
+    assert!(resp.headers().get("retry-after").is_some());
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["error"]["type"], "overloaded_error");
     s.stop().await;
 }

@@ -622,7 +622,7 @@ fn check_reports_tiers_and_a_bad_catalog_file() {
     let good = dir.path().join("good.yaml");
     std::fs::write(
         &good,
-        "deployments:\n  - name: box\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    model: olmo2:7b\n  - name: remote-b\n    provider: openai\n    base_url: https://api.example.com/v1\n    model: m\n    enabled: false\n  - name: remote-a\n    provider: openai\n    base_url: https://api.example.com/v1\n    model: m\n    enabled: false\npolicies:\n  - name: p\n    prefer: most_open\n",
+        "deployments:\n  - name: box\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    model: olmo2:7b\n  - name: remote-b\n    provider: openai\n    base_url: https://api.example.com/v1\n    model: m\n    enabled: false\n  - name: remote-a\n    provider: openai\n    base_url: https://api.example.com/v1\n    model: m\n    enabled: false\n  - name: lan\n    provider: openai\n    base_url: http://192.168.1.20:8000/v1\n    model: m\n  - name: lan-box\n    provider: openai\n    base_url: http://10.0.0.7:8000/v1\n    model: m\n    hosting: local\npolicies:\n  - name: p\n    prefer: most_open\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -632,8 +632,21 @@ fn check_reports_tiers_and_a_bad_catalog_file() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("  box (openai) http://127.0.0.1:9/v1 model=olmo2:7b hosting=local openness=reproducible\n"),
+        text.contains("  box (openai) http://127.0.0.1:9/v1 model=olmo2:7b hosting=local (inferred) openness=reproducible\n"),
         "{text}"
+    );
+    // A private-network address is remote unless declared, and `check` says so.
+    assert!(
+        text.contains("  lan (openai) http://192.168.1.20:8000/v1 model=m hosting=remote (inferred) openness=api\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  lan-box (openai) http://10.0.0.7:8000/v1 model=m hosting=local (declared) openness=api\n"),
+        "{text}"
+    );
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "warning: deployment `lan`: http://192.168.1.20:8000/v1 is a private-network address, inferred hosting: remote; declare `hosting: local` if that server runs the model itself (not a proxy to a hosted API)\n"
     );
     assert!(text.contains("policies: p\n"), "{text}");
     assert!(

@@ -10,11 +10,6 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use support::*;
 
-fn chunk(delta: Value, finish: Value) -> Value {
-    json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
-           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-}
-
 fn usage_chunk() -> Value {
     json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model","choices":[],
            "usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}})
@@ -96,10 +91,6 @@ fn config(base: &str, db: &std::path::Path, extra: &str) -> String {
         db.display(),
         one_deployment(base)
     )
-}
-
-async fn post(s: &Sluice, path: &str, body: Value) -> reqwest::Response {
-    client().post(s.url(path)).json(&body).send().await.unwrap()
 }
 
 /// `(event, data)` of each frame of a Responses SSE body.

@@ -8,11 +8,6 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use support::*;
 
-fn chunk(delta: Value, finish: Value) -> Value {
-    json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
-           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-}
-
 fn upstream(r: &Received) -> MockReply {
     if r.path == "/v1/embeddings" {
         return MockReply::Json(

@@ -3,9 +3,14 @@
 //!
 //! GCRA semantics, as configured here: a quota of N per minute allows a burst of N at once,
 //! then one more every 60/N seconds. So N parallel requests against `rpm: N` all pass and the
-//! N+1th is refused until 60/N seconds later. Token limits are charged with the prompt
-//! estimate (4 bytes per token) before the call; after it, the difference to the real usage is
-//! charged too (GCRA cannot give cells back, so an overestimate is not refunded).
+//! N+1th is refused until 60/N seconds later.
+//!
+//! Token limits are a bucket of N tokens refilled at N per minute (same burst as GCRA), which
+//! can go into debt: the prompt estimate (4 bytes per token) is taken before the call (refused
+//! when the bucket holds less), and after it the real usage, prompt and completion tokens, is
+//! settled ([`Limits::settle_tokens`]): more than estimated is charged even past zero, less is
+//! given back. So a key with `tpm: 1000` whose answer had 50,000 completion tokens is refused
+//! until the debt is refilled (50 minutes), whatever the next request's size.
 //!
 //! Over a limit: 429, OpenAI error shape, code `rate_limit_exceeded`, `Retry-After` in whole
 //! seconds, and OpenAI's `x-ratelimit-*` headers, which every response with a limit carries.
@@ -19,7 +24,7 @@ use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
@@ -27,8 +32,53 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformati
 #[derive(Debug, Default)]
 pub struct Limits {
     requests: Mutex<HashMap<String, Arc<Limiter>>>,
-    tokens: Mutex<HashMap<String, Arc<Limiter>>>,
+    tokens: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
     clock: DefaultClock,
+}
+
+/// Tokens per minute for one scope: `level` tokens available now (negative = debt), refilled
+/// at `per_minute` per minute up to `per_minute`.
+#[derive(Debug)]
+struct TokenBucket {
+    per_minute: f64,
+    level: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn new(per_minute: u32) -> Self {
+        TokenBucket {
+            per_minute: f64::from(per_minute),
+            level: f64::from(per_minute),
+            at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let secs = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.level = (self.level + secs * self.per_minute / 60.0).min(self.per_minute);
+    }
+
+    /// Takes `n` tokens, or says how long until they are there.
+    fn take(&mut self, n: f64) -> Result<f64, Duration> {
+        self.refill();
+        if n <= self.level {
+            self.level -= n;
+            return Ok(self.level);
+        }
+        let missing = n - self.level;
+        Err(Duration::from_secs_f64(
+            (missing * 60.0 / self.per_minute.max(1.0)).min(1e9),
+        ))
+    }
+
+    /// Adds `delta` tokens of usage (negative gives tokens back), never refusing.
+    fn settle(&mut self, delta: f64) {
+        self.refill();
+        self.level = (self.level - delta).min(self.per_minute);
+    }
 }
 
 /// What one scope's limits look like after a request passed (for the `x-ratelimit-*`
@@ -118,38 +168,59 @@ impl Limits {
             }
         }
         if let Some(tpm) = tpm {
-            let lim = limiter(&self.tokens, scope, tpm);
-            let n = NonZeroU32::new(tokens.clamp(1, u64::from(u32::MAX)) as u32)
-                .unwrap_or(NonZeroU32::MIN);
-            match lim.check_n(n) {
-                Ok(Ok(snap)) => {
+            if tokens > u64::from(tpm) {
+                // More tokens than the whole per-minute quota: can never pass.
+                return Err(rejection(scope, "tokens", tpm, Duration::from_secs(60)));
+            }
+            let bucket = bucket(&self.tokens, scope, tpm);
+            let mut b = lock(&bucket);
+            match b.take(tokens.max(1) as f64) {
+                Ok(level) => {
+                    let remaining = level.max(0.0) as u32;
                     status.limit_tokens = Some(tpm);
-                    status.remaining_tokens = snap.remaining_burst_capacity();
-                    status.reset_tokens = refill_time(tpm, snap.remaining_burst_capacity());
+                    status.remaining_tokens = remaining;
+                    status.reset_tokens = refill_time(tpm, remaining);
                 }
-                Ok(Err(not_until)) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    return Err(rejection(scope, "tokens", tpm, wait));
-                }
-                Err(_) => {
-                    // More tokens than the whole per-minute quota: can never pass.
-                    return Err(rejection(scope, "tokens", tpm, Duration::from_secs(60)));
-                }
+                Err(wait) => return Err(rejection(scope, "tokens", tpm, wait)),
             }
         }
         Ok(Some(status))
     }
 
-    /// Charges `extra` tokens after the call (real usage above the estimate). Never refuses.
-    pub fn charge_tokens(&self, scope: &str, tpm: u32, extra: u64) {
-        if extra == 0 {
+    /// Settles `scope`'s token limit after the call: `estimated` tokens were taken at
+    /// admission, `actual` (prompt + completion) were used; the difference is charged (even
+    /// into debt) or given back. Never refuses.
+    pub fn settle_tokens(&self, scope: &str, tpm: u32, estimated: u64, actual: u64) {
+        let delta = actual as f64 - estimated.max(1) as f64;
+        if delta == 0.0 {
             return;
         }
-        let lim = limiter(&self.tokens, scope, tpm);
-        let n = extra.min(u64::from(tpm)).max(1) as u32;
-        if let Some(n) = NonZeroU32::new(n) {
-            let _ = lim.check_n(n);
-        }
+        let bucket = bucket(&self.tokens, scope, tpm);
+        lock(&bucket).settle(delta);
+    }
+
+    /// Charges `extra` tokens after the call (usage above the estimate). Never refuses.
+    pub fn charge_tokens(&self, scope: &str, tpm: u32, extra: u64) {
+        self.settle_tokens(scope, tpm, 0, extra.saturating_add(1));
+    }
+}
+
+fn bucket(
+    map: &Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
+    scope: &str,
+    per_minute: u32,
+) -> Arc<Mutex<TokenBucket>> {
+    let key = format!("{scope}/{per_minute}");
+    lock(map)
+        .entry(key)
+        .or_insert_with(|| Arc::new(Mutex::new(TokenBucket::new(per_minute))))
+        .clone()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -248,6 +319,16 @@ mod tests {
         let r = l.check("key:t", None, Some(100), 20).unwrap_err();
         assert!(r.error.body.message.contains("100 tokens per minute"));
         assert!(l.check("key:u", None, Some(100), 500).is_err());
+        // Real usage far above the quota puts the scope in debt: refused for ~50 minutes.
+        assert!(l.check("key:v", None, Some(1000), 10).is_ok());
+        l.settle_tokens("key:v", 1000, 10, 50_010);
+        let r = l.check("key:v", None, Some(1000), 1).unwrap_err();
+        let retry: u64 = r.headers[0].1.parse().unwrap();
+        assert!((2900..=3001).contains(&retry), "{retry}");
+        // An overestimate is given back.
+        assert!(l.check("key:w", None, Some(100), 90).is_ok());
+        l.settle_tokens("key:w", 100, 90, 10);
+        assert!(l.check("key:w", None, Some(100), 80).is_ok());
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! shared coordinator plugs in: every admission decision goes through [`Access::admit`].
 
 pub mod auth;
+pub mod budget;
 pub mod keys;
 pub mod limits;
+pub mod validate;
 
 use crate::api::ApiError;
 use crate::config::Config;
@@ -28,6 +30,7 @@ pub struct Access {
     pub db_keys: Arc<KeyCache>,
     key_db: Option<Arc<Mutex<rusqlite::Connection>>>,
     spend: Arc<Spend>,
+    reservations: Arc<budget::Reservations>,
 }
 
 impl Access {
@@ -51,6 +54,7 @@ impl Access {
             db_keys: Arc::default(),
             key_db: None,
             spend,
+            reservations: Arc::default(),
         })
     }
 
@@ -273,6 +277,39 @@ impl Access {
             headers = st.headers();
         }
         Ok(headers)
+    }
+}
+
+impl Access {
+    /// Reserves `usd` (the most this request may cost) against the caller's budget; `None`
+    /// when the caller has no budget. Drop the reservation after the real cost was recorded.
+    ///
+    /// Errors: 429 `budget_exceeded` when spent + reserved + `usd` is over the budget.
+    pub fn reserve(
+        &self,
+        principal: &Principal,
+        usd: f64,
+    ) -> Result<Option<budget::Reservation>, ApiError> {
+        let (Some(id), Some(b)) = (&principal.key_id, &principal.spec.budget) else {
+            return Ok(None);
+        };
+        self.reservations
+            .reserve(&self.spend, id, b, usd, now_unix() * 1000)
+            .map(Some)
+    }
+
+    /// Settles the token limits of a finished call (key and model scopes): `estimated` tokens
+    /// were taken at [`Access::admit`], `actual` (prompt + completion tokens, as reported or
+    /// estimated) were used. See [`Limits::settle_tokens`].
+    pub fn settle_tokens(&self, principal: &Principal, model: &str, estimated: u64, actual: u64) {
+        if let (Some(id), Some(tpm)) = (&principal.key_id, principal.spec.tpm) {
+            self.limits
+                .settle_tokens(&format!("key:{id}"), tpm, estimated, actual);
+        }
+        if let Some(tpm) = self.limits_by_model.get(model).and_then(|l| l.tpm) {
+            self.limits
+                .settle_tokens(&format!("model:{model}"), tpm, estimated, actual);
+        }
     }
 }
 

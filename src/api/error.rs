@@ -128,7 +128,22 @@ impl ApiError {
     /// a bare `{"error":"text"}` (Ollama, llama.cpp), `{"message":…}`, `{"detail":…}`
     /// (vLLM/FastAPI), Anthropic's `{"type":"error","error":{"type","message"}}`, or plain text.
     /// `status` is the upstream's status; 4xx stays, anything else becomes 502.
+    ///
+    /// 401 and 403 are the operator's problem (the deployment's credentials), not the
+    /// client's: they become 502 `upstream_error` naming the deployment, without the
+    /// upstream's text (which may quote part of the key), and are retryable, so a fallback
+    /// answers and the deployment cools down.
     pub fn from_upstream(deployment: &str, status: u16, body: &[u8]) -> Self {
+        if status == 401 || status == 403 {
+            return ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                format!(
+                    "deployment `{deployment}` refused Sluice's credentials (HTTP {status}); the operator should check its api_key."
+                ),
+            )
+            .with_code("upstream_error");
+        }
         let client_status = if (400..500).contains(&status) {
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY)
         } else {

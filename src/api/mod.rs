@@ -9,6 +9,7 @@
 //! [`visit`], the one walk over every string of a request.
 
 pub mod error;
+pub mod extra_body;
 pub mod messages;
 pub mod request;
 pub mod responses;
@@ -16,6 +17,7 @@ pub mod summary;
 pub mod visit;
 
 pub use error::{ApiError, ErrorBody};
+pub use extra_body::parse_request;
 pub use request::{Endpoint, RequestBody};
 
 use serde::{Deserialize, Serialize};
@@ -373,21 +375,24 @@ impl Usage {
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // One pass from bytes to the typed request; serde_path_to_error keeps the failing path.
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return unparsable(inner);
-        }
-        let inner = inner.to_string();
-        if path == "." && inner.starts_with("invalid type") {
-            return ApiError::invalid_request("The request body must be a JSON object.");
-        }
-        let param = param_of(&path, &inner);
-        ApiError::invalid_request(format!("Invalid value for `{param}`: {inner}")).with_param(param)
-    })?;
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| deserialize_error(&e))?;
     de.end().map_err(|e| unparsable(&e))?;
     Ok(value)
+}
+
+/// The 400 for a failed typed parse (see [`parse_body`]).
+fn deserialize_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.inner();
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return unparsable(inner);
+    }
+    let inner = inner.to_string();
+    if path == "." && inner.starts_with("invalid type") {
+        return ApiError::invalid_request("The request body must be a JSON object.");
+    }
+    let param = param_of(&path, &inner);
+    ApiError::invalid_request(format!("Invalid value for `{param}`: {inner}")).with_param(param)
 }
 
 fn unparsable(e: &serde_json::Error) -> ApiError {

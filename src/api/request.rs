@@ -69,6 +69,19 @@ impl RequestBody {
         }
     }
 
+    /// The completion-token cap the client asked for (`max_completion_tokens`, else
+    /// `max_tokens`), when any.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        match self {
+            RequestBody::Chat(r) => r.max_output_tokens().map(u64::from),
+            RequestBody::Generic(r) => r
+                .extra
+                .get("max_completion_tokens")
+                .or_else(|| r.extra.get("max_tokens"))
+                .and_then(serde_json::Value::as_u64),
+        }
+    }
+
     /// The conversation's texts, in order: message content and text parts, tool-call
     /// arguments, `prompt`, `input` (the [`Leaf::Content`] leaves of [`super::visit`]).
     pub fn texts(&self) -> Vec<&str> {

@@ -116,12 +116,13 @@ impl Path {
 }
 
 /// Whether a string is a binary payload rather than text: a base64 `data:` URL, or the value
-/// of a `data` / `file_data` / `b64_json` key made only of base64 characters (≥ 64 of them).
+/// of a `data` / `file_data` / `b64_json` / `images` (Ollama) key made only of base64
+/// characters (≥ 64 of them).
 fn is_binary(key: Option<&str>, s: &str) -> bool {
     if s.starts_with("data:") && s[..s.len().min(200)].contains(";base64,") {
         return true;
     }
-    matches!(key, Some("data" | "file_data" | "b64_json"))
+    matches!(key, Some("data" | "file_data" | "b64_json" | "images"))
         && s.len() >= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r'))

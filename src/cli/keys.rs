@@ -163,14 +163,6 @@ fn create(a: CreateArgs) -> ExitCode {
             })
         }
     };
-    if let Some(exp) = &a.expires
-        && crate::access::auth::parse_expiry(exp).is_none()
-    {
-        return fail(
-            format!("--expires: `{exp}` is not YYYY-MM-DD or RFC 3339"),
-            2,
-        );
-    }
     let spec = KeySpec {
         name: a.name.clone(),
         models: a.models.clone(),
@@ -185,6 +177,24 @@ fn create(a: CreateArgs) -> ExitCode {
         expires: a.expires.clone(),
         ..Default::default()
     };
+    // Model and policy names are checked against the config: the one given with --config,
+    // or the one that names the database when --db is not given.
+    let names = if a.db.config.is_some() || a.db.db.is_none() {
+        match crate::config::load(&crate::config::locate(a.db.config.as_deref())) {
+            Ok(c) => crate::access::validate::Names::of(&c),
+            Err(e) => return fail(e, 2),
+        }
+    } else {
+        crate::access::validate::Names::default()
+    };
+    if let Err((field, message)) = crate::access::validate::validate(&spec, &names) {
+        let flag = match field.as_str() {
+            "policies" => "policy".to_string(),
+            "budget.usd" => "budget-usd".to_string(),
+            f => f.to_string(),
+        };
+        return fail(format!("--{flag}: {message}"), 2);
+    }
     let path = match db_path(&a.db) {
         Ok(p) => p,
         Err(code) => return code,

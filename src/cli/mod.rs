@@ -135,13 +135,26 @@ fn check(config: Option<PathBuf>) -> ExitCode {
             .attrs(&d.name)
             .map(|a| (a.hosting.as_str(), a.openness.as_str()))
             .unwrap_or(("?", "?"));
+        let why = if d.hosting.is_some() {
+            "declared"
+        } else {
+            "inferred"
+        };
         println!(
-            "  {} ({}) {} model={} hosting={hosting} openness={openness}",
+            "  {} ({}) {} model={} hosting={hosting} ({why}) openness={openness}",
             d.name,
             d.provider.as_str(),
             d.base_url,
             d.model
         );
+    }
+    for d in &cfg.deployments {
+        if d.hosting.is_none() && crate::policy::tier::is_private_url(&d.base_url) {
+            eprintln!(
+                "warning: deployment `{}`: {} is a private-network address, inferred hosting: remote; declare `hosting: local` if that server runs the model itself (not a proxy to a hosted API)",
+                d.name, d.base_url
+            );
+        }
     }
     if !cfg.disabled.is_empty() {
         println!("disabled (enabled: false): {}", cfg.disabled.join(", "));
@@ -202,7 +215,8 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         if let Some(m) = gateway.config.telemetry.metrics_listen.clone() {
             match tokio::net::TcpListener::bind(&m).await {
                 Ok(l) => {
-                    let app = crate::http::metrics_router(gateway.clone());
+                    let app = crate::http::metrics_router(gateway.clone())
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>();
                     tokio::spawn(async move { axum::serve(l, app).await });
                 }
                 Err(e) => {
@@ -213,6 +227,7 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         }
         let local = listener.local_addr().unwrap_or(addr);
         println!("sluice listening on http://{local} (config: {source})");
+        println!("{}", crate::http::local::mode_notice(&gateway.config));
         match crate::http::run(listener, gateway, crate::http::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -148,6 +148,11 @@ impl Config {
         })?;
         self.check_auth_exposure(listen)?;
         crate::access::auth::ConfigKeys::new(&self.keys)?;
+        let key_names = crate::access::validate::Names::of(self);
+        for (i, k) in self.keys.iter().enumerate() {
+            crate::access::validate::validate(k, &key_names)
+                .map_err(|(f, m)| (format!("keys[{i}].{f}"), m))?;
+        }
         let mut names = HashSet::new();
         for (i, d) in self.deployments.iter().enumerate() {
             if d.name.trim().is_empty() {

@@ -282,9 +282,14 @@ pub const BUILTIN_PII_KINDS: [&str; 8] = [
     "email", "phone", "card", "iban", "ip", "ssn", "dni", "secret",
 ];
 
+/// The kind of a binary payload (base64 image, file or audio) that cannot be scanned:
+/// `when: {pii: unscannable}` matches it, and `pii: any` includes it (fail closed).
+pub const UNSCANNABLE: &str = "unscannable";
+
 /// Checks the `policies:` and `pii:` blocks. Errors are `(key path, message)`.
 pub fn validate(policies: &[PolicyConfig], pii: &PiiConfig) -> Result<(), (String, String)> {
     let mut kinds: Vec<String> = BUILTIN_PII_KINDS.iter().map(|s| s.to_string()).collect();
+    kinds.push(UNSCANNABLE.to_string());
     for (i, p) in pii.patterns.iter().enumerate() {
         check_kind_name(&p.name).map_err(|m| (format!("pii.patterns[{i}].name"), m))?;
         regex::Regex::new(&p.regex).map_err(|e| {
@@ -416,7 +421,7 @@ fn check_kind_name(name: &str) -> Result<(), String> {
             "`{name}` must be lowercase letters, digits and `_` (it becomes the placeholder name)"
         ));
     }
-    if BUILTIN_PII_KINDS.contains(&name) || name == "any" {
+    if BUILTIN_PII_KINDS.contains(&name) || name == "any" || name == UNSCANNABLE {
         return Err(format!("`{name}` is a built-in kind name"));
     }
     Ok(())

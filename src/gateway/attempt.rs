@@ -10,7 +10,10 @@ use super::route::{InflightGuard, Plan, RouteState};
 use crate::api::ApiError;
 use crate::api::{Endpoint, RequestBody};
 use crate::config::Config;
+use crate::policy::egress::Guard;
+use crate::policy::pii::Detector;
 use crate::policy::redact::{Redaction, StreamRestorer, redact};
+use crate::policy::tier::Hosting;
 use crate::policy::{Decision, DeploymentAttrs, Engine};
 use crate::providers::{self, Call, ChunkStream, Reply, Upstreams};
 use bytes::Bytes;
@@ -163,9 +166,14 @@ pub async fn attempt(
                 &dep.name,
             ));
         }
+        // A request with personal data (redacted or kept local) is neither served from nor
+        // stored into the cache: its answer belongs to its caller (rows with PII kinds are
+        // never served, see `repro::cache`).
         let cacheable = cx.config.cache.enabled
             && cx.config.log.prompts != crate::config::LogMode::Off
-            && applied.as_ref().is_some_and(|a| a.deterministic);
+            && applied.as_ref().is_some_and(|a| a.deterministic)
+            && redaction.is_none()
+            && decision.pii.is_empty();
         if cacheable
             && let Some(json) = crate::repro::cache::lookup(
                 cx.config.log.path.clone(),
@@ -195,6 +203,13 @@ pub async fn attempt(
         if cacheable && let Some(a) = applied.as_mut() {
             a.cache_hit = Some(false);
         }
+        // The last line: under a policy that keeps personal data local, the exact bytes for a
+        // deployment that is not local are scanned once more before they leave.
+        let egress =
+            (attrs.hosting != Hosting::Local && !decision.egress.is_empty()).then(|| EgressGuard {
+                detector: cx.engine.detector(),
+                guards: &decision.egress,
+            });
         let tries = dep.retries.unwrap_or(0) + 1;
         for _ in 0..tries {
             mark_attempt(record, attrs);
@@ -204,6 +219,7 @@ pub async fn attempt(
                 endpoint: cx.endpoint,
                 body: send_body,
                 request_id: cx.request_id,
+                egress: egress.as_ref().map(|g| g as &dyn providers::Egress),
             };
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
             let result = first_answer(cx.upstreams, call)
@@ -222,9 +238,14 @@ pub async fn attempt(
                     let restore = redaction.as_ref().map(|(_, r)| r.clone());
                     return Ok(finish(reply, attrs.clone(), restore, guard, applied));
                 }
+                Err(e) if e.body.code.as_ref().and_then(|c| c.as_str()) == Some("pii_blocked") => {
+                    tracing::warn!(request_id = %cx.request_id, deployment = %name, path = ?e.body.param, "egress guard stopped a request");
+                    record.egress_blocked = e.body.param.clone();
+                    return Err(e);
+                }
                 Err(e) if !crate::gateway::is_retryable(&e) => return Err(e),
                 Err(e) => {
-                    tracing::debug!(request_id = %cx.request_id, deployment = %name, error = %e, "attempt failed");
+                    tracing::debug!(request_id = %cx.request_id, deployment = %name, error = %crate::telemetry::log_safe(&e.to_string()), "attempt failed");
                     let is_429 = e.status.as_u16() == 429;
                     let retry_after = e.retry_after_s.map(Duration::from_secs);
                     last_err = Some(e);
@@ -251,6 +272,18 @@ pub async fn attempt(
         }
         None => none_available(&skipped, soonest),
     })
+}
+
+/// The egress guard of one attempt (see [`crate::policy::egress`]).
+struct EgressGuard<'a> {
+    detector: &'a Detector,
+    guards: &'a [Guard],
+}
+
+impl providers::Egress for EgressGuard<'_> {
+    fn check(&self, deployment: &str, body: &[u8]) -> Result<(), ApiError> {
+        crate::policy::egress::check_bytes(self.detector, self.guards, deployment, body)
+    }
 }
 
 /// Counts one attempt on `attrs`' deployment in the record.
@@ -331,14 +364,7 @@ fn finish(
         (FirstAnswer::Stream(mut first, rest), Some(r)) => {
             let mut restorer = StreamRestorer::new(r);
             restorer.apply(&mut first);
-            let rest = rest
-                .map(move |item| {
-                    item.map(|mut chunk| {
-                        restorer.apply(&mut chunk);
-                        chunk
-                    })
-                })
-                .boxed();
+            let rest = restored(rest, restorer);
             Attempted::Stream {
                 attrs,
                 first,
@@ -348,4 +374,52 @@ fn finish(
             }
         }
     }
+}
+
+/// `rest` with placeholders restored chunk by chunk; however it ends (its last chunk, an
+/// error, or cut short without a finish chunk), the text the restorer still holds is sent
+/// first, in a chunk of its own.
+fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
+    struct State {
+        rest: ChunkStream,
+        restorer: StreamRestorer,
+        error: Option<ApiError>,
+        done: bool,
+    }
+    let state = State {
+        rest,
+        restorer,
+        error: None,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if let Some(e) = st.error.take() {
+            st.done = true;
+            return Some((Err(e), st));
+        }
+        if st.done {
+            return None;
+        }
+        match st.rest.next().await {
+            Some(Ok(mut chunk)) => {
+                st.restorer.apply(&mut chunk);
+                Some((Ok(chunk), st))
+            }
+            Some(Err(e)) => match st.restorer.drain() {
+                Some(tail) => {
+                    st.error = Some(e);
+                    Some((Ok(tail), st))
+                }
+                None => {
+                    st.done = true;
+                    Some((Err(e), st))
+                }
+            },
+            None => {
+                st.done = true;
+                st.restorer.drain().map(|tail| (Ok(tail), st))
+            }
+        }
+    })
+    .boxed()
 }

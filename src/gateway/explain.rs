@@ -238,11 +238,11 @@ pub fn request_for(
     obj.insert("model".into(), serde_json::Value::from(model));
     let bytes = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
     if v.get("messages").is_some() {
-        crate::api::parse_body(&bytes)
+        crate::api::parse_request(&bytes)
             .map(RequestBody::Chat)
             .map_err(|e| e.body.message)
     } else {
-        crate::api::parse_body(&bytes)
+        crate::api::parse_request(&bytes)
             .map(RequestBody::Generic)
             .map_err(|e| e.body.message)
     }

@@ -10,6 +10,7 @@
 //! `http` or `cli`. Inside: `route` (plan) → `attempt` (tries) → `record` (Recorder), `stream`.
 
 pub mod attempt;
+pub mod budget;
 pub mod explain;
 pub mod record;
 pub mod route;
@@ -31,6 +32,7 @@ use route::RouteState;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream::{ClientStream, StreamEnd, StreamOutcome};
+use tracing::Instrument;
 
 /// Per-request facts gathered by the server before the gateway runs.
 #[derive(Debug, Clone)]
@@ -55,6 +57,9 @@ pub struct RequestContext {
     pub span: tracing::Span,
     /// Who is calling (see [`crate::access::auth`]).
     pub principal: Principal,
+    /// Set by the server when the client went away before the answer was ready: the request
+    /// still finishes (its row and cost are kept) but is recorded with status 499.
+    pub client_gone: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RequestContext {
@@ -70,6 +75,7 @@ impl RequestContext {
             client_ip: None,
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
+            client_gone: Arc::default(),
         }
     }
 }
@@ -118,7 +124,10 @@ impl Gateway {
     /// Builds a gateway over `config`.
     pub fn new(config: Config) -> Result<Self, String> {
         let upstreams = Upstreams::new(&config.deployments)?;
-        let recorder = Recorder::new(Arc::new(Metrics::new()));
+        let deployments: Vec<String> = config.deployments.iter().map(|d| d.name.clone()).collect();
+        let models = config.models.iter().map(|m| m.name.clone());
+        let metrics = Metrics::with_names(models.chain(deployments.clone()).collect(), deployments);
+        let recorder = Recorder::new(Arc::new(metrics));
         let access = Access::new(&config, recorder.spend().clone())?;
         let policy = Engine::new(&config)?;
         Ok(Gateway {
@@ -268,11 +277,45 @@ impl Gateway {
         Err(ApiError::model_not_found(model))
     }
 
+    /// One request through the whole pipeline: admit (the caller's permission, budget and rate
+    /// limits, [`Access::admit`]) → decide → route → attempt → record. `ctx` carries the
+    /// request's headers and principal. Returns the reply or the error, and the rate-limit
+    /// headers to put on whichever response is made of it. Every outcome is recorded.
+    pub async fn serve(
+        &self,
+        mut ctx: RequestContext,
+        body: RequestBody,
+    ) -> (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>) {
+        let estimate = estimate_tokens(&body.texts());
+        let limit_headers = match self
+            .access
+            .admit(&mut ctx.principal, body.model(), estimate)
+        {
+            Ok(h) => h,
+            Err(rej) => {
+                self.record_rejection(&ctx, Some(&body), &rej.error).await;
+                return (Err(rej.error), rej.headers);
+            }
+        };
+        // gen_ai.operation.name is the upstream operation (`chat` for bridged dialects too:
+        // OpenTelemetry names Anthropic's Messages calls so).
+        ctx.span = telemetry::request_span(
+            &ctx.headers,
+            ctx.endpoint.operation(),
+            body.model(),
+            &ctx.id,
+        );
+        telemetry::record_request(&ctx.span, &body, self.config.telemetry.capture_content);
+        let span = ctx.span.clone();
+        let result = self.handle(ctx, body).instrument(span).await;
+        (result, limit_headers)
+    }
+
     /// Serves one request. Every outcome — reply or error — is recorded exactly once (for
     /// streams, when the stream ends).
     pub async fn handle(
         &self,
-        ctx: RequestContext,
+        mut ctx: RequestContext,
         body: RequestBody,
     ) -> Result<GatewayReply, ApiError> {
         let mut base = self.base_record(&ctx, &body);
@@ -280,6 +323,9 @@ impl Gateway {
             let _route = tracing::info_span!("route").entered();
             self.decide(&ctx.headers, &ctx.principal, &body)
         };
+        // Held until the request's real cost is recorded (dropped at the end of this function,
+        // or with the stream).
+        let (decision, plan, reservation) = self.reserve_budget(&mut ctx, &body, decision, plan);
         base.policies = decision.policies.clone();
         base.pii_kinds = decision.pii_kinds();
         if let Some(mode) = decision.log_mode {
@@ -305,10 +351,26 @@ impl Gateway {
                     None => (estimate_usage(&body, &summary), true),
                 };
                 base.status = 200;
+                if ctx.client_gone.load(std::sync::atomic::Ordering::SeqCst) {
+                    base.status = 499;
+                    base.error_type = Some("client_closed".into());
+                    base.error_message =
+                        Some("the client closed the connection before the answer".into());
+                }
                 base.usage = usage;
                 base.usage_estimated = estimated;
-                base.cost_usd = attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens);
+                base.cost_usd = if cache_hit(sampling.as_ref()) {
+                    Some(0.0)
+                } else {
+                    attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                };
                 base.response = summary;
+                self.access.settle_tokens(
+                    &ctx.principal,
+                    body.model(),
+                    estimate_tokens(&body.texts()),
+                    usage.prompt_tokens + usage.completion_tokens,
+                );
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
@@ -330,16 +392,32 @@ impl Gateway {
                 let request_span = ctx.span.clone();
                 let stream_span = tracing::info_span!(parent: &ctx.span, "stream");
                 let cost_attrs = attrs.clone();
+                let access = self.access.clone();
+                let principal = ctx.principal.clone();
+                let model = body.model().to_string();
+                let estimated = estimate_tokens(&body.texts());
+                let cached = cache_hit(sampling.as_ref());
                 let on_finish = Box::new(move |out: StreamOutcome| {
                     drop(guard);
                     recorder.metrics().open_streams.dec();
                     let mut r = base;
                     apply_stream_outcome(&mut r, out, started);
-                    r.cost_usd =
-                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens);
+                    access.settle_tokens(
+                        &principal,
+                        &model,
+                        estimated,
+                        r.usage.prompt_tokens + r.usage.completion_tokens,
+                    );
+                    r.cost_usd = if cached {
+                        Some(0.0)
+                    } else {
+                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens)
+                    };
                     drop(stream_span);
                     telemetry::record_outcome(&request_span, &r);
                     recorder.record_now(r);
+                    // The real cost is in the spend now: give the reservation back.
+                    drop(reservation);
                 });
                 let stream = ClientStream::new(
                     first,
@@ -415,6 +493,7 @@ impl Gateway {
             sampling: None,
             request_hash: None,
             request_body: None,
+            egress_blocked: None,
         }
     }
 
@@ -466,6 +545,11 @@ impl Gateway {
         };
         attempt::attempt(&cx, decision, &plan, body, record).await
     }
+}
+
+/// Whether the answer came from the response cache (then it cost nothing).
+fn cache_hit(sampling: Option<&crate::repro::sampling::Applied>) -> bool {
+    sampling.and_then(|a| a.cache_hit) == Some(true)
 }
 
 /// Whether another deployment may be tried after this error: server-side failures only.

@@ -84,7 +84,7 @@ impl Recorder {
         }
         tracing::info!(
             request_id = %r.id,
-            model = %r.requested_model,
+            model = %crate::telemetry::log_safe(&r.requested_model),
             deployment = r.deployment.as_deref().unwrap_or("-"),
             status = r.status,
             ms = r.duration_ms,

@@ -10,12 +10,14 @@
 //! Middleware order, outermost first — written down here and nowhere else:
 //! 1. `request_id`: takes the client's `x-request-id` or makes a UUIDv7, puts it on the
 //!    request and the response.
-//! 2. authentication, one layer per route group, before any body is read:
+//! 2. [`local::guard`] (local mode only: no master key): loopback `Host` (421), JSON bodies
+//!    (415), `/admin` `/metrics` `/ui` for loopback peers only (403). Off with a master key.
+//! 3. authentication, one layer per route group, before any body is read:
 //!    `/v1/*` → [`auth::client`] (a client key, or anyone without a master key;
 //!    [`messages::client`] for the Anthropic routes: the same check, Anthropic's 401);
 //!    `/admin/*`, `/metrics` → [`auth::admin`]; `/ui` pages → [`auth::browser`] (admin key or
 //!    the login cookie). `/health*` and `/ui/login` are open. No handler checks access itself.
-//! 3. handlers: read the body up to `server.max_body_bytes` (413 past it), parse it once into
+//! 4. handlers: read the body up to `server.max_body_bytes` (413 past it), parse it once into
 //!    the typed request (400 naming `param`), call the [`Gateway`].
 //!
 //! Every route answers both with and without the `/v1` prefix. Unknown routes get a 404 in
@@ -24,6 +26,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod local;
 pub mod messages;
 pub mod openai;
 pub mod responses;
@@ -67,6 +70,10 @@ pub fn router(gateway: Gateway) -> Router {
         .merge(ui::login::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            local::guard,
+        ))
         .layer(middleware::from_fn(request_id))
         .with_state(gateway)
 }
@@ -77,6 +84,10 @@ pub fn metrics_router(gateway: Gateway) -> Router {
     Router::new()
         .route("/metrics", get(health::metrics))
         .route_layer(admin)
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            local::guard,
+        ))
         .with_state(gateway)
 }
 

@@ -4,10 +4,9 @@
 
 use super::REQUEST_ID;
 use crate::access::auth::Principal;
-use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_body};
+use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_request};
 use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
-use crate::telemetry;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Extension, Path, State};
@@ -16,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use tracing::Instrument;
 
 /// The OpenAI routes (mounted with and without `/v1` by [`super::router`]).
 pub fn router() -> Router<Gateway> {
@@ -57,7 +55,7 @@ async fn chat_completions(
 ) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
-        let req: ChatCompletionRequest = parse_body(&bytes)?;
+        let req: ChatCompletionRequest = parse_request(&bytes)?;
         Ok(RequestBody::Chat(req))
     }
     .await;
@@ -81,7 +79,7 @@ async fn completions(
 ) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
-        let req: GenericRequest = parse_body(&bytes)?;
+        let req: GenericRequest = parse_request(&bytes)?;
         if !req.extra.contains_key("prompt") {
             return Err(missing("prompt"));
         }
@@ -100,7 +98,7 @@ async fn embeddings(
 ) -> Response {
     let result = async {
         let bytes = read_body(&gw, body).await?;
-        let req: GenericRequest = parse_body(&bytes)?;
+        let req: GenericRequest = parse_request(&bytes)?;
         if !req.extra.contains_key("input") {
             return Err(missing("input"));
         }
@@ -165,24 +163,45 @@ pub(crate) async fn serve_reply(
         }
     };
     ctx.principal = principal;
-    let prompt_estimate = crate::api::summary::estimate_tokens(&body.texts());
-    let limit_headers = match gw
-        .access()
-        .admit(&mut ctx.principal, body.model(), prompt_estimate)
-    {
-        Ok(h) => h,
-        Err(rej) => {
-            gw.record_rejection(&ctx, Some(&body), &rej.error).await;
-            return (Err(rej.error), rej.headers);
-        }
-    };
-    // gen_ai.operation.name stays `chat`: OpenTelemetry names Anthropic's Messages calls so.
-    ctx.span = telemetry::request_span(&headers, endpoint.operation(), body.model(), &ctx.id);
-    telemetry::record_request(&ctx.span, &body, gw.config.telemetry.capture_content);
     ctx.headers = headers;
-    let span = ctx.span.clone();
-    let result = gw.handle(ctx, body).instrument(span).await;
-    (result, limit_headers)
+    // The gateway's work runs in its own task: a client that goes away does not cancel it, so
+    // the upstream's answer still gets its row (status 499) and its cost.
+    let guard = DisconnectGuard {
+        gw: Some(gw.clone()),
+        gone: ctx.client_gone.clone(),
+    };
+    let task = tokio::spawn(async move { gw.serve(ctx, body).await });
+    let result = task.await;
+    guard.disarm();
+    match result {
+        Ok(served) => served,
+        Err(e) => (
+            Err(ApiError::internal(format!("request task failed: {e}"))),
+            Vec::new(),
+        ),
+    }
+}
+
+/// Marks the request's client as gone when the handler is dropped before the gateway's task
+/// finished (hyper drops it when the connection closes).
+struct DisconnectGuard {
+    gw: Option<Gateway>,
+    gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DisconnectGuard {
+    fn disarm(mut self) {
+        self.gw = None;
+    }
+}
+
+impl Drop for DisconnectGuard {
+    fn drop(&mut self) {
+        if let Some(gw) = self.gw.take() {
+            self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+            gw.metrics().client_disconnected();
+        }
+    }
 }
 
 pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {

@@ -26,14 +26,14 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
-use super::openai::{id_of, read_body, serve_reply, with_headers};
+use super::openai::{id_of, read_body, with_headers};
 use super::responses_sse::ResponsesSse;
 use crate::access::auth::Principal;
 use crate::api::responses::{InputItem, InputTokens, ResponseObject, ResponsesRequest};
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
-use crate::bridge::responses::{StreamTranslator, from_chat, to_chat};
+use crate::bridge::responses::{BridgedRequest, StreamTranslator, from_chat, to_chat};
 use crate::config::LogMode;
-use crate::gateway::{Gateway, GatewayReply, ReplyBody};
+use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
 use crate::store::responses::{self as state, StoredResponse};
 
 /// Response header naming the hosted tools removed on a bridged route (comma-separated).
@@ -115,9 +115,7 @@ async fn history(
         .map_err(|e| ApiError::internal(format!("stored response {prev}: {e}")))
 }
 
-/// `POST /v1/responses`: parse, add the stored conversation, translate, then the chat
-/// pipeline ([`serve_reply`]: admission, policies, routing, the log row with endpoint
-/// `responses`), then the reply translated back.
+/// `POST /v1/responses`.
 async fn create(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -125,75 +123,85 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = id_of(&headers);
+    let mut ctx = RequestContext::new(id_of(&headers), Endpoint::ChatCompletions);
+    ctx.dialect = Some("responses");
+    ctx.client_ip = Some(peer.ip().to_string());
+    let req = match read(&gw, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            gw.record_rejection(&ctx, None, &e).await;
+            return e.into_response();
+        }
+    };
+    ctx.principal = principal;
     let prepared = async {
-        let req = read(&gw, body).await?;
         let hist = match &req.previous_response_id {
-            Some(prev) => history(&gw, &principal, prev).await?,
+            Some(prev) => history(&gw, &ctx.principal, prev).await?,
             None => Vec::new(),
         };
         let bridged = to_chat(&req, &hist)?;
-        Ok::<_, ApiError>((req, hist, bridged))
+        Ok::<_, ApiError>((hist, bridged))
     }
     .await;
-    let (parsed, rest) = match prepared {
-        Ok((req, hist, b)) => {
-            if !b.dropped.is_empty() {
-                tracing::debug!(request_id = %request_id, dropped = ?b.dropped, "Responses fields a chat backend cannot take were left out");
-            }
-            (
-                Ok(RequestBody::Chat(b.chat)),
-                Some((req, hist, b.tools, b.dropped_tools)),
-            )
+    let (hist, bridged) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            gw.record_rejection(&ctx, None, &e).await;
+            return e.into_response();
         }
-        Err(e) => (Err(e), None),
     };
-    let keep_for = |req: &ResponsesRequest| {
-        req.wants_store()
-            .then(|| Some((gw.access().state_db()?, state_mode(&gw, &principal)?)))
-            .flatten()
-    };
-    let keep = rest.as_ref().and_then(|(req, ..)| keep_for(req));
-    let who = owner(&principal);
-    let (result, limit_headers) = serve_reply(
-        gw.clone(),
-        peer,
-        principal,
-        headers,
-        Endpoint::ChatCompletions,
-        Some("responses"),
-        parsed,
-    )
-    .await;
-    let resp = match (result, rest) {
-        (Ok(reply), Some((req, hist, tools, dropped_tools))) => {
-            let id = format!("resp_{}", uuid::Uuid::now_v7().simple());
-            let created = crate::store::now_ms() as i64 / 1000;
-            let start = ResponseObject::start(&id, created, &req);
-            let saver = Saver {
-                keep,
-                gw,
-                owner: who,
-                request_id,
-                req,
-                hist,
-            };
-            let mut resp = reply_response(reply, start, tools, saver).await;
-            if !dropped_tools.is_empty()
-                && let Ok(v) = HeaderValue::from_str(&dropped_tools.join(","))
-            {
-                resp.headers_mut().insert(DROPPED_TOOLS, v);
-            }
-            resp
-        }
-        (Ok(_), None) => ApiError::internal("a reply without a request").into_response(),
-        (Err(e), _) => e.into_response(),
-    };
-    with_headers(resp, limit_headers)
+    serve(gw, ctx, headers, req, hist, bridged).await
 }
 
 async fn read(gw: &Gateway, body: Body) -> Result<ResponsesRequest, ApiError> {
     parse_body(&read_body(gw, body).await?)
+}
+
+async fn serve(
+    gw: Gateway,
+    mut ctx: RequestContext,
+    headers: HeaderMap,
+    req: ResponsesRequest,
+    hist: Vec<InputItem>,
+    bridged: BridgedRequest,
+) -> Response {
+    let BridgedRequest {
+        chat,
+        tools,
+        dropped,
+        dropped_tools,
+    } = bridged;
+    if !dropped.is_empty() {
+        tracing::debug!(request_id = %ctx.id, ?dropped, "Responses fields a chat backend cannot take were left out");
+    }
+    let body = RequestBody::Chat(chat);
+    ctx.headers = headers;
+    let keep = req
+        .wants_store()
+        .then(|| Some((gw.access().state_db()?, state_mode(&gw, &ctx.principal)?)))
+        .flatten();
+    let id = format!("resp_{}", uuid::Uuid::now_v7().simple());
+    let created = crate::store::now_ms() as i64 / 1000;
+    let start = ResponseObject::start(&id, created, &req);
+    let saver = Saver {
+        keep,
+        gw: gw.clone(),
+        owner: owner(&ctx.principal),
+        request_id: ctx.id.clone(),
+        req: req.clone(),
+        hist,
+    };
+    let (result, limit_headers) = gw.serve(ctx, body).await;
+    let mut resp = match result {
+        Ok(reply) => reply_response(reply, start, tools, saver).await,
+        Err(e) => e.into_response(),
+    };
+    if !dropped_tools.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&dropped_tools.join(","))
+    {
+        resp.headers_mut().insert(DROPPED_TOOLS, v);
+    }
+    with_headers(resp, limit_headers)
 }
 
 /// Keeps the final response when the request asked for it and the log mode allows.

@@ -18,6 +18,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod egress;
 pub mod pii;
 pub mod redact;
 pub mod tier;
@@ -66,7 +67,8 @@ pub struct DeploymentAttrs {
 }
 
 impl DeploymentAttrs {
-    /// Resolves `d`: explicit config first, then defaults (hosting from `base_url` and Ollama
+    /// Resolves `d`: explicit config first, then defaults (hosting `local` only for loopback and
+    /// Unix-socket `base_url`s, see [`tier::is_local_url`], and never for Ollama
     /// cloud tags; openness from the catalog else `api`; price from config, else 0 for local,
     /// else the catalog's list price, else unknown).
     pub fn resolve(d: &DeploymentConfig, catalog: &Catalog) -> Self {
@@ -278,6 +280,9 @@ pub struct Decision {
     pub sampling: Option<SamplingConfig>,
     /// Logging mode forced by a policy.
     pub log_mode: Option<LogMode>,
+    /// Policies that keep personal data local and apply to this request whatever PII it
+    /// holds: the egress guard checks every body sent to a non-local deployment against them.
+    pub egress: Vec<egress::Guard>,
 }
 
 impl Decision {
@@ -392,6 +397,7 @@ impl Engine {
             redact_kinds: Vec::new(),
             sampling: None,
             log_mode: None,
+            egress: Vec::new(),
         };
         for p in &self.policies {
             let holds = when_holds(&p.when, facts, body, &d.pii, prompt_tokens);
@@ -451,7 +457,50 @@ impl Engine {
                 d.log_mode = Some(l);
             }
         }
+        d.egress = self.guards(facts, body, prompt_tokens);
         d
+    }
+
+    /// The policies that keep personal data local (see [`egress`]) and whose conditions other
+    /// than `when.pii` hold for this request (or that its key names).
+    fn guards(
+        &self,
+        facts: &RequestFacts<'_>,
+        body: &RequestBody,
+        prompt_tokens: u64,
+    ) -> Vec<egress::Guard> {
+        self.policies
+            .iter()
+            .filter(|p| keeps_pii_local(p))
+            .filter(|p| {
+                facts.key_policies.contains(&p.name)
+                    || others_hold(&p.when, facts, body, prompt_tokens).is_some()
+            })
+            .map(|p| {
+                let items = p.when.pii.as_ref().map(|w| w.items()).unwrap_or_default();
+                let any = items.contains(&"any");
+                egress::Guard {
+                    policy: p.name.clone(),
+                    kinds: if any {
+                        Vec::new()
+                    } else {
+                        items.iter().map(|k| k.to_string()).collect()
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// Whether `p` keeps personal data local: `when.pii` with `require.hosting: local`
+/// (route_local), or `pii_action: redact` / `block`.
+fn keeps_pii_local(p: &PolicyConfig) -> bool {
+    if p.when.pii.is_none() || p.action == Some(Action::Deny) {
+        return false;
+    }
+    match p.pii_action.unwrap_or(PiiAction::RouteLocal) {
+        PiiAction::RouteLocal => p.require.hosting == Some(Hosting::Local),
+        PiiAction::Redact | PiiAction::Block => true,
     }
 }
 
@@ -511,13 +560,23 @@ fn when_holds(
     pii: &[Finding],
     prompt_tokens: u64,
 ) -> Option<Vec<String>> {
+    let kinds = pii_kinds_of(w, pii);
+    if w.pii.is_some() && kinds.is_empty() {
+        return None;
+    }
+    others_hold(w, facts, body, prompt_tokens).map(|()| kinds)
+}
+
+/// `Some(())` when every condition of `when` except `pii` holds.
+fn others_hold(
+    w: &WhenConfig,
+    facts: &RequestFacts<'_>,
+    body: &RequestBody,
+    prompt_tokens: u64,
+) -> Option<()> {
     if let Some(models) = &w.model
         && !models.items().iter().any(|p| glob_match(p, body.model()))
     {
-        return None;
-    }
-    let kinds = pii_kinds_of(w, pii);
-    if w.pii.is_some() && kinds.is_empty() {
         return None;
     }
     for (name, pattern) in &w.header {
@@ -561,7 +620,7 @@ fn when_holds(
     {
         return None;
     }
-    Some(kinds)
+    Some(())
 }
 
 /// The distinct kinds found that `when.pii` is about (none when it has no `pii`).

@@ -8,7 +8,9 @@
 
 use super::checks::*;
 use crate::api::RequestBody;
+use crate::api::visit::{Leaf, Visit};
 use crate::config::PiiConfig;
+use crate::config::policy::UNSCANNABLE;
 use regex::Regex;
 use serde::Serialize;
 
@@ -184,20 +186,46 @@ impl Detector {
         out
     }
 
-    /// Every item in every text of `body`, with locations and character positions.
+    /// Every item in every text of `body`, with locations and character positions, plus one
+    /// `unscannable` finding (positions 0..0) per binary payload (base64 image, file, audio),
+    /// which cannot be read for personal data.
     pub fn scan_request(&self, body: &RequestBody) -> Vec<Finding> {
-        let mut out = Vec::new();
-        for (location, _, text) in crate::api::visit::strings(body) {
-            for m in self.scan(text) {
-                out.push(Finding {
-                    kind: m.kind,
-                    location: location.clone(),
-                    start: text[..m.start].chars().count(),
-                    end: text[..m.end].chars().count(),
+        struct Scan<'d> {
+            detector: &'d Detector,
+            out: Vec<Finding>,
+        }
+        impl<'a> Visit<'a> for Scan<'_> {
+            fn text(&mut self, location: &str, _: Leaf, text: &'a str) {
+                // Matches come in order without overlaps: count characters once, left to
+                // right (counting from the start for each match made the scan quadratic).
+                let (mut at, mut chars) = (0, 0);
+                for m in self.detector.scan(text) {
+                    let start = chars + text[at..m.start].chars().count();
+                    let end = start + text[m.start..m.end].chars().count();
+                    (at, chars) = (m.end, end);
+                    self.out.push(Finding {
+                        kind: m.kind,
+                        location: location.to_string(),
+                        start,
+                        end,
+                    });
+                }
+            }
+            fn binary(&mut self, location: &str) {
+                self.out.push(Finding {
+                    kind: UNSCANNABLE.to_string(),
+                    location: location.to_string(),
+                    start: 0,
+                    end: 0,
                 });
             }
         }
-        out
+        let mut s = Scan {
+            detector: self,
+            out: Vec::new(),
+        };
+        crate::api::visit::visit(body, &mut s);
+        s.out
     }
 }
 
@@ -436,6 +464,38 @@ mod tests {
                 last = m.end;
             }
         }
+    }
+
+    /// Linear in the number of matches: 200,000 emails scan (and redact) in under 10× the
+    /// time of the same number of bytes without a match (a ratio, not a wall-clock bound).
+    #[test]
+    fn scanning_is_linear_in_the_number_of_matches() {
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let body = |text: String| {
+            RequestBody::Chat(
+                serde_json::from_value(serde_json::json!({"model": "m",
+                    "messages": [{"role": "user", "content": text}]}))
+                .unwrap(),
+            )
+        };
+        let many: String = (0..200_000).map(|i| format!("u{i:06}@ex.com ")).collect();
+        let none = many.replace('@', "_");
+        assert_eq!(many.len(), none.len());
+        let (many, none) = (body(many), body(none));
+        let time = |b: &RequestBody| {
+            let t = std::time::Instant::now();
+            let n = d.scan_request(b).len();
+            let (_, r) = super::super::redact::redact(&d, b, &["email".to_string()]);
+            (t.elapsed(), n, r.len())
+        };
+        let (t_none, n_none, r_none) = time(&none);
+        let (t_many, n_many, r_many) = time(&many);
+        assert_eq!((n_none, r_none), (0, 0));
+        assert_eq!((n_many, r_many), (200_000, 200_000));
+        assert!(
+            t_many < t_none * 10,
+            "200,000 matches took {t_many:?}, no matches {t_none:?}"
+        );
     }
 
     #[test]

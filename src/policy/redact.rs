@@ -15,7 +15,14 @@ use std::collections::HashMap;
 #[derive(Clone, Default)]
 pub struct Redaction {
     pairs: Vec<(String, String)>,
+    /// Placeholder → index in `pairs`.
+    index: HashMap<String, usize>,
+    /// Length of the longest placeholder, bytes.
+    longest: usize,
 }
+
+/// The longest text between `[` and `]` (both included) taken for a placeholder, bytes.
+const MAX_PLACEHOLDER: usize = 64;
 
 impl std::fmt::Debug for Redaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,17 +46,33 @@ impl Redaction {
         self.pairs.iter().map(|(p, _)| p.as_str())
     }
 
-    /// `text` with every placeholder replaced by its original.
+    /// `text` with every placeholder replaced by its original, in one pass.
     pub fn restore_text(&self, text: &str) -> String {
-        if !text.contains('[') {
+        if !text.contains('[') || self.pairs.is_empty() {
             return text.to_string();
         }
-        let mut out = text.to_string();
-        for (p, orig) in &self.pairs {
-            if out.contains(p.as_str()) {
-                out = out.replace(p.as_str(), orig);
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('[') {
+            out.push_str(&rest[..open]);
+            let candidate = &rest[open..];
+            let close = candidate
+                .as_bytes()
+                .iter()
+                .take(self.longest)
+                .position(|b| *b == b']');
+            match close.and_then(|c| self.index.get(&candidate[..=c]).map(|i| (c, *i))) {
+                Some((c, i)) => {
+                    out.push_str(&self.pairs[i].1);
+                    rest = &candidate[c + 1..];
+                }
+                None => {
+                    out.push('[');
+                    rest = &candidate[1..];
+                }
             }
         }
+        out.push_str(rest);
         out
     }
 
@@ -63,19 +86,39 @@ impl Redaction {
         }
     }
 
-    /// Length of the longest suffix of `s` that is a strict prefix of some placeholder
-    /// (starting at a `[`), i.e. what must wait for the next delta.
+    /// Length of the longest suffix of `s` that may still become a placeholder (from the last
+    /// `[`, without `]`, shorter than the longest placeholder), i.e. what must wait for the
+    /// next delta. Constant work per delta, whatever the number of placeholders.
     fn pending_tail(&self, s: &str) -> usize {
         let Some(pos) = s.rfind('[') else {
             return 0;
         };
         let tail = &s[pos..];
-        let could_grow = self
-            .pairs
-            .iter()
-            .any(|(p, _)| p.len() > tail.len() && p.starts_with(tail));
+        let could_grow = tail.len() < self.longest && !tail.contains(']');
         if could_grow { tail.len() } else { 0 }
     }
+}
+
+/// Every bracketed token (`[…]`, at most [`MAX_PLACEHOLDER`] bytes) already in `body`, so
+/// new placeholders never collide with the client's own text.
+fn existing_tokens(body: &RequestBody) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    for (_, _, text) in crate::api::visit::strings(body) {
+        let mut rest = text;
+        while let Some(open) = rest.find('[') {
+            let candidate = &rest[open..];
+            if let Some(c) = candidate
+                .as_bytes()
+                .iter()
+                .take(MAX_PLACEHOLDER)
+                .position(|b| *b == b']')
+            {
+                out.insert(candidate[..=c].to_string());
+            }
+            rest = &candidate[1..];
+        }
+    }
+    out
 }
 
 /// Replaces the items of the given `kinds` in every text of `body`; returns the redacted copy
@@ -87,11 +130,10 @@ pub fn redact(
     kinds: &[String],
 ) -> (RequestBody, Redaction) {
     let mut out = body.clone();
-    let existing: String = crate::api::visit::strings(body)
-        .into_iter()
-        .map(|(_, _, t)| t)
-        .collect();
+    let existing = existing_tokens(body);
     let mut pairs: Vec<(String, String)> = Vec::new();
+    // Original value → placeholder: one lookup per match (linear in the number of matches).
+    let mut by_value: HashMap<String, String> = HashMap::new();
     let mut counters: HashMap<String, usize> = HashMap::new();
     visit_mut(
         &mut out,
@@ -108,8 +150,8 @@ pub fn redact(
             let mut last = 0;
             for m in found {
                 let value = &text[m.start..m.end];
-                let placeholder = match pairs.iter().find(|(_, o)| o == value) {
-                    Some((p, _)) => p.clone(),
+                let placeholder = match by_value.get(value) {
+                    Some(p) => p.clone(),
                     None => {
                         let n = counters.entry(m.kind.clone()).or_insert(0);
                         let p = loop {
@@ -120,6 +162,7 @@ pub fn redact(
                             }
                         };
                         pairs.push((p.clone(), value.to_string()));
+                        by_value.insert(value.to_string(), p.clone());
                         p
                     }
                 };
@@ -131,7 +174,20 @@ pub fn redact(
             *text = result;
         }),
     );
-    (out, Redaction { pairs })
+    let index = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p.clone(), i))
+        .collect();
+    let longest = pairs.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    (
+        out,
+        Redaction {
+            pairs,
+            index,
+            longest,
+        },
+    )
 }
 
 /// Adapts a closure to [`VisitMut`]: every string leaf, whatever its path.
@@ -149,6 +205,9 @@ pub struct StreamRestorer {
     redaction: Redaction,
     /// Held-back tails by (choice index, field key).
     carry: HashMap<(u64, String), String>,
+    /// The top-level fields (`id`, `object`, `created`, `model`) of the last chunk, for the
+    /// chunk [`StreamRestorer::drain`] makes.
+    template: Option<Value>,
 }
 
 impl StreamRestorer {
@@ -157,13 +216,55 @@ impl StreamRestorer {
         StreamRestorer {
             redaction,
             carry: HashMap::new(),
+            template: None,
         }
+    }
+
+    /// What is still held back when the stream ends without a finish chunk (cut short, an
+    /// error, a server that never sends `finish_reason`): one chunk carrying the restored
+    /// tails, shaped like the stream's chunks (`delta` for chat, `text` for completions), or
+    /// `None` when nothing is held.
+    pub fn drain(&mut self) -> Option<Value> {
+        if self.carry.is_empty() {
+            return None;
+        }
+        let mut indexes: Vec<u64> = self.carry.keys().map(|(i, _)| *i).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let mut chunk = self
+            .template
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"object": "chat.completion.chunk"}));
+        let is_text = chunk.get("object").and_then(Value::as_str) == Some("text_completion");
+        let choices: Vec<Value> = indexes
+            .into_iter()
+            .map(|i| {
+                let mut c = if is_text {
+                    serde_json::json!({"index": i, "text": "", "finish_reason": null})
+                } else {
+                    serde_json::json!({"index": i, "delta": {}, "finish_reason": null})
+                };
+                self.flush_choice(i, &mut c);
+                c
+            })
+            .collect();
+        chunk["choices"] = Value::Array(choices);
+        Some(chunk)
     }
 
     /// Rewrites one chunk in place: restores the text fields of each choice (`delta.content`,
     /// `delta.refusal`, `delta.reasoning_content`, `text`, tool-call `arguments`), holding back
     /// a possible placeholder start, and flushes what was held back when the choice finishes.
     pub fn apply(&mut self, chunk: &mut Value) {
+        if let Value::Object(m) = &*chunk {
+            let mut t = serde_json::Map::new();
+            for k in ["id", "object", "created", "model"] {
+                if let Some(v) = m.get(k) {
+                    t.insert(k.to_string(), v.clone());
+                }
+            }
+            self.template = Some(Value::Object(t));
+        }
         let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut) else {
             return;
         };
@@ -340,6 +441,29 @@ mod tests {
             out,
             "Write to ana@example.com now [not a placeholder] [EMAIL_1"
         );
+    }
+
+    #[test]
+    fn a_stream_that_ends_without_a_finish_chunk_gets_its_held_back_tail() {
+        let (_, r) = redact(
+            detector(),
+            &chat("mail ana@example.com"),
+            &["email".to_string()],
+        );
+        let mut s = StreamRestorer::new(r);
+        assert_eq!(s.drain(), None);
+        let mut c = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "to [EMA"}, "finish_reason": null}]});
+        s.apply(&mut c);
+        assert_eq!(c["choices"][0]["delta"]["content"], "to ");
+        assert_eq!(
+            s.drain(),
+            Some(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"content": "[EMA"}, "finish_reason": null}]})
+            )
+        );
+        assert_eq!(s.drain(), None);
     }
 
     #[test]

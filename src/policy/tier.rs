@@ -203,25 +203,45 @@ impl Freedoms {
     }
 }
 
-/// Whether `base_url` points at this machine or a private network: `localhost` (and
-/// `*.localhost`), loopback, RFC 1918 / link-local IPv4, IPv6 loopback, unique-local
-/// (`fc00::/7`) and link-local (`fe80::/10`) addresses. Anything else — including names that
-/// would need DNS — counts as remote.
+/// Whether `base_url` points at this machine: `localhost` (and `*.localhost`), a loopback
+/// address (`127.0.0.0/8`, `::1`, `::ffff:127.x.y.z`) or a Unix socket (`unix:` /
+/// `http+unix:` URLs). Everything else — private networks included, since a LAN proxy may
+/// forward to a hosted API, and names that would need DNS — counts as remote unless the
+/// deployment declares `hosting: local`.
 pub fn is_local_url(base_url: &str) -> bool {
     let Ok(url) = url::Url::parse(base_url) else {
         return false;
     };
+    if matches!(url.scheme(), "unix" | "http+unix") {
+        return true;
+    }
     match url.host() {
         Some(url::Host::Domain(d)) => {
             let d = d.to_ascii_lowercase();
             d == "localhost" || d.ends_with(".localhost")
         }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => {
-            let first = ip.segments()[0];
-            ip.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
         None => false,
+    }
+}
+
+/// Whether `base_url` is a private-network address (RFC 1918 / link-local IPv4, unique-local
+/// `fc00::/7` or link-local `fe80::/10` IPv6): inferred `remote`, which `sluice check` warns
+/// about, since such a server is often the organisation's own.
+pub fn is_private_url(base_url: &str) -> bool {
+    let Ok(url) = url::Url::parse(base_url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_private() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => {
+            let first = ip.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+        _ => false,
     }
 }
 
@@ -325,15 +345,27 @@ mod tests {
     fn local_urls() {
         for u in [
             "http://127.0.0.1:8080/v1",
+            "http://127.9.8.7/v1",
             "http://localhost:11434",
+            "http://ollama.localhost:11434",
+            "http://[::1]:8080",
+            "http://[::ffff:127.0.0.1]:8080",
+            "unix:/run/llama.sock",
+        ] {
+            assert!(is_local_url(u), "{u}");
+            assert!(!is_private_url(u), "{u}");
+        }
+        // Private networks are remote unless declared (a LAN proxy may forward to a SaaS).
+        for u in [
             "http://10.1.2.3/v1",
             "http://172.16.0.9",
             "http://192.168.1.20:8000",
-            "http://[::1]:8080",
             "http://[fd12::1]/v1",
+            "http://[fe80::1]/v1",
             "http://169.254.0.1",
         ] {
-            assert!(is_local_url(u), "{u}");
+            assert!(!is_local_url(u), "{u}");
+            assert!(is_private_url(u), "{u}");
         }
         for u in [
             "https://api.openai.com/v1",
@@ -341,8 +373,10 @@ mod tests {
             "http://172.32.0.1",
             "http://[2001:db8::1]",
             "http://localhost.example.com",
+            "not a url",
         ] {
             assert!(!is_local_url(u), "{u}");
+            assert!(!is_private_url(u), "{u}");
         }
     }
 

@@ -43,7 +43,7 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         .header("x-request-id", call.request_id)
         .body(bytes);
     let http = with_key(http, dep);
-    let resp = upstream::send(http, dep, stream).await?;
+    let resp = upstream::send(http, dep, stream, call.egress).await?;
     let created = now_secs();
     if stream {
         let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());

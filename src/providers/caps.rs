@@ -9,7 +9,8 @@
 //! - [`adapt_openai_chat`] drops or maps, for `provider: openai`, the fields the backend would
 //!   reject or misread (`top_k` and the local samplers such as `min_p`, `seed`, message `name`, `parallel_tool_calls` dropped;
 //!   `developer` → `system`; `max_completion_tokens` → `max_tokens`), and always drops
-//!   null-valued and unknown message keys and unpacks a literal `extra_body` object. The native providers
+//!   null-valued and unknown message keys (a literal `extra_body` was merged when the request
+//!   was parsed, see [`crate::api::extra_body`]). The native providers
 //!   apply the same capabilities in their own translation.
 
 use super::Endpoint;
@@ -160,13 +161,6 @@ const KNOWN_MESSAGE_FIELDS: [&str; 5] = [
 /// Drops or maps, for an OpenAI-compatible backend, the chat fields it lacks (see the module
 /// doc). Fields it has are left exactly as the client sent them.
 pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
-    // A literal `extra_body` key is an SDK option some clients forward by mistake: its fields
-    // belong at the top level (C21). Fields the request already has win.
-    if let Some(Value::Object(extra_body)) = req.extra.remove("extra_body") {
-        for (k, v) in extra_body {
-            req.extra.entry(k).or_insert(v);
-        }
-    }
     if !caps.has(Capability::TopK) {
         req.top_k = None;
         for k in LOCAL_SAMPLERS {
@@ -309,22 +303,6 @@ mod tests {
         let v = serde_json::to_value(&r.messages).unwrap();
         assert_eq!(v[1]["content"][1]["text"], "Answer with a number.");
         assert_eq!(v[2]["content"], "The answer is");
-    }
-
-    #[test]
-    fn a_literal_extra_body_is_unpacked() {
-        let mut r: ChatCompletionRequest = parse_body(
-            br#"{"model":"x","min_p":0.1,"extra_body":{"min_p":0.5,"repetition_penalty":1.1},"messages":[]}"#,
-        )
-        .unwrap();
-        adapt_openai_chat(
-            &mut r,
-            &Caps::of(&dep("openai", "http://127.0.0.1:8000/v1", None)),
-        );
-        let v = serde_json::to_value(&r).unwrap();
-        assert!(v.get("extra_body").is_none());
-        assert_eq!(v["min_p"], 0.1);
-        assert_eq!(v["repetition_penalty"], 1.1);
     }
 
     #[test]

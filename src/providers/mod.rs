@@ -36,6 +36,22 @@ pub struct Call<'a> {
     pub body: &'a RequestBody,
     /// Sluice's request id, forwarded as `x-request-id`.
     pub request_id: &'a str,
+    /// The last check on the exact bytes about to be sent, when a policy keeps personal data
+    /// local and the deployment is not local (see [`crate::policy::egress`]).
+    pub egress: Option<&'a dyn Egress>,
+}
+
+/// A check on the exact body of an upstream request, run right before it is sent.
+pub trait Egress: Sync {
+    /// `Ok` when `body` may be sent to `deployment`; the error is the client's answer and
+    /// nothing is sent.
+    fn check(&self, deployment: &str, body: &[u8]) -> Result<(), ApiError>;
+}
+
+impl std::fmt::Debug for dyn Egress + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Egress")
+    }
 }
 
 /// A stream of OpenAI chunk objects (`chat.completion.chunk` or `text_completion`), ending
@@ -57,7 +73,7 @@ pub enum Reply {
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
-/// one), since reqwest sets connect timeouts per client.
+/// one), since reqwest sets connect timeouts per client. They never follow redirects.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
     clients: HashMap<u64, reqwest::Client>,
@@ -94,6 +110,9 @@ fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .no_proxy()
+        // A redirect would re-send the prompt (and the deployment's key) to a host the
+        // policies never judged: a 3xx is an upstream error instead (see `upstream::send`).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build HTTP client: {e}"))
 }

@@ -109,7 +109,7 @@ async fn send(
     if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(key);
     }
-    upstream::send(req, dep, stream)
+    upstream::send(req, dep, stream, call.egress)
         .await
         .map_err(model_not_found)
 }

@@ -34,7 +34,7 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
     if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(key);
     }
-    let resp = super::upstream::send(req, dep, stream).await?;
+    let resp = super::upstream::send(req, dep, stream, call.egress).await?;
     let is_sse = resp
         .headers()
         .get("content-type")

@@ -13,7 +13,11 @@ use std::time::Duration;
 
 /// Sends `req` (body already set) within the deployment's timeout.
 ///
-/// Errors: a non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502; see
+/// With `egress`, the built body is checked first (see [`super::Egress`]); its error is
+/// returned and nothing is sent.
+///
+/// Errors: a 3xx answer is a 502 naming the deployment (redirects are never followed); any
+/// other non-2xx answer becomes [`ApiError::from_upstream`] (4xx kept, else 502; see
 /// [`super::caps::name_unsupported_param`]);
 /// connection failures 502; timeouts 504. `stream` requests get the timeout only until the
 /// headers arrive.
@@ -21,17 +25,37 @@ pub async fn send(
     req: reqwest::RequestBuilder,
     dep: &DeploymentConfig,
     stream: bool,
+    egress: Option<&dyn super::Egress>,
 ) -> Result<reqwest::Response, ApiError> {
     let timeout = Duration::from_millis(dep.timeout_ms());
     // W3C trace context of the current attempt span, so upstream traces join Sluice's.
     let req = req.headers(crate::telemetry::trace_headers());
     let req = if stream { req } else { req.timeout(timeout) };
-    let resp = match tokio::time::timeout(timeout, req.send()).await {
+    let (client, req) = req.build_split();
+    let req = req.map_err(|e| upstream_failure(&dep.name, &e))?;
+    if let Some(guard) = egress {
+        // The exact bytes that would leave; a body that is not in memory cannot be checked
+        // and is not sent.
+        let bytes = req.body().and_then(reqwest::Body::as_bytes).unwrap_or(b"");
+        guard.check(&dep.name, bytes)?;
+    }
+    let resp = match tokio::time::timeout(timeout, client.execute(req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(upstream_failure(&dep.name, &e)),
         Err(_) => return Err(ApiError::gateway_timeout(&dep.name)),
     };
     let status = resp.status();
+    if status.is_redirection() {
+        // Never followed (the clients have no redirect policy); the target is not named, its
+        // URL could carry credentials.
+        return Err(ApiError::bad_gateway(
+            &dep.name,
+            format!(
+                "answered HTTP {} (a redirect; Sluice does not follow redirects)",
+                status.as_u16()
+            ),
+        ));
+    }
     if !status.is_success() {
         let retry_after = super::retry_after_secs(resp.headers());
         let bytes = resp

@@ -2,6 +2,11 @@
 //! docs/reproducibility.md): a request under `deterministic: true` whose canonical request hash
 //! ([`crate::repro::request_hash`]) matches a successful row of the same deployment, logged in
 //! `full` mode within `ttl_s`, is answered from that row without calling the backend.
+//!
+//! Personal data never crosses callers through it: a request in which PII was found (kept
+//! local or redacted) is not looked up, and its row (`pii_kinds` not empty) never answers
+//! another request — a redacted row holds the restored answer of its own caller. A hit costs
+//! nothing (`cost_usd` 0 on its row).
 
 use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
@@ -26,7 +31,7 @@ pub async fn lookup(
         conn.query_row(
             "SELECT response_model, response_content, response_tool_calls, finish_reason, \
              prompt_tokens, completion_tokens FROM requests WHERE deployment = ?1 \
-             AND request_hash = ?2 AND status = 200 AND log_mode = 'full' \
+             AND request_hash = ?2 AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
              AND response_content IS NOT NULL AND started_ms >= ?3 ORDER BY seq DESC LIMIT 1",
             rusqlite::params![deployment, request_hash, since],
             |r| {

@@ -11,7 +11,7 @@
 //! - `sluice replay --since T [--model M] [--limit N] --report FILE.md`: replays the successful
 //!   chat and completion rows since T once each and writes a Markdown report per deployment.
 
-use crate::api::parse_body;
+use crate::api::parse_request;
 use crate::api::summary::ResponseSummary;
 use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, ReplyBody, RequestContext};
@@ -172,11 +172,11 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
         // A bridged request (Responses, Messages) is logged as the chat request it became.
         "chat" | "responses" | "messages" => (
             Endpoint::ChatCompletions,
-            RequestBody::Chat(parse_body(bytes.as_bytes()).map_err(|e| e.body.message)?),
+            RequestBody::Chat(parse_request(bytes.as_bytes()).map_err(|e| e.body.message)?),
         ),
         "text_completion" => (
             Endpoint::Completions,
-            RequestBody::Generic(parse_body(bytes.as_bytes()).map_err(|e| e.body.message)?),
+            RequestBody::Generic(parse_request(bytes.as_bytes()).map_err(|e| e.body.message)?),
         ),
         other => return Err(format!("`{other}` requests are not replayed")),
     };

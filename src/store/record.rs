@@ -78,6 +78,9 @@ pub struct RequestRecord {
     /// Logging mode forced by a policy or key for this request (`full`, `redacted`,
     /// `metadata`, `off`), overriding `log.prompts`.
     pub log_mode: Option<String>,
+    /// JSON path (in the outgoing body) of the personal data the egress guard stopped before
+    /// it left for a non-local deployment; never the value.
+    pub egress_blocked: Option<String>,
 }
 
 impl Default for RequestRecord {
@@ -115,6 +118,7 @@ impl Default for RequestRecord {
             request_hash: None,
             request_body: None,
             log_mode: None,
+            egress_blocked: None,
         }
     }
 }

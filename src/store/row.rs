@@ -74,7 +74,8 @@ pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
 }
 
 /// The column values of `r` as row number `seq`, in [`HASHED_COLUMNS`] order, keeping text as
-/// `mode` says: `full` as is, `redacted` through [`redact_for_log`] with the `pii` detectors, `metadata` none.
+/// `mode` says: `full` as is, `redacted` through [`redact_for_log`] with the `pii` detectors, `metadata` none;
+/// `end_user` and `error_message` are kept as is in `full` mode only, else redacted.
 /// `None` for mode `off` (no row).
 pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
     let (body, content, tools) = match mode {
@@ -95,6 +96,12 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         ),
     };
     let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);
+    // The end user (often an email) and error messages (upstreams echo the prompt) are text
+    // too: kept as is only in `full` mode.
+    let scrubbed = |s: &Option<String>| match mode {
+        LogMode::Full => text(s),
+        _ => text(&s.as_deref().map(|t| redact_for_log(pii, t))),
+    };
     let int = |n: u64| Sql::Integer(i64::try_from(n).unwrap_or(i64::MAX));
     let list =
         |v: &Vec<String>| Sql::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
@@ -113,11 +120,11 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         list(&r.policies),
         list(&r.pii_kinds),
         text(&r.api_key_id),
-        text(&r.end_user),
+        scrubbed(&r.end_user),
         text(&r.client_ip),
         Sql::Integer(i64::from(r.status)),
         text(&r.error_type),
-        text(&r.error_message),
+        scrubbed(&r.error_message),
         Sql::Integer(i64::from(r.stream)),
         text(&r.response.finish_reason),
         int(r.usage.prompt_tokens),

@@ -5,6 +5,11 @@
 //! Names are prefixed `sluice_`; counters end in `_total`, durations are histograms in
 //! seconds (`_seconds`). Labels: `model` (client-facing name), `deployment`, `status` (HTTP
 //! status sent), `hosting`, `direction` (`input`/`output`), `policy`, `kind`.
+//!
+//! Label values come only from the config (model, deployment and policy names) or from
+//! Sluice itself (status, hosting, codes): a `model` or `deployment` the config does not name
+//! is counted as `unknown`, so a client cannot grow the label sets. Requests refused before
+//! authentication are one unlabelled counter, `sluice_unauthenticated_total`.
 
 use crate::store::record::RequestRecord;
 use prometheus_client::encoding::text::encode;
@@ -13,7 +18,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+
+/// The label value for a model or deployment name the config does not know.
+pub const UNKNOWN: &str = "unknown";
 
 type Labels = Vec<(&'static str, String)>;
 type CounterFamily = Family<Labels, Counter>;
@@ -44,6 +53,11 @@ pub struct Metrics {
     pii_detections: CounterFamily,
     rate_limited: CounterFamily,
     cooldowns: CounterFamily,
+    egress_blocked: CounterFamily,
+    unauthenticated: Counter,
+    client_disconnects: Counter,
+    models: HashSet<String>,
+    deployments: HashSet<String>,
     /// Streams being sent right now.
     pub open_streams: Gauge,
     /// Rows waiting in the request-log queue.
@@ -67,8 +81,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric in a new registry.
+    /// Registers every metric in a new registry, knowing no model or deployment names (every
+    /// such label is `unknown`; see [`Metrics::with_names`]).
     pub fn new() -> Self {
+        Self::with_names(Vec::new(), Vec::new())
+    }
+
+    /// Registers every metric in a new registry; `models` (client-facing names: models and
+    /// deployments) and `deployments` are the only values the `model` and `deployment` labels
+    /// take, anything else is `unknown`.
+    pub fn with_names(models: Vec<String>, deployments: Vec<String>) -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let requests = CounterFamily::default();
         registry.register(
@@ -140,6 +162,24 @@ impl Metrics {
             "Times a deployment was put into cooldown",
             cooldowns.clone(),
         );
+        let egress_blocked = CounterFamily::default();
+        registry.register(
+            "egress_blocked",
+            "Upstream calls the egress guard stopped (personal data in a body for a non-local deployment), by deployment",
+            egress_blocked.clone(),
+        );
+        let unauthenticated = Counter::default();
+        registry.register(
+            "unauthenticated",
+            "Requests refused before authentication (401); no labels, no row",
+            unauthenticated.clone(),
+        );
+        let client_disconnects = Counter::default();
+        registry.register(
+            "client_disconnects",
+            "Requests whose client went away before the answer was ready (recorded as 499)",
+            client_disconnects.clone(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_streams",
@@ -178,6 +218,11 @@ impl Metrics {
             pii_detections,
             rate_limited,
             cooldowns,
+            egress_blocked,
+            unauthenticated,
+            client_disconnects,
+            models: models.into_iter().collect(),
+            deployments: deployments.into_iter().collect(),
             open_streams,
             log_queue_depth,
             log_write_seconds,
@@ -187,8 +232,11 @@ impl Metrics {
 
     /// Counts one finished request.
     pub fn observe(&self, r: &RequestRecord) {
-        let deployment = r.deployment.clone().unwrap_or_else(|| "-".into());
-        let model = r.requested_model.clone();
+        let deployment = match r.deployment.as_deref() {
+            None => "-".to_string(),
+            Some(d) => label(&self.deployments, d),
+        };
+        let model = label(&self.models, &r.requested_model);
         self.requests
             .get_or_create(&vec![
                 ("model", model.clone()),
@@ -249,6 +297,11 @@ impl Metrics {
                 .get_or_create(&vec![("kind", k.clone())])
                 .inc();
         }
+        if r.egress_blocked.is_some() {
+            self.egress_blocked
+                .get_or_create(&vec![("deployment", deployment.clone())])
+                .inc();
+        }
         if r.status == 429 {
             let code = r.error_type.clone().unwrap_or_else(|| "-".into());
             self.rate_limited.get_or_create(&vec![("code", code)]).inc();
@@ -258,8 +311,18 @@ impl Metrics {
     /// Counts a deployment going into cooldown.
     pub fn cooldown(&self, deployment: &str) {
         self.cooldowns
-            .get_or_create(&vec![("deployment", deployment.to_string())])
+            .get_or_create(&vec![("deployment", label(&self.deployments, deployment))])
             .inc();
+    }
+
+    /// Counts one client that went away before its answer was ready.
+    pub fn client_disconnected(&self) {
+        self.client_disconnects.inc();
+    }
+
+    /// Counts one request refused by authentication (401), before any body was read.
+    pub fn unauthenticated(&self) {
+        self.unauthenticated.inc();
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -269,5 +332,14 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// `name` when `known` holds it, else [`UNKNOWN`].
+fn label(known: &HashSet<String>, name: &str) -> String {
+    if known.contains(name) {
+        name.to_string()
+    } else {
+        UNKNOWN.to_string()
     }
 }

@@ -31,6 +31,25 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// Longest client-supplied string put on a process log line or a span, in characters.
+pub const MAX_LOGGED_CHARS: usize = 128;
+
+/// A client-supplied string (a `model`, an upstream's error message) made safe for a process
+/// log line or a span attribute: control characters, quotes and backslashes escaped as Rust
+/// does (`\n`, `\0`, `\u{1b}`, …), so one request cannot forge a line or write raw bytes to
+/// the terminal; cut after [`MAX_LOGGED_CHARS`] characters, with `…` marking the cut.
+pub fn log_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_LOGGED_CHARS * 2));
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_LOGGED_CHARS {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out
+}
+
 /// Process log format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum LogFormat {
@@ -135,6 +154,7 @@ pub fn request_span(
     model: &str,
     request_id: &str,
 ) -> tracing::Span {
+    let model = log_safe(model);
     let span = tracing::info_span!(
         "gen_ai.request",
         otel.name = %format!("{operation} {model}"),
@@ -238,4 +258,20 @@ pub fn record_outcome(span: &tracing::Span, r: &crate::store::record::RequestRec
         "otel.status_code",
         if r.status < 400 { "OK" } else { "ERROR" },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_strings_are_escaped_and_capped() {
+        assert_eq!(log_safe("gpt-4o"), "gpt-4o");
+        assert_eq!(log_safe("a\nb\0c\u{1b}[31m"), "a\\nb\\0c\\u{1b}[31m");
+        assert_eq!(log_safe("modèle"), "modèle");
+        let long = "x".repeat(1000);
+        let safe = log_safe(&long);
+        assert_eq!(safe.chars().count(), MAX_LOGGED_CHARS + 1);
+        assert!(safe.ends_with('…'));
+    }
 }

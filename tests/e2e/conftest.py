@@ -141,7 +141,9 @@ def stop_pid(pid: int) -> None:
 
 @pytest.fixture(scope="session")
 def llama(tmp_path_factory) -> Llama:
-    server = start_llama(tmp_path_factory.mktemp("llama"))
+    # 8192 tokens of context: Claude Code's default request (its agent prompt and tool list,
+    # about 3,000 of the model's tokens) must fit (tests/e2e/test_claude_code.py).
+    server = start_llama(tmp_path_factory.mktemp("llama"), "--ctx", "8192")
     yield server
     stop_pid(server.pid)
 

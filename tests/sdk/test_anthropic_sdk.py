@@ -1,11 +1,8 @@
 """The official anthropic package against Sluice's `/v1/messages` (ANTHROPIC_BASE_URL points
 at Sluice; ANTHROPIC_API_KEY is a Sluice key or anything when keys are off). The deployment
-behind model `default` is a mock started by tests/messages.rs: an `openai` one (bridged) or
-an `anthropic` one (native), selected by SLUICE_BACKEND. Both mocks answer the same contents:
-text "Hello from the mock!" (11 prompt tokens, 5 output tokens), or, when tools are offered
+behind model `default` is an OpenAI-compatible mock started by tests/messages.rs (the request
+is bridged to chat completions). The mock answers text "Hello from the mock!" (11 prompt tokens, 5 output tokens), or, when tools are offered
 and the last turn is not a tool result, one `get_weather` call with {"city": "Paris"}."""
-import os
-
 import anthropic
 
 client = anthropic.Anthropic(max_retries=0)  # reads ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY
@@ -15,7 +12,6 @@ WEATHER = {
     "description": "Current weather for a city.",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-BACKEND = os.environ.get("SLUICE_BACKEND", "openai")
 
 
 def test_create_text():
@@ -57,9 +53,8 @@ def test_stream_tool_round_trip():
 
 def test_count_tokens():
     r = client.messages.count_tokens(model="default", system="Be brief.", messages=MSGS)
-    # Bridged: Sluice's estimate, one token per 4 bytes of "Be brief." + "Say hello." (19 bytes).
-    # Native: the mock's count.
-    assert r.input_tokens == (5 if BACKEND == "openai" else 42)
+    # Sluice's estimate, one token per 4 bytes of "Be brief." + "Say hello." (19 bytes).
+    assert r.input_tokens == 5
 
 
 def test_errors_are_anthropic_shaped():

@@ -19,6 +19,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The exact bytes of the body.
+    pub raw: Bytes,
 }
 
 /// What a mock answers.
@@ -38,6 +40,8 @@ pub enum MockReply {
     SseThenHang(Vec<Bytes>, Arc<Mutex<Option<oneshot::Sender<()>>>>),
     /// Never answers (for timeouts); fires `gone` when cancelled.
     Hang,
+    /// Answers status + JSON once `gate` is notified.
+    JsonAfter(Arc<tokio::sync::Notify>, u16, Value),
 }
 
 type Handler = dyn Fn(&Received) -> MockReply + Send + Sync;
@@ -74,6 +78,12 @@ impl Mock {
         self.received.lock().unwrap().len()
     }
 
+    /// Every body received, as raw bytes joined (for "never contains" checks).
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        let got = self.received.lock().unwrap();
+        got.iter().flat_map(|r| r.raw.iter().copied()).collect()
+    }
+
     /// The last request received.
     pub fn last(&self) -> Received {
         self.received.lock().unwrap().last().cloned().unwrap()
@@ -92,6 +102,7 @@ async fn mock_handler(
         path: uri.path().to_string(),
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body,
     };
     let reply = handler(&r);
     received.lock().unwrap().push(r);
@@ -122,6 +133,15 @@ async fn mock_handler(
             stream_response("text/event-stream", chunks, tx)
         }
         MockReply::Hang => std::future::pending::<Response>().await,
+        MockReply::JsonAfter(gate, status, v) => {
+            gate.notified().await;
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                v.to_string(),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -274,4 +294,16 @@ pub fn read_line_within(r: impl std::io::Read + Send + 'static, secs: u64) -> St
     });
     rx.recv_timeout(std::time::Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("no line within {secs} s"))
+}
+
+/// POSTs `body` as JSON to Sluice's `path` (`/v1/chat/completions`, …).
+pub async fn post(s: &Sluice, path: &str, body: Value) -> reqwest::Response {
+    client().post(s.url(path)).json(&body).send().await.unwrap()
+}
+
+/// A `chat.completion.chunk` from `upstream-model` with one choice's `delta` and
+/// `finish_reason` (`Value::Null` while the stream goes on).
+pub fn chunk(delta: Value, finish: Value) -> Value {
+    serde_json::json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
+           "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
 }

@@ -3,13 +3,13 @@
 //! answers 201 with the key and its `secret`, shown only then), `GET /admin/keys`,
 //! `GET /admin/keys/{id}`, `DELETE /admin/keys/{id}` (revokes).
 
-use crate::access::auth::KeySpec;
+use crate::access::auth::{KeySpec, Principal};
 use crate::access::keys;
 use crate::api::{ApiError, parse_body};
 use crate::gateway::Gateway;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,12 +26,24 @@ fn store_err(e: crate::store::StoreError) -> ApiError {
     ApiError::invalid_request(e.to_string())
 }
 
-async fn create(State(gw): State<Gateway>, body: Bytes) -> Response {
+async fn create(
+    State(gw): State<Gateway>,
+    Extension(creator): Extension<Principal>,
+    body: Bytes,
+) -> Response {
     let result = async {
         let spec: KeySpec = parse_body(&body)?;
-        if spec.name.trim().is_empty() {
-            return Err(ApiError::invalid_request("`name` must not be empty").with_param("name"));
-        }
+        let names = crate::access::validate::Names::of(&gw.config);
+        crate::access::validate::validate(&spec, &names)
+            .map_err(|(f, m)| ApiError::invalid_request(format!("`{f}` {m}")).with_param(&f))?;
+        crate::access::validate::within_rights(&creator, &spec).map_err(|(f, m)| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                format!("`{f}` {m}: a key can only create keys with at most its own rights."),
+            )
+            .with_param(&f)
+        })?;
         if spec.key.is_some() || spec.sha256.is_some() {
             return Err(ApiError::invalid_request(
                 "Sluice makes the secret; do not send `key` or `sha256`.",

@@ -1,0 +1,148 @@
+//! One validation of a key's settings, used by the config (`keys:`), the CLI
+//! (`sluice keys create`) and the admin API (`POST /admin/keys`), and the rule that a key
+//! creates keys with at most its own rights.
+//!
+//! Errors are `(field, message)`: the config prefixes `keys[i].`, the CLI prints
+//! `error: --field: message` and exits 2, the admin API answers 400 with `param: field`.
+
+use crate::access::auth::{KeySpec, Principal, parse_expiry};
+use crate::config::Config;
+
+/// The names a key may refer to: client-facing model names (models and deployments) and
+/// policy names. `None` fields are not checked (the CLI without a config).
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// Model and deployment names.
+    pub models: Option<Vec<String>>,
+    /// Policy names.
+    pub policies: Option<Vec<String>>,
+}
+
+impl Names {
+    /// The names `config` defines.
+    pub fn of(config: &Config) -> Self {
+        Names {
+            models: Some(
+                config
+                    .models
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .chain(config.deployments.iter().map(|d| d.name.clone()))
+                    .collect(),
+            ),
+            policies: Some(config.policies.iter().map(|p| p.name.clone()).collect()),
+        }
+    }
+}
+
+/// The logging modes a key may force.
+pub const LOG_MODES: [&str; 4] = ["full", "redacted", "metadata", "off"];
+
+/// Checks `spec`: non-empty `name`; `expires` is RFC 3339 or `YYYY-MM-DD`; `log` is one of
+/// [`LOG_MODES`]; every `models` entry (a name or a glob) names or matches a configured model
+/// or deployment; every policy exists; a budget is a finite amount ≥ 0.
+///
+/// Errors: `(field, message)`.
+pub fn validate(spec: &KeySpec, names: &Names) -> Result<(), (String, String)> {
+    let err = |f: &str, m: String| Err((f.to_string(), m));
+    if spec.name.trim().is_empty() {
+        return err("name", "must not be empty".into());
+    }
+    if let Some(e) = &spec.expires
+        && parse_expiry(e).is_none()
+    {
+        return err(
+            "expires",
+            format!("`{e}` is not a timestamp (RFC 3339, or YYYY-MM-DD for UTC midnight)"),
+        );
+    }
+    if let Some(l) = &spec.log
+        && !LOG_MODES.contains(&l.as_str())
+    {
+        return err(
+            "log",
+            format!("`{l}` is not one of {}", LOG_MODES.join(", ")),
+        );
+    }
+    if let Some(b) = &spec.budget
+        && !(b.usd.is_finite() && b.usd >= 0.0)
+    {
+        return err("budget.usd", "must be a number ≥ 0".into());
+    }
+    if let Some(models) = &names.models {
+        for m in &spec.models {
+            let pattern = glob::Pattern::new(m).ok();
+            let known = models
+                .iter()
+                .any(|n| n == m || pattern.as_ref().is_some_and(|p| p.matches(n)));
+            if !known {
+                return err(
+                    "models",
+                    format!("`{m}` names no configured model or deployment"),
+                );
+            }
+        }
+    }
+    if let Some(policies) = &names.policies {
+        for p in &spec.policies {
+            if !policies.contains(p) {
+                return err("policies", format!("no policy is named `{p}`"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `creator` may make a key with `spec`: the master key (and anyone when no
+/// master key is set) may make any key; another key only one with at most its own rights —
+/// admin only if it is admin, models within its models, rpm/tpm/budget no larger (and set
+/// when its own are), its policies kept, its log mode kept, expiring no later.
+///
+/// Errors: `(field, message)` naming the first right that exceeds the creator's.
+pub fn within_rights(creator: &Principal, spec: &KeySpec) -> Result<(), (String, String)> {
+    let parent = &creator.spec;
+    if creator.key_id.is_none() || creator.key_id.as_deref() == Some("master") {
+        return Ok(());
+    }
+    let over = |f: &str| Err((f.to_string(), format!("exceeds the creating key's `{f}`")));
+    if spec.admin && !parent.admin {
+        return over("admin");
+    }
+    if !parent.models.is_empty()
+        && (spec.models.is_empty() || spec.models.iter().any(|m| !creator.may_use(m)))
+    {
+        return over("models");
+    }
+    let limit_over = |mine: Option<u32>, theirs: Option<u32>| match (mine, theirs) {
+        (Some(p), Some(c)) => c > p,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if limit_over(parent.rpm, spec.rpm) {
+        return over("rpm");
+    }
+    if limit_over(parent.tpm, spec.tpm) {
+        return over("tpm");
+    }
+    if let Some(pb) = &parent.budget {
+        let ok = spec.budget.as_ref().is_some_and(|b| {
+            b.usd <= pb.usd && b.period == pb.period && (b.remote_only <= pb.remote_only)
+        });
+        if !ok {
+            return over("budget");
+        }
+    }
+    if parent.policies.iter().any(|p| !spec.policies.contains(p)) {
+        return over("policies");
+    }
+    if parent.log.is_some() && spec.log != parent.log {
+        return over("log");
+    }
+    if let Some(pe) = parent.expires.as_deref().and_then(parse_expiry) {
+        let ce = spec.expires.as_deref().and_then(parse_expiry);
+        if ce.is_none_or(|c| c > pe) {
+            return over("expires");
+        }
+    }
+    Ok(())
+}

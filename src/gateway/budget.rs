@@ -1,0 +1,89 @@
+//! The gateway's side of budgets (see [`crate::access::budget`]): what a planned request may
+//! cost at most, and its reservation. A `remote_only` budget that cannot hold the reservation
+//! sends the request to local deployments instead of refusing it.
+
+use super::Gateway;
+use super::RequestContext;
+use super::route::Plan;
+use crate::access::auth::Principal;
+use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, Reservation, unpriced};
+use crate::api::summary::estimate_tokens;
+use crate::api::{ApiError, RequestBody};
+use crate::policy::Decision;
+use crate::policy::tier::Hosting;
+
+/// The most `body` may cost on any eligible deployment of `plan`, USD: prompt estimate +
+/// `max_tokens` (else [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) at each one's price. Local
+/// deployments do not count for a `remote_only` budget. 0 without a budget.
+///
+/// Errors: 429 `budget_unpriced` when the caller has a budget and an eligible deployment is
+/// remote with no known price.
+pub fn max_cost(principal: &Principal, body: &RequestBody, plan: &Plan) -> Result<f64, ApiError> {
+    let Some(budget) = &principal.spec.budget else {
+        return Ok(0.0);
+    };
+    let prompt = estimate_tokens(&body.texts());
+    let output = body
+        .max_output_tokens()
+        .unwrap_or(DEFAULT_RESERVED_OUTPUT_TOKENS);
+    let mut most = 0.0_f64;
+    for name in &plan.order {
+        let Some(c) = plan.candidate(name) else {
+            continue;
+        };
+        if budget.remote_only && c.attrs.hosting == Hosting::Local {
+            continue;
+        }
+        match c.attrs.cost_usd(prompt, output) {
+            Some(usd) => most = most.max(usd),
+            None if c.attrs.hosting == Hosting::Remote => return Err(unpriced(name)),
+            None => {}
+        }
+    }
+    Ok(most)
+}
+
+type Planned = (Decision, Result<Plan, ApiError>, Option<Reservation>);
+
+impl Gateway {
+    /// Reserves the planned request's most cost against the caller's budget. When a
+    /// `remote_only` budget cannot hold it, the request is planned again for local
+    /// deployments only. A refusal comes back as the plan's error.
+    pub(super) fn reserve_budget(
+        &self,
+        ctx: &mut RequestContext,
+        body: &RequestBody,
+        decision: Decision,
+        plan: Result<Plan, ApiError>,
+    ) -> Planned {
+        let Ok(p) = &plan else {
+            return (decision, plan, None);
+        };
+        let reserved = max_cost(&ctx.principal, body, p)
+            .and_then(|usd| self.access.reserve(&ctx.principal, usd));
+        let e = match reserved {
+            Ok(r) => return (decision, plan, r),
+            Err(e) => e,
+        };
+        let remote_only = ctx
+            .principal
+            .spec
+            .budget
+            .as_ref()
+            .is_some_and(|b| b.remote_only);
+        if !remote_only || ctx.principal.local_only.is_some() {
+            return (decision, Err(e), None);
+        }
+        ctx.principal.local_only = Some(e.body.message.clone());
+        let (decision, plan) = self.decide(&ctx.headers, &ctx.principal, body);
+        let reserved = match &plan {
+            Ok(p) => max_cost(&ctx.principal, body, p)
+                .and_then(|usd| self.access.reserve(&ctx.principal, usd)),
+            Err(_) => Ok(None),
+        };
+        match reserved {
+            Ok(r) => (decision, plan, r),
+            Err(e) => (decision, Err(e), None),
+        }
+    }
+}

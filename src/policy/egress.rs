@@ -1,0 +1,201 @@
+//! The egress guard: the last check before bytes leave for a deployment that is not `local`.
+//!
+//! A policy *keeps personal data local* when it has `when.pii` and either `require.hosting:
+//! local` (`pii_action: route_local`), `pii_action: redact` or `pii_action: block`. For each
+//! such policy whose other conditions hold for the request ([`Guard`], decided with the rest
+//! of the [`super::Decision`]), the exact body about to be sent to a non-local deployment —
+//! after redaction, sampling overrides and the provider's translation — is scanned once more,
+//! every string leaf through [`crate::api::visit::visit_json`]. Any item of a kind the policy
+//! is about stops the call: nothing is sent, the client gets 403 `pii_blocked` naming the JSON
+//! path (never the value). With redaction, only placeholders may remain.
+//!
+//! Skipped: the top-level `model` (the deployment's own id, from the config). A binary
+//! payload (base64 image, file, audio) cannot be checked and counts as personal data of kind
+//! `unscannable` (fail closed): a policy about `any` kind, or about `unscannable`, stops it.
+
+use super::pii::Detector;
+use crate::api::ApiError;
+use crate::api::visit::{Leaf, Visit, visit_json};
+use crate::config::policy::UNSCANNABLE;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A policy that keeps personal data local and applies to this request (its conditions other
+/// than `when.pii` hold).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Guard {
+    /// The policy's name.
+    pub policy: String,
+    /// The PII kinds it is about; empty = any kind.
+    pub kinds: Vec<String>,
+}
+
+impl Guard {
+    fn covers(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind)
+    }
+}
+
+/// What the guard found: where, what kind, which policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// JSON path in the outgoing body (`messages[0].content`).
+    pub path: String,
+    /// The PII kind.
+    pub kind: String,
+    /// The policy that keeps it local.
+    pub policy: String,
+}
+
+impl Blocked {
+    /// 403 `policy_error`, code `pii_blocked`, `param` = the path; the message names the
+    /// deployment, path, kind and policy, never the value.
+    pub fn to_error(&self, deployment: &str) -> ApiError {
+        ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "policy_error",
+            format!(
+                "The request for deployment `{deployment}` still carries personal data ({}) at `{}`; policy `{}` keeps it local, so nothing was sent.",
+                self.kind, self.path, self.policy
+            ),
+        )
+        .with_code("pii_blocked")
+        .with_param(self.path.clone())
+    }
+}
+
+/// The first item in `body` (a JSON request about to be sent) that one of `guards` forbids,
+/// in document order; `None` when the body may leave.
+pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> Option<Blocked> {
+    struct Scan<'d> {
+        detector: &'d Detector,
+        guards: &'d [Guard],
+        found: Option<Blocked>,
+    }
+    impl<'a> Visit<'a> for Scan<'_> {
+        fn text(&mut self, path: &str, _: Leaf, text: &'a str) {
+            if self.found.is_some() || path == "model" {
+                return;
+            }
+            for m in self.detector.scan(text) {
+                if let Some(g) = self.guards.iter().find(|g| g.covers(&m.kind)) {
+                    self.found = Some(Blocked {
+                        path: path.to_string(),
+                        kind: m.kind,
+                        policy: g.policy.clone(),
+                    });
+                    return;
+                }
+            }
+        }
+        fn binary(&mut self, path: &str) {
+            // A binary payload cannot be checked: treated as personal data (fail closed).
+            if self.found.is_some() {
+                return;
+            }
+            if let Some(g) = self.guards.iter().find(|g| g.covers(UNSCANNABLE)) {
+                self.found = Some(Blocked {
+                    path: path.to_string(),
+                    kind: UNSCANNABLE.to_string(),
+                    policy: g.policy.clone(),
+                });
+            }
+        }
+    }
+    if guards.is_empty() {
+        return None;
+    }
+    let mut s = Scan {
+        detector,
+        guards,
+        found: None,
+    };
+    visit_json(body, &mut s);
+    s.found
+}
+
+/// [`first_violation`] over raw JSON bytes. A body that is not JSON cannot be checked and is
+/// not sent (fail closed).
+pub fn check_bytes(
+    detector: &Detector,
+    guards: &[Guard],
+    deployment: &str,
+    bytes: &[u8],
+) -> Result<(), ApiError> {
+    if guards.is_empty() {
+        return Ok(());
+    }
+    let v: Value = serde_json::from_slice(bytes).map_err(|_| {
+        Blocked {
+            path: String::new(),
+            kind: "unscannable".into(),
+            policy: guards[0].policy.clone(),
+        }
+        .to_error(deployment)
+    })?;
+    match first_violation(detector, guards, &v) {
+        Some(b) => Err(b.to_error(deployment)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PiiConfig;
+    use serde_json::json;
+
+    fn guard(kinds: &[&str]) -> Vec<Guard> {
+        vec![Guard {
+            policy: "p".into(),
+            kinds: kinds.iter().map(|k| k.to_string()).collect(),
+        }]
+    }
+
+    #[test]
+    fn finds_the_first_covered_item_by_path_never_by_value() {
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let body = json!({"model": "a@b.example.com", "messages": [
+            {"role": "user", "content": "call +34 612 345 678"},
+            {"role": "user", "content": [{"type": "text", "text": "mail [EMAIL_1] or ana@example.com"}]}],
+            "notes": {"x": "bob@example.org"}});
+        let b = first_violation(&d, &guard(&[]), &body).unwrap();
+        assert_eq!(
+            b,
+            Blocked {
+                path: "messages[0].content".into(),
+                kind: "phone".into(),
+                policy: "p".into()
+            }
+        );
+        let b = first_violation(&d, &guard(&["email"]), &body).unwrap();
+        assert_eq!(b.path, "messages[1].content[0].text");
+        let e = b.to_error("cloud");
+        assert_eq!(e.status.as_u16(), 403);
+        assert_eq!(e.body.param.as_deref(), Some("messages[1].content[0].text"));
+        assert_eq!(e.body.code, Some(Value::from("pii_blocked")));
+        assert!(!e.body.message.contains("ana@"), "{}", e.body.message);
+        assert_eq!(first_violation(&d, &guard(&["iban"]), &body), None);
+        assert_eq!(first_violation(&d, &[], &body), None);
+    }
+
+    #[test]
+    fn placeholders_pass_and_bytes_that_are_not_json_do_not() {
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let ok = br#"{"messages":[{"role":"user","content":"mail [EMAIL_1]"}]}"#;
+        assert!(check_bytes(&d, &guard(&[]), "cloud", ok).is_ok());
+        let img = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#,
+            "QUJD".repeat(20)
+        );
+        let e = check_bytes(&d, &guard(&[]), "cloud", img.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.body.param.as_deref(),
+            Some("messages[0].content[0].image_url.url")
+        );
+        assert!(check_bytes(&d, &guard(&["email"]), "cloud", img.as_bytes()).is_ok());
+        let e = check_bytes(&d, &guard(&[]), "cloud", b"not json").unwrap_err();
+        assert_eq!(e.status.as_u16(), 403);
+        assert!(check_bytes(&d, &[], "cloud", b"not json").is_ok());
+    }
+}

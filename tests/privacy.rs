@@ -1,0 +1,517 @@
+//! Privacy on every path (issue 15): under `personal-data-stays-local`, an email carried in
+//! any field of a request — not only the message content — sends the request to the local
+//! mock, and the remote mock's raw received bytes never hold it.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+const EMAIL: &str = "anna.berg@example.com";
+
+const PII_LOCAL: &str = "policies:
+  - name: personal-data-stays-local
+    when: {pii: any}
+    require: {hosting: local}
+";
+
+/// Answers chat and legacy completions in their own shapes.
+fn answer(r: &Received) -> MockReply {
+    if r.path.ends_with("/chat/completions") {
+        MockReply::Json(
+            200,
+            json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000,
+                   "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+                   "message": {"role": "assistant", "content": "ok"}}],
+                   "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}),
+        )
+    } else {
+        MockReply::Json(
+            200,
+            json!({"id": "cmpl-1", "object": "text_completion", "created": 1700000000,
+                   "model": "m", "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}),
+        )
+    }
+}
+
+/// A remote deployment listed first and a local one, both declared.
+fn config(local: &Mock, remote: &Mock) -> String {
+    format!(
+        "deployments:
+  - name: remote
+    provider: openai
+    base_url: {}
+    model: gpt-4o-mini
+    hosting: remote
+  - name: local
+    provider: openai
+    base_url: {}
+    model: llama3.2:1b
+    hosting: local
+models:
+  - name: default
+    deployments: [remote, local]
+{PII_LOCAL}",
+        remote.url("/v1"),
+        local.url("/v1"),
+    )
+}
+
+/// Sends `body` to `path` and checks: 200 from the local mock, nothing at the remote one.
+async fn stays_local(path: &str, body: Value) {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let s = Sluice::start(&config(&local, &remote)).await;
+    let r = client().post(s.url(path)).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let deployment = r
+        .headers()
+        .get("x-sluice-deployment")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(deployment.as_deref(), Some("local"));
+    assert_eq!(remote.calls(), 0);
+    assert_eq!(remote.raw_bytes(), Vec::<u8>::new());
+    assert_eq!(local.calls(), 1);
+    let sent = String::from_utf8(local.raw_bytes()).unwrap();
+    assert!(sent.contains(EMAIL), "{sent}");
+    s.stop().await;
+}
+
+fn chat(extra: Value) -> Value {
+    let mut v = json!({"model": "default", "messages": [{"role": "user", "content": "hello"}]});
+    if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+        m.extend(x);
+    }
+    v
+}
+
+fn chat_messages(messages: Value) -> Value {
+    json!({"model": "default", "messages": messages})
+}
+
+#[tokio::test]
+async fn message_name() {
+    let m = json!([{"role": "user", "content": "hello", "name": EMAIL}]);
+    stays_local("/v1/chat/completions", chat_messages(m)).await;
+}
+
+#[tokio::test]
+async fn user() {
+    stays_local("/v1/chat/completions", chat(json!({"user": EMAIL}))).await;
+}
+
+#[tokio::test]
+async fn metadata_values() {
+    let body = chat(json!({"metadata": {"customer": EMAIL}}));
+    stays_local("/v1/chat/completions", body).await;
+}
+
+#[tokio::test]
+async fn prediction_content() {
+    let body = chat(json!({"prediction": {"type": "content", "content": format!("to {EMAIL}")}}));
+    stays_local("/v1/chat/completions", body).await;
+}
+
+#[tokio::test]
+async fn completions_suffix() {
+    let body = json!({"model": "default", "prompt": "Dear", "suffix": format!("cc {EMAIL}")});
+    stays_local("/v1/completions", body).await;
+}
+
+#[tokio::test]
+async fn file_part_filename() {
+    let m = json!([{"role": "user", "content": [
+        {"type": "text", "text": "summarise"},
+        {"type": "file", "file": {"filename": format!("{EMAIL}.pdf"), "file_id": "file-1"}}]}]);
+    stays_local("/v1/chat/completions", chat_messages(m)).await;
+}
+
+#[tokio::test]
+async fn legacy_function_call_arguments() {
+    let args = json!({"to": EMAIL}).to_string();
+    let m = json!([
+        {"role": "user", "content": "send it"},
+        {"role": "assistant", "content": null,
+         "function_call": {"name": "send_mail", "arguments": args}},
+        {"role": "function", "name": "send_mail", "content": "sent"}]);
+    stays_local("/v1/chat/completions", chat_messages(m)).await;
+}
+
+#[tokio::test]
+async fn assistant_reasoning_content() {
+    let m = json!([
+        {"role": "user", "content": "who?"},
+        {"role": "assistant", "content": "someone", "reasoning_content": format!("it is {EMAIL}")},
+        {"role": "user", "content": "thanks"}]);
+    stays_local("/v1/chat/completions", chat_messages(m)).await;
+}
+
+#[tokio::test]
+async fn assistant_refusal() {
+    let m = json!([
+        {"role": "user", "content": "who?"},
+        {"role": "assistant", "content": null, "refusal": format!("I won't mail {EMAIL}")},
+        {"role": "user", "content": "ok"}]);
+    stays_local("/v1/chat/completions", chat_messages(m)).await;
+}
+
+#[tokio::test]
+async fn tool_description() {
+    let body = chat(json!({"tools": [{"type": "function", "function": {
+        "name": "notify", "description": format!("Mails {EMAIL}"),
+        "parameters": {"type": "object", "properties": {}}}}]}));
+    stays_local("/v1/chat/completions", body).await;
+}
+
+#[tokio::test]
+async fn response_format_schema_description() {
+    let body = chat(
+        json!({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "reply", "schema": {"type": "object",
+        "properties": {"to": {"type": "string", "description": format!("always {EMAIL}")}}}}}}),
+    );
+    stays_local("/v1/chat/completions", body).await;
+}
+
+#[tokio::test]
+async fn unknown_top_level_field() {
+    stays_local("/v1/chat/completions", chat(json!({"notes": EMAIL}))).await;
+}
+
+#[tokio::test]
+async fn extra_body_key() {
+    let body = chat(json!({"extra_body": {"notes": {"deep": [EMAIL]}}}));
+    stays_local("/v1/chat/completions", body).await;
+}
+/// `extra_body.messages` names a field the request already has: refused before any call
+/// (was: unpacked by the provider after the decision, a second `messages` key upstream).
+#[tokio::test]
+async fn extra_body_messages() {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let s = Sluice::start(&config(&local, &remote)).await;
+    let body = chat(json!({"extra_body": {"messages": [{"role": "user", "content": EMAIL}]}}));
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "extra_body.messages");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert_eq!((remote.calls(), local.calls()), (0, 0));
+    s.stop().await;
+}
+
+/// Fails on any object with the same key twice, at any depth (what Python's `json` and
+/// pydantic would silently resolve to the last copy).
+struct NoDuplicates;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicatesVisitor)
+    }
+}
+
+struct NoDuplicatesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicatesVisitor {
+    type Value = NoDuplicates;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<NoDuplicates, A::Error> {
+        while a.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(NoDuplicates)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<NoDuplicates, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            if !seen.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+            }
+            a.next_value::<NoDuplicates>()?;
+        }
+        Ok(NoDuplicates)
+    }
+}
+
+fn assert_no_duplicate_keys(raw: &[u8]) {
+    if let Err(e) = serde_json::from_slice::<NoDuplicates>(raw) {
+        panic!("{e} in {}", String::from_utf8_lossy(raw));
+    }
+}
+
+#[test]
+fn the_duplicate_check_can_fail() {
+    assert!(serde_json::from_slice::<NoDuplicates>(br#"{"a":{"b":1,"b":2}}"#).is_err());
+    assert!(serde_json::from_slice::<NoDuplicates>(br#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
+}
+
+/// `extra_body` keys are merged before the decision: the deterministic override of the route
+/// replaces `temperature` and `seed` once, and the upstream body has each key once.
+#[tokio::test]
+async fn no_upstream_body_has_a_duplicate_key() {
+    let up = Mock::start(answer).await;
+    let yaml = format!(
+        "deployments:
+  - name: up
+    provider: openai
+    base_url: {}
+    model: m
+    hosting: local
+    sampling: {{deterministic: true, seed: 42}}
+models:
+  - name: default
+    deployments: [up]
+",
+        up.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let bodies = [
+        chat(json!({"extra_body": {"temperature": 1.9, "seed": 7, "notes": "n"}})),
+        chat(json!({"temperature": 0.5, "extra_body": {"top_p": 0.3, "min_p": 0.1}})),
+        json!({"model": "default", "prompt": "p", "extra_body": {"suffix": "s", "max_tokens": 3}}),
+    ];
+    for (i, b) in bodies.iter().enumerate() {
+        let path = if i == 2 {
+            "/v1/completions"
+        } else {
+            "/v1/chat/completions"
+        };
+        let r = client().post(s.url(path)).json(b).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let got = up.received.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    for r in &got {
+        assert_no_duplicate_keys(&r.raw);
+        assert!(r.body.get("extra_body").is_none(), "{}", r.body);
+    }
+    assert_eq!(got[0].body["temperature"], 0.0);
+    assert_eq!(got[0].body["seed"], 42);
+    assert_eq!(got[0].body["notes"], "n");
+    assert_eq!(got[1].body["top_p"], 1.0);
+    assert_eq!(got[2].body["suffix"], "s");
+    assert_eq!(got[2].body["max_tokens"], 3);
+    s.stop().await;
+}
+
+/// `extra_body: {"stream": true}` is refused at parse time: no deployment is called, none
+/// cools down, the next request is served by the first one.
+#[tokio::test]
+async fn extra_body_stream_is_a_400_and_cools_nothing_down() {
+    let a = Mock::start(answer).await;
+    let b = Mock::start(answer).await;
+    let yaml = format!(
+        "deployments:
+  - name: a
+    provider: openai
+    base_url: {}
+    model: m
+  - name: b
+    provider: openai
+    base_url: {}
+    model: m
+models:
+  - name: default
+    deployments: [a, b]
+routing:
+  cooldown_ms: 30000
+",
+        a.url("/v1"),
+        b.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let post = |body: Value| {
+        client()
+            .post(s.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+    };
+    let r = post(chat(json!({"extra_body": {"stream": true}})))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"error": {"message": "`extra_body.stream` is not allowed: `stream` changes the kind of request; set it at the top level.",
+                         "type": "invalid_request_error", "param": "extra_body.stream", "code": null}})
+    );
+    assert_eq!((a.calls(), b.calls()), (0, 0));
+    let r = post(chat(json!({}))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "a");
+    assert_eq!((a.calls(), b.calls()), (1, 0));
+    s.stop().await;
+}
+
+/// A deployment answering `307` to another server: the redirect is not followed (the
+/// prompt and the key would reach a host no policy judged); the client gets a 502 naming it.
+#[tokio::test]
+async fn a_redirect_is_an_upstream_error_and_its_target_receives_nothing() {
+    let target = Mock::start(answer).await;
+    let location = target.url("/v1/chat/completions");
+    let redirecting = Mock::start(move |_: &Received| {
+        MockReply::JsonWithHeaders(307, vec![("location", location.clone())], json!({}))
+    })
+    .await;
+    let yaml = format!(
+        "deployments:
+  - name: lan-proxy
+    provider: openai
+    base_url: {}
+    model: m
+    api_key: sk-test-secret
+models:
+  - name: default
+    deployments: [lan-proxy]
+",
+        redirecting.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let body = chat_messages(json!([{"role": "user", "content": format!("mail {EMAIL}")}]));
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"error": {"message": "deployment `lan-proxy`: answered HTTP 307 (a redirect; Sluice does not follow redirects)",
+                         "type": "server_error", "param": null, "code": "upstream_error"}})
+    );
+    assert_eq!(redirecting.calls(), 1);
+    assert_eq!(target.calls(), 0);
+    s.stop().await;
+}
+
+/// The egress guard is the only thing that stops this leak. The fault is a real one, after
+/// the decision: the inbound scan reads each string alone, and a private key split over two
+/// text parts matches in neither; the `openai` provider's translation for a backend without
+/// `content_parts` joins the parts with `\n` into one string, where the whole key block
+/// appears. The decision found no PII and allowed the remote deployment; the guard, scanning
+/// the exact bytes about to leave, finds the key: 403 `pii_blocked` naming the path, the
+/// remote mock receives nothing, the metric counts it, the row records it.
+#[tokio::test]
+async fn the_egress_guard_stops_pii_that_appears_after_the_decision() {
+    let remote = Mock::start(answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let yaml = format!(
+        "deployments:
+  - name: cloud
+    provider: openai
+    base_url: {}
+    model: m
+    hosting: remote
+    supports: [tools]
+models:
+  - name: default
+    deployments: [cloud]
+log:
+  path: {}
+{PII_LOCAL}",
+        remote.url("/v1"),
+        db.display()
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let m = json!([{"role": "user", "content": [
+        {"type": "text", "text": "-----BEGIN RSA PRIVATE KEY-----\nMIIEow+IBAAKCAQEA"},
+        {"type": "text", "text": "-----END RSA PRIVATE KEY-----"}]}]);
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&chat_messages(m))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"error": {
+            "message": "The request for deployment `cloud` still carries personal data (secret) at `messages[0].content`; policy `personal-data-stays-local` keeps it local, so nothing was sent.",
+            "type": "policy_error", "param": "messages[0].content", "code": "pii_blocked"}})
+    );
+    assert_eq!(remote.calls(), 0);
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sluice_egress_blocked_total{deployment=\"cloud\"} 1\n"),
+        "{metrics}"
+    );
+    s.stop().await;
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let row: (i64, String, String, String) = c
+        .query_row(
+            "SELECT status, error_type, error_message, deployment FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(row.0, 403);
+    assert_eq!(row.1, "policy_error");
+    assert!(row.2.contains("`messages[0].content`"), "{}", row.2);
+    assert!(!row.2.contains("MIIE"), "{}", row.2);
+    assert_eq!(row.3, "cloud");
+}
+
+/// A base64 image cannot be scanned: under `pii: any` it counts as personal data of kind
+/// `unscannable` and stays local (fail closed).
+#[tokio::test]
+async fn an_unscannable_image_stays_local() {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let s = Sluice::start(&config(&local, &remote)).await;
+    let url = format!("data:image/png;base64,{}", "QUJD".repeat(40));
+    let m = json!([{"role": "user", "content": [
+        {"type": "text", "text": "who is this?"},
+        {"type": "image_url", "image_url": {"url": url}}]}]);
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&chat_messages(m))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "local");
+    assert_eq!(
+        r.headers()["x-sluice-policies"],
+        "personal-data-stays-local"
+    );
+    assert_eq!((remote.calls(), local.calls()), (0, 1));
+    s.stop().await;
+}

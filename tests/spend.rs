@@ -1,0 +1,225 @@
+//! Token limits count the answer's tokens; budgets reserve before the call and settle after.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+const MASTER: &str = "sk-master-spend";
+
+fn completion(completion_tokens: u64) -> Value {
+    json!({"id":"x","object":"chat.completion","created":1,"model":"m",
+           "choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],
+           "usage":{"prompt_tokens":10,"completion_tokens":completion_tokens,"total_tokens":10 + completion_tokens}})
+}
+
+fn stream(completion_tokens: u64) -> MockReply {
+    let c = |delta: Value, fin: Value| json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":delta,"finish_reason":fin}]});
+    MockReply::Sse(vec![
+        sse(&c(json!({"role":"assistant","content":"ok"}), Value::Null)),
+        sse(&c(json!({}), json!("stop"))),
+        sse(
+            &json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":completion_tokens,"total_tokens":10 + completion_tokens}}),
+        ),
+        done(),
+    ])
+}
+
+async fn chat(s: &Sluice, key: &str, stream: bool) -> reqwest::Response {
+    client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(
+            &json!({"model":"default","stream":stream,"messages":[{"role":"user","content":"hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_tpm_key_is_charged_with_the_answers_tokens() {
+    let mock = Mock::start(|r| {
+        if r.body["stream"] == true {
+            stream(50_000)
+        } else {
+            MockReply::Json(200, completion(50_000))
+        }
+    })
+    .await;
+    let yaml = format!(
+        "server:\n  master_key: {MASTER}\n{}keys:\n  - name: whole\n    key: sk-whole\n    tpm: 1000\n  - name: streamed\n    key: sk-streamed\n    tpm: 1000\n",
+        one_deployment(&mock.url("/v1"))
+    );
+    let s = Sluice::start(&yaml).await;
+    for (key, stream) in [("sk-whole", false), ("sk-streamed", true)] {
+        let r = chat(&s, key, stream).await;
+        assert_eq!(r.status(), 200, "{key}");
+        r.text().await.unwrap();
+        let r = chat(&s, key, stream).await;
+        assert_eq!(r.status(), 429, "{key}");
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // 50,010 tokens used of 1,000 per minute: about 49 minutes of debt.
+        assert!((2900..=3001).contains(&retry), "{key}: {retry}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "rate_limit_exceeded");
+    }
+    assert_eq!(mock.calls(), 2);
+    s.stop().await;
+}
+
+fn priced(mock: &Mock, unpriced: &Mock, db: &std::path::Path) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\nlog:\n  path: {}\ndeployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    price: {{input: 1000, output: 1000}}\n  - name: mystery\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\nmodels:\n  - name: default\n    deployments: [paid]\n  - name: other\n    deployments: [mystery]\nkeys:\n  - name: capped\n    key: sk-capped\n    budget: {{usd: 0.5, period: day}}\n",
+        db.display(),
+        mock.url("/v1"),
+        unpriced.url("/v1"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_requests_cannot_overrun_a_budget() {
+    // Each answer costs (1 + 50) tokens × 1000 USD/1M = 0.051 USD, the same as the
+    // reservation (1 prompt token estimated + max_tokens 50).
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            200,
+            json!({"id":"x","object":"chat.completion","created":1,"model":"m",
+                   "choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],
+                   "usage":{"prompt_tokens":1,"completion_tokens":50,"total_tokens":51}}),
+        )
+    })
+    .await;
+    let unpriced = Mock::start(|_| MockReply::Json(200, completion(1))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&priced(&mock, &unpriced, &db)).await;
+    let body =
+        json!({"model":"default","max_tokens":50,"messages":[{"role":"user","content":"hi"}]});
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, body) = (s.url("/v1/chat/completions"), body.clone());
+            tokio::spawn(async move {
+                let r = client()
+                    .post(url)
+                    .bearer_auth("sk-capped")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap();
+                (status, v["error"]["code"].as_str().map(str::to_string))
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, _) => ok += 1,
+            (429, Some(code)) => assert_eq!(code, "budget_exceeded"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!((1..=9).contains(&ok), "{ok} answered");
+    // A budgeted key cannot reach a remote deployment with no price.
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth("sk-capped")
+        .json(&json!({"model":"other","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "budget_unpriced");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`mystery`")
+    );
+    assert_eq!(unpriced.calls(), 0);
+    s.stop().await;
+    let spent: f64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT SUM(cost_usd) FROM requests WHERE api_key_id = 'cfg:capped'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(spent <= 0.5 + 0.051 + 1e-9, "spent {spent}");
+    assert_eq!(mock.calls(), ok);
+}
+
+async fn metrics_text(s: &Sluice) -> String {
+    client()
+        .get(s.url("/metrics"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Polls `/metrics` until it contains `needle` (at most 2,000 times).
+async fn until_metric(s: &Sluice, needle: &str) {
+    for _ in 0..2000 {
+        if metrics_text(s).await.contains(needle) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("/metrics never showed {needle}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_still_leaves_a_row_and_its_spend() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let mock = Mock::start(move |_| MockReply::JsonAfter(g.clone(), 200, completion(100))).await;
+    let unpriced = Mock::start(|_| MockReply::Json(200, completion(1))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&priced(&mock, &unpriced, &db)).await;
+    let url = s.url("/v1/chat/completions");
+    let req = tokio::spawn(async move {
+        client()
+            .post(url)
+            .bearer_auth("sk-capped")
+            .json(&json!({"model":"default","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}))
+            .send()
+            .await
+    });
+    while mock.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    req.abort();
+    assert!(req.await.unwrap_err().is_cancelled());
+    until_metric(&s, "\nsluice_client_disconnects_total 1\n").await;
+    gate.notify_one();
+    until_metric(
+        &s,
+        "\nsluice_requests_total{model=\"default\",deployment=\"paid\",status=\"499\"} 1\n",
+    )
+    .await;
+    s.stop().await;
+    let (status, cost, error): (i64, f64, String) = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT status, cost_usd, error_type FROM requests WHERE api_key_id = 'cfg:capped'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    // (10 prompt + 100 completion tokens) × 1000 USD/1M.
+    assert_eq!((status, error.as_str()), (499, "client_closed"));
+    assert!((cost - 0.11).abs() < 1e-9, "{cost}");
+}

@@ -1,0 +1,181 @@
+//! Requests without a usable key leave nothing behind but one counter; client strings never
+//! become metric labels or raw process-log text.
+
+mod support;
+
+use futures_util::StreamExt;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use support::*;
+
+const MASTER: &str = "sk-master-test";
+
+fn config(mock: &Mock, db: &Path) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\n{}log:\n  path: {}\n",
+        one_deployment(&mock.url("/v1")),
+        db.display()
+    )
+}
+
+fn completion() -> Value {
+    json!({"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})
+}
+
+/// A random model name of about 2 KB.
+fn random_model() -> String {
+    hex::encode(rand::random::<[u8; 32]>()).repeat(32)
+}
+
+async fn chat(s: &Sluice, key: &str, model: &str) -> u16 {
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "user": model, "messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    r.bytes().await.unwrap();
+    status
+}
+
+async fn metrics(s: &Sluice) -> String {
+    client()
+        .get(s.url("/metrics"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn rows(db: &Path) -> Vec<(String, i64)> {
+    let c = Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT requested_model, status FROM requests ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_keys_leaves_one_counter_and_no_row() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&config(&mock, &db)).await;
+    assert_eq!(chat(&s, MASTER, "default").await, 200);
+    let before = metrics(&s).await;
+    let statuses: Vec<u16> = futures_util::stream::iter(0..1000)
+        .map(|_| {
+            let (s, model) = (&s, random_model());
+            async move { chat(s, "sk-wrong", &model).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(statuses, vec![401; 1000]);
+    let after = metrics(&s).await;
+    assert!(
+        after.contains("\nsluice_unauthenticated_total 1000\n"),
+        "{after}"
+    );
+    let ratio = after.len() as f64 / before.len() as f64;
+    assert!(ratio <= 1.1, "/metrics grew {ratio}x: {after}");
+    assert_eq!(mock.calls(), 1);
+    s.stop().await;
+    assert_eq!(rows(&db), vec![("default".to_string(), 200)]);
+}
+
+#[tokio::test]
+async fn unknown_models_are_one_label() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&config(&mock, &db)).await;
+    assert_eq!(chat(&s, MASTER, "default").await, 200);
+    assert_eq!(chat(&s, MASTER, "up").await, 200);
+    // The first unknown name adds the `unknown` label set; later ones add nothing.
+    assert_eq!(chat(&s, MASTER, &random_model()).await, 404);
+    let before = metrics(&s).await;
+    let names: Vec<String> = (0..50).map(|_| random_model()).collect();
+    for name in &names {
+        assert_eq!(chat(&s, MASTER, name).await, 404);
+    }
+    let after = metrics(&s).await;
+    assert!(
+        after.contains(
+            "\nsluice_requests_total{model=\"unknown\",deployment=\"-\",status=\"404\"} 51\n"
+        ),
+        "{after}"
+    );
+    assert!(after.contains("model=\"default\",deployment=\"up\",status=\"200\"} 1\n"));
+    assert!(after.contains("model=\"up\",deployment=\"up\",status=\"200\"} 1\n"));
+    assert!(!after.contains(&names[0][..64]));
+    let ratio = after.len() as f64 / before.len() as f64;
+    assert!(ratio <= 1.1, "/metrics grew {ratio}x");
+    s.stop().await;
+}
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn client_strings_in_process_logs_are_escaped_and_capped() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    // The test runtime is single-threaded: the server's tasks run on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary may have hit the callsites first, on threads without a
+    // subscriber: recompute their interest now that this one is there.
+    tracing::callsite::rebuild_interest_cache();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&config(&mock, &db)).await;
+    let evil = format!("evil\nFORGED line\u{0}{}", "y".repeat(5000));
+    assert_eq!(chat(&s, MASTER, &evil).await, 404);
+    s.stop().await;
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!out.contains('\0'), "{out:?}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line: {out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains(" request ") || l.ends_with(" request"))
+        .unwrap_or_else(|| panic!("no request line: {out}"));
+    assert!(line.contains("model=evil\\nFORGED line\\0yyy"), "{line}");
+    assert!(!line.contains(&"y".repeat(200)), "{line}");
+    assert!(line.len() < 2000, "{} bytes", line.len());
+}
