@@ -56,8 +56,8 @@ pub struct ReplayArgs {
 pub struct Logged {
     /// Request id.
     pub id: String,
-    /// `chat`, `text_completion`, `embeddings`, `responses` (logged as the chat request it
-    /// became).
+    /// `chat`, `text_completion`, `embeddings`, `responses`, `messages` (the bridged dialects,
+    /// logged as the chat request they became).
     pub endpoint: String,
     /// Deployment that answered.
     pub deployment: Option<String>,
@@ -169,8 +169,8 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
     }
     let bytes = v.to_string();
     let (endpoint, req) = match l.endpoint.as_str() {
-        // A bridged Responses request is logged as the chat request it became.
-        "chat" | "responses" => (
+        // A bridged request (Responses, Messages) is logged as the chat request it became.
+        "chat" | "responses" | "messages" => (
             Endpoint::ChatCompletions,
             RequestBody::Chat(parse_request(bytes.as_bytes()).map_err(|e| e.body.message)?),
         ),
@@ -181,9 +181,11 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
         other => return Err(format!("`{other}` requests are not replayed")),
     };
     let mut ctx = RequestContext::new(format!("replay-{}", uuid::Uuid::now_v7()), endpoint);
-    if l.endpoint == "responses" {
-        ctx.dialect = Some("responses");
-    }
+    ctx.dialect = match l.endpoint.as_str() {
+        "responses" => Some("responses"),
+        "messages" => Some("messages"),
+        _ => None,
+    };
     let reply = gw
         .handle(ctx, req)
         .await
@@ -437,7 +439,7 @@ fn select_since(
 ) -> Result<Vec<Logged>, String> {
     let sql = format!(
         "SELECT {COLS} FROM requests WHERE started_ms >= ?1 AND status = 200 \
-         AND endpoint IN ('chat', 'text_completion', 'responses') AND (?2 IS NULL OR requested_model = ?2) \
+         AND endpoint IN ('chat', 'text_completion', 'responses', 'messages') AND (?2 IS NULL OR requested_model = ?2) \
          AND id NOT LIKE 'replay-%' ORDER BY seq DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
