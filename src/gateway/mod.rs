@@ -31,7 +31,7 @@ use record::{Recorder, RequestRecord};
 use route::RouteState;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use stream::{ClientStream, StreamEnd, StreamOutcome};
+use stream::{ClientStream, StreamOutcome, apply_stream_outcome};
 use tracing::Instrument;
 
 /// Per-request facts gathered by the server before the gateway runs.
@@ -582,31 +582,4 @@ fn estimate_usage(body: &RequestBody, summary: &ResponseSummary) -> Usage {
         estimate_tokens(&body.texts()),
         estimate_tokens(&[summary.content.as_str()]),
     )
-}
-
-fn apply_stream_outcome(r: &mut RequestRecord, out: StreamOutcome, started: Instant) {
-    r.duration_ms = started.elapsed().as_millis() as u64;
-    r.ttft_ms = out
-        .first_frame_at
-        .map(|t| t.duration_since(started).as_millis() as u64);
-    if let (Some(first), Some(up)) = (out.first_frame_at, r.upstream_us) {
-        let to_first_us = first.duration_since(started).as_micros() as u64;
-        r.overhead_us = Some(to_first_us.saturating_sub(up));
-    }
-    r.usage = out.usage;
-    r.usage_estimated = out.usage_estimated;
-    r.response = out.summary;
-    match out.end {
-        StreamEnd::Complete => r.status = 200,
-        StreamEnd::Failed(e) => {
-            r.status = e.status.as_u16();
-            r.error_type = Some(e.body.kind);
-            r.error_message = Some(e.body.message);
-        }
-        StreamEnd::ClientGone => {
-            r.status = 499;
-            r.error_type = Some("client_closed".into());
-            r.error_message = Some("the client closed the connection mid-stream".into());
-        }
-    }
 }

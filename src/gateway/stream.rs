@@ -268,3 +268,31 @@ impl Drop for ClientStream {
         }
     }
 }
+
+/// Fills a stream's record from how the stream ended: timings, usage, summary, status.
+pub(crate) fn apply_stream_outcome(r: &mut crate::store::record::RequestRecord, out: StreamOutcome, started: std::time::Instant) {
+    r.duration_ms = started.elapsed().as_millis() as u64;
+    r.ttft_ms = out
+        .first_frame_at
+        .map(|t| t.duration_since(started).as_millis() as u64);
+    if let (Some(first), Some(up)) = (out.first_frame_at, r.upstream_us) {
+        let to_first_us = first.duration_since(started).as_micros() as u64;
+        r.overhead_us = Some(to_first_us.saturating_sub(up));
+    }
+    r.usage = out.usage;
+    r.usage_estimated = out.usage_estimated;
+    r.response = out.summary;
+    match out.end {
+        StreamEnd::Complete => r.status = 200,
+        StreamEnd::Failed(e) => {
+            r.status = e.status.as_u16();
+            r.error_type = Some(e.body.kind);
+            r.error_message = Some(e.body.message);
+        }
+        StreamEnd::ClientGone => {
+            r.status = 499;
+            r.error_type = Some("client_closed".into());
+            r.error_message = Some("the client closed the connection mid-stream".into());
+        }
+    }
+}
