@@ -270,7 +270,11 @@ impl Drop for ClientStream {
 }
 
 /// Fills a stream's record from how the stream ended: timings, usage, summary, status.
-pub(crate) fn apply_stream_outcome(r: &mut crate::store::record::RequestRecord, out: StreamOutcome, started: std::time::Instant) {
+pub(crate) fn apply_stream_outcome(
+    r: &mut crate::store::record::RequestRecord,
+    out: StreamOutcome,
+    started: std::time::Instant,
+) {
     r.duration_ms = started.elapsed().as_millis() as u64;
     r.ttft_ms = out
         .first_frame_at
