@@ -232,3 +232,124 @@ routing:
     assert_eq!(local.calls(), 2 * n);
     rt.block_on(s.stop());
 }
+
+/// Where a generated item is planted: every kind of place a backend would receive text.
+fn planted(item: String) -> impl Strategy<Value = (&'static str, serde_json::Value)> {
+    let chat = |v: serde_json::Value| ("/v1/chat/completions", v);
+    let base = || json!({"model": "default", "messages": [{"role": "user", "content": "hello"}]});
+    (0usize..20, "[a-z]{1,8}", 0usize..4).prop_map(move |(site, key, depth)| {
+        let it = item.clone();
+        let mut nested = json!(it.clone());
+        for _ in 0..depth {
+            nested = json!({ key.clone(): [nested] });
+        }
+        match site {
+            0 => chat(json!({"model": "default", "messages": [{"role": "user", "content": it}]})),
+            1 => chat(json!({"model": "default", "messages": [{"role": "user", "content": "hi", "name": it}]})),
+            2 => { let mut b = base(); b["user"] = json!(it); chat(b) }
+            3 => { let mut b = base(); b["metadata"] = json!({ key.clone(): it }); chat(b) }
+            4 => { let mut b = base(); b["prediction"] = json!({"type": "content", "content": it}); chat(b) }
+            5 => { let mut b = base(); b["tools"] = json!([{"type": "function", "function": {"name": "f", "description": it}}]); chat(b) }
+            6 => { let mut b = base(); b["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object", "description": it}}}); chat(b) }
+            7 => { let mut b = base(); b[format!("x_{key}")] = nested; chat(b) }
+            8 => { let mut b = base(); b["extra_body"] = json!({ format!("x_{key}"): nested }); chat(b) }
+            9 => chat(json!({"model": "default", "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": json!({"q": it}).to_string()}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}]})),
+            10 => chat(json!({"model": "default", "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "ok", "reasoning_content": it, "refusal": null},
+                {"role": "user", "content": "go on"}]})),
+            11 => chat(json!({"model": "default", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "see"}, {"type": "file", "file": {"filename": it, "file_id": "f1"}}]}]})),
+            12 => ("/v1/completions", json!({"model": "default", "prompt": "hello", "suffix": it})),
+            13 => ("/v1/completions", json!({"model": "default", "prompt": [it]})),
+            14 => ("/v1/embeddings", json!({"model": "default", "input": it})),
+            15 => ("/v1/responses", json!({"model": "default", "store": false, "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": it}]}]})),
+            16 => ("/v1/responses", json!({"model": "default", "store": false, "input": "hi", "instructions": it})),
+            17 => ("/v1/messages", json!({"model": "default", "max_tokens": 16,
+                "system": [{"type": "text", "text": it}], "messages": [{"role": "user", "content": "hi"}]})),
+            18 => ("/v1/messages", json!({"model": "default", "max_tokens": 16,
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+                "messages": [{"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": it}]}]})),
+            _ => ("/v1/embeddings", json!({"model": "default", "input": "x", "user": it})),
+        }
+    })
+}
+
+/// Property (issue 15): an item planted anywhere a request can carry text — known fields,
+/// unknown fields at any depth, `extra_body`, tools, schemas, metadata; chat, completions and
+/// embeddings, and Responses and Messages bridged to chat — never reaches the remote mock; the
+/// local one answers. 500 cases here; `SLUICE_PII_CASES=10000` for the long run.
+#[test]
+fn pii_planted_at_any_path_never_reaches_a_remote_mock() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (remote, local, s) = rt.block_on(async {
+        let remote = Mock::start(|_: &Received| MockReply::Json(200, json!({"choices": []}))).await;
+        let local = Mock::start(|r: &Received| {
+            if r.path.ends_with("/embeddings") {
+                MockReply::Json(200, json!({"object": "list", "model": "m",
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}]}))
+            } else if r.path.ends_with("/chat/completions") {
+                MockReply::Json(200, json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}))
+            } else {
+                MockReply::Json(200, json!({"id": "x", "object": "text_completion", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}]}))
+            }
+        })
+        .await;
+        let yaml = format!(
+            "deployments:
+  - name: remote
+    provider: openai
+    base_url: {}
+    model: m
+    hosting: remote
+  - name: local
+    provider: openai
+    base_url: {}
+    model: m
+    hosting: local
+models:
+  - name: default
+    deployments: [remote, local]
+{YAML_POLICY}",
+            remote.url("/v1"),
+            local.url("/v1"),
+        );
+        let s = Sluice::start(&yaml).await;
+        (remote, local, s)
+    });
+    let c = client();
+    let cases = pii_item().prop_flat_map(|item| (Just(item.clone()), planted(item)));
+    let n: u32 = std::env::var("SLUICE_PII_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(n));
+    runner
+        .run(&cases, |(item, (path, body))| {
+            let status = rt.block_on(async {
+                c.post(s.url(path))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            });
+            prop_assert_eq!(status, 200, "{} {}", path, body);
+            prop_assert_eq!(remote.calls(), 0, "{}", body);
+            let raw = remote.raw_bytes();
+            prop_assert!(!String::from_utf8_lossy(&raw).contains(&item));
+            Ok(())
+        })
+        .unwrap();
+    assert!(local.calls() >= n as usize, "{}", local.calls());
+    rt.block_on(s.stop());
+}
