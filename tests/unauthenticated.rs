@@ -1,14 +1,12 @@
 //! Requests without a usable key leave nothing behind but one counter; client strings never
-//! become metric labels or raw process-log text.
+//! become metric labels (process-log text: `tests/process_log.rs`).
 
 mod support;
 
 use futures_util::StreamExt;
 use rusqlite::Connection;
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use support::*;
 
 const MASTER: &str = "sk-master-test";
@@ -123,59 +121,4 @@ async fn unknown_models_are_one_label() {
     let ratio = after.len() as f64 / before.len() as f64;
     assert!(ratio <= 1.1, "/metrics grew {ratio}x");
     s.stop().await;
-}
-
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-#[tokio::test]
-async fn client_strings_in_process_logs_are_escaped_and_capped() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    // The test runtime is single-threaded: the server's tasks run on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary may have hit the callsites first, on threads without a
-    // subscriber: recompute their interest now that this one is there.
-    tracing::callsite::rebuild_interest_cache();
-    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("log.db");
-    let s = Sluice::start_logged(&config(&mock, &db)).await;
-    let evil = format!("evil\nFORGED line\u{0}{}", "y".repeat(5000));
-    assert_eq!(chat(&s, MASTER, &evil).await, 404);
-    s.stop().await;
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(!out.contains('\0'), "{out:?}");
-    assert!(
-        !out.lines().any(|l| l.starts_with("FORGED")),
-        "a forged line: {out}"
-    );
-    let line = out
-        .lines()
-        .find(|l| l.contains(" request ") || l.ends_with(" request"))
-        .unwrap_or_else(|| panic!("no request line: {out}"));
-    assert!(line.contains("model=evil\\nFORGED line\\0yyy"), "{line}");
-    assert!(!line.contains(&"y".repeat(200)), "{line}");
-    assert!(line.len() < 2000, "{} bytes", line.len());
 }

@@ -1,0 +1,90 @@
+//! Client strings never become raw process-log text: a model name with a newline, a NUL and
+//! 5,000 more characters is escaped and capped on the request's log line. Its own binary, so
+//! the global tracing subscriber it installs sees every callsite from the start.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use support::*;
+
+const MASTER: &str = "sk-master-test";
+
+fn config(mock: &Mock, db: &Path) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\n{}log:\n  path: {}\n",
+        one_deployment(&mock.url("/v1")),
+        db.display()
+    )
+}
+
+fn completion() -> Value {
+    json!({"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})
+}
+
+async fn chat(s: &Sluice, key: &str, model: &str) -> u16 {
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "user": model, "messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    r.bytes().await.unwrap();
+    status
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn client_strings_in_process_logs_are_escaped_and_capped() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    // The only test of this binary: a global subscriber sees every thread, and no other test
+    // can register the callsites first without it.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&config(&mock, &db)).await;
+    let evil = format!("evil\nFORGED line\u{0}{}", "y".repeat(5000));
+    assert_eq!(chat(&s, MASTER, &evil).await, 404);
+    s.stop().await;
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!out.contains('\0'), "{out:?}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line: {out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains(" request ") || l.ends_with(" request"))
+        .unwrap_or_else(|| panic!("no request line: {out}"));
+    assert!(line.contains("model=evil\\nFORGED line\\0yyy"), "{line}");
+    assert!(!line.contains(&"y".repeat(200)), "{line}");
+    assert!(line.len() < 2000, "{} bytes", line.len());
+}
