@@ -204,3 +204,31 @@ fn the_start_up_notice_names_the_mode() {
     .unwrap();
     assert!(sluice::http::local::mode_notice(&keyed).starts_with("access: master key set"));
 }
+
+#[tokio::test]
+async fn the_messages_routes_refuse_in_anthropics_shape() {
+    // Without the dialect check this body is OpenAI's envelope (no top-level `type`).
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+    for path in ["/v1/messages", "/messages/count_tokens"] {
+        let r = client()
+            .post(s.url(path))
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        // Anthropic's status set has no 415: its mapping answers 400 invalid_request_error.
+        assert_eq!(status, 400, "{path} {body}");
+        assert_eq!(body["type"], "error", "{path}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{path}");
+        assert_eq!(
+            body["error"]["message"],
+            "Request bodies must be sent with `Content-Type: application/json`."
+        );
+    }
+    assert_eq!(mock.calls(), 0);
+    s.stop().await;
+}

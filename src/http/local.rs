@@ -58,8 +58,16 @@ pub async fn guard(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
     }
     match check(&req) {
         Ok(()) => next.run(req).await,
+        // Each route answers in its own dialect: Anthropic's envelope on the Messages routes.
+        Err(e) if is_messages_route(req.uri().path()) => crate::api::messages::error_response(&e),
         Err(e) => e.into_response(),
     }
+}
+
+/// `/v1/messages…` or `/messages…`: the routes whose errors take Anthropic's shape.
+fn is_messages_route(path: &str) -> bool {
+    let p = path.strip_prefix("/v1").unwrap_or(path);
+    p == "/messages" || p.starts_with("/messages/")
 }
 
 fn check(req: &Request) -> Result<(), ApiError> {
