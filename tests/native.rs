@@ -419,3 +419,22 @@ async fn redaction_restores_text_in_native_events() {
     assert_eq!(said, "Mail anna.berg@example.com now");
     s.stop().await;
 }
+
+/// Claude Code asks for `max_tokens: 32000`; a small bridged backend with
+/// `max_output_tokens: 512` gets 512 instead of answering 400.
+#[tokio::test]
+async fn output_caps_lower_max_tokens_on_a_bridged_route() {
+    let chat = Mock::start(|_| MockReply::Json(200, chat_answer("ok"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let deps = openai_dep("small", &chat.url("/v1"), "    max_output_tokens: 512\n");
+    let s = Sluice::start(&config(&deps, "small", "", &dir.path().join("log.db"))).await;
+    let resp = post_messages(&s, &claude_code_body(false), None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(chat.last().body["max_tokens"], 512);
+    let resp = post(&s, "/v1/chat/completions", json!({"model":"default","max_tokens":100,
+        "messages":[{"role":"user","content":"hi"}]}))
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(chat.last().body["max_tokens"], 100, "below the cap: unchanged");
+    s.stop().await;
+}

@@ -229,6 +229,12 @@ pub struct DeploymentConfig {
     /// (`providers::anthropic::request::DEFAULT_MAX_TOKENS`).
     #[serde(default)]
     pub max_tokens_default: Option<u32>,
+    /// The most output tokens the deployment's model gives in one answer (tokens); overrides
+    /// the catalog's `max_output`. A request asking for more (`max_tokens`,
+    /// `max_completion_tokens`, Responses `max_output_tokens`; Claude Code asks for 32 000) is
+    /// lowered to it instead of getting the backend's 400.
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
     /// `provider: ollama`: `options.num_ctx`, the context window (tokens), unless the client
     /// sends its own `options.num_ctx`.
     #[serde(default)]

@@ -193,6 +193,7 @@ pub async fn attempt(
         let sampling_cfg = crate::repro::sampling::effective(dep, decision.sampling.as_ref());
         let (send_body, mut applied) =
             crate::repro::sampling::apply(send_body, cx.endpoint, dep, sampling_cfg.as_ref())?;
+        let send_body = super::output_cap::cap_output(send_body, dep, attrs.max_output);
         let send_body: &RequestBody = &send_body;
         record.sampling = crate::repro::sampling::upstream_params(send_body, cx.endpoint, dep);
         // The hash is kept in the log (and keys the cache, which needs the log): without a

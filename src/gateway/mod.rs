@@ -14,6 +14,7 @@ pub mod budget;
 pub mod explain;
 mod finish;
 pub mod native_stream;
+mod output_cap;
 pub mod record;
 pub mod route;
 pub mod stream;

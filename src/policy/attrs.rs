@@ -29,6 +29,9 @@ pub struct DeploymentAttrs {
     pub licence: Option<String>,
     /// Context window from the catalog, tokens, if known.
     pub context_window: Option<u64>,
+    /// The most output tokens one answer may have: the deployment's `max_output_tokens`, else
+    /// the catalog's `max_output`, where known.
+    pub max_output: Option<u64>,
     /// Tags from the config.
     pub tags: Vec<String>,
     /// Region from the config.
@@ -73,6 +76,10 @@ impl DeploymentAttrs {
             catalog_family: entry.map(|e| e.family.clone()),
             licence: entry.map(|e| e.licence.clone()),
             context_window: entry.and_then(|e| e.context_window),
+            max_output: d
+                .max_output_tokens
+                .map(u64::from)
+                .or_else(|| entry.and_then(|e| e.max_output)),
             tags: d.tags.clone(),
             region: d.region.clone(),
             weight: d.weight.unwrap_or(1.0),

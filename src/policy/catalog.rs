@@ -38,6 +38,9 @@ pub struct CatalogEntry {
     /// Context window, tokens, where known.
     #[serde(default)]
     pub context_window: Option<u64>,
+    /// The most output tokens one answer may have, where known.
+    #[serde(default)]
+    pub max_output: Option<u64>,
     /// List price, USD per 1M tokens, where the family is sold through an API.
     #[serde(default)]
     pub price: Option<Price>,
