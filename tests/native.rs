@@ -431,10 +431,18 @@ async fn output_caps_lower_max_tokens_on_a_bridged_route() {
     let resp = post_messages(&s, &claude_code_body(false), None).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(chat.last().body["max_tokens"], 512);
-    let resp = post(&s, "/v1/chat/completions", json!({"model":"default","max_tokens":100,
-        "messages":[{"role":"user","content":"hi"}]}))
+    let resp = post(
+        &s,
+        "/v1/chat/completions",
+        json!({"model":"default","max_tokens":100,
+        "messages":[{"role":"user","content":"hi"}]}),
+    )
     .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(chat.last().body["max_tokens"], 100, "below the cap: unchanged");
+    assert_eq!(
+        chat.last().body["max_tokens"],
+        100,
+        "below the cap: unchanged"
+    );
     s.stop().await;
 }

@@ -1,7 +1,8 @@
 """The official anthropic package against Sluice's `/v1/messages` (ANTHROPIC_BASE_URL points
 at Sluice; ANTHROPIC_API_KEY is a Sluice key or anything when keys are off). The deployment
 behind model `default` is an OpenAI-compatible mock started by tests/messages.rs (the request
-is bridged to chat completions). The mock answers text "Hello from the mock!" (11 prompt tokens, 5 output tokens), or, when tools are offered
+is bridged to chat completions) or an Anthropic Messages mock behind an `anthropic` deployment
+started by tests/native_sdk.rs (native). The mock answers text "Hello from the mock!" (11 prompt tokens, 5 output tokens), or, when tools are offered
 and the last turn is not a tool result, one `get_weather` call with {"city": "Paris"}."""
 import anthropic
 
