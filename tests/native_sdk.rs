@@ -178,6 +178,26 @@ fn responses_native(r: &Received) -> MockReply {
     MockReply::Sse(events.iter().map(ev).collect())
 }
 
+/// An OpenAI-compatible chat mock answering "Hello from the mock!" (11 + 5 tokens).
+fn chat_native(r: &Received) -> MockReply {
+    let usage = json!({"prompt_tokens":11,"completion_tokens":5,"total_tokens":16});
+    if r.body["stream"] != true {
+        return MockReply::Json(
+            200,
+            json!({"id":"c","object":"chat.completion","created":1,"model":"m","usage":usage,
+                   "choices":[{"index":0,"message":{"role":"assistant","content":HELLO.concat()},"finish_reason":"stop"}]}),
+        );
+    }
+    let mut frames: Vec<Bytes> = HELLO
+        .iter()
+        .map(|p| sse(&chunk(json!({"content":p}), Value::Null)))
+        .collect();
+    frames.push(sse(&chunk(json!({}), json!("stop"))));
+    frames.push(sse(&json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":usage})));
+    frames.push(done());
+    MockReply::Sse(frames)
+}
+
 async fn pytest(file: &str, envs: &[(&str, String)]) -> String {
     let python = std::env::var("SLUICE_PYTHON").expect(
         "SLUICE_PYTHON is not set: run the tests with tests/run.sh, which installs the SDKs",
@@ -249,5 +269,43 @@ async fn official_openai_python_sdk_responses_native() {
     assert!(second.body.get("previous_response_id").is_none());
     assert_eq!(second.body["input"][1]["call_id"], "call_a");
     assert_eq!(second.body["input"][2]["output"], "21C");
+    s.stop().await;
+}
+
+/// openai-node (installed by tests/run.sh under ~/.cache/sluice/node, or where
+/// SLUICE_OPENAI_NODE points): `responses.create` whole and streamed, natively and bridged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_openai_node_responses_native_and_bridged() {
+    let package = std::env::var("SLUICE_OPENAI_NODE").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/sluice/node/node_modules/openai/index.mjs")
+    });
+    assert!(
+        std::path::Path::new(&package).exists(),
+        "{package} is missing: run the tests with tests/run.sh, which installs openai-node"
+    );
+    let native = Mock::start(responses_native).await;
+    let chat = Mock::start(chat_native).await;
+    let yaml = format!(
+        "deployments:\n  - name: native\n    provider: openai\n    base_url: {}\n    model: m\n    supports: [responses]\n  - name: chat\n    provider: openai\n    base_url: {}\n    model: m\nmodels:\n  - name: default\n    deployments: [native]\n  - name: bridged\n    deployments: [chat]\n",
+        native.url("/v1"),
+        chat.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg("tests/sdk/responses_node.mjs")
+        .env("OPENAI_BASE_URL", s.url("/v1"))
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("SLUICE_OPENAI_NODE", &package)
+        .env("NO_PROXY", "127.0.0.1");
+    let out = output_within(cmd, 120).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "default: ok\nbridged: ok\n");
+    assert_eq!((native.calls(), chat.calls()), (2, 2));
     s.stop().await;
 }

