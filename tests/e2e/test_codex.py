@@ -1,5 +1,6 @@
 """Codex CLI for real: `codex exec` against Sluice, with the real local model of the e2e suite
-(deploy/local-llm.sh's default, SmolLM2-135M-Instruct) on llama-server behind it, bridged from the Responses API through chat completions.
+(deploy/local-llm.sh's default, SmolLM2-135M-Instruct) on llama-server behind it, bridged from the Responses API through chat completions, and natively to llama-server's own
+`/v1/responses` (a deployment with `supports: [..., responses]`).
 
 Codex (npm `@openai/codex`, installed by tests/e2e/run.sh under ~/.cache/sluice/codex, or
 $SLUICE_CODEX) is configured through CODEX_HOME with a custom `model_providers` entry
@@ -15,6 +16,7 @@ import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -45,17 +47,21 @@ def llama_codex(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def running_sluice(workdir: Path, deployment_url: str, model: str):
-    """`sluice serve` on a free port with one deployment `local-codex` behind model `default`,
-    its request log in `workdir`; yields {"base", "workdir", "config", "env"}."""
+def running_sluice(workdir: Path, deployment_url: str, model: str, native: bool = False, extra: str = ""):
+    """`sluice serve` on a free port with one deployment `local-codex` behind model `default`
+    (`native`: with the `responses` capability, so Responses requests go to llama-server's own
+    `/v1/responses`), `extra` deployments and models appended, its request log in `workdir`;
+    yields {"base", "workdir", "config", "env"}."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "sluice.yaml"
+    responses = ", responses" if native else ""
     config.write_text(
         "log:\n  path: ./sluice.db\n"
         "deployments:\n"
         f"  - name: local-codex\n    provider: openai\n    base_url: {deployment_url}\n"
         f"    model: {model}\n"
-        "    supports: [top_k, seed, tools, json_schema, parallel_tool_calls, content_parts, cache_prompt]\n"
+        f"    supports: [top_k, seed, tools, json_schema, parallel_tool_calls, content_parts, cache_prompt{responses}]\n"
+        f"{extra}"
         "models:\n  - name: default\n    deployments: [local-codex]\n"
         "policies:\n  - name: reproducible\n    when: {header: {x-sluice-mode: reproducible}}\n"
         "    require: {hosting: local}\n"
@@ -145,6 +151,24 @@ def responses_rows(s) -> list[dict]:
         if rows or time.monotonic() > deadline:
             return rows
         time.sleep(0.2)
+
+
+def routes(s) -> list[tuple]:
+    """(endpoint, route, status) of every row, read from the log database itself."""
+    with contextlib.closing(sqlite3.connect(s["workdir"] / "sluice.db")) as c:
+        return c.execute("SELECT endpoint, route, status FROM requests ORDER BY seq").fetchall()
+
+
+def test_codex_exec_answers_natively(tmp_path, llama_codex):
+    """The same task with Responses going natively to llama-server's `/v1/responses`."""
+    with running_sluice(tmp_path / "sluice", llama_codex.base_url, model_id(llama_codex), native=True) as s:
+        out = run_codex(tmp_path, s["base"], "Say hello in one short sentence.")
+        rows = responses_rows(s)
+        assert out.returncode == 0, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
+        assert rows and all(r["status"] == 200 for r in rows), rows
+        assert {r[1] for r in routes(s) if r[0] == "responses"} == {"native"}, routes(s)
+    answer = rows[0]["response_content"].strip()
+    assert answer and answer in out.stdout, f"answer {answer!r} not on stdout:\n{out.stdout}"
 
 
 def test_codex_exec_answers_through_sluice(tmp_path, sluice_codex):
