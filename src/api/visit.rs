@@ -577,6 +577,42 @@ mod tests {
     }
 
     #[test]
+    fn native_bodies_visit_every_string_but_the_model() {
+        let body = RequestBody::Native(Box::new(crate::api::native::NativeRequest {
+            dialect: crate::api::native::Dialect::Messages,
+            body: json!({"model": "m", "system": "s", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "hi"}, {"type": "tool_result", "tool_use_id": "t", "content": "r"}]}],
+                "tools": [{"type": "web_search_20250305", "name": "web_search", "user_location": {"city": "c"}}],
+                "context_management": {"note": "n"}})
+            .as_object()
+            .cloned()
+            .unwrap(),
+            bridged: Err(crate::api::ApiError::invalid_request("x")),
+            dropped_tools: Vec::new(),
+            anthropic_beta: None,
+        }));
+        let got: Vec<(String, Leaf, &str)> = strings(&body);
+        let got: Vec<(&str, Leaf)> = got.iter().map(|(p, l, _)| (p.as_str(), *l)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("system", Leaf::Content),
+                ("messages[0].role", Leaf::Other),
+                ("messages[0].content[0].type", Leaf::Other),
+                ("messages[0].content[0].text", Leaf::Content),
+                ("messages[0].content[1].type", Leaf::Other),
+                ("messages[0].content[1].tool_use_id", Leaf::Other),
+                ("messages[0].content[1].content", Leaf::Content),
+                ("tools[0].type", Leaf::Other),
+                ("tools[0].name", Leaf::Other),
+                ("tools[0].user_location.city", Leaf::Other),
+                ("context_management.note", Leaf::Other),
+            ]
+        );
+        assert_eq!(body.texts(), vec!["s", "hi", "r"]);
+    }
+
+    #[test]
     fn rewriting_visits_the_same_leaves_in_the_same_order() {
         struct Upper;
         impl VisitMut for Upper {

@@ -3,15 +3,17 @@
 //! `?beta=true` is accepted), and `HEAD /` / `GET /` answered 200 for clients' reachability
 //! probes.
 //!
-//! A Messages request is translated to a chat completions request
-//! ([`crate::bridge::messages`]) and served by the gateway like any chat request (admission,
-//! policies and the PII scan over every string, routing and fallbacks, limits, the log — whose
-//! `endpoint` column says `messages`); the chat reply is translated back: a JSON body into a
-//! Messages answer, a stream of chat chunks into Messages SSE events as each chunk arrives.
-//! Errors, including authentication's, are in Anthropic's shape and statuses
-//! ([`crate::api::messages::error_response`]). Server tools the backend cannot run are
-//! removed and named in `x-sluice-dropped-tools`; the Anthropic-only fields left out are
-//! logged at debug level.
+//! A Messages request becomes [`RequestBody::Native`]: the client's body, sent as is (model
+//! rewritten) to `anthropic` deployments, and its chat translation
+//! ([`crate::bridge::messages`]) for every other deployment; the gateway serves it like any
+//! request (admission, policies and the PII scan over every string, routing and fallbacks,
+//! limits, the log — whose `endpoint` column says `messages` and `route` says `native` or
+//! `bridged`). A native answer is relayed as the backend sent it; a bridged chat reply is
+//! translated back: a JSON body into a Messages answer, a stream of chat chunks into Messages
+//! SSE events as each chunk arrives. Errors, including authentication's, are in Anthropic's
+//! shape and statuses ([`crate::api::messages::error_response`]). Server tools a bridged
+//! route removes are named in `x-sluice-dropped-tools`; the Anthropic-only fields it leaves out
+//! are logged at debug level.
 
 use super::openai::{id_of, read_body, serve_reply, sse_response, with_headers};
 use crate::access::auth::Principal;
@@ -211,13 +213,24 @@ fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Resp
 }
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": n}`, Sluice's estimate of the prompt
-/// (one token per 4 bytes of the conversation's texts, as for limits and budgets); no
-/// backend is called.
+/// (one token per 4 bytes of the conversation's texts, as for limits and budgets), on native
+/// and bridged routes alike; no backend is called.
 async fn count_tokens(State(gw): State<Gateway>, body: Body) -> Response {
     let counted = async {
         let bytes = read_body(&gw, body).await?;
         let req: MessagesRequest = parse_body(&bytes)?;
-        let body = RequestBody::Chat(to_chat(&req)?.request);
+        // The texts the chat translation carries; a request only a native route can take
+        // (a forced server tool, …) is counted over its own texts.
+        let body = match to_chat(&req) {
+            Ok(b) => RequestBody::Chat(b.request),
+            Err(e) => RequestBody::Native(Box::new(NativeRequest {
+                dialect: Dialect::Messages,
+                body: parse_body(&bytes)?,
+                bridged: Err(e),
+                dropped_tools: Vec::new(),
+                anthropic_beta: None,
+            })),
+        };
         Ok::<_, ApiError>(estimate_tokens(&body.texts()))
     }
     .await;

@@ -3,17 +3,22 @@
 //! `POST /v1/responses/input_tokens` (also without `/v1`), in OpenAI's shapes and error
 //! envelope.
 //!
-//! A Responses request is translated to chat completions ([`crate::bridge::responses`]) and
-//! served by the gateway exactly like `POST /v1/chat/completions` (authentication, limits,
-//! policies, routing, fallbacks, one log row, recorded with endpoint `responses`); the chat
-//! reply is translated back, a stream event by event as chunks arrive. Hosted tools the chat
-//! backend cannot run are removed and named in `x-sluice-dropped-tools`.
+//! A Responses request becomes [`RequestBody::Native`]: the client's body, sent as is (model
+//! rewritten) to `openai` deployments with `supports: [responses]`, and its chat translation
+//! ([`crate::bridge::responses`]) for every other deployment; the gateway serves it like
+//! `POST /v1/chat/completions` (authentication, limits, policies, routing, fallbacks, one log
+//! row, recorded with endpoint `responses` and route `native` or `bridged`). A native answer is
+//! relayed as the backend sent it; a bridged chat reply is translated back, a stream event by
+//! event as chunks arrive. Hosted tools a bridged route removes are named in
+//! `x-sluice-dropped-tools`.
 //!
 //! State: with `store` (default `true`) the response, its input and the conversation it
 //! continues are kept in the request log's database (table `responses`), text as
 //! `log.prompts` (or the key's `log`) says: `full` as sent, `redacted` with PII placeholders,
 //! nothing under `metadata`/`off` (then `previous_response_id` is a 400 saying why). A stored
-//! response is visible to the key that created it only; another key gets 404.
+//! response is visible to the key that created it only; another key gets 404. On a native
+//! route the stored conversation is sent as input items (`previous_response_id` removed) and
+//! the backend's Response object is stored under its own id.
 
 use std::sync::{Arc, Mutex};
 
