@@ -292,9 +292,9 @@ fn planted(item: String) -> impl Strategy<Value = (&'static str, serde_json::Val
 
 /// Property (issue 15): an item planted anywhere a request can carry text — known fields,
 /// unknown fields at any depth, `extra_body`, tools, schemas, metadata; chat, completions and
-/// embeddings, and Responses and Messages, whose remote candidates include a native
-/// `anthropic` deployment and a native `responses` one (fields only the native body carries
-/// included) — never reaches the remote mock; the local one answers. 500 cases here; `SLUICE_PII_CASES=10000` for the long run.
+/// embeddings, and Responses and Messages, whose first remote candidate is a native
+/// `responses` / `anthropic` deployment (fields only the native body carries included) —
+/// never reaches the remote mock; the local one answers. 500 cases here; `SLUICE_PII_CASES=10000` for the long run.
 #[test]
 fn pii_planted_at_any_path_never_reaches_a_remote_mock() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -339,6 +339,8 @@ fn pii_planted_at_any_path_never_reaches_a_remote_mock() {
 models:
   - name: default
     deployments: [remote-claude, remote-responses, remote, local]
+  - name: resp
+    deployments: [remote-responses, remote-claude, remote, local]
 {YAML_POLICY}",
             remote.url("/v1"),
             remote.url(""),
@@ -356,7 +358,11 @@ models:
         .unwrap_or(500);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(n));
     runner
-        .run(&cases, |(item, (path, body))| {
+        .run(&cases, |(item, (path, mut body))| {
+            // Responses requests have the native `responses` deployment first.
+            if path == "/v1/responses" {
+                body["model"] = json!("resp");
+            }
             let status = rt.block_on(async {
                 c.post(s.url(path))
                     .json(&body)
@@ -374,5 +380,21 @@ models:
         })
         .unwrap();
     assert!(local.calls() >= n as usize, "{}", local.calls());
+    // Without personal data the first candidates serve, natively: the property above was
+    // about deployments that would otherwise get these requests.
+    rt.block_on(async {
+        let hi = json!({"model": "default", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+        c.post(s.url("/v1/messages")).json(&hi).send().await.unwrap();
+        let hi = json!({"model": "resp", "store": false, "input": "hi"});
+        c.post(s.url("/v1/responses")).json(&hi).send().await.unwrap();
+    });
+    let paths: Vec<String> = remote
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/v1/messages", "/v1/responses"]);
     rt.block_on(s.stop());
 }
