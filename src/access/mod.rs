@@ -8,6 +8,7 @@ pub mod auth;
 pub mod budget;
 pub mod keys;
 pub mod limits;
+pub mod session;
 pub mod validate;
 
 use crate::api::ApiError;
@@ -31,6 +32,10 @@ pub struct Access {
     key_db: Option<Arc<Mutex<rusqlite::Connection>>>,
     spend: Arc<Spend>,
     reservations: Arc<budget::Reservations>,
+    /// `/ui` login sessions.
+    pub sessions: Arc<session::Sessions>,
+    /// Failed `/ui` logins per client address.
+    pub login_throttle: Arc<session::LoginThrottle>,
 }
 
 impl Access {
@@ -55,6 +60,8 @@ impl Access {
             key_db: None,
             spend,
             reservations: Arc::default(),
+            sessions: Arc::default(),
+            login_throttle: Arc::default(),
         })
     }
 
@@ -92,7 +99,27 @@ impl Access {
                 ));
             }
         };
-        let hash = auth::hash_key(&key);
+        self.authenticate_hash(master, &auth::hash_key(&key))
+    }
+
+    /// Whether a master key is set (then every route needs a key).
+    pub fn has_master_key(&self) -> bool {
+        self.master_hash.is_some()
+    }
+
+    /// The principal of the key whose SHA-256 is `hash`, checked now (a `/ui` session keeps
+    /// only the hash: a key revoked or expired since the login stops its sessions).
+    ///
+    /// Errors: 401 when no master key is set, or the key is unknown, revoked or expired.
+    pub fn authenticate_key_hash(&self, hash: &[u8; 32]) -> Result<Principal, ApiError> {
+        match &self.master_hash {
+            Some(master) => self.authenticate_hash(master, hash),
+            None => Err(auth::unauthorized("Incorrect API key provided.")),
+        }
+    }
+
+    fn authenticate_hash(&self, master: &[u8; 32], hash: &[u8; 32]) -> Result<Principal, ApiError> {
+        let hash = *hash;
         if auth::hashes_equal(master, &hash) {
             return Ok(Principal {
                 key_id: Some("master".into()),
