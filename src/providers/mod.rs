@@ -13,6 +13,7 @@ pub mod caps;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod probe_cache;
 pub mod sse;
 pub mod upstream;
 
@@ -78,6 +79,8 @@ pub enum Reply {
 pub struct Upstreams {
     clients: HashMap<u64, reqwest::Client>,
     fallback: reqwest::Client,
+    /// The cached probes of `GET /health/ready`.
+    pub probes: std::sync::Arc<probe_cache::ProbeCache>,
 }
 
 impl Upstreams {
@@ -93,6 +96,7 @@ impl Upstreams {
         Ok(Upstreams {
             clients,
             fallback: build_client(5_000)?,
+            probes: Default::default(),
         })
     }
 
