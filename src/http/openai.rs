@@ -218,14 +218,8 @@ pub(crate) fn reply_response(reply: GatewayReply) -> Response {
         ReplyBody::Json(bytes) => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
-        ReplyBody::Sse(stream) => (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response(),
+        ReplyBody::Sse(stream) => sse_response(Body::from_stream(stream)),
+        ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
     };
     for (name, value) in reply.headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -233,6 +227,18 @@ pub(crate) fn reply_response(reply: GatewayReply) -> Response {
         }
     }
     resp
+}
+
+/// An SSE response (`text/event-stream`, `no-cache`) of `body`.
+pub(crate) fn sse_response(body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /v1/models`: the configured model names and deployment names this caller may use, in
