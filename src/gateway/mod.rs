@@ -241,12 +241,14 @@ impl Gateway {
         principal: &Principal,
         body: &RequestBody,
     ) -> (Decision, Result<crate::gateway::route::Plan, ApiError>) {
+        let scopes = self.config.model_scopes(body.model());
         let facts = RequestFacts {
             headers: Some(headers),
             api_key_id: principal.key_id.as_deref(),
             team: principal.spec.team.as_deref(),
             key_tags: &principal.spec.tags,
             key_policies: &principal.spec.policies,
+            model_owners: &scopes[1..],
         };
         let mut decision = self.policy.decide(&facts, body);
         if principal.local_only.is_some() {

@@ -257,6 +257,9 @@ pub struct RequestFacts<'a> {
     pub key_tags: &'a [String],
     /// Policies the key names: they apply whatever their `when` says.
     pub key_policies: &'a [String],
+    /// When the request names a deployment directly: the models that list it. `when.model`
+    /// matches them as well as the name itself (see [`crate::config::Config::model_scopes`]).
+    pub model_owners: &'a [&'a str],
 }
 
 /// Policies, PII detectors and the resolved deployments: everything needed to decide.
@@ -496,7 +499,9 @@ fn others_hold(
     prompt_tokens: u64,
 ) -> Option<()> {
     if let Some(models) = &w.model
-        && !models.items().iter().any(|p| glob_match(p, body.model()))
+        && !models.items().iter().any(|p| {
+            glob_match(p, body.model()) || facts.model_owners.iter().any(|m| glob_match(p, m))
+        })
     {
         return None;
     }

@@ -14,6 +14,7 @@ pub mod native;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod probe_cache;
 pub mod sse;
 pub mod upstream;
 
@@ -81,6 +82,8 @@ pub enum Reply {
 pub struct Upstreams {
     clients: HashMap<u64, reqwest::Client>,
     fallback: reqwest::Client,
+    /// The cached probes of `GET /health/ready`.
+    pub probes: std::sync::Arc<probe_cache::ProbeCache>,
 }
 
 impl Upstreams {
@@ -96,6 +99,7 @@ impl Upstreams {
         Ok(Upstreams {
             clients,
             fallback: build_client(5_000)?,
+            probes: Default::default(),
         })
     }
 

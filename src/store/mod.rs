@@ -25,6 +25,7 @@ pub mod redact;
 pub mod report;
 pub mod responses;
 pub mod row;
+pub mod series;
 pub mod writer;
 
 use rusqlite::Connection;
