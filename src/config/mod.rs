@@ -308,13 +308,19 @@ fn enabled_by_default() -> bool {
 }
 
 /// A price, USD per 1M tokens.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
-    /// USD per 1M prompt tokens.
+    /// USD per 1M prompt tokens (those not read from or written to a prompt cache).
     pub input: f64,
     /// USD per 1M completion tokens.
     pub output: f64,
+    /// USD per 1M prompt tokens read from the provider's prompt cache. Default: `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<f64>,
+    /// USD per 1M prompt tokens written to the provider's prompt cache. Default: `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
 }
 
 impl DeploymentConfig {

@@ -364,7 +364,7 @@ impl Gateway {
                 base.cost_usd = if cache_hit(sampling.as_ref()) {
                     Some(0.0)
                 } else {
-                    attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                    attrs.cost_of(&usage)
                 };
                 base.response = summary;
                 self.access.settle_tokens(
@@ -413,7 +413,7 @@ impl Gateway {
                     r.cost_usd = if cached {
                         Some(0.0)
                     } else {
-                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens)
+                        cost_attrs.cost_of(&r.usage)
                     };
                     drop(stream_span);
                     telemetry::record_outcome(&request_span, &r);
