@@ -399,11 +399,13 @@ impl Gateway {
                 let model = body.model().to_string();
                 let estimated = estimate_tokens(&body.texts());
                 let cached = cache_hit(sampling.as_ref());
+                let client_gone = ctx.client_gone.clone();
                 let on_finish = Box::new(move |out: StreamOutcome| {
                     drop(guard);
                     recorder.metrics().open_streams.dec();
                     let mut r = base;
                     apply_stream_outcome(&mut r, out, started);
+                    stream::mark_client_gone(&mut r, &client_gone);
                     access.settle_tokens(
                         &principal,
                         &model,

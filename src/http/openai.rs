@@ -164,13 +164,33 @@ pub(crate) async fn serve_reply(
     };
     ctx.principal = principal;
     ctx.headers = headers;
-    // The gateway's work runs in its own task: a client that goes away does not cancel it, so
-    // the upstream's answer still gets its row (status 499) and its cost.
+    serve_detached(gw, ctx, body).await
+}
+
+/// Runs [`Gateway::serve`] in its own task: a client that goes away does not cancel it, so
+/// the upstream's answer still gets its row (status 499) and its cost. A stream whose client
+/// left before it was handed over is read to its end in that task (its usage is the
+/// upstream's own). Every inbound dialect serves through this.
+pub(crate) async fn serve_detached(gw: Gateway, ctx: RequestContext, body: RequestBody) -> Served {
     let guard = DisconnectGuard {
         gw: Some(gw.clone()),
         gone: ctx.client_gone.clone(),
     };
-    let task = tokio::spawn(async move { gw.serve(ctx, body).await });
+    let gone = ctx.client_gone.clone();
+    let task = tokio::spawn(async move {
+        let mut served = gw.serve(ctx, body).await;
+        if gone.load(std::sync::atomic::Ordering::SeqCst)
+            && let Ok(GatewayReply {
+                body: ReplyBody::Sse(stream),
+                ..
+            }) = &mut served.0
+        {
+            // Nobody will read this stream: read it to its end here, so its row has the
+            // upstream's own usage and cost (recorded as 499).
+            drain(stream).await;
+        }
+        served
+    });
     let result = task.await;
     guard.disarm();
     match result {
@@ -180,6 +200,13 @@ pub(crate) async fn serve_reply(
             Vec::new(),
         ),
     }
+}
+
+/// Reads a stream whose client went away before it was handed over to its end (bounded by
+/// the deployment's stream idle timeout and the upstream caps), so it finishes as complete.
+async fn drain(stream: &mut crate::gateway::stream::ClientStream) {
+    use futures_util::StreamExt;
+    while stream.next().await.is_some() {}
 }
 
 /// Marks the request's client as gone when the handler is dropped before the gateway's task

@@ -191,7 +191,7 @@ async fn serve(
         req: req.clone(),
         hist,
     };
-    let (result, limit_headers) = gw.serve(ctx, body).await;
+    let (result, limit_headers) = super::openai::serve_detached(gw.clone(), ctx, body).await;
     let mut resp = match result {
         Ok(reply) => reply_response(reply, start, tools, saver).await,
         Err(e) => e.into_response(),

@@ -42,6 +42,8 @@ pub enum MockReply {
     Hang,
     /// Answers status + JSON once `gate` is notified.
     JsonAfter(Arc<tokio::sync::Notify>, u16, Value),
+    /// 200 SSE with the given chunks once `gate` is notified (no byte before).
+    SseAfter(Arc<tokio::sync::Notify>, Vec<Bytes>),
 }
 
 type Handler = dyn Fn(&Received) -> MockReply + Send + Sync;
@@ -133,6 +135,10 @@ async fn mock_handler(
             stream_response("text/event-stream", chunks, tx)
         }
         MockReply::Hang => std::future::pending::<Response>().await,
+        MockReply::SseAfter(gate, chunks) => {
+            gate.notified().await;
+            stream_response("text/event-stream", chunks, None)
+        }
         MockReply::JsonAfter(gate, status, v) => {
             gate.notified().await;
             (
