@@ -7,9 +7,10 @@ use crate::access::auth::Principal;
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_request};
 use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
+use crate::http::extract::ApiPath;
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -283,7 +284,7 @@ async fn get_model(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let found = model_ids(&gw)
         .contains(&id)

@@ -17,9 +17,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::http::extract::{ApiPath, ApiQuery};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -313,7 +314,7 @@ async fn load(gw: &Gateway, principal: &Principal, id: &str) -> Result<StoredRes
 async fn retrieve(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     match load(&gw, &principal, &id).await {
         Ok(s) => axum::Json(s.response).into_response(),
@@ -325,7 +326,7 @@ async fn retrieve(
 async fn delete(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let result = async {
         let db = gw.access().state_db().ok_or_else(|| not_found(&id))?;
@@ -355,8 +356,8 @@ struct ListQuery {
 async fn input_items(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Response {
     let stored = match load(&gw, &principal, &id).await {
         Ok(s) => s,
