@@ -21,7 +21,7 @@ pub use sampling::{CacheConfig, SamplingConfig, SamplingSettings};
 use crate::policy::tier::{Hosting, Openness};
 
 pub use capability::{Capability, KeepAlive};
-pub use load::{ConfigError, ConfigSource, load, locate, parse};
+pub use load::{ConfigError, ConfigSource, load, locate, parse, parse_with_env};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -180,15 +180,20 @@ pub(crate) async fn serve_detached(gw: Gateway, ctx: RequestContext, body: Reque
     let gone = ctx.client_gone.clone();
     let task = tokio::spawn(async move {
         let mut served = gw.serve(ctx, body).await;
-        if gone.load(std::sync::atomic::Ordering::SeqCst)
-            && let Ok(GatewayReply {
-                body: ReplyBody::Sse(stream),
-                ..
-            }) = &mut served.0
-        {
+        if gone.load(std::sync::atomic::Ordering::SeqCst) {
             // Nobody will read this stream: read it to its end here, so its row has the
             // upstream's own usage and cost (recorded as 499).
-            drain(stream).await;
+            match &mut served.0 {
+                Ok(GatewayReply {
+                    body: ReplyBody::Sse(stream),
+                    ..
+                }) => drain(stream).await,
+                Ok(GatewayReply {
+                    body: ReplyBody::Native(stream),
+                    ..
+                }) => drain(stream).await,
+                _ => {}
+            }
         }
         served
     });
@@ -205,7 +210,7 @@ pub(crate) async fn serve_detached(gw: Gateway, ctx: RequestContext, body: Reque
 
 /// Reads a stream whose client went away before it was handed over to its end (bounded by
 /// the deployment's stream idle timeout and the upstream caps), so it finishes as complete.
-async fn drain(stream: &mut crate::gateway::stream::ClientStream) {
+async fn drain<S: futures_util::Stream + Unpin>(stream: &mut S) {
     use futures_util::StreamExt;
     while stream.next().await.is_some() {}
 }
@@ -246,14 +251,8 @@ pub(crate) fn reply_response(reply: GatewayReply) -> Response {
         ReplyBody::Json(bytes) => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
-        ReplyBody::Sse(stream) => (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response(),
+        ReplyBody::Sse(stream) => sse_response(Body::from_stream(stream)),
+        ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
     };
     for (name, value) in reply.headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -261,6 +260,18 @@ pub(crate) fn reply_response(reply: GatewayReply) -> Response {
         }
     }
     resp
+}
+
+/// An SSE response (`text/event-stream`, `no-cache`) of `body`.
+pub(crate) fn sse_response(body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /v1/models`: the configured model names and deployment names this caller may use, in

@@ -22,6 +22,7 @@ pub mod checks;
 pub mod egress;
 pub mod pii;
 pub mod redact;
+pub mod redact_native;
 pub mod tier;
 
 use crate::api::ApiError;
@@ -568,6 +569,7 @@ fn request_metadata(body: &RequestBody) -> Option<&serde_json::Map<String, Value
     match body {
         RequestBody::Chat(r) => r.metadata.as_ref(),
         RequestBody::Generic(r) => r.extra.get("metadata").and_then(Value::as_object),
+        RequestBody::Native(r) => r.metadata(),
     }
 }
 
