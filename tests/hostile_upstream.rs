@@ -63,3 +63,29 @@ async fn an_endless_stream_line_is_a_502() {
     );
     s.stop().await;
 }
+
+/// An `anthropic` deployment that answers an OpenAI-shaped body: 502 naming the deployment,
+/// never a 200 with empty content.
+#[tokio::test]
+async fn an_answer_in_the_wrong_shape_is_a_502() {
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            200,
+            json!({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}),
+        )
+    })
+    .await;
+    let yaml = format!(
+        "deployments:\n  - name: claude\n    provider: anthropic\n    base_url: {}\n    model: claude-haiku-4-5\nmodels:\n  - name: default\n    deployments: [claude]\n",
+        mock.url("")
+    );
+    let s = Sluice::start(&yaml).await;
+    let (status, v) = chat(&s, false).await;
+    assert_eq!(status, 502);
+    assert_eq!(v["error"]["code"], "upstream_error");
+    assert_eq!(
+        v["error"]["message"],
+        "deployment `claude`: the answer is not an Anthropic message (`type: message` with a `content` list)"
+    );
+    s.stop().await;
+}

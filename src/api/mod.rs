@@ -358,16 +358,41 @@ pub struct Usage {
     /// Sum of the two.
     #[serde(default)]
     pub total_tokens: u64,
+    /// Of `prompt_tokens`, those read from the provider's prompt cache
+    /// (`prompt_tokens_details.cached_tokens`; Anthropic's `cache_read_input_tokens`). Priced
+    /// at `price.cached_input`. Not part of the wire shape (the details object is kept as sent).
+    #[serde(skip)]
+    pub cached_tokens: u64,
+    /// Of `prompt_tokens`, those written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`). Priced at `price.cache_write`.
+    #[serde(skip)]
+    pub cache_write_tokens: u64,
 }
 
 impl Usage {
-    /// Builds a usage with `total_tokens = prompt + completion`.
+    /// Builds a usage with `total_tokens = prompt + completion` and no cached tokens.
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
         Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
         }
+    }
+
+    /// Reads an OpenAI `usage` object: `prompt_tokens`, `completion_tokens`,
+    /// `prompt_tokens_details.cached_tokens`, and `cache_creation_input_tokens` (Sluice's
+    /// Anthropic translation and LiteLLM put cache writes there). Missing counts are 0; cached
+    /// counts are capped at `prompt_tokens`.
+    pub fn from_openai(u: &serde_json::Value) -> Self {
+        let n = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let mut usage = Usage::new(n(u.get("prompt_tokens")), n(u.get("completion_tokens")));
+        let cached = n(u.pointer("/prompt_tokens_details/cached_tokens"));
+        let written = n(u.get("cache_creation_input_tokens"));
+        usage.cached_tokens = cached.min(usage.prompt_tokens);
+        usage.cache_write_tokens = written.min(usage.prompt_tokens - usage.cached_tokens);
+        usage
     }
 }
 

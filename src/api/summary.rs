@@ -118,12 +118,7 @@ impl ResponseSummary {
             self.system_fingerprint = Some(f.to_string());
         }
         if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            let p = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
-            let c = u
-                .get("completion_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            self.usage = Some(Usage::new(p, c));
+            self.usage = Some(Usage::from_openai(u));
         }
     }
 }

@@ -186,6 +186,13 @@ fn default_ready_cache() -> u64 {
     5_000
 }
 
+/// Default of a deployment's `max_response_bytes`: 32 MiB, far above real answers.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Default of a deployment's `max_error_body_bytes`: 64 KiB.
+pub const DEFAULT_MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+/// Default of a deployment's `max_stream_event_bytes`: 4 MiB.
+pub const DEFAULT_MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
+
 /// Which wire protocol a deployment speaks.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -235,6 +242,18 @@ pub struct DeploymentConfig {
     /// Longest silence between two stream chunks, ms. Default 120 000.
     #[serde(default)]
     pub stream_idle_timeout_ms: Option<u64>,
+    /// Largest whole answer read from the backend, bytes after decompression (a gzip bomb
+    /// stops here). Default 33 554 432 (32 MiB). Over it: 502 naming the deployment.
+    #[serde(default)]
+    pub max_response_bytes: Option<usize>,
+    /// Most of an error answer's body read from the backend, bytes (the rest is not read).
+    /// Default 65 536 (64 KiB).
+    #[serde(default)]
+    pub max_error_body_bytes: Option<usize>,
+    /// Most bytes a stream may send without completing an event (one SSE event, one NDJSON
+    /// line), after decompression. Default 4 194 304 (4 MiB). Over it: a 502 error event.
+    #[serde(default)]
+    pub max_stream_event_bytes: Option<usize>,
     /// What the backend can do; replaces the provider's defaults when set (see docs/providers.md,
     /// "Capabilities").
     #[serde(default)]
@@ -314,13 +333,19 @@ fn enabled_by_default() -> bool {
 }
 
 /// A price, USD per 1M tokens.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
-    /// USD per 1M prompt tokens.
+    /// USD per 1M prompt tokens (those not read from or written to a prompt cache).
     pub input: f64,
     /// USD per 1M completion tokens.
     pub output: f64,
+    /// USD per 1M prompt tokens read from the provider's prompt cache. Default: `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<f64>,
+    /// USD per 1M prompt tokens written to the provider's prompt cache. Default: `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
 }
 
 impl DeploymentConfig {
@@ -335,6 +360,21 @@ impl DeploymentConfig {
     /// Stream idle timeout, ms.
     pub fn stream_idle_timeout_ms(&self) -> u64 {
         self.stream_idle_timeout_ms.unwrap_or(120_000)
+    }
+    /// Largest whole answer, bytes (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES)
+    }
+    /// Most of an error body read, bytes (default [`DEFAULT_MAX_ERROR_BODY_BYTES`]).
+    pub fn max_error_body_bytes(&self) -> usize {
+        self.max_error_body_bytes
+            .unwrap_or(DEFAULT_MAX_ERROR_BODY_BYTES)
+    }
+    /// Most bytes without a complete stream event (default [`DEFAULT_MAX_STREAM_EVENT_BYTES`]).
+    pub fn max_stream_event_bytes(&self) -> usize {
+        self.max_stream_event_bytes
+            .unwrap_or(DEFAULT_MAX_STREAM_EVENT_BYTES)
     }
 
     /// The upstream URL of `path` (e.g. `/chat/completions`): `base_url` with exactly one `/`

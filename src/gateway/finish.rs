@@ -37,11 +37,13 @@ impl Gateway {
         let principal = ctx.principal.clone();
         let model = body.model().to_string();
         let estimated = estimate_tokens(&body.texts());
+        let client_gone = ctx.client_gone.clone();
         Box::new(move |out: StreamOutcome| {
             drop(guard);
             recorder.metrics().open_streams.dec();
             let mut r = base;
             apply_stream_outcome(&mut r, out, started);
+            super::stream::mark_client_gone(&mut r, &client_gone);
             access.settle_tokens(
                 &principal,
                 &model,
@@ -51,7 +53,7 @@ impl Gateway {
             r.cost_usd = if cached {
                 Some(0.0)
             } else {
-                cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens)
+                cost_attrs.cost_of(&r.usage)
             };
             drop(stream_span);
             telemetry::record_outcome(&request_span, &r);

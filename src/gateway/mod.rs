@@ -386,7 +386,7 @@ impl Gateway {
                 base.cost_usd = if cache_hit(sampling.as_ref()) {
                     Some(0.0)
                 } else {
-                    attrs.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                    attrs.cost_of(&usage)
                 };
                 base.response = summary;
                 self.access.settle_tokens(

@@ -300,3 +300,16 @@ pub(crate) fn apply_stream_outcome(
         }
     }
 }
+
+/// A stream read to its end after its client went away before it was handed over (see
+/// `http::openai::serve_reply`) is recorded as 499 `client_closed`, with the upstream's usage.
+pub(crate) fn mark_client_gone(
+    r: &mut crate::store::record::RequestRecord,
+    gone: &std::sync::atomic::AtomicBool,
+) {
+    if r.status == 200 && gone.load(std::sync::atomic::Ordering::SeqCst) {
+        r.status = 499;
+        r.error_type = Some("client_closed".into());
+        r.error_message = Some("the client closed the connection before the stream started".into());
+    }
+}

@@ -25,6 +25,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod extract;
 pub mod health;
 pub mod local;
 pub mod messages;

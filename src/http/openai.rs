@@ -7,9 +7,10 @@ use crate::access::auth::Principal;
 use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, parse_request};
 use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
+use crate::http::extract::ApiPath;
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -164,13 +165,38 @@ pub(crate) async fn serve_reply(
     };
     ctx.principal = principal;
     ctx.headers = headers;
-    // The gateway's work runs in its own task: a client that goes away does not cancel it, so
-    // the upstream's answer still gets its row (status 499) and its cost.
+    serve_detached(gw, ctx, body).await
+}
+
+/// Runs [`Gateway::serve`] in its own task: a client that goes away does not cancel it, so
+/// the upstream's answer still gets its row (status 499) and its cost. A stream whose client
+/// left before it was handed over is read to its end in that task (its usage is the
+/// upstream's own). Every inbound dialect serves through this.
+pub(crate) async fn serve_detached(gw: Gateway, ctx: RequestContext, body: RequestBody) -> Served {
     let guard = DisconnectGuard {
         gw: Some(gw.clone()),
         gone: ctx.client_gone.clone(),
     };
-    let task = tokio::spawn(async move { gw.serve(ctx, body).await });
+    let gone = ctx.client_gone.clone();
+    let task = tokio::spawn(async move {
+        let mut served = gw.serve(ctx, body).await;
+        if gone.load(std::sync::atomic::Ordering::SeqCst) {
+            // Nobody will read this stream: read it to its end here, so its row has the
+            // upstream's own usage and cost (recorded as 499).
+            match &mut served.0 {
+                Ok(GatewayReply {
+                    body: ReplyBody::Sse(stream),
+                    ..
+                }) => drain(stream).await,
+                Ok(GatewayReply {
+                    body: ReplyBody::Native(stream),
+                    ..
+                }) => drain(stream).await,
+                _ => {}
+            }
+        }
+        served
+    });
     let result = task.await;
     guard.disarm();
     match result {
@@ -180,6 +206,13 @@ pub(crate) async fn serve_reply(
             Vec::new(),
         ),
     }
+}
+
+/// Reads a stream whose client went away before it was handed over to its end (bounded by
+/// the deployment's stream idle timeout and the upstream caps), so it finishes as complete.
+async fn drain<S: futures_util::Stream + Unpin>(stream: &mut S) {
+    use futures_util::StreamExt;
+    while stream.next().await.is_some() {}
 }
 
 /// Marks the request's client as gone when the handler is dropped before the gateway's task
@@ -262,7 +295,7 @@ async fn get_model(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let found = model_ids(&gw)
         .contains(&id)

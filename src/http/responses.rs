@@ -22,9 +22,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::http::extract::{ApiPath, ApiQuery};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -230,7 +231,7 @@ async fn serve(
         req: req.clone(),
         hist,
     };
-    let (result, limit_headers) = gw.serve(ctx, body).await;
+    let (result, limit_headers) = super::openai::serve_detached(gw.clone(), ctx, body).await;
     let native = result.as_ref().is_ok_and(|r| r.native);
     let mut resp = match result {
         Ok(reply) if native => native_response(reply, saver),
@@ -400,7 +401,7 @@ async fn load(gw: &Gateway, principal: &Principal, id: &str) -> Result<StoredRes
 async fn retrieve(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     match load(&gw, &principal, &id).await {
         Ok(s) => axum::Json(s.response).into_response(),
@@ -412,7 +413,7 @@ async fn retrieve(
 async fn delete(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let result = async {
         let db = gw.access().state_db().ok_or_else(|| not_found(&id))?;
@@ -442,8 +443,8 @@ struct ListQuery {
 async fn input_items(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Response {
     let stored = match load(&gw, &principal, &id).await {
         Ok(s) => s,

@@ -59,10 +59,7 @@ impl DeploymentAttrs {
             .or(entry.map(|e| e.tier))
             .unwrap_or(Openness::Api);
         let price = d.price.or(match hosting {
-            Hosting::Local => Some(Price {
-                input: 0.0,
-                output: 0.0,
-            }),
+            Hosting::Local => Some(Price::default()),
             Hosting::Remote => entry.and_then(|e| e.price),
         });
         DeploymentAttrs {
@@ -86,11 +83,28 @@ impl DeploymentAttrs {
         }
     }
 
-    /// Cost of a call in USD: `prompt_tokens × input + completion_tokens × output` per 1M;
-    /// `None` when the price is unknown.
+    /// Cost of a call in USD, `prompt_tokens × input + completion_tokens × output` per 1M,
+    /// ignoring prompt caches (the most a call may cost: budget reservations); `None` when the
+    /// price is unknown.
     pub fn cost_usd(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
         self.price.map(|p| {
             (prompt_tokens as f64 * p.input + completion_tokens as f64 * p.output) / 1_000_000.0
+        })
+    }
+
+    /// Cost of a finished call in USD per 1M tokens: uncached prompt tokens × `input`,
+    /// cache reads × `cached_input`, cache writes × `cache_write` (each defaulting to `input`),
+    /// completion tokens × `output`; `None` when the price is unknown.
+    pub fn cost_of(&self, usage: &crate::api::Usage) -> Option<f64> {
+        self.price.map(|p| {
+            let cached = usage.cached_tokens.min(usage.prompt_tokens);
+            let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
+            let plain = usage.prompt_tokens - cached - written;
+            (plain as f64 * p.input
+                + cached as f64 * p.cached_input.unwrap_or(p.input)
+                + written as f64 * p.cache_write.unwrap_or(p.input)
+                + usage.completion_tokens as f64 * p.output)
+                / 1_000_000.0
         })
     }
 }

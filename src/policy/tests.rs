@@ -79,13 +79,7 @@ fn attributes_default_from_url_catalog_and_hosting() {
     let a = e.attrs("local-llama").unwrap();
     assert_eq!(a.hosting, Hosting::Local);
     assert_eq!(a.openness, Openness::AvailableWeights);
-    assert_eq!(
-        a.price,
-        Some(Price {
-            input: 0.0,
-            output: 0.0
-        })
-    );
+    assert_eq!(a.price, Some(Price::default()));
     let a = e.attrs("cloud-mini").unwrap();
     assert_eq!(a.hosting, Hosting::Remote);
     assert_eq!(a.openness, Openness::Api);
@@ -93,7 +87,9 @@ fn attributes_default_from_url_catalog_and_hosting() {
         a.price,
         Some(Price {
             input: 0.15,
-            output: 0.6
+            output: 0.6,
+            cached_input: Some(0.075),
+            cache_write: None,
         })
     );
     assert_eq!(a.freedoms.data_control, "none");
@@ -102,6 +98,42 @@ fn attributes_default_from_url_catalog_and_hosting() {
     assert_eq!(a.cost_usd(1000, 1000), None);
     let a = e.attrs("cloud-4o").unwrap();
     assert_eq!(a.cost_usd(1_000_000, 500_000), Some(2.5 + 5.0));
+}
+
+#[test]
+fn cached_prompt_tokens_are_priced_apart() {
+    use crate::api::Usage;
+    let (_, e) = engine("  []\n");
+    let mut a = e.attrs("cloud-4o").unwrap().clone();
+    // Issue 16's example: Claude 3.5 Haiku, 2,455 of 2,459 prompt tokens read from the cache,
+    // 23 output tokens: $0.0002916, not $0.0020592 (all prompt tokens at the input price).
+    a.price = Some(Price {
+        input: 0.8,
+        output: 4.0,
+        cached_input: Some(0.08),
+        cache_write: Some(1.0),
+    });
+    let mut u = Usage::new(2459, 23);
+    assert!((a.cost_usd(2459, 23).unwrap() - 0.0020592).abs() < 1e-12);
+    u.cached_tokens = 2455;
+    assert!((a.cost_of(&u).unwrap() - 0.0002916).abs() < 1e-12);
+    // Cache writes at `cache_write`: 4 plain + 2,455 written.
+    u.cached_tokens = 0;
+    u.cache_write_tokens = 2455;
+    let want = (4.0 * 0.8 + 2455.0 * 1.0 + 23.0 * 4.0) / 1e6;
+    assert!((a.cost_of(&u).unwrap() - want).abs() < 1e-12);
+    // Without `cached_input` / `cache_write`, cached tokens cost the input price.
+    a.price = Some(Price {
+        input: 0.8,
+        output: 4.0,
+        cached_input: None,
+        cache_write: None,
+    });
+    assert!((a.cost_of(&u).unwrap() - 0.0020592).abs() < 1e-12);
+    // Counts that do not add up never make a negative or larger-than-prompt charge.
+    u.cached_tokens = 5000;
+    u.cache_write_tokens = 5000;
+    assert!((a.cost_of(&u).unwrap() - 0.0020592).abs() < 1e-12);
 }
 
 #[test]

@@ -54,6 +54,16 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
     if json.get("type").and_then(serde_json::Value::as_str) == Some("error") {
         return Err(response::error(&dep.name, &json["error"]));
     }
+    // Anything else that is not a Messages answer (an OpenAI-shaped body, say) is the
+    // backend's fault, never an empty 200.
+    if json.get("type").and_then(serde_json::Value::as_str) != Some("message")
+        || !json.get("content").is_some_and(serde_json::Value::is_array)
+    {
+        return Err(ApiError::bad_gateway(
+            &dep.name,
+            "the answer is not an Anthropic message (`type: message` with a `content` list)",
+        ));
+    }
     Ok(complete(response::chat_completion(
         &json, created, &dep.model,
     )))

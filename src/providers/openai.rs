@@ -42,10 +42,14 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if stream && is_sse {
         let idle = Duration::from_millis(dep.stream_idle_timeout_ms());
-        return Ok(Reply::Stream(sse_chunks(resp, dep.name.clone(), idle)));
+        return Ok(Reply::Stream(sse_chunks(
+            resp,
+            dep.name.clone(),
+            idle,
+            dep.max_stream_event_bytes(),
+        )));
     }
-    let bytes =
-        super::upstream::read_capped(resp, dep, super::upstream::MAX_RESPONSE_BYTES, false).await?;
+    let bytes = super::upstream::read_capped(resp, dep, dep.max_response_bytes(), false).await?;
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
     if json.get("choices").is_none()
@@ -114,10 +118,17 @@ struct SseState {
     done: bool,
     /// Bytes received since the parser last completed an event.
     unparsed: usize,
+    /// The deployment's `max_stream_event_bytes`.
+    max_event: usize,
 }
 
 /// Turns an upstream SSE response into a stream of OpenAI chunk objects.
-fn sse_chunks(resp: reqwest::Response, deployment: String, idle: Duration) -> ChunkStream {
+fn sse_chunks(
+    resp: reqwest::Response,
+    deployment: String,
+    idle: Duration,
+    max_event: usize,
+) -> ChunkStream {
     let state = SseState {
         body: resp.bytes_stream().boxed(),
         parser: SseParser::new(),
@@ -127,6 +138,7 @@ fn sse_chunks(resp: reqwest::Response, deployment: String, idle: Duration) -> Ch
         saw_finish: false,
         done: false,
         unparsed: 0,
+        max_event,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -156,14 +168,11 @@ fn sse_chunks(resp: reqwest::Response, deployment: String, idle: Duration) -> Ch
                         0
                     };
                     st.pending.extend(evs);
-                    if st.unparsed > super::upstream::MAX_STREAM_EVENT_BYTES {
+                    if st.unparsed > st.max_event {
                         st.done = true;
                         let err = ApiError::bad_gateway(
                             &st.deployment,
-                            format!(
-                                "a stream event is larger than {} bytes",
-                                super::upstream::MAX_STREAM_EVENT_BYTES
-                            ),
+                            format!("a stream event is larger than {} bytes", st.max_event),
                         );
                         return Some((Err(err), st));
                     }

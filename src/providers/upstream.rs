@@ -11,16 +11,16 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Largest whole answer read from an upstream, bytes after decompression (32 MiB: far above
-/// real answers). Over it: 502 naming the deployment.
-pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Default largest whole answer, bytes after decompression (a deployment's
+/// `max_response_bytes` overrides it). Over it: 502 naming the deployment.
+pub const MAX_RESPONSE_BYTES: usize = crate::config::DEFAULT_MAX_RESPONSE_BYTES;
 
-/// Largest error body read from an upstream, bytes (the rest is not read).
-pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+/// Default largest error body read, bytes (`max_error_body_bytes`; the rest is not read).
+pub const MAX_ERROR_BODY_BYTES: usize = crate::config::DEFAULT_MAX_ERROR_BODY_BYTES;
 
-/// Most bytes a stream may send without completing a chunk (one SSE line or event,
-/// one NDJSON line), 4 MiB. Over it: a 502 error item naming the deployment.
-pub const MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
+/// Default most bytes a stream may send without completing a chunk (one SSE line or event,
+/// one NDJSON line; `max_stream_event_bytes`). Over it: a 502 error item naming the deployment.
+pub const MAX_STREAM_EVENT_BYTES: usize = crate::config::DEFAULT_MAX_STREAM_EVENT_BYTES;
 
 /// Reads `resp`'s body up to `cap` bytes (decompressed).
 ///
@@ -97,7 +97,7 @@ pub async fn send(
     }
     if !status.is_success() {
         let retry_after = super::retry_after_secs(resp.headers());
-        let bytes = read_capped(resp, dep, MAX_ERROR_BODY_BYTES, true).await?;
+        let bytes = read_capped(resp, dep, dep.max_error_body_bytes(), true).await?;
         let mut err = super::caps::name_unsupported_param(ApiError::from_upstream(
             &dep.name,
             status.as_u16(),
@@ -113,7 +113,7 @@ pub async fn send(
 ///
 /// Errors: 502 when the body cannot be read or is not JSON; 504 on timeout.
 pub async fn read_json(resp: reqwest::Response, dep: &DeploymentConfig) -> Result<Value, ApiError> {
-    let bytes = read_capped(resp, dep, MAX_RESPONSE_BYTES, false).await?;
+    let bytes = read_capped(resp, dep, dep.max_response_bytes(), false).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))
 }
@@ -147,6 +147,8 @@ struct State<D> {
     ended: bool,
     /// Bytes received since the decoder last completed a chunk.
     pending: usize,
+    /// The deployment's `max_stream_event_bytes`.
+    max_event: usize,
 }
 
 /// Streams `resp` through `decoder`: every chunk is handed on as soon as the bytes that
@@ -166,6 +168,7 @@ pub fn decode_stream<D: Decoder>(
         idle: Duration::from_millis(dep.stream_idle_timeout_ms()),
         ended: false,
         pending: 0,
+        max_event: dep.max_stream_event_bytes(),
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -189,10 +192,10 @@ pub fn decode_stream<D: Decoder>(
                     } else {
                         0
                     };
-                    if st.pending > MAX_STREAM_EVENT_BYTES && st.error.is_none() {
+                    if st.pending > st.max_event && st.error.is_none() {
                         st.error = Some(ApiError::bad_gateway(
                             &st.deployment,
-                            format!("a stream event is larger than {MAX_STREAM_EVENT_BYTES} bytes"),
+                            format!("a stream event is larger than {} bytes", st.max_event),
                         ));
                     }
                 }

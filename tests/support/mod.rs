@@ -42,6 +42,10 @@ pub enum MockReply {
     Hang,
     /// Answers status + JSON once `gate` is notified.
     JsonAfter(Arc<tokio::sync::Notify>, u16, Value),
+    /// Status + extra headers + raw body bytes (e.g. a gzip body with `content-encoding`).
+    Raw(u16, Vec<(&'static str, String)>, Bytes),
+    /// 200 SSE with the given chunks once `gate` is notified (no byte before).
+    SseAfter(Arc<tokio::sync::Notify>, Vec<Bytes>),
 }
 
 type Handler = dyn Fn(&Received) -> MockReply + Send + Sync;
@@ -133,6 +137,17 @@ async fn mock_handler(
             stream_response("text/event-stream", chunks, tx)
         }
         MockReply::Hang => std::future::pending::<Response>().await,
+        MockReply::Raw(status, headers, body) => {
+            let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            for (k, val) in headers {
+                resp.headers_mut().insert(k, val.parse().unwrap());
+            }
+            resp
+        }
+        MockReply::SseAfter(gate, chunks) => {
+            gate.notified().await;
+            stream_response("text/event-stream", chunks, None)
+        }
         MockReply::JsonAfter(gate, status, v) => {
             gate.notified().await;
             (

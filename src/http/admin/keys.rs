@@ -7,9 +7,10 @@ use crate::access::auth::{KeySpec, Principal};
 use crate::access::keys;
 use crate::api::{ApiError, parse_body};
 use crate::gateway::Gateway;
+use crate::http::extract::ApiPath;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -76,7 +77,7 @@ async fn list(State(gw): State<Gateway>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn show(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+async fn show(State(gw): State<Gateway>, ApiPath(id): ApiPath<String>) -> Response {
     let result = async {
         let lookup = id.clone();
         match gw
@@ -93,7 +94,7 @@ async fn show(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn revoke(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+async fn revoke(State(gw): State<Gateway>, ApiPath(id): ApiPath<String>) -> Response {
     let result = async {
         let lookup = id.clone();
         if gw

@@ -18,9 +18,10 @@ pub mod keys;
 
 use crate::api::ApiError;
 use crate::gateway::Gateway;
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::store::query::{self, GroupBy, LogFilter, StatusFilter};
 use crate::store::{self, StoreError, chain};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -111,7 +112,7 @@ fn respond<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
     }
 }
 
-async fn logs(State(gw): State<Gateway>, Query(q): Query<LogsQuery>) -> Response {
+async fn logs(State(gw): State<Gateway>, ApiQuery(q): ApiQuery<LogsQuery>) -> Response {
     respond(list(&gw, q).await)
 }
 
@@ -151,7 +152,7 @@ async fn list(gw: &Gateway, q: LogsQuery) -> Result<serde_json::Value, ApiError>
     .await
 }
 
-async fn one(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+async fn one(State(gw): State<Gateway>, ApiPath(id): ApiPath<String>) -> Response {
     let r = async {
         with_log(&gw, move |conn| {
             query::get(conn, &id).map_err(internal)?.ok_or_else(|| {
@@ -169,7 +170,7 @@ async fn one(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     respond(r)
 }
 
-async fn usage(State(gw): State<Gateway>, Query(q): Query<UsageQuery>) -> Response {
+async fn usage(State(gw): State<Gateway>, ApiQuery(q): ApiQuery<UsageQuery>) -> Response {
     let r = async {
         let since = parse_since(q.since.as_deref())?;
         let by =

@@ -7,7 +7,9 @@
 //! `pause_turn` → `stop`; `max_tokens` → `length`; `tool_use` → `tool_calls`; `refusal` →
 //! `content_filter`. Usage: `prompt_tokens` = `input_tokens` + cache creation + cache read
 //! tokens (OpenAI counts cached tokens as prompt tokens), `completion_tokens` =
-//! `output_tokens`, `prompt_tokens_details.cached_tokens` = cache read tokens.
+//! `output_tokens`, `prompt_tokens_details.cached_tokens` = cache read tokens,
+//! `cache_creation_input_tokens` = cache write tokens (when not 0; LiteLLM's name), so the
+//! cost can price each part (see [`crate::policy::DeploymentAttrs::cost_of`]).
 
 use crate::api::ApiError;
 use crate::api::error::ErrorBody;
@@ -64,6 +66,9 @@ impl Tokens {
                            "total_tokens": prompt + self.output});
         if self.cache_read > 0 {
             u["prompt_tokens_details"] = json!({"cached_tokens": self.cache_read});
+        }
+        if self.cache_creation > 0 {
+            u["cache_creation_input_tokens"] = json!(self.cache_creation);
         }
         u
     }
