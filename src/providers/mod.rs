@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod caps;
+pub mod embeddings;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
@@ -123,6 +124,11 @@ fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
 /// failures, 5xx and unreadable answers; 504 for timeouts. Messages name the deployment,
 /// never its API key.
 pub async fn call(http: &Upstreams, call: Call<'_>) -> Result<Reply, ApiError> {
+    let trimmed = caps::without_optional_tools(call.body, call.deployment);
+    let call = match &trimmed {
+        Some(body) => Call { body, ..call },
+        None => call,
+    };
     match call.deployment.provider {
         ProviderKind::Openai => openai::call(http.client(call.deployment), call).await,
         ProviderKind::Ollama => ollama::call(http.client(call.deployment), call).await,
