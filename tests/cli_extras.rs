@@ -24,7 +24,10 @@ fn version_names_the_commit() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let commit = std::env::var("SLUICE_COMMIT").ok().filter(|c| !c.is_empty()).or(head);
+    let commit = std::env::var("SLUICE_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or(head);
     let expected = format!(
         "sluice {} (commit {})\n",
         env!("CARGO_PKG_VERSION"),
@@ -42,8 +45,16 @@ fn completions_for_three_shells() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sluice.bash");
     std::fs::write(&file, &script).unwrap();
-    let check = std::process::Command::new("bash").arg("-n").arg(&file).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let zsh = String::from_utf8(run(&["completions", "zsh"]).stdout).unwrap();
     assert!(zsh.starts_with("#compdef sluice\n"), "{zsh}");
     let fish = String::from_utf8(run(&["completions", "fish"]).stdout).unwrap();
@@ -62,11 +73,20 @@ async fn export_draws_progress_on_a_terminal_only() {
             "usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}))
     })
     .await;
-    let yaml = format!("{}log:\n  path: {}\n", one_deployment(&mock.url("/v1")), db.display());
+    let yaml = format!(
+        "{}log:\n  path: {}\n",
+        one_deployment(&mock.url("/v1")),
+        db.display()
+    );
     let gw = Gateway::with_request_log(sluice::config::parse("t.yaml", &yaml).unwrap()).unwrap();
     let s = Sluice::start_gateway(gw.clone()).await;
     for _ in 0..3 {
-        let r = post(&s, "/v1/chat/completions", json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})).await;
+        let r = post(
+            &s,
+            "/v1/chat/completions",
+            json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
         assert_eq!(r.status(), 200);
     }
     gw.flush_log().await;
@@ -84,9 +104,20 @@ async fn export_draws_progress_on_a_terminal_only() {
     let tty = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{tty}");
     assert!(tty.contains("\rexporting: 3/3 (100%)\r\n"), "{tty:?}");
-    assert_eq!(std::fs::read_to_string(&out_file).unwrap().lines().count(), 4);
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap().lines().count(),
+        4
+    );
     // Into a pipe: no progress, only the summary.
-    let out = run(&["export", "--db", &db.display().to_string(), "--format", "jsonl", "--out", &out_file.display().to_string()]);
+    let out = run(&[
+        "export",
+        "--db",
+        &db.display().to_string(),
+        "--format",
+        "jsonl",
+        "--out",
+        &out_file.display().to_string(),
+    ]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!("exported 3 requests to {}\n", out_file.display())

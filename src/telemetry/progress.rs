@@ -60,12 +60,12 @@ impl Progress {
     fn draw(&mut self) {
         self.last = Some(Instant::now());
         if let Some(out) = self.out.as_mut() {
-            let pct = if self.total == 0 {
-                100
-            } else {
-                self.done * 100 / self.total
-            };
-            let _ = write!(out, "\r{}: {}/{} ({pct}%)", self.what, self.done, self.total);
+            let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
+            let _ = write!(
+                out,
+                "\r{}: {}/{} ({pct}%)",
+                self.what, self.done, self.total
+            );
             let _ = out.flush();
         }
     }
