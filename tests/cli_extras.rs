@@ -123,3 +123,65 @@ async fn export_draws_progress_on_a_terminal_only() {
         format!("exported 3 requests to {}\n", out_file.display())
     );
 }
+
+#[test]
+fn the_sbom_lists_the_binarys_dependency_tree() {
+    let out = std::process::Command::new("python3")
+        .arg("deploy/sbom.py")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["bomFormat"].as_str(), v["specVersion"].as_str()),
+        (Some("CycloneDX"), Some("1.5"))
+    );
+    let root = &v["metadata"]["component"];
+    assert_eq!(
+        root["purl"],
+        format!("pkg:cargo/sluice@{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(root["licenses"][0]["expression"], "Apache-2.0");
+    let comps = v["components"].as_array().unwrap();
+    let names: Vec<&str> = comps.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    // Normal dependencies, direct and transitive; no dev-dependencies.
+    for n in [
+        "axum",
+        "tokio",
+        "rusqlite",
+        "maud",
+        "clap_complete",
+        "hyper",
+    ] {
+        assert!(names.contains(&n), "{n} missing");
+    }
+    for n in ["insta", "proptest", "tempfile"] {
+        assert!(!names.contains(&n), "{n} is a dev-dependency");
+    }
+    for c in comps {
+        let purl = format!(
+            "pkg:cargo/{}@{}",
+            c["name"].as_str().unwrap(),
+            c["version"].as_str().unwrap()
+        );
+        assert_eq!(c["purl"], purl);
+        assert_eq!(c["hashes"][0]["alg"], "SHA-256", "{c}");
+        assert_eq!(c["hashes"][0]["content"].as_str().unwrap().len(), 64);
+    }
+    // The graph names only listed components.
+    let refs: std::collections::HashSet<&str> = comps
+        .iter()
+        .map(|c| c["bom-ref"].as_str().unwrap())
+        .chain([root["bom-ref"].as_str().unwrap()])
+        .collect();
+    for d in v["dependencies"].as_array().unwrap() {
+        assert!(refs.contains(d["ref"].as_str().unwrap()));
+        for x in d["dependsOn"].as_array().unwrap() {
+            assert!(refs.contains(x.as_str().unwrap()), "{x}");
+        }
+    }
+}

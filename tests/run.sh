@@ -33,6 +33,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthro
 fi
 export SLUICE_PYTHON="$VENV/bin/python"
 cargo test --all-targets "$@"
+# The SBOM of the binary's dependency tree (CycloneDX JSON, from `cargo metadata`).
+mkdir -p "${CARGO_TARGET_DIR:-target}/sbom"
+python3 deploy/sbom.py --out "${CARGO_TARGET_DIR:-target}/sbom/sluice.cdx.json"
 if [ "${SLUICE_SKIP_E2E:-0}" != "1" ]; then
   bash tests/e2e/run.sh
 fi
