@@ -304,6 +304,24 @@ impl Config {
         self.deployments.iter().find(|d| d.name == name)
     }
 
+    /// The names a request for `name` answers to for model-scoped limits and policies: `name`
+    /// itself, and when `name` is a deployment addressed directly (not a model name), every
+    /// model that lists it among its deployments — so naming a deployment cannot skip its
+    /// models' rate limits or `when.model` policies.
+    pub fn model_scopes<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        let mut out = vec![name];
+        if self.models.iter().any(|m| m.name == name) {
+            return out;
+        }
+        out.extend(
+            self.models
+                .iter()
+                .filter(|m| m.deployments.iter().any(|d| d == name))
+                .map(|m| m.name.as_str()),
+        );
+        out
+    }
+
     /// The listen address (validated by [`Config::validate`]).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.server.listen.parse().map_err(|e| ConfigError {

@@ -13,7 +13,7 @@ pub fn wants_base64(body: &RequestBody) -> bool {
         RequestBody::Generic(r) => {
             r.extra.get("encoding_format").and_then(Value::as_str) == Some("base64")
         }
-        RequestBody::Chat(_) => false,
+        _ => false,
     }
 }
 

@@ -11,9 +11,11 @@
 pub mod anthropic;
 pub mod caps;
 pub mod embeddings;
+pub mod native;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod probe_cache;
 pub mod sse;
 pub mod upstream;
 
@@ -71,6 +73,8 @@ pub enum Reply {
     },
     /// A stream of OpenAI chunks.
     Stream(ChunkStream),
+    /// A native route's stream: the backend's own events, untranslated (see [`native`]).
+    Events(native::EventStream),
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
@@ -79,6 +83,8 @@ pub enum Reply {
 pub struct Upstreams {
     clients: HashMap<u64, reqwest::Client>,
     fallback: reqwest::Client,
+    /// The cached probes of `GET /health/ready`.
+    pub probes: std::sync::Arc<probe_cache::ProbeCache>,
 }
 
 impl Upstreams {
@@ -94,6 +100,7 @@ impl Upstreams {
         Ok(Upstreams {
             clients,
             fallback: build_client(5_000)?,
+            probes: Default::default(),
         })
     }
 
@@ -129,6 +136,9 @@ pub async fn call(http: &Upstreams, call: Call<'_>) -> Result<Reply, ApiError> {
         Some(body) => Call { body, ..call },
         None => call,
     };
+    if let RequestBody::Native(n) = call.body {
+        return native::call(http.client(call.deployment), call, n).await;
+    }
     match call.deployment.provider {
         ProviderKind::Openai => openai::call(http.client(call.deployment), call).await,
         ProviderKind::Ollama => ollama::call(http.client(call.deployment), call).await,
@@ -148,6 +158,8 @@ pub fn check(
     match body {
         RequestBody::Chat(r) => caps::check_chat(r, deployment),
         RequestBody::Generic(r) => caps::check_generic(r, deployment),
+        // Native bodies go only to deployments that serve the dialect (see `native::serves`).
+        RequestBody::Native(_) => Ok(()),
     }
 }
 

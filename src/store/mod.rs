@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_responses",
         include_str!("../../migrations/0004_responses.sql"),
     ),
+    (
+        5,
+        "0005_routes",
+        include_str!("../../migrations/0005_routes.sql"),
+    ),
 ];
 
 /// Opens (creating when missing, with mode 0600) the log at `path`, sets WAL mode and applies
