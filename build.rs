@@ -25,11 +25,20 @@ fn main() {
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={dir}/HEAD");
     }
+    // (A path that does not exist would make cargo rerun this script on every build, so a
+    // packed ref is watched through `packed-refs`.)
     if let (Some(common), Some(head_ref)) = (
         git(&["rev-parse", "--git-common-dir"]),
         git(&["symbolic-ref", "-q", "HEAD"]),
     ) {
-        println!("cargo:rerun-if-changed={common}/{head_ref}");
+        for path in [
+            format!("{common}/{head_ref}"),
+            format!("{common}/packed-refs"),
+        ] {
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
     }
     println!("cargo:rustc-env=SLUICE_COMMIT={commit}");
 }
