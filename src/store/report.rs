@@ -298,6 +298,15 @@ pub fn usage_table(u: &UsageReport) -> String {
 ///
 /// Errors: the writer fails.
 pub fn write_csv(rows: &[LogRow], out: &mut dyn Write) -> std::io::Result<()> {
+    write_csv_with(rows, out, &mut |_| {})
+}
+
+/// [`write_csv`], calling `tick(1)` after each row (for a progress line).
+pub fn write_csv_with(
+    rows: &[LogRow],
+    out: &mut dyn Write,
+    tick: &mut dyn FnMut(usize),
+) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let mut header: Vec<&str> = HASHED_COLUMNS.to_vec();
     header.extend(["prev_hash", "row_hash"]);
@@ -313,6 +322,7 @@ pub fn write_csv(rows: &[LogRow], out: &mut dyn Write) -> std::io::Result<()> {
             })
             .collect();
         w.write_record(&record).map_err(std::io::Error::other)?;
+        tick(1);
     }
     w.flush()
 }

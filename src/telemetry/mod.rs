@@ -23,6 +23,7 @@
 //! `config`; never `gateway` or `http`.
 
 pub mod metrics;
+pub mod progress;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
