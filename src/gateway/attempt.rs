@@ -222,7 +222,9 @@ pub async fn attempt(
                 egress: egress.as_ref().map(|g| g as &dyn providers::Egress),
             };
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
-            let result = first_answer(cx.upstreams, call)
+            // Boxed: the upstream call's state (reqwest, timeouts) lives on the heap instead of
+            // inside every future that awaits this one, which would copy it at each level.
+            let result = Box::pin(first_answer(cx.upstreams, call))
                 .instrument(span.clone())
                 .await;
             if let Err(e) = &result {

@@ -170,7 +170,9 @@ pub(crate) async fn serve_reply(
         gw: Some(gw.clone()),
         gone: ctx.client_gone.clone(),
     };
-    let task = tokio::spawn(async move { gw.serve(ctx, body).await });
+    // Boxed: the task then holds a pointer, not the whole pipeline's state (which tokio would
+    // otherwise copy in and out of the task).
+    let task = tokio::spawn(Box::pin(async move { gw.serve(ctx, body).await }));
     let result = task.await;
     guard.disarm();
     match result {

@@ -73,10 +73,11 @@ pub enum Reply {
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
-/// one), since reqwest sets connect timeouts per client. They never follow redirects.
+/// one), since reqwest sets connect timeouts per client. They never follow redirects. Cheap
+/// to clone (the table is shared).
 #[derive(Clone, Debug)]
 pub struct Upstreams {
-    clients: HashMap<u64, reqwest::Client>,
+    clients: std::sync::Arc<HashMap<u64, reqwest::Client>>,
     fallback: reqwest::Client,
 }
 
@@ -91,7 +92,7 @@ impl Upstreams {
             }
         }
         Ok(Upstreams {
-            clients,
+            clients: std::sync::Arc::new(clients),
             fallback: build_client(5_000)?,
         })
     }
