@@ -65,10 +65,15 @@ fn fail(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-/// The mock's and the bare hop's runtime: one worker, unless `SLUICE_BENCH_WORKERS` says more.
+/// Worker threads of the mock, the bare hop and Sluice: `SLUICE_BENCH_WORKERS`, default 1.
+fn workers() -> usize {
+    env_u64("SLUICE_BENCH_WORKERS", 1).max(1) as usize
+}
+
+/// The mock's and the bare hop's runtime: [`workers`] threads.
 fn one_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(env_u64("SLUICE_BENCH_WORKERS", 1).max(1) as usize)
+        .worker_threads(workers())
         .enable_all()
         .build()
         .unwrap_or_else(|e| fail(&format!("runtime: {e}")))
@@ -315,10 +320,13 @@ async fn drive(scale: f64, full: bool) -> String {
         sluice_config(&mock.url, &slow.url, &db.display().to_string()),
     );
     let mut cmd = Command::new(sluice_bin);
+    // Sluice gets the same number of worker threads as the mock and the bare hop, so the
+    // comparison is like for like (tokio reads `TOKIO_WORKER_THREADS`).
     cmd.arg("serve")
         .arg("--config")
         .arg(&cfg_path)
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .env("TOKIO_WORKER_THREADS", workers().to_string());
     let sluice = spawn(cmd);
     let sluice_pid = sluice.child.id();
     let features = feature_config(&db.display().to_string());
@@ -472,6 +480,7 @@ async fn drive(scale: f64, full: bool) -> String {
         &dialect_rows,
         report::Input {
             scale,
+            workers: workers(),
             features,
             warm_rss,
             before_soak_rss,

@@ -54,6 +54,8 @@ pub struct DialectRow {
 pub struct Input {
     /// `SLUICE_BENCH_SCALE`.
     pub scale: f64,
+    /// Worker threads of each process.
+    pub workers: usize,
     /// The features' config text.
     pub features: String,
     /// Sluice's RSS after the first warm-up, KiB.
@@ -217,13 +219,14 @@ fn header(r: &Input) -> String {
             .join(", ")
     };
     format!(
-        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores ({}). Sluice features on: {}.\n\n",
+        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores ({}). Sluice features on: {}. Worker threads of the mock, the bare hop and Sluice: {} each (`SLUICE_BENCH_WORKERS`).\n\n",
         r.scale,
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         cpu,
-        features
+        features,
+        r.workers
     )
 }
 

@@ -15,7 +15,7 @@ use crate::policy::pii::Detector;
 use crate::policy::redact::{Redaction, StreamRestorer, redact};
 use crate::policy::tier::Hosting;
 use crate::policy::{Decision, DeploymentAttrs, Engine};
-use crate::providers::{self, Call, ChunkStream, Reply, Upstreams};
+use crate::providers::{self, Call, Chunk, ChunkStream, Reply, Upstreams};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub enum Attempted {
         /// The deployment that answered.
         attrs: DeploymentAttrs,
         /// The first chunk.
-        first: serde_json::Value,
+        first: Chunk,
         /// The rest.
         rest: ChunkStream,
         /// Holds the deployment's concurrency slot until the stream ends.
@@ -315,7 +315,7 @@ fn none_available(skipped: &[String], soonest: Option<Duration>) -> ApiError {
 
 enum FirstAnswer {
     Complete(Bytes, serde_json::Value),
-    Stream(serde_json::Value, ChunkStream),
+    Stream(Chunk, ChunkStream),
 }
 
 /// Calls the upstream and waits for its answer or its first chunk.
@@ -365,7 +365,8 @@ fn finish(
         },
         (FirstAnswer::Stream(mut first, rest), Some(r)) => {
             let mut restorer = StreamRestorer::new(r);
-            restorer.apply(&mut first);
+            restorer.apply(&mut first.json);
+            first.raw = None;
             let rest = restored(rest, restorer);
             Attempted::Stream {
                 attrs,
@@ -404,13 +405,14 @@ fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
         }
         match st.rest.next().await {
             Some(Ok(mut chunk)) => {
-                st.restorer.apply(&mut chunk);
+                st.restorer.apply(&mut chunk.json);
+                chunk.raw = None;
                 Some((Ok(chunk), st))
             }
             Some(Err(e)) => match st.restorer.drain() {
                 Some(tail) => {
                     st.error = Some(e);
-                    Some((Ok(tail), st))
+                    Some((Ok(Chunk::from(tail)), st))
                 }
                 None => {
                     st.done = true;
@@ -419,7 +421,7 @@ fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
             },
             None => {
                 st.done = true;
-                st.restorer.drain().map(|tail| (Ok(tail), st))
+                st.restorer.drain().map(|tail| (Ok(Chunk::from(tail)), st))
             }
         }
     })

@@ -164,44 +164,60 @@ pub(crate) async fn serve_reply(
     };
     ctx.principal = principal;
     ctx.headers = headers;
-    // The gateway's work runs in its own task: a client that goes away does not cancel it, so
-    // the upstream's answer still gets its row (status 499) and its cost.
-    let guard = DisconnectGuard {
-        gw: Some(gw.clone()),
-        gone: ctx.client_gone.clone(),
-    };
-    // Boxed: the task then holds a pointer, not the whole pipeline's state (which tokio would
-    // otherwise copy in and out of the task).
-    let task = tokio::spawn(Box::pin(async move { gw.serve(ctx, body).await }));
-    let result = task.await;
-    guard.disarm();
-    match result {
-        Ok(served) => served,
-        Err(e) => (
-            Err(ApiError::internal(format!("request task failed: {e}"))),
-            Vec::new(),
-        ),
+    // A client that goes away does not cancel the gateway's work: the upstream's answer still
+    // gets its row (status 499) and its cost (see `FinishOnDrop`).
+    let gone = ctx.client_gone.clone();
+    let work = gw.clone();
+    FinishOnDrop {
+        work: Some(Box::pin(async move { work.serve(ctx, body).await })),
+        gw,
+        gone,
     }
+    .await
 }
 
-/// Marks the request's client as gone when the handler is dropped before the gateway's task
-/// finished (hyper drops it when the connection closes).
-struct DisconnectGuard {
-    gw: Option<Gateway>,
+/// The gateway's work for one request, driven by the handler itself (no task per request:
+/// a spawned task wakes another worker thread, which cost several futex calls per request).
+/// When the handler is dropped before the work is done (hyper drops it when the connection
+/// closes), the client is marked as gone and the rest of the work moves to a task of its own,
+/// where it runs to the end. The work is boxed, so moving it moves a pointer.
+struct FinishOnDrop {
+    work: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Served> + Send>>>,
+    gw: Gateway,
     gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl DisconnectGuard {
-    fn disarm(mut self) {
-        self.gw = None;
+impl std::future::Future for FinishOnDrop {
+    type Output = Served;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Served> {
+        let Some(work) = self.work.as_mut() else {
+            // Polled again after it finished: nothing more will come.
+            return std::task::Poll::Pending;
+        };
+        let served = std::task::ready!(work.as_mut().poll(cx));
+        self.work = None;
+        std::task::Poll::Ready(served)
     }
 }
 
-impl Drop for DisconnectGuard {
+impl Drop for FinishOnDrop {
     fn drop(&mut self) {
-        if let Some(gw) = self.gw.take() {
-            self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
-            gw.metrics().client_disconnected();
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.gw.metrics().client_disconnected();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = work.await;
+                });
+            }
+            Err(_) => tracing::warn!("a request's work was dropped outside the runtime"),
         }
     }
 }
