@@ -189,9 +189,23 @@ deployments:
     provider: openai
     base_url: {slow}/v1
     model: bench
+  - name: claude
+    provider: anthropic
+    base_url: {mock}
+    model: bench
+    api_key: bench-key
+  - name: native-responses
+    provider: openai
+    base_url: {mock}/v1
+    model: bench
+    supports: [responses]
 models:
   - name: default
     deployments: [bench]
+  - name: messages-native
+    deployments: [claude]
+  - name: responses-native
+    deployments: [native-responses]
 {extra}"#,
         extra = feature_config(db)
     )

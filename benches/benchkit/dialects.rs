@@ -38,19 +38,22 @@ fn dialect(
     }
 }
 
-/// The scenarios, in table order. Responses requests set `store: false` (as Codex does), so
+/// The scenarios, in table order. The native ones name models whose only deployment serves
+/// the API itself (`anthropic` for Messages, `openai` with `supports: [responses]`), which
+/// Sluice forwards without translation. Responses requests set `store: false` (as Codex does), so
 /// no response state is written: the row measures the bridge, not the state store.
 pub fn all() -> Vec<Dialect> {
-    let responses = |stream: bool| {
+    let responses = |model: &str, stream: bool| {
         format!(
-            r#"{{"model":"default","instructions":"You are terse.","input":"{PROMPT}","max_output_tokens":32,"store":false,"stream":{stream}}}"#
+            r#"{{"model":"{model}","instructions":"You are terse.","input":"{PROMPT}","max_output_tokens":32,"store":false,"stream":{stream}}}"#
         )
     };
-    let messages = |stream: bool| {
+    let messages = |model: &str, stream: bool| {
         format!(
-            r#"{{"model":"default","system":"You are terse.","messages":[{{"role":"user","content":"{PROMPT}"}}],"max_tokens":32,"stream":{stream}}}"#
+            r#"{{"model":"{model}","system":"You are terse.","messages":[{{"role":"user","content":"{PROMPT}"}}],"max_tokens":32,"stream":{stream}}}"#
         )
     };
+    let (r_end, m_end) = (Some("response.completed"), Some("message_stop"));
     vec![
         dialect(
             "embeddings",
@@ -58,36 +61,60 @@ pub fn all() -> Vec<Dialect> {
             format!(r#"{{"model":"default","input":"{PROMPT}"}}"#),
             None,
         ),
-        dialect("Responses bridged", "/v1/responses", responses(false), None),
+        dialect(
+            "Responses bridged",
+            "/v1/responses",
+            responses("default", false),
+            None,
+        ),
         dialect(
             "Responses bridged stream",
             "/v1/responses",
-            responses(true),
-            Some("response.completed"),
+            responses("default", true),
+            r_end,
         ),
-        dialect("Messages bridged", "/v1/messages", messages(false), None),
+        dialect(
+            "Responses native",
+            "/v1/responses",
+            responses("responses-native", false),
+            None,
+        ),
+        dialect(
+            "Responses native stream",
+            "/v1/responses",
+            responses("responses-native", true),
+            r_end,
+        ),
+        dialect(
+            "Messages bridged",
+            "/v1/messages",
+            messages("default", false),
+            None,
+        ),
         dialect(
             "Messages bridged stream",
             "/v1/messages",
-            messages(true),
-            Some("message_stop"),
+            messages("default", true),
+            m_end,
+        ),
+        dialect(
+            "Messages native",
+            "/v1/messages",
+            messages("messages-native", false),
+            None,
+        ),
+        dialect(
+            "Messages native stream",
+            "/v1/messages",
+            messages("messages-native", true),
+            m_end,
         ),
     ]
 }
 
 /// Scenarios the issue asks for that this build cannot run, with the reason printed in
 /// their row.
-pub const NOT_MEASURED: [(&str, &str); 3] = [
-    (
-        "Responses native",
-        "not measured: Sluice has no native Responses pass-through yet (every Responses request is bridged to chat completions)",
-    ),
-    (
-        "Messages native",
-        "not measured: Sluice has no native Messages pass-through yet (`/v1/messages` is bridged to chat completions even for `anthropic` deployments)",
-    ),
-    (
-        "PostgreSQL + coordinator",
-        "not measured: the scale-out mode does not exist yet",
-    ),
-];
+pub const NOT_MEASURED: [(&str, &str); 1] = [(
+    "PostgreSQL + coordinator",
+    "not measured: the scale-out mode does not exist yet",
+)];
