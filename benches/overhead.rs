@@ -9,10 +9,11 @@
 
 use bytes::Bytes;
 mod benchkit;
+use benchkit::report::{self, Measured};
 use benchkit::{load, mock::MockSettings};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn main() {
     match std::env::var("SLUICE_BENCH_ROLE").as_deref() {
@@ -64,10 +65,15 @@ fn fail(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-/// The mock's and the bare hop's runtime: one worker, unless `SLUICE_BENCH_WORKERS` says more.
+/// Worker threads of the mock, the bare hop and Sluice: `SLUICE_BENCH_WORKERS`, default 1.
+fn workers() -> usize {
+    env_u64("SLUICE_BENCH_WORKERS", 1).max(1) as usize
+}
+
+/// The mock's and the bare hop's runtime: [`workers`] threads.
 fn one_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(env_u64("SLUICE_BENCH_WORKERS", 1).max(1) as usize)
+        .worker_threads(workers())
         .enable_all()
         .build()
         .unwrap_or_else(|e| fail(&format!("runtime: {e}")))
@@ -183,9 +189,23 @@ deployments:
     provider: openai
     base_url: {slow}/v1
     model: bench
+  - name: claude
+    provider: anthropic
+    base_url: {mock}
+    model: bench
+    api_key: bench-key
+  - name: native-responses
+    provider: openai
+    base_url: {mock}/v1
+    model: bench
+    supports: [responses]
 models:
   - name: default
     deployments: [bench]
+  - name: messages-native
+    deployments: [claude]
+  - name: responses-native
+    deployments: [native-responses]
 {extra}"#,
         extra = feature_config(db)
     )
@@ -237,14 +257,61 @@ fn round_of(mode: load::Mode) -> load::Mode {
     }
 }
 
-struct Row {
-    scenario: String,
-    target: &'static str,
-    report: load::Report,
+/// A target of a scenario: its name, base URL and the process whose CPU is counted.
+struct Target {
+    name: &'static str,
+    base: String,
+    pid: u32,
+}
+
+/// Runs `mode` against each target in turn, ROUNDS times (a slow spell of the machine falls
+/// on all of them alike), and merges each target's samples and CPU.
+async fn turns(
+    targets: &[&Target],
+    path: &str,
+    body: &Bytes,
+    mode: load::Mode,
+    expect: load::Expect,
+    full: bool,
+    what: &str,
+) -> Vec<Measured> {
+    let mut merged = vec![Measured::default(); targets.len()];
+    for _ in 0..ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            let before = benchkit::cpu_ticks(t.pid).unwrap_or(0);
+            let url = format!("{}{path}", t.base);
+            let report = load::run(&url, body.clone(), round_of(mode), 0, expect).await;
+            check_answers(full, &format!("{what} via {}", t.name), &report);
+            let ticks = benchkit::cpu_ticks(t.pid)
+                .unwrap_or(0)
+                .saturating_sub(before);
+            merged[i].absorb(report, ticks);
+        }
+    }
+    merged
 }
 
 fn n(scale: f64, full: usize) -> usize {
     ((full as f64) * scale).ceil().max(4.0) as usize
+}
+
+fn chat_scenarios(scale: f64) -> Vec<(&'static str, bool, load::Mode)> {
+    let open = |rate: f64| load::Mode::Open {
+        rate,
+        duration: Duration::from_secs_f64(6.0 * scale.min(1.0)).max(Duration::from_millis(50)),
+    };
+    let closed = |connections: usize, requests: usize| load::Mode::Closed {
+        connections,
+        requests: n(scale, requests),
+    };
+    vec![
+        ("c=1", false, closed(1, 3000)),
+        ("c=1 stream", true, closed(1, 2000)),
+        ("c=16 saturation", false, closed(16, 30000)),
+        ("c=16 stream", true, closed(16, 15000)),
+        ("500 req/s", false, open(500.0)),
+        ("2000 req/s", false, open(2000.0)),
+    ]
 }
 
 async fn drive(scale: f64, full: bool) -> String {
@@ -267,125 +334,108 @@ async fn drive(scale: f64, full: bool) -> String {
         sluice_config(&mock.url, &slow.url, &db.display().to_string()),
     );
     let mut cmd = Command::new(sluice_bin);
+    // Sluice gets the same number of worker threads as the mock and the bare hop, so the
+    // comparison is like for like (tokio reads `TOKIO_WORKER_THREADS`).
     cmd.arg("serve")
         .arg("--config")
         .arg(&cfg_path)
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .env("TOKIO_WORKER_THREADS", workers().to_string());
     let sluice = spawn(cmd);
     let sluice_pid = sluice.child.id();
     let features = feature_config(&db.display().to_string());
-
-    let targets: [(&'static str, String); 3] = [
-        ("direct", format!("{}/v1/chat/completions", mock.url)),
-        ("bare", format!("{}/v1/chat/completions", bare.url)),
-        ("sluice", format!("{}/v1/chat/completions", sluice.url)),
-    ];
-    // Warm-up: connections, caches, the log's first writes.
-    for (_, url) in &targets {
+    let direct_t = Target {
+        name: "direct",
+        base: mock.url.clone(),
+        pid: mock.child.id(),
+    };
+    let bare_t = Target {
+        name: "bare",
+        base: bare.url.clone(),
+        pid: bare.child.id(),
+    };
+    let sluice_t = Target {
+        name: "sluice",
+        base: sluice.url.clone(),
+        pid: sluice_pid,
+    };
+    let dialects = benchkit::dialects::all();
+    let chat_expect = |stream: bool| load::Expect {
+        end: stream.then_some("[DONE]"),
+    };
+    // Warm-up: connections, caches, the log's first writes, every path once.
+    let warm = load::Mode::Closed {
+        connections: 4,
+        requests: n(scale, 400),
+    };
+    for t in [&direct_t, &bare_t, &sluice_t] {
         for stream in [false, true] {
-            load::run(
-                url,
-                body(stream),
-                load::Mode::Closed {
-                    connections: 4,
-                    requests: n(scale, 400),
-                },
-                0,
-            )
-            .await;
+            let url = format!("{}/v1/chat/completions", t.base);
+            load::run(&url, body(stream), warm, 0, chat_expect(stream)).await;
+        }
+    }
+    for d in &dialects {
+        for t in [&bare_t, &sluice_t] {
+            let url = format!("{}{}", t.base, d.path);
+            load::run(&url, d.body.clone(), warm, 0, d.expect).await;
         }
     }
     let warm_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
 
     let mut rows = Vec::new();
-    let cpu_before = benchkit::cpu_ticks(sluice_pid).unwrap_or(0);
-    let mut sluice_requests = 0usize;
-    let scenarios: Vec<(String, bool, load::Mode)> = vec![
-        (
-            "c=1".into(),
-            false,
-            load::Mode::Closed {
-                connections: 1,
-                requests: n(scale, 3000),
-            },
-        ),
-        (
-            "c=1 stream".into(),
-            true,
-            load::Mode::Closed {
-                connections: 1,
-                requests: n(scale, 2000),
-            },
-        ),
-        (
-            "c=16 saturation".into(),
-            false,
-            load::Mode::Closed {
-                connections: 16,
-                requests: n(scale, 30000),
-            },
-        ),
-        (
-            "c=16 stream".into(),
-            true,
-            load::Mode::Closed {
-                connections: 16,
-                requests: n(scale, 15000),
-            },
-        ),
-        (
-            "500 req/s".into(),
-            false,
-            load::Mode::Open {
-                rate: 500.0,
-                duration: Duration::from_secs_f64(6.0 * scale.min(1.0))
-                    .max(Duration::from_millis(50)),
-            },
-        ),
-        (
-            "2000 req/s".into(),
-            false,
-            load::Mode::Open {
-                rate: 2000.0,
-                duration: Duration::from_secs_f64(6.0 * scale.min(1.0))
-                    .max(Duration::from_millis(50)),
-            },
-        ),
-    ];
-    // CPU of the bare hop over its own runs, to compare per request with Sluice's.
-    let bare_pid = bare.child.id();
-    let (mut bare_ticks, mut bare_requests) = (0u64, 0usize);
-    for (name, stream, mode) in &scenarios {
-        // The targets take turns, ROUNDS times, so a slow spell of the machine falls on all
-        // three alike instead of on whichever target happened to run then.
-        let mut merged: Vec<load::Report> = vec![load::Report::default(); targets.len()];
-        for _ in 0..ROUNDS {
-            for (i, (target, url)) in targets.iter().enumerate() {
-                let bare_before = benchkit::cpu_ticks(bare_pid).unwrap_or(0);
-                let report = load::run(url, body(*stream), round_of(*mode), 0).await;
-                check_answers(full, &format!("{name} via {target}"), &report);
-                if *target == "sluice" {
-                    sluice_requests += report.samples.len();
-                }
-                if *target == "bare" {
-                    bare_ticks += benchkit::cpu_ticks(bare_pid)
-                        .unwrap_or(0)
-                        .saturating_sub(bare_before);
-                    bare_requests += report.samples.len();
-                }
-                merged[i].samples.extend(report.samples);
-                merged[i].elapsed += report.elapsed;
-            }
-        }
-        for ((target, _), report) in targets.iter().zip(merged) {
-            rows.push(Row {
-                scenario: name.clone(),
-                target,
-                report,
+    for (name, stream, mode) in chat_scenarios(scale) {
+        let merged = turns(
+            &[&direct_t, &bare_t, &sluice_t],
+            "/v1/chat/completions",
+            &body(stream),
+            mode,
+            chat_expect(stream),
+            full,
+            name,
+        )
+        .await;
+        for (t, m) in [&direct_t, &bare_t, &sluice_t].iter().zip(merged) {
+            rows.push(report::Row {
+                scenario: name,
+                target: t.name,
+                report: m.report,
+                ticks: m.ticks,
             });
         }
     }
-    let cpu_after = benchkit::cpu_ticks(sluice_pid).unwrap_or(0);
+    let mut dialect_rows = Vec::new();
+    for d in &dialects {
+        let mut out = [(); 4].map(|_| Measured::default());
+        for (k, (connections, requests)) in [(1, 1000), (16, 6000)].into_iter().enumerate() {
+            let mode = load::Mode::Closed {
+                connections,
+                requests: n(scale, requests),
+            };
+            let what = format!("{} c={connections}", d.name);
+            let merged = turns(
+                &[&bare_t, &sluice_t],
+                d.path,
+                &d.body,
+                mode,
+                d.expect,
+                full,
+                &what,
+            )
+            .await;
+            for (j, m) in merged.into_iter().enumerate() {
+                out[k * 2 + j] = m;
+            }
+        }
+        let [bare_c1, sluice_c1, bare_c16, sluice_c16] = out;
+        dialect_rows.push(report::DialectRow {
+            name: d.name,
+            stream: d.stream,
+            bare_c1,
+            sluice_c1,
+            bare_c16,
+            sluice_c16,
+        });
+    }
     let (peak_rss, _) = benchkit::rss_kib(sluice_pid).unwrap_or((0, 0));
 
     // Chunks are forwarded as they come: a mock chunk every 100 ms.
@@ -406,42 +456,52 @@ async fn drive(scale: f64, full: bool) -> String {
         rate: n as f64 / secs,
         duration: Duration::from_secs_f64(secs),
     };
+    let chat_url = format!("{}/v1/chat/completions", sluice.url);
     load::run(
-        &targets[2].1,
+        &chat_url,
         body(true),
         soak_mode(soak_n / 10 + 1, soak_secs / 10.0),
         10,
+        chat_expect(true),
     )
     .await;
     let before_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
-    let soak = load::run(&targets[2].1, body(true), soak_mode(soak_n, soak_secs), 10).await;
+    let soak = load::run(
+        &chat_url,
+        body(true),
+        soak_mode(soak_n, soak_secs),
+        10,
+        chat_expect(true),
+    )
+    .await;
     check_answers(full, "soak", &soak);
     let after_soak_rss = benchkit::rss_kib(sluice_pid).map(|r| r.1).unwrap_or(0);
+    let (peak_after_soak, _) = benchkit::rss_kib(sluice_pid).unwrap_or((0, 0));
     let overhead = overhead_quantiles(&sluice.url).await;
     let wrk = if full {
-        wrk_cross_check(&dir, &targets[1].1, &targets[2].1)
+        wrk_cross_check(
+            &dir,
+            &format!("{}/v1/chat/completions", bare.url),
+            &chat_url,
+        )
     } else {
         None
     };
 
     let _ = std::fs::remove_dir_all(&dir);
-    render(
+    report::render(
         &rows,
-        RenderInput {
+        &dialect_rows,
+        report::Input {
             scale,
+            workers: workers(),
             features,
             warm_rss,
             before_soak_rss,
-            peak_rss,
+            peak_rss: peak_rss.max(peak_after_soak),
             after_soak_rss,
             soak_errors: soak.errors(),
             soak_done: soak.samples.len(),
-            bare_cpu_ms_per_req: bare_ticks as f64 * 10.0 / bare_requests.max(1) as f64,
-            cpu_ms_per_req: if sluice_requests > 0 {
-                (cpu_after.saturating_sub(cpu_before)) as f64 * 10.0 / sluice_requests as f64
-            } else {
-                0.0
-            },
             chunk_delays: delays,
             overhead,
             wrk,
@@ -484,179 +544,6 @@ async fn overhead_quantiles(base: &str) -> Option<(f64, f64)> {
     let total = buckets.last()?.1;
     let q = |p: f64| buckets.iter().find(|b| b.1 >= p * total).map(|b| b.0 * 1e6);
     Some((q(0.5)?, q(0.99)?))
-}
-
-struct RenderInput {
-    scale: f64,
-    features: String,
-    warm_rss: u64,
-    before_soak_rss: u64,
-    peak_rss: u64,
-    after_soak_rss: u64,
-    soak_errors: usize,
-    soak_done: usize,
-    cpu_ms_per_req: f64,
-    bare_cpu_ms_per_req: f64,
-    chunk_delays: Vec<u64>,
-    overhead: Option<(f64, f64)>,
-    wrk: Option<String>,
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.3}", us as f64 / 1000.0)
-}
-
-fn render(rows: &[Row], r: RenderInput) -> String {
-    let mut out = String::new();
-    let started = Instant::now();
-    out.push_str(&format!(
-        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores. Sluice features on: {}.\n\n",
-        r.scale,
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        if r.features.is_empty() {
-            "none (this build has no policies/log)".to_string()
-        } else {
-            r.features
-                .lines()
-                .filter(|l| !l.starts_with(' '))
-                .map(|l| l.trim_end_matches(':'))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    ));
-    out.push_str("| scenario | target | p50 ms | p90 ms | p99 ms | TTFB p50 ms | req/s | errors | added p50 vs direct µs | added p50 vs bare µs |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    for row in rows {
-        let base = |t: &str| {
-            rows.iter()
-                .find(|x| x.scenario == row.scenario && x.target == t)
-        };
-        let added = |t: &str, stream: bool| {
-            base(t).map(|b| {
-                let (a, bb) = if stream {
-                    (row.report.ttfb_p(50.0), b.report.ttfb_p(50.0))
-                } else {
-                    (row.report.total_p(50.0), b.report.total_p(50.0))
-                };
-                format!("{}", a as i64 - bb as i64)
-            })
-        };
-        let stream = row.scenario.contains("stream");
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |\n",
-            row.scenario,
-            row.target,
-            ms(row.report.total_p(50.0)),
-            ms(row.report.total_p(90.0)),
-            ms(row.report.total_p(99.0)),
-            ms(row.report.ttfb_p(50.0)),
-            row.report.rps(),
-            row.report.errors(),
-            added("direct", stream).unwrap_or_default(),
-            added("bare", stream).unwrap_or_default(),
-        ));
-    }
-    let get = |s: &str, t: &str| {
-        rows.iter()
-            .find(|x| x.scenario == s && x.target == t)
-            .map(|x| &x.report)
-    };
-    out.push_str("\n## Targets\n\n| target | measured | goal | met |\n|---|---|---|---|\n");
-    let mut target_row = |name: &str, measured: String, goal: &str, met: bool| {
-        out.push_str(&format!(
-            "| {name} | {measured} | {goal} | {} |\n",
-            if met { "yes" } else { "**no**" }
-        ));
-    };
-    if let (Some(s), Some(b)) = (get("c=1", "sluice"), get("c=1", "bare")) {
-        let d = s.total_p(50.0) as i64 - b.total_p(50.0) as i64;
-        target_row(
-            "added median latency over bare, c=1",
-            format!("{d} µs"),
-            "≤ 50 µs",
-            d <= 50,
-        );
-    }
-    if let (Some(s), Some(b)) = (get("c=1 stream", "sluice"), get("c=1 stream", "bare")) {
-        let d = s.ttfb_p(50.0) as i64 - b.ttfb_p(50.0) as i64;
-        target_row(
-            "added median TTFB over bare, c=1 stream",
-            format!("{d} µs"),
-            "≤ 50 µs",
-            d <= 50,
-        );
-    }
-    if let (Some(s), Some(b)) = (
-        get("c=16 saturation", "sluice"),
-        get("c=16 saturation", "bare"),
-    ) {
-        let ratio = s.rps() / b.rps().max(1e-9);
-        target_row(
-            "saturated throughput vs bare, 16 connections",
-            format!("{ratio:.2}×"),
-            "≥ 0.8×",
-            ratio >= 0.8,
-        );
-    }
-    if let (Some(s), Some(b)) = (get("2000 req/s", "sluice"), get("2000 req/s", "bare")) {
-        let d = s.total_p(99.0) as i64 - b.total_p(99.0) as i64;
-        target_row(
-            "p99 above bare at 2000 req/s",
-            format!("{d} µs"),
-            "≤ 1000 µs",
-            d <= 1000,
-        );
-    }
-    target_row(
-        "peak RSS",
-        format!("{:.1} MB", r.peak_rss as f64 / 1024.0),
-        "≤ 30 MB",
-        r.peak_rss <= 30 * 1024,
-    );
-    let growth =
-        (r.after_soak_rss as f64 - r.before_soak_rss as f64) / (r.before_soak_rss.max(1) as f64);
-    target_row(
-        "RSS after the soak vs after its warm-up",
-        format!(
-            "{:.1} → {:.1} MB ({:+.0}%), {} streams, {} errors",
-            r.before_soak_rss as f64 / 1024.0,
-            r.after_soak_rss as f64 / 1024.0,
-            growth * 100.0,
-            r.soak_done,
-            r.soak_errors
-        ),
-        "within 10%",
-        growth <= 0.10,
-    );
-    let worst = r.chunk_delays.iter().copied().max().unwrap_or(u64::MAX);
-    target_row(
-        "chunk forwarding delay (mock sends every 100 ms)",
-        format!("max {} µs over {} chunks", worst, r.chunk_delays.len()),
-        "each ≤ 5 ms",
-        worst <= 5000 && !r.chunk_delays.is_empty(),
-    );
-    out.push_str(&format!(
-        "\nSluice RSS: {:.1} MB after the first warm-up (before the scenarios above), {:.1} MB \
-         before the soak, {:.1} MB after it.\n",
-        r.warm_rss as f64 / 1024.0,
-        r.before_soak_rss as f64 / 1024.0,
-        r.after_soak_rss as f64 / 1024.0
-    ));
-    out.push_str(&format!(
-        "CPU per request (user + system, over the scenarios above): Sluice {:.3} ms, bare hop {:.3} ms.\n",
-        r.cpu_ms_per_req, r.bare_cpu_ms_per_req
-    ));
-    if let Some((p50, p99)) = r.overhead {
-        out.push_str(&format!(
-            "Sluice's own overhead metric (`sluice_gateway_overhead_seconds`, bucket upper bounds): p50 ≤ {p50:.0} µs, p99 ≤ {p99:.0} µs.\n"
-        ));
-    }
-    if let Some(w) = &r.wrk {
-        out.push_str(w);
-    }
-    let _ = started;
-    out
 }
 
 /// The c=1 median and the 16-connection throughput again, measured by `wrk` (an independent

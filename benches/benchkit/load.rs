@@ -28,6 +28,27 @@ pub enum Mode {
     },
 }
 
+/// Markers of an error answer inside a 2xx body: OpenAI's error object (whole answers and
+/// chat streams), Anthropic's `error` event, the Responses API's failure events.
+const ERROR_MARKERS: [&[u8]; 4] = [
+    b"{\"error\":",
+    b"event: error",
+    b"\"type\":\"error\"",
+    b"response.failed",
+];
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What makes an answer good: a 2xx status, the whole body read, no error marker in any
+/// chunk, and for streams the protocol's last event (`end`, e.g. `[DONE]`) seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Expect {
+    /// Bytes the last chunk of a complete stream carries; `None` for whole answers.
+    pub end: Option<&'static str>,
+}
+
 /// One request's timings, µs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
@@ -35,7 +56,7 @@ pub struct Sample {
     pub total_us: u64,
     /// Until the first body byte.
     pub ttfb_us: u64,
-    /// 2xx and the whole body read.
+    /// 2xx, the whole body read, and no error in it (see [`Expect`]).
     pub ok: bool,
 }
 
@@ -100,6 +121,7 @@ pub async fn one(
     body: Bytes,
     start: Instant,
     disconnect: bool,
+    expect: Expect,
 ) -> Sample {
     let failed = |start: Instant| Sample {
         total_us: start.elapsed().as_micros() as u64,
@@ -118,9 +140,15 @@ pub async fn one(
     };
     let status_ok = resp.status().is_success();
     let mut ttfb = None;
+    let mut body_ok = true;
+    let mut ended = expect.end.is_none();
     loop {
         match resp.chunk().await {
-            Ok(Some(_)) => {
+            Ok(Some(chunk)) => {
+                body_ok &= !ERROR_MARKERS.iter().any(|m| contains(&chunk, m));
+                if let Some(end) = expect.end {
+                    ended = contains(&chunk, end.as_bytes());
+                }
                 if ttfb.is_none() {
                     ttfb = Some(start.elapsed().as_micros() as u64);
                     if disconnect {
@@ -136,13 +164,20 @@ pub async fn one(
     Sample {
         total_us: total,
         ttfb_us: ttfb.unwrap_or(total),
-        ok: status_ok,
+        // A client that left on purpose did not wait for the end.
+        ok: status_ok && body_ok && (ended || disconnect),
     }
 }
 
 /// Runs `mode` against `url` with `body`. Every `disconnect_every`-th request (0 = none)
-/// disconnects after its first chunk.
-pub async fn run(url: &str, body: Bytes, mode: Mode, disconnect_every: usize) -> Report {
+/// disconnects after its first chunk; every answer is checked against `expect`.
+pub async fn run(
+    url: &str,
+    body: Bytes,
+    mode: Mode,
+    disconnect_every: usize,
+    expect: Expect,
+) -> Report {
     let started = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
     let counter = Arc::new(AtomicUsize::new(0));
@@ -163,7 +198,7 @@ pub async fn run(url: &str, body: Bytes, mode: Mode, disconnect_every: usize) ->
                             break;
                         }
                         let cut = disconnect_every > 0 && n % disconnect_every == 0;
-                        let s = one(&client, &url, body.clone(), Instant::now(), cut).await;
+                        let s = one(&client, &url, body.clone(), Instant::now(), cut, expect).await;
                         if !cut {
                             samples.lock().await.push(s);
                         }
@@ -190,7 +225,7 @@ pub async fn run(url: &str, body: Bytes, mode: Mode, disconnect_every: usize) ->
                 );
                 let cut = disconnect_every > 0 && n % disconnect_every == 0;
                 tasks.push(tokio::spawn(async move {
-                    let s = one(&client, &url, body, scheduled, cut).await;
+                    let s = one(&client, &url, body, scheduled, cut, expect).await;
                     if !cut {
                         samples.lock().await.push(s);
                     }

@@ -49,6 +49,14 @@ pub fn router(settings: MockSettings) -> Router {
             "/v1/messages",
             post(move |body: Bytes| anthropic(settings, body)),
         )
+        .route(
+            "/v1/embeddings",
+            post(move |_body: Bytes| embeddings(settings)),
+        )
+        .route(
+            "/v1/responses",
+            post(move |body: Bytes| responses(settings, body)),
+        )
 }
 
 /// Serves the mock on `listener` until the process ends.
@@ -197,6 +205,54 @@ async fn anthropic(settings: MockSettings, body: Bytes) -> Response {
                 delta,
             ]
             .concat();
+        }
+        delta
+    }
+    (
+        [("content-type", "text/event-stream")],
+        stream_body(settings, frame),
+    )
+        .into_response()
+}
+
+async fn embeddings(settings: MockSettings) -> Response {
+    pause(settings.first_byte_ms).await;
+    let vector: Vec<f64> = (0..16).map(|i| f64::from(i) / 16.0 - 0.5).collect();
+    let v = json!({"object":"list","data":[{"object":"embedding","index":0,"embedding":vector}],
+        "model":"bench","usage":{"prompt_tokens":10,"total_tokens":10}});
+    ([("content-type", "application/json")], v.to_string()).into_response()
+}
+
+/// OpenAI's Responses API, natively (the bare hop's upstream for the Responses scenarios).
+async fn responses(settings: MockSettings, body: Bytes) -> Response {
+    pause(settings.first_byte_ms).await;
+    let response = |status: &str, text: &str, n: usize| {
+        json!({"id":"resp_bench","object":"response","created_at":0,"status":status,"model":"bench",
+            "output":[{"type":"message","id":"msg_bench","status":status,"role":"assistant",
+                "content":[{"type":"output_text","text":text,"annotations":[]}]}],
+            "usage":{"input_tokens":10,"output_tokens":n,"total_tokens":10 + n}})
+    };
+    if !wants_stream(&body) {
+        let text: String = (0..settings.chunks).map(|_| piece(settings)).collect();
+        let v = response("completed", &text, settings.chunks);
+        return ([("content-type", "application/json")], v.to_string()).into_response();
+    }
+    fn frame(i: usize, text: &str, last: bool) -> String {
+        let ev = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+        if last {
+            let done = json!({"type":"response.completed","response":{"id":"resp_bench","object":"response",
+                "created_at":0,"status":"completed","model":"bench","output":[],
+                "usage":{"input_tokens":10,"output_tokens":i,"total_tokens":10 + i}}});
+            return ev("response.completed", done);
+        }
+        let delta = ev(
+            "response.output_text.delta",
+            json!({"type":"response.output_text.delta","item_id":"msg_bench","output_index":0,"content_index":0,"delta":text}),
+        );
+        if i == 0 {
+            let created = json!({"type":"response.created","response":{"id":"resp_bench","object":"response",
+                "created_at":0,"status":"in_progress","model":"bench","output":[]}});
+            return [ev("response.created", created), delta].concat();
         }
         delta
     }

@@ -6,8 +6,10 @@
 //! ([`load`]).
 
 pub mod bare;
+pub mod dialects;
 pub mod load;
 pub mod mock;
+pub mod report;
 
 /// Reads the peak resident set size (`VmHWM`) and current RSS (`VmRSS`) of a process, in KiB,
 /// from `/proc/PID/status` (Linux).

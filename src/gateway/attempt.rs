@@ -18,7 +18,7 @@ use crate::policy::redact_native::NativeRestorer;
 use crate::policy::tier::Hosting;
 use crate::policy::{Decision, DeploymentAttrs, Engine};
 use crate::providers::native::{Event, EventStream};
-use crate::providers::{self, Call, ChunkStream, Reply, Upstreams};
+use crate::providers::{self, Call, Chunk, ChunkStream, Reply, Upstreams};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -65,7 +65,7 @@ pub enum Attempted {
         /// The deployment that answered.
         attrs: DeploymentAttrs,
         /// The first chunk.
-        first: serde_json::Value,
+        first: Chunk,
         /// The rest.
         rest: ChunkStream,
         /// Holds the deployment's concurrency slot until the stream ends.
@@ -262,7 +262,9 @@ pub async fn attempt(
                 egress: egress.as_ref().map(|g| g as &dyn providers::Egress),
             };
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
-            let result = first_answer(cx.upstreams, call)
+            // Boxed: the upstream call's state (reqwest, timeouts) lives on the heap instead of
+            // inside every future that awaits this one, which would copy it at each level.
+            let result = Box::pin(first_answer(cx.upstreams, call))
                 .instrument(span.clone())
                 .await;
             if let Err(e) = &result {
@@ -388,7 +390,7 @@ fn route_view<'b>(
 
 enum FirstAnswer {
     Complete(Bytes, serde_json::Value),
-    Stream(serde_json::Value, ChunkStream),
+    Stream(Chunk, ChunkStream),
     Events(Event, EventStream),
 }
 
@@ -469,7 +471,8 @@ fn finish(
         },
         (FirstAnswer::Stream(mut first, rest), Some(r)) => {
             let mut restorer = StreamRestorer::new(r);
-            restorer.apply(&mut first);
+            restorer.apply(&mut first.json);
+            first.raw = None;
             let rest = restored(rest, restorer);
             Attempted::Stream {
                 attrs,
@@ -508,13 +511,14 @@ fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
         }
         match st.rest.next().await {
             Some(Ok(mut chunk)) => {
-                st.restorer.apply(&mut chunk);
+                st.restorer.apply(&mut chunk.json);
+                chunk.raw = None;
                 Some((Ok(chunk), st))
             }
             Some(Err(e)) => match st.restorer.drain() {
                 Some(tail) => {
                     st.error = Some(e);
-                    Some((Ok(tail), st))
+                    Some((Ok(Chunk::from(tail)), st))
                 }
                 None => {
                     st.done = true;
@@ -523,7 +527,7 @@ fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
             },
             None => {
                 st.done = true;
-                st.restorer.drain().map(|tail| (Ok(tail), st))
+                st.restorer.drain().map(|tail| (Ok(Chunk::from(tail)), st))
             }
         }
     })

@@ -133,7 +133,7 @@ pub struct Gateway {
     pub config: Arc<Config>,
     upstreams: Upstreams,
     recorder: Recorder,
-    access: Access,
+    access: Arc<Access>,
     policy: Arc<Engine>,
     routes: Arc<RouteState>,
 }
@@ -146,7 +146,7 @@ impl Gateway {
         let models = config.models.iter().map(|m| m.name.clone());
         let metrics = Metrics::with_names(models.chain(deployments.clone()).collect(), deployments);
         let recorder = Recorder::new(Arc::new(metrics));
-        let access = Access::new(&config, recorder.spend().clone())?;
+        let access = Arc::new(Access::new(&config, recorder.spend().clone())?);
         let policy = Engine::new(&config)?;
         Ok(Gateway {
             access,
@@ -209,7 +209,9 @@ impl Gateway {
             )
             .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
             gw.recorder = gw.recorder.clone().with_log(log);
-            gw.access.open_key_db(&gw.config.log.path)?;
+            let mut access = Access::clone(&gw.access);
+            access.open_key_db(&gw.config.log.path)?;
+            gw.access = Arc::new(access);
         }
         Ok(gw)
     }
@@ -351,9 +353,7 @@ impl Gateway {
         if let Some(mode) = decision.log_mode {
             base.log_mode = Some(mode.as_str().to_string());
         }
-        let result = self
-            .route_and_call(&ctx, &body, &decision, plan, &mut base)
-            .await;
+        let result = Box::pin(self.route_and_call(&ctx, &body, &decision, plan, &mut base)).await;
         self.attach_body(&mut base, &body);
         let policies = decision.policies.join(",");
         match result {

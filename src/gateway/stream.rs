@@ -10,7 +10,7 @@
 
 use crate::api::summary::{ResponseSummary, estimate_tokens};
 use crate::api::{ApiError, Usage};
-use crate::providers::ChunkStream;
+use crate::providers::{Chunk, ChunkStream};
 use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::Value;
@@ -52,7 +52,7 @@ pub type OnFinish = Box<dyn FnOnce(StreamOutcome) + Send>;
 /// SSE frames for the client.
 pub struct ClientStream {
     inner: ChunkStream,
-    first: Option<Value>,
+    first: Option<Chunk>,
     queued: VecDeque<Bytes>,
     wants_usage: bool,
     prompt_estimate: u64,
@@ -71,7 +71,7 @@ impl ClientStream {
     /// Wraps `inner`, whose first chunk `first` was already read (peeked) by the caller.
     /// `prompt_estimate` is used for usage when the upstream reports none.
     pub fn new(
-        first: Value,
+        first: Chunk,
         inner: ChunkStream,
         wants_usage: bool,
         prompt_estimate: u64,
@@ -93,8 +93,13 @@ impl ClientStream {
         }
     }
 
-    /// Processes one chunk; returns the frame to send, if any.
-    fn frame_for(&mut self, mut chunk: Value) -> Option<Bytes> {
+    /// Processes one chunk; returns the frame to send, if any. A chunk that needs no change
+    /// leaves as the upstream's own bytes.
+    fn frame_for(&mut self, chunk: Chunk) -> Option<Bytes> {
+        let Chunk {
+            json: mut chunk,
+            raw,
+        } = chunk;
         self.summary.add_chunk(&chunk);
         if let Some(Value::Object(u)) = chunk.get("usage") {
             for (k, v) in u.iter().filter(|(k, _)| k.ends_with("_tokens_details")) {
@@ -110,13 +115,18 @@ impl ClientStream {
             self.remember_meta(&chunk);
             return None;
         }
+        self.remember_meta(&chunk);
         if let Value::Object(m) = &mut chunk
             && m.get("usage").is_some_and(|u| !u.is_null())
         {
+            // Usage goes in the single trailing usage chunk: this one is rewritten.
             m.insert("usage".into(), Value::Null);
+            return Some(frame(&chunk));
         }
-        self.remember_meta(&chunk);
-        Some(frame(&chunk))
+        Some(match raw {
+            Some(raw) => raw_frame(&raw),
+            None => frame(&chunk),
+        })
     }
 
     fn remember_meta(&mut self, chunk: &Value) {
@@ -197,6 +207,15 @@ pub fn frame(v: &Value) -> Bytes {
     if serde_json::to_writer(&mut out, v).is_err() {
         out.extend_from_slice(b"{}");
     }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// `data: <raw>\n\n`: an upstream chunk's own text, unchanged.
+fn raw_frame(raw: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(raw.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(raw);
     out.extend_from_slice(b"\n\n");
     Bytes::from(out)
 }
@@ -311,5 +330,38 @@ pub(crate) fn mark_client_gone(
         r.status = 499;
         r.error_type = Some("client_closed".into());
         r.error_message = Some("the client closed the connection before the stream started".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn chunk(raw: &str) -> Chunk {
+        Chunk {
+            json: serde_json::from_str(raw).unwrap(),
+            raw: Some(Bytes::copy_from_slice(raw.as_bytes())),
+        }
+    }
+
+    /// A chunk that needs no rewriting leaves as the upstream's exact bytes (spacing and
+    /// escapes included); one whose usage moves to the trailing chunk is re-encoded.
+    #[tokio::test]
+    async fn unchanged_chunks_leave_as_the_same_bytes() {
+        let first = r#"{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "h\u00e9"}, "finish_reason": null}]}"#;
+        let second = r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+        let rest: ChunkStream = Box::pin(futures_util::stream::iter(vec![Ok(chunk(second))]));
+        let s = ClientStream::new(chunk(first), rest, false, 0, Box::new(|_| {}));
+        let frames: Vec<Bytes> = s.map(|f| f.unwrap()).collect().await;
+        assert_eq!(frames[0], Bytes::from(format!("data: {first}\n\n")));
+        assert_eq!(
+            frames[1],
+            Bytes::from_static(
+                b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
+            )
+        );
+        assert_eq!(frames[2], Bytes::from_static(b"data: [DONE]\n\n"));
+        assert_eq!(frames.len(), 3);
     }
 }

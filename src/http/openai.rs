@@ -168,44 +168,38 @@ pub(crate) async fn serve_reply(
     serve_detached(gw, ctx, body).await
 }
 
-/// Runs [`Gateway::serve`] in its own task: a client that goes away does not cancel it, so
-/// the upstream's answer still gets its row (status 499) and its cost. A stream whose client
-/// left before it was handed over is read to its end in that task (its usage is the
-/// upstream's own). Every inbound dialect serves through this.
+/// Runs [`Gateway::serve`] driven by the handler itself (see [`FinishOnDrop`]): a client that
+/// goes away does not cancel it, so the upstream's answer still gets its row (status 499) and
+/// its cost. A stream whose client left before it was handed over is read to its end (its
+/// usage is the upstream's own). Every inbound dialect serves through this.
 pub(crate) async fn serve_detached(gw: Gateway, ctx: RequestContext, body: RequestBody) -> Served {
-    let guard = DisconnectGuard {
-        gw: Some(gw.clone()),
-        gone: ctx.client_gone.clone(),
-    };
     let gone = ctx.client_gone.clone();
-    let task = tokio::spawn(async move {
-        let mut served = gw.serve(ctx, body).await;
-        if gone.load(std::sync::atomic::Ordering::SeqCst) {
-            // Nobody will read this stream: read it to its end here, so its row has the
-            // upstream's own usage and cost (recorded as 499).
-            match &mut served.0 {
-                Ok(GatewayReply {
-                    body: ReplyBody::Sse(stream),
-                    ..
-                }) => drain(stream).await,
-                Ok(GatewayReply {
-                    body: ReplyBody::Native(stream),
-                    ..
-                }) => drain(stream).await,
-                _ => {}
+    let seen = gone.clone();
+    let work = gw.clone();
+    FinishOnDrop {
+        work: Some(Box::pin(async move {
+            let mut served = work.serve(ctx, body).await;
+            if seen.load(std::sync::atomic::Ordering::SeqCst) {
+                // Nobody will read this stream: read it to its end here, so its row has the
+                // upstream's own usage and cost (recorded as 499).
+                match &mut served.0 {
+                    Ok(GatewayReply {
+                        body: ReplyBody::Sse(stream),
+                        ..
+                    }) => drain(stream).await,
+                    Ok(GatewayReply {
+                        body: ReplyBody::Native(stream),
+                        ..
+                    }) => drain(stream).await,
+                    _ => {}
+                }
             }
-        }
-        served
-    });
-    let result = task.await;
-    guard.disarm();
-    match result {
-        Ok(served) => served,
-        Err(e) => (
-            Err(ApiError::internal(format!("request task failed: {e}"))),
-            Vec::new(),
-        ),
+            served
+        })),
+        gw,
+        gone,
     }
+    .await
 }
 
 /// Reads a stream whose client went away before it was handed over to its end (bounded by
@@ -215,24 +209,52 @@ async fn drain<S: futures_util::Stream + Unpin>(stream: &mut S) {
     while stream.next().await.is_some() {}
 }
 
-/// Marks the request's client as gone when the handler is dropped before the gateway's task
-/// finished (hyper drops it when the connection closes).
-struct DisconnectGuard {
-    gw: Option<Gateway>,
+    }
+    .await
+}
+
+/// The gateway's work for one request, driven by the handler itself (no task per request:
+/// a spawned task wakes another worker thread, which cost several futex calls per request).
+/// When the handler is dropped before the work is done (hyper drops it when the connection
+/// closes), the client is marked as gone and the rest of the work moves to a task of its own,
+/// where it runs to the end. The work is boxed, so moving it moves a pointer.
+struct FinishOnDrop {
+    work: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Served> + Send>>>,
+    gw: Gateway,
     gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl DisconnectGuard {
-    fn disarm(mut self) {
-        self.gw = None;
+impl std::future::Future for FinishOnDrop {
+    type Output = Served;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Served> {
+        let Some(work) = self.work.as_mut() else {
+            // Polled again after it finished: nothing more will come.
+            return std::task::Poll::Pending;
+        };
+        let served = std::task::ready!(work.as_mut().poll(cx));
+        self.work = None;
+        std::task::Poll::Ready(served)
     }
 }
 
-impl Drop for DisconnectGuard {
+impl Drop for FinishOnDrop {
     fn drop(&mut self) {
-        if let Some(gw) = self.gw.take() {
-            self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
-            gw.metrics().client_disconnected();
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.gw.metrics().client_disconnected();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = work.await;
+                });
+            }
+            Err(_) => tracing::warn!("a request's work was dropped outside the runtime"),
         }
     }
 }

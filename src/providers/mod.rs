@@ -60,7 +60,26 @@ impl std::fmt::Debug for dyn Egress + '_ {
 /// A stream of OpenAI chunk objects (`chat.completion.chunk` or `text_completion`), ending
 /// after the last chunk (no `[DONE]` item). An `Err` item is a failure the client must see;
 /// the stream yields nothing after it.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, ApiError>> + Send>>;
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, ApiError>> + Send>>;
+
+/// One chunk of a stream: the parsed chunk object and, when the upstream sent it as one line
+/// of OpenAI-shaped JSON, those exact bytes. The client then gets the same bytes when nothing
+/// in the chunk is rewritten (see `gateway::stream`); anything that changes `json` must drop
+/// `raw`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// The chunk object.
+    pub json: Value,
+    /// The upstream's JSON text of exactly `json` (one line, no `\r` or `\n`), if any.
+    pub raw: Option<Bytes>,
+}
+
+impl From<Value> for Chunk {
+    /// A chunk made by Sluice (translated or restored): no upstream bytes.
+    fn from(json: Value) -> Self {
+        Chunk { json, raw: None }
+    }
+}
 
 /// What a provider gives back.
 pub enum Reply {
@@ -78,10 +97,11 @@ pub enum Reply {
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
-/// one), since reqwest sets connect timeouts per client. They never follow redirects.
+/// one), since reqwest sets connect timeouts per client. They never follow redirects. Cheap
+/// to clone (the table is shared).
 #[derive(Clone, Debug)]
 pub struct Upstreams {
-    clients: HashMap<u64, reqwest::Client>,
+    clients: std::sync::Arc<HashMap<u64, reqwest::Client>>,
     fallback: reqwest::Client,
     /// The cached probes of `GET /health/ready`.
     pub probes: std::sync::Arc<probe_cache::ProbeCache>,
@@ -98,7 +118,7 @@ impl Upstreams {
             }
         }
         Ok(Upstreams {
-            clients,
+            clients: std::sync::Arc::new(clients),
             fallback: build_client(5_000)?,
             probes: Default::default(),
         })
@@ -280,7 +300,9 @@ pub fn status_of_stream_error(e: &ApiError) -> ApiError {
 /// streaming request with one JSON document.
 pub fn complete_as_stream(json: Value) -> ChunkStream {
     let chunks = completion_to_chunks(&json);
-    Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))
+    Box::pin(futures_util::stream::iter(
+        chunks.into_iter().map(|c| Ok(Chunk::from(c))),
+    ))
 }
 
 fn completion_to_chunks(json: &Value) -> Vec<Value> {

@@ -8,7 +8,7 @@
 //! [`super::sse`]).
 
 use super::sse::{SseEvent, SseParser};
-use super::{Call, ChunkStream, Reply, RequestBody, stream_ended_early};
+use super::{Call, Chunk, ChunkStream, Reply, RequestBody, stream_ended_early};
 use crate::api::ApiError;
 use crate::api::error::{default_kind_for, error_from_value};
 use bytes::Bytes;
@@ -161,7 +161,7 @@ fn sse_chunks(
                 match event_to_chunk(&ev, &st.deployment) {
                     EventOutcome::Chunk(v) => {
                         st.saw_finish |= has_finish_reason(&v);
-                        return Some((Ok(v), st));
+                        return Some((Ok(with_raw(v, ev.data)), st));
                     }
                     EventOutcome::Done => return None,
                     EventOutcome::Skip => continue,
@@ -264,6 +264,20 @@ fn event_to_chunk(ev: &SseEvent, deployment: &str) -> EventOutcome {
         }
     }
     EventOutcome::Chunk(v)
+}
+
+/// The chunk with the upstream's text of it, when that text is one line (it then can be
+/// forwarded as is).
+fn with_raw(json: Value, data: String) -> Chunk {
+    let text = data.trim();
+    let raw = if text.contains(['\n', '\r']) {
+        None
+    } else if text.len() == data.len() {
+        Some(Bytes::from(data))
+    } else {
+        Some(Bytes::copy_from_slice(text.as_bytes()))
+    };
+    Chunk { json, raw }
 }
 
 fn has_finish_reason(v: &Value) -> bool {

@@ -31,35 +31,31 @@ impl SseParser {
         Self::default()
     }
 
-    /// Feeds `bytes`; returns the events completed by them, in order.
+    /// Feeds `bytes`; returns the events completed by them, in order. Lines are read in
+    /// place (no copy per line).
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        self.buf.extend_from_slice(bytes);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.extend_from_slice(bytes);
         let mut events = Vec::new();
         let mut start = 0;
-        let mut i = 0;
-        while i < self.buf.len() {
-            let b = self.buf[i];
-            if b == b'\n' || b == b'\r' {
-                if b == b'\r' && i + 1 == self.buf.len() {
-                    // A lone `\r` at the end might be the first half of `\r\n`: wait.
-                    break;
-                }
-                let line = self.buf[start..i].to_vec();
-                let next = if b == b'\r' && self.buf.get(i + 1) == Some(&b'\n') {
-                    i + 2
-                } else {
-                    i + 1
-                };
-                if let Some(ev) = self.line(&line) {
-                    events.push(ev);
-                }
-                start = next;
-                i = next;
-            } else {
-                i += 1;
+        while let Some(off) = buf[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            let i = start + off;
+            if buf[i] == b'\r' && i + 1 == buf.len() {
+                // A lone `\r` at the end might be the first half of `\r\n`: wait.
+                break;
             }
+            let next = if buf[i] == b'\r' && buf.get(i + 1) == Some(&b'\n') {
+                i + 2
+            } else {
+                i + 1
+            };
+            if let Some(ev) = self.line(&buf[start..i]) {
+                events.push(ev);
+            }
+            start = next;
         }
-        self.buf.drain(..start);
+        buf.drain(..start);
+        self.buf = buf;
         events
     }
 
@@ -109,7 +105,9 @@ impl SseParser {
             return None;
         }
         self.has_data = false;
-        let data = String::from_utf8_lossy(&std::mem::take(&mut self.data)).into_owned();
+        // Valid UTF-8 (the usual case) becomes the event's text without a copy.
+        let data = String::from_utf8(std::mem::take(&mut self.data))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if data.is_empty() {
             return None;
         }

@@ -173,7 +173,7 @@ pub fn decode_stream<D: Decoder>(
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(v) = st.out.pop_front() {
-                return Some((Ok(v), st));
+                return Some((Ok(super::Chunk::from(v)), st));
             }
             if let Some(e) = st.error.take() {
                 st.ended = true;

@@ -13,20 +13,74 @@
 
 use crate::store::record::RequestRecord;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 /// The label value for a model or deployment name the config does not know.
 pub const UNKNOWN: &str = "unknown";
 
-type Labels = Vec<(&'static str, String)>;
-type CounterFamily = Family<Labels, Counter>;
-type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+/// A label value: a name Sluice knows in advance (`unknown`, `input`, `local`), a name from
+/// the config shared from the interned set (no copy per request), or a status code.
+/// Equal texts are equal values whichever variant holds them.
+#[derive(Clone, Debug)]
+enum LabelValue {
+    Static(&'static str),
+    Shared(Arc<str>),
+    Code(u16),
+}
+
+impl LabelValue {
+    fn text(&self) -> Option<&str> {
+        match self {
+            LabelValue::Static(s) => Some(s),
+            LabelValue::Shared(s) => Some(s),
+            LabelValue::Code(_) => None,
+        }
+    }
+}
+
+impl PartialEq for LabelValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LabelValue::Code(a), LabelValue::Code(b)) => a == b,
+            (a, b) => a.text().is_some() && a.text() == b.text(),
+        }
+    }
+}
+
+impl Eq for LabelValue {}
+
+impl Hash for LabelValue {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            LabelValue::Code(c) => c.hash(state),
+            other => other.text().hash(state),
+        }
+    }
+}
+
+impl EncodeLabelValue for LabelValue {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        match self {
+            LabelValue::Static(s) => EncodeLabelValue::encode(s, encoder),
+            LabelValue::Shared(s) => EncodeLabelValue::encode(&&**s, encoder),
+            LabelValue::Code(c) => EncodeLabelValue::encode(c, encoder),
+        }
+    }
+}
+
+/// `N` labels: fixed-size, so looking a series up allocates nothing.
+type Labels<const N: usize> = [(&'static str, LabelValue); N];
+type CounterFamily<const N: usize> = Family<Labels<N>, Counter>;
+type HistogramFamily<const N: usize> = Family<Labels<N>, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     // 100 µs … ~105 s, doubling.
@@ -41,23 +95,24 @@ fn overhead_histogram() -> Histogram {
 /// All of Sluice's metrics.
 pub struct Metrics {
     registry: Registry,
-    requests: CounterFamily,
-    request_duration: HistogramFamily,
-    ttft: HistogramFamily,
-    upstream_duration: HistogramFamily,
-    overhead: Family<Labels, Histogram, fn() -> Histogram>,
-    tokens: CounterFamily,
-    cost: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
-    attempts_extra: CounterFamily,
-    policy_decisions: CounterFamily,
-    pii_detections: CounterFamily,
-    rate_limited: CounterFamily,
-    cooldowns: CounterFamily,
-    egress_blocked: CounterFamily,
+    requests: CounterFamily<3>,
+    request_duration: HistogramFamily<2>,
+    ttft: HistogramFamily<2>,
+    upstream_duration: HistogramFamily<1>,
+    overhead: HistogramFamily<1>,
+    tokens: CounterFamily<3>,
+    cost: Family<Labels<1>, Counter<f64, std::sync::atomic::AtomicU64>>,
+    attempts_extra: CounterFamily<1>,
+    policy_decisions: CounterFamily<1>,
+    pii_detections: CounterFamily<1>,
+    rate_limited: CounterFamily<1>,
+    cooldowns: CounterFamily<1>,
+    egress_blocked: CounterFamily<1>,
     unauthenticated: Counter,
     client_disconnects: Counter,
-    models: HashSet<String>,
-    deployments: HashSet<String>,
+    /// The config's names, interned once (label values share them).
+    models: HashSet<Arc<str>>,
+    deployments: HashSet<Arc<str>>,
     /// Streams being sent right now.
     pub open_streams: Gauge,
     /// Rows waiting in the request-log queue.
@@ -130,7 +185,7 @@ impl Metrics {
             "Tokens by deployment, hosting and direction (input = prompt, output = completion)",
             tokens.clone(),
         );
-        let cost = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        let cost = Family::<Labels<1>, Counter<f64, AtomicU64>>::default();
         registry.register("cost_usd", "Cost in USD by deployment", cost.clone());
         let attempts_extra = CounterFamily::default();
         registry.register(
@@ -221,8 +276,8 @@ impl Metrics {
             egress_blocked,
             unauthenticated,
             client_disconnects,
-            models: models.into_iter().collect(),
-            deployments: deployments.into_iter().collect(),
+            models: models.into_iter().map(Arc::from).collect(),
+            deployments: deployments.into_iter().map(Arc::from).collect(),
             open_streams,
             log_queue_depth,
             log_write_seconds,
@@ -230,88 +285,92 @@ impl Metrics {
         }
     }
 
-    /// Counts one finished request.
+    /// Counts one finished request. Label values are shared or static: no label is copied.
     pub fn observe(&self, r: &RequestRecord) {
         let deployment = match r.deployment.as_deref() {
-            None => "-".to_string(),
+            None => LabelValue::Static("-"),
             Some(d) => label(&self.deployments, d),
         };
         let model = label(&self.models, &r.requested_model);
         self.requests
-            .get_or_create(&vec![
+            .get_or_create(&[
                 ("model", model.clone()),
                 ("deployment", deployment.clone()),
-                ("status", r.status.to_string()),
+                ("status", LabelValue::Code(r.status)),
             ])
             .inc();
-        let md = vec![("model", model.clone()), ("deployment", deployment.clone())];
+        let md = [("model", model.clone()), ("deployment", deployment.clone())];
         self.request_duration
             .get_or_create(&md)
             .observe(r.duration_ms as f64 / 1000.0);
         if let Some(t) = r.ttft_ms {
             self.ttft.get_or_create(&md).observe(t as f64 / 1000.0);
         }
+        let by_deployment = [("deployment", deployment.clone())];
         if let Some(up_us) = r.upstream_us {
-            let d = vec![("deployment", deployment.clone())];
             self.upstream_duration
-                .get_or_create(&d)
+                .get_or_create(&by_deployment)
                 .observe(up_us as f64 / 1e6);
         }
         if let Some(over_us) = r.overhead_us {
             self.overhead
-                .get_or_create(&vec![("deployment", deployment.clone())])
+                .get_or_create(&by_deployment)
                 .observe(over_us as f64 / 1e6);
         }
-        let hosting = r.hosting.clone().unwrap_or_else(|| "-".into());
+        let hosting = match r.hosting.as_deref() {
+            None => LabelValue::Static("-"),
+            Some("local") => LabelValue::Static("local"),
+            Some("remote") => LabelValue::Static("remote"),
+            Some(other) => LabelValue::Shared(Arc::from(other)),
+        };
         for (direction, n) in [
             ("input", r.usage.prompt_tokens),
             ("output", r.usage.completion_tokens),
         ] {
             if n > 0 {
                 self.tokens
-                    .get_or_create(&vec![
+                    .get_or_create(&[
                         ("deployment", deployment.clone()),
                         ("hosting", hosting.clone()),
-                        ("direction", direction.to_string()),
+                        ("direction", LabelValue::Static(direction)),
                     ])
                     .inc_by(n);
             }
         }
         if let Some(c) = r.cost_usd.filter(|c| *c > 0.0) {
-            self.cost
-                .get_or_create(&vec![("deployment", deployment.clone())])
-                .inc_by(c);
+            self.cost.get_or_create(&by_deployment).inc_by(c);
         }
         if r.attempts > 1 {
             self.attempts_extra
-                .get_or_create(&vec![("model", model)])
+                .get_or_create(&[("model", model)])
                 .inc_by(u64::from(r.attempts - 1));
         }
         for p in &r.policies {
             self.policy_decisions
-                .get_or_create(&vec![("policy", p.clone())])
+                .get_or_create(&[("policy", LabelValue::Shared(Arc::from(p.as_str())))])
                 .inc();
         }
         for k in &r.pii_kinds {
             self.pii_detections
-                .get_or_create(&vec![("kind", k.clone())])
+                .get_or_create(&[("kind", LabelValue::Shared(Arc::from(k.as_str())))])
                 .inc();
         }
         if r.egress_blocked.is_some() {
-            self.egress_blocked
-                .get_or_create(&vec![("deployment", deployment.clone())])
-                .inc();
+            self.egress_blocked.get_or_create(&by_deployment).inc();
         }
         if r.status == 429 {
-            let code = r.error_type.clone().unwrap_or_else(|| "-".into());
-            self.rate_limited.get_or_create(&vec![("code", code)]).inc();
+            let code = match r.error_type.as_deref() {
+                Some(c) => LabelValue::Shared(Arc::from(c)),
+                None => LabelValue::Static("-"),
+            };
+            self.rate_limited.get_or_create(&[("code", code)]).inc();
         }
     }
 
     /// Counts a deployment going into cooldown.
     pub fn cooldown(&self, deployment: &str) {
         self.cooldowns
-            .get_or_create(&vec![("deployment", label(&self.deployments, deployment))])
+            .get_or_create(&[("deployment", label(&self.deployments, deployment))])
             .inc();
     }
 
@@ -335,11 +394,10 @@ impl Metrics {
     }
 }
 
-/// `name` when `known` holds it, else [`UNKNOWN`].
-fn label(known: &HashSet<String>, name: &str) -> String {
-    if known.contains(name) {
-        name.to_string()
-    } else {
-        UNKNOWN.to_string()
+/// `name` (shared from the interned set) when `known` holds it, else [`UNKNOWN`].
+fn label(known: &HashSet<Arc<str>>, name: &str) -> LabelValue {
+    match known.get(name) {
+        Some(n) => LabelValue::Shared(n.clone()),
+        None => LabelValue::Static(UNKNOWN),
     }
 }

@@ -155,15 +155,16 @@ pub fn request_span(
     model: &str,
     request_id: &str,
 ) -> tracing::Span {
-    let model = log_safe(model);
+    // Field values are only computed when the span is enabled (with traces off and the log
+    // level above `info`, a request pays for none of this).
     let span = tracing::info_span!(
         "gen_ai.request",
-        otel.name = %format!("{operation} {model}"),
+        otel.name = %format!("{operation} {}", log_safe(model)),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         sluice.request_id = %request_id,
         gen_ai.operation.name = %operation,
-        gen_ai.request.model = %model,
+        gen_ai.request.model = %log_safe(model),
         gen_ai.request.temperature = tracing::field::Empty,
         gen_ai.request.seed = tracing::field::Empty,
         gen_ai.provider.name = tracing::field::Empty,
@@ -178,6 +179,9 @@ pub fn request_span(
         sluice.policies = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
     );
+    if span.is_disabled() {
+        return span;
+    }
     let parent = opentelemetry::global::get_text_map_propagator(|p| {
         p.extract(&opentelemetry_http::HeaderExtractor(headers))
     });
@@ -203,7 +207,11 @@ pub fn attempt_span(deployment: &str, provider: &str, attempt: u32) -> tracing::
 /// upstream. Empty when tracing is off.
 pub fn trace_headers() -> reqwest::header::HeaderMap {
     let mut headers = reqwest::header::HeaderMap::new();
-    let cx = tracing::Span::current().context();
+    let current = tracing::Span::current();
+    if current.is_disabled() {
+        return headers;
+    }
+    let cx = current.context();
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(&mut headers))
     });
@@ -213,6 +221,9 @@ pub fn trace_headers() -> reqwest::header::HeaderMap {
 /// Records the request's request-side attributes (`gen_ai.request.temperature`, `seed`, and
 /// with `capture_content` the input messages as JSON) on `span`.
 pub fn record_request(span: &tracing::Span, body: &crate::api::RequestBody, capture_content: bool) {
+    if span.is_disabled() {
+        return;
+    }
     if let crate::api::RequestBody::Chat(r) = body {
         if let Some(t) = r.temperature {
             span.record("gen_ai.request.temperature", t);
@@ -228,6 +239,9 @@ pub fn record_request(span: &tracing::Span, body: &crate::api::RequestBody, capt
 
 /// Records the outcome of a finished request on its span.
 pub fn record_outcome(span: &tracing::Span, r: &crate::store::record::RequestRecord) {
+    if span.is_disabled() {
+        return;
+    }
     if let Some(p) = &r.provider {
         span.record("gen_ai.provider.name", p.as_str());
     }
