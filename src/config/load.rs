@@ -115,7 +115,15 @@ pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         message,
     })?;
     config.drop_disabled();
+    config.hash = text_hash(text);
     Ok(config)
+}
+
+/// `sha256:` + the first 16 hex digits of the SHA-256 of `text`.
+pub fn text_hash(text: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    format!("sha256:{}", &hex::encode(d)[..16])
 }
 
 fn yaml_error(name: &str, e: &serde_saphyr::Error) -> ConfigError {
@@ -250,6 +258,7 @@ impl Config {
             }
         }
         self.log.validate()?;
+        self.coordination.validate()?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ pub mod attempt;
 pub mod budget;
 pub mod explain;
 pub mod record;
+pub mod reload;
 pub mod route;
 pub mod stream;
 
@@ -118,6 +119,7 @@ pub struct Gateway {
     access: Access,
     policy: Arc<Engine>,
     routes: Arc<RouteState>,
+    replica: Arc<reload::ReplicaState>,
 }
 
 impl Gateway {
@@ -128,7 +130,10 @@ impl Gateway {
         let models = config.models.iter().map(|m| m.name.clone());
         let metrics = Metrics::with_names(models.chain(deployments.clone()).collect(), deployments);
         let recorder = Recorder::new(Arc::new(metrics));
-        let access = Access::new(&config, recorder.spend().clone())?;
+        let mut access = Access::new(&config, recorder.spend().clone())?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            access.start_coordination(&config)?;
+        }
         let policy = Engine::new(&config)?;
         Ok(Gateway {
             access,
@@ -137,6 +142,10 @@ impl Gateway {
             recorder,
             policy: Arc::new(policy),
             routes: Arc::new(RouteState::default()),
+            replica: Arc::new(reload::ReplicaState {
+                loaded_at_ms: crate::access::coord::now_ms().into(),
+                ..Default::default()
+            }),
         })
     }
 
@@ -325,7 +334,8 @@ impl Gateway {
         };
         // Held until the request's real cost is recorded (dropped at the end of this function,
         // or with the stream).
-        let (decision, plan, reservation) = self.reserve_budget(&mut ctx, &body, decision, plan);
+        let (decision, plan, reservation) =
+            self.reserve_budget(&mut ctx, &body, decision, plan).await;
         base.policies = decision.policies.clone();
         base.pii_kinds = decision.pii_kinds();
         if let Some(mode) = decision.log_mode {
@@ -374,7 +384,11 @@ impl Gateway {
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
+                let cost = base.cost_usd;
                 self.finish_record(&ctx, base).await;
+                if let Some(t) = reservation {
+                    t.finish(usage.prompt_tokens + usage.completion_tokens, cost);
+                }
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.add_sampling(sampling.as_ref());
                 Ok(reply)
@@ -415,9 +429,15 @@ impl Gateway {
                     };
                     drop(stream_span);
                     telemetry::record_outcome(&request_span, &r);
+                    let (tokens, cost) = (
+                        r.usage.prompt_tokens + r.usage.completion_tokens,
+                        r.cost_usd,
+                    );
                     recorder.record_now(r);
                     // The real cost is in the spend now: give the reservation back.
-                    drop(reservation);
+                    if let Some(t) = reservation {
+                        t.finish(tokens, cost);
+                    }
                 });
                 let stream = ClientStream::new(
                     first,
@@ -539,7 +559,7 @@ impl Gateway {
             config: &self.config,
             engine: &self.policy,
             state: &self.routes,
-            limits: &self.access.limits,
+            access: &self.access,
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
         };
