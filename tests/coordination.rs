@@ -381,3 +381,55 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
     let r: Vec<String> = budget("r4", "60000").query_async(&mut c).await.unwrap();
     assert_eq!(r, ["0", "budget", "0.250000", "0.000000"]);
 }
+
+/// `sluice check`: an unreachable coordinator is a warning (exit 0); a reachable one is named.
+/// `sluice serve`: unreachable is an error only with `fail_closed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_and_serve_refuses_only_fail_closed() {
+    let redis = RedisServer::start();
+    let mock = Mock::start(|_| answer()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dead = format!("redis://127.0.0.1:{}", redis_server::free_port());
+    let file = dir.path().join("s.yaml");
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&file)
+            .env("SLUICE_TEST_DB", dir.path().join("db"));
+        support::output_within(cmd, 30)
+    };
+    std::fs::write(&file, config(&mock, &redis.url(), "t3", "fail_closed")).unwrap();
+    let out = run(&["check"]).await;
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("coordination: redis 7."), "{text}");
+    assert!(
+        text.contains("reachable (on_unavailable: fail_closed)"),
+        "{text}"
+    );
+
+    std::fs::write(&file, config(&mock, &dead, "t3", "fail_closed")).unwrap();
+    let out = run(&["check"]).await;
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("warning: coordination.redis.url: unreachable from here:"),
+        "{err}"
+    );
+    let out = run(&["serve", "--listen", "127.0.0.1:0"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: coordination.redis.url: unreachable"),
+        "{err}"
+    );
+
+    // With `local` it serves (and says so), and is ready: requests use this replica's limits.
+    let r = Replica::start(&config(&mock, &dead, "t3", "local"), &[]);
+    r.wait_until(10, "warning printed", || {
+        r.stderr().contains("serving with on_unavailable: local")
+    });
+    assert_eq!(ready(&r.base).await.0, 200);
+    assert_eq!(chat(&r.base, "sk-rpm2").await.0, 200);
+}
