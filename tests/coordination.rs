@@ -184,6 +184,20 @@ async fn rpm_and_budget_hold_over_three_replicas_and_configs_show_their_hash() {
         .unwrap();
     assert!(anon.get("replica").is_none(), "{anon}");
 
+    // An admitted request carries OpenAI's x-ratelimit-* headers from the shared bucket.
+    let r = client()
+        .post(format!("{}/v1/chat/completions", bases[1]))
+        .bearer_auth("sk-rpm2")
+        .json(&json!({"model":"default","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = |n: &str| r.headers()[n].to_str().unwrap().to_string();
+    assert_eq!(h("x-ratelimit-limit-requests"), "2");
+    assert_eq!(h("x-ratelimit-remaining-requests"), "1");
+    assert_eq!(h("x-ratelimit-reset-requests"), "30s");
+
     // rpm: 30 → 90 requests at once over three replicas: exactly 30 pass.
     let started = std::time::Instant::now();
     let out = burst(&bases, "sk-rpm30", 90).await;
@@ -432,4 +446,64 @@ async fn check_warns_and_serve_refuses_only_fail_closed() {
     });
     assert_eq!(ready(&r.base).await.0, 200);
     assert_eq!(chat(&r.base, "sk-rpm2").await.0, 200);
+}
+
+/// A stream settles when it ends: its real cost moves from reserved to spent on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_settles_its_real_cost_on_the_server() {
+    let redis = RedisServer::start();
+    let c = |delta: Value, fin: Value| json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":delta,"finish_reason":fin}]});
+    let chunks = vec![
+        support::sse(&c(json!({"role":"assistant","content":"ok"}), Value::Null)),
+        support::sse(&c(json!({}), json!("stop"))),
+        support::sse(
+            &json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],
+            "usage":{"prompt_tokens":10,"completion_tokens":20,"total_tokens":30}}),
+        ),
+        support::done(),
+    ];
+    let mock = Mock::start(move |_| MockReply::Sse(chunks.clone())).await;
+    let r = Replica::start(&config(&mock, &redis.url(), "t4", "fail_closed"), &[]);
+    wait_state(&r.base, "up").await;
+    let resp = client()
+        .post(r.url("/v1/chat/completions"))
+        .bearer_auth("sk-capped")
+        .json(&json!({"model":"default","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    // 30 tokens at 100 USD per 1M = 0.003 USD spent, nothing left reserved.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day = now - now.rem_euclid(86_400_000);
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut spent = None;
+    for _ in 0..250 {
+        let v: Option<String> = ::redis::cmd("GET")
+            .arg(format!("t4:spend:cfg:capped:{day}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if v.as_deref()
+            .and_then(|s| s.parse::<f64>().ok())
+            .is_some_and(|x| x > 0.0)
+        {
+            spent = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let spent: f64 = spent.expect("spend settled").parse().unwrap();
+    assert!((spent - 0.003).abs() < 1e-9, "{spent}");
+    let reserved: i64 = ::redis::cmd("HLEN")
+        .arg("t4:resv:cfg:capped")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(reserved, 0);
 }

@@ -243,7 +243,8 @@ fn limiter(
         .clone()
 }
 
-fn refill_time(per_minute: u32, remaining: u32) -> Duration {
+/// Time until a quota of `per_minute` with `remaining` left is full again.
+pub fn refill_time(per_minute: u32, remaining: u32) -> Duration {
     let missing = per_minute.saturating_sub(remaining);
     Duration::from_secs_f64(60.0 * f64::from(missing) / f64::from(per_minute.max(1)))
 }

@@ -334,8 +334,13 @@ impl Gateway {
         };
         // Held until the request's real cost is recorded (dropped at the end of this function,
         // or with the stream).
-        let (decision, plan, reservation) =
+        let (decision, plan, mut reservation) =
             self.reserve_budget(&mut ctx, &body, decision, plan).await;
+        // Coordinated: the `x-ratelimit-*` headers come with the admission.
+        let limit_headers = reservation
+            .as_mut()
+            .map(|t| t.take_headers())
+            .unwrap_or_default();
         base.policies = decision.policies.clone();
         base.pii_kinds = decision.pii_kinds();
         if let Some(mode) = decision.log_mode {
@@ -391,6 +396,7 @@ impl Gateway {
                 }
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.add_sampling(sampling.as_ref());
+                reply.headers.extend(limit_headers);
                 Ok(reply)
             }
             Ok(Attempted::Stream {
@@ -448,6 +454,7 @@ impl Gateway {
                 );
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Sse(stream));
                 reply.add_sampling(sampling.as_ref());
+                reply.headers.extend(limit_headers);
                 Ok(reply)
             }
             Err(e) => {

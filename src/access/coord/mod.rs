@@ -62,6 +62,7 @@ pub struct Settlement {
 /// usage; dropped unfinished (error, client gone), it is released (nothing spent).
 pub struct SharedTicket {
     coord: Arc<RedisCoordinator>,
+    headers: Vec<(&'static str, String)>,
     settlement: Option<Settlement>,
 }
 
@@ -99,6 +100,16 @@ pub enum Ticket {
 }
 
 impl Ticket {
+    /// The `x-ratelimit-*` headers of a shared admission (those of the first limited scope:
+    /// the key's, else the model's); none in-process (there they come from
+    /// [`Access::admit`]).
+    pub fn take_headers(&mut self) -> Vec<(&'static str, String)> {
+        match self {
+            Ticket::Local(_) => Vec::new(),
+            Ticket::Shared(t) => std::mem::take(&mut t.headers),
+        }
+    }
+
     /// Settles with the real usage: `tokens` (prompt + completion) and `cost_usd`. In-process
     /// the reservation is given back (the cost is already in the spend); shared, the server
     /// adds the cost to the spend, frees the reservation and corrects the token buckets.
@@ -194,7 +205,8 @@ impl Access {
             )
             .await;
         match answer {
-            Ok(redis::Answer::Admitted(_)) => {
+            Ok(redis::Answer::Admitted(levels)) => {
+                let headers = status_headers(&buckets, &levels);
                 let token_buckets = buckets
                     .iter()
                     .filter(|(k, _, _)| k.contains(":tokens:"))
@@ -202,6 +214,7 @@ impl Access {
                     .collect();
                 Ok(Some(Ticket::Shared(SharedTicket {
                     coord: coord.clone(),
+                    headers,
                     settlement: Some(Settlement {
                         token_buckets,
                         charged_tokens: prompt_tokens.max(1),
@@ -400,6 +413,31 @@ fn buckets(
     Ok(out)
 }
 
+/// OpenAI's `x-ratelimit-*` headers from the first scope's buckets after admission (`levels`
+/// in the order of `buckets`).
+fn status_headers(buckets: &[(String, u64, u32)], levels: &[f64]) -> Vec<(&'static str, String)> {
+    let Some((first, _, _)) = buckets.first() else {
+        return Vec::new();
+    };
+    let scope = first.rsplitn(3, ':').nth(2).unwrap_or_default();
+    let mut st = super::limits::RateStatus::default();
+    for ((key, _, cap), level) in buckets.iter().zip(levels) {
+        if key.rsplitn(3, ':').nth(2) != Some(scope) {
+            break;
+        }
+        let remaining = level.max(0.0).floor() as u32;
+        let reset = super::limits::refill_time(*cap, remaining);
+        if key.contains(":tokens:") {
+            (st.limit_tokens, st.remaining_tokens, st.reset_tokens) =
+                (Some(*cap), remaining, reset);
+        } else {
+            (st.limit_requests, st.remaining_requests, st.reset_requests) =
+                (Some(*cap), remaining, reset);
+        }
+    }
+    st.headers()
+}
+
 /// The scope, `requests`/`tokens` and limit of bucket `index`.
 fn describe(
     scopes: &[Scope],
@@ -438,4 +476,26 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_come_from_the_first_scope() {
+        let b = |k: &str, cap: u32| (k.to_string(), 1, cap);
+        let buckets = [
+            b("p:rl:key:cfg:a:requests:30", 30),
+            b("p:rl:key:cfg:a:tokens:1000", 1000),
+            b("p:rl:model:default:requests:5", 5),
+        ];
+        let h = status_headers(&buckets, &[29.0, 940.5, 1.0]);
+        let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-ratelimit-limit-requests"), Some("30"));
+        assert_eq!(get("x-ratelimit-remaining-requests"), Some("29"));
+        assert_eq!(get("x-ratelimit-reset-requests"), Some("2s"));
+        assert_eq!(get("x-ratelimit-remaining-tokens"), Some("940"));
+        assert_eq!(h.len(), 6);
+    }
 }
