@@ -113,6 +113,31 @@ async fn burst(bases: &[String], key: &str, n: usize) -> Vec<(u16, Option<String
     out
 }
 
+/// `n` requests at once with the `rpm: 30` key: exactly 30 pass when the burst takes under
+/// 2 s (the bucket refills one request per 2 s). On a machine so slow that it takes longer,
+/// at most one more per 2 s elapsed may pass, never fewer than 30; the rest are 429.
+async fn rpm30_burst(bases: &[String], n: usize) -> Vec<(u16, Option<String>, Value)> {
+    let started = std::time::Instant::now();
+    let out = burst(bases, "sk-rpm30", n).await;
+    let refills = (started.elapsed().as_secs_f64() / 2.0).floor() as usize;
+    let ok = count(&out, 200);
+    let others: Vec<_> = out.iter().filter(|o| o.0 != 200 && o.0 != 429).collect();
+    assert!(others.is_empty(), "{others:?}");
+    if refills == 0 {
+        assert_eq!(ok, 30);
+    } else {
+        eprintln!(
+            "slow burst: {:?}, up to {refills} refills",
+            started.elapsed()
+        );
+        assert!(
+            (30..=30 + refills).contains(&ok),
+            "{ok} passed, {refills} refills"
+        );
+    }
+    out
+}
+
 fn count(outcomes: &[(u16, Option<String>, Value)], status: u16) -> usize {
     outcomes.iter().filter(|o| o.0 == status).count()
 }
@@ -199,31 +224,8 @@ async fn rpm_and_budget_hold_over_three_replicas_and_configs_show_their_hash() {
     assert_eq!(h("x-ratelimit-reset-requests"), "30s");
 
     // rpm: 30 → 90 requests at once over three replicas: exactly 30 pass.
-    let started = std::time::Instant::now();
-    let out = burst(&bases, "sk-rpm30", 90).await;
-    // The bucket refills one request per 2 s: exactness needs the burst to take less.
-    assert!(
-        started.elapsed().as_secs_f64() < 2.0,
-        "{:?}",
-        started.elapsed()
-    );
-    let other: Vec<_> = out.iter().filter(|o| o.0 != 200 && o.0 != 429).collect();
-    assert_eq!(
-        (count(&out, 200), count(&out, 429)),
-        (30, 60),
-        "{}: {}",
-        other.len(),
-        replicas
-            .iter()
-            .map(|r| r
-                .stderr()
-                .lines()
-                .filter(|l| l.contains("coordinator"))
-                .collect::<Vec<_>>()
-                .join("\n"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let out = rpm30_burst(&bases, 90).await;
+    assert_eq!(count(&out, 200) + count(&out, 429), 90);
     assert_openai_429s(&out, "rate_limit_exceeded", true);
 
     // Budget 0.10 USD; each request reserves and costs 0.0051 USD: 60 at once → 19 pass
@@ -307,8 +309,8 @@ async fn redis_gone_each_on_unavailable_then_exact_again_without_restart() {
         wait_state(&r.base, "up").await;
     }
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
-    let out = burst(&bases, "sk-rpm30", 45).await;
-    assert_eq!((count(&out, 200), count(&out, 429)), (30, 15));
+    let out = rpm30_burst(&bases, 45).await;
+    assert_eq!(count(&out, 200) + count(&out, 429), 45);
     for r in &replicas {
         assert!(
             metrics(&r.base)
