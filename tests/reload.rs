@@ -36,6 +36,14 @@ models:\n  - name: default\n    deployments: [a]\n{extra_models}",
     )
 }
 
+/// Replaces `path`'s content in one step (a temporary file renamed over it), as Kubernetes
+/// updates a mounted ConfigMap: the replica never sees a half-written file.
+fn write_atomically(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 async fn chat(base: &str, model: &str, content: &str) -> u16 {
     client()
         .post(format!("{base}/v1/chat/completions"))
@@ -100,7 +108,7 @@ async fn sighup_reloads_a_valid_file_keeps_requests_and_refuses_an_invalid_one()
 
     // A valid new file + SIGHUP: swapped, changes printed, hash changed.
     let fast = "  - name: fast\n    deployments: [a]\n";
-    std::fs::write(&r.config, config(&mock, 0, fast)).unwrap();
+    write_atomically(&r.config, config(&mock, 0, fast)).unwrap();
     r.signal(libc::SIGHUP);
     r.wait_until(10, "reload printed", || {
         r.stdout().contains("config reloaded (SIGHUP)")
@@ -127,7 +135,7 @@ async fn sighup_reloads_a_valid_file_keeps_requests_and_refuses_an_invalid_one()
 
     // An invalid file + SIGHUP: refused with an error line naming the problem; the running
     // config stays (same hash, `fast` still served); counted.
-    std::fs::write(
+    write_atomically(
         &r.config,
         config(&mock, 0, "  - name: broken\n    deployments: [nope]\n"),
     )
@@ -176,7 +184,7 @@ async fn a_changed_file_is_reloaded_by_itself() {
     let mock = Mock::start(|_| MockReply::Json(200, answer())).await;
     let r = Replica::start(&config(&mock, 100, ""), &[]);
     assert_eq!(chat(&r.base, "fast", "hi").await, 404);
-    std::fs::write(
+    write_atomically(
         &r.config,
         config(&mock, 100, "  - name: fast\n    deployments: [a]\n"),
     )
@@ -186,7 +194,7 @@ async fn a_changed_file_is_reloaded_by_itself() {
     });
     assert_eq!(chat(&r.base, "fast", "hi").await, 200);
     // An invalid content is refused once (not every poll), and the old config kept.
-    std::fs::write(&r.config, "deployments: [").unwrap();
+    write_atomically(&r.config, "deployments: [").unwrap();
     r.wait_until(10, "refusal printed", || r.stderr().contains("refused"));
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(

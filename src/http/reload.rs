@@ -18,14 +18,21 @@ use tower::ServiceExt;
 
 /// The gateway in use and its routers.
 pub struct Live {
-    current: RwLock<Current>,
+    current: RwLock<Arc<Current>>,
     source: ConfigSource,
     listen_override: Option<String>,
-    /// The hash of the last file content refused, so a bad file is reported once.
-    refused_hash: RwLock<Option<String>>,
+    /// The hash of the last file content tried (refused ones are reported once), and of the
+    /// content seen at the previous check (a content is reloaded once it held for a whole
+    /// check interval, so a file caught half-written is not).
+    seen: std::sync::Mutex<Seen>,
 }
 
-#[derive(Clone)]
+#[derive(Default)]
+struct Seen {
+    tried: Option<String>,
+    pending: Option<String>,
+}
+
 struct Current {
     gateway: Gateway,
     app: Router,
@@ -51,14 +58,15 @@ impl Live {
         listen_override: Option<String>,
     ) -> Arc<Live> {
         Arc::new(Live {
-            current: RwLock::new(Current::of(gateway)),
+            current: RwLock::new(Arc::new(Current::of(gateway))),
             source,
             listen_override,
-            refused_hash: RwLock::new(None),
+            seen: std::sync::Mutex::default(),
         })
     }
 
-    fn current(&self) -> Current {
+    /// The current gateway and routers (one `Arc` clone: no per-request copy of the gateway).
+    fn current(&self) -> Arc<Current> {
         match self.current.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -67,14 +75,14 @@ impl Live {
 
     /// The gateway new requests go to.
     pub fn gateway(&self) -> Gateway {
-        self.current().gateway
+        self.current().gateway.clone()
     }
 
     /// The main router: each request goes to the current gateway's router.
     pub fn app(self: &Arc<Self>) -> Router {
         let live = self.clone();
         Router::new().fallback(move |req: Request| {
-            let app = live.current().app;
+            let app = live.current().app.clone();
             async move { app.oneshot(req).await.into_response() }
         })
     }
@@ -83,7 +91,7 @@ impl Live {
     pub fn metrics_app(self: &Arc<Self>) -> Router {
         let live = self.clone();
         Router::new().fallback(move |req: Request| {
-            let app = live.current().metrics;
+            let app = live.current().metrics.clone();
             async move { app.oneshot(req).await.into_response() }
         })
     }
@@ -93,6 +101,13 @@ impl Live {
     /// Errors: the new config is invalid (it is counted, and the running one kept).
     pub fn reload(&self) -> Result<Vec<String>, String> {
         let old = self.gateway();
+        if let ConfigSource::File(p) = &self.source
+            && std::fs::read_to_string(p).is_ok_and(|t| t.trim().is_empty())
+        {
+            let e = format!("{}: the file is empty", p.display());
+            old.replica().refused(&e);
+            return Err(e);
+        }
         let mut cfg = match config::load(&self.source) {
             Ok(c) => c,
             Err(e) => {
@@ -110,7 +125,7 @@ impl Live {
         let (hash_old, hash_new) = (old.config.hash.clone(), cfg.hash.clone());
         match old.reloaded(cfg) {
             Ok((gw, mut changes)) => {
-                let next = Current::of(gw);
+                let next = Arc::new(Current::of(gw));
                 match self.current.write() {
                     Ok(mut g) => *g = next,
                     Err(p) => *p.into_inner() = next,
@@ -146,8 +161,8 @@ impl Live {
         }
     }
 
-    /// Whether the file's content differs from the running config and from the last refused
-    /// content.
+    /// Whether the file's content differs from the running config and from the last content
+    /// tried, and has not changed since the previous check.
     fn file_changed(&self) -> bool {
         let ConfigSource::File(p) = &self.source else {
             return false;
@@ -156,17 +171,21 @@ impl Live {
             return false;
         };
         let h = config::text_hash(&text);
-        if h == self.gateway().config.hash {
-            return false;
-        }
-        let mut refused = match self.refused_hash.write() {
+        let running = self.current().gateway.config.hash.clone();
+        let mut seen = match self.seen.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if refused.as_deref() == Some(h.as_str()) {
+        if h == running || seen.tried.as_deref() == Some(h.as_str()) {
+            seen.pending = None;
             return false;
         }
-        *refused = Some(h);
+        if seen.pending.as_deref() != Some(h.as_str()) {
+            seen.pending = Some(h);
+            return false;
+        }
+        seen.pending = None;
+        seen.tried = Some(h);
         true
     }
 }
