@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Sluice's whole test suite on a fresh machine:
 #  1. installs what the tests need when it is missing: Debian's `chromium` (the /ui test drives
-#     a real headless browser) and a Python virtual environment with the official `openai`
-#     and `anthropic` packages and pytest (the SDK tests);
+#     a real headless browser), `podman` + `buildah` + `runc` (the container test) and a
+#     Python virtual environment with the official `openai` and `anthropic` packages and
+#     pytest (the SDK tests);
 #     and Debian's `redis-server` (≥ 7; the coordination tests start their own on a free
 #     loopback port, tests/support/redis_server.rs);
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
@@ -21,6 +22,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
   # Only the binary is needed: the package's own service is not used by the tests.
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+fi
+# The container test (tests/container.rs) builds and runs the image with Debian's podman and
+# runc; no registry is reachable, so the image is FROM scratch (deploy/build-image.sh).
+if ! command -v podman >/dev/null 2>&1; then
+  echo "installing podman, buildah and runc (Debian packages) for the container test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc >/dev/null \
+    || echo "podman could not be installed: tests/container.rs will skip (it fails under CI)" >&2
+fi
+if command -v podman >/dev/null 2>&1 && [ ! -f /etc/containers/containers.conf ]; then
+  mkdir -p /etc/containers
+  printf '[containers]\n# The sandbox allows no ulimit changes.\ndefault_ulimits = []\n' > /etc/containers/containers.conf
 fi
 VENV="${SLUICE_VENV:-$PWD/.venv}"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens' 2>/dev/null; then

@@ -23,7 +23,7 @@ use crate::policy::tier::{Hosting, Openness};
 
 pub use capability::{Capability, KeepAlive};
 pub use coordination::{CoordinationConfig, OnUnavailable, RedisConfig};
-pub use load::{ConfigError, ConfigSource, load, locate, parse, text_hash};
+pub use load::{ConfigError, ConfigSource, load, locate, parse, parse_with_env, text_hash};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -157,6 +157,13 @@ pub struct ServerConfig {
     /// 1 000; 0 turns the check off (SIGHUP still reloads).
     #[serde(default = "default_config_poll")]
     pub config_poll_ms: u64,
+    /// Lifetime of a `/ui` login session, seconds. Default 28 800 (8 h).
+    #[serde(default = "default_ui_session_ttl")]
+    pub ui_session_ttl_s: u64,
+    /// How long `GET /health/ready` reuses its backend probes, ms (however many requests
+    /// come in, each backend is probed at most once per period). Default 5 000.
+    #[serde(default = "default_ready_cache")]
+    pub ready_cache_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -169,6 +176,8 @@ impl Default for ServerConfig {
             master_key: None,
             allow_unauthenticated: false,
             config_poll_ms: default_config_poll(),
+            ui_session_ttl_s: default_ui_session_ttl(),
+            ready_cache_ms: default_ready_cache(),
         }
     }
 }
@@ -187,6 +196,12 @@ fn default_config_poll() -> u64 {
 }
 fn default_ready_timeout() -> u64 {
     2_000
+}
+fn default_ui_session_ttl() -> u64 {
+    8 * 3600
+}
+fn default_ready_cache() -> u64 {
+    5_000
 }
 
 /// Which wire protocol a deployment speaks.

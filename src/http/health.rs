@@ -1,13 +1,20 @@
 //! Probes and metrics: `GET /health` (process alive), `GET /health/ready` (each deployment
 //! reachable or not), `GET /metrics` (Prometheus text; behind [`super::auth::admin`]).
+//!
+//! `/health/ready` is open (load balancers call it without a key) but says only
+//! `{"status": "ready" | "unavailable"}` (200 / 503) unless the caller is admin (the master key
+//! or an admin key; everyone in local and open mode): only they see the `deployments` detail
+//! with names and errors. Backend probes are cached ([`crate::providers::probe_cache`]).
 
 use crate::gateway::Gateway;
+use crate::providers::probe_cache::ProbeResult;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `/health` and `/health/ready` (open to everyone).
@@ -21,27 +28,13 @@ async fn health() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// `GET /health/ready`: probes every deployment (short timeout, in parallel). 200 when at
-/// least one is reachable (or none is configured), else 503; also 503 while a
-/// `fail_closed` coordinator is unreachable. The admin view (master key or an admin key; everyone
-/// in local mode) adds `replica`: the config's hash and reloads, and the coordinator's state
-/// ([`replica_view`]).
-async fn ready(State(gw): State<Gateway>, headers: axum::http::HeaderMap) -> Response {
-    let timeout = Duration::from_millis(gw.config.server.ready_timeout_ms);
-    let probes = gw.config.deployments.iter().map(|d| {
-        let gw = gw.clone();
-        async move {
-            let r = crate::providers::probe(gw.upstreams(), d, timeout).await;
-            json!({
-                "name": d.name,
-                "provider": d.provider.as_str(),
-                "reachable": r.is_ok(),
-                "error": r.err(),
-            })
-        }
-    });
-    let results = futures_util::future::join_all(probes).await;
-    let reachable = results.is_empty() || results.iter().any(|r| r["reachable"] == json!(true));
+/// `GET /health/ready`: 200 when at least one deployment is reachable (or none is
+/// configured), else 503; also 503 while a `fail_closed` coordinator is unreachable. The
+/// detail for admins only (see the module docs), with `replica`: the config's hash and reloads
+/// and the coordinator's state ([`replica_view`]).
+async fn ready(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let probes = backend_probes(&gw).await;
+    let reachable = probes.is_empty() || probes.iter().any(|p| p.reachable.is_ok());
     let closed = gw
         .access()
         .coordination_status()
@@ -52,8 +45,9 @@ async fn ready(State(gw): State<Gateway>, headers: axum::http::HeaderMap) -> Res
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = json!({"status": if any {"ready"} else {"unavailable"}, "deployments": results});
-    if gw.access().authenticate(&headers).is_ok_and(|p| p.admin) {
+    let mut body = json!({"status": if any {"ready"} else {"unavailable"}});
+    if sees_detail(&gw, &headers) {
+        body["deployments"] = deployments_detail(&probes);
         body["replica"] = replica_view(&gw);
     }
     (status, axum::Json(body)).into_response()
@@ -157,6 +151,41 @@ pub fn replica_metrics(gw: &Gateway) -> String {
         }
     }
     out
+}
+
+/// The backends' probe results, at most `server.ready_cache_ms` old.
+async fn backend_probes(gw: &Gateway) -> Arc<Vec<ProbeResult>> {
+    let server = &gw.config.server;
+    gw.upstreams()
+        .probes
+        .results(
+            gw.upstreams(),
+            &gw.config.deployments,
+            Duration::from_millis(server.ready_timeout_ms),
+            Duration::from_millis(server.ready_cache_ms),
+        )
+        .await
+}
+
+/// Whether the caller may see which backends exist and how they fail: an admin principal.
+/// A missing or wrong key is not an error here, just no detail.
+fn sees_detail(gw: &Gateway, headers: &HeaderMap) -> bool {
+    gw.access().authenticate(headers).is_ok_and(|p| p.admin)
+}
+
+/// `[{"name", "provider", "reachable", "error"}]`, one per deployment.
+fn deployments_detail(probes: &[ProbeResult]) -> Value {
+    probes
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "provider": p.provider,
+                "reachable": p.reachable.is_ok(),
+                "error": p.reachable.as_ref().err(),
+            })
+        })
+        .collect()
 }
 
 /// `GET /metrics`: Prometheus/OpenMetrics text (the admin layer runs first).

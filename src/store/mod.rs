@@ -25,6 +25,7 @@ pub mod redact;
 pub mod report;
 pub mod responses;
 pub mod row;
+pub mod series;
 pub mod writer;
 
 use rusqlite::Connection;
@@ -66,6 +67,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_responses",
         include_str!("../../migrations/0004_responses.sql"),
+    ),
+    (
+        5,
+        "0005_routes",
+        include_str!("../../migrations/0005_routes.sql"),
     ),
 ];
 

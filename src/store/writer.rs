@@ -418,6 +418,7 @@ pub fn write_batch(
             values.push(rusqlite::types::Value::Text(std::mem::take(&mut prev)));
             values.push(rusqlite::types::Value::Text(hash.clone()));
             values.extend(row::repro_values(r));
+            values.extend(row::route_values(r));
             stmt.execute(rusqlite::params_from_iter(values))?;
             prev = hash;
         }
@@ -429,8 +430,14 @@ pub fn write_batch(
 }
 
 fn insert_sql() -> String {
-    let cols = format!("{}, {}", row::select_list(), row::REPRO_COLUMNS.join(", "));
-    let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2 + row::REPRO_COLUMNS.len()].join(", ");
+    let cols = format!(
+        "{}, {}, {}",
+        row::select_list(),
+        row::REPRO_COLUMNS.join(", "),
+        row::ROUTE_COLUMNS.join(", ")
+    );
+    let width = row::HASHED_COLUMNS.len() + 2 + row::REPRO_COLUMNS.len() + row::ROUTE_COLUMNS.len();
+    let marks = vec!["?"; width].join(", ");
     format!("INSERT INTO requests ({cols}) VALUES ({marks})")
 }
 

@@ -336,12 +336,14 @@ impl Access {
                 tpm: principal.spec.tpm,
             });
         }
-        if let Some(l) = self.limits_by_model.get(model) {
-            out.push(Scope {
-                name: format!("model:{model}"),
-                rpm: l.rpm,
-                tpm: l.tpm,
-            });
+        for scope in self.model_scopes(model) {
+            if let Some(l) = self.limits_by_model.get(scope) {
+                out.push(Scope {
+                    name: format!("model:{scope}"),
+                    rpm: l.rpm,
+                    tpm: l.tpm,
+                });
+            }
         }
         out
     }
