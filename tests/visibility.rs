@@ -107,8 +107,17 @@ async fn health_ready_detail_is_for_admins_and_probes_are_cached() {
         (200, json!({"status": "ready"}))
     );
     for admin in [MASTER, "sk-ops"] {
-        let (status, v) = ready(Some(admin)).await;
+        let (status, mut v) = ready(Some(admin)).await;
         assert_eq!(status, 200);
+        // The replica's config and coordinator state (docs/scaling.md) are admin detail too.
+        let replica = v.as_object_mut().unwrap().remove("replica").unwrap();
+        assert_eq!(replica["coordination"], json!({"backend": "in-process"}));
+        assert!(
+            replica["config"]["hash"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
         assert_eq!(
             v,
             json!({"status": "ready", "deployments": [

@@ -69,16 +69,7 @@ impl Reservations {
         let reserved = g.get(key_id).copied().unwrap_or(0.0);
         if spent + reserved + usd > budget.usd {
             let (_, reset) = crate::access::keys::period_bounds(budget.period, now_ms);
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                format!(
-                    "Budget exceeded: {spent:.4} of {:.2} USD spent and {reserved:.4} reserved by requests in flight; this request may cost up to {usd:.4} USD. Lower max_tokens or wait until {}.",
-                    budget.usd,
-                    crate::access::keys::rfc3339(reset)
-                ),
-            )
-            .with_code("budget_exceeded"));
+            return Err(exceeded(spent, reserved, usd, budget.usd, reset));
         }
         *g.entry(key_id.to_string()).or_insert(0.0) += usd;
         Ok(Reservation {
@@ -92,6 +83,20 @@ impl Reservations {
     pub fn reserved(&self, key_id: &str) -> f64 {
         lock(&self.by_key).get(key_id).copied().unwrap_or(0.0)
     }
+}
+
+/// 429 `budget_exceeded`: `spent` and `reserved` (USD, this period) leave no room for a
+/// request that may cost `usd`; the budget is `budget_usd` and resets at `reset_ms` (Unix ms).
+pub fn exceeded(spent: f64, reserved: f64, usd: f64, budget_usd: f64, reset_ms: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        format!(
+            "Budget exceeded: {spent:.4} of {budget_usd:.2} USD spent and {reserved:.4} reserved by requests in flight; this request may cost up to {usd:.4} USD. Lower max_tokens or wait until {}.",
+            crate::access::keys::rfc3339(reset_ms)
+        ),
+    )
+    .with_code("budget_exceeded")
 }
 
 /// 429 `budget_unpriced`: a budgeted key's request could go to a remote deployment whose

@@ -243,12 +243,15 @@ fn limiter(
         .clone()
 }
 
-fn refill_time(per_minute: u32, remaining: u32) -> Duration {
+/// Time until a quota of `per_minute` with `remaining` left is full again.
+pub fn refill_time(per_minute: u32, remaining: u32) -> Duration {
     let missing = per_minute.saturating_sub(remaining);
     Duration::from_secs_f64(60.0 * f64::from(missing) / f64::from(per_minute.max(1)))
 }
 
-fn rejection(scope: &str, what: &str, limit: u32, wait: Duration) -> Rejection {
+/// 429 `rate_limit_exceeded` for `scope` over its `limit` of `what` (`requests`/`tokens`)
+/// per minute, with `Retry-After` (`wait` rounded up, at least 1 s) and `x-ratelimit-*`.
+pub fn rejection(scope: &str, what: &str, limit: u32, wait: Duration) -> Rejection {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let secs = secs.max(1);
     let error = ApiError::new(

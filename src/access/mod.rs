@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod coord;
 pub mod keys;
 pub mod limits;
 pub mod session;
@@ -35,6 +36,8 @@ pub struct Access {
     key_db: Option<Arc<Mutex<rusqlite::Connection>>>,
     spend: Arc<Spend>,
     reservations: Arc<budget::Reservations>,
+    /// The shared coordinator (`coordination.redis`); `None`: limits are in-process.
+    coordinator: Option<Arc<coord::RedisCoordinator>>,
     /// `/ui` login sessions.
     pub sessions: Arc<session::Sessions>,
     /// Failed `/ui` logins per client address.
@@ -76,6 +79,33 @@ impl Access {
             reservations: Arc::default(),
             sessions: Arc::default(),
             login_throttle: Arc::default(),
+            coordinator: None,
+        })
+    }
+
+    /// Connects the shared coordinator of `config.coordination` (no-op without one) and
+    /// starts its probe. Call inside a tokio runtime.
+    ///
+    /// Errors: the URL does not parse.
+    pub fn start_coordination(&mut self, config: &Config) -> Result<(), String> {
+        if let Some(r) = &config.coordination.redis {
+            self.coordinator = Some(coord::RedisCoordinator::start(r)?);
+        }
+        Ok(())
+    }
+
+    /// This access with `config`'s keys, master key and model limits (a config reload); the
+    /// limiters, spend, reservations, key database and coordinator are kept.
+    ///
+    /// Errors: as [`Access::new`].
+    pub fn reconfigured(&self, config: &Config) -> Result<Self, String> {
+        let fresh = Access::new(config, self.spend.clone())?;
+        Ok(Access {
+            keys: fresh.keys,
+            master_hash: fresh.master_hash,
+            limits_by_model: fresh.limits_by_model,
+            owners: fresh.owners,
+            ..self.clone()
         })
     }
 
@@ -291,6 +321,10 @@ impl Access {
                 headers: Vec::new(),
             });
         }
+        if self.coordinator.is_some() {
+            // Budget and rate limits are decided by the coordinator at `reserve`.
+            return Ok(Vec::new());
+        }
         match self.check_budget(principal, now_unix() * 1000) {
             Ok(local_only) => principal.local_only = local_only,
             Err(error) => {
@@ -300,6 +334,18 @@ impl Access {
                 });
             }
         }
+        self.local_limits(principal, model, prompt_tokens)
+    }
+
+    /// This replica's key and model rate limits (in-process), charging `prompt_tokens`.
+    ///
+    /// Errors: 429 `rate_limit_exceeded` (with headers).
+    pub fn local_limits(
+        &self,
+        principal: &Principal,
+        model: &str,
+        prompt_tokens: u64,
+    ) -> Result<Vec<(&'static str, String)>, Rejection> {
         let mut headers = Vec::new();
         if let Some(id) = &principal.key_id {
             let s = &principal.spec;
@@ -329,7 +375,7 @@ impl Access {
     /// when the caller has no budget. Drop the reservation after the real cost was recorded.
     ///
     /// Errors: 429 `budget_exceeded` when spent + reserved + `usd` is over the budget.
-    pub fn reserve(
+    pub fn reserve_local(
         &self,
         principal: &Principal,
         usd: f64,
@@ -346,6 +392,10 @@ impl Access {
     /// were taken at [`Access::admit`], `actual` (prompt + completion tokens, as reported or
     /// estimated) were used. See [`Limits::settle_tokens`].
     pub fn settle_tokens(&self, principal: &Principal, model: &str, estimated: u64, actual: u64) {
+        if self.coordinator.is_some() {
+            // Settled on the coordinator ([`coord::Ticket::finish`]).
+            return;
+        }
         if let (Some(id), Some(tpm)) = (&principal.key_id, principal.spec.tpm) {
             self.limits
                 .settle_tokens(&format!("key:{id}"), tpm, estimated, actual);

@@ -3,6 +3,7 @@
 //! `import litellm` ([`import`]), the log commands (`logs`, `show`, `usage`, `export`, `purge`, `log verify`; in
 //! [`crate::store::commands`]). Each parses its arguments and calls the core.
 
+pub mod coordination;
 pub mod import;
 pub mod keys;
 
@@ -195,6 +196,7 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         let names: Vec<&str> = cfg.policies.iter().map(|p| p.name.as_str()).collect();
         println!("policies: {}", names.join(", "));
     }
+    coordination::check(&cfg);
     ExitCode::SUCCESS
 }
 
@@ -204,8 +206,8 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         Err(code) => return code,
     };
     let _telemetry = telemetry::init(log_format, cfg.telemetry.otlp_endpoint.as_deref());
-    if let Some(l) = listen {
-        cfg.server.listen = l;
+    if let Some(l) = &listen {
+        cfg.server.listen = l.clone();
     }
     let addr = match cfg.listen_addr() {
         Ok(a) => a,
@@ -226,6 +228,10 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         }
     };
     runtime.block_on(async move {
+        if let Err(e) = coordination::at_serve(&cfg).await {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
         let gateway = match Gateway::with_request_log(cfg) {
             Ok(g) => g,
             Err(e) => {
@@ -240,10 +246,12 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
                 return ExitCode::FAILURE;
             }
         };
+        let live = crate::http::reload::Live::new(gateway.clone(), source.clone(), listen);
         if let Some(m) = gateway.config.telemetry.metrics_listen.clone() {
             match tokio::net::TcpListener::bind(&m).await {
                 Ok(l) => {
-                    let app = crate::http::metrics_router(gateway.clone())
+                    let app = live
+                        .metrics_app()
                         .into_make_service_with_connect_info::<std::net::SocketAddr>();
                     tokio::spawn(async move { axum::serve(l, app).await });
                 }
@@ -256,7 +264,8 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         let local = listener.local_addr().unwrap_or(addr);
         println!("sluice listening on http://{local} (config: {source})");
         println!("{}", crate::http::local::mode_notice(&gateway.config));
-        match crate::http::run(listener, gateway, crate::http::shutdown_signal()).await {
+        crate::http::reload::watch(live.clone());
+        match crate::http::run_live(listener, live, crate::http::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

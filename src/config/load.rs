@@ -124,7 +124,15 @@ pub fn parse_with_env(
         message,
     })?;
     config.drop_disabled();
+    config.hash = text_hash(text);
     Ok(config)
+}
+
+/// `sha256:` + the first 16 hex digits of the SHA-256 of `text`.
+pub fn text_hash(text: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    format!("sha256:{}", &hex::encode(d)[..16])
 }
 
 fn yaml_error(name: &str, e: &serde_saphyr::Error) -> ConfigError {
@@ -259,6 +267,7 @@ impl Config {
             }
         }
         self.log.validate()?;
+        self.coordination.validate()?;
         Ok(())
     }
 

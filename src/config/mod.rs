@@ -7,6 +7,7 @@
 //! Layer: the YAML schema and its validation; never imports `providers`, `gateway` or `http`.
 
 pub mod capability;
+pub mod coordination;
 mod expand;
 mod load;
 pub mod log;
@@ -21,7 +22,8 @@ pub use sampling::{CacheConfig, SamplingConfig, SamplingSettings};
 use crate::policy::tier::{Hosting, Openness};
 
 pub use capability::{Capability, KeepAlive, ToolsMode};
-pub use load::{ConfigError, ConfigSource, load, locate, parse, parse_with_env};
+pub use coordination::{CoordinationConfig, OnUnavailable, RedisConfig};
+pub use load::{ConfigError, ConfigSource, load, locate, parse, parse_with_env, text_hash};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -77,6 +79,14 @@ pub struct Config {
     /// [`Config::drop_disabled`]; `sluice check` lists them). Not part of the config file.
     #[serde(skip)]
     pub disabled: Vec<String>,
+    /// A shared coordinator for rate limits and budgets across replicas (docs/scaling.md).
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
+    /// `sha256:` and the first 16 hex digits of the SHA-256 of the config text as read
+    /// (before `${VAR}` expansion), set by [`parse`]; shown in `/health/ready` and
+    /// `/metrics` so replicas on different configs are visible. Not part of the config file.
+    #[serde(skip)]
+    pub hash: String,
 }
 
 /// `limits:` block: `{models: {NAME: {rpm, tpm}}, deployments: {NAME: {rpm, tpm}}}`.
@@ -143,6 +153,10 @@ pub struct ServerConfig {
     /// refuses to start that way.
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// How often `serve` checks the config file for changes and reloads it, ms. Default
+    /// 1 000; 0 turns the check off (SIGHUP still reloads).
+    #[serde(default = "default_config_poll")]
+    pub config_poll_ms: u64,
     /// Lifetime of a `/ui` login session, seconds. Default 28 800 (8 h).
     #[serde(default = "default_ui_session_ttl")]
     pub ui_session_ttl_s: u64,
@@ -161,6 +175,7 @@ impl Default for ServerConfig {
             ready_timeout_ms: default_ready_timeout(),
             master_key: None,
             allow_unauthenticated: false,
+            config_poll_ms: default_config_poll(),
             ui_session_ttl_s: default_ui_session_ttl(),
             ready_cache_ms: default_ready_cache(),
         }
@@ -175,6 +190,9 @@ fn default_max_body() -> usize {
 }
 fn default_grace() -> u64 {
     30_000
+}
+fn default_config_poll() -> u64 {
+    1_000
 }
 fn default_ready_timeout() -> u64 {
     2_000

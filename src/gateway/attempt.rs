@@ -85,8 +85,9 @@ pub struct AttemptCtx<'a> {
     pub engine: &'a Engine,
     /// Shared routing state.
     pub state: &'a Arc<RouteState>,
-    /// Rate limiters (`limits.deployments`).
-    pub limits: &'a crate::access::limits::Limits,
+    /// Keys, limits and the coordinator (`limits.deployments` via
+    /// [`crate::access::Access::check_deployment`]).
+    pub access: &'a crate::access::Access,
     /// The endpoint.
     pub endpoint: Endpoint,
     /// Request id, forwarded upstream.
@@ -167,18 +168,9 @@ pub async fn attempt(
         };
         if let Some(l) = cx.config.limits.deployments.get(name.as_str()) {
             let tokens = crate::api::summary::estimate_tokens(&body.texts());
-            if let Err(rej) = cx
-                .limits
-                .check(&format!("deployment:{name}"), l.rpm, l.tpm, tokens)
-            {
+            if let Err(rej) = cx.access.check_deployment(name, l, tokens).await {
                 skipped.push(format!("`{name}` is over its rate limit"));
-                let mut e = rej.error;
-                e.retry_after_s = rej
-                    .headers
-                    .iter()
-                    .find(|(h, _)| *h == "retry-after")
-                    .and_then(|(_, v)| v.parse().ok());
-                limited.get_or_insert(e);
+                limited.get_or_insert(crate::access::coord::into_error(rej));
                 continue;
             }
         }

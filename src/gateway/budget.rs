@@ -6,7 +6,8 @@ use super::Gateway;
 use super::RequestContext;
 use super::route::Plan;
 use crate::access::auth::Principal;
-use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, Reservation, unpriced};
+use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, unpriced};
+use crate::access::coord::Ticket;
 use crate::api::summary::estimate_tokens;
 use crate::api::{ApiError, RequestBody};
 use crate::policy::Decision;
@@ -43,13 +44,14 @@ pub fn max_cost(principal: &Principal, body: &RequestBody, plan: &Plan) -> Resul
     Ok(most)
 }
 
-type Planned = (Decision, Result<Plan, ApiError>, Option<Reservation>);
+type Planned = (Decision, Result<Plan, ApiError>, Option<Ticket>);
 
 impl Gateway {
-    /// Reserves the planned request's most cost against the caller's budget. When a
+    /// Reserves the planned request's most cost against the caller's budget (coordinated:
+    /// with the key and model rate limits, see [`crate::access::Access::reserve`]). When a
     /// `remote_only` budget cannot hold it, the request is planned again for local
     /// deployments only. A refusal comes back as the plan's error.
-    pub(super) fn reserve_budget(
+    pub(super) async fn reserve_budget(
         &self,
         ctx: &mut RequestContext,
         body: &RequestBody,
@@ -59,8 +61,15 @@ impl Gateway {
         let Ok(p) = &plan else {
             return (decision, plan, None);
         };
-        let reserved = max_cost(&ctx.principal, body, p)
-            .and_then(|usd| self.access.reserve(&ctx.principal, usd));
+        let prompt = estimate_tokens(&body.texts());
+        let reserved = match max_cost(&ctx.principal, body, p) {
+            Ok(usd) => {
+                self.access
+                    .reserve(&ctx.principal, body.model(), prompt, usd)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let e = match reserved {
             Ok(r) => return (decision, plan, r),
             Err(e) => e,
@@ -71,14 +80,19 @@ impl Gateway {
             .budget
             .as_ref()
             .is_some_and(|b| b.remote_only);
-        if !remote_only || ctx.principal.local_only.is_some() {
+        let over_budget = e.body.code == Some(serde_json::json!("budget_exceeded"));
+        if !remote_only || !over_budget || ctx.principal.local_only.is_some() {
             return (decision, Err(e), None);
         }
         ctx.principal.local_only = Some(e.body.message.clone());
         let (decision, plan) = self.decide(&ctx.headers, &ctx.principal, body);
-        let reserved = match &plan {
-            Ok(p) => max_cost(&ctx.principal, body, p)
-                .and_then(|usd| self.access.reserve(&ctx.principal, usd)),
+        let reserved = match plan.as_ref().map(|p| max_cost(&ctx.principal, body, p)) {
+            Ok(Ok(usd)) => {
+                self.access
+                    .reserve(&ctx.principal, body.model(), prompt, usd)
+                    .await
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Ok(None),
         };
         match reserved {

@@ -5,7 +5,7 @@ use super::record::RequestRecord;
 use super::route::InflightGuard;
 use super::stream::{OnFinish, StreamOutcome, apply_stream_outcome};
 use super::{Gateway, RequestContext};
-use crate::access::budget::Reservation;
+use crate::access::coord::Ticket;
 use crate::api::summary::ResponseSummary;
 use crate::api::summary::estimate_tokens;
 use crate::api::{RequestBody, Usage};
@@ -24,7 +24,7 @@ impl Gateway {
         base: RequestRecord,
         attrs: &DeploymentAttrs,
         guard: InflightGuard,
-        reservation: Option<Reservation>,
+        reservation: Option<Ticket>,
         cached: bool,
     ) -> OnFinish {
         let recorder = self.recorder.clone();
@@ -57,9 +57,16 @@ impl Gateway {
             };
             drop(stream_span);
             telemetry::record_outcome(&request_span, &r);
+            let (tokens, cost) = (
+                r.usage.prompt_tokens + r.usage.completion_tokens,
+                r.cost_usd,
+            );
             recorder.record_now(r);
-            // The real cost is in the spend now: give the reservation back.
-            drop(reservation);
+            // The real cost is in the spend now: give the reservation back (coordinated: the
+            // server adds the cost and frees it).
+            if let Some(t) = reservation {
+                t.finish(tokens, cost);
+            }
         })
     }
 }

@@ -16,6 +16,7 @@ mod finish;
 pub mod native_stream;
 mod output_cap;
 pub mod record;
+pub mod reload;
 pub mod route;
 pub mod stream;
 
@@ -136,6 +137,7 @@ pub struct Gateway {
     access: Arc<Access>,
     policy: Arc<Engine>,
     routes: Arc<RouteState>,
+    replica: Arc<reload::ReplicaState>,
 }
 
 impl Gateway {
@@ -146,7 +148,11 @@ impl Gateway {
         let models = config.models.iter().map(|m| m.name.clone());
         let metrics = Metrics::with_names(models.chain(deployments.clone()).collect(), deployments);
         let recorder = Recorder::new(Arc::new(metrics));
-        let access = Arc::new(Access::new(&config, recorder.spend().clone())?);
+        let mut access = Access::new(&config, recorder.spend().clone())?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            access.start_coordination(&config)?;
+        }
+        let access = Arc::new(access);
         let policy = Engine::new(&config)?;
         Ok(Gateway {
             access,
@@ -155,6 +161,10 @@ impl Gateway {
             recorder,
             policy: Arc::new(policy),
             routes: Arc::new(RouteState::default()),
+            replica: Arc::new(reload::ReplicaState {
+                loaded_at_ms: crate::access::coord::now_ms().into(),
+                ..Default::default()
+            }),
         })
     }
 
@@ -347,7 +357,13 @@ impl Gateway {
         };
         // Held until the request's real cost is recorded (dropped at the end of this function,
         // or with the stream).
-        let (decision, plan, reservation) = self.reserve_budget(&mut ctx, &body, decision, plan);
+        let (decision, plan, mut reservation) =
+            self.reserve_budget(&mut ctx, &body, decision, plan).await;
+        // Coordinated: the `x-ratelimit-*` headers come with the admission.
+        let limit_headers = reservation
+            .as_mut()
+            .map(|t| t.take_headers())
+            .unwrap_or_default();
         base.policies = decision.policies.clone();
         base.pii_kinds = decision.pii_kinds();
         if let Some(mode) = decision.log_mode {
@@ -398,11 +414,16 @@ impl Gateway {
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
+                let cost = base.cost_usd;
                 self.finish_record(&ctx, base).await;
+                if let Some(t) = reservation {
+                    t.finish(usage.prompt_tokens + usage.completion_tokens, cost);
+                }
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.native = native.is_some();
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
+                reply.headers.extend(limit_headers);
                 Ok(reply)
             }
             Ok(Attempted::Events {
@@ -430,6 +451,7 @@ impl Gateway {
                 reply.native = true;
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
+                reply.headers.extend(limit_headers);
                 Ok(reply)
             }
             Ok(Attempted::Stream {
@@ -452,6 +474,7 @@ impl Gateway {
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Sse(stream));
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
+                reply.headers.extend(limit_headers);
                 Ok(reply)
             }
             Err(e) => {
@@ -571,7 +594,7 @@ impl Gateway {
             config: &self.config,
             engine: &self.policy,
             state: &self.routes,
-            limits: &self.access.limits,
+            access: &self.access,
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
         };

@@ -29,10 +29,17 @@ async fn health() -> Response {
 }
 
 /// `GET /health/ready`: 200 when at least one deployment is reachable (or none is
-/// configured), else 503; the detail for admins only (see the module docs).
+/// configured), else 503; also 503 while a `fail_closed` coordinator is unreachable. The
+/// detail for admins only (see the module docs), with `replica`: the config's hash and reloads
+/// and the coordinator's state ([`replica_view`]).
 async fn ready(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let probes = backend_probes(&gw).await;
-    let any = probes.is_empty() || probes.iter().any(|p| p.reachable.is_ok());
+    let reachable = probes.is_empty() || probes.iter().any(|p| p.reachable.is_ok());
+    let closed = gw
+        .access()
+        .coordination_status()
+        .is_some_and(|c| !c.up && c.on_unavailable == crate::config::OnUnavailable::FailClosed);
+    let any = reachable && !closed;
     let status = if any {
         StatusCode::OK
     } else {
@@ -41,8 +48,109 @@ async fn ready(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let mut body = json!({"status": if any {"ready"} else {"unavailable"}});
     if sees_detail(&gw, &headers) {
         body["deployments"] = deployments_detail(&probes);
+        body["replica"] = replica_view(&gw);
     }
     (status, axum::Json(body)).into_response()
+}
+
+/// The replica's config and coordination, for the admin view of `/health/ready`:
+/// `{"config": {"hash", "loaded_at_ms", "reloads", "reload_errors", "last_reload_error"},
+/// "coordination": {"backend": "redis", "state": "up"|"down", "since_ms", "last_error",
+/// "on_unavailable", "library", "unavailable_decisions": {setting: count}}` (`coordination`
+/// is `{"backend": "in-process"}` without a coordinator).
+pub fn replica_view(gw: &Gateway) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = gw.replica();
+    let coordination = match gw.access().coordination_status() {
+        None => json!({"backend": "in-process"}),
+        Some(c) => {
+            let decisions: serde_json::Map<String, serde_json::Value> = c
+                .decisions
+                .iter()
+                .map(|(d, n)| (d.as_str().to_string(), json!(n)))
+                .collect();
+            json!({
+                "backend": c.backend,
+                "state": if c.up {"up"} else {"down"},
+                "since_ms": c.since_ms,
+                "last_error": c.last_error,
+                "on_unavailable": c.on_unavailable.as_str(),
+                "library": c.library,
+                "unavailable_decisions": decisions,
+            })
+        }
+    };
+    json!({
+        "config": {
+            "hash": gw.config.hash,
+            "loaded_at_ms": r.loaded_at_ms.load(Relaxed),
+            "reloads": r.reloads_ok.load(Relaxed),
+            "reload_errors": r.reloads_failed.load(Relaxed),
+            "last_reload_error": r.last_error(),
+        },
+        "coordination": coordination,
+    })
+}
+
+/// The replica's metrics in OpenMetrics text (no `# EOF`): `sluice_config_info{hash}`,
+/// `sluice_config_reloads_total{result="ok"|"error"}`, and with a coordinator
+/// `sluice_coordinator_up{backend}` (1/0) and
+/// `sluice_coordinator_unavailable_decisions_total{decision}`.
+pub fn replica_metrics(gw: &Gateway) -> String {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = gw.replica();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP sluice_config The config in use (hash of the file as read)."
+    );
+    let _ = writeln!(out, "# TYPE sluice_config info");
+    let _ = writeln!(out, "sluice_config_info{{hash=\"{}\"}} 1", gw.config.hash);
+    let _ = writeln!(
+        out,
+        "# HELP sluice_config_reloads Config reloads, applied or refused."
+    );
+    let _ = writeln!(out, "# TYPE sluice_config_reloads counter");
+    let _ = writeln!(
+        out,
+        "sluice_config_reloads_total{{result=\"ok\"}} {}",
+        r.reloads_ok.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "sluice_config_reloads_total{{result=\"error\"}} {}",
+        r.reloads_failed.load(Relaxed)
+    );
+    if let Some(c) = gw.access().coordination_status() {
+        let _ = writeln!(
+            out,
+            "# HELP sluice_coordinator_up Whether the shared coordinator is reachable."
+        );
+        let _ = writeln!(out, "# TYPE sluice_coordinator_up gauge");
+        let _ = writeln!(
+            out,
+            "sluice_coordinator_up{{backend=\"{}\"}} {}",
+            c.backend,
+            u8::from(c.up)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_coordinator_unavailable_decisions Requests decided by on_unavailable while the coordinator was unreachable."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sluice_coordinator_unavailable_decisions counter"
+        );
+        for (d, n) in c.decisions {
+            let _ = writeln!(
+                out,
+                "sluice_coordinator_unavailable_decisions_total{{decision=\"{}\"}} {n}",
+                d.as_str()
+            );
+        }
+    }
+    out
 }
 
 /// The backends' probe results, at most `server.ready_cache_ms` old.
@@ -87,7 +195,17 @@ pub async fn metrics(State(gw): State<Gateway>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        gw.metrics().render(),
+        with_replica_metrics(gw.metrics().render(), &gw),
     )
         .into_response()
+}
+
+/// `text` (ending in `# EOF`) with [`replica_metrics`] inserted before the end marker.
+fn with_replica_metrics(mut text: String, gw: &Gateway) -> String {
+    let extra = replica_metrics(gw);
+    match text.rfind("# EOF") {
+        Some(i) => text.insert_str(i, &extra),
+        None => text.push_str(&extra),
+    }
+    text
 }

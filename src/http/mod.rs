@@ -30,6 +30,7 @@ pub mod health;
 pub mod local;
 pub mod messages;
 pub mod openai;
+pub mod reload;
 pub mod responses;
 pub mod responses_sse;
 pub mod ui;
@@ -144,9 +145,23 @@ pub async fn run(
     gateway: Gateway,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let live = reload::Live::new(gateway, crate::config::ConfigSource::Embedded, None);
+    run_live(listener, live, shutdown).await
+}
+
+/// [`run`] over a reloadable gateway ([`reload::Live`]): each request goes to the gateway in
+/// use when it arrives.
+pub async fn run_live(
+    listener: tokio::net::TcpListener,
+    live: std::sync::Arc<reload::Live>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let gateway = live.gateway();
     let grace = Duration::from_millis(gateway.config.server.shutdown_grace_ms);
     let recorder = gateway.recorder().clone();
-    let app = router(gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = live
+        .app()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;

@@ -1,0 +1,321 @@
+//! The Redis/Valkey coordinator: one `FCALL sluice_v1_admit` per admission (every scope and
+//! the budget reservation, all or nothing, on the server's clock), one `FCALL
+//! sluice_v1_settle` when the request ends, and a probe that keeps [`RedisCoordinator::is_up`]
+//! current and reloads the function library after the server lost it (a restart).
+
+use super::{BudgetAsk, Settlement};
+use crate::config::{OnUnavailable, RedisConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The function library, loaded with `FUNCTION LOAD` (see the file for the contract).
+pub const LIBRARY: &str = include_str!("sluice_v1.lua");
+/// The library's versioned name.
+pub const LIBRARY_NAME: &str = "sluice_v1";
+const ADMIT: &str = "sluice_v1_admit";
+const SETTLE: &str = "sluice_v1_settle";
+
+/// A connection to Redis/Valkey and what the probe knows about it.
+pub struct RedisCoordinator {
+    conn: ConnectionManager,
+    /// The `coordination.redis` block it was made from.
+    pub config: RedisConfig,
+    up: AtomicBool,
+    since_ms: AtomicI64,
+    last_error: Mutex<Option<String>>,
+    /// Requests decided by `on_unavailable` while unreachable: fail_closed, fail_open, local.
+    decisions: [AtomicU64; 3],
+}
+
+/// How an admission call ended when the server answered.
+pub enum Answer {
+    /// Admitted: the levels of the buckets after charging, in the order given.
+    Admitted(Vec<f64>),
+    /// Bucket `index` (0-based) lacks the cost; it is there after `wait_ms`.
+    Rate { index: usize, wait_ms: u64 },
+    /// The budget cannot hold the reservation: spent and reserved so far, USD.
+    Budget { spent: f64, reserved: f64 },
+}
+
+impl RedisCoordinator {
+    /// A coordinator over `config` (no connection is made yet) and its probe task, which runs
+    /// while the returned `Arc` lives. Call inside a tokio runtime.
+    ///
+    /// Errors: the URL does not parse (validation rejects that earlier).
+    pub fn start(config: &RedisConfig) -> Result<Arc<Self>, String> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| format!("coordination.redis.url: {e}"))?;
+        let t = Duration::from_millis(config.timeout_ms);
+        let cm = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(t))
+            .set_response_timeout(Some(t))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(config.probe_interval_ms));
+        let conn = ConnectionManager::new_lazy_with_config(client, cm)
+            .map_err(|e| format!("coordination.redis: {e}"))?;
+        let me = Arc::new(RedisCoordinator {
+            conn,
+            config: config.clone(),
+            up: AtomicBool::new(false),
+            since_ms: AtomicI64::new(super::now_ms()),
+            last_error: Mutex::new(Some("not probed yet".into())),
+            decisions: Default::default(),
+        });
+        let weak = Arc::downgrade(&me);
+        let every = Duration::from_millis(config.probe_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                let Some(me) = weak.upgrade() else { break };
+                me.probe().await;
+                drop(me);
+                tokio::time::sleep(every).await;
+            }
+        });
+        Ok(me)
+    }
+
+    /// One probe: `PING`; on the way back up, (re)loads the library. Updates the state.
+    pub async fn probe(&self) {
+        let mut c = self.conn.clone();
+        let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut c).await;
+        match ping {
+            Ok(_) if !self.is_up() => match self.load_library().await {
+                Ok(()) => self.set_up(),
+                Err(e) => self.set_down(&e),
+            },
+            Ok(_) => {}
+            Err(e) => self.set_down(&e.to_string()),
+        }
+    }
+
+    async fn load_library(&self) -> Result<(), String> {
+        let mut c = self.conn.clone();
+        let r: redis::RedisResult<String> = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(LIBRARY)
+            .query_async(&mut c)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("already exists") => Ok(()),
+            Err(e) => Err(format!("FUNCTION LOAD {LIBRARY_NAME}: {e}")),
+        }
+    }
+
+    /// Whether the last probe or call reached the server.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// When the state last changed, Unix ms.
+    pub fn since_ms(&self) -> i64 {
+        self.since_ms.load(Ordering::Relaxed)
+    }
+
+    /// The last error while down.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    fn set_up(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            self.since_ms.store(super::now_ms(), Ordering::Relaxed);
+            *lock(&self.last_error) = None;
+            tracing::info!(
+                library = LIBRARY_NAME,
+                "coordinator reachable: rate limits and budgets are shared again"
+            );
+        }
+    }
+
+    fn set_down(&self, error: &str) {
+        *lock(&self.last_error) = Some(error.to_string());
+        if self.up.swap(false, Ordering::Relaxed) {
+            self.since_ms.store(super::now_ms(), Ordering::Relaxed);
+            tracing::error!(
+                error,
+                on_unavailable = self.config.on_unavailable.as_str(),
+                "coordinator unreachable"
+            );
+        }
+    }
+
+    /// Counts one request decided by `on_unavailable`.
+    pub fn count_decision(&self, d: OnUnavailable) {
+        self.decisions[d as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests decided by `on_unavailable` so far, per setting.
+    pub fn decisions(&self) -> [(OnUnavailable, u64); 3] {
+        [
+            OnUnavailable::FailClosed,
+            OnUnavailable::FailOpen,
+            OnUnavailable::Local,
+        ]
+        .map(|d| (d, self.decisions[d as usize].load(Ordering::Relaxed)))
+    }
+
+    /// Runs `sluice_v1_admit` over `scopes` (each charged `cost`) and `budget`. `Err` when the
+    /// server could not be asked (down, timeout, error): the caller applies `on_unavailable`.
+    pub async fn admit(
+        &self,
+        scopes: &[(String, u64, u32)],
+        budget: Option<(&BudgetAsk, &str)>,
+    ) -> Result<Answer, String> {
+        if !self.is_up() {
+            return Err(self.last_error().unwrap_or_else(|| "down".into()));
+        }
+        let mut cmd = redis::cmd("FCALL");
+        let nkeys = scopes.len() + if budget.is_some() { 3 } else { 0 };
+        cmd.arg(ADMIT).arg(nkeys);
+        for (key, _, _) in scopes {
+            cmd.arg(key);
+        }
+        if let Some((b, _)) = budget {
+            cmd.arg(&b.spend_key).arg(&b.hash_key).arg(&b.zset_key);
+        }
+        cmd.arg(scopes.len());
+        for (_, cost, cap) in scopes {
+            cmd.arg(*cost).arg(*cap);
+        }
+        if let Some((b, id)) = budget {
+            cmd.arg(format!("{:.9}", b.usd))
+                .arg(format!("{:.9}", b.budget_usd))
+                .arg(format!("{:.9}", b.seed_spent))
+                .arg(b.spend_ttl_s)
+                .arg(id)
+                .arg(self.config.reservation_ttl_s * 1000);
+        }
+        let reply: Vec<String> = self.call(&cmd).await?;
+        parse_admit(&reply)
+    }
+
+    /// Runs `sluice_v1_settle` for a finished request. Errors are logged: an unsettled
+    /// reservation expires after `reservation_ttl_s`.
+    pub async fn settle(&self, t: &Settlement, actual_tokens: u64, cost_usd: f64) {
+        let mut cmd = redis::cmd("FCALL");
+        let nkeys = t.token_buckets.len() + if t.budget.is_some() { 3 } else { 0 };
+        cmd.arg(SETTLE).arg(nkeys);
+        for (key, _) in &t.token_buckets {
+            cmd.arg(key);
+        }
+        if let Some((b, _)) = &t.budget {
+            cmd.arg(&b.spend_key).arg(&b.hash_key).arg(&b.zset_key);
+        }
+        cmd.arg(t.token_buckets.len());
+        let delta = actual_tokens as i64 - t.charged_tokens as i64;
+        for (_, cap) in &t.token_buckets {
+            cmd.arg(delta).arg(*cap);
+        }
+        if let Some((b, id)) = &t.budget {
+            cmd.arg(id)
+                .arg(format!("{:.9}", cost_usd.max(0.0)))
+                .arg(b.spend_ttl_s);
+        }
+        if let Err(e) = self.call::<i64>(&cmd).await {
+            tracing::warn!(error = %e, "coordinator settle failed; the reservation expires on its own");
+        }
+    }
+
+    async fn call<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        let mut c = self.conn.clone();
+        let e = match cmd.query_async::<T>(&mut c).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.to_string().contains("Function not found") => {
+                // The server lost its functions (restarted empty): load them, ask again.
+                self.load_library().await?;
+                match cmd.query_async::<T>(&mut c).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        // A lost connection marks the server down until the probe reaches it again; a slow
+        // answer (timeout) only fails this call.
+        if !e.is_timeout()
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
+        {
+            self.set_down(&e.to_string());
+        }
+        Err(e.to_string())
+    }
+
+    /// Key of one scope's bucket: `PREFIX:rl:SCOPE:requests:LIMIT` or `…:tokens:LIMIT` (the
+    /// limit is in the name, so a changed limit starts a fresh bucket, as in-process).
+    pub fn bucket_key(&self, scope: &str, what: &str, limit: u32) -> String {
+        format!("{}:rl:{scope}:{what}:{limit}", self.config.prefix)
+    }
+
+    /// Keys of a key's budget: spend this period (from `period_start_ms`), reservations.
+    pub fn budget_keys(&self, key_id: &str, period_start_ms: i64) -> [String; 3] {
+        let p = &self.config.prefix;
+        [
+            format!("{p}:spend:{key_id}:{period_start_ms}"),
+            format!("{p}:resv:{key_id}"),
+            format!("{p}:resvz:{key_id}"),
+        ]
+    }
+}
+
+fn parse_admit(reply: &[String]) -> Result<Answer, String> {
+    let num = |i: usize| -> Result<f64, String> {
+        reply
+            .get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or_else(|| format!("{ADMIT}: unexpected reply {reply:?}"))
+    };
+    match (
+        reply.first().map(String::as_str),
+        reply.get(1).map(String::as_str),
+    ) {
+        (Some("1"), _) => (1..reply.len())
+            .map(num)
+            .collect::<Result<_, _>>()
+            .map(Answer::Admitted),
+        (Some("0"), Some("rate")) => Ok(Answer::Rate {
+            index: (num(2)? as usize).saturating_sub(1),
+            wait_ms: num(3)?.max(0.0) as u64,
+        }),
+        (Some("0"), Some("budget")) => Ok(Answer::Budget {
+            spent: num(2)?,
+            reserved: num(3)?,
+        }),
+        _ => Err(format!("{ADMIT}: unexpected reply {reply:?}")),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admit_replies_parse() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(
+            matches!(parse_admit(&s(&["1", "29.000", "940.5"])), Ok(Answer::Admitted(l)) if l == [29.0, 940.5])
+        );
+        assert!(matches!(
+            parse_admit(&s(&["0", "rate", "2", "1500"])),
+            Ok(Answer::Rate {
+                index: 1,
+                wait_ms: 1500
+            })
+        ));
+        assert!(matches!(
+            parse_admit(&s(&["0", "budget", "0.090000", "0.004"])),
+            Ok(Answer::Budget { spent, reserved }) if spent == 0.09 && reserved == 0.004
+        ));
+        assert!(parse_admit(&s(&["x"])).is_err());
+        assert!(LIBRARY.starts_with("#!lua name=sluice_v1\n"));
+    }
+}

@@ -1,0 +1,126 @@
+#!lua name=sluice_v1
+-- Sluice's coordinator functions (docs/scaling.md). Loaded with FUNCTION LOAD by every
+-- replica; called with FCALL. Any change of behaviour or reply shape needs a new library and
+-- function names (sluice_v2, sluice_v2_admit, ...), so replicas of two releases can run side
+-- by side during a rolling upgrade, each calling its own version over the same keys.
+--
+-- Buckets (rate limits): a hash {level, at}. A bucket of capacity `cap` per minute starts
+-- full, refills continuously at cap per 60 s up to cap, and may go below zero (debt) when
+-- settled usage exceeds the estimate. `at` is the server's clock (TIME) in microseconds, so
+-- replicas' clocks never matter.
+--
+-- Budgets: a string key holding the USD spent this period, and the reservations of requests
+-- in flight: a hash {id -> usd} and a sorted set {id -> expiry, ms}. Expired reservations (a
+-- replica died mid-request) are dropped before every budget decision.
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function bucket_level(key, cap, now)
+  local v = redis.call('HMGET', key, 'level', 'at')
+  local level, at = tonumber(v[1]), tonumber(v[2])
+  if level == nil or at == nil then
+    return cap
+  end
+  local elapsed = now - at
+  if elapsed < 0 then
+    elapsed = 0
+  end
+  return math.min(cap, level + elapsed * cap / 60000000)
+end
+
+local function bucket_store(key, level, cap, now)
+  redis.call('HSET', key, 'level', string.format('%.6f', level), 'at', string.format('%d', now))
+  -- Once full again the bucket is the same as no bucket: let it expire then (plus a margin).
+  local secs = math.ceil((cap - level) * 60 / cap) + 60
+  redis.call('EXPIRE', key, secs)
+end
+
+-- Drops expired reservations; returns the sum of the live ones, USD.
+local function live_reserved(hkey, zkey, now_ms)
+  local dead = redis.call('ZRANGEBYSCORE', zkey, '-inf', now_ms)
+  if #dead > 0 then
+    redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now_ms)
+    redis.call('HDEL', hkey, unpack(dead))
+  end
+  local sum = 0
+  for _, v in ipairs(redis.call('HVALS', hkey)) do
+    sum = sum + tonumber(v)
+  end
+  return sum
+end
+
+-- sluice_v1_admit: one request's admission, all or nothing.
+-- KEYS: n bucket keys, then (when budgeted) spend key, reservation hash, reservation zset.
+-- ARGV: n, then cost_1, cap_1, ..., cost_n, cap_n, then (when budgeted) usd, budget_usd,
+--       seed_spent_usd, spend_ttl_s, reservation_id, reservation_ttl_ms.
+-- Reply: {1, level_1, ..., level_n} (levels after charging, as strings)
+--     or {0, 'rate', i, wait_ms}: bucket i (1-based) lacks the cost; it is there in wait_ms
+--     or {0, 'budget', spent, reserved} (USD, as strings).
+local function admit(keys, args)
+  local n = tonumber(args[1])
+  local now = now_us()
+  local levels = {}
+  for i = 1, n do
+    local cost, cap = tonumber(args[2 * i]), tonumber(args[2 * i + 1])
+    local level = bucket_level(keys[i], cap, now)
+    if cost > level then
+      return {0, 'rate', i, math.ceil((cost - level) * 60000 / cap)}
+    end
+    levels[i] = level - cost
+  end
+  local b = 2 * n + 2
+  if #keys > n then
+    local usd, budget, seed = tonumber(args[b]), tonumber(args[b + 1]), args[b + 2]
+    local spend_key, hkey, zkey = keys[n + 1], keys[n + 2], keys[n + 3]
+    redis.call('SET', spend_key, seed, 'NX', 'EX', tonumber(args[b + 3]))
+    local spent = tonumber(redis.call('GET', spend_key))
+    local reserved = live_reserved(hkey, zkey, math.floor(now / 1000))
+    if spent + reserved + usd > budget then
+      return {0, 'budget', string.format('%.6f', spent), string.format('%.6f', reserved)}
+    end
+    local id, ttl_ms = args[b + 4], tonumber(args[b + 5])
+    redis.call('HSET', hkey, id, string.format('%.9f', usd))
+    redis.call('ZADD', zkey, math.floor(now / 1000) + ttl_ms, id)
+    redis.call('PEXPIRE', hkey, ttl_ms + 60000)
+    redis.call('PEXPIRE', zkey, ttl_ms + 60000)
+  end
+  local reply = {1}
+  for i = 1, n do
+    bucket_store(keys[i], levels[i], tonumber(args[2 * i + 1]), now)
+    reply[i + 1] = string.format('%.3f', levels[i])
+  end
+  return reply
+end
+
+-- sluice_v1_settle: a finished request's real usage.
+-- KEYS: n token-bucket keys, then (when budgeted) spend key, reservation hash and zset.
+-- ARGV: n, then delta_1, cap_1, ... (tokens used minus tokens charged at admission; may be
+--       negative), then (when budgeted) reservation_id, cost_usd, spend_ttl_s.
+-- Reply: the number of buckets settled.
+local function settle(keys, args)
+  local n = tonumber(args[1])
+  local now = now_us()
+  for i = 1, n do
+    local delta, cap = tonumber(args[2 * i]), tonumber(args[2 * i + 1])
+    local level = bucket_level(keys[i], cap, now)
+    bucket_store(keys[i], math.min(cap, level - delta), cap, now)
+  end
+  local b = 2 * n + 2
+  if #keys > n then
+    local spend_key, hkey, zkey = keys[n + 1], keys[n + 2], keys[n + 3]
+    local id, cost = args[b], tonumber(args[b + 1])
+    redis.call('HDEL', hkey, id)
+    redis.call('ZREM', zkey, id)
+    if cost > 0 then
+      redis.call('INCRBYFLOAT', spend_key, string.format('%.9f', cost))
+      redis.call('EXPIRE', spend_key, tonumber(args[b + 2]))
+    end
+  end
+  return n
+end
+
+redis.register_function('sluice_v1_admit', admit)
+redis.register_function('sluice_v1_settle', settle)
