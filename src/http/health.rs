@@ -39,18 +39,34 @@ async fn ready(State(gw): State<Gateway>) -> Response {
     });
     let results = futures_util::future::join_all(probes).await;
     let any = results.is_empty() || results.iter().any(|r| r["reachable"] == json!(true));
-    let status = if any {
+    let (log, log_ready) = log_writer(&gw);
+    let ready = any && log_ready;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        axum::Json(
-            json!({"status": if any {"ready"} else {"unavailable"}, "deployments": results}),
-        ),
-    )
-        .into_response()
+    let mut body =
+        json!({"status": if ready {"ready"} else {"unavailable"}, "deployments": results});
+    if let Some(log) = log {
+        body["log"] = log;
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// The request-log writer's part of `/health/ready`: `{backend, state, spill_pending,
+/// rows_spilled, rows_dropped, last_error}` (`None` without a log), and whether the replica
+/// may take traffic. `state` is `ok`, `spilling` (the store refuses writes; rows go to the
+/// local spill file and nothing is lost — still ready, so answers keep flowing) or `failing`
+/// (neither the store nor the spill file takes rows — not ready, so a load balancer sends
+/// requests elsewhere).
+pub fn log_writer(gw: &Gateway) -> (Option<serde_json::Value>, bool) {
+    let Some(log) = gw.recorder().log() else {
+        return (None, true);
+    };
+    let h = log.health();
+    let ready = h.state != crate::store::writer::WriterState::Failing;
+    (Some(json!(h)), ready)
 }
 
 /// `GET /metrics`: Prometheus/OpenMetrics text (the admin layer runs first).
