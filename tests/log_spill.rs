@@ -74,6 +74,12 @@ impl LogStore for Injected {
     fn spend_since(&mut self, f: i64) -> Result<Vec<SpendDay>, StoreError> {
         self.inner.spend_since(f)
     }
+    fn replay_rows(
+        &mut self,
+        sel: &sluice::store::backend::ReplaySelect,
+    ) -> Result<Vec<Vec<rusqlite::types::Value>>, StoreError> {
+        self.inner.replay_rows(sel)
+    }
 }
 
 struct Rig {

@@ -259,6 +259,19 @@ async fn three_replicas_write_one_verifiable_log_and_one_spend() {
         .await
         .unwrap();
     assert_eq!(usage["total"]["requests"], 30);
+    // `sluice replay` reads the row from PostgreSQL (the replica's config names it).
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["replay", "req-4", "--config"])
+        .arg(dir.path().join("sluice-1.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("run 1: identical"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -213,3 +213,37 @@ pub fn redact_url(url: &str) -> String {
         Err(_) => "postgres://(unparsable url)".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_needs_a_postgres_url_and_the_spill_file_has_a_default() {
+        let mut c = LogConfig {
+            backend: LogBackend::Postgres,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().0, "log.url");
+        c.url = Some("mysql://x".into());
+        assert_eq!(c.validate().unwrap_err().0, "log.url");
+        c.url = Some("postgres://sluice:secret@db:5432/sluice".into());
+        assert!(c.validate().is_ok());
+        assert_eq!(c.describe(), "postgres://sluice:***@db:5432/sluice");
+        assert_eq!(c.spill_file(), PathBuf::from("./sluice-spill.jsonl"));
+        let s = LogConfig {
+            url: Some("postgres://db/x".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.validate().unwrap_err().0, "log.url");
+        assert_eq!(
+            LogConfig::default().spill_file(),
+            PathBuf::from("./sluice.db.spill.jsonl")
+        );
+        let q = LogConfig {
+            queue_bytes: 10,
+            ..Default::default()
+        };
+        assert_eq!(q.validate().unwrap_err().0, "log.queue_bytes");
+    }
+}

@@ -170,6 +170,28 @@ pub struct SpendDay {
     pub remote_usd: f64,
 }
 
+/// Which rows `sluice replay` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySelect {
+    /// The row with this request id (the latest when an id repeats) or, when it is a number,
+    /// this `seq`.
+    One(String),
+    /// Successful chat/completion/bridged rows started at or after `from_ms`, newest first,
+    /// of `model` when given, at most `limit`, never earlier replays (`replay-…` ids).
+    Since {
+        /// Unix ms.
+        from_ms: i64,
+        /// Requested model.
+        model: Option<String>,
+        /// Most rows.
+        limit: u32,
+    },
+}
+
+/// The columns [`LogStore::replay_rows`] returns, in order.
+pub const REPLAY_COLUMNS: &str = "id, endpoint, deployment, log_mode, request_body, \
+     response_content, response_tool_calls, response_hash, request_hash, fingerprint, sampling";
+
 /// A log store. Implemented by [`super::sqlite::SqliteStore`] and [`super::pg::PgStore`].
 pub trait LogStore: Send {
     /// `sqlite` or `postgres` (for messages).
@@ -206,6 +228,8 @@ pub trait LogStore: Send {
     fn revoke_key(&mut self, id_or_name: &str) -> Result<bool, StoreError>;
     /// Spend per key and day since `from_ms`.
     fn spend_since(&mut self, from_ms: i64) -> Result<Vec<SpendDay>, StoreError>;
+    /// The [`REPLAY_COLUMNS`] of the rows `sel` names.
+    fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError>;
 }
 
 #[cfg(test)]

@@ -229,6 +229,12 @@ mod tests {
         ) -> Result<Vec<super::super::backend::SpendDay>, StoreError> {
             unimplemented!()
         }
+        fn replay_rows(
+            &mut self,
+            _: &super::super::backend::ReplaySelect,
+        ) -> Result<Vec<Vec<Value>>, StoreError> {
+            unimplemented!()
+        }
     }
 
     #[test]

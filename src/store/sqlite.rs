@@ -2,10 +2,13 @@
 //! connection to the file at `log.path`.
 
 use super::StoreError;
-use super::backend::{KeyRow, LogStore, PreparedRow, SpendDay, UsageFact};
+use super::backend::{
+    KeyRow, LogStore, PreparedRow, REPLAY_COLUMNS, ReplaySelect, SpendDay, UsageFact,
+};
 use super::chain::{self, Purged, Verdict};
 use super::query::{self, Bucket, GroupBy, LogFilter};
 use super::row::{self, LogRow};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// The log in a SQLite file.
@@ -155,6 +158,46 @@ impl LogStore for SqliteStore {
             });
         }
         Ok(out)
+    }
+
+    fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
+        replay_rows(&self.conn, sel)
+    }
+}
+
+fn replay_rows(conn: &Connection, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
+    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Vec<Value>> {
+        (0..11).map(|i| r.get::<_, Value>(i)).collect()
+    };
+    match sel {
+        ReplaySelect::One(id) => {
+            let seq: i64 = id.parse().unwrap_or(-1);
+            let found = conn
+                .query_row(
+                    &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE id = ?1 OR seq = ?2 ORDER BY seq DESC LIMIT 1"),
+                    params![id, seq],
+                    read,
+                )
+                .optional()?;
+            Ok(found.into_iter().collect())
+        }
+        ReplaySelect::Since {
+            from_ms,
+            model,
+            limit,
+        } => {
+            let sql = format!(
+                "SELECT {REPLAY_COLUMNS} FROM requests WHERE started_ms >= ?1 AND status = 200 \
+                 AND endpoint IN ('chat', 'text_completion', 'responses', 'messages') \
+                 AND (?2 IS NULL OR requested_model = ?2) \
+                 AND id NOT LIKE 'replay-%' ORDER BY seq DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(params![from_ms, model, limit], read)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        }
     }
 }
 

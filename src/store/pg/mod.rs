@@ -16,7 +16,7 @@
 mod read;
 
 use super::StoreError;
-use super::backend::{KeyRow, LogStore, PreparedRow, SpendDay, UsageFact};
+use super::backend::{KeyRow, LogStore, PreparedRow, ReplaySelect, SpendDay, UsageFact};
 use super::chain::{Purged, Verdict};
 use super::query::{Bucket, GroupBy, LogFilter};
 use super::row::{self, LogRow};
@@ -363,5 +363,9 @@ impl LogStore for PgStore {
 
     fn spend_since(&mut self, from_ms: i64) -> Result<Vec<SpendDay>, StoreError> {
         self.with(|c| read::spend_since(c, from_ms))
+    }
+
+    fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
+        self.with(|c| read::replay_rows(c, sel))
     }
 }

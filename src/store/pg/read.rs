@@ -1,7 +1,7 @@
 //! The reads of the PostgreSQL store: rows, the chain walk, usage, the timeline, keys, spend.
 
 use super::super::StoreError;
-use super::super::backend::{KeyRow, SpendDay, UsageFact};
+use super::super::backend::{KeyRow, REPLAY_COLUMNS, ReplaySelect, SpendDay, UsageFact};
 use super::super::chain::{self, Verdict};
 use super::super::query::{self, Bucket, GroupBy, LogFilter, StatusFilter};
 use super::super::row::{HASHED_COLUMNS, LogRow, select_list};
@@ -344,4 +344,31 @@ pub fn spend_since(c: &mut Client, from_ms: i64) -> Result<Vec<SpendDay>, StoreE
             remote_usd: r.get(3),
         })
         .collect())
+}
+
+/// The [`REPLAY_COLUMNS`] of the rows `sel` names.
+pub fn replay_rows(c: &mut Client, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
+    let found = match sel {
+        ReplaySelect::One(id) => {
+            let seq: i64 = id.parse().unwrap_or(-1);
+            c.query(
+                &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE id = $1 OR seq = $2 ORDER BY seq DESC LIMIT 1"),
+                &[id, &seq],
+            )?
+        }
+        ReplaySelect::Since {
+            from_ms,
+            model,
+            limit,
+        } => c.query(
+            &format!(
+                "SELECT {REPLAY_COLUMNS} FROM requests WHERE started_ms >= $1 AND status = 200 \
+                 AND endpoint IN ('chat', 'text_completion', 'responses', 'messages') \
+                 AND ($2::text IS NULL OR requested_model = $2) \
+                 AND id NOT LIKE 'replay-%' ORDER BY seq DESC LIMIT $3"
+            ),
+            &[from_ms, model, &i64::from(*limit)],
+        )?,
+    };
+    found.iter().map(values).collect()
 }
