@@ -36,8 +36,20 @@ pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, Stor
         let mut stmt = tx.prepare_cached(&insert_sql())?;
         for r in rows {
             seq += 1;
-            let (values, hash) = chain::link(&prev, seq, r);
-            stmt.execute(rusqlite::params_from_iter(values))?;
+            // Bound by reference: the row's text is hashed and written without a copy.
+            let seq_value = Value::Integer(seq);
+            let hashed: Vec<&Value> = std::iter::once(&seq_value).chain(&r.values).collect();
+            let refs: Vec<rusqlite::types::ValueRef<'_>> = hashed
+                .iter()
+                .map(|v| rusqlite::types::ValueRef::from(*v))
+                .collect();
+            let hash = chain::row_hash(&prev, &chain::canonical(&refs));
+            let (prev_value, hash_value) = (Value::Text(prev), Value::Text(hash.clone()));
+            let all = hashed
+                .into_iter()
+                .chain([&prev_value, &hash_value])
+                .chain(&r.repro);
+            stmt.execute(rusqlite::params_from_iter(all))?;
             prev = hash;
         }
     }
