@@ -80,6 +80,12 @@ impl LogStore for Injected {
     ) -> Result<Vec<Vec<rusqlite::types::Value>>, StoreError> {
         self.inner.replay_rows(sel)
     }
+    fn series(
+        &mut self,
+        q: &sluice::store::series::SeriesQuery,
+    ) -> Result<Vec<sluice::store::series::Point>, StoreError> {
+        self.inner.series(q)
+    }
 }
 
 struct Rig {

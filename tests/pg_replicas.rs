@@ -429,7 +429,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("schema is at version 99, newer than this Sluice knows (version 4)"),
+        err.contains("schema is at version 99, newer than this Sluice knows (version 5)"),
         "{err}"
     );
     // PostgreSQL, the same.
@@ -453,7 +453,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the postgres log's schema is at version 99, newer than this Sluice knows (version 4)"
+            "the postgres log's schema is at version 99, newer than this Sluice knows (version 5)"
         ),
         "{err}"
     );
@@ -518,6 +518,7 @@ impl Cluster {
 async fn log_state(r: &Replica) -> Value {
     let v: Value = client()
         .get(r.url("/health/ready"))
+        .bearer_auth(MASTER)
         .send()
         .await
         .unwrap()
@@ -673,7 +674,7 @@ fn chain_lock_cost() {
         values[30] = V::Text("y".repeat(300));
         PreparedRow {
             values,
-            repro: vec![V::Null; 3],
+            repro: vec![V::Null; 5],
         }
     };
     let run = |urls: Vec<String>| -> f64 {

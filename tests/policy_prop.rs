@@ -237,7 +237,7 @@ routing:
 fn planted(item: String) -> impl Strategy<Value = (&'static str, serde_json::Value)> {
     let chat = |v: serde_json::Value| ("/v1/chat/completions", v);
     let base = || json!({"model": "default", "messages": [{"role": "user", "content": "hello"}]});
-    (0usize..20, "[a-z]{1,8}", 0usize..4).prop_map(move |(site, key, depth)| {
+    (0usize..24, "[a-z]{1,8}", 0usize..4).prop_map(move |(site, key, depth)| {
         let it = item.clone();
         let mut nested = json!(it.clone());
         for _ in 0..depth {
@@ -276,6 +276,15 @@ fn planted(item: String) -> impl Strategy<Value = (&'static str, serde_json::Val
                 "messages": [{"role": "user", "content": "hi"},
                     {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": it}]}]})),
+            // Fields only a native route carries (the chat bridge leaves them out).
+            19 => ("/v1/messages", json!({"model": "default", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}],
+                format!("x_{key}"): nested, "context_management": {"note": it}})),
+            20 => ("/v1/messages", json!({"model": "default", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "web_search_20250305", "name": "web_search", "user_location": {"type": "approximate", "city": it}}]})),
+            21 => ("/v1/responses", json!({"model": "default", "store": false, "input": "hi",
+                "client_metadata": { key.clone(): it }, format!("x_{key}"): nested})),
+            22 => ("/v1/responses", json!({"model": "default", "store": false, "input": "hi",
+                "tools": [{"type": "web_search", "user_location": {"type": "approximate", "city": it}}]})),
             _ => ("/v1/embeddings", json!({"model": "default", "input": "x", "user": it})),
         }
     })
@@ -283,8 +292,9 @@ fn planted(item: String) -> impl Strategy<Value = (&'static str, serde_json::Val
 
 /// Property (issue 15): an item planted anywhere a request can carry text — known fields,
 /// unknown fields at any depth, `extra_body`, tools, schemas, metadata; chat, completions and
-/// embeddings, and Responses and Messages bridged to chat — never reaches the remote mock; the
-/// local one answers. 500 cases here; `SLUICE_PII_CASES=10000` for the long run.
+/// embeddings, and Responses and Messages, whose remote candidates include a native
+/// `anthropic` deployment and a native `responses` one (fields only the native body carries
+/// included) — never reaches the remote mock; the local one answers. 500 cases here; `SLUICE_PII_CASES=10000` for the long run.
 #[test]
 fn pii_planted_at_any_path_never_reaches_a_remote_mock() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -310,6 +320,17 @@ fn pii_planted_at_any_path_never_reaches_a_remote_mock() {
     base_url: {}
     model: m
     hosting: remote
+  - name: remote-claude
+    provider: anthropic
+    base_url: {}
+    model: claude-x
+    hosting: remote
+  - name: remote-responses
+    provider: openai
+    base_url: {}
+    model: m
+    hosting: remote
+    supports: [responses]
   - name: local
     provider: openai
     base_url: {}
@@ -317,8 +338,10 @@ fn pii_planted_at_any_path_never_reaches_a_remote_mock() {
     hosting: local
 models:
   - name: default
-    deployments: [remote, local]
+    deployments: [remote-claude, remote-responses, remote, local]
 {YAML_POLICY}",
+            remote.url("/v1"),
+            remote.url(""),
             remote.url("/v1"),
             local.url("/v1"),
         );

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs Sluice's whole test suite on a fresh machine:
 #  1. installs what the tests need when it is missing: Debian's `chromium` (the /ui test drives
-#     a real headless browser) and a Python virtual environment with the official `openai`
-#     and `anthropic` packages and pytest (the SDK tests);
-#     Also Debian's `postgresql` (the shared-store tests, tests/pg_replicas.rs): a throwaway
+#     a real headless browser), `podman` + `buildah` + `runc` (the container test) and a
+#     Python virtual environment with the official `openai` and `anthropic` packages and
+#     pytest (the SDK tests) and `kubernetes-validate` (the deploy/k8s test);
+#     also Debian's `postgresql` (the shared-store tests, tests/pg_replicas.rs): a throwaway
 #     cluster is started on 127.0.0.1 (tests/support/pg.sh, data in a temp folder), exported
 #     as DATABASE_URL with SLUICE_REQUIRE_PG=1 (so those tests fail rather than skip), and
 #     stopped by PID on exit;
@@ -17,6 +18,17 @@ cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium (Debian package) for the /ui test" >&2
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+# The container test (tests/container.rs) builds and runs the image with Debian's podman and
+# runc; no registry is reachable, so the image is FROM scratch (deploy/build-image.sh).
+if ! command -v podman >/dev/null 2>&1; then
+  echo "installing podman, buildah and runc (Debian packages) for the container test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc >/dev/null \
+    || echo "podman could not be installed: tests/container.rs will skip (it fails under CI)" >&2
+fi
+if command -v podman >/dev/null 2>&1 && [ ! -f /etc/containers/containers.conf ]; then
+  mkdir -p /etc/containers
+  printf '[containers]\n# The sandbox allows no ulimit changes.\ndefault_ulimits = []\n' > /etc/containers/containers.conf
 fi
 VENV="${SLUICE_VENV:-$PWD/.venv}"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens, kubernetes_validate' 2>/dev/null; then

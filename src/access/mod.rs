@@ -8,6 +8,7 @@ pub mod auth;
 pub mod budget;
 pub mod keys;
 pub mod limits;
+pub mod session;
 pub mod validate;
 
 use crate::api::ApiError;
@@ -25,6 +26,9 @@ pub struct Access {
     keys: ConfigKeys,
     master_hash: Option<[u8; 32]>,
     limits_by_model: Arc<std::collections::BTreeMap<String, crate::config::RateLimitConfig>>,
+    /// For each deployment that is not also a model name: the models listing it (their
+    /// limits apply when it is addressed directly, see [`Config::model_scopes`]).
+    owners: Arc<std::collections::BTreeMap<String, Vec<String>>>,
     /// Rate limiters (keys, models, deployments).
     pub limits: Arc<Limits>,
     /// Keys kept in the database (empty without a request log).
@@ -33,6 +37,10 @@ pub struct Access {
     state_db: Option<Arc<Mutex<rusqlite::Connection>>>,
     spend: Arc<Spend>,
     reservations: Arc<budget::Reservations>,
+    /// `/ui` login sessions.
+    pub sessions: Arc<session::Sessions>,
+    /// Failed `/ui` logins per client address.
+    pub login_throttle: Arc<session::LoginThrottle>,
 }
 
 impl Access {
@@ -52,12 +60,25 @@ impl Access {
             keys,
             master_hash,
             limits_by_model: Arc::new(config.limits.models.clone()),
+            owners: Arc::new(
+                config
+                    .deployments
+                    .iter()
+                    .map(|d| {
+                        let scopes = config.model_scopes(&d.name);
+                        let owners = scopes[1..].iter().map(|m| m.to_string()).collect();
+                        (d.name.clone(), owners)
+                    })
+                    .collect(),
+            ),
             limits: Arc::new(Limits::default()),
             db_keys: Arc::default(),
             key_db: None,
             state_db: None,
             spend,
             reservations: Arc::default(),
+            sessions: Arc::default(),
+            login_throttle: Arc::default(),
         })
     }
 
@@ -95,7 +116,27 @@ impl Access {
                 ));
             }
         };
-        let hash = auth::hash_key(&key);
+        self.authenticate_hash(master, &auth::hash_key(&key))
+    }
+
+    /// Whether a master key is set (then every route needs a key).
+    pub fn has_master_key(&self) -> bool {
+        self.master_hash.is_some()
+    }
+
+    /// The principal of the key whose SHA-256 is `hash`, checked now (a `/ui` session keeps
+    /// only the hash: a key revoked or expired since the login stops its sessions).
+    ///
+    /// Errors: 401 when no master key is set, or the key is unknown, revoked or expired.
+    pub fn authenticate_key_hash(&self, hash: &[u8; 32]) -> Result<Principal, ApiError> {
+        match &self.master_hash {
+            Some(master) => self.authenticate_hash(master, hash),
+            None => Err(auth::unauthorized("Incorrect API key provided.")),
+        }
+    }
+
+    fn authenticate_hash(&self, master: &[u8; 32], hash: &[u8; 32]) -> Result<Principal, ApiError> {
+        let hash = *hash;
         if auth::hashes_equal(master, &hash) {
             return Ok(Principal {
                 key_id: Some("master".into()),
@@ -268,7 +309,8 @@ impl Access {
         .with_code("budget_exceeded"))
     }
 
-    /// Checks the caller's model permission and the key and model rate limits, charging
+    /// Checks the caller's model permission and the key and model rate limits (of the
+    /// requested model, and of every model listing a deployment addressed by name), charging
     /// `prompt_tokens` (an estimate) to token limits.
     ///
     /// Errors: 403 `model_not_allowed`; 429 `rate_limit_exceeded` (with headers).
@@ -309,13 +351,15 @@ impl Access {
                 headers = st.headers();
             }
         }
-        if let Some(l) = self.limits_by_model.get(model)
-            && let Some(st) =
-                self.limits
-                    .check(&format!("model:{model}"), l.rpm, l.tpm, prompt_tokens)?
-            && headers.is_empty()
-        {
-            headers = st.headers();
+        for scope in self.model_scopes(model) {
+            if let Some(l) = self.limits_by_model.get(scope)
+                && let Some(st) =
+                    self.limits
+                        .check(&format!("model:{scope}"), l.rpm, l.tpm, prompt_tokens)?
+                && headers.is_empty()
+            {
+                headers = st.headers();
+            }
         }
         Ok(headers)
     }
@@ -347,10 +391,22 @@ impl Access {
             self.limits
                 .settle_tokens(&format!("key:{id}"), tpm, estimated, actual);
         }
-        if let Some(tpm) = self.limits_by_model.get(model).and_then(|l| l.tpm) {
-            self.limits
-                .settle_tokens(&format!("model:{model}"), tpm, estimated, actual);
+        for scope in self.model_scopes(model) {
+            if let Some(tpm) = self.limits_by_model.get(scope).and_then(|l| l.tpm) {
+                self.limits
+                    .settle_tokens(&format!("model:{scope}"), tpm, estimated, actual);
+            }
         }
+    }
+
+    /// The model scopes of a requested name: itself, plus the models listing it when it is a
+    /// deployment addressed directly.
+    fn model_scopes<'a>(&'a self, model: &'a str) -> Vec<&'a str> {
+        let mut out = vec![model];
+        if let Some(owners) = self.owners.get(model) {
+            out.extend(owners.iter().map(String::as_str));
+        }
+        out
     }
 }
 

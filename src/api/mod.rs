@@ -11,6 +11,8 @@
 pub mod error;
 pub mod extra_body;
 pub mod messages;
+pub mod native;
+pub mod native_summary;
 pub mod request;
 pub mod responses;
 pub mod summary;

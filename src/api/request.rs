@@ -1,6 +1,7 @@
 //! The request a provider receives, whatever the inbound route: which endpoint it came in on
 //! and the typed body.
 
+use super::native::NativeRequest;
 use super::visit::{Leaf, Visit, visit};
 use super::{ChatCompletionRequest, GenericRequest};
 
@@ -42,6 +43,9 @@ pub enum RequestBody {
     Chat(ChatCompletionRequest),
     /// A legacy completion or an embeddings request.
     Generic(GenericRequest),
+    /// A Messages or Responses request: native body and chat translation (see
+    /// [`super::native`]).
+    Native(Box<NativeRequest>),
 }
 
 impl RequestBody {
@@ -50,6 +54,7 @@ impl RequestBody {
         match self {
             RequestBody::Chat(r) => &r.model,
             RequestBody::Generic(r) => &r.model,
+            RequestBody::Native(r) => r.model(),
         }
     }
 
@@ -58,6 +63,7 @@ impl RequestBody {
         match self {
             RequestBody::Chat(r) => r.is_stream(),
             RequestBody::Generic(r) => r.is_stream(),
+            RequestBody::Native(r) => r.is_stream(),
         }
     }
 
@@ -66,6 +72,8 @@ impl RequestBody {
         match self {
             RequestBody::Chat(r) => r.wants_stream_usage(),
             RequestBody::Generic(r) => r.wants_stream_usage(),
+            // A bridged route's chat stream: the translation asks for usage.
+            RequestBody::Native(r) => r.bridged.as_ref().is_ok_and(|c| c.wants_stream_usage()),
         }
     }
 
@@ -79,6 +87,21 @@ impl RequestBody {
                 .get("max_completion_tokens")
                 .or_else(|| r.extra.get("max_tokens"))
                 .and_then(serde_json::Value::as_u64),
+            RequestBody::Native(r) => r.max_output_tokens(),
+        }
+    }
+
+    /// The end user the body names: chat `user`, Messages `metadata.user_id`, Responses
+    /// `user`.
+    pub fn user(&self) -> Option<String> {
+        match self {
+            RequestBody::Chat(r) => r.user.clone(),
+            RequestBody::Generic(r) => r
+                .extra
+                .get("user")
+                .and_then(|u| u.as_str())
+                .map(str::to_string),
+            RequestBody::Native(r) => r.user(),
         }
     }
 

@@ -51,6 +51,7 @@ pub fn visit<'a>(body: &'a RequestBody, v: &mut impl Visit<'a>) {
     match body {
         RequestBody::Chat(r) => read::chat(r, &mut p, &mut sink),
         RequestBody::Generic(r) => read::generic(r, &mut p, &mut sink),
+        RequestBody::Native(r) => read::native(&r.body, &mut p, &mut sink),
     }
 }
 
@@ -61,6 +62,7 @@ pub fn visit_mut(body: &mut RequestBody, v: &mut impl VisitMut) {
     match body {
         RequestBody::Chat(r) => write::chat(r, &mut p, &mut sink),
         RequestBody::Generic(r) => write::generic(r, &mut p, &mut sink),
+        RequestBody::Native(r) => write::native(&mut r.body, &mut p, &mut sink),
     }
 }
 
@@ -302,6 +304,57 @@ macro_rules! traversal {
                     let at = p.key(k);
                     keyed(Some(k), v, p, s, leaf);
                     p.back(at);
+                }
+            }
+
+            /// A native Messages or Responses body: every field but the top-level `model`,
+            /// strings under a conversation key ([`super::super::native::is_content_key`])
+            /// as [`Leaf::Content`].
+            pub(super) fn native<$($lt,)? V: $bound>(
+                body: & $($lt)? $($m)? Map<String, Value>,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+            ) {
+                for (k, v) in body {
+                    if k == "model" {
+                        continue;
+                    }
+                    let at = p.key(k);
+                    by_key(k, v, p, s);
+                    p.back(at);
+                }
+            }
+
+            fn by_key<$($lt,)? V: $bound>(
+                key: &str,
+                v: & $($lt)? $($m)? Value,
+                p: &mut Path,
+                s: &mut $sink<'_, V>,
+            ) {
+                match v {
+                    Value::String(x) => {
+                        let leaf = if super::super::native::is_content_key(key) {
+                            Leaf::Content
+                        } else {
+                            Leaf::Other
+                        };
+                        s.leaf(p, Some(key), leaf, x);
+                    }
+                    Value::Array(items) => {
+                        for (i, x) in items.into_iter().enumerate() {
+                            let j = p.index(i);
+                            by_key(key, x, p, s);
+                            p.back(j);
+                        }
+                    }
+                    Value::Object(m) => {
+                        for (k, x) in m {
+                            let at = p.key(k);
+                            by_key(k, x, p, s);
+                            p.back(at);
+                        }
+                    }
+                    _ => {}
                 }
             }
 

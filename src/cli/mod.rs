@@ -1,8 +1,9 @@
 //! The `sluice` command line (clap): `serve`, `check`, `explain` (in
 //! [`crate::gateway::explain`]), `replay` (in [`crate::repro::replay`]), `keys` ([`keys`]), and
-//! the log commands (`logs`, `show`, `usage`, `export`, `purge`, `log verify`; in
+//! `import litellm` ([`import`]), the log commands (`logs`, `show`, `usage`, `export`, `purge`, `log verify`; in
 //! [`crate::store::commands`]). Each parses its arguments and calls the core.
 
+pub mod import;
 pub mod keys;
 
 use crate::config::{self, ConfigSource};
@@ -65,6 +66,9 @@ pub enum Command {
     /// Virtual keys: create, list, show, revoke.
     #[command(subcommand)]
     Keys(crate::cli::keys::KeysCommand),
+    /// Convert another gateway's config into a Sluice config (`import litellm CONFIG`).
+    #[command(subcommand)]
+    Import(crate::cli::import::ImportCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -85,6 +89,7 @@ pub fn main() -> ExitCode {
                 Command::Log(c) => log_cmd::log(c),
                 Command::Explain(args) => crate::gateway::explain::command(args),
                 Command::Keys(c) => crate::cli::keys::run(c),
+                Command::Import(c) => crate::cli::import::run(c),
                 Command::Replay(a) => crate::repro::replay::command(a),
                 Command::Serve { .. } => ExitCode::SUCCESS,
             }

@@ -39,6 +39,10 @@ pub enum Capability {
     /// `content` as an array of parts. Without it text parts are joined with `\n` into one
     /// string (`provider: openai`).
     ContentParts,
+    /// The server's own `POST {base_url}/responses` (OpenAI, vLLM, llama.cpp's llama-server,
+    /// Ollama): `/v1/responses` requests go there natively (`provider: openai` only; never a
+    /// default). Listed alone (`supports: [responses]`) it adds to the defaults.
+    Responses,
 }
 
 impl Capability {
@@ -58,6 +62,7 @@ impl Capability {
             Capability::ParallelToolCalls => "parallel_tool_calls",
             Capability::CachePrompt => "cache_prompt",
             Capability::ContentParts => "content_parts",
+            Capability::Responses => "responses",
         }
     }
 }
@@ -143,6 +148,12 @@ impl Caps {
     fn compute(dep: &DeploymentConfig) -> Caps {
         let defaults = defaults(dep.provider, &dep.base_url);
         let list = match &dep.supports {
+            // `responses` names an API, not a parameter: alone it keeps the defaults.
+            Some(l) if dep.provider == ProviderKind::Openai && l == &[Capability::Responses] => {
+                let mut all = defaults;
+                all.push(Capability::Responses);
+                all
+            }
             Some(l) if dep.provider == ProviderKind::Openai => l.clone(),
             Some(l) => l.iter().copied().filter(|c| defaults.contains(c)).collect(),
             None => defaults,

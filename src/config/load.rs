@@ -93,16 +93,25 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
 
 /// Parses config text (after `${VAR}` expansion) and validates it. `name` is used in errors.
 pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
-    let expanded =
-        expand::expand_env(text, |k| std::env::var(k).ok()).map_err(|e| ConfigError {
-            source: name.to_string(),
-            path: None,
-            line: Some(e.line),
-            message: format!(
-                "${{{}}} is referenced but not set in the environment",
-                e.var
-            ),
-        })?;
+    parse_with_env(name, text, |k| std::env::var(k).ok())
+}
+
+/// [`parse`] with the `${VAR}` values taken from `lookup` instead of the environment (e.g. to
+/// check a generated config whose variables are set only where it will run).
+pub fn parse_with_env(
+    name: &str,
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let expanded = expand::expand_env(text, lookup).map_err(|e| ConfigError {
+        source: name.to_string(),
+        path: None,
+        line: Some(e.line),
+        message: format!(
+            "${{{}}} is referenced but not set in the environment",
+            e.var
+        ),
+    })?;
     let mut config: Config = if expanded.trim().is_empty() {
         Config::default()
     } else {
@@ -293,6 +302,24 @@ impl Config {
     /// The deployment named `name`.
     pub fn deployment(&self, name: &str) -> Option<&DeploymentConfig> {
         self.deployments.iter().find(|d| d.name == name)
+    }
+
+    /// The names a request for `name` answers to for model-scoped limits and policies: `name`
+    /// itself, and when `name` is a deployment addressed directly (not a model name), every
+    /// model that lists it among its deployments — so naming a deployment cannot skip its
+    /// models' rate limits or `when.model` policies.
+    pub fn model_scopes<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        let mut out = vec![name];
+        if self.models.iter().any(|m| m.name == name) {
+            return out;
+        }
+        out.extend(
+            self.models
+                .iter()
+                .filter(|m| m.deployments.iter().any(|d| d == name))
+                .map(|m| m.name.as_str()),
+        );
+        out
     }
 
     /// The listen address (validated by [`Config::validate`]).

@@ -21,7 +21,7 @@ pub use sampling::{CacheConfig, SamplingConfig, SamplingSettings};
 use crate::policy::tier::{Hosting, Openness};
 
 pub use capability::{Capability, KeepAlive};
-pub use load::{ConfigError, ConfigSource, load, locate, parse};
+pub use load::{ConfigError, ConfigSource, load, locate, parse, parse_with_env};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -143,6 +143,13 @@ pub struct ServerConfig {
     /// refuses to start that way.
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// Lifetime of a `/ui` login session, seconds. Default 28 800 (8 h).
+    #[serde(default = "default_ui_session_ttl")]
+    pub ui_session_ttl_s: u64,
+    /// How long `GET /health/ready` reuses its backend probes, ms (however many requests
+    /// come in, each backend is probed at most once per period). Default 5 000.
+    #[serde(default = "default_ready_cache")]
+    pub ready_cache_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -154,6 +161,8 @@ impl Default for ServerConfig {
             ready_timeout_ms: default_ready_timeout(),
             master_key: None,
             allow_unauthenticated: false,
+            ui_session_ttl_s: default_ui_session_ttl(),
+            ready_cache_ms: default_ready_cache(),
         }
     }
 }
@@ -169,6 +178,12 @@ fn default_grace() -> u64 {
 }
 fn default_ready_timeout() -> u64 {
     2_000
+}
+fn default_ui_session_ttl() -> u64 {
+    8 * 3600
+}
+fn default_ready_cache() -> u64 {
+    5_000
 }
 
 /// Which wire protocol a deployment speaks.

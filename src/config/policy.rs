@@ -182,6 +182,9 @@ pub enum Prefer {
     LocalFirst,
     /// Lowest observed latency first (deployments not yet measured first, to measure them).
     LowestLatency,
+    /// A random order drawn per request, weighted by each deployment's `weight` (load
+    /// spreading, as LiteLLM's `simple-shuffle`).
+    Shuffle,
 }
 
 impl Prefer {
@@ -193,6 +196,7 @@ impl Prefer {
             Prefer::MostOpen => "most_open",
             Prefer::LocalFirst => "local_first",
             Prefer::LowestLatency => "lowest_latency",
+            Prefer::Shuffle => "shuffle",
         }
     }
 }

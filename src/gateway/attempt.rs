@@ -8,13 +8,16 @@
 use super::record::RequestRecord;
 use super::route::{InflightGuard, Plan, RouteState};
 use crate::api::ApiError;
+use crate::api::native::{Dialect, Route};
 use crate::api::{Endpoint, RequestBody};
 use crate::config::Config;
 use crate::policy::egress::Guard;
 use crate::policy::pii::Detector;
 use crate::policy::redact::{Redaction, StreamRestorer, redact};
+use crate::policy::redact_native::NativeRestorer;
 use crate::policy::tier::Hosting;
 use crate::policy::{Decision, DeploymentAttrs, Engine};
+use crate::providers::native::{Event, EventStream};
 use crate::providers::{self, Call, ChunkStream, Reply, Upstreams};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -33,6 +36,26 @@ pub enum Attempted {
         /// The same, parsed.
         json: serde_json::Value,
         /// Holds the deployment's concurrency slot.
+        guard: InflightGuard,
+        /// What the sampling overrides did, when any applied.
+        sampling: Option<crate::repro::sampling::Applied>,
+        /// The dialect when the answer is a native route's (Messages, Responses), untranslated.
+        native: Option<Dialect>,
+    },
+    /// A native route's stream whose first event arrived (see
+    /// [`super::native_stream::NativeStream`]).
+    Events {
+        /// The deployment that answered.
+        attrs: DeploymentAttrs,
+        /// The dialect.
+        dialect: Dialect,
+        /// The first event.
+        first: Event,
+        /// The rest.
+        rest: EventStream,
+        /// Restores placeholders event by event, when the request was redacted.
+        restorer: Option<NativeRestorer>,
+        /// Holds the deployment's concurrency slot until the stream ends.
         guard: InflightGuard,
         /// What the sampling overrides did, when any applied.
         sampling: Option<crate::repro::sampling::Applied>,
@@ -84,7 +107,9 @@ pub async fn attempt(
     body: &RequestBody,
     record: &mut RequestRecord,
 ) -> Result<Attempted, ApiError> {
-    let mut redacted: Option<(RequestBody, Redaction)> = None;
+    // Redacted copies, of the body as sent natively [0] and of its chat translation [1].
+    let mut redacted: [Option<(RequestBody, Redaction)>; 2] = [None, None];
+    let original = body;
     let mut last_err: Option<ApiError> = None;
     let mut skipped: Vec<String> = Vec::new();
     let mut soonest: Option<Duration> = None;
@@ -100,6 +125,19 @@ pub async fn attempt(
             continue;
         };
         let attrs = &cand.attrs;
+        // A Messages or Responses request goes natively to a deployment that serves its
+        // dialect, else as its chat translation (see `api::native`).
+        let view = match route_view(original, dep, record) {
+            Ok(v) => v,
+            Err(e) => {
+                if record.attempts == 0 {
+                    last_err = Some(e);
+                }
+                continue;
+            }
+        };
+        let body: &RequestBody = &view;
+        let slot = usize::from(matches!(view, std::borrow::Cow::Owned(_)));
         // A backend that cannot serve this request at all (endpoint, parameter) is skipped;
         // its 400 is the answer only when no deployment was tried.
         if let Err(e) = providers::check(dep, cx.endpoint, body) {
@@ -145,7 +183,7 @@ pub async fn attempt(
             }
         }
         let redaction = if decision.redacts_for(attrs) {
-            let (b, r) = redacted
+            let (b, r) = redacted[slot]
                 .get_or_insert_with(|| redact(cx.engine.detector(), body, &decision.redact_kinds));
             Some((&*b, r.clone()))
         } else {
@@ -169,7 +207,10 @@ pub async fn attempt(
         // A request with personal data (redacted or kept local) is neither served from nor
         // stored into the cache: its answer belongs to its caller (rows with PII kinds are
         // never served, see `repro::cache`).
+        // The cache reads the SQLite log; on PostgreSQL it is off (docs/scaling.md).
         let cacheable = cx.config.cache.enabled
+            && cx.config.log.backend == crate::config::log::LogBackend::Sqlite
+            && !matches!(send_body, RequestBody::Native(_))
             && cx.config.log.prompts != crate::config::LogMode::Off
             && applied.as_ref().is_some_and(|a| a.deterministic)
             && redaction.is_none()
@@ -198,7 +239,7 @@ pub async fn attempt(
             if let Some(a) = applied.as_mut() {
                 a.cache_hit = Some(true);
             }
-            return Ok(finish(reply, attrs.clone(), None, guard, applied));
+            return Ok(finish(reply, attrs.clone(), None, guard, applied, None));
         }
         if cacheable && let Some(a) = applied.as_mut() {
             a.cache_hit = Some(false);
@@ -236,7 +277,18 @@ pub async fn attempt(
                     cx.state
                         .observe_latency(name, started.elapsed().as_secs_f64() * 1000.0);
                     let restore = redaction.as_ref().map(|(_, r)| r.clone());
-                    return Ok(finish(reply, attrs.clone(), restore, guard, applied));
+                    let native = match send_body {
+                        RequestBody::Native(n) => Some(n.dialect),
+                        _ => None,
+                    };
+                    return Ok(finish(
+                        reply,
+                        attrs.clone(),
+                        restore,
+                        guard,
+                        applied,
+                        native,
+                    ));
                 }
                 Err(e) if e.body.code.as_ref().and_then(|c| c.as_str()) == Some("pii_blocked") => {
                     tracing::warn!(request_id = %cx.request_id, deployment = %name, path = ?e.body.param, "egress guard stopped a request");
@@ -311,9 +363,34 @@ fn none_available(skipped: &[String], soonest: Option<Duration>) -> ApiError {
     e
 }
 
+/// The body to send to `dep`: `body` itself, or — for a Messages or Responses request and a
+/// deployment without that API — its chat translation. Notes the route and the tools the
+/// translation dropped in `record`.
+///
+/// Errors: the translation's 400 (the request can only be served natively).
+fn route_view<'b>(
+    body: &'b RequestBody,
+    dep: &crate::config::DeploymentConfig,
+    record: &mut RequestRecord,
+) -> Result<std::borrow::Cow<'b, RequestBody>, ApiError> {
+    let RequestBody::Native(n) = body else {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    };
+    if providers::native::serves(dep, n.dialect) {
+        record.route = Some(Route::Native.as_str().to_string());
+        record.dropped_tools = Vec::new();
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    let chat = n.bridged.clone()?;
+    record.route = Some(Route::Bridged.as_str().to_string());
+    record.dropped_tools = n.dropped_tools.clone();
+    Ok(std::borrow::Cow::Owned(RequestBody::Chat(chat)))
+}
+
 enum FirstAnswer {
     Complete(Bytes, serde_json::Value),
     Stream(serde_json::Value, ChunkStream),
+    Events(Event, EventStream),
 }
 
 /// Calls the upstream and waits for its answer or its first chunk.
@@ -325,6 +402,24 @@ async fn first_answer(upstreams: &Upstreams, call: Call<'_>) -> Result<FirstAnsw
             Some(Err(e)) => Err(providers::status_of_stream_error(&e)),
             None => Err(providers::stream_ended_early(&call.deployment.name)),
         },
+        Reply::Events(mut s) => {
+            let RequestBody::Native(n) = call.body else {
+                return Err(ApiError::internal("native events for a chat request"));
+            };
+            match s.next().await {
+                // An error as the first event: nothing reached the client, fall back.
+                Some(Ok(first)) => match providers::native::error_event(
+                    n.dialect,
+                    &call.deployment.name,
+                    &first.data,
+                ) {
+                    Some(e) => Err(e),
+                    None => Ok(FirstAnswer::Events(first, s)),
+                },
+                Some(Err(e)) => Err(e),
+                None => Err(providers::stream_ended_early(&call.deployment.name)),
+            }
+        }
     }
 }
 
@@ -334,14 +429,25 @@ fn finish(
     restore: Option<Redaction>,
     guard: InflightGuard,
     sampling: Option<crate::repro::sampling::Applied>,
+    native: Option<Dialect>,
 ) -> Attempted {
     match (reply, restore) {
+        (FirstAnswer::Events(first, rest), restore) => Attempted::Events {
+            attrs,
+            dialect: native.unwrap_or(Dialect::Messages),
+            first,
+            rest,
+            restorer: restore.map(|r| NativeRestorer::new(r, native.unwrap_or(Dialect::Messages))),
+            guard,
+            sampling,
+        },
         (FirstAnswer::Complete(bytes, json), None) => Attempted::Complete {
             attrs,
             bytes,
             json,
             guard,
             sampling,
+            native,
         },
         (FirstAnswer::Complete(_, mut json), Some(r)) => {
             r.restore_json(&mut json);
@@ -352,6 +458,7 @@ fn finish(
                 json,
                 guard,
                 sampling,
+                native,
             }
         }
         (FirstAnswer::Stream(first, rest), None) => Attempted::Stream {

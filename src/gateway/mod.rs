@@ -12,6 +12,8 @@
 pub mod attempt;
 pub mod budget;
 pub mod explain;
+mod finish;
+pub mod native_stream;
 pub mod record;
 pub mod route;
 pub mod stream;
@@ -27,11 +29,12 @@ use crate::providers::Upstreams;
 use crate::telemetry::{self, metrics::Metrics};
 use attempt::{AttemptCtx, Attempted};
 use bytes::Bytes;
+use finish::{cache_hit, estimate_usage};
 use record::{Recorder, RequestRecord};
 use route::RouteState;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use stream::{ClientStream, StreamOutcome, apply_stream_outcome};
+use stream::ClientStream;
 use tracing::Instrument;
 
 /// Per-request facts gathered by the server before the gateway runs.
@@ -86,6 +89,9 @@ pub enum ReplyBody {
     Json(Bytes),
     /// `text/event-stream`, frames ready to write.
     Sse(ClientStream),
+    /// `text/event-stream` of a native route: the backend's own events (see
+    /// [`native_stream`]).
+    Native(native_stream::NativeStream),
 }
 
 /// A successful reply and the headers that explain it.
@@ -96,9 +102,20 @@ pub struct GatewayReply {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: ReplyBody,
+    /// Whether the answer came from a native route (Messages from `anthropic`, Responses from
+    /// a `responses` deployment): then a `Json` body is in the dialect's own shape, not chat's.
+    pub native: bool,
 }
 
 impl GatewayReply {
+    /// Adds `x-sluice-route: native|bridged` for a Messages or Responses request.
+    fn add_route(&mut self, body: &RequestBody) {
+        if let RequestBody::Native(_) = body {
+            let route = if self.native { "native" } else { "bridged" };
+            self.headers.push(("x-sluice-route", route.to_string()));
+        }
+    }
+
     /// Adds the sampling headers (`x-sluice-sampling`, `x-sluice-overridden`) when overrides
     /// applied.
     fn add_sampling(&mut self, applied: Option<&crate::repro::sampling::Applied>) {
@@ -224,12 +241,14 @@ impl Gateway {
         principal: &Principal,
         body: &RequestBody,
     ) -> (Decision, Result<crate::gateway::route::Plan, ApiError>) {
+        let scopes = self.config.model_scopes(body.model());
         let facts = RequestFacts {
             headers: Some(headers),
             api_key_id: principal.key_id.as_deref(),
             team: principal.spec.team.as_deref(),
             key_tags: &principal.spec.tags,
             key_policies: &principal.spec.policies,
+            model_owners: &scopes[1..],
         };
         let mut decision = self.policy.decide(&facts, body);
         if principal.local_only.is_some() {
@@ -344,9 +363,13 @@ impl Gateway {
                 json,
                 guard,
                 sampling,
+                native,
             }) => {
                 drop(guard);
-                let summary = ResponseSummary::from_response(&json);
+                let summary = match native {
+                    Some(d) => crate::api::native_summary::summarize(d, &json),
+                    None => ResponseSummary::from_response(&json),
+                };
                 let (usage, estimated) = match summary.usage {
                     Some(u) => (u, false),
                     None => (estimate_usage(&body, &summary), true),
@@ -377,6 +400,35 @@ impl Gateway {
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
                 self.finish_record(&ctx, base).await;
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
+                reply.native = native.is_some();
+                reply.add_route(&body);
+                reply.add_sampling(sampling.as_ref());
+                Ok(reply)
+            }
+            Ok(Attempted::Events {
+                attrs,
+                dialect,
+                first,
+                rest,
+                restorer,
+                guard,
+                sampling,
+            }) => {
+                let estimated = estimate_tokens(&body.texts());
+                let on_finish =
+                    self.on_stream_finish(&ctx, &body, base, &attrs, guard, reservation, false);
+                let stream = native_stream::NativeStream::new(
+                    dialect,
+                    attrs.name.clone(),
+                    first,
+                    rest,
+                    restorer,
+                    estimated,
+                    on_finish,
+                );
+                let mut reply = self.reply(&attrs, policies, ReplyBody::Native(stream));
+                reply.native = true;
+                reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
                 Ok(reply)
             }
@@ -387,39 +439,9 @@ impl Gateway {
                 guard,
                 sampling,
             }) => {
-                let recorder = self.recorder.clone();
-                let started = ctx.started;
-                recorder.metrics().open_streams.inc();
-                let request_span = ctx.span.clone();
-                let stream_span = tracing::info_span!(parent: &ctx.span, "stream");
-                let cost_attrs = attrs.clone();
-                let access = self.access.clone();
-                let principal = ctx.principal.clone();
-                let model = body.model().to_string();
-                let estimated = estimate_tokens(&body.texts());
                 let cached = cache_hit(sampling.as_ref());
-                let on_finish = Box::new(move |out: StreamOutcome| {
-                    drop(guard);
-                    recorder.metrics().open_streams.dec();
-                    let mut r = base;
-                    apply_stream_outcome(&mut r, out, started);
-                    access.settle_tokens(
-                        &principal,
-                        &model,
-                        estimated,
-                        r.usage.prompt_tokens + r.usage.completion_tokens,
-                    );
-                    r.cost_usd = if cached {
-                        Some(0.0)
-                    } else {
-                        cost_attrs.cost_usd(r.usage.prompt_tokens, r.usage.completion_tokens)
-                    };
-                    drop(stream_span);
-                    telemetry::record_outcome(&request_span, &r);
-                    recorder.record_now(r);
-                    // The real cost is in the spend now: give the reservation back.
-                    drop(reservation);
-                });
+                let on_finish =
+                    self.on_stream_finish(&ctx, &body, base, &attrs, guard, reservation, cached);
                 let stream = ClientStream::new(
                     first,
                     rest,
@@ -428,6 +450,7 @@ impl Gateway {
                     on_finish,
                 );
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Sse(stream));
+                reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
                 Ok(reply)
             }
@@ -454,6 +477,7 @@ impl Gateway {
             headers,
             deployment: attrs.name.clone(),
             body,
+            native: false,
         }
     }
 
@@ -482,7 +506,7 @@ impl Gateway {
             attempts: 0,
             upstream_us: None,
             overhead_us: None,
-            end_user: self.header_user(ctx).or_else(|| body_user(body)),
+            end_user: self.header_user(ctx).or_else(|| body.user()),
             api_key_id: ctx.principal.key_id.clone(),
             log_mode: ctx.principal.spec.log.clone(),
             client_ip: ctx.client_ip.clone(),
@@ -495,6 +519,8 @@ impl Gateway {
             request_hash: None,
             request_body: None,
             egress_blocked: None,
+            route: None,
+            dropped_tools: Vec::new(),
         }
     }
 
@@ -514,6 +540,11 @@ impl Gateway {
             r.request_body = match body {
                 RequestBody::Chat(c) => serde_json::value::to_raw_value(c).ok(),
                 RequestBody::Generic(g) => serde_json::value::to_raw_value(g).ok(),
+                // The chat translation (what `sluice replay` re-sends), else the native body.
+                RequestBody::Native(n) => match &n.bridged {
+                    Ok(c) => serde_json::value::to_raw_value(c).ok(),
+                    Err(_) => serde_json::value::to_raw_value(&n.body).ok(),
+                },
             };
         }
     }
@@ -548,11 +579,6 @@ impl Gateway {
     }
 }
 
-/// Whether the answer came from the response cache (then it cost nothing).
-fn cache_hit(sampling: Option<&crate::repro::sampling::Applied>) -> bool {
-    sampling.and_then(|a| a.cache_hit) == Some(true)
-}
-
 /// Whether another deployment may be tried after this error: server-side failures only.
 pub fn is_retryable(e: &ApiError) -> bool {
     e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
@@ -565,22 +591,4 @@ impl Gateway {
         let v = ctx.headers.get(name)?.to_str().ok()?.trim();
         (!v.is_empty()).then(|| v.to_string())
     }
-}
-
-fn body_user(body: &RequestBody) -> Option<String> {
-    match body {
-        RequestBody::Chat(r) => r.user.clone(),
-        RequestBody::Generic(r) => r
-            .extra
-            .get("user")
-            .and_then(|u| u.as_str())
-            .map(str::to_string),
-    }
-}
-
-fn estimate_usage(body: &RequestBody, summary: &ResponseSummary) -> Usage {
-    Usage::new(
-        estimate_tokens(&body.texts()),
-        estimate_tokens(&[summary.content.as_str()]),
-    )
 }

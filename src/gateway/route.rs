@@ -186,6 +186,8 @@ fn sort_by_preference<'a>(
                     crate::policy::tier::Hosting::Remote => 1.0,
                 },
                 Prefer::LowestLatency => state.and_then(|s| s.latency_ms(&a.name)).unwrap_or(0.0),
+                // Every deployment ties: the weighted draw below is the whole order.
+                Prefer::Shuffle => 0.0,
             };
             let u: f64 = rand::random::<f64>().max(f64::MIN_POSITIVE);
             let tie = u.powf(1.0 / a.weight);
@@ -363,6 +365,22 @@ policies:
             (p.order.clone(), p.ties.len()),
             (vec!["a".into(), "b".into()], 0)
         );
+    }
+
+    #[test]
+    fn shuffle_draws_every_order_by_weight() {
+        // Two remote-priced deployments of different price: only `shuffle` ties them.
+        let (cfg, engine, d) = setup("shuffle", (3.0, 1.0));
+        let mut a_first = 0;
+        for _ in 0..1000 {
+            let p = plan(&cfg, &engine, &d, "default", None).unwrap();
+            assert_eq!(p.order.len(), 2);
+            if p.order[0] == "a" {
+                a_first += 1;
+            }
+        }
+        // Expected 750; the bounds are ~10 standard deviations wide.
+        assert!((610..=890).contains(&a_first), "{a_first}");
     }
 
     #[test]

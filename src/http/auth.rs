@@ -59,7 +59,7 @@ fn forbidden() -> ApiError {
     )
 }
 
-/// `/ui` pages: as [`admin`], or the login cookie; a browser without either is sent to the
+/// `/ui` pages: as [`admin`], or a live login session (cookie); a browser without either is sent to the
 /// login form (see [`super::ui::login::require_ui`]).
 pub async fn browser(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
     match super::ui::login::require_ui(&gw, req.headers()) {

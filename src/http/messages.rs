@@ -13,9 +13,10 @@
 //! removed and named in `x-sluice-dropped-tools`; the Anthropic-only fields left out are
 //! logged at debug level.
 
-use super::openai::{id_of, read_body, serve_reply, with_headers};
+use super::openai::{id_of, read_body, serve_reply, sse_response, with_headers};
 use crate::access::auth::Principal;
 use crate::api::messages::{MessagesRequest, error_response};
+use crate::api::native::{Dialect, NativeRequest};
 use crate::api::summary::estimate_tokens;
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
 use crate::bridge::messages::{StreamTranslator, from_chat, require_max_tokens, to_chat};
@@ -78,40 +79,54 @@ struct Shape {
     dropped_tools: Vec<String>,
 }
 
-/// Parses and translates a Messages body. Errors are 400s (413 past the size limit).
-/// What was left out is logged with the request id: fields at debug level, server tools at
-/// info level (they change what the model can do).
-async fn bridge(
+/// Parses a Messages body into the native request and its chat translation (for deployments
+/// that are not `anthropic`). Errors are 400s (413 past the size limit); a translation error
+/// is kept for the bridged route only. The fields the translation left out are logged at
+/// debug level with the request id.
+async fn parse(
     gw: &Gateway,
     request_id: &str,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<(RequestBody, Shape), ApiError> {
     let bytes = read_body(gw, body).await?;
     let req: MessagesRequest = parse_body(&bytes)?;
     require_max_tokens(&req)?;
-    let bridged = to_chat(&req)?;
-    if !bridged.dropped_fields.is_empty() {
-        tracing::debug!(
-            request_id,
-            fields = ?bridged.dropped_fields,
-            "messages: fields with no chat equivalent left out"
-        );
-    }
-    if !bridged.dropped_tools.is_empty() {
-        tracing::info!(
-            request_id,
-            tools = ?bridged.dropped_tools,
-            "messages: server tools removed (the backend is not Anthropic)"
-        );
-    }
-    let body = RequestBody::Chat(bridged.request);
+    let raw: serde_json::Map<String, Value> = parse_body(&bytes)?;
+    let (bridged, dropped_tools) = match to_chat(&req) {
+        Ok(b) => {
+            if !b.dropped_fields.is_empty() {
+                tracing::debug!(
+                    request_id,
+                    fields = ?b.dropped_fields,
+                    "messages: fields with no chat equivalent left out on a bridged route"
+                );
+            }
+            (Ok(b.request), b.dropped_tools)
+        }
+        Err(e) => (Err(e), Vec::new()),
+    };
+    let input_estimate = match &bridged {
+        Ok(chat) => estimate_tokens(&RequestBody::Chat(chat.clone()).texts()),
+        Err(_) => 0,
+    };
+    let native = NativeRequest {
+        dialect: Dialect::Messages,
+        body: raw,
+        bridged,
+        dropped_tools: dropped_tools.clone(),
+        anthropic_beta: headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
     let shape = Shape {
         model: req.model.clone(),
         stop_sequences: req.stop_sequences.clone().unwrap_or_default(),
-        input_estimate: estimate_tokens(&body.texts()),
-        dropped_tools: bridged.dropped_tools,
+        input_estimate,
+        dropped_tools,
     };
-    Ok((body, shape))
+    Ok((RequestBody::Native(Box::new(native)), shape))
 }
 
 async fn create(
@@ -123,7 +138,7 @@ async fn create(
 ) -> Response {
     let request_id = id_of(&headers);
     let message_id = format!("msg_{}", request_id.replace('-', ""));
-    let (parsed, shape) = match bridge(&gw, &request_id, body).await {
+    let (parsed, shape) = match parse(&gw, &request_id, &headers, body).await {
         Ok((b, s)) => (Ok(b), Some(s)),
         Err(e) => (Err(e), None),
     };
@@ -145,9 +160,15 @@ async fn create(
     with_headers(resp, limit_headers)
 }
 
-/// The chat reply as a Messages answer (JSON or SSE), with the gateway's headers.
+/// The reply as a Messages answer (JSON or SSE), with the gateway's headers: a native route's
+/// as the backend sent it, a bridged route's translated from chat.
 fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Response {
+    let native = reply.native;
     let mut resp = match reply.body {
+        ReplyBody::Json(bytes) if native => {
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
         ReplyBody::Json(bytes) => {
             let answer = serde_json::from_slice::<Value>(&bytes)
                 .map_err(|e| ApiError::internal(format!("the chat answer is not JSON: {e}")))
@@ -180,7 +201,8 @@ fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Resp
                 .insert(axum::http::HeaderName::from_static(name), v);
         }
     }
-    if !shape.dropped_tools.is_empty()
+    if !native
+        && !shape.dropped_tools.is_empty()
         && let Ok(v) = HeaderValue::from_str(&shape.dropped_tools.join(","))
     {
         resp.headers_mut().insert(DROPPED_TOOLS, v);

@@ -16,7 +16,7 @@
 //!    `/v1/*` → [`auth::client`] (a client key, or anyone without a master key;
 //!    [`messages::client`] for the Anthropic routes: the same check, Anthropic's 401);
 //!    `/admin/*`, `/metrics` → [`auth::admin`]; `/ui` pages → [`auth::browser`] (admin key or
-//!    the login cookie). `/health*` and `/ui/login` are open. No handler checks access itself.
+//!    the login session cookie). `/health*`, `/ui/login` and `/ui/logout` are open. No handler checks access itself.
 //! 4. handlers: read the body up to `server.max_body_bytes` (413 past it), parse it once into
 //!    the typed request (400 naming `param`), call the [`Gateway`].
 //!

@@ -218,14 +218,8 @@ pub(crate) fn reply_response(reply: GatewayReply) -> Response {
         ReplyBody::Json(bytes) => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
-        ReplyBody::Sse(stream) => (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response(),
+        ReplyBody::Sse(stream) => sse_response(Body::from_stream(stream)),
+        ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
     };
     for (name, value) in reply.headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -235,7 +229,21 @@ pub(crate) fn reply_response(reply: GatewayReply) -> Response {
     resp
 }
 
-/// `GET /v1/models`: configured model names and deployment names, in OpenAI's list shape.
+/// An SSE response (`text/event-stream`, `no-cache`) of `body`.
+pub(crate) fn sse_response(body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /v1/models`: the configured model names and deployment names this caller may use, in
+/// OpenAI's list shape: a name outside the key's `models` allow-list, or one the caller's
+/// policies leave no deployment for, is not listed (see [`visible_model`]).
 async fn list_models(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -243,23 +251,43 @@ async fn list_models(
 ) -> Response {
     let data: Vec<Value> = model_ids(&gw)
         .into_iter()
-        .map(|id| with_deployments(&gw, &principal, &headers, id))
+        .filter_map(|id| visible_model(&gw, &principal, &headers, id))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-/// `GET /v1/models/{id}`.
+/// `GET /v1/models/{id}`: 404 `model_not_found` as well for a name the caller may not use
+/// (whether it exists is not revealed).
 async fn get_model(
     State(gw): State<Gateway>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if model_ids(&gw).contains(&id) {
-        axum::Json(with_deployments(&gw, &principal, &headers, id)).into_response()
-    } else {
-        ApiError::model_not_found(&id).into_response()
+    let found = model_ids(&gw)
+        .contains(&id)
+        .then(|| visible_model(&gw, &principal, &headers, id.clone()))
+        .flatten();
+    match found {
+        Some(v) => axum::Json(v).into_response(),
+        None => ApiError::model_not_found(&id).into_response(),
     }
+}
+
+/// The model object of `id` when `principal` may use it: its key allows the name, and for a
+/// prompt free of personal data its policies leave at least one deployment.
+fn visible_model(
+    gw: &Gateway,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: String,
+) -> Option<Value> {
+    if !principal.may_use(&id) {
+        return None;
+    }
+    let v = with_deployments(gw, principal, headers, id);
+    let usable = v["deployments"].as_array().is_some_and(|d| !d.is_empty());
+    usable.then_some(v)
 }
 
 fn model_ids(gw: &Gateway) -> Vec<String> {

@@ -23,15 +23,16 @@ use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 
-use super::openai::{id_of, read_body, with_headers};
+use super::openai::{id_of, read_body, sse_response, with_headers};
 use super::responses_sse::ResponsesSse;
 use crate::access::auth::Principal;
+use crate::api::native::{Dialect, NativeRequest};
 use crate::api::responses::{InputItem, InputTokens, ResponseObject, ResponsesRequest};
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
-use crate::bridge::responses::{BridgedRequest, StreamTranslator, from_chat, to_chat};
+use crate::bridge::responses::{StreamTranslator, ToolMap, from_chat, to_chat};
 use crate::config::LogMode;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
 use crate::store::responses::{self as state, StoredResponse};
@@ -127,7 +128,7 @@ async fn create(
     let mut ctx = RequestContext::new(id_of(&headers), Endpoint::ChatCompletions);
     ctx.dialect = Some("responses");
     ctx.client_ip = Some(peer.ip().to_string());
-    let req = match read(&gw, body).await {
+    let (req, raw) = match read_raw(&gw, body).await {
         Ok(r) => r,
         Err(e) => {
             gw.record_rejection(&ctx, None, &e).await;
@@ -135,27 +136,54 @@ async fn create(
         }
     };
     ctx.principal = principal;
-    let prepared = async {
-        let hist = match &req.previous_response_id {
-            Some(prev) => history(&gw, &ctx.principal, prev).await?,
-            None => Vec::new(),
-        };
-        let bridged = to_chat(&req, &hist)?;
-        Ok::<_, ApiError>((hist, bridged))
-    }
-    .await;
-    let (hist, bridged) = match prepared {
-        Ok(p) => p,
+    let hist = match &req.previous_response_id {
+        Some(prev) => history(&gw, &ctx.principal, prev).await,
+        None => Ok(Vec::new()),
+    };
+    let hist = match hist {
+        Ok(h) => h,
         Err(e) => {
             gw.record_rejection(&ctx, None, &e).await;
             return e.into_response();
         }
     };
-    serve(gw, ctx, headers, req, hist, bridged).await
+    serve(gw, ctx, headers, req, raw, hist).await
+}
+
+/// The body sent on a native route: the client's, with the stored conversation of
+/// `previous_response_id` (Sluice's own state) written before `input` and that field
+/// removed, so any deployment can continue it.
+fn native_body(mut raw: Map<String, Value>, hist: &[InputItem]) -> Map<String, Value> {
+    if raw.remove("previous_response_id").is_none() {
+        return raw;
+    }
+    let mut input: Vec<Value> = hist
+        .iter()
+        .filter_map(|i| serde_json::to_value(i).ok())
+        .collect();
+    match raw.remove("input") {
+        Some(Value::String(text)) => {
+            input.push(json!({"type": "message", "role": "user", "content": text}))
+        }
+        Some(Value::Array(items)) => input.extend(items),
+        Some(other) => input.push(other),
+        None => {}
+    }
+    raw.insert("input".into(), Value::Array(input));
+    raw
 }
 
 async fn read(gw: &Gateway, body: Body) -> Result<ResponsesRequest, ApiError> {
     parse_body(&read_body(gw, body).await?)
+}
+
+/// The typed request and the body as a JSON object (for a native route).
+async fn read_raw(
+    gw: &Gateway,
+    body: Body,
+) -> Result<(ResponsesRequest, Map<String, Value>), ApiError> {
+    let bytes = read_body(gw, body).await?;
+    Ok((parse_body(&bytes)?, parse_body(&bytes)?))
 }
 
 async fn serve(
@@ -163,19 +191,25 @@ async fn serve(
     mut ctx: RequestContext,
     headers: HeaderMap,
     req: ResponsesRequest,
+    raw: Map<String, Value>,
     hist: Vec<InputItem>,
-    bridged: BridgedRequest,
 ) -> Response {
-    let BridgedRequest {
-        chat,
-        tools,
-        dropped,
-        dropped_tools,
-    } = bridged;
-    if !dropped.is_empty() {
-        tracing::debug!(request_id = %ctx.id, ?dropped, "Responses fields a chat backend cannot take were left out");
-    }
-    let body = RequestBody::Chat(chat);
+    let (bridged, tools, dropped_tools) = match to_chat(&req, &hist) {
+        Ok(b) => {
+            if !b.dropped.is_empty() {
+                tracing::debug!(request_id = %ctx.id, dropped = ?b.dropped, "Responses fields a chat backend cannot take are left out on a bridged route");
+            }
+            (Ok(b.chat), b.tools, b.dropped_tools)
+        }
+        Err(e) => (Err(e), ToolMap::default(), Vec::new()),
+    };
+    let body = RequestBody::Native(Box::new(NativeRequest {
+        dialect: Dialect::Responses,
+        body: native_body(raw, &hist),
+        bridged,
+        dropped_tools: dropped_tools.clone(),
+        anthropic_beta: None,
+    }));
     ctx.headers = headers;
     let keep = req
         .wants_store()
@@ -193,16 +227,47 @@ async fn serve(
         hist,
     };
     let (result, limit_headers) = gw.serve(ctx, body).await;
+    let native = result.as_ref().is_ok_and(|r| r.native);
     let mut resp = match result {
+        Ok(reply) if native => native_response(reply, saver),
         Ok(reply) => reply_response(reply, start, tools, saver).await,
         Err(e) => e.into_response(),
     };
-    if !dropped_tools.is_empty()
+    if !native
+        && !dropped_tools.is_empty()
         && let Ok(v) = HeaderValue::from_str(&dropped_tools.join(","))
     {
         resp.headers_mut().insert(DROPPED_TOOLS, v);
     }
     with_headers(resp, limit_headers)
+}
+
+/// A native route's answer as the backend sent it (stored when asked, under the backend's
+/// response id).
+fn native_response(reply: GatewayReply, saver: Saver) -> Response {
+    let mut resp = match reply.body {
+        ReplyBody::Json(bytes) => {
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                saver.save_value(v);
+            }
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        ReplyBody::Native(mut stream) => {
+            stream.on_final(Box::new(move |v| saver.save_value(v)));
+            sse_response(Body::from_stream(stream))
+        }
+        ReplyBody::Sse(_) => ApiError::internal("a chat stream on a native route").into_response(),
+    };
+    add_headers(&mut resp, reply.headers);
+    resp
+}
+
+fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
 }
 
 /// Keeps the final response when the request asked for it and the log mode allows.
@@ -218,9 +283,25 @@ struct Saver {
 impl Saver {
     /// Stores `resp` in the background (never holds the reply).
     fn save(self, resp: &ResponseObject) {
+        self.save_value(serde_json::to_value(resp).unwrap_or(Value::Null));
+    }
+
+    /// Stores a Response object given as JSON (a native route's, under its own `id`).
+    fn save_value(self, response: Value) {
         let Some((db, mode)) = self.keep else {
             return;
         };
+        let Some(id) = response
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let created_at = response
+            .get("created_at")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let to_values = |items: &[InputItem]| -> Vec<Value> {
             items
                 .iter()
@@ -228,14 +309,14 @@ impl Saver {
                 .collect()
         };
         let mut stored = StoredResponse {
-            id: resp.id.clone(),
+            id,
             owner: self.owner,
-            created_ms: resp.created_at * 1000,
+            created_ms: created_at * 1000,
             request_id: self.request_id,
-            model: resp.model.clone(),
+            model: self.req.model.clone(),
             history: to_values(&self.hist),
             input: to_values(&self.req.input_items()),
-            response: serde_json::to_value(resp).unwrap_or(Value::Null),
+            response,
         };
         if mode == LogMode::Redacted {
             let d = self.gw.policy().detector();
@@ -278,6 +359,7 @@ async fn reply_response(
             saver.save(&out);
             axum::Json(out).into_response()
         }
+        ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
         ReplyBody::Sse(stream) => {
             let translator = StreamTranslator::new(start, tools);
             let sse = ResponsesSse::new(stream, translator, Box::new(move |r| saver.save(&r)));

@@ -22,6 +22,7 @@ pub mod checks;
 pub mod egress;
 pub mod pii;
 pub mod redact;
+pub mod redact_native;
 pub mod tier;
 
 use crate::api::ApiError;
@@ -256,6 +257,9 @@ pub struct RequestFacts<'a> {
     pub key_tags: &'a [String],
     /// Policies the key names: they apply whatever their `when` says.
     pub key_policies: &'a [String],
+    /// When the request names a deployment directly: the models that list it. `when.model`
+    /// matches them as well as the name itself (see [`crate::config::Config::model_scopes`]).
+    pub model_owners: &'a [&'a str],
 }
 
 /// Policies, PII detectors and the resolved deployments: everything needed to decide.
@@ -495,7 +499,9 @@ fn others_hold(
     prompt_tokens: u64,
 ) -> Option<()> {
     if let Some(models) = &w.model
-        && !models.items().iter().any(|p| glob_match(p, body.model()))
+        && !models.items().iter().any(|p| {
+            glob_match(p, body.model()) || facts.model_owners.iter().any(|m| glob_match(p, m))
+        })
     {
         return None;
     }
@@ -563,6 +569,7 @@ fn request_metadata(body: &RequestBody) -> Option<&serde_json::Map<String, Value
     match body {
         RequestBody::Chat(r) => r.metadata.as_ref(),
         RequestBody::Generic(r) => r.extra.get("metadata").and_then(Value::as_object),
+        RequestBody::Native(r) => r.metadata(),
     }
 }
 

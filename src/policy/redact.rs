@@ -89,7 +89,7 @@ impl Redaction {
     /// Length of the longest suffix of `s` that may still become a placeholder (from the last
     /// `[`, without `]`, shorter than the longest placeholder), i.e. what must wait for the
     /// next delta. Constant work per delta, whatever the number of placeholders.
-    fn pending_tail(&self, s: &str) -> usize {
+    pub(crate) fn pending_tail(&self, s: &str) -> usize {
         let Some(pos) = s.rfind('[') else {
             return 0;
         };

@@ -320,6 +320,7 @@ fn key_conditions_and_key_forced_policies() {
         team: Some("research"),
         key_tags: &tags,
         key_policies: &forced,
+        model_owners: &[],
     };
     let d = e.decide(&facts, &body("hi"));
     assert_eq!(d.policies, vec!["research-team", "one-key", "strict"]);
@@ -331,6 +332,7 @@ fn key_conditions_and_key_forced_policies() {
         team: Some("sales"),
         key_tags: &tags,
         key_policies: &[],
+        model_owners: &[],
     };
     assert!(e.decide(&facts, &body("hi")).policies.is_empty());
 }

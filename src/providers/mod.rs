@@ -10,9 +10,11 @@
 
 pub mod anthropic;
 pub mod caps;
+pub mod native;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod probe_cache;
 pub mod sse;
 pub mod upstream;
 
@@ -70,6 +72,8 @@ pub enum Reply {
     },
     /// A stream of OpenAI chunks.
     Stream(ChunkStream),
+    /// A native route's stream: the backend's own events, untranslated (see [`native`]).
+    Events(native::EventStream),
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
@@ -78,6 +82,8 @@ pub enum Reply {
 pub struct Upstreams {
     clients: HashMap<u64, reqwest::Client>,
     fallback: reqwest::Client,
+    /// The cached probes of `GET /health/ready`.
+    pub probes: std::sync::Arc<probe_cache::ProbeCache>,
 }
 
 impl Upstreams {
@@ -93,6 +99,7 @@ impl Upstreams {
         Ok(Upstreams {
             clients,
             fallback: build_client(5_000)?,
+            probes: Default::default(),
         })
     }
 
@@ -123,6 +130,9 @@ fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
 /// failures, 5xx and unreadable answers; 504 for timeouts. Messages name the deployment,
 /// never its API key.
 pub async fn call(http: &Upstreams, call: Call<'_>) -> Result<Reply, ApiError> {
+    if let RequestBody::Native(n) = call.body {
+        return native::call(http.client(call.deployment), call, n).await;
+    }
     match call.deployment.provider {
         ProviderKind::Openai => openai::call(http.client(call.deployment), call).await,
         ProviderKind::Ollama => ollama::call(http.client(call.deployment), call).await,
@@ -142,6 +152,8 @@ pub fn check(
     match body {
         RequestBody::Chat(r) => caps::check_chat(r, deployment),
         RequestBody::Generic(r) => caps::check_generic(r, deployment),
+        // Native bodies go only to deployments that serve the dialect (see `native::serves`).
+        RequestBody::Native(_) => Ok(()),
     }
 }
 

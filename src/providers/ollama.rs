@@ -86,6 +86,11 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
             }
             _ => response::text_completion(&json, &id, created, &dep.model),
         },
+        RequestBody::Native(_) => {
+            return Err(ApiError::internal(
+                "a native request reached the ollama provider",
+            ));
+        }
     };
     Ok(complete(out))
 }

@@ -95,6 +95,11 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
             }
             serde_json::to_vec(&r)
         }
+        RequestBody::Native(_) => {
+            return Err(ApiError::internal(
+                "a native request reached the chat provider",
+            ));
+        }
     };
     result.map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))
 }

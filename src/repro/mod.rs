@@ -12,6 +12,7 @@
 //! [`replay`] (`sluice replay`).
 
 pub mod cache;
+pub mod native_sampling;
 pub mod replay;
 pub mod sampling;
 
@@ -25,6 +26,7 @@ pub fn request_hash(body: &RequestBody, endpoint: Endpoint, deployment: &str) ->
     let v = match body {
         RequestBody::Chat(c) => serde_json::to_value(c),
         RequestBody::Generic(g) => serde_json::to_value(g),
+        RequestBody::Native(n) => Ok(Value::Object(n.body.clone())),
     };
     let empty = Value::Object(Map::new());
     let body = match &v {

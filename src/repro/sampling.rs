@@ -232,6 +232,9 @@ pub fn apply<'a>(
     if endpoint == Endpoint::Embeddings {
         return Ok((Cow::Borrowed(body), None));
     }
+    if let RequestBody::Native(n) = body {
+        return Ok(super::native_sampling::apply(body, n, cfg));
+    }
     let caps = Caps::of(dep);
     let dropped = |row: &&Mapping| {
         let lacks = row.needs.is_some_and(|c| !caps.has(c));
@@ -327,7 +330,7 @@ fn override_fields(
 }
 
 /// Records the client's value of `field` once (the first, i.e. the client's own).
-fn note(applied: &mut Applied, field: &str, old: &Value) {
+pub(super) fn note(applied: &mut Applied, field: &str, old: &Value) {
     if applied.overridden.iter().any(|(f, _)| f == field) {
         return;
     }
@@ -340,7 +343,7 @@ fn note(applied: &mut Applied, field: &str, old: &Value) {
 }
 
 /// Numbers compare by value (`1` = `1.0`).
-fn same(a: &Value, b: &Value) -> bool {
+pub(super) fn same(a: &Value, b: &Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
@@ -351,6 +354,7 @@ fn to_map(body: &RequestBody) -> Map<String, Value> {
     let v = match body {
         RequestBody::Chat(c) => serde_json::to_value(c),
         RequestBody::Generic(g) => serde_json::to_value(g),
+        RequestBody::Native(n) => return n.body.clone(),
     };
     match v {
         Ok(Value::Object(m)) => m,
@@ -363,6 +367,13 @@ fn from_map(like: &RequestBody, map: Map<String, Value>) -> Result<RequestBody, 
     let out = match like {
         RequestBody::Chat(_) => serde_json::from_value(v).map(RequestBody::Chat),
         RequestBody::Generic(_) => serde_json::from_value(v).map(RequestBody::Generic),
+        RequestBody::Native(n) => {
+            let mut n = n.clone();
+            if let Value::Object(m) = v {
+                n.body = m;
+            }
+            Ok(RequestBody::Native(n))
+        }
     };
     out.map_err(|e| ApiError::internal(format!("sampling overrides broke the request: {e}")))
 }
@@ -379,6 +390,7 @@ fn field(body: &RequestBody, name: &str) -> Option<Value> {
     let c = match body {
         RequestBody::Chat(c) => c,
         RequestBody::Generic(g) => return g.extra.get(name).cloned(),
+        RequestBody::Native(n) => return n.body.get(name).cloned(),
     };
     let num = |v: Option<f64>| v.map(Value::from);
     match name {

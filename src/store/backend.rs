@@ -14,14 +14,22 @@ use rusqlite::types::Value;
 use serde_json::json;
 
 /// One row ready to append: `values` are the hashed columns after `seq`
-/// (`row::HASHED_COLUMNS[1..]`, 32 values), `repro` the three columns outside the chain
-/// (`row::REPRO_COLUMNS`). The store assigns `seq`, `prev_hash` and `row_hash`.
+/// (`row::HASHED_COLUMNS[1..]`, 32 values), `repro` the columns outside the chain
+/// ([`EXTRA_COLUMNS`]: `row::REPRO_COLUMNS` then `row::ROUTE_COLUMNS`). The store assigns
+/// `seq`, `prev_hash` and `row_hash`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedRow {
     /// `id` … `response_tool_calls`, in hash order.
     pub values: Vec<Value>,
-    /// `request_hash`, `response_hash`, `fingerprint`.
+    /// `request_hash`, `response_hash`, `fingerprint`, `route`, `dropped_tools`.
     pub repro: Vec<Value>,
+}
+
+/// The columns written after `prev_hash` and `row_hash`, outside the chain, in order.
+pub fn extra_columns() -> Vec<&'static str> {
+    let mut c = super::row::REPRO_COLUMNS.to_vec();
+    c.extend(super::row::ROUTE_COLUMNS);
+    c
 }
 
 /// Index in [`PreparedRow::values`] of a hashed column (its index in `HASHED_COLUMNS` − 1).
@@ -113,7 +121,7 @@ impl PreparedRow {
         let values = conv(&v["v"])?;
         let repro = conv(&v["r"])?;
         if values.len() != super::row::HASHED_COLUMNS.len() - 1
-            || repro.len() != super::row::REPRO_COLUMNS.len()
+            || repro.len() != extra_columns().len()
         {
             return Err(bad("wrong number of columns"));
         }
@@ -230,6 +238,11 @@ pub trait LogStore: Send {
     fn spend_since(&mut self, from_ms: i64) -> Result<Vec<SpendDay>, StoreError>;
     /// The [`REPLAY_COLUMNS`] of the rows `sel` names.
     fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError>;
+    /// The `/ui` chart series of `q` (see [`super::series`]).
+    fn series(
+        &mut self,
+        q: &super::series::SeriesQuery,
+    ) -> Result<Vec<super::series::Point>, StoreError>;
 }
 
 #[cfg(test)]
@@ -246,7 +259,13 @@ mod tests {
         values[24] = Value::Real(1.0);
         let row = PreparedRow {
             values,
-            repro: vec![Value::Null, Value::Text("h".into()), Value::Null],
+            repro: vec![
+                Value::Null,
+                Value::Text("h".into()),
+                Value::Null,
+                Value::Text("native".into()),
+                Value::Null,
+            ],
         };
         let back = PreparedRow::from_json(&row.to_json()).unwrap();
         assert_eq!(back, row);

@@ -32,6 +32,7 @@ pub mod redact;
 pub mod report;
 pub mod responses;
 pub mod row;
+pub mod series;
 pub mod spill;
 pub mod sqlite;
 pub mod writer;
@@ -129,6 +130,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_responses",
         include_str!("../../migrations/0004_responses.sql"),
+    ),
+    (
+        5,
+        "0005_routes",
+        include_str!("../../migrations/0005_routes.sql"),
     ),
 ];
 

@@ -227,7 +227,7 @@ impl GroupBy {
         })
     }
 
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             GroupBy::Model => "requested_model",
             GroupBy::Deployment => "deployment",

@@ -81,6 +81,11 @@ pub struct RequestRecord {
     /// JSON path (in the outgoing body) of the personal data the egress guard stopped before
     /// it left for a non-local deployment; never the value.
     pub egress_blocked: Option<String>,
+    /// For Messages and Responses requests: `native` (the backend's own API) or `bridged`
+    /// (through chat completions), of the deployment that answered (or was last tried).
+    pub route: Option<String>,
+    /// Server or hosted tools removed from a bridged request (`web_search`, …).
+    pub dropped_tools: Vec<String>,
 }
 
 impl Default for RequestRecord {
@@ -119,6 +124,8 @@ impl Default for RequestRecord {
             request_body: None,
             log_mode: None,
             egress_blocked: None,
+            route: None,
+            dropped_tools: Vec::new(),
         }
     }
 }

@@ -64,6 +64,22 @@ pub fn repro_values(r: &RequestRecord) -> Vec<Sql> {
     ]
 }
 
+/// Columns of migration 0005, written after [`REPRO_COLUMNS`], outside the hash chain: how a
+/// Messages or Responses request reached its backend, and the tools a bridged route removed.
+pub const ROUTE_COLUMNS: [&str; 2] = ["route", "dropped_tools"];
+
+/// The [`ROUTE_COLUMNS`] values of `r` (tool names are kept in every mode: they are the
+/// client's tool types, never its text).
+pub fn route_values(r: &RequestRecord) -> Vec<Sql> {
+    let tools = (!r.dropped_tools.is_empty())
+        .then(|| serde_json::to_string(&r.dropped_tools).ok())
+        .flatten();
+    vec![
+        r.route.clone().map(Sql::Text).unwrap_or(Sql::Null),
+        tools.map(Sql::Text).unwrap_or(Sql::Null),
+    ]
+}
+
 /// The effective logging mode of a record: its override (`log_mode`, set by a policy or key)
 /// when valid, else `default` (`log.prompts`).
 pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
@@ -154,9 +170,11 @@ pub fn prepare(
 ) -> Option<super::backend::PreparedRow> {
     let mut values = to_values(r, 0, mode, pii)?;
     values.remove(0);
+    let mut extra = repro_values(r);
+    extra.extend(route_values(r));
     Some(super::backend::PreparedRow {
         values,
-        repro: repro_values(r),
+        repro: extra,
     })
 }
 

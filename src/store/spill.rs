@@ -147,7 +147,7 @@ mod tests {
         values[0] = Value::Text(id.into());
         PreparedRow {
             values,
-            repro: vec![Value::Null; 3],
+            repro: vec![Value::Null; 5],
         }
     }
 
@@ -233,6 +233,12 @@ mod tests {
             &mut self,
             _: &super::super::backend::ReplaySelect,
         ) -> Result<Vec<Vec<Value>>, StoreError> {
+            unimplemented!()
+        }
+        fn series(
+            &mut self,
+            _: &super::super::series::SeriesQuery,
+        ) -> Result<Vec<super::super::series::Point>, StoreError> {
             unimplemented!()
         }
     }

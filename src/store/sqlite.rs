@@ -59,8 +59,9 @@ pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, Stor
 }
 
 fn insert_sql() -> String {
-    let cols = format!("{}, {}", row::select_list(), row::REPRO_COLUMNS.join(", "));
-    let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2 + row::REPRO_COLUMNS.len()].join(", ");
+    let extra = super::backend::extra_columns();
+    let cols = format!("{}, {}", row::select_list(), extra.join(", "));
+    let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2 + extra.len()].join(", ");
     format!("INSERT INTO requests ({cols}) VALUES ({marks})")
 }
 
@@ -174,6 +175,13 @@ impl LogStore for SqliteStore {
 
     fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
         replay_rows(&self.conn, sel)
+    }
+
+    fn series(
+        &mut self,
+        q: &super::series::SeriesQuery,
+    ) -> Result<Vec<super::series::Point>, StoreError> {
+        super::series::series(&self.conn, q)
     }
 }
 

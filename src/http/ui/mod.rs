@@ -7,11 +7,17 @@
 //!   requests (newest first; the form filters on the server, the quick-filter box hides rows in
 //!   the browser; `#q=TEXT` in the URL fills it).
 //! - `GET /ui/requests/{id}`: one request in full.
+//! - `GET /ui/usage` ([`usage`]): requests, tokens and cost over time by model / deployment /
+//!   key / end user, the share of tokens that stayed local, traffic by openness tier.
+//! - `GET /ui/routes`, `/ui/routes/{name}` ([`routes`]): each route with its five freedoms.
 //!
 //! Same access rule as `/admin` ([`crate::http::auth::require_admin`]), plus the login cookie of
 //! [`crate::http::ui::login`] for browsers.
 
 pub mod login;
+pub mod routes;
+pub mod svg;
+pub mod usage;
 
 use crate::api::ApiError;
 use crate::gateway::Gateway;
@@ -34,6 +40,9 @@ pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/ui", get(dashboard))
         .route("/ui/requests/{id}", get(detail))
+        .route("/ui/usage", get(usage::page))
+        .route("/ui/routes", get(routes::index))
+        .route("/ui/routes/{name}", get(routes::detail))
 }
 
 /// Query of `GET /ui`.
@@ -61,6 +70,7 @@ pre{background:#fff;border:1px solid #ddd;padding:.75rem;white-space:pre-wrap}
 dl{display:grid;grid-template-columns:10rem 1fr;gap:.2rem .75rem}dt{color:#666}dd{margin:0}
 .legend span{margin-right:1rem}.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem}
 svg text{font-size:10px;fill:#555}
+.nav{margin:0 0 .5rem}
 ";
 
 const JS: &str = "
@@ -84,7 +94,7 @@ const COLORS: [&str; 8] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
 ];
 
-fn page(title: &str, body: Markup) -> Response {
+pub(super) fn page(title: &str, body: Markup) -> Response {
     let doc = html! {
         (DOCTYPE)
         html lang="en" {
@@ -183,6 +193,7 @@ fn render_dashboard(d: &Dashboard, q: &UiQuery, since: &str, now: i64) -> Markup
     let models: Vec<&str> = d.total.groups.iter().map(|g| g.key.as_str()).collect();
     let hostings: Vec<&str> = d.hosting.groups.iter().map(|g| g.key.as_str()).collect();
     html! {
+        (usage::nav())
         h1 { "Sluice · requests since " (fmt_time(d.since_ms)) " UTC" }
         div.cards {
             (card("Requests", "total-requests", t.requests.to_string()))
@@ -243,7 +254,7 @@ fn render_dashboard(d: &Dashboard, q: &UiQuery, since: &str, now: i64) -> Markup
     }
 }
 
-fn card(label: &str, id: &str, value: String) -> Markup {
+pub(super) fn card(label: &str, id: &str, value: String) -> Markup {
     html! { div.card { div.label { (label) } div.value id=(id) { (value) } } }
 }
 
@@ -277,7 +288,7 @@ fn row(r: &LogRow) -> Markup {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 

@@ -48,11 +48,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_spend",
         include_str!("../../../migrations/postgres/0004_spend.sql"),
     ),
+    (
+        5,
+        "0005_routes",
+        include_str!("../../../migrations/postgres/0005_routes.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating (any constant; "sluice" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736c_7569_6365;
-/// Rows per `INSERT` statement (38 parameters each).
+/// Rows per `INSERT` statement (40 parameters each).
 const ROWS_PER_INSERT: usize = 100;
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -174,8 +179,9 @@ fn param(v: &Value, ty: &Type) -> Box<dyn ToSql + Sync + Send> {
 }
 
 fn insert_sql(rows: usize) -> String {
-    let cols = format!("{}, {}", row::select_list(), row::REPRO_COLUMNS.join(", "));
-    let width = row::HASHED_COLUMNS.len() + 2 + row::REPRO_COLUMNS.len();
+    let extra = super::backend::extra_columns();
+    let cols = format!("{}, {}", row::select_list(), extra.join(", "));
+    let width = row::HASHED_COLUMNS.len() + 2 + extra.len();
     let tuples: Vec<String> = (0..rows)
         .map(|r| {
             let marks: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
@@ -367,5 +373,12 @@ impl LogStore for PgStore {
 
     fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
         self.with(|c| read::replay_rows(c, sel))
+    }
+
+    fn series(
+        &mut self,
+        q: &super::series::SeriesQuery,
+    ) -> Result<Vec<super::series::Point>, StoreError> {
+        self.with(|c| read::series(c, q))
     }
 }

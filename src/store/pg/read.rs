@@ -372,3 +372,33 @@ pub fn replay_rows(c: &mut Client, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>
     };
     found.iter().map(values).collect()
 }
+
+/// The `/ui` chart series of `q` (as [`crate::store::series::series`] on SQLite).
+pub fn series(
+    c: &mut Client,
+    q: &crate::store::series::SeriesQuery,
+) -> Result<Vec<crate::store::series::Point>, StoreError> {
+    let key = match q.by {
+        Some(by) => query::group_column_pg(Some(by)),
+        None => "'total'",
+    };
+    let sql = format!(
+        "SELECT (started_ms / $2) * $2 AS b, coalesce(nullif({key}::text, ''), '-') AS k, count(*), \
+         coalesce(sum(total_tokens), 0)::bigint, coalesce(sum(cost_usd), 0)::float8, \
+         coalesce(sum(CASE WHEN hosting = 'local' THEN total_tokens ELSE 0 END), 0)::bigint \
+         FROM requests WHERE started_ms >= $1 AND ($3::text IS NULL OR deployment = $3) \
+         GROUP BY b, k ORDER BY b, k"
+    );
+    let found = c.query(&sql, &[&q.since_ms, &q.bucket_ms.max(1), &q.deployment])?;
+    Ok(found
+        .iter()
+        .map(|r| crate::store::series::Point {
+            start_ms: r.get(0),
+            key: r.get(1),
+            requests: r.get::<_, i64>(2).max(0) as u64,
+            tokens: r.get::<_, i64>(3).max(0) as u64,
+            cost_usd: r.get(4),
+            local_tokens: r.get::<_, i64>(5).max(0) as u64,
+        })
+        .collect())
+}

@@ -1,0 +1,312 @@
+//! The native routes: a Messages request to an `anthropic` deployment goes to
+//! `POST {base_url}/v1/messages`, a Responses request to an `openai` deployment with the
+//! `responses` capability to `POST {base_url}/responses`. The client's body is forwarded with
+//! only `model` rewritten to the deployment's id (sampling overrides and redaction were applied
+//! by the gateway before); Messages get the deployment's `x-api-key`, Sluice's
+//! `anthropic-version` and the client's `anthropic-beta`; Responses the deployment's bearer
+//! key.
+//!
+//! The answer is not translated: a whole body comes back as the backend's bytes
+//! ([`Reply::Complete`]), a stream as its SSE events, each with its exact bytes
+//! ([`Reply::Events`]).
+
+use super::sse::SseParser;
+use super::upstream::{self, MAX_RESPONSE_BYTES, MAX_STREAM_EVENT_BYTES};
+use super::{Call, Reply, describe_reqwest_error};
+use crate::api::ApiError;
+use crate::api::native::{Dialect, NativeRequest};
+use crate::config::{Capability, DeploymentConfig, ProviderKind};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// One upstream SSE event: its exact bytes (blank line included) and its `data` parsed
+/// (`Null` for a comment or data that is not JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The bytes as the backend sent them.
+    pub raw: Bytes,
+    /// The `data:` payload as JSON.
+    pub data: Value,
+}
+
+/// A native stream: events in order; an `Err` item ends it (nothing follows).
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event, ApiError>> + Send>>;
+
+/// Whether `dep` serves `dialect` natively: Messages on `anthropic`, Responses on `openai`
+/// with the `responses` capability.
+pub fn serves(dep: &DeploymentConfig, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Messages => dep.provider == ProviderKind::Anthropic,
+        Dialect::Responses => {
+            dep.provider == ProviderKind::Openai
+                && super::caps::Caps::of(dep).has(Capability::Responses)
+        }
+    }
+}
+
+/// The exact body sent upstream: the client's with `model` set to the deployment's id.
+///
+/// Errors: 500 when it cannot be encoded (cannot happen for a JSON map).
+pub fn upstream_body(n: &NativeRequest, dep: &DeploymentConfig) -> Result<Vec<u8>, ApiError> {
+    let mut body = n.body.clone();
+    body.insert("model".into(), Value::from(dep.model.clone()));
+    serde_json::to_vec(&body)
+        .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))
+}
+
+/// Sends `n` to `call.deployment`'s own API for its dialect.
+///
+/// Errors: see [`super::call`]; a 200 whose JSON is an error object is a 502 (Anthropic
+/// `overloaded_error` included).
+pub async fn call(
+    client: &reqwest::Client,
+    call: Call<'_>,
+    n: &NativeRequest,
+) -> Result<Reply, ApiError> {
+    let dep = call.deployment;
+    let path = match n.dialect {
+        Dialect::Messages => "/v1/messages",
+        Dialect::Responses => "/responses",
+    };
+    let mut req = client
+        .post(super::upstream_url(dep, path)?)
+        .header("content-type", "application/json")
+        .header("x-request-id", call.request_id)
+        .body(upstream_body(n, dep)?);
+    match n.dialect {
+        Dialect::Messages => {
+            req = super::anthropic::with_key(req, dep)
+                .header("anthropic-version", super::anthropic::API_VERSION);
+            if let Some(beta) = &n.anthropic_beta {
+                req = req.header("anthropic-beta", beta);
+            }
+        }
+        Dialect::Responses => {
+            if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
+                req = req.bearer_auth(key);
+            }
+        }
+    }
+    let stream = n.is_stream();
+    let resp = upstream::send(req, dep, stream, call.egress).await?;
+    let is_sse = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if stream && is_sse {
+        return Ok(Reply::Events(events(resp, dep)));
+    }
+    let bytes = upstream::read_capped(resp, dep, MAX_RESPONSE_BYTES, false).await?;
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
+    if let Some(e) = error_event(n.dialect, &dep.name, &json) {
+        return Err(e);
+    }
+    if stream {
+        return Err(ApiError::bad_gateway(
+            &dep.name,
+            "a stream was asked for but the answer is one JSON document",
+        ));
+    }
+    Ok(Reply::Complete { body: bytes, json })
+}
+
+/// The error an upstream error object or event means, when `v` is one: Anthropic's
+/// `{"type":"error","error":{"type","message"}}`, a Responses `error` event or
+/// `response.failed`. `rate_limit_error` is a 429, the rest 502 (so the gateway may fall back
+/// before the first byte).
+pub fn error_event(dialect: Dialect, deployment: &str, v: &Value) -> Option<ApiError> {
+    let kind = v.get("type").and_then(Value::as_str);
+    let e = match (dialect, kind) {
+        (Dialect::Messages, Some("error")) => v.get("error")?,
+        (Dialect::Responses, Some("error")) => {
+            v.get("error").filter(|e| e.is_object()).unwrap_or(v)
+        }
+        (Dialect::Responses, Some("response.failed")) => v.pointer("/response/error")?,
+        (Dialect::Responses, None) => v.get("error").filter(|e| e.is_object())?,
+        _ => return None,
+    };
+    let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    // Anthropic names the error in `type`, OpenAI in `code` (its `type` is the event's).
+    let code = match dialect {
+        Dialect::Messages => text("type"),
+        Dialect::Responses if text("code").is_empty() => text("type"),
+        Dialect::Responses => text("code"),
+    };
+    let message = format!("{code}: {}", text("message"));
+    let mut err = ApiError::bad_gateway(deployment, message);
+    if code == "rate_limit_error" || code == "rate_limit_exceeded" {
+        err.status = axum::http::StatusCode::TOO_MANY_REQUESTS;
+    }
+    Some(err)
+}
+
+struct State {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    buf: Vec<u8>,
+    out: VecDeque<Event>,
+    deployment: String,
+    idle: Duration,
+    ended: bool,
+}
+
+/// The response's SSE events, each handed on as soon as its blank line arrives. A silence
+/// longer than the deployment's `stream_idle_timeout_ms` is a 504 item, a broken connection a
+/// 502 item, an event over [`MAX_STREAM_EVENT_BYTES`] a 502 item.
+fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
+    let st = State {
+        body: resp.bytes_stream().boxed(),
+        buf: Vec::new(),
+        out: VecDeque::new(),
+        deployment: dep.name.clone(),
+        idle: Duration::from_millis(dep.stream_idle_timeout_ms()),
+        ended: false,
+    };
+    Box::pin(futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(e) = st.out.pop_front() {
+                return Some((Ok(e), st));
+            }
+            if st.ended {
+                return None;
+            }
+            let err = match tokio::time::timeout(st.idle, st.body.next()).await {
+                Ok(Some(Ok(bytes))) => {
+                    st.buf.extend_from_slice(&bytes);
+                    split_events(&mut st.buf, &mut st.out);
+                    (st.buf.len() > MAX_STREAM_EVENT_BYTES).then(|| {
+                        ApiError::bad_gateway(
+                            &st.deployment,
+                            format!("a stream event is larger than {MAX_STREAM_EVENT_BYTES} bytes"),
+                        )
+                    })
+                }
+                Ok(Some(Err(e))) => Some(ApiError::bad_gateway(
+                    &st.deployment,
+                    format!("the stream broke off: {}", describe_reqwest_error(&e)),
+                )),
+                Ok(None) => {
+                    // A last event without its blank line still counts.
+                    if !st.buf.is_empty() {
+                        let raw = std::mem::take(&mut st.buf);
+                        st.out.push_back(event_of(raw));
+                    }
+                    st.ended = true;
+                    None
+                }
+                Err(_) => Some(ApiError::gateway_timeout(&st.deployment)),
+            };
+            if let Some(e) = err {
+                st.ended = true;
+                st.out.clear();
+                return Some((Err(e), st));
+            }
+        }
+    }))
+}
+
+/// Moves every complete event (up to and including its blank line: `\n\n`, `\r\n\r\n` or
+/// `\r\r`) from `buf` to `out`.
+pub fn split_events(buf: &mut Vec<u8>, out: &mut VecDeque<Event>) {
+    while let Some(end) = event_end(buf) {
+        let raw: Vec<u8> = buf.drain(..end).collect();
+        out.push_back(event_of(raw));
+    }
+}
+
+/// The length of the first complete event in `buf`, blank line included.
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        match (buf[i], buf[i + 1]) {
+            (b'\n', b'\n') => return Some(i + 2),
+            (b'\r', b'\r') => return Some(i + 2),
+            (b'\r', b'\n') if buf.get(i + 2..i + 4) == Some(b"\r\n") => return Some(i + 4),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn event_of(raw: Vec<u8>) -> Event {
+    let mut parser = SseParser::new();
+    let mut parsed = parser.push(&raw);
+    parsed.extend(parser.finish());
+    let data = parsed
+        .first()
+        .and_then(|e| serde_json::from_str(&e.data).ok())
+        .unwrap_or(Value::Null);
+    Event {
+        raw: Bytes::from(raw),
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_keep_their_exact_bytes_however_split() {
+        let text = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n: ping\n\nevent: x\r\ndata: {\"a\":\"é\"}\r\n\r\n";
+        for step in [1, 2, 5, text.len()] {
+            let mut buf = Vec::new();
+            let mut out = VecDeque::new();
+            for piece in text.as_bytes().chunks(step) {
+                buf.extend_from_slice(piece);
+                split_events(&mut buf, &mut out);
+            }
+            assert!(buf.is_empty());
+            let raws: Vec<&[u8]> = out.iter().map(|e| &e.raw[..]).collect();
+            assert_eq!(
+                raws,
+                vec![
+                    &b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"[..],
+                    b": ping\n\n",
+                    "event: x\r\ndata: {\"a\":\"é\"}\r\n\r\n".as_bytes(),
+                ]
+            );
+            assert_eq!(out[0].data, json!({"type":"message_start"}));
+            assert_eq!(out[1].data, Value::Null);
+            assert_eq!(out[2].data, json!({"a":"é"}));
+        }
+    }
+
+    #[test]
+    fn error_events_become_errors() {
+        let e = error_event(
+            Dialect::Messages,
+            "d",
+            &json!({"type":"error","error":{"type":"overloaded_error","message":"busy"}}),
+        )
+        .unwrap();
+        assert_eq!(e.status.as_u16(), 502);
+        assert!(
+            e.body.message.contains("overloaded_error: busy"),
+            "{}",
+            e.body.message
+        );
+        assert!(error_event(Dialect::Messages, "d", &json!({"type":"message"})).is_none());
+        let e = error_event(
+            Dialect::Responses,
+            "d",
+            &json!({"type":"error","code":"rate_limit_exceeded","message":"slow"}),
+        )
+        .unwrap();
+        assert_eq!(e.status.as_u16(), 429);
+        assert!(
+            error_event(
+                Dialect::Responses,
+                "d",
+                &json!({"object":"response","error":null})
+            )
+            .is_none()
+        );
+    }
+}

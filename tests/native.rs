@@ -1,0 +1,421 @@
+//! The native routes (docs/api.md "Native and bridged routes"): `/v1/messages` to an
+//! `anthropic` deployment and `/v1/responses` to an `openai` deployment with
+//! `supports: [responses]` reach the backend's own API with the client's body (only `model`
+//! rewritten) and the answer comes back byte for byte; errors before the first byte fall back
+//! (to a bridged deployment too), errors after it are error events; the log row says
+//! `route: native|bridged`, the dialect and the usage the backend streamed.
+
+mod support;
+
+use bytes::Bytes;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use std::path::Path;
+use support::*;
+
+fn ev(name: &str, data: Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// A Messages stream as Anthropic sends it (ping and `\r\n` line ends included).
+fn anthropic_stream(text: &[&str]) -> Vec<Bytes> {
+    let mut out = vec![
+        ev(
+            "message_start",
+            json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":20,"cache_creation_input_tokens":3,"cache_read_input_tokens":7,"output_tokens":1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
+        Bytes::from_static(b"event: ping\r\ndata: {\"type\": \"ping\"}\r\n\r\n"),
+    ];
+    for t in text {
+        out.push(ev(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":t}}),
+        ));
+    }
+    out.push(ev(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":0}),
+    ));
+    out.push(ev("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":9}})));
+    out.push(ev("message_stop", json!({"type":"message_stop"})));
+    out
+}
+
+fn anthropic_message(text: &str) -> Value {
+    json!({"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
+           "content":[{"type":"text","text":text}],"stop_reason":"end_turn","stop_sequence":null,
+           "usage":{"input_tokens":20,"cache_creation_input_tokens":0,"cache_read_input_tokens":5,"output_tokens":4}})
+}
+
+fn chat_answer(text: &str) -> Value {
+    json!({"id":"c1","object":"chat.completion","created":1,"model":"m",
+           "choices":[{"index":0,"message":{"role":"assistant","content":text},"finish_reason":"stop"}],
+           "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})
+}
+
+fn config(deployments: &str, order: &str, extra: &str, log: &Path) -> String {
+    format!(
+        "deployments:\n{deployments}models:\n  - name: default\n    deployments: [{order}]\n{extra}log:\n  path: {}\n  prompts: full\n",
+        log.display()
+    )
+}
+
+fn anthropic_dep(name: &str, base: &str) -> String {
+    format!(
+        "  - name: {name}\n    provider: anthropic\n    base_url: {base}\n    model: claude-x\n    api_key: sk-ant-secret\n"
+    )
+}
+
+fn openai_dep(name: &str, base: &str, supports: &str) -> String {
+    format!(
+        "  - name: {name}\n    provider: openai\n    base_url: {base}\n    model: m\n{supports}"
+    )
+}
+
+/// (route, dropped_tools, endpoint, status, prompt_tokens, completion_tokens, attempts) of
+/// every row, once `n` rows are there (polled, bounded).
+type Row = (Option<String>, Option<String>, String, i64, i64, i64, i64);
+
+async fn rows(db: &Path, n: usize) -> Vec<Row> {
+    for _ in 0..200 {
+        if let Ok(c) = Connection::open(db) {
+            let got: Vec<Row> = c
+                .prepare("SELECT route, dropped_tools, endpoint, status, prompt_tokens, completion_tokens, attempts FROM requests ORDER BY seq")
+                .and_then(|mut s| {
+                    s.query_map([], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                    })?
+                    .collect()
+                })
+                .unwrap_or_default();
+            if got.len() >= n {
+                return got;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("fewer than {n} rows in the log");
+}
+
+async fn post_messages(s: &Sluice, body: &Value, beta: Option<&str>) -> reqwest::Response {
+    let mut req = client()
+        .post(s.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .header("x-api-key", "client-key")
+        .json(body);
+    if let Some(b) = beta {
+        req = req.header("anthropic-beta", b);
+    }
+    req.send().await.unwrap()
+}
+
+/// The Messages body a client such as Claude Code sends: server tools, unknown fields.
+fn claude_code_body(stream: bool) -> Value {
+    json!({"model":"default","max_tokens":32000,"stream":stream,
+        "system":[{"type":"text","text":"You are helpful.","cache_control":{"type":"ephemeral"}}],
+        "messages":[{"role":"user","content":[{"type":"text","text":"Hi there"}]}],
+        "tools":[{"type":"web_search_20250305","name":"web_search","max_uses":2},
+                 {"name":"get_weather","description":"d","input_schema":{"type":"object","properties":{}}}],
+        "thinking":{"type":"adaptive"},"context_management":{"edits":[]},"output_config":{"effort":"low"},
+        "metadata":{"user_id":"user-7"}})
+}
+
+#[tokio::test]
+async fn messages_native_whole_answer_passes_through_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let answer = anthropic_message("Hello!");
+    let sent = answer.to_string();
+    let mock = Mock::start(move |_| MockReply::Json(200, answer.clone())).await;
+    let yaml = config(&anthropic_dep("claude", &mock.url("")), "claude", "", &db);
+    let s = Sluice::start_logged(&yaml).await;
+    let body = claude_code_body(false);
+    let resp = post_messages(&s, &body, Some("claude-code-20250219,context-1m")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-sluice-route"], "native");
+    assert!(resp.headers().get("x-sluice-dropped-tools").is_none());
+    assert_eq!(
+        resp.text().await.unwrap(),
+        sent,
+        "the backend's bytes, unchanged"
+    );
+    let got = mock.last();
+    assert_eq!(got.path, "/v1/messages");
+    assert_eq!(got.headers["x-api-key"], "sk-ant-secret");
+    assert_eq!(got.headers["anthropic-version"], "2023-06-01");
+    assert_eq!(
+        got.headers["anthropic-beta"],
+        "claude-code-20250219,context-1m"
+    );
+    let mut want = body.clone();
+    want["model"] = json!("claude-x");
+    assert_eq!(
+        got.body, want,
+        "the client's body, only the model rewritten"
+    );
+    let row = &rows(&db, 1).await[0];
+    assert_eq!(
+        row,
+        &(
+            Some("native".into()),
+            None,
+            "messages".into(),
+            200,
+            25,
+            4,
+            1
+        )
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn messages_native_stream_is_relayed_byte_for_byte_with_its_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let events = anthropic_stream(&["Hel", "lo"]);
+    let expected: Vec<u8> = events.iter().flat_map(|b| b.to_vec()).collect();
+    let mock = Mock::start(move |_| MockReply::Sse(events.clone())).await;
+    let policy = "policies:\n  - name: repro\n    when: {}\n    sampling: {deterministic: true}\n";
+    let yaml = config(
+        &anthropic_dep("claude", &mock.url("")),
+        "claude",
+        policy,
+        &db,
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let mut body = claude_code_body(true);
+    body["temperature"] = json!(0.8);
+    let resp = post_messages(&s, &body, None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), expected);
+    let got = mock.last().body;
+    assert_eq!(
+        (got["temperature"].clone(), got["top_k"].clone()),
+        (json!(0.0), json!(1))
+    );
+    assert!(got.get("seed").is_none() && got.get("n").is_none());
+    assert!(mock.last().headers.get("anthropic-beta").is_none());
+    // input 20 + cache creation 3 + cache read 7; output from message_delta.
+    let row = &rows(&db, 1).await[0];
+    assert_eq!(
+        (row.0.as_deref(), row.3, row.4, row.5),
+        (Some("native"), 200, 30, 9)
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_error_before_the_first_byte_falls_back_to_a_bridged_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let down = Mock::start(|_| {
+        MockReply::Json(
+            529,
+            json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}),
+        )
+    })
+    .await;
+    let chat = Mock::start(|_| MockReply::Json(200, chat_answer("From chat."))).await;
+    let deps = anthropic_dep("claude", &down.url("")) + &openai_dep("local", &chat.url("/v1"), "");
+    let s = Sluice::start_logged(&config(&deps, "claude, local", "", &db)).await;
+    let resp = post_messages(&s, &claude_code_body(false), None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-sluice-route"], "bridged");
+    assert_eq!(resp.headers()["x-sluice-dropped-tools"], "web_search");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"], json!([{"type":"text","text":"From chat."}]));
+    assert_eq!(down.calls(), 1);
+    let up = chat.last().body;
+    assert_eq!(
+        up["tools"].as_array().unwrap().len(),
+        1,
+        "the server tool is removed"
+    );
+    let row = &rows(&db, 1).await[0];
+    assert_eq!(
+        (row.0.as_deref(), row.1.as_deref(), row.6),
+        (Some("bridged"), Some(r#"["web_search"]"#), 2)
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_off_ends_with_an_error_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mut events = anthropic_stream(&["partial"]);
+    events.truncate(4); // message_start, block start, ping, one delta: no message_stop.
+    let first: Vec<u8> = events.iter().flat_map(|b| b.to_vec()).collect();
+    let mock = Mock::start(move |_| MockReply::Sse(events.clone())).await;
+    let yaml = config(&anthropic_dep("claude", &mock.url("")), "claude", "", &db);
+    let s = Sluice::start_logged(&yaml).await;
+    let resp = post_messages(&s, &claude_code_body(true), None).await;
+    assert_eq!(resp.status(), 200);
+    let got = resp.bytes().await.unwrap().to_vec();
+    assert!(
+        got.starts_with(&first),
+        "the events before the failure, unchanged"
+    );
+    let tail = String::from_utf8(got[first.len()..].to_vec()).unwrap();
+    assert!(tail.starts_with("event: error\ndata: "), "{tail}");
+    let e: Value = serde_json::from_str(tail.trim_end().split_once("data: ").unwrap().1).unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["error"]["type"], "api_error");
+    assert!(!tail.contains("message_stop"));
+    let row = &rows(&db, 1).await[0];
+    assert_eq!((row.0.as_deref(), row.3), (Some("native"), 502));
+    s.stop().await;
+}
+
+/// A Responses stream as the OpenAI API sends it.
+fn responses_stream(id: &str, text: &str) -> Vec<Bytes> {
+    let resp = |status: &str, output: Value, usage: Value| json!({"id":id,"object":"response","created_at":1700000000,"status":status,"model":"m","output":output,"usage":usage});
+    let item = json!({"id":"msg_1","type":"message","status":"completed","role":"assistant",
+                      "content":[{"type":"output_text","text":text,"annotations":[]}]});
+    vec![
+        ev(
+            "response.created",
+            json!({"type":"response.created","sequence_number":0,"response":resp("in_progress", json!([]), Value::Null)}),
+        ),
+        ev(
+            "response.output_text.delta",
+            json!({"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":text}),
+        ),
+        ev(
+            "response.completed",
+            json!({"type":"response.completed","sequence_number":2,
+            "response":resp("completed", json!([item]), json!({"input_tokens":12,"output_tokens":3,"total_tokens":15}))}),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn responses_native_stream_whole_answer_and_stored_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|r| {
+        if r.body["stream"] == true {
+            MockReply::Sse(responses_stream("resp_up1", "Paris."))
+        } else {
+            MockReply::Json(200, json!({"id":"resp_up2","object":"response","created_at":1700000001,"status":"completed","model":"m",
+                "output":[{"id":"msg_2","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Lyon too.","annotations":[]}]}],
+                "usage":{"input_tokens":30,"output_tokens":4,"total_tokens":34}}))
+        }
+    })
+    .await;
+    let deps = openai_dep("native", &mock.url("/v1"), "    supports: [responses]\n");
+    let s = Sluice::start_logged(&config(&deps, "native", "", &db)).await;
+    let expected: Vec<u8> = responses_stream("resp_up1", "Paris.")
+        .iter()
+        .flat_map(|b| b.to_vec())
+        .collect();
+    let body = json!({"model":"default","input":"Capital of France?","stream":true,
+        "tools":[{"type":"web_search"}],"include":["reasoning.encrypted_content"],"client_metadata":{"x":"y"}});
+    let resp = post(&s, "/v1/responses", body.clone()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-sluice-route"], "native");
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), expected);
+    let got = mock.last();
+    assert_eq!(got.path, "/v1/responses");
+    let mut want = body.clone();
+    want["model"] = json!("m");
+    assert_eq!(got.body, want);
+    // The next turn continues Sluice's stored conversation: the backend gets it as input.
+    let resp = post(
+        &s,
+        "/v1/responses",
+        json!({"model":"default","input":"And another?","previous_response_id":"resp_up1"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["id"], "resp_up2");
+    let up = mock.last().body;
+    assert!(up.get("previous_response_id").is_none());
+    let roles: Vec<(&str, &str)> = up["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["type"].as_str().unwrap_or(""),
+                i["role"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("message", "user"),
+            ("message", "assistant"),
+            ("message", "user")
+        ]
+    );
+    assert_eq!(up["input"][2]["content"], "And another?");
+    // Retrieve and delete by the backend's id.
+    let got: Value = client()
+        .get(s.url("/v1/responses/resp_up2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["output"][0]["content"][0]["text"], "Lyon too.");
+    let del = client()
+        .delete(s.url("/v1/responses/resp_up2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    let rows = rows(&db, 2).await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.0.as_deref(), r.2.as_str(), r.4, r.5))
+            .collect::<Vec<_>>(),
+        [
+            (Some("native"), "responses", 12, 3),
+            (Some("native"), "responses", 30, 4)
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn redaction_restores_text_in_native_events() {
+    let mock = Mock::start(|r| {
+        // Echo the placeholder Sluice sent, split across two deltas.
+        let text = r.raw.clone();
+        let text = String::from_utf8_lossy(&text).to_string();
+        let start = text.find("[EMAIL_").unwrap();
+        let ph = &text[start..start + text[start..].find(']').unwrap() + 1];
+        let (a, b) = ph.split_at(4);
+        MockReply::Sse(anthropic_stream(&["Mail ", a, &format!("{b} now")]))
+    })
+    .await;
+    let yaml = format!(
+        "deployments:\n{}    hosting: remote\nmodels:\n  - name: default\n    deployments: [claude]\npolicies:\n  - name: mask\n    when: {{pii: [email]}}\n    pii_action: redact\n",
+        anthropic_dep("claude", &mock.url(""))
+    );
+    let s = Sluice::start(&yaml).await;
+    let body = json!({"model":"default","max_tokens":50,"stream":true,
+        "system":"Write to anna.berg@example.com","messages":[{"role":"user","content":"ok"}]});
+    let resp = post_messages(&s, &body, None).await;
+    let text = resp.text().await.unwrap();
+    assert!(!String::from_utf8_lossy(&mock.raw_bytes()).contains("anna.berg@example.com"));
+    let said: String = text
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .filter_map(|f| f.split_once("data: "))
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(said, "Mail anna.berg@example.com now");
+    s.stop().await;
+}
