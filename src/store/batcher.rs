@@ -263,7 +263,7 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %e, "request log store still refuses the spilled rows");
+                tracing::warn!(error = %e, "request log store still refuses the spilled rows");
                 let state = self.shared.state();
                 let state = if state == WriterState::Ok {
                     WriterState::Spilling

@@ -84,6 +84,9 @@ impl PgStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("sluice");
+        // A server that vanished without closing the socket is noticed, not waited on.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
         let mut store = PgStore {
             config,
             client: None,
