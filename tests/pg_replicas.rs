@@ -453,7 +453,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the postgres log's schema is at version 99, newer than this Sluice knows (version 5)"
+            "the postgres log's schema is at version 99, newer than this Sluice knows (version 6)"
         ),
         "{err}"
     );
@@ -675,6 +675,7 @@ fn chain_lock_cost() {
         PreparedRow {
             values,
             repro: vec![V::Null; 5],
+            uid: String::new(),
         }
     };
     let run = |urls: Vec<String>| -> f64 {

@@ -23,6 +23,10 @@ pub struct PreparedRow {
     pub values: Vec<Value>,
     /// `request_hash`, `response_hash`, `fingerprint`, `route`, `dropped_tools`.
     pub repro: Vec<Value>,
+    /// A unique id of this row (UUIDv7), outside the chain: PostgreSQL skips a row it already
+    /// holds, so a batch whose commit succeeded but was not acknowledged (the server went
+    /// away mid-commit), then spilled and replayed, is not written twice. Empty: no check.
+    pub uid: String,
 }
 
 /// The columns written after `prev_hash` and `row_hash`, outside the chain, in order.
@@ -86,7 +90,7 @@ impl PreparedRow {
                 })
                 .collect()
         };
-        json!({"v": conv(&self.values), "r": conv(&self.repro)}).to_string()
+        json!({"v": conv(&self.values), "r": conv(&self.repro), "u": self.uid}).to_string()
     }
 
     /// Reads a line written by [`PreparedRow::to_json`].
@@ -125,7 +129,8 @@ impl PreparedRow {
         {
             return Err(bad("wrong number of columns"));
         }
-        Ok(PreparedRow { values, repro })
+        let uid = v["u"].as_str().unwrap_or_default().to_string();
+        Ok(PreparedRow { values, repro, uid })
     }
 }
 
@@ -266,6 +271,7 @@ mod tests {
                 Value::Text("native".into()),
                 Value::Null,
             ],
+            uid: "0190-a".into(),
         };
         let back = PreparedRow::from_json(&row.to_json()).unwrap();
         assert_eq!(back, row);

@@ -175,6 +175,7 @@ pub fn prepare(
     Some(super::backend::PreparedRow {
         values,
         repro: extra,
+        uid: uuid::Uuid::now_v7().simple().to_string(),
     })
 }
 

@@ -148,6 +148,7 @@ mod tests {
         PreparedRow {
             values,
             repro: vec![Value::Null; 5],
+            uid: format!("u-{id}"),
         }
     }
 

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_routes",
         include_str!("../../../migrations/postgres/0005_routes.sql"),
     ),
+    (
+        6,
+        "0006_row_uid",
+        include_str!("../../../migrations/postgres/0006_row_uid.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating (any constant; "sluice" in ASCII).
@@ -183,8 +188,8 @@ fn param(v: &Value, ty: &Type) -> Box<dyn ToSql + Sync + Send> {
 
 fn insert_sql(rows: usize) -> String {
     let extra = super::backend::extra_columns();
-    let cols = format!("{}, {}", row::select_list(), extra.join(", "));
-    let width = row::HASHED_COLUMNS.len() + 2 + extra.len();
+    let cols = format!("{}, {}, row_uid", row::select_list(), extra.join(", "));
+    let width = row::HASHED_COLUMNS.len() + 2 + extra.len() + 1;
     let tuples: Vec<String> = (0..rows)
         .map(|r| {
             let marks: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
@@ -203,7 +208,25 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
     )?;
     let mut seq: i64 = head.get(0);
     let mut prev: String = head.get(1);
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    // Rows already here (a commit that succeeded unacknowledged, then spilled) are skipped.
+    let uids: Vec<&str> = rows
+        .iter()
+        .map(|r| r.uid.as_str())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let present: std::collections::HashSet<String> = if uids.is_empty() {
+        Default::default()
+    } else {
+        tx.query(
+            "SELECT row_uid FROM requests WHERE row_uid = ANY($1)",
+            &[&uids],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let fresh: Vec<&PreparedRow> = rows.iter().filter(|r| !present.contains(&r.uid)).collect();
+    for chunk in fresh.chunks(ROWS_PER_INSERT) {
         let stmt = tx.prepare(&insert_sql(chunk.len()))?;
         let types = stmt.params().to_vec();
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(types.len());
@@ -214,6 +237,7 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
                 let ty = types.get(params.len()).unwrap_or(&Type::TEXT);
                 params.push(param(v, ty));
             }
+            params.push(Box::new((!r.uid.is_empty()).then(|| r.uid.clone())));
             prev = hash;
         }
         let refs: Vec<&(dyn ToSql + Sync)> = params
@@ -227,7 +251,7 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
         &[&seq, &prev],
     )?;
     let mut spend: BTreeMap<(String, i64), (f64, f64)> = BTreeMap::new();
-    for (key, started, cost, remote) in rows.iter().filter_map(PreparedRow::spend) {
+    for (key, started, cost, remote) in fresh.iter().filter_map(|r| r.spend()) {
         let slot = spend
             .entry((key, started.div_euclid(86_400_000)))
             .or_default();
@@ -243,7 +267,7 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
             &[key, day, all, remote],
         )?;
     }
-    Ok(rows.len())
+    Ok(fresh.len())
 }
 
 /// Deletes from the old end of the chain (as [`super::chain::purge_before`]).
