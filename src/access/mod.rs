@@ -14,6 +14,7 @@ pub mod validate;
 
 use crate::api::ApiError;
 use crate::config::Config;
+use crate::store::backend::LogStore;
 use auth::{ConfigKeys, Principal};
 use keys::{KeyCache, Spend};
 use limits::{Limits, Rejection};
@@ -33,7 +34,8 @@ pub struct Access {
     pub limits: Arc<Limits>,
     /// Keys kept in the database (empty without a request log).
     pub db_keys: Arc<KeyCache>,
-    key_db: Option<Arc<Mutex<rusqlite::Connection>>>,
+    key_db: Option<Arc<Mutex<Box<dyn LogStore>>>>,
+    state_db: Option<Arc<Mutex<rusqlite::Connection>>>,
     spend: Arc<Spend>,
     reservations: Arc<budget::Reservations>,
     /// The shared coordinator (`coordination.redis`); `None`: limits are in-process.
@@ -75,6 +77,7 @@ impl Access {
             limits: Arc::new(Limits::default()),
             db_keys: Arc::default(),
             key_db: None,
+            state_db: None,
             spend,
             reservations: Arc::default(),
             sessions: Arc::default(),
@@ -199,27 +202,64 @@ impl Access {
         })
     }
 
-    /// Opens the key database (the request log's file), loads keys and this period's spend,
-    /// and reloads the keys every [`keys::RELOAD_EVERY`] in the background.
-    pub fn open_key_db(&mut self, path: &std::path::Path) -> Result<(), String> {
-        let conn = crate::store::open(path).map_err(|e| format!("keys {}: {e}", path.display()))?;
-        self.db_keys
-            .reload(&conn)
-            .map_err(|e| format!("keys {}: {e}", path.display()))?;
-        self.spend
-            .load(&conn, now_unix() * 1000)
-            .map_err(|e| format!("spend {}: {e}", path.display()))?;
-        let conn = Arc::new(std::sync::Mutex::new(conn));
-        self.key_db = Some(conn.clone());
+    /// Opens the key store (the request log's store: the SQLite file, or PostgreSQL shared
+    /// by every replica), loads keys and this period's spend, and reloads them in the
+    /// background: keys every [`keys::RELOAD_EVERY`] on SQLite; keys *and* spend every
+    /// [`keys::SHARED_RELOAD_EVERY`] on PostgreSQL, so a key made or revoked on one replica
+    /// is honoured by all within that bound and spend is the one total every replica adds to.
+    /// On SQLite the same file also keeps the Responses API state ([`Access::state_db`]).
+    ///
+    /// Errors: the store cannot be opened or read (`keys …: message`).
+    pub fn open_key_db(&mut self, cfg: &crate::config::LogConfig) -> Result<(), String> {
+        let shared = cfg.backend == crate::config::log::LogBackend::Postgres;
+        let where_ = cfg.describe();
+        let spend = self.spend.clone();
+        let cache = self.db_keys.clone();
+        // On a plain thread: the PostgreSQL client must not run inside the caller's runtime.
+        let store = std::thread::scope(|s| {
+            s.spawn(|| -> Result<Box<dyn LogStore>, String> {
+                let mut store =
+                    crate::store::connect(cfg).map_err(|e| format!("keys {where_}: {e}"))?;
+                cache
+                    .reload(&mut *store)
+                    .map_err(|e| format!("keys {where_}: {e}"))?;
+                spend
+                    .load(&mut *store, now_unix() * 1000)
+                    .map_err(|e| format!("spend {where_}: {e}"))?;
+                Ok(store)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(format!("keys {where_}: opening panicked")))
+        })?;
+        if !shared {
+            let conn = crate::store::open(&cfg.path)
+                .map_err(|e| format!("state {}: {e}", cfg.path.display()))?;
+            self.state_db = Some(Arc::new(Mutex::new(conn)));
+        }
+        let store = Arc::new(Mutex::new(store));
+        self.key_db = Some(store.clone());
+        let every = if shared {
+            keys::SHARED_RELOAD_EVERY
+        } else {
+            keys::RELOAD_EVERY
+        };
         let cache = Arc::downgrade(&self.db_keys);
+        let spend = Arc::downgrade(&self.spend);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(keys::RELOAD_EVERY).await;
-                let Some(cache) = cache.upgrade() else { break };
-                let conn = conn.clone();
+                tokio::time::sleep(every).await;
+                let (Some(cache), Some(spend)) = (cache.upgrade(), spend.upgrade()) else {
+                    break;
+                };
+                let store = store.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    if let Ok(c) = conn.lock() {
-                        let _ = cache.reload(&c);
+                    if let Ok(mut s) = store.lock() {
+                        if let Err(e) = cache.reload(&mut **s) {
+                            tracing::warn!(error = %e, "key reload failed; keeping the keys loaded before");
+                        }
+                        if shared && let Err(e) = spend.load(&mut **s, now_unix() * 1000) {
+                            tracing::warn!(error = %e, "spend reload failed; keeping the totals loaded before");
+                        }
                     }
                 })
                 .await;
@@ -228,20 +268,21 @@ impl Access {
         Ok(())
     }
 
-    /// The request log's database connection (keys, Responses state); `None` when the log
-    /// is off.
+    /// The request log's SQLite connection for the Responses API state; `None` when the log
+    /// is off or on PostgreSQL (Responses state is not shared across replicas yet).
     pub fn state_db(&self) -> Option<Arc<Mutex<rusqlite::Connection>>> {
-        self.key_db.clone()
+        self.state_db.clone()
     }
 
-    /// Runs `f` on the key database and reloads the key cache after (admin API).
+    /// Runs `f` on the key store on the blocking pool and reloads the key cache after (admin
+    /// API).
     ///
     /// Errors: 503 when the request log (and so the key store) is off.
     pub async fn with_key_db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> T + Send + 'static,
+        f: impl FnOnce(&mut dyn LogStore) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let Some(conn) = self.key_db.clone() else {
+        let Some(store) = self.key_db.clone() else {
             return Err(ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -250,11 +291,11 @@ impl Access {
         };
         let cache = self.db_keys.clone();
         tokio::task::spawn_blocking(move || {
-            let c = conn
+            let mut s = store
                 .lock()
                 .map_err(|_| ApiError::internal("key database lock poisoned"))?;
-            let out = f(&c);
-            let _ = cache.reload(&c);
+            let out = f(&mut **s);
+            let _ = cache.reload(&mut **s);
             Ok(out)
         })
         .await

@@ -4,7 +4,7 @@
 
 use crate::access::auth::{Budget, BudgetPeriod, KeySpec};
 use crate::access::keys::{self, StoredKey};
-use crate::store::commands::{DbArgs, db_path};
+use crate::store::commands::{DbArgs, open_with};
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 
@@ -196,15 +196,11 @@ fn create(a: CreateArgs) -> ExitCode {
         };
         return fail(format!("--{flag}: {message}"), 2);
     }
-    let path = match db_path(&a.db) {
-        Ok(p) => p,
+    let mut store = match open_with(&a.db, true) {
+        Ok(s) => s,
         Err(code) => return code,
     };
-    let conn = match crate::store::open(&path) {
-        Ok(c) => c,
-        Err(e) => return fail(e, 1),
-    };
-    match keys::create(&conn, spec, crate::store::now_ms() as i64) {
+    match keys::create(&mut *store, spec, crate::store::now_ms() as i64) {
         Ok((k, secret)) => {
             println!("{secret}");
             eprintln!(
@@ -219,17 +215,12 @@ fn create(a: CreateArgs) -> ExitCode {
 
 fn with_db(
     db: &DbArgs,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<ExitCode, ExitCode>,
+    f: impl FnOnce(&mut dyn crate::store::backend::LogStore) -> Result<ExitCode, ExitCode>,
 ) -> ExitCode {
-    let path = match db_path(db) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let conn = match crate::store::open_existing(&path) {
-        Ok(c) => c,
-        Err(e) => return fail(e, 1),
-    };
-    f(&conn).unwrap_or_else(|code| code)
+    match open_with(db, false) {
+        Ok(mut s) => f(&mut *s).unwrap_or_else(|code| code),
+        Err(code) => code,
+    }
 }
 
 fn fail(e: impl std::fmt::Display, code: u8) -> ExitCode {

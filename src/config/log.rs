@@ -69,6 +69,33 @@ pub struct LogConfig {
     /// 10 000.
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
+    /// Bytes (approximate size of the queued records: bodies, responses and a fixed part per
+    /// row) the queue holds. Default 64 MiB; one record bigger than this takes the whole
+    /// queue on its own.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes: usize,
+    /// Where the log lives: `sqlite` (default, the file at `path`) or `postgres` (at `url`).
+    #[serde(default)]
+    pub backend: LogBackend,
+    /// PostgreSQL connection URL (`postgres://user:pass@host:port/db`), for
+    /// `backend: postgres`; usually `${DATABASE_URL}`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// JSON-lines file where batches the store refused are kept until it takes them again.
+    /// Default: `path` + `.spill.jsonl` (SQLite), `./sluice-spill.jsonl` (PostgreSQL).
+    #[serde(default)]
+    pub spill_path: Option<PathBuf>,
+}
+
+/// `log.backend`: where the request log (and, with PostgreSQL, keys and spend) is kept.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogBackend {
+    /// A local SQLite file (`log.path`): the embedded default.
+    #[default]
+    Sqlite,
+    /// A shared PostgreSQL database (`log.url`): several replicas write one log.
+    Postgres,
 }
 
 impl Default for LogConfig {
@@ -79,6 +106,10 @@ impl Default for LogConfig {
             retention_days: None,
             user_header: None,
             queue_capacity: default_queue(),
+            queue_bytes: default_queue_bytes(),
+            backend: LogBackend::default(),
+            url: None,
+            spill_path: None,
         }
     }
 }
@@ -91,7 +122,34 @@ fn default_queue() -> usize {
     10_000
 }
 
+fn default_queue_bytes() -> usize {
+    64 << 20
+}
+
 impl LogConfig {
+    /// The spill file: `spill_path`, else next to the SQLite file, else `./sluice-spill.jsonl`.
+    pub fn spill_file(&self) -> PathBuf {
+        if let Some(p) = &self.spill_path {
+            return p.clone();
+        }
+        match self.backend {
+            LogBackend::Sqlite => {
+                let mut s = self.path.clone().into_os_string();
+                s.push(".spill.jsonl");
+                PathBuf::from(s)
+            }
+            LogBackend::Postgres => PathBuf::from("./sluice-spill.jsonl"),
+        }
+    }
+
+    /// Where the log is, for messages: the file path or the URL without its password.
+    pub fn describe(&self) -> String {
+        match (self.backend, &self.url) {
+            (LogBackend::Postgres, Some(u)) => redact_url(u),
+            _ => self.path.display().to_string(),
+        }
+    }
+
     /// Checks values the schema cannot. Errors are `(key path, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.path.as_os_str().is_empty() {
@@ -99,6 +157,32 @@ impl LogConfig {
         }
         if self.queue_capacity == 0 {
             return Err(("log.queue_capacity".into(), "must be at least 1".into()));
+        }
+        if self.queue_bytes < 1024 {
+            return Err(("log.queue_bytes".into(), "must be at least 1024".into()));
+        }
+        match (self.backend, self.url.as_deref()) {
+            (LogBackend::Postgres, None | Some("")) => {
+                return Err((
+                    "log.url".into(),
+                    "is required with `backend: postgres` (e.g. ${DATABASE_URL})".into(),
+                ));
+            }
+            (LogBackend::Postgres, Some(u))
+                if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) =>
+            {
+                return Err((
+                    "log.url".into(),
+                    "must start with postgres:// or postgresql://".into(),
+                ));
+            }
+            (LogBackend::Sqlite, Some(_)) => {
+                return Err((
+                    "log.url".into(),
+                    "is only used with `backend: postgres`".into(),
+                ));
+            }
+            _ => {}
         }
         if self.retention_days == Some(0) {
             return Err((
@@ -115,5 +199,51 @@ impl LogConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// `url` with the password replaced by `***` (for messages and logs).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "postgres://(unparsable url)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_needs_a_postgres_url_and_the_spill_file_has_a_default() {
+        let mut c = LogConfig {
+            backend: LogBackend::Postgres,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().0, "log.url");
+        c.url = Some("mysql://x".into());
+        assert_eq!(c.validate().unwrap_err().0, "log.url");
+        c.url = Some("postgres://sluice:secret@db:5432/sluice".into());
+        assert!(c.validate().is_ok());
+        assert_eq!(c.describe(), "postgres://sluice:***@db:5432/sluice");
+        assert_eq!(c.spill_file(), PathBuf::from("./sluice-spill.jsonl"));
+        let s = LogConfig {
+            url: Some("postgres://db/x".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.validate().unwrap_err().0, "log.url");
+        assert_eq!(
+            LogConfig::default().spill_file(),
+            PathBuf::from("./sluice.db.spill.jsonl")
+        );
+        let q = LogConfig {
+            queue_bytes: 10,
+            ..Default::default()
+        };
+        assert_eq!(q.validate().unwrap_err().0, "log.queue_bytes");
     }
 }

@@ -200,7 +200,9 @@ pub async fn attempt(
         // A request with personal data (redacted or kept local) is neither served from nor
         // stored into the cache: its answer belongs to its caller (rows with PII kinds are
         // never served, see `repro::cache`).
+        // The cache reads the SQLite log; on PostgreSQL it is off (docs/scaling.md).
         let cacheable = cx.config.cache.enabled
+            && cx.config.log.backend == crate::config::log::LogBackend::Sqlite
             && !matches!(send_body, RequestBody::Native(_))
             && cx.config.log.prompts != crate::config::LogMode::Off
             && applied.as_ref().is_some_and(|a| a.deterministic)

@@ -217,10 +217,11 @@ impl Gateway {
                 &gw.config.pii,
                 Some(gw.recorder.metrics_arc()),
             )
-            .map_err(|e| format!("request log {}: {e}", gw.config.log.path.display()))?;
+            .map_err(|e| format!("request log {}: {e}", gw.config.log.describe()))?;
             gw.recorder = gw.recorder.clone().with_log(log);
+            let log_cfg = gw.config.log.clone();
             let mut access = Access::clone(&gw.access);
-            access.open_key_db(&gw.config.log.path)?;
+            access.open_key_db(&log_cfg)?;
             gw.access = Arc::new(access);
         }
         Ok(gw)

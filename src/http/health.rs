@@ -39,16 +39,20 @@ async fn ready(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
         .access()
         .coordination_status()
         .is_some_and(|c| !c.up && c.on_unavailable == crate::config::OnUnavailable::FailClosed);
-    let any = reachable && !closed;
-    let status = if any {
+    let (log, log_ready) = log_writer(&gw);
+    let ready = reachable && !closed && log_ready;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = json!({"status": if any {"ready"} else {"unavailable"}});
+    let mut body = json!({"status": if ready {"ready"} else {"unavailable"}});
     if sees_detail(&gw, &headers) {
         body["deployments"] = deployments_detail(&probes);
         body["replica"] = replica_view(&gw);
+        if let Some(log) = log {
+            body["log"] = log;
+        }
     }
     (status, axum::Json(body)).into_response()
 }
@@ -151,6 +155,21 @@ pub fn replica_metrics(gw: &Gateway) -> String {
         }
     }
     out
+}
+
+/// The request-log writer's part of `/health/ready` (admin detail): `{backend, state,
+/// spill_pending, rows_spilled, rows_dropped, last_error}` (`None` without a log), and whether
+/// the replica may take traffic. `state` is `ok`, `spilling` (the store refuses writes; rows go
+/// to the local spill file and nothing is lost — still ready, so answers keep flowing) or
+/// `failing` (neither the store nor the spill file takes rows — not ready, so a load balancer
+/// sends requests elsewhere).
+pub fn log_writer(gw: &Gateway) -> (Option<Value>, bool) {
+    let Some(log) = gw.recorder().log() else {
+        return (None, true);
+    };
+    let h = log.health();
+    let ready = h.state != crate::store::writer::WriterState::Failing;
+    (Some(json!(h)), ready)
 }
 
 /// The backends' probe results, at most `server.ready_cache_ms` old.

@@ -186,7 +186,14 @@ pub async fn run_live(
             Ok(())
         }
     };
-    recorder.flush().await;
+    // Every accepted row is committed or spilled by then; a writer that can do neither
+    // (store and spill file failing) does not hold the exit past a second grace period.
+    if tokio::time::timeout(grace.max(Duration::from_secs(1)), recorder.flush())
+        .await
+        .is_err()
+    {
+        tracing::error!("request log not drained within the grace period; exiting anyway");
+    }
     result
 }
 

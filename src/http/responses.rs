@@ -104,8 +104,9 @@ async fn history(
     let (Some(db), Some(_)) = (gw.access().state_db(), state_mode(gw, principal)) else {
         return Err(bad(format!(
             "Previous response with id '{prev}' not found: this Sluice keeps no responses \
-             (log.prompts is `metadata` or `off`, or the key's log mode is), so \
-             previous_response_id cannot be used; send the whole conversation as input."
+             (log.prompts is `metadata` or `off`, or the key's log mode is, or the log is on \
+             PostgreSQL, where responses are not kept yet), so previous_response_id cannot \
+             be used; send the whole conversation as input."
         )));
     };
     let (id, who) = (prev.to_string(), owner(principal));

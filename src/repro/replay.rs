@@ -15,9 +15,10 @@ use crate::api::parse_request;
 use crate::api::summary::ResponseSummary;
 use crate::api::{Endpoint, RequestBody};
 use crate::gateway::{Gateway, ReplyBody, RequestContext};
+use crate::store::backend::{LogStore, ReplaySelect};
 use crate::store::commands::DbArgs;
 use clap::Args;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -79,36 +80,42 @@ pub struct Logged {
     pub sampling: Option<String>,
 }
 
-const COLS: &str = "id, endpoint, deployment, log_mode, request_body, response_content, \
-                    response_tool_calls, response_hash, request_hash, fingerprint, sampling";
-
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Logged> {
-    Ok(Logged {
-        id: r.get(0)?,
-        endpoint: r.get(1)?,
-        deployment: r.get(2)?,
-        log_mode: r.get(3)?,
-        request_body: r.get(4)?,
-        response_content: r.get(5)?,
-        response_tool_calls: r.get(6)?,
-        response_hash: r.get(7)?,
-        request_hash: r.get(8)?,
-        fingerprint: r.get(9)?,
-        sampling: r.get(10)?,
-    })
+fn text(v: &SqlValue) -> Option<String> {
+    match v {
+        SqlValue::Text(t) => Some(t.clone()),
+        _ => None,
+    }
 }
 
-/// The row of request id (or row number) `id`, the last one when an id repeats.
+/// A row of [`REPLAY_COLUMNS`](crate::store::backend::REPLAY_COLUMNS) values.
+fn from_values(v: &[SqlValue]) -> Logged {
+    let get = |i: usize| v.get(i).and_then(text);
+    Logged {
+        id: get(0).unwrap_or_default(),
+        endpoint: get(1).unwrap_or_default(),
+        deployment: get(2),
+        log_mode: get(3).unwrap_or_default(),
+        request_body: get(4),
+        response_content: get(5),
+        response_tool_calls: get(6),
+        response_hash: get(7),
+        request_hash: get(8),
+        fingerprint: get(9),
+        sampling: get(10),
+    }
+}
+
+/// The rows `sel` names, from either store, read on a plain thread (the PostgreSQL client
+/// must not run on the replay's runtime).
 ///
-/// Errors: SQLite errors as text.
-pub fn find(conn: &Connection, id: &str) -> Result<Option<Logged>, String> {
-    let seq: i64 = id.parse().unwrap_or(-1);
-    conn.query_row(
-        &format!("SELECT {COLS} FROM requests WHERE id = ?1 OR seq = ?2 ORDER BY seq DESC LIMIT 1"),
-        rusqlite::params![id, seq],
-        from_row,
-    )
-    .optional()
+/// Errors: the store's, as text.
+pub fn select(store: &mut dyn LogStore, sel: ReplaySelect) -> Result<Vec<Logged>, String> {
+    std::thread::scope(|s| {
+        s.spawn(|| store.replay_rows(&sel))
+            .join()
+            .unwrap_or_else(|_| Err(crate::store::StoreError::Io("read panicked".into())))
+    })
+    .map(|rows| rows.iter().map(|r| from_values(r)).collect())
     .map_err(|e| e.to_string())
 }
 
@@ -260,10 +267,9 @@ async fn run(a: ReplayArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
     };
-    let path = a.db.db.clone().unwrap_or_else(|| config.log.path.clone());
-    let conn = match crate::store::open_existing(&path) {
+    let mut conn = match crate::store::commands::open(&a.db) {
         Ok(c) => c,
-        Err(e) => return fail(e.to_string()),
+        Err(code) => return code,
     };
     // Replays must reach the backend, and are not written to the log they read.
     config.cache.enabled = false;
@@ -272,12 +278,12 @@ async fn run(a: ReplayArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     if let Some(since) = &a.since {
-        return report(&gw, &conn, &a, since).await;
+        return report(&gw, &mut *conn, &a, since).await;
     }
     let Some(id) = &a.id else {
         return fail("give a request id, or --since with --report".into());
     };
-    let l = match find(&conn, id) {
+    let l = match select(&mut *conn, ReplaySelect::One(id.clone())).map(|mut v| v.pop()) {
         Ok(Some(l)) => l,
         Ok(None) => return fail(format!("no logged request `{id}`")),
         Err(e) => return fail(e),
@@ -347,7 +353,7 @@ struct Tally {
     fingerprints: Vec<String>,
 }
 
-async fn report(gw: &Gateway, conn: &Connection, a: &ReplayArgs, since: &str) -> ExitCode {
+async fn report(gw: &Gateway, conn: &mut dyn LogStore, a: &ReplayArgs, since: &str) -> ExitCode {
     let Some(out_path) = &a.report else {
         return fail("--since needs --report FILE.md".into());
     };
@@ -356,7 +362,12 @@ async fn report(gw: &Gateway, conn: &Connection, a: &ReplayArgs, since: &str) ->
         Ok(t) => t,
         Err(e) => return fail(e.to_string()),
     };
-    let rows = match select_since(conn, from, a.model.as_deref(), a.limit) {
+    let sel = ReplaySelect::Since {
+        from_ms: from,
+        model: a.model.clone(),
+        limit: a.limit,
+    };
+    let rows = match select(conn, sel) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -432,25 +443,6 @@ async fn report(gw: &Gateway, conn: &Connection, a: &ReplayArgs, since: &str) ->
     } else {
         ExitCode::SUCCESS
     }
-}
-
-fn select_since(
-    conn: &Connection,
-    from: i64,
-    model: Option<&str>,
-    limit: u32,
-) -> Result<Vec<Logged>, String> {
-    let sql = format!(
-        "SELECT {COLS} FROM requests WHERE started_ms >= ?1 AND status = 200 \
-         AND endpoint IN ('chat', 'text_completion', 'responses', 'messages') AND (?2 IS NULL OR requested_model = ?2) \
-         AND id NOT LIKE 'replay-%' ORDER BY seq DESC LIMIT ?3"
-    );
-    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
-    let rows = stmt
-        .query_map(rusqlite::params![from, model, limit], from_row)
-        .map_err(|e| e.to_string())?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 /// Where the log is.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
-    /// The log database (overrides the config's `log.path`).
+    /// The log database (overrides the config's `log:`): a SQLite file, or a
+    /// `postgres://` URL.
     #[arg(long)]
     pub db: Option<PathBuf>,
     /// Config whose `log.path` names the database (else $SLUICE_CONFIG, ./sluice.yaml, the
@@ -141,9 +142,60 @@ pub fn db_path(a: &DbArgs) -> Result<PathBuf, ExitCode> {
         .map_err(|e| fail(e, 2))
 }
 
-fn open(a: &DbArgs) -> Result<rusqlite::Connection, ExitCode> {
-    let path = db_path(a)?;
-    super::open_existing(&path).map_err(|e| fail(e, 1))
+/// The `log:` block the command works on: the config's, with `--db` overriding where the
+/// log is (a SQLite file, or a `postgres://` URL).
+///
+/// Errors: the config does not load (its error, exit 2).
+pub fn log_config(a: &DbArgs) -> Result<crate::config::LogConfig, ExitCode> {
+    use crate::config::log::LogBackend;
+    let mut cfg = match &a.db {
+        Some(_) => crate::config::LogConfig::default(),
+        None => {
+            let source = crate::config::locate(a.config.as_deref());
+            crate::config::load(&source)
+                .map(|c| c.log)
+                .map_err(|e| fail(e, 2))?
+        }
+    };
+    if let Some(p) = &a.db {
+        let s = p.to_string_lossy();
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            cfg.backend = LogBackend::Postgres;
+            cfg.url = Some(s.into_owned());
+        } else {
+            cfg.backend = LogBackend::Sqlite;
+            cfg.path = p.clone();
+            cfg.url = None;
+        }
+    }
+    Ok(cfg)
+}
+
+/// Opens the log store the command works on (never creating a SQLite file), on a plain
+/// thread (the PostgreSQL client must not run inside a tokio runtime).
+///
+/// Errors: the config does not load (exit 2), the store cannot be opened (exit 1).
+pub fn open(a: &DbArgs) -> Result<Box<dyn super::backend::LogStore>, ExitCode> {
+    open_with(a, false)
+}
+
+/// [`open`]; with `create`, a missing SQLite file is created (`sluice keys create`).
+///
+/// Errors: as [`open`].
+pub fn open_with(a: &DbArgs, create: bool) -> Result<Box<dyn super::backend::LogStore>, ExitCode> {
+    let cfg = log_config(a)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if create {
+                super::connect(&cfg)
+            } else {
+                super::connect_existing(&cfg)
+            }
+        })
+        .join()
+        .unwrap_or_else(|_| Err(StoreError::Io("opening the log panicked".into())))
+    })
+    .map_err(|e| fail(e, 1))
 }
 
 fn since(s: &Option<String>) -> Result<Option<i64>, ExitCode> {
@@ -178,8 +230,8 @@ pub fn logs(a: LogsArgs) -> ExitCode {
             before_seq: None,
             limit: a.limit,
         };
-        let conn = open(&a.db)?;
-        let rows = query::list(&conn, &filter).map_err(|e| fail(e, 1))?;
+        let mut conn = open(&a.db)?;
+        let rows = conn.list(&filter).map_err(|e| fail(e, 1))?;
         Ok(print(&if a.json {
             report::jsonl(&rows)
         } else {
@@ -192,8 +244,8 @@ pub fn logs(a: LogsArgs) -> ExitCode {
 /// `sluice show ID`.
 pub fn show(a: ShowArgs) -> ExitCode {
     let run = || -> Result<ExitCode, ExitCode> {
-        let conn = open(&a.db)?;
-        match query::get(&conn, &a.id).map_err(|e| fail(e, 1))? {
+        let mut conn = open(&a.db)?;
+        match conn.get(&a.id).map_err(|e| fail(e, 1))? {
             Some(r) if a.json => Ok(print(&report::jsonl(&[r]))),
             Some(r) => Ok(print(&report::show(&r))),
             None => Err(fail(format!("no request `{}` in the log", a.id), 1)),
@@ -207,8 +259,8 @@ pub fn usage(a: UsageArgs) -> ExitCode {
     let run = || -> Result<ExitCode, ExitCode> {
         let by = GroupBy::parse(&a.by).map_err(arg_err)?;
         let since = since(&a.since)?;
-        let conn = open(&a.db)?;
-        let u = query::usage(&conn, since, Some(by)).map_err(|e| fail(e, 1))?;
+        let mut conn = open(&a.db)?;
+        let u = query::usage(&mut *conn, since, Some(by)).map_err(|e| fail(e, 1))?;
         Ok(print(&if a.json {
             serde_json::to_string_pretty(&u).unwrap_or_default() + "\n"
         } else {
@@ -228,8 +280,8 @@ pub fn export(a: ExportArgs) -> ExitCode {
             ));
         }
         let since = since(&a.since)?;
-        let conn = open(&a.db)?;
-        let rows = query::all_since(&conn, since).map_err(|e| fail(e, 1))?;
+        let mut conn = open(&a.db)?;
+        let rows = conn.all_since(since).map_err(|e| fail(e, 1))?;
         let mut out: Box<dyn Write> = match &a.out {
             Some(p) => Box::new(private_file(p).map_err(|e| fail(e, 1))?),
             None => Box::new(std::io::stdout().lock()),
@@ -271,7 +323,7 @@ pub fn purge(a: PurgeArgs) -> ExitCode {
     let run = || -> Result<ExitCode, ExitCode> {
         let cutoff = query::parse_time(&a.before, now_ms() as i64).map_err(arg_err)?;
         let mut conn = open(&a.db)?;
-        let p = chain::purge_before(&mut conn, cutoff).map_err(|e| fail(e, 1))?;
+        let p = conn.purge_before(cutoff).map_err(|e| fail(e, 1))?;
         Ok(print(&format!(
             "deleted {} requests that started before {} UTC; the chain is now anchored at row {}\n",
             p.rows,
@@ -286,8 +338,8 @@ pub fn purge(a: PurgeArgs) -> ExitCode {
 pub fn log(c: LogCommand) -> ExitCode {
     let LogCommand::Verify { db } = c;
     let run = || -> Result<ExitCode, ExitCode> {
-        let conn = open(&db)?;
-        match chain::verify(&conn).map_err(|e| fail(e, 1))? {
+        let mut conn = open(&db)?;
+        match conn.verify().map_err(|e| fail(e, 1))? {
             chain::Verdict::Ok {
                 rows,
                 head_seq,

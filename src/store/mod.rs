@@ -13,12 +13,19 @@
 //!
 //! [`RequestRecord`]: crate::store::record::RequestRecord
 //!
-//! Layer: the log store (SQLite today); imports `api`, `config`, `policy::pii` (log
+//! - [`backend`]: the [`LogStore`](backend::LogStore) trait between the writer and readers
+//!   and the two stores, [`sqlite`] and [`pg`] (chosen by `log.backend`, opened by
+//!   [`connect`]); [`spill`]: the local file batches go to while the store refuses them.
+//!
+//! Layer: the log store; imports `api`, `config`, `policy::pii` (log
 //! redaction), `telemetry`; never `gateway` or `http`. A new log store: a writer beside
 //! [`writer`] and the queries of [`query`], chosen by config.
 
+pub mod backend;
+mod batcher;
 pub mod chain;
 pub mod commands;
+pub mod pg;
 pub mod query;
 pub mod record;
 pub mod redact;
@@ -26,6 +33,8 @@ pub mod report;
 pub mod responses;
 pub mod row;
 pub mod series;
+pub mod spill;
+pub mod sqlite;
 pub mod writer;
 
 use rusqlite::Connection;
@@ -43,6 +52,60 @@ pub enum StoreError {
     /// Bad input to a query (a bad `--since`, …).
     #[error("{0}")]
     Invalid(String),
+    /// PostgreSQL said no (or is unreachable).
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The database was migrated by a newer Sluice: this one refuses to use it.
+    #[error("{0}")]
+    NewerSchema(String),
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        // The server's message (with its detail) when there is one, else the client's.
+        match e.as_db_error() {
+            Some(db) => StoreError::Postgres(format!("{} ({})", db.message(), db.code().code())),
+            None => StoreError::Postgres(e.to_string()),
+        }
+    }
+}
+
+/// The refusal when a database's schema is newer than this binary's migrations.
+pub fn newer_schema(backend: &str, found: i64, known: i64) -> StoreError {
+    StoreError::NewerSchema(format!(
+        "the {backend} log's schema is at version {found}, newer than this Sluice knows \
+         (version {known}): a newer release migrated it. Refusing to start; upgrade this \
+         replica to the release the others run"
+    ))
+}
+
+/// Opens the log store `cfg` names (SQLite file or PostgreSQL), creating and migrating it.
+///
+/// Errors: it cannot be opened or reached, a migration fails, or its schema is newer than
+/// this binary's ([`StoreError::NewerSchema`]).
+pub fn connect(cfg: &crate::config::LogConfig) -> Result<Box<dyn backend::LogStore>, StoreError> {
+    match cfg.backend {
+        crate::config::log::LogBackend::Sqlite => {
+            Ok(Box::new(sqlite::SqliteStore::new(open(&cfg.path)?)))
+        }
+        crate::config::log::LogBackend::Postgres => Ok(Box::new(pg::PgStore::connect(
+            cfg.url.as_deref().unwrap_or(""),
+        )?)),
+    }
+}
+
+/// As [`connect`], but never creates a SQLite file (the CLI and the admin API's readers).
+///
+/// Errors: as [`connect`], and no file at `log.path`.
+pub fn connect_existing(
+    cfg: &crate::config::LogConfig,
+) -> Result<Box<dyn backend::LogStore>, StoreError> {
+    match cfg.backend {
+        crate::config::log::LogBackend::Sqlite => Ok(Box::new(sqlite::SqliteStore::new(
+            open_existing(&cfg.path)?,
+        ))),
+        crate::config::log::LogBackend::Postgres => connect(cfg),
+    }
 }
 
 /// The migrations, in order: (version, name, SQL). Each runs once, in one transaction, and is
@@ -138,11 +201,19 @@ fn create_private(_path: &Path) -> Result<(), StoreError> {
 }
 
 /// Applies the migrations not yet recorded in `schema_migrations`, in order.
+///
+/// Errors: a migration fails, or the file's schema is newer than [`MIGRATIONS`]
+/// ([`StoreError::NewerSchema`]).
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)",
     )?;
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let found = sqlite::schema_version(conn)?;
+    if found > known {
+        return Err(newer_schema("sqlite", found, known));
+    }
     for (version, name, sql) in MIGRATIONS {
         let done: bool = conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",

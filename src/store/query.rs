@@ -96,6 +96,11 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, StoreError> {
     Err(bad())
 }
 
+/// The text `--grep` searches (an SQL expression valid on both stores).
+pub const GREP_TEXT: &str = "coalesce(id,'') || ' ' || coalesce(request_body,'') || ' ' || \
+     coalesce(response_content,'') || ' ' || coalesce(response_tool_calls,'') || ' ' || \
+     coalesce(error_message,'') || ' ' || coalesce(end_user,'')";
+
 /// Rows matching `f`, newest (highest `seq`) first.
 pub fn list(conn: &Connection, f: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
     let mut wheres: Vec<String> = Vec::new();
@@ -127,9 +132,7 @@ pub fn list(conn: &Connection, f: &LogFilter) -> Result<Vec<LogRow>, StoreError>
     }
     if let Some(g) = &f.grep {
         add(
-            "instr(lower(coalesce(id,'') || ' ' || coalesce(request_body,'') || ' ' || \
-             coalesce(response_content,'') || ' ' || coalesce(response_tool_calls,'') || ' ' || \
-             coalesce(error_message,'') || ' ' || coalesce(end_user,'')), lower(?)) > 0",
+            &format!("instr(lower({GREP_TEXT}), lower(?)) > 0"),
             Sql::Text(g.clone()),
         );
     }
@@ -316,13 +319,39 @@ pub fn percentile(sorted: &[u64], p: u64) -> u64 {
     sorted[rank.min(sorted.len()) - 1]
 }
 
-/// Usage since `since_ms`, grouped `by` (or only the total).
+/// Usage since `since_ms`, grouped `by` (or only the total), from either store.
+///
+/// Errors: the store's.
 pub fn usage(
-    conn: &Connection,
+    store: &mut dyn super::backend::LogStore,
     since_ms: Option<i64>,
     by: Option<GroupBy>,
 ) -> Result<UsageReport, StoreError> {
-    let key = by.map(GroupBy::column).unwrap_or("''");
+    Ok(report_of(&store.usage_facts(since_ms, by)?, by))
+}
+
+/// The SQL expression of a group on SQLite (`''` without grouping).
+pub fn group_column_sqlite(by: Option<GroupBy>) -> &'static str {
+    by.map(GroupBy::column).unwrap_or("''")
+}
+
+/// The SQL expression of a group on PostgreSQL (`''` without grouping).
+pub fn group_column_pg(by: Option<GroupBy>) -> &'static str {
+    match by {
+        Some(GroupBy::Day) => {
+            "to_char(to_timestamp(started_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        }
+        other => group_column_sqlite(other),
+    }
+}
+
+/// One [`UsageFact`](super::backend::UsageFact) per SQLite row since `since_ms`.
+pub fn usage_facts(
+    conn: &Connection,
+    since_ms: Option<i64>,
+    by: Option<GroupBy>,
+) -> Result<Vec<super::backend::UsageFact>, StoreError> {
+    let key = group_column_sqlite(by);
     let sql = format!(
         "SELECT coalesce({key}, '-'), status, prompt_tokens, completion_tokens, \
          coalesce(cost_usd, 0), duration_ms, hosting = 'local' \
@@ -330,23 +359,38 @@ pub fn usage(
     );
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query([since_ms.unwrap_or(i64::MIN)])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(super::backend::UsageFact {
+            key: r.get(0)?,
+            status: r.get(1)?,
+            prompt_tokens: r.get::<_, i64>(2)?.max(0) as u64,
+            completion_tokens: r.get::<_, i64>(3)?.max(0) as u64,
+            cost_usd: r.get(4)?,
+            duration_ms: r.get::<_, i64>(5)?.max(0) as u64,
+            local: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+/// Groups `facts` (made with the same `by`) into a report.
+pub fn report_of(facts: &[super::backend::UsageFact], by: Option<GroupBy>) -> UsageReport {
     let mut groups: std::collections::BTreeMap<String, Acc> = Default::default();
     let mut total = Acc::default();
-    while let Some(r) = rows.next()? {
-        let k: String = r.get(0)?;
-        let status: i64 = r.get(1)?;
-        let p = r.get::<_, i64>(2)?.max(0) as u64;
-        let c = r.get::<_, i64>(3)?.max(0) as u64;
-        let cost: f64 = r.get(4)?;
-        let ms = r.get::<_, i64>(5)?.max(0) as u64;
-        let local = r.get::<_, Option<bool>>(6)?.unwrap_or(false);
-        total.add(status, p, c, cost, ms, local);
+    for f in facts {
+        let (p, c) = (f.prompt_tokens, f.completion_tokens);
+        total.add(f.status, p, c, f.cost_usd, f.duration_ms, f.local);
         if by.is_some() {
-            let k = if k.is_empty() { "-".to_string() } else { k };
+            let k = if f.key.is_empty() {
+                "-".to_string()
+            } else {
+                f.key.clone()
+            };
             groups
                 .entry(k)
                 .or_default()
-                .add(status, p, c, cost, ms, local);
+                .add(f.status, p, c, f.cost_usd, f.duration_ms, f.local);
         }
     }
     let mut out: Vec<UsageRow> = groups
@@ -367,11 +411,11 @@ pub fn usage(
     }
     let mut total = total.finish();
     total.key = "total".into();
-    Ok(UsageReport {
+    UsageReport {
         by,
         groups: out,
         total,
-    })
+    }
 }
 
 /// Requests and tokens in one time bucket for one model and hosting (the `/ui` chart).

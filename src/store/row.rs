@@ -161,6 +161,24 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
     ])
 }
 
+/// The row `r` becomes under `mode` (see [`to_values`]), without its `seq` (the store assigns
+/// it); `None` for mode `off`.
+pub fn prepare(
+    r: &RequestRecord,
+    mode: LogMode,
+    pii: &Detector,
+) -> Option<super::backend::PreparedRow> {
+    let mut values = to_values(r, 0, mode, pii)?;
+    values.remove(0);
+    let mut extra = repro_values(r);
+    extra.extend(route_values(r));
+    Some(super::backend::PreparedRow {
+        values,
+        repro: extra,
+        uid: uuid::Uuid::now_v7().simple().to_string(),
+    })
+}
+
 fn tool_calls_json(r: &RequestRecord, f: impl Fn(&str) -> String) -> Option<String> {
     if r.response.tool_calls.is_empty() {
         return None;

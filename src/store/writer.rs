@@ -1,25 +1,32 @@
 //! The queue in front of the log and its one writer.
 //!
 //! The request path hands each finished [`RequestRecord`] to a bounded tokio channel
-//! ([`LogSender`]); a dedicated thread (`sluice-log-writer`, so SQLite never runs on the
-//! request runtime) takes rows off it and writes them in batches, one transaction each: a batch
-//! closes at [`BATCH_ROWS`] rows or [`BATCH_WINDOW`] after its first row, whichever comes
-//! first (or at once on a flush). When the queue is full, [`LogSender::send`] waits
-//! (backpressure, counted in [`LogStats`]); no row is ever dropped. A failed write is retried
-//! with backoff until it succeeds, and the queue fills behind it meanwhile.
+//! ([`LogSender`]), bounded twice: in rows (`log.queue_capacity`) and in bytes
+//! (`log.queue_bytes`, the records' approximate size, so a few huge bodies cannot fill the
+//! memory). A dedicated thread (`sluice-log-writer`, so the store never runs on the request
+//! runtime; see [`super::batcher`]) takes rows off it and writes them in batches, one
+//! transaction each: a batch closes at [`BATCH_ROWS`] rows or [`BATCH_WINDOW`] after its
+//! first row, whichever comes first (or at once on a flush).
+//!
+//! When the queue is full, [`LogSender::send`] waits (backpressure, counted in [`LogStats`]).
+//! A batch the store refuses is retried [`RETRIES`] times, then appended to the spill file
+//! ([`super::spill`]) and replayed into the store when it takes writes again: a row is never
+//! silently dropped. Only when the store *and* the spill file fail ([`WriterState::Failing`])
+//! do new rows get dropped instead of waiting — each counted in `sluice_log_rows_dropped_total`
+//! and reported — so the gateway keeps answering.
 //!
 //! Retention (`log.retention_days`) runs on the same thread: at start and hourly.
 
-use super::{StoreError, chain, now_ms, row};
+use super::{StoreError, row};
 use crate::config::{LogConfig, LogMode, PiiConfig};
 use crate::policy::pii::Detector;
 use crate::store::record::RequestRecord;
 use crate::telemetry::metrics::Metrics;
-use rusqlite::{Connection, TransactionBehavior};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// Most rows in one transaction.
 pub const BATCH_ROWS: usize = 500;
@@ -27,34 +34,101 @@ pub const BATCH_ROWS: usize = 500;
 pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 /// How often retention runs.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Attempts at writing a batch before it is spilled (waits 100, 200, 400 ms between them).
+pub const RETRIES: u32 = 3;
+/// How often the writer tries to replay the spill file while it holds rows.
+pub const REPLAY_EVERY: Duration = Duration::from_secs(1);
+/// Bytes counted per record besides its bodies (ids, names, numbers).
+const RECORD_OVERHEAD: usize = 512;
+/// How often a sender waiting for room looks whether the writer has failed.
+const WAIT_CHECK: Duration = Duration::from_millis(100);
 
-enum Msg {
-    Row(Box<RequestRecord>),
+pub(super) enum Msg {
+    Row(Box<RequestRecord>, OwnedSemaphorePermit),
     Flush(oneshot::Sender<()>),
 }
 
 /// Counters of the log queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogStats {
-    /// Rows committed since start.
+    /// Rows committed to the store since start (replayed spilled rows included).
     pub rows_written: u64,
     /// Times a request found the queue full and waited.
     pub backpressure_waits: u64,
     /// Total time requests spent waiting for room in the queue, µs.
     pub backpressure_wait_us: u64,
+    /// Rows appended to the spill file since start.
+    pub rows_spilled: u64,
+    /// Rows lost (neither the store nor the spill file took them).
+    pub rows_dropped: u64,
+}
+
+/// What the writer is doing, for `/health/ready` and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriterState {
+    /// The store takes every batch.
+    Ok,
+    /// The store refuses writes; rows go to the spill file and are replayed when it is back.
+    Spilling,
+    /// Neither the store nor the spill file takes rows: new rows are dropped (counted).
+    Failing,
+}
+
+/// The writer's health as `/health/ready` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriterHealth {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// See [`WriterState`].
+    pub state: WriterState,
+    /// Whether the spill file holds rows not yet in the store.
+    pub spill_pending: bool,
+    /// Rows spilled since start.
+    pub rows_spilled: u64,
+    /// Rows dropped since start.
+    pub rows_dropped: u64,
+    /// The last store or spill error, while not [`WriterState::Ok`].
+    pub last_error: Option<String>,
 }
 
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     /// Rows handed to background sends (from sync contexts) not yet in the queue.
     in_flight: AtomicUsize,
     idle: Notify,
     /// Wakes the writer out of a batch window when a flush is queued.
-    flush_requested: Notify,
-    rows_written: AtomicU64,
+    pub(super) flush_requested: Notify,
+    pub(super) rows_written: AtomicU64,
     waits: AtomicU64,
     wait_us: AtomicU64,
-    metrics: Option<Arc<Metrics>>,
+    pub(super) rows_spilled: AtomicU64,
+    pub(super) rows_dropped: AtomicU64,
+    /// [`WriterState`] as 0, 1, 2.
+    state: AtomicU8,
+    pub(super) spill_pending: std::sync::atomic::AtomicBool,
+    pub(super) last_error: Mutex<Option<String>>,
+    pub(super) metrics: Option<Arc<Metrics>>,
+}
+
+impl Shared {
+    pub(super) fn set_state(&self, s: WriterState, error: Option<String>) {
+        self.state.store(s as u8, Ordering::SeqCst);
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = if s == WriterState::Ok { None } else { error };
+        }
+        if let Some(m) = &self.metrics {
+            m.log_writer_healthy.set(i64::from(s == WriterState::Ok));
+        }
+    }
+
+    pub(super) fn state(&self) -> WriterState {
+        match self.state.load(Ordering::SeqCst) {
+            0 => WriterState::Ok,
+            1 => WriterState::Spilling,
+            _ => WriterState::Failing,
+        }
+    }
 }
 
 /// The request path's handle on the log queue. Cheap to clone.
@@ -62,20 +136,25 @@ struct Shared {
 pub struct LogSender {
     tx: mpsc::Sender<Msg>,
     default_mode: LogMode,
+    bytes: Arc<Semaphore>,
+    queue_bytes: usize,
+    backend: &'static str,
     shared: Arc<Shared>,
 }
 
-/// Opens the log of `cfg` (creating it), and starts the writer thread, which applies
-/// retention at once and hourly. `pii` (the config's `pii:` block) drives `redacted` mode.
+/// Opens the log of `cfg` (creating it), and starts the writer thread, which replays a
+/// leftover spill file and applies retention at once, then hourly. `pii` (the config's `pii:`
+/// block) drives `redacted` mode.
 ///
-/// Errors: the database cannot be opened or migrated, a `pii` detector does not build, or the
-/// thread cannot start.
+/// Errors: the store cannot be opened, reached or migrated (or its schema is newer), a `pii`
+/// detector does not build, or the thread cannot start.
 pub fn start(cfg: &LogConfig, pii: &PiiConfig) -> Result<LogSender, StoreError> {
     start_with_metrics(cfg, pii, None)
 }
 
 /// [`start`], also feeding the Prometheus metrics `log_queue_depth`, `log_write_seconds`
-/// (per batch) and `log_wait_seconds` (backpressure per waiting request).
+/// (per batch), `log_wait_seconds` (backpressure per waiting request), `log_rows_spilled`,
+/// `log_rows_dropped` and `log_writer_healthy`.
 ///
 /// Errors: as [`start`].
 pub fn start_with_metrics(
@@ -83,15 +162,39 @@ pub fn start_with_metrics(
     pii: &PiiConfig,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<LogSender, StoreError> {
+    // Opened on a plain thread: the PostgreSQL client runs its own small runtime, which must
+    // not start inside the caller's.
+    let store = std::thread::scope(|s| {
+        s.spawn(|| super::connect(cfg))
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Io("the log store panicked at open".into())))
+    })?;
+    start_on(store, cfg, pii, metrics)
+}
+
+/// [`start_with_metrics`] on an already open `store` (tests inject a failing one).
+///
+/// Errors: a `pii` detector does not build, or the thread cannot start.
+pub fn start_on(
+    store: Box<dyn super::backend::LogStore>,
+    cfg: &LogConfig,
+    pii: &PiiConfig,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<LogSender, StoreError> {
     let pii = Detector::new(pii).map_err(StoreError::Invalid)?;
-    let conn = super::open(&cfg.path)?;
     let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
     let shared = Arc::new(Shared {
         metrics,
         ..Default::default()
     });
-    let w = Writer {
-        conn,
+    let spill = super::spill::Spill::new(cfg.spill_file());
+    shared
+        .spill_pending
+        .store(spill.pending(), Ordering::SeqCst);
+    let backend = store.backend();
+    let w = super::batcher::Writer {
+        store,
+        spill,
         rx,
         default_mode: cfg.prompts,
         retention_days: cfg.retention_days,
@@ -102,34 +205,51 @@ pub fn start_with_metrics(
         .name("sluice-log-writer".into())
         .spawn(move || w.run())
         .map_err(|e| StoreError::Io(format!("cannot start the log writer: {e}")))?;
+    let queue_bytes = cfg.queue_bytes.max(1);
     Ok(LogSender {
         tx,
         default_mode: cfg.prompts,
+        bytes: Arc::new(Semaphore::new(queue_bytes)),
+        queue_bytes,
+        backend,
         shared,
     })
 }
 
+/// Approximate bytes a record holds in the queue: its request body, response text, tool
+/// calls and error message, plus [`RECORD_OVERHEAD`].
+pub fn record_bytes(r: &RequestRecord) -> usize {
+    RECORD_OVERHEAD
+        + r.request_body.as_ref().map_or(0, |b| b.get().len())
+        + r.response.content.len()
+        + r.response
+            .tool_calls
+            .iter()
+            .map(|t| t.arguments.len() + t.name.len())
+            .sum::<usize>()
+        + r.error_message.as_ref().map_or(0, String::len)
+}
+
 impl LogSender {
-    /// Queues one row, waiting while the queue is full. Rows whose effective mode is `off`
-    /// are not queued.
+    /// Queues one row, waiting while the queue is full (unless the writer is failing: then
+    /// the row is dropped and counted). Rows whose effective mode is `off` are not queued.
     pub async fn send(&self, r: RequestRecord) {
         if row::effective_mode(&r, self.default_mode) == LogMode::Off {
             return;
         }
-        match self.tx.try_send(Msg::Row(Box::new(r))) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                let t = Instant::now();
-                let sent = self.tx.send(msg).await;
-                self.count_wait(t);
-                if sent.is_err() {
-                    tracing::error!("request log writer is gone; a row was not written");
+        let need = self.need(&r);
+        if let Ok(p) = self.bytes.clone().try_acquire_many_owned(need) {
+            match self.tx.try_send(Msg::Row(Box::new(r), p)) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return self.gone(),
+                Err(mpsc::error::TrySendError::Full(Msg::Row(r, p))) => {
+                    drop(p);
+                    return self.enqueue_waiting(r, need).await;
                 }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("request log writer is gone; a row was not written");
+                Err(mpsc::error::TrySendError::Full(Msg::Flush(_))) => return,
             }
         }
+        self.enqueue_waiting(Box::new(r), need).await
     }
 
     /// Queues one row from a synchronous context (a stream's end, in `Drop`): at once when
@@ -139,22 +259,20 @@ impl LogSender {
         if row::effective_mode(&r, self.default_mode) == LogMode::Off {
             return;
         }
-        let msg = match self.tx.try_send(Msg::Row(Box::new(r))) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("request log writer is gone; a row was not written");
-                return;
-            }
-            Err(mpsc::error::TrySendError::Full(msg)) => msg,
+        let need = self.need(&r);
+        let r = match self.bytes.clone().try_acquire_many_owned(need) {
+            Ok(p) => match self.tx.try_send(Msg::Row(Box::new(r), p)) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return self.gone(),
+                Err(mpsc::error::TrySendError::Full(Msg::Row(r, _))) => r,
+                Err(mpsc::error::TrySendError::Full(Msg::Flush(_))) => return,
+            },
+            Err(_) => Box::new(r),
         };
         self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
         let this = self.clone();
         let job = async move {
-            let t = Instant::now();
-            if this.tx.send(msg).await.is_err() {
-                tracing::error!("request log writer is gone; a row was not written");
-            }
-            this.count_wait(t);
+            this.enqueue_waiting(r, need).await;
             this.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             this.shared.idle.notify_waiters();
         };
@@ -167,7 +285,9 @@ impl LogSender {
                 let spawned = std::thread::Builder::new()
                     .name("sluice-log-send".into())
                     .spawn(move || {
-                        let rt = tokio::runtime::Builder::new_current_thread().build();
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_time()
+                            .build();
                         match rt {
                             Ok(rt) => rt.block_on(job),
                             Err(e) => {
@@ -182,7 +302,60 @@ impl LogSender {
         }
     }
 
-    /// Waits until every row queued before this call is committed (used on shutdown).
+    fn need(&self, r: &RequestRecord) -> u32 {
+        record_bytes(r).min(self.queue_bytes).min(u32::MAX as usize) as u32
+    }
+
+    /// Waits for `need` bytes and a slot, checking every [`WAIT_CHECK`] whether the writer
+    /// has failed (then the row is dropped, counted, instead of waiting forever).
+    async fn enqueue_waiting(&self, r: Box<RequestRecord>, need: u32) {
+        let t = Instant::now();
+        let permit = loop {
+            if self.shared.state() == WriterState::Failing {
+                return self.dropped(&r);
+            }
+            match tokio::time::timeout(WAIT_CHECK, self.bytes.clone().acquire_many_owned(need))
+                .await
+            {
+                Ok(Ok(p)) => break p,
+                Ok(Err(_)) => return self.gone(),
+                Err(_) => {}
+            }
+        };
+        let mut msg = Msg::Row(r, permit);
+        loop {
+            match self.tx.send_timeout(msg, WAIT_CHECK).await {
+                Ok(()) => break,
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return self.gone(),
+                Err(mpsc::error::SendTimeoutError::Timeout(m)) => {
+                    if self.shared.state() == WriterState::Failing {
+                        if let Msg::Row(r, _) = &m {
+                            self.dropped(r);
+                        }
+                        return;
+                    }
+                    msg = m;
+                }
+            }
+        }
+        self.count_wait(t);
+    }
+
+    fn dropped(&self, r: &RequestRecord) {
+        self.shared.rows_dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.shared.metrics {
+            m.log_rows_dropped.inc();
+        }
+        tracing::error!(request_id = %crate::telemetry::log_safe(&r.id),
+            "request log row dropped: neither the log store nor the spill file takes rows");
+    }
+
+    fn gone(&self) {
+        tracing::error!("request log writer is gone; a row was not written");
+    }
+
+    /// Waits until every row queued before this call is committed or spilled (used on
+    /// shutdown; bound it with a timeout there).
     pub async fn flush(&self) {
         loop {
             let idle = self.shared.idle.notified();
@@ -204,7 +377,27 @@ impl LogSender {
             rows_written: self.shared.rows_written.load(Ordering::Relaxed),
             backpressure_waits: self.shared.waits.load(Ordering::Relaxed),
             backpressure_wait_us: self.shared.wait_us.load(Ordering::Relaxed),
+            rows_spilled: self.shared.rows_spilled.load(Ordering::Relaxed),
+            rows_dropped: self.shared.rows_dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// The writer's health.
+    pub fn health(&self) -> WriterHealth {
+        let s = self.stats();
+        WriterHealth {
+            backend: self.backend,
+            state: self.shared.state(),
+            spill_pending: self.shared.spill_pending.load(Ordering::SeqCst),
+            rows_spilled: s.rows_spilled,
+            rows_dropped: s.rows_dropped,
+            last_error: self.shared.last_error.lock().ok().and_then(|g| g.clone()),
+        }
+    }
+
+    /// Bytes free in the queue now (of `log.queue_bytes`).
+    pub fn free_bytes(&self) -> usize {
+        self.bytes.available_permits()
     }
 
     fn count_wait(&self, since: Instant) {
@@ -219,226 +412,22 @@ impl LogSender {
     }
 }
 
-/// Gives the calling thread (the writer) a lower CPU priority (nice 10) than the request
-/// path: when both want the CPU, requests go first and the batch waits a little longer (the
-/// bounded queue still holds every row). Best effort: ignored where it is not allowed.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain syscalls on the current thread's own id, no memory handed over.
-        unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-        }
-    }
-}
-
-/// Rows and flush acknowledgements gathered for one transaction. Rows stay boxed as they
-/// came through the channel (a small `Msg`), so gathering them moves pointers, not records.
-#[derive(Default)]
-#[allow(clippy::vec_box)]
-struct Batch {
-    rows: Vec<Box<RequestRecord>>,
-    acks: Vec<oneshot::Sender<()>>,
-    closed: bool,
-}
-
-impl Batch {
-    #[allow(clippy::vec_box)]
-    fn into_parts(self) -> (Vec<Box<RequestRecord>>, Vec<oneshot::Sender<()>>, bool) {
-        (self.rows, self.acks, self.closed)
-    }
-}
-
-struct Writer {
-    conn: Connection,
-    rx: mpsc::Receiver<Msg>,
-    default_mode: LogMode,
-    retention_days: Option<u32>,
-    pii: Detector,
-    shared: Arc<Shared>,
-}
-
-impl Writer {
-    fn run(mut self) {
-        lower_priority();
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(error = %e, "request log writer cannot start its runtime");
-                return;
-            }
-        };
-        rt.block_on(self.serve());
-    }
-
-    async fn serve(&mut self) {
-        let mut next_retention = Instant::now();
-        loop {
-            if Instant::now() >= next_retention {
-                self.retention();
-                next_retention = Instant::now() + RETENTION_EVERY;
-            }
-            let wait = next_retention.saturating_duration_since(Instant::now());
-            let first = match tokio::time::timeout(wait, self.rx.recv()).await {
-                Err(_) => continue,
-                Ok(None) => return,
-                Ok(Some(m)) => m,
-            };
-            let (rows, acks, closed) = self.collect(first).await;
-            if let Some(m) = &self.shared.metrics {
-                m.log_queue_depth.set(self.rx.len() as i64);
-            }
-            if !rows.is_empty() {
-                let t = Instant::now();
-                self.write_with_retry(&rows).await;
-                if let Some(m) = &self.shared.metrics {
-                    m.log_write_seconds.observe(t.elapsed().as_secs_f64());
-                }
-            }
-            for a in acks {
-                let _ = a.send(());
-            }
-            if closed {
-                return;
-            }
-        }
-    }
-
-    /// Gathers a batch starting with `first`: up to BATCH_ROWS rows, BATCH_WINDOW long, cut
-    /// short by a flush or the channel closing. The writer sleeps through the window and then
-    /// takes what is queued, instead of waking for each row: one wake-up per batch, not per
-    /// request, keeps this thread off the request path's CPU.
-    async fn collect(
-        &mut self,
-        first: Msg,
-    ) -> (Vec<Box<RequestRecord>>, Vec<oneshot::Sender<()>>, bool) {
-        let mut batch = Batch::default();
-        match first {
-            Msg::Row(r) => batch.rows.push(r),
-            Msg::Flush(a) => return (batch.rows, vec![a], false),
-        }
-        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-        if self.drain(&mut batch) {
-            return batch.into_parts();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = self.shared.flush_requested.notified() => {}
-        }
-        self.drain(&mut batch);
-        batch.into_parts()
-    }
-
-    /// Moves queued messages into `batch` without waiting; true when the batch must close now
-    /// (full, a flush, or the channel closed).
-    fn drain(&mut self, batch: &mut Batch) -> bool {
-        while batch.rows.len() < BATCH_ROWS {
-            match self.rx.try_recv() {
-                Ok(Msg::Row(r)) => batch.rows.push(r),
-                Ok(Msg::Flush(a)) => {
-                    batch.acks.push(a);
-                    return true;
-                }
-                Err(mpsc::error::TryRecvError::Empty) => return false,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    batch.closed = true;
-                    return true;
-                }
-            }
-        }
-        true
-    }
-
-    async fn write_with_retry(&mut self, rows: &[Box<RequestRecord>]) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match write_batch(&mut self.conn, rows, self.default_mode, &self.pii) {
-                Ok(n) => {
-                    self.shared
-                        .rows_written
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, rows = rows.len(), retry_ms = backoff.as_millis() as u64,
-                        "request log write failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    fn retention(&mut self) {
-        let Some(days) = self.retention_days else {
-            return;
-        };
-        let cutoff = now_ms() as i64 - i64::from(days) * 86_400_000;
-        match chain::purge_before(&mut self.conn, cutoff) {
-            Ok(p) if p.rows > 0 => {
-                tracing::info!(
-                    rows = p.rows,
-                    anchor_seq = p.anchor_seq,
-                    "log retention: deleted old rows"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "log retention failed"),
-        }
-    }
-}
-
-/// Writes `rows` in one transaction, continuing the chain from its head. Returns the number of
-/// rows written (rows whose mode is `off` are skipped).
+/// Writes `rows` to a SQLite connection in one transaction, continuing the chain from its
+/// head (tests and tools). Returns the number of rows written (rows whose mode is `off` are
+/// skipped).
 ///
 /// Errors: any SQLite error (nothing is written then).
 pub fn write_batch(
-    conn: &mut Connection,
+    conn: &mut rusqlite::Connection,
     rows: &[Box<RequestRecord>],
     default_mode: LogMode,
     pii: &Detector,
 ) -> Result<usize, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let head = chain::state(&tx)?;
-    let mut seq = head.head_seq;
-    let mut prev = head.head_hash;
-    {
-        let mut stmt = tx.prepare_cached(&insert_sql())?;
-        for r in rows {
-            let mode = row::effective_mode(r, default_mode);
-            let Some(mut values) = row::to_values(r, seq + 1, mode, pii) else {
-                continue;
-            };
-            seq += 1;
-            let hash = chain::hash_values(&prev, &values);
-            values.push(rusqlite::types::Value::Text(std::mem::take(&mut prev)));
-            values.push(rusqlite::types::Value::Text(hash.clone()));
-            values.extend(row::repro_values(r));
-            values.extend(row::route_values(r));
-            stmt.execute(rusqlite::params_from_iter(values))?;
-            prev = hash;
-        }
-    }
-    let written = (seq - head.head_seq) as usize;
-    chain::set_head(&tx, seq, &prev)?;
-    tx.commit()?;
-    Ok(written)
-}
-
-fn insert_sql() -> String {
-    let cols = format!(
-        "{}, {}, {}",
-        row::select_list(),
-        row::REPRO_COLUMNS.join(", "),
-        row::ROUTE_COLUMNS.join(", ")
-    );
-    let width = row::HASHED_COLUMNS.len() + 2 + row::REPRO_COLUMNS.len() + row::ROUTE_COLUMNS.len();
-    let marks = vec!["?"; width].join(", ");
-    format!("INSERT INTO requests ({cols}) VALUES ({marks})")
+    let prepared: Vec<_> = rows
+        .iter()
+        .filter_map(|r| row::prepare(r, row::effective_mode(r, default_mode), pii))
+        .collect();
+    super::sqlite::append(conn, &prepared)
 }
 
 impl std::fmt::Debug for LogSender {
@@ -479,5 +468,16 @@ mod tests {
         }
         assert!(!nices.is_empty());
         assert!(nices.iter().all(|n| n == "10"), "{nices:?}");
+    }
+
+    #[test]
+    fn a_record_counts_its_bodies_in_bytes() {
+        let mut r = RequestRecord {
+            error_message: Some("e".repeat(10)),
+            ..Default::default()
+        };
+        r.response.content = "c".repeat(100);
+        r.request_body = serde_json::value::RawValue::from_string("\"bbbb\"".into()).ok();
+        assert_eq!(record_bytes(&r), RECORD_OVERHEAD + 6 + 100 + 10);
     }
 }

@@ -121,6 +121,12 @@ pub struct Metrics {
     pub log_write_seconds: Histogram,
     /// Time requests waited for room in the log queue (backpressure), seconds.
     pub log_wait_seconds: Histogram,
+    /// Rows the store refused (after retries) and the writer kept in the spill file.
+    pub log_rows_spilled: Counter,
+    /// Rows lost because neither the store nor the spill file took them.
+    pub log_rows_dropped: Counter,
+    /// 1 while the log writer stores rows, 0 while it spills or fails.
+    pub log_writer_healthy: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -259,6 +265,25 @@ impl Metrics {
             "Time a request waited for room in the request-log queue",
             log_wait_seconds.clone(),
         );
+        let log_rows_spilled = Counter::default();
+        registry.register(
+            "log_rows_spilled",
+            "Request-log rows kept in the local spill file because the store refused them",
+            log_rows_spilled.clone(),
+        );
+        let log_rows_dropped = Counter::default();
+        registry.register(
+            "log_rows_dropped",
+            "Request-log rows lost because neither the store nor the spill file took them",
+            log_rows_dropped.clone(),
+        );
+        let log_writer_healthy = Gauge::default();
+        log_writer_healthy.set(1);
+        registry.register(
+            "log_writer_healthy",
+            "1 while the request-log writer stores rows, 0 while it spills or fails",
+            log_writer_healthy.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -282,6 +307,9 @@ impl Metrics {
             log_queue_depth,
             log_write_seconds,
             log_wait_seconds,
+            log_rows_spilled,
+            log_rows_dropped,
+            log_writer_healthy,
         }
     }
 

@@ -68,7 +68,7 @@ async fn list(State(gw): State<Gateway>) -> Response {
     let result = async {
         let all = gw
             .access()
-            .with_key_db(keys::list)
+            .with_key_db(|s| keys::list(s))
             .await?
             .map_err(store_err)?;
         Ok::<Response, ApiError>(axum::Json(json!({"object": "list", "data": all})).into_response())

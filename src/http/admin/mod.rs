@@ -86,7 +86,7 @@ pub fn parse_since(s: Option<&str>) -> Result<Option<i64>, ApiError> {
 /// the query fails, and `f`'s own errors.
 pub async fn with_log<T: Send + 'static>(
     gw: &Gateway,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&mut dyn crate::store::backend::LogStore) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     if gw.recorder().log().is_none() {
         return Err(ApiError::new(
@@ -96,10 +96,10 @@ pub async fn with_log<T: Send + 'static>(
         )
         .with_code("log_off"));
     }
-    let path = gw.config.log.path.clone();
+    let cfg = gw.config.log.clone();
     tokio::task::spawn_blocking(move || {
-        let conn = store::open_existing(&path).map_err(internal)?;
-        f(&conn)
+        let mut store = store::connect_existing(&cfg).map_err(internal)?;
+        f(&mut *store)
     })
     .await
     .map_err(internal)?
@@ -139,7 +139,7 @@ async fn list(gw: &Gateway, q: LogsQuery) -> Result<serde_json::Value, ApiError>
         limit: limit + 1,
     };
     with_log(gw, move |conn| {
-        let mut rows = query::list(conn, &filter).map_err(internal)?;
+        let mut rows = conn.list(&filter).map_err(internal)?;
         let has_more = rows.len() > limit;
         rows.truncate(limit);
         let next = if has_more {
@@ -155,7 +155,7 @@ async fn list(gw: &Gateway, q: LogsQuery) -> Result<serde_json::Value, ApiError>
 async fn one(State(gw): State<Gateway>, ApiPath(id): ApiPath<String>) -> Response {
     let r = async {
         with_log(&gw, move |conn| {
-            query::get(conn, &id).map_err(internal)?.ok_or_else(|| {
+            conn.get(&id).map_err(internal)?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     "invalid_request_error",
@@ -190,7 +190,7 @@ async fn usage(State(gw): State<Gateway>, ApiQuery(q): ApiQuery<UsageQuery>) -> 
 async fn verify(State(gw): State<Gateway>) -> Response {
     let r = async {
         with_log(&gw, |conn| {
-            Ok(match chain::verify(conn).map_err(internal)? {
+            Ok(match conn.verify().map_err(internal)? {
                 chain::Verdict::Ok {
                     rows,
                     head_seq,

@@ -172,8 +172,8 @@ async fn dashboard(State(gw): State<Gateway>, Query(q): Query<UiQuery>) -> Respo
                 bucket_ms,
                 total: query::usage(conn, Some(since_ms), Some(GroupBy::Model)).map_err(err)?,
                 hosting: query::usage(conn, Some(since_ms), Some(GroupBy::Hosting)).map_err(err)?,
-                timeline: query::timeline(conn, since_ms, bucket_ms).map_err(err)?,
-                rows: query::list(conn, &filter).map_err(err)?,
+                timeline: conn.timeline(since_ms, bucket_ms).map_err(err)?,
+                rows: conn.list(&filter).map_err(err)?,
             })
         })
         .await
@@ -387,7 +387,7 @@ fn bars<'a>(
 async fn detail(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
     let wanted = id.clone();
     let found = with_log(&gw, move |conn| {
-        query::get(conn, &wanted).map_err(|e| {
+        conn.get(&wanted).map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",

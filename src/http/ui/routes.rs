@@ -9,7 +9,7 @@ use crate::http::admin::with_log;
 use crate::policy::DeploymentAttrs;
 use crate::policy::tier::Freedom;
 use crate::store::query::{self, GroupBy, UsageRow};
-use crate::store::series::{self, Point, SeriesQuery};
+use crate::store::series::{Point, SeriesQuery};
 use crate::store::{self, StoreError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -104,7 +104,7 @@ pub async fn detail(State(gw): State<Gateway>, Path(name): Path<String>) -> Resp
             by: None,
             deployment: Some(wanted),
         };
-        series::series(conn, &q).map_err(internal)
+        conn.series(&q).map_err(internal)
     })
     .await;
     let body = render_detail(&attrs, &models_of(&gw, &name), axis, points);

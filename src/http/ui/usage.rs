@@ -9,7 +9,7 @@ use crate::http::admin::{parse_since, with_log};
 use crate::policy::tier::Openness;
 use crate::store::query::{self, GroupBy, UsageReport};
 use crate::store::report::fmt_time;
-use crate::store::series::{self, Point, SeriesQuery};
+use crate::store::series::{Point, SeriesQuery};
 use crate::store::{self, StoreError};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -74,7 +74,7 @@ pub async fn page(State(gw): State<Gateway>, Query(q): Query<UsageQuery>) -> Res
             };
             Ok(Loaded {
                 axis,
-                points: series::series(conn, &q).map_err(err)?,
+                points: conn.series(&q).map_err(err)?,
                 total: query::usage(conn, Some(since_ms), None).map_err(err)?,
                 openness: query::usage(conn, Some(since_ms), Some(GroupBy::Openness))
                     .map_err(err)?,

@@ -1,0 +1,411 @@
+//! The PostgreSQL log store (`log: {backend: postgres, url: …}`): the same rows, chain,
+//! keys and spend as SQLite, shared by every replica.
+//!
+//! Built on the synchronous `postgres` client (tokio-postgres underneath, in its own small
+//! runtime): the writer calls it from its own thread and readers from tokio's blocking pool,
+//! exactly as they call SQLite, so one synchronous [`LogStore`] trait serves both.
+//!
+//! Several writers keep **one** chain: each append locks the `chain` row
+//! (`SELECT … FOR UPDATE`), numbers its rows after the head, and moves the head in the same
+//! transaction; `seq` stays gapless and `sluice log verify` walks one chain
+//! (docs/scaling.md explains the choice and its measured cost).
+//!
+//! Migrations (`migrations/postgres/NNNN_name.sql`) run under an advisory lock, so replicas
+//! that start together apply each once; a database migrated by a newer release is refused.
+
+mod read;
+
+use super::StoreError;
+use super::backend::{KeyRow, LogStore, PreparedRow, ReplaySelect, SpendDay, UsageFact};
+use super::chain::{Purged, Verdict};
+use super::query::{Bucket, GroupBy, LogFilter};
+use super::row::{self, LogRow};
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls, Transaction};
+use rusqlite::types::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The PostgreSQL migrations, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_requests",
+        include_str!("../../../migrations/postgres/0001_requests.sql"),
+    ),
+    (
+        2,
+        "0002_keys",
+        include_str!("../../../migrations/postgres/0002_keys.sql"),
+    ),
+    (
+        3,
+        "0003_reproducibility",
+        include_str!("../../../migrations/postgres/0003_reproducibility.sql"),
+    ),
+    (
+        4,
+        "0004_spend",
+        include_str!("../../../migrations/postgres/0004_spend.sql"),
+    ),
+    (
+        5,
+        "0005_routes",
+        include_str!("../../../migrations/postgres/0005_routes.sql"),
+    ),
+    (
+        6,
+        "0006_row_uid",
+        include_str!("../../../migrations/postgres/0006_row_uid.sql"),
+    ),
+];
+
+/// Advisory lock key held while migrating (any constant; "sluice" in ASCII).
+const MIGRATION_LOCK: i64 = 0x736c_7569_6365;
+/// Rows per `INSERT` statement (40 parameters each).
+const ROWS_PER_INSERT: usize = 100;
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The log in PostgreSQL. Reconnects on the next call after the connection broke.
+pub struct PgStore {
+    config: postgres::Config,
+    client: Option<Client>,
+}
+
+impl PgStore {
+    /// Connects to `url` and applies pending migrations.
+    ///
+    /// Errors: a bad URL, the server unreachable (within 5 s), a failed migration, or a
+    /// schema newer than this binary's ([`StoreError::NewerSchema`]).
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config: postgres::Config = url.parse().map_err(|e| {
+            StoreError::Invalid(format!(
+                "log.url {}: {e}",
+                crate::config::log::redact_url(url)
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("sluice");
+        // A server that vanished without closing the socket is noticed, not waited on.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        let mut store = PgStore {
+            config,
+            client: None,
+        };
+        let c = store.client()?;
+        migrate(c)?;
+        Ok(store)
+    }
+
+    /// The connection, made again when it is missing or broken.
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            self.client = Some(self.config.connect(NoTls)?);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Postgres("no connection".into()))
+    }
+
+    /// Runs `f` on the connection; drops the connection when `f` failed on it, so the next
+    /// call reconnects.
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let out = f(self.client()?);
+        if out.is_err() {
+            self.client = None;
+        }
+        out
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // The client owns a small runtime, which must not be dropped inside another one (a
+        // store dropped on a tokio worker): hand it to a plain thread then.
+        if let Some(c) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::Builder::new()
+                .name("sluice-pg-close".into())
+                .spawn(move || drop(c));
+        }
+    }
+}
+
+/// Applies pending migrations in one transaction under an advisory lock.
+///
+/// Errors: a migration fails, or the database's schema is newer than [`MIGRATIONS`].
+pub fn migrate(c: &mut Client) -> Result<(), StoreError> {
+    let mut tx = c.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
+    )?;
+    let found: Option<i64> = tx
+        .query_one("SELECT max(version) FROM schema_migrations", &[])?
+        .get(0);
+    let found = found.unwrap_or(0);
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if found > known {
+        return Err(super::newer_schema("postgres", found, known));
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
+            &[version, name, &(super::now_ms() as i64)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// `v` as a parameter of type `ty` (NULL typed by the column).
+fn param(v: &Value, ty: &Type) -> Box<dyn ToSql + Sync + Send> {
+    match v {
+        Value::Integer(i) if *ty == Type::FLOAT8 => Box::new(*i as f64),
+        Value::Integer(i) => Box::new(*i),
+        Value::Real(f) => Box::new(*f),
+        Value::Text(t) => Box::new(t.clone()),
+        Value::Blob(b) => Box::new(b.clone()),
+        Value::Null if *ty == Type::INT8 => Box::new(None::<i64>),
+        Value::Null if *ty == Type::FLOAT8 => Box::new(None::<f64>),
+        Value::Null if *ty == Type::BYTEA => Box::new(None::<Vec<u8>>),
+        Value::Null => Box::new(None::<String>),
+    }
+}
+
+fn insert_sql(rows: usize) -> String {
+    let extra = super::backend::extra_columns();
+    let cols = format!("{}, {}, row_uid", row::select_list(), extra.join(", "));
+    let width = row::HASHED_COLUMNS.len() + 2 + extra.len() + 1;
+    let tuples: Vec<String> = (0..rows)
+        .map(|r| {
+            let marks: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    format!("INSERT INTO requests ({cols}) VALUES {}", tuples.join(", "))
+}
+
+/// Appends `rows` after the chain's head, under the `chain` row lock, and adds their cost to
+/// `spend`, in one transaction.
+fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, StoreError> {
+    let head = tx.query_one(
+        "SELECT head_seq, head_hash FROM chain WHERE one = 1 FOR UPDATE",
+        &[],
+    )?;
+    let mut seq: i64 = head.get(0);
+    let mut prev: String = head.get(1);
+    // Rows already here (a commit that succeeded unacknowledged, then spilled) are skipped.
+    let uids: Vec<&str> = rows
+        .iter()
+        .map(|r| r.uid.as_str())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let present: std::collections::HashSet<String> = if uids.is_empty() {
+        Default::default()
+    } else {
+        tx.query(
+            "SELECT row_uid FROM requests WHERE row_uid = ANY($1)",
+            &[&uids],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let fresh: Vec<&PreparedRow> = rows.iter().filter(|r| !present.contains(&r.uid)).collect();
+    for chunk in fresh.chunks(ROWS_PER_INSERT) {
+        let stmt = tx.prepare(&insert_sql(chunk.len()))?;
+        let types = stmt.params().to_vec();
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(types.len());
+        for r in chunk {
+            seq += 1;
+            let (values, hash) = super::chain::link(&prev, seq, r);
+            for v in &values {
+                let ty = types.get(params.len()).unwrap_or(&Type::TEXT);
+                params.push(param(v, ty));
+            }
+            params.push(Box::new((!r.uid.is_empty()).then(|| r.uid.clone())));
+            prev = hash;
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        tx.execute(&stmt, &refs)?;
+    }
+    tx.execute(
+        "UPDATE chain SET head_seq = $1, head_hash = $2 WHERE one = 1",
+        &[&seq, &prev],
+    )?;
+    let mut spend: BTreeMap<(String, i64), (f64, f64)> = BTreeMap::new();
+    for (key, started, cost, remote) in fresh.iter().filter_map(|r| r.spend()) {
+        let slot = spend
+            .entry((key, started.div_euclid(86_400_000)))
+            .or_default();
+        slot.0 += cost;
+        slot.1 += if remote { cost } else { 0.0 };
+    }
+    for ((key, day), (all, remote)) in &spend {
+        tx.execute(
+            "INSERT INTO spend (api_key_id, day, all_usd, remote_usd) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (api_key_id, day) DO UPDATE
+             SET all_usd = spend.all_usd + EXCLUDED.all_usd,
+                 remote_usd = spend.remote_usd + EXCLUDED.remote_usd",
+            &[key, day, all, remote],
+        )?;
+    }
+    Ok(fresh.len())
+}
+
+/// Deletes from the old end of the chain (as [`super::chain::purge_before`]).
+fn purge(tx: &mut Transaction<'_>, cutoff_ms: i64) -> Result<Purged, StoreError> {
+    let st = tx.query_one("SELECT anchor_seq FROM chain WHERE one = 1 FOR UPDATE", &[])?;
+    let anchor: i64 = st.get(0);
+    let first_kept: Option<i64> = tx
+        .query_one(
+            "SELECT min(seq) FROM requests WHERE started_ms >= $1",
+            &[&cutoff_ms],
+        )?
+        .get(0);
+    let last = match first_kept {
+        Some(k) => tx.query_opt(
+            "SELECT seq, row_hash FROM requests WHERE seq < $1 ORDER BY seq DESC LIMIT 1",
+            &[&k],
+        )?,
+        None => tx.query_opt(
+            "SELECT seq, row_hash FROM requests ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?,
+    };
+    let Some(last) = last else {
+        return Ok(Purged {
+            rows: 0,
+            anchor_seq: anchor,
+        });
+    };
+    let (seq, hash): (i64, String) = (last.get(0), last.get(1));
+    let rows = tx.execute("DELETE FROM requests WHERE seq <= $1", &[&seq])?;
+    tx.execute(
+        "UPDATE chain SET anchor_seq = $1, anchor_hash = $2 WHERE one = 1",
+        &[&seq, &hash],
+    )?;
+    Ok(Purged {
+        rows,
+        anchor_seq: seq,
+    })
+}
+
+impl LogStore for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn append(&mut self, rows: &[PreparedRow]) -> Result<usize, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let n = append(&mut tx, rows)?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    fn purge_before(&mut self, cutoff_ms: i64) -> Result<Purged, StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let p = purge(&mut tx, cutoff_ms)?;
+            tx.commit()?;
+            Ok(p)
+        })
+    }
+
+    fn verify(&mut self) -> Result<Verdict, StoreError> {
+        self.with(read::verify)
+    }
+
+    fn list(&mut self, f: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
+        self.with(|c| read::list(c, f))
+    }
+
+    fn get(&mut self, id: &str) -> Result<Option<LogRow>, StoreError> {
+        self.with(|c| read::get(c, id))
+    }
+
+    fn all_since(&mut self, since_ms: Option<i64>) -> Result<Vec<LogRow>, StoreError> {
+        self.with(|c| read::all_since(c, since_ms))
+    }
+
+    fn usage_facts(
+        &mut self,
+        since_ms: Option<i64>,
+        by: Option<GroupBy>,
+    ) -> Result<Vec<UsageFact>, StoreError> {
+        self.with(|c| read::usage_facts(c, since_ms, by))
+    }
+
+    fn timeline(&mut self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>, StoreError> {
+        self.with(|c| read::timeline(c, since_ms, bucket_ms))
+    }
+
+    fn insert_key(&mut self, k: &KeyRow) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let n = c.execute(
+                "INSERT INTO api_keys (id, name, hash, created_ms, disabled, spec)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                &[
+                    &k.id,
+                    &k.name,
+                    &k.hash.to_vec(),
+                    &k.created_ms,
+                    &i64::from(k.disabled),
+                    &k.spec,
+                ],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn keys(&mut self) -> Result<Vec<KeyRow>, StoreError> {
+        self.with(read::keys)
+    }
+
+    fn revoke_key(&mut self, id_or_name: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE api_keys SET disabled = 1 WHERE id = $1 OR name = $1",
+                &[&id_or_name],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn spend_since(&mut self, from_ms: i64) -> Result<Vec<SpendDay>, StoreError> {
+        self.with(|c| read::spend_since(c, from_ms))
+    }
+
+    fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
+        self.with(|c| read::replay_rows(c, sel))
+    }
+
+    fn series(
+        &mut self,
+        q: &super::series::SeriesQuery,
+    ) -> Result<Vec<super::series::Point>, StoreError> {
+        self.with(|c| read::series(c, q))
+    }
+}

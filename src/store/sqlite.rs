@@ -1,0 +1,233 @@
+//! The SQLite log store (the embedded default): [`LogStore`] over one `rusqlite`
+//! connection to the file at `log.path`.
+
+use super::StoreError;
+use super::backend::{
+    KeyRow, LogStore, PreparedRow, REPLAY_COLUMNS, ReplaySelect, SpendDay, UsageFact,
+};
+use super::chain::{self, Purged, Verdict};
+use super::query::{self, Bucket, GroupBy, LogFilter};
+use super::row::{self, LogRow};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// The log in a SQLite file.
+pub struct SqliteStore {
+    /// The connection (WAL mode, migrated).
+    pub conn: Connection,
+}
+
+impl SqliteStore {
+    /// Over an open, migrated connection.
+    pub fn new(conn: Connection) -> Self {
+        SqliteStore { conn }
+    }
+}
+
+/// Appends `rows` on `conn` in one immediate transaction, continuing the chain.
+///
+/// Errors: any SQLite error (nothing is written then).
+pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let head = chain::state(&tx)?;
+    let mut seq = head.head_seq;
+    let mut prev = head.head_hash;
+    {
+        let mut stmt = tx.prepare_cached(&insert_sql())?;
+        for r in rows {
+            seq += 1;
+            // Bound by reference: the row's text is hashed and written without a copy.
+            let seq_value = Value::Integer(seq);
+            let hashed: Vec<&Value> = std::iter::once(&seq_value).chain(&r.values).collect();
+            let refs: Vec<rusqlite::types::ValueRef<'_>> = hashed
+                .iter()
+                .map(|v| rusqlite::types::ValueRef::from(*v))
+                .collect();
+            let hash = chain::row_hash(&prev, &chain::canonical(&refs));
+            let (prev_value, hash_value) = (Value::Text(prev), Value::Text(hash.clone()));
+            let all = hashed
+                .into_iter()
+                .chain([&prev_value, &hash_value])
+                .chain(&r.repro);
+            stmt.execute(rusqlite::params_from_iter(all))?;
+            prev = hash;
+        }
+    }
+    chain::set_head(&tx, seq, &prev)?;
+    tx.commit()?;
+    Ok(rows.len())
+}
+
+fn insert_sql() -> String {
+    let extra = super::backend::extra_columns();
+    let cols = format!("{}, {}", row::select_list(), extra.join(", "));
+    let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2 + extra.len()].join(", ");
+    format!("INSERT INTO requests ({cols}) VALUES ({marks})")
+}
+
+impl LogStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn append(&mut self, rows: &[PreparedRow]) -> Result<usize, StoreError> {
+        append(&mut self.conn, rows)
+    }
+
+    fn purge_before(&mut self, cutoff_ms: i64) -> Result<Purged, StoreError> {
+        chain::purge_before(&mut self.conn, cutoff_ms)
+    }
+
+    fn verify(&mut self) -> Result<Verdict, StoreError> {
+        chain::verify(&self.conn)
+    }
+
+    fn list(&mut self, f: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
+        query::list(&self.conn, f)
+    }
+
+    fn get(&mut self, id: &str) -> Result<Option<LogRow>, StoreError> {
+        query::get(&self.conn, id)
+    }
+
+    fn all_since(&mut self, since_ms: Option<i64>) -> Result<Vec<LogRow>, StoreError> {
+        query::all_since(&self.conn, since_ms)
+    }
+
+    fn usage_facts(
+        &mut self,
+        since_ms: Option<i64>,
+        by: Option<GroupBy>,
+    ) -> Result<Vec<UsageFact>, StoreError> {
+        query::usage_facts(&self.conn, since_ms, by)
+    }
+
+    fn timeline(&mut self, since_ms: i64, bucket_ms: i64) -> Result<Vec<Bucket>, StoreError> {
+        query::timeline(&self.conn, since_ms, bucket_ms)
+    }
+
+    fn insert_key(&mut self, k: &KeyRow) -> Result<bool, StoreError> {
+        let exists: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM api_keys WHERE name = ?1)",
+            [&k.name],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Ok(false);
+        }
+        self.conn.execute(
+            "INSERT INTO api_keys (id, name, hash, created_ms, disabled, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![k.id, k.name, k.hash.to_vec(), k.created_ms, k.disabled, k.spec],
+        )?;
+        Ok(true)
+    }
+
+    fn keys(&mut self) -> Result<Vec<KeyRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, name, hash, created_ms, disabled, spec FROM api_keys ORDER BY created_ms, id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let hash: Vec<u8> = r.get(2)?;
+            let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
+                continue;
+            };
+            out.push(KeyRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                hash,
+                created_ms: r.get(3)?,
+                disabled: r.get(4)?,
+                spec: r.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn revoke_key(&mut self, id_or_name: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE api_keys SET disabled = 1 WHERE id = ?1 OR name = ?1",
+            [id_or_name],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn spend_since(&mut self, from_ms: i64) -> Result<Vec<SpendDay>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT api_key_id, started_ms / 86400000 AS day, SUM(COALESCE(cost_usd, 0)),
+                    SUM(CASE WHEN hosting = 'remote' THEN COALESCE(cost_usd, 0) ELSE 0 END)
+             FROM requests WHERE api_key_id IS NOT NULL AND started_ms >= ?1
+             GROUP BY api_key_id, day",
+        )?;
+        let mut rows = stmt.query([from_ms])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(SpendDay {
+                key_id: r.get(0)?,
+                day: r.get(1)?,
+                all_usd: r.get(2)?,
+                remote_usd: r.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
+        replay_rows(&self.conn, sel)
+    }
+
+    fn series(
+        &mut self,
+        q: &super::series::SeriesQuery,
+    ) -> Result<Vec<super::series::Point>, StoreError> {
+        super::series::series(&self.conn, q)
+    }
+}
+
+fn replay_rows(conn: &Connection, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
+    let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Vec<Value>> {
+        (0..11).map(|i| r.get::<_, Value>(i)).collect()
+    };
+    match sel {
+        ReplaySelect::One(id) => {
+            let seq: i64 = id.parse().unwrap_or(-1);
+            let found = conn
+                .query_row(
+                    &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE id = ?1 OR seq = ?2 ORDER BY seq DESC LIMIT 1"),
+                    params![id, seq],
+                    read,
+                )
+                .optional()?;
+            Ok(found.into_iter().collect())
+        }
+        ReplaySelect::Since {
+            from_ms,
+            model,
+            limit,
+        } => {
+            let sql = format!(
+                "SELECT {REPLAY_COLUMNS} FROM requests WHERE started_ms >= ?1 AND status = 200 \
+                 AND endpoint IN ('chat', 'text_completion', 'responses', 'messages') \
+                 AND (?2 IS NULL OR requested_model = ?2) \
+                 AND id NOT LIKE 'replay-%' ORDER BY seq DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(params![from_ms, model, limit], read)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        }
+    }
+}
+
+/// The highest migration recorded in `schema_migrations` (0 for a new file).
+pub fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
+    let v: Option<i64> = conn
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .flatten();
+    Ok(v.unwrap_or(0))
+}

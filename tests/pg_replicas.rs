@@ -1,0 +1,709 @@
+//! Several Sluice replicas (spawned `sluice serve` processes on 127.0.0.1) sharing one real
+//! PostgreSQL log (issue 19): rows from every replica in one verifiable chain, nothing lost on
+//! SIGTERM under load, rows spilled while PostgreSQL is down and all replayed once it is back,
+//! keys created or revoked on one replica honoured by another within 2 s, and a schema newer
+//! than the binary refused at start.
+//!
+//! The server comes from `tests/support/pg.sh` (tests/run.sh starts it and exports
+//! `DATABASE_URL`); each test works in its own database. Without `DATABASE_URL` the tests say
+//! so and pass, unless `SLUICE_REQUIRE_PG=1` (tests/run.sh and CI set it): then they fail.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+const MASTER: &str = "sk-master-pg";
+
+/// The shared server's URL, or `None` (test skipped) when there is none and it is not
+/// required.
+fn server_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ if std::env::var("SLUICE_REQUIRE_PG").as_deref() == Ok("1") => {
+            panic!(
+                "SLUICE_REQUIRE_PG=1 but DATABASE_URL is not set (tests/run.sh starts PostgreSQL)"
+            )
+        }
+        _ => {
+            eprintln!(
+                "DATABASE_URL not set: PostgreSQL tests not run here (tests/run.sh runs them)"
+            );
+            None
+        }
+    }
+}
+
+/// Runs `f` with a client on a plain thread (the sync client must not run on the test's
+/// runtime).
+fn with_pg<T: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+) -> T {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        f(&mut c)
+    })
+    .join()
+    .unwrap()
+}
+
+/// A new empty database `name` on the server at `base`; its URL.
+fn fresh_db(base: &str, name: &str) -> String {
+    let n = name.to_string();
+    with_pg(base, move |c| {
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {n}")).unwrap();
+    });
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
+fn count(url: &str, sql: &str) -> i64 {
+    let sql = sql.to_string();
+    with_pg(url, move |c| c.query_one(&sql, &[]).unwrap().get(0))
+}
+
+fn completion() -> Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000,
+        "model": "upstream-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    })
+}
+
+fn config(mock: &Mock, url: &str, dir: &std::path::Path, i: usize) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\n  shutdown_grace_ms: 10000\n\
+         deployments:\n  - name: up\n    provider: openai\n    base_url: {}\n    model: upstream-model\n    hosting: remote\n    price: {{input: 1000, output: 1000}}\n\
+         models:\n  - name: default\n    deployments: [up]\n\
+         keys:\n  - name: app\n    key: sk-app\n\
+         log:\n  backend: postgres\n  url: {url}\n  path: {}\n  spill_path: {}\n",
+        mock.url("/v1"),
+        dir.join(format!("unused-{i}.db")).display(),
+        dir.join(format!("spill-{i}.jsonl")).display(),
+    )
+}
+
+/// A `sluice serve` process; killed when dropped.
+struct Replica {
+    child: Child,
+    base: String,
+}
+
+impl Replica {
+    fn start(yaml: &str, dir: &std::path::Path, i: usize) -> Replica {
+        let path = dir.join(format!("sluice-{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("SLUICE_TEST_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let line = read_line_within(child.stdout.take().unwrap(), 60);
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Replica { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit.
+    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        // SAFETY: a signal to our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                t.elapsed() < within,
+                "replica did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn chat(r: &Replica, id: &str, key: &str) -> reqwest::Response {
+    client()
+        .post(r.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("x-request-id", id)
+        .json(&json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls `f` every 50 ms until it is true, failing after `secs`.
+async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn verify(url: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["log", "verify", "--db", url])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_write_one_verifiable_log_and_one_spend() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_three");
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let replicas: Vec<Replica> = (0..3)
+        .map(|i| Replica::start(&config(&mock, &url, dir.path(), i), dir.path(), i))
+        .collect();
+    for i in 0..30 {
+        let r = chat(&replicas[i % 3], &format!("req-{i}"), "sk-app").await;
+        assert_eq!(r.status(), 200);
+    }
+    until(10, "30 rows", || {
+        count(&url, "SELECT count(*) FROM requests") == 30
+    })
+    .await;
+    for i in 0..30 {
+        let id = format!("req-{i}");
+        let n = count(
+            &url,
+            &format!("SELECT count(*) FROM requests WHERE id = '{id}'"),
+        );
+        assert_eq!(n, 1, "{id}");
+    }
+    let (ok, out) = verify(&url);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("OK: 30 rows verified; head row 30,"),
+        "{out}"
+    );
+    // Spend is one number: the sum of the rows' costs, whichever replica served them
+    // (7 tokens at $1000 per 1M = $0.007 each).
+    let spent = with_pg(&url, |c| {
+        let r = c
+            .query_one(
+                "SELECT sum(all_usd), (SELECT sum(cost_usd) FROM requests) FROM spend",
+                &[],
+            )
+            .unwrap();
+        (r.get::<_, f64>(0), r.get::<_, f64>(1))
+    });
+    assert!(
+        (spent.0 - 0.21).abs() < 1e-9 && (spent.1 - 0.21).abs() < 1e-9,
+        "{spent:?}"
+    );
+    // The CLI and the admin API read the same rows.
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["logs", "--json", "--limit", "100", "--db", &url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 30);
+    let page: Value = client()
+        .get(replicas[2].url("/admin/logs?limit=5"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 5);
+    assert_eq!(page["data"][0]["seq"], 30);
+    let usage: Value = client()
+        .get(replicas[1].url("/admin/usage?by=key"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["total"]["requests"], 30);
+    // `sluice replay` reads the row from PostgreSQL (the replica's config names it).
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["replay", "req-4", "--config"])
+        .arg(dir.path().join("sluice-1.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("run 1: identical"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_under_40_concurrent_requests_loses_no_answered_row() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_sigterm");
+    let dir = tempfile::tempdir().unwrap();
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let mock = Mock::start(move |_| MockReply::JsonAfter(g.clone(), 200, completion())).await;
+    let mut r = Replica::start(&config(&mock, &url, dir.path(), 0), dir.path(), 0);
+    let target = r.url("/v1/chat/completions");
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let resp = client()
+                .post(target)
+                .bearer_auth("sk-app")
+                .header("x-request-id", format!("term-{i}"))
+                .json(&json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status() == 200 => r.text().await.ok().map(|_| format!("term-{i}")),
+                _ => None,
+            }
+        }));
+    }
+    until(20, "40 requests at the upstream", || mock.calls() == 40).await;
+    // SIGTERM while all 40 wait on the upstream, then let the upstream answer.
+    // SAFETY: a signal to our own child's pid.
+    unsafe {
+        libc::kill(r.child.id() as i32, libc::SIGTERM);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gate.notify_waiters();
+    let mut answered = Vec::new();
+    for t in tasks {
+        if let Some(id) = t.await.unwrap() {
+            answered.push(id);
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || r.terminate(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        answered.len(),
+        40,
+        "in-flight requests finish during the grace period"
+    );
+    for id in &answered {
+        let n = count(
+            &url,
+            &format!("SELECT count(*) FROM requests WHERE id = '{id}'"),
+        );
+        assert_eq!(n, 1, "row of answered request {id}");
+    }
+    assert!(verify(&url).0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_made_on_replica_1_works_on_replica_3_within_2s_and_its_revocation_too() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_keys");
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let replicas: Vec<Replica> = (0..3)
+        .map(|i| Replica::start(&config(&mock, &url, dir.path(), i), dir.path(), i))
+        .collect();
+    let made: Value = client()
+        .post(replicas[0].url("/admin/keys"))
+        .bearer_auth(MASTER)
+        .json(&json!({"name": "shared"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let secret = made["secret"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    let mut n = 0;
+    loop {
+        n += 1;
+        if chat(&replicas[2], &format!("k-{n}"), &secret)
+            .await
+            .status()
+            == 200
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "key not honoured on replica 3 within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let revoked = client()
+        .delete(replicas[0].url(&format!("/admin/keys/{id}")))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let t = Instant::now();
+    loop {
+        n += 1;
+        if chat(&replicas[2], &format!("k-{n}"), &secret)
+            .await
+            .status()
+            == 401
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "revocation not honoured within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_newer_than_the_binary_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let serve = |yaml: String| {
+        let path = dir.path().join("newer.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // SQLite: a file migrated by a "newer release".
+    let db = dir.path().join("log.db");
+    {
+        let c = sluice::store::open(&db).unwrap();
+        c.execute(
+            "INSERT INTO schema_migrations VALUES (99, '0099_future', 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let out = serve(format!(
+        "{}log:\n  path: {}\n",
+        one_deployment(&mock.url("/v1")),
+        db.display()
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("schema is at version 99, newer than this Sluice knows (version 5)"),
+        "{err}"
+    );
+    // PostgreSQL, the same.
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_newer");
+    let u = url.clone();
+    std::thread::spawn(move || {
+        sluice::store::pg::PgStore::connect(&u).unwrap();
+    })
+    .join()
+    .unwrap();
+    with_pg(&url, |c| {
+        c.execute(
+            "INSERT INTO schema_migrations VALUES (99, '0099_future', 0)",
+            &[],
+        )
+        .unwrap();
+    });
+    let out = serve(config(&mock, &url, dir.path(), 0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the postgres log's schema is at version 99, newer than this Sluice knows (version 6)"
+        ),
+        "{err}"
+    );
+}
+
+/// A cluster of its own (this test stops it mid-run), removed when dropped.
+struct Cluster {
+    dir: String,
+    url: String,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let out = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/pg.sh"))
+            .arg("start")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let var = |name: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+                .to_string()
+        };
+        Cluster {
+            dir: var("SLUICE_PG_DIR"),
+            url: var("DATABASE_URL"),
+        }
+    }
+
+    fn run(&self, what: &str) {
+        let ok = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/pg.sh"))
+            .args([what, &self.dir])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pg.sh {what}");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.url.is_empty() {
+            self.run("stop");
+        }
+    }
+}
+
+impl Cluster {
+    /// `run` on a handle that does not own the cluster (its drop stops nothing).
+    fn run_and_forget(self, what: &str) {
+        self.run(what);
+    }
+}
+
+async fn log_state(r: &Replica) -> Value {
+    let v: Value = client()
+        .get(r.url("/health/ready"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["log"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_stopped_mid_run_answers_keep_flowing_and_every_row_arrives_once_it_is_back() {
+    if server_url().is_none() {
+        return;
+    }
+    let pg = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let url = pg.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let replicas: Vec<Replica> = (0..2)
+        .map(|i| Replica::start(&config(&mock, &url, dir.path(), i), dir.path(), i))
+        .collect();
+    for i in 0..10 {
+        assert_eq!(
+            chat(&replicas[i % 2], &format!("before-{i}"), "sk-app")
+                .await
+                .status(),
+            200
+        );
+    }
+    until(10, "10 rows", || {
+        count(&url, "SELECT count(*) FROM requests") == 10
+    })
+    .await;
+    tokio::task::spawn_blocking({
+        let dir = pg.dir.clone();
+        move || {
+            Cluster {
+                dir,
+                url: String::new(),
+            }
+            .run_and_forget("pause")
+        }
+    })
+    .await
+    .unwrap();
+    let t = Instant::now();
+    for i in 0..20 {
+        let r = chat(&replicas[i % 2], &format!("during-{i}"), "sk-app").await;
+        assert_eq!(
+            r.status(),
+            200,
+            "answers keep flowing while PostgreSQL is down"
+        );
+    }
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    // Each replica spills what the store refused and says so (still ready: nothing is lost).
+    for r in &replicas {
+        let mut state = Value::Null;
+        for _ in 0..100 {
+            state = log_state(r).await;
+            if state["state"] == "spilling" && state["spill_pending"] == true {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(state["state"], "spilling", "{state}");
+        assert_eq!(state["backend"], "postgres");
+        assert_eq!(state["rows_dropped"], 0);
+    }
+    assert!(dir.path().join("spill-0.jsonl").exists() && dir.path().join("spill-1.jsonl").exists());
+    let d = pg.dir.clone();
+    tokio::task::spawn_blocking(move || {
+        Cluster {
+            dir: d,
+            url: String::new(),
+        }
+        .run_and_forget("resume")
+    })
+    .await
+    .unwrap();
+    until(60, "all 30 rows after PostgreSQL is back", || {
+        count(&url, "SELECT count(*) FROM requests") == 30
+    })
+    .await;
+    for i in 0..20 {
+        let n = count(
+            &url,
+            &format!("SELECT count(*) FROM requests WHERE id = 'during-{i}'"),
+        );
+        assert_eq!(n, 1, "during-{i}");
+    }
+    for r in &replicas {
+        let mut state = Value::Null;
+        for _ in 0..100 {
+            state = log_state(r).await;
+            if state["state"] == "ok" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(state["state"], "ok", "{state}");
+        assert_eq!(state["spill_pending"], false);
+    }
+    assert!(!dir.path().join("spill-0.jsonl").exists());
+    let (ok, out) = verify(&url);
+    assert!(ok && out.starts_with("OK: 30 rows verified"), "{out}");
+    drop(replicas);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
+
+/// The measure behind "one chain under a lock" (docs/scaling.md): three writers appending
+/// 100-row batches to one chain (locking its head) versus three writers with a chain each
+/// (each in its own schema, so nothing is shared). Prints rows/s; run with
+/// `SLUICE_PG_BENCH=1 cargo test --test pg_replicas chain_lock -- --nocapture`.
+#[test]
+fn chain_lock_cost() {
+    let Some(base) = server_url() else { return };
+    if std::env::var("SLUICE_PG_BENCH").as_deref() != Ok("1") {
+        return;
+    }
+    use rusqlite::types::Value as V;
+    use sluice::store::backend::{LogStore, PreparedRow};
+    let url = fresh_db(&base, "t_bench");
+    with_pg(&url, |c| {
+        c.batch_execute("CREATE SCHEMA w0; CREATE SCHEMA w1; CREATE SCHEMA w2")
+            .unwrap()
+    });
+    let row = |i: usize| {
+        let mut values = vec![V::Null; 32];
+        values[0] = V::Text(format!("bench-{i}"));
+        for (k, v) in [
+            (1, 1_800_000_000_000i64),
+            (2, 900),
+            (15, 200),
+            (18, 0),
+            (20, 12),
+            (21, 30),
+            (22, 42),
+            (23, 0),
+            (26, 1),
+        ] {
+            values[k] = V::Integer(v);
+        }
+        for k in [4, 5, 27] {
+            values[k] = V::Text("full".into());
+        }
+        values[10] = V::Text("[]".into());
+        values[11] = V::Text("[]".into());
+        values[28] = V::Text(format!(
+            "{{\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+            "x".repeat(400)
+        ));
+        values[30] = V::Text("y".repeat(300));
+        PreparedRow {
+            values,
+            repro: vec![V::Null; 5],
+            uid: String::new(),
+        }
+    };
+    let run = |urls: Vec<String>| -> f64 {
+        let t = Instant::now();
+        let handles: Vec<_> = urls
+            .into_iter()
+            .map(|u| {
+                let rows: Vec<PreparedRow> = (0..100).map(row).collect();
+                std::thread::spawn(move || {
+                    let mut s = sluice::store::pg::PgStore::connect(&u).unwrap();
+                    for _ in 0..30 {
+                        s.append(&rows).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        9_000.0 / t.elapsed().as_secs_f64()
+    };
+    let shared = run(vec![url.clone(), url.clone(), url.clone()]);
+    let own = run((0..3)
+        .map(|i| format!("{url}?options=-csearch_path%3Dw{i}"))
+        .collect());
+    println!(
+        "3 writers, one chain under a lock: {shared:.0} rows/s; a chain each: {own:.0} rows/s"
+    );
+    let (ok, out) = verify(&url);
+    assert!(ok && out.starts_with("OK: 9000 rows verified"), "{out}");
+}
