@@ -89,7 +89,7 @@ impl Gateway {
             config: Arc::new(config),
             upstreams,
             recorder: self.recorder.clone(),
-            access,
+            access: Arc::new(access),
             policy: Arc::new(policy),
             routes: self.routes.clone(),
             replica: self.replica.clone(),

@@ -209,10 +209,6 @@ async fn drain<S: futures_util::Stream + Unpin>(stream: &mut S) {
     while stream.next().await.is_some() {}
 }
 
-    }
-    .await
-}
-
 /// The gateway's work for one request, driven by the handler itself (no task per request:
 /// a spawned task wakes another worker thread, which cost several futex calls per request).
 /// When the handler is dropped before the work is done (hyper drops it when the connection
