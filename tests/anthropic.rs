@@ -212,7 +212,8 @@ async fn no_max_tokens_anywhere_sends_the_default() {
     let got: Value = resp.json().await.unwrap();
     assert_eq!(got["choices"][0]["message"]["content"], "hi");
     assert_eq!(mock.calls(), 1);
-    assert_eq!(mock.last().body["max_tokens"], 4096);
+    // The catalog's `max_output` for Claude Sonnet 4.x (4096 only when the model is unknown).
+    assert_eq!(mock.last().body["max_tokens"], 64000);
     s.stop().await;
 }
 
