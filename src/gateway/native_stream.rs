@@ -226,7 +226,14 @@ impl Stream for NativeStream {
 impl Drop for NativeStream {
     fn drop(&mut self) {
         if self.on_finish.is_some() {
-            self.finish(StreamEnd::ClientGone);
+            // A client that leaves once it has the dialect's last event (Codex closes right
+            // after `response.completed`) got the whole answer: that is a complete stream.
+            let end = if self.tally.done && self.queued.is_empty() {
+                StreamEnd::Complete
+            } else {
+                StreamEnd::ClientGone
+            };
+            self.finish(end);
         }
     }
 }
