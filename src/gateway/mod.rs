@@ -11,6 +11,7 @@
 
 pub mod attempt;
 pub mod budget;
+mod context;
 pub mod explain;
 mod finish;
 pub mod native_stream;
@@ -22,110 +23,23 @@ pub mod stream;
 
 use crate::access::Access;
 use crate::access::auth::Principal;
+use crate::api::RequestBody;
 use crate::api::summary::{ResponseSummary, estimate_tokens};
 use crate::api::{ApiError, Usage};
-use crate::api::{Endpoint, RequestBody};
 use crate::config::{Config, DeploymentConfig};
 use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
 use crate::providers::Upstreams;
 use crate::telemetry::{self, metrics::Metrics};
 use attempt::{AttemptCtx, Attempted};
-use bytes::Bytes;
 use finish::{cache_hit, estimate_usage};
 use record::{Recorder, RequestRecord};
 use route::RouteState;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 use stream::ClientStream;
 use tracing::Instrument;
 
-/// Per-request facts gathered by the server before the gateway runs.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// Request id (client's `x-request-id` or a new UUIDv7).
-    pub id: String,
-    /// Monotonic start.
-    pub started: Instant,
-    /// Wall-clock start.
-    pub started_at: SystemTime,
-    /// The endpoint used.
-    pub endpoint: Endpoint,
-    /// The inbound dialect when it is not the endpoint's own (`messages`, `responses`: bridged
-    /// to chat completions): recorded in the log's `endpoint` column instead
-    /// of the operation name.
-    pub dialect: Option<&'static str>,
-    /// The request headers (policies match on them).
-    pub headers: axum::http::HeaderMap,
-    /// The client's IP address, when known.
-    pub client_ip: Option<String>,
-    /// The request's tracing span (see [`crate::telemetry`]); `Span::none()` when untraced.
-    pub span: tracing::Span,
-    /// Who is calling (see [`crate::access::auth`]).
-    pub principal: Principal,
-    /// Set by the server when the client went away before the answer was ready: the request
-    /// still finishes (its row and cost are kept) but is recorded with status 499.
-    pub client_gone: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl RequestContext {
-    /// A context that starts now.
-    pub fn new(id: String, endpoint: Endpoint) -> Self {
-        RequestContext {
-            id,
-            started: Instant::now(),
-            started_at: SystemTime::now(),
-            endpoint,
-            dialect: None,
-            headers: axum::http::HeaderMap::new(),
-            client_ip: None,
-            span: tracing::Span::none(),
-            principal: Principal::anonymous(),
-            client_gone: Arc::default(),
-        }
-    }
-}
-
-/// The body of a reply.
-pub enum ReplyBody {
-    /// `application/json`.
-    Json(Bytes),
-    /// `text/event-stream`, frames ready to write.
-    Sse(ClientStream),
-    /// `text/event-stream` of a native route: the backend's own events (see
-    /// [`native_stream`]).
-    Native(native_stream::NativeStream),
-}
-
-/// A successful reply and the headers that explain it.
-pub struct GatewayReply {
-    /// The deployment that answered.
-    pub deployment: String,
-    /// Extra response headers (`x-sluice-deployment`, …).
-    pub headers: Vec<(&'static str, String)>,
-    /// The body.
-    pub body: ReplyBody,
-    /// Whether the answer came from a native route (Messages from `anthropic`, Responses from
-    /// a `responses` deployment): then a `Json` body is in the dialect's own shape, not chat's.
-    pub native: bool,
-}
-
-impl GatewayReply {
-    /// Adds `x-sluice-route: native|bridged` for a Messages or Responses request.
-    fn add_route(&mut self, body: &RequestBody) {
-        if let RequestBody::Native(_) = body {
-            let route = if self.native { "native" } else { "bridged" };
-            self.headers.push(("x-sluice-route", route.to_string()));
-        }
-    }
-
-    /// Adds the sampling headers (`x-sluice-sampling`, `x-sluice-overridden`) when overrides
-    /// applied.
-    fn add_sampling(&mut self, applied: Option<&crate::repro::sampling::Applied>) {
-        if let Some(a) = applied {
-            self.headers.extend(a.headers());
-        }
-    }
-}
+pub use context::{GatewayReply, ReplyBody, RequestContext};
 
 /// The gateway: config, upstream clients, recorder. Cheap to clone (all shared).
 #[derive(Clone)]
