@@ -9,7 +9,7 @@
 //!
 //! Then `max_temperature` clamps and `strip` removes fields, as for chat.
 
-use super::sampling::{Applied, note, same};
+use super::sampling::{Applied, set_fields};
 use crate::api::RequestBody;
 use crate::api::native::{Dialect, NativeRequest};
 use crate::config::SamplingConfig;
@@ -46,30 +46,7 @@ pub fn apply<'a>(
     if let (Some(k), Dialect::Messages) = (cfg.top_k, n.dialect) {
         set.push(("top_k", Value::from(k)));
     }
-    let mut applied = Applied {
-        deterministic: det,
-        ..Default::default()
-    };
-    for (k, v) in set {
-        if let Some(old) = map.insert(k.to_string(), v.clone())
-            && !same(&old, &v)
-        {
-            note(&mut applied, k, &old);
-        }
-    }
-    if let Some(max) = cfg.max_temperature
-        && let Some(t) = map.get("temperature").and_then(Value::as_f64)
-        && t > max
-        && let Some(old) = map.insert("temperature".into(), Value::from(max))
-    {
-        note(&mut applied, "temperature", &old);
-    }
-    for k in &cfg.strip {
-        if map.remove(k).is_some() {
-            applied.overridden.retain(|(f, _)| f != k);
-            applied.overridden.push((k.clone(), "stripped".into()));
-        }
-    }
+    let applied = set_fields(map, set, cfg, det);
     (
         Cow::Owned(RequestBody::Native(Box::new(out))),
         Some(applied),

@@ -302,6 +302,17 @@ fn override_fields(
             .unwrap_or(0);
         set.push(("seed", Value::from(seed)));
     }
+    set_fields(map, set, cfg, det)
+}
+
+/// Writes `set` into `map`, caps `temperature` at `cfg.max_temperature` and removes
+/// `cfg.strip`, noting each field that changed: the part shared by the chat and native paths.
+pub(super) fn set_fields(
+    map: &mut Map<String, Value>,
+    set: Vec<(&str, Value)>,
+    cfg: &SamplingConfig,
+    det: bool,
+) -> Applied {
     let mut applied = Applied {
         deterministic: det,
         ..Default::default()
