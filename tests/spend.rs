@@ -223,3 +223,120 @@ async fn a_client_that_disconnects_still_leaves_a_row_and_its_spend() {
     assert_eq!((status, error.as_str()), (499, "client_closed"));
     assert!((cost - 0.11).abs() < 1e-9, "{cost}");
 }
+
+/// Config with one priced remote deployment and two budgeted keys: `quiet` (`log: off`, no
+/// row) and `loud` (logged in full), each with 0.12 USD a day.
+fn budgeted(mock: &Mock, db: &std::path::Path) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\nlog:\n  path: {}\ndeployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    price: {{input: 1000, output: 1000}}\nmodels:\n  - name: default\n    deployments: [paid]\nkeys:\n  - name: quiet\n    key: sk-quiet\n    log: \"off\"\n    budget: {{usd: 0.12, period: day}}\n  - name: loud\n    key: sk-loud\n    budget: {{usd: 0.12, period: day}}\n",
+        db.display(),
+        mock.url("/v1"),
+    )
+}
+
+/// `key`'s request with `max_tokens: 50`: its status, and its error's `(type, code)`.
+async fn ask(s: &Sluice, key: &str) -> (u16, Value) {
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(
+            &json!({"model":"default","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The spend table's `(all_usd, remote_usd)` of a key, summed over days.
+fn stored_spend(db: &std::path::Path, key: &str) -> (f64, f64) {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT SUM(all_usd), SUM(remote_usd) FROM spend WHERE api_key_id = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+fn rows_of(db: &std::path::Path, key: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM requests WHERE api_key_id = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn assert_over_budget(key: &str, (status, e): (u16, Value)) {
+    assert_eq!(status, 429, "{key}: {e}");
+    assert_eq!(e["error"]["type"], "rate_limit_error", "{key}: {e}");
+    assert_eq!(e["error"]["code"], "budget_exceeded", "{key}: {e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Budget exceeded: 0.1020 of 0.12 USD spent"),
+        "{key}: {e}"
+    );
+}
+
+/// Spend is kept apart from the rows: a `log: off` key (no row) and a logged key whose rows
+/// are then purged (retention) both keep their spend across a restart on the same database,
+/// so their budgets stay spent.
+#[tokio::test]
+async fn spend_survives_a_restart_without_rows() {
+    // Each answer costs (1 + 50) tokens × 1000 USD/1M = 0.051 USD; the reservation is the
+    // same. Two fit in 0.12 USD, the third does not (0.102 + 0.051 > 0.12).
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            200,
+            json!({"id":"x","object":"chat.completion","created":1,"model":"m",
+                   "choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],
+                   "usage":{"prompt_tokens":1,"completion_tokens":50,"total_tokens":51}}),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let yaml = budgeted(&mock, &db);
+    let one = 51.0 * 1000.0 / 1e6;
+    let s = Sluice::start_logged(&yaml).await;
+    for key in ["sk-quiet", "sk-loud"] {
+        assert_eq!(ask(&s, key).await.0, 200, "{key}");
+        assert_eq!(ask(&s, key).await.0, 200, "{key}");
+        assert_over_budget(key, ask(&s, key).await);
+    }
+    s.stop().await;
+    assert_eq!(mock.calls(), 4);
+    assert_eq!(rows_of(&db, "cfg:quiet"), 0, "log: off leaves no row");
+    assert_eq!(rows_of(&db, "cfg:loud"), 3);
+    for key in ["cfg:quiet", "cfg:loud"] {
+        let (all, remote) = stored_spend(&db, key);
+        assert!((all - 2.0 * one).abs() < 1e-12, "{key}: {all}");
+        assert_eq!(all, remote, "{key}");
+    }
+    // Retention deletes every row (as `log.retention_days` does from the old end).
+    let mut conn = sluice::store::open(&db).unwrap();
+    let purged = sluice::store::chain::purge_before(&mut conn, i64::MAX).unwrap();
+    assert_eq!(purged.rows, 3);
+    drop(conn);
+    assert_eq!(rows_of(&db, "cfg:loud"), 0);
+
+    // The same database after a restart: both budgets are still spent.
+    let s = Sluice::start_logged(&yaml).await;
+    for key in ["sk-quiet", "sk-loud"] {
+        assert_over_budget(key, ask(&s, key).await);
+    }
+    s.stop().await;
+    assert_eq!(mock.calls(), 4);
+    for key in ["cfg:quiet", "cfg:loud"] {
+        assert!(
+            (stored_spend(&db, key).0 - 2.0 * one).abs() < 1e-12,
+            "{key}"
+        );
+    }
+}

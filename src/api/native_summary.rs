@@ -125,7 +125,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// An empty tally for `dialect`.
+    /// An empty tally for `dialect` (its summary unbounded until its `bound` is set).
     pub fn new(dialect: Dialect) -> Self {
         Tally {
             dialect,
@@ -159,7 +159,10 @@ impl Tally {
             }
             "content_block_start" => {
                 let b = d.get("content_block").unwrap_or(&Value::Null);
-                if b.get("type").and_then(Value::as_str) == Some("tool_use") {
+                // Past the bound no new call is kept either (a hostile stream of blocks).
+                if b.get("type").and_then(Value::as_str) == Some("tool_use")
+                    && !self.summary.bound.truncated
+                {
                     let index = d.get("index").and_then(Value::as_u64).unwrap_or(0);
                     self.blocks.push((index, self.summary.tool_calls.len()));
                     self.summary.tool_calls.push(ToolCallSummary {
@@ -171,15 +174,16 @@ impl Tally {
             }
             "content_block_delta" => {
                 let delta = d.get("delta").unwrap_or(&Value::Null);
+                let bound = &mut self.summary.bound;
                 if let Some(t) = delta.get("text").and_then(Value::as_str) {
-                    self.summary.content.push_str(t);
+                    bound.push(&mut self.summary.content, t);
                 }
                 if let Some(j) = delta.get("partial_json").and_then(Value::as_str) {
                     let index = d.get("index").and_then(Value::as_u64).unwrap_or(0);
                     if let Some((_, slot)) = self.blocks.iter().find(|(i, _)| *i == index)
                         && let Some(call) = self.summary.tool_calls.get_mut(*slot)
                     {
-                        call.arguments.push_str(j);
+                        bound.push(&mut call.arguments, j);
                     }
                 }
             }
@@ -223,7 +227,8 @@ impl Tally {
         }
         match kind {
             "response.output_text.delta" => {
-                self.summary.content.push_str(str_of(d, "delta"));
+                let delta = str_of(d, "delta");
+                self.summary.bound.push(&mut self.summary.content, delta);
             }
             "response.completed" | "response.incomplete" => {
                 self.done = true;

@@ -31,6 +31,65 @@ pub struct ResponseSummary {
     pub usage: Option<Usage>,
     /// `system_fingerprint`, when given.
     pub system_fingerprint: Option<String>,
+    /// How much text a stream's summary gathers (see [`TextBound`]).
+    #[serde(skip)]
+    pub bound: TextBound,
+}
+
+/// The bound on the text a stream's summary gathers for the log row: text and tool-call
+/// names and arguments are appended only up to `limit` bytes in total (`log.max_body_bytes`),
+/// so a very long stream is never held whole in memory; past it `truncated` is set (the row
+/// gets [`crate::store::record::TRUNCATED`]) while `seen` goes on counting, for the token
+/// estimate of a stream without usage. Finish reason and usage are read to the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TextBound {
+    /// Most bytes gathered; `None`: no bound (whole answers, already capped by
+    /// `max_response_bytes`).
+    pub limit: Option<usize>,
+    /// Bytes gathered.
+    pub kept: usize,
+    /// Bytes the stream sent, gathered or not.
+    pub seen: u64,
+    /// Some text was left out.
+    pub truncated: bool,
+}
+
+impl TextBound {
+    /// A bound of `limit` bytes.
+    pub fn of(limit: usize) -> Self {
+        TextBound {
+            limit: Some(limit),
+            ..Default::default()
+        }
+    }
+
+    /// Appends to `dst` what of `t` fits (cut at a character boundary), counting all of it.
+    pub fn push(&mut self, dst: &mut String, t: &str) {
+        self.seen = self.seen.saturating_add(t.len() as u64);
+        let room = self
+            .limit
+            .map_or(usize::MAX, |l| l.saturating_sub(self.kept));
+        let take = if t.len() <= room {
+            t.len()
+        } else {
+            self.truncated = true;
+            floor_char_boundary(t, room)
+        };
+        dst.push_str(&t[..take]);
+        self.kept += take;
+    }
+}
+
+/// The largest index ≤ `at` (and ≤ `s.len()`) on a character boundary of `s`.
+pub fn floor_char_boundary(s: &str, at: usize) -> usize {
+    if at >= s.len() {
+        return s.len();
+    }
+    let mut i = at;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 impl ResponseSummary {
@@ -67,15 +126,16 @@ impl ResponseSummary {
         s
     }
 
-    /// Adds one stream chunk.
+    /// Adds one stream chunk (text and arguments within [`ResponseSummary::bound`]).
     pub fn add_chunk(&mut self, chunk: &Value) {
         self.read_common(chunk);
         let Some(c0) = first_choice(chunk) else {
             return;
         };
+        let bound = &mut self.bound;
         if let Some(delta) = c0.get("delta") {
             if let Some(t) = delta.get("content").and_then(Value::as_str) {
-                self.content.push_str(t);
+                bound.push(&mut self.content, t);
             }
             for tc in delta
                 .get("tool_calls")
@@ -95,19 +155,33 @@ impl ResponseSummary {
                     slot.id = id.to_string();
                 }
                 if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
-                    slot.name.push_str(n);
+                    bound.push(&mut slot.name, n);
                 }
                 if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
-                    slot.arguments.push_str(a);
+                    bound.push(&mut slot.arguments, a);
                 }
             }
         }
         if let Some(t) = c0.get("text").and_then(Value::as_str) {
-            self.content.push_str(t);
+            bound.push(&mut self.content, t);
         }
         if let Some(f) = c0.get("finish_reason").and_then(Value::as_str) {
             self.finish_reason = Some(f.to_string());
         }
+    }
+
+    /// Estimated completion tokens of what was streamed (gathered or not): one per 4 bytes of
+    /// text and tool-call arguments (see [`estimate_tokens`]; past the bound, of everything
+    /// the stream sent, names included).
+    pub fn estimate_completion_tokens(&self) -> u64 {
+        if self.bound.truncated {
+            return self.bound.seen.div_ceil(4);
+        }
+        let mut texts = vec![self.content.as_str()];
+        for t in &self.tool_calls {
+            texts.push(&t.arguments);
+        }
+        estimate_tokens(&texts)
     }
 
     fn read_common(&mut self, v: &Value) {
@@ -170,6 +244,40 @@ mod tests {
         assert_eq!(s.finish_reason.as_deref(), Some("tool_calls"));
         assert_eq!(s.usage, Some(Usage::new(3, 4)));
         assert_eq!(s.model.as_deref(), Some("m"));
+    }
+
+    /// Past the bound nothing more is gathered (cut at a character boundary), but the finish
+    /// reason and usage at the stream's end still are, and the estimate counts everything.
+    #[test]
+    fn a_bounded_summary_stops_gathering_and_keeps_the_end() {
+        let mut s = ResponseSummary {
+            bound: TextBound::of(10),
+            ..Default::default()
+        };
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"content":"abcdefgh"}}]}));
+        assert!(!s.bound.truncated);
+        // 2 bytes of room: "x" fits, "é" (2 bytes) would not.
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"content":"xéz"}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{}"}}]}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"content":"more"}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}));
+        s.add_chunk(&json!({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":9,"total_tokens":12}}));
+        assert_eq!(s.content, "abcdefghx");
+        assert_eq!(s.tool_calls[0].id, "a");
+        assert_eq!(
+            (
+                s.tool_calls[0].name.as_str(),
+                s.tool_calls[0].arguments.as_str()
+            ),
+            ("f", "")
+        );
+        assert!(s.bound.truncated);
+        assert_eq!((s.bound.kept, s.bound.seen), (10, 8 + 4 + 1 + 2 + 4));
+        assert_eq!(s.finish_reason.as_deref(), Some("length"));
+        assert_eq!(s.usage, Some(Usage::new(3, 9)));
+        assert_eq!(s.estimate_completion_tokens(), 5);
+        assert_eq!(floor_char_boundary("aé", 2), 1);
+        assert_eq!(floor_char_boundary("aé", 9), 3);
     }
 
     #[test]

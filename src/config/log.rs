@@ -81,6 +81,12 @@ pub struct LogConfig {
     /// `backend: postgres`; usually `${DATABASE_URL}`.
     #[serde(default)]
     pub url: Option<String>,
+    /// Most bytes a row keeps of each body (the request body, the response text, the tool
+    /// calls); the rest is cut and the text ends with
+    /// [`crate::store::record::TRUNCATED`]. A stream gathers no more than this for its row
+    /// while it runs. Default 4 MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
     /// JSON-lines file where batches the store refused are kept until it takes them again.
     /// Default: `path` + `.spill.jsonl` (SQLite), `./sluice-spill.jsonl` (PostgreSQL).
     #[serde(default)]
@@ -110,6 +116,7 @@ impl Default for LogConfig {
             backend: LogBackend::default(),
             url: None,
             spill_path: None,
+            max_body_bytes: default_max_body_bytes(),
         }
     }
 }
@@ -120,6 +127,10 @@ fn default_path() -> PathBuf {
 
 fn default_queue() -> usize {
     10_000
+}
+
+fn default_max_body_bytes() -> usize {
+    4 << 20
 }
 
 fn default_queue_bytes() -> usize {

@@ -361,7 +361,8 @@ impl Gateway {
                     restorer,
                     estimated,
                     on_finish,
-                );
+                )
+                .with_log_limit(self.config.log.max_body_bytes);
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Native(stream));
                 reply.native = true;
                 reply.add_route(&body);
@@ -385,7 +386,8 @@ impl Gateway {
                     body.wants_stream_usage(),
                     estimate_tokens(&body.texts()),
                     on_finish,
-                );
+                )
+                .with_log_limit(self.config.log.max_body_bytes);
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Sse(stream));
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());

@@ -16,7 +16,6 @@ use crate::api::Usage;
 use crate::api::messages::AnthropicError;
 use crate::api::native::Dialect;
 use crate::api::native_summary::Tally;
-use crate::api::summary::estimate_tokens;
 use crate::policy::redact_native::NativeRestorer;
 use crate::providers::native::{Event, EventStream};
 use bytes::Bytes;
@@ -50,6 +49,13 @@ pub struct NativeStream {
 }
 
 impl NativeStream {
+    /// This stream, gathering at most `limit` bytes of text for the log row
+    /// (`log.max_body_bytes`; see [`crate::api::summary::TextBound`]).
+    pub fn with_log_limit(mut self, limit: usize) -> Self {
+        self.tally.summary.bound = crate::api::summary::TextBound::of(limit);
+        self
+    }
+
     /// Wraps `inner`, whose first event `first` was already read by the caller.
     /// `prompt_estimate` is the usage when the backend reports none.
     pub fn new(
@@ -143,20 +149,13 @@ impl NativeStream {
     fn usage(&self) -> (Usage, bool) {
         match self.tally.summary.usage {
             Some(u) => (u, false),
-            None => {
-                let mut texts = vec![self.tally.summary.content.as_str()];
-                texts.extend(
-                    self.tally
-                        .summary
-                        .tool_calls
-                        .iter()
-                        .map(|t| t.arguments.as_str()),
-                );
-                (
-                    Usage::new(self.prompt_estimate, estimate_tokens(&texts)),
-                    true,
-                )
-            }
+            None => (
+                Usage::new(
+                    self.prompt_estimate,
+                    self.tally.summary.estimate_completion_tokens(),
+                ),
+                true,
+            ),
         }
     }
 

@@ -8,7 +8,7 @@
 //! or because the client went away and the body was dropped — the `on_finish` callback gets
 //! the summary exactly once.
 
-use crate::api::summary::{ResponseSummary, estimate_tokens};
+use crate::api::summary::ResponseSummary;
 use crate::api::{ApiError, Usage};
 use crate::providers::{Chunk, ChunkStream};
 use bytes::Bytes;
@@ -68,6 +68,13 @@ pub struct ClientStream {
 }
 
 impl ClientStream {
+    /// This stream, gathering at most `limit` bytes of text for the log row
+    /// (`log.max_body_bytes`; see [`crate::api::summary::TextBound`]).
+    pub fn with_log_limit(mut self, limit: usize) -> Self {
+        self.summary.bound = crate::api::summary::TextBound::of(limit);
+        self
+    }
+
     /// Wraps `inner`, whose first chunk `first` was already read (peeked) by the caller.
     /// `prompt_estimate` is used for usage when the upstream reports none.
     pub fn new(
@@ -144,16 +151,13 @@ impl ClientStream {
     fn usage(&self) -> (Usage, bool) {
         match self.summary.usage {
             Some(u) => (u, false),
-            None => {
-                let mut texts = vec![self.summary.content.as_str()];
-                for t in &self.summary.tool_calls {
-                    texts.push(&t.arguments);
-                }
-                (
-                    Usage::new(self.prompt_estimate, estimate_tokens(&texts)),
-                    true,
-                )
-            }
+            None => (
+                Usage::new(
+                    self.prompt_estimate,
+                    self.summary.estimate_completion_tokens(),
+                ),
+                true,
+            ),
         }
     }
 

@@ -5,8 +5,9 @@
 //!
 //! Personal data never crosses callers through it: a request in which PII was found (kept
 //! local or redacted) is not looked up, and its row (`pii_kinds` not empty) never answers
-//! another request — a redacted row holds the restored answer of its own caller. A hit costs
-//! nothing (`cost_usd` 0 on its row).
+//! another request — a redacted row holds the restored answer of its own caller. A row whose
+//! answer was cut at `log.max_body_bytes` ([`crate::store::record::TRUNCATED`]) never answers
+//! either. A hit costs nothing (`cost_usd` 0 on its row).
 
 use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
@@ -32,8 +33,15 @@ pub async fn lookup(
             "SELECT response_model, response_content, response_tool_calls, finish_reason, \
              prompt_tokens, completion_tokens FROM requests WHERE deployment = ?1 \
              AND request_hash = ?2 AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
-             AND response_content IS NOT NULL AND started_ms >= ?3 ORDER BY seq DESC LIMIT 1",
-            rusqlite::params![deployment, request_hash, since],
+             AND response_content IS NOT NULL AND started_ms >= ?3 \
+             AND substr(response_content, -length(?4)) <> ?4 \
+             AND instr(coalesce(response_tool_calls, ''), ?4) = 0 ORDER BY seq DESC LIMIT 1",
+            rusqlite::params![
+                deployment,
+                request_hash,
+                since,
+                crate::store::record::TRUNCATED
+            ],
             |r| {
                 Ok(answer(
                     chat,

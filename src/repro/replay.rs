@@ -168,6 +168,12 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
             l.id, l.log_mode
         ));
     };
+    if body.ends_with(&format!("{}\"", crate::store::record::TRUNCATED)) {
+        return Err(format!(
+            "request {}'s body was cut at log.max_body_bytes in the log, so it cannot be replayed",
+            l.id
+        ));
+    }
     let mut v = effective_body(body, l.sampling.as_deref())?;
     if let Value::Object(m) = &mut v {
         m.insert("model".into(), Value::from(deployment));

@@ -58,6 +58,12 @@ impl PreparedRow {
             .sum()
     }
 
+    /// Whether this row only carries spend (a `log: off` request: `log_mode` is `off`): the
+    /// store adds its cost to `spend` and writes no request row.
+    pub fn is_spend_only(&self) -> bool {
+        matches!(col("log_mode").and_then(|i| self.values.get(i)), Some(Value::Text(m)) if m == "off")
+    }
+
     /// What the row cost a key: `(api_key_id, started_ms, cost_usd, remote)`, when it has a
     /// key and a positive cost.
     pub fn spend(&self) -> Option<(String, i64, f64, bool)> {
@@ -209,8 +215,9 @@ pub const REPLAY_COLUMNS: &str = "id, endpoint, deployment, log_mode, request_bo
 pub trait LogStore: Send {
     /// `sqlite` or `postgres` (for messages).
     fn backend(&self) -> &'static str;
-    /// Appends `rows` in one transaction, continuing the hash chain from its head (and, on
-    /// PostgreSQL, adding their cost to `spend`). Returns the rows written.
+    /// Appends `rows` in one transaction, continuing the hash chain from its head, and adds
+    /// their cost to `spend`; spend-only rows ([`PreparedRow::is_spend_only`]) add their
+    /// cost and leave no row. Returns the rows written.
     ///
     /// Errors: any database error; nothing is written then.
     fn append(&mut self, rows: &[PreparedRow]) -> Result<usize, StoreError>;
@@ -239,7 +246,8 @@ pub trait LogStore: Send {
     fn keys(&mut self) -> Result<Vec<KeyRow>, StoreError>;
     /// Revokes the key with this id or name; false when there is none.
     fn revoke_key(&mut self, id_or_name: &str) -> Result<bool, StoreError>;
-    /// Spend per key and day since `from_ms`.
+    /// Spend per key and day since `from_ms`, from the `spend` table (independent of the
+    /// rows: `log: off` and retention do not change it).
     fn spend_since(&mut self, from_ms: i64) -> Result<Vec<SpendDay>, StoreError>;
     /// The [`REPLAY_COLUMNS`] of the rows `sel` names.
     fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError>;

@@ -33,6 +33,7 @@ pub mod report;
 pub mod responses;
 pub mod row;
 pub mod series;
+pub mod spend;
 pub mod spill;
 pub mod sqlite;
 pub mod writer;
@@ -135,6 +136,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_routes",
         include_str!("../../migrations/0005_routes.sql"),
+    ),
+    (
+        6,
+        "0006_spend",
+        include_str!("../../migrations/0006_spend.sql"),
     ),
 ];
 

@@ -129,3 +129,107 @@ impl Default for RequestRecord {
         }
     }
 }
+
+/// The end of a body cut at `log.max_body_bytes` in a row: the kept head is followed by this
+/// text (a JSON body becomes a JSON string of head + marker, so the column stays JSON).
+pub const TRUNCATED: &str = " [truncated by Sluice at log.max_body_bytes]";
+
+impl RequestRecord {
+    /// Cuts each body over `max` bytes to its first `max` bytes (at a character boundary)
+    /// followed by [`TRUNCATED`]: the request body (then a JSON string), the response text,
+    /// and tool-call arguments (beyond `max` in total). A stream whose summary stopped
+    /// gathering ([`crate::api::summary::TextBound::truncated`]) gets the marker on its text
+    /// too. Usage, finish reason and everything else are kept.
+    pub fn bound_bodies(&mut self, max: usize) {
+        use crate::api::summary::floor_char_boundary;
+        if let Some(b) = &self.request_body
+            && b.get().len() > max
+        {
+            let text = b.get();
+            let head = format!("{}{TRUNCATED}", &text[..floor_char_boundary(text, max)]);
+            self.request_body = serde_json::value::to_raw_value(&head).ok();
+        }
+        let r = &mut self.response;
+        if r.content.len() > max || r.bound.truncated {
+            r.content.truncate(floor_char_boundary(&r.content, max));
+            r.content.push_str(TRUNCATED);
+        }
+        let mut room = max;
+        let mut cut = false;
+        for call in &mut r.tool_calls {
+            if cut {
+                call.arguments.clear();
+                continue;
+            }
+            if call.arguments.len() > room {
+                call.arguments
+                    .truncate(floor_char_boundary(&call.arguments, room));
+                call.arguments.push_str(TRUNCATED);
+                cut = true;
+            } else {
+                room -= call.arguments.len();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_over_the_bound_are_cut_with_the_marker() {
+        let mut r = RequestRecord {
+            request_body: serde_json::value::RawValue::from_string(r#"{"messages":"ééé"}"#.into())
+                .ok(),
+            ..Default::default()
+        };
+        r.response.content = "abcdef".into();
+        r.response.tool_calls = vec![
+            crate::api::summary::ToolCallSummary {
+                arguments: "12".into(),
+                ..Default::default()
+            },
+            crate::api::summary::ToolCallSummary {
+                arguments: "3456".into(),
+                ..Default::default()
+            },
+            crate::api::summary::ToolCallSummary {
+                arguments: "78".into(),
+                ..Default::default()
+            },
+        ];
+        r.usage = crate::api::Usage::new(1, 2);
+        let mut same = r.clone();
+        same.bound_bodies(100);
+        assert_eq!(same.response, r.response);
+        assert_eq!(
+            same.request_body.as_ref().unwrap().get(),
+            r#"{"messages":"ééé"}"#
+        );
+
+        // Each body is cut after 4 bytes (the tool calls after 4 in total).
+        r.bound_bodies(4);
+        let body: String = serde_json::from_str(r.request_body.as_ref().unwrap().get()).unwrap();
+        assert_eq!(body, format!("{{\"me{TRUNCATED}"));
+        assert_eq!(r.response.content, format!("abcd{TRUNCATED}"));
+        let args: Vec<&str> = r
+            .response
+            .tool_calls
+            .iter()
+            .map(|c| c.arguments.as_str())
+            .collect();
+        assert_eq!(
+            args,
+            ["12".to_string(), format!("34{TRUNCATED}"), String::new()]
+        );
+        assert_eq!(r.usage, crate::api::Usage::new(1, 2));
+
+        // A stream that stopped gathering is marked even when what it kept fits.
+        let mut s = RequestRecord::default();
+        s.response.content = "ab".into();
+        s.response.bound.truncated = true;
+        s.bound_bodies(4);
+        assert_eq!(s.response.content, format!("ab{TRUNCATED}"));
+    }
+}

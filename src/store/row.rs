@@ -162,12 +162,16 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
 }
 
 /// The row `r` becomes under `mode` (see [`to_values`]), without its `seq` (the store assigns
-/// it); `None` for mode `off`.
+/// it). Mode `off`: a spend-only row ([`spend_only`]) when `r` cost a key something, else
+/// `None`.
 pub fn prepare(
     r: &RequestRecord,
     mode: LogMode,
     pii: &Detector,
 ) -> Option<super::backend::PreparedRow> {
+    if mode == LogMode::Off {
+        return spend_only(r);
+    }
     let mut values = to_values(r, 0, mode, pii)?;
     values.remove(0);
     let mut extra = repro_values(r);
@@ -175,6 +179,48 @@ pub fn prepare(
     Some(super::backend::PreparedRow {
         values,
         repro: extra,
+        uid: uuid::Uuid::now_v7().simple().to_string(),
+    })
+}
+
+/// The slim record a `log: off` request leaves in the log queue: its id, start, key, hosting
+/// and cost only (no text, no model, no client), when it cost a key something; else `None`.
+pub fn spend_record(r: &RequestRecord) -> Option<RequestRecord> {
+    let cost = r.cost_usd.filter(|c| c.is_finite() && *c > 0.0)?;
+    Some(RequestRecord {
+        id: r.id.clone(),
+        started_ms: r.started_ms,
+        api_key_id: Some(r.api_key_id.clone()?),
+        hosting: r.hosting.clone(),
+        cost_usd: Some(cost),
+        log_mode: Some(LogMode::Off.as_str().to_string()),
+        ..Default::default()
+    })
+}
+
+/// The spend-only row of a `log: off` request ([`super::backend::PreparedRow::is_spend_only`]):
+/// every column NULL but `id`, `started_ms`, `hosting`, `api_key_id`, `cost_usd` and
+/// `log_mode` (`off`). The store adds its cost to `spend` and writes no request row. `None`
+/// when `r` cost no key anything.
+pub fn spend_only(r: &RequestRecord) -> Option<super::backend::PreparedRow> {
+    let r = spend_record(r)?;
+    let int = |n: u64| Sql::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);
+    let values = HASHED_COLUMNS[1..]
+        .iter()
+        .map(|c| match *c {
+            "id" => Sql::Text(r.id.clone()),
+            "started_ms" => int(r.started_ms),
+            "hosting" => text(&r.hosting),
+            "api_key_id" => text(&r.api_key_id),
+            "cost_usd" => r.cost_usd.map(Sql::Real).unwrap_or(Sql::Null),
+            "log_mode" => Sql::Text(LogMode::Off.as_str().to_string()),
+            _ => Sql::Null,
+        })
+        .collect();
+    Some(super::backend::PreparedRow {
+        values,
+        repro: vec![Sql::Null; super::backend::extra_columns().len()],
         uid: uuid::Uuid::now_v7().simple().to_string(),
     })
 }

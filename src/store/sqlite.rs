@@ -24,7 +24,9 @@ impl SqliteStore {
     }
 }
 
-/// Appends `rows` on `conn` in one immediate transaction, continuing the chain.
+/// Appends `rows` on `conn` in one immediate transaction, continuing the chain, and adds
+/// their cost to `spend` ([`super::spend::add`]) in the same transaction. Spend-only rows
+/// (`log: off`) add their cost and leave no row. Returns the rows written.
 ///
 /// Errors: any SQLite error (nothing is written then).
 pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, StoreError> {
@@ -34,7 +36,7 @@ pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, Stor
     let mut prev = head.head_hash;
     {
         let mut stmt = tx.prepare_cached(&insert_sql())?;
-        for r in rows {
+        for r in rows.iter().filter(|r| !r.is_spend_only()) {
             seq += 1;
             // Bound by reference: the row's text is hashed and written without a copy.
             let seq_value = Value::Integer(seq);
@@ -53,9 +55,11 @@ pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, Stor
             prev = hash;
         }
     }
+    let written = (seq - head.head_seq) as usize;
     chain::set_head(&tx, seq, &prev)?;
+    super::spend::add(&tx, rows)?;
     tx.commit()?;
-    Ok(rows.len())
+    Ok(written)
 }
 
 fn insert_sql() -> String {
@@ -154,23 +158,7 @@ impl LogStore for SqliteStore {
     }
 
     fn spend_since(&mut self, from_ms: i64) -> Result<Vec<SpendDay>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT api_key_id, started_ms / 86400000 AS day, SUM(COALESCE(cost_usd, 0)),
-                    SUM(CASE WHEN hosting = 'remote' THEN COALESCE(cost_usd, 0) ELSE 0 END)
-             FROM requests WHERE api_key_id IS NOT NULL AND started_ms >= ?1
-             GROUP BY api_key_id, day",
-        )?;
-        let mut rows = stmt.query([from_ms])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(SpendDay {
-                key_id: r.get(0)?,
-                day: r.get(1)?,
-                all_usd: r.get(2)?,
-                remote_usd: r.get(3)?,
-            });
-        }
-        Ok(out)
+        super::spend::since(&self.conn, from_ms)
     }
 
     fn replay_rows(&mut self, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {

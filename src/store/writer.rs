@@ -138,6 +138,8 @@ pub struct LogSender {
     default_mode: LogMode,
     bytes: Arc<Semaphore>,
     queue_bytes: usize,
+    /// `log.max_body_bytes`: bodies are cut to it before they are queued.
+    max_body_bytes: usize,
     backend: &'static str,
     shared: Arc<Shared>,
 }
@@ -211,6 +213,7 @@ pub fn start_on(
         default_mode: cfg.prompts,
         bytes: Arc::new(Semaphore::new(queue_bytes)),
         queue_bytes,
+        max_body_bytes: cfg.max_body_bytes,
         backend,
         shared,
     })
@@ -232,11 +235,12 @@ pub fn record_bytes(r: &RequestRecord) -> usize {
 
 impl LogSender {
     /// Queues one row, waiting while the queue is full (unless the writer is failing: then
-    /// the row is dropped and counted). Rows whose effective mode is `off` are not queued.
+    /// the row is dropped and counted). A record whose effective mode is `off` is queued only
+    /// as its spend ([`row::spend_record`]: no text, no row), when it cost a key something.
     pub async fn send(&self, r: RequestRecord) {
-        if row::effective_mode(&r, self.default_mode) == LogMode::Off {
+        let Some(r) = self.kept(r) else {
             return;
-        }
+        };
         let need = self.need(&r);
         if let Ok(p) = self.bytes.clone().try_acquire_many_owned(need) {
             match self.tx.try_send(Msg::Row(Box::new(r), p)) {
@@ -256,9 +260,9 @@ impl LogSender {
     /// there is room, else by a background task that waits for room ([`LogSender::flush`]
     /// waits for those tasks too).
     pub fn send_now(&self, r: RequestRecord) {
-        if row::effective_mode(&r, self.default_mode) == LogMode::Off {
+        let Some(r) = self.kept(r) else {
             return;
-        }
+        };
         let need = self.need(&r);
         let r = match self.bytes.clone().try_acquire_many_owned(need) {
             Ok(p) => match self.tx.try_send(Msg::Row(Box::new(r), p)) {
@@ -300,6 +304,16 @@ impl LogSender {
                 }
             }
         }
+    }
+
+    /// What of `r` goes to the queue: its bodies cut to `log.max_body_bytes`
+    /// ([`RequestRecord::bound_bodies`]), or for mode `off` its spend only.
+    fn kept(&self, mut r: RequestRecord) -> Option<RequestRecord> {
+        if row::effective_mode(&r, self.default_mode) == LogMode::Off {
+            return row::spend_record(&r);
+        }
+        r.bound_bodies(self.max_body_bytes);
+        Some(r)
     }
 
     fn need(&self, r: &RequestRecord) -> u32 {
@@ -413,8 +427,8 @@ impl LogSender {
 }
 
 /// Writes `rows` to a SQLite connection in one transaction, continuing the chain from its
-/// head (tests and tools). Returns the number of rows written (rows whose mode is `off` are
-/// skipped).
+/// head (tests and tools). Returns the number of rows written (rows whose mode is `off` add
+/// their cost to `spend` and leave no row).
 ///
 /// Errors: any SQLite error (nothing is written then).
 pub fn write_batch(

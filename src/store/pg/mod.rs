@@ -23,7 +23,6 @@ use super::row::{self, LogRow};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Transaction};
 use rusqlite::types::Value;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The PostgreSQL migrations, in order: (version, name, SQL).
@@ -226,7 +225,13 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
         .collect()
     };
     let fresh: Vec<&PreparedRow> = rows.iter().filter(|r| !present.contains(&r.uid)).collect();
-    for chunk in fresh.chunks(ROWS_PER_INSERT) {
+    // Spend-only rows (`log: off`) add their cost below and leave no row.
+    let written: Vec<&PreparedRow> = fresh
+        .iter()
+        .copied()
+        .filter(|r| !r.is_spend_only())
+        .collect();
+    for chunk in written.chunks(ROWS_PER_INSERT) {
         let stmt = tx.prepare(&insert_sql(chunk.len()))?;
         let types = stmt.params().to_vec();
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(types.len());
@@ -250,14 +255,7 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
         "UPDATE chain SET head_seq = $1, head_hash = $2 WHERE one = 1",
         &[&seq, &prev],
     )?;
-    let mut spend: BTreeMap<(String, i64), (f64, f64)> = BTreeMap::new();
-    for (key, started, cost, remote) in fresh.iter().filter_map(|r| r.spend()) {
-        let slot = spend
-            .entry((key, started.div_euclid(86_400_000)))
-            .or_default();
-        slot.0 += cost;
-        slot.1 += if remote { cost } else { 0.0 };
-    }
+    let spend = super::spend::per_day(fresh.iter().copied());
     for ((key, day), (all, remote)) in &spend {
         tx.execute(
             "INSERT INTO spend (api_key_id, day, all_usd, remote_usd) VALUES ($1, $2, $3, $4)
@@ -267,7 +265,7 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
             &[key, day, all, remote],
         )?;
     }
-    Ok(fresh.len())
+    Ok(written.len())
 }
 
 /// Deletes from the old end of the chain (as [`super::chain::purge_before`]).
