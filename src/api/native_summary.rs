@@ -311,6 +311,34 @@ mod tests {
         assert_eq!(t.summary.finish_reason.as_deref(), Some("stop"));
     }
 
+    /// A bounded tally stops gathering text, arguments and new calls at its bound, and still
+    /// reads the stop reason and usage at the end.
+    #[test]
+    fn a_bounded_messages_tally_keeps_the_end() {
+        let mut t = Tally::new(Dialect::Messages);
+        t.summary.bound = crate::api::summary::TextBound::of(4);
+        for e in [
+            json!({"type":"message_start","message":{"model":"c","usage":{"input_tokens":9,"output_tokens":1}}}),
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}),
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}),
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":":1}"}}),
+            json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"u","name":"g","input":{}}}),
+            json!({"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Hello"}}),
+            json!({"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":12}}),
+            json!({"type":"message_stop"}),
+        ] {
+            t.push(&e);
+        }
+        assert_eq!(t.summary.tool_calls.len(), 1);
+        assert_eq!(t.summary.tool_calls[0].arguments, "{\"a\"");
+        assert_eq!(t.summary.content, "");
+        assert!(t.summary.bound.truncated);
+        assert_eq!(t.summary.bound.seen, 4 + 3 + 5);
+        assert_eq!(t.summary.usage, Some(Usage::new(9, 12)));
+        assert_eq!(t.summary.finish_reason.as_deref(), Some("length"));
+        assert!(t.done);
+    }
+
     #[test]
     fn responses_stream_tally() {
         let mut t = Tally::new(Dialect::Responses);
