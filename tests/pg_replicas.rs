@@ -429,7 +429,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("schema is at version 99, newer than this Sluice knows (version 5)"),
+        err.contains("schema is at version 99, newer than this Sluice knows (version 6)"),
         "{err}"
     );
     // PostgreSQL, the same.

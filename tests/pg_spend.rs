@@ -1,0 +1,85 @@
+//! Spend on PostgreSQL is stored apart from the log mode, as on SQLite: a `log: off` request
+//! reaches the store as a spend-only row that adds its cost to `spend` and writes no request
+//! row. Needs `DATABASE_URL` (tests/run.sh, or `eval "$(bash tests/support/pg.sh start)"`);
+//! skipped without it unless `SLUICE_REQUIRE_PG=1`.
+
+use sluice::config::LogMode;
+use sluice::policy::pii::Detector;
+use sluice::store::backend::LogStore;
+use sluice::store::record::RequestRecord;
+use sluice::store::row;
+
+fn server_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ if std::env::var("SLUICE_REQUIRE_PG").as_deref() == Ok("1") => {
+            panic!("SLUICE_REQUIRE_PG=1 but DATABASE_URL is not set")
+        }
+        _ => None,
+    }
+}
+
+/// A new empty database `name` beside the one at `base`; its URL.
+fn fresh_db(base: &str, name: &str) -> String {
+    let (admin, n) = (base.to_string(), name.to_string());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {n}")).unwrap();
+    })
+    .join()
+    .unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
+fn record(id: &str, cost: f64) -> RequestRecord {
+    RequestRecord {
+        id: id.into(),
+        started_ms: 20_000 * 86_400_000 + 5,
+        endpoint: "chat".into(),
+        requested_model: "m".into(),
+        status: 200,
+        api_key_id: Some("k1".into()),
+        hosting: Some("remote".into()),
+        cost_usd: Some(cost),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn log_off_requests_add_spend_without_a_row_on_postgres() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_spend_off");
+    // On a plain thread: the PostgreSQL client runs its own runtime.
+    std::thread::spawn(move || {
+        let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
+        let pii = Detector::new(&Default::default()).unwrap();
+        let batch = vec![
+            row::prepare(&record("logged", 0.25), LogMode::Full, &pii).unwrap(),
+            row::prepare(&record("quiet", 0.5), LogMode::Off, &pii).unwrap(),
+        ];
+        assert_eq!(store.append(&batch).unwrap(), 1);
+        let rows = store.all_since(None).unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["logged"]);
+        let spend = store.spend_since(0).unwrap();
+        assert_eq!(spend.len(), 1);
+        assert_eq!(
+            (
+                spend[0].key_id.as_str(),
+                spend[0].day,
+                spend[0].all_usd,
+                spend[0].remote_usd
+            ),
+            ("k1", 20_000, 0.75, 0.75)
+        );
+        assert!(matches!(
+            store.verify().unwrap(),
+            sluice::store::chain::Verdict::Ok { rows: 1, .. }
+        ));
+    })
+    .join()
+    .unwrap();
+}
