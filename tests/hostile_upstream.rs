@@ -89,3 +89,44 @@ async fn an_answer_in_the_wrong_shape_is_a_502() {
     );
     s.stop().await;
 }
+
+/// A stream longer than its deployment's `max_stream_bytes` passes every chunk within the cap
+/// on, then ends with one error event naming the deployment: never `[DONE]`.
+#[tokio::test]
+async fn a_stream_over_its_total_cap_ends_with_an_error_event() {
+    let role = sse(&chunk(json!({"role":"assistant"}), Value::Null));
+    let text = sse(&chunk(json!({"content": "x".repeat(1000)}), Value::Null));
+    // The cap falls exactly after 40 text chunks (however the bytes are split on the way).
+    let cap = role.len() + 40 * text.len();
+    let mut frames = vec![role];
+    frames.extend(std::iter::repeat_n(text, 100));
+    frames.push(sse(&chunk(json!({}), json!("stop"))));
+    frames.push(done());
+    let mock = Mock::start(move |_| MockReply::Sse(frames.clone())).await;
+    let yaml = one_deployment(&mock.url("/v1")).replace(
+        "    model: ",
+        &format!("    max_stream_bytes: {cap}\n    model: "),
+    );
+    let s = Sluice::start(&yaml).await;
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = data_events(&r.text().await.unwrap());
+    let texts = events
+        .iter()
+        .filter(|e| e.contains("\"content\":\"x"))
+        .count();
+    assert_eq!(texts, 40);
+    assert_eq!(events.len(), 1 + 40 + 1, "{:?}", events.last());
+    let e: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(e["error"]["code"], "upstream_error");
+    assert_eq!(
+        e["error"]["message"],
+        format!("deployment `up`: the stream is larger than {cap} bytes")
+    );
+    s.stop().await;
+}

@@ -210,6 +210,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
 pub const DEFAULT_MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 /// Default of a deployment's `max_stream_event_bytes`: 4 MiB.
 pub const DEFAULT_MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
+/// Default of a deployment's `max_stream_bytes`: 256 MiB, far above real answers (a 128k-token
+/// answer streams about 20 MB).
+pub const DEFAULT_MAX_STREAM_BYTES: usize = 256 << 20;
 
 /// Which wire protocol a deployment speaks.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
@@ -272,6 +275,10 @@ pub struct DeploymentConfig {
     /// line), after decompression. Default 4 194 304 (4 MiB). Over it: a 502 error event.
     #[serde(default)]
     pub max_stream_event_bytes: Option<usize>,
+    /// Most bytes one stream may send in all, after decompression. Default 268 435 456
+    /// (256 MiB). Over it: a 502 error event naming the deployment.
+    #[serde(default)]
+    pub max_stream_bytes: Option<usize>,
     /// What the backend can do; replaces the provider's defaults when set (see docs/providers.md,
     /// "Capabilities").
     #[serde(default)]
@@ -397,6 +404,10 @@ impl DeploymentConfig {
     pub fn max_stream_event_bytes(&self) -> usize {
         self.max_stream_event_bytes
             .unwrap_or(DEFAULT_MAX_STREAM_EVENT_BYTES)
+    }
+    /// Most bytes one stream may send (default [`DEFAULT_MAX_STREAM_BYTES`]).
+    pub fn max_stream_bytes(&self) -> usize {
+        self.max_stream_bytes.unwrap_or(DEFAULT_MAX_STREAM_BYTES)
     }
 
     /// The upstream URL of `path` (e.g. `/chat/completions`): `base_url` with exactly one `/`

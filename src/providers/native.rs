@@ -153,6 +153,9 @@ struct State {
     deployment: String,
     idle: Duration,
     ended: bool,
+    /// Bytes received so far, and the deployment's `max_stream_bytes`.
+    total: usize,
+    max_total: usize,
 }
 
 /// The response's SSE events, each handed on as soon as its blank line arrives. A silence
@@ -166,6 +169,8 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
         deployment: dep.name.clone(),
         idle: Duration::from_millis(dep.stream_idle_timeout_ms()),
         ended: false,
+        total: 0,
+        max_total: dep.max_stream_bytes(),
     };
     Box::pin(futures_util::stream::unfold(st, |mut st| async move {
         loop {
@@ -175,32 +180,41 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
             if st.ended {
                 return None;
             }
-            let err = match tokio::time::timeout(st.idle, st.body.next()).await {
-                Ok(Some(Ok(bytes))) => {
-                    st.buf.extend_from_slice(&bytes);
-                    split_events(&mut st.buf, &mut st.out);
-                    (st.buf.len() > MAX_STREAM_EVENT_BYTES).then(|| {
+            let err =
+                match tokio::time::timeout(st.idle, st.body.next()).await {
+                    Ok(Some(Ok(bytes))) => {
+                        st.buf.extend_from_slice(&bytes);
+                        split_events(&mut st.buf, &mut st.out);
+                        let total = super::upstream::count_stream(
+                            &mut st.total,
+                            bytes.len(),
+                            st.max_total,
+                            &st.deployment,
+                        );
+                        total.err().or_else(|| {
+                            (st.buf.len() > MAX_STREAM_EVENT_BYTES).then(|| {
                         ApiError::bad_gateway(
                             &st.deployment,
                             format!("a stream event is larger than {MAX_STREAM_EVENT_BYTES} bytes"),
                         )
                     })
-                }
-                Ok(Some(Err(e))) => Some(ApiError::bad_gateway(
-                    &st.deployment,
-                    format!("the stream broke off: {}", describe_reqwest_error(&e)),
-                )),
-                Ok(None) => {
-                    // A last event without its blank line still counts.
-                    if !st.buf.is_empty() {
-                        let raw = std::mem::take(&mut st.buf);
-                        st.out.push_back(event_of(raw));
+                        })
                     }
-                    st.ended = true;
-                    None
-                }
-                Err(_) => Some(ApiError::gateway_timeout(&st.deployment)),
-            };
+                    Ok(Some(Err(e))) => Some(ApiError::bad_gateway(
+                        &st.deployment,
+                        format!("the stream broke off: {}", describe_reqwest_error(&e)),
+                    )),
+                    Ok(None) => {
+                        // A last event without its blank line still counts.
+                        if !st.buf.is_empty() {
+                            let raw = std::mem::take(&mut st.buf);
+                            st.out.push_back(event_of(raw));
+                        }
+                        st.ended = true;
+                        None
+                    }
+                    Err(_) => Some(ApiError::gateway_timeout(&st.deployment)),
+                };
             if let Some(e) = err {
                 st.ended = true;
                 st.out.clear();

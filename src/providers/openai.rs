@@ -46,7 +46,7 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
             resp,
             dep.name.clone(),
             idle,
-            dep.max_stream_event_bytes(),
+            (dep.max_stream_event_bytes(), dep.max_stream_bytes()),
         )));
     }
     let bytes = super::upstream::read_capped(resp, dep, dep.max_response_bytes(), false).await?;
@@ -132,6 +132,9 @@ struct SseState {
     unparsed: usize,
     /// The deployment's `max_stream_event_bytes`.
     max_event: usize,
+    /// Bytes received so far, and the deployment's `max_stream_bytes`.
+    total: usize,
+    max_total: usize,
 }
 
 /// Turns an upstream SSE response into a stream of OpenAI chunk objects.
@@ -139,7 +142,7 @@ fn sse_chunks(
     resp: reqwest::Response,
     deployment: String,
     idle: Duration,
-    max_event: usize,
+    (max_event, max_total): (usize, usize),
 ) -> ChunkStream {
     let state = SseState {
         body: resp.bytes_stream().boxed(),
@@ -151,6 +154,8 @@ fn sse_chunks(
         done: false,
         unparsed: 0,
         max_event,
+        total: 0,
+        max_total,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -173,6 +178,15 @@ fn sse_chunks(
             }
             match tokio::time::timeout(st.idle, st.body.next()).await {
                 Ok(Some(Ok(bytes))) => {
+                    if let Err(e) = super::upstream::count_stream(
+                        &mut st.total,
+                        bytes.len(),
+                        st.max_total,
+                        &st.deployment,
+                    ) {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
                     let evs = st.parser.push(&bytes);
                     st.unparsed = if evs.is_empty() {
                         st.unparsed + bytes.len()

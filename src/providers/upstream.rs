@@ -22,6 +22,26 @@ pub const MAX_ERROR_BODY_BYTES: usize = crate::config::DEFAULT_MAX_ERROR_BODY_BY
 /// one NDJSON line; `max_stream_event_bytes`). Over it: a 502 error item naming the deployment.
 pub const MAX_STREAM_EVENT_BYTES: usize = crate::config::DEFAULT_MAX_STREAM_EVENT_BYTES;
 
+/// Counts `n` more bytes of a stream from `deployment` against its `max_stream_bytes`
+/// (`cap`) in `total`.
+///
+/// Errors: 502 naming the deployment once the stream is larger than `cap`.
+pub fn count_stream(
+    total: &mut usize,
+    n: usize,
+    cap: usize,
+    deployment: &str,
+) -> Result<(), ApiError> {
+    *total = total.saturating_add(n);
+    if *total > cap {
+        return Err(ApiError::bad_gateway(
+            deployment,
+            format!("the stream is larger than {cap} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads `resp`'s body up to `cap` bytes (decompressed).
 ///
 /// Errors: 502 naming the deployment when the body is larger or cannot be read.
@@ -149,6 +169,9 @@ struct State<D> {
     pending: usize,
     /// The deployment's `max_stream_event_bytes`.
     max_event: usize,
+    /// Bytes received so far, and the deployment's `max_stream_bytes`.
+    total: usize,
+    max_total: usize,
 }
 
 /// Streams `resp` through `decoder`: every chunk is handed on as soon as the bytes that
@@ -169,6 +192,8 @@ pub fn decode_stream<D: Decoder>(
         ended: false,
         pending: 0,
         max_event: dep.max_stream_event_bytes(),
+        total: 0,
+        max_total: dep.max_stream_bytes(),
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -184,6 +209,12 @@ pub fn decode_stream<D: Decoder>(
             }
             match tokio::time::timeout(st.idle, st.body.next()).await {
                 Ok(Some(Ok(bytes))) => {
+                    if let Err(e) =
+                        count_stream(&mut st.total, bytes.len(), st.max_total, &st.deployment)
+                    {
+                        st.error = Some(e);
+                        continue;
+                    }
                     if let Err(e) = st.decoder.push(&bytes, &mut st.out) {
                         st.error = Some(e);
                     }
