@@ -185,10 +185,15 @@ impl ResponseSummary {
     }
 
     fn read_common(&mut self, v: &Value) {
-        if let Some(m) = v.get("model").and_then(Value::as_str) {
+        // Every chunk of a stream repeats these: copied only when they change.
+        if let Some(m) = v.get("model").and_then(Value::as_str)
+            && self.model.as_deref() != Some(m)
+        {
             self.model = Some(m.to_string());
         }
-        if let Some(f) = v.get("system_fingerprint").and_then(Value::as_str) {
+        if let Some(f) = v.get("system_fingerprint").and_then(Value::as_str)
+            && self.system_fingerprint.as_deref() != Some(f)
+        {
             self.system_fingerprint = Some(f.to_string());
         }
         if let Some(u) = v.get("usage").filter(|u| u.is_object()) {

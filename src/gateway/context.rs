@@ -77,6 +77,9 @@ pub struct GatewayReply {
     /// Whether the answer came from a native route (Messages from `anthropic`, Responses from
     /// a `responses` deployment): then a `Json` body is in the dialect's own shape, not chat's.
     pub native: bool,
+    /// A bridged route's `Json` body as the gateway already parsed it (the chat answer), so
+    /// the dialect's translator need not parse the bytes again; `None` otherwise.
+    pub json: Option<serde_json::Value>,
 }
 
 impl GatewayReply {

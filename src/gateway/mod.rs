@@ -336,6 +336,10 @@ impl Gateway {
                 }
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.native = native.is_some();
+                // A bridged answer is translated from this same parse (not from the bytes).
+                if native.is_none() && matches!(body, RequestBody::Native(_)) {
+                    reply.json = Some(json);
+                }
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
                 reply.headers.extend(limit_headers);
@@ -418,6 +422,7 @@ impl Gateway {
             deployment: attrs.name.clone(),
             body,
             native: false,
+            json: None,
         }
     }
 

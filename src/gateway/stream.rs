@@ -49,11 +49,21 @@ pub struct StreamOutcome {
 /// Callback run once when the stream ends.
 pub type OnFinish = Box<dyn FnOnce(StreamOutcome) + Send>;
 
+/// One item of a [`ClientStream`] read with [`ClientStream::poll_chat_frame`].
+#[derive(Debug)]
+pub enum ChatFrame {
+    /// A chunk object, exactly what its SSE frame (`data: <json>\n\n`) would carry. Only in
+    /// chunk mode ([`ClientStream::chunks_only`]).
+    Chunk(Value),
+    /// An SSE frame ready to write (`data: …\n\n`): a chunk in byte mode, the error frame,
+    /// `data: [DONE]`.
+    Bytes(Bytes),
+}
+
 /// SSE frames for the client.
 pub struct ClientStream {
     inner: ChunkStream,
     first: Option<Chunk>,
-    queued: VecDeque<Bytes>,
     wants_usage: bool,
     prompt_estimate: u64,
     summary: ResponseSummary,
@@ -65,6 +75,9 @@ pub struct ClientStream {
     finished: bool,
     on_finish_complete: bool,
     on_finish: Option<OnFinish>,
+    /// Chunk mode: chunks are handed out as objects, not encoded (see [`ChatFrame`]).
+    as_chunks: bool,
+    queued: VecDeque<ChatFrame>,
 }
 
 impl ClientStream {
@@ -87,7 +100,6 @@ impl ClientStream {
         ClientStream {
             inner,
             first: Some(first),
-            queued: VecDeque::new(),
             wants_usage,
             prompt_estimate,
             summary: ResponseSummary::default(),
@@ -97,12 +109,39 @@ impl ClientStream {
             finished: false,
             on_finish_complete: false,
             on_finish: Some(on_finish),
+            as_chunks: false,
+            queued: VecDeque::new(),
         }
+    }
+
+    /// Switches to chunk mode, for a translator (Responses, Messages) that reads the chunks
+    /// with [`ClientStream::poll_chat_frame`]: each chunk is handed out as the object the
+    /// gateway already parsed instead of being encoded for the translator to parse again.
+    pub fn chunks_only(mut self) -> Self {
+        self.as_chunks = true;
+        self
+    }
+
+    /// This stream in chunk mode as a [`Stream`] of [`ChatFrame`]s (for a translator).
+    pub fn into_chat_frames(self) -> ChatFrames {
+        ChatFrames(self.chunks_only())
+    }
+
+    /// A chunk to hand out: the object itself in chunk mode, else its frame (the upstream's
+    /// own bytes when given).
+    fn emit(&self, chunk: Value, raw: Option<Bytes>) -> ChatFrame {
+        if self.as_chunks {
+            return ChatFrame::Chunk(chunk);
+        }
+        ChatFrame::Bytes(match raw {
+            Some(raw) => raw_frame(&raw),
+            None => frame(&chunk),
+        })
     }
 
     /// Processes one chunk; returns the frame to send, if any. A chunk that needs no change
     /// leaves as the upstream's own bytes.
-    fn frame_for(&mut self, chunk: Chunk) -> Option<Bytes> {
+    fn frame_for(&mut self, chunk: Chunk) -> Option<ChatFrame> {
         let Chunk {
             json: mut chunk,
             raw,
@@ -128,12 +167,9 @@ impl ClientStream {
         {
             // Usage goes in the single trailing usage chunk: this one is rewritten.
             m.insert("usage".into(), Value::Null);
-            return Some(frame(&chunk));
+            return Some(self.emit(chunk, None));
         }
-        Some(match raw {
-            Some(raw) => raw_frame(&raw),
-            None => frame(&chunk),
-        })
+        Some(self.emit(chunk, raw))
     }
 
     fn remember_meta(&mut self, chunk: &Value) {
@@ -176,10 +212,11 @@ impl ClientStream {
                 }
                 m.insert("usage".into(), usage);
             }
-            self.queued.push_back(frame(&chunk));
+            let f = self.emit(chunk, None);
+            self.queued.push_back(f);
         }
         self.queued
-            .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+            .push_back(ChatFrame::Bytes(Bytes::from_static(b"data: [DONE]\n\n")));
     }
 
     fn finish(&mut self, end: StreamEnd) {
@@ -196,11 +233,61 @@ impl ClientStream {
         }
     }
 
-    fn sent(&mut self, b: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
+    fn sent(&mut self, f: ChatFrame) -> Poll<Option<ChatFrame>> {
         if self.first_frame_at.is_none() {
             self.first_frame_at = Some(Instant::now());
         }
-        Poll::Ready(Some(Ok(b)))
+        Poll::Ready(Some(f))
+    }
+
+    /// The next item: what [`Stream::poll_next`] sends, with chunks as objects in chunk
+    /// mode ([`ClientStream::chunks_only`]).
+    pub fn poll_chat_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<ChatFrame>> {
+        loop {
+            if let Some(b) = self.queued.pop_front() {
+                if self.queued.is_empty() && self.finished_pending() {
+                    self.finish(StreamEnd::Complete);
+                }
+                return self.sent(b);
+            }
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            if let Some(first) = self.first.take() {
+                if let Some(b) = self.frame_for(first) {
+                    return self.sent(b);
+                }
+                continue;
+            }
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(b) = self.frame_for(chunk) {
+                        return self.sent(b);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let b = error_frame(&e);
+                    self.finish(StreamEnd::Failed(e));
+                    return self.sent(ChatFrame::Bytes(b));
+                }
+                Poll::Ready(None) => {
+                    self.end_frames();
+                    self.mark_complete_pending();
+                }
+            }
+        }
+    }
+}
+
+/// A [`ClientStream`] in chunk mode, as a stream of [`ChatFrame`]s.
+pub struct ChatFrames(ClientStream);
+
+impl Stream for ChatFrames {
+    type Item = ChatFrame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ChatFrame>> {
+        self.0.poll_chat_frame(cx)
     }
 }
 
@@ -233,41 +320,14 @@ impl Stream for ClientStream {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(b) = this.queued.pop_front() {
-                if this.queued.is_empty() && this.finished_pending() {
-                    this.finish(StreamEnd::Complete);
-                }
-                return this.sent(b);
-            }
-            if this.finished {
-                return Poll::Ready(None);
-            }
-            if let Some(first) = this.first.take() {
-                if let Some(b) = this.frame_for(first) {
-                    return this.sent(b);
-                }
-                continue;
-            }
-            match this.inner.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
-                    if let Some(b) = this.frame_for(chunk) {
-                        return this.sent(b);
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    let b = error_frame(&e);
-                    this.finish(StreamEnd::Failed(e));
-                    return this.sent(b);
-                }
-                Poll::Ready(None) => {
-                    this.end_frames();
-                    this.mark_complete_pending();
-                }
-            }
-        }
+        self.poll_chat_frame(cx).map(|f| {
+            f.map(|f| {
+                Ok(match f {
+                    ChatFrame::Bytes(b) => b,
+                    ChatFrame::Chunk(v) => frame(&v),
+                })
+            })
+        })
     }
 }
 
@@ -367,5 +427,33 @@ mod tests {
         );
         assert_eq!(frames[2], Bytes::from_static(b"data: [DONE]\n\n"));
         assert_eq!(frames.len(), 3);
+    }
+
+    /// Chunk mode hands a translator exactly the objects byte mode's frames carry (the raw
+    /// chunk, the rewritten one, the trailing usage chunk), and the same `[DONE]` frame.
+    #[tokio::test]
+    async fn chunk_mode_gives_the_objects_the_frames_carry() {
+        let first = r#"{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"h\u00e9"},"finish_reason":null}]}"#;
+        let second = r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":1}}}"#;
+        let make = || {
+            let rest: ChunkStream = Box::pin(futures_util::stream::iter(vec![Ok(chunk(second))]));
+            ClientStream::new(chunk(first), rest, true, 0, Box::new(|_| {}))
+        };
+        let bytes: Vec<Bytes> = make().map(|f| f.unwrap()).collect().await;
+        let frames: Vec<ChatFrame> = make().into_chat_frames().collect().await;
+        assert_eq!(bytes.len(), 4);
+        assert_eq!(frames.len(), 4);
+        for (b, f) in bytes.iter().zip(&frames) {
+            let text = std::str::from_utf8(b).unwrap();
+            let data = text.strip_prefix("data: ").unwrap().trim_end();
+            match f {
+                ChatFrame::Chunk(v) => {
+                    assert_eq!(*v, serde_json::from_str::<Value>(data).unwrap())
+                }
+                ChatFrame::Bytes(fb) => assert_eq!(fb, b),
+            }
+        }
+        assert!(matches!(frames[3], ChatFrame::Bytes(_)));
+        assert!(frames[..3].iter().all(|f| matches!(f, ChatFrame::Chunk(_))));
     }
 }

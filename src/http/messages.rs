@@ -22,6 +22,7 @@ use crate::api::native::{Dialect, NativeRequest};
 use crate::api::summary::estimate_tokens;
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
 use crate::bridge::messages::{StreamTranslator, from_chat, require_max_tokens, to_chat};
+use crate::gateway::stream::ChatFrame;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody};
 use axum::Router;
 use axum::body::Body;
@@ -166,13 +167,15 @@ async fn create(
 /// as the backend sent it, a bridged route's translated from chat.
 fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Response {
     let native = reply.native;
+    let parsed = reply.json;
     let mut resp = match reply.body {
         ReplyBody::Json(bytes) if native => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
         ReplyBody::Json(bytes) => {
-            let answer = serde_json::from_slice::<Value>(&bytes)
+            let answer = parsed
+                .map_or_else(|| serde_json::from_slice::<Value>(&bytes), Ok)
                 .map_err(|e| ApiError::internal(format!("the chat answer is not JSON: {e}")))
                 .and_then(|v| from_chat(&v, &shape.model, &shape.stop_sequences));
             match answer {
@@ -192,7 +195,7 @@ fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Resp
                     (header::CONTENT_TYPE, "text/event-stream"),
                     (header::CACHE_CONTROL, "no-cache"),
                 ],
-                Body::from_stream(MessagesSse::new(stream, translator)),
+                Body::from_stream(MessagesSse::new(stream.into_chat_frames(), translator)),
             )
                 .into_response()
         }
@@ -240,8 +243,9 @@ async fn count_tokens(State(gw): State<Gateway>, body: Body) -> Response {
     }
 }
 
-/// Chat SSE frames (`data: {chunk}\n\n`, `data: {"error":…}`, `data: [DONE]`) in, Messages
-/// SSE events out, as each frame arrives.
+/// Chat chunks (as objects) and SSE frames (`data: {chunk}\n\n`, `data: {"error":…}`,
+/// `data: [DONE]`) in, Messages SSE events out, as each arrives. A chunk object is translated
+/// as is (not encoded and parsed again).
 struct MessagesSse<S> {
     inner: S,
     translator: StreamTranslator,
@@ -260,6 +264,12 @@ impl<S> MessagesSse<S> {
             queued,
             done: false,
         }
+    }
+
+    /// Translates one chunk object.
+    fn take_chunk(&mut self, chunk: &Value) {
+        let events = self.translator.push(chunk);
+        self.queued.extend(events);
     }
 
     /// Translates every complete frame in the buffer.
@@ -289,7 +299,7 @@ impl<S> MessagesSse<S> {
 
 impl<S> Stream for MessagesSse<S>
 where
-    S: Stream<Item = Result<Bytes, Infallible>> + Unpin,
+    S: Stream<Item = ChatFrame> + Unpin,
 {
     type Item = Result<Bytes, Infallible>;
 
@@ -304,7 +314,8 @@ where
                 return Poll::Ready(None);
             }
             match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => {
+                Poll::Ready(Some(ChatFrame::Chunk(chunk))) => self.take_chunk(&chunk),
+                Poll::Ready(Some(ChatFrame::Bytes(bytes))) => {
                     self.buf.extend_from_slice(&bytes);
                     self.drain_frames();
                 }
@@ -338,18 +349,28 @@ mod tests {
             json!({"id":"c","object":"chat.completion.chunk","model":"m",
                    "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
         };
-        let text = frames(&[
+        let chunks = [
             chunk(json!({"role":"assistant","content":""}), Value::Null),
             chunk(json!({"content":"Hé"}), Value::Null),
             chunk(json!({}), json!("stop")),
             json!({"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}),
-        ]);
+        ];
+        let text = frames(&chunks);
         let mut outputs = Vec::new();
+        // The chunks as objects (chunk mode) and `[DONE]` as a frame translate the same.
+        let mut objects: Vec<ChatFrame> = chunks.iter().cloned().map(ChatFrame::Chunk).collect();
+        objects.push(ChatFrame::Bytes(Bytes::from_static(b"data: [DONE]\n\n")));
+        let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
+        let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(objects), t)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        outputs.push(out.concat());
         for step in [1, 3, 7, text.len()] {
-            let pieces: Vec<Result<Bytes, Infallible>> = text
+            let pieces: Vec<ChatFrame> = text
                 .as_bytes()
                 .chunks(step)
-                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .map(|c| ChatFrame::Bytes(Bytes::copy_from_slice(c)))
                 .collect();
             let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
             let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(pieces), t)

@@ -33,7 +33,7 @@ use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 
 use super::openai::{id_of, read_body, sse_response, with_headers};
-use super::responses_sse::ResponsesSse;
+use super::responses_sse::{OnEnd, ResponsesSse};
 use crate::access::auth::Principal;
 use crate::api::native::{Dialect, NativeRequest};
 use crate::api::responses::{InputItem, InputTokens, ResponseObject, ResponsesRequest};
@@ -253,7 +253,9 @@ async fn serve(
 fn native_response(reply: GatewayReply, saver: Saver) -> Response {
     let mut resp = match reply.body {
         ReplyBody::Json(bytes) => {
-            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+            if saver.keep.is_some()
+                && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            {
                 saver.save_value(v);
             }
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
@@ -289,6 +291,9 @@ struct Saver {
 impl Saver {
     /// Stores `resp` in the background (never holds the reply).
     fn save(self, resp: &ResponseObject) {
+        if self.keep.is_none() {
+            return;
+        }
         self.save_value(serde_json::to_value(resp).unwrap_or(Value::Null));
     }
 
@@ -349,9 +354,10 @@ async fn reply_response(
     tools: crate::bridge::responses::ToolMap,
     saver: Saver,
 ) -> Response {
+    let parsed = reply.json;
     let mut resp = match reply.body {
         ReplyBody::Json(bytes) => {
-            let chat: Value = match serde_json::from_slice(&bytes) {
+            let chat: Value = match parsed.map_or_else(|| serde_json::from_slice(&bytes), Ok) {
                 Ok(v) => v,
                 Err(e) => {
                     return ApiError::bad_gateway(
@@ -368,7 +374,12 @@ async fn reply_response(
         ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
         ReplyBody::Sse(stream) => {
             let translator = StreamTranslator::new(start, tools);
-            let sse = ResponsesSse::new(stream, translator, Box::new(move |r| saver.save(&r)));
+            // Only a response that is kept needs the final object (a copy of it).
+            let on_end: Option<OnEnd> = saver
+                .keep
+                .is_some()
+                .then(|| Box::new(move |r: ResponseObject| saver.save(&r)) as OnEnd);
+            let sse = ResponsesSse::new(stream, translator, on_end);
             (
                 [
                     (header::CONTENT_TYPE, "text/event-stream"),

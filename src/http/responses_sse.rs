@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::api::ApiError;
 use crate::api::responses::ResponseObject;
 use crate::bridge::responses::StreamTranslator;
-use crate::gateway::stream::ClientStream;
+use crate::gateway::stream::{ChatFrame, ClientStream};
 
 /// Called once with the final response.
 pub type OnEnd = Box<dyn FnOnce(ResponseObject) + Send>;
@@ -34,15 +34,21 @@ pub struct ResponsesSse {
 }
 
 impl ResponsesSse {
-    /// Wraps `inner`; `translator` knows the response id and the tool map.
-    pub fn new(inner: ClientStream, mut translator: StreamTranslator, on_end: OnEnd) -> Self {
+    /// Wraps `inner` (read in chunk mode: each chat chunk is translated from the object the
+    /// gateway parsed, not parsed again); `translator` knows the response id and the tool map.
+    /// `on_end` (when given) gets the final response.
+    pub fn new(
+        inner: ClientStream,
+        mut translator: StreamTranslator,
+        on_end: Option<OnEnd>,
+    ) -> Self {
         let queued = translator.start().into();
         ResponsesSse {
-            inner,
+            inner: inner.chunks_only(),
             translator,
             queued,
             ended: false,
-            on_end: Some(on_end),
+            on_end,
         }
     }
 
@@ -61,13 +67,9 @@ impl ResponsesSse {
             }
             match serde_json::from_str::<Value>(data) {
                 Ok(chunk) => {
-                    let out = self.translator.push(&chunk);
-                    let failed = chunk.get("error").is_some();
-                    if failed {
-                        self.end(out);
+                    if self.take_chunk(&chunk) {
                         return;
                     }
-                    self.queued.extend(out);
                 }
                 Err(e) => {
                     let err = ApiError::new(
@@ -82,6 +84,17 @@ impl ResponsesSse {
                 }
             }
         }
+    }
+
+    /// Translates one chat chunk object; true when it ended the stream (an error object).
+    fn take_chunk(&mut self, chunk: &Value) -> bool {
+        let out = self.translator.push(chunk);
+        if chunk.get("error").is_some() {
+            self.end(out);
+            return true;
+        }
+        self.queued.extend(out);
+        false
     }
 
     fn end(&mut self, frames: Vec<Bytes>) {
@@ -104,10 +117,12 @@ impl Stream for ResponsesSse {
             if self.ended {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut self.inner).poll_next(cx) {
+            match self.inner.poll_chat_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => self.take_frame(&frame),
-                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(Some(ChatFrame::Chunk(chunk))) => {
+                    self.take_chunk(&chunk);
+                }
+                Poll::Ready(Some(ChatFrame::Bytes(frame))) => self.take_frame(&frame),
                 Poll::Ready(None) => {
                     let err = ApiError::new(
                         StatusCode::BAD_GATEWAY,

@@ -100,26 +100,26 @@ pub struct ChainState {
 
 /// Reads the `chain` row.
 pub fn state(conn: &Connection) -> Result<ChainState, StoreError> {
-    Ok(conn.query_row(
-        "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM chain WHERE one = 1",
-        [],
-        |r| {
+    // Cached: the writer reads it once per batch.
+    Ok(conn
+        .prepare_cached(
+            "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM chain WHERE one = 1",
+        )?
+        .query_row([], |r| {
             Ok(ChainState {
                 anchor_seq: r.get(0)?,
                 anchor_hash: r.get(1)?,
                 head_seq: r.get(2)?,
                 head_hash: r.get(3)?,
             })
-        },
-    )?)
+        })?)
 }
 
 /// Sets the head (inside the writer's transaction).
 pub fn set_head(conn: &Connection, seq: i64, hash: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE chain SET head_seq = ?1, head_hash = ?2 WHERE one = 1",
-        params![seq, hash],
-    )?;
+    // Cached: the writer sets it once per batch.
+    conn.prepare_cached("UPDATE chain SET head_seq = ?1, head_hash = ?2 WHERE one = 1")?
+        .execute(params![seq, hash])?;
     Ok(())
 }
 

@@ -35,7 +35,7 @@ pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, Stor
     let mut seq = head.head_seq;
     let mut prev = head.head_hash;
     {
-        let mut stmt = tx.prepare_cached(&insert_sql())?;
+        let mut stmt = tx.prepare_cached(insert_sql())?;
         for r in rows.iter().filter(|r| !r.is_spend_only()) {
             seq += 1;
             // Bound by reference: the row's text is hashed and written without a copy.
@@ -62,11 +62,15 @@ pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, Stor
     Ok(written)
 }
 
-fn insert_sql() -> String {
-    let extra = super::backend::extra_columns();
-    let cols = format!("{}, {}", row::select_list(), extra.join(", "));
-    let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2 + extra.len()].join(", ");
-    format!("INSERT INTO requests ({cols}) VALUES ({marks})")
+/// The row insert (built once: the columns are constants).
+fn insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let extra = super::backend::extra_columns();
+        let cols = format!("{}, {}", row::select_list(), extra.join(", "));
+        let marks = vec!["?"; row::HASHED_COLUMNS.len() + 2 + extra.len()].join(", ");
+        format!("INSERT INTO requests ({cols}) VALUES ({marks})")
+    })
 }
 
 impl LogStore for SqliteStore {

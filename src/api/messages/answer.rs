@@ -132,11 +132,20 @@ impl StreamEvent {
 
     /// The SSE frame: `event: <name>\ndata: <json>\n\n`.
     pub fn to_sse(&self) -> Bytes {
-        let data = serde_json::to_string(self).unwrap_or_else(|_| {
-            r#"{"type":"error","error":{"type":"api_error","message":"cannot encode event"}}"#
-                .to_string()
-        });
-        Bytes::from(format!("event: {}\ndata: {data}\n\n", self.name()))
+        // Written into one buffer (no intermediate JSON string).
+        let mut out = Vec::with_capacity(192);
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(self.name().as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        let start = out.len();
+        if serde_json::to_writer(&mut out, self).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(
+                br#"{"type":"error","error":{"type":"api_error","message":"cannot encode event"}}"#,
+            );
+        }
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
     }
 }
 

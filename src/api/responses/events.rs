@@ -22,8 +22,19 @@ pub struct StreamFrame {
 impl StreamFrame {
     /// The SSE frame: `event: <type>\ndata: <json>\n\n`.
     pub fn to_sse(&self) -> Bytes {
-        let data = serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string());
-        Bytes::from(format!("event: {}\ndata: {data}\n\n", self.event.kind()))
+        // Written into one buffer (no intermediate JSON string).
+        let kind = self.event.kind();
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        let start = out.len();
+        if serde_json::to_writer(&mut out, self).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
+        }
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
     }
 }
 
