@@ -405,7 +405,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the postgres log's schema is at version 99, newer than this Sluice knows (version 6)"
+            "the postgres log's schema is at version 99, newer than this Sluice knows (version 7)"
         ),
         "{err}"
     );

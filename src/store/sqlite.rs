@@ -3,10 +3,12 @@
 
 use super::StoreError;
 use super::backend::{
-    KeyRow, LogStore, PreparedRow, REPLAY_COLUMNS, ReplaySelect, SpendDay, UsageFact,
+    CacheQuery, CachedRow, KeyRow, LogStore, PreparedRow, REPLAY_COLUMNS, ReplaySelect, SpendDay,
+    UsageFact, cache_sql,
 };
 use super::chain::{self, Purged, Verdict};
 use super::query::{self, Bucket, GroupBy, LogFilter};
+use super::responses::StoredResponse;
 use super::row::{self, LogRow};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -182,6 +184,42 @@ impl LogStore for SqliteStore {
         q: &super::series::SeriesQuery,
     ) -> Result<Vec<super::series::Point>, StoreError> {
         super::series::series(&self.conn, q)
+    }
+
+    fn put_response(&mut self, r: &StoredResponse) -> Result<(), StoreError> {
+        super::responses::put(&self.conn, r)
+    }
+
+    fn get_response(
+        &mut self,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        super::responses::get(&self.conn, id, owner)
+    }
+
+    fn delete_response(&mut self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        super::responses::delete(&self.conn, id, owner)
+    }
+
+    fn cached(&mut self, q: &CacheQuery) -> Result<Option<CachedRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &cache_sql(|i| format!("?{i}")),
+                params![q.deployment, q.request_hash, q.since_ms],
+                |r| {
+                    Ok(CachedRow {
+                        model: r.get(0)?,
+                        content: r.get(1)?,
+                        tool_calls: r.get(2)?,
+                        finish_reason: r.get(3)?,
+                        prompt_tokens: r.get(4)?,
+                        completion_tokens: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 }
 
