@@ -66,10 +66,7 @@ impl Postgres {
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let first = err.lines().next().unwrap_or("pg.sh start failed");
-            return Err(format!(
-                "PostgreSQL: {}",
-                first.trim_start_matches("pg.sh: ")
-            ));
+            return Err(first.trim_start_matches("pg.sh: ").to_string());
         }
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let var = |name: &str| {
