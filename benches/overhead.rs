@@ -436,6 +436,22 @@ async fn drive(scale: f64, full: bool) -> String {
             sluice_c16,
         });
     }
+    let scale_out = benchkit::scale::measure(benchkit::scale::Setup {
+        mock: &mock.url,
+        bare: (&bare.url, bare.child.id()),
+        sluice_bin,
+        workers: workers(),
+        body: body(false),
+        scale,
+        rounds: ROUNDS,
+        check: &|what: &str, r: &load::Report| check_answers(full, what, r),
+    })
+    .await;
+    let mut not_measured = Vec::new();
+    match scale_out {
+        Ok(row) => dialect_rows.push(row),
+        Err(why) => not_measured.push((benchkit::scale::NAME, why)),
+    }
     let (peak_rss, _) = benchkit::rss_kib(sluice_pid).unwrap_or((0, 0));
 
     // Chunks are forwarded as they come: a mock chunk every 100 ms.
@@ -505,6 +521,7 @@ async fn drive(scale: f64, full: bool) -> String {
             chunk_delays: delays,
             overhead,
             wrk,
+            not_measured,
         },
     )
 }

@@ -399,7 +399,8 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
 }
 
 /// `sluice check`: an unreachable coordinator is a warning (exit 0); a reachable one is named.
-/// `sluice serve`: unreachable is an error only with `fail_closed`.
+/// `sluice serve`: unreachable is an error only with `fail_closed` (`local` and `fail_open`
+/// warn and serve).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_warns_and_serve_refuses_only_fail_closed() {
     let redis = RedisServer::start();
@@ -445,6 +446,26 @@ async fn check_warns_and_serve_refuses_only_fail_closed() {
     let r = Replica::start(&config(&mock, &dead, "t3", "local"), &[]);
     r.wait_until(10, "warning printed", || {
         r.stderr().contains("serving with on_unavailable: local")
+    });
+    assert_eq!(ready(&r.base).await.0, 200);
+    assert_eq!(chat(&r.base, "sk-rpm2").await.0, 200);
+    drop(r);
+
+    // With `fail_open`: `check` warns and exits 0, `serve` warns and serves.
+    std::fs::write(&file, config(&mock, &dead, "t3", "fail_open")).unwrap();
+    let out = run(&["check"]).await;
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("warning: coordination.redis.url: unreachable from here:"),
+        "{err}"
+    );
+    let r = Replica::start(&config(&mock, &dead, "t3", "fail_open"), &[]);
+    r.wait_until(10, "warning printed", || {
+        r.stderr()
+            .contains("warning: coordination.redis.url: unreachable: ")
+            && r.stderr()
+                .contains("serving with on_unavailable: fail_open until it answers")
     });
     assert_eq!(ready(&r.base).await.0, 200);
     assert_eq!(chat(&r.base, "sk-rpm2").await.0, 200);

@@ -86,6 +86,28 @@ impl LogStore for Injected {
     ) -> Result<Vec<sluice::store::series::Point>, StoreError> {
         self.inner.series(q)
     }
+    fn put_response(
+        &mut self,
+        r: &sluice::store::responses::StoredResponse,
+    ) -> Result<(), StoreError> {
+        self.inner.put_response(r)
+    }
+    fn get_response(
+        &mut self,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<sluice::store::responses::StoredResponse>, StoreError> {
+        self.inner.get_response(id, owner)
+    }
+    fn delete_response(&mut self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        self.inner.delete_response(id, owner)
+    }
+    fn cached(
+        &mut self,
+        q: &sluice::store::backend::CacheQuery,
+    ) -> Result<Option<sluice::store::backend::CachedRow>, StoreError> {
+        self.inner.cached(q)
+    }
 }
 
 struct Rig {

@@ -111,10 +111,3 @@ pub fn all() -> Vec<Dialect> {
         ),
     ]
 }
-
-/// Scenarios the issue asks for that this build cannot run, with the reason printed in
-/// their row.
-pub const NOT_MEASURED: [(&str, &str); 1] = [(
-    "PostgreSQL + coordinator",
-    "not measured: the scale-out mode does not exist yet",
-)];

@@ -3,13 +3,14 @@
 //! at tiny scale as a smoke test:
 //! a fast mock upstream ([`mock`]), a bare pass-through forwarder with no Sluice logic
 //! ([`bare`]), and a load generator with closed-loop and open-loop (fixed offered rate) modes
-//! ([`load`]).
+//! ([`load`]); the PostgreSQL + coordinator scenario ([`scale`]).
 
 pub mod bare;
 pub mod dialects;
 pub mod load;
 pub mod mock;
 pub mod report;
+pub mod scale;
 
 /// Reads the peak resident set size (`VmHWM`) and current RSS (`VmRSS`) of a process, in KiB,
 /// from `/proc/PID/status` (Linux).

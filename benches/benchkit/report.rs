@@ -1,7 +1,6 @@
 //! The overhead benchmark's report: one table of every scenario against the bare hop of the
 //! same run, the targets marked met or not, and the chat scenarios in detail.
 
-use super::dialects::NOT_MEASURED;
 use super::load::Report;
 
 /// One target's share of a scenario: its samples and the CPU its process used for them.
@@ -76,6 +75,8 @@ pub struct Input {
     pub overhead: Option<(f64, f64)>,
     /// The wrk section, when wrk ran.
     pub wrk: Option<String>,
+    /// Scenarios this run could not measure: name and `not measured: <reason>`.
+    pub not_measured: Vec<(&'static str, String)>,
 }
 
 /// A scenario's line in the summary table.
@@ -177,7 +178,7 @@ pub fn render(rows: &[Row], dialects: &[DialectRow], r: Input) -> String {
             s.errors
         ));
     }
-    for (name, why) in NOT_MEASURED {
+    for (name, why) in &r.not_measured {
         out.push_str(&format!("| {name} | {why} | | | | |\n"));
     }
     out.push_str(&format!(

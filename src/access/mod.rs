@@ -21,6 +21,10 @@ use limits::{Limits, Rejection};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The store that keeps the Responses API state and answers the response cache: the request
+/// log's SQLite file, or PostgreSQL (its own connection, shared by every replica).
+pub type StateDb = crate::store::backend::SharedStore;
+
 /// Keys (config and database), rate limiters and spend. Cheap to clone (all shared).
 #[derive(Clone)]
 pub struct Access {
@@ -35,7 +39,7 @@ pub struct Access {
     /// Keys kept in the database (empty without a request log).
     pub db_keys: Arc<KeyCache>,
     key_db: Option<Arc<Mutex<Box<dyn LogStore>>>>,
-    state_db: Option<Arc<Mutex<rusqlite::Connection>>>,
+    state_db: Option<StateDb>,
     spend: Arc<Spend>,
     reservations: Arc<budget::Reservations>,
     /// The shared coordinator (`coordination.redis`); `None`: limits are in-process.
@@ -207,7 +211,8 @@ impl Access {
     /// background: keys every [`keys::RELOAD_EVERY`] on SQLite; keys *and* spend every
     /// [`keys::SHARED_RELOAD_EVERY`] on PostgreSQL, so a key made or revoked on one replica
     /// is honoured by all within that bound and spend is the one total every replica adds to.
-    /// On SQLite the same file also keeps the Responses API state ([`Access::state_db`]).
+    /// The same store also keeps the Responses API state and answers the response cache
+    /// ([`Access::state_db`]), on either backend.
     ///
     /// Errors: the store cannot be opened or read (`keys …: message`).
     pub fn open_key_db(&mut self, cfg: &crate::config::LogConfig) -> Result<(), String> {
@@ -216,8 +221,10 @@ impl Access {
         let spend = self.spend.clone();
         let cache = self.db_keys.clone();
         // On a plain thread: the PostgreSQL client must not run inside the caller's runtime.
-        let store = std::thread::scope(|s| {
-            s.spawn(|| -> Result<Box<dyn LogStore>, String> {
+        // The state store is a connection of its own, so a key reload never waits for a
+        // Responses read or a cache lookup (nor the other way round).
+        let [store, state] = std::thread::scope(|s| {
+            s.spawn(|| -> Result<[Box<dyn LogStore>; 2], String> {
                 let mut store =
                     crate::store::connect(cfg).map_err(|e| format!("keys {where_}: {e}"))?;
                 cache
@@ -226,16 +233,14 @@ impl Access {
                 spend
                     .load(&mut *store, now_unix() * 1000)
                     .map_err(|e| format!("spend {where_}: {e}"))?;
-                Ok(store)
+                let state =
+                    crate::store::connect(cfg).map_err(|e| format!("state {where_}: {e}"))?;
+                Ok([store, state])
             })
             .join()
             .unwrap_or_else(|_| Err(format!("keys {where_}: opening panicked")))
         })?;
-        if !shared {
-            let conn = crate::store::open(&cfg.path)
-                .map_err(|e| format!("state {}: {e}", cfg.path.display()))?;
-            self.state_db = Some(Arc::new(Mutex::new(conn)));
-        }
+        self.state_db = Some(Arc::new(Mutex::new(state)));
         let store = Arc::new(Mutex::new(store));
         self.key_db = Some(store.clone());
         let every = if shared {
@@ -268,9 +273,9 @@ impl Access {
         Ok(())
     }
 
-    /// The request log's SQLite connection for the Responses API state; `None` when the log
-    /// is off or on PostgreSQL (Responses state is not shared across replicas yet).
-    pub fn state_db(&self) -> Option<Arc<Mutex<rusqlite::Connection>>> {
+    /// The store of the Responses API state and the response cache (the request log's SQLite
+    /// file, or PostgreSQL shared by every replica); `None` when the log is off.
+    pub fn state_db(&self) -> Option<StateDb> {
         self.state_db.clone()
     }
 

@@ -200,17 +200,18 @@ pub async fn attempt(
         // A request with personal data (redacted or kept local) is neither served from nor
         // stored into the cache: its answer belongs to its caller (rows with PII kinds are
         // never served, see `repro::cache`).
-        // The cache reads the SQLite log; on PostgreSQL it is off (docs/scaling.md).
-        let cacheable = cx.config.cache.enabled
-            && cx.config.log.backend == crate::config::log::LogBackend::Sqlite
+        // The cache reads the log's store (SQLite, or PostgreSQL shared by every replica).
+        let cache_db = cx.access.state_db().filter(|_| cx.config.cache.enabled);
+        let cacheable = cache_db.is_some()
             && !matches!(send_body, RequestBody::Native(_))
             && cx.config.log.prompts != crate::config::LogMode::Off
             && applied.as_ref().is_some_and(|a| a.deterministic)
             && redaction.is_none()
             && decision.pii.is_empty();
         if cacheable
+            && let Some(db) = cache_db
             && let Some(json) = crate::repro::cache::lookup(
-                cx.config.log.path.clone(),
+                db,
                 dep.name.clone(),
                 record.request_hash.clone().unwrap_or_default(),
                 cx.config.cache.ttl_s,

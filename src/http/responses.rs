@@ -13,14 +13,13 @@
 //! `x-sluice-dropped-tools`.
 //!
 //! State: with `store` (default `true`) the response, its input and the conversation it
-//! continues are kept in the request log's database (table `responses`), text as
+//! continues are kept in the request log's database (table `responses`, in the SQLite file or
+//! in PostgreSQL, where every replica reads what any replica stored), text as
 //! `log.prompts` (or the key's `log`) says: `full` as sent, `redacted` with PII placeholders,
 //! nothing under `metadata`/`off` (then `previous_response_id` is a 400 saying why). A stored
 //! response is visible to the key that created it only; another key gets 404. On a native
 //! route the stored conversation is sent as input items (`previous_response_id` removed) and
 //! the backend's Response object is stored under its own id.
-
-use std::sync::{Arc, Mutex};
 
 use crate::http::extract::{ApiPath, ApiQuery};
 use axum::Router;
@@ -41,7 +40,8 @@ use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
 use crate::bridge::responses::{StreamTranslator, ToolMap, from_chat, to_chat};
 use crate::config::LogMode;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
-use crate::store::responses::{self as state, StoredResponse};
+use crate::store::backend::LogStore;
+use crate::store::responses::StoredResponse;
 
 /// Response header naming the hosted tools removed on a bridged route (comma-separated).
 pub const DROPPED_TOOLS: &str = "x-sluice-dropped-tools";
@@ -55,7 +55,7 @@ pub fn router() -> Router<Gateway> {
         .route("/responses/{id}/input_items", get(input_items))
 }
 
-type Db = Arc<Mutex<rusqlite::Connection>>;
+type Db = crate::access::StateDb;
 
 /// How state is kept for this caller: `None` when it is not (no database, or `metadata`/`off`).
 fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
@@ -70,13 +70,13 @@ fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
 
 async fn on_db<T: Send + 'static>(
     db: Db,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T, crate::store::StoreError> + Send + 'static,
+    f: impl FnOnce(&mut dyn LogStore) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || {
-        let c = db
+        let mut c = db
             .lock()
             .map_err(|_| ApiError::internal("state database lock poisoned"))?;
-        f(&c).map_err(|e| ApiError::internal(format!("responses state: {e}")))
+        f(&mut **c).map_err(|e| ApiError::internal(format!("responses state: {e}")))
     })
     .await
     .map_err(|e| ApiError::internal(format!("responses state task failed: {e}")))?
@@ -104,13 +104,12 @@ async fn history(
     let (Some(db), Some(_)) = (gw.access().state_db(), state_mode(gw, principal)) else {
         return Err(bad(format!(
             "Previous response with id '{prev}' not found: this Sluice keeps no responses \
-             (log.prompts is `metadata` or `off`, or the key's log mode is, or the log is on \
-             PostgreSQL, where responses are not kept yet), so previous_response_id cannot \
-             be used; send the whole conversation as input."
+             (log.prompts is `metadata` or `off`, or the key's log mode is), so \
+             previous_response_id cannot be used; send the whole conversation as input."
         )));
     };
     let (id, who) = (prev.to_string(), owner(principal));
-    let Some(stored) = on_db(db, move |c| state::get(c, &id, &who)).await? else {
+    let Some(stored) = on_db(db, move |c| c.get_response(&id, &who)).await? else {
         return Err(bad(format!(
             "Previous response with id '{prev}' not found."
         )));
@@ -341,7 +340,7 @@ impl Saver {
             stored.response = crate::store::redact::redact_json(d, &stored.response);
         }
         tokio::spawn(async move {
-            if let Err(e) = on_db(db, move |c| state::put(c, &stored)).await {
+            if let Err(e) = on_db(db, move |c| c.put_response(&stored)).await {
                 tracing::warn!(error = %e.body.message, "could not store a response");
             }
         });
@@ -404,7 +403,7 @@ async fn load(gw: &Gateway, principal: &Principal, id: &str) -> Result<StoredRes
         return Err(not_found(id));
     };
     let (key, who) = (id.to_string(), owner(principal));
-    on_db(db, move |c| state::get(c, &key, &who))
+    on_db(db, move |c| c.get_response(&key, &who))
         .await?
         .ok_or_else(|| not_found(id))
 }
@@ -430,7 +429,7 @@ async fn delete(
     let result = async {
         let db = gw.access().state_db().ok_or_else(|| not_found(&id))?;
         let (key, who) = (id.clone(), owner(&principal));
-        if on_db(db, move |c| state::delete(c, &key, &who)).await? {
+        if on_db(db, move |c| c.delete_response(&key, &who)).await? {
             Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
         } else {
             Err(not_found(&id))

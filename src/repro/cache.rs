@@ -9,69 +9,51 @@
 //! answer was cut at `log.max_body_bytes` ([`crate::store::record::TRUNCATED`]) never answers
 //! either. A hit costs nothing (`cost_usd` 0 on its row).
 
-use rusqlite::OptionalExtension;
+use crate::store::backend::{CacheQuery, CachedRow, SharedStore};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 /// Looks up the newest usable row for `(deployment, request_hash)` started after
-/// `now - ttl_s`, and rebuilds its answer as an OpenAI chat or text completion (`chat`:
-/// whether the endpoint is chat). `None` on a miss or any database error (the backend is then
-/// called as usual). Runs on a blocking thread.
+/// `now - ttl_s` in the state store (the SQLite log, or PostgreSQL shared by every replica:
+/// a row logged by one replica answers on another), and rebuilds its answer as an OpenAI
+/// chat or text completion (`chat`: whether the endpoint is chat). Which rows may answer is
+/// decided once, in [`crate::store::backend::cache_sql`]. `None` on a miss or any database
+/// error (the backend is then called as usual). Runs on a blocking thread.
 pub async fn lookup(
-    db: PathBuf,
+    db: SharedStore,
     deployment: String,
     request_hash: String,
     ttl_s: u64,
     chat: bool,
 ) -> Option<Value> {
     tokio::task::spawn_blocking(move || {
-        let conn =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .ok()?;
-        let since = crate::store::now_ms() as i64 - (ttl_s as i64).saturating_mul(1000);
-        conn.query_row(
-            "SELECT response_model, response_content, response_tool_calls, finish_reason, \
-             prompt_tokens, completion_tokens FROM requests WHERE deployment = ?1 \
-             AND request_hash = ?2 AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
-             AND response_content IS NOT NULL AND started_ms >= ?3 \
-             AND substr(response_content, -length(?4)) <> ?4 \
-             AND instr(coalesce(response_tool_calls, ''), ?4) = 0 ORDER BY seq DESC LIMIT 1",
-            rusqlite::params![
-                deployment,
-                request_hash,
-                since,
-                crate::store::record::TRUNCATED
-            ],
-            |r| {
-                Ok(answer(
-                    chat,
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            },
-        )
-        .optional()
-        .ok()
-        .flatten()
+        let q = CacheQuery {
+            deployment,
+            request_hash,
+            since_ms: crate::store::now_ms() as i64 - (ttl_s as i64).saturating_mul(1000),
+        };
+        let mut store = db.lock().ok()?;
+        match store.cached(&q) {
+            Ok(row) => row.map(|r| answer(chat, r)),
+            Err(e) => {
+                tracing::debug!(error = %e, "response cache lookup failed; calling the backend");
+                None
+            }
+        }
     })
     .await
     .ok()
     .flatten()
 }
 
-fn answer(
-    chat: bool,
-    model: Option<String>,
-    content: String,
-    tools: Option<String>,
-    finish: Option<String>,
-    prompt: i64,
-    completion: i64,
-) -> Value {
+fn answer(chat: bool, row: CachedRow) -> Value {
+    let CachedRow {
+        model,
+        content,
+        tool_calls: tools,
+        finish_reason: finish,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+    } = row;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let created = crate::store::now_ms() / 1000;
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,

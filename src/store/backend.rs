@@ -9,6 +9,7 @@
 use super::StoreError;
 use super::chain::{Purged, Verdict};
 use super::query::{Bucket, GroupBy, LogFilter};
+use super::responses::StoredResponse;
 use super::row::LogRow;
 use rusqlite::types::Value;
 use serde_json::json;
@@ -211,6 +212,73 @@ pub enum ReplaySelect {
 pub const REPLAY_COLUMNS: &str = "id, endpoint, deployment, log_mode, request_body, \
      response_content, response_tool_calls, response_hash, request_hash, fingerprint, sampling";
 
+/// What the response cache ([`crate::repro::cache`]) asks a store for: the newest row of
+/// `deployment` with `request_hash` that may answer another request, started at or after
+/// `since_ms` (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheQuery {
+    /// The deployment that answered.
+    pub deployment: String,
+    /// The canonical request hash ([`crate::repro::request_hash`]).
+    pub request_hash: String,
+    /// Oldest usable start, Unix ms (now − `cache.ttl_s`).
+    pub since_ms: i64,
+}
+
+/// The columns of the row a cache hit is rebuilt from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedRow {
+    /// `response_model`.
+    pub model: Option<String>,
+    /// `response_content`.
+    pub content: String,
+    /// `response_tool_calls` (a JSON array as text).
+    pub tool_calls: Option<String>,
+    /// `finish_reason`.
+    pub finish_reason: Option<String>,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+}
+
+/// The one query behind a cache lookup, for both stores (`mark(i)` writes parameter `i`:
+/// `?1` on SQLite, `$1` on PostgreSQL; 1 deployment, 2 request hash, 3 `since_ms`). The
+/// privacy guard lives here once: only a `full`-mode 200 row with no PII found
+/// (`pii_kinds = '[]'`) and a response text may answer; a row whose request held personal
+/// data (kept local or redacted) never answers another request. Parameters 4 and 5 are
+/// [`truncated_tail`] and [`truncated_anywhere`]: a row whose answer or tool calls were cut
+/// at `log.max_body_bytes` never answers either.
+pub fn cache_sql(mark: fn(usize) -> String) -> String {
+    format!(
+        "SELECT response_model, response_content, response_tool_calls, finish_reason, \
+         prompt_tokens, completion_tokens FROM requests WHERE deployment = {} \
+         AND request_hash = {} AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
+         AND response_content IS NOT NULL AND started_ms >= {} \
+         AND response_content NOT LIKE {} AND coalesce(response_tool_calls, '') NOT LIKE {} \
+         ORDER BY seq DESC LIMIT 1",
+        mark(1),
+        mark(2),
+        mark(3),
+        mark(4),
+        mark(5)
+    )
+}
+
+/// LIKE pattern of a text ending with the truncation marker
+/// ([`crate::store::record::TRUNCATED`]); `_` in it matches itself too.
+pub fn truncated_tail() -> String {
+    format!("%{}", super::record::TRUNCATED)
+}
+
+/// LIKE pattern of a text holding the truncation marker anywhere.
+pub fn truncated_anywhere() -> String {
+    format!("%{}%", super::record::TRUNCATED)
+}
+
+/// A store shared by tasks on the blocking pool (one connection behind a lock).
+pub type SharedStore = std::sync::Arc<std::sync::Mutex<Box<dyn LogStore>>>;
+
 /// A log store. Implemented by [`super::sqlite::SqliteStore`] and [`super::pg::PgStore`].
 pub trait LogStore: Send {
     /// `sqlite` or `postgres` (for messages).
@@ -256,6 +324,17 @@ pub trait LogStore: Send {
         &mut self,
         q: &super::series::SeriesQuery,
     ) -> Result<Vec<super::series::Point>, StoreError>;
+    /// Stores a Responses API response (replacing one with the same id).
+    fn put_response(&mut self, r: &StoredResponse) -> Result<(), StoreError>;
+    /// The response `id` if `owner` created it.
+    ///
+    /// Errors: the query fails, or a stored column is not the JSON it should be.
+    fn get_response(&mut self, id: &str, owner: &str)
+    -> Result<Option<StoredResponse>, StoreError>;
+    /// Deletes the response `id` if `owner` created it; whether a row went.
+    fn delete_response(&mut self, id: &str, owner: &str) -> Result<bool, StoreError>;
+    /// The row a deterministic request may be answered from ([`cache_sql`]), if any.
+    fn cached(&mut self, q: &CacheQuery) -> Result<Option<CachedRow>, StoreError>;
 }
 
 #[cfg(test)]

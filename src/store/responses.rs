@@ -3,7 +3,9 @@
 //!
 //! A stored response belongs to the key that created it (`owner`, the key id; `""` when auth
 //! is off): every read and delete names the owner, and another key's response is "not found".
-//! Calls are blocking (SQLite); run them off the async workers.
+//! Calls are blocking; run them off the async workers. These functions are SQLite's; the
+//! gateway reaches either store through [`super::backend::LogStore`] (`put_response`,
+//! `get_response`, `delete_response`), PostgreSQL's in `store::pg::state`.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -32,6 +34,15 @@ pub struct StoredResponse {
 }
 
 impl StoredResponse {
+    /// The `history`, `input` and `response` columns as stored: JSON text.
+    pub fn json_columns(&self) -> (String, String, String) {
+        (
+            Value::Array(self.history.clone()).to_string(),
+            Value::Array(self.input.clone()).to_string(),
+            self.response.to_string(),
+        )
+    }
+
     /// The whole conversation a `previous_response_id` naming this response continues:
     /// history, input, then the response's output items.
     pub fn conversation(&self) -> Vec<Value> {
@@ -52,6 +63,7 @@ impl StoredResponse {
 ///
 /// Errors: SQLite fails.
 pub fn put(conn: &Connection, r: &StoredResponse) -> Result<(), StoreError> {
+    let (history, input, response) = r.json_columns();
     conn.execute(
         "INSERT OR REPLACE INTO responses
              (id, owner, created_ms, request_id, model, history, input, response)
@@ -62,9 +74,9 @@ pub fn put(conn: &Connection, r: &StoredResponse) -> Result<(), StoreError> {
             r.created_ms,
             r.request_id,
             r.model,
-            Value::Array(r.history.clone()).to_string(),
-            Value::Array(r.input.clone()).to_string(),
-            r.response.to_string(),
+            history,
+            input,
+            response,
         ],
     )?;
     Ok(())
@@ -96,6 +108,29 @@ pub fn get(conn: &Connection, id: &str, owner: &str) -> Result<Option<StoredResp
     let Some((id, owner, created_ms, request_id, model, history, input, response)) = row else {
         return Ok(None);
     };
+    let (history, input, response) = parse_json_columns(&id, &history, &input, &response)?;
+    Ok(Some(StoredResponse {
+        history,
+        input,
+        response,
+        id,
+        owner,
+        created_ms,
+        request_id,
+        model,
+    }))
+}
+
+/// The `history`, `input` and `response` columns as stored (every store keeps them as JSON
+/// text), read back; `id` names the response in the error.
+///
+/// Errors: a column is not JSON.
+pub fn parse_json_columns(
+    id: &str,
+    history: &str,
+    input: &str,
+    response: &str,
+) -> Result<(Vec<Value>, Vec<Value>, Value), StoreError> {
     let json = |s: &str| {
         serde_json::from_str::<Value>(s)
             .map_err(|e| StoreError::Invalid(format!("stored response {id}: {e}")))
@@ -104,16 +139,7 @@ pub fn get(conn: &Connection, id: &str, owner: &str) -> Result<Option<StoredResp
         Value::Array(a) => a,
         _ => Vec::new(),
     };
-    Ok(Some(StoredResponse {
-        history: array(json(&history)?),
-        input: array(json(&input)?),
-        response: json(&response)?,
-        id,
-        owner,
-        created_ms,
-        request_id,
-        model,
-    }))
+    Ok((array(json(history)?), array(json(input)?), json(response)?))
 }
 
 /// Deletes the response `id` if `owner` created it; whether a row went.

@@ -242,6 +242,28 @@ mod tests {
         ) -> Result<Vec<super::super::series::Point>, StoreError> {
             unimplemented!()
         }
+        fn put_response(
+            &mut self,
+            _: &super::super::responses::StoredResponse,
+        ) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        fn get_response(
+            &mut self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<super::super::responses::StoredResponse>, StoreError> {
+            unimplemented!()
+        }
+        fn delete_response(&mut self, _: &str, _: &str) -> Result<bool, StoreError> {
+            unimplemented!()
+        }
+        fn cached(
+            &mut self,
+            _: &super::super::backend::CacheQuery,
+        ) -> Result<Option<super::super::backend::CachedRow>, StoreError> {
+            unimplemented!()
+        }
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 use super::StoreError;
 use super::backend::{
-    KeyRow, LogStore, PreparedRow, REPLAY_COLUMNS, ReplaySelect, SpendDay, UsageFact,
+    CacheQuery, CachedRow, KeyRow, LogStore, PreparedRow, REPLAY_COLUMNS, ReplaySelect, SpendDay,
+    UsageFact, cache_sql,
 };
 use super::chain::{self, Purged, Verdict};
 use super::query::{self, Bucket, GroupBy, LogFilter};
+use super::responses::StoredResponse;
 use super::row::{self, LogRow};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -175,6 +177,48 @@ impl LogStore for SqliteStore {
     ) -> Result<Vec<super::series::Point>, StoreError> {
         super::series::series(&self.conn, q)
     }
+
+    fn put_response(&mut self, r: &StoredResponse) -> Result<(), StoreError> {
+        super::responses::put(&self.conn, r)
+    }
+
+    fn get_response(
+        &mut self,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        super::responses::get(&self.conn, id, owner)
+    }
+
+    fn delete_response(&mut self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        super::responses::delete(&self.conn, id, owner)
+    }
+
+    fn cached(&mut self, q: &CacheQuery) -> Result<Option<CachedRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &cache_sql(|i| format!("?{i}")),
+                params![
+                    q.deployment,
+                    q.request_hash,
+                    q.since_ms,
+                    super::backend::truncated_tail(),
+                    super::backend::truncated_anywhere()
+                ],
+                |r| {
+                    Ok(CachedRow {
+                        model: r.get(0)?,
+                        content: r.get(1)?,
+                        tool_calls: r.get(2)?,
+                        finish_reason: r.get(3)?,
+                        prompt_tokens: r.get(4)?,
+                        completion_tokens: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
 }
 
 fn replay_rows(conn: &Connection, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
@@ -222,4 +266,57 @@ pub fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
         .optional()?
         .flatten();
     Ok(v.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogMode;
+    use crate::policy::pii::Detector;
+    use crate::store::record::{RequestRecord, TRUNCATED};
+
+    fn record(id: &str, started_ms: i64, content: String, pii: &[&str]) -> RequestRecord {
+        let mut r = RequestRecord {
+            id: id.into(),
+            started_ms: started_ms as u64,
+            endpoint: "chat".into(),
+            requested_model: "m".into(),
+            deployment: Some("d".into()),
+            status: 200,
+            request_hash: Some("h".into()),
+            pii_kinds: pii.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        r.response.content = content;
+        r
+    }
+
+    /// The cache query (shared with PostgreSQL) answers from the newest usable row only: a
+    /// row whose answer was cut at `log.max_body_bytes`, or whose request held PII, never
+    /// answers, even when it is newer.
+    #[test]
+    fn the_cache_skips_truncated_and_pii_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("log.db")).unwrap();
+        let mut store = SqliteStore::new(conn);
+        let pii = Detector::new(&Default::default()).unwrap();
+        let rows: Vec<_> = [
+            record("old", 1_000, "whole answer".into(), &[]),
+            record("cut", 2_000, format!("half an ans{TRUNCATED}"), &[]),
+            record("pii", 3_000, "answer for one caller".into(), &["email"]),
+        ]
+        .iter()
+        .map(|r| row::prepare(r, LogMode::Full, &pii).unwrap())
+        .collect();
+        assert_eq!(store.append(&rows).unwrap(), 3);
+        let q = |since_ms| CacheQuery {
+            deployment: "d".into(),
+            request_hash: "h".into(),
+            since_ms,
+        };
+        let hit = store.cached(&q(0)).unwrap().unwrap();
+        assert_eq!(hit.content, "whole answer");
+        // Only the cut and the PII rows are recent enough: no hit.
+        assert_eq!(store.cached(&q(1_500)).unwrap(), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! The PostgreSQL log store (`log: {backend: postgres, url: …}`): the same rows, chain,
-//! keys and spend as SQLite, shared by every replica.
+//! keys and spend as SQLite, plus the Responses API state and the response cache's lookups
+//! ([`state`]), shared by every replica.
 //!
 //! Built on the synchronous `postgres` client (tokio-postgres underneath, in its own small
 //! runtime): the writer calls it from its own thread and readers from tokio's blocking pool,
@@ -14,11 +15,15 @@
 //! that start together apply each once; a database migrated by a newer release is refused.
 
 mod read;
+mod state;
 
 use super::StoreError;
-use super::backend::{KeyRow, LogStore, PreparedRow, ReplaySelect, SpendDay, UsageFact};
+use super::backend::{
+    CacheQuery, CachedRow, KeyRow, LogStore, PreparedRow, ReplaySelect, SpendDay, UsageFact,
+};
 use super::chain::{Purged, Verdict};
 use super::query::{Bucket, GroupBy, LogFilter};
+use super::responses::StoredResponse;
 use super::row::{self, LogRow};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Transaction};
@@ -56,6 +61,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "0006_row_uid",
         include_str!("../../../migrations/postgres/0006_row_uid.sql"),
+    ),
+    (
+        7,
+        "0007_responses",
+        include_str!("../../../migrations/postgres/0007_responses.sql"),
     ),
 ];
 
@@ -405,5 +415,25 @@ impl LogStore for PgStore {
         q: &super::series::SeriesQuery,
     ) -> Result<Vec<super::series::Point>, StoreError> {
         self.with(|c| read::series(c, q))
+    }
+
+    fn put_response(&mut self, r: &StoredResponse) -> Result<(), StoreError> {
+        self.with(|c| state::put(c, r))
+    }
+
+    fn get_response(
+        &mut self,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        self.with(|c| state::get(c, id, owner))
+    }
+
+    fn delete_response(&mut self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        self.with(|c| state::delete(c, id, owner))
+    }
+
+    fn cached(&mut self, q: &CacheQuery) -> Result<Option<CachedRow>, StoreError> {
+        self.with(|c| state::cached(c, q))
     }
 }
