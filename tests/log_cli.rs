@@ -414,3 +414,60 @@ fn the_database_is_found_through_the_config() {
     assert_eq!(code, 1);
     assert!(err.starts_with("error: no request log at "), "{err}");
 }
+
+/// `sluice show` and `logs --json` name a Messages or Responses request's route and the tools a
+/// bridged request dropped (columns `route` and `dropped_tools`); other rows have neither.
+#[test]
+fn show_and_json_name_the_route_and_the_dropped_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mut conn = sluice::store::open(&db).unwrap();
+    let pii = sluice::policy::pii::Detector::new(&Default::default()).unwrap();
+    let rows = vec![
+        Box::new(RequestRecord {
+            id: "req-chat".into(),
+            started_ms: T0,
+            endpoint: "chat.completions".into(),
+            requested_model: "default".into(),
+            status: 200,
+            ..Default::default()
+        }),
+        Box::new(RequestRecord {
+            id: "req-msg".into(),
+            started_ms: T0 + 60_000,
+            endpoint: "messages".into(),
+            requested_model: "claude".into(),
+            status: 200,
+            route: Some("bridged".into()),
+            dropped_tools: vec!["web_search".into(), "code_execution".into()],
+            ..Default::default()
+        }),
+    ];
+    let n = sluice::store::writer::write_batch(&mut conn, &rows, LogMode::Full, &pii).unwrap();
+    assert_eq!(n, 2);
+    drop(conn);
+    let d = db.to_str().unwrap();
+    let (code, out, err) = sluice(&["show", "req-msg", "--db", d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("stream        no\nroute         bridged\ndropped tools web_search, code_execution\nfinish"),
+        "{out}"
+    );
+    let (_, out, _) = sluice(&["show", "req-chat", "--db", d]);
+    assert!(out.contains("stream        no\nfinish"), "{out}");
+    let (code, out, err) = sluice(&["logs", "--db", d, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["id"], "req-msg");
+    assert_eq!(rows[0]["route"], "bridged");
+    assert_eq!(
+        rows[0]["dropped_tools"],
+        json!(["web_search", "code_execution"])
+    );
+    assert_eq!(rows[1]["id"], "req-chat");
+    assert_eq!(rows[1].get("route"), None);
+    assert_eq!(rows[1].get("dropped_tools"), None);
+}

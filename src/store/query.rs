@@ -2,7 +2,7 @@
 //! `SELECT`s on their own connection; in WAL mode they run while `sluice serve` writes.
 
 use super::StoreError;
-use super::row::{LogRow, select_list};
+use super::row::{LogRow, read_list};
 use rusqlite::Connection;
 use rusqlite::types::Value as Sql;
 use serde::Serialize;
@@ -143,7 +143,7 @@ pub fn list(conn: &Connection, f: &LogFilter) -> Result<Vec<LogRow>, StoreError>
     };
     let sql = format!(
         "SELECT {} FROM requests {cond} ORDER BY seq DESC LIMIT {}",
-        select_list(),
+        read_list(),
         f.limit.min(1_000_000)
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -157,7 +157,7 @@ pub fn list(conn: &Connection, f: &LogFilter) -> Result<Vec<LogRow>, StoreError>
 pub fn all_since(conn: &Connection, since_ms: Option<i64>) -> Result<Vec<LogRow>, StoreError> {
     let sql = format!(
         "SELECT {} FROM requests WHERE started_ms >= ?1 ORDER BY seq",
-        select_list()
+        read_list()
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
@@ -171,7 +171,7 @@ pub fn all_since(conn: &Connection, since_ms: Option<i64>) -> Result<Vec<LogRow>
 pub fn get(conn: &Connection, id: &str) -> Result<Option<LogRow>, StoreError> {
     let by_id = format!(
         "SELECT {} FROM requests WHERE id = ?1 ORDER BY seq DESC LIMIT 1",
-        select_list()
+        read_list()
     );
     let mut stmt = conn.prepare(&by_id)?;
     if let Some(r) = stmt.query_map([id], LogRow::from_sql)?.next() {
@@ -180,7 +180,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<LogRow>, StoreError> {
     let Ok(seq) = id.parse::<i64>() else {
         return Ok(None);
     };
-    let by_seq = format!("SELECT {} FROM requests WHERE seq = ?1", select_list());
+    let by_seq = format!("SELECT {} FROM requests WHERE seq = ?1", read_list());
     let mut stmt = conn.prepare(&by_seq)?;
     let found = stmt.query_map([seq], LogRow::from_sql)?.next();
     Ok(found.transpose()?)

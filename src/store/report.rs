@@ -138,6 +138,12 @@ pub fn show(r: &LogRow) -> String {
     kv("openness", opt(&r.openness).to_string());
     kv("status", status_line(r));
     kv("stream", if r.stream { "yes" } else { "no" }.into());
+    if let Some(route) = &r.route {
+        kv("route", route.clone());
+    }
+    if !r.dropped_tools.is_empty() {
+        kv("dropped tools", r.dropped_tools.join(", "));
+    }
     kv("finish", opt(&r.finish_reason).to_string());
     kv(
         "tokens",

@@ -313,9 +313,30 @@ pub struct LogRow {
     pub prev_hash: String,
     /// This row's hash, hex.
     pub row_hash: String,
+    /// For Messages and Responses requests: `native` or `bridged`; absent for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Server or hosted tools removed from a bridged request (`web_search`, …); absent when
+    /// none were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_tools: Vec<String>,
 }
 
-/// `SELECT` list matching [`LogRow::from_sql`].
+/// The `dropped_tools` column (a JSON array of names, or NULL) as a list; anything else reads
+/// as empty.
+pub fn tool_list(s: Option<&str>) -> Vec<String> {
+    s.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// `SELECT` list of what [`LogRow::from_sql`] reads: [`select_list`], then `route` and
+/// `dropped_tools` (migration 0005; outside the hash).
+pub fn read_list() -> String {
+    format!("{}, {}", select_list(), ROUTE_COLUMNS.join(", "))
+}
+
+/// The hashed columns, `prev_hash` and `row_hash`, in [`LogRow`]'s order (the insert's first
+/// columns).
 pub fn select_list() -> String {
     let mut cols: Vec<&str> = HASHED_COLUMNS.to_vec();
     cols.push("prev_hash");
@@ -334,7 +355,7 @@ fn raw_list(s: String) -> Box<RawValue> {
 }
 
 impl LogRow {
-    /// Reads a row selected with [`select_list`].
+    /// Reads a row selected with [`read_list`].
     pub fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
         Ok(LogRow {
             seq: r.get(0)?,
@@ -372,6 +393,8 @@ impl LogRow {
             response_tool_calls: raw(r.get(32)?),
             prev_hash: r.get(33)?,
             row_hash: r.get(34)?,
+            route: r.get(35)?,
+            dropped_tools: tool_list(r.get::<_, Option<String>>(36)?.as_deref()),
         })
     }
 

@@ -4,7 +4,7 @@ use super::super::StoreError;
 use super::super::backend::{KeyRow, REPLAY_COLUMNS, ReplaySelect, SpendDay, UsageFact};
 use super::super::chain::{self, Verdict};
 use super::super::query::{self, Bucket, GroupBy, LogFilter, StatusFilter};
-use super::super::row::{HASHED_COLUMNS, LogRow, select_list};
+use super::super::row::{HASHED_COLUMNS, LogRow, read_list};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row};
 use rusqlite::types::{Value, ValueRef};
@@ -63,10 +63,10 @@ fn raw_list(v: &Value) -> Box<RawValue> {
         .unwrap_or_default()
 }
 
-/// A row selected with [`select_list`].
+/// A row selected with [`read_list`].
 fn log_row(r: &Row) -> Result<LogRow, StoreError> {
     let v = values(r)?;
-    if v.len() < HASHED_COLUMNS.len() + 2 {
+    if v.len() < HASHED_COLUMNS.len() + 4 {
         return Err(StoreError::Postgres("short row".into()));
     }
     Ok(LogRow {
@@ -108,6 +108,8 @@ fn log_row(r: &Row) -> Result<LogRow, StoreError> {
         response_tool_calls: raw(&v[32]),
         prev_hash: text(&v[33]).unwrap_or_default(),
         row_hash: text(&v[34]).unwrap_or_default(),
+        route: v.get(35).and_then(text),
+        dropped_tools: crate::store::row::tool_list(v.get(36).and_then(text).as_deref()),
     })
 }
 
@@ -227,7 +229,7 @@ pub fn list(c: &mut Client, f: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
     };
     let sql = format!(
         "SELECT {} FROM requests {cond} ORDER BY seq DESC LIMIT {}",
-        select_list(),
+        read_list(),
         f.limit.min(1_000_000)
     );
     let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
@@ -238,7 +240,7 @@ pub fn list(c: &mut Client, f: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
 pub fn all_since(c: &mut Client, since_ms: Option<i64>) -> Result<Vec<LogRow>, StoreError> {
     let sql = format!(
         "SELECT {} FROM requests WHERE started_ms >= $1 ORDER BY seq",
-        select_list()
+        read_list()
     );
     rows(c, &sql, &[&since_ms.unwrap_or(i64::MIN)])
 }
@@ -247,7 +249,7 @@ pub fn all_since(c: &mut Client, since_ms: Option<i64>) -> Result<Vec<LogRow>, S
 pub fn get(c: &mut Client, id: &str) -> Result<Option<LogRow>, StoreError> {
     let sql = format!(
         "SELECT {} FROM requests WHERE id = $1 ORDER BY seq DESC LIMIT 1",
-        select_list()
+        read_list()
     );
     if let Some(r) = rows(c, &sql, &[&id])?.pop() {
         return Ok(Some(r));
@@ -255,7 +257,7 @@ pub fn get(c: &mut Client, id: &str) -> Result<Option<LogRow>, StoreError> {
     let Ok(seq) = id.parse::<i64>() else {
         return Ok(None);
     };
-    let sql = format!("SELECT {} FROM requests WHERE seq = $1", select_list());
+    let sql = format!("SELECT {} FROM requests WHERE seq = $1", read_list());
     Ok(rows(c, &sql, &[&seq])?.pop())
 }
 
