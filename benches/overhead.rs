@@ -9,10 +9,11 @@
 
 use bytes::Bytes;
 mod benchkit;
+use benchkit::proc::Proc;
 use benchkit::report::{self, Measured};
 use benchkit::{load, mock::MockSettings};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::time::Duration;
 
 fn main() {
@@ -121,49 +122,10 @@ fn env_u64(k: &str, d: u64) -> u64 {
         .unwrap_or(d)
 }
 
-/// A child process and the base URL it announced.
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(mut cmd: Command) -> Proc {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("spawn: {e}")));
-    let Some(stdout) = child.stdout.take() else {
-        let _ = child.kill();
-        let _ = child.wait();
-        fail("no stdout");
-    };
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = child.wait();
-            fail("child exited before announcing its address");
-        }
-        if let Some(i) = line.find("http://") {
-            let url = line[i..]
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_string();
-            // Keep draining stdout so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in reader.lines() {});
-            return Proc { child, url };
-        }
-    }
+/// Starts `cmd` and waits for its address ([`benchkit::proc::spawn_announced`]); a failure
+/// ends the run.
+fn spawn(cmd: Command) -> Proc {
+    benchkit::proc::spawn_announced(cmd).unwrap_or_else(|e| fail(&e))
 }
 
 fn self_as(role: &str, envs: &[(&str, String)]) -> Proc {

@@ -9,6 +9,7 @@ pub mod bare;
 pub mod dialects;
 pub mod load;
 pub mod mock;
+pub mod proc;
 pub mod report;
 pub mod scale;
 

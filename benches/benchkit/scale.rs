@@ -13,10 +13,10 @@
 mod redis_server;
 
 use super::load::{self, Expect, Report};
+use super::proc::{Proc, spawn_announced};
 use super::report::{DialectRow, Measured};
 use bytes::Bytes;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -90,51 +90,14 @@ impl Drop for Postgres {
 }
 
 /// `sluice serve` over the scale-out config; killed when dropped.
-struct Sluice {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Sluice {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sluice {
-    fn start(bin: &str, config: &std::path::Path, workers: usize) -> Result<Sluice, String> {
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .env("TOKIO_WORKER_THREADS", workers.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start sluice: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("sluice (PostgreSQL + coordinator) exited before listening".into());
-            }
-            if let Some(i) = line.find("http://") {
-                let url = line[i..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                std::thread::spawn(move || for _ in reader.lines() {});
-                return Ok(Sluice { child, url });
-            }
-        }
-    }
+fn start_sluice(bin: &str, config: &std::path::Path, workers: usize) -> Result<Proc, String> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .env("TOKIO_WORKER_THREADS", workers.to_string());
+    spawn_announced(cmd).map_err(|e| format!("sluice (PostgreSQL + coordinator): {e}"))
 }
 
 /// The config: one priced deployment on the mock, the PII policy of the other scenarios, a
@@ -232,7 +195,7 @@ pub async fn measure(s: Setup<'_>) -> Result<DialectRow, String> {
         ),
     )
     .map_err(|e| not(e.to_string()))?;
-    let sluice = Sluice::start(s.sluice_bin, &cfg, s.workers).map_err(not)?;
+    let sluice = start_sluice(s.sluice_bin, &cfg, s.workers).map_err(not)?;
     let sluice_pid = sluice.child.id();
     let path = "/v1/chat/completions";
     let targets = [
