@@ -172,6 +172,10 @@ impl LogConfig {
         if self.queue_bytes < 1024 {
             return Err(("log.queue_bytes".into(), "must be at least 1024".into()));
         }
+        if self.max_body_bytes < 1024 {
+            // Smaller keeps nothing useful of a body: every row would be little but the marker.
+            return Err(("log.max_body_bytes".into(), "must be at least 1024".into()));
+        }
         match (self.backend, self.url.as_deref()) {
             (LogBackend::Postgres, None | Some("")) => {
                 return Err((
@@ -256,5 +260,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(q.validate().unwrap_err().0, "log.queue_bytes");
+        let b = LogConfig {
+            max_body_bytes: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            b.validate().unwrap_err(),
+            (
+                "log.max_body_bytes".to_string(),
+                "must be at least 1024".to_string()
+            )
+        );
     }
 }
