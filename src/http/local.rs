@@ -53,14 +53,26 @@ pub fn mode_notice(config: &Config) -> &'static str {
 
 /// The local-mode layer (see the module docs); passes everything through otherwise.
 pub async fn guard(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
-    if !is_local_mode(&gw.config) {
-        return next.run(req).await;
+    match refusal(&gw, &req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
     }
-    match check(&req) {
-        Ok(()) => next.run(req).await,
+}
+
+/// The local-mode check of [`guard`] without the layer: the refusal to answer with (421,
+/// 415 or 403, in the route's own dialect), or `None` when `req` may go on (always `None`
+/// outside local mode). The main router calls it from its single front layer.
+pub fn refusal(gw: &Gateway, req: &Request) -> Option<Response> {
+    if !is_local_mode(&gw.config) {
+        return None;
+    }
+    match check(req) {
+        Ok(()) => None,
         // Each route answers in its own dialect: Anthropic's envelope on the Messages routes.
-        Err(e) if is_messages_route(req.uri().path()) => crate::api::messages::error_response(&e),
-        Err(e) => e.into_response(),
+        Err(e) if is_messages_route(req.uri().path()) => {
+            Some(crate::api::messages::error_response(&e))
+        }
+        Err(e) => Some(e.into_response()),
     }
 }
 
