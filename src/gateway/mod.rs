@@ -41,9 +41,21 @@ use tracing::Instrument;
 
 pub use context::{GatewayReply, ReplyBody, RequestContext};
 
-/// The gateway: config, upstream clients, recorder. Cheap to clone (all shared).
+/// The gateway: config, upstream clients, recorder. Cheap to clone: one reference count
+/// (axum clones it several times per request), the parts reached through [`Deref`].
 #[derive(Clone)]
-pub struct Gateway {
+pub struct Gateway(Arc<Parts>);
+
+impl std::ops::Deref for Gateway {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What a [`Gateway`] shares; a reload builds new parts (see `reload`).
+pub struct Parts {
     /// The loaded config.
     pub config: Arc<Config>,
     upstreams: Upstreams,
@@ -68,7 +80,7 @@ impl Gateway {
         }
         let access = Arc::new(access);
         let policy = Engine::new(&config)?;
-        Ok(Gateway {
+        Ok(Gateway::from_parts(Parts {
             access,
             config: Arc::new(config),
             upstreams,
@@ -79,7 +91,11 @@ impl Gateway {
                 loaded_at_ms: crate::access::coord::now_ms().into(),
                 ..Default::default()
             }),
-        })
+        }))
+    }
+
+    fn from_parts(parts: Parts) -> Self {
+        Gateway(Arc::new(parts))
     }
 
     /// Records a request refused before routing (auth, permission, limits, bad input), so
@@ -124,7 +140,10 @@ impl Gateway {
     ///
     /// Errors: a bad deployment, or the log cannot be opened.
     pub fn with_request_log(config: Config) -> Result<Self, String> {
-        let mut gw = Gateway::new(config)?;
+        let gw = Gateway::new(config)?;
+        // Nothing else holds the new gateway yet, so its parts can still change.
+        let mut gw =
+            Arc::try_unwrap(gw.0).map_err(|_| "the new gateway is already shared".to_string())?;
         if gw.config.log.prompts != crate::config::LogMode::Off {
             let log = crate::store::writer::start_with_metrics(
                 &gw.config.log,
@@ -138,7 +157,7 @@ impl Gateway {
             access.open_key_db(&log_cfg)?;
             gw.access = Arc::new(access);
         }
-        Ok(gw)
+        Ok(Gateway::from_parts(gw))
     }
 
     /// The recorder (its log queue, for stats and flushing).

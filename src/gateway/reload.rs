@@ -85,7 +85,7 @@ impl Gateway {
         let upstreams = Upstreams::new(&config.deployments)?;
         let policy = Engine::new(&config)?;
         let access = self.access.reconfigured(&config)?;
-        let gw = Gateway {
+        let gw = Gateway::from_parts(super::Parts {
             config: Arc::new(config),
             upstreams,
             recorder: self.recorder.clone(),
@@ -93,7 +93,7 @@ impl Gateway {
             policy: Arc::new(policy),
             routes: self.routes.clone(),
             replica: self.replica.clone(),
-        };
+        });
         self.replica.reloads_ok.fetch_add(1, Ordering::Relaxed);
         self.replica
             .loaded_at_ms
