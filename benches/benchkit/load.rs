@@ -197,7 +197,7 @@ pub async fn run(
                         if n >= requests {
                             break;
                         }
-                        let cut = disconnect_every > 0 && n % disconnect_every == 0;
+                        let cut = disconnect_every > 0 && n.is_multiple_of(disconnect_every);
                         let s = one(&client, &url, body.clone(), Instant::now(), cut, expect).await;
                         if !cut {
                             samples.lock().await.push(s);
@@ -213,25 +213,19 @@ pub async fn run(
             let client = client(256);
             let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
             let total = (rate * duration.as_secs_f64()).round() as usize;
-            let mut tasks = Vec::with_capacity(total);
-            for n in 0..total {
-                let scheduled = started + interval.mul_f64(n as f64);
-                tokio::time::sleep_until(scheduled.into()).await;
-                let (client, url, body, samples) = (
-                    client.clone(),
-                    url.to_string(),
-                    body.clone(),
-                    samples.clone(),
-                );
-                let cut = disconnect_every > 0 && n % disconnect_every == 0;
-                tasks.push(tokio::spawn(async move {
+            let (url, samples) = (url.to_string(), samples.clone());
+            let send = move |n: usize, scheduled: Instant| {
+                let (client, url, body, samples) =
+                    (client.clone(), url.clone(), body.clone(), samples.clone());
+                let cut = disconnect_every > 0 && n.is_multiple_of(disconnect_every);
+                async move {
                     let s = one(&client, &url, body, scheduled, cut, expect).await;
                     if !cut {
                         samples.lock().await.push(s);
                     }
-                }));
-            }
-            for t in tasks {
+                }
+            };
+            for t in paced(started, interval, total, send).await {
                 let _ = t.await;
             }
         }
@@ -239,6 +233,43 @@ pub async fn run(
     let elapsed = started.elapsed();
     let samples = std::mem::take(&mut *samples.lock().await);
     Report { samples, elapsed }
+}
+
+/// Starts `send(n, scheduled)` as a task at each scheduled time `started + n * interval`,
+/// `n` in `0..total`, and returns the tasks. The clock is a thread of its own sleeping with
+/// 1 µs timer slack: tokio's timer ticks in whole milliseconds, so pacing with it would send
+/// each request up to 1 ms late and put that delay into every open-loop latency (they are
+/// measured from the scheduled time).
+async fn paced<F, Fut>(
+    started: Instant,
+    interval: Duration,
+    total: usize,
+    send: F,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: Fn(usize, Instant) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    let (done, tasks) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        #[cfg(target_os = "linux")]
+        // SAFETY: sets this thread's own timer slack; no memory is handed over.
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+        }
+        let mut out = Vec::with_capacity(total);
+        for n in 0..total {
+            let scheduled = started + interval.mul_f64(n as f64);
+            let wait = scheduled.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+            out.push(handle.spawn(send(n, scheduled)));
+        }
+        let _ = done.send(out);
+    });
+    tasks.await.unwrap_or_default()
 }
 
 /// For a stream whose chunks carry the mock's send stamps: how long each chunk took from the
