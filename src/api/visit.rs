@@ -107,9 +107,10 @@ impl Path {
     }
     fn index(&mut self, i: usize) -> usize {
         let at = self.0.len();
-        self.0.push('[');
-        self.0.push_str(&i.to_string());
-        self.0.push(']');
+        use std::fmt::Write as _;
+        // Written into the buffer: no string per index (this runs for every array element of
+        // every request).
+        let _ = write!(self.0, "[{i}]");
         at
     }
     fn back(&mut self, at: usize) {
