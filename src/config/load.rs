@@ -212,6 +212,19 @@ impl Config {
                     "must be at least 1".into(),
                 ));
             }
+            // A cap of 0 would turn every answer into a 502: refused here instead.
+            let caps = [
+                ("max_response_bytes", d.max_response_bytes),
+                ("max_error_body_bytes", d.max_error_body_bytes),
+                ("max_stream_event_bytes", d.max_stream_event_bytes),
+                ("max_stream_bytes", d.max_stream_bytes),
+            ];
+            if let Some((key, _)) = caps.iter().find(|(_, v)| *v == Some(0)) {
+                return Err((
+                    format!("deployments[{i}].{key}"),
+                    "must be at least 1 (leave it out for the default)".into(),
+                ));
+            }
             if let Some(p) = d.price
                 && !(p.input >= 0.0 && p.output >= 0.0)
             {

@@ -512,6 +512,26 @@ models:
     }
 
     #[test]
+    fn byte_caps_of_zero_are_refused_naming_the_key() {
+        for key in [
+            "max_response_bytes",
+            "max_error_body_bytes",
+            "max_stream_event_bytes",
+            "max_stream_bytes",
+        ] {
+            let yaml = GOOD.replace("model: gemma", &format!("model: gemma\n    {key}: 0"));
+            let e = parse("t", &yaml).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("deployments[0].{key}"))
+                    && e.contains("must be at least 1 (leave it out for the default)"),
+                "{key}: {e}"
+            );
+            let yaml = GOOD.replace("model: gemma", &format!("model: gemma\n    {key}: 1"));
+            assert!(parse("t", &yaml).is_ok(), "{key}: 1 is allowed");
+        }
+    }
+
+    #[test]
     fn good_config_parses() {
         let c = parse("f.yaml", GOOD).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:4100");
