@@ -130,3 +130,53 @@ async fn a_stream_over_its_total_cap_ends_with_an_error_event() {
     );
     s.stop().await;
 }
+
+/// The native routes (Messages to an `anthropic` deployment) read the deployment's own
+/// `max_stream_event_bytes` and `max_response_bytes`, not the defaults: an event or an answer
+/// over them is a 502 in Anthropic's shape naming the deployment.
+#[tokio::test]
+async fn native_routes_use_the_deployments_own_caps() {
+    let event = Bytes::from(format!(
+        "event: content_block_delta\ndata: {}",
+        "x".repeat(4096)
+    ));
+    let answer = json!({"id":"msg_1","type":"message","role":"assistant","model":"m",
+        "content":[{"type":"text","text":"y".repeat(4096)}],"stop_reason":"end_turn",
+        "usage":{"input_tokens":1,"output_tokens":1}});
+    let mock = Mock::start(move |req| {
+        if req.body["stream"] == json!(true) {
+            MockReply::Chunks("text/event-stream", vec![event.clone(); 2])
+        } else {
+            MockReply::Json(200, answer.clone())
+        }
+    })
+    .await;
+    let yaml = format!(
+        "deployments:\n  - name: claude\n    provider: anthropic\n    base_url: {}\n    model: m\n    api_key: k\n    max_stream_event_bytes: 1024\n    max_response_bytes: 2048\nmodels:\n  - name: default\n    deployments: [claude]\n",
+        mock.url("")
+    );
+    let s = Sluice::start(&yaml).await;
+    for (stream, message) in [
+        (
+            true,
+            "deployment `claude`: a stream event is larger than 1024 bytes",
+        ),
+        (
+            false,
+            "deployment `claude`: the answer is larger than 2048 bytes",
+        ),
+    ] {
+        let r = client()
+            .post(s.url("/v1/messages"))
+            .json(&json!({"model":"default","max_tokens":8,"stream":stream,
+                "messages":[{"role":"user","content":"hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502, "stream {stream}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["type"], "error", "stream {stream}: {v}");
+        assert_eq!(v["error"]["message"], message, "stream {stream}: {v}");
+    }
+    s.stop().await;
+}

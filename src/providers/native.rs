@@ -11,7 +11,7 @@
 //! ([`Reply::Events`]).
 
 use super::sse::SseParser;
-use super::upstream::{self, MAX_RESPONSE_BYTES, MAX_STREAM_EVENT_BYTES};
+use super::upstream;
 use super::{Call, Reply, describe_reqwest_error};
 use crate::api::ApiError;
 use crate::api::native::{Dialect, NativeRequest};
@@ -101,7 +101,7 @@ pub async fn call(
     if stream && is_sse {
         return Ok(Reply::Events(events(resp, dep)));
     }
-    let bytes = upstream::read_capped(resp, dep, MAX_RESPONSE_BYTES, false).await?;
+    let bytes = upstream::read_capped(resp, dep, dep.max_response_bytes(), false).await?;
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
     if let Some(e) = error_event(n.dialect, &dep.name, &json) {
@@ -156,11 +156,13 @@ struct State {
     /// Bytes received so far, and the deployment's `max_stream_bytes`.
     total: usize,
     max_total: usize,
+    /// The deployment's `max_stream_event_bytes`.
+    max_event: usize,
 }
 
 /// The response's SSE events, each handed on as soon as its blank line arrives. A silence
 /// longer than the deployment's `stream_idle_timeout_ms` is a 504 item, a broken connection a
-/// 502 item, an event over [`MAX_STREAM_EVENT_BYTES`] a 502 item.
+/// 502 item, an event over the deployment's `max_stream_event_bytes` a 502 item.
 fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
     let st = State {
         body: resp.bytes_stream().boxed(),
@@ -171,6 +173,7 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
         ended: false,
         total: 0,
         max_total: dep.max_stream_bytes(),
+        max_event: dep.max_stream_event_bytes(),
     };
     Box::pin(futures_util::stream::unfold(st, |mut st| async move {
         loop {
@@ -180,41 +183,40 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
             if st.ended {
                 return None;
             }
-            let err =
-                match tokio::time::timeout(st.idle, st.body.next()).await {
-                    Ok(Some(Ok(bytes))) => {
-                        st.buf.extend_from_slice(&bytes);
-                        split_events(&mut st.buf, &mut st.out);
-                        let total = super::upstream::count_stream(
-                            &mut st.total,
-                            bytes.len(),
-                            st.max_total,
-                            &st.deployment,
-                        );
-                        total.err().or_else(|| {
-                            (st.buf.len() > MAX_STREAM_EVENT_BYTES).then(|| {
-                        ApiError::bad_gateway(
-                            &st.deployment,
-                            format!("a stream event is larger than {MAX_STREAM_EVENT_BYTES} bytes"),
-                        )
-                    })
-                        })
-                    }
-                    Ok(Some(Err(e))) => Some(ApiError::bad_gateway(
+            let err = match tokio::time::timeout(st.idle, st.body.next()).await {
+                Ok(Some(Ok(bytes))) => {
+                    st.buf.extend_from_slice(&bytes);
+                    split_events(&mut st.buf, &mut st.out);
+                    let total = super::upstream::count_stream(
+                        &mut st.total,
+                        bytes.len(),
+                        st.max_total,
                         &st.deployment,
-                        format!("the stream broke off: {}", describe_reqwest_error(&e)),
-                    )),
-                    Ok(None) => {
-                        // A last event without its blank line still counts.
-                        if !st.buf.is_empty() {
-                            let raw = std::mem::take(&mut st.buf);
-                            st.out.push_back(event_of(raw));
-                        }
-                        st.ended = true;
-                        None
+                    );
+                    total.err().or_else(|| {
+                        (st.buf.len() > st.max_event).then(|| {
+                            ApiError::bad_gateway(
+                                &st.deployment,
+                                format!("a stream event is larger than {} bytes", st.max_event),
+                            )
+                        })
+                    })
+                }
+                Ok(Some(Err(e))) => Some(ApiError::bad_gateway(
+                    &st.deployment,
+                    format!("the stream broke off: {}", describe_reqwest_error(&e)),
+                )),
+                Ok(None) => {
+                    // A last event without its blank line still counts.
+                    if !st.buf.is_empty() {
+                        let raw = std::mem::take(&mut st.buf);
+                        st.out.push_back(event_of(raw));
                     }
-                    Err(_) => Some(ApiError::gateway_timeout(&st.deployment)),
-                };
+                    st.ended = true;
+                    None
+                }
+                Err(_) => Some(ApiError::gateway_timeout(&st.deployment)),
+            };
             if let Some(e) = err {
                 st.ended = true;
                 st.out.clear();
