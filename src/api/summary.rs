@@ -2,6 +2,7 @@
 //! Built from a whole response or chunk by chunk from a stream.
 
 use crate::api::Usage;
+use crate::api::chunk_view::ChunkView;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -184,19 +185,79 @@ impl ResponseSummary {
         estimate_tokens(&texts)
     }
 
+    /// [`ResponseSummary::add_chunk`] from the chunk's borrowed view instead of its JSON
+    /// tree: the same result for every chunk the view accepts (see
+    /// [`crate::api::chunk_view`]).
+    pub fn add_view(&mut self, chunk: &ChunkView<'_>) {
+        self.read_parts(
+            chunk.model.as_deref(),
+            chunk.system_fingerprint.as_deref(),
+            chunk.usage_object().as_ref(),
+        );
+        let Some(c0) = chunk.first_choice() else {
+            return;
+        };
+        let bound = &mut self.bound;
+        if let Some(delta) = &c0.delta {
+            if let Some(t) = &delta.content {
+                bound.push(&mut self.content, t);
+            }
+            for tc in delta.tool_calls.iter().flatten() {
+                let idx = tc.index.unwrap_or(0) as usize;
+                if idx > 1024 {
+                    continue;
+                }
+                while self.tool_calls.len() <= idx {
+                    self.tool_calls.push(ToolCallSummary::default());
+                }
+                let slot = &mut self.tool_calls[idx];
+                if let Some(id) = &tc.id {
+                    slot.id = id.to_string();
+                }
+                if let Some(f) = &tc.function {
+                    if let Some(n) = &f.name {
+                        bound.push(&mut slot.name, n);
+                    }
+                    if let Some(a) = &f.arguments {
+                        bound.push(&mut slot.arguments, a);
+                    }
+                }
+            }
+        }
+        if let Some(t) = &c0.text {
+            bound.push(&mut self.content, t);
+        }
+        if let Some(f) = &c0.finish_reason {
+            self.finish_reason = Some(f.to_string());
+        }
+    }
+
     fn read_common(&mut self, v: &Value) {
+        self.read_parts(
+            v.get("model").and_then(Value::as_str),
+            v.get("system_fingerprint").and_then(Value::as_str),
+            v.get("usage").filter(|u| u.is_object()),
+        );
+    }
+
+    fn read_parts(
+        &mut self,
+        model: Option<&str>,
+        fingerprint: Option<&str>,
+        usage: Option<&Value>,
+    ) {
         // Every chunk of a stream repeats these: copied only when they change.
-        if let Some(m) = v.get("model").and_then(Value::as_str)
+        if let Some(m) = model
             && self.model.as_deref() != Some(m)
         {
             self.model = Some(m.to_string());
         }
-        if let Some(f) = v.get("system_fingerprint").and_then(Value::as_str)
+        if let Some(f) = fingerprint
             && self.system_fingerprint.as_deref() != Some(f)
         {
             self.system_fingerprint = Some(f.to_string());
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+        if let Some(u) = usage {
             self.usage = Some(Usage::from_openai(u));
         }
     }
@@ -290,5 +351,148 @@ mod tests {
         assert_eq!(estimate_tokens(&[]), 0);
         assert_eq!(estimate_tokens(&["a"]), 1);
         assert_eq!(estimate_tokens(&["abcd", "efghi"]), 3);
+    }
+
+    mod view_agrees {
+        //! `add_view` against `add_chunk` over generated chunks: usual shapes and odd ones
+        //! (numbers or `null` where text belongs, `choices` not a list, float indexes). Each
+        //! chunk goes through the view when it parses and through the tree otherwise, as in
+        //! the gateway; the summary must equal the tree-only one.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn obj(fields: Vec<(&str, Option<Value>)>) -> Value {
+            let mut m = serde_json::Map::new();
+            for (k, v) in fields {
+                if let Some(v) = v {
+                    m.insert(k.into(), v);
+                }
+            }
+            Value::Object(m)
+        }
+
+        fn text() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                6 => "[a-z\"\\\\é ]{0,6}".prop_map(Value::from),
+                1 => Just(Value::Null),
+                1 => (0u32..3).prop_map(Value::from),
+            ]
+        }
+
+        fn tool_call() -> impl Strategy<Value = Value> {
+            let index = prop_oneof![
+                4 => (0u64..3).prop_map(Value::from),
+                1 => Just(json!(1.0)),
+                1 => Just(json!(-1)),
+                1 => Just(json!(5000)),
+            ];
+            let function = prop_oneof![
+                4 => (proptest::option::of(text()), proptest::option::of(text()))
+                    .prop_map(|(n, a)| obj(vec![("name", n), ("arguments", a)])),
+                1 => Just(Value::Null),
+                1 => Just(json!("f")),
+            ];
+            (
+                proptest::option::of(index),
+                proptest::option::of(text()),
+                proptest::option::of(function),
+            )
+                .prop_map(|(i, id, f)| obj(vec![("index", i), ("id", id), ("function", f)]))
+        }
+
+        fn choice() -> impl Strategy<Value = Value> {
+            let calls = prop_oneof![
+                4 => proptest::collection::vec(tool_call(), 0..3).prop_map(Value::Array),
+                1 => Just(Value::Null),
+                1 => Just(json!({})),
+            ];
+            let delta = prop_oneof![
+                4 => (proptest::option::of(text()), proptest::option::of(calls)).prop_map(
+                    |(c, t)| obj(vec![("role", Some(json!("assistant"))), ("content", c), ("tool_calls", t)])
+                ),
+                1 => Just(Value::Null),
+                1 => Just(json!("d")),
+            ];
+            (
+                proptest::option::of(delta),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            )
+                .prop_map(|(d, t, f)| {
+                    obj(vec![
+                        ("index", Some(json!(0))),
+                        ("delta", d),
+                        ("text", t),
+                        ("finish_reason", f),
+                        ("logprobs", Some(Value::Null)),
+                    ])
+                })
+        }
+
+        fn chunk() -> impl Strategy<Value = Value> {
+            let usage = prop_oneof![
+                Just(Value::Null),
+                Just(json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})),
+                Just(json!(7)),
+            ];
+            let choices = prop_oneof![
+                6 => proptest::collection::vec(choice(), 0..3).prop_map(Value::Array),
+                1 => Just(Value::Null),
+                1 => Just(json!({})),
+            ];
+            (
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                proptest::option::of(usage),
+                proptest::option::of(choices),
+            )
+                .prop_map(|(m, f, u, c)| {
+                    obj(vec![
+                        ("id", Some(json!("c"))),
+                        ("model", m),
+                        ("system_fingerprint", f),
+                        ("usage", u),
+                        ("choices", c),
+                    ])
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            #[test]
+            fn the_view_and_the_tree_give_the_same_summary(
+                chunks in proptest::collection::vec(chunk(), 1..5),
+                limit in prop_oneof![Just(None), (0usize..12).prop_map(Some)],
+            ) {
+                let bound = TextBound { limit, ..Default::default() };
+                let mut tree = ResponseSummary { bound, ..Default::default() };
+                let mut mixed = ResponseSummary { bound, ..Default::default() };
+                for c in &chunks {
+                    tree.add_chunk(c);
+                    let text = serde_json::to_vec(c).unwrap();
+                    match ChunkView::parse(&text) {
+                        Some(v) => mixed.add_view(&v),
+                        None => mixed.add_chunk(c),
+                    }
+                }
+                prop_assert_eq!(mixed, tree);
+            }
+        }
+
+        /// The usual chunks of a chat stream all go through the view.
+        #[test]
+        fn usual_chunks_parse() {
+            for c in [
+                json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"f","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}),
+                json!({"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"f","arguments":""}}]}}]}),
+                json!({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}),
+                json!({"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}),
+            ] {
+                assert!(
+                    ChunkView::parse(&serde_json::to_vec(&c).unwrap()).is_some(),
+                    "{c}"
+                );
+            }
+        }
     }
 }

@@ -466,7 +466,7 @@ fn finish(
         },
         (FirstAnswer::Stream(mut first, rest), Some(r)) => {
             let mut restorer = StreamRestorer::new(r);
-            restorer.apply(&mut first.json);
+            restorer.apply(first.json_mut());
             first.raw = None;
             let rest = restored(rest, restorer);
             Attempted::Stream {
@@ -506,7 +506,7 @@ fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
         }
         match st.rest.next().await {
             Some(Ok(mut chunk)) => {
-                st.restorer.apply(&mut chunk.json);
+                st.restorer.apply(chunk.json_mut());
                 chunk.raw = None;
                 Some((Ok(chunk), st))
             }

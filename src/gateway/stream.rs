@@ -8,6 +8,7 @@
 //! or because the client went away and the body was dropped — the `on_finish` callback gets
 //! the summary exactly once.
 
+use crate::api::chunk_view::ChunkView;
 use crate::api::summary::ResponseSummary;
 use crate::api::{ApiError, Usage};
 use crate::providers::{Chunk, ChunkStream};
@@ -142,10 +143,12 @@ impl ClientStream {
     /// Processes one chunk; returns the frame to send, if any. A chunk that needs no change
     /// leaves as the upstream's own bytes.
     fn frame_for(&mut self, chunk: Chunk) -> Option<ChatFrame> {
-        let Chunk {
-            json: mut chunk,
-            raw,
-        } = chunk;
+        let chunk = match self.forward_as_is(chunk) {
+            Ok(frame) => return frame,
+            Err(chunk) => chunk,
+        };
+        let raw = chunk.raw.clone();
+        let mut chunk = chunk.into_json();
         self.summary.add_chunk(&chunk);
         if let Some(Value::Object(u)) = chunk.get("usage") {
             for (k, v) in u.iter().filter(|(k, _)| k.ends_with("_tokens_details")) {
@@ -170,6 +173,29 @@ impl ClientStream {
             return Some(self.emit(chunk, None));
         }
         Some(self.emit(chunk, raw))
+    }
+
+    /// The usual chunk in byte mode, read through its borrowed view without a JSON tree: one
+    /// with no usage to move into the trailing usage chunk, after the first chunk (whose meta
+    /// is kept). `Ok` with the frame to send (its own bytes, or none for a chunk without
+    /// choices); `Err` with the chunk for the tree path, which does the same for every other
+    /// chunk and agrees with this one on what both accept.
+    fn forward_as_is(&mut self, chunk: Chunk) -> Result<Option<ChatFrame>, Chunk> {
+        if self.as_chunks || self.last_meta.is_none() || chunk.json.is_some() {
+            return Err(chunk);
+        }
+        let Some(raw) = chunk.raw.as_ref() else {
+            return Err(chunk);
+        };
+        let Some(view) = ChunkView::parse(raw).filter(|v| v.usage.is_none()) else {
+            return Err(chunk);
+        };
+        self.summary.add_view(&view);
+        if !view.has_choices() {
+            // Meta only: the single trailing usage chunk is ours.
+            return Ok(None);
+        }
+        Ok(Some(ChatFrame::Bytes(raw_frame(raw))))
     }
 
     fn remember_meta(&mut self, chunk: &Value) {
@@ -409,6 +435,11 @@ mod tests {
         }
     }
 
+    /// A chunk as the OpenAI provider hands on a usual one: its bytes only.
+    fn raw_chunk(raw: &str) -> Chunk {
+        Chunk::raw_only(Bytes::copy_from_slice(raw.as_bytes()))
+    }
+
     /// A chunk that needs no rewriting leaves as the upstream's exact bytes (spacing and
     /// escapes included); one whose usage moves to the trailing chunk is re-encoded.
     #[tokio::test]
@@ -427,6 +458,48 @@ mod tests {
         );
         assert_eq!(frames[2], Bytes::from_static(b"data: [DONE]\n\n"));
         assert_eq!(frames.len(), 3);
+    }
+
+    /// Chunks handed on as bytes only (the provider's usual case) give the same frames and the
+    /// same summary as parsed ones: the first goes through the tree (its meta is kept), the
+    /// next through the view, the usage chunk through the tree again.
+    #[tokio::test]
+    async fn raw_only_chunks_give_the_same_frames_and_summary() {
+        let chunks = [
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"h\u00e9"},"finish_reason":null}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{}"}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        ];
+        async fn run(chunks: [&str; 5], make: fn(&str) -> Chunk) -> (Vec<Bytes>, ResponseSummary) {
+            let got = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let put = got.clone();
+            let rest: Vec<_> = chunks[1..].iter().map(|c| Ok(make(c))).collect();
+            let rest: ChunkStream = Box::pin(futures_util::stream::iter(rest));
+            let on_finish: OnFinish = Box::new(move |o| {
+                *put.lock().unwrap() = Some(o.summary);
+            });
+            let s = ClientStream::new(make(chunks[0]), rest, true, 0, on_finish);
+            let frames: Vec<Bytes> = s.map(|f| f.unwrap()).collect().await;
+            let summary = got.lock().unwrap().take().unwrap();
+            (frames, summary)
+        }
+        let (raw_frames, raw_summary) = run(chunks, raw_chunk).await;
+        let (frames, summary) = run(chunks, chunk).await;
+        assert_eq!(raw_frames, frames);
+        assert_eq!(raw_summary, summary);
+        assert_eq!(summary.content, "hé");
+        assert_eq!(summary.tool_calls[0].arguments, "{}");
+        assert_eq!(summary.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(summary.system_fingerprint.as_deref(), Some("fp"));
+        assert_eq!(summary.usage.map(|u| u.total_tokens), Some(3));
+        // Four chunks with choices as they came, the trailing usage chunk, `[DONE]`.
+        assert_eq!(raw_frames.len(), 6);
+        assert_eq!(
+            raw_frames[1],
+            Bytes::from(format!("data: {}\n\n", chunks[1]))
+        );
     }
 
     /// Chunk mode hands a translator exactly the objects byte mode's frames carry (the raw

@@ -62,22 +62,51 @@ impl std::fmt::Debug for dyn Egress + '_ {
 /// the stream yields nothing after it.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, ApiError>> + Send>>;
 
-/// One chunk of a stream: the parsed chunk object and, when the upstream sent it as one line
-/// of OpenAI-shaped JSON, those exact bytes. The client then gets the same bytes when nothing
-/// in the chunk is rewritten (see `gateway::stream`); anything that changes `json` must drop
-/// `raw`.
+/// One chunk of a stream: the chunk object and, when the upstream sent it as one line of
+/// OpenAI-shaped JSON, those exact bytes. The client then gets the same bytes when nothing
+/// in the chunk is rewritten (see `gateway::stream`); anything that changes the object must
+/// drop `raw`. A forwarded chunk is usually read through its borrowed view
+/// ([`crate::api::chunk_view`]) and never parsed into a tree: `json` is then `None` until
+/// [`Chunk::json_mut`] asks for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
-    /// The chunk object.
-    pub json: Value,
-    /// The upstream's JSON text of exactly `json` (one line, no `\r` or `\n`), if any.
+    /// The chunk object; `None` when only `raw` is known (then `raw` is valid JSON).
+    pub json: Option<Value>,
+    /// The upstream's JSON text of exactly the object (one line, no `\r` or `\n`), if any.
     pub raw: Option<Bytes>,
 }
 
 impl From<Value> for Chunk {
     /// A chunk made by Sluice (translated or restored): no upstream bytes.
     fn from(json: Value) -> Self {
-        Chunk { json, raw: None }
+        Chunk {
+            json: Some(json),
+            raw: None,
+        }
+    }
+}
+
+impl Chunk {
+    /// The upstream's exact text of a chunk read only through its view: `text` must be one
+    /// line of JSON that [`crate::api::chunk_view::ChunkView::parse`] accepted.
+    pub fn raw_only(text: Bytes) -> Self {
+        Chunk {
+            json: None,
+            raw: Some(text),
+        }
+    }
+
+    /// The chunk object, parsed from `raw` the first time it is asked for.
+    pub fn json_mut(&mut self) -> &mut Value {
+        let raw = self.raw.as_deref().unwrap_or_default();
+        self.json
+            .get_or_insert_with(|| serde_json::from_slice(raw).unwrap_or(Value::Null))
+    }
+
+    /// The chunk object (see [`Chunk::json_mut`]).
+    pub fn into_json(mut self) -> Value {
+        self.json_mut();
+        self.json.unwrap_or(Value::Null)
     }
 }
 

@@ -10,6 +10,7 @@
 use super::sse::{SseEvent, SseParser};
 use super::{Call, Chunk, ChunkStream, Reply, RequestBody, stream_ended_early};
 use crate::api::ApiError;
+use crate::api::chunk_view::ChunkView;
 use crate::api::error::{default_kind_for, error_from_value};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -163,10 +164,10 @@ fn sse_chunks(
                 return None;
             }
             if let Some(ev) = st.pending.pop_front() {
-                match event_to_chunk(&ev, &st.deployment) {
-                    EventOutcome::Chunk(v) => {
-                        st.saw_finish |= has_finish_reason(&v);
-                        return Some((Ok(with_raw(v, ev.data)), st));
+                match event_to_chunk(ev, &st.deployment) {
+                    EventOutcome::Chunk(chunk, finish) => {
+                        st.saw_finish |= finish;
+                        return Some((Ok(chunk), st));
                     }
                     EventOutcome::Done => return None,
                     EventOutcome::Skip => continue,
@@ -242,16 +243,32 @@ fn sse_chunks(
 }
 
 enum EventOutcome {
-    Chunk(Value),
+    /// A chunk, and whether it finishes a choice.
+    Chunk(Chunk, bool),
     Done,
     Skip,
     Error(ApiError),
 }
 
-fn event_to_chunk(ev: &SseEvent, deployment: &str) -> EventOutcome {
+fn event_to_chunk(ev: SseEvent, deployment: &str) -> EventOutcome {
     let data = ev.data.trim();
     if data == "[DONE]" {
         return EventOutcome::Done;
+    }
+    // The usual chunk (one line with a `choices` list, every field of the expected type) is
+    // read through its borrowed view and kept as its own bytes: no JSON tree.
+    let fast = (!data.contains(['\n', '\r']))
+        .then(|| ChunkView::parse(data.as_bytes()))
+        .flatten()
+        .filter(|v| v.choices.is_some())
+        .map(|v| v.has_finish_reason());
+    if let Some(finish) = fast {
+        let raw = if data.len() == ev.data.len() {
+            Bytes::from(ev.data)
+        } else {
+            Bytes::copy_from_slice(data.as_bytes())
+        };
+        return EventOutcome::Chunk(Chunk::raw_only(raw), finish);
     }
     let v: Value = match serde_json::from_str(data) {
         Ok(v) => v,
@@ -277,7 +294,8 @@ fn event_to_chunk(ev: &SseEvent, deployment: &str) -> EventOutcome {
             return EventOutcome::Skip;
         }
     }
-    EventOutcome::Chunk(v)
+    let finish = has_finish_reason(&v);
+    EventOutcome::Chunk(with_raw(v, ev.data), finish)
 }
 
 /// The chunk with the upstream's text of it, when that text is one line (it then can be
@@ -291,7 +309,10 @@ fn with_raw(json: Value, data: String) -> Chunk {
     } else {
         Some(Bytes::copy_from_slice(text.as_bytes()))
     };
-    Chunk { json, raw }
+    Chunk {
+        json: Some(json),
+        raw,
+    }
 }
 
 fn has_finish_reason(v: &Value) -> bool {
