@@ -42,6 +42,10 @@ pub struct Call<'a> {
     /// The last check on the exact bytes about to be sent, when a policy keeps personal data
     /// local and the deployment is not local (see [`crate::policy::egress`]).
     pub egress: Option<&'a dyn Egress>,
+    /// Whether the stream's chunks will be read as JSON trees (a Messages or Responses request
+    /// bridged through chat: its translator reads objects). Otherwise a usual chunk is read
+    /// only through its borrowed view ([`crate::api::chunk_view`]) and forwarded as its bytes.
+    pub chunk_trees: bool,
 }
 
 /// A check on the exact body of an upstream request, run right before it is sent.
