@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// The parts of a chunk object the gateway reads (see the module docs).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, yoke::Yokeable)]
 pub struct ChunkView<'a> {
     /// `model`.
     #[serde(borrow, default)]
@@ -34,7 +34,7 @@ pub struct ChunkView<'a> {
 }
 
 /// One element of `choices`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ChoiceView<'a> {
     /// `delta` (chat chunks).
     #[serde(borrow, default)]
@@ -48,7 +48,7 @@ pub struct ChoiceView<'a> {
 }
 
 /// A choice's `delta`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct DeltaView<'a> {
     /// `content`.
     #[serde(borrow, default)]
@@ -59,7 +59,7 @@ pub struct DeltaView<'a> {
 }
 
 /// One `tool_calls` fragment of a delta.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ToolCallView<'a> {
     /// `index`: which call this fragment belongs to.
     #[serde(default)]
@@ -73,7 +73,7 @@ pub struct ToolCallView<'a> {
 }
 
 /// A fragment's `function`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct FunctionView<'a> {
     /// `name` (on a call's first fragment).
     #[serde(borrow, default)]
@@ -154,6 +154,16 @@ impl<'a> ChunkView<'a> {
         }
         serde_json::from_str(raw.get()).ok()
     }
+}
+
+/// A chunk's JSON text (the SSE event's data) together with its view, which borrows it: the
+/// view is parsed once where the chunk arrives and read again downstream without parsing.
+/// `None` inside when the text is not a chunk the view accepts.
+pub type ViewedChunk = yoke::Yoke<Option<ChunkView<'static>>, String>;
+
+/// `text` with its view attached (see [`ViewedChunk`]).
+pub fn viewed(text: String) -> ViewedChunk {
+    yoke::Yoke::attach_to_cart(text, |t: &str| ChunkView::parse(t.as_bytes()))
 }
 
 #[cfg(test)]

@@ -467,8 +467,7 @@ fn finish(
         },
         (FirstAnswer::Stream(mut first, rest), Some(r)) => {
             let mut restorer = StreamRestorer::new(r);
-            restorer.apply(first.json_mut());
-            first.raw = None;
+            restorer.apply(first.rewritten());
             let rest = restored(rest, restorer);
             Attempted::Stream {
                 attrs,
@@ -507,8 +506,7 @@ fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
         }
         match st.rest.next().await {
             Some(Ok(mut chunk)) => {
-                st.restorer.apply(chunk.json_mut());
-                chunk.raw = None;
+                st.restorer.apply(chunk.rewritten());
                 Some((Ok(chunk), st))
             }
             Some(Err(e)) => match st.restorer.drain() {

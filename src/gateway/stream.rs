@@ -8,7 +8,6 @@
 //! or because the client went away and the body was dropped — the `on_finish` callback gets
 //! the summary exactly once.
 
-use crate::api::chunk_view::ChunkView;
 use crate::api::summary::ResponseSummary;
 use crate::api::{ApiError, Usage};
 use crate::providers::{Chunk, ChunkStream};
@@ -147,7 +146,7 @@ impl ClientStream {
             Ok(frame) => return frame,
             Err(chunk) => chunk,
         };
-        let raw = chunk.raw.clone();
+        let raw = chunk.raw_bytes();
         let mut chunk = chunk.into_json();
         self.summary.add_chunk(&chunk);
         if let Some(Value::Object(u)) = chunk.get("usage") {
@@ -181,21 +180,21 @@ impl ClientStream {
     /// choices); `Err` with the chunk for the tree path, which does the same for every other
     /// chunk and agrees with this one on what both accept.
     fn forward_as_is(&mut self, chunk: Chunk) -> Result<Option<ChatFrame>, Chunk> {
-        if self.as_chunks || self.last_meta.is_none() || chunk.json.is_some() {
+        if self.as_chunks || self.last_meta.is_none() {
             return Err(chunk);
         }
-        let Some(raw) = chunk.raw.as_ref() else {
+        let (Some(view), Some(text)) = (chunk.view(), chunk.text()) else {
             return Err(chunk);
         };
-        let Some(view) = ChunkView::parse(raw).filter(|v| v.usage.is_none()) else {
+        if view.usage.is_some() {
             return Err(chunk);
-        };
-        self.summary.add_view(&view);
+        }
+        self.summary.add_view(view);
         if !view.has_choices() {
             // Meta only: the single trailing usage chunk is ours.
             return Ok(None);
         }
-        Ok(Some(ChatFrame::Bytes(raw_frame(raw))))
+        Ok(Some(ChatFrame::Bytes(raw_frame(text))))
     }
 
     fn remember_meta(&mut self, chunk: &Value) {
@@ -432,12 +431,13 @@ mod tests {
         Chunk {
             json: serde_json::from_str(raw).unwrap(),
             raw: Some(Bytes::copy_from_slice(raw.as_bytes())),
+            viewed: None,
         }
     }
 
-    /// A chunk as the OpenAI provider hands on a usual one: its bytes only.
+    /// A chunk as the OpenAI provider hands on a usual one: its text with its view.
     fn raw_chunk(raw: &str) -> Chunk {
-        Chunk::raw_only(Bytes::copy_from_slice(raw.as_bytes()))
+        Chunk::from_viewed(crate::api::chunk_view::viewed(raw.to_string()))
     }
 
     /// A chunk that needs no rewriting leaves as the upstream's exact bytes (spacing and

@@ -19,6 +19,7 @@ pub mod probe_cache;
 pub mod sse;
 pub mod upstream;
 
+use crate::api::chunk_view::{ChunkView, ViewedChunk};
 use crate::api::{ApiError, Endpoint, RequestBody};
 use crate::config::{DeploymentConfig, ProviderKind};
 use bytes::Bytes;
@@ -68,16 +69,38 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, ApiError>> + Send
 
 /// One chunk of a stream: the chunk object and, when the upstream sent it as one line of
 /// OpenAI-shaped JSON, those exact bytes. The client then gets the same bytes when nothing
-/// in the chunk is rewritten (see `gateway::stream`); anything that changes the object must
-/// drop `raw`. A forwarded chunk is usually read through its borrowed view
-/// ([`crate::api::chunk_view`]) and never parsed into a tree: `json` is then `None` until
-/// [`Chunk::json_mut`] asks for it.
-#[derive(Debug, Clone, PartialEq)]
+/// in the chunk is rewritten (see `gateway::stream`); anything that changes the object goes
+/// through [`Chunk::rewritten`], which drops them. A usual chunk of an OpenAI stream comes
+/// as `viewed`: its text with its borrowed view ([`crate::api::chunk_view`]), never parsed
+/// into a tree unless [`Chunk::json_mut`] asks for it.
+#[derive(Debug)]
 pub struct Chunk {
-    /// The chunk object; `None` when only `raw` is known (then `raw` is valid JSON).
+    /// The chunk object; `None` until asked for when the chunk came `viewed`.
     pub json: Option<Value>,
     /// The upstream's JSON text of exactly the object (one line, no `\r` or `\n`), if any.
     pub raw: Option<Bytes>,
+    /// The upstream's text with its view; then `json` and `raw` start as `None`.
+    pub viewed: Option<ViewedChunk>,
+}
+
+impl Clone for Chunk {
+    /// A copy; a `viewed` chunk's view is taken again from the copied text.
+    fn clone(&self) -> Self {
+        Chunk {
+            json: self.json.clone(),
+            raw: self.raw.clone(),
+            viewed: self
+                .viewed
+                .as_ref()
+                .map(|v| crate::api::chunk_view::viewed(v.backing_cart().clone())),
+        }
+    }
+}
+
+impl PartialEq for Chunk {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json && self.text() == other.text()
+    }
 }
 
 impl From<Value> for Chunk {
@@ -86,25 +109,64 @@ impl From<Value> for Chunk {
         Chunk {
             json: Some(json),
             raw: None,
+            viewed: None,
         }
     }
 }
 
 impl Chunk {
-    /// The upstream's exact text of a chunk read only through its view: `text` must be one
-    /// line of JSON that [`crate::api::chunk_view::ChunkView::parse`] accepted.
-    pub fn raw_only(text: Bytes) -> Self {
+    /// A usual chunk as it came (see [`crate::api::chunk_view::viewed`]); its view must be
+    /// `Some`.
+    pub fn from_viewed(viewed: ViewedChunk) -> Self {
         Chunk {
             json: None,
-            raw: Some(text),
+            raw: None,
+            viewed: Some(viewed),
         }
     }
 
-    /// The chunk object, parsed from `raw` the first time it is asked for.
+    /// The upstream's exact text of the chunk, when kept.
+    pub fn text(&self) -> Option<&[u8]> {
+        match (&self.raw, &self.viewed) {
+            (Some(raw), _) => Some(raw),
+            (None, Some(v)) => Some(v.backing_cart().as_bytes()),
+            (None, None) => None,
+        }
+    }
+
+    /// The upstream's exact text as bytes to send (a copy when it came `viewed`).
+    pub fn raw_bytes(&self) -> Option<Bytes> {
+        match (&self.raw, &self.viewed) {
+            (Some(raw), _) => Some(raw.clone()),
+            (None, Some(v)) => Some(Bytes::copy_from_slice(v.backing_cart().as_bytes())),
+            (None, None) => None,
+        }
+    }
+
+    /// The view the chunk came with, if any.
+    pub fn view(&self) -> Option<&ChunkView<'_>> {
+        self.viewed.as_ref()?.get().as_ref()
+    }
+
+    /// The chunk object, parsed from its text the first time it is asked for.
     pub fn json_mut(&mut self) -> &mut Value {
-        let raw = self.raw.as_deref().unwrap_or_default();
-        self.json
-            .get_or_insert_with(|| serde_json::from_slice(raw).unwrap_or(Value::Null))
+        if self.json.is_none() {
+            let parsed = self
+                .text()
+                .and_then(|t| serde_json::from_slice(t).ok())
+                .unwrap_or(Value::Null);
+            self.json = Some(parsed);
+        }
+        self.json.get_or_insert(Value::Null)
+    }
+
+    /// The chunk object to change in place: the upstream's text is dropped, so the chunk is
+    /// encoded again from the object.
+    pub fn rewritten(&mut self) -> &mut Value {
+        self.json_mut();
+        self.raw = None;
+        self.viewed = None;
+        self.json.get_or_insert(Value::Null)
     }
 
     /// The chunk object (see [`Chunk::json_mut`]).

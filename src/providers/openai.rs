@@ -10,7 +10,7 @@
 use super::sse::{SseEvent, SseParser};
 use super::{Call, Chunk, ChunkStream, Reply, RequestBody, stream_ended_early};
 use crate::api::ApiError;
-use crate::api::chunk_view::ChunkView;
+use crate::api::chunk_view;
 use crate::api::error::{default_kind_for, error_from_value};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -256,26 +256,33 @@ enum EventOutcome {
 }
 
 fn event_to_chunk(ev: SseEvent, deployment: &str, trees: bool) -> EventOutcome {
-    let data = ev.data.trim();
-    if data == "[DONE]" {
+    let trimmed = ev.data.trim();
+    if trimmed == "[DONE]" {
         return EventOutcome::Done;
     }
+    let text = if trimmed.len() == ev.data.len() {
+        ev.data
+    } else {
+        trimmed.to_string()
+    };
     // The usual chunk (one line with a `choices` list, every field of the expected type) is
-    // read through its borrowed view and kept as its own bytes: no JSON tree (unless the
-    // reader wants trees: then one parse into the tree is cheaper than a view and a tree).
-    let fast = (!trees && !data.contains(['\n', '\r']))
-        .then(|| ChunkView::parse(data.as_bytes()))
-        .flatten()
-        .filter(|v| v.choices.is_some())
-        .map(|v| v.has_finish_reason());
-    if let Some(finish) = fast {
-        let raw = if data.len() == ev.data.len() {
-            Bytes::from(ev.data)
-        } else {
-            Bytes::copy_from_slice(data.as_bytes())
+    // read through its borrowed view, parsed once here and kept with its text for the
+    // gateway: no JSON tree (unless the reader wants trees: then one parse into the tree is
+    // cheaper than a view and a tree).
+    let text = if !trees && !text.contains(['\n', '\r']) {
+        let v = chunk_view::viewed(text);
+        let finish = match v.get() {
+            Some(view) if view.choices.is_some() => Some(view.has_finish_reason()),
+            _ => None,
         };
-        return EventOutcome::Chunk(Chunk::raw_only(raw), finish);
-    }
+        if let Some(finish) = finish {
+            return EventOutcome::Chunk(Chunk::from_viewed(v), finish);
+        }
+        v.into_backing_cart()
+    } else {
+        text
+    };
+    let data = text.as_str();
     let v: Value = match serde_json::from_str(data) {
         Ok(v) => v,
         Err(e) => {
@@ -301,7 +308,7 @@ fn event_to_chunk(ev: SseEvent, deployment: &str, trees: bool) -> EventOutcome {
         }
     }
     let finish = has_finish_reason(&v);
-    EventOutcome::Chunk(with_raw(v, ev.data), finish)
+    EventOutcome::Chunk(with_raw(v, text), finish)
 }
 
 /// The chunk with the upstream's text of it, when that text is one line (it then can be
@@ -318,6 +325,7 @@ fn with_raw(json: Value, data: String) -> Chunk {
     Chunk {
         json: Some(json),
         raw,
+        viewed: None,
     }
 }
 
