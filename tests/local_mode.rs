@@ -92,11 +92,14 @@ async fn a_foreign_host_gets_421_and_loopback_names_are_served() {
     let r = client()
         .post(s.url("/v1/chat/completions"))
         .header("host", "attacker.example")
+        .header("x-request-id", "refused-1")
         .json(&serde_json::from_str::<Value>(CHAT).unwrap())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 421);
+    // The refusal comes from the same front layer that stamps the request id.
+    assert_eq!(r.headers()["x-request-id"], "refused-1");
     assert_eq!(mock.calls(), 0);
     for host in [
         format!("localhost:{port}"),

@@ -240,7 +240,7 @@ pub async fn run(
 /// 1 µs timer slack: tokio's timer ticks in whole milliseconds, so pacing with it would send
 /// each request up to 1 ms late and put that delay into every open-loop latency (they are
 /// measured from the scheduled time).
-async fn paced<F, Fut>(
+pub async fn paced<F, Fut>(
     started: Instant,
     interval: Duration,
     total: usize,

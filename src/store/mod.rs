@@ -257,6 +257,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn connections_keep_one_mebibyte_of_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("log.db")).unwrap();
+        let kib: i64 = conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kib, -1024);
+    }
+
+    #[test]
     fn creates_the_file_private_and_migrates_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/log.db");
