@@ -1,7 +1,8 @@
 //! A borrowed, typed read of one chat completion chunk: the few fields the gateway reads on
 //! every chunk of a stream it forwards (whether `choices` is there, the first choice's text,
 //! tool-call fragments and finish reason, `model`, `system_fingerprint`, whether `usage` is
-//! set), taken from the chunk's JSON text without building a JSON tree (no map per object, no
+//! set) and those the dialect translators add (`error`, reasoning text, `stop_reason`; see
+//! [`crate::api::chat_delta`]), taken from the chunk's JSON text without building a JSON tree (no map per object, no
 //! string per key, text borrowed unless it has escapes).
 //!
 //! The view is strict: a field of a type the gateway does not expect (a number where text
@@ -31,6 +32,9 @@ pub struct ChunkView<'a> {
     /// `choices`; `None` when absent or `null`.
     #[serde(borrow, default)]
     pub choices: Option<Vec<ChoiceView<'a>>>,
+    /// `error` as its JSON text; `None` when absent or `null`.
+    #[serde(borrow, default)]
+    pub error: Option<&'a RawValue>,
 }
 
 /// One element of `choices`.
@@ -45,6 +49,9 @@ pub struct ChoiceView<'a> {
     /// `finish_reason`; `None` while the choice goes on.
     #[serde(borrow, default)]
     pub finish_reason: Option<Text<'a>>,
+    /// `stop_reason` (vLLM, llama.cpp): the stop sequence that matched.
+    #[serde(borrow, default)]
+    pub stop_reason: Option<Text<'a>>,
 }
 
 /// A choice's `delta`.
@@ -53,6 +60,12 @@ pub struct DeltaView<'a> {
     /// `content`.
     #[serde(borrow, default)]
     pub content: Option<Text<'a>>,
+    /// `reasoning_content` (llama.cpp, DeepSeek): thinking text.
+    #[serde(borrow, default)]
+    pub reasoning_content: Option<Text<'a>>,
+    /// `reasoning` (vLLM, OpenRouter): thinking text.
+    #[serde(borrow, default)]
+    pub reasoning: Option<Text<'a>>,
     /// `tool_calls` fragments.
     #[serde(borrow, default)]
     pub tool_calls: Option<Vec<ToolCallView<'a>>>,

@@ -52,9 +52,10 @@ pub type OnFinish = Box<dyn FnOnce(StreamOutcome) + Send>;
 /// One item of a [`ClientStream`] read with [`ClientStream::poll_chat_frame`].
 #[derive(Debug)]
 pub enum ChatFrame {
-    /// A chunk object, exactly what its SSE frame (`data: <json>\n\n`) would carry. Only in
-    /// chunk mode ([`ClientStream::chunks_only`]).
-    Chunk(Value),
+    /// A chunk, exactly what its SSE frame (`data: <json>\n\n`) would carry: the upstream's
+    /// text with its view when nothing in it changed, else the object. Only in chunk mode
+    /// ([`ClientStream::chunks_only`]); read it with [`Chunk::delta`].
+    Chunk(Chunk),
     /// An SSE frame ready to write (`data: …\n\n`): a chunk in byte mode, the error frame,
     /// `data: [DONE]`.
     Bytes(Bytes),
@@ -131,7 +132,7 @@ impl ClientStream {
     /// own bytes when given).
     fn emit(&self, chunk: Value, raw: Option<Bytes>) -> ChatFrame {
         if self.as_chunks {
-            return ChatFrame::Chunk(chunk);
+            return ChatFrame::Chunk(Chunk::from(chunk));
         }
         ChatFrame::Bytes(match raw {
             Some(raw) => raw_frame(&raw),
@@ -174,13 +175,13 @@ impl ClientStream {
         Some(self.emit(chunk, raw))
     }
 
-    /// The usual chunk in byte mode, read through its borrowed view without a JSON tree: one
-    /// with no usage to move into the trailing usage chunk, after the first chunk (whose meta
-    /// is kept). `Ok` with the frame to send (its own bytes, or none for a chunk without
-    /// choices); `Err` with the chunk for the tree path, which does the same for every other
-    /// chunk and agrees with this one on what both accept.
+    /// The usual chunk, read through its borrowed view without a JSON tree: one with no usage
+    /// to move into the trailing usage chunk, after the first chunk (whose meta is kept). `Ok`
+    /// with the frame to send (its own bytes, or the chunk itself in chunk mode; none for a
+    /// chunk without choices); `Err` with the chunk for the tree path, which does the same for
+    /// every other chunk and agrees with this one on what both accept.
     fn forward_as_is(&mut self, chunk: Chunk) -> Result<Option<ChatFrame>, Chunk> {
-        if self.as_chunks || self.last_meta.is_none() {
+        if self.last_meta.is_none() {
             return Err(chunk);
         }
         let (Some(view), Some(text)) = (chunk.view(), chunk.text()) else {
@@ -193,6 +194,9 @@ impl ClientStream {
         if !view.has_choices() {
             // Meta only: the single trailing usage chunk is ours.
             return Ok(None);
+        }
+        if self.as_chunks {
+            return Ok(Some(ChatFrame::Chunk(chunk)));
         }
         Ok(Some(ChatFrame::Bytes(raw_frame(text))))
     }
@@ -349,7 +353,10 @@ impl Stream for ClientStream {
             f.map(|f| {
                 Ok(match f {
                     ChatFrame::Bytes(b) => b,
-                    ChatFrame::Chunk(v) => frame(&v),
+                    ChatFrame::Chunk(c) => match c.text() {
+                        Some(text) => raw_frame(text),
+                        None => frame(c.json.as_ref().unwrap_or(&Value::Null)),
+                    },
                 })
             })
         })
@@ -503,30 +510,41 @@ mod tests {
     }
 
     /// Chunk mode hands a translator exactly the objects byte mode's frames carry (the raw
-    /// chunk, the rewritten one, the trailing usage chunk), and the same `[DONE]` frame.
+    /// chunk, the rewritten one, the trailing usage chunk), and the same `[DONE]` frame; a
+    /// usual chunk after the first keeps its view and is never made a tree.
     #[tokio::test]
     async fn chunk_mode_gives_the_objects_the_frames_carry() {
         let first = r#"{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"h\u00e9"},"finish_reason":null}]}"#;
-        let second = r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":1}}}"#;
+        let middle = r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":" there"},"finish_reason":null}]}"#;
+        let last = r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":1}}}"#;
         let make = || {
-            let rest: ChunkStream = Box::pin(futures_util::stream::iter(vec![Ok(chunk(second))]));
-            ClientStream::new(chunk(first), rest, true, 0, Box::new(|_| {}))
+            let rest: ChunkStream = Box::pin(futures_util::stream::iter(vec![
+                Ok(raw_chunk(middle)),
+                Ok(raw_chunk(last)),
+            ]));
+            ClientStream::new(raw_chunk(first), rest, true, 0, Box::new(|_| {}))
         };
         let bytes: Vec<Bytes> = make().map(|f| f.unwrap()).collect().await;
         let frames: Vec<ChatFrame> = make().into_chat_frames().collect().await;
-        assert_eq!(bytes.len(), 4);
-        assert_eq!(frames.len(), 4);
+        assert_eq!(bytes.len(), 5);
+        assert_eq!(frames.len(), 5);
         for (b, f) in bytes.iter().zip(&frames) {
             let text = std::str::from_utf8(b).unwrap();
             let data = text.strip_prefix("data: ").unwrap().trim_end();
             match f {
-                ChatFrame::Chunk(v) => {
-                    assert_eq!(*v, serde_json::from_str::<Value>(data).unwrap())
-                }
+                ChatFrame::Chunk(c) => assert_eq!(
+                    c.clone().into_json(),
+                    serde_json::from_str::<Value>(data).unwrap()
+                ),
                 ChatFrame::Bytes(fb) => assert_eq!(fb, b),
             }
         }
-        assert!(matches!(frames[3], ChatFrame::Bytes(_)));
-        assert!(frames[..3].iter().all(|f| matches!(f, ChatFrame::Chunk(_))));
+        assert!(matches!(frames[4], ChatFrame::Bytes(_)));
+        assert!(frames[..4].iter().all(|f| matches!(f, ChatFrame::Chunk(_))));
+        let ChatFrame::Chunk(c) = &frames[1] else {
+            unreachable!()
+        };
+        assert!(c.json.is_none() && c.view().is_some());
+        assert_eq!(c.delta().choice.unwrap().content, Some(" there"));
     }
 }

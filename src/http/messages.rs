@@ -24,6 +24,7 @@ use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
 use crate::bridge::messages::{StreamTranslator, from_chat, require_max_tokens, to_chat};
 use crate::gateway::stream::ChatFrame;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody};
+use crate::providers::Chunk;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Extension, Request, State};
@@ -266,9 +267,9 @@ impl<S> MessagesSse<S> {
         }
     }
 
-    /// Translates one chunk object.
-    fn take_chunk(&mut self, chunk: &Value) {
-        let events = self.translator.push(chunk);
+    /// Translates one chunk, read through its view when it came with one.
+    fn take_chunk(&mut self, chunk: &Chunk) {
+        let events = self.translator.push_delta(&chunk.delta());
         self.queued.extend(events);
     }
 
@@ -357,15 +358,22 @@ mod tests {
         ];
         let text = frames(&chunks);
         let mut outputs = Vec::new();
-        // The chunks as objects (chunk mode) and `[DONE]` as a frame translate the same.
-        let mut objects: Vec<ChatFrame> = chunks.iter().cloned().map(ChatFrame::Chunk).collect();
-        objects.push(ChatFrame::Bytes(Bytes::from_static(b"data: [DONE]\n\n")));
-        let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
-        let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(objects), t)
-            .map(|r| r.unwrap())
-            .collect()
-            .await;
-        outputs.push(out.concat());
+        // The chunks as objects or as text with its view (chunk mode), and `[DONE]` as a
+        // frame, translate the same.
+        let as_tree = |c: &Value| Chunk::from(c.clone());
+        let as_view =
+            |c: &Value| Chunk::from_viewed(crate::api::chunk_view::viewed(c.to_string()));
+        for make in [as_tree, as_view] {
+            let mut objects: Vec<ChatFrame> =
+                chunks.iter().map(|c| ChatFrame::Chunk(make(c))).collect();
+            objects.push(ChatFrame::Bytes(Bytes::from_static(b"data: [DONE]\n\n")));
+            let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
+            let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(objects), t)
+                .map(|r| r.unwrap())
+                .collect()
+                .await;
+            outputs.push(out.concat());
+        }
         for step in [1, 3, 7, text.len()] {
             let pieces: Vec<ChatFrame> = text
                 .as_bytes()

@@ -17,6 +17,7 @@ use futures_util::Stream;
 use serde_json::Value;
 
 use crate::api::ApiError;
+use crate::api::chat_delta::ChatDelta;
 use crate::api::responses::ResponseObject;
 use crate::bridge::responses::StreamTranslator;
 use crate::gateway::stream::{ChatFrame, ClientStream};
@@ -34,8 +35,8 @@ pub struct ResponsesSse {
 }
 
 impl ResponsesSse {
-    /// Wraps `inner` (read in chunk mode: each chat chunk is translated from the object the
-    /// gateway parsed, not parsed again); `translator` knows the response id and the tool map.
+    /// Wraps `inner` (read in chunk mode: each chat chunk is translated from the view or
+    /// object the gateway already has, not parsed again); `translator` knows the response id and the tool map.
     /// `on_end` (when given) gets the final response.
     pub fn new(
         inner: ClientStream,
@@ -67,7 +68,7 @@ impl ResponsesSse {
             }
             match serde_json::from_str::<Value>(data) {
                 Ok(chunk) => {
-                    if self.take_chunk(&chunk) {
+                    if self.take_delta(&ChatDelta::from_tree(&chunk)) {
                         return;
                     }
                 }
@@ -86,10 +87,10 @@ impl ResponsesSse {
         }
     }
 
-    /// Translates one chat chunk object; true when it ended the stream (an error object).
-    fn take_chunk(&mut self, chunk: &Value) -> bool {
-        let out = self.translator.push(chunk);
-        if chunk.get("error").is_some() {
+    /// Translates one chat chunk; true when it ended the stream (an error object).
+    fn take_delta(&mut self, chunk: &ChatDelta<'_>) -> bool {
+        let out = self.translator.push_delta(chunk);
+        if chunk.error.is_some() {
             self.end(out);
             return true;
         }
@@ -120,7 +121,7 @@ impl Stream for ResponsesSse {
             match self.inner.poll_chat_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(ChatFrame::Chunk(chunk))) => {
-                    self.take_chunk(&chunk);
+                    self.take_delta(&chunk.delta());
                 }
                 Poll::Ready(Some(ChatFrame::Bytes(frame))) => self.take_frame(&frame),
                 Poll::Ready(None) => {

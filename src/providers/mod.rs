@@ -19,6 +19,7 @@ pub mod probe_cache;
 pub mod sse;
 pub mod upstream;
 
+use crate::api::chat_delta::ChatDelta;
 use crate::api::chunk_view::{ChunkView, ViewedChunk};
 use crate::api::{ApiError, Endpoint, RequestBody};
 use crate::config::{DeploymentConfig, ProviderKind};
@@ -43,10 +44,6 @@ pub struct Call<'a> {
     /// The last check on the exact bytes about to be sent, when a policy keeps personal data
     /// local and the deployment is not local (see [`crate::policy::egress`]).
     pub egress: Option<&'a dyn Egress>,
-    /// Whether the stream's chunks will be read as JSON trees (a Messages or Responses request
-    /// bridged through chat: its translator reads objects). Otherwise a usual chunk is read
-    /// only through its borrowed view ([`crate::api::chunk_view`]) and forwarded as its bytes.
-    pub chunk_trees: bool,
 }
 
 /// A check on the exact body of an upstream request, run right before it is sent.
@@ -146,6 +143,17 @@ impl Chunk {
     /// The view the chunk came with, if any.
     pub fn view(&self) -> Option<&ChunkView<'_>> {
         self.viewed.as_ref()?.get().as_ref()
+    }
+
+    /// What a dialect translator reads of the chunk: from its view when it came with one,
+    /// else from its object (see [`crate::api::chat_delta`]); an empty delta for a chunk
+    /// that has neither (never made by a provider).
+    pub fn delta(&self) -> ChatDelta<'_> {
+        match (self.view(), &self.json) {
+            (Some(view), _) => ChatDelta::from_view(view),
+            (None, Some(json)) => ChatDelta::from_tree(json),
+            (None, None) => ChatDelta::default(),
+        }
     }
 
     /// The chunk object, parsed from its text the first time it is asked for.

@@ -48,7 +48,6 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
             dep.name.clone(),
             idle,
             (dep.max_stream_event_bytes(), dep.max_stream_bytes()),
-            call.chunk_trees,
         )));
     }
     let bytes = super::upstream::read_capped(resp, dep, dep.max_response_bytes(), false).await?;
@@ -137,8 +136,6 @@ struct SseState {
     /// Bytes received so far, and the deployment's `max_stream_bytes`.
     total: usize,
     max_total: usize,
-    /// Chunks are read as JSON trees (see [`super::Call::chunk_trees`]).
-    trees: bool,
 }
 
 /// Turns an upstream SSE response into a stream of OpenAI chunk objects.
@@ -147,7 +144,6 @@ fn sse_chunks(
     deployment: String,
     idle: Duration,
     (max_event, max_total): (usize, usize),
-    trees: bool,
 ) -> ChunkStream {
     let state = SseState {
         body: resp.bytes_stream().boxed(),
@@ -161,7 +157,6 @@ fn sse_chunks(
         max_event,
         total: 0,
         max_total,
-        trees,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -169,7 +164,7 @@ fn sse_chunks(
                 return None;
             }
             if let Some(ev) = st.pending.pop_front() {
-                match event_to_chunk(ev, &st.deployment, st.trees) {
+                match event_to_chunk(ev, &st.deployment) {
                     EventOutcome::Chunk(chunk, finish) => {
                         st.saw_finish |= finish;
                         return Some((Ok(chunk), st));
@@ -255,7 +250,7 @@ enum EventOutcome {
     Error(ApiError),
 }
 
-fn event_to_chunk(ev: SseEvent, deployment: &str, trees: bool) -> EventOutcome {
+fn event_to_chunk(ev: SseEvent, deployment: &str) -> EventOutcome {
     let trimmed = ev.data.trim();
     if trimmed == "[DONE]" {
         return EventOutcome::Done;
@@ -267,9 +262,8 @@ fn event_to_chunk(ev: SseEvent, deployment: &str, trees: bool) -> EventOutcome {
     };
     // The usual chunk (one line with a `choices` list, every field of the expected type) is
     // read through its borrowed view, parsed once here and kept with its text for the
-    // gateway: no JSON tree (unless the reader wants trees: then one parse into the tree is
-    // cheaper than a view and a tree).
-    let text = if !trees && !text.contains(['\n', '\r']) {
+    // gateway and the dialect translators: no JSON tree.
+    let text = if !text.contains(['\n', '\r']) {
         let v = chunk_view::viewed(text);
         let finish = match v.get() {
             Some(view) if view.choices.is_some() => Some(view.has_finish_reason()),

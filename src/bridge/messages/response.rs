@@ -64,12 +64,14 @@ pub fn tool_input(arguments: &str) -> Result<Value, String> {
     }
 }
 
-/// The reasoning text of a chat message or delta (`reasoning_content`, else `reasoning`).
+/// The reasoning text of a chat message or delta: the first non-empty string of
+/// `reasoning_content` (llama.cpp, DeepSeek) and `reasoning` (vLLM, Ollama, OpenRouter); the
+/// same rule as [`crate::api::chat_delta::ChoiceDelta::reasoning`].
 pub fn reasoning(v: &Value) -> Option<&str> {
-    v.get("reasoning_content")
-        .or_else(|| v.get("reasoning"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    ["reasoning_content", "reasoning"]
+        .into_iter()
+        .filter_map(|k| v.get(k).and_then(Value::as_str))
+        .find(|s| !s.is_empty())
 }
 
 /// A chat completion → a Messages answer with id `msg_<chat id>`; `model` is used when the

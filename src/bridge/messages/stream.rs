@@ -13,8 +13,9 @@
 //! finish chunk is counted. A chat stream that ends without a finish reason, or
 //! [`StreamTranslator::finish_error`], gives an `error` event, never a clean end.
 
-use super::response::{message_id, reasoning, stop_reason};
+use super::response::{message_id, stop_reason};
 use crate::api::ApiError;
+use crate::api::chat_delta::{ChatDelta, ToolCallDelta};
 use crate::api::messages::{
     AnthropicError, BlockDelta, DeltaUsage, MessageDeltaBody, MessagesResponse, MessagesUsage,
     ResponseBlock, StreamEvent,
@@ -110,13 +111,18 @@ impl StreamTranslator {
         vec![StreamEvent::MessageStart { message }.to_sse()]
     }
 
-    /// The events for one chat chunk (`chat.completion.chunk` JSON). A chunk carrying an
-    /// `error` object ends the stream with an `error` event.
+    /// The events for one chat chunk (`chat.completion.chunk` JSON); see [`Self::push_delta`].
     pub fn push(&mut self, chunk: &Value) -> Vec<Bytes> {
+        self.push_delta(&ChatDelta::from_tree(chunk))
+    }
+
+    /// The events for one chat chunk, read as [`ChatDelta`]. A chunk carrying an `error`
+    /// object ends the stream with an `error` event.
+    pub fn push_delta(&mut self, chunk: &ChatDelta<'_>) -> Vec<Bytes> {
         if self.ended {
             return Vec::new();
         }
-        if let Some(err) = chunk.get("error") {
+        if let Some(err) = &chunk.error {
             let status = err.get("code").and_then(Value::as_u64).unwrap_or(502);
             let kind = err
                 .get("type")
@@ -131,45 +137,34 @@ impl StreamTranslator {
             return self.finish_error(&ApiError::new(status, kind, message));
         }
         let mut out = self.start();
-        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
+        if let Some(u) = &chunk.usage {
             self.usage = Some(u.clone());
         }
-        if let Some(model) = chunk.get("model").and_then(Value::as_str) {
+        if let Some(model) = chunk.model
+            && model != self.model
+        {
             self.model = model.to_string();
         }
-        let Some(choice) = chunk.pointer("/choices/0") else {
+        let Some(choice) = &chunk.choice else {
             return out;
         };
-        let delta = choice.get("delta").unwrap_or(&Value::Null);
-        if let Some(t) = reasoning(delta) {
+        if let Some(t) = choice.reasoning {
             let index = self.ensure_open(Open::Thinking, &mut out);
             out.push(delta_event(
                 index,
                 BlockDelta::ThinkingDelta { thinking: t.into() },
             ));
         }
-        if let Some(t) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(t) = choice.content.filter(|t| !t.is_empty()) {
             let index = self.ensure_open(Open::Text, &mut out);
             out.push(delta_event(index, BlockDelta::TextDelta { text: t.into() }));
         }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for call in &choice.tool_calls {
             self.tool_delta(call, &mut out);
         }
-        if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(r) = choice.finish_reason {
             self.finish_reason = Some(r.to_string());
-            self.matched_stop = choice
-                .get("stop_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            self.matched_stop = choice.stop_reason.map(str::to_string);
             self.close(&mut out);
         }
         out
@@ -272,8 +267,8 @@ impl StreamTranslator {
 
     /// One entry of `delta.tool_calls`: a new index opens a `tool_use` block; argument
     /// fragments become `input_json_delta`s.
-    fn tool_delta(&mut self, call: &Value, out: &mut Vec<Bytes>) {
-        let chat_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+    fn tool_delta(&mut self, call: &ToolCallDelta<'_>, out: &mut Vec<Bytes>) {
+        let chat_index = call.index;
         let block = match self.tools.iter().find(|t| t.chat_index == chat_index) {
             Some(t) => t.block,
             None => {
@@ -281,15 +276,10 @@ impl StreamTranslator {
                 let block = self.next_block;
                 self.next_block += 1;
                 let id = call
-                    .get("id")
-                    .and_then(Value::as_str)
+                    .id
                     .filter(|s| !s.is_empty())
                     .map_or_else(|| format!("toolu_{}_{chat_index}", self.id), str::to_string);
-                let name = call
-                    .pointer("/function/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
+                let name = call.name.unwrap_or("").to_string();
                 out.push(
                     StreamEvent::ContentBlockStart {
                         index: block,
@@ -310,11 +300,7 @@ impl StreamTranslator {
                 block
             }
         };
-        if let Some(part) = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(part) = call.arguments.filter(|s| !s.is_empty()) {
             if let Some(t) = self.tools.iter_mut().find(|t| t.chat_index == chat_index) {
                 t.got_arguments = true;
             }

@@ -107,12 +107,10 @@ pub fn incomplete_reason(finish_reason: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// The reasoning text of a chat message or delta: `reasoning_content` (llama.cpp, vLLM,
-/// DeepSeek) or `reasoning` (Ollama, OpenRouter).
+/// The reasoning text of a chat message or delta (see
+/// [`crate::bridge::messages::response::reasoning`]).
 pub fn reasoning_text(v: &Value) -> Option<&str> {
-    v.get("reasoning_content")
-        .and_then(Value::as_str)
-        .or_else(|| v.get("reasoning").and_then(Value::as_str))
+    crate::bridge::messages::response::reasoning(v)
 }
 
 /// An item id derived from the response id: `resp_X` → `<prefix>_X_<index>`.

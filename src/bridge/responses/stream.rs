@@ -19,11 +19,11 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::response::{
-    call_item, custom_input, incomplete_reason, item_id, output_text, reasoning_item,
-    reasoning_text, usage,
+    call_item, custom_input, incomplete_reason, item_id, output_text, reasoning_item, usage,
 };
 use super::tools::ToolMap;
 use crate::api::ApiError;
+use crate::api::chat_delta::{ChatDelta, ToolCallDelta};
 use crate::api::responses::output::OutputMessage;
 use crate::api::responses::{
     IncompleteDetails, OutputContent, OutputItem, ResponseError, ResponseObject, ResponseUsage,
@@ -84,17 +84,23 @@ impl StreamTranslator {
         out
     }
 
-    /// The frames for one chat chunk (a parsed `data:` payload). A chunk carrying `error`
-    /// ends the stream as [`Self::finish_error`] does.
+    /// The frames for one chat chunk (a parsed `data:` payload); see [`Self::push_delta`].
     pub fn push(&mut self, chunk: &Value) -> Vec<Bytes> {
+        self.push_delta(&ChatDelta::from_tree(chunk))
+    }
+
+    /// The frames for one chat chunk, read as [`ChatDelta`]. A chunk carrying `error` ends
+    /// the stream as [`Self::finish_error`] does.
+    pub fn push_delta(&mut self, chunk: &ChatDelta<'_>) -> Vec<Bytes> {
         let mut out = Vec::new();
         if self.finished {
             return out;
         }
         self.ensure_started(&mut out);
-        if let Some(err) = chunk.get("error") {
+        if let Some(err) = &chunk.error {
             let kind = crate::api::error::default_kind_for(axum::http::StatusCode::BAD_GATEWAY);
-            let body = crate::api::error::error_from_value(chunk, kind);
+            let wrapped = serde_json::json!({ "error": err });
+            let body = crate::api::error::error_from_value(&wrapped, kind);
             let message = body
                 .as_ref()
                 .map(|b| b.message.clone())
@@ -106,32 +112,22 @@ impl StreamTranslator {
             out.extend(self.finish_error(&e));
             return out;
         }
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+        if let Some(u) = &chunk.usage {
             self.usage = Some(usage(u));
         }
-        let Some(choice) = chunk.pointer("/choices/0") else {
+        let Some(choice) = &chunk.choice else {
             return out;
         };
-        let delta = choice.get("delta").unwrap_or(&Value::Null);
-        if let Some(r) = reasoning_text(delta).filter(|r| !r.is_empty()) {
+        if let Some(r) = choice.reasoning {
             self.reasoning_delta(r, &mut out);
         }
-        if let Some(t) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(t) = choice.content.filter(|t| !t.is_empty()) {
             self.text_delta(t, &mut out);
         }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for call in &choice.tool_calls {
             self.call_delta(call, &mut out);
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(f) = choice.finish_reason {
             self.finish_reason = Some(f.to_string());
         }
         out
@@ -337,12 +333,9 @@ impl StreamTranslator {
         );
     }
 
-    fn call_delta(&mut self, call: &Value, out: &mut Vec<Bytes>) {
-        let chat_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let args = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+    fn call_delta(&mut self, call: &ToolCallDelta<'_>, out: &mut Vec<Bytes>) {
+        let chat_index = call.index;
+        let args = call.arguments.unwrap_or("");
         if let Some(pos) = self.calls.iter().position(|(i, _, _)| *i == chat_index) {
             self.calls[pos].2.push_str(args);
             let output_index = self.calls[pos].1;
@@ -370,11 +363,8 @@ impl StreamTranslator {
         }
         self.close(false, out);
         let index = self.response.output.len();
-        let name = call
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let call_id = call.get("id").and_then(Value::as_str).unwrap_or("");
+        let name = call.name.unwrap_or("");
+        let call_id = call.id.unwrap_or("");
         let mut item = call_item(
             &self.response.id,
             index,
