@@ -15,6 +15,21 @@ fn nearest_rank_percentiles() {
     assert_eq!(percentile(std::iter::empty(), 50.0), 0);
 }
 
+/// The bridged-vs-chat CPU ratio weighs chat's per-shape CPU by the bridged row's request
+/// counts: the same per-shape costs give 1.0 whatever the mixes, where overall averages differ.
+#[test]
+fn bridged_cpu_is_compared_at_the_same_load_shape() {
+    use benchkit::report::like_for_like;
+    // Chat: 0.4 ms at c=1 (3000 requests), 0.1 ms at c=16 (30000); bridged: the same costs
+    // but 1000 and 6000 requests. Overall averages: 0.127 vs 0.143 ms (1.12×).
+    let chat = [(0.4, 3000), (0.1, 30000)];
+    assert!((like_for_like([(0.4, 1000), (0.1, 6000)], chat) - 1.0).abs() < 1e-12);
+    // Bridged 1.5× at both shapes → 1.5×.
+    assert!((like_for_like([(0.6, 1000), (0.15, 6000)], chat) - 1.5).abs() < 1e-12);
+    // 2× at c=1 only: (0.8·1000 + 0.1·6000) / (0.4·1000 + 0.1·6000) = 1.4.
+    assert!((like_for_like([(0.8, 1000), (0.1, 6000)], chat) - 1.4).abs() < 1e-12);
+}
+
 /// Open-loop pacing sends every request, and none before its scheduled time (a request sent
 /// early would hide queueing delay; one sent late is counted from its scheduled time).
 #[test]

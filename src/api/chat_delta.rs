@@ -110,7 +110,7 @@ impl<'a> ChatDelta<'a> {
     }
 }
 
-fn first_text<'a, const N: usize>(candidates: [Option<&'a str>; N]) -> Option<&'a str> {
+fn first_text<const N: usize>(candidates: [Option<&str>; N]) -> Option<&str> {
     candidates.into_iter().flatten().find(|t| !t.is_empty())
 }
 
@@ -166,7 +166,10 @@ mod tests {
                 arguments: Some("{")
             }]
         );
-        assert_eq!((c.finish_reason, c.stop_reason), (Some("stop"), Some("END")));
+        assert_eq!(
+            (c.finish_reason, c.stop_reason),
+            (Some("stop"), Some("END"))
+        );
         let text = v.to_string();
         let view = ChunkView::parse(text.as_bytes()).unwrap();
         assert_eq!(ChatDelta::from_view(&view), d);
@@ -202,7 +205,13 @@ mod tests {
 
     fn chunk(odd: bool) -> impl Strategy<Value = Value> {
         let index = if odd {
-            prop_oneof![Just(Value::Null), Just(json!(1)), Just(json!(-1)), Just(json!(2.5))].boxed()
+            prop_oneof![
+                Just(Value::Null),
+                Just(json!(1)),
+                Just(json!(-1)),
+                Just(json!(2.5))
+            ]
+            .boxed()
         } else {
             prop_oneof![Just(Value::Null), Just(json!(1))].boxed()
         };

@@ -108,16 +108,28 @@ impl RequestBody {
     /// The conversation's texts, in order: message content and text parts, tool-call
     /// arguments, `prompt`, `input` (the [`Leaf::Content`] leaves of [`super::visit`]).
     pub fn texts(&self) -> Vec<&str> {
-        struct Texts<'a>(Vec<&'a str>);
-        impl<'a> Visit<'a> for Texts<'a> {
-            fn text(&mut self, _: &str, leaf: Leaf, text: &'a str) {
-                if leaf == Leaf::Content {
-                    self.0.push(text);
-                }
-            }
-        }
         let mut t = Texts(Vec::new());
         visit(self, &mut t);
         t.0
+    }
+}
+
+impl ChatCompletionRequest {
+    /// The conversation's texts, as [`RequestBody::texts`] gives them for a chat body.
+    pub fn texts(&self) -> Vec<&str> {
+        let mut t = Texts(Vec::new());
+        super::visit::visit_chat(self, &mut t);
+        t.0
+    }
+}
+
+/// Collects the [`Leaf::Content`] strings.
+struct Texts<'a>(Vec<&'a str>);
+
+impl<'a> Visit<'a> for Texts<'a> {
+    fn text(&mut self, _: &str, leaf: Leaf, text: &'a str) {
+        if leaf == Leaf::Content {
+            self.0.push(text);
+        }
     }
 }

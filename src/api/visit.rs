@@ -55,6 +55,11 @@ pub fn visit<'a>(body: &'a RequestBody, v: &mut impl Visit<'a>) {
     }
 }
 
+/// Walks every string of a chat request (as [`visit`] does for `RequestBody::Chat`).
+pub fn visit_chat<'a>(r: &'a super::ChatCompletionRequest, v: &mut impl Visit<'a>) {
+    read::chat(r, &mut Path::default(), &mut ReadSink(v));
+}
+
 /// Walks every string of `body` for rewriting (see the module docs).
 pub fn visit_mut(body: &mut RequestBody, v: &mut impl VisitMut) {
     let mut p = Path::default();

@@ -111,7 +111,7 @@ async fn parse(
         Err(e) => (Err(e), Vec::new()),
     };
     let input_estimate = match &bridged {
-        Ok(chat) => estimate_tokens(&RequestBody::Chat(chat.clone()).texts()),
+        Ok(chat) => estimate_tokens(&chat.texts()),
         Err(_) => 0,
     };
     let native = NativeRequest {
@@ -361,8 +361,7 @@ mod tests {
         // The chunks as objects or as text with its view (chunk mode), and `[DONE]` as a
         // frame, translate the same.
         let as_tree = |c: &Value| Chunk::from(c.clone());
-        let as_view =
-            |c: &Value| Chunk::from_viewed(crate::api::chunk_view::viewed(c.to_string()));
+        let as_view = |c: &Value| Chunk::from_viewed(crate::api::chunk_view::viewed(c.to_string()));
         for make in [as_tree, as_view] {
             let mut objects: Vec<ChatFrame> =
                 chunks.iter().map(|c| ChatFrame::Chunk(make(c))).collect();
