@@ -398,6 +398,29 @@ impl Usage {
     }
 }
 
+/// [`Value::pointer`] without its allocations (it copies every token of the path to undo
+/// `~` escapes): `path` is `/`-separated keys and array indexes (`"/choices/0/delta"`), with
+/// no `~` escapes; `""` is the value itself.
+pub trait At {
+    /// The value at `path`, if there is one.
+    fn at(&self, path: &str) -> Option<&Value>;
+}
+
+impl At for Value {
+    fn at(&self, path: &str) -> Option<&Value> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        path.strip_prefix('/')?
+            .split('/')
+            .try_fold(self, |v, key| match v {
+                Value::Object(m) => m.get(key),
+                Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+                _ => None,
+            })
+    }
+}
+
 /// Parses a JSON request body into `T`, mapping failures to OpenAI's 400 errors:
 /// invalid JSON → "We could not parse the JSON body of your request"; a missing or ill-typed
 /// field → a message naming it, with `param` set to its path (`messages[0].role`).
@@ -523,5 +546,27 @@ mod tests {
         let req: ChatCompletionRequest = parse_body(body).unwrap();
         assert_eq!(req.messages[1].content, None);
         assert_eq!(RequestBody::Chat(req).texts(), vec!["a", "{}", "42"]);
+    }
+
+    /// `at` finds what `pointer` finds, for keys, indexes and misses alike.
+    #[test]
+    fn at_is_pointer_without_escapes() {
+        let v = serde_json::json!({"choices": [{"delta": {"content": "x"}}], "usage": {"n": 1},
+                                   "s": "t", "": {"": 2}});
+        for path in [
+            "",
+            "/choices/0/delta/content",
+            "/choices/1",
+            "/choices/x",
+            "/usage/n",
+            "/usage/n/deeper",
+            "/s/0",
+            "/missing",
+            "choices",
+            "/",
+            "//",
+        ] {
+            assert_eq!(v.at(path), v.pointer(path), "{path}");
+        }
     }
 }

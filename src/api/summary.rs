@@ -1,6 +1,7 @@
 //! What a response said, gathered for the log: text, tool calls, finish reason, usage.
 //! Built from a whole response or chunk by chunk from a stream.
 
+use crate::api::At;
 use crate::api::Usage;
 use crate::api::chunk_view::ChunkView;
 use serde::Serialize;
@@ -155,10 +156,10 @@ impl ResponseSummary {
                 if let Some(id) = tc.get("id").and_then(Value::as_str) {
                     slot.id = id.to_string();
                 }
-                if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
+                if let Some(n) = tc.at("/function/name").and_then(Value::as_str) {
                     bound.push(&mut slot.name, n);
                 }
-                if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                if let Some(a) = tc.at("/function/arguments").and_then(Value::as_str) {
                     bound.push(&mut slot.arguments, a);
                 }
             }

@@ -14,6 +14,7 @@ use super::sse::SseParser;
 use super::upstream;
 use super::{Call, Reply, describe_reqwest_error};
 use crate::api::ApiError;
+use crate::api::At;
 use crate::api::native::{Dialect, NativeRequest};
 use crate::config::{Capability, DeploymentConfig, ProviderKind};
 use bytes::Bytes;
@@ -127,7 +128,7 @@ pub fn error_event(dialect: Dialect, deployment: &str, v: &Value) -> Option<ApiE
         (Dialect::Responses, Some("error")) => {
             v.get("error").filter(|e| e.is_object()).unwrap_or(v)
         }
-        (Dialect::Responses, Some("response.failed")) => v.pointer("/response/error")?,
+        (Dialect::Responses, Some("response.failed")) => v.at("/response/error")?,
         (Dialect::Responses, None) => v.get("error").filter(|e| e.is_object())?,
         _ => return None,
     };

@@ -19,6 +19,7 @@ use super::caps::Caps;
 use super::upstream::{self, complete, decode_stream, now_secs, read_json};
 use super::{Call, Endpoint, Reply, RequestBody};
 use crate::api::ApiError;
+use crate::api::At;
 use crate::api::error::error_from_value;
 use serde_json::Value;
 use stream::{Kind, OllamaDecoder};
@@ -149,7 +150,7 @@ fn forces_a_tool(r: &crate::api::ChatCompletionRequest) -> bool {
 }
 
 fn has_tool_calls(out: &Value) -> bool {
-    out.pointer("/choices/0/message/tool_calls")
+    out.at("/choices/0/message/tool_calls")
         .and_then(Value::as_array)
         .is_some_and(|c| !c.is_empty())
 }

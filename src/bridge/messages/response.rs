@@ -8,6 +8,7 @@
 //! `input_tokens` leaves cache reads out), `output_tokens` = `completion_tokens`.
 
 use crate::api::ApiError;
+use crate::api::At;
 use crate::api::messages::{MessagesResponse, MessagesUsage, ResponseBlock};
 use serde_json::{Map, Value};
 
@@ -38,7 +39,7 @@ pub fn stop_reason(
 
 /// Anthropic usage from a chat `usage` object (absent → zeros).
 pub fn usage(u: Option<&Value>) -> MessagesUsage {
-    let get = |p: &str| u.and_then(|u| u.pointer(p)).and_then(Value::as_u64);
+    let get = |p: &str| u.and_then(|u| u.at(p)).and_then(Value::as_u64);
     let prompt = get("/prompt_tokens").unwrap_or(0);
     let cached = get("/prompt_tokens_details/cached_tokens")
         .unwrap_or(0)
@@ -85,7 +86,7 @@ pub fn from_chat(
     stop_sequences: &[String],
 ) -> Result<MessagesResponse, ApiError> {
     let choice = chat
-        .pointer("/choices/0")
+        .at("/choices/0")
         .ok_or_else(|| bad_answer("the answer has no choices"))?;
     let msg = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
@@ -107,9 +108,9 @@ pub fn from_chat(
         });
     }
     for (i, c) in calls.iter().enumerate() {
-        let name = c.pointer("/function/name").and_then(Value::as_str);
+        let name = c.at("/function/name").and_then(Value::as_str);
         let args = c
-            .pointer("/function/arguments")
+            .at("/function/arguments")
             .and_then(Value::as_str)
             .unwrap_or("");
         let input = tool_input(args).map_err(|raw| {

@@ -8,6 +8,7 @@
 //! `status: incomplete`, `incomplete_details.reason: max_output_tokens` (`content_filter`
 //! likewise), else `completed`.
 
+use crate::api::At;
 use serde_json::Value;
 
 use super::tools::ToolMap;
@@ -22,7 +23,7 @@ use crate::api::responses::{
 /// Fills `response` (from [`ResponseObject::start`]) with the output, status and usage of
 /// the chat completion `chat`; `tools` maps function names back to Responses tools.
 pub fn from_chat(chat: &Value, mut response: ResponseObject, tools: &ToolMap) -> ResponseObject {
-    let choice = chat.pointer("/choices/0").unwrap_or(&Value::Null);
+    let choice = chat.at("/choices/0").unwrap_or(&Value::Null);
     let message = choice.get("message").unwrap_or(&Value::Null);
     let finish = choice.get("finish_reason").and_then(Value::as_str);
     let item_status = if incomplete_reason(finish).is_some() {
@@ -65,11 +66,11 @@ pub fn from_chat(chat: &Value, mut response: ResponseObject, tools: &ToolMap) ->
         .flatten()
     {
         let name = call
-            .pointer("/function/name")
+            .at("/function/name")
             .and_then(Value::as_str)
             .unwrap_or("");
         let args = call
-            .pointer("/function/arguments")
+            .at("/function/arguments")
             .and_then(Value::as_str)
             .unwrap_or("");
         let call_id = call.get("id").and_then(Value::as_str).unwrap_or("");
@@ -121,7 +122,7 @@ pub fn item_id(response_id: &str, prefix: &str, index: usize) -> String {
 
 /// A chat `usage` object → Responses usage (missing numbers are 0).
 pub fn usage(u: &Value) -> ResponseUsage {
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let n = |p: &str| u.at(p).and_then(Value::as_u64).unwrap_or(0);
     let input = n("/prompt_tokens");
     let output = n("/completion_tokens");
     let total = u

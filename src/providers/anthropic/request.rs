@@ -16,6 +16,7 @@
 //!   `none`, `required` → `any`, a named function → `tool`; `parallel_tool_calls: false` →
 //!   `disable_parallel_tool_use: true`.
 
+use crate::api::At;
 use crate::api::{ApiError, ChatCompletionRequest, ChatMessage, Content, Role};
 use crate::config::{Capability, DeploymentConfig};
 use crate::providers::caps::Caps;
@@ -117,7 +118,7 @@ fn tool_choice(req: &ChatCompletionRequest) -> Result<Option<Value>, ApiError> {
         }),
         Some(v) => {
             let name = v
-                .pointer("/function/name")
+                .at("/function/name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
                     ApiError::invalid_request("`tool_choice` must name a function")

@@ -14,6 +14,7 @@
 
 use super::response::{Tokens, error, finish_reason};
 use crate::api::ApiError;
+use crate::api::At;
 use crate::providers::sse::SseParser;
 use crate::providers::upstream::{Decoder, compact, ended_early};
 use serde_json::{Value, json};
@@ -161,7 +162,7 @@ impl AnthropicDecoder {
                 if let Some(u) = v.get("usage") {
                     self.tokens.update(u);
                 }
-                if let Some(r) = v.pointer("/delta/stop_reason").filter(|r| !r.is_null()) {
+                if let Some(r) = v.at("/delta/stop_reason").filter(|r| !r.is_null()) {
                     self.start(out);
                     if !self.finished {
                         self.finished = true;
@@ -359,7 +360,7 @@ mod tests {
         r.unwrap();
         let args: String = chunks
             .iter()
-            .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0/function/arguments"))
+            .filter_map(|c| c.at("/choices/0/delta/tool_calls/0/function/arguments"))
             .filter_map(Value::as_str)
             .collect();
         assert_eq!(args, "{}");
@@ -368,7 +369,7 @@ mod tests {
         let extra = chunks
             .iter()
             .filter(|c| {
-                c.pointer("/choices/0/delta/tool_calls/0/function/arguments") == Some(&json!("{}"))
+                c.at("/choices/0/delta/tool_calls/0/function/arguments") == Some(&json!("{}"))
             })
             .count();
         assert_eq!(extra, 0);

@@ -9,6 +9,7 @@
 //! the deployment's `num_ctx`). A client `options` object and the Ollama option names sent at
 //! the top level (`num_ctx`, `min_p`, `repeat_penalty`, …) are merged in; the OpenAI fields win.
 
+use crate::api::At;
 use crate::api::{
     ApiError, ChatCompletionRequest, ChatMessage, Content, GenericRequest, Role, Stop,
 };
@@ -295,7 +296,7 @@ fn tools(req: &ChatCompletionRequest) -> Result<Option<Value>, ApiError> {
             }
         },
         Some(v) => {
-            let name = v.pointer("/function/name").and_then(Value::as_str);
+            let name = v.at("/function/name").and_then(Value::as_str);
             let picked: Vec<_> = tools
                 .iter()
                 .filter(|t| Some(t.function.name.as_str()) == name)
