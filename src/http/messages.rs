@@ -336,6 +336,16 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
+    /// The Messages SSE bytes for `frames`, translated by a fresh translator.
+    async fn translate(frames: Vec<ChatFrame>) -> Vec<u8> {
+        let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
+        let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(frames), t)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        out.concat()
+    }
+
     fn frames(chunks: &[Value]) -> String {
         let mut s: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
         s.push_str("data: [DONE]\n\n");
@@ -366,12 +376,7 @@ mod tests {
             let mut objects: Vec<ChatFrame> =
                 chunks.iter().map(|c| ChatFrame::Chunk(make(c))).collect();
             objects.push(ChatFrame::Bytes(Bytes::from_static(b"data: [DONE]\n\n")));
-            let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
-            let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(objects), t)
-                .map(|r| r.unwrap())
-                .collect()
-                .await;
-            outputs.push(out.concat());
+            outputs.push(translate(objects).await);
         }
         for step in [1, 3, 7, text.len()] {
             let pieces: Vec<ChatFrame> = text
@@ -379,12 +384,7 @@ mod tests {
                 .chunks(step)
                 .map(|c| ChatFrame::Bytes(Bytes::copy_from_slice(c)))
                 .collect();
-            let t = StreamTranslator::new("msg_x".into(), "m".into(), 1, Vec::new());
-            let out: Vec<Bytes> = MessagesSse::new(futures_util::stream::iter(pieces), t)
-                .map(|r| r.unwrap())
-                .collect()
-                .await;
-            outputs.push(out.concat());
+            outputs.push(translate(pieces).await);
         }
         let first = String::from_utf8(outputs[0].clone()).unwrap();
         assert!(outputs.iter().all(|o| *o == outputs[0]));
