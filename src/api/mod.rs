@@ -415,7 +415,11 @@ impl At for Value {
             .split('/')
             .try_fold(self, |v, key| match v {
                 Value::Object(m) => m.get(key),
-                Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+                // As `pointer`: digits only, no leading zero.
+                Value::Array(a) if key == "0" || !key.starts_with(['0', '+']) => {
+                    key.parse::<usize>().ok().and_then(|i| a.get(i))
+                }
+                Value::Array(_) => None,
                 _ => None,
             })
     }
@@ -565,6 +569,9 @@ mod tests {
             "choices",
             "/",
             "//",
+            "/choices/00",
+            "/choices/+0",
+            "/choices/-0",
         ] {
             assert_eq!(v.at(path), v.pointer(path), "{path}");
         }

@@ -172,6 +172,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Thinking text is the first non-empty string of `reasoning_content` and `reasoning`
+    /// (vLLM may send `reasoning_content: null` beside `reasoning`).
+    #[test]
+    fn reasoning_is_the_first_non_empty_of_its_two_names() {
+        assert_eq!(
+            reasoning(&json!({"reasoning_content": "a", "reasoning": "b"})),
+            Some("a")
+        );
+        assert_eq!(
+            reasoning(&json!({"reasoning_content": null, "reasoning": "b"})),
+            Some("b")
+        );
+        assert_eq!(
+            reasoning(&json!({"reasoning_content": "", "reasoning": "b"})),
+            Some("b")
+        );
+        assert_eq!(reasoning(&json!({"reasoning_content": 5})), None);
+        assert_eq!(reasoning(&json!({})), None);
+    }
+
     fn chat(message: Value, finish: &str, usage: Value) -> Value {
         json!({"id":"chatcmpl-abc","object":"chat.completion","created":1,"model":"gemma-3-270m",
                "choices":[{"index":0,"message":message,"finish_reason":finish}],"usage":usage})
