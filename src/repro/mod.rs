@@ -12,6 +12,7 @@
 //! [`replay`] (`sluice replay`).
 
 pub mod cache;
+pub mod canonical;
 pub mod native_sampling;
 pub mod replay;
 pub mod sampling;
@@ -23,6 +24,19 @@ use sha2::{Digest, Sha256};
 
 /// The canonical request hash of `body` sent to deployment `deployment` on `endpoint`.
 pub fn request_hash(body: &RequestBody, endpoint: Endpoint, deployment: &str) -> String {
+    const SKIP: &[&str] = &["model", "stream", "stream_options"];
+    // Written straight from the typed request (no tree); the tree path below gives the same
+    // bytes and is taken only for the shapes `canonical::write` refuses.
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"body\":");
+    let direct = match body {
+        RequestBody::Chat(c) => canonical::write(c, SKIP, &mut out),
+        RequestBody::Generic(g) => canonical::write(g, SKIP, &mut out),
+        RequestBody::Native(n) => canonical::write(&n.body, SKIP, &mut out),
+    };
+    if direct.is_ok() {
+        return finish_request_hash(out, endpoint, deployment);
+    }
     let v = match body {
         RequestBody::Chat(c) => serde_json::to_value(c),
         RequestBody::Generic(g) => serde_json::to_value(g),
@@ -34,9 +48,14 @@ pub fn request_hash(body: &RequestBody, endpoint: Endpoint, deployment: &str) ->
         _ => &empty,
     };
     // `{"body":…,"deployment":…,"endpoint":…}`: the wrapper's keys are already in order.
-    let mut out = Vec::with_capacity(512);
+    out.clear();
     out.extend_from_slice(b"{\"body\":");
-    write_canonical(body, &["model", "stream", "stream_options"], &mut out);
+    write_canonical(body, SKIP, &mut out);
+    finish_request_hash(out, endpoint, deployment)
+}
+
+/// Ends the text `{"body":…` of [`request_hash`] with the deployment and endpoint and hashes it.
+fn finish_request_hash(mut out: Vec<u8>, endpoint: Endpoint, deployment: &str) -> String {
     out.extend_from_slice(b",\"deployment\":");
     write_canonical(&Value::from(deployment), &[], &mut out);
     out.extend_from_slice(b",\"endpoint\":");
