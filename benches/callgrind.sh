@@ -76,6 +76,8 @@ resp default false > "$OUT/resp.json"; resp default true > "$OUT/resp_stream.jso
 msgs default false > "$OUT/msgs.json"; msgs default true > "$OUT/msgs_stream.json"
 scenario() { # name path body end
   local name=$1 path=$2 body=$3 end=${4:-}
+  # ONLY="chat chat_stream" measures only those scenarios.
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
   python3 "$here/callgrind_client.py" "$sluice$path" "$OUT/$body" 50 $end
   sleep 0.5
   callgrind_control -z "$vpid" > /dev/null
