@@ -434,6 +434,12 @@ impl Access {
             .map(Some)
     }
 
+    /// Whether limits and budgets are kept by a coordinator (Redis), so that reserving
+    /// waits on a network round trip; without one, [`Access::reserve`] never waits.
+    pub fn is_coordinated(&self) -> bool {
+        self.coordinator.is_some()
+    }
+
     /// Settles the token limits of a finished call (key and model scopes): `estimated` tokens
     /// were taken at [`Access::admit`], `actual` (prompt + completion tokens, as reported or
     /// estimated) were used. See [`Limits::settle_tokens`].

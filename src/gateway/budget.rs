@@ -44,22 +44,22 @@ pub fn max_cost(principal: &Principal, body: &RequestBody, plan: &Plan) -> Resul
     Ok(most)
 }
 
-type Planned = (Decision, Result<Plan, ApiError>, Option<Ticket>);
-
 impl Gateway {
     /// Reserves the planned request's most cost against the caller's budget (coordinated:
     /// with the key and model rate limits, see [`crate::access::Access::reserve`]). When a
     /// `remote_only` budget cannot hold it, the request is planned again for local
-    /// deployments only. A refusal comes back as the plan's error.
+    /// deployments only (`decision` and `plan` are replaced). A refusal becomes the plan's
+    /// error. Without a coordinator this never waits (see
+    /// [`crate::access::Access::is_coordinated`]).
     pub(super) async fn reserve_budget(
         &self,
         ctx: &mut RequestContext,
         body: &RequestBody,
-        decision: Decision,
-        plan: Result<Plan, ApiError>,
-    ) -> Planned {
-        let Ok(p) = &plan else {
-            return (decision, plan, None);
+        decision: &mut Decision,
+        plan: &mut Result<Plan, ApiError>,
+    ) -> Option<Ticket> {
+        let Ok(p) = &*plan else {
+            return None;
         };
         let prompt = estimate_tokens(&body.texts());
         let reserved = match max_cost(&ctx.principal, body, p) {
@@ -71,7 +71,7 @@ impl Gateway {
             Err(e) => Err(e),
         };
         let e = match reserved {
-            Ok(r) => return (decision, plan, r),
+            Ok(r) => return r,
             Err(e) => e,
         };
         let remote_only = ctx
@@ -82,10 +82,11 @@ impl Gateway {
             .is_some_and(|b| b.remote_only);
         let over_budget = e.body.code == Some(serde_json::json!("budget_exceeded"));
         if !remote_only || !over_budget || ctx.principal.local_only.is_some() {
-            return (decision, Err(e), None);
+            *plan = Err(e);
+            return None;
         }
         ctx.principal.local_only = Some(e.body.message.clone());
-        let (decision, plan) = self.decide(&ctx.headers, &ctx.principal, body);
+        (*decision, *plan) = self.decide(&ctx.headers, &ctx.principal, body);
         let reserved = match plan.as_ref().map(|p| max_cost(&ctx.principal, body, p)) {
             Ok(Ok(usd)) => {
                 self.access
@@ -96,8 +97,11 @@ impl Gateway {
             Err(_) => Ok(None),
         };
         match reserved {
-            Ok(r) => (decision, plan, r),
-            Err(e) => (decision, Err(e), None),
+            Ok(r) => r,
+            Err(e) => {
+                *plan = Err(e);
+                None
+            }
         }
     }
 }

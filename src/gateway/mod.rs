@@ -32,6 +32,7 @@ use crate::providers::Upstreams;
 use crate::telemetry::{self, metrics::Metrics};
 use attempt::{AttemptCtx, Attempted};
 use finish::{cache_hit, estimate_usage};
+use futures_util::FutureExt;
 use record::{Recorder, RequestRecord};
 use route::RouteState;
 use std::sync::Arc;
@@ -121,7 +122,9 @@ impl Gateway {
         r.status = e.status.as_u16();
         r.error_type = Some(e.body.kind.clone());
         r.error_message = Some(e.body.message.clone());
-        self.finish_record(ctx, r).await;
+        if let Some(wait) = self.finish_record(ctx, r) {
+            wait.await;
+        }
     }
 
     /// Who may call and what they may spend (keys, limits, budgets).
@@ -259,7 +262,7 @@ impl Gateway {
         {
             Ok(h) => h,
             Err(rej) => {
-                self.record_rejection(&ctx, Some(&body), &rej.error).await;
+                Box::pin(self.record_rejection(&ctx, Some(&body), &rej.error)).await;
                 return (Err(rej.error), rej.headers);
             }
         };
@@ -291,8 +294,26 @@ impl Gateway {
         };
         // Held until the request's real cost is recorded (dropped at the end of this function,
         // or with the stream).
-        let (decision, plan, mut reservation) =
-            self.reserve_budget(&mut ctx, &body, decision, plan).await;
+        let (mut decision, mut plan) = (decision, plan);
+        let mut reservation = if self.access.is_coordinated() {
+            // Boxed: a Redis round trip's future is large and only coordinated requests wait.
+            Box::pin(self.reserve_budget(&mut ctx, &body, &mut decision, &mut plan)).await
+        } else {
+            // Without a coordinator reserving never waits: it runs to its end here, so this
+            // future does not hold its state.
+            let reserved = self
+                .reserve_budget(&mut ctx, &body, &mut decision, &mut plan)
+                .now_or_never();
+            match reserved {
+                Some(r) => r,
+                None => {
+                    plan = Err(ApiError::internal(
+                        "the local budget reservation did not complete",
+                    ));
+                    None
+                }
+            }
+        };
         // Coordinated: the `x-ratelimit-*` headers come with the admission.
         let limit_headers = reservation
             .as_mut()
@@ -349,7 +370,9 @@ impl Gateway {
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
                 let cost = base.cost_usd;
-                self.finish_record(&ctx, base).await;
+                if let Some(wait) = self.finish_record(&ctx, base) {
+                    wait.await;
+                }
                 if let Some(t) = reservation {
                     t.finish(usage.prompt_tokens + usage.completion_tokens, cost);
                 }
@@ -421,7 +444,9 @@ impl Gateway {
                 base.status = e.status.as_u16();
                 base.error_type = Some(e.body.kind.clone());
                 base.error_message = Some(e.body.message.clone());
-                self.finish_record(&ctx, base).await;
+                if let Some(wait) = self.finish_record(&ctx, base) {
+                    wait.await;
+                }
                 Err(e)
             }
         }
@@ -488,10 +513,16 @@ impl Gateway {
         }
     }
 
-    async fn finish_record(&self, ctx: &RequestContext, mut r: RequestRecord) {
+    /// Finishes `r` and hands it to the recorder: `None` when it was taken at once, else the
+    /// boxed wait for room in the log's queue (see [`Recorder::record_or_wait`]).
+    fn finish_record(
+        &self,
+        ctx: &RequestContext,
+        mut r: RequestRecord,
+    ) -> Option<futures_util::future::BoxFuture<'_, ()>> {
         r.duration_ms = ctx.started.elapsed().as_millis() as u64;
         telemetry::record_outcome(&ctx.span, &r);
-        self.recorder.record(r).await;
+        self.recorder.record_or_wait(r)
     }
 
     /// Keeps the typed request on the record when the effective logging mode stores text.

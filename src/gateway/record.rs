@@ -4,6 +4,7 @@
 pub use crate::store::record::RequestRecord;
 use crate::store::writer::LogSender;
 use crate::telemetry::metrics::Metrics;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
 /// Where finished requests go: the metrics, one `info` line per request (never prompt text
@@ -49,10 +50,16 @@ impl Recorder {
 
     /// Takes one finished request; waits while the log's queue is full (backpressure).
     pub async fn record(&self, r: RequestRecord) {
-        self.observe(&r);
-        if let Some(log) = &self.log {
-            log.send(r).await;
+        if let Some(wait) = self.record_or_wait(r) {
+            wait.await;
         }
+    }
+
+    /// [`Recorder::record`] as a queue attempt: `None` when the row was taken at once, else
+    /// the boxed wait for room in the log's queue (see [`LogSender::send_or_wait`]).
+    pub fn record_or_wait(&self, r: RequestRecord) -> Option<BoxFuture<'_, ()>> {
+        self.observe(&r);
+        self.log.as_ref()?.send_or_wait(r)
     }
 
     /// Takes one finished request from a synchronous context (a stream's end): never blocks;

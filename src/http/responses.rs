@@ -136,7 +136,7 @@ async fn create(
     let (req, raw) = match read_raw(&gw, body).await {
         Ok(r) => r,
         Err(e) => {
-            gw.record_rejection(&ctx, None, &e).await;
+            Box::pin(gw.record_rejection(&ctx, None, &e)).await;
             return e.into_response();
         }
     };
@@ -148,7 +148,7 @@ async fn create(
     let hist = match hist {
         Ok(h) => h,
         Err(e) => {
-            gw.record_rejection(&ctx, None, &e).await;
+            Box::pin(gw.record_rejection(&ctx, None, &e)).await;
             return e.into_response();
         }
     };

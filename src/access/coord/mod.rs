@@ -198,12 +198,12 @@ impl Access {
             return Ok(None);
         }
         let buckets = buckets(coord, &scopes, prompt_tokens).map_err(into_error)?;
-        let answer = coord
-            .admit(
-                &buckets,
-                budget.as_ref().map(|b| (b, reservation_id.as_str())),
-            )
-            .await;
+        // Boxed: the Redis round trip's future is large, and only coordinated requests take it.
+        let answer = Box::pin(coord.admit(
+            &buckets,
+            budget.as_ref().map(|b| (b, reservation_id.as_str())),
+        ))
+        .await;
         match answer {
             Ok(redis::Answer::Admitted(levels)) => {
                 let headers = status_headers(&buckets, &levels);
