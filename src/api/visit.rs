@@ -112,10 +112,11 @@ impl Path {
     }
     fn index(&mut self, i: usize) -> usize {
         let at = self.0.len();
-        use std::fmt::Write as _;
-        // Written into the buffer: no string per index (this runs for every array element of
-        // every request).
-        let _ = write!(self.0, "[{i}]");
+        // Written into the buffer without `fmt`: this runs for every array element of every
+        // request.
+        self.0.push('[');
+        self.0.push_str(itoa::Buffer::new().format(i));
+        self.0.push(']');
         at
     }
     fn back(&mut self, at: usize) {

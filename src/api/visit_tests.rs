@@ -211,3 +211,18 @@ fn rewriting_visits_the_same_leaves_in_the_same_order() {
     };
     assert_eq!(c.model, "m");
 }
+
+#[test]
+fn indexes_of_several_digits_are_written_whole() {
+    let messages: Vec<Value> = (0..12)
+        .map(|i| json!({"role": "user", "content": format!("m{i}")}))
+        .collect();
+    let body = chat(json!({"model": "m", "messages": messages}));
+    let got = strings(&body);
+    assert_eq!(got.len(), 12);
+    assert_eq!(got[10].0, "messages[10].content");
+    assert_eq!(
+        got[11],
+        ("messages[11].content".to_string(), Leaf::Content, "m11")
+    );
+}
