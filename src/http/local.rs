@@ -87,9 +87,8 @@ fn check(req: &Request) -> Result<(), ApiError> {
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    if !host.as_deref().is_some_and(is_loopback_host) {
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host.is_some_and(is_loopback_host) {
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             "invalid_request_error",
@@ -131,9 +130,10 @@ fn is_json(req: &Request) -> bool {
 }
 
 fn is_operator_path(path: &str) -> bool {
-    ["/admin", "/metrics", "/ui"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/admin", "/metrics", "/ui"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 fn is_loopback_ip(ip: &IpAddr) -> bool {
