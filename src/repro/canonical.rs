@@ -49,6 +49,33 @@ pub fn write<T: Serialize + ?Sized>(
 /// The name serde_json gives its raw values' serialization.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
+/// `fn $method(self, v: $ty)` writing `v` as the `Value` that `to_value` makes of it.
+macro_rules! scalars {
+    ($($method:ident : $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), Refused> {
+            self.scalar(Value::from(v))
+        }
+    )*};
+}
+
+/// `fn $method(self, v: $ty)` giving an integer map key as its decimal text.
+macro_rules! integer_keys {
+    ($($method:ident : $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<String, Refused> {
+            Ok(v.to_string())
+        }
+    )*};
+}
+
+/// `fn $method(self, _: $ty)` refusing a map key of that type.
+macro_rules! keys_not_text {
+    ($($method:ident : $ty:ty),*) => {$(
+        fn $method(self, _: $ty) -> Result<String, Refused> {
+            refuse("a map key that is not text")
+        }
+    )*};
+}
+
 /// Writes one value; `skip` applies to the object it is, if it is one.
 struct Canonical<'a> {
     out: &'a mut Vec<u8>,
@@ -109,44 +136,25 @@ impl<'a> ser::Serializer for Canonical<'a> {
     type SerializeStruct = Object<'a>;
     type SerializeStructVariant = Object<'a>;
 
-    fn serialize_bool(self, v: bool) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_i8(self, v: i8) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
+    // Each written as the `Value` that `to_value` makes of it.
+    scalars!(
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_f32: f32,
+        serialize_f64: f64
+    );
     fn serialize_i128(self, _: i128) -> Result<(), Refused> {
         refuse("a 128-bit integer")
     }
-    fn serialize_u8(self, v: u8) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
     fn serialize_u128(self, _: u128) -> Result<(), Refused> {
         refuse("a 128-bit integer")
-    }
-    fn serialize_f32(self, v: f32) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
-    }
-    fn serialize_f64(self, v: f64) -> Result<(), Refused> {
-        self.scalar(Value::from(v))
     }
     fn serialize_char(self, v: char) -> Result<(), Refused> {
         self.text(v.encode_utf8(&mut [0u8; 4]))
@@ -269,49 +277,28 @@ impl Seq<'_> {
     }
 }
 
-impl ser::SerializeSeq for Seq<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.finish()
-    }
+/// The four array-like serde traits, each writing its elements with [`Seq::element`].
+macro_rules! seq_traits {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Seq<'_> {
+            type Ok = ();
+            type Error = Refused;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Refused> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Seq<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.finish()
-    }
-}
+seq_traits!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// An object being collected: each entry's value is written to its own buffer, and the
 /// entries are sorted by key when the object ends. `close` ends it (`}`, or `}}` for a
@@ -375,35 +362,27 @@ impl ser::SerializeMap for Object<'_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Refused> {
-        self.entry(key.to_string(), value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.finish()
-    }
+/// The two struct-like serde traits: each field is an entry keyed by its name.
+macro_rules! struct_traits {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Object<'_> {
+            type Ok = ();
+            type Error = Refused;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Refused> {
+                self.entry(key.to_string(), value)
+            }
+            fn end(self) -> Result<(), Refused> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Object<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Refused> {
-        self.entry(key.to_string(), value)
-    }
-    fn end(self) -> Result<(), Refused> {
-        self.finish()
-    }
-}
+struct_traits!(SerializeStruct, SerializeStructVariant);
 
 /// A map key as the text `to_value` makes of it: strings, chars, unit variants and integers;
 /// anything else is refused.
@@ -441,42 +420,22 @@ impl ser::Serializer for KeyText {
     ) -> Result<String, Refused> {
         value.serialize(self)
     }
-    fn serialize_i8(self, v: i8) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, Refused> {
-        Ok(v.to_string())
-    }
-    fn serialize_bool(self, _: bool) -> Result<String, Refused> {
-        refuse("a map key that is not text")
-    }
-    fn serialize_f32(self, _: f32) -> Result<String, Refused> {
-        refuse("a map key that is not text")
-    }
-    fn serialize_f64(self, _: f64) -> Result<String, Refused> {
-        refuse("a map key that is not text")
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<String, Refused> {
-        refuse("a map key that is not text")
-    }
+    integer_keys!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64
+    );
+    keys_not_text!(
+        serialize_bool: bool,
+        serialize_f32: f32,
+        serialize_f64: f64,
+        serialize_bytes: &[u8]
+    );
     fn serialize_none(self) -> Result<String, Refused> {
         refuse("a map key that is not text")
     }
