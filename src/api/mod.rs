@@ -8,6 +8,7 @@
 //! Layer: wire types with no dependencies on the rest of Sluice, the error envelope, and
 //! [`visit`], the one walk over every string of a request.
 
+pub mod answer_view;
 pub mod chat_delta;
 pub mod chunk_view;
 pub mod error;

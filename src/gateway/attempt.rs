@@ -18,7 +18,7 @@ use crate::policy::redact_native::NativeRestorer;
 use crate::policy::tier::Hosting;
 use crate::policy::{Decision, DeploymentAttrs, Engine};
 use crate::providers::native::{Event, EventStream};
-use crate::providers::{self, Call, Chunk, ChunkStream, Reply, Upstreams};
+use crate::providers::{self, Answer, Call, Chunk, ChunkStream, Reply, Upstreams};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -33,8 +33,8 @@ pub enum Attempted {
         attrs: DeploymentAttrs,
         /// The body for the client.
         bytes: Bytes,
-        /// The same, parsed.
-        json: serde_json::Value,
+        /// The same, parsed or summarized.
+        json: Answer,
         /// Holds the deployment's concurrency slot.
         guard: InflightGuard,
         /// What the sampling overrides did, when any applied.
@@ -228,7 +228,7 @@ pub async fn attempt(
                 }
             } else {
                 let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
-                FirstAnswer::Complete(bytes, json)
+                FirstAnswer::Complete(bytes, Answer::Tree(json))
             };
             if let Some(a) = applied.as_mut() {
                 a.cache_hit = Some(true);
@@ -255,6 +255,7 @@ pub async fn attempt(
                 body: send_body,
                 request_id: cx.request_id,
                 egress: egress.as_ref().map(|g| g as &dyn providers::Egress),
+                tree: redaction.is_some() || matches!(original, RequestBody::Native(_)),
             };
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
             // Boxed: the upstream call's state (reqwest, timeouts) lives on the heap instead of
@@ -384,7 +385,7 @@ fn route_view<'b>(
 }
 
 enum FirstAnswer {
-    Complete(Bytes, serde_json::Value),
+    Complete(Bytes, Answer),
     Stream(Chunk, ChunkStream),
     Events(Event, EventStream),
 }
@@ -445,13 +446,14 @@ fn finish(
             sampling,
             native,
         },
-        (FirstAnswer::Complete(_, mut json), Some(r)) => {
+        (FirstAnswer::Complete(bytes, answer), Some(r)) => {
+            let mut json = answer.into_tree(&bytes);
             r.restore_json(&mut json);
             let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
             Attempted::Complete {
                 attrs,
                 bytes,
-                json,
+                json: Answer::Tree(json),
                 guard,
                 sampling,
                 native,

@@ -28,7 +28,7 @@ use crate::api::summary::{ResponseSummary, estimate_tokens};
 use crate::api::{ApiError, Usage};
 use crate::config::{Config, DeploymentConfig};
 use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
-use crate::providers::Upstreams;
+use crate::providers::{Answer, Upstreams};
 use crate::telemetry::{self, metrics::Metrics};
 use attempt::{AttemptCtx, Attempted};
 use finish::{cache_hit, estimate_usage};
@@ -337,9 +337,24 @@ impl Gateway {
                 native,
             }) => {
                 drop(guard);
-                let summary = match native {
-                    Some(d) => crate::api::native_summary::summarize(d, &json),
-                    None => ResponseSummary::from_response(&json),
+                // A bridged answer is translated from its tree (asked for with `Call::tree`);
+                // any other chat answer may come summarized only.
+                let bridged = native.is_none() && matches!(body, RequestBody::Native(_));
+                let (summary, json) = match json {
+                    Answer::Tree(json) => {
+                        let summary = match native {
+                            Some(d) => crate::api::native_summary::summarize(d, &json),
+                            None => ResponseSummary::from_response(&json),
+                        };
+                        (summary, bridged.then_some(json))
+                    }
+                    Answer::Summary(summary) => {
+                        // Not reached today (bridged calls ask for the tree); parsed if it is.
+                        let json = bridged.then(|| {
+                            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+                        });
+                        (*summary, json)
+                    }
                 };
                 let (usage, estimated) = match summary.usage {
                     Some(u) => (u, false),
@@ -379,8 +394,8 @@ impl Gateway {
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.native = native.is_some();
                 // A bridged answer is translated from this same parse (not from the bytes).
-                if native.is_none() && matches!(body, RequestBody::Native(_)) {
-                    reply.json = Some(json);
+                if json.is_some() {
+                    reply.json = json;
                 }
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());

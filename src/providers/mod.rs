@@ -44,6 +44,10 @@ pub struct Call<'a> {
     /// The last check on the exact bytes about to be sent, when a policy keeps personal data
     /// local and the deployment is not local (see [`crate::policy::egress`]).
     pub egress: Option<&'a dyn Egress>,
+    /// Whether the caller needs a whole answer as a JSON tree ([`Answer::Tree`]): to
+    /// translate it (a bridged dialect) or to restore redacted values in it. Otherwise an
+    /// OpenAI chat completion is only summarized ([`Answer::Summary`]).
+    pub tree: bool,
 }
 
 /// A check on the exact body of an upstream request, run right before it is sent.
@@ -190,13 +194,34 @@ pub enum Reply {
     Complete {
         /// The body as sent to the client.
         body: Bytes,
-        /// The same body, parsed.
-        json: Value,
+        /// The same body, parsed or summarized (see [`Answer`]).
+        json: Answer,
     },
     /// A stream of OpenAI chunks.
     Stream(ChunkStream),
     /// A native route's stream: the backend's own events, untranslated (see [`native`]).
     Events(native::EventStream),
+}
+
+/// A whole answer's JSON as the provider read it.
+#[derive(Debug)]
+pub enum Answer {
+    /// Parsed into a tree: the caller needs it ([`Call::tree`]), or the answer is not a chat
+    /// completion the borrowed view reads.
+    Tree(Value),
+    /// Read through [`crate::api::answer_view`] only, without a tree: its summary.
+    Summary(Box<crate::api::summary::ResponseSummary>),
+}
+
+impl Answer {
+    /// The tree: the parsed one, or `bytes` (the same answer, already read as JSON) parsed
+    /// now; `null` if they do not parse.
+    pub fn into_tree(self, bytes: &[u8]) -> Value {
+        match self {
+            Answer::Tree(v) => v,
+            Answer::Summary(_) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
+        }
+    }
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually

@@ -114,7 +114,10 @@ pub async fn call(
             "a stream was asked for but the answer is one JSON document",
         ));
     }
-    Ok(Reply::Complete { body: bytes, json })
+    Ok(Reply::Complete {
+        body: bytes,
+        json: super::Answer::Tree(json),
+    })
 }
 
 /// The error an upstream error object or event means, when `v` is one: Anthropic's

@@ -51,6 +51,19 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
         )));
     }
     let bytes = super::upstream::read_capped(resp, dep, dep.max_response_bytes(), false).await?;
+    // A chat completion nobody needs as a tree is only read for its summary, through a
+    // borrowed view; anything the view does not read (an error object, an odd shape) goes
+    // the tree's way below.
+    if !stream
+        && !call.tree
+        && call.endpoint == super::Endpoint::ChatCompletions
+        && let Some(summary) = crate::api::answer_view::summarize(&bytes)
+    {
+        return Ok(Reply::Complete {
+            body: bytes,
+            json: super::Answer::Summary(Box::new(summary)),
+        });
+    }
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
     if json.get("choices").is_none()
@@ -76,10 +89,13 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
             .map_err(|e| ApiError::internal(format!("cannot encode the embeddings: {e}")))?;
         return Ok(Reply::Complete {
             body: body.into(),
-            json,
+            json: super::Answer::Tree(json),
         });
     }
-    Ok(Reply::Complete { body: bytes, json })
+    Ok(Reply::Complete {
+        body: bytes,
+        json: super::Answer::Tree(json),
+    })
 }
 
 /// The JSON sent upstream: the client's request with the deployment's model id, and usage

@@ -141,7 +141,10 @@ pub async fn read_json(resp: reqwest::Response, dep: &DeploymentConfig) -> Resul
 /// A whole OpenAI-shaped reply from a translated JSON value.
 pub fn complete(json: Value) -> super::Reply {
     let body = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
-    super::Reply::Complete { body, json }
+    super::Reply::Complete {
+        body,
+        json: super::Answer::Tree(json),
+    }
 }
 
 /// Turns one upstream stream protocol into OpenAI chunk objects.
