@@ -23,9 +23,9 @@ pub mod stream;
 
 use crate::access::Access;
 use crate::access::auth::Principal;
+use crate::api::ApiError;
 use crate::api::RequestBody;
 use crate::api::summary::{ResponseSummary, estimate_tokens};
-use crate::api::{ApiError, Usage};
 use crate::config::{Config, DeploymentConfig};
 use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
 use crate::providers::{Answer, Upstreams};
@@ -36,7 +36,6 @@ use futures_util::FutureExt;
 use record::{Recorder, RequestRecord};
 use route::RouteState;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 use stream::ClientStream;
 use tracing::Instrument;
 
@@ -97,34 +96,6 @@ impl Gateway {
 
     fn from_parts(parts: Parts) -> Self {
         Gateway(Arc::new(parts))
-    }
-
-    /// Records a request refused before routing (auth, permission, limits, bad input), so
-    /// every answered request has a record.
-    pub async fn record_rejection(
-        &self,
-        ctx: &RequestContext,
-        body: Option<&RequestBody>,
-        e: &ApiError,
-    ) {
-        let mut r = match body {
-            Some(b) => self.base_record(ctx, b),
-            None => {
-                let placeholder = RequestBody::Generic(crate::api::GenericRequest {
-                    model: String::new(),
-                    stream: None,
-                    stream_options: None,
-                    extra: Default::default(),
-                });
-                self.base_record(ctx, &placeholder)
-            }
-        };
-        r.status = e.status.as_u16();
-        r.error_type = Some(e.body.kind.clone());
-        r.error_message = Some(e.body.message.clone());
-        if let Some(wait) = self.finish_record(ctx, r) {
-            wait.await;
-        }
     }
 
     /// Who may call and what they may spend (keys, limits, budgets).
@@ -340,6 +311,11 @@ impl Gateway {
                 // A bridged answer is translated from its tree (asked for with `Call::tree`);
                 // any other chat answer may come summarized only.
                 let bridged = native.is_none() && matches!(body, RequestBody::Native(_));
+                let json = match json {
+                    // Not reached today (bridged calls ask for the tree); parsed if it is.
+                    Answer::Summary(_) if bridged => Answer::Tree(json.into_tree(&bytes)),
+                    json => json,
+                };
                 let (summary, json) = match json {
                     Answer::Tree(json) => {
                         let summary = match native {
@@ -348,13 +324,7 @@ impl Gateway {
                         };
                         (summary, bridged.then_some(json))
                     }
-                    Answer::Summary(summary) => {
-                        // Not reached today (bridged calls ask for the tree); parsed if it is.
-                        let json = bridged.then(|| {
-                            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
-                        });
-                        (*summary, json)
-                    }
+                    Answer::Summary(summary) => (*summary, None),
                 };
                 let (usage, estimated) = match summary.usage {
                     Some(u) => (u, false),
@@ -485,80 +455,6 @@ impl Gateway {
         }
     }
 
-    fn base_record(&self, ctx: &RequestContext, body: &RequestBody) -> RequestRecord {
-        RequestRecord {
-            id: ctx.id.clone(),
-            started_at: ctx.started_at,
-            started_ms: ctx
-                .started_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            duration_ms: 0,
-            ttft_ms: None,
-            endpoint: ctx.dialect.unwrap_or(ctx.endpoint.operation()).to_string(),
-            requested_model: body.model().to_string(),
-            deployment: None,
-            provider: None,
-            status: 0,
-            error_type: None,
-            error_message: None,
-            stream: body.is_stream(),
-            response: ResponseSummary::default(),
-            usage: Usage::default(),
-            usage_estimated: false,
-            attempts: 0,
-            upstream_us: None,
-            overhead_us: None,
-            end_user: self.header_user(ctx).or_else(|| body.user()),
-            api_key_id: ctx.principal.key_id.clone(),
-            log_mode: ctx.principal.spec.log.clone(),
-            client_ip: ctx.client_ip.clone(),
-            hosting: None,
-            openness: None,
-            policies: Vec::new(),
-            pii_kinds: Vec::new(),
-            cost_usd: None,
-            sampling: None,
-            request_hash: None,
-            request_body: None,
-            egress_blocked: None,
-            route: None,
-            dropped_tools: Vec::new(),
-        }
-    }
-
-    /// Finishes `r` and hands it to the recorder: `None` when it was taken at once, else the
-    /// boxed wait for room in the log's queue (see [`Recorder::record_or_wait`]).
-    fn finish_record(
-        &self,
-        ctx: &RequestContext,
-        mut r: RequestRecord,
-    ) -> Option<futures_util::future::BoxFuture<'_, ()>> {
-        r.duration_ms = ctx.started.elapsed().as_millis() as u64;
-        telemetry::record_outcome(&ctx.span, &r);
-        self.recorder.record_or_wait(r)
-    }
-
-    /// Keeps the typed request on the record when the effective logging mode stores text.
-    fn attach_body(&self, r: &mut RequestRecord, body: &RequestBody) {
-        if self.recorder.log().is_none() {
-            return;
-        }
-        let mode = crate::store::row::effective_mode(r, self.config.log.prompts);
-        if mode.keeps_text() {
-            r.request_body = match body {
-                RequestBody::Chat(c) => serde_json::value::to_raw_value(c).ok(),
-                RequestBody::Generic(g) => serde_json::value::to_raw_value(g).ok(),
-                // The chat translation (what `sluice replay` re-sends), else the native body.
-                RequestBody::Native(n) => match &n.bridged {
-                    Ok(c) => serde_json::value::to_raw_value(c).ok(),
-                    Err(_) => serde_json::value::to_raw_value(&n.body).ok(),
-                },
-            };
-        }
-    }
-
     /// Applies the decision: a policy's deny → 403; else tries the plan's deployments (see
     /// [`attempt::attempt`]), recording each attempt.
     async fn route_and_call(
@@ -592,13 +488,4 @@ impl Gateway {
 /// Whether another deployment may be tried after this error: server-side failures only.
 pub fn is_retryable(e: &ApiError) -> bool {
     e.status.is_server_error() || e.status.as_u16() == 429 || e.status.as_u16() == 408
-}
-
-impl Gateway {
-    /// The end user named by the `log.user_header` request header, when configured and sent.
-    fn header_user(&self, ctx: &RequestContext) -> Option<String> {
-        let name = self.config.log.user_header.as_deref()?;
-        let v = ctx.headers.get(name)?.to_str().ok()?.trim();
-        (!v.is_empty()).then(|| v.to_string())
-    }
 }

@@ -1,11 +1,16 @@
 //! The record of one request, made exactly once per accepted request (answered, failed,
 //! rejected, or cut off by the client), and handed to the [`Recorder`].
 
+use super::{Gateway, RequestContext};
+use crate::api::summary::ResponseSummary;
+use crate::api::{ApiError, RequestBody, Usage};
 pub use crate::store::record::RequestRecord;
 use crate::store::writer::LogSender;
+use crate::telemetry;
 use crate::telemetry::metrics::Metrics;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 /// Where finished requests go: the metrics, one `info` line per request (never prompt text
 /// or secrets), and — when the request log is on — a row queued for the store
@@ -99,5 +104,117 @@ impl Recorder {
             completion_tokens = r.usage.completion_tokens,
             "request"
         );
+    }
+}
+
+/// Building, finishing and handing over a request's record.
+impl Gateway {
+    /// Records a request refused before routing (auth, permission, limits, bad input), so
+    /// every answered request has a record.
+    pub async fn record_rejection(
+        &self,
+        ctx: &RequestContext,
+        body: Option<&RequestBody>,
+        e: &ApiError,
+    ) {
+        let mut r = match body {
+            Some(b) => self.base_record(ctx, b),
+            None => {
+                let placeholder = RequestBody::Generic(crate::api::GenericRequest {
+                    model: String::new(),
+                    stream: None,
+                    stream_options: None,
+                    extra: Default::default(),
+                });
+                self.base_record(ctx, &placeholder)
+            }
+        };
+        r.status = e.status.as_u16();
+        r.error_type = Some(e.body.kind.clone());
+        r.error_message = Some(e.body.message.clone());
+        if let Some(wait) = self.finish_record(ctx, r) {
+            wait.await;
+        }
+    }
+
+    pub(super) fn base_record(&self, ctx: &RequestContext, body: &RequestBody) -> RequestRecord {
+        RequestRecord {
+            id: ctx.id.clone(),
+            started_at: ctx.started_at,
+            started_ms: ctx
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            duration_ms: 0,
+            ttft_ms: None,
+            endpoint: ctx.dialect.unwrap_or(ctx.endpoint.operation()).to_string(),
+            requested_model: body.model().to_string(),
+            deployment: None,
+            provider: None,
+            status: 0,
+            error_type: None,
+            error_message: None,
+            stream: body.is_stream(),
+            response: ResponseSummary::default(),
+            usage: Usage::default(),
+            usage_estimated: false,
+            attempts: 0,
+            upstream_us: None,
+            overhead_us: None,
+            end_user: self.header_user(ctx).or_else(|| body.user()),
+            api_key_id: ctx.principal.key_id.clone(),
+            log_mode: ctx.principal.spec.log.clone(),
+            client_ip: ctx.client_ip.clone(),
+            hosting: None,
+            openness: None,
+            policies: Vec::new(),
+            pii_kinds: Vec::new(),
+            cost_usd: None,
+            sampling: None,
+            request_hash: None,
+            request_body: None,
+            egress_blocked: None,
+            route: None,
+            dropped_tools: Vec::new(),
+        }
+    }
+
+    /// Finishes `r` and hands it to the recorder: `None` when it was taken at once, else the
+    /// boxed wait for room in the log's queue (see [`Recorder::record_or_wait`]).
+    pub(super) fn finish_record(
+        &self,
+        ctx: &RequestContext,
+        mut r: RequestRecord,
+    ) -> Option<futures_util::future::BoxFuture<'_, ()>> {
+        r.duration_ms = ctx.started.elapsed().as_millis() as u64;
+        telemetry::record_outcome(&ctx.span, &r);
+        self.recorder.record_or_wait(r)
+    }
+
+    /// Keeps the typed request on the record when the effective logging mode stores text.
+    pub(super) fn attach_body(&self, r: &mut RequestRecord, body: &RequestBody) {
+        if self.recorder.log().is_none() {
+            return;
+        }
+        let mode = crate::store::row::effective_mode(r, self.config.log.prompts);
+        if mode.keeps_text() {
+            r.request_body = match body {
+                RequestBody::Chat(c) => serde_json::value::to_raw_value(c).ok(),
+                RequestBody::Generic(g) => serde_json::value::to_raw_value(g).ok(),
+                // The chat translation (what `sluice replay` re-sends), else the native body.
+                RequestBody::Native(n) => match &n.bridged {
+                    Ok(c) => serde_json::value::to_raw_value(c).ok(),
+                    Err(_) => serde_json::value::to_raw_value(&n.body).ok(),
+                },
+            };
+        }
+    }
+
+    /// The end user named by the `log.user_header` request header, when configured and sent.
+    pub(super) fn header_user(&self, ctx: &RequestContext) -> Option<String> {
+        let name = self.config.log.user_header.as_deref()?;
+        let v = ctx.headers.get(name)?.to_str().ok()?.trim();
+        (!v.is_empty()).then(|| v.to_string())
     }
 }
