@@ -20,10 +20,12 @@ here waits without a bound: every subprocess, HTTP call and line read has a time
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -75,6 +77,35 @@ class Sluice:
 
     def client(self) -> OpenAI:
         return OpenAI(base_url=self.base_url, api_key="unused", max_retries=0, timeout=120)
+
+    def answered(self) -> int:
+        """How many requests this Sluice has finished: the sum of `sluice_requests_total` on
+        its `/metrics` (counted when each request's log row is handed to the writer)."""
+        r = httpx.get(self.base_url.removesuffix("/v1") + "/metrics", timeout=30)
+        assert r.status_code == 200, f"/metrics: {r.status_code} {r.text}"
+        return round(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in r.text.splitlines()
+                if line.startswith("sluice_requests_total{")
+            )
+        )
+
+    def logged(self) -> int:
+        """How many rows the request log holds."""
+        with contextlib.closing(sqlite3.connect(self.workdir / "sluice.db")) as c:
+            return c.execute("SELECT count(*) FROM requests").fetchone()[0]
+
+    def wait_logged(self, timeout: float = 15) -> None:
+        """Waits until every finished request has its row written (the batch writer lags a
+        little): the log's row count reaches `answered()`. Fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answered, logged = self.answered(), self.logged()
+            if logged >= answered:
+                return
+            assert time.monotonic() < deadline, f"{answered} requests answered, {logged} rows logged"
+            time.sleep(0.1)
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Runs `sluice ARGS…` with the same config, environment and working directory."""

@@ -20,11 +20,14 @@ fi
 start=$(date +%s)
 bash deploy/local-llm.sh --setup-only
 echo "e2e: local backend ready in $(($(date +%s) - start)) s"
-# Claude Code (npm) for tests/e2e/test_claude_code.py, installed once under ~/.cache/sluice.
+# Claude Code (npm) for tests/e2e/test_claude_code.py, installed once, pinned (the version whose
+# request and retry behaviour the tests were written against), under ~/.cache/sluice.
 CLAUDE_PREFIX="${SLUICE_CACHE:-$HOME/.cache/sluice}/claude"
-if [ ! -x "$CLAUDE_PREFIX/node_modules/.bin/claude" ]; then
+CLAUDE_VERSION=2.1.197
+if [ ! -x "$CLAUDE_PREFIX/node_modules/.bin/claude" ] \
+   || [ "$("$CLAUDE_PREFIX/node_modules/.bin/claude" --version 2>/dev/null)" != "$CLAUDE_VERSION (Claude Code)" ]; then
   command -v npm >/dev/null 2>&1 || { echo "e2e: npm is needed to install Claude Code" >&2; exit 1; }
-  npm install --silent --prefix "$CLAUDE_PREFIX" @anthropic-ai/claude-code
+  npm install --silent --prefix "$CLAUDE_PREFIX" "@anthropic-ai/claude-code@$CLAUDE_VERSION"
 fi
 export SLUICE_CLAUDE="$CLAUDE_PREFIX/node_modules/.bin/claude"
 # Codex CLI for tests/e2e/test_codex.py (npm; installed once, pinned, under ~/.cache/sluice).

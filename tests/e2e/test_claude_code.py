@@ -14,9 +14,11 @@ Claude Code's own (headers, betas, `thinking`, `context_management`, `metadata.u
 streaming), only smaller, and the answer on stdout is checked against the log. The second run is
 Claude Code as users run it (its full agent prompt and 24 tools, one turn): the small model
 cannot follow Claude Code's tool protocol (and tends to ramble past the output cap), so that
-test asserts the exchange itself — every call a streamed 200, no non-streaming retry — and that
-Claude Code's outcome matches the logged finish reason (`length` → its "exceeded the output
-token maximum" error, `stop` → the text printed as logged).
+test asserts the exchange itself — every call a streamed 200, no non-streaming retry, a further
+call only after a cut answer (Claude Code's own "resume" retry) — and that Claude Code's outcome
+matches the last logged finish reason (`length` → its "exceeded the output token maximum"
+error, `stop` → the text printed as logged). The rows are read once the log holds one for every
+request Sluice finished (`/metrics` counts them), so a late batch cannot hide the last call.
 """
 
 from __future__ import annotations
@@ -73,16 +75,11 @@ def messages_rows(sluice) -> list[dict]:
     return [r for r in rows if r.get("endpoint") == "messages"]
 
 
-def wait_rows(sluice, before: set[str], at_least: int) -> list[dict]:
-    """The Messages rows logged since `before` (ids); the batch writer lags a little."""
-    import time
-
-    deadline = time.monotonic() + 15
-    while True:
-        rows = [r for r in messages_rows(sluice) if r["id"] not in before]
-        if len(rows) >= at_least or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
+def new_rows(sluice, before: set[str]) -> list[dict]:
+    """The Messages rows logged since `before` (ids), oldest first, once every request Sluice
+    finished has its row (see `Sluice.wait_logged`)."""
+    sluice.wait_logged()
+    return [r for r in reversed(messages_rows(sluice)) if r["id"] not in before]
 
 
 def test_claude_code_answers_through_sluice_from_the_local_model(sluice):
@@ -102,33 +99,37 @@ def test_claude_code_answers_through_sluice_from_the_local_model(sluice):
     assert out.returncode == 0, f"claude failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
     answer = out.stdout.strip()
     assert "Paris" in answer, answer
-    rows = wait_rows(sluice, before, 1)
+    rows = new_rows(sluice, before)
     assert rows, "no Messages row logged"
     # Every call Claude Code made was a streamed 200 from the local deployment: it never fell
     # back to a non-streaming retry.
     assert [(r["status"], r["stream"], r["deployment"]) for r in rows] == [(200, True, "smollm2-local")] * len(rows)
     # The answer on stdout is the model's text as logged (Claude Code prints the final text).
-    assert answer == rows[0]["response_content"].strip()
-    assert rows[0]["usage_estimated"] is False
+    last = rows[-1]
+    assert answer == last["response_content"].strip()
+    assert last["usage_estimated"] is False
     # The custom header reached Sluice's policies: greedy sampling on the local model.
-    assert rows[0]["sampling"]["temperature"] == 0, rows[0]["sampling"]
-    assert rows[0]["prompt_tokens"] > 0 and rows[0]["completion_tokens"] > 0
+    assert last["sampling"]["temperature"] == 0, last["sampling"]
+    assert last["prompt_tokens"] > 0 and last["completion_tokens"] > 0
 
 
 def test_claude_code_default_agent_request_exchange(sluice):
     before = {r["id"] for r in messages_rows(sluice)}
     out = run_claude(sluice, "Say hello.", "--max-turns", "1")
-    rows = wait_rows(sluice, before, 1)
+    rows = new_rows(sluice, before)
     assert rows, f"no Messages row logged:\n{out.stdout}\n{out.stderr}"
     # Claude Code's full request was accepted and streamed every time (no non-streaming retry).
     assert [(r["status"], r["stream"]) for r in rows] == [(200, True)] * len(rows), rows
-    last = rows[0]
-    # What Claude Code makes of the answer depends on what the 135M model said; each case is
-    # checked against the log.
+    # An answer cut at CLAUDE_CODE_MAX_OUTPUT_TOKENS (Anthropic's `max_tokens` stop reason,
+    # from the chat `length`) makes Claude Code ask again ("Output token limit hit. Resume
+    # directly…", at most 3 times): every request before the last was such a cut answer.
+    assert [r["finish_reason"] for r in rows[:-1]] == ["length"] * (len(rows) - 1), rows
+    last = rows[-1]
+    # What Claude Code makes of the last answer depends on what the 135M model said; each case
+    # is checked against the log.
     if last["finish_reason"] == "length":
-        # The model ran past CLAUDE_CODE_MAX_OUTPUT_TOKENS: the chat `length` reached Claude
-        # Code as Anthropic's `max_tokens` stop reason, which it reports in its own words.
-        assert out.returncode == 1
+        # Still cut after its retries: Claude Code reports it in its own words.
+        assert out.returncode == 1, f"{out.returncode}\n{out.stdout}\n{out.stderr}"
         assert "output token maximum" in out.stdout, out.stdout
     elif last["finish_reason"] == "stop" and last["response_content"].strip():
         # A text answer: printed as the model gave it.

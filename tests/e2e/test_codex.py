@@ -64,7 +64,7 @@ def running_sluice(workdir: Path, deployment_url: str, model: str, native: bool 
         f"{extra}"
         "models:\n  - name: default\n    deployments: [local-codex]\n"
         "policies:\n  - name: reproducible\n    when: {header: {x-sluice-mode: reproducible}}\n"
-        "    require: {hosting: local}\n"
+        "    require: {hosting: local}\n    sampling: {deterministic: true, seed: 42}\n"
     )
     env = dict(os.environ, RUST_LOG="info", NO_PROXY="127.0.0.1")
     stderr = open(workdir / "sluice.stderr", "w")
@@ -133,8 +133,9 @@ def run_codex(tmp_path: Path, base: str, prompt: str) -> subprocess.CompletedPro
     )
 
 
-def responses_rows(s) -> list[dict]:
-    """The log rows of Responses requests (the writer batches; wait for them, at most 15 s)."""
+def responses_rows(s, at_least: int = 1) -> list[dict]:
+    """The log rows of Responses requests, newest first, once there are `at_least` (the
+    writer batches; wait for them, at most 15 s)."""
     deadline = time.monotonic() + 15
     while True:
         out = subprocess.run(
@@ -148,7 +149,7 @@ def responses_rows(s) -> list[dict]:
         assert out.returncode == 0, out.stderr
         rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
         rows = [r for r in rows if r["endpoint"] == "responses"]
-        if rows or time.monotonic() > deadline:
+        if len(rows) >= at_least or time.monotonic() > deadline:
             return rows
         time.sleep(0.2)
 
@@ -159,28 +160,47 @@ def routes(s) -> list[tuple]:
         return c.execute("SELECT endpoint, route, status FROM requests ORDER BY seq").fetchall()
 
 
+CUT = "Incomplete response returned, reason: max_output_tokens"
+
+
+def assert_outcome(out: subprocess.CompletedProcess, row: dict) -> None:
+    """Codex's outcome agrees with the logged answer `row`. The prompt holds the date and the
+    working folder, so even greedy, what the 135M model says changes from day to day: a text
+    answer (`stop`) is printed by `codex exec`, which exits 0; an answer cut at the context's
+    end (`length`, sent to Codex as `response.incomplete` with reason `max_output_tokens`)
+    makes Codex exit 1 with that reason (the cut itself is tested exactly with a mock below)."""
+    detail = f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
+    if row["finish_reason"] == "length":
+        assert out.returncode == 1, detail
+        assert CUT in out.stdout + out.stderr, detail
+        return
+    assert row["finish_reason"] == "stop", row
+    assert out.returncode == 0, detail
+    answer = row["response_content"].strip()
+    assert answer, row
+    # `codex exec` prints the model's last message on stdout.
+    assert answer in out.stdout, f"answer {answer!r} not on stdout:\n{out.stdout}"
+
+
 def test_codex_exec_answers_natively(tmp_path, llama_codex):
     """The same task with Responses going natively to llama-server's `/v1/responses`."""
     with running_sluice(tmp_path / "sluice", llama_codex.base_url, model_id(llama_codex), native=True) as s:
         out = run_codex(tmp_path, s["base"], "Say hello in one short sentence.")
         rows = responses_rows(s)
-        assert out.returncode == 0, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
-        assert rows and all(r["status"] == 200 for r in rows), rows
+        assert [r["status"] for r in rows] == [200], rows
         assert {r[1] for r in routes(s) if r[0] == "responses"} == {"native"}, routes(s)
-    answer = rows[0]["response_content"].strip()
-    assert answer and answer in out.stdout, f"answer {answer!r} not on stdout:\n{out.stdout}"
+    # The policy's greedy sampling reached the backend.
+    assert rows[0]["sampling"]["temperature"] == 0, rows[0]["sampling"]
+    assert_outcome(out, rows[0])
 
 
 def test_codex_exec_answers_through_sluice(tmp_path, sluice_codex):
+    before = {r["id"] for r in responses_rows(sluice_codex, at_least=0)}
     out = run_codex(tmp_path, sluice_codex["base"], "Say hello in one short sentence.")
-    assert out.returncode == 0, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
-    rows = responses_rows(sluice_codex)
-    assert rows, "no log row for Codex's Responses request"
-    assert all(r["status"] == 200 and r["deployment"] == "local-codex" for r in rows), rows
-    answer = rows[0]["response_content"].strip()
-    assert answer, rows[0]
-    # `codex exec` prints the model's last message on stdout.
-    assert answer in out.stdout, f"answer {answer!r} not on stdout:\n{out.stdout}"
+    rows = [r for r in responses_rows(sluice_codex, at_least=len(before) + 1) if r["id"] not in before]
+    assert [(r["status"], r["deployment"]) for r in rows] == [(200, "local-codex")], rows
+    assert rows[0]["sampling"]["temperature"] == 0, rows[0]["sampling"]
+    assert_outcome(out, rows[0])
 
 
 class ChatMock:
@@ -188,7 +208,8 @@ class ChatMock:
     running `echo sluice-tool-ok`) first, then, once a tool result came back, a text naming
     it. Keeps every request body."""
 
-    def __init__(self):
+    def __init__(self, cut: bool = False):
+        """`cut`: answer every request with text cut short (`finish_reason: length`)."""
         self.bodies: list[dict] = []
         mock = self
 
@@ -204,7 +225,9 @@ class ChatMock:
                 def chunk(delta, finish=None):
                     return dict(meta, choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
 
-                if tool:
+                if cut:
+                    chunks = [chunk({"role": "assistant", "content": "Hello, I am"}), chunk({}, "length")]
+                elif tool:
                     said = "sluice-tool-ok" if "sluice-tool-ok" in tool[-1]["content"] else "nothing"
                     chunks = [chunk({"role": "assistant", "content": "The command printed "}), chunk({"content": said + "."}), chunk({}, "stop")]
                 else:
@@ -249,3 +272,20 @@ def test_codex_runs_a_tool_call_bridged_from_chat(tmp_path):
     assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == "call_echo"
     assert "sluice-tool-ok" in second[-1]["content"]
     assert [r["status"] for r in rows] == [200, 200], rows
+
+
+def test_codex_reports_an_answer_cut_at_max_output_tokens(tmp_path):
+    """A chat answer cut short (`finish_reason: length`) reaches Codex as a Responses
+    `response.incomplete` with reason `max_output_tokens`: Codex names that reason and exits 1,
+    and the log keeps the cut answer as a 200 with finish `length`."""
+    mock = ChatMock(cut=True)
+    try:
+        with running_sluice(tmp_path / "sluice", mock.base_url, "mock") as s:
+            out = run_codex(tmp_path, s["base"], "Say hello.")
+            rows = responses_rows(s)
+    finally:
+        mock.stop()
+    assert out.returncode == 1, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
+    assert CUT in out.stdout + out.stderr, out.stderr[-4000:]
+    assert len(mock.bodies) == 1, mock.bodies
+    assert [(r["status"], r["finish_reason"], r["response_content"]) for r in rows] == [(200, "length", "Hello, I am")], rows
