@@ -1,16 +1,19 @@
-//! A whole chat completion answer read through a borrowed, typed view, for its summary
-//! only: the parts [`ResponseSummary::from_response`] reads (`model`, `system_fingerprint`,
-//! `usage`, and choice 0's message content, tool calls, `text` and `finish_reason`). Text is
-//! borrowed unless it has escapes; unknown fields are skipped, never stored.
+//! A whole chat completion answer read through a borrowed, typed view: the parts its
+//! summary ([`ResponseSummary::from_response`]) and the Responses bridge read (`model`,
+//! `system_fingerprint`, `usage`, and choice 0's message content, reasoning, refusal, tool
+//! calls, `text` and `finish_reason`), as a [`ChatAnswer`]. Text is borrowed unless it has
+//! escapes; unknown fields are skipped, never stored.
 //!
 //! The view accepts only well-typed answers: a field of another type than expected, a key
-//! given twice or a top level that is not an object makes [`summarize`] return `None`, and
-//! the caller parses the tree as before. Where it accepts, it gives the tree's summary
-//! (property-tested below).
+//! given twice or a top level that is not an object makes [`ChatAnswer::parse`] (and
+//! [`summarize`]) return `None`, and the caller parses the tree as before; a tree is read into
+//! the same [`ChatAnswer`] by [`ChatAnswer::from_tree`]. Where the view accepts, both give the
+//! same answer and the same summary (property-tested below).
 
-use super::Usage;
 use super::summary::{ResponseSummary, ToolCallSummary};
+use super::{At, Usage};
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -41,6 +44,12 @@ struct MessageView<'a> {
     #[serde(borrow, default)]
     content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     tool_calls: Option<Vec<ToolCallView<'a>>>,
 }
 
@@ -60,46 +69,159 @@ struct FunctionView<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
-/// The summary of a chat completion answer with a `choices` array, read through the view.
-///
-/// `None` when the view refuses the bytes (see the module docs) or the answer has no
-/// `choices` array (an error object, an embeddings list): the caller then parses the tree.
+/// One tool call of choice 0's message: `id`, `function.name`, `function.arguments` (each
+/// `""` when missing or, from a tree, not text).
+#[derive(Debug, Default, PartialEq)]
+pub struct ChatToolCall<'a> {
+    /// `id`.
+    pub id: Cow<'a, str>,
+    /// `function.name`.
+    pub name: Cow<'a, str>,
+    /// `function.arguments` (a JSON text, as the backend wrote it).
+    pub arguments: Cow<'a, str>,
+}
+
+/// A chat completion answer with a `choices` array, reduced to what Sluice reads of it:
+/// the top-level fields and choice 0 (all empty when `choices` is). Text fields are `None`
+/// when missing, `null` or (from a tree) not text.
+#[derive(Debug, Default, PartialEq)]
+pub struct ChatAnswer<'a> {
+    /// `model`.
+    pub model: Option<Cow<'a, str>>,
+    /// `system_fingerprint`.
+    pub system_fingerprint: Option<Cow<'a, str>>,
+    /// `usage`, when it is an object.
+    pub usage: Option<Value>,
+    /// `message.content`.
+    pub content: Option<Cow<'a, str>>,
+    /// `message.reasoning_content`, else `message.reasoning`: the first that is not empty.
+    pub reasoning: Option<Cow<'a, str>>,
+    /// `message.refusal`.
+    pub refusal: Option<Cow<'a, str>>,
+    /// `message.tool_calls`, in order.
+    pub tool_calls: Vec<ChatToolCall<'a>>,
+    /// `text` (legacy completions).
+    pub text: Option<Cow<'a, str>>,
+    /// `finish_reason`.
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+impl<'a> ChatAnswer<'a> {
+    /// The answer in `bytes`, read through the view. `None` when the view refuses the bytes
+    /// (see the module docs) or the answer has no `choices` array (an error object, an
+    /// embeddings list): the caller then parses the tree.
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let view: AnswerView<'a> = serde_json::from_slice(bytes).ok()?;
+        let choices = view.choices?;
+        let usage = match view.usage.filter(|u| u.get().starts_with('{')) {
+            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            None => None,
+        };
+        let mut a = ChatAnswer {
+            model: view.model,
+            system_fingerprint: view.system_fingerprint,
+            usage,
+            ..ChatAnswer::default()
+        };
+        let Some(c0) = choices.into_iter().next() else {
+            return Some(a);
+        };
+        if let Some(msg) = c0.message {
+            a.content = msg.content;
+            a.reasoning = [msg.reasoning_content, msg.reasoning]
+                .into_iter()
+                .flatten()
+                .find(|r| !r.is_empty());
+            a.refusal = msg.refusal;
+            a.tool_calls = msg
+                .tool_calls
+                .into_iter()
+                .flatten()
+                .map(|tc| {
+                    let (name, arguments) = match tc.function {
+                        Some(f) => (f.name, f.arguments),
+                        None => (None, None),
+                    };
+                    ChatToolCall {
+                        id: tc.id.unwrap_or_default(),
+                        name: name.unwrap_or_default(),
+                        arguments: arguments.unwrap_or_default(),
+                    }
+                })
+                .collect();
+        }
+        a.text = c0.text;
+        a.finish_reason = c0.finish_reason;
+        Some(a)
+    }
+
+    /// The same reading of a parsed answer (any JSON value): what is missing or of another
+    /// type is left empty.
+    pub fn from_tree(chat: &'a Value) -> Self {
+        let text = |v: Option<&'a Value>, key: &str| {
+            v.and_then(|v| v.get(key))
+                .and_then(Value::as_str)
+                .map(Cow::Borrowed)
+        };
+        let choice = chat.at("/choices/0");
+        let message = choice.and_then(|c| c.get("message"));
+        ChatAnswer {
+            model: text(Some(chat), "model"),
+            system_fingerprint: text(Some(chat), "system_fingerprint"),
+            usage: chat.get("usage").filter(|u| u.is_object()).cloned(),
+            content: text(message, "content"),
+            reasoning: ["reasoning_content", "reasoning"]
+                .into_iter()
+                .filter_map(|k| text(message, k))
+                .find(|r| !r.is_empty()),
+            refusal: text(message, "refusal"),
+            tool_calls: message
+                .and_then(|m| m.get("tool_calls"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|tc| {
+                    let function = tc.get("function");
+                    ChatToolCall {
+                        id: text(Some(tc), "id").unwrap_or_default(),
+                        name: text(function, "name").unwrap_or_default(),
+                        arguments: text(function, "arguments").unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            text: text(choice, "text"),
+            finish_reason: text(choice, "finish_reason"),
+        }
+    }
+
+    /// The log's summary of the answer.
+    pub fn summary(&self) -> ResponseSummary {
+        let mut s = ResponseSummary {
+            model: self.model.as_deref().map(str::to_string),
+            system_fingerprint: self.system_fingerprint.as_deref().map(str::to_string),
+            usage: self.usage.as_ref().map(Usage::from_openai),
+            finish_reason: self.finish_reason.as_deref().map(str::to_string),
+            ..ResponseSummary::default()
+        };
+        s.content.push_str(self.content.as_deref().unwrap_or(""));
+        s.content.push_str(self.text.as_deref().unwrap_or(""));
+        s.tool_calls = self
+            .tool_calls
+            .iter()
+            .map(|tc| ToolCallSummary {
+                id: tc.id.to_string(),
+                name: tc.name.to_string(),
+                arguments: tc.arguments.to_string(),
+            })
+            .collect();
+        s
+    }
+}
+
+/// The summary of a chat completion answer with a `choices` array, read through the view
+/// (`None` where [`ChatAnswer::parse`] gives none).
 pub fn summarize(bytes: &[u8]) -> Option<ResponseSummary> {
-    let view: AnswerView<'_> = serde_json::from_slice(bytes).ok()?;
-    let choices = view.choices?;
-    let mut s = ResponseSummary {
-        model: view.model.map(Cow::into_owned),
-        system_fingerprint: view.system_fingerprint.map(Cow::into_owned),
-        ..ResponseSummary::default()
-    };
-    if let Some(raw) = view.usage.filter(|u| u.get().starts_with('{')) {
-        let usage: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
-        s.usage = Some(Usage::from_openai(&usage));
-    }
-    let Some(c0) = choices.into_iter().next() else {
-        return Some(s);
-    };
-    if let Some(msg) = c0.message {
-        if let Some(t) = msg.content {
-            s.content.push_str(&t);
-        }
-        for tc in msg.tool_calls.into_iter().flatten() {
-            let (name, arguments) = match tc.function {
-                Some(f) => (f.name, f.arguments),
-                None => (None, None),
-            };
-            s.tool_calls.push(ToolCallSummary {
-                id: tc.id.map(Cow::into_owned).unwrap_or_default(),
-                name: name.map(Cow::into_owned).unwrap_or_default(),
-                arguments: arguments.map(Cow::into_owned).unwrap_or_default(),
-            });
-        }
-    }
-    if let Some(t) = c0.text {
-        s.content.push_str(&t);
-    }
-    s.finish_reason = c0.finish_reason.map(Cow::into_owned);
-    Some(s)
+    ChatAnswer::parse(bytes).map(|a| a.summary())
 }
 
 #[cfg(test)]
@@ -141,17 +263,35 @@ mod tests {
                 t.insert("function".into(), Value::Object(f));
                 Value::Object(t)
             });
-        let choice = (
+        let reasoning = (
             proptest::option::of(text_or_odd()),
-            proptest::option::of(proptest::collection::vec(tool, 0..3)),
+            proptest::option::of(text_or_odd()),
+            proptest::option::of(text_or_odd()),
+        )
+            .prop_map(|(rc, r, refusal)| {
+                [
+                    ("reasoning_content", rc),
+                    ("reasoning", r),
+                    ("refusal", refusal),
+                ]
+            });
+        let choice = (
+            (
+                proptest::option::of(text_or_odd()),
+                proptest::option::of(proptest::collection::vec(tool, 0..3)),
+                reasoning,
+            ),
             proptest::option::of(text_or_odd()),
             proptest::option::of(text_or_odd()),
             any::<bool>(),
         )
-            .prop_map(|(content, tools, text, finish, has_message)| {
+            .prop_map(|((content, tools, reasoning), text, finish, has_message)| {
                 let mut m = serde_json::Map::new();
                 m.insert("role".into(), "assistant".into());
                 maybe(&mut m, "content", content);
+                for (key, v) in reasoning {
+                    maybe(&mut m, key, v);
+                }
                 maybe(&mut m, "tool_calls", tools.map(Value::from));
                 let mut c = serde_json::Map::new();
                 c.insert("index".into(), 0.into());
@@ -193,8 +333,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// Where the view accepts an answer, it gives the tree's summary; every well-typed
-        /// answer is accepted.
+        /// Where the view accepts an answer, it reads what the tree reading reads and gives
+        /// the tree's summary; every well-typed answer is accepted.
         #[test]
         fn view_agrees_with_the_tree(v in answer()) {
             let bytes = serde_json::to_vec(&v).unwrap();
@@ -202,6 +342,9 @@ mod tests {
             match summarize(&bytes) {
                 Some(s) => prop_assert_eq!(s, tree),
                 None => prop_assert!(!well_typed(&v), "refused a well-typed answer: {}", v),
+            }
+            if let Some(a) = ChatAnswer::parse(&bytes) {
+                prop_assert_eq!(a, ChatAnswer::from_tree(&v));
             }
         }
     }
@@ -216,6 +359,9 @@ mod tests {
             text(c.get("text"))
                 && text(c.get("finish_reason"))
                 && text(m.get("content"))
+                && text(m.get("reasoning_content"))
+                && text(m.get("reasoning"))
+                && text(m.get("refusal"))
                 && m["tool_calls"].as_array().into_iter().flatten().all(|t| {
                     text(t.get("id"))
                         && text(t["function"].get("name"))

@@ -308,12 +308,15 @@ impl Gateway {
                 native,
             }) => {
                 drop(guard);
-                // A bridged answer is translated from its tree (asked for with `Call::tree`);
-                // any other chat answer may come summarized only.
+                // A bridged Messages answer is translated from its tree (asked for with
+                // `Call::tree`); the Responses bridge reads the bytes' view itself, or the
+                // tree when there is one; any other chat answer may come summarized only.
                 let bridged = native.is_none() && matches!(body, RequestBody::Native(_));
                 let json = match json {
-                    // Not reached today (bridged calls ask for the tree); parsed if it is.
-                    Answer::Summary(_) if bridged => Answer::Tree(json.into_tree(&bytes)),
+                    // Not reached today (Messages calls ask for the tree); parsed if it is.
+                    Answer::Summary(_) if bridged && body.bridges_from_tree() => {
+                        Answer::Tree(json.into_tree(&bytes))
+                    }
                     json => json,
                 };
                 let (summary, json) = match json {

@@ -34,10 +34,11 @@ use std::net::SocketAddr;
 use super::openai::{id_of, read_body, sse_response, with_headers};
 use super::responses_sse::{OnEnd, ResponsesSse};
 use crate::access::auth::Principal;
+use crate::api::answer_view::ChatAnswer;
 use crate::api::native::{Dialect, NativeRequest};
 use crate::api::responses::{InputItem, InputTokens, ResponseObject, ResponsesRequest};
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
-use crate::bridge::responses::{StreamTranslator, ToolMap, from_chat, to_chat};
+use crate::bridge::responses::{StreamTranslator, ToolMap, from_answer, to_chat};
 use crate::config::LogMode;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody, RequestContext};
 use crate::store::backend::LogStore;
@@ -356,17 +357,34 @@ async fn reply_response(
     let parsed = reply.json;
     let mut resp = match reply.body {
         ReplyBody::Json(bytes) => {
-            let chat: Value = match parsed.map_or_else(|| serde_json::from_slice(&bytes), Ok) {
-                Ok(v) => v,
-                Err(e) => {
-                    return ApiError::bad_gateway(
-                        &reply.deployment,
-                        format!("reply is not JSON: {e}"),
-                    )
-                    .into_response();
-                }
+            // The tree when the gateway had one (a restored redaction, an answer its view
+            // refused), else the borrowed view of the bytes, else the bytes parsed now.
+            let tree: Value;
+            let view = match parsed {
+                Some(_) => None,
+                None => ChatAnswer::parse(&bytes),
             };
-            let out = from_chat(&chat, start, &tools);
+            let chat = match (view, parsed) {
+                (Some(view), _) => view,
+                (None, Some(v)) => {
+                    tree = v;
+                    ChatAnswer::from_tree(&tree)
+                }
+                (None, None) => match serde_json::from_slice(&bytes) {
+                    Ok(v) => {
+                        tree = v;
+                        ChatAnswer::from_tree(&tree)
+                    }
+                    Err(e) => {
+                        return ApiError::bad_gateway(
+                            &reply.deployment,
+                            format!("reply is not JSON: {e}"),
+                        )
+                        .into_response();
+                    }
+                },
+            };
+            let out = from_answer(&chat, start, &tools);
             saver.save(&out);
             axum::Json(out).into_response()
         }

@@ -9,6 +9,7 @@
 //! likewise), else `completed`.
 
 use crate::api::At;
+use crate::api::answer_view::ChatAnswer;
 use serde_json::Value;
 
 use super::tools::ToolMap;
@@ -21,18 +22,27 @@ use crate::api::responses::{
 };
 
 /// Fills `response` (from [`ResponseObject::start`]) with the output, status and usage of
-/// the chat completion `chat`; `tools` maps function names back to Responses tools.
-pub fn from_chat(chat: &Value, mut response: ResponseObject, tools: &ToolMap) -> ResponseObject {
-    let choice = chat.at("/choices/0").unwrap_or(&Value::Null);
-    let message = choice.get("message").unwrap_or(&Value::Null);
-    let finish = choice.get("finish_reason").and_then(Value::as_str);
+/// the chat completion `chat` (a parsed answer of any shape; see [`from_answer`]).
+pub fn from_chat(chat: &Value, response: ResponseObject, tools: &ToolMap) -> ResponseObject {
+    from_answer(&ChatAnswer::from_tree(chat), response, tools)
+}
+
+/// Fills `response` (from [`ResponseObject::start`]) with the output, status and usage of
+/// the chat completion `chat` (read through [`crate::api::answer_view`] or from a tree);
+/// `tools` maps function names back to Responses tools.
+pub fn from_answer(
+    chat: &ChatAnswer<'_>,
+    mut response: ResponseObject,
+    tools: &ToolMap,
+) -> ResponseObject {
+    let finish = chat.finish_reason.as_deref();
     let item_status = if incomplete_reason(finish).is_some() {
         "incomplete"
     } else {
         "completed"
     };
     let mut output = Vec::new();
-    if let Some(r) = reasoning_text(message).filter(|r| !r.is_empty()) {
+    if let Some(r) = &chat.reasoning {
         output.push(reasoning_item(
             &response.id,
             output.len(),
@@ -40,8 +50,8 @@ pub fn from_chat(chat: &Value, mut response: ResponseObject, tools: &ToolMap) ->
             "completed",
         ));
     }
-    let text = message.get("content").and_then(Value::as_str).unwrap_or("");
-    let refusal = message.get("refusal").and_then(Value::as_str);
+    let text = chat.content.as_deref().unwrap_or("");
+    let refusal = chat.refusal.as_deref();
     if !text.is_empty() || refusal.is_some() {
         let mut content = Vec::new();
         if !text.is_empty() {
@@ -59,34 +69,20 @@ pub fn from_chat(chat: &Value, mut response: ResponseObject, tools: &ToolMap) ->
             content,
         }));
     }
-    for call in message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = call
-            .at("/function/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let args = call
-            .at("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let call_id = call.get("id").and_then(Value::as_str).unwrap_or("");
+    for call in &chat.tool_calls {
         let index = output.len();
         output.push(call_item(
             &response.id,
             index,
-            call_id,
-            name,
-            args,
+            &call.id,
+            &call.name,
+            &call.arguments,
             item_status,
             tools,
         ));
     }
     response.output = output;
-    response.usage = chat.get("usage").map(usage);
+    response.usage = chat.usage.as_ref().map(usage);
     match incomplete_reason(finish) {
         Some(reason) => {
             response.status = "incomplete".to_string();
