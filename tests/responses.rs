@@ -556,3 +556,55 @@ async fn pii_in_tool_descriptions_and_user_stays_local() {
     ];
     assert_eq!(pii_cases(&cases).await, (0, cases.len()));
 }
+
+/// An answer the borrowed view refuses (a key given twice, a `refusal` that is not text) is
+/// translated from its parsed tree: reasoning, text, finish and usage all reach the client,
+/// and the log row has the text.
+#[tokio::test]
+async fn an_answer_the_view_refuses_is_translated_from_its_tree() {
+    const ODD: &str = r#"{"id":"c1","object":"chat.completion","model":"a","model":"b","choices":[{"index":0,"message":{"role":"assistant","content":"Read from the tree","reasoning_content":"Think.","refusal":{"odd":1}},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(|_: &Received| MockReply::Text(200, ODD)).await;
+    let db = dir.path().join("l.db");
+    let s = Sluice::start_logged(&config(&mock.url("/v1"), &db, "")).await;
+    let r = post(
+        &s,
+        "/v1/responses",
+        json!({"model":"default","input":"Hi","store":false}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let id = v["id"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("resp_")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        (v["status"].clone(), v["incomplete_details"].clone()),
+        (json!("incomplete"), json!({"reason": "max_output_tokens"}))
+    );
+    assert_eq!(
+        v["output"],
+        json!([
+            {"type":"reasoning","id":format!("rs_{id}_0"),"summary":[{"type":"summary_text","text":"Think."}],"status":"completed"},
+            {"type":"message","id":format!("msg_{id}_1"),"status":"incomplete","role":"assistant",
+             "content":[{"type":"output_text","text":"Read from the tree","annotations":[],"logprobs":[]}]}
+        ])
+    );
+    assert_eq!(v["usage"]["total_tokens"], 5);
+    s.stop().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let row: (String, String) = conn
+        .query_row(
+            "SELECT response_content, finish_reason FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        row,
+        ("Read from the tree".to_string(), "length".to_string())
+    );
+}

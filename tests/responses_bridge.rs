@@ -3,7 +3,8 @@
 //! - every request captured from Codex CLI and the openai SDK under
 //!   `tests/fixtures/responses/*.json` → the chat request a bridged backend receives
 //!   (`snapshots/responses/request__<case>.snap`);
-//! - chat completions under `fixtures/responses/chat/` → Response objects;
+//! - chat completions under `fixtures/responses/chat/` → Response objects (the same from the
+//!   parsed tree and from the bytes' borrowed view);
 //! - chat chunk streams under `fixtures/responses/streams/` (one chunk per line; an optional
 //!   first line `{"__request__": …}` gives the Responses request, a line `{"__error__": …}`
 //!   ends the stream with that error) → the Responses events, frame by frame, checked for the
@@ -15,9 +16,10 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use sluice::api::answer_view::ChatAnswer;
 use sluice::api::responses::{InputItem, ResponseObject, ResponsesRequest};
 use sluice::api::{ApiError, parse_body};
-use sluice::bridge::responses::{StreamTranslator, from_chat, to_chat};
+use sluice::bridge::responses::{StreamTranslator, from_answer, from_chat, to_chat};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/responses")
@@ -112,6 +114,15 @@ fn chat_completions_translate_to_response_objects() {
         let req = request_line(&mut lines);
         let tools = to_chat(&req, &[]).unwrap().tools;
         let resp = from_chat(&chat, ResponseObject::start("resp_test", 0, &req), &tools);
+        // The gateway's path: the same bytes read through the borrowed view.
+        let bytes = std::fs::read(&f).unwrap();
+        let view = ChatAnswer::parse(&bytes).expect("the view reads every fixture");
+        let viewed = from_answer(&view, ResponseObject::start("resp_test", 0, &req), &tools);
+        assert_eq!(
+            serde_json::to_value(&viewed).unwrap(),
+            serde_json::to_value(&resp).unwrap(),
+            "{case}"
+        );
         snapshot(
             &format!("response__{case}"),
             serde_json::to_value(&resp).unwrap(),

@@ -30,6 +30,96 @@ struct AnswerView<'a> {
 }
 
 #[derive(Deserialize)]
+struct UsageView {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<CachedView>,
+    #[serde(default)]
+    completion_tokens_details: Option<ReasoningView>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CachedView {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningView {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+/// A chat answer's `usage` object: the counts Sluice reads (tokens; a missing or `null`
+/// count, or from a tree one that is not a whole number, is 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChatUsage {
+    /// `prompt_tokens`.
+    pub prompt_tokens: u64,
+    /// `completion_tokens`.
+    pub completion_tokens: u64,
+    /// `total_tokens`, when given.
+    pub total_tokens: Option<u64>,
+    /// `prompt_tokens_details.cached_tokens`.
+    pub cached_tokens: u64,
+    /// `completion_tokens_details.reasoning_tokens`.
+    pub reasoning_tokens: u64,
+    /// `cache_creation_input_tokens` (Sluice's Anthropic translation and LiteLLM put cache
+    /// writes there).
+    pub cache_creation_input_tokens: u64,
+}
+
+impl ChatUsage {
+    /// Reads a parsed `usage` object (any JSON value; what is not a whole number is 0).
+    pub fn from_tree(u: &Value) -> Self {
+        let n = |p: &str| u.at(p).and_then(Value::as_u64).unwrap_or(0);
+        ChatUsage {
+            prompt_tokens: n("/prompt_tokens"),
+            completion_tokens: n("/completion_tokens"),
+            total_tokens: u.get("total_tokens").and_then(Value::as_u64),
+            cached_tokens: n("/prompt_tokens_details/cached_tokens"),
+            reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
+            cache_creation_input_tokens: n("/cache_creation_input_tokens"),
+        }
+    }
+
+    fn from_view(u: UsageView) -> Self {
+        ChatUsage {
+            prompt_tokens: u.prompt_tokens.unwrap_or(0),
+            completion_tokens: u.completion_tokens.unwrap_or(0),
+            total_tokens: u.total_tokens,
+            cached_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+            cache_creation_input_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+        }
+    }
+
+    /// The log's usage: cached and written counts capped at `prompt_tokens`, total = prompt
+    /// + completion (see [`Usage::from_openai`]).
+    pub fn to_usage(&self) -> Usage {
+        let mut usage = Usage::new(self.prompt_tokens, self.completion_tokens);
+        usage.cached_tokens = self.cached_tokens.min(usage.prompt_tokens);
+        usage.cache_write_tokens = self
+            .cache_creation_input_tokens
+            .min(usage.prompt_tokens - usage.cached_tokens);
+        usage
+    }
+}
+
+#[derive(Deserialize)]
 struct ChoiceView<'a> {
     #[serde(borrow, default)]
     message: Option<MessageView<'a>>,
@@ -91,7 +181,7 @@ pub struct ChatAnswer<'a> {
     /// `system_fingerprint`.
     pub system_fingerprint: Option<Cow<'a, str>>,
     /// `usage`, when it is an object.
-    pub usage: Option<Value>,
+    pub usage: Option<ChatUsage>,
     /// `message.content`.
     pub content: Option<Cow<'a, str>>,
     /// `message.reasoning_content`, else `message.reasoning`: the first that is not empty.
@@ -114,7 +204,7 @@ impl<'a> ChatAnswer<'a> {
         let view: AnswerView<'a> = serde_json::from_slice(bytes).ok()?;
         let choices = view.choices?;
         let usage = match view.usage.filter(|u| u.get().starts_with('{')) {
-            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            Some(raw) => Some(ChatUsage::from_view(serde_json::from_str(raw.get()).ok()?)),
             None => None,
         };
         let mut a = ChatAnswer {
@@ -168,7 +258,10 @@ impl<'a> ChatAnswer<'a> {
         ChatAnswer {
             model: text(Some(chat), "model"),
             system_fingerprint: text(Some(chat), "system_fingerprint"),
-            usage: chat.get("usage").filter(|u| u.is_object()).cloned(),
+            usage: chat
+                .get("usage")
+                .filter(|u| u.is_object())
+                .map(ChatUsage::from_tree),
             content: text(message, "content"),
             reasoning: ["reasoning_content", "reasoning"]
                 .into_iter()
@@ -199,7 +292,7 @@ impl<'a> ChatAnswer<'a> {
         let mut s = ResponseSummary {
             model: self.model.as_deref().map(str::to_string),
             system_fingerprint: self.system_fingerprint.as_deref().map(str::to_string),
-            usage: self.usage.as_ref().map(Usage::from_openai),
+            usage: self.usage.as_ref().map(ChatUsage::to_usage),
             finish_reason: self.finish_reason.as_deref().map(str::to_string),
             ..ResponseSummary::default()
         };

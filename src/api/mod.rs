@@ -389,13 +389,7 @@ impl Usage {
     /// Anthropic translation and LiteLLM put cache writes there). Missing counts are 0; cached
     /// counts are capped at `prompt_tokens`.
     pub fn from_openai(u: &serde_json::Value) -> Self {
-        let n = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let mut usage = Usage::new(n(u.get("prompt_tokens")), n(u.get("completion_tokens")));
-        let cached = n(u.pointer("/prompt_tokens_details/cached_tokens"));
-        let written = n(u.get("cache_creation_input_tokens"));
-        usage.cached_tokens = cached.min(usage.prompt_tokens);
-        usage.cache_write_tokens = written.min(usage.prompt_tokens - usage.cached_tokens);
-        usage
+        answer_view::ChatUsage::from_tree(u).to_usage()
     }
 }
 

@@ -8,8 +8,7 @@
 //! `status: incomplete`, `incomplete_details.reason: max_output_tokens` (`content_filter`
 //! likewise), else `completed`.
 
-use crate::api::At;
-use crate::api::answer_view::ChatAnswer;
+use crate::api::answer_view::{ChatAnswer, ChatUsage};
 use serde_json::Value;
 
 use super::tools::ToolMap;
@@ -82,7 +81,7 @@ pub fn from_answer(
         ));
     }
     response.output = output;
-    response.usage = chat.usage.as_ref().map(usage);
+    response.usage = chat.usage.as_ref().map(response_usage);
     match incomplete_reason(finish) {
         Some(reason) => {
             response.status = "incomplete".to_string();
@@ -118,23 +117,23 @@ pub fn item_id(response_id: &str, prefix: &str, index: usize) -> String {
 
 /// A chat `usage` object → Responses usage (missing numbers are 0).
 pub fn usage(u: &Value) -> ResponseUsage {
-    let n = |p: &str| u.at(p).and_then(Value::as_u64).unwrap_or(0);
-    let input = n("/prompt_tokens");
-    let output = n("/completion_tokens");
-    let total = u
-        .get("total_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(input + output);
+    response_usage(&ChatUsage::from_tree(u))
+}
+
+/// Chat usage counts → Responses usage; `total_tokens` is input + output when not given.
+pub fn response_usage(u: &ChatUsage) -> ResponseUsage {
     ResponseUsage {
-        input_tokens: input,
+        input_tokens: u.prompt_tokens,
         input_tokens_details: InputTokensDetails {
-            cached_tokens: n("/prompt_tokens_details/cached_tokens"),
+            cached_tokens: u.cached_tokens,
         },
-        output_tokens: output,
+        output_tokens: u.completion_tokens,
         output_tokens_details: OutputTokensDetails {
-            reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
+            reasoning_tokens: u.reasoning_tokens,
         },
-        total_tokens: total,
+        total_tokens: u
+            .total_tokens
+            .unwrap_or(u.prompt_tokens + u.completion_tokens),
     }
 }
 
