@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use sluice::api::answer_view::ChatAnswer;
 use sluice::api::responses::{InputItem, ResponseObject, ResponsesRequest};
-use sluice::api::{ApiError, parse_body};
+use sluice::api::{ApiError, ChatCompletionRequest, parse_body};
 use sluice::bridge::responses::{StreamTranslator, from_answer, from_chat, to_chat};
 
 fn fixtures() -> PathBuf {
@@ -81,14 +81,21 @@ fn captured_requests_translate_to_chat() {
         let body = std::fs::read(&f).unwrap();
         let req: ResponsesRequest = parse_body(&body).unwrap_or_else(|e| panic!("{case}: {e:?}"));
         let out = match to_chat(&req, &history_for(&case)) {
-            Ok(b) => json!({
+            Ok(b) => {
+                // A chat request is the same after a round trip through a JSON tree: what lets
+                // the bridge skip that trip when there are no extras to retype.
+                let tree = serde_json::to_value(&b.chat).unwrap();
+                let again: ChatCompletionRequest = serde_json::from_value(tree.clone()).unwrap();
+                assert_eq!(serde_json::to_value(&again).unwrap(), tree, "{case}");
+                json!({
                 "chat": b.chat,
                 "dropped": b.dropped,
                 "dropped_tools": b.dropped_tools,
                 "tool_map": b.tools.entries().iter().map(|(flat, o)| json!({
                     "function": flat, "name": o.name, "namespace": o.namespace, "custom": o.custom,
                 })).collect::<Vec<_>>(),
-            }),
+                })
+            }
             Err(e) => json!({"error": e.body, "status": e.status.as_u16()}),
         };
         snapshot(&format!("request__{case}"), out);

@@ -77,17 +77,28 @@ pub struct ChatUsage {
 }
 
 impl ChatUsage {
-    /// Reads a parsed `usage` object (any JSON value; what is not a whole number is 0).
+    /// Reads a parsed `usage` object (any JSON value; what is not a whole number is 0). One
+    /// pass over its few keys: cheaper than a hashed lookup per count.
     pub fn from_tree(u: &Value) -> Self {
-        let n = |p: &str| u.at(p).and_then(Value::as_u64).unwrap_or(0);
-        ChatUsage {
-            prompt_tokens: n("/prompt_tokens"),
-            completion_tokens: n("/completion_tokens"),
-            total_tokens: u.get("total_tokens").and_then(Value::as_u64),
-            cached_tokens: n("/prompt_tokens_details/cached_tokens"),
-            reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
-            cache_creation_input_tokens: n("/cache_creation_input_tokens"),
+        let mut c = ChatUsage::default();
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let inner = |v: &Value, key: &str| {
+            v.as_object()
+                .and_then(|m| m.iter().find(|(k, _)| k.as_str() == key))
+                .map_or(0, |(_, v)| n(v))
+        };
+        for (k, v) in u.as_object().into_iter().flatten() {
+            match k.as_str() {
+                "prompt_tokens" => c.prompt_tokens = n(v),
+                "completion_tokens" => c.completion_tokens = n(v),
+                "total_tokens" => c.total_tokens = v.as_u64(),
+                "prompt_tokens_details" => c.cached_tokens = inner(v, "cached_tokens"),
+                "completion_tokens_details" => c.reasoning_tokens = inner(v, "reasoning_tokens"),
+                "cache_creation_input_tokens" => c.cache_creation_input_tokens = n(v),
+                _ => {}
+            }
         }
+        c
     }
 
     fn from_view(u: UsageView) -> Self {
@@ -398,6 +409,13 @@ mod tests {
         let usage = prop_oneof![
             Just(json!({"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8})),
             Just(json!({"prompt_tokens": 3, "prompt_tokens_details": {"cached_tokens": 2}})),
+            Just(
+                json!({"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 20,
+                        "completion_tokens_details": {"reasoning_tokens": 3},
+                        "prompt_tokens_details": {"cached_tokens": 5, "audio_tokens": 0},
+                        "cache_creation_input_tokens": 2})
+            ),
+            Just(json!({"prompt_tokens": null, "prompt_tokens_details": null})),
             Just(Value::Null),
             Just(json!(7)),
         ];

@@ -130,8 +130,12 @@ pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedR
     })
 }
 
-/// Moves pass-through extras with a typed chat field (`top_k`, `stop`, …) into that field.
+/// Moves pass-through extras with a typed chat field (`top_k`, `stop`, …) into that field
+/// (a round trip through a JSON tree); with no extras there is nothing to move.
 fn retype(chat: ChatCompletionRequest) -> Result<ChatCompletionRequest, ApiError> {
+    if chat.extra.is_empty() {
+        return Ok(chat);
+    }
     let v = serde_json::to_value(&chat).map_err(|e| ApiError::internal(e.to_string()))?;
     serde_json::from_value(v).map_err(|e| ApiError::invalid_request(e.to_string()))
 }
