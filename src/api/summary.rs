@@ -97,35 +97,7 @@ pub fn floor_char_boundary(s: &str, at: usize) -> usize {
 impl ResponseSummary {
     /// Reads a whole chat completion, text completion or embeddings response.
     pub fn from_response(json: &Value) -> Self {
-        let mut s = ResponseSummary::default();
-        s.read_common(json);
-        if let Some(c0) = first_choice(json) {
-            if let Some(msg) = c0.get("message") {
-                if let Some(t) = msg.get("content").and_then(Value::as_str) {
-                    s.content.push_str(t);
-                }
-                for tc in msg
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    s.tool_calls.push(ToolCallSummary {
-                        id: str_at(tc, &["id"]).to_string(),
-                        name: str_at(tc, &["function", "name"]).to_string(),
-                        arguments: str_at(tc, &["function", "arguments"]).to_string(),
-                    });
-                }
-            }
-            if let Some(t) = c0.get("text").and_then(Value::as_str) {
-                s.content.push_str(t);
-            }
-            s.finish_reason = c0
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        s
+        super::answer_view::ChatAnswer::from_tree(json).summary()
     }
 
     /// Adds one stream chunk (text and arguments within [`ResponseSummary::bound`]).
@@ -266,17 +238,6 @@ impl ResponseSummary {
 
 fn first_choice(v: &Value) -> Option<&Value> {
     v.get("choices")?.as_array()?.first()
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    let mut cur = v;
-    for p in path {
-        match cur.get(*p) {
-            Some(n) => cur = n,
-            None => return "",
-        }
-    }
-    cur.as_str().unwrap_or("")
 }
 
 /// A rough token count for text when a backend reports none: one token per 4 bytes, at least

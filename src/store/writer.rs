@@ -249,6 +249,14 @@ impl LogSender {
     /// with the row inside it. A caller's future then holds a pointer instead of the
     /// ~900-byte record at each of its await levels.
     pub fn send_or_wait(&self, r: RequestRecord) -> Option<BoxFuture<'_, ()>> {
+        let (r, need) = self.try_queue(r)?;
+        Some(Box::pin(self.enqueue_waiting(r, need)))
+    }
+
+    /// Queues the row at once when the byte budget and the channel have room (or drops it
+    /// as [`LogSender::send`] would: not kept, or the writer gone). `Some((row, bytes))` when
+    /// it must wait for room: the row back, with the bytes it needs.
+    fn try_queue(&self, r: RequestRecord) -> Option<(Box<RequestRecord>, u32)> {
         let r = self.kept(r)?;
         let need = self.need(&r);
         let r = match self.bytes.clone().try_acquire_many_owned(need) {
@@ -258,33 +266,24 @@ impl LogSender {
                     self.gone();
                     return None;
                 }
-                Err(mpsc::error::TrySendError::Full(Msg::Row(r, p))) => {
-                    drop(p);
+                Err(mpsc::error::TrySendError::Full(Msg::Row(r, permit))) => {
+                    // Its bytes go back to the budget; the wait takes them again.
+                    drop(permit);
                     r
                 }
                 Err(mpsc::error::TrySendError::Full(Msg::Flush(_))) => return None,
             },
             Err(_) => Box::new(r),
         };
-        Some(Box::pin(self.enqueue_waiting(r, need)))
+        Some((r, need))
     }
 
     /// Queues one row from a synchronous context (a stream's end, in `Drop`): at once when
     /// there is room, else by a background task that waits for room ([`LogSender::flush`]
     /// waits for those tasks too).
     pub fn send_now(&self, r: RequestRecord) {
-        let Some(r) = self.kept(r) else {
+        let Some((r, need)) = self.try_queue(r) else {
             return;
-        };
-        let need = self.need(&r);
-        let r = match self.bytes.clone().try_acquire_many_owned(need) {
-            Ok(p) => match self.tx.try_send(Msg::Row(Box::new(r), p)) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Closed(_)) => return self.gone(),
-                Err(mpsc::error::TrySendError::Full(Msg::Row(r, _))) => r,
-                Err(mpsc::error::TrySendError::Full(Msg::Flush(_))) => return,
-            },
-            Err(_) => Box::new(r),
         };
         self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
         let this = self.clone();
