@@ -254,16 +254,22 @@ class ChatMock:
         self.server.server_close()
 
 
+def codex_with_mock(tmp_path: Path, mock: ChatMock, prompt: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """`codex exec PROMPT` through a Sluice whose one deployment is `mock`; Codex's outcome
+    and the Responses log rows. Stops the mock."""
+    try:
+        with running_sluice(tmp_path / "sluice", mock.base_url, "mock") as s:
+            out = run_codex(tmp_path, s["base"], prompt)
+            return out, responses_rows(s)
+    finally:
+        mock.stop()
+
+
 def test_codex_runs_a_tool_call_bridged_from_chat(tmp_path):
     """Codex executes a function call that a chat backend streamed through Sluice, sends its
     output back as a `function_call_output` item, and prints the final answer."""
     mock = ChatMock()
-    try:
-        with running_sluice(tmp_path / "sluice", mock.base_url, "mock") as s:
-            out = run_codex(tmp_path, s["base"], "Run `echo sluice-tool-ok` and tell me what it printed.")
-            rows = responses_rows(s)
-    finally:
-        mock.stop()
+    out, rows = codex_with_mock(tmp_path, mock, "Run `echo sluice-tool-ok` and tell me what it printed.")
     assert out.returncode == 0, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
     assert "The command printed sluice-tool-ok." in out.stdout, out.stdout
     assert len(mock.bodies) == 2, mock.bodies
@@ -279,12 +285,7 @@ def test_codex_reports_an_answer_cut_at_max_output_tokens(tmp_path):
     `response.incomplete` with reason `max_output_tokens`: Codex names that reason and exits 1,
     and the log keeps the cut answer as a 200 with finish `length`."""
     mock = ChatMock(cut=True)
-    try:
-        with running_sluice(tmp_path / "sluice", mock.base_url, "mock") as s:
-            out = run_codex(tmp_path, s["base"], "Say hello.")
-            rows = responses_rows(s)
-    finally:
-        mock.stop()
+    out, rows = codex_with_mock(tmp_path, mock, "Say hello.")
     assert out.returncode == 1, f"codex exited {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr[-4000:]}"
     assert CUT in out.stdout + out.stderr, out.stderr[-4000:]
     assert len(mock.bodies) == 1, mock.bodies
