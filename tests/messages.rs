@@ -520,3 +520,36 @@ async fn cooldowns_are_overloaded_errors() {
     assert_eq!(e["error"]["type"], "overloaded_error");
     s.stop().await;
 }
+
+/// An answer the borrowed view refuses (a key given twice, a `reasoning` that is not text)
+/// is translated from its parsed tree; a view-read answer with a missing tool-call id gets a
+/// generated one, as the tree path always did.
+#[tokio::test]
+async fn an_answer_the_view_refuses_is_translated_from_its_tree() {
+    const ODD: &str = r#"{"id":"chatcmpl-odd","object":"chat.completion","model":"a","model":"b","choices":[{"index":0,"message":{"role":"assistant","content":"Read from the tree","reasoning":{"odd":1}},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+    const NO_ID: &str = r#"{"id":"chatcmpl-v","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"}]}"#;
+    for (answer, expected) in [
+        (
+            ODD,
+            json!({"id":"msg_odd","type":"message","role":"assistant","model":"b",
+                   "content":[{"type":"text","text":"Read from the tree"}],
+                   "stop_reason":"max_tokens","stop_sequence":null,
+                   "usage":{"input_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":2}}),
+        ),
+        (
+            NO_ID,
+            json!({"id":"msg_v","type":"message","role":"assistant","model":"m",
+                   "content":[{"type":"tool_use","id":"toolu_0","name":"f","input":{"a":1}}],
+                   "stop_reason":"tool_use","stop_sequence":null,
+                   "usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}}),
+        ),
+    ] {
+        let mock = Mock::start(move |_: &Received| MockReply::Text(200, answer)).await;
+        let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+        let r = post(&s, "/v1/messages", &hello(false)).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v, expected);
+        s.stop().await;
+    }
+}

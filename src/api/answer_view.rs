@@ -20,6 +20,8 @@ use std::borrow::Cow;
 #[derive(Deserialize)]
 struct AnswerView<'a> {
     #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     system_fingerprint: Option<Cow<'a, str>>,
@@ -138,6 +140,8 @@ struct ChoiceView<'a> {
     text: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -170,12 +174,12 @@ struct FunctionView<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
-/// One tool call of choice 0's message: `id`, `function.name`, `function.arguments` (each
-/// `""` when missing or, from a tree, not text).
+/// One tool call of choice 0's message: `id` (`None` when missing or, from a tree, not
+/// text), `function.name` and `function.arguments` (`""` then).
 #[derive(Debug, Default, PartialEq)]
 pub struct ChatToolCall<'a> {
     /// `id`.
-    pub id: Cow<'a, str>,
+    pub id: Option<Cow<'a, str>>,
     /// `function.name`.
     pub name: Cow<'a, str>,
     /// `function.arguments` (a JSON text, as the backend wrote it).
@@ -187,6 +191,10 @@ pub struct ChatToolCall<'a> {
 /// when missing, `null` or (from a tree) not text.
 #[derive(Debug, Default, PartialEq)]
 pub struct ChatAnswer<'a> {
+    /// `id`.
+    pub id: Option<Cow<'a, str>>,
+    /// Whether `choices` has a choice 0.
+    pub has_choice: bool,
     /// `model`.
     pub model: Option<Cow<'a, str>>,
     /// `system_fingerprint`.
@@ -205,6 +213,8 @@ pub struct ChatAnswer<'a> {
     pub text: Option<Cow<'a, str>>,
     /// `finish_reason`.
     pub finish_reason: Option<Cow<'a, str>>,
+    /// Choice 0's `stop_reason`: the stop sequence that matched, when vLLM gives it as text.
+    pub stop_reason: Option<Cow<'a, str>>,
 }
 
 impl<'a> ChatAnswer<'a> {
@@ -219,6 +229,7 @@ impl<'a> ChatAnswer<'a> {
             None => None,
         };
         let mut a = ChatAnswer {
+            id: view.id,
             model: view.model,
             system_fingerprint: view.system_fingerprint,
             usage,
@@ -227,6 +238,7 @@ impl<'a> ChatAnswer<'a> {
         let Some(c0) = choices.into_iter().next() else {
             return Some(a);
         };
+        a.has_choice = true;
         if let Some(msg) = c0.message {
             a.content = msg.content;
             a.reasoning = [msg.reasoning_content, msg.reasoning]
@@ -244,7 +256,7 @@ impl<'a> ChatAnswer<'a> {
                         None => (None, None),
                     };
                     ChatToolCall {
-                        id: tc.id.unwrap_or_default(),
+                        id: tc.id,
                         name: name.unwrap_or_default(),
                         arguments: arguments.unwrap_or_default(),
                     }
@@ -253,6 +265,7 @@ impl<'a> ChatAnswer<'a> {
         }
         a.text = c0.text;
         a.finish_reason = c0.finish_reason;
+        a.stop_reason = c0.stop_reason;
         Some(a)
     }
 
@@ -267,6 +280,8 @@ impl<'a> ChatAnswer<'a> {
         let choice = chat.at("/choices/0");
         let message = choice.and_then(|c| c.get("message"));
         ChatAnswer {
+            id: text(Some(chat), "id"),
+            has_choice: choice.is_some(),
             model: text(Some(chat), "model"),
             system_fingerprint: text(Some(chat), "system_fingerprint"),
             usage: chat
@@ -287,7 +302,7 @@ impl<'a> ChatAnswer<'a> {
                 .map(|tc| {
                     let function = tc.get("function");
                     ChatToolCall {
-                        id: text(Some(tc), "id").unwrap_or_default(),
+                        id: text(Some(tc), "id"),
                         name: text(function, "name").unwrap_or_default(),
                         arguments: text(function, "arguments").unwrap_or_default(),
                     }
@@ -295,6 +310,7 @@ impl<'a> ChatAnswer<'a> {
                 .collect(),
             text: text(choice, "text"),
             finish_reason: text(choice, "finish_reason"),
+            stop_reason: text(choice, "stop_reason"),
         }
     }
 
@@ -313,7 +329,7 @@ impl<'a> ChatAnswer<'a> {
             .tool_calls
             .iter()
             .map(|tc| ToolCallSummary {
-                id: tc.id.to_string(),
+                id: tc.id.as_deref().unwrap_or("").to_string(),
                 name: tc.name.to_string(),
                 arguments: tc.arguments.to_string(),
             })
@@ -403,7 +419,9 @@ mod tests {
                     c.insert("message".into(), Value::Object(m));
                 }
                 maybe(&mut c, "text", text);
-                maybe(&mut c, "finish_reason", finish);
+                maybe(&mut c, "finish_reason", finish.clone());
+                // vLLM's matched stop sequence, here the finish text again (or odd).
+                maybe(&mut c, "stop_reason", finish);
                 Value::Object(c)
             });
         let usage = prop_oneof![
@@ -469,6 +487,7 @@ mod tests {
             let m = &c["message"];
             text(c.get("text"))
                 && text(c.get("finish_reason"))
+                && text(c.get("stop_reason"))
                 && text(m.get("content"))
                 && text(m.get("reasoning_content"))
                 && text(m.get("reasoning"))

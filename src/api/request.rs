@@ -58,12 +58,6 @@ impl RequestBody {
         }
     }
 
-    /// Whether a bridged whole answer to this request is translated from its JSON tree (the
-    /// Messages bridge); the Responses bridge reads the answer's borrowed view.
-    pub fn bridges_from_tree(&self) -> bool {
-        matches!(self, RequestBody::Native(r) if r.dialect == super::native::Dialect::Messages)
-    }
-
     /// Whether the client asked for a stream.
     pub fn is_stream(&self) -> bool {
         match self {

@@ -255,7 +255,7 @@ pub async fn attempt(
                 body: send_body,
                 request_id: cx.request_id,
                 egress: egress.as_ref().map(|g| g as &dyn providers::Egress),
-                tree: redaction.is_some() || original.bridges_from_tree(),
+                tree: redaction.is_some(),
             };
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
             // Boxed: the upstream call's state (reqwest, timeouts) lives on the heap instead of

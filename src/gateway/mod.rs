@@ -308,17 +308,9 @@ impl Gateway {
                 native,
             }) => {
                 drop(guard);
-                // A bridged Messages answer is translated from its tree (asked for with
-                // `Call::tree`); the Responses bridge reads the bytes' view itself, or the
-                // tree when there is one; any other chat answer may come summarized only.
+                // The bridges read the bytes' view themselves, or the tree when there is
+                // one (a restored redaction, an answer the view refused), handed over below.
                 let bridged = native.is_none() && matches!(body, RequestBody::Native(_));
-                let json = match json {
-                    // Not reached today (Messages calls ask for the tree); parsed if it is.
-                    Answer::Summary(_) if bridged && body.bridges_from_tree() => {
-                        Answer::Tree(json.into_tree(&bytes))
-                    }
-                    json => json,
-                };
                 let (summary, json) = match json {
                     Answer::Tree(json) => {
                         let summary = match native {
@@ -366,7 +358,7 @@ impl Gateway {
                 }
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.native = native.is_some();
-                // A bridged answer is translated from this same parse (not from the bytes).
+                // A bridged answer with a tree is translated from it (not from the bytes).
                 if json.is_some() {
                     reply.json = json;
                 }

@@ -44,9 +44,9 @@ pub struct Call<'a> {
     /// The last check on the exact bytes about to be sent, when a policy keeps personal data
     /// local and the deployment is not local (see [`crate::policy::egress`]).
     pub egress: Option<&'a dyn Egress>,
-    /// Whether the caller needs a whole answer as a JSON tree ([`Answer::Tree`]): to
-    /// translate it (a bridged dialect) or to restore redacted values in it. Otherwise an
-    /// OpenAI chat completion is only summarized ([`Answer::Summary`]).
+    /// Whether the caller needs a whole answer as a JSON tree ([`Answer::Tree`]): to restore
+    /// redacted values in it. Otherwise an OpenAI chat completion is only summarized
+    /// ([`Answer::Summary`]); the bridges read its bytes through the borrowed view.
     pub tree: bool,
 }
 

@@ -216,8 +216,13 @@ fn whole_answer_golden() {
             "tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
                           {"id":"call_2","type":"function","function":{"name":"get_time","arguments":""}}]}}],
         "usage":{"prompt_tokens":40,"completion_tokens":20,"total_tokens":60}});
-    insta::assert_json_snapshot!(
-        "response_tool_use",
-        from_chat(&chat, "claude-sonnet-4-5", &[]).unwrap()
+    let from_tree = from_chat(&chat, "claude-sonnet-4-5", &[]).unwrap();
+    // The gateway's path: the same bytes read through the borrowed view.
+    let bytes = serde_json::to_vec(&chat).unwrap();
+    let view = crate::api::answer_view::ChatAnswer::parse(&bytes).unwrap();
+    assert_eq!(
+        super::from_answer(&view, "claude-sonnet-4-5", &[]).unwrap(),
+        from_tree
     );
+    insta::assert_json_snapshot!("response_tool_use", from_tree);
 }

@@ -8,7 +8,7 @@
 //! `input_tokens` leaves cache reads out), `output_tokens` = `completion_tokens`.
 
 use crate::api::ApiError;
-use crate::api::At;
+use crate::api::answer_view::{ChatAnswer, ChatUsage};
 use crate::api::messages::{MessagesResponse, MessagesUsage, ResponseBlock};
 use serde_json::{Map, Value};
 
@@ -39,16 +39,18 @@ pub fn stop_reason(
 
 /// Anthropic usage from a chat `usage` object (absent → zeros).
 pub fn usage(u: Option<&Value>) -> MessagesUsage {
-    let get = |p: &str| u.and_then(|u| u.at(p)).and_then(Value::as_u64);
-    let prompt = get("/prompt_tokens").unwrap_or(0);
-    let cached = get("/prompt_tokens_details/cached_tokens")
-        .unwrap_or(0)
-        .min(prompt);
+    messages_usage(&u.map(ChatUsage::from_tree).unwrap_or_default())
+}
+
+/// Anthropic usage from chat usage counts: cached tokens (capped at the prompt) are
+/// `cache_read_input_tokens` and left out of `input_tokens`.
+pub fn messages_usage(u: &ChatUsage) -> MessagesUsage {
+    let cached = u.cached_tokens.min(u.prompt_tokens);
     MessagesUsage {
-        input_tokens: prompt - cached,
+        input_tokens: u.prompt_tokens - cached,
         cache_creation_input_tokens: 0,
         cache_read_input_tokens: cached,
-        output_tokens: get("/completion_tokens").unwrap_or(0),
+        output_tokens: u.completion_tokens,
     }
 }
 
@@ -75,78 +77,74 @@ pub fn reasoning(v: &Value) -> Option<&str> {
         .find(|s| !s.is_empty())
 }
 
-/// A chat completion → a Messages answer with id `msg_<chat id>`; `model` is used when the
-/// chat answer names none.
-///
-/// Errors: 502 when the answer has no choice, or a tool call's arguments are not a JSON
-/// object (Anthropic's `input` must be one).
+/// A chat completion (a parsed answer of any shape) → a Messages answer; see
+/// [`from_answer`].
 pub fn from_chat(
     chat: &Value,
     model: &str,
     stop_sequences: &[String],
 ) -> Result<MessagesResponse, ApiError> {
-    let choice = chat
-        .at("/choices/0")
-        .ok_or_else(|| bad_answer("the answer has no choices"))?;
-    let msg = choice.get("message").unwrap_or(&Value::Null);
+    from_answer(&ChatAnswer::from_tree(chat), model, stop_sequences)
+}
+
+/// A chat completion (read through [`crate::api::answer_view`] or from a tree) → a Messages
+/// answer with id `msg_<chat id>`; `model` is used when the chat answer names none.
+///
+/// Errors: 502 when the answer has no choice, or a tool call's arguments are not a JSON
+/// object (Anthropic's `input` must be one).
+pub fn from_answer(
+    chat: &ChatAnswer<'_>,
+    model: &str,
+    stop_sequences: &[String],
+) -> Result<MessagesResponse, ApiError> {
+    if !chat.has_choice {
+        return Err(bad_answer("the answer has no choices"));
+    }
     let mut content = Vec::new();
-    if let Some(t) = reasoning(msg) {
+    if let Some(t) = &chat.reasoning {
         content.push(ResponseBlock::Thinking {
             thinking: t.to_string(),
             signature: String::new(),
         });
     }
-    let calls = msg
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let text = msg.get("content").and_then(Value::as_str).unwrap_or("");
+    let calls = &chat.tool_calls;
+    let text = chat.content.as_deref().unwrap_or("");
     if !text.is_empty() || calls.is_empty() {
         content.push(ResponseBlock::Text {
             text: text.to_string(),
         });
     }
     for (i, c) in calls.iter().enumerate() {
-        let name = c.at("/function/name").and_then(Value::as_str);
-        let args = c
-            .at("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let input = tool_input(args).map_err(|raw| {
+        let input = tool_input(&c.arguments).map_err(|raw| {
             bad_answer(&format!(
                 "the arguments of tool call `{}` are not a JSON object: {raw}",
-                name.unwrap_or("")
+                c.name
             ))
         })?;
         content.push(ResponseBlock::ToolUse {
             id: c
-                .get("id")
-                .and_then(Value::as_str)
+                .id
+                .as_deref()
                 .map_or_else(|| format!("toolu_{i}"), str::to_string),
-            name: name.unwrap_or("").to_string(),
+            name: c.name.to_string(),
             input,
         });
     }
     let (stop_reason, stop_sequence) = stop_reason(
-        choice.get("finish_reason").and_then(Value::as_str),
-        choice.get("stop_reason").and_then(Value::as_str),
+        chat.finish_reason.as_deref(),
+        chat.stop_reason.as_deref(),
         !calls.is_empty(),
         stop_sequences,
     );
     Ok(MessagesResponse {
-        id: message_id(chat.get("id").and_then(Value::as_str).unwrap_or("")),
+        id: message_id(chat.id.as_deref().unwrap_or("")),
         kind: "message".into(),
         role: "assistant".into(),
-        model: chat
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or(model)
-            .to_string(),
+        model: chat.model.as_deref().unwrap_or(model).to_string(),
         content,
         stop_reason: Some(stop_reason),
         stop_sequence,
-        usage: usage(chat.get("usage")),
+        usage: messages_usage(&chat.usage.unwrap_or_default()),
     })
 }
 

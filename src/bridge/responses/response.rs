@@ -73,7 +73,7 @@ pub fn from_answer(
         output.push(call_item(
             &response.id,
             index,
-            &call.id,
+            call.id.as_deref().unwrap_or(""),
             &call.name,
             &call.arguments,
             item_status,
