@@ -289,10 +289,7 @@ impl<'a> ChatAnswer<'a> {
                 .filter(|u| u.is_object())
                 .map(ChatUsage::from_tree),
             content: text(message, "content"),
-            reasoning: ["reasoning_content", "reasoning"]
-                .into_iter()
-                .filter_map(|k| text(message, k))
-                .find(|r| !r.is_empty()),
+            reasoning: message.and_then(reasoning).map(Cow::Borrowed),
             refusal: text(message, "refusal"),
             tool_calls: message
                 .and_then(|m| m.get("tool_calls"))
@@ -336,6 +333,36 @@ impl<'a> ChatAnswer<'a> {
             .collect();
         s
     }
+}
+
+/// The reasoning text of a parsed chat message: the first non-empty string of
+/// `reasoning_content` (llama.cpp, DeepSeek) and `reasoning` (vLLM, Ollama, OpenRouter); the
+/// same rule as [`ChatAnswer::parse`] and [`crate::api::chat_delta::ChoiceDelta::reasoning`].
+pub fn reasoning(message: &Value) -> Option<&str> {
+    ["reasoning_content", "reasoning"]
+        .into_iter()
+        .filter_map(|k| message.get(k).and_then(Value::as_str))
+        .find(|s| !s.is_empty())
+}
+
+/// Runs `f` on a whole chat answer: read from `tree` when the caller has one (a restored
+/// redaction, an answer the view refused), else through the view of `bytes`, else from
+/// `bytes` parsed now.
+///
+/// Errors: `bytes` are not JSON (and there is no tree).
+pub fn with_answer<R>(
+    bytes: &[u8],
+    tree: Option<Value>,
+    f: impl FnOnce(&ChatAnswer<'_>) -> R,
+) -> Result<R, serde_json::Error> {
+    let tree = match tree {
+        Some(tree) => tree,
+        None => match ChatAnswer::parse(bytes) {
+            Some(view) => return Ok(f(&view)),
+            None => serde_json::from_slice(bytes)?,
+        },
+    };
+    Ok(f(&ChatAnswer::from_tree(&tree)))
 }
 
 /// The summary of a chat completion answer with a `choices` array, read through the view
@@ -499,6 +526,26 @@ mod tests {
                 })
         });
         top && choices
+    }
+
+    /// Thinking text is the first non-empty string of `reasoning_content` and `reasoning`
+    /// (vLLM may send `reasoning_content: null` beside `reasoning`).
+    #[test]
+    fn reasoning_is_the_first_non_empty_of_its_two_names() {
+        assert_eq!(
+            reasoning(&json!({"reasoning_content": "a", "reasoning": "b"})),
+            Some("a")
+        );
+        assert_eq!(
+            reasoning(&json!({"reasoning_content": null, "reasoning": "b"})),
+            Some("b")
+        );
+        assert_eq!(
+            reasoning(&json!({"reasoning_content": "", "reasoning": "b"})),
+            Some("b")
+        );
+        assert_eq!(reasoning(&json!({"reasoning_content": 5})), None);
+        assert_eq!(reasoning(&json!({})), None);
     }
 
     #[test]

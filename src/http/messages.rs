@@ -17,14 +17,12 @@
 
 use super::openai::{id_of, read_body, serve_reply, sse_response, with_headers};
 use crate::access::auth::Principal;
-use crate::api::answer_view::ChatAnswer;
+use crate::api::answer_view::with_answer;
 use crate::api::messages::{MessagesRequest, error_response};
 use crate::api::native::{Dialect, NativeRequest};
 use crate::api::summary::estimate_tokens;
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
-use crate::bridge::messages::{
-    StreamTranslator, from_answer, from_chat, require_max_tokens, to_chat,
-};
+use crate::bridge::messages::{StreamTranslator, from_answer, require_max_tokens, to_chat};
 use crate::gateway::stream::ChatFrame;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody};
 use crate::providers::Chunk;
@@ -178,19 +176,11 @@ fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Resp
         }
         ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
         ReplyBody::Json(bytes) => {
-            // The tree when the gateway had one (a restored redaction, an answer its view
-            // refused), else the borrowed view of the bytes, else the bytes parsed now.
-            let view = match parsed {
-                Some(_) => None,
-                None => ChatAnswer::parse(&bytes),
-            };
-            let answer = match (view, parsed) {
-                (Some(view), _) => from_answer(&view, &shape.model, &shape.stop_sequences),
-                (None, parsed) => parsed
-                    .map_or_else(|| serde_json::from_slice::<Value>(&bytes), Ok)
-                    .map_err(|e| ApiError::internal(format!("the chat answer is not JSON: {e}")))
-                    .and_then(|v| from_chat(&v, &shape.model, &shape.stop_sequences)),
-            };
+            let answer = with_answer(&bytes, parsed, |chat| {
+                from_answer(chat, &shape.model, &shape.stop_sequences)
+            })
+            .map_err(|e| ApiError::internal(format!("the chat answer is not JSON: {e}")))
+            .and_then(|translated| translated);
             match answer {
                 Ok(m) => axum::Json(m).into_response(),
                 Err(e) => return error_response(&e),

@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use super::openai::{id_of, read_body, sse_response, with_headers};
 use super::responses_sse::{OnEnd, ResponsesSse};
 use crate::access::auth::Principal;
-use crate::api::answer_view::ChatAnswer;
+use crate::api::answer_view::with_answer;
 use crate::api::native::{Dialect, NativeRequest};
 use crate::api::responses::{InputItem, InputTokens, ResponseObject, ResponsesRequest};
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
@@ -357,34 +357,16 @@ async fn reply_response(
     let parsed = reply.json;
     let mut resp = match reply.body {
         ReplyBody::Json(bytes) => {
-            // The tree when the gateway had one (a restored redaction, an answer its view
-            // refused), else the borrowed view of the bytes, else the bytes parsed now.
-            let tree: Value;
-            let view = match parsed {
-                Some(_) => None,
-                None => ChatAnswer::parse(&bytes),
-            };
-            let chat = match (view, parsed) {
-                (Some(view), _) => view,
-                (None, Some(v)) => {
-                    tree = v;
-                    ChatAnswer::from_tree(&tree)
+            let out = match with_answer(&bytes, parsed, |chat| from_answer(chat, start, &tools)) {
+                Ok(out) => out,
+                Err(e) => {
+                    return ApiError::bad_gateway(
+                        &reply.deployment,
+                        format!("reply is not JSON: {e}"),
+                    )
+                    .into_response();
                 }
-                (None, None) => match serde_json::from_slice(&bytes) {
-                    Ok(v) => {
-                        tree = v;
-                        ChatAnswer::from_tree(&tree)
-                    }
-                    Err(e) => {
-                        return ApiError::bad_gateway(
-                            &reply.deployment,
-                            format!("reply is not JSON: {e}"),
-                        )
-                        .into_response();
-                    }
-                },
             };
-            let out = from_answer(&chat, start, &tools);
             saver.save(&out);
             axum::Json(out).into_response()
         }

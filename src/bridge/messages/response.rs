@@ -67,16 +67,6 @@ pub fn tool_input(arguments: &str) -> Result<Value, String> {
     }
 }
 
-/// The reasoning text of a chat message or delta: the first non-empty string of
-/// `reasoning_content` (llama.cpp, DeepSeek) and `reasoning` (vLLM, Ollama, OpenRouter); the
-/// same rule as [`crate::api::chat_delta::ChoiceDelta::reasoning`].
-pub fn reasoning(v: &Value) -> Option<&str> {
-    ["reasoning_content", "reasoning"]
-        .into_iter()
-        .filter_map(|k| v.get(k).and_then(Value::as_str))
-        .find(|s| !s.is_empty())
-}
-
 /// A chat completion (a parsed answer of any shape) → a Messages answer; see
 /// [`from_answer`].
 pub fn from_chat(
@@ -170,26 +160,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Thinking text is the first non-empty string of `reasoning_content` and `reasoning`
-    /// (vLLM may send `reasoning_content: null` beside `reasoning`).
-    #[test]
-    fn reasoning_is_the_first_non_empty_of_its_two_names() {
-        assert_eq!(
-            reasoning(&json!({"reasoning_content": "a", "reasoning": "b"})),
-            Some("a")
-        );
-        assert_eq!(
-            reasoning(&json!({"reasoning_content": null, "reasoning": "b"})),
-            Some("b")
-        );
-        assert_eq!(
-            reasoning(&json!({"reasoning_content": "", "reasoning": "b"})),
-            Some("b")
-        );
-        assert_eq!(reasoning(&json!({"reasoning_content": 5})), None);
-        assert_eq!(reasoning(&json!({})), None);
-    }
-
     fn chat(message: Value, finish: &str, usage: Value) -> Value {
         json!({"id":"chatcmpl-abc","object":"chat.completion","created":1,"model":"gemma-3-270m",
                "choices":[{"index":0,"message":message,"finish_reason":finish}],"usage":usage})
@@ -240,6 +210,25 @@ mod tests {
             "{}",
             e.body.message
         );
+    }
+
+    /// An answer without a choice is a 502 in Anthropic's words, read as a tree or through
+    /// the view.
+    #[test]
+    fn an_answer_without_a_choice_is_a_bad_gateway() {
+        let bytes = br#"{"id":"chatcmpl-x","object":"chat.completion","model":"m","choices":[]}"#;
+        let tree: Value = serde_json::from_slice(bytes).unwrap();
+        let view = ChatAnswer::parse(bytes).unwrap();
+        for e in [
+            from_chat(&tree, "claude", &[]).unwrap_err(),
+            from_answer(&view, "claude", &[]).unwrap_err(),
+        ] {
+            assert_eq!(e.status.as_u16(), 502);
+            assert_eq!(
+                e.body.message,
+                "the backend's answer cannot be given as a Messages answer: the answer has no choices"
+            );
+        }
     }
 
     #[test]

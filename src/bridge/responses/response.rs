@@ -103,12 +103,6 @@ pub fn incomplete_reason(finish_reason: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// The reasoning text of a chat message or delta (see
-/// [`crate::bridge::messages::response::reasoning`]).
-pub fn reasoning_text(v: &Value) -> Option<&str> {
-    crate::bridge::messages::response::reasoning(v)
-}
-
 /// An item id derived from the response id: `resp_X` → `<prefix>_X_<index>`.
 pub fn item_id(response_id: &str, prefix: &str, index: usize) -> String {
     let base = response_id.strip_prefix("resp_").unwrap_or(response_id);
