@@ -71,6 +71,11 @@ fn workers() -> usize {
     env_u64("SLUICE_BENCH_WORKERS", 1).max(1) as usize
 }
 
+/// Sluice's worker threads: `SLUICE_BENCH_SLUICE_WORKERS`, default [`workers`].
+fn sluice_workers() -> usize {
+    env_u64("SLUICE_BENCH_SLUICE_WORKERS", workers() as u64).max(1) as usize
+}
+
 /// The mock's and the bare hop's runtime: [`workers`] threads.
 fn one_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -302,7 +307,7 @@ async fn drive(scale: f64, full: bool) -> String {
         .arg("--config")
         .arg(&cfg_path)
         .env("RUST_LOG", "warn")
-        .env("TOKIO_WORKER_THREADS", workers().to_string());
+        .env("TOKIO_WORKER_THREADS", sluice_workers().to_string());
     let sluice = spawn(cmd);
     let sluice_pid = sluice.child.id();
     let features = feature_config(&db.display().to_string());

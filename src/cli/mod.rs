@@ -6,6 +6,7 @@
 pub mod coordination;
 pub mod import;
 pub mod keys;
+pub mod runtime;
 
 use crate::config::{self, ConfigSource};
 use crate::gateway::Gateway;
@@ -220,7 +221,11 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         eprintln!("error: {path}: {message}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let plan = runtime::Plan::for_process(&cfg.server);
+    if plan.kind == config::RuntimeKind::PerCore {
+        crate::providers::pool::set_threads(plan.workers);
+    }
+    let runtime = match plan.main_runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -239,7 +244,7 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
                 return ExitCode::FAILURE;
             }
         };
-        let listener = match tokio::net::TcpListener::bind(addr).await {
+        let listeners = match runtime::bind(addr, plan.listeners()).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: cannot listen on {addr}: {e}");
@@ -261,11 +266,14 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
                 }
             }
         }
-        let local = listener.local_addr().unwrap_or(addr);
+        let local = listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(addr);
         println!("sluice listening on http://{local} (config: {source})");
         println!("{}", crate::http::local::mode_notice(&gateway.config));
         crate::http::reload::watch(live.clone());
-        match crate::http::run_live(listener, live, crate::http::shutdown_signal()).await {
+        match runtime::serve(listeners, live).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

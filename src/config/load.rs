@@ -164,6 +164,12 @@ impl Config {
             )
         })?;
         self.check_auth_exposure(listen)?;
+        if self.server.workers == Some(0) {
+            return Err((
+                "server.workers".into(),
+                "must be at least 1 (leave it out for one per core)".into(),
+            ));
+        }
         crate::access::auth::ConfigKeys::new(&self.keys)?;
         let key_names = crate::access::validate::Names::of(self);
         for (i, k) in self.keys.iter().enumerate() {

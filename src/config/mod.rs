@@ -167,6 +167,29 @@ pub struct ServerConfig {
     /// come in, each backend is probed at most once per period). Default 5 000.
     #[serde(default = "default_ready_cache")]
     pub ready_cache_ms: u64,
+    /// Request threads of `serve`. Default: `TOKIO_WORKER_THREADS` if set, else one per
+    /// core. Read at start; a reload does not change it.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// How `serve` runs its request threads. Default `per_core`. Read at start.
+    #[serde(default)]
+    pub runtime: RuntimeKind,
+}
+
+/// `server.runtime`: how `serve` spreads requests over its threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// Each thread runs its own single-threaded runtime with its own listening socket
+    /// (`SO_REUSEPORT`: the kernel spreads connections over them) and its own upstream
+    /// connections, so a request never changes thread. A connection stays on its thread;
+    /// one slow-to-compute request delays the others of that thread only.
+    #[default]
+    PerCore,
+    /// One work-stealing runtime shared by every thread (tokio's multi-thread scheduler):
+    /// idle threads take work from busy ones, at the price of handing requests between
+    /// threads.
+    Shared,
 }
 
 impl Default for ServerConfig {
@@ -181,6 +204,8 @@ impl Default for ServerConfig {
             config_poll_ms: default_config_poll(),
             ui_session_ttl_s: default_ui_session_ttl(),
             ready_cache_ms: default_ready_cache(),
+            workers: None,
+            runtime: RuntimeKind::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod native;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod pool;
 pub mod probe_cache;
 pub mod sse;
 pub mod upstream;
@@ -225,38 +226,69 @@ impl Answer {
 }
 
 /// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
-/// one), since reqwest sets connect timeouts per client. They never follow redirects. Cheap
-/// to clone (the table is shared).
+/// one), since reqwest sets connect timeouts per client, and one such set per request
+/// thread ([`pool`]), so that a thread's upstream connections are driven by its own
+/// runtime. They never follow redirects. Cheap to clone (the table is shared).
 #[derive(Clone, Debug)]
 pub struct Upstreams {
-    clients: std::sync::Arc<HashMap<u64, reqwest::Client>>,
-    fallback: reqwest::Client,
+    /// Request thread 0's clients (and every thread's without a set of its own).
+    first: std::sync::Arc<ClientSet>,
+    /// Request threads 1.. : their own clients.
+    rest: std::sync::Arc<Vec<ClientSet>>,
     /// The cached probes of `GET /health/ready`.
     pub probes: std::sync::Arc<probe_cache::ProbeCache>,
 }
 
+/// One request thread's clients.
+#[derive(Debug)]
+struct ClientSet {
+    by_timeout: HashMap<u64, reqwest::Client>,
+    fallback: reqwest::Client,
+}
+
 impl Upstreams {
-    /// Builds the clients the deployments need.
+    /// Builds the clients the deployments need, one set per request thread
+    /// ([`pool::threads`]).
+    ///
+    /// Errors: reqwest cannot build a client (its TLS backend failed to load).
     pub fn new(deployments: &[DeploymentConfig]) -> Result<Self, String> {
-        let mut clients = HashMap::new();
-        for d in deployments {
-            let ms = d.connect_timeout_ms();
-            if let std::collections::hash_map::Entry::Vacant(e) = clients.entry(ms) {
-                e.insert(build_client(ms)?);
-            }
-        }
+        let first = ClientSet::new(deployments)?;
+        let rest = (1..pool::threads())
+            .map(|_| ClientSet::new(deployments))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Upstreams {
-            clients: std::sync::Arc::new(clients),
-            fallback: build_client(5_000)?,
+            first: std::sync::Arc::new(first),
+            rest: std::sync::Arc::new(rest),
             probes: Default::default(),
         })
     }
 
-    /// The client for `deployment`.
+    /// The client for `deployment`, from the calling thread's set.
     pub fn client(&self, deployment: &DeploymentConfig) -> &reqwest::Client {
-        self.clients
+        let set = match pool::current(1 + self.rest.len()) {
+            0 => &self.first,
+            i => self.rest.get(i - 1).unwrap_or(&self.first),
+        };
+        set.by_timeout
             .get(&deployment.connect_timeout_ms())
-            .unwrap_or(&self.fallback)
+            .unwrap_or(&set.fallback)
+    }
+}
+
+impl ClientSet {
+    /// One client per distinct connect timeout of `deployments`, and the fallback.
+    fn new(deployments: &[DeploymentConfig]) -> Result<Self, String> {
+        let mut by_timeout = HashMap::new();
+        for d in deployments {
+            let ms = d.connect_timeout_ms();
+            if let std::collections::hash_map::Entry::Vacant(e) = by_timeout.entry(ms) {
+                e.insert(build_client(ms)?);
+            }
+        }
+        Ok(ClientSet {
+            by_timeout,
+            fallback: build_client(5_000)?,
+        })
     }
 }
 

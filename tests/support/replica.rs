@@ -101,17 +101,19 @@ impl Replica {
         }
     }
 
-    /// Stops it with SIGTERM and waits (≤ 30 s; then SIGKILL and a failed test).
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
+    /// Stops it with SIGTERM and waits (≤ 30 s; then SIGKILL and a failed test). Gives its
+    /// exit status (`None` if it was stopped before).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
         // SAFETY: as in `signal`.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().ok().flatten().is_none() {
+        loop {
+            if let Some(status) = child.try_wait().ok().flatten() {
+                return Some(status);
+            }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
