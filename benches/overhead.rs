@@ -103,12 +103,50 @@ fn role_mock() {
 
 fn role_bare() {
     let upstream = std::env::var("SLUICE_BENCH_UPSTREAM").unwrap_or_else(|_| fail("no upstream"));
+    if std::env::var("SLUICE_BENCH_BARE_RUNTIME").as_deref() == Ok("per_core") {
+        return bare_per_core(upstream);
+    }
     one_thread_runtime().block_on(async move {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| fail(&format!("bind: {e}")));
         announce(&l);
         let _ = benchkit::bare::serve(l, upstream).await;
+    });
+}
+
+/// The bare hop on Sluice's `per_core` runtime: [`workers`] threads, each with its own
+/// single-threaded runtime, `SO_REUSEPORT` listener and client (`SLUICE_BENCH_BARE_RUNTIME=
+/// per_core`), to compare like for like with Sluice's default.
+fn bare_per_core(upstream: String) {
+    let single = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| fail(&format!("runtime: {e}")))
+    };
+    single().block_on(async move {
+        let addr = ([127, 0, 0, 1], 0).into();
+        let mut ls = sluice::cli::runtime::bind(addr, workers())
+            .await
+            .unwrap_or_else(|e| fail(&format!("bind: {e}")));
+        let own = ls.remove(0);
+        for l in ls {
+            let l = l
+                .into_std()
+                .unwrap_or_else(|e| fail(&format!("listener: {e}")));
+            let rt = single();
+            let up = upstream.clone();
+            std::thread::spawn(move || {
+                rt.block_on(async move {
+                    let l = tokio::net::TcpListener::from_std(l)
+                        .unwrap_or_else(|e| fail(&format!("listener: {e}")));
+                    let _ = benchkit::bare::serve(l, up).await;
+                })
+            });
+        }
+        announce(&own);
+        let _ = benchkit::bare::serve(own, upstream).await;
     });
 }
 

@@ -251,15 +251,24 @@ fn header(r: &Input) -> String {
             .join(", ")
     };
     format!(
-        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores ({}). Sluice features on: {}. Worker threads of the mock, the bare hop and Sluice: {} each (`SLUICE_BENCH_WORKERS`).\n\n",
+        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores ({}). Sluice features on: {}. Worker threads of the mock, the bare hop and Sluice: {} each (`SLUICE_BENCH_WORKERS`). Runtimes: Sluice its default (`server.runtime: per_core`), the bare hop {} (`SLUICE_BENCH_BARE_RUNTIME`), the mock tokio's work-stealing one.\n\n",
         r.scale,
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         cpu,
         features,
-        r.workers
+        r.workers,
+        bare_runtime()
     )
+}
+
+/// The bare hop's runtime as `SLUICE_BENCH_BARE_RUNTIME` sets it.
+pub fn bare_runtime() -> &'static str {
+    match std::env::var("SLUICE_BENCH_BARE_RUNTIME").as_deref() {
+        Ok("per_core") => "per_core (one single-threaded runtime per thread)",
+        _ => "tokio's work-stealing runtime",
+    }
 }
 
 fn targets(out: &mut String, rows: &[Row], summaries: &[Summary], r: &Input) {
