@@ -509,6 +509,10 @@ async fn drive(scale: f64, full: bool) -> String {
         None
     };
 
+    let peak_rss_with_wrk = wrk
+        .as_ref()
+        .and_then(|_| benchkit::rss_kib(sluice_pid))
+        .map(|r| r.0);
     let _ = std::fs::remove_dir_all(&dir);
     report::render(
         &rows,
@@ -520,6 +524,7 @@ async fn drive(scale: f64, full: bool) -> String {
             warm_rss,
             before_soak_rss,
             peak_rss: peak_rss.max(peak_after_soak),
+            peak_rss_with_wrk,
             after_soak_rss,
             soak_errors: soak.errors(),
             soak_done: soak.samples.len(),

@@ -63,6 +63,8 @@ pub struct Input {
     pub before_soak_rss: u64,
     /// Peak RSS (`VmHWM`), KiB.
     pub peak_rss: u64,
+    /// Peak RSS (`VmHWM`) once the `wrk` cross-check ran too, KiB; `None` without it.
+    pub peak_rss_with_wrk: Option<u64>,
     /// RSS after the soak, KiB.
     pub after_soak_rss: u64,
     /// Failed soak answers.
@@ -224,6 +226,12 @@ pub fn render(rows: &[Row], dialects: &[DialectRow], r: Input) -> String {
         "\nPeak RSS of Sluice over all scenarios: {:.1} MB.\n",
         r.peak_rss as f64 / 1024.0
     ));
+    if let Some(p) = r.peak_rss_with_wrk.filter(|p| *p > r.peak_rss) {
+        out.push_str(&format!(
+            "After the `wrk` cross-check (not a scenario; it saturates Sluice harder than the harness): {:.1} MB, rows waiting in the request log's queue while its writer catches up.\n",
+            p as f64 / 1024.0
+        ));
+    }
     targets(&mut out, rows, &summaries, &r);
     detail(&mut out, rows);
     footer(&mut out, &r);
