@@ -38,10 +38,6 @@ impl ReplicaState {
     }
 }
 
-/// Settings read only at start: a reload that changes them keeps the running values (and says
-/// so).
-const RESTART_ONLY: [&str; 4] = ["server.listen", "log", "telemetry", "coordination"];
-
 impl Gateway {
     /// The process's reload counters.
     pub fn replica(&self) -> &ReplicaState {
@@ -49,8 +45,9 @@ impl Gateway {
     }
 
     /// A gateway over `config` sharing this one's long-lived state, and the list of what
-    /// changed (one line each). `server.listen`, `log`, `telemetry` and `coordination` keep
-    /// their running values (listed as "needs a restart").
+    /// changed (one line each). Settings read only at start (`server.listen`,
+    /// `server.workers`, `server.runtime`, `log`, `telemetry`, `coordination`) keep their
+    /// running values (listed as "needs a restart").
     ///
     /// Errors: a deployment, policy or key the new config cannot build.
     pub fn reloaded(&self, mut config: Config) -> Result<(Gateway, Vec<String>), String> {
@@ -62,20 +59,28 @@ impl Gateway {
         let mut kept = Vec::new();
         if old.server.listen != config.server.listen {
             config.server.listen = old.server.listen.clone();
-            kept.push(RESTART_ONLY[0]);
+            kept.push("server.listen");
+        }
+        if old.server.workers != config.server.workers {
+            config.server.workers = old.server.workers;
+            kept.push("server.workers");
+        }
+        if old.server.runtime != config.server.runtime {
+            config.server.runtime = old.server.runtime;
+            kept.push("server.runtime");
         }
         if old.log != config.log {
             config.log = old.log.clone();
-            kept.push(RESTART_ONLY[1]);
+            kept.push("log");
         }
         if serde_json::to_value(&old.telemetry).ok() != serde_json::to_value(&config.telemetry).ok()
         {
             config.telemetry = old.telemetry.clone();
-            kept.push(RESTART_ONLY[2]);
+            kept.push("telemetry");
         }
         if old.coordination != config.coordination {
             config.coordination = old.coordination.clone();
-            kept.push(RESTART_ONLY[3]);
+            kept.push("coordination");
         }
         for k in kept {
             changes.push(format!(
@@ -206,5 +211,32 @@ models:
             diff(&old, &spaced),
             ["formatting or ${VAR} references only"]
         );
+    }
+
+    /// The request threads are started once: a reload that changes them says so and keeps
+    /// the running values in the config it serves.
+    #[test]
+    fn a_reload_keeps_the_request_threads_and_says_they_need_a_restart() {
+        let old = crate::config::parse("a", &format!("{A}server: {{workers: 2}}\n")).unwrap();
+        let new = crate::config::parse(
+            "b",
+            &format!("{A}server: {{workers: 4, runtime: shared, max_body_bytes: 100}}\n"),
+        )
+        .unwrap();
+        let (gw, changes) = Gateway::new(old).unwrap().reloaded(new).unwrap();
+        assert_eq!(
+            changes,
+            [
+                "server: changed max_body_bytes, runtime, workers",
+                "server.workers: changed, needs a restart (running value kept)",
+                "server.runtime: changed, needs a restart (running value kept)",
+            ]
+        );
+        assert_eq!(gw.config.server.workers, Some(2));
+        assert_eq!(
+            gw.config.server.runtime,
+            crate::config::RuntimeKind::PerCore
+        );
+        assert_eq!(gw.config.server.max_body_bytes, 100);
     }
 }

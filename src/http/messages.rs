@@ -180,7 +180,7 @@ fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Resp
                 from_answer(chat, &shape.model, &shape.stop_sequences)
             })
             .map_err(|e| ApiError::internal(format!("the chat answer is not JSON: {e}")))
-            .and_then(|translated| translated);
+            .and_then(std::convert::identity);
             match answer {
                 Ok(m) => axum::Json(m).into_response(),
                 Err(e) => return error_response(&e),

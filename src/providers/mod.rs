@@ -252,8 +252,13 @@ impl Upstreams {
     ///
     /// Errors: reqwest cannot build a client (its TLS backend failed to load).
     pub fn new(deployments: &[DeploymentConfig]) -> Result<Self, String> {
+        Self::with_sets(deployments, pool::threads())
+    }
+
+    /// [`Upstreams::new`] with `sets` client sets (at least 1).
+    fn with_sets(deployments: &[DeploymentConfig], sets: usize) -> Result<Self, String> {
         let first = ClientSet::new(deployments)?;
-        let rest = (1..pool::threads())
+        let rest = (1..sets)
             .map(|_| ClientSet::new(deployments))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Upstreams {
@@ -533,4 +538,37 @@ fn completion_to_chunks(json: &Value) -> Vec<Value> {
         out.push(u);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Request thread `i` takes client set `i` (wrapping), so its upstream connections are
+    /// its own.
+    #[test]
+    fn each_request_thread_uses_its_own_clients() {
+        let cfg = crate::config::parse(
+            "t",
+            "deployments:\n  - {name: a, provider: openai, base_url: 'http://127.0.0.1:1/v1', model: m}\n\
+             models:\n  - {name: default, deployments: [a]}\n",
+        )
+        .unwrap();
+        let up = &super::Upstreams::with_sets(&cfg.deployments, 3).unwrap();
+        let d = &cfg.deployments[0];
+        let picked: Vec<usize> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|i| {
+                    s.spawn(move || {
+                        super::pool::enter(i);
+                        up.client(d) as *const reqwest::Client as usize
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(picked[3], picked[0], "thread 3 wraps to set 0");
+        assert!(
+            picked[0] != picked[1] && picked[1] != picked[2] && picked[0] != picked[2],
+            "{picked:?}"
+        );
+    }
 }
