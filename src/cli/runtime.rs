@@ -78,21 +78,22 @@ fn single_thread() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Binds `n` listening sockets on `addr` (port 0: the first one picks the port, the others
-/// take the same). More than one share the port with `SO_REUSEPORT`.
+/// Binds `n` listening sockets on `addr` (port 0: a free port, the same for all). More than
+/// one share the port with `SO_REUSEPORT`.
 ///
-/// Errors: the address is taken or not ours, or the OS refused the option.
+/// Errors: the address is taken (also by another process's `SO_REUSEPORT` group) or not
+/// ours, or the OS refused the option.
 pub async fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
+    // A plain bind first: it fails when any process listens there already. With
+    // `SO_REUSEPORT` alone, a second `sluice serve` of the same user (an old one still
+    // running, another config) would join that process's group and split its traffic.
+    let plain = TcpListener::bind(addr).await?;
     if n <= 1 {
-        return Ok(vec![TcpListener::bind(addr).await?]);
+        return Ok(vec![plain]);
     }
-    let first = reuseport_listener(addr)?;
-    let local = first.local_addr()?;
-    let mut all = vec![first];
-    for _ in 1..n {
-        all.push(reuseport_listener(local)?);
-    }
-    Ok(all)
+    let local = plain.local_addr()?;
+    drop(plain);
+    (0..n).map(|_| reuseport_listener(local)).collect()
 }
 
 #[cfg(unix)]
@@ -207,6 +208,18 @@ mod tests {
             err.contains("server.workers") && err.contains("at least 1"),
             "{err}"
         );
+    }
+
+    /// Another process's `SO_REUSEPORT` group on the port (here: a socket of this one) is
+    /// refused, not joined.
+    #[tokio::test]
+    async fn a_port_taken_by_another_reuseport_group_is_refused() {
+        let taken = reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = taken.local_addr().unwrap();
+        for n in [1, 3] {
+            let err = bind(addr, n).await.err().map(|e| e.kind());
+            assert_eq!(err, Some(std::io::ErrorKind::AddrInUse), "n = {n}");
+        }
     }
 
     #[tokio::test]
