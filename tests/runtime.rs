@@ -75,11 +75,12 @@ async fn per_core_threads_stop_accepting_together_and_drain_every_request_into_t
     let g = gate.clone();
     let mock = Mock::start(move |_| MockReply::JsonAfter(g.clone(), 200, answer())).await;
     let mut r = Replica::start(&config(&mock, "  workers: 3\n  runtime: per_core\n"), &[]);
-    assert_eq!(
-        worker_threads(r.pid()),
-        ["sluice-worker-1", "sluice-worker-2"],
-        "thread 0 is the main thread"
-    );
+    // Thread 0 is the main thread; the others start once the listeners are bound (the
+    // port may answer a moment before).
+    let pid = r.pid();
+    r.wait_until(20, "threads sluice-worker-1 and -2", || {
+        worker_threads(pid) == ["sluice-worker-1", "sluice-worker-2"]
+    });
     let url = r.url("/v1/chat/completions");
     let tasks: Vec<_> = (0..N)
         .map(|_| tokio::spawn(chat_on_new_connection(url.clone())))

@@ -84,13 +84,16 @@ fn single_thread() -> std::io::Result<tokio::runtime::Runtime> {
 /// Errors: the address is taken (also by another process's `SO_REUSEPORT` group) or not
 /// ours, or the OS refused the option.
 pub async fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
-    // A plain bind first: it fails when any process listens there already. With
-    // `SO_REUSEPORT` alone, a second `sluice serve` of the same user (an old one still
-    // running, another config) would join that process's group and split its traffic.
-    let plain = TcpListener::bind(addr).await?;
     if n <= 1 {
-        return Ok(vec![plain]);
+        return Ok(vec![TcpListener::bind(addr).await?]);
     }
+    // A plain bind first (no listen, so nothing can connect to it): it fails when any
+    // process listens there already. With `SO_REUSEPORT` alone, a second `sluice serve` of
+    // the same user (an old one still running, another config) would join that process's
+    // group and split its traffic.
+    let plain = new_socket(addr)?;
+    plain.set_reuseaddr(true)?;
+    plain.bind(addr)?;
     let local = plain.local_addr()?;
     drop(plain);
     (0..n).map(|_| reuseport_listener(local)).collect()
@@ -98,15 +101,19 @@ pub async fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener
 
 #[cfg(unix)]
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
+    let socket = new_socket(addr)?;
     // As `TcpListener::bind` does: a restart may bind while old connections linger.
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
+}
+
+fn new_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
 }
 
 #[cfg(not(unix))]
