@@ -14,9 +14,15 @@ use sluice::store::record::RequestRecord;
 use sluice::store::writer::{self, LogSender};
 use std::time::{Duration, Instant};
 
+/// Row `i`: every row has its own request hash, as distinct prompts do (a log of identical
+/// requests would keep a hash index in order and hide its cost); every tenth ran under
+/// deterministic sampling, so the response cache's index takes it.
 fn record(i: u64) -> RequestRecord {
+    use sha2::Digest;
     RequestRecord {
         id: format!("bench-{i}"),
+        request_hash: Some(hex::encode(sha2::Sha256::digest(i.to_le_bytes()))),
+        deterministic: i % 10 == 0,
         started_ms: 1_793_523_600_000 + i,
         duration_ms: 420,
         endpoint: "chat.completions".into(),

@@ -381,7 +381,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("schema is at version 99, newer than this Sluice knows (version 6)"),
+        err.contains("schema is at version 99, newer than this Sluice knows (version 7)"),
         "{err}"
     );
     // PostgreSQL, the same.
@@ -405,7 +405,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the postgres log's schema is at version 99, newer than this Sluice knows (version 7)"
+            "the postgres log's schema is at version 99, newer than this Sluice knows (version 8)"
         ),
         "{err}"
     );
@@ -635,7 +635,7 @@ fn chain_lock_cost() {
         values[30] = V::Text("y".repeat(300));
         PreparedRow {
             values,
-            repro: vec![V::Null; 5],
+            repro: vec![V::Null; sluice::store::backend::extra_columns().len()],
             uid: String::new(),
         }
     };

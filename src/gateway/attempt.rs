@@ -188,6 +188,7 @@ pub async fn attempt(
         let send_body = super::output_cap::cap_output(send_body, dep, attrs.max_output);
         let send_body: &RequestBody = &send_body;
         record.sampling = crate::repro::sampling::upstream_params(send_body, cx.endpoint, dep);
+        record.deterministic = applied.as_ref().is_some_and(|a| a.deterministic);
         // The hash is kept in the log (and keys the cache, which needs the log): without a
         // log nobody reads it.
         if cx.config.log.prompts != crate::config::LogMode::Off {

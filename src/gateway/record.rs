@@ -173,6 +173,7 @@ impl Gateway {
             cost_usd: None,
             sampling: None,
             request_hash: None,
+            deterministic: false,
             request_body: None,
             egress_blocked: None,
             route: None,

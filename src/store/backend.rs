@@ -16,13 +16,14 @@ use serde_json::json;
 
 /// One row ready to append: `values` are the hashed columns after `seq`
 /// (`row::HASHED_COLUMNS[1..]`, 32 values), `repro` the columns outside the chain
-/// ([`EXTRA_COLUMNS`]: `row::REPRO_COLUMNS` then `row::ROUTE_COLUMNS`). The store assigns
+/// ([`extra_columns`]: `row::REPRO_COLUMNS`, `row::ROUTE_COLUMNS`, `row::CACHE_COLUMNS`). The store assigns
 /// `seq`, `prev_hash` and `row_hash`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedRow {
     /// `id` … `response_tool_calls`, in hash order.
     pub values: Vec<Value>,
-    /// `request_hash`, `response_hash`, `fingerprint`, `route`, `dropped_tools`.
+    /// `request_hash`, `response_hash`, `fingerprint`, `route`, `dropped_tools`,
+    /// `deterministic`.
     pub repro: Vec<Value>,
     /// A unique id of this row (UUIDv7), outside the chain: PostgreSQL skips a row it already
     /// holds, so a batch whose commit succeeded but was not acknowledged (the server went
@@ -34,6 +35,7 @@ pub struct PreparedRow {
 pub fn extra_columns() -> Vec<&'static str> {
     let mut c = super::row::REPRO_COLUMNS.to_vec();
     c.extend(super::row::ROUTE_COLUMNS);
+    c.extend(super::row::CACHE_COLUMNS);
     c
 }
 
@@ -100,9 +102,10 @@ impl PreparedRow {
         json!({"v": conv(&self.values), "r": conv(&self.repro), "u": self.uid}).to_string()
     }
 
-    /// Reads a line written by [`PreparedRow::to_json`].
+    /// Reads a line written by [`PreparedRow::to_json`], also by an earlier version (extra
+    /// columns it did not know are NULL).
     ///
-    /// Errors: not such a line.
+    /// Errors: not such a line, or one with more columns than this version writes.
     pub fn from_json(line: &str) -> Result<PreparedRow, StoreError> {
         let bad = |why: &str| StoreError::Invalid(format!("bad spill line: {why}"));
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
@@ -130,10 +133,14 @@ impl PreparedRow {
                 .collect()
         };
         let values = conv(&v["v"])?;
-        let repro = conv(&v["r"])?;
-        if values.len() != super::row::HASHED_COLUMNS.len() - 1
-            || repro.len() != extra_columns().len()
-        {
+        let mut repro = conv(&v["r"])?;
+        // A line spilled by an earlier version lacks the extra columns added since (each
+        // migration appends them at the end): they are NULL, as in the rows it wrote.
+        let extra = extra_columns().len();
+        if repro.len() < extra {
+            repro.resize(extra, Value::Null);
+        }
+        if values.len() != super::row::HASHED_COLUMNS.len() - 1 || repro.len() != extra {
             return Err(bad("wrong number of columns"));
         }
         let uid = v["u"].as_str().unwrap_or_default().to_string();
@@ -253,7 +260,7 @@ pub fn cache_sql(mark: fn(usize) -> String) -> String {
     format!(
         "SELECT response_model, response_content, response_tool_calls, finish_reason, \
          prompt_tokens, completion_tokens FROM requests WHERE deployment = {} \
-         AND request_hash = {} AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
+         AND request_hash = {} AND deterministic = 1 AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
          AND response_content IS NOT NULL AND started_ms >= {} \
          AND response_content NOT LIKE {} AND coalesce(response_tool_calls, '') NOT LIKE {} \
          ORDER BY seq DESC LIMIT 1",
@@ -341,6 +348,29 @@ pub trait LogStore: Send {
 mod tests {
     use super::*;
 
+    /// A line spilled before migration 0007 (five extra columns) reads with `deterministic`
+    /// NULL; one with more extra columns than this version writes is refused.
+    #[test]
+    fn an_older_spill_line_reads_with_the_newer_columns_null() {
+        let values = vec![Value::Null; 32];
+        let old = PreparedRow {
+            values: values.clone(),
+            repro: vec![Value::Text("h".into()); 5],
+            uid: "0190-b".into(),
+        };
+        let back = PreparedRow::from_json(&old.to_json()).unwrap();
+        let mut want = vec![Value::Text("h".into()); 5];
+        want.push(Value::Null);
+        assert_eq!(back.repro, want);
+        let newer = PreparedRow {
+            values,
+            repro: vec![Value::Null; 7],
+            uid: "0190-c".into(),
+        };
+        let e = PreparedRow::from_json(&newer.to_json()).unwrap_err();
+        assert!(e.to_string().contains("wrong number of columns"), "{e}");
+    }
+
     #[test]
     fn a_spill_line_round_trips_types() {
         let mut values = vec![Value::Null; 32];
@@ -357,6 +387,7 @@ mod tests {
                 Value::Null,
                 Value::Text("native".into()),
                 Value::Null,
+                Value::Integer(1),
             ],
             uid: "0190-a".into(),
         };

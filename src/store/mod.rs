@@ -142,6 +142,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_spend",
         include_str!("../../migrations/0006_spend.sql"),
     ),
+    (
+        7,
+        "0007_cache_index",
+        include_str!("../../migrations/0007_cache_index.sql"),
+    ),
 ];
 
 /// Opens (creating when missing, with mode 0600) the log at `path`, sets WAL mode and applies

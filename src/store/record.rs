@@ -70,6 +70,9 @@ pub struct RequestRecord {
     pub sampling: Option<serde_json::Value>,
     /// SHA-256 of the canonical effective request (see [`crate::repro::request_hash`]).
     pub request_hash: Option<String>,
+    /// Whether deterministic sampling was in force (a policy's `sampling: {deterministic:
+    /// true}`): only such rows may answer the response cache ([`crate::repro::cache`]).
+    pub deterministic: bool,
     /// The request body as received, as compact JSON text (the store keeps, redacts or drops
     /// it by logging mode). Kept as text so the request path serialises it once, straight to
     /// the bytes the log stores.
@@ -121,6 +124,7 @@ impl Default for RequestRecord {
             cost_usd: None,
             sampling: None,
             request_hash: None,
+            deterministic: false,
             request_body: None,
             log_mode: None,
             egress_blocked: None,

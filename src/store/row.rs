@@ -80,6 +80,20 @@ pub fn route_values(r: &RequestRecord) -> Vec<Sql> {
     ]
 }
 
+/// Columns of migration 0007, written after [`ROUTE_COLUMNS`], outside the hash chain:
+/// whether the request ran under deterministic sampling (1, else NULL). The response cache's
+/// partial index covers only rows with `deterministic = 1`.
+pub const CACHE_COLUMNS: [&str; 1] = ["deterministic"];
+
+/// The [`CACHE_COLUMNS`] values of `r`.
+pub fn cache_values(r: &RequestRecord) -> Vec<Sql> {
+    vec![if r.deterministic {
+        Sql::Integer(1)
+    } else {
+        Sql::Null
+    }]
+}
+
 /// The effective logging mode of a record: its override (`log_mode`, set by a policy or key)
 /// when valid, else `default` (`log.prompts`).
 pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
@@ -176,6 +190,7 @@ pub fn prepare(
     values.remove(0);
     let mut extra = repro_values(r);
     extra.extend(route_values(r));
+    extra.extend(cache_values(r));
     Some(super::backend::PreparedRow {
         values,
         repro: extra,

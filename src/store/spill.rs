@@ -147,7 +147,7 @@ mod tests {
         values[0] = Value::Text(id.into());
         PreparedRow {
             values,
-            repro: vec![Value::Null; 5],
+            repro: vec![Value::Null; crate::store::backend::extra_columns().len()],
             uid: format!("u-{id}"),
         }
     }

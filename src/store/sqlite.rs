@@ -284,6 +284,7 @@ mod tests {
             deployment: Some("d".into()),
             status: 200,
             request_hash: Some("h".into()),
+            deterministic: true,
             pii_kinds: pii.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         };
@@ -318,5 +319,60 @@ mod tests {
         assert_eq!(hit.content, "whole answer");
         // Only the cut and the PII rows are recent enough: no hit.
         assert_eq!(store.cached(&q(1_500)).unwrap(), None);
+    }
+
+    /// Only rows logged under deterministic sampling answer the cache, and the lookup reads
+    /// the partial index that holds only them (so other rows cost no random index write).
+    #[test]
+    fn the_cache_serves_only_deterministic_rows_through_its_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("log.db")).unwrap();
+        let mut store = SqliteStore::new(conn);
+        let pii = Detector::new(&Default::default()).unwrap();
+        let mut sampled = record("sampled", 2_000, "a sampled answer".into(), &[]);
+        sampled.deterministic = false;
+        let rows: Vec<_> = [
+            record("fixed", 1_000, "the deterministic answer".into(), &[]),
+            sampled,
+        ]
+        .iter()
+        .map(|r| row::prepare(r, LogMode::Full, &pii).unwrap())
+        .collect();
+        assert_eq!(store.append(&rows).unwrap(), 2);
+        let q = |since_ms| CacheQuery {
+            deployment: "d".into(),
+            request_hash: "h".into(),
+            since_ms,
+        };
+        assert_eq!(
+            store.cached(&q(0)).unwrap().unwrap().content,
+            "the deterministic answer"
+        );
+        assert_eq!(store.cached(&q(1_500)).unwrap(), None);
+        let in_index: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM requests INDEXED BY requests_cache WHERE deterministic = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_index, 1);
+        let sql = cache_sql(|i| format!("?{i}"));
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params!["d", "h", 0, "x", "x"], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX requests_cache")),
+            "{plan:?}"
+        );
     }
 }

@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_responses",
         include_str!("../../../migrations/postgres/0007_responses.sql"),
     ),
+    (
+        8,
+        "0008_cache_index",
+        include_str!("../../../migrations/postgres/0008_cache_index.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating (any constant; "sluice" in ASCII).
