@@ -475,6 +475,7 @@ impl Gateway {
             access: &self.access,
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
+            keeps_body: self.keeps_body(record),
         };
         attempt::attempt(&cx, decision, &plan, body, record).await
     }
