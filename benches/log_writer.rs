@@ -22,7 +22,7 @@ fn record(i: u64) -> RequestRecord {
     RequestRecord {
         id: format!("bench-{i}"),
         request_hash: Some(hex::encode(sha2::Sha256::digest(i.to_le_bytes()))),
-        deterministic: i % 10 == 0,
+        deterministic: i.is_multiple_of(10),
         started_ms: 1_793_523_600_000 + i,
         duration_ms: 420,
         endpoint: "chat.completions".into(),
