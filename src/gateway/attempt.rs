@@ -92,9 +92,6 @@ pub struct AttemptCtx<'a> {
     pub endpoint: Endpoint,
     /// Request id, forwarded upstream.
     pub request_id: &'a str,
-    /// Whether the log keeps this request's body (a log is open and the request's logging
-    /// mode keeps text): then [`attempt`] attaches it to the record while the upstream answers.
-    pub keeps_body: bool,
 }
 
 /// Tries the plan's deployments in order (see the module docs). Each attempt is counted in
@@ -194,7 +191,13 @@ pub async fn attempt(
         record.deterministic = applied.as_ref().is_some_and(|a| a.deterministic);
         // The hash is kept in the log (and keys the cache, which needs the log): without a
         // log nobody reads it.
-        let hashed = cx.config.log.prompts != crate::config::LogMode::Off;
+        if cx.config.log.prompts != crate::config::LogMode::Off {
+            record.request_hash = Some(crate::repro::request_hash(
+                send_body,
+                cx.endpoint,
+                &dep.name,
+            ));
+        }
         // A request with personal data (redacted or kept local) is neither served from nor
         // stored into the cache: its answer belongs to its caller (rows with PII kinds are
         // never served, see `repro::cache`).
@@ -202,23 +205,10 @@ pub async fn attempt(
         let cache_db = cx.access.state_db().filter(|_| cx.config.cache.enabled);
         let cacheable = cache_db.is_some()
             && !matches!(send_body, RequestBody::Native(_))
-            && hashed
+            && cx.config.log.prompts != crate::config::LogMode::Off
             && applied.as_ref().is_some_and(|a| a.deterministic)
             && redaction.is_none()
             && decision.pii.is_empty();
-        // The cache needs the hash before the call; otherwise it is taken while the upstream
-        // answers (see `LogWork`).
-        if cacheable {
-            record.request_hash = Some(crate::repro::request_hash(
-                send_body,
-                cx.endpoint,
-                &dep.name,
-            ));
-        }
-        let log_work = LogWork {
-            hash: hashed && !cacheable,
-            body: cx.keeps_body.then_some(original),
-        };
         if cacheable
             && let Some(db) = cache_db
             && let Some(json) = crate::repro::cache::lookup(
@@ -271,13 +261,9 @@ pub async fn attempt(
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
             // Boxed: the upstream call's state (reqwest, timeouts) lives on the heap instead of
             // inside every future that awaits this one, which would copy it at each level.
-            let upstream = Box::pin(first_answer(cx.upstreams, call)).instrument(span.clone());
-            let result = if log_work.is_empty() {
-                upstream.await
-            } else {
-                let work = log_work.run(record, send_body, cx.endpoint, &dep.name);
-                futures_util::future::join(upstream, work).await.0
-            };
+            let result = Box::pin(first_answer(cx.upstreams, call))
+                .instrument(span.clone())
+                .await;
             if let Err(e) = &result {
                 span.record("error.type", e.status.as_str());
                 span.record("otel.status_code", "ERROR");
@@ -347,45 +333,6 @@ struct EgressGuard<'a> {
 impl providers::Egress for EgressGuard<'_> {
     fn check(&self, deployment: &str, body: &[u8]) -> Result<(), ApiError> {
         crate::policy::egress::check_bytes(self.detector, self.guards, deployment, body)
-    }
-}
-
-/// What the log keeps of a request that does not shape its call: the request hash (unless
-/// the response cache needed it first) and the client's body as the log stores it. Both are
-/// taken while the upstream answers, after the request has left, so neither delays the
-/// upstream call nor, for streams, the first byte to the client.
-struct LogWork<'a> {
-    /// Take [`crate::repro::request_hash`] of the body as sent.
-    hash: bool,
-    /// The client's body, when the log keeps this request's text
-    /// ([`AttemptCtx::keeps_body`]).
-    body: Option<&'a RequestBody>,
-}
-
-impl LogWork<'_> {
-    fn is_empty(&self) -> bool {
-        !self.hash && self.body.is_none()
-    }
-
-    /// Does the work into `record` once the current task has yielded: the upstream call was
-    /// polled first, and the yield lets the connection's task write the request out before
-    /// this runs (on a single-threaded runtime they share the thread).
-    async fn run(
-        &self,
-        record: &mut RequestRecord,
-        send_body: &RequestBody,
-        endpoint: Endpoint,
-        deployment: &str,
-    ) {
-        tokio::task::yield_now().await;
-        if self.hash {
-            record.request_hash = Some(crate::repro::request_hash(send_body, endpoint, deployment));
-        }
-        if let Some(body) = self.body
-            && record.request_body.is_none()
-        {
-            record.request_body = super::record::log_body(body);
-        }
     }
 }
 
@@ -581,68 +528,4 @@ fn restored(rest: ChunkStream, restorer: StreamRestorer) -> ChunkStream {
         }
     })
     .boxed()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chat(v: serde_json::Value) -> RequestBody {
-        RequestBody::Chat(serde_json::from_value(v).unwrap())
-    }
-
-    /// The log's work fills the record as computing it before the call did: the request hash
-    /// of the body as sent (to this deployment) and the client's body; a body attached
-    /// already is kept.
-    #[tokio::test]
-    async fn log_work_fills_the_hash_of_the_sent_body_and_the_clients_body() {
-        let client = chat(serde_json::json!({"model": "m", "temperature": 1.3,
-            "messages": [{"role": "user", "content": "hi"}]}));
-        let sent = chat(serde_json::json!({"model": "up", "temperature": 0.0,
-            "messages": [{"role": "user", "content": "hi"}]}));
-        let mut record = RequestRecord::default();
-        let work = LogWork {
-            hash: true,
-            body: Some(&client),
-        };
-        assert!(!work.is_empty());
-        work.run(&mut record, &sent, Endpoint::ChatCompletions, "dep-b")
-            .await;
-        assert_eq!(
-            record.request_hash,
-            Some(crate::repro::request_hash(
-                &sent,
-                Endpoint::ChatCompletions,
-                "dep-b"
-            ))
-        );
-        assert_ne!(
-            record.request_hash,
-            Some(crate::repro::request_hash(
-                &client,
-                Endpoint::ChatCompletions,
-                "dep-b"
-            ))
-        );
-        assert_eq!(
-            record.request_body.as_ref().map(|b| b.get()),
-            Some(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":1.3}"#)
-        );
-        // A second attempt (another deployment) hashes again and keeps the body.
-        let other = chat(serde_json::json!({"model": "x", "messages": []}));
-        LogWork {
-            hash: false,
-            body: Some(&other),
-        }
-        .run(&mut record, &sent, Endpoint::ChatCompletions, "dep-b")
-        .await;
-        assert!(record.request_body.as_ref().unwrap().get().contains("1.3"));
-        assert!(
-            LogWork {
-                hash: false,
-                body: None
-            }
-            .is_empty()
-        );
-    }
 }

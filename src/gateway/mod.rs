@@ -475,7 +475,6 @@ impl Gateway {
             access: &self.access,
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
-            keeps_body: self.keeps_body(record),
         };
         attempt::attempt(&cx, decision, &plan, body, record).await
     }

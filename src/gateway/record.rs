@@ -195,17 +195,21 @@ impl Gateway {
 
     /// Keeps the typed request on the record when the effective logging mode stores text.
     pub(super) fn attach_body(&self, r: &mut RequestRecord, body: &RequestBody) {
-        // Usually attached already, while the upstream answered (`attempt::LogWork`).
-        if r.request_body.is_none() && self.keeps_body(r) {
-            r.request_body = log_body(body);
+        if self.recorder.log().is_none() {
+            return;
         }
-    }
-
-    /// Whether the log keeps `r`'s request body: a log is open and `r`'s logging mode keeps
-    /// text.
-    pub(super) fn keeps_body(&self, r: &RequestRecord) -> bool {
-        self.recorder.log().is_some()
-            && crate::store::row::effective_mode(r, self.config.log.prompts).keeps_text()
+        let mode = crate::store::row::effective_mode(r, self.config.log.prompts);
+        if mode.keeps_text() {
+            r.request_body = match body {
+                RequestBody::Chat(c) => serde_json::value::to_raw_value(c).ok(),
+                RequestBody::Generic(g) => serde_json::value::to_raw_value(g).ok(),
+                // The chat translation (what `sluice replay` re-sends), else the native body.
+                RequestBody::Native(n) => match &n.bridged {
+                    Ok(c) => serde_json::value::to_raw_value(c).ok(),
+                    Err(_) => serde_json::value::to_raw_value(&n.body).ok(),
+                },
+            };
+        }
     }
 
     /// The end user named by the `log.user_header` request header, when configured and sent.
@@ -213,19 +217,5 @@ impl Gateway {
         let name = self.config.log.user_header.as_deref()?;
         let v = ctx.headers.get(name)?.to_str().ok()?.trim();
         (!v.is_empty()).then(|| v.to_string())
-    }
-}
-
-/// The request body as the log stores it: compact JSON of the client's request (for a
-/// Messages or Responses request its chat translation, which `sluice replay` re-sends, else
-/// its native body). `None` only if it does not serialise.
-pub(super) fn log_body(body: &RequestBody) -> Option<Box<serde_json::value::RawValue>> {
-    match body {
-        RequestBody::Chat(c) => serde_json::value::to_raw_value(c).ok(),
-        RequestBody::Generic(g) => serde_json::value::to_raw_value(g).ok(),
-        RequestBody::Native(n) => match &n.bridged {
-            Ok(c) => serde_json::value::to_raw_value(c).ok(),
-            Err(_) => serde_json::value::to_raw_value(&n.body).ok(),
-        },
     }
 }
