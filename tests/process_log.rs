@@ -1,7 +1,12 @@
 //! Client strings never become raw process-log text: a model name with a newline, a NUL and
 //! 5,000 more characters is escaped and capped on the request's log line. Its own binary, so
-//! the global tracing subscriber it installs sees every callsite from the start.
+//! the global tracing subscriber it installs sees every callsite from the start. And the
+//! process log of a real `sluice serve`: one plain line per request, without span fields.
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+#[path = "support/replica.rs"]
+mod replica;
 mod support;
 
 use serde_json::{Value, json};
@@ -87,4 +92,38 @@ async fn client_strings_in_process_logs_are_escaped_and_capped() {
     assert!(line.contains("model=evil\\nFORGED line\\0yyy"), "{line}");
     assert!(!line.contains(&"y".repeat(200)), "{line}");
     assert!(line.len() < 2000, "{} bytes", line.len());
+}
+
+/// `sluice serve` at the default level (`info`), its stderr a file: each request gives exactly
+/// one line with its own fields. No span fields precede it (a request's span carries about
+/// twenty, for trace export; formatting them on every request cost about a third of the
+/// throughput), and no colour codes are written off a terminal.
+#[tokio::test]
+async fn serve_logs_one_plain_line_per_request_without_span_fields() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let yaml = format!(
+        "server:\n  config_poll_ms: 0\nlog:\n  path: ${{SLUICE_TEST_DB}}\n{}",
+        one_deployment(&mock.url("/v1"))
+    );
+    let mut r = replica::Replica::start(&yaml, &[("RUST_LOG", "info")]);
+    let status = client()
+        .post(r.url("/v1/chat/completions"))
+        .header("x-request-id", "t-line-1")
+        .json(&json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    r.stop();
+    let err = r.stderr();
+    assert!(!err.contains('\u{1b}'), "colour codes: {err:?}");
+    assert!(!err.contains("gen_ai"), "span fields: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(" request ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let want = regex::Regex::new(
+        r#"^\d{4}-\d\d-\d\dT[0-9:.]+Z  INFO sluice::gateway::record: request request_id=t-line-1 model=default deployment="up" status=200 ms=\d+ prompt_tokens=1 completion_tokens=1$"#,
+    )
+    .unwrap();
+    assert!(want.is_match(lines[0]), "{}", lines[0]);
 }

@@ -340,9 +340,10 @@ impl Saver {
             stored.input = red(&stored.input);
             stored.response = crate::store::redact::redact_json(d, &stored.response);
         }
+        let (response_id, request_id) = (stored.id.clone(), stored.request_id.clone());
         tokio::spawn(async move {
             if let Err(e) = on_db(db, move |c| c.put_response(&stored)).await {
-                tracing::warn!(error = %e.body.message, "could not store a response");
+                tracing::warn!(%request_id, %response_id, error = %e.body.message, "could not store a response");
             }
         });
     }

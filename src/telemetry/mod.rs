@@ -80,29 +80,46 @@ impl Drop for TelemetryGuard {
 /// Sets up process logs (level from `RUST_LOG`, default `info`) and, when an OTLP endpoint is
 /// configured (`otlp_endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT` /
 /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), trace export by OTLP/HTTP with service name
-/// `OTEL_SERVICE_NAME` (default `sluice`). Logs go to stderr.
+/// `OTEL_SERVICE_NAME` (default `sluice`). Logs go to stderr, with colours only on a terminal.
+///
+/// The process log prints events only, never spans: a request's span carries about twenty
+/// `gen_ai.*` and `sluice.*` fields for trace export, and a log layer that saw it would format
+/// them into text on every request and print them before each of its lines (about a third of
+/// the throughput at `info`, docs/performance.md). Each event names its request itself
+/// (`request_id`). Without trace export no layer wants spans, so they are not even built.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::FilterExt;
     install_propagator();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let provider = otlp_provider(otlp_endpoint);
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("sluice")));
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
-    let result = match format {
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
+    let level = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
     };
-    if let Err(e) = result {
+    let events_only = level().and(tracing_subscriber::filter::filter_fn(|m| m.is_event()));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let log = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter(events_only)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(events_only)
+            .boxed(),
+    };
+    let mut layers = vec![log];
+    let provider = otlp_provider(otlp_endpoint);
+    if let Some(p) = &provider {
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer("sluice"))
+                .with_filter(level())
+                .boxed(),
+        );
+    }
+    if let Err(e) = tracing_subscriber::registry().with(layers).try_init() {
         eprintln!("warning: logging was already set up: {e}");
     }
     TelemetryGuard { provider }
