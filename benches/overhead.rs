@@ -340,11 +340,13 @@ async fn drive(scale: f64, full: bool) -> String {
     );
     let mut cmd = Command::new(sluice_bin);
     // Sluice gets the same number of worker threads as the mock and the bare hop, so the
-    // comparison is like for like (tokio reads `TOKIO_WORKER_THREADS`).
+    // comparison is like for like (tokio reads `TOKIO_WORKER_THREADS`). Its process log runs
+    // at the default level (`info`: a line per request, written to /dev/null), as a user's
+    // does.
     cmd.arg("serve")
         .arg("--config")
         .arg(&cfg_path)
-        .env("RUST_LOG", "warn")
+        .env_remove("RUST_LOG")
         .env("TOKIO_WORKER_THREADS", sluice_workers().to_string());
     let sluice = spawn(cmd);
     let sluice_pid = sluice.child.id();

@@ -259,7 +259,7 @@ fn header(r: &Input) -> String {
             .join(", ")
     };
     format!(
-        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores ({}). Sluice features on: {}. Worker threads of the mock, the bare hop and Sluice: {} each (`SLUICE_BENCH_WORKERS`). Runtimes: Sluice its default (`server.runtime: per_core`), the bare hop {} (`SLUICE_BENCH_BARE_RUNTIME`), the mock tokio's work-stealing one.\n\n",
+        "# Sluice overhead benchmark\n\nScale {}; machine: {} cores ({}). Sluice features on: {}. Worker threads of the mock, the bare hop and Sluice: {} each (`SLUICE_BENCH_WORKERS`). Runtimes: Sluice its default (`server.runtime: per_core`), the bare hop {} (`SLUICE_BENCH_BARE_RUNTIME`), the mock tokio's work-stealing one. Sluice's process log at its default level (`info`, a line per request, to /dev/null).\n\n",
         r.scale,
         std::thread::available_parallelism()
             .map(|n| n.get())

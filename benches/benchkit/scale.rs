@@ -95,7 +95,7 @@ fn start_sluice(bin: &str, config: &std::path::Path, workers: usize) -> Result<P
     cmd.arg("serve")
         .arg("--config")
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env_remove("RUST_LOG")
         .env("TOKIO_WORKER_THREADS", workers.to_string());
     spawn_announced(cmd).map_err(|e| format!("sluice (PostgreSQL + coordinator): {e}"))
 }
