@@ -292,63 +292,60 @@ mod tests {
         r
     }
 
+    /// A new log holding `records` (logged in `full` mode).
+    fn store_with(records: &[RequestRecord]) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("log.db")).unwrap();
+        let mut store = SqliteStore::new(conn);
+        let pii = Detector::new(&Default::default()).unwrap();
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| row::prepare(r, LogMode::Full, &pii).unwrap())
+            .collect();
+        assert_eq!(store.append(&rows).unwrap(), records.len());
+        (dir, store)
+    }
+
+    /// The cache lookup of deployment `d`, request hash `h`, rows started at `since_ms` or later.
+    fn cache_query(since_ms: i64) -> CacheQuery {
+        CacheQuery {
+            deployment: "d".into(),
+            request_hash: "h".into(),
+            since_ms,
+        }
+    }
+
     /// The cache query (shared with PostgreSQL) answers from the newest usable row only: a
     /// row whose answer was cut at `log.max_body_bytes`, or whose request held PII, never
     /// answers, even when it is newer.
     #[test]
     fn the_cache_skips_truncated_and_pii_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("log.db")).unwrap();
-        let mut store = SqliteStore::new(conn);
-        let pii = Detector::new(&Default::default()).unwrap();
-        let rows: Vec<_> = [
+        let (_dir, mut store) = store_with(&[
             record("old", 1_000, "whole answer".into(), &[]),
             record("cut", 2_000, format!("half an ans{TRUNCATED}"), &[]),
             record("pii", 3_000, "answer for one caller".into(), &["email"]),
-        ]
-        .iter()
-        .map(|r| row::prepare(r, LogMode::Full, &pii).unwrap())
-        .collect();
-        assert_eq!(store.append(&rows).unwrap(), 3);
-        let q = |since_ms| CacheQuery {
-            deployment: "d".into(),
-            request_hash: "h".into(),
-            since_ms,
-        };
-        let hit = store.cached(&q(0)).unwrap().unwrap();
+        ]);
+        let hit = store.cached(&cache_query(0)).unwrap().unwrap();
         assert_eq!(hit.content, "whole answer");
         // Only the cut and the PII rows are recent enough: no hit.
-        assert_eq!(store.cached(&q(1_500)).unwrap(), None);
+        assert_eq!(store.cached(&cache_query(1_500)).unwrap(), None);
     }
 
     /// Only rows logged under deterministic sampling answer the cache, and the lookup reads
     /// the partial index that holds only them (so other rows cost no random index write).
     #[test]
     fn the_cache_serves_only_deterministic_rows_through_its_partial_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("log.db")).unwrap();
-        let mut store = SqliteStore::new(conn);
-        let pii = Detector::new(&Default::default()).unwrap();
         let mut sampled = record("sampled", 2_000, "a sampled answer".into(), &[]);
         sampled.deterministic = false;
-        let rows: Vec<_> = [
+        let (_dir, mut store) = store_with(&[
             record("fixed", 1_000, "the deterministic answer".into(), &[]),
             sampled,
-        ]
-        .iter()
-        .map(|r| row::prepare(r, LogMode::Full, &pii).unwrap())
-        .collect();
-        assert_eq!(store.append(&rows).unwrap(), 2);
-        let q = |since_ms| CacheQuery {
-            deployment: "d".into(),
-            request_hash: "h".into(),
-            since_ms,
-        };
+        ]);
         assert_eq!(
-            store.cached(&q(0)).unwrap().unwrap().content,
+            store.cached(&cache_query(0)).unwrap().unwrap().content,
             "the deterministic answer"
         );
-        assert_eq!(store.cached(&q(1_500)).unwrap(), None);
+        assert_eq!(store.cached(&cache_query(1_500)).unwrap(), None);
         let in_index: i64 = store
             .conn
             .query_row(
