@@ -4,5 +4,5 @@
 -- rows of distinct prompts that tripled the cost of writing a row.
 -- `deterministic` is outside the hash chain, like the other columns of 0003.
 ALTER TABLE requests ADD COLUMN deterministic INTEGER;
-DROP INDEX requests_request_hash;
+DROP INDEX IF EXISTS requests_request_hash;
 CREATE INDEX requests_cache ON requests(deployment, request_hash) WHERE deterministic = 1;

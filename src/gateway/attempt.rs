@@ -206,7 +206,7 @@ pub async fn attempt(
         let cacheable = cache_db.is_some()
             && !matches!(send_body, RequestBody::Native(_))
             && cx.config.log.prompts != crate::config::LogMode::Off
-            && applied.as_ref().is_some_and(|a| a.deterministic)
+            && record.deterministic
             && redaction.is_none()
             && decision.pii.is_empty();
         if cacheable

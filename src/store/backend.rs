@@ -16,8 +16,8 @@ use serde_json::json;
 
 /// One row ready to append: `values` are the hashed columns after `seq`
 /// (`row::HASHED_COLUMNS[1..]`, 32 values), `repro` the columns outside the chain
-/// ([`extra_columns`]: `row::REPRO_COLUMNS`, `row::ROUTE_COLUMNS`, `row::CACHE_COLUMNS`). The store assigns
-/// `seq`, `prev_hash` and `row_hash`.
+/// ([`extra_columns`]: `row::REPRO_COLUMNS`, `row::ROUTE_COLUMNS`, `row::CACHE_COLUMNS`).
+/// The store assigns `seq`, `prev_hash` and `row_hash`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedRow {
     /// `id` … `response_tool_calls`, in hash order.
