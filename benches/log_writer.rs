@@ -14,16 +14,40 @@ use sluice::store::record::RequestRecord;
 use sluice::store::writer::{self, LogSender};
 use std::time::{Duration, Instant};
 
+/// Whose request ids the rows carry.
+#[derive(Clone, Copy)]
+enum Ids {
+    /// Sluice's own: UUIDv7, in time order.
+    Sluice,
+    /// A client's own `x-request-id`: random UUIDv4, as Envoy and Istio add to every request.
+    Client,
+}
+
 /// Row `i`: every row has its own request hash, as distinct prompts do (a log of identical
 /// requests would keep a hash index in order and hide its cost); every tenth ran under
-/// deterministic sampling, so the response cache's index takes it.
-fn record(i: u64) -> RequestRecord {
+/// deterministic sampling, so the response cache's index takes it. Ids as `ids` says,
+/// the same on every run.
+fn record(i: u64, ids: Ids) -> RequestRecord {
     use sha2::Digest;
+    let started_ms = 1_793_523_600_000 + i;
+    let bits = sha2::Sha256::digest(i.to_be_bytes());
+    let id = match ids {
+        Ids::Sluice => {
+            let mut rand = [0u8; 10];
+            rand.copy_from_slice(&bits[..10]);
+            uuid::Builder::from_unix_timestamp_millis(started_ms, &rand).into_uuid()
+        }
+        Ids::Client => {
+            let mut rand = [0u8; 16];
+            rand.copy_from_slice(&bits[..16]);
+            uuid::Builder::from_random_bytes(rand).into_uuid()
+        }
+    };
     RequestRecord {
-        id: format!("bench-{i}"),
+        id: id.to_string(),
         request_hash: Some(hex::encode(sha2::Sha256::digest(i.to_le_bytes()))),
         deterministic: i.is_multiple_of(10),
-        started_ms: 1_793_523_600_000 + i,
+        started_ms,
         duration_ms: 420,
         endpoint: "chat.completions".into(),
         requested_model: "default".into(),
@@ -63,10 +87,10 @@ fn start(dir: &std::path::Path, capacity: usize) -> LogSender {
 }
 
 /// Rows per second from the first send to the flush that commits the last row.
-async fn throughput(rows: u64) -> f64 {
+async fn throughput(rows: u64, ids: Ids) -> f64 {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic_exit(&e.to_string()));
     let log = start(dir.path(), 10_000);
-    let records: Vec<RequestRecord> = (0..rows).map(record).collect();
+    let records: Vec<RequestRecord> = (0..rows).map(|i| record(i, ids)).collect();
     let t = Instant::now();
     for r in records {
         log.send(r).await;
@@ -89,7 +113,7 @@ async fn latency(calls: u64, per_ms: u64) -> ((f64, f64), (f64, f64)) {
     while i < calls {
         tick.tick().await;
         for _ in 0..per_ms {
-            let r = record(i);
+            let r = record(i, Ids::Sluice);
             let t = Instant::now();
             if i % 2 == 0 {
                 log.send(r).await;
@@ -131,9 +155,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic_exit(&e.to_string()));
-    let rps = rt.block_on(throughput(rows));
+    let rps = rt.block_on(throughput(rows, Ids::Sluice));
+    let client_rps = rt.block_on(throughput(rows, Ids::Client));
     let ((s50, s99), (n50, n99)) = rt.block_on(latency(calls, 10));
     println!("log writer: {rows} rows in batches of ≤500 / 50 ms: {rps:.0} rows/s");
+    println!("log writer, clients' own random ids (UUIDv4): {client_rps:.0} rows/s");
     println!(
         "record → queue, async send  ({} calls at 10/ms): median {s50:.2} µs, p99 {s99:.2} µs",
         calls / 2

@@ -211,6 +211,52 @@ async fn three_replicas_write_one_verifiable_log_and_one_spend() {
         .await
         .unwrap();
     assert_eq!(usage["total"]["requests"], 30);
+    // Rows are found by id without an index on it (migration 0009): a client's own id, and
+    // Sluice's own (a UUIDv7, through the minute it carries).
+    let own = client()
+        .post(replicas[0].url("/v1/chat/completions"))
+        .bearer_auth("sk-app")
+        .json(&json!({"model": "default", "messages": [{"role": "user", "content": "own id"}]}))
+        .send()
+        .await
+        .unwrap();
+    let own_id = own.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(uuid::Uuid::parse_str(&own_id).unwrap().get_version_num(), 7);
+    until(10, "31 rows", || {
+        count(&url, "SELECT count(*) FROM requests") == 31
+    })
+    .await;
+    // (The 30 rows' order in the chain follows their replicas' batches; the 31st is last.)
+    let seq_of_req_7 = count(&url, "SELECT seq FROM requests WHERE id = 'req-7'");
+    for (id, seq) in [("req-7", seq_of_req_7), (own_id.as_str(), 31)] {
+        let row: Value = client()
+            .get(replicas[1].url(&format!("/admin/logs/{id}")))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (row["id"].as_str(), row["seq"].as_i64()),
+            (Some(id), Some(seq))
+        );
+    }
+    let missing = client()
+        .get(replicas[1].url("/admin/logs/req-999"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_id'"
+        ),
+        0
+    );
     // `sluice replay` reads the row from PostgreSQL (the replica's config names it).
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["replay", "req-4", "--config"])
@@ -381,7 +427,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("schema is at version 99, newer than this Sluice knows (version 7)"),
+        err.contains("schema is at version 99, newer than this Sluice knows (version 8)"),
         "{err}"
     );
     // PostgreSQL, the same.
@@ -405,7 +451,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the postgres log's schema is at version 99, newer than this Sluice knows (version 8)"
+            "the postgres log's schema is at version 99, newer than this Sluice knows (version 9)"
         ),
         "{err}"
     );

@@ -147,6 +147,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_cache_index",
         include_str!("../../migrations/0007_cache_index.sql"),
     ),
+    (
+        8,
+        "0008_id_index",
+        include_str!("../../migrations/0008_id_index.sql"),
+    ),
 ];
 
 /// Opens (creating when missing, with mode 0600) the log at `path`, sets WAL mode and applies
@@ -249,6 +254,31 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How far, in ms, from the time a request id carries ([`id_time_ms`]) a lookup by that id
+/// searches `started_ms` first. The id and `started_ms` are taken within the same request's
+/// first microseconds; the margin covers a clock step between the two.
+pub const ID_WINDOW_MS: i64 = 60_000;
+
+/// The Unix time in ms a request id carries, when it carries one: Sluice's own ids are UUIDv7,
+/// whose first 48 bits are the time they were made; a prefixed one (`replay-<uuid>`) carries
+/// the time of its last 36 characters. `None` for any other id (a client's own
+/// `x-request-id`, a UUIDv4).
+///
+/// Lookups by id use it to search one stretch of `requests_started` instead of an index on
+/// the id (migration 0008), then fall back to reading every row from the newest back.
+pub fn id_time_ms(id: &str) -> Option<i64> {
+    let tail = id.get(id.len().checked_sub(36)?..)?;
+    let uuid = uuid::Uuid::try_parse(tail).ok()?;
+    if uuid.get_version() != Some(uuid::Version::SortRand) {
+        return None;
+    }
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    i64::try_from(secs)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(i64::from(nanos / 1_000_000))
+}
+
 /// Now, Unix time in ms.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -260,6 +290,27 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_id_carries_its_time_only_when_it_is_a_uuid_v7() {
+        let before = now_ms() as i64;
+        let id = uuid::Uuid::now_v7().to_string();
+        let t = id_time_ms(&id).unwrap();
+        assert!(
+            (before..=now_ms() as i64).contains(&t),
+            "{t} not in the test's time"
+        );
+        assert_eq!(id_time_ms(&format!("replay-{id}")), Some(t));
+        // 2026-12-03T12:00:00.123Z, written by hand: 1796299200123 ms = 0x01a23bc6967b.
+        assert_eq!(
+            id_time_ms("01a23bc6-967b-7000-8000-000000000000"),
+            Some(1_796_299_200_123)
+        );
+        assert_eq!(id_time_ms("0a3f9e2c-1b5d-4e6f-8a7b-9c0d1e2f3a4b"), None); // a UUIDv4
+        for other in ["", "-", "req-1", "42", "ü".repeat(20).as_str()] {
+            assert_eq!(id_time_ms(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn connections_keep_one_mebibyte_of_page_cache() {

@@ -169,13 +169,8 @@ pub fn all_since(conn: &Connection, since_ms: Option<i64>) -> Result<Vec<LogRow>
 /// The row with request id `id` (the latest, when a client reused an id); else, when `id` is
 /// a number, the row with that `seq`.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<LogRow>, StoreError> {
-    let by_id = format!(
-        "SELECT {} FROM requests WHERE id = ?1 ORDER BY seq DESC LIMIT 1",
-        read_list()
-    );
-    let mut stmt = conn.prepare(&by_id)?;
-    if let Some(r) = stmt.query_map([id], LogRow::from_sql)?.next() {
-        return Ok(Some(r?));
+    if let Some(r) = latest_by_id(conn, &read_list(), id, LogRow::from_sql)? {
+        return Ok(Some(r));
     }
     let Ok(seq) = id.parse::<i64>() else {
         return Ok(None);
@@ -184,6 +179,47 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<LogRow>, StoreError> {
     let mut stmt = conn.prepare(&by_seq)?;
     let found = stmt.query_map([seq], LogRow::from_sql)?.next();
     Ok(found.transpose()?)
+}
+
+/// The latest row with request id `id`, its `columns` read by `map`. The id has no index
+/// (migration 0008): when it carries a time ([`super::id_time_ms`], Sluice's own ids), the
+/// rows that started within [`super::ID_WINDOW_MS`] of it are searched first, through
+/// `requests_started`; otherwise, or when none matches, every row from the newest back until
+/// the first match (quick for recent requests, a full read of the log for an unknown id).
+pub(crate) fn latest_by_id<T>(
+    conn: &Connection,
+    columns: &str,
+    id: &str,
+    mut map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    if let Some(t) = super::id_time_ms(id) {
+        let sql = by_id_in_window(columns, false);
+        let window = (t - super::ID_WINDOW_MS, t + super::ID_WINDOW_MS);
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params![id, window.0, window.1])?;
+        if let Some(r) = rows.next()? {
+            return Ok(Some(map(r)?));
+        }
+    }
+    let sql = format!("SELECT {columns} FROM requests WHERE id = ?1 ORDER BY seq DESC LIMIT 1");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(map(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// The windowed lookup of [`latest_by_id`], `$`-numbered for PostgreSQL when `pg`: `1` the
+/// id, `2..3` the `started_ms` bounds. The latest match is found with `max(seq)` rather than
+/// `ORDER BY seq DESC LIMIT 1`, which a planner may serve by walking `seq` back from the
+/// newest row instead of reading the window through `requests_started`.
+pub(crate) fn by_id_in_window(columns: &str, pg: bool) -> String {
+    let p = if pg { '$' } else { '?' };
+    format!(
+        "SELECT {columns} FROM requests WHERE seq = (SELECT max(seq) FROM requests \
+         WHERE started_ms BETWEEN {p}2 AND {p}3 AND id = {p}1)"
+    )
 }
 
 /// `--by` of `sluice usage` and `GET /admin/usage`.

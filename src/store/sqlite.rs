@@ -227,14 +227,16 @@ fn replay_rows(conn: &Connection, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>,
     };
     match sel {
         ReplaySelect::One(id) => {
-            let seq: i64 = id.parse().unwrap_or(-1);
-            let found = conn
-                .query_row(
-                    &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE id = ?1 OR seq = ?2 ORDER BY seq DESC LIMIT 1"),
-                    params![id, seq],
-                    read,
-                )
-                .optional()?;
+            let mut found = super::query::latest_by_id(conn, REPLAY_COLUMNS, id, read)?;
+            if let (None, Ok(seq)) = (&found, id.parse::<i64>()) {
+                found = conn
+                    .query_row(
+                        &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE seq = ?1"),
+                        [seq],
+                        read,
+                    )
+                    .optional()?;
+            }
             Ok(found.into_iter().collect())
         }
         ReplaySelect::Since {
@@ -369,6 +371,99 @@ mod tests {
         assert!(
             plan.iter()
                 .any(|p| p.contains("USING INDEX requests_cache")),
+            "{plan:?}"
+        );
+    }
+
+    /// The request id has no index (migration 0008), yet every kind of id is found: Sluice's
+    /// own (UUIDv7) through the minute it carries, a client's own and one whose time is off by
+    /// more than that minute by reading back from the newest row, a reused one as its latest
+    /// row, a number as a `seq`. The windowed lookup reads `requests_started`.
+    #[test]
+    fn rows_are_found_by_every_kind_of_id_without_an_id_index() {
+        let v7 = "01a23bc6-967b-7000-8000-000000000000"; // 1796299200123 ms
+        let t = 1_796_299_200_123;
+        let (_dir, mut store) = store_with(&[
+            record(v7, t + 2, "sluice's own id".into(), &[]),
+            record("client-id-1", t + 5, "a client's id, first".into(), &[]),
+            record(
+                "0a3f9e2c-1b5d-4e6f-8a7b-9c0d1e2f3a4b",
+                t + 7,
+                "a v4 id".into(),
+                &[],
+            ),
+            record("client-id-1", t + 9, "a client's id, reused".into(), &[]),
+            record(
+                "01a23bc6-967b-7fff-8000-000000000000",
+                t + 3 * crate::store::ID_WINDOW_MS,
+                "a v7 id from a skewed clock".into(),
+                &[],
+            ),
+        ]);
+        let content = |store: &mut SqliteStore, id: &str| {
+            store
+                .get(id)
+                .unwrap()
+                .map(|r| r.response_content.unwrap_or_default())
+        };
+        assert_eq!(content(&mut store, v7).as_deref(), Some("sluice's own id"));
+        assert_eq!(
+            content(&mut store, "client-id-1").as_deref(),
+            Some("a client's id, reused")
+        );
+        assert_eq!(
+            content(&mut store, "0a3f9e2c-1b5d-4e6f-8a7b-9c0d1e2f3a4b").as_deref(),
+            Some("a v4 id")
+        );
+        assert_eq!(
+            content(&mut store, "01a23bc6-967b-7fff-8000-000000000000").as_deref(),
+            Some("a v7 id from a skewed clock")
+        );
+        assert_eq!(
+            content(&mut store, "2").as_deref(),
+            Some("a client's id, first")
+        );
+        assert_eq!(content(&mut store, "no-such-id"), None);
+        assert_eq!(
+            content(&mut store, "01a23bc6-967b-7000-8000-0000000000ff"),
+            None
+        );
+        let replayed = |store: &mut SqliteStore, id: &str| {
+            store
+                .replay_rows(&ReplaySelect::One(id.into()))
+                .unwrap()
+                .len()
+        };
+        assert_eq!(replayed(&mut store, v7), 1);
+        assert_eq!(replayed(&mut store, "client-id-1"), 1);
+        assert_eq!(replayed(&mut store, "3"), 1);
+        assert_eq!(replayed(&mut store, "no-such-id"), 0);
+
+        let indexes: Vec<String> = store
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!indexes.iter().any(|i| i == "requests_id"), "{indexes:?}");
+        let sql = query::by_id_in_window("seq", false);
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params![v7, t - 1, t + 1], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX requests_started")),
             "{plan:?}"
         );
     }

@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0008_cache_index",
         include_str!("../../../migrations/postgres/0008_cache_index.sql"),
     ),
+    (
+        9,
+        "0009_id_index",
+        include_str!("../../../migrations/postgres/0009_id_index.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating (any constant; "sluice" in ASCII).

@@ -247,18 +247,32 @@ pub fn all_since(c: &mut Client, since_ms: Option<i64>) -> Result<Vec<LogRow>, S
 
 /// The latest row with request id `id`, else the row with `seq` `id`.
 pub fn get(c: &mut Client, id: &str) -> Result<Option<LogRow>, StoreError> {
-    let sql = format!(
-        "SELECT {} FROM requests WHERE id = $1 ORDER BY seq DESC LIMIT 1",
-        read_list()
-    );
-    if let Some(r) = rows(c, &sql, &[&id])?.pop() {
-        return Ok(Some(r));
+    if let Some(r) = latest_by_id(c, &read_list(), id)? {
+        return log_row(&r).map(Some);
     }
     let Ok(seq) = id.parse::<i64>() else {
         return Ok(None);
     };
     let sql = format!("SELECT {} FROM requests WHERE seq = $1", read_list());
     Ok(rows(c, &sql, &[&seq])?.pop())
+}
+
+/// The latest row with request id `id`, its `columns`: as SQLite's
+/// [`query::latest_by_id`] (no index on the id; the minute a UUIDv7 carries first, through
+/// `requests_started`, then from the newest row back).
+fn latest_by_id(c: &mut Client, columns: &str, id: &str) -> Result<Option<Row>, StoreError> {
+    if let Some(t) = super::super::id_time_ms(id) {
+        let sql = query::by_id_in_window(columns, true);
+        let (from, to) = (
+            t - super::super::ID_WINDOW_MS,
+            t + super::super::ID_WINDOW_MS,
+        );
+        if let Some(r) = c.query(&sql, &[&id, &from, &to])?.pop() {
+            return Ok(Some(r));
+        }
+    }
+    let sql = format!("SELECT {columns} FROM requests WHERE id = $1 ORDER BY seq DESC LIMIT 1");
+    Ok(c.query(&sql, &[&id])?.pop())
 }
 
 /// One fact per row since `since_ms`.
@@ -351,13 +365,14 @@ pub fn spend_since(c: &mut Client, from_ms: i64) -> Result<Vec<SpendDay>, StoreE
 /// The [`REPLAY_COLUMNS`] of the rows `sel` names.
 pub fn replay_rows(c: &mut Client, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
     let found = match sel {
-        ReplaySelect::One(id) => {
-            let seq: i64 = id.parse().unwrap_or(-1);
-            c.query(
-                &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE id = $1 OR seq = $2 ORDER BY seq DESC LIMIT 1"),
-                &[id, &seq],
-            )?
-        }
+        ReplaySelect::One(id) => match (latest_by_id(c, REPLAY_COLUMNS, id)?, id.parse::<i64>()) {
+            (Some(r), _) => vec![r],
+            (None, Ok(seq)) => c.query(
+                &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE seq = $1"),
+                &[&seq],
+            )?,
+            (None, Err(_)) => Vec::new(),
+        },
         ReplaySelect::Since {
             from_ms,
             model,
