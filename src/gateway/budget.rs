@@ -8,22 +8,26 @@ use super::route::Plan;
 use crate::access::auth::Principal;
 use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, unpriced};
 use crate::access::coord::Ticket;
-use crate::api::summary::estimate_tokens;
 use crate::api::{ApiError, RequestBody};
 use crate::policy::Decision;
 use crate::policy::tier::Hosting;
 
-/// The most `body` may cost on any eligible deployment of `plan`, USD: prompt estimate +
+/// The most `body` may cost on any eligible deployment of `plan`, USD: `prompt` (its estimated
+/// prompt tokens) +
 /// `max_tokens` (else [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) at each one's price. Local
 /// deployments do not count for a `remote_only` budget. 0 without a budget.
 ///
 /// Errors: 429 `budget_unpriced` when the caller has a budget and an eligible deployment is
 /// remote with no known price.
-pub fn max_cost(principal: &Principal, body: &RequestBody, plan: &Plan) -> Result<f64, ApiError> {
+pub fn max_cost(
+    principal: &Principal,
+    body: &RequestBody,
+    prompt: u64,
+    plan: &Plan,
+) -> Result<f64, ApiError> {
     let Some(budget) = &principal.spec.budget else {
         return Ok(0.0);
     };
-    let prompt = estimate_tokens(&body.texts());
     let output = body
         .max_output_tokens()
         .unwrap_or(DEFAULT_RESERVED_OUTPUT_TOKENS);
@@ -61,8 +65,8 @@ impl Gateway {
         let Ok(p) = &*plan else {
             return None;
         };
-        let prompt = estimate_tokens(&body.texts());
-        let reserved = match max_cost(&ctx.principal, body, p) {
+        let prompt = ctx.prompt_tokens(body);
+        let reserved = match max_cost(&ctx.principal, body, prompt, p) {
             Ok(usd) => {
                 self.access
                     .reserve(&ctx.principal, body.model(), prompt, usd)
@@ -87,7 +91,10 @@ impl Gateway {
         }
         ctx.principal.local_only = Some(e.body.message.clone());
         (*decision, *plan) = self.decide(&ctx.headers, &ctx.principal, body);
-        let reserved = match plan.as_ref().map(|p| max_cost(&ctx.principal, body, p)) {
+        let reserved = match plan
+            .as_ref()
+            .map(|p| max_cost(&ctx.principal, body, prompt, p))
+        {
             Ok(Ok(usd)) => {
                 self.access
                     .reserve(&ctx.principal, body.model(), prompt, usd)

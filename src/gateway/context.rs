@@ -35,6 +35,9 @@ pub struct RequestContext {
     /// Set by the server when the client went away before the answer was ready: the request
     /// still finishes (its row and cost are kept) but is recorded with status 499.
     pub client_gone: Arc<std::sync::atomic::AtomicBool>,
+    /// The prompt tokens estimated from the body's texts, once per request (see
+    /// [`RequestContext::prompt_tokens`]).
+    prompt_tokens: std::sync::OnceLock<u64>,
 }
 
 impl RequestContext {
@@ -51,7 +54,18 @@ impl RequestContext {
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
             client_gone: Arc::default(),
+            prompt_tokens: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The request's prompt tokens as estimated from `body`'s texts
+    /// ([`crate::api::summary::estimate_tokens`]), worked out on the first call only:
+    /// admission, the budget reservation, a stream's usage estimate and the settlement after
+    /// the answer all count with it. `body` is this request's body.
+    pub fn prompt_tokens(&self, body: &crate::api::RequestBody) -> u64 {
+        *self
+            .prompt_tokens
+            .get_or_init(|| crate::api::summary::estimate_tokens(&body.texts()))
     }
 }
 

@@ -36,7 +36,7 @@ impl Gateway {
         let access = self.access.clone();
         let principal = ctx.principal.clone();
         let model = body.model().to_string();
-        let estimated = estimate_tokens(&body.texts());
+        let estimated = ctx.prompt_tokens(body);
         let client_gone = ctx.client_gone.clone();
         Box::new(move |out: StreamOutcome| {
             drop(guard);

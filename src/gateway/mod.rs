@@ -25,7 +25,7 @@ use crate::access::Access;
 use crate::access::auth::Principal;
 use crate::api::ApiError;
 use crate::api::RequestBody;
-use crate::api::summary::{ResponseSummary, estimate_tokens};
+use crate::api::summary::ResponseSummary;
 use crate::config::{Config, DeploymentConfig};
 use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
 use crate::providers::{Answer, Upstreams};
@@ -226,7 +226,7 @@ impl Gateway {
         mut ctx: RequestContext,
         body: RequestBody,
     ) -> (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>) {
-        let estimate = estimate_tokens(&body.texts());
+        let estimate = ctx.prompt_tokens(&body);
         let limit_headers = match self
             .access
             .admit(&mut ctx.principal, body.model(), estimate)
@@ -343,7 +343,7 @@ impl Gateway {
                 self.access.settle_tokens(
                     &ctx.principal,
                     body.model(),
-                    estimate_tokens(&body.texts()),
+                    ctx.prompt_tokens(&body),
                     usage.prompt_tokens + usage.completion_tokens,
                 );
                 base.overhead_us = base
@@ -376,7 +376,7 @@ impl Gateway {
                 guard,
                 sampling,
             }) => {
-                let estimated = estimate_tokens(&body.texts());
+                let estimated = ctx.prompt_tokens(&body);
                 let on_finish =
                     self.on_stream_finish(&ctx, &body, base, &attrs, guard, reservation, false);
                 let stream = native_stream::NativeStream::new(
@@ -410,7 +410,7 @@ impl Gateway {
                     first,
                     rest,
                     body.wants_stream_usage(),
-                    estimate_tokens(&body.texts()),
+                    ctx.prompt_tokens(&body),
                     on_finish,
                 )
                 .with_log_limit(self.config.log.max_body_bytes);

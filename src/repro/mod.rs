@@ -72,7 +72,7 @@ pub fn response_hash(s: &ResponseSummary) -> String {
         h.update(t.name.as_bytes());
         h.update(t.arguments.as_bytes());
     }
-    hex::encode(h.finalize())
+    crate::store::chain::hex_digest(&h.finalize())
 }
 
 /// Compact JSON with object keys sorted at every level.
@@ -117,7 +117,7 @@ fn write_canonical(v: &Value, skip: &[&str], out: &mut Vec<u8>) {
 }
 
 fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
+    crate::store::chain::hex_digest(&Sha256::digest(b))
 }
 
 #[cfg(test)]
