@@ -451,7 +451,7 @@ async fn a_schema_newer_than_the_binary_refuses_to_start() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the postgres log's schema is at version 99, newer than this Sluice knows (version 9)"
+            "the postgres log's schema is at version 99, newer than this Sluice knows (version 10)"
         ),
         "{err}"
     );

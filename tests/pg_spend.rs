@@ -83,3 +83,44 @@ fn log_off_requests_add_spend_without_a_row_on_postgres() {
     .join()
     .unwrap();
 }
+
+/// A batch whose commit succeeded but was never acknowledged is written again (retried, or
+/// replayed from the spill file): its logged row is recognised by its `row_uid`, and so is
+/// its spend-only record, whose cost used to be added a second time. Uids older than 7 days
+/// are forgotten.
+#[test]
+fn a_batch_written_twice_adds_its_log_off_spend_once_on_postgres() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_spend_twice");
+    std::thread::spawn(move || {
+        let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
+        let pii = Detector::new(&Default::default()).unwrap();
+        let batch = vec![
+            row::prepare(&record("logged", 0.25), LogMode::Full, &pii).unwrap(),
+            row::prepare(&record("quiet", 0.5), LogMode::Off, &pii).unwrap(),
+        ];
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        // A uid from eight days ago (UUIDv7, simple form), as an earlier batch left it.
+        let old_ms = sluice::store::now_ms() - 8 * 86_400_000;
+        let old = uuid::Builder::from_unix_timestamp_millis(old_ms, &[7; 10])
+            .into_uuid()
+            .simple()
+            .to_string();
+        c.execute("INSERT INTO spend_applied (row_uid) VALUES ($1)", &[&old])
+            .unwrap();
+        assert_eq!(store.append(&batch).unwrap(), 1);
+        assert_eq!(store.append(&batch).unwrap(), 0);
+        let spend = store.spend_since(0).unwrap();
+        assert_eq!(spend.iter().map(|s| s.all_usd).collect::<Vec<_>>(), [0.75]);
+        let kept: Vec<String> = c
+            .query("SELECT row_uid FROM spend_applied", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(kept, [batch[1].uid.clone()]);
+        assert_eq!(store.all_since(None).unwrap().len(), 1);
+    })
+    .join()
+    .unwrap();
+}

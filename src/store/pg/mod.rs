@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_id_index",
         include_str!("../../../migrations/postgres/0009_id_index.sql"),
     ),
+    (
+        10,
+        "0010_spend_applied",
+        include_str!("../../../migrations/postgres/0010_spend_applied.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating (any constant; "sluice" in ASCII).
@@ -237,7 +242,8 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
         Default::default()
     } else {
         tx.query(
-            "SELECT row_uid FROM requests WHERE row_uid = ANY($1)",
+            "SELECT row_uid FROM requests WHERE row_uid = ANY($1) \
+             UNION ALL SELECT row_uid FROM spend_applied WHERE row_uid = ANY($1)",
             &[&uids],
         )?
         .iter()
@@ -285,7 +291,40 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
             &[key, day, all, remote],
         )?;
     }
+    remember_spend_only(tx, &fresh)?;
     Ok(written.len())
+}
+
+/// How long the uids of spend-only records stay in `spend_applied`, ms: longer than a batch
+/// waits in the spill file in any outage Sluice is meant to ride out.
+pub const SPEND_APPLIED_KEEP_MS: u64 = 7 * 86_400_000;
+
+/// Records the uids of the spend-only records among `fresh` that added a cost, so a second
+/// write of the same batch adds it once (see migration 0010), and forgets those older than
+/// [`SPEND_APPLIED_KEEP_MS`]: uids are UUIDv7 in simple form, so time order is text order.
+fn remember_spend_only(tx: &mut Transaction<'_>, fresh: &[&PreparedRow]) -> Result<(), StoreError> {
+    let uids: Vec<&str> = fresh
+        .iter()
+        .filter(|r| r.is_spend_only() && r.spend().is_some() && !r.uid.is_empty())
+        .map(|r| r.uid.as_str())
+        .collect();
+    if uids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO spend_applied (row_uid) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        &[&uids],
+    )?;
+    let horizon = super::now_ms().saturating_sub(SPEND_APPLIED_KEEP_MS);
+    let oldest_kept = uuid::Builder::from_unix_timestamp_millis(horizon, &[0; 10])
+        .into_uuid()
+        .simple()
+        .to_string();
+    tx.execute(
+        "DELETE FROM spend_applied WHERE row_uid < $1",
+        &[&oldest_kept],
+    )?;
+    Ok(())
 }
 
 /// Deletes from the old end of the chain (as [`super::chain::purge_before`]).
