@@ -94,7 +94,8 @@ pip_install() {
 }
 
 # ---------------------------------------------------------------- llama-server
-LLAMA_DIR="$CACHE/llama.cpp/$LLAMA_VERSION"
+# `-noamx`: binaries built before AMX was left out (below) are not reused.
+LLAMA_DIR="$CACHE/llama.cpp/$LLAMA_VERSION-noamx"
 LLAMA_BIN="$LLAMA_DIR/bin/llama-server"
 
 llama_works() { [ -x "$LLAMA_BIN" ] && "$LLAMA_BIN" --version >/dev/null 2>&1; }
@@ -129,8 +130,13 @@ build_llama() {
   src="$(dirname "$src")"
   say "configuring llama.cpp in $src (static, Release, no curl)"
   # BUILD_SHARED_LIBS=OFF gives one self-contained binary that can be moved into the cache.
+  # The build is native (-march=native), but without AMX: a virtual machine can report AMX
+  # while its kernel does not let a process use the tile registers, and llama-server then
+  # dies at its first matrix product (SIGSEGV at `ldtilecfg`, seen on Xeon-based VMs here).
+  local no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
   "$cmake_bin" -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
+    -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" \
     >"$work/configure.log" 2>&1 || { tail -n 40 "$work/configure.log" >&2; die "cmake configure failed"; }
   say "building llama-server with -j$JOBS (about 8 minutes on 2 cores)"
   "$cmake_bin" --build "$src/build" --target llama-server -j"$JOBS" >"$work/build.log" 2>&1 ||
