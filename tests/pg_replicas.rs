@@ -115,6 +115,19 @@ async fn chat(r: &Replica, id: &str, key: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// `GET path` on `r` with the master key, as JSON.
+async fn admin_get(r: &Replica, path: &str) -> Value {
+    client()
+        .get(r.url(path))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Polls `f` every 50 ms until it is true, failing after `secs`.
 async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -190,26 +203,10 @@ async fn three_replicas_write_one_verifiable_log_and_one_spend() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 30);
-    let page: Value = client()
-        .get(replicas[2].url("/admin/logs?limit=5"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = admin_get(&replicas[2], "/admin/logs?limit=5").await;
     assert_eq!(page["data"].as_array().unwrap().len(), 5);
     assert_eq!(page["data"][0]["seq"], 30);
-    let usage: Value = client()
-        .get(replicas[1].url("/admin/usage?by=key"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = admin_get(&replicas[1], "/admin/usage?by=key").await;
     assert_eq!(usage["total"]["requests"], 30);
     // Rows are found by id without an index on it (migration 0009): a client's own id, and
     // Sluice's own (a UUIDv7, through the minute it carries).
@@ -229,15 +226,7 @@ async fn three_replicas_write_one_verifiable_log_and_one_spend() {
     // (The 30 rows' order in the chain follows their replicas' batches; the 31st is last.)
     let seq_of_req_7 = count(&url, "SELECT seq FROM requests WHERE id = 'req-7'");
     for (id, seq) in [("req-7", seq_of_req_7), (own_id.as_str(), 31)] {
-        let row: Value = client()
-            .get(replicas[1].url(&format!("/admin/logs/{id}")))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let row = admin_get(&replicas[1], &format!("/admin/logs/{id}")).await;
         assert_eq!(
             (row["id"].as_str(), row["seq"].as_i64()),
             (Some(id), Some(seq))
@@ -514,16 +503,7 @@ impl Cluster {
 }
 
 async fn log_state(r: &Replica) -> Value {
-    let v: Value = client()
-        .get(r.url("/health/ready"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["log"].clone()
+    admin_get(r, "/health/ready").await["log"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]

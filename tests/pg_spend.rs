@@ -48,6 +48,15 @@ fn record(id: &str, cost: f64) -> RequestRecord {
     }
 }
 
+/// A batch of one logged row ($0.25) and one `log: off` spend-only record ($0.50), key `k1`.
+fn logged_and_quiet() -> Vec<sluice::store::backend::PreparedRow> {
+    let pii = Detector::new(&Default::default()).unwrap();
+    vec![
+        row::prepare(&record("logged", 0.25), LogMode::Full, &pii).unwrap(),
+        row::prepare(&record("quiet", 0.5), LogMode::Off, &pii).unwrap(),
+    ]
+}
+
 #[test]
 fn log_off_requests_add_spend_without_a_row_on_postgres() {
     let Some(base) = server_url() else { return };
@@ -55,11 +64,7 @@ fn log_off_requests_add_spend_without_a_row_on_postgres() {
     // On a plain thread: the PostgreSQL client runs its own runtime.
     std::thread::spawn(move || {
         let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
-        let pii = Detector::new(&Default::default()).unwrap();
-        let batch = vec![
-            row::prepare(&record("logged", 0.25), LogMode::Full, &pii).unwrap(),
-            row::prepare(&record("quiet", 0.5), LogMode::Off, &pii).unwrap(),
-        ];
+        let batch = logged_and_quiet();
         assert_eq!(store.append(&batch).unwrap(), 1);
         let rows = store.all_since(None).unwrap();
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
@@ -94,11 +99,7 @@ fn a_batch_written_twice_adds_its_log_off_spend_once_on_postgres() {
     let url = fresh_db(&base, "t_spend_twice");
     std::thread::spawn(move || {
         let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
-        let pii = Detector::new(&Default::default()).unwrap();
-        let batch = vec![
-            row::prepare(&record("logged", 0.25), LogMode::Full, &pii).unwrap(),
-            row::prepare(&record("quiet", 0.5), LogMode::Off, &pii).unwrap(),
-        ];
+        let batch = logged_and_quiet();
         let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         // A uid from eight days ago (UUIDv7, simple form), as an earlier batch left it.
         let old_ms = sluice::store::now_ms() - 8 * 86_400_000;

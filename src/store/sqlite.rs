@@ -358,19 +358,32 @@ mod tests {
             .unwrap();
         assert_eq!(in_index, 1);
         let sql = cache_sql(|i| format!("?{i}"));
+        assert_uses_index(
+            &store,
+            &sql,
+            rusqlite::params!["d", "h", 0, "x", "x"],
+            "requests_cache",
+        );
+    }
+
+    /// Asserts that SQLite's plan for `sql` with `params` reads `index`.
+    fn assert_uses_index(
+        store: &SqliteStore,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+        index: &str,
+    ) {
         let plan: Vec<String> = store
             .conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap()
-            .query_map(rusqlite::params!["d", "h", 0, "x", "x"], |r| {
-                r.get::<_, String>(3)
-            })
+            .query_map(params, |r| r.get::<_, String>(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(
             plan.iter()
-                .any(|p| p.contains("USING INDEX requests_cache")),
+                .any(|p| p.contains(&format!("USING INDEX {index}"))),
             "{plan:?}"
         );
     }
@@ -451,20 +464,11 @@ mod tests {
             .unwrap();
         assert!(!indexes.iter().any(|i| i == "requests_id"), "{indexes:?}");
         let sql = query::by_id_in_window("seq", false);
-        let plan: Vec<String> = store
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map(rusqlite::params![v7, t - 1, t + 1], |r| {
-                r.get::<_, String>(3)
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter()
-                .any(|p| p.contains("USING INDEX requests_started")),
-            "{plan:?}"
+        assert_uses_index(
+            &store,
+            &sql,
+            rusqlite::params![v7, t - 1, t + 1],
+            "requests_started",
         );
     }
 }
