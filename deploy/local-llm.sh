@@ -133,7 +133,11 @@ build_llama() {
   # The build is native (-march=native), but without AMX: a virtual machine can report AMX
   # while its kernel does not let a process use the tile registers, and llama-server then
   # dies at its first matrix product (SIGSEGV at `ldtilecfg`, seen on Xeon-based VMs here).
-  local no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  # (x86-64 only: other architectures have no such flags.)
+  local no_amx=""
+  case "$(uname -m)" in
+    x86_64 | amd64) no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" ;;
+  esac
   "$cmake_bin" -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
     -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" \
