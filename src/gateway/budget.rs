@@ -13,9 +13,8 @@ use crate::policy::Decision;
 use crate::policy::tier::Hosting;
 
 /// The most `body` may cost on any eligible deployment of `plan`, USD: `prompt` (its estimated
-/// prompt tokens) +
-/// `max_tokens` (else [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) at each one's price. Local
-/// deployments do not count for a `remote_only` budget. 0 without a budget.
+/// prompt tokens) + `max_tokens` (else [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) at each one's
+/// price. Local deployments do not count for a `remote_only` budget. 0 without a budget.
 ///
 /// Errors: 429 `budget_unpriced` when the caller has a budget and an eligible deployment is
 /// remote with no known price.

@@ -169,16 +169,30 @@ pub fn all_since(conn: &Connection, since_ms: Option<i64>) -> Result<Vec<LogRow>
 /// The row with request id `id` (the latest, when a client reused an id); else, when `id` is
 /// a number, the row with that `seq`.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<LogRow>, StoreError> {
-    if let Some(r) = latest_by_id(conn, &read_list(), id, LogRow::from_sql)? {
+    by_id_or_seq(conn, &read_list(), id, LogRow::from_sql)
+}
+
+/// The latest row with request id `id` ([`latest_by_id`]); else, when `id` is a number, the
+/// row with that `seq`. Its `columns` read by `map`.
+pub(crate) fn by_id_or_seq<T>(
+    conn: &Connection,
+    columns: &str,
+    id: &str,
+    mut map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    if let Some(r) = latest_by_id(conn, columns, id, &mut map)? {
         return Ok(Some(r));
     }
     let Ok(seq) = id.parse::<i64>() else {
         return Ok(None);
     };
-    let by_seq = format!("SELECT {} FROM requests WHERE seq = ?1", read_list());
-    let mut stmt = conn.prepare(&by_seq)?;
-    let found = stmt.query_map([seq], LogRow::from_sql)?.next();
-    Ok(found.transpose()?)
+    let sql = format!("SELECT {columns} FROM requests WHERE seq = ?1");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([seq])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(map(r)?)),
+        None => Ok(None),
+    }
 }
 
 /// The latest row with request id `id`, its `columns` read by `map`. The id has no index
@@ -186,7 +200,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<LogRow>, StoreError> {
 /// rows that started within [`super::ID_WINDOW_MS`] of it are searched first, through
 /// `requests_started`; otherwise, or when none matches, every row from the newest back until
 /// the first match (quick for recent requests, a full read of the log for an unknown id).
-pub(crate) fn latest_by_id<T>(
+fn latest_by_id<T>(
     conn: &Connection,
     columns: &str,
     id: &str,

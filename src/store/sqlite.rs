@@ -227,16 +227,7 @@ fn replay_rows(conn: &Connection, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>,
     };
     match sel {
         ReplaySelect::One(id) => {
-            let mut found = super::query::latest_by_id(conn, REPLAY_COLUMNS, id, read)?;
-            if let (None, Ok(seq)) = (&found, id.parse::<i64>()) {
-                found = conn
-                    .query_row(
-                        &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE seq = ?1"),
-                        [seq],
-                        read,
-                    )
-                    .optional()?;
-            }
+            let found = super::query::by_id_or_seq(conn, REPLAY_COLUMNS, id, read)?;
             Ok(found.into_iter().collect())
         }
         ReplaySelect::Since {

@@ -299,13 +299,13 @@ fn append(tx: &mut Transaction<'_>, rows: &[PreparedRow]) -> Result<usize, Store
 /// waits in the spill file in any outage Sluice is meant to ride out.
 pub const SPEND_APPLIED_KEEP_MS: u64 = 7 * 86_400_000;
 
-/// Records the uids of the spend-only records among `fresh` that added a cost, so a second
+/// Records the uids of the spend-only records among `fresh` (each added a cost), so a second
 /// write of the same batch adds it once (see migration 0010), and forgets those older than
 /// [`SPEND_APPLIED_KEEP_MS`]: uids are UUIDv7 in simple form, so time order is text order.
 fn remember_spend_only(tx: &mut Transaction<'_>, fresh: &[&PreparedRow]) -> Result<(), StoreError> {
     let uids: Vec<&str> = fresh
         .iter()
-        .filter(|r| r.is_spend_only() && r.spend().is_some() && !r.uid.is_empty())
+        .filter(|r| r.is_spend_only() && !r.uid.is_empty())
         .map(|r| r.uid.as_str())
         .collect();
     if uids.is_empty() {

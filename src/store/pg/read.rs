@@ -247,18 +247,27 @@ pub fn all_since(c: &mut Client, since_ms: Option<i64>) -> Result<Vec<LogRow>, S
 
 /// The latest row with request id `id`, else the row with `seq` `id`.
 pub fn get(c: &mut Client, id: &str) -> Result<Option<LogRow>, StoreError> {
-    if let Some(r) = latest_by_id(c, &read_list(), id)? {
-        return log_row(&r).map(Some);
+    by_id_or_seq(c, &read_list(), id)?
+        .as_ref()
+        .map(log_row)
+        .transpose()
+}
+
+/// As SQLite's [`query::by_id_or_seq`]: the latest row with request id `id`, else the row
+/// with `seq` `id`; its `columns`.
+fn by_id_or_seq(c: &mut Client, columns: &str, id: &str) -> Result<Option<Row>, StoreError> {
+    if let Some(r) = latest_by_id(c, columns, id)? {
+        return Ok(Some(r));
     }
     let Ok(seq) = id.parse::<i64>() else {
         return Ok(None);
     };
-    let sql = format!("SELECT {} FROM requests WHERE seq = $1", read_list());
-    Ok(rows(c, &sql, &[&seq])?.pop())
+    let sql = format!("SELECT {columns} FROM requests WHERE seq = $1");
+    Ok(c.query(&sql, &[&seq])?.pop())
 }
 
-/// The latest row with request id `id`, its `columns`: as SQLite's
-/// [`query::latest_by_id`] (no index on the id; the minute a UUIDv7 carries first, through
+/// The latest row with request id `id`, its `columns`: as SQLite's `query::latest_by_id` (no
+/// index on the id; the minute a UUIDv7 carries first, through
 /// `requests_started`, then from the newest row back).
 fn latest_by_id(c: &mut Client, columns: &str, id: &str) -> Result<Option<Row>, StoreError> {
     if let Some(t) = super::super::id_time_ms(id) {
@@ -365,14 +374,7 @@ pub fn spend_since(c: &mut Client, from_ms: i64) -> Result<Vec<SpendDay>, StoreE
 /// The [`REPLAY_COLUMNS`] of the rows `sel` names.
 pub fn replay_rows(c: &mut Client, sel: &ReplaySelect) -> Result<Vec<Vec<Value>>, StoreError> {
     let found = match sel {
-        ReplaySelect::One(id) => match (latest_by_id(c, REPLAY_COLUMNS, id)?, id.parse::<i64>()) {
-            (Some(r), _) => vec![r],
-            (None, Ok(seq)) => c.query(
-                &format!("SELECT {REPLAY_COLUMNS} FROM requests WHERE seq = $1"),
-                &[&seq],
-            )?,
-            (None, Err(_)) => Vec::new(),
-        },
+        ReplaySelect::One(id) => by_id_or_seq(c, REPLAY_COLUMNS, id)?.into_iter().collect(),
         ReplaySelect::Since {
             from_ms,
             model,
