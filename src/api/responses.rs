@@ -13,7 +13,7 @@
 pub mod events;
 pub mod output;
 
-pub use events::{StreamEvent, StreamFrame};
+pub use events::{StreamEvent, StreamFrame, response_frame};
 pub use output::{
     IncompleteDetails, OutputContent, OutputItem, ResponseError, ResponseObject, ResponseUsage,
     SummaryPart,

@@ -153,7 +153,8 @@ async fn create(
             return e.into_response();
         }
     };
-    serve(gw, ctx, headers, req, raw, hist).await
+    // Boxed: the handler's own future stays small (axum moves it into its box).
+    Box::pin(serve(gw, ctx, headers, req, raw, hist)).await
 }
 
 /// The body sent on a native route: the client's, with the stored conversation of
@@ -217,21 +218,24 @@ async fn serve(
         anthropic_beta: None,
     }));
     ctx.headers = headers;
-    let keep = req
-        .wants_store()
-        .then(|| Some((gw.access().state_db()?, state_mode(&gw, &ctx.principal)?)))
-        .flatten();
     let id = format!("resp_{}", uuid::Uuid::now_v7().simple());
     let created = crate::store::now_ms() as i64 / 1000;
     let start = ResponseObject::start(&id, created, &req);
-    let saver = Saver {
-        keep,
-        gw: gw.clone(),
-        owner: owner(&ctx.principal),
-        request_id: ctx.id.clone(),
-        req: req.clone(),
-        hist,
-    };
+    // Only a response that is kept needs its request and history again (`store: false`,
+    // as Codex sends, keeps nothing and copies nothing).
+    let saver = req
+        .wants_store()
+        .then(|| Some((gw.access().state_db()?, state_mode(&gw, &ctx.principal)?)))
+        .flatten()
+        .map(|(db, mode)| Saver {
+            db,
+            mode,
+            gw: gw.clone(),
+            owner: owner(&ctx.principal),
+            request_id: ctx.id.clone(),
+            req,
+            hist,
+        });
     let (result, limit_headers) = super::openai::serve_detached(gw.clone(), ctx, body).await;
     let native = result.as_ref().is_ok_and(|r| r.native);
     let mut resp = match result {
@@ -250,10 +254,10 @@ async fn serve(
 
 /// A native route's answer as the backend sent it (stored when asked, under the backend's
 /// response id).
-fn native_response(reply: GatewayReply, saver: Saver) -> Response {
+fn native_response(reply: GatewayReply, saver: Option<Saver>) -> Response {
     let mut resp = match reply.body {
         ReplyBody::Json(bytes) => {
-            if saver.keep.is_some()
+            if let Some(saver) = saver
                 && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
             {
                 saver.save_value(v);
@@ -261,7 +265,9 @@ fn native_response(reply: GatewayReply, saver: Saver) -> Response {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         ReplyBody::Native(mut stream) => {
-            stream.on_final(Box::new(move |v| saver.save_value(v)));
+            if let Some(saver) = saver {
+                stream.on_final(Box::new(move |v| saver.save_value(v)));
+            }
             sse_response(Body::from_stream(stream))
         }
         ReplyBody::Sse(_) => ApiError::internal("a chat stream on a native route").into_response(),
@@ -278,9 +284,11 @@ fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
     }
 }
 
-/// Keeps the final response when the request asked for it and the log mode allows.
+/// Keeps the final response of a request that asked for it (`store`, the default) when the
+/// log mode allows: built only then.
 struct Saver {
-    keep: Option<(Db, LogMode)>,
+    db: Db,
+    mode: LogMode,
     gw: Gateway,
     owner: String,
     request_id: String,
@@ -291,17 +299,12 @@ struct Saver {
 impl Saver {
     /// Stores `resp` in the background (never holds the reply).
     fn save(self, resp: &ResponseObject) {
-        if self.keep.is_none() {
-            return;
-        }
         self.save_value(serde_json::to_value(resp).unwrap_or(Value::Null));
     }
 
     /// Stores a Response object given as JSON (a native route's, under its own `id`).
     fn save_value(self, response: Value) {
-        let Some((db, mode)) = self.keep else {
-            return;
-        };
+        let (db, mode) = (self.db, self.mode);
         let Some(id) = response
             .get("id")
             .and_then(Value::as_str)
@@ -353,7 +356,7 @@ async fn reply_response(
     reply: GatewayReply,
     start: ResponseObject,
     tools: crate::bridge::responses::ToolMap,
-    saver: Saver,
+    saver: Option<Saver>,
 ) -> Response {
     let parsed = reply.json;
     let mut resp = match reply.body {
@@ -368,17 +371,17 @@ async fn reply_response(
                     .into_response();
                 }
             };
-            saver.save(&out);
+            if let Some(saver) = saver {
+                saver.save(&out);
+            }
             axum::Json(out).into_response()
         }
         ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
         ReplyBody::Sse(stream) => {
             let translator = StreamTranslator::new(start, tools);
             // Only a response that is kept needs the final object (a copy of it).
-            let on_end: Option<OnEnd> = saver
-                .keep
-                .is_some()
-                .then(|| Box::new(move |r: ResponseObject| saver.save(&r)) as OnEnd);
+            let on_end: Option<OnEnd> =
+                saver.map(|saver| Box::new(move |r: ResponseObject| saver.save(&r)) as OnEnd);
             let sse = ResponsesSse::new(stream, translator, on_end);
             (
                 [

@@ -27,7 +27,7 @@ use crate::api::chat_delta::{ChatDelta, ToolCallDelta};
 use crate::api::responses::output::OutputMessage;
 use crate::api::responses::{
     IncompleteDetails, OutputContent, OutputItem, ResponseError, ResponseObject, ResponseUsage,
-    StreamEvent, StreamFrame, SummaryPart,
+    StreamEvent, StreamFrame, SummaryPart, response_frame,
 };
 
 /// What the last output item is, while it is still open.
@@ -145,24 +145,21 @@ impl StreamTranslator {
         self.close(reason.is_some(), &mut out);
         self.finished = true;
         self.response.usage = self.usage;
-        let event = match reason {
+        let kind = match reason {
             Some(reason) => {
                 self.response.status = "incomplete".to_string();
                 self.response.incomplete_details = Some(IncompleteDetails {
                     reason: reason.to_string(),
                 });
-                StreamEvent::Incomplete {
-                    response: self.response.clone(),
-                }
+                "response.incomplete"
             }
             None => {
                 self.response.status = "completed".to_string();
-                StreamEvent::Completed {
-                    response: self.response.clone(),
-                }
+                "response.completed"
             }
         };
-        self.emit(event, &mut out);
+        let response = self.response_json();
+        self.emit_response(kind, &response, &mut out);
         out
     }
 
@@ -196,8 +193,8 @@ impl StreamTranslator {
             code,
             message: err.body.message.clone(),
         });
-        let response = self.response.clone();
-        self.emit(StreamEvent::Failed { response }, &mut out);
+        let response = self.response_json();
+        self.emit_response("response.failed", &response, &mut out);
         out
     }
 
@@ -206,14 +203,21 @@ impl StreamTranslator {
             return;
         }
         self.started = true;
-        let response = self.response.clone();
-        self.emit(
-            StreamEvent::Created {
-                response: response.clone(),
-            },
-            out,
-        );
-        self.emit(StreamEvent::InProgress { response }, out);
+        // Both events carry the same object: encoded once.
+        let response = self.response_json();
+        self.emit_response("response.created", &response, out);
+        self.emit_response("response.in_progress", &response, out);
+    }
+
+    /// The Response object as it stands, as JSON.
+    fn response_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.response).unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    /// An event that carries only the Response object (`response`, its JSON).
+    fn emit_response(&mut self, kind: &'static str, response: &[u8], out: &mut Vec<Bytes>) {
+        out.push(response_frame(kind, response, self.seq));
+        self.seq += 1;
     }
 
     fn emit(&mut self, event: StreamEvent, out: &mut Vec<Bytes>) {
