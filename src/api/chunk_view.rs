@@ -138,6 +138,10 @@ impl<'a> ChunkView<'a> {
     /// Reads `text` (one chunk object); `None` when it is not JSON, not an object, or has a
     /// field the view does not accept (then read it as a JSON tree).
     pub fn parse(text: &'a [u8]) -> Option<Self> {
+        if !is_object(text) {
+            // serde reads a struct from a list too, by position.
+            return None;
+        }
         serde_json::from_slice(text).ok()
     }
 
@@ -167,6 +171,11 @@ impl<'a> ChunkView<'a> {
         }
         serde_json::from_str(raw.get()).ok()
     }
+}
+
+/// Whether the JSON `text` is an object: its first byte after white space is `{`.
+pub fn is_object(text: &[u8]) -> bool {
+    text.trim_ascii_start().first() == Some(&b'{')
 }
 
 /// A chunk's JSON text (the SSE event's data) together with its view, which borrows it: the
@@ -213,6 +222,7 @@ mod tests {
             r#"{"model":"a","model":"b","choices":[]}"#,
             r#"{"model":7,"choices":[]}"#,
             r#"[1]"#,
+            r#"[null,null,null,null,null]"#,
             r#"{"choices":[]} x"#,
         ] {
             assert!(ChunkView::parse(text.as_bytes()).is_none(), "{text}");

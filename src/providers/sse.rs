@@ -32,31 +32,43 @@ impl SseParser {
     }
 
     /// Feeds `bytes`; returns the events completed by them, in order. Lines are read in
-    /// place (no copy per line).
+    /// place: from `bytes` itself when nothing is buffered (the usual case, one or more whole
+    /// events per read), and only an unfinished line is kept for the next call.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.extend_from_slice(bytes);
         let mut events = Vec::new();
+        if self.buf.is_empty() {
+            let used = self.lines(bytes, &mut events);
+            self.buf.extend_from_slice(&bytes[used..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.extend_from_slice(bytes);
+            let used = self.lines(&buf, &mut events);
+            buf.drain(..used);
+            self.buf = buf;
+        }
+        events
+    }
+
+    /// Reads the whole lines of `text` into `events`; returns how many bytes they took.
+    fn lines(&mut self, text: &[u8], events: &mut Vec<SseEvent>) -> usize {
         let mut start = 0;
-        while let Some(off) = buf[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(off) = memchr::memchr2(b'\n', b'\r', &text[start..]) {
             let i = start + off;
-            if buf[i] == b'\r' && i + 1 == buf.len() {
+            if text[i] == b'\r' && i + 1 == text.len() {
                 // A lone `\r` at the end might be the first half of `\r\n`: wait.
                 break;
             }
-            let next = if buf[i] == b'\r' && buf.get(i + 1) == Some(&b'\n') {
+            let next = if text[i] == b'\r' && text.get(i + 1) == Some(&b'\n') {
                 i + 2
             } else {
                 i + 1
             };
-            if let Some(ev) = self.line(&buf[start..i]) {
+            if let Some(ev) = self.line(&text[start..i]) {
                 events.push(ev);
             }
             start = next;
         }
-        buf.drain(..start);
-        self.buf = buf;
-        events
+        start
     }
 
     /// Ends the input: a last event not followed by a blank line is still dispatched.
@@ -78,7 +90,7 @@ impl SseParser {
         if line[0] == b':' {
             return None;
         }
-        let (field, value) = match line.iter().position(|&c| c == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(p) => {
                 let v = &line[p + 1..];
                 (&line[..p], v.strip_prefix(b" ").unwrap_or(v))
