@@ -152,9 +152,7 @@ impl ClientStream {
         let mut chunk = chunk.into_json();
         self.summary.add_chunk(&chunk);
         if let Some(Value::Object(u)) = chunk.get("usage") {
-            for (k, v) in u.iter().filter(|(k, _)| k.ends_with("_tokens_details")) {
-                self.usage_details.insert(k.clone(), v.clone());
-            }
+            self.keep_usage_details(u.clone());
         }
         let choices_empty = chunk
             .get("choices")
@@ -185,7 +183,8 @@ impl ClientStream {
         let (Some(view), Some(text)) = (chunk.view(), chunk.text()) else {
             return Err(chunk);
         };
-        if view.usage.is_some() {
+        if view.usage.is_some() && (view.has_choices() || self.last_meta.is_none()) {
+            // Its usage moves to the trailing usage chunk: the chunk is rewritten.
             return Err(chunk);
         }
         if self.last_meta.is_none() {
@@ -198,13 +197,24 @@ impl ClientStream {
         }
         self.summary.add_view(view);
         if !view.has_choices() {
-            // Meta only: the single trailing usage chunk is ours.
+            // Usage or meta only: the single trailing usage chunk is ours.
+            if let Some(Value::Object(u)) = view.usage_object() {
+                self.keep_usage_details(u);
+            }
             return Ok(None);
         }
         if self.as_chunks {
             return Ok(Some(ChatFrame::Chunk(chunk)));
         }
         Ok(Some(ChatFrame::Bytes(raw_frame(text))))
+    }
+
+    /// Keeps the `*_tokens_details` objects of `usage` for the trailing usage chunk.
+    fn keep_usage_details(&mut self, usage: serde_json::Map<String, Value>) {
+        let details = usage
+            .into_iter()
+            .filter(|(k, _)| k.ends_with("_tokens_details"));
+        self.usage_details.extend(details);
     }
 
     fn remember_meta(&mut self, chunk: &Value) {
@@ -517,8 +527,9 @@ mod tests {
     }
 
     /// Chunks handed on as bytes only (the provider's usual case) give the same frames and the
-    /// same summary as parsed ones: the first goes through the tree (its meta is kept), the
-    /// next through the view, the usage chunk through the tree again.
+    /// same summary as parsed ones: every chunk goes through its view (the first one's meta
+    /// read from its text, the usage-only one's token details from its usage), and the
+    /// trailing usage chunk carries the same meta and details.
     #[tokio::test]
     async fn raw_only_chunks_give_the_same_frames_and_summary() {
         let chunks = [
@@ -526,7 +537,7 @@ mod tests {
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"h\u00e9"},"finish_reason":null}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{}"}}]},"finish_reason":null}]}"#,
             r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
-            r#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+            r#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":1},"completion_tokens_details":null}}"#,
         ];
         async fn run(chunks: [&str; 5], make: fn(&str) -> Chunk) -> (Vec<Bytes>, ResponseSummary) {
             let got = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -552,6 +563,12 @@ mod tests {
         assert_eq!(summary.usage.map(|u| u.total_tokens), Some(3));
         // Four chunks with choices as they came, the trailing usage chunk, `[DONE]`.
         assert_eq!(raw_frames.len(), 6);
+        assert_eq!(
+            raw_frames[4],
+            Bytes::from_static(
+                b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"system_fingerprint\":\"fp\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":1},\"completion_tokens_details\":null}}\n\n"
+            )
+        );
         assert_eq!(
             raw_frames[1],
             Bytes::from(format!("data: {}\n\n", chunks[1]))
