@@ -89,6 +89,12 @@ impl Fields<'_> {
         self
     }
 
+    /// `"item_id"` and `"output_index"`, which most events start with.
+    fn item(&mut self, item_id: &str, output_index: usize) -> &mut Self {
+        self.val("item_id", item_id)
+            .num("output_index", output_index)
+    }
+
     fn val<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
         self.key(key);
         self.ok &= serde_json::to_writer(&mut *self.out, value).is_ok();
@@ -327,8 +333,7 @@ impl StreamEvent {
                 content_index,
                 part,
             } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
+                .item(item_id, *output_index)
                 .num("content_index", *content_index)
                 .val("part", part),
             OutputTextDelta {
@@ -338,8 +343,7 @@ impl StreamEvent {
                 delta: text,
                 logprobs,
             } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
+                .item(item_id, *output_index)
                 .num("content_index", *content_index)
                 .val("delta", text)
                 .val("logprobs", logprobs),
@@ -350,8 +354,7 @@ impl StreamEvent {
                 text,
                 logprobs,
             } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
+                .item(item_id, *output_index)
                 .num("content_index", *content_index)
                 .val("text", text)
                 .val("logprobs", logprobs),
@@ -364,28 +367,21 @@ impl StreamEvent {
                 item_id,
                 output_index,
                 delta,
-            } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
-                .val("delta", delta),
+            } => f.item(item_id, *output_index).val("delta", delta),
             FunctionCallArgumentsDone {
                 item_id,
                 output_index,
                 name,
                 arguments,
             } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
+                .item(item_id, *output_index)
                 .val("name", name)
                 .val("arguments", arguments),
             CustomToolCallInputDone {
                 item_id,
                 output_index,
                 input,
-            } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
-                .val("input", input),
+            } => f.item(item_id, *output_index).val("input", input),
             ReasoningSummaryPartAdded {
                 item_id,
                 output_index,
@@ -398,8 +394,7 @@ impl StreamEvent {
                 summary_index,
                 part,
             } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
+                .item(item_id, *output_index)
                 .num("summary_index", *summary_index)
                 .val("part", part),
             ReasoningSummaryTextDelta {
@@ -408,8 +403,7 @@ impl StreamEvent {
                 summary_index,
                 delta,
             } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
+                .item(item_id, *output_index)
                 .num("summary_index", *summary_index)
                 .val("delta", delta),
             ReasoningSummaryTextDone {
@@ -418,8 +412,7 @@ impl StreamEvent {
                 summary_index,
                 text,
             } => f
-                .val("item_id", item_id)
-                .num("output_index", *output_index)
+                .item(item_id, *output_index)
                 .num("summary_index", *summary_index)
                 .val("text", text),
             Error {
