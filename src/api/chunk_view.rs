@@ -178,6 +178,57 @@ pub fn is_object(text: &[u8]) -> bool {
     text.trim_ascii_start().first() == Some(&b'{')
 }
 
+/// The fields of a stream's first chunk that its trailing usage chunk repeats.
+pub const META_FIELDS: [&str; 5] = ["id", "object", "created", "model", "system_fingerprint"];
+
+/// [`META_FIELDS`] of the chunk object `chunk`, each as it is there (`null` kept).
+pub fn meta_of_tree(chunk: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    let mut meta = serde_json::Map::new();
+    for k in META_FIELDS {
+        if let Some(v) = chunk.get(k) {
+            meta.insert(k.into(), v.clone());
+        }
+    }
+    meta
+}
+
+/// The chunk fields the trailing usage chunk repeats, each as its JSON text (`null` kept).
+#[derive(Deserialize)]
+struct MetaView<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    system_fingerprint: Option<&'a RawValue>,
+}
+
+/// A field that is there, `null` included (`Option` alone would read `null` as absent).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as Deserialize>::deserialize(d).map(Some)
+}
+
+/// [`META_FIELDS`] of the chunk `text`, the same map [`meta_of_tree`] reads from its tree;
+/// `None` when the text is not one JSON object with each of them at most once.
+pub fn meta_of_text(text: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if !is_object(text) {
+        return None;
+    }
+    let m: MetaView<'_> = serde_json::from_slice(text).ok()?;
+    let mut meta = serde_json::Map::new();
+    let values = [m.id, m.object, m.created, m.model, m.system_fingerprint];
+    for (k, v) in META_FIELDS.into_iter().zip(values) {
+        if let Some(raw) = v {
+            meta.insert(k.into(), serde_json::from_str(raw.get()).ok()?);
+        }
+    }
+    Some(meta)
+}
+
 /// A chunk's JSON text (the SSE event's data) together with its view, which borrows it: the
 /// view is parsed once where the chunk arrives and read again downstream without parsing.
 /// `None` inside when the text is not a chunk the view accepts.
@@ -235,5 +286,34 @@ mod tests {
         assert_eq!(v.usage_object().unwrap()["prompt_tokens"], 1);
         let v = ChunkView::parse(br#"{"choices":[],"usage":7}"#).unwrap();
         assert!(v.usage.is_some() && v.usage_object().is_none());
+    }
+
+    /// The meta read from a chunk's text is what the tree gives, for every shape of those
+    /// fields (absent, `null`, other types, escapes); a text the tree would read differently
+    /// (a key twice, a list) gives none.
+    #[test]
+    fn the_meta_read_from_the_text_is_the_trees() {
+        for text in [
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[]}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","created":1733000000,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"x"}}],"model":"m\u00e9 \"q\""}"#,
+            r#"{"id":7,"created":1.5,"model":{"a":[1,2]},"object":null,"extra":{"id":"nested"}}"#,
+            r#"{}"#,
+        ] {
+            let tree = meta_of_tree(&serde_json::from_str(text).unwrap());
+            assert_eq!(meta_of_text(text.as_bytes()), Some(tree), "{text}");
+        }
+        assert_eq!(
+            meta_of_text(br#"{"model":"m\u00e9","system_fingerprint":null}"#),
+            Some(
+                serde_json::json!({"model": "m\u{e9}", "system_fingerprint": null})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            )
+        );
+        assert_eq!(meta_of_text(br#"{"id":"a","id":"b"}"#), None);
+        assert_eq!(meta_of_text(b"[1]"), None);
+        assert_eq!(meta_of_text(br#"["c","o",1,"m","fp"]"#), None);
     }
 }

@@ -3,7 +3,7 @@
 //! Shapes follow the API reference (<https://platform.openai.com/docs/api-reference/responses>)
 //! and the bodies real clients send (Codex CLI, the openai SDKs; captured under
 //! `tests/fixtures/responses/`). The response object and the stream events are in
-//! [`output`] and [`events`].
+//! [`output`] and [`events`]; the events' SSE bytes in [`frames`].
 //!
 //! Nothing a client may send is refused for being unknown: every struct keeps unknown fields
 //! in a flattened `extra` map, an input item or a tool of a type Sluice does not know is kept
@@ -11,9 +11,11 @@
 //! of any type parses. Only a known item or tool type with an ill-typed field is a 400.
 
 pub mod events;
+pub mod frames;
 pub mod output;
 
-pub use events::{StreamEvent, StreamFrame, response_frame};
+pub use events::{StreamEvent, StreamFrame};
+pub use frames::response_frame;
 pub use output::{
     IncompleteDetails, OutputContent, OutputItem, ResponseError, ResponseObject, ResponseUsage,
     SummaryPart,

@@ -8,13 +8,13 @@
 //! or because the client went away and the body was dropped — the `on_finish` callback gets
 //! the summary exactly once.
 
+use crate::api::chunk_view;
 use crate::api::summary::ResponseSummary;
 use crate::api::{ApiError, Usage};
 use crate::providers::{Chunk, ChunkStream};
 use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -152,7 +152,7 @@ impl ClientStream {
         let mut chunk = chunk.into_json();
         self.summary.add_chunk(&chunk);
         if let Some(Value::Object(u)) = chunk.get("usage") {
-            self.keep_usage_details(u.clone());
+            self.keep_usage_details(u);
         }
         let choices_empty = chunk
             .get("choices")
@@ -189,8 +189,8 @@ impl ClientStream {
         }
         if self.last_meta.is_none() {
             // The first chunk: its meta is read from its text, as `remember_meta` reads it
-            // from the tree (test `the_meta_read_from_the_text_is_the_trees`).
-            let Some(meta) = meta_of(text) else {
+            // from the tree.
+            let Some(meta) = chunk_view::meta_of_text(text) else {
                 return Err(chunk);
             };
             self.last_meta = Some(Value::Object(meta));
@@ -199,7 +199,7 @@ impl ClientStream {
         if !view.has_choices() {
             // Usage or meta only: the single trailing usage chunk is ours.
             if let Some(Value::Object(u)) = view.usage_object() {
-                self.keep_usage_details(u);
+                self.keep_usage_details(&u);
             }
             return Ok(None);
         }
@@ -210,22 +210,17 @@ impl ClientStream {
     }
 
     /// Keeps the `*_tokens_details` objects of `usage` for the trailing usage chunk.
-    fn keep_usage_details(&mut self, usage: serde_json::Map<String, Value>) {
+    fn keep_usage_details(&mut self, usage: &serde_json::Map<String, Value>) {
         let details = usage
-            .into_iter()
-            .filter(|(k, _)| k.ends_with("_tokens_details"));
+            .iter()
+            .filter(|(k, _)| k.ends_with("_tokens_details"))
+            .map(|(k, v)| (k.clone(), v.clone()));
         self.usage_details.extend(details);
     }
 
     fn remember_meta(&mut self, chunk: &Value) {
         if self.last_meta.is_none() {
-            let mut meta = serde_json::Map::new();
-            for k in ["id", "object", "created", "model", "system_fingerprint"] {
-                if let Some(v) = chunk.get(k) {
-                    meta.insert(k.into(), v.clone());
-                }
-            }
-            self.last_meta = Some(Value::Object(meta));
+            self.last_meta = Some(Value::Object(chunk_view::meta_of_tree(chunk)));
         }
     }
 
@@ -323,49 +318,6 @@ impl ClientStream {
             }
         }
     }
-}
-
-/// The chunk fields the trailing usage chunk repeats, each as its JSON text (`null` kept).
-#[derive(serde::Deserialize)]
-struct MetaView<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    object: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    created: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    system_fingerprint: Option<&'a RawValue>,
-}
-
-/// A field that is there, `null` included (`Option` alone would read `null` as absent).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
-}
-
-/// `id`, `object`, `created`, `model` and `system_fingerprint` of the chunk `text`, as
-/// [`ClientStream::remember_meta`] keeps them from the chunk's tree; `None` when the text is
-/// not one JSON object with each key at most once.
-fn meta_of(text: &[u8]) -> Option<serde_json::Map<String, Value>> {
-    if !crate::api::chunk_view::is_object(text) {
-        return None;
-    }
-    let m: MetaView<'_> = serde_json::from_slice(text).ok()?;
-    let mut meta = serde_json::Map::new();
-    for (k, v) in [
-        ("id", m.id),
-        ("object", m.object),
-        ("created", m.created),
-        ("model", m.model),
-        ("system_fingerprint", m.system_fingerprint),
-    ] {
-        if let Some(raw) = v {
-            meta.insert(k.into(), serde_json::from_str(raw.get()).ok()?);
-        }
-    }
-    Some(meta)
 }
 
 /// A [`ClientStream`] in chunk mode, as a stream of [`ChatFrame`]s.
@@ -612,37 +564,5 @@ mod tests {
         };
         assert!(c.json.is_none() && c.view().is_some());
         assert_eq!(c.delta().choice.unwrap().content, Some(" there"));
-    }
-
-    /// The first chunk's meta read from its text is what the tree path keeps, for every shape
-    /// of those fields (absent, `null`, other types, escapes); a text the tree path would read
-    /// differently (a key twice) is left to the tree.
-    #[test]
-    fn the_meta_read_from_the_text_is_the_trees() {
-        let firsts = [
-            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[]}"#,
-            r#"{"id":"c","object":"chat.completion.chunk","created":1733000000,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":{"content":"x"}}]}"#,
-            r#"{"choices":[{"index":0,"delta":{"content":"x"}}],"model":"m\u00e9 \"q\""}"#,
-            r#"{"id":7,"created":1.5,"model":{"a":[1,2]},"object":null,"extra":{"id":"nested"}}"#,
-            r#"{}"#,
-        ];
-        for text in firsts {
-            let mut s = ClientStream::new(
-                chunk("{}"),
-                Box::pin(futures_util::stream::empty()),
-                false,
-                0,
-                Box::new(|_| {}),
-            );
-            s.remember_meta(&serde_json::from_str(text).unwrap());
-            assert_eq!(
-                meta_of(text.as_bytes()).map(Value::Object),
-                s.last_meta,
-                "{text}"
-            );
-        }
-        assert_eq!(meta_of(br#"{"id":"a","id":"b"}"#), None);
-        assert_eq!(meta_of(b"[1]"), None);
-        assert_eq!(meta_of(br#"["c","o",1,"m","fp"]"#), None);
     }
 }
