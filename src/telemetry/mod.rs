@@ -89,13 +89,12 @@ impl Drop for TelemetryGuard {
 /// (`request_id`). Without trace export no layer wants spans, so they are not even built.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
     use tracing_subscriber::Layer;
-    use tracing_subscriber::filter::FilterExt;
     install_propagator();
     let level = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
     };
-    let events_only = level().and(tracing_subscriber::filter::filter_fn(|m| m.is_event()));
+    let events_only = events_only(level());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let log = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
@@ -123,6 +122,26 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
         eprintln!("warning: logging was already set up: {e}");
     }
     TelemetryGuard { provider }
+}
+
+/// The process log's filter: `level`, for events only. It carries `level`'s own hint of the
+/// most verbose level it lets through (a bare `filter_fn` has none, which would make the whole
+/// subscriber's hint "everything": every `log` record of the dependencies, `trace` ones
+/// included, would then be built and handed to the subscriber only to be dropped there).
+fn events_only<S>(
+    level: tracing_subscriber::EnvFilter,
+) -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::FilterExt;
+    let hint = tracing_subscriber::layer::Filter::<S>::max_level_hint(&level);
+    let events = tracing_subscriber::filter::filter_fn(|m| m.is_event());
+    let events = match hint {
+        Some(h) => events.with_max_level_hint(h),
+        None => events,
+    };
+    level.and(events)
 }
 
 /// Installs the W3C trace-context propagator (`traceparent`) process-wide.
@@ -295,6 +314,20 @@ pub fn record_outcome(span: &tracing::Span, r: &crate::store::record::RequestRec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_log_filter_keeps_its_levels_hint() {
+        use tracing_subscriber::layer::Filter;
+        type Reg = tracing_subscriber::Registry;
+        for (directive, hint) in [
+            ("info", tracing::level_filters::LevelFilter::INFO),
+            ("warn", tracing::level_filters::LevelFilter::WARN),
+            ("sluice=debug,info", tracing::level_filters::LevelFilter::DEBUG),
+        ] {
+            let f = events_only::<Reg>(tracing_subscriber::EnvFilter::new(directive));
+            assert_eq!(Filter::<Reg>::max_level_hint(&f), Some(hint), "{directive}");
+        }
+    }
 
     #[test]
     fn client_strings_are_escaped_and_capped() {
