@@ -180,3 +180,134 @@ async fn native_routes_use_the_deployments_own_caps() {
     }
     s.stop().await;
 }
+
+/// One upstream kind for the per-event cap: its deployment line, the route and request a
+/// client sends, and a stream whose first event is whole, valid and over 1,024 bytes.
+struct OverCap {
+    provider: &'static str,
+    base_path: &'static str,
+    route: &'static str,
+    content_type: &'static str,
+    body: String,
+}
+
+fn over_cap_cases() -> Vec<OverCap> {
+    let pad = "x".repeat(4096);
+    let anthropic = format!(
+        "event: message_start\ndata: {}\n\nevent: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n",
+        json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant",
+            "model":"m","content":[],"stop_reason":null,"usage":{"input_tokens":1,"output_tokens":1},
+            "pad":pad}})
+    );
+    vec![
+        OverCap {
+            provider: "openai",
+            base_path: "/v1",
+            route: "/v1/chat/completions",
+            content_type: "text/event-stream",
+            body: format!(
+                "{}data: [DONE]\n\n",
+                String::from_utf8(sse(&chunk(json!({"content": pad}), Value::Null)).to_vec())
+                    .unwrap()
+            ),
+        },
+        OverCap {
+            provider: "anthropic",
+            base_path: "",
+            route: "/v1/chat/completions",
+            content_type: "text/event-stream",
+            body: anthropic.clone(),
+        },
+        OverCap {
+            provider: "anthropic",
+            base_path: "",
+            route: "/v1/messages",
+            content_type: "text/event-stream",
+            body: anthropic,
+        },
+        OverCap {
+            provider: "ollama",
+            base_path: "",
+            route: "/v1/chat/completions",
+            content_type: "application/x-ndjson",
+            body: format!(
+                "{}\n{}\n",
+                json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
+                    "message":{"role":"assistant","content":pad},"done":false}),
+                json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
+                    "message":{"role":"assistant","content":""},"done":true,"done_reason":"stop",
+                    "prompt_eval_count":1,"eval_count":1})
+            ),
+        },
+    ]
+}
+
+/// An event over `max_stream_event_bytes` that arrives whole, in the same read that completes
+/// it, is caught like one still arriving: on every stream parser (OpenAI SSE, Anthropic SSE
+/// translated or native, Ollama NDJSON), a 502 naming the deployment and nothing of it
+/// forwarded. (Counting only the bytes of reads that completed no event let it through.)
+#[tokio::test]
+async fn a_whole_event_over_the_cap_in_one_read_is_a_502() {
+    for case in over_cap_cases() {
+        let body = Bytes::from(case.body.clone());
+        let ct = case.content_type;
+        let mock = Mock::start(move |_| MockReply::Chunks(ct, vec![body.clone()])).await;
+        let yaml = format!(
+            "deployments:\n  - name: up\n    provider: {}\n    base_url: {}\n    model: m\n    api_key: k\n    max_stream_event_bytes: 1024\nmodels:\n  - name: default\n    deployments: [up]\n",
+            case.provider,
+            mock.url(case.base_path)
+        );
+        let s = Sluice::start(&yaml).await;
+        let what = format!("{} via {}", case.provider, case.route);
+        let r = client()
+            .post(s.url(case.route))
+            .json(&json!({"model":"default","stream":true,"max_tokens":8,
+                "messages":[{"role":"user","content":"hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502, "{what}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["error"]["message"], "deployment `up`: a stream event is larger than 1024 bytes",
+            "{what}: {v}"
+        );
+        s.stop().await;
+    }
+}
+
+/// Comment lines (keep-alives) are events of their own: many of them, more bytes in all than
+/// `max_stream_event_bytes`, in reads that complete no chunk, are not one event over the cap.
+#[tokio::test]
+async fn keep_alives_beyond_the_cap_in_all_are_not_an_event_over_it() {
+    let mut frames: Vec<Bytes> = (0..200)
+        .map(|_| Bytes::from_static(b": keep-alive\n\n"))
+        .collect();
+    frames.push(sse(&chunk(
+        json!({"role":"assistant","content":"ok"}),
+        Value::Null,
+    )));
+    frames.push(sse(&chunk(json!({}), json!("stop"))));
+    frames.push(done());
+    let mock = Mock::start(move |_| MockReply::Chunks("text/event-stream", frames.clone())).await;
+    let yaml = one_deployment(&mock.url("/v1")).replace(
+        "    model: ",
+        "    max_stream_event_bytes: 1024\n    model: ",
+    );
+    let s = Sluice::start(&yaml).await;
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = data_events(&r.text().await.unwrap());
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    assert!(events[0].contains("\"content\":\"ok\""), "{events:?}");
+    s.stop().await;
+}

@@ -74,8 +74,10 @@ pub struct DeploymentConfig {
     /// Default 65 536 (64 KiB).
     #[serde(default)]
     pub max_error_body_bytes: Option<usize>,
-    /// Most bytes a stream may send without completing an event (one SSE event, one NDJSON
-    /// line), after decompression. Default 4 194 304 (4 MiB). Over it: a 502 error event.
+    /// Largest stream event, bytes after decompression: one SSE event (from its first line to
+    /// its blank line, comments included) or one NDJSON line, whether it arrives in pieces or
+    /// whole. Default 4 194 304 (4 MiB). Over it: a 502 naming the deployment (an error event
+    /// once the stream has started); nothing of the read that brought it is forwarded.
     #[serde(default)]
     pub max_stream_event_bytes: Option<usize>,
     /// Most bytes one stream may send in all, after decompression. Default 268 435 456
@@ -203,7 +205,7 @@ impl DeploymentConfig {
         self.max_error_body_bytes
             .unwrap_or(DEFAULT_MAX_ERROR_BODY_BYTES)
     }
-    /// Most bytes without a complete stream event (default [`DEFAULT_MAX_STREAM_EVENT_BYTES`]).
+    /// Largest stream event, bytes (default [`DEFAULT_MAX_STREAM_EVENT_BYTES`]).
     pub fn max_stream_event_bytes(&self) -> usize {
         self.max_stream_event_bytes
             .unwrap_or(DEFAULT_MAX_STREAM_EVENT_BYTES)

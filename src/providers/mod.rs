@@ -11,6 +11,7 @@
 pub mod anthropic;
 pub mod caps;
 pub mod embeddings;
+pub mod event_size;
 pub mod native;
 pub mod ndjson;
 pub mod ollama;

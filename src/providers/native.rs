@@ -190,7 +190,8 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
             let err = match tokio::time::timeout(st.idle, st.body.next()).await {
                 Ok(Some(Ok(bytes))) => {
                     st.buf.extend_from_slice(&bytes);
-                    split_events(&mut st.buf, &mut st.out);
+                    // Every event completed by this read, and the one still arriving.
+                    let largest = split_events(&mut st.buf, &mut st.out).max(st.buf.len());
                     let total = super::upstream::count_stream(
                         &mut st.total,
                         bytes.len(),
@@ -198,7 +199,7 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
                         &st.deployment,
                     );
                     total.err().or_else(|| {
-                        (st.buf.len() > st.max_event).then(|| {
+                        (largest > st.max_event).then(|| {
                             ApiError::bad_gateway(
                                 &st.deployment,
                                 format!("a stream event is larger than {} bytes", st.max_event),
@@ -231,12 +232,16 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
 }
 
 /// Moves every complete event (up to and including its blank line: `\n\n`, `\r\n\r\n` or
-/// `\r\r`) from `buf` to `out`.
-pub fn split_events(buf: &mut Vec<u8>, out: &mut VecDeque<Event>) {
+/// `\r\r`) from `buf` to `out`. Returns the size in bytes of the largest event moved (0 when
+/// none was complete), for `max_stream_event_bytes`.
+pub fn split_events(buf: &mut Vec<u8>, out: &mut VecDeque<Event>) -> usize {
+    let mut largest = 0;
     while let Some(end) = event_end(buf) {
+        largest = largest.max(end);
         let raw: Vec<u8> = buf.drain(..end).collect();
         out.push_back(event_of(raw));
     }
+    largest
 }
 
 /// The length of the first complete event in `buf`, blank line included.

@@ -3,12 +3,14 @@
 //! ending in `\n` (a `\r` before it is dropped), empty lines skipped. Bytes may arrive split
 //! anywhere, including inside a multi-byte character, or many lines per read.
 
+use super::event_size::EventSizes;
 use serde_json::Value;
 
 /// Buffers bytes and yields whole lines parsed as JSON.
 #[derive(Debug, Default)]
 pub struct NdjsonParser {
     buf: Vec<u8>,
+    sizes: EventSizes,
 }
 
 /// A line that is not JSON: its text (shortened) and the parse error.
@@ -28,18 +30,29 @@ impl NdjsonParser {
 
     /// Feeds `bytes`; returns the values of the lines they complete, in order.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<Value, BadLine>> {
+        // What is buffered holds no line end: only the new bytes are searched for one.
+        let mut from = self.buf.len();
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
         let mut start = 0;
-        while let Some(pos) = self.buf[start..].iter().position(|&b| b == b'\n') {
-            let end = start + pos;
+        while let Some(pos) = memchr::memchr(b'\n', &self.buf[from..]) {
+            let end = from + pos;
+            self.sizes.whole_event(end + 1 - start);
             if let Some(v) = parse_line(&self.buf[start..end]) {
                 out.push(v);
             }
             start = end + 1;
+            from = start;
         }
         self.buf.drain(..start);
         out
+    }
+
+    /// The size in bytes of the longest line completed since the last call (its `\n`
+    /// included), or of the unfinished one when it is longer already; see [`EventSizes`].
+    /// Called after each [`NdjsonParser::push`], it sees every line.
+    pub fn take_largest_event(&mut self) -> usize {
+        self.sizes.take_largest(self.buf.len())
     }
 
     /// Ends the input: a last line without `\n` is still parsed.
@@ -113,6 +126,30 @@ mod tests {
     }
 
     proptest! {
+        /// However the bytes are split, the longest line (its `\n` included) is seen after
+        /// the pushes, exactly.
+        #[test]
+        fn the_longest_line_is_seen_however_split(
+            lens in proptest::collection::vec(2usize..3000, 1..8),
+            mut cuts in proptest::collection::vec(0usize..20_000, 0..12),
+        ) {
+            let text: String = lens
+                .iter()
+                .map(|&n| format!("\"{}\"\n", "x".repeat(n)))
+                .collect();
+            cuts.sort_unstable();
+            let mut p = NdjsonParser::new();
+            let (mut seen, mut last, mut values) = (0, 0, 0);
+            for c in cuts.into_iter().chain([text.len()]) {
+                let c = c.min(text.len()).max(last);
+                values += p.push(&text.as_bytes()[last..c]).len();
+                seen = seen.max(p.take_largest_event());
+                last = c;
+            }
+            prop_assert_eq!(values, lens.len());
+            prop_assert_eq!(seen, lens.iter().max().unwrap() + 3);
+        }
+
         #[test]
         fn any_split_points_give_the_same_values(mut cuts in proptest::collection::vec(0usize..120, 0..12)) {
             cuts.sort_unstable();

@@ -145,8 +145,6 @@ struct SseState {
     idle: Duration,
     saw_finish: bool,
     done: bool,
-    /// Bytes received since the parser last completed an event.
-    unparsed: usize,
     /// The deployment's `max_stream_event_bytes`.
     max_event: usize,
     /// Bytes received so far, and the deployment's `max_stream_bytes`.
@@ -169,7 +167,6 @@ fn sse_chunks(
         idle,
         saw_finish: false,
         done: false,
-        unparsed: 0,
         max_event,
         total: 0,
         max_total,
@@ -205,13 +202,8 @@ fn sse_chunks(
                         return Some((Err(e), st));
                     }
                     let evs = st.parser.push(&bytes);
-                    st.unparsed = if evs.is_empty() {
-                        st.unparsed + bytes.len()
-                    } else {
-                        0
-                    };
                     st.pending.extend(evs);
-                    if st.unparsed > st.max_event {
+                    if st.parser.take_largest_event() > st.max_event {
                         st.done = true;
                         let err = ApiError::bad_gateway(
                             &st.deployment,

@@ -7,6 +7,8 @@
 //! with an empty data buffer are not dispatched. Bytes may arrive split anywhere (inside a
 //! prefix, a JSON string or a multi-byte character) or many events per read.
 
+use super::event_size::EventSizes;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -23,6 +25,7 @@ pub struct SseParser {
     data: Vec<u8>,
     has_data: bool,
     event: Option<String>,
+    sizes: EventSizes,
 }
 
 impl SseParser {
@@ -63,12 +66,24 @@ impl SseParser {
             } else {
                 i + 1
             };
+            self.sizes.add(next - start);
+            if i == start {
+                self.sizes.end_event();
+            }
             if let Some(ev) = self.line(&text[start..i]) {
                 events.push(ev);
             }
             start = next;
         }
         start
+    }
+
+    /// The size in bytes of the largest event completed since the last call (from its first
+    /// line to its blank line, comments and fields included), or of the unfinished one when
+    /// it is larger already; see [`EventSizes`]. Called after each [`SseParser::push`], it
+    /// sees every event: one over a cap is caught however the bytes were split.
+    pub fn take_largest_event(&mut self) -> usize {
+        self.sizes.take_largest(self.buf.len())
     }
 
     /// Ends the input: a last event not followed by a blank line is still dispatched.
@@ -201,7 +216,69 @@ mod tests {
         );
     }
 
+    /// Events of the given sizes in bytes (each at least 8: `data: ` + one byte + `\n` + the
+    /// blank line), some with a comment and an `event:` line, with `eol` line ends.
+    fn events_of_sizes(sizes: &[usize], eol: &str) -> String {
+        let mut text = String::new();
+        for (k, &n) in sizes.iter().enumerate() {
+            let mut ev = String::new();
+            if k % 3 == 1 {
+                ev.push_str(": ping");
+                ev.push_str(eol);
+                ev.push_str("event: e");
+                ev.push_str(eol);
+            }
+            let fixed = ev.len() + "data: ".len() + 2 * eol.len();
+            ev.push_str("data: ");
+            ev.push_str(&"x".repeat(n.saturating_sub(fixed).max(1)));
+            ev.push_str(eol);
+            ev.push_str(eol);
+            text.push_str(&ev);
+        }
+        text
+    }
+
+    #[test]
+    fn a_big_event_completed_with_a_small_one_in_one_read_is_seen() {
+        let text = format!("data: a\n\ndata: {}\n\n", "x".repeat(5000));
+        let mut p = SseParser::new();
+        assert_eq!(p.push(text.as_bytes()).len(), 2);
+        assert_eq!(p.take_largest_event(), 5008);
+        assert_eq!(p.take_largest_event(), 0);
+        // Unfinished: the event's lines so far and its unfinished line.
+        p.push(b"event: e\ndata: 12");
+        assert_eq!(p.take_largest_event(), 17);
+        p.push(b"34\n\n");
+        assert_eq!(p.take_largest_event(), 21);
+    }
+
     proptest! {
+        /// However the bytes are split, the largest size reported after the pushes is the
+        /// largest event's exact size (so one over a cap is always caught), and never more.
+        #[test]
+        fn the_largest_event_is_seen_however_split(
+            sizes in proptest::collection::vec(8usize..3000, 1..8),
+            mut cuts in proptest::collection::vec(0usize..20_000, 0..12),
+            crlf in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let text = events_of_sizes(&sizes, eol);
+            let expected: Vec<usize> = text
+                .split_inclusive(&format!("{eol}{eol}"))
+                .map(str::len)
+                .collect();
+            cuts.sort_unstable();
+            let mut p = SseParser::new();
+            let (mut seen, mut last) = (0, 0);
+            for c in cuts.into_iter().chain([text.len()]) {
+                let c = c.min(text.len()).max(last);
+                p.push(&text.as_bytes()[last..c]);
+                seen = seen.max(p.take_largest_event());
+                last = c;
+            }
+            prop_assert_eq!(seen, *expected.iter().max().unwrap());
+        }
+
         #[test]
         fn any_split_points_give_the_same_events(mut cuts in proptest::collection::vec(0usize..200, 0..12)) {
             cuts.sort_unstable();

@@ -18,8 +18,9 @@ pub const MAX_RESPONSE_BYTES: usize = crate::config::DEFAULT_MAX_RESPONSE_BYTES;
 /// Default largest error body read, bytes (`max_error_body_bytes`; the rest is not read).
 pub const MAX_ERROR_BODY_BYTES: usize = crate::config::DEFAULT_MAX_ERROR_BODY_BYTES;
 
-/// Default most bytes a stream may send without completing a chunk (one SSE line or event,
-/// one NDJSON line; `max_stream_event_bytes`). Over it: a 502 error item naming the deployment.
+/// Default largest stream event, bytes (one SSE event or NDJSON line, see
+/// [`super::event_size`]; `max_stream_event_bytes`). Over it: a 502 error item naming the
+/// deployment.
 pub const MAX_STREAM_EVENT_BYTES: usize = crate::config::DEFAULT_MAX_STREAM_EVENT_BYTES;
 
 /// Counts `n` more bytes of a stream from `deployment` against its `max_stream_bytes`
@@ -158,6 +159,12 @@ pub trait Decoder: Send + 'static {
 
     /// Whether the protocol's last event was seen (reading stops there).
     fn is_done(&self) -> bool;
+
+    /// The size in bytes of the largest event (SSE event, NDJSON line) read since the last
+    /// call, or of the unfinished one when it is larger already (see
+    /// [`super::event_size::EventSizes`]); checked against `max_stream_event_bytes` after each
+    /// [`Decoder::push`].
+    fn take_largest_event(&mut self) -> usize;
 }
 
 struct State<D> {
@@ -168,8 +175,6 @@ struct State<D> {
     deployment: String,
     idle: Duration,
     ended: bool,
-    /// Bytes received since the decoder last completed a chunk.
-    pending: usize,
     /// The deployment's `max_stream_event_bytes`.
     max_event: usize,
     /// Bytes received so far, and the deployment's `max_stream_bytes`.
@@ -193,7 +198,6 @@ pub fn decode_stream<D: Decoder>(
         deployment: dep.name.clone(),
         idle: Duration::from_millis(dep.stream_idle_timeout_ms()),
         ended: false,
-        pending: 0,
         max_event: dep.max_stream_event_bytes(),
         total: 0,
         max_total: dep.max_stream_bytes(),
@@ -221,12 +225,10 @@ pub fn decode_stream<D: Decoder>(
                     if let Err(e) = st.decoder.push(&bytes, &mut st.out) {
                         st.error = Some(e);
                     }
-                    st.pending = if st.out.is_empty() {
-                        st.pending + bytes.len()
-                    } else {
-                        0
-                    };
-                    if st.pending > st.max_event && st.error.is_none() {
+                    if st.decoder.take_largest_event() > st.max_event && st.error.is_none() {
+                        // Nothing of a read with an event over the cap goes on (the chunks of
+                        // earlier reads are already out: `out` is empty before each read).
+                        st.out.clear();
                         st.error = Some(ApiError::bad_gateway(
                             &st.deployment,
                             format!("a stream event is larger than {} bytes", st.max_event),

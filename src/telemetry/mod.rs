@@ -322,7 +322,10 @@ mod tests {
         for (directive, hint) in [
             ("info", tracing::level_filters::LevelFilter::INFO),
             ("warn", tracing::level_filters::LevelFilter::WARN),
-            ("sluice=debug,info", tracing::level_filters::LevelFilter::DEBUG),
+            (
+                "sluice=debug,info",
+                tracing::level_filters::LevelFilter::DEBUG,
+            ),
         ] {
             let f = events_only::<Reg>(tracing_subscriber::EnvFilter::new(directive));
             assert_eq!(Filter::<Reg>::max_level_hint(&f), Some(hint), "{directive}");

@@ -206,6 +206,10 @@ impl AnthropicDecoder {
 }
 
 impl Decoder for AnthropicDecoder {
+    fn take_largest_event(&mut self) -> usize {
+        self.parser.take_largest_event()
+    }
+
     fn push(&mut self, bytes: &[u8], out: &mut VecDeque<Value>) -> Result<(), ApiError> {
         for ev in self.parser.push(bytes) {
             if self.done {

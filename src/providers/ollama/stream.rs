@@ -162,6 +162,10 @@ fn lp_is_absent(choice: &Value) -> bool {
 }
 
 impl Decoder for OllamaDecoder {
+    fn take_largest_event(&mut self) -> usize {
+        self.parser.take_largest_event()
+    }
+
     fn push(&mut self, bytes: &[u8], out: &mut VecDeque<Value>) -> Result<(), ApiError> {
         for item in self.parser.push(bytes) {
             let v = item.map_err(|e| {
