@@ -189,9 +189,11 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
             }
             let err = match tokio::time::timeout(st.idle, st.body.next()).await {
                 Ok(Some(Ok(bytes))) => {
+                    let searched = st.buf.len();
                     st.buf.extend_from_slice(&bytes);
                     // Every event completed by this read, and the one still arriving.
-                    let largest = split_events(&mut st.buf, &mut st.out).max(st.buf.len());
+                    let largest =
+                        split_new_events(&mut st.buf, searched, &mut st.out).max(st.buf.len());
                     let total = super::upstream::count_stream(
                         &mut st.total,
                         bytes.len(),
@@ -235,18 +237,29 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
 /// `\r\r`) from `buf` to `out`. Returns the size in bytes of the largest event moved (0 when
 /// none was complete), for `max_stream_event_bytes`.
 pub fn split_events(buf: &mut Vec<u8>, out: &mut VecDeque<Event>) -> usize {
+    split_new_events(buf, 0, out)
+}
+
+/// [`split_events`] for a `buf` whose first `searched` bytes were searched before and held no
+/// complete event: the search starts 3 bytes before them (an event's end is up to 4 bytes
+/// long), so an event dribbled in small reads is not searched again from its start each time
+/// (which cost its length squared).
+fn split_new_events(buf: &mut Vec<u8>, searched: usize, out: &mut VecDeque<Event>) -> usize {
     let mut largest = 0;
-    while let Some(end) = event_end(buf) {
+    let mut from = searched.saturating_sub(3);
+    while let Some(end) = event_end(buf, from) {
         largest = largest.max(end);
         let raw: Vec<u8> = buf.drain(..end).collect();
         out.push_back(event_of(raw));
+        from = 0;
     }
     largest
 }
 
-/// The length of the first complete event in `buf`, blank line included.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// The length of the first complete event in `buf`, blank line included, searching for its
+/// end from `from`.
+fn event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     while i + 1 < buf.len() {
         match (buf[i], buf[i + 1]) {
             (b'\n', b'\n') => return Some(i + 2),
@@ -279,13 +292,15 @@ mod tests {
 
     #[test]
     fn events_keep_their_exact_bytes_however_split() {
-        let text = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n: ping\n\nevent: x\r\ndata: {\"a\":\"é\"}\r\n\r\n";
-        for step in [1, 2, 5, text.len()] {
+        let text = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n: ping\n\nevent: x\r\ndata: {\"a\":\"é\"}\r\n\r\nevent: y\rdata: 1\r\r";
+        for step in [1, 2, 3, 5, text.len()] {
             let mut buf = Vec::new();
             let mut out = VecDeque::new();
             for piece in text.as_bytes().chunks(step) {
+                // As the stream reads: only what is new (and the 3 bytes before it) is searched.
+                let searched = buf.len();
                 buf.extend_from_slice(piece);
-                split_events(&mut buf, &mut out);
+                split_new_events(&mut buf, searched, &mut out);
             }
             assert!(buf.is_empty());
             let raws: Vec<&[u8]> = out.iter().map(|e| &e.raw[..]).collect();
@@ -295,11 +310,13 @@ mod tests {
                     &b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"[..],
                     b": ping\n\n",
                     "event: x\r\ndata: {\"a\":\"é\"}\r\n\r\n".as_bytes(),
+                    b"event: y\rdata: 1\r\r",
                 ]
             );
             assert_eq!(out[0].data, json!({"type":"message_start"}));
             assert_eq!(out[1].data, Value::Null);
             assert_eq!(out[2].data, json!({"a":"é"}));
+            assert_eq!(out[3].data, json!(1));
         }
     }
 

@@ -40,23 +40,29 @@ impl SseParser {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
         if self.buf.is_empty() {
-            let used = self.lines(bytes, &mut events);
+            let used = self.lines(bytes, 0, &mut events);
             self.buf.extend_from_slice(&bytes[used..]);
         } else {
+            // The buffered line holds no line end but perhaps a last `\r`: only the new bytes
+            // and that `\r` are searched (searching it all again made a line dribbled in
+            // small reads cost its length squared).
+            let searched = self.buf.len() - 1;
             let mut buf = std::mem::take(&mut self.buf);
             buf.extend_from_slice(bytes);
-            let used = self.lines(&buf, &mut events);
+            let used = self.lines(&buf, searched, &mut events);
             buf.drain(..used);
             self.buf = buf;
         }
         events
     }
 
-    /// Reads the whole lines of `text` into `events`; returns how many bytes they took.
-    fn lines(&mut self, text: &[u8], events: &mut Vec<SseEvent>) -> usize {
+    /// Reads the whole lines of `text` into `events`; returns how many bytes they took. The
+    /// first line end is searched from `from` (the bytes before it hold none).
+    fn lines(&mut self, text: &[u8], from: usize, events: &mut Vec<SseEvent>) -> usize {
         let mut start = 0;
-        while let Some(off) = memchr::memchr2(b'\n', b'\r', &text[start..]) {
-            let i = start + off;
+        let mut search = from;
+        while let Some(off) = memchr::memchr2(b'\n', b'\r', &text[search..]) {
+            let i = search + off;
             if text[i] == b'\r' && i + 1 == text.len() {
                 // A lone `\r` at the end might be the first half of `\r\n`: wait.
                 break;
@@ -74,6 +80,7 @@ impl SseParser {
                 events.push(ev);
             }
             start = next;
+            search = next;
         }
         start
     }
