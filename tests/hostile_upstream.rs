@@ -239,6 +239,19 @@ fn over_cap_cases() -> Vec<OverCap> {
                     "prompt_eval_count":1,"eval_count":1})
             ),
         },
+        // The same read also carries an upstream error: the event over the cap is still
+        // refused, not forwarded before that error.
+        OverCap {
+            provider: "ollama",
+            base_path: "",
+            route: "/v1/chat/completions",
+            content_type: "application/x-ndjson",
+            body: format!(
+                "{}\n{{\"error\":\"boom\"}}\n",
+                json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
+                    "message":{"role":"assistant","content":pad},"done":false})
+            ),
+        },
     ]
 }
 

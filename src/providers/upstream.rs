@@ -225,9 +225,10 @@ pub fn decode_stream<D: Decoder>(
                     if let Err(e) = st.decoder.push(&bytes, &mut st.out) {
                         st.error = Some(e);
                     }
-                    if st.decoder.take_largest_event() > st.max_event && st.error.is_none() {
+                    if st.decoder.take_largest_event() > st.max_event {
                         // Nothing of a read with an event over the cap goes on (the chunks of
-                        // earlier reads are already out: `out` is empty before each read).
+                        // earlier reads are already out: `out` is empty before each read), and
+                        // the cap is the error even when a later event of the read failed too.
                         st.out.clear();
                         st.error = Some(ApiError::bad_gateway(
                             &st.deployment,
