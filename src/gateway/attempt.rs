@@ -30,7 +30,7 @@ pub enum Attempted {
     /// A whole JSON answer (placeholders already restored).
     Complete {
         /// The deployment that answered.
-        attrs: DeploymentAttrs,
+        attrs: Arc<DeploymentAttrs>,
         /// The body for the client.
         bytes: Bytes,
         /// The same, parsed or summarized.
@@ -46,7 +46,7 @@ pub enum Attempted {
     /// [`super::native_stream::NativeStream`]).
     Events {
         /// The deployment that answered.
-        attrs: DeploymentAttrs,
+        attrs: Arc<DeploymentAttrs>,
         /// The dialect.
         dialect: Dialect,
         /// The first event.
@@ -63,7 +63,7 @@ pub enum Attempted {
     /// A stream whose first chunk arrived (placeholders restored chunk by chunk).
     Stream {
         /// The deployment that answered.
-        attrs: DeploymentAttrs,
+        attrs: Arc<DeploymentAttrs>,
         /// The first chunk.
         first: Chunk,
         /// The rest.
@@ -423,7 +423,7 @@ async fn first_answer(upstreams: &Upstreams, call: Call<'_>) -> Result<FirstAnsw
 
 fn finish(
     reply: FirstAnswer,
-    attrs: DeploymentAttrs,
+    attrs: Arc<DeploymentAttrs>,
     restore: Option<Redaction>,
     guard: InflightGuard,
     sampling: Option<crate::repro::sampling::Applied>,

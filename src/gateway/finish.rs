@@ -22,7 +22,7 @@ impl Gateway {
         ctx: &RequestContext,
         body: &RequestBody,
         base: RequestRecord,
-        attrs: &DeploymentAttrs,
+        attrs: &std::sync::Arc<DeploymentAttrs>,
         guard: InflightGuard,
         reservation: Option<Ticket>,
         cached: bool,

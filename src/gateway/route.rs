@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 /// One candidate deployment and whether it may serve the request.
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
-    /// Resolved attributes (hosting, openness, freedoms, price, …).
-    pub attrs: DeploymentAttrs,
+    /// Resolved attributes (hosting, openness, freedoms, price, …), shared with the engine.
+    pub attrs: Arc<DeploymentAttrs>,
     /// The model name it is a candidate through (the requested one, or a fallback).
     pub via: String,
     /// Why it may not serve the request; empty = eligible.
@@ -104,7 +104,7 @@ pub fn plan(
                 excluded.push(why);
             }
             if excluded.is_empty() {
-                eligible.push((pos, attrs));
+                eligible.push((pos, &**attrs));
             }
             candidates.push(Candidate {
                 attrs: attrs.clone(),

@@ -268,7 +268,8 @@ pub struct Engine {
     policies: Vec<PolicyConfig>,
     detector: Detector,
     catalog: Catalog,
-    attrs: Vec<DeploymentAttrs>,
+    /// Shared: a request's candidates and its answer hold them without copying.
+    attrs: Vec<std::sync::Arc<DeploymentAttrs>>,
 }
 
 impl Engine {
@@ -282,7 +283,7 @@ impl Engine {
         let attrs = config
             .deployments
             .iter()
-            .map(|d| DeploymentAttrs::resolve(d, &catalog))
+            .map(|d| std::sync::Arc::new(DeploymentAttrs::resolve(d, &catalog)))
             .collect();
         Ok(Engine {
             policies: config.policies.clone(),
@@ -298,7 +299,7 @@ impl Engine {
     }
 
     /// The resolved attributes of deployment `name`.
-    pub fn attrs(&self, name: &str) -> Option<&DeploymentAttrs> {
+    pub fn attrs(&self, name: &str) -> Option<&std::sync::Arc<DeploymentAttrs>> {
         self.attrs.iter().find(|a| a.name == name)
     }
 

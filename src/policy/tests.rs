@@ -104,7 +104,7 @@ fn attributes_default_from_url_catalog_and_hosting() {
 fn cached_prompt_tokens_are_priced_apart() {
     use crate::api::Usage;
     let (_, e) = engine("  []\n");
-    let mut a = e.attrs("cloud-4o").unwrap().clone();
+    let mut a = DeploymentAttrs::clone(e.attrs("cloud-4o").unwrap());
     // Issue 16's example: Claude 3.5 Haiku, 2,455 of 2,459 prompt tokens read from the cache,
     // 23 output tokens: $0.0002916, not $0.0020592 (all prompt tokens at the input price).
     a.price = Some(Price {

@@ -44,7 +44,7 @@ pub async fn index(State(gw): State<Gateway>) -> Response {
         .filter_map(|d| engine.attrs(&d.name))
         .map(|a| {
             (
-                a,
+                &**a,
                 models_of(&gw, &a.name),
                 usage.iter().find(|u| u.key == a.name),
             )
