@@ -19,6 +19,18 @@ async fn chat(s: &Sluice, stream: bool) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// A streamed chat request: asserts the 200 and returns the answer's `data:` events.
+async fn stream_events(s: &Sluice) -> Vec<String> {
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .json(&json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    data_events(&r.text().await.unwrap())
+}
+
 #[tokio::test]
 async fn an_answer_over_the_cap_is_a_502() {
     let huge = "x".repeat(sluice::providers::upstream::MAX_RESPONSE_BYTES + 1);
@@ -108,14 +120,7 @@ async fn a_stream_over_its_total_cap_ends_with_an_error_event() {
         &format!("    max_stream_bytes: {cap}\n    model: "),
     );
     let s = Sluice::start(&yaml).await;
-    let r = client()
-        .post(s.url("/v1/chat/completions"))
-        .json(&json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let events = data_events(&r.text().await.unwrap());
+    let events = stream_events(&s).await;
     let texts = events
         .iter()
         .filter(|e| e.contains("\"content\":\"x"))
@@ -199,6 +204,15 @@ fn over_cap_cases() -> Vec<OverCap> {
             "model":"m","content":[],"stop_reason":null,"usage":{"input_tokens":1,"output_tokens":1},
             "pad":pad}})
     );
+    let ollama_big = json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
+        "message":{"role":"assistant","content":pad},"done":false});
+    let ollama = |rest: String| OverCap {
+        provider: "ollama",
+        base_path: "",
+        route: "/v1/chat/completions",
+        content_type: "application/x-ndjson",
+        body: format!("{ollama_big}\n{rest}\n"),
+    };
     vec![
         OverCap {
             provider: "openai",
@@ -225,33 +239,15 @@ fn over_cap_cases() -> Vec<OverCap> {
             content_type: "text/event-stream",
             body: anthropic,
         },
-        OverCap {
-            provider: "ollama",
-            base_path: "",
-            route: "/v1/chat/completions",
-            content_type: "application/x-ndjson",
-            body: format!(
-                "{}\n{}\n",
-                json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
-                    "message":{"role":"assistant","content":pad},"done":false}),
-                json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
-                    "message":{"role":"assistant","content":""},"done":true,"done_reason":"stop",
-                    "prompt_eval_count":1,"eval_count":1})
-            ),
-        },
+        ollama(
+            json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
+                "message":{"role":"assistant","content":""},"done":true,"done_reason":"stop",
+                "prompt_eval_count":1,"eval_count":1})
+            .to_string(),
+        ),
         // The same read also carries an upstream error: the event over the cap is still
         // refused, not forwarded before that error.
-        OverCap {
-            provider: "ollama",
-            base_path: "",
-            route: "/v1/chat/completions",
-            content_type: "application/x-ndjson",
-            body: format!(
-                "{}\n{{\"error\":\"boom\"}}\n",
-                json!({"model":"m","created_at":"2025-06-01T10:00:00Z",
-                    "message":{"role":"assistant","content":pad},"done":false})
-            ),
-        },
+        ollama("{\"error\":\"boom\"}".to_string()),
     ]
 }
 
@@ -308,14 +304,7 @@ async fn keep_alives_beyond_the_cap_in_all_are_not_an_event_over_it() {
         "    max_stream_event_bytes: 1024\n    model: ",
     );
     let s = Sluice::start(&yaml).await;
-    let r = client()
-        .post(s.url("/v1/chat/completions"))
-        .json(&json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let events = data_events(&r.text().await.unwrap());
+    let events = stream_events(&s).await;
     assert_eq!(
         events.last().map(String::as_str),
         Some("[DONE]"),
