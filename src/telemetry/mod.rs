@@ -124,10 +124,11 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
     TelemetryGuard { provider }
 }
 
-/// The process log's filter: `level`, for events only. It carries `level`'s own hint of the
-/// most verbose level it lets through (a bare `filter_fn` has none, which would make the whole
+/// The process log's filter: `level`, for events only. The events-only half says it lets
+/// every level through (its hint), so the pair keeps `level`'s hint of the most verbose level
+/// it passes; a bare `filter_fn` has no hint, and an `and` without one would make the whole
 /// subscriber's hint "everything": every `log` record of the dependencies, `trace` ones
-/// included, would then be built and handed to the subscriber only to be dropped there).
+/// included, would then be built and handed to the subscriber only to be dropped there.
 fn events_only<S>(
     level: tracing_subscriber::EnvFilter,
 ) -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static
@@ -135,12 +136,8 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     use tracing_subscriber::filter::FilterExt;
-    let hint = tracing_subscriber::layer::Filter::<S>::max_level_hint(&level);
-    let events = tracing_subscriber::filter::filter_fn(|m| m.is_event());
-    let events = match hint {
-        Some(h) => events.with_max_level_hint(h),
-        None => events,
-    };
+    let events = tracing_subscriber::filter::filter_fn(|m| m.is_event())
+        .with_max_level_hint(tracing::level_filters::LevelFilter::TRACE);
     level.and(events)
 }
 
