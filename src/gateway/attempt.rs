@@ -259,7 +259,7 @@ pub async fn attempt(
                 tree: redaction.is_some(),
             };
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
-            // Boxed: the upstream call's state (reqwest, timeouts) lives on the heap instead of
+            // Boxed: the upstream call's state (the HTTP client's, timeouts) lives on the heap instead of
             // inside every future that awaits this one, which would copy it at each level.
             let result = Box::pin(first_answer(cx.upstreams, call))
                 .instrument(span.clone())

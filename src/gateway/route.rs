@@ -405,7 +405,7 @@ policies:
 #[cfg(test)]
 mod retry_after_tests {
     use crate::providers::retry_after_secs;
-    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+    use http::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
     fn secs(v: &str) -> Option<u64> {
         let mut h = HeaderMap::new();

@@ -23,7 +23,7 @@ pub const API_VERSION: &str = "2023-06-01";
 ///
 /// Errors: see [`super::call`]; translation errors are 400s naming the request field;
 /// Anthropic's error bodies keep their 4xx status and type (5xx and 529 become 502).
-pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, ApiError> {
+pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result<Reply, ApiError> {
     let dep = call.deployment;
     let RequestBody::Chat(req) = call.body else {
         return Err(super::caps::unsupported(
@@ -71,9 +71,9 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
 
 /// Adds `x-api-key` when the deployment has a key.
 pub fn with_key(
-    req: reqwest::RequestBuilder,
+    req: super::http_client::RequestBuilder,
     dep: &crate::config::DeploymentConfig,
-) -> reqwest::RequestBuilder {
+) -> super::http_client::RequestBuilder {
     match dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         Some(key) => req.header("x-api-key", key),
         None => req,

@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod caps;
 pub mod embeddings;
 pub mod event_size;
+pub mod http_client;
 pub mod native;
 pub mod ndjson;
 pub mod ollama;
@@ -226,8 +227,8 @@ impl Answer {
     }
 }
 
-/// The shared HTTP clients: one pooled reqwest client per distinct connect timeout (usually
-/// one), since reqwest sets connect timeouts per client, and one such set per request
+/// The shared HTTP clients: one pooled client ([`http_client::Client`]) per distinct connect
+/// timeout (usually one), since connect timeouts are set per client, and one such set per request
 /// thread ([`pool`]), so that a thread's upstream connections are driven by its own
 /// runtime. They never follow redirects. Cheap to clone (the table is shared).
 #[derive(Clone, Debug)]
@@ -243,15 +244,15 @@ pub struct Upstreams {
 /// One request thread's clients.
 #[derive(Debug)]
 struct ClientSet {
-    by_timeout: HashMap<u64, reqwest::Client>,
-    fallback: reqwest::Client,
+    by_timeout: HashMap<u64, http_client::Client>,
+    fallback: http_client::Client,
 }
 
 impl Upstreams {
     /// Builds the clients the deployments need, one set per request thread
     /// ([`pool::threads`]).
     ///
-    /// Errors: reqwest cannot build a client (its TLS backend failed to load).
+    /// Errors: a client cannot be built (its TLS configuration failed to load).
     pub fn new(deployments: &[DeploymentConfig]) -> Result<Self, String> {
         Self::with_sets(deployments, pool::threads())
     }
@@ -270,7 +271,7 @@ impl Upstreams {
     }
 
     /// The client for `deployment`, from the calling thread's set.
-    pub fn client(&self, deployment: &DeploymentConfig) -> &reqwest::Client {
+    pub fn client(&self, deployment: &DeploymentConfig) -> &http_client::Client {
         let set = match pool::current(1 + self.rest.len()) {
             0 => &self.first,
             i => self.rest.get(i - 1).unwrap_or(&self.first),
@@ -298,17 +299,11 @@ impl ClientSet {
     }
 }
 
-fn build_client(connect_timeout_ms: u64) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(connect_timeout_ms))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .no_proxy()
-        // A redirect would re-send the prompt (and the deployment's key) to a host the
-        // policies never judged: a 3xx is an upstream error instead (see `upstream::send`).
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("cannot build HTTP client: {e}"))
+/// A client that never uses a proxy and never follows a redirect: either would re-send the
+/// prompt (and the deployment's key) to a host the policies never judged; a 3xx is an
+/// upstream error instead (see `upstream::send`).
+fn build_client(connect_timeout_ms: u64) -> Result<http_client::Client, String> {
+    http_client::Client::new(Duration::from_millis(connect_timeout_ms))
 }
 
 /// Calls the deployment of `call` with its provider's protocol.
@@ -369,15 +364,15 @@ pub async fn probe(
     match req.send().await {
         // Any HTTP answer (even 401/404) proves the server is there.
         Ok(_) => Ok(()),
-        Err(e) => Err(describe_reqwest_error(&e)),
+        Err(e) => Err(describe_http_error(&e)),
     }
 }
 
 /// The `Retry-After` header of an upstream answer, in seconds: delay-seconds, or an HTTP date
 /// (RFC 9110 §10.2.3) turned into seconds from now. `None` when absent or unreadable.
-pub fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+pub fn retry_after_secs(headers: &http::header::HeaderMap) -> Option<u64> {
     let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
+        .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
@@ -398,17 +393,17 @@ pub fn upstream_url(dep: &DeploymentConfig, path: &str) -> Result<url::Url, ApiE
         .map_err(|m| ApiError::bad_gateway(&dep.name, m))
 }
 
-/// Maps a reqwest failure to the client's error: timeout → 504, else 502.
-pub fn upstream_failure(deployment: &str, e: &reqwest::Error) -> ApiError {
+/// Maps an upstream request's failure to the client's error: timeout → 504, else 502.
+pub fn upstream_failure(deployment: &str, e: &http_client::Error) -> ApiError {
     if e.is_timeout() {
         ApiError::gateway_timeout(deployment)
     } else {
-        ApiError::bad_gateway(deployment, describe_reqwest_error(e))
+        ApiError::bad_gateway(deployment, describe_http_error(e))
     }
 }
 
-/// A short description of a reqwest failure without URLs (which could carry credentials).
-pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
+/// A short description of an upstream request's failure without URLs (which could carry credentials).
+pub fn describe_http_error(e: &http_client::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -560,7 +555,7 @@ mod tests {
                 .map(|i| {
                     s.spawn(move || {
                         super::pool::enter(i);
-                        up.client(d) as *const reqwest::Client as usize
+                        up.client(d) as *const super::http_client::Client as usize
                     })
                 })
                 .collect();

@@ -12,7 +12,7 @@
 
 use super::sse::SseParser;
 use super::upstream;
-use super::{Call, Reply, describe_reqwest_error};
+use super::{Call, Reply, describe_http_error};
 use crate::api::ApiError;
 use crate::api::At;
 use crate::api::native::{Dialect, NativeRequest};
@@ -64,7 +64,7 @@ pub fn upstream_body(n: &NativeRequest, dep: &DeploymentConfig) -> Result<Vec<u8
 /// Errors: see [`super::call`]; a 200 whose JSON is an error object is a 502 (Anthropic
 /// `overloaded_error` included).
 pub async fn call(
-    client: &reqwest::Client,
+    client: &super::http_client::Client,
     call: Call<'_>,
     n: &NativeRequest,
 ) -> Result<Reply, ApiError> {
@@ -151,7 +151,7 @@ pub fn error_event(dialect: Dialect, deployment: &str, v: &Value) -> Option<ApiE
 }
 
 struct State {
-    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    body: futures_util::stream::BoxStream<'static, super::http_client::Result<Bytes>>,
     buf: Vec<u8>,
     out: VecDeque<Event>,
     deployment: String,
@@ -167,7 +167,7 @@ struct State {
 /// The response's SSE events, each handed on as soon as its blank line arrives. A silence
 /// longer than the deployment's `stream_idle_timeout_ms` is a 504 item, a broken connection a
 /// 502 item, an event over the deployment's `max_stream_event_bytes` a 502 item.
-fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
+fn events(resp: super::http_client::Response, dep: &DeploymentConfig) -> EventStream {
     let st = State {
         body: resp.bytes_stream().boxed(),
         buf: Vec::new(),
@@ -211,7 +211,7 @@ fn events(resp: reqwest::Response, dep: &DeploymentConfig) -> EventStream {
                 }
                 Ok(Some(Err(e))) => Some(ApiError::bad_gateway(
                     &st.deployment,
-                    format!("the stream broke off: {}", describe_reqwest_error(&e)),
+                    format!("the stream broke off: {}", describe_http_error(&e)),
                 )),
                 Ok(None) => {
                     // A last event without its blank line still counts.

@@ -28,7 +28,7 @@ use stream::{Kind, OllamaDecoder};
 ///
 /// Errors: see [`super::call`] and the module doc; translation errors are 400s naming the
 /// request field.
-pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, ApiError> {
+pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result<Reply, ApiError> {
     let dep = call.deployment;
     let caps = Caps::of(dep);
     let (path, body) = match (call.endpoint, call.body) {
@@ -98,12 +98,12 @@ pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, Api
 
 /// Posts `body` to `path`.
 async fn send(
-    client: &reqwest::Client,
+    client: &super::http_client::Client,
     call: Call<'_>,
     path: &str,
     body: &Value,
     stream: bool,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<super::http_client::Response, ApiError> {
     let dep = call.deployment;
     let bytes = serde_json::to_vec(body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
@@ -122,7 +122,7 @@ async fn send(
 
 /// Posts `body` to `path` and reads the whole JSON answer; an `{"error": …}` answer is a 502.
 async fn send_json(
-    client: &reqwest::Client,
+    client: &super::http_client::Client,
     call: Call<'_>,
     path: &str,
     body: &Value,

@@ -22,7 +22,7 @@ use std::time::Duration;
 ///
 /// Errors: see [`super::call`]. A 200 answer whose JSON is an error object (some servers do
 /// that) is an error too.
-pub async fn call(client: &reqwest::Client, call: Call<'_>) -> Result<Reply, ApiError> {
+pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result<Reply, ApiError> {
     let dep = call.deployment;
     let stream = call.body.is_stream();
     let body = upstream_body(call)?;
@@ -138,7 +138,7 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
 }
 
 struct SseState {
-    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    body: futures_util::stream::BoxStream<'static, super::http_client::Result<Bytes>>,
     parser: SseParser,
     pending: VecDeque<SseEvent>,
     deployment: String,
@@ -154,7 +154,7 @@ struct SseState {
 
 /// Turns an upstream SSE response into a stream of OpenAI chunk objects.
 fn sse_chunks(
-    resp: reqwest::Response,
+    resp: super::http_client::Response,
     deployment: String,
     idle: Duration,
     (max_event, max_total): (usize, usize),
@@ -220,10 +220,7 @@ fn sse_chunks(
                     let err = {
                         ApiError::bad_gateway(
                             &st.deployment,
-                            format!(
-                                "the stream broke off: {}",
-                                super::describe_reqwest_error(&e)
-                            ),
+                            format!("the stream broke off: {}", super::describe_http_error(&e)),
                         )
                     };
                     return Some((Err(err), st));

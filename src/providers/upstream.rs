@@ -2,7 +2,7 @@
 //! the deployment's timeouts, and turn a streamed answer into OpenAI chunks through a
 //! protocol-specific [`Decoder`], chunk by chunk as bytes arrive.
 
-use super::{ChunkStream, describe_reqwest_error, stream_ended_early, upstream_failure};
+use super::{ChunkStream, describe_http_error, stream_ended_early, upstream_failure};
 use crate::api::ApiError;
 use crate::config::DeploymentConfig;
 use bytes::Bytes;
@@ -47,7 +47,7 @@ pub fn count_stream(
 ///
 /// Errors: 502 naming the deployment when the body is larger or cannot be read.
 pub async fn read_capped(
-    resp: reqwest::Response,
+    resp: super::http_client::Response,
     dep: &DeploymentConfig,
     cap: usize,
     truncate: bool,
@@ -82,22 +82,20 @@ pub async fn read_capped(
 /// connection failures 502; timeouts 504. `stream` requests get the timeout only until the
 /// headers arrive.
 pub async fn send(
-    req: reqwest::RequestBuilder,
+    req: super::http_client::RequestBuilder,
     dep: &DeploymentConfig,
     stream: bool,
     egress: Option<&dyn super::Egress>,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<super::http_client::Response, ApiError> {
     let timeout = Duration::from_millis(dep.timeout_ms());
     // W3C trace context of the current attempt span, so upstream traces join Sluice's.
     let req = req.headers(crate::telemetry::trace_headers());
     let req = if stream { req } else { req.timeout(timeout) };
-    let (client, req) = req.build_split();
+    let (client, req) = req.build();
     let req = req.map_err(|e| upstream_failure(&dep.name, &e))?;
     if let Some(guard) = egress {
-        // The exact bytes that would leave; a body that is not in memory cannot be checked
-        // and is not sent.
-        let bytes = req.body().and_then(reqwest::Body::as_bytes).unwrap_or(b"");
-        guard.check(&dep.name, bytes)?;
+        // The exact bytes that will leave.
+        guard.check(&dep.name, req.body())?;
     }
     let resp = match tokio::time::timeout(timeout, client.execute(req)).await {
         Ok(Ok(r)) => r,
@@ -133,7 +131,10 @@ pub async fn send(
 /// Reads a whole JSON answer.
 ///
 /// Errors: 502 when the body cannot be read or is not JSON; 504 on timeout.
-pub async fn read_json(resp: reqwest::Response, dep: &DeploymentConfig) -> Result<Value, ApiError> {
+pub async fn read_json(
+    resp: super::http_client::Response,
+    dep: &DeploymentConfig,
+) -> Result<Value, ApiError> {
     let bytes = read_capped(resp, dep, dep.max_response_bytes(), false).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))
@@ -168,7 +169,7 @@ pub trait Decoder: Send + 'static {
 }
 
 struct State<D> {
-    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    body: futures_util::stream::BoxStream<'static, super::http_client::Result<Bytes>>,
     decoder: D,
     out: VecDeque<Value>,
     error: Option<ApiError>,
@@ -186,7 +187,7 @@ struct State<D> {
 /// complete it arrive. A silence longer than the deployment's `stream_idle_timeout_ms` is a
 /// 504 error item; a broken connection a 502 error item.
 pub fn decode_stream<D: Decoder>(
-    resp: reqwest::Response,
+    resp: super::http_client::Response,
     dep: &DeploymentConfig,
     decoder: D,
 ) -> ChunkStream {
@@ -239,7 +240,7 @@ pub fn decode_stream<D: Decoder>(
                 Ok(Some(Err(e))) => {
                     st.error = Some(ApiError::bad_gateway(
                         &st.deployment,
-                        format!("the stream broke off: {}", describe_reqwest_error(&e)),
+                        format!("the stream broke off: {}", describe_http_error(&e)),
                     ));
                 }
                 Ok(None) => {

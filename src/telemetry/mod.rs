@@ -238,8 +238,8 @@ pub fn attempt_span(deployment: &str, provider: &str, attempt: u32) -> tracing::
 
 /// W3C trace-context headers (`traceparent`, `tracestate`) for the current span, to send
 /// upstream. Empty when tracing is off.
-pub fn trace_headers() -> reqwest::header::HeaderMap {
-    let mut headers = reqwest::header::HeaderMap::new();
+pub fn trace_headers() -> http::header::HeaderMap {
+    let mut headers = http::header::HeaderMap::new();
     let current = tracing::Span::current();
     if current.is_disabled() {
         return headers;

@@ -1,0 +1,482 @@
+//! The upstream HTTP client: hyper's pooled client (`hyper_util`'s legacy client) over
+//! rustls with aws-lc-rs and the platform's certificate verifier, HTTP/1.1 and HTTP/2 by
+//! ALPN. It never follows redirects and never uses a proxy (a proxy or a redirect target
+//! would see prompts and keys no policy judged). A gzip answer is decompressed as it is read.
+//!
+//! It replaces reqwest on the request path, whose own layers (a retry policy that copies the
+//! request, a redirect layer that parses the URL again, a URL → URI conversion, a decoder
+//! layer) cost about a twelfth of Sluice's CPU per request (`docs/performance.md`, eleventh
+//! round). The API keeps reqwest's names for what the providers use: [`Client::post`],
+//! [`RequestBuilder::header`], [`RequestBuilder::send`], [`Response::bytes_stream`].
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+type Inner = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A boxed error source.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Result of the client's operations.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A pooled upstream client. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Inner,
+}
+
+impl Client {
+    /// A client whose connections time out after `connect_timeout` while connecting, idle
+    /// ones close after 90 s; `TCP_NODELAY` and TCP keepalive (15 s) are on.
+    ///
+    /// Errors: the TLS configuration cannot be built (the platform verifier failed to load).
+    pub fn new(connect_timeout: Duration) -> std::result::Result<Self, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(15)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| format!("cannot build the TLS configuration: {e}"))?
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let inner =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(https);
+        Ok(Client { inner })
+    }
+
+    /// A `POST` to `url`.
+    pub fn post(&self, url: url::Url) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), Method::POST, url)
+    }
+
+    /// A `GET` of `url`.
+    pub fn get(&self, url: url::Url) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), Method::GET, url)
+    }
+
+    /// Sends `req`; with a timeout, the answer's headers and whole body must arrive within it.
+    ///
+    /// Errors: [`Error::is_connect`] when no connection could be made, [`Error::is_timeout`]
+    /// past the timeout, else a request error.
+    pub async fn execute(&self, req: Request) -> Result<Response> {
+        let deadline = req.timeout.map(|t| Instant::now() + t);
+        let sent = self.inner.request(req.inner.map(Full::new));
+        let resp = match deadline {
+            Some(d) => tokio::time::timeout_at(d, sent)
+                .await
+                .map_err(|_| Error::new(Kind::Timeout, None))?,
+            None => sent.await,
+        }
+        .map_err(|e| {
+            let kind = if e.is_connect() {
+                Kind::Connect
+            } else {
+                Kind::Request
+            };
+            Error::new(kind, Some(Box::new(e)))
+        })?;
+        Ok(Response::new(resp, deadline))
+    }
+}
+
+/// A request being built: the first invalid part is kept as the error [`RequestBuilder::build`]
+/// returns.
+#[derive(Debug)]
+pub struct RequestBuilder {
+    client: Client,
+    req: Result<Request>,
+}
+
+/// A request ready to send: its body is in memory.
+#[derive(Debug)]
+pub struct Request {
+    inner: http::Request<Bytes>,
+    timeout: Option<Duration>,
+}
+
+impl Request {
+    /// The exact body bytes that will be sent.
+    pub fn body(&self) -> &[u8] {
+        self.inner.body()
+    }
+}
+
+impl RequestBuilder {
+    fn new(client: Client, method: Method, mut url: url::Url) -> Self {
+        // Credentials in the URL become a Basic header (as browsers and reqwest do), never
+        // part of the request line.
+        let basic = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            let user = percent_decoded(url.username());
+            let pass = url.password().map(percent_decoded);
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            basic_auth(&user, pass.as_deref())
+        });
+        let req = Uri::try_from(String::from(url))
+            .map_err(|e| Error::new(Kind::Builder, Some(Box::new(e))))
+            .map(|uri| {
+                let mut inner = http::Request::new(Bytes::new());
+                *inner.method_mut() = method;
+                *inner.uri_mut() = uri;
+                let headers = inner.headers_mut();
+                headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+                headers.insert(
+                    http::header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("gzip"),
+                );
+                if let Some(v) = basic {
+                    headers.insert(http::header::AUTHORIZATION, v);
+                }
+                Request {
+                    inner,
+                    timeout: None,
+                }
+            });
+        RequestBuilder { client, req }
+    }
+
+    /// Sets header `name` to `value` (replacing it).
+    pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Self {
+        if let Ok(req) = &mut self.req {
+            match HeaderValue::from_str(value.as_ref()) {
+                Ok(v) => {
+                    req.inner
+                        .headers_mut()
+                        .insert(HeaderName::from_static(name), v);
+                }
+                Err(e) => self.req = Err(Error::new(Kind::Builder, Some(Box::new(e)))),
+            }
+        }
+        self
+    }
+
+    /// Adds every header of `headers` (replacing same names).
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        if let Ok(req) = &mut self.req {
+            for (name, value) in headers {
+                if let Some(name) = name {
+                    req.inner.headers_mut().insert(name, value);
+                }
+            }
+        }
+        self
+    }
+
+    /// `Authorization: Bearer <key>`, marked sensitive.
+    pub fn bearer_auth(mut self, key: &str) -> Self {
+        if let Ok(req) = &mut self.req {
+            match HeaderValue::from_str(&format!("Bearer {key}")) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    req.inner
+                        .headers_mut()
+                        .insert(http::header::AUTHORIZATION, v);
+                }
+                Err(e) => self.req = Err(Error::new(Kind::Builder, Some(Box::new(e)))),
+            }
+        }
+        self
+    }
+
+    /// The body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        if let Ok(req) = &mut self.req {
+            *req.inner.body_mut() = body.into();
+        }
+        self
+    }
+
+    /// The whole request's timeout: the answer's headers and body.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        if let Ok(req) = &mut self.req {
+            req.timeout = Some(timeout);
+        }
+        self
+    }
+
+    /// The client and the built request.
+    ///
+    /// Errors: a URL, header name or value that HTTP cannot carry.
+    pub fn build(self) -> (Client, Result<Request>) {
+        (self.client, self.req)
+    }
+
+    /// Builds and sends the request (see [`Client::execute`]).
+    pub async fn send(self) -> Result<Response> {
+        let (client, req) = self.build();
+        client.execute(req?).await
+    }
+}
+
+/// `Basic base64(user:pass)`, marked sensitive.
+fn basic_auth(user: &str, pass: Option<&str>) -> HeaderValue {
+    use base64::Engine;
+    let raw = format!("{user}:{}", pass.unwrap_or(""));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+    let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+    v.set_sensitive(true);
+    v
+}
+
+fn percent_decoded(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// An upstream answer: status and headers read, the body not yet.
+#[derive(Debug)]
+pub struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: hyper::body::Incoming,
+    deadline: Option<Instant>,
+}
+
+impl Response {
+    fn new(resp: http::Response<hyper::body::Incoming>, deadline: Option<Instant>) -> Self {
+        let (parts, body) = resp.into_parts();
+        Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            deadline,
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers (`content-encoding` still says `gzip` when the body is decompressed).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body as it arrives, decompressed when it is gzip. Past the request's timeout the
+    /// stream yields one [`Error::is_timeout`] error and ends.
+    pub fn bytes_stream(self) -> BoxStream<'static, Result<Bytes>> {
+        use hyper::body::Body as _;
+        let gzip = self
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+        // An empty body is not gzip data, whatever the header says.
+        let gzip = gzip && !self.body.is_end_stream();
+        let raw = self.body.into_data_stream();
+        let body: BoxStream<'static, Result<Bytes>> = if gzip {
+            let reader = tokio_util::io::StreamReader::new(raw.map_err(std::io::Error::other));
+            let mut decoder = async_compression::tokio::bufread::GzipDecoder::new(reader);
+            decoder.multiple_members(true);
+            tokio_util::io::ReaderStream::new(decoder)
+                .map_err(|e| Error::new(Kind::Decode, Some(Box::new(e))))
+                .boxed()
+        } else {
+            raw.map_err(|e| Error::new(Kind::Body, Some(Box::new(e))))
+                .boxed()
+        };
+        match self.deadline {
+            Some(d) => Deadline {
+                inner: body,
+                sleep: Some(Box::pin(tokio::time::sleep_until(d))),
+            }
+            .boxed(),
+            None => body,
+        }
+    }
+}
+
+/// A body stream that ends with a timeout error at its deadline.
+struct Deadline {
+    inner: BoxStream<'static, Result<Bytes>>,
+    /// `None` once the deadline passed (the stream has ended).
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Stream for Deadline {
+    type Item = Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(sleep) = self.sleep.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.sleep = None;
+            return Poll::Ready(Some(Err(Error::new(Kind::Timeout, None))));
+        }
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// What went wrong with an upstream request. Its text never holds the URL (which could
+/// carry credentials).
+#[derive(Debug)]
+pub struct Error {
+    kind: Kind,
+    source: Option<BoxError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The request could not be built (a URL or header HTTP cannot carry).
+    Builder,
+    /// No connection (refused, unresolved, TLS failed, connect timeout).
+    Connect,
+    /// The request failed after connecting.
+    Request,
+    /// The body broke off.
+    Body,
+    /// The gzip body is not valid gzip.
+    Decode,
+    /// The request's timeout passed.
+    Timeout,
+}
+
+impl Error {
+    fn new(kind: Kind, source: Option<BoxError>) -> Self {
+        Error { kind, source }
+    }
+
+    /// The request's timeout passed, or a connection attempt timed out.
+    pub fn is_timeout(&self) -> bool {
+        if self.kind == Kind::Timeout {
+            return true;
+        }
+        let mut source = self.source.as_deref().map(|e| e as &dyn std::error::Error);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::TimedOut
+            {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+
+    /// No connection could be made.
+    pub fn is_connect(&self) -> bool {
+        self.kind == Kind::Connect
+    }
+
+    /// The body could not be read.
+    pub fn is_body(&self) -> bool {
+        self.kind == Kind::Body
+    }
+
+    /// The body could not be decompressed.
+    pub fn is_decode(&self) -> bool {
+        self.kind == Kind::Decode
+    }
+
+    /// The request could not be built or sent.
+    pub fn is_request(&self) -> bool {
+        matches!(self.kind, Kind::Builder | Kind::Request)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.kind {
+            Kind::Builder => "the request could not be built",
+            Kind::Connect => "connection failed",
+            Kind::Request => "the request could not be sent",
+            Kind::Body => "the body could not be read",
+            Kind::Decode => "the gzip body could not be decompressed",
+            Kind::Timeout => "timed out",
+        })
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        Client::new(Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_a_basic_header_and_leave_the_uri() {
+        let url = url::Url::parse("http://us%20er:p%40ss@127.0.0.1:9/v1/x").unwrap();
+        let (_, req) = client().post(url).build();
+        let req = req.unwrap();
+        assert_eq!(req.inner.uri().to_string(), "http://127.0.0.1:9/v1/x");
+        // base64("us er:p@ss")
+        assert_eq!(
+            req.inner.headers()["authorization"],
+            "Basic dXMgZXI6cEBzcw=="
+        );
+    }
+
+    #[test]
+    fn requests_ask_for_gzip_and_carry_their_exact_body() {
+        let url = url::Url::parse("http://127.0.0.1:9/v1/chat/completions").unwrap();
+        let (_, req) = client()
+            .post(url)
+            .header("content-type", "application/json")
+            .bearer_auth("sk-1")
+            .body(Bytes::from_static(b"{\"a\":1}"))
+            .build();
+        let req = req.unwrap();
+        assert_eq!(req.body(), b"{\"a\":1}");
+        let h = req.inner.headers();
+        assert_eq!(h["accept-encoding"], "gzip");
+        assert_eq!(h["authorization"], "Bearer sk-1");
+        assert!(h["authorization"].is_sensitive());
+        assert_eq!(h["content-type"], "application/json");
+    }
+
+    #[test]
+    fn a_header_value_http_cannot_carry_is_a_builder_error() {
+        let url = url::Url::parse("http://127.0.0.1:9/").unwrap();
+        let (_, req) = client().post(url).header("x-request-id", "a\nb").build();
+        let e = req.unwrap_err();
+        assert!(e.is_request());
+        assert_eq!(e.to_string(), "the request could not be built");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        // Bind then drop: the port is (almost surely) closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let e = client().get(url).send().await.unwrap_err();
+        assert!(e.is_connect(), "{e:?}");
+        assert!(!e.is_timeout());
+    }
+}
