@@ -173,6 +173,10 @@ fn sort_by_preference<'a>(
     prefer: Prefer,
     state: Option<&RouteState>,
 ) -> (Vec<&'a DeploymentAttrs>, Vec<Vec<String>>) {
+    if eligible.len() < 2 {
+        // Nothing to order and no ties: no random draw.
+        return (eligible.into_iter().map(|(_, a)| a).collect(), Vec::new());
+    }
     // Efraimidis–Spirakis key: u^(1/w), larger first, gives a weighted random order of ties.
     let mut keyed: Vec<(f64, f64, &DeploymentAttrs)> = eligible
         .into_iter()
