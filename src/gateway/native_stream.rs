@@ -244,10 +244,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn ev(raw: &str) -> Event {
-        let mut buf = raw.as_bytes().to_vec();
-        let mut out = VecDeque::new();
-        crate::providers::native::split_events(&mut buf, &mut out);
-        out.pop_front().unwrap()
+        crate::providers::native::split_events(raw.as_bytes())
+            .into_iter()
+            .next()
+            .unwrap()
     }
 
     async fn run(

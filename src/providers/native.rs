@@ -10,7 +10,7 @@
 //! ([`Reply::Complete`]), a stream as its SSE events, each with its exact bytes
 //! ([`Reply::Events`]).
 
-use super::sse::SseParser;
+use super::sse::{EventSplitter, SseParser};
 use super::upstream;
 use super::{Call, Reply, describe_http_error};
 use crate::api::ApiError;
@@ -152,7 +152,9 @@ pub fn error_event(dialect: Dialect, deployment: &str, v: &Value) -> Option<ApiE
 
 struct State {
     body: futures_util::stream::BoxStream<'static, super::http_client::Result<Bytes>>,
-    buf: Vec<u8>,
+    splitter: EventSplitter,
+    /// Reused for the raw events each read completes.
+    raws: Vec<Vec<u8>>,
     out: VecDeque<Event>,
     deployment: String,
     idle: Duration,
@@ -170,7 +172,8 @@ struct State {
 fn events(resp: super::http_client::Response, dep: &DeploymentConfig) -> EventStream {
     let st = State {
         body: resp.bytes_stream().boxed(),
-        buf: Vec::new(),
+        splitter: EventSplitter::new(),
+        raws: Vec::new(),
         out: VecDeque::new(),
         deployment: dep.name.clone(),
         idle: Duration::from_millis(dep.stream_idle_timeout_ms()),
@@ -189,11 +192,12 @@ fn events(resp: super::http_client::Response, dep: &DeploymentConfig) -> EventSt
             }
             let err = match tokio::time::timeout(st.idle, st.body.next()).await {
                 Ok(Some(Ok(bytes))) => {
-                    let searched = st.buf.len();
-                    st.buf.extend_from_slice(&bytes);
                     // Every event completed by this read, and the one still arriving.
-                    let largest =
-                        split_new_events(&mut st.buf, searched, &mut st.out).max(st.buf.len());
+                    let largest = st
+                        .splitter
+                        .push(&bytes, &mut st.raws)
+                        .max(st.splitter.pending());
+                    st.out.extend(st.raws.drain(..).map(event_of));
                     let total = super::upstream::count_stream(
                         &mut st.total,
                         bytes.len(),
@@ -215,8 +219,7 @@ fn events(resp: super::http_client::Response, dep: &DeploymentConfig) -> EventSt
                 )),
                 Ok(None) => {
                     // A last event without its blank line still counts.
-                    if !st.buf.is_empty() {
-                        let raw = std::mem::take(&mut st.buf);
+                    if let Some(raw) = st.splitter.finish() {
                         st.out.push_back(event_of(raw));
                     }
                     st.ended = true;
@@ -233,42 +236,14 @@ fn events(resp: super::http_client::Response, dep: &DeploymentConfig) -> EventSt
     }))
 }
 
-/// Moves every complete event (up to and including its blank line: `\n\n`, `\r\n\r\n` or
-/// `\r\r`) from `buf` to `out`. Returns the size in bytes of the largest event moved (0 when
-/// none was complete), for `max_stream_event_bytes`.
-pub fn split_events(buf: &mut Vec<u8>, out: &mut VecDeque<Event>) -> usize {
-    split_new_events(buf, 0, out)
-}
-
-/// [`split_events`] for a `buf` whose first `searched` bytes were searched before and held no
-/// complete event: the search starts 3 bytes before them (an event's end is up to 4 bytes
-/// long), so an event dribbled in small reads is not searched again from its start each time
-/// (which cost its length squared).
-fn split_new_events(buf: &mut Vec<u8>, searched: usize, out: &mut VecDeque<Event>) -> usize {
-    let mut largest = 0;
-    let mut from = searched.saturating_sub(3);
-    while let Some(end) = event_end(buf, from) {
-        largest = largest.max(end);
-        let raw: Vec<u8> = buf.drain(..end).collect();
-        out.push_back(event_of(raw));
-        from = 0;
-    }
-    largest
-}
-
-/// The length of the first complete event in `buf`, blank line included, searching for its
-/// end from `from`.
-fn event_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i + 1 < buf.len() {
-        match (buf[i], buf[i + 1]) {
-            (b'\n', b'\n') => return Some(i + 2),
-            (b'\r', b'\r') => return Some(i + 2),
-            (b'\r', b'\n') if buf.get(i + 2..i + 4) == Some(b"\r\n") => return Some(i + 4),
-            _ => i += 1,
-        }
-    }
-    None
+/// Splits `buf` (a whole stream) into its events (see [`EventSplitter`]); a last event
+/// without its blank line is one too.
+pub fn split_events(buf: &[u8]) -> Vec<Event> {
+    let mut splitter = EventSplitter::new();
+    let mut raws = Vec::new();
+    splitter.push(buf, &mut raws);
+    raws.extend(splitter.finish());
+    raws.into_iter().map(event_of).collect()
 }
 
 fn event_of(raw: Vec<u8>) -> Event {
@@ -292,32 +267,43 @@ mod tests {
 
     #[test]
     fn events_keep_their_exact_bytes_however_split() {
-        let text = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n: ping\n\nevent: x\r\ndata: {\"a\":\"é\"}\r\n\r\nevent: y\rdata: 1\r\r";
+        // Line ends of every kind, mixed within one event too (`\r` then `\r\n`, `\n` then
+        // `\r\n`).
+        let text = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n: ping\n\nevent: x\r\ndata: {\"a\":\"é\"}\r\n\r\nevent: y\rdata: 1\r\revent: z\rdata: 2\r\r\ndata: 3\n\r\n";
+        let expected: Vec<&[u8]> = vec![
+            b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n",
+            b": ping\n\n",
+            "event: x\r\ndata: {\"a\":\"é\"}\r\n\r\n".as_bytes(),
+            b"event: y\rdata: 1\r\r",
+            b"event: z\rdata: 2\r\r\n",
+            b"data: 3\n\r\n",
+        ];
         for step in [1, 2, 3, 5, text.len()] {
-            let mut buf = Vec::new();
-            let mut out = VecDeque::new();
+            let mut splitter = EventSplitter::new();
+            let mut raws = Vec::new();
+            let mut largest = 0;
             for piece in text.as_bytes().chunks(step) {
-                // As the stream reads: only what is new (and the 3 bytes before it) is searched.
-                let searched = buf.len();
-                buf.extend_from_slice(piece);
-                split_new_events(&mut buf, searched, &mut out);
+                largest = largest.max(splitter.push(piece, &mut raws));
             }
-            assert!(buf.is_empty());
-            let raws: Vec<&[u8]> = out.iter().map(|e| &e.raw[..]).collect();
-            assert_eq!(
-                raws,
-                vec![
-                    &b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"[..],
-                    b": ping\n\n",
-                    "event: x\r\ndata: {\"a\":\"é\"}\r\n\r\n".as_bytes(),
-                    b"event: y\rdata: 1\r\r",
-                ]
-            );
-            assert_eq!(out[0].data, json!({"type":"message_start"}));
-            assert_eq!(out[1].data, Value::Null);
-            assert_eq!(out[2].data, json!({"a":"é"}));
-            assert_eq!(out[3].data, json!(1));
+            assert_eq!(splitter.finish(), None);
+            assert_eq!(raws, expected, "step {step}");
+            assert_eq!(largest, expected.iter().map(|r| r.len()).max().unwrap());
         }
+        let events = split_events(text.as_bytes());
+        assert_eq!(events[0].data, json!({"type":"message_start"}));
+        assert_eq!(events[1].data, Value::Null);
+        assert_eq!(events[2].data, json!({"a":"é"}));
+        assert_eq!(events[3].data, json!(1));
+        assert_eq!(events[4].data, json!(2));
+        assert_eq!(events[5].data, json!(3));
+    }
+
+    #[test]
+    fn a_last_event_without_its_blank_line_is_kept_whole() {
+        let events = split_events(b"data: 1\n\ndata: 2\r");
+        let raws: Vec<&[u8]> = events.iter().map(|e| &e.raw[..]).collect();
+        assert_eq!(raws, vec![&b"data: 1\n\n"[..], b"data: 2\r"]);
+        assert_eq!(events[1].data, json!(2));
     }
 
     #[test]

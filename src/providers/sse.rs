@@ -149,6 +149,79 @@ impl SseParser {
     }
 }
 
+/// Splits an event stream into whole events, each with its exact bytes (its lines and the
+/// blank line that ends it), by the same line rules as [`SseParser`]: lines end in `\n`,
+/// `\r\n` or `\r`, mixed as they come, and an empty line ends an event. For streams that are
+/// forwarded as they came (the native dialects), where [`SseParser`] keeps only the fields.
+#[derive(Debug, Default)]
+pub struct EventSplitter {
+    /// The unfinished event's bytes (it starts at `buf[0]`).
+    buf: Vec<u8>,
+    /// Where its current line starts in `buf`.
+    line_start: usize,
+    /// Where the next search for a line end starts (the bytes before hold none).
+    search: usize,
+}
+
+impl EventSplitter {
+    /// A splitter with an empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds `bytes`; appends the events they complete to `out`, in order, and returns the
+    /// size in bytes of the largest of them (0 when none was completed), for
+    /// `max_stream_event_bytes`. Only the new bytes are searched, and the buffer is trimmed
+    /// once per call, however many events it held.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>) -> usize {
+        self.buf.extend_from_slice(bytes);
+        let buf = &self.buf;
+        let (mut event_start, mut largest) = (0, 0);
+        let mut i = self.search;
+        loop {
+            let Some(off) = memchr::memchr2(b'\n', b'\r', &buf[i..]) else {
+                i = buf.len();
+                break;
+            };
+            let end = i + off;
+            if buf[end] == b'\r' && end + 1 == buf.len() {
+                // A lone `\r` at the end might be the first half of `\r\n`: wait.
+                i = end;
+                break;
+            }
+            let next = if buf[end] == b'\r' && buf[end + 1] == b'\n' {
+                end + 2
+            } else {
+                end + 1
+            };
+            if end == self.line_start {
+                out.push(buf[event_start..next].to_vec());
+                largest = largest.max(next - event_start);
+                event_start = next;
+            }
+            self.line_start = next;
+            i = next;
+        }
+        self.buf.drain(..event_start);
+        self.line_start -= event_start;
+        self.search = i - event_start;
+        largest
+    }
+
+    /// The unfinished event's size so far, in bytes.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Ends the input: the unfinished event's bytes (a last event without its blank line),
+    /// if any.
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        self.line_start = 0;
+        self.search = 0;
+        (!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +332,71 @@ mod tests {
         assert_eq!(p.take_largest_event(), 21);
     }
 
+    /// An event stream of `events` (each a list of lines, then a blank line), with each line
+    /// ending as `ends` picks (`\n`, `\r\n`, `\r`, cycling); a blank line after a `\r` ends
+    /// in `\r` too (`\r` then `\n` would be one line end). Returns the text and each event's
+    /// exact bytes.
+    fn mixed_stream(events: &[Vec<String>], ends: &[u8]) -> (String, Vec<String>) {
+        let mut k = 0;
+        let mut next_end = || {
+            k += 1;
+            ["\n", "\r\n", "\r"][usize::from(ends[k % ends.len()] % 3)]
+        };
+        let mut raws = Vec::new();
+        for lines in events {
+            let mut raw = String::new();
+            let mut last = "\n";
+            for line in lines {
+                last = next_end();
+                raw.push_str(line);
+                raw.push_str(last);
+            }
+            let blank = match (last, next_end()) {
+                ("\r", _) => "\r",
+                (_, e) => e,
+            };
+            raw.push_str(blank);
+            raws.push(raw);
+        }
+        (raws.concat(), raws)
+    }
+
     proptest! {
+        /// However the bytes are split and the line ends mixed, the splitter gives each event
+        /// with its exact bytes, and the largest size it reports is the largest event's.
+        #[test]
+        fn the_splitter_gives_each_events_exact_bytes_however_split(
+            events in proptest::collection::vec(
+                proptest::collection::vec("[a-z: {}\"]{1,12}", 1..4), 1..6),
+            ends in proptest::collection::vec(any::<u8>(), 1..8),
+            mut cuts in proptest::collection::vec(0usize..300, 0..12),
+        ) {
+            let (text, expected) = mixed_stream(&events, &ends);
+            cuts.sort_unstable();
+            let mut splitter = EventSplitter::new();
+            let (mut raws, mut largest, mut last) = (Vec::new(), 0, 0);
+            for c in cuts.into_iter().chain([text.len()]) {
+                let c = c.min(text.len()).max(last);
+                largest = largest.max(splitter.push(&text.as_bytes()[last..c], &mut raws));
+                last = c;
+            }
+            // A stream ending in `\r` completes its last event only at its end.
+            largest = largest.max(splitter.pending());
+            raws.extend(splitter.finish());
+            let raws: Vec<String> = raws.into_iter().map(|r| String::from_utf8(r).unwrap()).collect();
+            prop_assert_eq!(&raws, &expected);
+            prop_assert_eq!(largest, expected.iter().map(String::len).max().unwrap());
+            // The parser reads the same events out of the same text.
+            let mut p = SseParser::new();
+            let mut parsed = p.push(text.as_bytes());
+            parsed.extend(p.finish());
+            let with_data = events
+                .iter()
+                .filter(|lines| lines.iter().any(|l| l.starts_with("data")))
+                .count();
+            prop_assert_eq!(parsed.len(), with_data);
+        }
+
         /// However the bytes are split, the largest size reported after the pushes is the
         /// largest event's exact size (so one over a cap is always caught), and never more.
         #[test]
