@@ -270,7 +270,10 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
             .first()
             .and_then(|l| l.local_addr().ok())
             .unwrap_or(addr);
-        println!("sluice listening on http://{local} (config: {source})");
+        println!(
+            "sluice listening on http://{local} (config: {source}; {})",
+            plan.describe()
+        );
         println!("{}", crate::http::local::mode_notice(&gateway.config));
         crate::http::reload::watch(live.clone());
         match runtime::serve(listeners, live).await {

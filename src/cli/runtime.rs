@@ -49,6 +49,20 @@ impl Plan {
         Plan::of(server, env.as_deref(), cores)
     }
 
+    /// How `serve` states the plan once it listens: `2 request threads, runtime per_core`.
+    pub fn describe(&self) -> String {
+        let threads = if self.workers == 1 {
+            "thread"
+        } else {
+            "threads"
+        };
+        format!(
+            "{} request {threads}, runtime {}",
+            self.workers,
+            self.kind.as_str()
+        )
+    }
+
     /// Listening sockets to bind: one per thread for `per_core`, else one.
     pub fn listeners(&self) -> usize {
         match self.kind {
@@ -204,6 +218,14 @@ mod tests {
         );
         let shared = Plan::of(&server("  workers: 4\n  runtime: shared\n"), None, 2);
         assert_eq!((shared.kind, shared.listeners()), (RuntimeKind::Shared, 1));
+    }
+
+    #[test]
+    fn serve_states_its_threads_and_runtime() {
+        let one = Plan::of(&server("  workers: 1\n"), None, 8);
+        assert_eq!(one.describe(), "1 request thread, runtime per_core");
+        let shared = Plan::of(&server("  runtime: shared\n"), None, 2);
+        assert_eq!(shared.describe(), "2 request threads, runtime shared");
     }
 
     #[test]

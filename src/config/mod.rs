@@ -192,6 +192,16 @@ pub enum RuntimeKind {
     Shared,
 }
 
+impl RuntimeKind {
+    /// The name in config (`per_core`, `shared`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::PerCore => "per_core",
+            RuntimeKind::Shared => "shared",
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
