@@ -1,7 +1,8 @@
 //! The upstream HTTP client (`providers::http_client`) seen from a raw TCP upstream: the exact
 //! request that leaves (request line, headers, body), gzip answers decompressed whole and
-//! streamed in small reads, a corrupt gzip body, credentials in `base_url`, and a body that
-//! stalls after its headers (the deployment's timeout covers the whole answer).
+//! streamed in small reads, a corrupt gzip body, empty gzip error bodies, credentials in
+//! `base_url`, a body that stalls after its headers (the deployment's timeout covers the whole
+//! answer), and a TLS handshake that never ends (the connect timeout covers it).
 
 mod support;
 
@@ -257,6 +258,61 @@ async fn an_error_answer_with_an_empty_gzip_body_keeps_its_status() {
     let s = Sluice::start(&one_deployment(&base)).await;
     let (status, v, _) = chat(&s, false).await;
     assert_eq!(status, 429, "{v}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_error_answer_with_an_empty_chunked_gzip_body_keeps_its_status() {
+    let (base, _seen) = raw_upstream(|| Answer {
+        writes: vec![
+            head(
+                "429 Too Many Requests",
+                "application/json",
+                "content-encoding: gzip\r\ntransfer-encoding: chunked\r\n",
+                None,
+            ),
+            b"0\r\n\r\n".to_vec(),
+        ],
+        hold: false,
+    })
+    .await;
+    let s = Sluice::start(&one_deployment(&base)).await;
+    let (status, v, _) = chat(&s, false).await;
+    assert_eq!(status, 429, "{v}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_ends_is_bounded_by_the_connect_timeout() {
+    // Accepts TCP, then says nothing: the handshake never completes. The deployment's whole
+    // timeout is 10 minutes; its connect timeout (300 ms) must end the attempt.
+    let (base, mut seen) = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}/v1", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel::<()>(4);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(()).await;
+                    let mut buf = [0u8; 1024];
+                    while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        (base, rx)
+    };
+    let yaml = one_deployment(&base).replace(
+        "    model: ",
+        "    connect_timeout_ms: 300\n    timeout_ms: 600000\n    model: ",
+    );
+    let s = Sluice::start(&yaml).await;
+    let (status, v, _) = tokio::time::timeout(std::time::Duration::from_secs(5), chat(&s, false))
+        .await
+        .expect("no answer within 5 s");
+    assert_eq!(seen.recv().await, Some(()));
+    assert_eq!(status, 504, "{v}");
+    assert_eq!(v["error"]["code"], "upstream_timeout", "{v}");
     s.stop().await;
 }
 

@@ -17,12 +17,17 @@ use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-type Inner = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Inner = hyper_util::client::legacy::Client<Timed<HttpsConnector<HttpConnector>>, Full<Bytes>>;
+
+/// How many times a request refused by an HTTP/2 server before it was processed is sent again
+/// (see [`refused_unprocessed`]).
+const H2_RETRIES: usize = 2;
 
 /// A boxed error source.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,28 +42,34 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client whose connections time out after `connect_timeout` while connecting, idle
-    /// ones close after 90 s; `TCP_NODELAY` and TCP keepalive (15 s) are on.
+    /// A client whose connection attempts (DNS, TCP and the TLS handshake together) time out
+    /// after `connect_timeout`; idle connections close after 90 s; `TCP_NODELAY` is on, and
+    /// TCP keepalive probes an idle connection after 15 s, every 15 s, 3 times.
     ///
     /// Errors: the TLS configuration cannot be built (the platform verifier failed to load).
     pub fn new(connect_timeout: Duration) -> std::result::Result<Self, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(15)));
+        http.set_keepalive_interval(Some(Duration::from_secs(15)));
+        http.set_keepalive_retries(Some(3));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
             .map_err(|e| format!("cannot build the TLS configuration: {e}"))?
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(http);
+        let connector = Timed {
+            inner: https,
+            timeout: connect_timeout,
+        };
         let inner =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .timer(hyper_util::rt::TokioTimer::new())
                 .pool_timer(hyper_util::rt::TokioTimer::new())
                 .pool_idle_timeout(Duration::from_secs(90))
-                .build(https);
+                .build(connector);
         Ok(Client { inner })
     }
 
@@ -73,27 +84,106 @@ impl Client {
     }
 
     /// Sends `req`; with a timeout, the answer's headers and whole body must arrive within it.
+    /// Over HTTPS, a request an HTTP/2 server refused before processing it (`REFUSED_STREAM`,
+    /// or a graceful `GOAWAY`) is sent again, up to twice, as reqwest did.
     ///
     /// Errors: [`Error::is_connect`] when no connection could be made, [`Error::is_timeout`]
-    /// past the timeout, else a request error.
+    /// past the timeout (or the connect timeout), else a request error.
     pub async fn execute(&self, req: Request) -> Result<Response> {
         let deadline = req.timeout.map(|t| Instant::now() + t);
-        let sent = self.inner.request(req.inner.map(Full::new));
-        let resp = match deadline {
-            Some(d) => tokio::time::timeout_at(d, sent)
-                .await
-                .map_err(|_| Error::new(Kind::Timeout, None))?,
-            None => sent.await,
-        }
-        .map_err(|e| {
-            let kind = if e.is_connect() {
-                Kind::Connect
-            } else {
-                Kind::Request
+        let https = req.inner.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
+        let mut retries = if https { H2_RETRIES } else { 0 };
+        let mut inner = req.inner;
+        let resp = loop {
+            let spare = (retries > 0).then(|| copy_of(&inner));
+            let sent = self.inner.request(inner.map(Full::new));
+            let result = match deadline {
+                Some(d) => tokio::time::timeout_at(d, sent)
+                    .await
+                    .map_err(|_| Error::new(Kind::Timeout, None))?,
+                None => sent.await,
             };
-            Error::new(kind, Some(Box::new(e)))
-        })?;
+            match (result, spare) {
+                (Err(e), Some(again)) if refused_unprocessed(&e) => {
+                    retries -= 1;
+                    inner = again;
+                }
+                (result, _) => {
+                    break result.map_err(|e| {
+                        let kind = if e.is_connect() {
+                            Kind::Connect
+                        } else {
+                            Kind::Request
+                        };
+                        Error::new(kind, Some(Box::new(e)))
+                    })?;
+                }
+            }
+        };
         Ok(Response::new(resp, deadline))
+    }
+}
+
+/// A copy of `req` to send again (its body is shared, not copied).
+fn copy_of(req: &http::Request<Bytes>) -> http::Request<Bytes> {
+    let mut copy = http::Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// Whether an HTTP/2 server turned the request away before processing it, so sending it
+/// again is safe (RFC 9113 §8.7): a `REFUSED_STREAM` reset, or a graceful `GOAWAY`
+/// (`NO_ERROR`) from the server.
+fn refused_unprocessed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)));
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A connector whose whole connection attempt (DNS, TCP, TLS) is bounded by `timeout`;
+/// past it the attempt fails with an I/O `TimedOut` error ([`Error::is_timeout`]).
+#[derive(Clone, Debug)]
+struct Timed<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> tower::Service<Uri> for Timed<C>
+where
+    C: tower::Service<Uri> + Send,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let attempt = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, attempt).await {
+                Ok(done) => done.map_err(Into::into),
+                Err(_) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the connection attempt timed out",
+                )) as BoxError),
+            }
+        })
     }
 }
 
@@ -154,15 +244,20 @@ impl RequestBuilder {
     }
 
     /// Sets header `name` to `value` (replacing it).
-    pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Self {
+    pub fn header(mut self, name: &str, value: impl AsRef<str>) -> Self {
         if let Ok(req) = &mut self.req {
-            match HeaderValue::from_str(value.as_ref()) {
-                Ok(v) => {
-                    req.inner
-                        .headers_mut()
-                        .insert(HeaderName::from_static(name), v);
+            let parsed = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| Error::new(Kind::Builder, Some(Box::new(e))))
+                .and_then(|n| {
+                    HeaderValue::from_str(value.as_ref())
+                        .map(|v| (n, v))
+                        .map_err(|e| Error::new(Kind::Builder, Some(Box::new(e))))
+                });
+            match parsed {
+                Ok((n, v)) => {
+                    req.inner.headers_mut().insert(n, v);
                 }
-                Err(e) => self.req = Err(Error::new(Kind::Builder, Some(Box::new(e)))),
+                Err(e) => self.req = Err(e),
             }
         }
         self
@@ -237,11 +332,11 @@ fn basic_auth(user: &str, pass: Option<&str>) -> HeaderValue {
     v
 }
 
+/// `s` with its `%XX` escapes decoded (and nothing else: a `+` stays a `+`).
 fn percent_decoded(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// An upstream answer: status and headers read, the body not yet.
@@ -277,26 +372,17 @@ impl Response {
     /// The body as it arrives, decompressed when it is gzip. Past the request's timeout the
     /// stream yields one [`Error::is_timeout`] error and ends.
     pub fn bytes_stream(self) -> BoxStream<'static, Result<Bytes>> {
-        use hyper::body::Body as _;
         let gzip = self
             .headers
             .get(http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-        // An empty body is not gzip data, whatever the header says.
-        let gzip = gzip && !self.body.is_end_stream();
-        let raw = self.body.into_data_stream();
-        let body: BoxStream<'static, Result<Bytes>> = if gzip {
-            let reader = tokio_util::io::StreamReader::new(raw.map_err(std::io::Error::other));
-            let mut decoder = async_compression::tokio::bufread::GzipDecoder::new(reader);
-            decoder.multiple_members(true);
-            tokio_util::io::ReaderStream::new(decoder)
-                .map_err(|e| Error::new(Kind::Decode, Some(Box::new(e))))
-                .boxed()
-        } else {
-            raw.map_err(|e| Error::new(Kind::Body, Some(Box::new(e))))
-                .boxed()
-        };
+        let raw = self
+            .body
+            .into_data_stream()
+            .map_err(|e| Error::new(Kind::Body, Some(Box::new(e))))
+            .boxed();
+        let body = if gzip { gunzipped(raw) } else { raw };
         match self.deadline {
             Some(d) => Deadline {
                 inner: body,
@@ -306,6 +392,33 @@ impl Response {
             None => body,
         }
     }
+}
+
+/// `raw` decompressed. An empty body (no data before its end, however it is framed) is not
+/// gzip data, whatever the header says: it stays empty (an error answer keeps its status).
+fn gunzipped(mut raw: BoxStream<'static, Result<Bytes>>) -> BoxStream<'static, Result<Bytes>> {
+    futures_util::stream::once(async move {
+        let first = loop {
+            match raw.next().await {
+                Some(Ok(b)) if b.is_empty() => continue,
+                Some(Ok(b)) => break b,
+                Some(Err(e)) => return futures_util::stream::iter([Err(e)]).boxed(),
+                None => return futures_util::stream::empty().boxed(),
+            }
+        };
+        let whole = futures_util::stream::iter([Ok(first)])
+            .chain(raw)
+            .map_err(std::io::Error::other);
+        let mut decoder = async_compression::tokio::bufread::GzipDecoder::new(
+            tokio_util::io::StreamReader::new(whole),
+        );
+        decoder.multiple_members(true);
+        tokio_util::io::ReaderStream::new(decoder)
+            .map_err(|e| Error::new(Kind::Decode, Some(Box::new(e))))
+            .boxed()
+    })
+    .flatten()
+    .boxed()
 }
 
 /// A body stream that ends with a timeout error at its deadline.
@@ -437,6 +550,25 @@ mod tests {
             req.inner.headers()["authorization"],
             "Basic dXMgZXI6cEBzcw=="
         );
+    }
+
+    #[test]
+    fn only_percent_escapes_are_decoded_in_url_credentials() {
+        // `+` and `&` are left as they are in a URL's user info, and stay so.
+        let url = url::Url::parse("http://u:a+b&c%25@127.0.0.1:9/").unwrap();
+        let (_, req) = client().get(url).build();
+        // base64("u:a+b&c%")
+        assert_eq!(
+            req.unwrap().inner.headers()["authorization"],
+            "Basic dTphK2ImYyU="
+        );
+    }
+
+    #[test]
+    fn a_header_name_http_cannot_carry_is_a_builder_error() {
+        let url = url::Url::parse("http://127.0.0.1:9/").unwrap();
+        let (_, req) = client().post(url).header("X Bad", "1").build();
+        assert!(req.unwrap_err().is_request());
     }
 
     #[test]

@@ -299,6 +299,31 @@ mod tests {
     }
 
     #[test]
+    fn blank_lines_before_an_event_stay_with_it() {
+        // An upstream error after a leading blank line is still the first event (the gateway
+        // checks the first event for an error, to fall back).
+        let text = "\n\r\ndata: {\"type\":\"error\"}\n\n\n\ndata: 2\n\n";
+        for step in [1, 2, text.len()] {
+            let mut splitter = EventSplitter::new();
+            let mut raws = Vec::new();
+            for piece in text.as_bytes().chunks(step) {
+                splitter.push(piece, &mut raws);
+            }
+            assert_eq!(
+                raws,
+                vec![
+                    b"\n\r\ndata: {\"type\":\"error\"}\n\n".to_vec(),
+                    b"\n\ndata: 2\n\n".to_vec()
+                ],
+                "step {step}"
+            );
+        }
+        let events = split_events(text.as_bytes());
+        assert_eq!(events[0].data, json!({"type":"error"}));
+        assert_eq!(events[1].data, json!(2));
+    }
+
+    #[test]
     fn a_last_event_without_its_blank_line_is_kept_whole() {
         let events = split_events(b"data: 1\n\ndata: 2\r");
         let raws: Vec<&[u8]> = events.iter().map(|e| &e.raw[..]).collect();

@@ -151,7 +151,8 @@ impl SseParser {
 
 /// Splits an event stream into whole events, each with its exact bytes (its lines and the
 /// blank line that ends it), by the same line rules as [`SseParser`]: lines end in `\n`,
-/// `\r\n` or `\r`, mixed as they come, and an empty line ends an event. For streams that are
+/// `\r\n` or `\r`, mixed as they come, and an empty line ends an event (blank lines before
+/// an event's first line are part of that event). For streams that are
 /// forwarded as they came (the native dialects), where [`SseParser`] keeps only the fields.
 #[derive(Debug, Default)]
 pub struct EventSplitter {
@@ -161,6 +162,8 @@ pub struct EventSplitter {
     line_start: usize,
     /// Where the next search for a line end starts (the bytes before hold none).
     search: usize,
+    /// Whether the unfinished event has a line that is not blank yet.
+    has_line: bool,
 }
 
 impl EventSplitter {
@@ -194,10 +197,15 @@ impl EventSplitter {
             } else {
                 end + 1
             };
-            if end == self.line_start {
+            // A blank line ends an event; one before any line of an event (a stream that
+            // starts with one, or two in a row) stays with the event that follows.
+            if end > self.line_start {
+                self.has_line = true;
+            } else if self.has_line {
                 out.push(buf[event_start..next].to_vec());
                 largest = largest.max(next - event_start);
                 event_start = next;
+                self.has_line = false;
             }
             self.line_start = next;
             i = next;
@@ -218,6 +226,7 @@ impl EventSplitter {
     pub fn finish(&mut self) -> Option<Vec<u8>> {
         self.line_start = 0;
         self.search = 0;
+        self.has_line = false;
         (!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
     }
 }
