@@ -8,14 +8,7 @@ use serde_json::{Value, json};
 use support::*;
 
 async fn chat(s: &Sluice, stream: bool) -> (u16, Value) {
-    let r = client()
-        .post(s.url("/v1/chat/completions"))
-        .json(
-            &json!({"model":"default","stream":stream,"messages":[{"role":"user","content":"hi"}]}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = ask_hi(s, stream).await;
     (r.status().as_u16(), r.json().await.unwrap())
 }
 

@@ -89,27 +89,9 @@ fn head(status: &str, content_type: &str, extra: &str, len: Option<usize>) -> Ve
     format!("HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{extra}{len}\r\n").into_bytes()
 }
 
-const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"Rivers run to the sea."},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}"#;
-
-async fn chat(s: &Sluice, stream: bool) -> (u16, Value, String) {
-    let r = client()
-        .post(s.url("/v1/chat/completions"))
-        .json(
-            &json!({"model":"default","stream":stream,"messages":[{"role":"user","content":"hi"}]}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, v, text)
-}
-
-#[tokio::test]
-async fn the_request_that_leaves_is_exact_and_a_gzip_answer_is_decompressed() {
-    let body = gzip(ANSWER.as_bytes());
-    let (base, mut seen) = raw_upstream(move || Answer {
+/// A raw upstream answering 200 `application/json` with `body` as a gzip body.
+async fn gzip_upstream(body: Vec<u8>) -> (String, mpsc::Receiver<Vec<u8>>) {
+    raw_upstream(move || Answer {
         writes: vec![
             head(
                 "200 OK",
@@ -121,7 +103,23 @@ async fn the_request_that_leaves_is_exact_and_a_gzip_answer_is_decompressed() {
         ],
         hold: false,
     })
-    .await;
+    .await
+}
+
+const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"Rivers run to the sea."},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}"#;
+
+async fn chat(s: &Sluice, stream: bool) -> (u16, Value, String) {
+    let r = ask_hi(s, stream).await;
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, v, text)
+}
+
+#[tokio::test]
+async fn the_request_that_leaves_is_exact_and_a_gzip_answer_is_decompressed() {
+    let body = gzip(ANSWER.as_bytes());
+    let (base, mut seen) = gzip_upstream(body).await;
     let yaml =
         one_deployment(&base).replace("    model: ", "    api_key: sk-upstream\n    model: ");
     let s = Sluice::start(&yaml).await;
@@ -219,19 +217,7 @@ async fn a_corrupt_gzip_body_is_a_502_naming_the_deployment() {
     let mut body = gzip(ANSWER.as_bytes());
     // Flip a byte of the deflate data.
     body[20] ^= 0xff;
-    let (base, _seen) = raw_upstream(move || Answer {
-        writes: vec![
-            head(
-                "200 OK",
-                "application/json",
-                "content-encoding: gzip\r\n",
-                Some(body.len()),
-            ),
-            body.clone(),
-        ],
-        hold: false,
-    })
-    .await;
+    let (base, _seen) = gzip_upstream(body).await;
     let s = Sluice::start(&one_deployment(&base)).await;
     let (status, v, _) = chat(&s, false).await;
     assert_eq!(status, 502, "{v}");
@@ -245,41 +231,30 @@ async fn a_corrupt_gzip_body_is_a_502_naming_the_deployment() {
 
 #[tokio::test]
 async fn an_error_answer_with_an_empty_gzip_body_keeps_its_status() {
-    let (base, _seen) = raw_upstream(|| Answer {
-        writes: vec![head(
-            "429 Too Many Requests",
-            "application/json",
-            "content-encoding: gzip\r\nretry-after: 7\r\n",
-            Some(0),
-        )],
-        hold: false,
-    })
-    .await;
-    let s = Sluice::start(&one_deployment(&base)).await;
-    let (status, v, _) = chat(&s, false).await;
-    assert_eq!(status, 429, "{v}");
-    s.stop().await;
-}
-
-#[tokio::test]
-async fn an_error_answer_with_an_empty_chunked_gzip_body_keeps_its_status() {
-    let (base, _seen) = raw_upstream(|| Answer {
-        writes: vec![
-            head(
-                "429 Too Many Requests",
-                "application/json",
-                "content-encoding: gzip\r\ntransfer-encoding: chunked\r\n",
-                None,
-            ),
-            b"0\r\n\r\n".to_vec(),
-        ],
-        hold: false,
-    })
-    .await;
-    let s = Sluice::start(&one_deployment(&base)).await;
-    let (status, v, _) = chat(&s, false).await;
-    assert_eq!(status, 429, "{v}");
-    s.stop().await;
+    // Empty with a length, and empty in chunked framing (its end arrives after the headers).
+    let framings: [(&str, Option<usize>, &[u8]); 2] = [
+        ("retry-after: 7\r\n", Some(0), b""),
+        ("transfer-encoding: chunked\r\n", None, b"0\r\n\r\n"),
+    ];
+    for (extra, len, body) in framings {
+        let (base, _seen) = raw_upstream(move || Answer {
+            writes: vec![
+                head(
+                    "429 Too Many Requests",
+                    "application/json",
+                    &format!("content-encoding: gzip\r\n{extra}"),
+                    len,
+                ),
+                body.to_vec(),
+            ],
+            hold: false,
+        })
+        .await;
+        let s = Sluice::start(&one_deployment(&base)).await;
+        let (status, v, _) = chat(&s, false).await;
+        assert_eq!(status, 429, "{extra}: {v}");
+        s.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -320,6 +320,13 @@ pub async fn post(s: &Sluice, path: &str, body: Value) -> reqwest::Response {
     client().post(s.url(path)).json(&body).send().await.unwrap()
 }
 
+/// Asks model `default` "hi" on `/v1/chat/completions`, streamed or not.
+pub async fn ask_hi(s: &Sluice, stream: bool) -> reqwest::Response {
+    let body = serde_json::json!({"model":"default","stream":stream,
+        "messages":[{"role":"user","content":"hi"}]});
+    post(s, "/v1/chat/completions", body).await
+}
+
 /// A `chat.completion.chunk` from `upstream-model` with one choice's `delta` and
 /// `finish_reason` (`Value::Null` while the stream goes on).
 pub fn chunk(delta: Value, finish: Value) -> Value {
