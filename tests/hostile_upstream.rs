@@ -179,6 +179,41 @@ async fn native_routes_use_the_deployments_own_caps() {
     s.stop().await;
 }
 
+/// Blank lines before an event are no event: a native stream (forwarded as it came) that
+/// sends more of them than `max_stream_event_bytes` before its first event, as keep-alives,
+/// is forwarded whole, not cut with a 502. (They used to count in the next event's size.)
+#[tokio::test]
+async fn blank_lines_beyond_the_cap_before_a_native_event_are_forwarded() {
+    let stream = format!(
+        "{}event: message_start\ndata: {}\n\n{}event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n",
+        "\n".repeat(2000),
+        json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant",
+            "model":"m","content":[],"stop_reason":null,"usage":{"input_tokens":1,"output_tokens":1}}}),
+        "\r\n".repeat(1000),
+    );
+    let frames: Vec<Bytes> = stream
+        .as_bytes()
+        .chunks(100)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let mock = Mock::start(move |_| MockReply::Chunks("text/event-stream", frames.clone())).await;
+    let yaml = format!(
+        "deployments:\n  - name: up\n    provider: anthropic\n    base_url: {}\n    model: m\n    api_key: k\n    max_stream_event_bytes: 1024\nmodels:\n  - name: default\n    deployments: [up]\n",
+        mock.url("")
+    );
+    let s = Sluice::start(&yaml).await;
+    let r = client()
+        .post(s.url("/v1/messages"))
+        .json(&json!({"model":"default","stream":true,"max_tokens":8,
+            "messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), stream);
+    s.stop().await;
+}
+
 /// One upstream kind for the per-event cap: its deployment line, the route and request a
 /// client sends, and a stream whose first event is whole, valid and over 1,024 bytes.
 struct OverCap {

@@ -164,6 +164,9 @@ pub struct EventSplitter {
     search: usize,
     /// Whether the unfinished event has a line that is not blank yet.
     has_line: bool,
+    /// Bytes of blank lines before the unfinished event's first line: kept with it, to be
+    /// forwarded as they came, but not counted in its size (they dispatch nothing).
+    lead: usize,
 }
 
 impl EventSplitter {
@@ -173,8 +176,8 @@ impl EventSplitter {
     }
 
     /// Feeds `bytes`; appends the events they complete to `out`, in order, and returns the
-    /// size in bytes of the largest of them (0 when none was completed), for
-    /// `max_stream_event_bytes`. Only the new bytes are searched, and the buffer is trimmed
+    /// size in bytes of the largest of them without the blank lines before its first line
+    /// (0 when none was completed), for `max_stream_event_bytes`. Only the new bytes are searched, and the buffer is trimmed
     /// once per call, however many events it held.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>) -> usize {
         self.buf.extend_from_slice(bytes);
@@ -203,9 +206,12 @@ impl EventSplitter {
                 self.has_line = true;
             } else if self.has_line {
                 out.push(buf[event_start..next].to_vec());
-                largest = largest.max(next - event_start);
+                largest = largest.max(next - event_start - self.lead);
                 event_start = next;
                 self.has_line = false;
+                self.lead = 0;
+            } else {
+                self.lead = next - event_start;
             }
             self.line_start = next;
             i = next;
@@ -216,9 +222,10 @@ impl EventSplitter {
         largest
     }
 
-    /// The unfinished event's size so far, in bytes.
+    /// The unfinished event's size so far, in bytes, without the blank lines before its
+    /// first line (a run of blank lines alone is no event, however long).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.lead
     }
 
     /// Ends the input: the unfinished event's bytes (a last event without its blank line),
@@ -227,6 +234,7 @@ impl EventSplitter {
         self.line_start = 0;
         self.search = 0;
         self.has_line = false;
+        self.lead = 0;
         (!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
     }
 }
@@ -341,46 +349,88 @@ mod tests {
         assert_eq!(p.take_largest_event(), 21);
     }
 
-    /// An event stream of `events` (each a list of lines, then a blank line), with each line
-    /// ending as `ends` picks (`\n`, `\r\n`, `\r`, cycling); a blank line after a `\r` ends
-    /// in `\r` too (`\r` then `\n` would be one line end). Returns the text and each event's
-    /// exact bytes.
-    fn mixed_stream(events: &[Vec<String>], ends: &[u8]) -> (String, Vec<String>) {
+    /// Blank lines alone are no event, however many: they are kept for the event that
+    /// follows (forwarded as they came) but not counted in its size. (Counted, a stream of
+    /// blank-line keep-alives gave a false 502 once they added up to the cap.)
+    #[test]
+    fn blank_lines_alone_count_for_no_event_size() {
+        let mut s = EventSplitter::new();
+        let mut raws = Vec::new();
+        for _ in 0..5000 {
+            assert_eq!(s.push(b"\n", &mut raws), 0);
+            assert_eq!(s.pending(), 0);
+        }
+        // A lone `\r` at the end waits (it may be half of `\r\n`): one byte of a line.
+        assert_eq!(s.push(b"\r\n\r", &mut raws), 0);
+        assert_eq!(s.pending(), 1);
+        assert_eq!(s.push(b"\r\n", &mut raws), 0);
+        assert_eq!(s.pending(), 0);
+        assert_eq!(s.push(b"data: 1", &mut raws), 0);
+        assert_eq!(s.pending(), 7);
+        assert_eq!(s.push(b"\n\n", &mut raws), 9);
+        assert_eq!(raws.len(), 1);
+        assert_eq!(raws[0].len(), 5000 + 5 + 9);
+        assert_eq!(s.pending(), 0);
+        assert_eq!(s.push(b"\n\ndata: 2\n\n", &mut raws), 9);
+        assert_eq!(raws[1], b"\n\ndata: 2\n\n");
+    }
+
+    /// An event stream of `events` (each 0–2 blank lines, as `leads` picks, then a list of
+    /// lines, then a blank line), with each line ending as `ends` picks (`\n`, `\r\n`, `\r`,
+    /// cycling); a blank line after a `\r` ends in `\r` too (`\r` then `\n` would be one line
+    /// end). Returns the text, each event's exact bytes, and each event's size without its
+    /// leading blank lines.
+    fn mixed_stream(
+        events: &[Vec<String>],
+        ends: &[u8],
+        leads: &[u8],
+    ) -> (String, Vec<String>, Vec<usize>) {
         let mut k = 0;
         let mut next_end = || {
             k += 1;
             ["\n", "\r\n", "\r"][usize::from(ends[k % ends.len()] % 3)]
         };
-        let mut raws = Vec::new();
-        for lines in events {
+        let (mut raws, mut sizes) = (Vec::new(), Vec::new());
+        let mut last = "\n";
+        for (i, lines) in events.iter().enumerate() {
             let mut raw = String::new();
-            let mut last = "\n";
+            for _ in 0..leads[i % leads.len()] % 3 {
+                last = match (last, next_end()) {
+                    ("\r", _) => "\r",
+                    (_, e) => e,
+                };
+                raw.push_str(last);
+            }
+            let lead = raw.len();
             for line in lines {
                 last = next_end();
                 raw.push_str(line);
                 raw.push_str(last);
             }
-            let blank = match (last, next_end()) {
+            last = match (last, next_end()) {
                 ("\r", _) => "\r",
                 (_, e) => e,
             };
-            raw.push_str(blank);
+            raw.push_str(last);
+            sizes.push(raw.len() - lead);
             raws.push(raw);
         }
-        (raws.concat(), raws)
+        (raws.concat(), raws, sizes)
     }
 
     proptest! {
-        /// However the bytes are split and the line ends mixed, the splitter gives each event
-        /// with its exact bytes, and the largest size it reports is the largest event's.
+        /// However the bytes are split, the line ends mixed and blank lines put before events,
+        /// the splitter gives each event with its exact bytes (its blank lines before it
+        /// included), and the largest size it reports is the largest event's without them.
         #[test]
         fn the_splitter_gives_each_events_exact_bytes_however_split(
             events in proptest::collection::vec(
                 proptest::collection::vec("[a-z: {}\"]{1,12}", 1..4), 1..6),
             ends in proptest::collection::vec(any::<u8>(), 1..8),
+            leads in proptest::collection::vec(any::<u8>(), 1..8),
             mut cuts in proptest::collection::vec(0usize..300, 0..12),
         ) {
-            let (text, expected) = mixed_stream(&events, &ends);
+            let (text, expected, sizes) = mixed_stream(&events, &ends, &leads);
             cuts.sort_unstable();
             let mut splitter = EventSplitter::new();
             let (mut raws, mut largest, mut last) = (Vec::new(), 0, 0);
@@ -394,7 +444,7 @@ mod tests {
             raws.extend(splitter.finish());
             let raws: Vec<String> = raws.into_iter().map(|r| String::from_utf8(r).unwrap()).collect();
             prop_assert_eq!(&raws, &expected);
-            prop_assert_eq!(largest, expected.iter().map(String::len).max().unwrap());
+            prop_assert_eq!(largest, sizes.into_iter().max().unwrap());
             // The parser reads the same events out of the same text.
             let mut p = SseParser::new();
             let mut parsed = p.push(text.as_bytes());
