@@ -39,6 +39,7 @@ pub fn fixed_records() -> Vec<RequestRecord> {
             response: resp("Anna runs a café.", "stop"),
             end_user: Some("anna".into()),
             sampling: Some(json!({"temperature": 0.0, "seed": 7})),
+            deterministic: true,
             request_body: Some(
                 serde_json::value::to_raw_value(&json!({"model":"default","messages":[
                 {"role":"system","content":"Be brief."},
@@ -226,6 +227,7 @@ client        127.0.0.1
 policies      -
 pii           -
 sampling      {\"temperature\":0.0,\"seed\":7}
+deterministic yes
 log mode      full
 row hash      a177bdfca6c1a3fef38510966a280a262106990eb2bc09938a1700574cd9e06a
 

@@ -99,6 +99,28 @@ async fn the_row_keeps_hashes_and_replay_is_identical() {
     assert_eq!(req_hash, sha256(canonical));
     drop(conn);
 
+    // `show` and `/ui` say the row ran under deterministic sampling.
+    let (code, out, err) = sluice(&["show", &id, "--db", db.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\ndeterministic yes\nlog mode      full\n"),
+        "{out}"
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let page = client()
+        .get(s.url(&format!("/ui/requests/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<dt>deterministic</dt><dd data-field="deterministic">yes</dd>"#),
+        "{page}"
+    );
+    s.stop().await;
+
     let (code, out, err) = sluice(&[
         "replay",
         &id,

@@ -179,6 +179,9 @@ pub fn show(r: &LogRow) -> String {
             .map(|s| s.get().to_string())
             .unwrap_or_else(|| "-".into()),
     );
+    if r.deterministic {
+        kv("deterministic", "yes".into());
+    }
     kv("log mode", r.log_mode.clone());
     kv("row hash", r.row_hash.clone());
     out.push_str("\n--- prompt\n");

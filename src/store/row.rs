@@ -335,6 +335,10 @@ pub struct LogRow {
     /// none were.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped_tools: Vec<String>,
+    /// Whether the request ran under deterministic sampling (its answer may serve the
+    /// response cache and a replay expects the same one); absent when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deterministic: bool,
 }
 
 /// The `dropped_tools` column (a JSON array of names, or NULL) as a list; anything else reads
@@ -345,9 +349,14 @@ pub fn tool_list(s: Option<&str>) -> Vec<String> {
 }
 
 /// `SELECT` list of what [`LogRow::from_sql`] reads: [`select_list`], then `route` and
-/// `dropped_tools` (migration 0005; outside the hash).
+/// `dropped_tools` (migration 0005) and `deterministic` (0007), all outside the hash.
 pub fn read_list() -> String {
-    format!("{}, {}", select_list(), ROUTE_COLUMNS.join(", "))
+    format!(
+        "{}, {}, {}",
+        select_list(),
+        ROUTE_COLUMNS.join(", "),
+        CACHE_COLUMNS.join(", ")
+    )
 }
 
 /// The hashed columns, `prev_hash` and `row_hash`, in [`LogRow`]'s order (the insert's first
@@ -410,6 +419,7 @@ impl LogRow {
             row_hash: r.get(34)?,
             route: r.get(35)?,
             dropped_tools: tool_list(r.get::<_, Option<String>>(36)?.as_deref()),
+            deterministic: r.get::<_, Option<i64>>(37)? == Some(1),
         })
     }
 

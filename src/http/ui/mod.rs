@@ -461,6 +461,19 @@ fn render_detail(r: &LogRow) -> Markup {
                 .map(|s| s.get().to_string())
                 .unwrap_or_else(|| "-".into()),
         ),
+        (
+            "deterministic",
+            if r.deterministic { "yes" } else { "no" }.into(),
+        ),
+        ("route", opt(&r.route).into()),
+        (
+            "dropped tools",
+            if r.dropped_tools.is_empty() {
+                "-".into()
+            } else {
+                r.dropped_tools.join(", ")
+            },
+        ),
         ("log mode", r.log_mode.clone()),
         ("row hash", r.row_hash.clone()),
     ];

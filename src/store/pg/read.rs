@@ -110,6 +110,7 @@ fn log_row(r: &Row) -> Result<LogRow, StoreError> {
         row_hash: text(&v[34]).unwrap_or_default(),
         route: v.get(35).and_then(text),
         dropped_tools: crate::store::row::tool_list(v.get(36).and_then(text).as_deref()),
+        deterministic: v.get(37).map(int) == Some(1),
     })
 }
 
