@@ -59,6 +59,8 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "installing postgresql (Debian package) for the shared-store tests" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
+# openssl makes the test server's certificates (tests/pg_tls.rs); postgresql pulls it in.
+command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 eval "$(bash tests/support/pg.sh start)"
 trap 'bash tests/support/pg.sh stop "$SLUICE_PG_DIR"' EXIT
 export SLUICE_REQUIRE_PG=1

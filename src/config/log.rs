@@ -78,7 +78,9 @@ pub struct LogConfig {
     #[serde(default)]
     pub backend: LogBackend,
     /// PostgreSQL connection URL (`postgres://user:pass@host:port/db`), for
-    /// `backend: postgres`; usually `${DATABASE_URL}`.
+    /// `backend: postgres`; usually `${DATABASE_URL}`. TLS by libpq's `sslmode` (`disable`,
+    /// `prefer` by default, `require`, `verify-ca`, `verify-full`) and `sslrootcert` query
+    /// parameters (`store::pg::tls`).
     #[serde(default)]
     pub url: Option<String>,
     /// Most bytes a row keeps of each body (the request body, the response text, the tool

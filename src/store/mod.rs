@@ -66,7 +66,20 @@ impl From<postgres::Error> for StoreError {
         // The server's message (with its detail) when there is one, else the client's.
         match e.as_db_error() {
             Some(db) => StoreError::Postgres(format!("{} ({})", db.message(), db.code().code())),
-            None => StoreError::Postgres(e.to_string()),
+            None => {
+                // With its causes: "error performing TLS handshake: invalid peer
+                // certificate: UnknownIssuer", not only the first part.
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    let part = c.to_string();
+                    if !text.ends_with(&part) {
+                        text = format!("{text}: {part}");
+                    }
+                    cause = c.source();
+                }
+                StoreError::Postgres(text)
+            }
         }
     }
 }

@@ -16,6 +16,7 @@
 
 mod read;
 mod state;
+pub mod tls;
 
 use super::StoreError;
 use super::backend::{
@@ -26,7 +27,7 @@ use super::query::{Bucket, GroupBy, LogFilter};
 use super::responses::StoredResponse;
 use super::row::{self, LogRow};
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
 use rusqlite::types::Value;
 use std::time::Duration;
 
@@ -94,16 +95,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The log in PostgreSQL. Reconnects on the next call after the connection broke.
 pub struct PgStore {
     config: postgres::Config,
+    /// TLS as `sslmode` and `sslrootcert` ask ([`tls`]).
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     client: Option<Client>,
 }
 
 impl PgStore {
-    /// Connects to `url` and applies pending migrations.
+    /// Connects to `url` and applies pending migrations. TLS follows the URL's `sslmode`
+    /// (default `prefer`) and `sslrootcert`, as libpq's ([`tls`]).
     ///
-    /// Errors: a bad URL, the server unreachable (within 5 s), a failed migration, or a
-    /// schema newer than this binary's ([`StoreError::NewerSchema`]).
+    /// Errors: a bad URL or `sslrootcert`, the server unreachable (within 5 s), a TLS
+    /// handshake or certificate check that fails, a failed migration, or a schema newer than
+    /// this binary's ([`StoreError::NewerSchema`]).
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut config: postgres::Config = url.parse().map_err(|e| {
+        let (rest, check) = tls::split(url)?;
+        let tls = tls::connector(&check)?;
+        let mut config: postgres::Config = rest.parse().map_err(|e| {
             StoreError::Invalid(format!(
                 "log.url {}: {e}",
                 crate::config::log::redact_url(url)
@@ -118,6 +125,7 @@ impl PgStore {
         config.keepalives_idle(Duration::from_secs(10));
         let mut store = PgStore {
             config,
+            tls,
             client: None,
         };
         let c = store.client()?;
@@ -131,7 +139,7 @@ impl PgStore {
             self.client = None;
         }
         if self.client.is_none() {
-            self.client = Some(self.config.connect(NoTls)?);
+            self.client = Some(self.config.connect(self.tls.clone())?);
         }
         self.client
             .as_mut()

@@ -1,0 +1,83 @@
+//! TLS to the PostgreSQL log, with libpq's `sslmode` and `sslrootcert` meanings: the server
+//! (tests/support/pg.sh) offers TLS with a certificate for `localhost` only, signed by a
+//! throwaway CA (`SLUICE_PG_CA`); `SLUICE_PG_OTHER_CA` signed nothing of it. Whether a
+//! store's connection is encrypted is read on the server (`pg_stat_ssl`), not assumed.
+//! Needs `DATABASE_URL` (tests/run.sh, or `eval "$(bash tests/support/pg.sh start)"`); skipped
+//! without it unless `SLUICE_REQUIRE_PG=1`.
+
+#[path = "support/pg_db.rs"]
+mod pg_db;
+
+use pg_db::{fresh_db, server_url, with_pg};
+use sluice::store::pg::PgStore;
+
+/// The two CA files pg.sh made.
+fn cas() -> (String, String) {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set (pg.sh sets it)"));
+    (var("SLUICE_PG_CA"), var("SLUICE_PG_OTHER_CA"))
+}
+
+/// Connects a store to `db_url` with `params` added; `Ok(encrypted)` read on the server while
+/// the store's connection is open, or the connect error's text.
+fn connect(admin: &str, db_url: &str, params: &str) -> Result<bool, String> {
+    let url = format!("{db_url}?{params}");
+    let db = db_url.rsplit('/').next().unwrap_or_default().to_string();
+    let store = std::thread::spawn(move || PgStore::connect(&url).map_err(|e| e.to_string()))
+        .join()
+        .unwrap()?;
+    let encrypted = with_pg(admin, move |c| {
+        c.query_one(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.datname = $1 AND a.application_name = 'sluice'",
+            &[&db],
+        )
+        .unwrap()
+        .get::<_, Option<bool>>(0)
+    });
+    std::thread::spawn(move || drop(store)).join().unwrap();
+    Ok(encrypted.expect("the store's connection is on the server"))
+}
+
+#[test]
+fn sslmode_and_sslrootcert_mean_what_they_mean_in_libpq() {
+    let Some(admin) = server_url() else { return };
+    let (ca, other) = cas();
+    let by_ip = fresh_db(&admin, "sluice_tls");
+    let by_name = by_ip.replace("127.0.0.1", "localhost");
+    let ok = |url: &str, params: &str| -> bool {
+        connect(&admin, url, params).unwrap_or_else(|e| panic!("{params}: {e}"))
+    };
+    let err = |url: &str, params: &str| -> String {
+        match connect(&admin, url, params) {
+            Ok(tls) => panic!("{params}: connected (encrypted: {tls}), expected an error"),
+            Err(e) => e,
+        }
+    };
+    // No sslmode is libpq's `prefer`: encrypted when the server offers it, nothing checked.
+    assert!(ok(&by_ip, "application_name=sluice"));
+    assert!(!ok(&by_ip, "sslmode=disable"));
+    assert!(ok(&by_ip, "sslmode=require"));
+    // `verify-full`: the chain and the name. The certificate names `localhost`, not the IP.
+    assert!(ok(
+        &by_name,
+        &format!("sslmode=verify-full&sslrootcert={ca}")
+    ));
+    let e = err(&by_ip, &format!("sslmode=verify-full&sslrootcert={ca}"));
+    assert!(
+        e.contains("certificate not valid for name \"127.0.0.1\""),
+        "{e}"
+    );
+    // `verify-ca`: the chain only.
+    assert!(ok(&by_ip, &format!("sslmode=verify-ca&sslrootcert={ca}")));
+    // A CA that signed nothing of it: refused by every checking mode, `require` with a root
+    // file included (libpq checks the chain then).
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let e = err(&by_name, &format!("sslmode={mode}&sslrootcert={other}"));
+        assert!(e.contains("UnknownIssuer"), "{mode}: {e}");
+    }
+    // The platform's store does not know the throwaway CA either.
+    let e = err(&by_name, "sslmode=verify-full");
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    // `prefer` checks nothing, with a root file or not (libpq's meaning).
+    assert!(ok(&by_name, &format!("sslmode=prefer&sslrootcert={other}")));
+}
