@@ -530,3 +530,77 @@ async fn a_stream_settles_its_real_cost_on_the_server() {
         .unwrap();
     assert_eq!(reserved, 0);
 }
+
+/// `rediss://`: the coordinator over TLS, the server's certificate checked (chain and host
+/// name) against `ca_file`; a CA that did not sign it, or a host name it does not carry, is
+/// an unreachable coordinator with the reason, never a plaintext or unchecked connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_checks_the_servers_certificate() {
+    let redis = RedisServer::start_tls();
+    let mock = Mock::start(|_| answer()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    let with_ca = |url: &str, ca: &std::path::Path| {
+        config(&mock, url, "t7", "fail_closed").replace(
+            "    prefix: t7\n",
+            &format!("    prefix: t7\n    ca_file: {}\n", ca.display()),
+        )
+    };
+    let check = |yaml: String| {
+        std::fs::write(&file, yaml).unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["check", "--config"])
+            .arg(&file)
+            .env("SLUICE_TEST_DB", dir.path().join("db"));
+        support::output_within(cmd, 30)
+    };
+    let out = check(with_ca(&redis.tls_url("localhost"), &redis.ca_file())).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("coordination: redis 7."), "{text}");
+    assert!(
+        text.contains("reachable (on_unavailable: fail_closed)"),
+        "{text}"
+    );
+    for (url, ca, why) in [
+        (
+            redis.tls_url("localhost"),
+            redis.other_ca_file(),
+            "UnknownIssuer",
+        ),
+        (
+            redis.tls_url("127.0.0.1"),
+            redis.ca_file(),
+            "certificate not valid for name",
+        ),
+    ] {
+        let out = check(with_ca(&url, &ca)).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("warning: coordination.redis.url: unreachable from here:")
+                && err.contains(why),
+            "{url}: {err}"
+        );
+    }
+    let out = check(with_ca(&redis.url(), &redis.ca_file())).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("coordination.redis.ca_file: only with a rediss:// URL (TLS)"),
+        "{err}"
+    );
+
+    // Served over TLS: the limit of `rpm2` is decided on the server, whose keys show it.
+    let r = Replica::start(&with_ca(&redis.tls_url("localhost"), &redis.ca_file()), &[]);
+    wait_state(&r.base, "up").await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(chat(&r.base, "sk-rpm2").await.0);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    std::io::Write::write_all(&mut c, b"KEYS t7*\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = std::io::Read::read(&mut c, &mut buf).unwrap();
+    let keys = String::from_utf8_lossy(&buf[..n]);
+    assert!(keys.starts_with('*') && !keys.starts_with("*0"), "{keys}");
+}

@@ -14,7 +14,7 @@ pub async fn probe(config: &Config) -> Result<Option<String>, String> {
     let Some(r) = &config.coordination.redis else {
         return Ok(None);
     };
-    let client = redis::Client::open(r.url.as_str()).map_err(|e| e.to_string())?;
+    let client = r.client()?;
     let t = Duration::from_millis(r.timeout_ms.max(1000));
     let fut = async {
         let mut c = client

@@ -40,10 +40,15 @@ impl OnUnavailable {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (usually `${REDIS_URL}`).
-    /// Not serialized: it may hold a password.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS (the server's
+    /// certificate checked, chain and host name, against the system's CAs or
+    /// [`RedisConfig::ca_file`]); usually `${REDIS_URL}`. Not serialized: it may hold a
+    /// password.
     #[serde(skip_serializing)]
     pub url: String,
+    /// For `rediss://`: a PEM file of the CA certificates to trust instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// `fail_closed`, `fail_open` or `local` (default).
     #[serde(default)]
     pub on_unavailable: OnUnavailable,
@@ -60,6 +65,31 @@ pub struct RedisConfig {
     /// many seconds. Default 900.
     #[serde(default = "default_reservation_ttl")]
     pub reservation_ttl_s: u64,
+}
+
+impl RedisConfig {
+    /// The client for [`RedisConfig::url`], trusting [`RedisConfig::ca_file`]'s CAs when set.
+    ///
+    /// Errors: the URL does not parse, or the CA file cannot be read or holds no PEM
+    /// certificate; the message names the problem, not the URL (it may hold a password).
+    pub fn client(&self) -> Result<redis::Client, String> {
+        // rustls picks its one compiled provider itself; installing it first keeps that true
+        // whatever else links rustls.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let Some(path) = &self.ca_file else {
+            return redis::Client::open(self.url.as_str()).map_err(|e| e.to_string());
+        };
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!("{}: no PEM certificate in it", path.display()));
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        redis::Client::build_with_tls(self.url.as_str(), certs)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 fn default_prefix() -> String {
@@ -87,6 +117,15 @@ impl CoordinationConfig {
                 "coordination.redis.url".into(),
                 format!("not a Redis URL (redis://host:port, rediss://…): {e}"),
             ));
+        }
+        if r.ca_file.is_some() && !r.url.starts_with("rediss://") {
+            return Err((
+                "coordination.redis.ca_file".into(),
+                "only with a rediss:// URL (TLS)".into(),
+            ));
+        }
+        if let Err(e) = r.client() {
+            return Err(("coordination.redis.ca_file".into(), e));
         }
         if r.prefix.is_empty() || r.prefix.contains(char::is_whitespace) {
             return Err((

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Its TLS port on 127.0.0.1 ([`RedisServer::start_tls`]).
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -23,11 +25,63 @@ impl RedisServer {
         let port = free_port();
         let mut s = RedisServer {
             port,
+            tls_port: None,
             dir: tempfile::tempdir().unwrap(),
             child: None,
         };
         s.restart();
         s
+    }
+
+    /// Starts one that also takes TLS on a second port, with a certificate for `localhost`
+    /// only, signed by a throwaway CA ([`RedisServer::ca_file`]); [`RedisServer::other_ca_file`]
+    /// is a CA that signed nothing of it. Needs the `openssl` command (tests/run.sh).
+    pub fn start_tls() -> RedisServer {
+        let mut s = RedisServer {
+            port: free_port(),
+            tls_port: Some(free_port()),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        let script = format!(
+            "set -e
+openssl req -x509 {ec} -days 3 -subj /CN=sluice-test-ca -keyout ca.key -out ca.pem
+openssl req -x509 {ec} -days 3 -subj /CN=sluice-other-ca -keyout other-ca.key -out other-ca.pem
+openssl req {ec} -subj /CN=localhost -keyout server.key -out server.csr
+printf 'subjectAltName=DNS:localhost\\n' >server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile server.ext -out server.crt"
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(s.dir.path())
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s.restart();
+        s
+    }
+
+    /// The PEM file of the CA that signed the TLS port's certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The PEM file of a CA that signed nothing of this server's.
+    pub fn other_ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    /// `rediss://HOST:TLS_PORT`.
+    pub fn tls_url(&self, host: &str) -> String {
+        format!(
+            "rediss://{host}:{}",
+            self.tls_port.expect("started with TLS")
+        )
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -39,7 +93,20 @@ impl RedisServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
         let bin = std::env::var("SLUICE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if let Some(tls) = self.tls_port {
+            let file = |name: &str| self.dir.path().join(name);
+            cmd.arg("--tls-port")
+                .arg(tls.to_string())
+                .arg("--tls-cert-file")
+                .arg(file("server.crt"))
+                .arg("--tls-key-file")
+                .arg(file("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(file("ca.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        }
+        let child = cmd
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--dir")

@@ -43,10 +43,11 @@ impl RedisCoordinator {
     /// A coordinator over `config` (no connection is made yet) and its probe task, which runs
     /// while the returned `Arc` lives. Call inside a tokio runtime.
     ///
-    /// Errors: the URL does not parse (validation rejects that earlier).
+    /// Errors: the URL or `ca_file` is unusable (validation rejects that earlier).
     pub fn start(config: &RedisConfig) -> Result<Arc<Self>, String> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| format!("coordination.redis.url: {e}"))?;
+        let client = config
+            .client()
+            .map_err(|e| format!("coordination.redis: {e}"))?;
         let t = Duration::from_millis(config.timeout_ms);
         let cm = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(t))
