@@ -7,6 +7,8 @@
 //! The server comes from `tests/support/pg.sh` (tests/run.sh starts it and exports
 //! `DATABASE_URL`); each test works in its own database (see tests/support/pg_db.rs).
 
+#[path = "support/freeze_proxy.rs"]
+mod freeze_proxy;
 #[path = "support/pg_db.rs"]
 mod pg_db;
 #[path = "support/redis_server.rs"]
@@ -363,4 +365,111 @@ async fn a_deterministic_answer_logged_by_one_replica_is_a_free_hit_on_another_b
             ("cfg:alice".into(), "[]".into(), 0.0),
         ]
     );
+}
+
+/// A PostgreSQL that stops answering without closing anything (a hung server, a partition)
+/// costs the request path a bounded wait, never a hang: a cache lookup becomes a miss (the
+/// backend answers), a Responses read a 503 in OpenAI's shape; once it answers again, both
+/// work as before. Sluice reaches the database through a proxy that the test freezes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_store_that_stops_answering_costs_a_bounded_wait() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_frozen");
+    let target = url
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let proxy = freeze_proxy::FreezeProxy::start(target.clone()).await;
+    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(counting).await;
+    let r1 = Replica::start(
+        &config(&mock, &via_proxy, &dir.path().join("s1"), true),
+        &[],
+    );
+    let ask = |key: &'static str| {
+        let req = client()
+            .post(r1.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .timeout(Duration::from_secs(20))
+            .json(
+                &json!({"model":"default","messages":[{"role":"user","content":"Two plus two?"}]}),
+            );
+        async move { req.send().await.unwrap() }
+    };
+    let first = post(
+        &r1,
+        "sk-alice",
+        "/v1/responses",
+        json!({"model":"default","input":"Name a river."}),
+    )
+    .await;
+    assert_eq!(first.status(), 200);
+    let id = first.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(ask("sk-alice").await.headers()["x-sluice-cache"], "miss");
+    let u = url.clone();
+    until(10, "both rows", move || {
+        count(&u, "SELECT count(*) FROM requests") == 2
+    })
+    .await;
+    let (u, i) = (url.clone(), id.clone());
+    until(10, "response stored", move || {
+        count(
+            &u,
+            &format!("SELECT count(*) FROM responses WHERE id = '{i}'"),
+        ) == 1
+    })
+    .await;
+    assert_eq!(ask("sk-bob").await.headers()["x-sluice-cache"], "hit");
+    assert_eq!(mock.calls(), 2);
+
+    proxy.freeze();
+    let t = Instant::now();
+    let answers = futures_util::future::join_all((0..4).map(|_| ask("sk-alice"))).await;
+    for a in answers {
+        assert_eq!(a.status(), 200);
+        assert_eq!(a.headers()["x-sluice-cache"], "miss");
+    }
+    assert_eq!(mock.calls(), 6);
+    let read = client()
+        .get(r1.url(&format!("/v1/responses/{id}")))
+        .bearer_auth("sk-alice")
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 503);
+    let body: Value = read.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("responses state"),
+        "{body}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+
+    proxy.thaw();
+    let t = Instant::now();
+    loop {
+        let got = get(&r1, "sk-alice", &format!("/v1/responses/{id}")).await;
+        if got.status() == 200 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "state store not back: {}",
+            got.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ask("sk-bob").await.headers()["x-sluice-cache"], "hit");
 }

@@ -21,9 +21,9 @@ use limits::{Limits, Rejection};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The store that keeps the Responses API state and answers the response cache: the request
-/// log's SQLite file, or PostgreSQL (its own connection, shared by every replica).
-pub type StateDb = crate::store::backend::SharedStore;
+// The store that keeps the Responses API state and answers the response cache: the request
+// log's SQLite file, or PostgreSQL (its own connection, shared by every replica).
+pub use crate::store::state_db::StateDb;
 
 /// Keys (config and database), rate limiters and spend. Cheap to clone (all shared).
 #[derive(Clone)]
@@ -240,7 +240,7 @@ impl Access {
             .join()
             .unwrap_or_else(|_| Err(format!("keys {where_}: opening panicked")))
         })?;
-        self.state_db = Some(Arc::new(Mutex::new(state)));
+        self.state_db = Some(StateDb::new(state));
         let store = Arc::new(Mutex::new(store));
         self.key_db = Some(store.clone());
         let every = if shared {

@@ -57,6 +57,7 @@ pub fn router() -> Router<Gateway> {
 }
 
 type Db = crate::access::StateDb;
+use crate::store::state_db::{STATE_READ_WAIT, STATE_WRITE_WAIT, StateDbError};
 
 /// How state is kept for this caller: `None` when it is not (no database, or `metadata`/`off`).
 fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
@@ -69,18 +70,23 @@ fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
     matches!(mode, LogMode::Full | LogMode::Redacted).then_some(mode)
 }
 
+/// Runs `f` on the state store within `wait` ([`crate::store::state_db`]).
+///
+/// Errors: 503 `server_error` when the store did not answer within `wait`; 500 when it
+/// failed.
 async fn on_db<T: Send + 'static>(
     db: Db,
+    wait: std::time::Duration,
     f: impl FnOnce(&mut dyn LogStore) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let mut c = db
-            .lock()
-            .map_err(|_| ApiError::internal("state database lock poisoned"))?;
-        f(&mut **c).map_err(|e| ApiError::internal(format!("responses state: {e}")))
+    db.run(wait, f).await.map_err(|e| match e {
+        StateDbError::Timeout(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!("responses state: {e}; try again later"),
+        ),
+        e => ApiError::internal(format!("responses state: {e}")),
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("responses state task failed: {e}")))?
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -110,7 +116,7 @@ async fn history(
         )));
     };
     let (id, who) = (prev.to_string(), owner(principal));
-    let Some(stored) = on_db(db, move |c| c.get_response(&id, &who)).await? else {
+    let Some(stored) = on_db(db, STATE_READ_WAIT, move |c| c.get_response(&id, &who)).await? else {
         return Err(bad(format!(
             "Previous response with id '{prev}' not found."
         )));
@@ -345,7 +351,7 @@ impl Saver {
         }
         let (response_id, request_id) = (stored.id.clone(), stored.request_id.clone());
         tokio::spawn(async move {
-            if let Err(e) = on_db(db, move |c| c.put_response(&stored)).await {
+            if let Err(e) = on_db(db, STATE_WRITE_WAIT, move |c| c.put_response(&stored)).await {
                 tracing::warn!(%request_id, %response_id, error = %e.body.message, "could not store a response");
             }
         });
@@ -407,7 +413,7 @@ async fn load(gw: &Gateway, principal: &Principal, id: &str) -> Result<StoredRes
         return Err(not_found(id));
     };
     let (key, who) = (id.to_string(), owner(principal));
-    on_db(db, move |c| c.get_response(&key, &who))
+    on_db(db, STATE_READ_WAIT, move |c| c.get_response(&key, &who))
         .await?
         .ok_or_else(|| not_found(id))
 }
@@ -433,7 +439,7 @@ async fn delete(
     let result = async {
         let db = gw.access().state_db().ok_or_else(|| not_found(&id))?;
         let (key, who) = (id.clone(), owner(&principal));
-        if on_db(db, move |c| c.delete_response(&key, &who)).await? {
+        if on_db(db, STATE_READ_WAIT, move |c| c.delete_response(&key, &who)).await? {
             Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
         } else {
             Err(not_found(&id))

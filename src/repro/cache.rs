@@ -9,40 +9,36 @@
 //! answer was cut at `log.max_body_bytes` ([`crate::store::record::TRUNCATED`]) never answers
 //! either. A hit costs nothing (`cost_usd` 0 on its row).
 
-use crate::store::backend::{CacheQuery, CachedRow, SharedStore};
+use crate::store::backend::{CacheQuery, CachedRow};
+use crate::store::state_db::{CACHE_LOOKUP_WAIT, StateDb};
 use serde_json::{Value, json};
 
 /// Looks up the newest usable row for `(deployment, request_hash)` started after
 /// `now - ttl_s` in the state store (the SQLite log, or PostgreSQL shared by every replica:
 /// a row logged by one replica answers on another), and rebuilds its answer as an OpenAI
 /// chat or text completion (`chat`: whether the endpoint is chat). Which rows may answer is
-/// decided once, in [`crate::store::backend::cache_sql`]. `None` on a miss or any database
-/// error (the backend is then called as usual). Runs on a blocking thread.
+/// decided once, in [`crate::store::backend::cache_sql`]. `None` on a miss, on any database
+/// error, and when the store has not answered within [`CACHE_LOOKUP_WAIT`] (busy, or not
+/// answering): the backend is then called as usual.
 pub async fn lookup(
-    db: SharedStore,
+    db: StateDb,
     deployment: String,
     request_hash: String,
     ttl_s: u64,
     chat: bool,
 ) -> Option<Value> {
-    tokio::task::spawn_blocking(move || {
-        let q = CacheQuery {
-            deployment,
-            request_hash,
-            since_ms: crate::store::now_ms() as i64 - (ttl_s as i64).saturating_mul(1000),
-        };
-        let mut store = db.lock().ok()?;
-        match store.cached(&q) {
-            Ok(row) => row.map(|r| answer(chat, r)),
-            Err(e) => {
-                tracing::debug!(error = %e, "response cache lookup failed; calling the backend");
-                None
-            }
+    let q = CacheQuery {
+        deployment,
+        request_hash,
+        since_ms: crate::store::now_ms() as i64 - (ttl_s as i64).saturating_mul(1000),
+    };
+    match db.run(CACHE_LOOKUP_WAIT, move |s| s.cached(&q)).await {
+        Ok(row) => row.map(|r| answer(chat, r)),
+        Err(e) => {
+            tracing::debug!(error = %e, "response cache lookup gave no answer; calling the backend");
+            None
         }
-    })
-    .await
-    .ok()
-    .flatten()
+    }
 }
 
 fn answer(chat: bool, row: CachedRow) -> Value {

@@ -283,9 +283,6 @@ pub fn truncated_anywhere() -> String {
     format!("%{}%", super::record::TRUNCATED)
 }
 
-/// A store shared by tasks on the blocking pool (one connection behind a lock).
-pub type SharedStore = std::sync::Arc<std::sync::Mutex<Box<dyn LogStore>>>;
-
 /// A log store. Implemented by [`super::sqlite::SqliteStore`] and [`super::pg::PgStore`].
 pub trait LogStore: Send {
     /// `sqlite` or `postgres` (for messages).

@@ -36,6 +36,7 @@ pub mod series;
 pub mod spend;
 pub mod spill;
 pub mod sqlite;
+pub mod state_db;
 pub mod writer;
 
 use rusqlite::Connection;

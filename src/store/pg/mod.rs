@@ -91,6 +91,8 @@ const MIGRATION_LOCK: i64 = 0x736c_7569_6365;
 const ROWS_PER_INSERT: usize = 100;
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long sent data may stay unacknowledged before the connection counts as broken.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The log in PostgreSQL. Reconnects on the next call after the connection broke.
 pub struct PgStore {
@@ -120,9 +122,21 @@ impl PgStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("sluice");
-        // A server that vanished without closing the socket is noticed, not waited on.
+        // A server that vanished without closing the socket is noticed, not waited on: an
+        // idle connection by keepalives (10 s, then 3 probes 5 s apart), one with a query
+        // in flight by the kernel giving up on unacknowledged data after 20 s (instead of
+        // retransmitting for about 15 minutes).
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(5));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         let mut store = PgStore {
             config,
             tls,
