@@ -25,17 +25,41 @@ fn connect(admin: &str, db_url: &str, params: &str) -> Result<bool, String> {
     let store = std::thread::spawn(move || PgStore::connect(&url).map_err(|e| e.to_string()))
         .join()
         .unwrap()?;
+    let name = db.clone();
     let encrypted = with_pg(admin, move |c| {
         c.query_one(
             "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
              WHERE a.datname = $1 AND a.application_name = 'sluice'",
-            &[&db],
+            &[&name],
         )
         .unwrap()
         .get::<_, Option<bool>>(0)
     });
     std::thread::spawn(move || drop(store)).join().unwrap();
+    // The next case reads this database's `sluice` backends again: wait (bounded) until this
+    // one's has left.
+    let t = std::time::Instant::now();
+    while backends(admin, &db) > 0 {
+        assert!(
+            t.elapsed().as_secs() < 10,
+            "the store's backend did not leave"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     Ok(encrypted.expect("the store's connection is on the server"))
+}
+
+/// The `sluice` backends connected to database `db`.
+fn backends(admin: &str, db: &str) -> i64 {
+    let db = db.to_string();
+    with_pg(admin, move |c| {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'sluice'",
+            &[&db],
+        )
+        .unwrap()
+        .get(0)
+    })
 }
 
 #[test]
@@ -75,9 +99,23 @@ fn sslmode_and_sslrootcert_mean_what_they_mean_in_libpq() {
         let e = err(&by_name, &format!("sslmode={mode}&sslrootcert={other}"));
         assert!(e.contains("UnknownIssuer"), "{mode}: {e}");
     }
-    // The platform's store does not know the throwaway CA either.
-    let e = err(&by_name, "sslmode=verify-full");
-    assert!(e.contains("UnknownIssuer"), "{e}");
+    // The platform's store does not know the throwaway CA either; `sslrootcert=system`
+    // alone means verify-full against it (libpq's rule), so it is refused too.
+    for params in ["sslmode=verify-full", "sslrootcert=system"] {
+        let e = err(&by_name, params);
+        assert!(e.contains("UnknownIssuer"), "{params}: {e}");
+    }
+    // Checks weaker than they look are refused before connecting.
+    let e = err(&by_name, "sslmode=require&sslrootcert=system");
+    assert!(
+        e.contains("sslrootcert=system needs sslmode=verify-full"),
+        "{e}"
+    );
+    let e = err(&by_ip, "sslmode=verify-ca");
+    assert!(
+        e.contains("sslmode=verify-ca needs sslrootcert=FILE"),
+        "{e}"
+    );
     // `prefer` checks nothing, with a root file or not (libpq's meaning).
     assert!(ok(&by_name, &format!("sslmode=prefer&sslrootcert={other}")));
 }

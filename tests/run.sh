@@ -59,9 +59,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "installing postgresql (Debian package) for the shared-store tests" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
-# openssl makes the test server's certificates (tests/pg_tls.rs); postgresql pulls it in.
-command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
-eval "$(bash tests/support/pg.sh start)"
+# openssl makes the test servers' certificates (tests/pg_tls.rs, tests/coordination.rs);
+# ca-certificates is the system store those tests check a throwaway CA is not in.
+if ! command -v openssl >/dev/null 2>&1 || [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then
+  apt-get update -qq && apt-get install -y -qq openssl ca-certificates >/dev/null
+fi
+pg_env="$(bash tests/support/pg.sh start)"
+eval "$pg_env"
 trap 'bash tests/support/pg.sh stop "$SLUICE_PG_DIR"' EXIT
 export SLUICE_REQUIRE_PG=1
 cargo test --all-targets "$@"

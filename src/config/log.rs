@@ -219,21 +219,70 @@ impl LogConfig {
     }
 }
 
-/// `url` with the password replaced by `***` (for messages and logs).
+/// `url` with its password replaced by `***` (for messages and logs): the userinfo's
+/// password (everything between the first `:` after the scheme and the last `@`, so a
+/// password holding `/` or `@` is hidden too) and a `password=` query parameter. A text that
+/// is not `scheme://…` (libpq's `key=value` form) is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "postgres://(unparsable url)".into();
+    };
+    let (userinfo, host) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let host = match host.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
         }
-        Ok(u) => u.to_string(),
-        Err(_) => "postgres://(unparsable url)".into(),
+        None => host.to_string(),
+    };
+    match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{info}@{host}"),
+        },
+        None => format!("{scheme}://{host}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_url_hides_every_password() {
+        for (url, shown) in [
+            (
+                "postgres://sluice:secret@db:5432/log",
+                "postgres://sluice:***@db:5432/log",
+            ),
+            // A password holding `/` or `@`, which a URL parser reads as a port and a path.
+            (
+                "postgres://sluice:8080/s3cret@db/log?sslmode=require",
+                "postgres://sluice:***@db/log?sslmode=require",
+            ),
+            (
+                "postgres://sluice:a@b@db/log",
+                "postgres://sluice:***@db/log",
+            ),
+            (
+                "postgres://db/log?user=u&password=hunter2&sslmode=require",
+                "postgres://db/log?user=u&password=***&sslmode=require",
+            ),
+            ("postgres://sluice@db/log", "postgres://sluice@db/log"),
+            ("host=db password=hunter2", "postgres://(unparsable url)"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn postgres_needs_a_postgres_url_and_the_spill_file_has_a_default() {

@@ -70,20 +70,26 @@ fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
     matches!(mode, LogMode::Full | LogMode::Redacted).then_some(mode)
 }
 
-/// Runs `f` on the state store within `wait` ([`crate::store::state_db`]).
+/// Runs `f` on the state store within `wait` ([`crate::store::state_db`]); `change`: whether
+/// `f` writes (then a timeout says the change may still land).
 ///
 /// Errors: 503 `server_error` when the store did not answer within `wait`; 500 when it
 /// failed.
 async fn on_db<T: Send + 'static>(
     db: Db,
     wait: std::time::Duration,
+    change: bool,
     f: impl FnOnce(&mut dyn LogStore) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     db.run(wait, f).await.map_err(|e| match e {
         StateDbError::Timeout(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
-            format!("responses state: {e}; try again later"),
+            if change {
+                format!("responses state: {e} (the change may still be applied); try again later")
+            } else {
+                format!("responses state: {e}; try again later")
+            },
         ),
         e => ApiError::internal(format!("responses state: {e}")),
     })
@@ -116,7 +122,11 @@ async fn history(
         )));
     };
     let (id, who) = (prev.to_string(), owner(principal));
-    let Some(stored) = on_db(db, STATE_READ_WAIT, move |c| c.get_response(&id, &who)).await? else {
+    let Some(stored) = on_db(db, STATE_READ_WAIT, false, move |c| {
+        c.get_response(&id, &who)
+    })
+    .await?
+    else {
         return Err(bad(format!(
             "Previous response with id '{prev}' not found."
         )));
@@ -351,7 +361,9 @@ impl Saver {
         }
         let (response_id, request_id) = (stored.id.clone(), stored.request_id.clone());
         tokio::spawn(async move {
-            if let Err(e) = on_db(db, STATE_WRITE_WAIT, move |c| c.put_response(&stored)).await {
+            if let Err(e) =
+                on_db(db, STATE_WRITE_WAIT, true, move |c| c.put_response(&stored)).await
+            {
                 tracing::warn!(%request_id, %response_id, error = %e.body.message, "could not store a response");
             }
         });
@@ -413,9 +425,11 @@ async fn load(gw: &Gateway, principal: &Principal, id: &str) -> Result<StoredRes
         return Err(not_found(id));
     };
     let (key, who) = (id.to_string(), owner(principal));
-    on_db(db, STATE_READ_WAIT, move |c| c.get_response(&key, &who))
-        .await?
-        .ok_or_else(|| not_found(id))
+    on_db(db, STATE_READ_WAIT, false, move |c| {
+        c.get_response(&key, &who)
+    })
+    .await?
+    .ok_or_else(|| not_found(id))
 }
 
 /// `GET /v1/responses/{id}`.
@@ -439,7 +453,11 @@ async fn delete(
     let result = async {
         let db = gw.access().state_db().ok_or_else(|| not_found(&id))?;
         let (key, who) = (id.clone(), owner(&principal));
-        if on_db(db, STATE_READ_WAIT, move |c| c.delete_response(&key, &who)).await? {
+        if on_db(db, STATE_READ_WAIT, true, move |c| {
+            c.delete_response(&key, &who)
+        })
+        .await?
+        {
             Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
         } else {
             Err(not_found(&id))

@@ -152,8 +152,12 @@ impl SseParser {
 /// Splits an event stream into whole events, each with its exact bytes (its lines and the
 /// blank line that ends it), by the same line rules as [`SseParser`]: lines end in `\n`,
 /// `\r\n` or `\r`, mixed as they come, and an empty line ends an event (blank lines before
-/// an event's first line are part of that event). For streams that are
+/// an event's first line are part of that event, up to [`MAX_LEAD`] bytes of them). For streams that are
 /// forwarded as they came (the native dialects), where [`SseParser`] keeps only the fields.
+/// Most bytes of blank lines an [`EventSplitter`] keeps before an event's first line; past
+/// it they are handed on as a piece of their own.
+pub const MAX_LEAD: usize = 64 * 1024;
+
 #[derive(Debug, Default)]
 pub struct EventSplitter {
     /// The unfinished event's bytes (it starts at `buf[0]`).
@@ -212,6 +216,13 @@ impl EventSplitter {
                 self.lead = 0;
             } else {
                 self.lead = next - event_start;
+                if self.lead > MAX_LEAD {
+                    // More blank lines than keep-alives ever send: handed on by themselves
+                    // (they dispatch nothing) rather than held, so memory stays bounded.
+                    out.push(buf[event_start..next].to_vec());
+                    event_start = next;
+                    self.lead = 0;
+                }
             }
             self.line_start = next;
             i = next;
@@ -347,6 +358,29 @@ mod tests {
         assert_eq!(p.take_largest_event(), 17);
         p.push(b"34\n\n");
         assert_eq!(p.take_largest_event(), 21);
+    }
+
+    /// A flood of blank lines is handed on in pieces of at most [`MAX_LEAD`] (and a line),
+    /// never held whole: memory stays bounded, every byte is forwarded once, in order.
+    #[test]
+    fn a_flood_of_blank_lines_is_handed_on_in_bounded_pieces() {
+        let mut s = EventSplitter::new();
+        let mut raws = Vec::new();
+        for _ in 0..1000 {
+            assert_eq!(s.push(&[b'\n'; 1000], &mut raws), 0);
+            assert!(s.buf.len() <= MAX_LEAD + 1, "{}", s.buf.len());
+            assert_eq!(s.pending(), 0);
+        }
+        assert_eq!(s.push(b"data: 1\n\n", &mut raws), 9);
+        let total: usize = raws.iter().map(Vec::len).sum();
+        assert_eq!(total, 1_000_000 + 9);
+        assert!(raws.iter().all(|r| r.len() <= MAX_LEAD + 1));
+        assert!(
+            raws[..raws.len() - 1]
+                .iter()
+                .all(|r| r.iter().all(|&c| c == b'\n'))
+        );
+        assert!(raws[raws.len() - 1].ends_with(b"data: 1\n\n"));
     }
 
     /// Blank lines alone are no event, however many: they are kept for the event that

@@ -39,6 +39,8 @@ pub enum StateDbError {
 #[derive(Clone)]
 pub struct StateDb {
     inner: Arc<tokio::sync::Mutex<Box<dyn LogStore>>>,
+    /// When the use holding the store started, or `None`.
+    busy_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl StateDb {
@@ -46,12 +48,15 @@ impl StateDb {
     pub fn new(store: Box<dyn LogStore>) -> StateDb {
         StateDb {
             inner: Arc::new(tokio::sync::Mutex::new(store)),
+            busy_since: Arc::default(),
         }
     }
 
     /// Runs `f` on the store, waiting at most `wait` in all (for the lock and for `f`). Past
     /// `wait` the caller gets [`StateDbError::Timeout`]; `f`, once started, still runs to its
-    /// end on its blocking thread and keeps the lock until then.
+    /// end on its blocking thread and keeps the lock until then. When the use holding the
+    /// store has already run longer than `wait`, the caller gets the timeout at once: a store
+    /// that stopped answering costs each later caller nothing, not its whole bound.
     ///
     /// Errors: [`StateDbError`].
     pub async fn run<T: Send + 'static>(
@@ -59,17 +64,45 @@ impl StateDb {
         wait: Duration,
         f: impl FnOnce(&mut dyn LogStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StateDbError> {
-        let inner = self.inner.clone();
+        if self.held_for().is_some_and(|held| held > wait) {
+            return Err(StateDbError::Timeout(wait));
+        }
+        let (inner, busy) = (self.inner.clone(), self.busy_since.clone());
         let work = async move {
             let mut guard = inner.lock_owned().await;
-            tokio::task::spawn_blocking(move || f(&mut **guard))
-                .await
-                .map_err(|e| StateDbError::Task(e.to_string()))?
-                .map_err(StateDbError::Store)
+            tokio::task::spawn_blocking(move || {
+                let _busy = Busy::start(busy);
+                f(&mut **guard)
+            })
+            .await
+            .map_err(|e| StateDbError::Task(e.to_string()))?
+            .map_err(StateDbError::Store)
         };
         tokio::time::timeout(wait, work)
             .await
             .map_err(|_| StateDbError::Timeout(wait))?
+    }
+
+    /// How long the use holding the store has run, if one does.
+    fn held_for(&self) -> Option<Duration> {
+        let since = *self.busy_since.lock().unwrap_or_else(|e| e.into_inner());
+        since.map(|t| t.elapsed())
+    }
+}
+
+/// Marks the store busy from its creation to its drop (a panicking use included).
+struct Busy(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl Busy {
+    fn start(slot: Arc<std::sync::Mutex<Option<std::time::Instant>>>) -> Busy {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        Busy(slot)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -109,10 +142,21 @@ mod tests {
             "{second:?}"
         );
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // The holder has now run longer than the next caller's bound (it held the store
+        // through the whole 100 ms above): that caller gives up at once.
+        let t = std::time::Instant::now();
+        let fourth = db.run(Duration::from_millis(50), |_| Ok(4)).await;
+        assert!(
+            matches!(fourth, Err(StateDbError::Timeout(_))),
+            "{fourth:?}"
+        );
+        assert!(db.held_for().is_some_and(|h| h > Duration::from_millis(50)));
+        assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
         release.send(()).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(first.await, Ok(Ok(()))));
         let third = db.run(Duration::from_secs(5), |_| Ok(3)).await;
         assert!(matches!(third, Ok(3)), "{third:?}");
+        assert_eq!(db.held_for(), None);
     }
 
     #[tokio::test]

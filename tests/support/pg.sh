@@ -28,17 +28,22 @@ as_pg() {
 # by a throwaway CA (ca.pem); other-ca.pem is a second CA that signed nothing of it.
 make_certs() {
   local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  (
-    cd "$dir"
-    openssl req -x509 "${ec[@]}" -days 3 -subj /CN=sluice-test-ca -keyout ca.key -out ca.pem
-    openssl req -x509 "${ec[@]}" -days 3 -subj /CN=sluice-other-ca -keyout other-ca.key -out other-ca.pem
-    openssl req "${ec[@]}" -subj /CN=localhost -keyout server.key -out server.csr
-    printf 'subjectAltName=DNS:localhost\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 \
-      -extfile server.ext -out server.crt
-    chmod 600 server.key
-    if [ "$(id -u)" = 0 ]; then chown postgres: server.key server.crt; fi
-  ) >/dev/null 2>&1
+  # Chained with && (set -e does not act inside an `if` condition).
+  if ! (
+    cd "$dir" &&
+      openssl req -x509 "${ec[@]}" -days 3 -subj /CN=sluice-test-ca -keyout ca.key -out ca.pem &&
+      openssl req -x509 "${ec[@]}" -days 3 -subj /CN=sluice-other-ca -keyout other-ca.key -out other-ca.pem &&
+      openssl req "${ec[@]}" -subj /CN=localhost -keyout server.key -out server.csr &&
+      printf 'subjectAltName=DNS:localhost\n' >server.ext &&
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 \
+        -extfile server.ext -out server.crt &&
+      chmod 600 server.key &&
+      if [ "$(id -u)" = 0 ]; then chown postgres: server.key server.crt; fi
+  ) >"$dir/certs.log" 2>&1; then
+    echo "pg.sh: making the test certificates failed (is openssl installed?):" >&2
+    cat "$dir/certs.log" >&2
+    exit 1
+  fi
 }
 server_start() {
   local port

@@ -118,6 +118,17 @@ impl PgStore {
                 crate::config::log::redact_url(url)
             ))
         })?;
+        if check.verify != tls::Verify::Nothing
+            && config.get_ssl_mode() != postgres::config::SslMode::Require
+        {
+            // `split` turned every checking mode into `require`: anything else is a parse
+            // it did not foresee, and a check that TLS might skip is refused.
+            return Err(StoreError::Invalid(format!(
+                "log.url {}: {} asked, but TLS would not be required",
+                crate::config::log::redact_url(url),
+                check.verify.as_str()
+            )));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }

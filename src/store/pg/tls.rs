@@ -58,62 +58,107 @@ impl Verify {
 
 /// Takes `sslrootcert` and the `verify-*` modes out of `url` (a `postgres://` URL or libpq's
 /// `key=value` form) for tokio-postgres, which refuses them; returns the URL to parse and the
-/// check to make.
+/// check to make. A `verify-*` mode goes on as `require`, as does `sslrootcert=system`
+/// without a mode. Everything else in `url` is kept byte for byte.
 ///
-/// Errors: an empty `sslrootcert`.
+/// libpq's rules that keep a check from being weaker than it looks are kept:
+/// `sslrootcert=system` means `verify-full` and refuses any other mode (the system's CAs
+/// vouch for any public name), and `verify-ca` (the chain without the name) needs a root file.
+///
+/// Errors: an empty or repeated `sslrootcert`, a repeated `sslmode`, `sslrootcert=system`
+/// with a mode other than `verify-full`, `verify-ca` without a root file.
 pub fn split(url: &str) -> Result<(String, TlsCheck), StoreError> {
-    let (mut verify, mut root, mut require) = (Verify::Nothing, None::<String>, false);
-    let mut take = |key: &str, value: &str| -> Option<String> {
-        match (key, value) {
-            ("sslmode", "require") => require = true,
-            ("sslmode", "verify-full") => verify = Verify::Full,
-            ("sslmode", "verify-ca") => verify = Verify::Chain,
-            ("sslrootcert", v) => {
-                root = Some(v.to_string());
-                return None;
-            }
-            _ => return Some(value.to_string()),
+    let bad = |m: &str| Err(StoreError::Invalid(format!("log.url: {m}")));
+    let (mut mode, mut root) = (None::<String>, None::<String>);
+    let mut repeated = None;
+    let mut take = |key: &str, value: &str| -> Edit {
+        let slot = match key {
+            "sslmode" => &mut mode,
+            "sslrootcert" => &mut root,
+            _ => return Edit::Keep,
+        };
+        if slot.replace(value.to_string()).is_some() {
+            repeated = Some(key.to_string());
         }
-        Some("require".to_string())
+        match (key, value) {
+            ("sslrootcert", _) => Edit::Drop,
+            (_, "verify-full" | "verify-ca") => Edit::Require,
+            _ => Edit::Keep,
+        }
     };
-    let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        split_url(url, &mut take)
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let mut rest = if is_url {
+        edit_url(url, &mut take)
     } else {
-        split_key_values(url, &mut take)
+        edit_key_values(url, &mut take)
     };
-    let root_cert = match root.as_deref() {
-        Some("") => {
-            return Err(StoreError::Invalid(
-                "log.url: sslrootcert is empty (a PEM file of CA certificates, or `system`)".into(),
+    if let Some(key) = repeated {
+        return bad(&format!("{key} is given twice"));
+    }
+    let verify = match (mode.as_deref(), root.as_deref()) {
+        (_, Some("")) => {
+            return bad("sslrootcert is empty (a PEM file of CA certificates, or `system`)");
+        }
+        (None, Some("system")) => {
+            // The system's CAs: verify-full, so TLS is required too.
+            let sep = match (is_url, rest.contains('?')) {
+                (true, true) => "&",
+                (true, false) => "?",
+                (false, _) => " ",
+            };
+            rest = format!("{rest}{sep}sslmode=require");
+            Verify::Full
+        }
+        (Some(m), Some("system")) if m != "verify-full" => {
+            return bad(&format!(
+                "sslrootcert=system needs sslmode=verify-full, not {m} (with the system's \
+                 CAs any publicly trusted certificate would pass a weaker check)"
             ));
         }
-        None | Some("system") => None,
-        Some(path) => Some(PathBuf::from(path)),
+        (Some("verify-full"), _) => Verify::Full,
+        (Some("verify-ca"), None | Some("system")) => {
+            return bad(
+                "sslmode=verify-ca needs sslrootcert=FILE (with the system's CAs it would \
+                 accept any publicly trusted certificate for any name): use verify-full",
+            );
+        }
+        (Some("verify-ca"), Some(_)) => Verify::Chain,
+        // libpq: `require` with a root certificate file checks the chain.
+        (Some("require"), Some(_)) => Verify::Chain,
+        _ => Verify::Nothing,
     };
-    if root_cert.is_some() && require && verify == Verify::Nothing {
-        // libpq: `require` with a root certificate verifies the chain.
-        verify = Verify::Chain;
-    }
+    let root_cert = root.filter(|r| r != "system").map(PathBuf::from);
     Ok((rest, TlsCheck { verify, root_cert }))
 }
 
-/// The query of a `postgres://` URL, pair by pair through `take` (`None`: drop the pair).
-fn split_url(url: &str, take: &mut impl FnMut(&str, &str) -> Option<String>) -> String {
+/// What [`split`] does with one parameter.
+enum Edit {
+    Keep,
+    Drop,
+    /// The value becomes `require`.
+    Require,
+}
+
+/// The query of a `postgres://` URL, pair by pair (keys and values percent-decoded) through
+/// `take`; kept pairs stay as they were.
+fn edit_url(url: &str, take: &mut impl FnMut(&str, &str) -> Edit) -> String {
     let Some((head, query)) = url.split_once('?') else {
         return url.to_string();
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
     };
     let kept: Vec<String> = query
         .split('&')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
-            take(k, &decoded).map(|nv| {
-                if nv == *decoded {
-                    pair.to_string()
-                } else {
-                    format!("{k}={nv}")
-                }
-            })
+            match take(&decode(k), &decode(v)) {
+                Edit::Keep => Some(pair.to_string()),
+                Edit::Drop => None,
+                Edit::Require => Some(format!("{k}=require")),
+            }
         })
         .collect();
     if kept.is_empty() {
@@ -123,16 +168,78 @@ fn split_url(url: &str, take: &mut impl FnMut(&str, &str) -> Option<String>) -> 
     }
 }
 
-/// libpq's `key=value` form, separated by whitespace (values with spaces are quoted; those
-/// pairs are kept as they are).
-fn split_key_values(url: &str, take: &mut impl FnMut(&str, &str) -> Option<String>) -> String {
-    url.split_whitespace()
-        .filter_map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !v.starts_with('\'') => take(k, v).map(|nv| format!("{k}={nv}")),
-            _ => Some(pair.to_string()),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// libpq's `key = value` form through `take` (values unquoted and unescaped for it); only the
+/// pairs it changes are rewritten, the rest of the text stays as it was. A text that does not
+/// parse is returned as it is (tokio-postgres then refuses it).
+fn edit_key_values(text: &str, take: &mut impl FnMut(&str, &str) -> Edit) -> String {
+    let Some(pairs) = key_value_pairs(text) else {
+        return text.to_string();
+    };
+    let (mut out, mut last) = (String::new(), 0);
+    for (range, key, value) in pairs {
+        let new = match take(&key, &value) {
+            Edit::Keep => continue,
+            Edit::Drop => String::new(),
+            Edit::Require => format!("{key}=require"),
+        };
+        out.push_str(&text[last..range.start]);
+        out.push_str(&new);
+        last = range.end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// The pairs of libpq's `key = value` form: each one's byte range, key and value (single
+/// quotes removed, `\'` and `\\` unescaped). `None` when the text is not of that form.
+fn key_value_pairs(text: &str) -> Option<Vec<(std::ops::Range<usize>, String, String)>> {
+    let b = text.as_bytes();
+    let skip_spaces = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let (mut out, mut i) = (Vec::new(), skip_spaces(0));
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = text[start..i].to_string();
+        i = skip_spaces(i);
+        if b.get(i) != Some(&b'=') {
+            return None;
+        }
+        i = skip_spaces(i + 1);
+        let quoted = b.get(i) == Some(&b'\'');
+        if quoted {
+            i += 1;
+        }
+        let mut value = Vec::new();
+        loop {
+            match (b.get(i), quoted) {
+                (None, true) => return None,
+                (None, false) => break,
+                (Some(b'\''), true) => {
+                    i += 1;
+                    break;
+                }
+                (Some(c), false) if c.is_ascii_whitespace() => break,
+                (Some(b'\\'), _) if i + 1 < b.len() => {
+                    value.push(b[i + 1]);
+                    i += 2;
+                }
+                (Some(&c), _) => {
+                    value.push(c);
+                    i += 1;
+                }
+            }
+        }
+        out.push((start..i, key, String::from_utf8_lossy(&value).into_owned()));
+        i = skip_spaces(i);
+    }
+    Some(out)
 }
 
 /// The connector for `check`, on aws-lc-rs like the upstream client.
@@ -277,14 +384,25 @@ mod tests {
                 check(Verify::Full, Some("/etc/ca.pem")),
             ),
             (
-                "postgresql://u@db/log?application_name=x&sslmode=verify-ca",
+                "postgresql://u@db/log?application_name=x&sslmode=verify-ca&sslrootcert=/ca.pem",
                 "postgresql://u@db/log?application_name=x&sslmode=require",
-                check(Verify::Chain, None),
+                check(Verify::Chain, Some("/ca.pem")),
             ),
             (
                 "postgres://u@db/log?sslmode=require&sslrootcert=%2Ftmp%2Fca.pem",
                 "postgres://u@db/log?sslmode=require",
                 check(Verify::Chain, Some("/tmp/ca.pem")),
+            ),
+            // Keys are percent-decoded as tokio-postgres decodes them.
+            (
+                "postgres://u@db/log?ssl%6Dode=verify-full",
+                "postgres://u@db/log?ssl%6Dode=require",
+                check(Verify::Full, None),
+            ),
+            (
+                "postgres://u@db/log?sslmode=prefer&sslrootcert=/ca.pem",
+                "postgres://u@db/log?sslmode=prefer",
+                check(Verify::Nothing, Some("/ca.pem")),
             ),
             (
                 "postgres://u@db/log?sslmode=disable",
@@ -296,20 +414,70 @@ mod tests {
                 "postgres://u@db/log?sslmode=require",
                 check(Verify::Full, None),
             ),
+            // `system` alone is verify-full, and TLS is required.
             (
-                "host=db user=u sslmode=verify-full sslrootcert=/ca.pem dbname=log",
-                "host=db user=u sslmode=require dbname=log",
+                "postgres://u@db/log?sslrootcert=system",
+                "postgres://u@db/log?sslmode=require",
+                check(Verify::Full, None),
+            ),
+            (
+                "postgres://u@db/log?connect_timeout=3&sslrootcert=system",
+                "postgres://u@db/log?connect_timeout=3&sslmode=require",
+                check(Verify::Full, None),
+            ),
+            (
+                "host=db user=u sslrootcert=system",
+                "host=db user=u  sslmode=require",
+                check(Verify::Full, None),
+            ),
+            // The key=value form: quotes, spaces around `=`, escapes; the rest kept as is.
+            (
+                "host=db  password='a  b sslmode=disable' sslmode = 'verify-full' sslrootcert=/ca.pem dbname=log",
+                "host=db  password='a  b sslmode=disable' sslmode=require  dbname=log",
                 check(Verify::Full, Some("/ca.pem")),
+            ),
+            (
+                r"host=db password=it\'s sslmode='require' sslrootcert='/my ca.pem'",
+                r"host=db password=it\'s sslmode='require' ",
+                check(Verify::Chain, Some("/my ca.pem")),
             ),
         ];
         for (url, rest, want) in cases {
-            let (got_rest, got) = split(url).unwrap();
+            let (got_rest, got) = split(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!((got_rest.as_str(), &got), (rest, &want), "{url}");
         }
-        assert!(matches!(
-            split("postgres://u@db/log?sslrootcert="),
-            Err(StoreError::Invalid(m)) if m.contains("sslrootcert is empty")
-        ));
+    }
+
+    #[test]
+    fn checks_weaker_than_they_look_are_refused() {
+        for (url, message) in [
+            ("postgres://u@db/log?sslrootcert=", "sslrootcert is empty"),
+            (
+                "postgres://u@db/log?sslmode=require&sslrootcert=system",
+                "sslrootcert=system needs sslmode=verify-full, not require",
+            ),
+            (
+                "postgres://u@db/log?sslmode=verify-ca&sslrootcert=system",
+                "sslrootcert=system needs sslmode=verify-full, not verify-ca",
+            ),
+            (
+                "postgres://u@db/log?sslmode=verify-ca",
+                "sslmode=verify-ca needs sslrootcert=FILE",
+            ),
+            (
+                "postgres://u@db/log?sslmode=verify-full&sslmode=disable",
+                "sslmode is given twice",
+            ),
+            (
+                "host=db sslrootcert=/a.pem sslrootcert=/b.pem",
+                "sslrootcert is given twice",
+            ),
+        ] {
+            match split(url) {
+                Err(StoreError::Invalid(m)) => assert!(m.contains(message), "{url}: {m}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
     }
 
     #[test]
