@@ -138,14 +138,7 @@ async fn admin_one_usage_and_verify() {
         (json!(true), json!(5))
     );
     // The writer feeds the Prometheus metrics: at least one batch written, nothing queued.
-    let m = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = get_text(&s.url("/metrics"), None).await;
     let line = |name: &str| {
         m.lines()
             .find(|l| l.starts_with(name))

@@ -75,15 +75,7 @@ async fn ready(base: &str) -> (u16, Value) {
 
 /// `/metrics` text.
 async fn metrics(base: &str) -> String {
-    client()
-        .get(format!("{base}/metrics"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    support::get_text(&format!("{base}/metrics"), Some(MASTER)).await
 }
 
 /// Polls `/health/ready` until the coordinator's state is `state` (≤ 10 s).

@@ -93,6 +93,30 @@ async fn until(secs: u64, what: &str, f: impl Fn() -> bool + Send + Sync + 'stat
     }
 }
 
+/// Creates a response through `r` as alice (`store` left at its default, true), waits
+/// (bounded) until its row is in `url`'s `responses` (it is written in the background), and
+/// returns it.
+async fn stored_response(r: &Replica, url: &str, input: &str) -> Value {
+    let created = post(
+        r,
+        "sk-alice",
+        "/v1/responses",
+        json!({"model":"default","input":input}),
+    )
+    .await;
+    assert_eq!(created.status(), 200);
+    let created: Value = created.json().await.unwrap();
+    let (u, id) = (url.to_string(), created["id"].as_str().unwrap().to_string());
+    until(10, "response stored", move || {
+        count(
+            &u,
+            &format!("SELECT count(*) FROM responses WHERE id = '{id}'"),
+        ) == 1
+    })
+    .await;
+    created
+}
+
 fn text(v: &Value) -> &str {
     v["output"][0]["content"][0]["text"].as_str().unwrap_or("")
 }
@@ -106,26 +130,9 @@ async fn a_response_stored_via_one_replica_is_read_continued_and_deleted_via_ano
     let r1 = Replica::start(&config(&mock, &url, &dir.path().join("s1"), false), &[]);
     let r2 = Replica::start(&config(&mock, &url, &dir.path().join("s2"), false), &[]);
 
-    let first = post(
-        &r1,
-        "sk-alice",
-        "/v1/responses",
-        json!({"model":"default","input":"Name a river."}),
-    )
-    .await;
-    assert_eq!(first.status(), 200);
-    let first: Value = first.json().await.unwrap();
+    let first = stored_response(&r1, &url, "Name a river.").await;
     assert_eq!(text(&first), "reply 1");
     let id1 = first["id"].as_str().unwrap().to_string();
-    // Stored in the background: wait (bounded) for the row, then read it via replica 2.
-    let (u, i) = (url.clone(), id1.clone());
-    until(10, "response 1 stored", move || {
-        count(
-            &u,
-            &format!("SELECT count(*) FROM responses WHERE id = '{i}'"),
-        ) == 1
-    })
-    .await;
     let got = get(&r2, "sk-alice", &format!("/v1/responses/{id1}")).await;
     assert_eq!(got.status(), 200);
     assert_eq!(got.json::<Value>().await.unwrap(), first);
@@ -401,15 +408,7 @@ async fn a_state_store_that_stops_answering_costs_a_bounded_wait() {
             );
         async move { req.send().await.unwrap() }
     };
-    let first = post(
-        &r1,
-        "sk-alice",
-        "/v1/responses",
-        json!({"model":"default","input":"Name a river."}),
-    )
-    .await;
-    assert_eq!(first.status(), 200);
-    let id = first.json::<Value>().await.unwrap()["id"]
+    let id = stored_response(&r1, &url, "Name a river.").await["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -417,14 +416,6 @@ async fn a_state_store_that_stops_answering_costs_a_bounded_wait() {
     let u = url.clone();
     until(10, "both rows", move || {
         count(&u, "SELECT count(*) FROM requests") == 2
-    })
-    .await;
-    let (u, i) = (url.clone(), id.clone());
-    until(10, "response stored", move || {
-        count(
-            &u,
-            &format!("SELECT count(*) FROM responses WHERE id = '{i}'"),
-        ) == 1
     })
     .await;
     assert_eq!(ask("sk-bob").await.headers()["x-sluice-cache"], "hit");

@@ -461,14 +461,7 @@ log:
             "type": "policy_error", "param": "messages[0].content", "code": "pii_blocked"}})
     );
     assert_eq!(remote.calls(), 0);
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&s.url("/metrics"), None).await;
     assert!(
         metrics.contains("sluice_egress_blocked_total{deployment=\"cloud\"} 1\n"),
         "{metrics}"

@@ -70,15 +70,7 @@ async fn replica_view(base: &str) -> Value {
 }
 
 async fn metrics(base: &str) -> String {
-    client()
-        .get(format!("{base}/metrics"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    support::get_text(&format!("{base}/metrics"), Some(MASTER)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -107,14 +107,7 @@ async fn the_row_keeps_hashes_and_replay_is_identical() {
         "{out}"
     );
     let s = Sluice::start_logged(&yaml).await;
-    let page = client()
-        .get(s.url(&format!("/ui/requests/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = support::get_text(&s.url(&format!("/ui/requests/{id}")), None).await;
     assert!(
         page.contains(r#"<dt>deterministic</dt><dd data-field="deterministic">yes</dd>"#),
         "{page}"

@@ -158,15 +158,7 @@ async fn parallel_requests_cannot_overrun_a_budget() {
 }
 
 async fn metrics_text(s: &Sluice) -> String {
-    client()
-        .get(s.url("/metrics"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    support::get_text(&s.url("/metrics"), Some(MASTER)).await
 }
 
 /// Polls `/metrics` until it contains `needle` (at most 2,000 times).

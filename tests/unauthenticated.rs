@@ -42,15 +42,7 @@ async fn chat(s: &Sluice, key: &str, model: &str) -> u16 {
 }
 
 async fn metrics(s: &Sluice) -> String {
-    client()
-        .get(s.url("/metrics"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    support::get_text(&s.url("/metrics"), Some(MASTER)).await
 }
 
 fn rows(db: &Path) -> Vec<(String, i64)> {

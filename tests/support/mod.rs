@@ -268,6 +268,15 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// The body of `GET url` as text (any status), with `bearer` as the API key when given.
+pub async fn get_text(url: &str, bearer: Option<&str>) -> String {
+    let mut req = client().get(url);
+    if let Some(key) = bearer {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.unwrap().text().await.unwrap()
+}
+
 /// Reads an SSE body into its `data:` payloads (as strings), checking every frame is whole.
 pub fn data_events(body: &str) -> Vec<String> {
     body.split("\n\n")
