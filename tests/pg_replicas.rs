@@ -694,3 +694,53 @@ fn chain_lock_cost() {
     let (ok, out) = verify(&url);
     assert!(ok && out.starts_with("OK: 9000 rows verified"), "{out}");
 }
+
+/// A session that holds the chain's head row and never ends its transaction (a replica whose
+/// connection went silent mid-append, as the server sees it) does not stall another replica's
+/// writer: its lock wait times out (`lock_timeout`), the batch is retried and spilled while
+/// answers keep flowing, and once the holder lets go the spilled row lands, in one chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_stuck_holding_the_chain_lock_stalls_no_other_writer() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_chain_lock");
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let r = Replica::start(&config(&mock, &url, dir.path(), 1), dir.path(), 1);
+    assert_eq!(chat(&r, "lock-1", "sk-app").await.status(), 200);
+    let rows = |n: i64| {
+        let u = url.clone();
+        move || count(&u, "SELECT count(*) FROM requests") == n
+    };
+    until(10, "row 1", rows(1)).await;
+
+    // Another session takes the head row and sits on it, idle in its transaction.
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let u = url.clone();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
+            let mut tx = c.transaction().unwrap();
+            tx.query_one("SELECT head_seq FROM chain WHERE one = 1 FOR UPDATE", &[])
+                .unwrap();
+            locked_tx.send(()).unwrap();
+            released.recv().unwrap();
+            tx.rollback().unwrap();
+        })
+    };
+    locked.recv().unwrap();
+    let t = Instant::now();
+    assert_eq!(chat(&r, "lock-2", "sk-app").await.status(), 200);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let spill = dir.path().join("spill-1.jsonl");
+    until(30, "row 2 spilled", || {
+        std::fs::read_to_string(&spill).is_ok_and(|s| s.contains("lock-2"))
+    })
+    .await;
+    assert!(rows(1)());
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    until(15, "row 2 replayed", rows(2)).await;
+    let (ok, out) = verify(&url);
+    assert!(ok && out.starts_with("OK: 2 rows verified"), "{out}");
+}

@@ -93,6 +93,20 @@ const ROWS_PER_INSERT: usize = 100;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long sent data may stay unacknowledged before the connection counts as broken.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Settings of every session, enforced by the server, so that one replica that lost its
+/// connection mid-transaction cannot stall the others:
+/// - `lock_timeout` 2 s: a statement waiting longer for a lock (the chain's head row, held by
+///   another writer) fails; the batch is retried, then spilled and replayed later, instead of
+///   the writer waiting for as long as the holder lives;
+/// - `idle_in_transaction_session_timeout` 30 s: the server ends a session of ours left idle
+///   inside a transaction (its client gone silent), which releases its locks;
+/// - server-side TCP keepalives (10 s, 5 s × 3): the server notices a vanished client in
+///   about 25 s instead of its default two hours.
+///
+/// Migrations lift the lock timeout for their own transaction: a replica waits for another
+/// that is migrating, however long that takes.
+const SESSION_OPTIONS: &str = "-c lock_timeout=2000 -c idle_in_transaction_session_timeout=30000 \
+     -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
 
 /// The log in PostgreSQL. Reconnects on the next call after the connection broke.
 pub struct PgStore {
@@ -148,6 +162,12 @@ impl PgStore {
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(TCP_USER_TIMEOUT);
         }
+        // The server's side of the same (the URL's own `options` come after, so they win).
+        let options = match config.get_options() {
+            Some(own) if !own.trim().is_empty() => format!("{SESSION_OPTIONS} {own}"),
+            _ => SESSION_OPTIONS.to_string(),
+        };
+        config.options(&options);
         let mut store = PgStore {
             config,
             tls,
@@ -204,6 +224,8 @@ impl Drop for PgStore {
 /// Errors: a migration fails, or the database's schema is newer than [`MIGRATIONS`].
 pub fn migrate(c: &mut Client) -> Result<(), StoreError> {
     let mut tx = c.transaction()?;
+    // Another replica may be migrating: wait for it, without the session's lock timeout.
+    tx.batch_execute("SET LOCAL lock_timeout = 0")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
