@@ -93,8 +93,8 @@ const ROWS_PER_INSERT: usize = 100;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long sent data may stay unacknowledged before the connection counts as broken.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Settings of every session, enforced by the server, so that one replica that lost its
-/// connection mid-transaction cannot stall the others:
+/// Settings of every session, set when it opens and enforced by the server, so that one
+/// replica that lost its connection mid-transaction cannot stall the others:
 /// - `lock_timeout` 2 s: a statement waiting longer for a lock (the chain's head row, held by
 ///   another writer) fails; the batch is retried, then spilled and replayed later, instead of
 ///   the writer waiting for as long as the holder lives;
@@ -103,10 +103,12 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 /// - server-side TCP keepalives (10 s, 5 s × 3): the server notices a vanished client in
 ///   about 25 s instead of its default two hours.
 ///
-/// Migrations lift the lock timeout for their own transaction: a replica waits for another
-/// that is migrating, however long that takes.
-const SESSION_OPTIONS: &str = "-c lock_timeout=2000 -c idle_in_transaction_session_timeout=30000 \
-     -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
+/// `SET`s rather than startup `options` (which PgBouncer refuses by default). Migrations lift
+/// the lock timeout for their own transaction: a replica waits for another that is
+/// migrating, however long that takes.
+pub const SESSION_SETTINGS: &str = "SET lock_timeout = 2000; \
+     SET idle_in_transaction_session_timeout = 30000; SET tcp_keepalives_idle = 10; \
+     SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
 
 /// The log in PostgreSQL. Reconnects on the next call after the connection broke.
 pub struct PgStore {
@@ -162,12 +164,6 @@ impl PgStore {
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(TCP_USER_TIMEOUT);
         }
-        // The server's side of the same (the URL's own `options` come after, so they win).
-        let options = match config.get_options() {
-            Some(own) if !own.trim().is_empty() => format!("{SESSION_OPTIONS} {own}"),
-            _ => SESSION_OPTIONS.to_string(),
-        };
-        config.options(&options);
         let mut store = PgStore {
             config,
             tls,
@@ -184,7 +180,9 @@ impl PgStore {
             self.client = None;
         }
         if self.client.is_none() {
-            self.client = Some(self.config.connect(self.tls.clone())?);
+            let mut c = self.config.connect(self.tls.clone())?;
+            c.batch_execute(SESSION_SETTINGS)?;
+            self.client = Some(c);
         }
         self.client
             .as_mut()
