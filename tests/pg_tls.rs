@@ -119,3 +119,38 @@ fn sslmode_and_sslrootcert_mean_what_they_mean_in_libpq() {
     // `prefer` checks nothing, with a root file or not (libpq's meaning).
     assert!(ok(&by_name, &format!("sslmode=prefer&sslrootcert={other}")));
 }
+
+/// `sluice check` says when the log would cross a network to a server whose certificate is not
+/// checked against its name, and stays quiet with `verify-full` (it connects to nothing).
+#[test]
+fn check_warns_when_the_log_crosses_a_network_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    let run = |url: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "deployments:\n  - name: up\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    model: m\nmodels:\n  - name: default\n    deployments: [up]\nlog:\n  backend: postgres\n  url: {url}\n"
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run("postgres://sluice:secret@db.example:5432/log?sslmode=require");
+    assert_eq!(
+        err,
+        "warning: log.url: prompts and answers go to db.example without its certificate \
+         checked against its name (no certificate check); add sslmode=verify-full (and \
+         sslrootcert=FILE for a private CA)\n"
+    );
+    assert_eq!(
+        run("postgres://sluice:secret@db.example:5432/log?sslmode=verify-full"),
+        ""
+    );
+}

@@ -55,6 +55,9 @@ pub fn check(config: &Config) {
     let Some(r) = &config.coordination.redis else {
         return;
     };
+    if let Some(w) = plaintext_warning(&r.url) {
+        eprintln!("warning: {w}");
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -103,6 +106,47 @@ pub async fn at_serve(config: &Config) -> Result<(), String> {
                 r.on_unavailable.as_str()
             );
             Ok(())
+        }
+    }
+}
+
+/// A warning when the coordinator is reached in plain TCP across a network (`redis://` to a
+/// host that is not loopback): its answers decide limits and budgets, and its password, if
+/// any, travels in the clear. `None` for `rediss://`, loopback, or a URL that does not parse.
+pub fn plaintext_warning(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    if u.scheme() != "redis" {
+        return None;
+    }
+    let host = u.host_str()?;
+    let local = host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!local).then(|| {
+        format!(
+            "coordination.redis.url: limits and budgets are decided over plain TCP to {host}; \
+             use rediss:// (TLS, the certificate checked)"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_tcp_across_a_network_is_warned_of() {
+        for (url, warns) in [
+            ("redis://cache.internal:6379", true),
+            ("redis://:pw@10.1.2.3:6379/0", true),
+            ("rediss://cache.internal:6380", false),
+            ("redis://127.0.0.1:6379", false),
+            ("redis://localhost:6379", false),
+            ("redis://[::1]:6379", false),
+        ] {
+            assert_eq!(plaintext_warning(url).is_some(), warns, "{url}");
         }
     }
 }

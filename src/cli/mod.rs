@@ -197,6 +197,15 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         let names: Vec<&str> = cfg.policies.iter().map(|p| p.name.as_str()).collect();
         println!("policies: {}", names.join(", "));
     }
+    if cfg.log.backend == crate::config::log::LogBackend::Postgres
+        && let Some(w) = cfg
+            .log
+            .url
+            .as_deref()
+            .and_then(crate::store::pg::tls::unchecked_warning)
+    {
+        eprintln!("warning: {w}");
+    }
     coordination::check(&cfg);
     ExitCode::SUCCESS
 }

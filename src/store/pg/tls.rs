@@ -56,6 +56,33 @@ impl Verify {
     }
 }
 
+/// A warning for `sluice check` when the log's prompts and answers would cross a network to
+/// a server whose certificate is not checked with its name (`url` not on loopback or a unix
+/// socket, and no `verify-full`); `None` when there is nothing to warn about or `url` does
+/// not parse (the connect reports that).
+pub fn unchecked_warning(url: &str) -> Option<String> {
+    let (_, check) = split(url).ok()?;
+    if check.verify == Verify::Full {
+        return None;
+    }
+    let host = url::Url::parse(url).ok()?.host_str()?.to_string();
+    let local = host.is_empty()
+        || host == "localhost"
+        || host.starts_with('/')
+        || host.starts_with("%2F")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!local).then(|| {
+        format!(
+            "log.url: prompts and answers go to {host} without its certificate checked against \
+             its name ({}); add sslmode=verify-full (and sslrootcert=FILE for a private CA)",
+            check.verify.as_str()
+        )
+    })
+}
+
 /// Takes `sslrootcert` and the `verify-*` modes out of `url` (a `postgres://` URL or libpq's
 /// `key=value` form) for tokio-postgres, which refuses them; returns the URL to parse and the
 /// check to make. A `verify-*` mode goes on as `require`, as does `sslrootcert=system`
@@ -446,6 +473,36 @@ mod tests {
             let (got_rest, got) = split(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!((got_rest.as_str(), &got), (rest, &want), "{url}");
         }
+    }
+
+    #[test]
+    fn check_warns_of_an_unchecked_log_across_a_network() {
+        for (url, warns) in [
+            ("postgres://u:p@db.example/log", true),
+            ("postgres://u:p@db.example/log?sslmode=require", true),
+            (
+                "postgres://u:p@10.0.0.5/log?sslmode=verify-ca&sslrootcert=/ca.pem",
+                true,
+            ),
+            ("postgres://u:p@db.example/log?sslmode=verify-full", false),
+            ("postgres://u:p@db.example/log?sslrootcert=system", false),
+            ("postgres://u:p@127.0.0.1:5432/log", false),
+            ("postgres://u:p@localhost/log", false),
+            ("postgres://u:p@[::1]/log", false),
+            ("postgres://u@%2Fvar%2Frun%2Fpostgresql/log", false),
+            ("host=db.example user=u", false),
+        ] {
+            let w = unchecked_warning(url);
+            assert_eq!(w.is_some(), warns, "{url}: {w:?}");
+        }
+        assert_eq!(
+            unchecked_warning("postgres://u:secret@db.example/log?sslmode=require").as_deref(),
+            Some(
+                "log.url: prompts and answers go to db.example without its certificate checked \
+                 against its name (no certificate check); add sslmode=verify-full (and \
+                 sslrootcert=FILE for a private CA)"
+            )
+        );
     }
 
     #[test]
