@@ -137,6 +137,7 @@ fn check_warns_when_the_log_crosses_a_network_unchecked() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["check", "--config"])
             .arg(&file)
+            .env_remove("RUST_LOG")
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");

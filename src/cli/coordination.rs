@@ -110,12 +110,12 @@ pub async fn at_serve(config: &Config) -> Result<(), String> {
     }
 }
 
-/// A warning when the coordinator is reached in plain TCP across a network (`redis://` to a
-/// host that is not loopback): its answers decide limits and budgets, and its password, if
+/// A warning when the coordinator is reached in plain TCP across a network (`redis://` or
+/// `valkey://` to a host that is not loopback): its answers decide limits and budgets, and its password, if
 /// any, travels in the clear. `None` for `rediss://`, loopback, or a URL that does not parse.
 pub fn plaintext_warning(url: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;
-    if u.scheme() != "redis" {
+    if u.scheme() != "redis" && u.scheme() != "valkey" {
         return None;
     }
     let host = u.host_str()?;
@@ -145,6 +145,8 @@ mod tests {
             ("redis://127.0.0.1:6379", false),
             ("redis://localhost:6379", false),
             ("redis://[::1]:6379", false),
+            ("valkey://cache.internal:6379", true),
+            ("valkeys://cache.internal:6380", false),
         ] {
             assert_eq!(plaintext_warning(url).is_some(), warns, "{url}");
         }

@@ -93,22 +93,25 @@ const ROWS_PER_INSERT: usize = 100;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long sent data may stay unacknowledged before the connection counts as broken.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Settings of every session, set when it opens and enforced by the server, so that one
-/// replica that lost its connection mid-transaction cannot stall the others:
-/// - `lock_timeout` 2 s: a statement waiting longer for a lock (the chain's head row, held by
-///   another writer) fails; the batch is retried, then spilled and replayed later, instead of
-///   the writer waiting for as long as the holder lives;
-/// - `idle_in_transaction_session_timeout` 30 s: the server ends a session of ours left idle
-///   inside a transaction (its client gone silent), which releases its locks;
-/// - server-side TCP keepalives (10 s, 5 s × 3): the server notices a vanished client in
-///   about 25 s instead of its default two hours.
-///
-/// `SET`s rather than startup `options` (which PgBouncer refuses by default). Migrations lift
-/// the lock timeout for their own transaction: a replica waits for another that is
-/// migrating, however long that takes.
-pub const SESSION_SETTINGS: &str = "SET lock_timeout = 2000; \
-     SET idle_in_transaction_session_timeout = 30000; SET tcp_keepalives_idle = 10; \
-     SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
+/// Settings of every session, set when it opens unless the server's configuration, the role
+/// or the database already sets them (`pg_settings.source` not `default`): the server ends a
+/// session of ours left idle inside a transaction for 30 s (its client gone silent), which
+/// releases its locks, and probes a silent client after 10 s (5 s × 3) instead of its
+/// default two hours. Behind a pooler in transaction mode these hold only for the pooler's
+/// connection that ran them (set them on the role there); the writer's lock timeout does
+/// not depend on them ([`APPEND_LOCK_TIMEOUT`]).
+pub const SESSION_SETTINGS: [(&str, &str); 4] = [
+    ("idle_in_transaction_session_timeout", "30000"),
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+];
+
+/// The append transaction's `SET LOCAL lock_timeout`: a writer waiting longer for the
+/// chain's head row (held by another writer, or by a session whose client went silent)
+/// fails; the batch is retried, then spilled and replayed later, instead of waiting for as
+/// long as the holder lives. Per transaction, so it holds behind any pooler.
+pub const APPEND_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
 
 /// The log in PostgreSQL. Reconnects on the next call after the connection broke.
 pub struct PgStore {
@@ -181,7 +184,7 @@ impl PgStore {
         }
         if self.client.is_none() {
             let mut c = self.config.connect(self.tls.clone())?;
-            c.batch_execute(SESSION_SETTINGS)?;
+            apply_session_settings(&mut c)?;
             self.client = Some(c);
         }
         self.client
@@ -189,14 +192,14 @@ impl PgStore {
             .ok_or_else(|| StoreError::Postgres("no connection".into()))
     }
 
-    /// Runs `f` on the connection; drops the connection when `f` failed on it, so the next
-    /// call reconnects.
+    /// Runs `f` on the connection; drops the connection when it broke, so the next call
+    /// reconnects (an error the server answered, such as a lock timeout, keeps it).
     fn with<T>(
         &mut self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let out = f(self.client()?);
-        if out.is_err() {
+        if out.is_err() && self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
         }
         out
@@ -222,7 +225,8 @@ impl Drop for PgStore {
 /// Errors: a migration fails, or the database's schema is newer than [`MIGRATIONS`].
 pub fn migrate(c: &mut Client) -> Result<(), StoreError> {
     let mut tx = c.transaction()?;
-    // Another replica may be migrating: wait for it, without the session's lock timeout.
+    // Another replica may be migrating: wait for it, however long (whatever the role's
+    // lock timeout).
     tx.batch_execute("SET LOCAL lock_timeout = 0")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
@@ -245,6 +249,32 @@ pub fn migrate(c: &mut Client) -> Result<(), StoreError> {
         )?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Sets [`SESSION_SETTINGS`] on a new connection, each unless something other than the
+/// built-in default already sets it (the server's file, the role, the database, the URL's
+/// `options`): an operator's own value wins.
+///
+/// Errors: the server refused a query.
+pub fn apply_session_settings(c: &mut Client) -> Result<(), StoreError> {
+    let names: Vec<&str> = SESSION_SETTINGS.iter().map(|(n, _)| *n).collect();
+    let set_elsewhere: Vec<String> = c
+        .query(
+            "SELECT name FROM pg_settings WHERE name = ANY($1) AND source <> 'default'",
+            &[&names],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let sets: String = SESSION_SETTINGS
+        .iter()
+        .filter(|(n, _)| !set_elsewhere.iter().any(|s| s == n))
+        .map(|(n, v)| format!("SET {n} = {v};"))
+        .collect();
+    if !sets.is_empty() {
+        c.batch_execute(&sets)?;
+    }
     Ok(())
 }
 
@@ -429,6 +459,7 @@ impl LogStore for PgStore {
         }
         self.with(|c| {
             let mut tx = c.transaction()?;
+            tx.batch_execute(APPEND_LOCK_TIMEOUT)?;
             let n = append(&mut tx, rows)?;
             tx.commit()?;
             Ok(n)

@@ -57,27 +57,47 @@ impl Verify {
 }
 
 /// A warning for `sluice check` when the log's prompts and answers would cross a network to
-/// a server whose certificate is not checked with its name (`url` not on loopback or a unix
-/// socket, and no `verify-full`); `None` when there is nothing to warn about or `url` does
-/// not parse (the connect reports that).
+/// a server whose certificate is not checked with its name: a host (or `hostaddr`) of `url`,
+/// as tokio-postgres reads it, that is not loopback or a unix socket, and no `verify-full`.
+/// `None` when there is nothing to warn about or `url` does not parse (the connect reports
+/// that). Only host names and addresses are printed, never the URL.
 pub fn unchecked_warning(url: &str) -> Option<String> {
-    let (_, check) = split(url).ok()?;
+    let (rest, check) = split(url).ok()?;
     if check.verify == Verify::Full {
         return None;
     }
-    let host = url::Url::parse(url).ok()?.host_str()?.to_string();
-    let local = host.is_empty()
-        || host == "localhost"
-        || host.starts_with('/')
-        || host.starts_with("%2F")
-        || host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    (!local).then(|| {
+    let config: postgres::Config = rest.parse().ok()?;
+    let loopback = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        ip => ip.is_loopback(),
+    };
+    let mut remote: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .filter_map(|h| match h {
+            postgres::config::Host::Tcp(name) => Some(name.clone()),
+            _ => None,
+        })
+        .filter(|name| {
+            let bare = name.trim_matches(|c| c == '[' || c == ']');
+            !bare.eq_ignore_ascii_case("localhost") && !bare.parse().is_ok_and(loopback)
+        })
+        .collect();
+    remote.extend(
+        config
+            .get_hostaddrs()
+            .iter()
+            .filter(|ip| !loopback(**ip))
+            .map(|ip| ip.to_string()),
+    );
+    remote.dedup();
+    (!remote.is_empty()).then(|| {
         format!(
-            "log.url: prompts and answers go to {host} without its certificate checked against \
+            "log.url: prompts and answers go to {} without its certificate checked against \
              its name ({}); add sslmode=verify-full (and sslrootcert=FILE for a private CA)",
+            remote.join(", "),
             check.verify.as_str()
         )
     })
@@ -489,8 +509,17 @@ mod tests {
             ("postgres://u:p@127.0.0.1:5432/log", false),
             ("postgres://u:p@localhost/log", false),
             ("postgres://u:p@[::1]/log", false),
+            ("postgres://u:p@LOCALHOST/log", false),
+            ("postgres://u:p@[::ffff:127.0.0.1]/log", false),
             ("postgres://u@%2Fvar%2Frun%2Fpostgresql/log", false),
-            ("host=db.example user=u", false),
+            ("postgres://u@%2fvar%2frun%2fpostgresql/log", false),
+            // Hosts as tokio-postgres reads them: a `host` parameter, several hosts.
+            ("postgres:///log?host=db.example", true),
+            ("postgres://localhost/log?host=db.example", true),
+            ("postgres://db1:5432,localhost:5432/log", true),
+            ("postgres://localhost/log?hostaddr=10.0.0.5", true),
+            ("host=db.example user=u", true),
+            ("host=/var/run/postgresql user=u", false),
         ] {
             let w = unchecked_warning(url);
             assert_eq!(w.is_some(), warns, "{url}: {w:?}");
