@@ -17,11 +17,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// SQLite that refuses appends while `fail` is set and blocks them while `hold` is set.
+/// SQLite that refuses appends while `fail` is set (as a lock not granted in time while
+/// `busy` is set too), blocks them while `hold` is set, and counts them.
 struct Injected {
     inner: SqliteStore,
     fail: Arc<AtomicBool>,
     hold: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
+    appends: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl LogStore for Injected {
@@ -29,8 +32,14 @@ impl LogStore for Injected {
         "sqlite"
     }
     fn append(&mut self, rows: &[PreparedRow]) -> Result<usize, StoreError> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
         while self.hold.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.fail.load(Ordering::SeqCst) && self.busy.load(Ordering::SeqCst) {
+            return Err(StoreError::Busy(
+                "canceling statement due to lock timeout (55P03)".into(),
+            ));
         }
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Io("disk full (injected)".into()));
@@ -114,6 +123,8 @@ struct Rig {
     log: LogSender,
     fail: Arc<AtomicBool>,
     hold: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
+    appends: Arc<std::sync::atomic::AtomicUsize>,
     cfg: LogConfig,
     _dir: tempfile::TempDir,
 }
@@ -127,10 +138,14 @@ fn rig(edit: impl FnOnce(&mut LogConfig)) -> Rig {
     edit(&mut cfg);
     let fail = Arc::new(AtomicBool::new(false));
     let hold = Arc::new(AtomicBool::new(false));
+    let busy = Arc::new(AtomicBool::new(false));
+    let appends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let store = Injected {
         inner: SqliteStore::new(sluice::store::open(&cfg.path).unwrap()),
         fail: fail.clone(),
         hold: hold.clone(),
+        busy: busy.clone(),
+        appends: appends.clone(),
     };
     let log =
         sluice::store::writer::start_on(Box::new(store), &cfg, &Default::default(), None).unwrap();
@@ -138,6 +153,8 @@ fn rig(edit: impl FnOnce(&mut LogConfig)) -> Rig {
         log,
         fail,
         hold,
+        busy,
+        appends,
         cfg,
         _dir: dir,
     }
@@ -290,4 +307,21 @@ async fn when_the_spill_file_fails_too_rows_are_dropped_counted_and_nobody_hangs
     r.log.flush().await;
     let kept = ids(&r.cfg).len() as u64;
     assert_eq!(kept + r.log.health().rows_dropped, 50);
+}
+
+/// A batch refused because a lock was not granted in time (another session holds the chain's
+/// head row) is spilled after that one try, not tried twice more: each try would wait the
+/// whole lock timeout again. Replayed once the lock is free.
+#[tokio::test]
+async fn a_lock_not_granted_in_time_spills_after_one_try() {
+    let r = rig(|_| {});
+    r.fail.store(true, Ordering::SeqCst);
+    r.busy.store(true, Ordering::SeqCst);
+    r.log.send(record("held", 10)).await;
+    r.log.flush().await;
+    assert_eq!(r.appends.load(Ordering::SeqCst), 1);
+    let h = r.log.health();
+    assert_eq!((h.rows_spilled, h.state), (1, WriterState::Spilling));
+    r.fail.store(false, Ordering::SeqCst);
+    until(10, "replayed", || ids(&r.cfg) == ["held"]).await;
 }

@@ -10,7 +10,7 @@ use super::spill::Spill;
 use super::writer::{
     BATCH_ROWS, BATCH_WINDOW, Msg, REPLAY_EVERY, RETENTION_EVERY, RETRIES, Shared, WriterState,
 };
-use super::{now_ms, row};
+use super::{StoreError, now_ms, row};
 use crate::config::LogMode;
 use crate::policy::pii::Detector;
 use crate::store::record::RequestRecord;
@@ -93,7 +93,12 @@ impl Writer {
             }
             if !batch.rows.is_empty() {
                 let t = Instant::now();
+                let was_pending = self.pending();
                 self.store_rows(batch.rows);
+                if !was_pending && self.pending() {
+                    // Just refused: the first replay waits its interval too.
+                    next_replay = Instant::now() + REPLAY_EVERY;
+                }
                 if let Some(m) = &self.shared.metrics {
                     m.log_write_seconds.observe(t.elapsed().as_secs_f64());
                 }
@@ -184,6 +189,11 @@ impl Writer {
                         tracing::error!(error = %e, rows = rows.len(), attempt,
                             "request log write failed");
                         error = Some(e.to_string());
+                        if matches!(e, StoreError::Busy(_)) {
+                            // Another session holds the lock: another try would wait as
+                            // long again. Spilled now, replayed when it is free.
+                            break;
+                        }
                         if attempt < RETRIES {
                             std::thread::sleep(backoff);
                             backoff *= 2;

@@ -57,6 +57,10 @@ pub enum StoreError {
     /// PostgreSQL said no (or is unreachable).
     #[error("postgres: {0}")]
     Postgres(String),
+    /// A lock was not granted in time (PostgreSQL's `lock_timeout`, SQLSTATE 55P03): another
+    /// session holds it. Trying again at once would wait as long again.
+    #[error("postgres: {0}")]
+    Busy(String),
     /// The database was migrated by a newer Sluice: this one refuses to use it.
     #[error("{0}")]
     NewerSchema(String),
@@ -66,6 +70,9 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         // The server's message (with its detail) when there is one, else the client's.
         match e.as_db_error() {
+            Some(db) if *db.code() == postgres::error::SqlState::LOCK_NOT_AVAILABLE => {
+                StoreError::Busy(format!("{} ({})", db.message(), db.code().code()))
+            }
             Some(db) => StoreError::Postgres(format!("{} ({})", db.message(), db.code().code())),
             None => {
                 // With its causes: "error performing TLS handshake: invalid peer
