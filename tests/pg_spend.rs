@@ -125,3 +125,50 @@ fn a_batch_written_twice_adds_its_log_off_spend_once_on_postgres() {
     .join()
     .unwrap();
 }
+
+/// Retention on PostgreSQL deletes in chunks (one transaction each, so the chain's lock is
+/// held briefly): with chunks of 3, rows 1–7 of 10 go, the anchor is row 7, the chain still
+/// verifies, and a second purge finds nothing.
+#[test]
+fn a_purge_in_chunks_keeps_one_verifiable_chain() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_purge_chunks");
+    std::thread::spawn(move || {
+        let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
+        let pii = Detector::new(&Default::default()).unwrap();
+        let batch: Vec<_> = (1..=10)
+            .map(|i| {
+                let r = RequestRecord {
+                    started_ms: 1_000 * i,
+                    ..record(&format!("r{i}"), 0.0)
+                };
+                row::prepare(&r, LogMode::Full, &pii).unwrap()
+            })
+            .collect();
+        assert_eq!(store.append(&batch).unwrap(), 10);
+        let p = store.purge_before_in_chunks(8_000, 3).unwrap();
+        assert_eq!((p.rows, p.anchor_seq), (7, 7));
+        let ids: Vec<String> = store
+            .all_since(None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["r8", "r9", "r10"]);
+        assert!(
+            matches!(
+                store.verify().unwrap(),
+                sluice::store::chain::Verdict::Ok {
+                    rows: 3,
+                    head_seq: 10,
+                    ..
+                }
+            ),
+            "the chain verifies after the purge"
+        );
+        let again = store.purge_before_in_chunks(8_000, 3).unwrap();
+        assert_eq!((again.rows, again.anchor_seq), (0, 7));
+    })
+    .join()
+    .unwrap();
+}
