@@ -14,9 +14,14 @@
 //! Migrations (`migrations/postgres/NNNN_name.sql`) run under an advisory lock, so replicas
 //! that start together apply each once; a database migrated by a newer release is refused.
 
+mod purge;
 mod read;
+pub mod session;
 mod state;
 pub mod tls;
+
+pub use purge::PURGE_CHUNK;
+pub use session::{APPEND_LOCK_TIMEOUT, SESSION_SETTINGS, apply_session_settings};
 
 use super::StoreError;
 use super::backend::{
@@ -93,26 +98,6 @@ const ROWS_PER_INSERT: usize = 100;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long sent data may stay unacknowledged before the connection counts as broken.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Settings of every session, set when it opens unless the server's configuration, the role
-/// or the database already sets them (`pg_settings.source` not `default`): the server ends a
-/// session of ours left idle inside a transaction for 30 s (its client gone silent), which
-/// releases its locks, and probes a silent client after 10 s (5 s × 3) instead of its
-/// default two hours. Behind a pooler in transaction mode these hold only for the pooler's
-/// connection that ran them (set them on the role there); the writer's lock timeout does
-/// not depend on them ([`APPEND_LOCK_TIMEOUT`]).
-pub const SESSION_SETTINGS: [(&str, &str); 4] = [
-    ("idle_in_transaction_session_timeout", "30000"),
-    ("tcp_keepalives_idle", "10"),
-    ("tcp_keepalives_interval", "5"),
-    ("tcp_keepalives_count", "3"),
-];
-
-/// The append transaction's `SET LOCAL lock_timeout`: a writer waiting longer for the
-/// chain's head row (held by another writer, or by a session whose client went silent)
-/// fails; the batch is retried, then spilled and replayed later, instead of waiting for as
-/// long as the holder lives. Per transaction, so it holds behind any pooler.
-pub const APPEND_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
-
 /// The log in PostgreSQL. Reconnects on the next call after the connection broke.
 pub struct PgStore {
     config: postgres::Config,
@@ -252,32 +237,6 @@ pub fn migrate(c: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Sets [`SESSION_SETTINGS`] on a new connection, each unless something other than the
-/// built-in default already sets it (the server's file, the role, the database, the URL's
-/// `options`): an operator's own value wins.
-///
-/// Errors: the server refused a query.
-pub fn apply_session_settings(c: &mut Client) -> Result<(), StoreError> {
-    let names: Vec<&str> = SESSION_SETTINGS.iter().map(|(n, _)| *n).collect();
-    let set_elsewhere: Vec<String> = c
-        .query(
-            "SELECT name FROM pg_settings WHERE name = ANY($1) AND source <> 'default'",
-            &[&names],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let sets: String = SESSION_SETTINGS
-        .iter()
-        .filter(|(n, _)| !set_elsewhere.iter().any(|s| s == n))
-        .map(|(n, v)| format!("SET {n} = {v};"))
-        .collect();
-    if !sets.is_empty() {
-        c.batch_execute(&sets)?;
-    }
-    Ok(())
-}
-
 /// `v` as a parameter of type `ty` (NULL typed by the column).
 fn param(v: &Value, ty: &Type) -> Box<dyn ToSql + Sync + Send> {
     match v {
@@ -408,100 +367,6 @@ fn remember_spend_only(tx: &mut Transaction<'_>, fresh: &[&PreparedRow]) -> Resu
         &[&oldest_kept],
     )?;
     Ok(())
-}
-
-/// Deletes from the old end of the chain (as [`super::chain::purge_before`]).
-/// The last row to purge for `cutoff_ms` (every row before the first one started at or after
-/// it): its `seq`, or `None` when there is none.
-fn purge_target(c: &mut Client, cutoff_ms: i64) -> Result<Option<i64>, StoreError> {
-    let first_kept: Option<i64> = c
-        .query_one(
-            "SELECT min(seq) FROM requests WHERE started_ms >= $1",
-            &[&cutoff_ms],
-        )?
-        .get(0);
-    let last: Option<i64> = match first_kept {
-        Some(k) => c.query_one("SELECT max(seq) FROM requests WHERE seq < $1", &[&k])?,
-        None => c.query_one("SELECT max(seq) FROM requests", &[])?,
-    }
-    .get(0);
-    Ok(last)
-}
-
-/// Deletes the rows after the anchor up to `target` but at most `chunk` of them, in `tx`,
-/// under the chain's lock, and moves the anchor to the last one deleted. Returns the rows
-/// deleted and the new anchor.
-fn purge_chunk(tx: &mut Transaction<'_>, target: i64, chunk: i64) -> Result<Purged, StoreError> {
-    let st = tx.query_one("SELECT anchor_seq FROM chain WHERE one = 1 FOR UPDATE", &[])?;
-    let anchor: i64 = st.get(0);
-    let upto = target.min(anchor.saturating_add(chunk));
-    let Some(last) = tx.query_opt(
-        "SELECT seq, row_hash FROM requests WHERE seq <= $1 ORDER BY seq DESC LIMIT 1",
-        &[&upto],
-    )?
-    else {
-        return Ok(Purged {
-            rows: 0,
-            anchor_seq: anchor,
-        });
-    };
-    let (seq, hash): (i64, String) = (last.get(0), last.get(1));
-    if seq <= anchor {
-        return Ok(Purged {
-            rows: 0,
-            anchor_seq: anchor,
-        });
-    }
-    let rows = tx.execute("DELETE FROM requests WHERE seq <= $1", &[&seq])?;
-    tx.execute(
-        "UPDATE chain SET anchor_seq = $1, anchor_hash = $2 WHERE one = 1",
-        &[&seq, &hash],
-    )?;
-    Ok(Purged {
-        rows,
-        anchor_seq: seq,
-    })
-}
-
-/// Rows a purge deletes per transaction: each holds the chain's lock only that long, so the
-/// writers (whose lock wait is bounded, [`APPEND_LOCK_TIMEOUT`]) keep writing through a big
-/// purge instead of spilling.
-pub const PURGE_CHUNK: i64 = 5_000;
-
-impl PgStore {
-    /// [`LogStore::purge_before`] in transactions of at most `chunk` rows each (the chain
-    /// verifies after each). Returns the rows deleted in all and the final anchor.
-    ///
-    /// Errors: the server refused a statement; the chunks committed before stay committed.
-    pub fn purge_before_in_chunks(
-        &mut self,
-        cutoff_ms: i64,
-        chunk: i64,
-    ) -> Result<Purged, StoreError> {
-        let chunk = chunk.max(1);
-        self.with(|c| {
-            let mut total = Purged {
-                rows: 0,
-                anchor_seq: 0,
-            };
-            let Some(target) = purge_target(c, cutoff_ms)? else {
-                total.anchor_seq = c
-                    .query_one("SELECT anchor_seq FROM chain WHERE one = 1", &[])?
-                    .get(0);
-                return Ok(total);
-            };
-            loop {
-                let mut tx = c.transaction()?;
-                let p = purge_chunk(&mut tx, target, chunk)?;
-                tx.commit()?;
-                total.rows += p.rows;
-                total.anchor_seq = p.anchor_seq;
-                if p.rows == 0 || p.anchor_seq >= target {
-                    return Ok(total);
-                }
-            }
-        })
-    }
 }
 
 impl LogStore for PgStore {
