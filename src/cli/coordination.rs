@@ -119,12 +119,9 @@ pub fn plaintext_warning(url: &str) -> Option<String> {
         return None;
     }
     let host = u.host_str()?;
-    let local = host == "localhost"
-        || host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    (!local).then(|| {
+    // `http://`: the URL parser reads IP literals only for special schemes.
+    let as_http = format!("http://{host}/");
+    (!crate::policy::tier::is_local_url(&as_http)).then(|| {
         format!(
             "coordination.redis.url: limits and budgets are decided over plain TCP to {host}; \
              use rediss:// (TLS, the certificate checked)"

@@ -67,11 +67,16 @@ pub fn unchecked_warning(url: &str) -> Option<String> {
         return None;
     }
     let config: postgres::Config = rest.parse().ok()?;
-    let loopback = |ip: std::net::IpAddr| match ip {
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        ip => ip.is_loopback(),
+    // Loopback by the same rule as a deployment's `hosting: local` inference.
+    let local = |host: &str| {
+        let host = host.trim_matches(|c| c == '[' || c == ']');
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        // (`http://`: the URL parser reads IP literals only for special schemes.)
+        crate::policy::tier::is_local_url(&format!("http://{bracketed}/"))
     };
     let mut remote: Vec<String> = config
         .get_hosts()
@@ -80,18 +85,9 @@ pub fn unchecked_warning(url: &str) -> Option<String> {
             postgres::config::Host::Tcp(name) => Some(name.clone()),
             _ => None,
         })
-        .filter(|name| {
-            let bare = name.trim_matches(|c| c == '[' || c == ']');
-            !bare.eq_ignore_ascii_case("localhost") && !bare.parse().is_ok_and(loopback)
-        })
+        .chain(config.get_hostaddrs().iter().map(|ip| ip.to_string()))
+        .filter(|host| !local(host))
         .collect();
-    remote.extend(
-        config
-            .get_hostaddrs()
-            .iter()
-            .filter(|ip| !loopback(**ip))
-            .map(|ip| ip.to_string()),
-    );
     remote.dedup();
     (!remote.is_empty()).then(|| {
         format!(
