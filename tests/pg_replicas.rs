@@ -8,6 +8,8 @@
 //! `DATABASE_URL`); each test works in its own database. Without `DATABASE_URL` the tests say
 //! so and pass, unless `SLUICE_REQUIRE_PG=1` (tests/run.sh and CI set it): then they fail.
 
+#[path = "support/freeze_proxy.rs"]
+mod freeze_proxy;
 #[path = "support/pg_db.rs"]
 mod pg_db;
 mod support;
@@ -745,6 +747,80 @@ async fn a_session_stuck_holding_the_chain_lock_stalls_no_other_writer() {
     until(15, "row 2 replayed", rows(2)).await;
     let (ok, out) = verify(&url);
     assert!(ok && out.starts_with("OK: 2 rows verified"), "{out}");
+}
+
+/// A PostgreSQL that stops answering without closing anything (a server hung on its disk, as
+/// a proxy that the test freezes shows it): the writer waits for its append a bounded time,
+/// then spills, so the queue (two rows here) never fills and every request is answered. Once
+/// the server answers again, the stalled append commits and the replay skips the rows it
+/// wrote: each row is in the log once, in one chain. Before the bound, a request (the seventh
+/// here) waited for room in the queue for as long as the server stayed silent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_that_stops_answering_costs_the_writer_a_bounded_wait() {
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_frozen_log");
+    let target = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let proxy = freeze_proxy::FreezeProxy::start(target.to_string()).await;
+    let via_proxy = url.replace(target, &format!("127.0.0.1:{}", proxy.port));
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let yaml = config(&mock, &via_proxy, dir.path(), 1) + "  queue_capacity: 2\n";
+    let r = Replica::start(&yaml, dir.path(), 1);
+    assert_eq!(chat(&r, "frozen-0", "sk-app").await.status(), 200);
+    let rows = |n: i64| {
+        let u = url.clone();
+        move || count(&u, "SELECT count(*) FROM requests") == n
+    };
+    until(10, "row 0", rows(1)).await;
+
+    proxy.freeze();
+    let t = Instant::now();
+    for i in 1..=12 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(20),
+            chat(&r, &format!("frozen-{i}"), "sk-app"),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("request {i} not answered within 20 s"));
+        assert_eq!(answer.status(), 200);
+    }
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    let spill = dir.path().join("spill-1.jsonl");
+    until(20, "row 12 spilled", || {
+        std::fs::read_to_string(&spill).is_ok_and(|s| s.contains("frozen-12"))
+    })
+    .await;
+    let state = log_state(&r).await;
+    assert_eq!(
+        (&state["state"], &state["rows_dropped"]),
+        (&json!("spilling"), &json!(0)),
+        "{state}"
+    );
+
+    proxy.thaw();
+    let t = Instant::now();
+    let mut state = log_state(&r).await;
+    while !(state["state"] == "ok" && state["spill_pending"] == false) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "spill not replayed within 30 s of the thaw: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        state = log_state(&r).await;
+    }
+    let mut ids: Vec<String> = with_pg(&url, |c| {
+        c.query("SELECT id FROM requests", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    });
+    ids.sort();
+    let mut want: Vec<String> = (0..=12).map(|i| format!("frozen-{i}")).collect();
+    want.sort();
+    assert_eq!(ids, want, "every answered request's row, exactly once");
+    let (ok, out) = verify(&url);
+    assert!(ok && out.starts_with("OK: 13 rows verified"), "{out}");
 }
 
 /// The session settings are applied on connect, and an operator's own value (here the URL's

@@ -293,6 +293,12 @@ pub trait LogStore: Send {
     ///
     /// Errors: any database error; nothing is written then.
     fn append(&mut self, rows: &[PreparedRow]) -> Result<usize, StoreError>;
+    /// True when [`LogStore::append`] skips rows whose [`PreparedRow::uid`] it already holds
+    /// (writing a batch twice writes it once). The log writer then bounds its wait for the
+    /// store (see [`super::store_thread`]). Default: false.
+    fn skips_rows_it_holds(&self) -> bool {
+        false
+    }
     /// Deletes rows that started before `cutoff_ms` from the old end of the chain (see
     /// [`super::chain::purge_before`]).
     fn purge_before(&mut self, cutoff_ms: i64) -> Result<Purged, StoreError>;

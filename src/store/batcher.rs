@@ -5,8 +5,9 @@
 //! The thread keeps a small current-thread tokio runtime only to wait on the queue; every
 //! store call happens outside it (the PostgreSQL client runs its own runtime).
 
-use super::backend::{LogStore, PreparedRow};
+use super::backend::PreparedRow;
 use super::spill::Spill;
+use super::store_thread::StoreThread;
 use super::writer::{
     BATCH_ROWS, BATCH_WINDOW, Msg, REPLAY_EVERY, RETENTION_EVERY, RETRIES, Shared, WriterState,
 };
@@ -22,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Gives the calling thread (the writer) a lower CPU priority (nice 10) than the request
 /// path: when both want the CPU, requests go first and the batch waits a little longer (the
 /// bounded queue still holds every row). Best effort: ignored where it is not allowed.
-fn lower_priority() {
+pub(super) fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain syscalls on the current thread's own id, no memory handed over.
@@ -43,7 +44,8 @@ struct Batch {
 
 /// The writer: owns the store, the spill file and the queue's receiving end.
 pub(super) struct Writer {
-    pub(super) store: Box<dyn LogStore>,
+    /// The store, on its own thread: calls wait a bounded time when it skips rows it holds.
+    pub(super) store: StoreThread,
     pub(super) spill: Spill,
     pub(super) rx: mpsc::Receiver<Msg>,
     pub(super) default_mode: LogMode,
@@ -171,11 +173,12 @@ impl Writer {
         if rows.is_empty() {
             return;
         }
+        let rows = Arc::new(rows);
         let mut error = self.shared.last_error.lock().ok().and_then(|g| g.clone());
         if !self.pending() {
             let mut backoff = Duration::from_millis(100);
             for attempt in 1..=RETRIES {
-                match self.store.append(&rows) {
+                match self.store.append(rows.clone()) {
                     Ok(n) => {
                         self.shared
                             .rows_written
@@ -189,9 +192,10 @@ impl Writer {
                         tracing::error!(error = %e, rows = rows.len(), attempt,
                             "request log write failed");
                         error = Some(e.to_string());
-                        if matches!(e, StoreError::Busy(_)) {
-                            // Another session holds the lock: another try would wait as
-                            // long again. Spilled now, replayed when it is free.
+                        if matches!(e, StoreError::Busy(_) | StoreError::Stalled(_)) {
+                            // Another session holds the lock, or the store is not answering:
+                            // another try would wait as long again. Spilled now, replayed
+                            // when it is free.
                             break;
                         }
                         if attempt < RETRIES {
@@ -216,7 +220,7 @@ impl Writer {
 
     /// Appends `rows` to the spill file; when that fails too, keeps trying the store and the
     /// file (backing off to 5 s) — senders meanwhile drop new rows instead of waiting.
-    fn spill_rows(&mut self, rows: &[PreparedRow], error: Option<String>) {
+    fn spill_rows(&mut self, rows: &Arc<Vec<PreparedRow>>, error: Option<String>) {
         let mut backoff = Duration::from_millis(200);
         loop {
             match self.spill.append(rows) {
@@ -242,7 +246,7 @@ impl Writer {
             }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
-            if !self.pending() && self.store.append(rows).is_ok() {
+            if !self.pending() && self.store.append(rows.clone()).is_ok() {
                 self.shared
                     .rows_written
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
@@ -254,7 +258,16 @@ impl Writer {
 
     /// Sends the spill file's rows to the store; back to [`WriterState::Ok`] when all are in.
     fn replay(&mut self) {
-        match self.spill.replay(&mut *self.store, BATCH_ROWS) {
+        if let Some(n) = self.store.late_rows() {
+            self.shared
+                .rows_written
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let store = &mut self.store;
+        match self
+            .spill
+            .replay(&mut |rows| store.append(Arc::new(rows)), BATCH_ROWS)
+        {
             Ok(done) => {
                 self.shared
                     .rows_written

@@ -37,6 +37,7 @@ pub mod spend;
 pub mod spill;
 pub mod sqlite;
 pub mod state_db;
+mod store_thread;
 pub mod writer;
 
 use rusqlite::Connection;
@@ -61,6 +62,10 @@ pub enum StoreError {
     /// session holds it. Trying again at once would wait as long again.
     #[error("postgres: {0}")]
     Busy(String),
+    /// A call to the store has not answered within its bound (see
+    /// [`store_thread`](self::store_thread)): the server takes packets but does not answer.
+    #[error("{0}")]
+    Stalled(String),
     /// The database was migrated by a newer Sluice: this one refuses to use it.
     #[error("{0}")]
     NewerSchema(String),

@@ -10,7 +10,7 @@
 //! reported and skipped.
 
 use super::StoreError;
-use super::backend::{LogStore, PreparedRow};
+use super::backend::PreparedRow;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -86,11 +86,17 @@ impl Spill {
         f.sync_data().map_err(io)
     }
 
-    /// Sends every waiting row to `store`, `chunk` rows per transaction, in file order.
-    /// Removes the file when all are in.
+    /// Sends every waiting row to the store through `append` (as
+    /// [`LogStore::append`](super::backend::LogStore::append): one transaction per call,
+    /// returns the rows written), `chunk` rows per call, in file order. Removes the file when
+    /// all are in.
     ///
     /// Errors: the store refused a chunk (what went in before stays in; the offset says so).
-    pub fn replay(&self, store: &mut dyn LogStore, chunk: usize) -> Result<Replayed, StoreError> {
+    pub fn replay(
+        &self,
+        append: &mut dyn FnMut(Vec<PreparedRow>) -> Result<usize, StoreError>,
+        chunk: usize,
+    ) -> Result<Replayed, StoreError> {
         let io =
             |e: std::io::Error| StoreError::Io(format!("spill file {}: {e}", self.path.display()));
         let mut done = Replayed::default();
@@ -125,7 +131,7 @@ impl Spill {
             if consumed == 0 {
                 break;
             }
-            done.rows += store.append(&rows)? as u64;
+            done.rows += append(rows)? as u64;
             offset += consumed;
             std::fs::write(self.offset_path(), offset.to_string()).map_err(io)?;
         }
@@ -140,6 +146,7 @@ impl Spill {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::backend::LogStore;
     use rusqlite::types::Value;
 
     fn row(id: &str) -> PreparedRow {
@@ -287,7 +294,7 @@ mod tests {
             ok: usize::MAX,
             got: vec![],
         };
-        let r = spill.replay(&mut store, 2).unwrap();
+        let r = spill.replay(&mut |r| store.append(&r), 2).unwrap();
         assert_eq!(
             r,
             Replayed {
@@ -315,12 +322,12 @@ mod tests {
             .unwrap();
         // The first chunk goes in, the second is refused.
         let mut store = Flaky { ok: 1, got: vec![] };
-        assert!(spill.replay(&mut store, 2).is_err());
+        assert!(spill.replay(&mut |r| store.append(&r), 2).is_err());
         assert_eq!(store.got, ["a", "b"]);
         assert!(spill.pending());
         // Back: the rest arrives once, the bad line is skipped and counted.
         store.ok = usize::MAX;
-        let r = spill.replay(&mut store, 2).unwrap();
+        let r = spill.replay(&mut |r| store.append(&r), 2).unwrap();
         assert_eq!(
             r,
             Replayed {

@@ -195,6 +195,7 @@ pub fn start_on(
         .spill_pending
         .store(spill.pending(), Ordering::SeqCst);
     let backend = store.backend();
+    let store = super::store_thread::StoreThread::start(store, super::store_thread::STORE_WAIT)?;
     let w = super::batcher::Writer {
         store,
         spill,

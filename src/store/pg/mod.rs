@@ -387,6 +387,11 @@ impl LogStore for PgStore {
         })
     }
 
+    /// Rows are skipped by `row_uid` (see [`append`]).
+    fn skips_rows_it_holds(&self) -> bool {
+        true
+    }
+
     fn purge_before(&mut self, cutoff_ms: i64) -> Result<Purged, StoreError> {
         self.purge_before_in_chunks(cutoff_ms, PURGE_CHUNK)
     }
