@@ -508,3 +508,168 @@ async fn an_unscannable_image_stays_local() {
     assert_eq!((remote.calls(), local.calls()), (0, 1));
     s.stop().await;
 }
+
+/// Sends `body` to `path` under `policies` (YAML) and checks: 200 from the local mock, not
+/// one byte at the remote one, and `needle` (the personal data as the client wrote it) in
+/// what the local mock got.
+async fn stays_local_under(policies: &str, path: &str, body: Value, needle: &str) {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let yaml = config(&local, &remote).replace(PII_LOCAL, policies);
+    let s = Sluice::start(&yaml).await;
+    let r = client().post(s.url(path)).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let deployment = r
+        .headers()
+        .get("x-sluice-deployment")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = r.text().await.unwrap();
+    assert_eq!(
+        (status, deployment.as_deref()),
+        (200, Some("local")),
+        "{body} → {text}"
+    );
+    assert_eq!(remote.raw_bytes(), Vec::<u8>::new(), "{body}");
+    let sent = String::from_utf8(local.raw_bytes()).unwrap();
+    assert!(sent.contains(needle), "{needle:?} not in {sent}");
+    s.stop().await;
+}
+
+/// Personal data in the forms a tester sent to a remote deployment past the policy (each
+/// reached the remote mock before): numbers, object keys, Unicode spaces and wide forms,
+/// escapes inside tool arguments, text dressed as a data URL, token ids, and a `type` tag
+/// (which the guard saw but the route decision did not, so the answer was a 403).
+#[tokio::test]
+async fn personal_data_in_every_form_a_model_reads_stays_local() {
+    let card = 4111111111111111_u64;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "/v1/chat/completions",
+            chat(json!({"metadata": {"card": card}})),
+            "4111111111111111",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"customer": {"card": card}})),
+            "4111111111111111",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"seed": card})),
+            "4111111111111111",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"metadata": {EMAIL: "vip"}})),
+            EMAIL,
+        ),
+        (
+            "/v1/chat/completions",
+            chat(
+                json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x",
+                "schema": {"type": "object", "properties": {EMAIL: {"type": "string"}}}}}}),
+            ),
+            EMAIL,
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "default", "prompt": "hi", "logit_bias": {EMAIL: 1}}),
+            EMAIL,
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(
+                json!([{"role": "user", "content": "call +34\u{a0}612\u{a0}345\u{a0}678"}]),
+            ),
+            "+34\u{a0}612",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([{"role": "user", "content": "anna.berg\u{200b}@example.com"}])),
+            "anna.berg\u{200b}@example.com",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([{"role": "user", "content": "anna.berg\u{ff20}example.com"}])),
+            "anna.berg\u{ff20}example.com",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([{"role": "user", "content": "iban de89370400440532013000"}])),
+            "de89370400440532013000",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([{"role": "user", "content": "to josé@example.com"}])),
+            "josé@example.com",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([
+                {"role": "user", "content": "pay"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                  "function": {"name": "f", "arguments": "{\"e\":\"anna.berg\\u0040example.com\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"}])),
+            "anna.berg",
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "default", "input": [[6194, 25, 21041]]}),
+            "6194",
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"tools": [{"type": EMAIL, "function": {"name": "f"}}]})),
+            EMAIL,
+        ),
+    ];
+    for (path, body, needle) in cases {
+        stays_local_under(PII_LOCAL, path, body, needle).await;
+    }
+}
+
+/// Under a policy that lists kinds, text that starts like a base64 data URL is still text:
+/// it was taken for a binary payload, neither scanned nor counted, and went remote.
+#[tokio::test]
+async fn text_dressed_as_a_data_url_is_scanned() {
+    let kinds = "policies:
+  - name: emails-local
+    when: {pii: [email, phone]}
+    require: {hosting: local}
+";
+    let body = chat_messages(json!([{"role": "user",
+        "content": format!("data:text/plain;base64, please mail {EMAIL}")}]));
+    stays_local_under(kinds, "/v1/chat/completions", body, EMAIL).await;
+}
+
+/// The client's `x-request-id` leaves with the request: under a policy that keeps personal
+/// data local, an id that carries an address is not forwarded to a remote deployment (it got
+/// `cust-anna.berg@example.com` before); a clean id still is.
+#[tokio::test]
+async fn a_request_id_carrying_personal_data_is_not_forwarded_remote() {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let s = Sluice::start(&config(&local, &remote)).await;
+    for (id, forwarded) in [
+        (format!("cust-{EMAIL}"), false),
+        ("req-42".to_string(), true),
+    ] {
+        let r = client()
+            .post(s.url("/v1/chat/completions"))
+            .header("x-request-id", &id)
+            .json(&chat(json!({})))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-sluice-deployment"], "remote");
+        let sent = remote.last().headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(sent == id, forwarded, "{id} → {sent}");
+        assert!(!sent.contains(EMAIL));
+    }
+    assert_eq!(local.calls(), 0);
+    s.stop().await;
+}

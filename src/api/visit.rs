@@ -3,17 +3,25 @@
 //! [`visit`] (reading) and [`visit_mut`] (rewriting) are generated from one traversal, so
 //! they always agree on which strings exist and in which order. Every string leaf is visited,
 //! with its JSON path (`messages[0].content[1].text`, `tools[2].function.description`,
-//! `metadata.note`, `notes`): the typed fields, and every field Sluice does not know (the
-//! flattened `extra` maps, at any depth). The PII scan, request redaction, log redaction and
-//! the token estimate ([`RequestBody::texts`]) all use it.
+//! `metadata.note`, `notes`): the typed fields (their `type` tags too), and every field
+//! Sluice does not know (the flattened `extra` maps, at any depth). The PII scan, request
+//! redaction, log redaction and the token estimate ([`RequestBody::texts`]) all use it.
+//!
+//! Text reaches a model in two more forms, reported to readers that want them: every number
+//! ([`Visit::number`], as its JSON text: a card number sent as `4111111111111111`), and every
+//! key of an object Sluice does not type ([`Visit::key`]: metadata maps, JSON schemas' property
+//! names, unknown fields). A rewriter gets each number of an untyped value as text
+//! ([`VisitMut::text`]; rewritten, it becomes a string) and each key read-only
+//! ([`VisitMut::key`]).
 //!
 //! Skipped, because they cannot carry user text or are rewritten by Sluice itself (tested in
 //! `skipped_fields_are_exactly_these`): the top-level `model` (replaced by the deployment's
-//! id), a message's `role` and every typed `type` tag (enums).
+//! id) and a chat message's `role` (one of five words, else the request is refused).
 //!
-//! Binary payloads cannot be scanned for personal data: a `data:` URL (`image_url.url`,
-//! `file_data`, …) and the base64 `data` of `input_audio` are reported to
-//! [`Visit::binary`] / [`VisitMut::binary`] instead of as text.
+//! Payloads that cannot be scanned for personal data are reported to [`Visit::binary`] /
+//! [`VisitMut::binary`] instead of as text: a base64 `data:` URL (`image_url.url`,
+//! `file_data`, …), the base64 `data` of `input_audio`, and token ids (`prompt` or `input`
+//! given as an array of integers, or of arrays of them: text in the model's own encoding).
 
 use super::{ChatCompletionRequest, ChatMessage, Content, GenericRequest, RequestBody};
 use serde_json::{Map, Value};
@@ -32,16 +40,26 @@ pub enum Leaf {
 pub trait Visit<'a> {
     /// Called for each string leaf, in document order.
     fn text(&mut self, path: &str, leaf: Leaf, text: &'a str);
-    /// Called for each binary payload (base64 data); default: ignored.
+    /// Called for each binary payload (base64 data, token ids); default: ignored.
     fn binary(&mut self, _path: &str) {}
+    /// Called for each number, typed fields included, with its JSON text (`4111111111111111`,
+    /// `0.7`); default: ignored.
+    fn number(&mut self, _path: &str, _text: &str) {}
+    /// Called for each key of an untyped object (`metadata`, schemas, unknown fields), with
+    /// the path of its entry (`metadata.<key>`); default: ignored.
+    fn key(&mut self, _path: &str, _key: &'a str) {}
 }
 
 /// A rewriter of every string of a request (same leaves, same order as [`Visit`]).
 pub trait VisitMut {
-    /// Called for each string leaf, in document order; may rewrite it.
+    /// Called for each string leaf, and for each number of an untyped value as its JSON text,
+    /// in document order; may rewrite it (a rewritten number becomes a JSON string).
     fn text(&mut self, path: &str, leaf: Leaf, text: &mut String);
-    /// Called for each binary payload (base64 data); default: ignored.
+    /// Called for each binary payload (base64 data, token ids); default: ignored.
     fn binary(&mut self, _path: &str) {}
+    /// Called for each key of an untyped object, read-only (keys are not rewritten);
+    /// default: ignored.
+    fn key(&mut self, _path: &str, _key: &str) {}
 }
 
 /// Walks every string of `body` (see the module docs).
@@ -71,8 +89,8 @@ pub fn visit_mut(body: &mut RequestBody, v: &mut impl VisitMut) {
     }
 }
 
-/// Walks every string inside a JSON value (an outgoing body, a logged body) with its path.
-/// Keys are not visited; base64 payloads go to `binary`.
+/// Walks every string, number and key inside a JSON value (an outgoing body, a logged body)
+/// with its path; base64 payloads and token ids go to `binary`.
 pub fn visit_json<'a>(v: &'a Value, out: &mut impl Visit<'a>) {
     let mut p = Path::default();
     read::value(v, &mut p, &mut ReadSink(out), Leaf::Other);
@@ -124,17 +142,57 @@ impl Path {
     }
 }
 
-/// Whether a string is a binary payload rather than text: a base64 `data:` URL, or the value
-/// of a `data` / `file_data` / `b64_json` / `images` (Ollama) key made only of base64
-/// characters (≥ 64 of them).
+/// Whether a string is a binary payload rather than text: a `data:` URL whose `;base64,`
+/// (within its first 200 bytes) is followed by base64 characters only, or the value of a
+/// `data` / `file_data` / `b64_json` / `images` (Ollama) key made only of base64 characters
+/// (≥ 64 of them). Anything else is text, and scanned: `data:text/plain;base64, mail
+/// ana@example.com` is not binary.
 fn is_binary(key: Option<&str>, s: &str) -> bool {
-    if s.starts_with("data:") && s[..s.len().min(200)].contains(";base64,") {
-        return true;
+    const MARK: &[u8] = b";base64,";
+    if s.starts_with("data:") {
+        let head = &s.as_bytes()[..s.len().min(200)];
+        if let Some(i) = head.windows(MARK.len()).position(|w| w == MARK) {
+            return is_base64(&s.as_bytes()[i + MARK.len()..]);
+        }
     }
     matches!(key, Some("data" | "file_data" | "b64_json" | "images"))
         && s.len() >= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r'))
+        && is_base64(s.as_bytes())
+}
+
+/// Base64 (standard or URL-safe alphabet, padding, line breaks) and nothing else.
+fn is_base64(b: &[u8]) -> bool {
+    b.iter().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
+    })
+}
+
+/// Whether `v` is token ids: a non-empty array of integers, or of non-empty arrays of them.
+fn is_token_ids(v: &Value) -> bool {
+    let ints = |v: &Value| matches!(v.as_array(), Some(a) if !a.is_empty() && a.iter().all(|x| x.is_i64() || x.is_u64()));
+    ints(v) || matches!(v.as_array(), Some(a) if !a.is_empty() && a.iter().all(ints))
+}
+
+/// The JSON text of a typed number field.
+trait NumberText {
+    fn json_text(&self) -> String;
+}
+
+macro_rules! number_text {
+    ($($t:ty),*) => {$(
+        impl NumberText for $t {
+            fn json_text(&self) -> String {
+                serde_json::Number::from(*self).to_string()
+            }
+        }
+    )*};
+}
+number_text!(u32, i64);
+
+impl NumberText for f64 {
+    fn json_text(&self) -> String {
+        serde_json::Number::from_f64(*self).map_or_else(String::new, |n| n.to_string())
+    }
 }
 
 struct ReadSink<'v, V>(&'v mut V);
@@ -148,6 +206,26 @@ impl<'a, V: Visit<'a>> ReadSink<'_, V> {
             self.0.text(&p.0, leaf, s);
         }
     }
+    fn binary(&mut self, p: &Path) {
+        self.0.binary(&p.0);
+    }
+    fn key(&mut self, p: &Path, k: &'a str) {
+        self.0.key(&p.0, k);
+    }
+    /// A number of an untyped value.
+    fn json_number(&mut self, p: &Path, v: &Value) {
+        if let Value::Number(n) = v {
+            self.0.number(&p.0, &n.to_string());
+        }
+    }
+    /// A typed number field, when set.
+    fn typed_number(&mut self, p: &mut Path, key: &str, n: Option<&impl NumberText>) {
+        if let Some(n) = n {
+            let at = p.key(key);
+            self.0.number(&p.0, &n.json_text());
+            p.back(at);
+        }
+    }
 }
 
 impl<V: VisitMut> WriteSink<'_, V> {
@@ -158,6 +236,25 @@ impl<V: VisitMut> WriteSink<'_, V> {
             self.0.text(&p.0, leaf, s);
         }
     }
+    fn binary(&mut self, p: &Path) {
+        self.0.binary(&p.0);
+    }
+    fn key(&mut self, p: &Path, k: &str) {
+        self.0.key(&p.0, k);
+    }
+    /// A number of an untyped value, as text; rewritten, it becomes a string.
+    fn json_number(&mut self, p: &Path, v: &mut Value) {
+        if let Value::Number(n) = v {
+            let before = n.to_string();
+            let mut text = before.clone();
+            self.0.text(&p.0, Leaf::Other, &mut text);
+            if text != before {
+                *v = Value::String(text);
+            }
+        }
+    }
+    /// Typed number fields are not rewritten (their type is fixed).
+    fn typed_number<N>(&mut self, _: &mut Path, _: &str, _: Option<N>) {}
 }
 
 /// The traversal, written once: `$($m)?` is empty for reading and `mut` for rewriting.
@@ -180,6 +277,16 @@ macro_rules! traversal {
                     p.back(j);
                 }
                 p.back(at);
+                s.typed_number(p, "temperature", r.temperature.as_ref());
+                s.typed_number(p, "top_p", r.top_p.as_ref());
+                s.typed_number(p, "top_k", r.top_k.as_ref());
+                s.typed_number(p, "n", r.n.as_ref());
+                s.typed_number(p, "max_tokens", r.max_tokens.as_ref());
+                s.typed_number(p, "max_completion_tokens", r.max_completion_tokens.as_ref());
+                s.typed_number(p, "seed", r.seed.as_ref());
+                s.typed_number(p, "presence_penalty", r.presence_penalty.as_ref());
+                s.typed_number(p, "frequency_penalty", r.frequency_penalty.as_ref());
+                s.typed_number(p, "top_logprobs", r.top_logprobs.as_ref());
                 if let Some(stop) = & $($m)? r.stop {
                     let at = p.key("stop");
                     match stop {
@@ -203,6 +310,7 @@ macro_rules! traversal {
                     let at = p.key("tools");
                     for (i, t) in tools.into_iter().enumerate() {
                         let j = p.index(i);
+                        field(p, s, "type", Leaf::Other, & $($m)? t.kind);
                         let f = & $($m)? t.function;
                         let k = p.key("function");
                         field(p, s, "name", Leaf::Other, & $($m)? f.name);
@@ -225,13 +333,14 @@ macro_rules! traversal {
                     value(tc, p, s, Leaf::Other);
                     p.back(at);
                 }
-                if let Some(rf) = & $($m)? r.response_format
-                    && let Some(js) = & $($m)? rf.json_schema
-                {
+                if let Some(rf) = & $($m)? r.response_format {
                     let at = p.key("response_format");
-                    let k = p.key("json_schema");
-                    value(js, p, s, Leaf::Other);
-                    p.back(k);
+                    field(p, s, "type", Leaf::Other, & $($m)? rf.kind);
+                    if let Some(js) = & $($m)? rf.json_schema {
+                        let k = p.key("json_schema");
+                        value(js, p, s, Leaf::Other);
+                        p.back(k);
+                    }
                     p.back(at);
                 }
                 if let Some(u) = & $($m)? r.user {
@@ -256,6 +365,7 @@ macro_rules! traversal {
                         let at = p.key("content");
                         for (i, part) in parts.into_iter().enumerate() {
                             let j = p.index(i);
+                            field(p, s, "type", Leaf::Other, & $($m)? part.kind);
                             if let Some(t) = & $($m)? part.text {
                                 field(p, s, "text", Leaf::Content, t);
                             }
@@ -282,6 +392,7 @@ macro_rules! traversal {
                     for (i, tc) in calls.into_iter().enumerate() {
                         let j = p.index(i);
                         field(p, s, "id", Leaf::Other, & $($m)? tc.id);
+                        field(p, s, "type", Leaf::Other, & $($m)? tc.kind);
                         let k = p.key("function");
                         field(p, s, "name", Leaf::Other, & $($m)? tc.function.name);
                         field(p, s, "arguments", Leaf::Content, & $($m)? tc.function.arguments);
@@ -309,6 +420,7 @@ macro_rules! traversal {
                 for (k, v) in & $($m)? r.extra {
                     let leaf = if k == "prompt" || k == "input" { Leaf::Content } else { Leaf::Other };
                     let at = p.key(k);
+                    s.key(p, k);
                     keyed(Some(k), v, p, s, leaf);
                     p.back(at);
                 }
@@ -327,17 +439,22 @@ macro_rules! traversal {
                         continue;
                     }
                     let at = p.key(k);
+                    s.key(p, k);
                     by_key(k, v, p, s);
                     p.back(at);
                 }
             }
 
             fn by_key<$($lt,)? V: $bound>(
-                key: &str,
+                key: & $($lt)? str,
                 v: & $($lt)? $($m)? Value,
                 p: &mut Path,
                 s: &mut $sink<'_, V>,
             ) {
+                if matches!(key, "prompt" | "input") && is_token_ids(v) {
+                    s.binary(p);
+                    return;
+                }
                 match v {
                     Value::String(x) => {
                         let leaf = if super::super::native::is_content_key(key) {
@@ -357,11 +474,13 @@ macro_rules! traversal {
                     Value::Object(m) => {
                         for (k, x) in m {
                             let at = p.key(k);
+                            s.key(p, k);
                             by_key(k, x, p, s);
                             p.back(at);
                         }
                     }
-                    _ => {}
+                    Value::Number(_) => s.json_number(p, v),
+                    Value::Bool(_) | Value::Null => {}
                 }
             }
 
@@ -384,6 +503,7 @@ macro_rules! traversal {
             ) {
                 for (k, v) in m {
                     let at = p.key(k);
+                    s.key(p, k);
                     keyed(Some(k), v, p, s, Leaf::Other);
                     p.back(at);
                 }
@@ -399,12 +519,16 @@ macro_rules! traversal {
             }
 
             fn keyed<$($lt,)? V: $bound>(
-                key: Option<&str>,
+                key: Option<& $($lt)? str>,
                 v: & $($lt)? $($m)? Value,
                 p: &mut Path,
                 s: &mut $sink<'_, V>,
                 leaf: Leaf,
             ) {
+                if matches!(key, Some("prompt" | "input")) && is_token_ids(v) {
+                    s.binary(p);
+                    return;
+                }
                 match v {
                     Value::String(x) => s.leaf(p, key, leaf, x),
                     Value::Array(items) => {
@@ -417,11 +541,13 @@ macro_rules! traversal {
                     Value::Object(m) => {
                         for (k, x) in m {
                             let at = p.key(k);
+                            s.key(p, k);
                             keyed(Some(k), x, p, s, leaf);
                             p.back(at);
                         }
                     }
-                    _ => {}
+                    Value::Number(_) => s.json_number(p, v),
+                    Value::Bool(_) | Value::Null => {}
                 }
             }
         }

@@ -34,14 +34,18 @@ fn every_string_of_a_chat_request_is_visited_with_its_path() {
     let want = vec![
         ("messages[0].content", Leaf::Content, "sys"),
         ("messages[0].name", Leaf::Other, "nm"),
+        ("messages[1].content[0].type", Leaf::Other, "text"),
         ("messages[1].content[0].text", Leaf::Content, "hi"),
+        ("messages[1].content[1].type", Leaf::Other, "image_url"),
         (
             "messages[1].content[1].image_url.url",
             Leaf::Other,
             "https://x/y.png",
         ),
+        ("messages[1].content[2].type", Leaf::Other, "file"),
         ("messages[1].content[2].file.filename", Leaf::Other, "f.pdf"),
         ("messages[2].tool_calls[0].id", Leaf::Other, "c1"),
+        ("messages[2].tool_calls[0].type", Leaf::Other, "function"),
         ("messages[2].tool_calls[0].function.name", Leaf::Other, "f"),
         (
             "messages[2].tool_calls[0].function.arguments",
@@ -59,6 +63,7 @@ fn every_string_of_a_chat_request_is_visited_with_its_path() {
         ("messages[3].content", Leaf::Content, "42"),
         ("messages[3].tool_call_id", Leaf::Other, "c1"),
         ("stop[0]", Leaf::Other, "END"),
+        ("tools[0].type", Leaf::Other, "function"),
         ("tools[0].function.name", Leaf::Other, "f"),
         ("tools[0].function.description", Leaf::Other, "d"),
         ("tools[0].function.parameters.type", Leaf::Other, "object"),
@@ -67,6 +72,7 @@ fn every_string_of_a_chat_request_is_visited_with_its_path() {
             Leaf::Other,
             "pa",
         ),
+        ("response_format.type", Leaf::Other, "json_schema"),
         ("response_format.json_schema.name", Leaf::Other, "s"),
         (
             "response_format.json_schema.schema.description",
@@ -88,7 +94,9 @@ fn every_string_of_a_chat_request_is_visited_with_its_path() {
 
 #[test]
 fn skipped_fields_are_exactly_these() {
-    // model, roles and the typed `type` tags are the only strings not visited.
+    // The model and a message's role are the only strings not visited: the typed `type`
+    // tags are (a tester put an address in `tools[].type`; the guard saw it, the route
+    // decision did not).
     let body = chat(json!({"model": "secret@model.io", "messages": [
         {"role": "user", "content": [{"type": "text", "text": "t"}]}],
         "tools": [{"type": "function", "function": {"name": "f"}}],
@@ -96,8 +104,137 @@ fn skipped_fields_are_exactly_these() {
     let paths: Vec<String> = strings(&body).into_iter().map(|(p, _, _)| p).collect();
     assert_eq!(
         paths,
-        vec!["messages[0].content[0].text", "tools[0].function.name"]
+        vec![
+            "messages[0].content[0].type",
+            "messages[0].content[0].text",
+            "tools[0].type",
+            "tools[0].function.name",
+            "response_format.type"
+        ]
     );
+}
+
+/// Everything a reader gets, as `kind path value` lines.
+struct All(Vec<String>);
+
+impl<'a> Visit<'a> for All {
+    fn text(&mut self, path: &str, _: Leaf, text: &'a str) {
+        self.0.push(format!("text {path} {text}"));
+    }
+    fn binary(&mut self, path: &str) {
+        self.0.push(format!("binary {path}"));
+    }
+    fn number(&mut self, path: &str, text: &str) {
+        self.0.push(format!("number {path} {text}"));
+    }
+    fn key(&mut self, path: &str, key: &'a str) {
+        self.0.push(format!("key {path} {key}"));
+    }
+}
+
+/// Numbers (typed fields too) and the keys of untyped objects reach readers: a card number
+/// sent as a JSON number, or an address used as a metadata key, went to a remote deployment
+/// unscanned before.
+#[test]
+fn numbers_and_keys_are_visited() {
+    let body = chat(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "seed": 4111111111111111_i64, "temperature": 0.5,
+        "metadata": {"card": 4111111111111111_u64, "ana@example.com": "vip"},
+        "logit_bias": {"50256": -100}}),
+    );
+    let mut all = All(Vec::new());
+    visit(&body, &mut all);
+    assert_eq!(
+        all.0,
+        vec![
+            "text messages[0].content hi",
+            "number temperature 0.5",
+            "number seed 4111111111111111",
+            "key metadata.card card",
+            "number metadata.card 4111111111111111",
+            "key metadata.ana@example.com ana@example.com",
+            "text metadata.ana@example.com vip",
+            "key logit_bias logit_bias",
+            "key logit_bias.50256 50256",
+            "number logit_bias.50256 -100",
+        ]
+    );
+    let mut json = All(Vec::new());
+    visit_json(&json!({"a": {"b": [1, "x"]}}), &mut json);
+    assert_eq!(
+        json.0,
+        vec!["key a a", "key a.b b", "number a.b[0] 1", "text a.b[1] x"]
+    );
+}
+
+/// A rewriter gets an untyped number as text; rewritten, it becomes a string. Typed numbers
+/// keep their type.
+#[test]
+fn a_rewritten_number_becomes_a_string() {
+    struct Mask;
+    impl VisitMut for Mask {
+        fn text(&mut self, _: &str, _: Leaf, t: &mut String) {
+            if t.len() > 12 {
+                *t = "[CARD_1]".into();
+            }
+        }
+    }
+    let mut body = chat(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "seed": 4111111111111111_i64, "metadata": {"card": 4111111111111111_u64, "n": 3}}),
+    );
+    visit_mut(&mut body, &mut Mask);
+    let RequestBody::Chat(c) = &body else {
+        unreachable!()
+    };
+    assert_eq!(c.seed, Some(4111111111111111));
+    assert_eq!(
+        c.metadata.as_ref().map(|m| Value::Object(m.clone())),
+        Some(json!({"card": "[CARD_1]", "n": 3}))
+    );
+}
+
+/// Token ids are text in the model's own encoding: unscannable, like base64.
+#[test]
+fn token_ids_are_binary() {
+    for body in [
+        json!({"model": "m", "input": [[6194, 25, 21041]]}),
+        json!({"model": "m", "prompt": [6194, 25]}),
+    ] {
+        let body = RequestBody::Generic(serde_json::from_value(body).unwrap());
+        let mut all = All(Vec::new());
+        visit(&body, &mut all);
+        let key = if all.0[0].contains("input") {
+            "input"
+        } else {
+            "prompt"
+        };
+        assert_eq!(
+            all.0,
+            vec![format!("key {key} {key}"), format!("binary {key}")]
+        );
+    }
+    let mut all = All(Vec::new());
+    visit_json(&json!({"input": ["a", 1]}), &mut all);
+    assert_eq!(
+        all.0,
+        vec!["key input input", "text input[0] a", "number input[1] 1"]
+    );
+}
+
+/// Only a real base64 payload after `;base64,` is binary; text dressed as a data URL is
+/// scanned. A multi-byte character at byte 200 of a `data:` string does not panic.
+#[test]
+fn a_data_url_is_binary_only_when_its_payload_is_base64() {
+    assert!(is_binary(None, "data:image/png;base64,iVBORw0KGgo="));
+    assert!(!is_binary(
+        None,
+        "data:text/plain;base64, please mail ana.lopez@example.com"
+    ));
+    let long = format!("data:{}é;base64,AAAA", "x".repeat(194));
+    assert!(long.is_char_boundary(199) && !long.is_char_boundary(200));
+    assert!(!is_binary(None, &long));
 }
 
 #[test]
@@ -119,7 +256,14 @@ fn binary_payloads_are_reported_not_read() {
     );
     let mut v = B(Vec::new(), Vec::new());
     visit(&body, &mut v);
-    assert_eq!(v.0, vec!["messages[0].content[1].input_audio.format"]);
+    assert_eq!(
+        v.0,
+        vec![
+            "messages[0].content[0].type",
+            "messages[0].content[1].type",
+            "messages[0].content[1].input_audio.format"
+        ]
+    );
     assert_eq!(
         v.1,
         vec![

@@ -246,6 +246,16 @@ pub async fn attempt(
                 detector: cx.engine.detector(),
                 guards: &decision.egress,
             });
+        // The client's request id leaves too (`x-request-id`): one that carries what the
+        // guard keeps local is not forwarded; the deployment gets a fresh id instead.
+        let fresh_id;
+        let request_id = match &egress {
+            Some(g) if crate::policy::egress::carries(g.detector, g.guards, cx.request_id) => {
+                fresh_id = uuid::Uuid::now_v7().to_string();
+                fresh_id.as_str()
+            }
+            _ => cx.request_id,
+        };
         let tries = dep.retries.unwrap_or(0) + 1;
         for _ in 0..tries {
             mark_attempt(record, attrs);
@@ -254,7 +264,7 @@ pub async fn attempt(
                 deployment: dep,
                 endpoint: cx.endpoint,
                 body: send_body,
-                request_id: cx.request_id,
+                request_id,
                 egress: egress.as_ref().map(|g| g as &dyn providers::Egress),
                 tree: redaction.is_some(),
             };

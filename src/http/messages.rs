@@ -76,6 +76,34 @@ pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> 
     }
 }
 
+/// The client's `anthropic-beta` header, forwarded on the native route: a comma-separated
+/// list of beta names (`[A-Za-z0-9._-]`, as Anthropic names them), so no other text can ride
+/// along to a backend in it.
+///
+/// Errors: 400 `invalid_request_error` naming the header when it is anything else.
+fn anthropic_beta(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("anthropic-beta") else {
+        return Ok(None);
+    };
+    let ok = v.to_str().ok().filter(|s| {
+        s.split(',').all(|name| {
+            let name = name.trim();
+            !name.is_empty()
+                && name.len() <= 100
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+    });
+    match ok {
+        Some(s) => Ok(Some(s.to_string())),
+        None => Err(ApiError::invalid_request(
+            "anthropic-beta: expected a comma-separated list of beta names (letters, digits, `.`, `_`, `-`).",
+        )
+        .with_param("anthropic-beta")),
+    }
+}
+
 /// What the reply translation needs from the request.
 struct Shape {
     model: String,
@@ -120,10 +148,7 @@ async fn parse(
         body: raw,
         bridged,
         dropped_tools: dropped_tools.clone(),
-        anthropic_beta: headers
-            .get("anthropic-beta")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        anthropic_beta: anthropic_beta(headers)?,
     };
     let shape = Shape {
         model: req.model.clone(),

@@ -44,7 +44,10 @@ pub fn luhn_ok(ds: &[u32]) -> bool {
 pub(super) fn check_card(text: &str, start: usize, end: usize) -> Option<usize> {
     let s = &text[start..end];
     // One kind of separator at most (`4111 1111-1111 1111` is not how cards are written).
-    if s.contains(' ') && s.contains('-') {
+    let mut separators = s.bytes().filter(|b| !b.is_ascii_digit());
+    if let Some(first) = separators.next()
+        && separators.any(|b| b != first)
+    {
         return None;
     }
     let ds = digits(s);

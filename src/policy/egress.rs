@@ -9,9 +9,11 @@
 //! is about stops the call: nothing is sent, the client gets 403 `pii_blocked` naming the JSON
 //! path (never the value). With redaction, only placeholders may remain.
 //!
+//! Every string, number and object key is checked ([`crate::api::visit::visit_json`]).
 //! Skipped: the top-level `model` (the deployment's own id, from the config). A binary
-//! payload (base64 image, file, audio) cannot be checked and counts as personal data of kind
-//! `unscannable` (fail closed): a policy about `any` kind, or about `unscannable`, stops it.
+//! payload (base64 image, file, audio, token ids) cannot be checked and counts as personal
+//! data of kind `unscannable` (fail closed): a policy about `any` kind, or about
+//! `unscannable`, stops it.
 
 use super::pii::Detector;
 use crate::api::ApiError;
@@ -64,6 +66,16 @@ impl Blocked {
     }
 }
 
+/// Whether `text` (a value that leaves outside the body, such as the client's request id)
+/// holds an item that one of `guards` keeps local.
+pub fn carries(detector: &Detector, guards: &[Guard], text: &str) -> bool {
+    !guards.is_empty()
+        && detector
+            .scan(text)
+            .iter()
+            .any(|m| guards.iter().any(|g| g.covers(&m.kind)))
+}
+
 /// The first item in `body` (a JSON request about to be sent) that one of `guards` forbids,
 /// in document order; `None` when the body may leave.
 pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> Option<Blocked> {
@@ -72,8 +84,8 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
         guards: &'d [Guard],
         found: Option<Blocked>,
     }
-    impl<'a> Visit<'a> for Scan<'_> {
-        fn text(&mut self, path: &str, _: Leaf, text: &'a str) {
+    impl Scan<'_> {
+        fn check(&mut self, path: &str, text: &str) {
             if self.found.is_some() || path == "model" {
                 return;
             }
@@ -87,6 +99,17 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
                     return;
                 }
             }
+        }
+    }
+    impl<'a> Visit<'a> for Scan<'_> {
+        fn text(&mut self, path: &str, _: Leaf, text: &'a str) {
+            self.check(path, text);
+        }
+        fn number(&mut self, path: &str, text: &str) {
+            self.check(path, text);
+        }
+        fn key(&mut self, path: &str, key: &'a str) {
+            self.check(path, key);
         }
         fn binary(&mut self, path: &str) {
             // A binary payload cannot be checked: treated as personal data (fail closed).

@@ -20,6 +20,7 @@ pub mod attrs;
 pub mod catalog;
 pub mod checks;
 pub mod egress;
+pub mod normalize;
 pub mod pii;
 pub mod redact;
 pub mod redact_native;

@@ -26,17 +26,28 @@ pub fn redact_for_log(detector: &Detector, text: &str) -> String {
     out
 }
 
-/// `v` with [`redact_for_log`] applied to every string inside it (keys are kept).
+/// `v` with [`redact_for_log`] applied to every string, number and key inside it. A number
+/// that holds an item becomes a string (`4111111111111111` → `"[CARD]"`); two keys that
+/// redact to the same text keep the later value (JSON objects have one value per key).
 pub fn redact_json(detector: &Detector, v: &Value) -> Value {
     match v {
         Value::String(s) => Value::String(redact_for_log(detector, s)),
+        Value::Number(n) => {
+            let text = n.to_string();
+            let redacted = redact_for_log(detector, &text);
+            if redacted == text {
+                v.clone()
+            } else {
+                Value::String(redacted)
+            }
+        }
         Value::Array(a) => Value::Array(a.iter().map(|x| redact_json(detector, x)).collect()),
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, v)| (k.clone(), redact_json(detector, v)))
+                .map(|(k, v)| (redact_for_log(detector, k), redact_json(detector, v)))
                 .collect(),
         ),
-        other => other.clone(),
+        Value::Bool(_) | Value::Null => v.clone(),
     }
 }
 
@@ -47,6 +58,17 @@ mod tests {
 
     fn detector() -> Detector {
         Detector::new(&PiiConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn numbers_and_keys_are_redacted_too() {
+        let d = detector();
+        let v = serde_json::json!({"metadata": {"card": 4111111111111111_u64, "n": 3,
+            "ana@example.com": "vip"}});
+        assert_eq!(
+            redact_json(&d, &v),
+            serde_json::json!({"metadata": {"card": "[CARD]", "n": 3, "[EMAIL]": "vip"}})
+        );
     }
 
     #[test]
