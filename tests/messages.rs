@@ -553,3 +553,35 @@ async fn an_answer_the_view_refuses_is_translated_from_its_tree() {
         s.stop().await;
     }
 }
+
+/// `anthropic-beta` is forwarded on the native route, so it must be beta names: an address in
+/// it reached a remote backend unscanned before. Now it is Anthropic's 400 before any call;
+/// Claude Code's list still passes.
+#[tokio::test]
+async fn anthropic_beta_must_be_a_list_of_beta_names() {
+    let mock = Mock::start(chat_upstream).await;
+    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+    let body = json!({"model": "default", "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let send = |beta: &'static str| {
+        client()
+            .post(s.url("/v1/messages"))
+            .header("x-api-key", "sk-anything")
+            .header("anthropic-version", "2023-06-01")
+            .header("anthropic-beta", beta)
+            .json(&body)
+            .send()
+    };
+    let r = send("cust-anna.berg@example.com").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert_eq!(mock.calls(), 0);
+    let ok = send("claude-code-20250219,interleaved-thinking-2025-05-14, fine-grained-tool-streaming-2025-05-14")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(mock.calls(), 1);
+    s.stop().await;
+}
