@@ -325,3 +325,32 @@ async fn a_lock_not_granted_in_time_spills_after_one_try() {
     r.fail.store(false, Ordering::SeqCst);
     until(10, "replayed", || ids(&r.cfg) == ["held"]).await;
 }
+
+/// A log file removed while Sluice runs: rows went on into the unlinked file (lost at exit)
+/// while the writer said all was well. Now the store notices, the writer spills and says
+/// why (a tester found this by deleting the log's directory).
+#[tokio::test]
+async fn a_log_file_removed_while_running_is_noticed_and_rows_spill() {
+    let r = rig(|_| {});
+    r.log.send(record("kept", 100)).await;
+    r.log.flush().await;
+    assert_eq!(ids(&r.cfg), ["kept"]);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", r.cfg.path.display()));
+    }
+    r.log.send(record("after", 100)).await;
+    r.log.flush().await;
+    let h = r.log.health();
+    assert_eq!(
+        (h.state, h.rows_spilled, h.rows_dropped),
+        (WriterState::Spilling, 1, 0)
+    );
+    assert!(
+        h.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("was removed or replaced")),
+        "{h:?}"
+    );
+    let spilled = std::fs::read_to_string(r.cfg.spill_file()).unwrap();
+    assert!(spilled.contains("\"after\""), "{spilled}");
+}

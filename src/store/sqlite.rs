@@ -17,12 +17,46 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 pub struct SqliteStore {
     /// The connection (WAL mode, migrated).
     pub conn: Connection,
+    /// The file's identity when opened (device, inode), to notice it removed or replaced.
+    file: Option<(u64, u64)>,
 }
 
 impl SqliteStore {
     /// Over an open, migrated connection.
     pub fn new(conn: Connection) -> Self {
-        SqliteStore { conn }
+        let file = conn.path().and_then(file_id);
+        SqliteStore { conn, file }
+    }
+
+    /// Errors when the log file this store opened is no longer at its path (removed, or
+    /// replaced by another file): rows written now would go to a file nobody can open again.
+    fn still_there(&self) -> Result<(), StoreError> {
+        let (Some(opened), Some(path)) = (self.file, self.conn.path()) else {
+            return Ok(());
+        };
+        if file_id(path) == Some(opened) {
+            return Ok(());
+        }
+        Err(StoreError::Io(format!(
+            "the log file {path} was removed or replaced while Sluice ran; rows wait in the spill file (restart Sluice to open a log there again)"
+        )))
+    }
+}
+
+/// A file's (device, inode), or `None` when it cannot be read (or off Unix, or in memory).
+fn file_id(path: &str) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if path.is_empty() {
+            return None;
+        }
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -81,6 +115,7 @@ impl LogStore for SqliteStore {
     }
 
     fn append(&mut self, rows: &[PreparedRow]) -> Result<usize, StoreError> {
+        self.still_there()?;
         append(&mut self.conn, rows)
     }
 
