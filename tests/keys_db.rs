@@ -104,7 +104,7 @@ async fn admin_api_keys_revocation_usage_and_budgets() {
     assert_eq!(e["error"]["code"], "budget_exceeded");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with("Budget exceeded: 1.0000 of 5.00 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 4.0970 USD. Lower max_tokens or wait until "),
+        msg.starts_with("Budget exceeded: 1.0000 of 5.00 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 4.0970 USD. Lower max_tokens (or n, best_of) or wait until "),
         "{msg}"
     );
     let (_, frugal) = create_key(
