@@ -436,3 +436,29 @@ async fn the_reservation_counts_every_completion_n_and_best_of_ask_for() {
     assert_eq!(mock.calls(), 2);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_embeddings_request_reserves_no_output_tokens() {
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            200,
+            json!({"object":"list","model":"m","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],
+                   "usage":{"prompt_tokens":1,"total_tokens":1}}),
+        )
+    })
+    .await;
+    let s = Sluice::start(&three_and_a_half(&mock)).await;
+    // Reserves 1 prompt token × 1000 USD/1M = 0.001 USD; with 4096 output tokens it would
+    // be 4.097, over the 3.5 budget.
+    let (status, v) = post_as(
+        &s,
+        "sk-b",
+        "/v1/embeddings",
+        json!({"model":"default","input":"hi"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"][0]["embedding"], json!([0.1, 0.2]));
+    assert_eq!(mock.calls(), 1);
+    s.stop().await;
+}

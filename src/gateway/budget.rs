@@ -12,11 +12,14 @@ use crate::api::{ApiError, Endpoint, RequestBody};
 use crate::policy::Decision;
 use crate::policy::tier::Hosting;
 
-/// The output tokens a request may make the backend generate at most: `max_tokens` (else
+/// The output tokens a request may make the backend generate at most: none on
+/// `/v1/embeddings` (it produces no completion tokens); otherwise `max_tokens` (else
 /// [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) times the completions generated
 /// ([`RequestBody::completions`]: chat `n`, completions `n` or `best_of`), saturating.
 pub fn reserved_output_tokens(endpoint: Endpoint, body: &RequestBody) -> u64 {
-    let _ = endpoint;
+    if endpoint == Endpoint::Embeddings {
+        return 0;
+    }
     body.max_output_tokens()
         .unwrap_or(DEFAULT_RESERVED_OUTPUT_TOKENS)
         .saturating_mul(body.completions())
@@ -134,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn the_output_reserved_counts_every_completion() {
+    fn the_output_reserved_counts_every_completion_and_none_for_embeddings() {
         let chat = Endpoint::ChatCompletions;
         let msg = r#""messages":[{"role":"user","content":"hi"}]"#;
         let one = body(chat, &format!(r#"{{"model":"m",{msg},"max_tokens":1000}}"#));
@@ -157,5 +160,8 @@ mod tests {
             r#"{"model":"m","prompt":"hi","max_tokens":100,"best_of":2,"n":5}"#,
         );
         assert_eq!(reserved_output_tokens(comp, &n), 500);
+        let emb = Endpoint::Embeddings;
+        let e = body(emb, r#"{"model":"m","input":"hi"}"#);
+        assert_eq!(reserved_output_tokens(emb, &e), 0);
     }
 }
