@@ -154,6 +154,12 @@ impl Limits {
         }
         let mut status = RateStatus::default();
         if let Some(rpm) = rpm {
+            if rpm == 0 {
+                // Refused by validation; a key stored before that (or a scope built in code)
+                // is refused, as `tpm: 0` and the coordinator refuse, never let through once
+                // a minute.
+                return Err(rejection(scope, "requests", 0, Duration::from_secs(60)));
+            }
             let lim = limiter(&self.requests, scope, rpm);
             match lim.check() {
                 Ok(snap) => {
@@ -311,6 +317,17 @@ mod tests {
         // Other scopes are independent.
         assert!(l.check("key:b", Some(3), None, 0).is_ok());
         assert_eq!(l.check("key:a", None, None, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn a_quota_of_zero_refuses_every_request() {
+        let l = Limits::default();
+        for _ in 0..3 {
+            let r = l.check("key:z", Some(0), None, 0).unwrap_err();
+            assert_eq!(r.error.body.code, Some("rate_limit_exceeded".into()));
+            assert_eq!(r.headers[0], ("retry-after", "60".to_string()));
+            assert!(l.check("key:zt", None, Some(0), 0).is_err());
+        }
     }
 
     #[test]

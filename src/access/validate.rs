@@ -35,12 +35,17 @@ impl Names {
     }
 }
 
+/// Why a key's `rpm: 0` or `tpm: 0` is refused, and what to do instead.
+pub const ZERO_KEY_LIMIT: &str = "must be at least 1 (leave it out for no limit); to block a key, set `disabled: true` or revoke it (`sluice keys revoke`, `DELETE /admin/keys/{id}`)";
+
 /// The logging modes a key may force.
 pub const LOG_MODES: [&str; 4] = ["full", "redacted", "metadata", "off"];
 
 /// Checks `spec`: non-empty `name`; `expires` is RFC 3339 or `YYYY-MM-DD`; `log` is one of
-/// [`LOG_MODES`]; every `models` entry (a name or a glob) names or matches a configured model
-/// or deployment; every policy exists; a budget is a finite amount ≥ 0.
+/// [`LOG_MODES`]; `rpm` and `tpm`, when set, are at least 1 (a limit of 0 is refused, not
+/// read as "no requests": a key is blocked with `disabled` or by revoking it); every `models`
+/// entry (a name or a glob) names or matches a configured model or deployment; every policy
+/// exists; a budget is a finite amount ≥ 0.
 ///
 /// Errors: `(field, message)`.
 pub fn validate(spec: &KeySpec, names: &Names) -> Result<(), (String, String)> {
@@ -63,6 +68,11 @@ pub fn validate(spec: &KeySpec, names: &Names) -> Result<(), (String, String)> {
             "log",
             format!("`{l}` is not one of {}", LOG_MODES.join(", ")),
         );
+    }
+    for (field, v) in [("rpm", spec.rpm), ("tpm", spec.tpm)] {
+        if v == Some(0) {
+            return err(field, ZERO_KEY_LIMIT.into());
+        }
     }
     if let Some(b) = &spec.budget
         && !(b.usd.is_finite() && b.usd >= 0.0)
@@ -148,4 +158,44 @@ pub fn within_rights(creator: &Principal, spec: &KeySpec) -> Result<(), (String,
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_rpm_or_tpm_is_refused_naming_the_key_and_how_to_block() {
+        let names = Names::default();
+        for (field, spec) in [
+            (
+                "rpm",
+                KeySpec {
+                    name: "k".into(),
+                    rpm: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "tpm",
+                KeySpec {
+                    name: "k".into(),
+                    tpm: Some(0),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            assert_eq!(
+                validate(&spec, &names),
+                Err((field.to_string(), ZERO_KEY_LIMIT.to_string()))
+            );
+        }
+        let one = KeySpec {
+            name: "k".into(),
+            rpm: Some(1),
+            tpm: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(validate(&one, &names), Ok(()));
+    }
 }
