@@ -27,7 +27,7 @@ pub struct KeySpec {
     /// Model names this key may use (globs: `gpt-*`); empty = all.
     #[serde(default)]
     pub models: Vec<String>,
-    /// Requests per minute (GCRA, burst = the whole minute's quota).
+    /// Requests per minute (burst = the whole minute's quota, then one every 60/N s).
     #[serde(default)]
     pub rpm: Option<u32>,
     /// Tokens per minute (prompt estimate charged before the call, corrected after).
