@@ -104,7 +104,7 @@ async fn admin_api_keys_revocation_usage_and_budgets() {
     assert_eq!(e["error"]["code"], "budget_exceeded");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with("Budget exceeded: 1.0000 of 5.00 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 4.0970 USD. Lower max_tokens or wait until "),
+        msg.starts_with("Budget exceeded: 1.0000 of 5.00 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 4.0970 USD. Lower max_tokens (or n, best_of) or wait until "),
         "{msg}"
     );
     let (_, frugal) = create_key(
@@ -207,4 +207,117 @@ fn cli_create_list_show_revoke() {
     let (code, _, err) = run(&["keys", "create", "--name", "hr"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("already exists"), "{err}");
+}
+
+/// A sub-admin config key in team `contractors` (tag `untrusted`), whose policy keeps it on
+/// local deployments; model `cloud` has only the remote deployment.
+fn contractors(db: &std::path::Path, local: &Mock, remote: &Mock) -> String {
+    format!(
+        "{}  - name: cloud\n    deployments: [far]\npolicies:\n  - name: contractors-local-only\n    when: {{team: contractors, tags: [untrusted]}}\n    require: {{hosting: local}}\nkeys:\n  - name: k-sub\n    key: sk-sub\n    admin: true\n    team: contractors\n    tags: [untrusted]\n    models: [cloud, default]\n",
+        yaml(db, local, remote)
+    )
+}
+
+async fn create_as(s: &Sluice, key: &str, spec: Value) -> (u16, Value) {
+    let r = client()
+        .post(s.url("/admin/keys"))
+        .bearer_auth(key)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn chat_cloud(s: &Sluice, key: &str) -> (u16, Value) {
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model":"cloud","messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_by_a_sub_admin_keep_its_team_and_tags_and_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let local = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let remote = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let s = Sluice::start_logged(&contractors(&db, &local, &remote)).await;
+
+    let (status, e) = chat_cloud(&s, "sk-sub").await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (403, &json!("no_eligible_deployment"))
+    );
+
+    // A child that leaves team and tags out takes the creator's, so the policy still applies.
+    let (status, child) =
+        create_as(&s, "sk-sub", json!({"name":"child-c1","models":["cloud"]})).await;
+    assert_eq!(status, 201, "{child}");
+    assert_eq!(child["team"], "contractors");
+    assert_eq!(child["tags"], json!(["untrusted"]));
+    assert_eq!(child["created_by"], "cfg:k-sub");
+    let secret = child["secret"].as_str().unwrap();
+    let (status, e) = chat_cloud(&s, secret).await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (403, &json!("no_eligible_deployment"))
+    );
+    assert_eq!(remote.calls(), 0);
+
+    // Another team, or tags without the creator's: 403 naming the field.
+    for (spec, param, message) in [
+        (
+            json!({"name":"child-c2","models":["cloud"],"team":"staff"}),
+            "team",
+            "`team` must be the creating key's team `contractors`: a key can only create keys with at most its own rights.",
+        ),
+        (
+            json!({"name":"child-c3","models":["cloud"],"tags":["trusted"]}),
+            "tags",
+            "`tags` must keep the creating key's tags (`untrusted` is missing): a key can only create keys with at most its own rights.",
+        ),
+    ] {
+        let (status, e) = create_as(&s, "sk-sub", spec).await;
+        assert_eq!(status, 403, "{e}");
+        assert_eq!(
+            e["error"],
+            json!({"message": message, "type": "permission_error", "param": param, "code": null})
+        );
+    }
+    // Nor may a caller claim a creator.
+    let (status, e) = create_as(
+        &s,
+        "sk-sub",
+        json!({"name":"child-c4","models":["cloud"],"created_by":"master"}),
+    )
+    .await;
+    assert_eq!((status, &e["error"]["param"]), (400, &json!("created_by")));
+
+    // The operator sees who made which key; the master key's own are marked too.
+    create_key(&s, json!({"name":"by-master"})).await;
+    let r = client()
+        .get(s.url("/admin/keys"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let made: Vec<(&str, &str)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["name"].as_str().unwrap(),
+                k["created_by"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(made, [("child-c1", "cfg:k-sub"), ("by-master", "master")]);
+    s.stop().await;
 }

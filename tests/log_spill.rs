@@ -98,7 +98,7 @@ impl LogStore for Injected {
     fn put_response(
         &mut self,
         r: &sluice::store::responses::StoredResponse,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.inner.put_response(r)
     }
     fn get_response(

@@ -464,3 +464,50 @@ async fn a_state_store_that_stops_answering_costs_a_bounded_wait() {
     }
     assert_eq!(ask("sk-bob").await.headers()["x-sluice-cache"], "hit");
 }
+
+/// A backend that repeats a response id (the finding's `resp_fixed`) cannot let one key
+/// overwrite another's stored response on PostgreSQL: the first owner's row is kept and the
+/// second write says it stored nothing; the owner may still store it again.
+#[test]
+fn another_key_cannot_overwrite_a_stored_response_on_postgres() {
+    use sluice::store::responses::StoredResponse;
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_resp_owner");
+    let stored = |owner: &str, input: &str| StoredResponse {
+        id: "resp_fixed".into(),
+        owner: owner.into(),
+        created_ms: 1,
+        request_id: format!("req-{owner}"),
+        model: "default".into(),
+        history: vec![],
+        input: vec![json!({"role":"user","content":input})],
+        response: json!({"id":"resp_fixed","output":[]}),
+    };
+    let (mine, theirs, again) = (
+        stored("cfg:alice", "alice's text"),
+        stored("cfg:bob", "bob's text"),
+        stored("cfg:alice", "alice again"),
+    );
+    std::thread::spawn(move || {
+        let cfg = sluice::config::LogConfig {
+            backend: sluice::config::log::LogBackend::Postgres,
+            url: Some(url),
+            ..Default::default()
+        };
+        let mut s = sluice::store::connect(&cfg).unwrap();
+        assert!(s.put_response(&mine).unwrap());
+        assert!(!s.put_response(&theirs).unwrap());
+        assert_eq!(
+            s.get_response("resp_fixed", "cfg:alice").unwrap(),
+            Some(mine)
+        );
+        assert_eq!(s.get_response("resp_fixed", "cfg:bob").unwrap(), None);
+        assert!(s.put_response(&again).unwrap());
+        assert_eq!(
+            s.get_response("resp_fixed", "cfg:alice").unwrap(),
+            Some(again)
+        );
+    })
+    .join()
+    .unwrap();
+}

@@ -332,3 +332,133 @@ async fn spend_survives_a_restart_without_rows() {
         );
     }
 }
+
+/// A priced deployment (1000 USD per 1M tokens in and out) and a key with a 3.5 USD budget.
+fn three_and_a_half(mock: &Mock) -> String {
+    format!(
+        "server:\n  master_key: {MASTER}\ndeployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    price: {{input: 1000, output: 1000}}\nmodels:\n  - name: default\n    deployments: [paid]\nkeys:\n  - name: b\n    key: sk-b\n    budget: {{usd: 3.5, period: day}}\n",
+        mock.url("/v1"),
+    )
+}
+
+async fn post_as(s: &Sluice, key: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(s.url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_reservation_counts_every_completion_n_and_best_of_ask_for() {
+    let mock = Mock::start(|r| {
+        // Bills what a real backend bills: max_tokens for each completion generated.
+        let each = r.body["max_tokens"].as_u64().unwrap_or(0);
+        let n = r.body["n"].as_u64().unwrap_or(1);
+        let best_of = r.body["best_of"].as_u64().unwrap_or(1);
+        let completion_tokens = each * n.max(best_of);
+        MockReply::Json(200, completion(completion_tokens))
+    })
+    .await;
+    let s = Sluice::start(&three_and_a_half(&mock)).await;
+    let msgs = json!([{"role":"user","content":"hi"}]);
+    // n = 20 × 1000 tokens: reserves (1 + 20,000) tokens × 1000 USD/1M, refused up front.
+    let (status, e) = post_as(
+        &s,
+        "sk-b",
+        "/v1/chat/completions",
+        json!({"model":"default","messages":msgs,"max_tokens":1000,"n":20}),
+    )
+    .await;
+    assert_eq!(status, 429, "{e}");
+    assert_eq!(e["error"]["code"], "budget_exceeded");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Budget exceeded: 0.0000 of 3.50 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 20.0010 USD."),
+        "{msg}"
+    );
+    // Legacy completions: best_of 10 generates 10 completions though n is 1.
+    let (status, e) = post_as(
+        &s,
+        "sk-b",
+        "/v1/completions",
+        json!({"model":"default","prompt":"hi","max_tokens":1000,"best_of":10,"n":1}),
+    )
+    .await;
+    assert_eq!(status, 429, "{e}");
+    assert_eq!(e["error"]["code"], "budget_exceeded");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this request may cost up to 10.0010 USD."),
+        "{e}"
+    );
+    assert_eq!(mock.calls(), 0);
+    // n = 3 fits (3.001 USD reserved) and is charged what the backend billed.
+    let (status, e) = post_as(
+        &s,
+        "sk-b",
+        "/v1/chat/completions",
+        json!({"model":"default","messages":msgs,"max_tokens":1000,"n":3}),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["usage"]["completion_tokens"], 3000);
+    // 3.01 USD spent (10 prompt + 3000 completion tokens billed): n = 3 × 200 tokens would
+    // reserve 0.601 more, over 3.5, though one completion of 200 (0.201) would fit.
+    let (status, e) = post_as(
+        &s,
+        "sk-b",
+        "/v1/chat/completions",
+        json!({"model":"default","messages":msgs,"max_tokens":200,"n":3}),
+    )
+    .await;
+    assert_eq!(status, 429, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Budget exceeded: 3.0100 of 3.50 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 0.6010 USD."),
+        "{e}"
+    );
+    let (status, e) = post_as(
+        &s,
+        "sk-b",
+        "/v1/chat/completions",
+        json!({"model":"default","messages":msgs,"max_tokens":200}),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(mock.calls(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_embeddings_request_reserves_no_output_tokens() {
+    let mock = Mock::start(|_| {
+        MockReply::Json(
+            200,
+            json!({"object":"list","model":"m","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],
+                   "usage":{"prompt_tokens":1,"total_tokens":1}}),
+        )
+    })
+    .await;
+    let s = Sluice::start(&three_and_a_half(&mock)).await;
+    // Reserves 1 prompt token × 1000 USD/1M = 0.001 USD; with 4096 output tokens it would
+    // be 4.097, over the 3.5 budget.
+    let (status, v) = post_as(
+        &s,
+        "sk-b",
+        "/v1/embeddings",
+        json!({"model":"default","input":"hi"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"][0]["embedding"], json!([0.1, 0.2]));
+    assert_eq!(mock.calls(), 1);
+    s.stop().await;
+}

@@ -27,7 +27,7 @@ pub struct KeySpec {
     /// Model names this key may use (globs: `gpt-*`); empty = all.
     #[serde(default)]
     pub models: Vec<String>,
-    /// Requests per minute (GCRA, burst = the whole minute's quota).
+    /// Requests per minute (burst = the whole minute's quota, then one every 60/N s).
     #[serde(default)]
     pub rpm: Option<u32>,
     /// Tokens per minute (prompt estimate charged before the call, corrected after).
@@ -60,6 +60,10 @@ pub struct KeySpec {
     /// Revoked keys stay listed but are refused.
     #[serde(default)]
     pub disabled: bool,
+    /// The id of the key that made this one through `POST /admin/keys` (`master`,
+    /// `cfg:<name>` or `key_…`); set by Sluice only, never by the request or the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 /// A spending limit in USD per period.

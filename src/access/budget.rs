@@ -1,6 +1,7 @@
 //! Budgets reserve, then settle: at admission a request reserves what it may cost at most
-//! (prompt estimate + `max_tokens`, or [`DEFAULT_RESERVED_OUTPUT_TOKENS`], at the priciest
-//! eligible deployment's price); `spent + reserved` must stay within the budget, so parallel
+//! (prompt estimate + `max_tokens`, or [`DEFAULT_RESERVED_OUTPUT_TOKENS`], times the
+//! completions generated — chat `n`, completions `max(n, best_of)` — at the priciest eligible
+//! deployment's price, see `gateway::budget::max_cost`); `spent + reserved` must stay within the budget, so parallel
 //! requests cannot overrun it by more than one reservation's error. The [`Reservation`] is a
 //! guard: dropping it — after the request's real cost was recorded, or on any error or
 //! client disconnect — gives the reserved amount back.
@@ -92,7 +93,7 @@ pub fn exceeded(spent: f64, reserved: f64, usd: f64, budget_usd: f64, reset_ms: 
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limit_error",
         format!(
-            "Budget exceeded: {spent:.4} of {budget_usd:.2} USD spent and {reserved:.4} reserved by requests in flight; this request may cost up to {usd:.4} USD. Lower max_tokens or wait until {}.",
+            "Budget exceeded: {spent:.4} of {budget_usd:.2} USD spent and {reserved:.4} reserved by requests in flight; this request may cost up to {usd:.4} USD. Lower max_tokens (or n, best_of) or wait until {}.",
             crate::access::keys::rfc3339(reset_ms)
         ),
     )

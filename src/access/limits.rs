@@ -1,9 +1,14 @@
-//! Rate limits with the `governor` crate (GCRA): requests per minute and tokens per minute,
-//! per key, per model and per deployment.
+//! Rate limits: requests per minute and tokens per minute, per key, per model and per
+//! deployment.
 //!
-//! GCRA semantics, as configured here: a quota of N per minute allows a burst of N at once,
-//! then one more every 60/N seconds. So N parallel requests against `rpm: N` all pass and the
-//! N+1th is refused until 60/N seconds later.
+//! Each scope's quota is a bucket of N refilled at N per minute (what GCRA computes): a quota
+//! of N per minute allows a burst of N at once, then one more every 60/N seconds. So N
+//! parallel requests against `rpm: N` all pass and the N+1th is refused until 60/N seconds
+//! later.
+//!
+//! Buckets are kept per scope, not per quota: when a reload changes a scope's limit, its
+//! bucket keeps what was used (see `TokenBucket::resize`), so lowering the limit of a key that
+//! misbehaves does not hand it a fresh, full bucket, and a token debt stays owed.
 //!
 //! Token limits are a bucket of N tokens refilled at N per minute (same burst as GCRA), which
 //! can go into debt: the prompt estimate (4 bytes per token) is taken before the call (refused
@@ -17,27 +22,21 @@
 
 use crate::api::ApiError;
 use axum::http::StatusCode;
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+type Buckets = Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>;
 
-/// Limiters by scope (`key:ID`, `model:NAME`, `deployment:NAME`).
+/// Buckets by scope (`key:ID`, `model:NAME`, `deployment:NAME`).
 #[derive(Debug, Default)]
 pub struct Limits {
-    requests: Mutex<HashMap<String, Arc<Limiter>>>,
-    tokens: Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
-    clock: DefaultClock,
+    requests: Buckets,
+    tokens: Buckets,
 }
 
-/// Tokens per minute for one scope: `level` tokens available now (negative = debt), refilled
-/// at `per_minute` per minute up to `per_minute`.
+/// Requests or tokens per minute for one scope: `level` available now (negative = debt),
+/// refilled at `per_minute` per minute up to `per_minute`.
 #[derive(Debug)]
 struct TokenBucket {
     per_minute: f64,
@@ -72,6 +71,20 @@ impl TokenBucket {
         Err(Duration::from_secs_f64(
             (missing * 60.0 / self.per_minute.max(1.0)).min(1e9),
         ))
+    }
+
+    /// Changes the quota to `per_minute` (a reload changed the limit), keeping what was used:
+    /// the level moves by the change in capacity, so a lowered quota is not a fresh bucket
+    /// and a debt stays a debt.
+    fn resize(&mut self, per_minute: u32) {
+        let new = f64::from(per_minute);
+        if new == self.per_minute {
+            return;
+        }
+        self.refill();
+        let used = self.per_minute - self.level;
+        self.per_minute = new;
+        self.level = new - used;
     }
 
     /// Adds `delta` tokens of usage (negative gives tokens back), never refusing.
@@ -154,17 +167,23 @@ impl Limits {
         }
         let mut status = RateStatus::default();
         if let Some(rpm) = rpm {
-            let lim = limiter(&self.requests, scope, rpm);
-            match lim.check() {
-                Ok(snap) => {
+            if rpm == 0 {
+                // Refused by validation; a key stored before that (or a scope built in code)
+                // is refused, as `tpm: 0` and the coordinator refuse, never let through once
+                // a minute.
+                return Err(rejection(scope, "requests", 0, Duration::from_secs(60)));
+            }
+            let bucket = bucket(&self.requests, scope, rpm);
+            let mut b = lock(&bucket);
+            b.resize(rpm);
+            match b.take(1.0) {
+                Ok(level) => {
+                    let remaining = level.max(0.0) as u32;
                     status.limit_requests = Some(rpm);
-                    status.remaining_requests = snap.remaining_burst_capacity();
-                    status.reset_requests = refill_time(rpm, snap.remaining_burst_capacity());
+                    status.remaining_requests = remaining;
+                    status.reset_requests = refill_time(rpm, remaining);
                 }
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    return Err(rejection(scope, "requests", rpm, wait));
-                }
+                Err(wait) => return Err(rejection(scope, "requests", rpm, wait)),
             }
         }
         if let Some(tpm) = tpm {
@@ -174,6 +193,7 @@ impl Limits {
             }
             let bucket = bucket(&self.tokens, scope, tpm);
             let mut b = lock(&bucket);
+            b.resize(tpm);
             match b.take(tokens.max(1) as f64) {
                 Ok(level) => {
                     let remaining = level.max(0.0) as u32;
@@ -189,7 +209,8 @@ impl Limits {
 
     /// Settles `scope`'s token limit after the call: `estimated` tokens were taken at
     /// admission, `actual` (prompt + completion) were used; the difference is charged (even
-    /// into debt) or given back. Never refuses.
+    /// into debt) or given back. Never refuses. `tpm` only sizes a bucket the scope does not
+    /// have yet (a request admitted before a reload settles into the bucket as it is now).
     pub fn settle_tokens(&self, scope: &str, tpm: u32, estimated: u64, actual: u64) {
         let delta = actual as f64 - estimated.max(1) as f64;
         if delta == 0.0 {
@@ -205,14 +226,10 @@ impl Limits {
     }
 }
 
-fn bucket(
-    map: &Mutex<HashMap<String, Arc<Mutex<TokenBucket>>>>,
-    scope: &str,
-    per_minute: u32,
-) -> Arc<Mutex<TokenBucket>> {
-    let key = format!("{scope}/{per_minute}");
+/// `scope`'s bucket, made full with `per_minute` when it has none.
+fn bucket(map: &Buckets, scope: &str, per_minute: u32) -> Arc<Mutex<TokenBucket>> {
     lock(map)
-        .entry(key)
+        .entry(scope.to_string())
         .or_insert_with(|| Arc::new(Mutex::new(TokenBucket::new(per_minute))))
         .clone()
 }
@@ -222,25 +239,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     }
-}
-
-fn limiter(
-    map: &Mutex<HashMap<String, Arc<Limiter>>>,
-    scope: &str,
-    per_minute: u32,
-) -> Arc<Limiter> {
-    let key = format!("{scope}/{per_minute}");
-    let mut guard = match map.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    guard
-        .entry(key)
-        .or_insert_with(|| {
-            let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-            Arc::new(RateLimiter::direct(Quota::per_minute(n)).with_middleware())
-        })
-        .clone()
 }
 
 /// Time until a quota of `per_minute` with `remaining` left is full again.
@@ -314,6 +312,17 @@ mod tests {
     }
 
     #[test]
+    fn a_quota_of_zero_refuses_every_request() {
+        let l = Limits::default();
+        for _ in 0..3 {
+            let r = l.check("key:z", Some(0), None, 0).unwrap_err();
+            assert_eq!(r.error.body.code, Some("rate_limit_exceeded".into()));
+            assert_eq!(r.headers[0], ("retry-after", "60".to_string()));
+            assert!(l.check("key:zt", None, Some(0), 0).is_err());
+        }
+    }
+
+    #[test]
     fn tokens_are_charged_by_estimate_and_correction() {
         let l = Limits::default();
         let s = l.check("key:t", None, Some(100), 60).unwrap().unwrap();
@@ -332,6 +341,38 @@ mod tests {
         assert!(l.check("key:w", None, Some(100), 90).is_ok());
         l.settle_tokens("key:w", 100, 90, 10);
         assert!(l.check("key:w", None, Some(100), 80).is_ok());
+    }
+
+    #[test]
+    fn a_changed_quota_keeps_what_was_used() {
+        let l = Limits::default();
+        for _ in 0..5 {
+            l.check("key:c", Some(5), None, 0).unwrap();
+        }
+        assert!(l.check("key:c", Some(5), None, 0).is_err());
+        // Lowered to 4 by a reload: 5 were used, so no fresh burst of 4.
+        assert!(l.check("key:c", Some(4), None, 0).is_err());
+        // Raised to 8: the 3 not yet used.
+        for left in [2, 1, 0] {
+            let s = l.check("key:c", Some(8), None, 0).unwrap().unwrap();
+            assert_eq!(s.remaining_requests, left);
+        }
+        assert!(l.check("key:c", Some(8), None, 0).is_err());
+        // Back to 5: still all used (no old bucket to return to).
+        assert!(l.check("key:c", Some(5), None, 0).is_err());
+
+        // Tokens: a debt survives a change of the limit.
+        l.check("key:d", None, Some(1000), 10).unwrap();
+        l.settle_tokens("key:d", 1000, 10, 50_010);
+        let r = l.check("key:d", None, Some(2000), 1).unwrap_err();
+        let retry: u64 = r.headers[0].1.parse().unwrap();
+        // 50,010 used of 2,000 a minute: 48,010 to refill at 2,000 a minute (~1,440 s).
+        assert!((1430..=1441).contains(&retry), "{retry}");
+        // A settlement admitted under the old limit lands in the same bucket.
+        l.check("key:e", None, Some(100), 60).unwrap();
+        l.settle_tokens("key:e", 50, 60, 90);
+        let s = l.check("key:e", None, Some(100), 10).unwrap().unwrap();
+        assert_eq!(s.remaining_tokens, 0);
     }
 
     #[test]

@@ -35,12 +35,17 @@ impl Names {
     }
 }
 
+/// Why a key's `rpm: 0` or `tpm: 0` is refused, and what to do instead.
+pub const ZERO_KEY_LIMIT: &str = "must be at least 1 (leave it out for no limit); to block a key, set `disabled: true` or revoke it (`sluice keys revoke`, `DELETE /admin/keys/{id}`)";
+
 /// The logging modes a key may force.
 pub const LOG_MODES: [&str; 4] = ["full", "redacted", "metadata", "off"];
 
 /// Checks `spec`: non-empty `name`; `expires` is RFC 3339 or `YYYY-MM-DD`; `log` is one of
-/// [`LOG_MODES`]; every `models` entry (a name or a glob) names or matches a configured model
-/// or deployment; every policy exists; a budget is a finite amount ≥ 0.
+/// [`LOG_MODES`]; `rpm` and `tpm`, when set, are at least 1 (a limit of 0 is refused, not
+/// read as "no requests": a key is blocked with `disabled` or by revoking it); every `models`
+/// entry (a name or a glob) names or matches a configured model or deployment; every policy
+/// exists; a budget is a finite amount ≥ 0.
 ///
 /// Errors: `(field, message)`.
 pub fn validate(spec: &KeySpec, names: &Names) -> Result<(), (String, String)> {
@@ -62,6 +67,17 @@ pub fn validate(spec: &KeySpec, names: &Names) -> Result<(), (String, String)> {
         return err(
             "log",
             format!("`{l}` is not one of {}", LOG_MODES.join(", ")),
+        );
+    }
+    for (field, v) in [("rpm", spec.rpm), ("tpm", spec.tpm)] {
+        if v == Some(0) {
+            return err(field, ZERO_KEY_LIMIT.into());
+        }
+    }
+    if spec.created_by.is_some() {
+        return err(
+            "created_by",
+            "is set by Sluice (the creating key's id); leave it out".into(),
         );
     }
     if let Some(b) = &spec.budget
@@ -96,18 +112,56 @@ pub fn validate(spec: &KeySpec, names: &Names) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// Whether `creator` is bound by [`within_rights`]: a virtual key, not the master key nor
+/// the caller when no master key is set.
+fn is_limited(creator: &Principal) -> bool {
+    creator.key_id.is_some() && creator.key_id.as_deref() != Some("master")
+}
+
+/// Fills what a key made by `creator` takes from it: `created_by` (the creator's id, when it
+/// has one) always; for a limited creator ([`within_rights`] applies), its `team` and `tags`
+/// when `spec` leaves them out, since policies match on them.
+pub fn inherit(creator: &Principal, spec: &mut KeySpec) {
+    spec.created_by = creator.key_id.clone();
+    if !is_limited(creator) {
+        return;
+    }
+    if spec.team.is_none() {
+        spec.team = creator.spec.team.clone();
+    }
+    if spec.tags.is_empty() {
+        spec.tags = creator.spec.tags.clone();
+    }
+}
+
 /// Checks that `creator` may make a key with `spec`: the master key (and anyone when no
 /// master key is set) may make any key; another key only one with at most its own rights —
 /// admin only if it is admin, models within its models, rpm/tpm/budget no larger (and set
-/// when its own are), its policies kept, its log mode kept, expiring no later.
+/// when its own are), its policies kept, its log mode kept, expiring no later, and its team
+/// and tags kept (policies match on them; a tag more only makes more policies apply). Each
+/// child has budget and rate buckets of its own: limits are checked per key, not shared.
 ///
 /// Errors: `(field, message)` naming the first right that exceeds the creator's.
 pub fn within_rights(creator: &Principal, spec: &KeySpec) -> Result<(), (String, String)> {
     let parent = &creator.spec;
-    if creator.key_id.is_none() || creator.key_id.as_deref() == Some("master") {
+    if !is_limited(creator) {
         return Ok(());
     }
     let over = |f: &str| Err((f.to_string(), format!("exceeds the creating key's `{f}`")));
+    if let Some(team) = &parent.team
+        && spec.team.as_ref() != Some(team)
+    {
+        return Err((
+            "team".into(),
+            format!("must be the creating key's team `{team}`"),
+        ));
+    }
+    if let Some(t) = parent.tags.iter().find(|t| !spec.tags.contains(t)) {
+        return Err((
+            "tags".into(),
+            format!("must keep the creating key's tags (`{t}` is missing)"),
+        ));
+    }
     if spec.admin && !parent.admin {
         return over("admin");
     }
@@ -148,4 +202,123 @@ pub fn within_rights(creator: &Principal, spec: &KeySpec) -> Result<(), (String,
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_rpm_or_tpm_is_refused_naming_the_key_and_how_to_block() {
+        let names = Names::default();
+        for (field, spec) in [
+            (
+                "rpm",
+                KeySpec {
+                    name: "k".into(),
+                    rpm: Some(0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "tpm",
+                KeySpec {
+                    name: "k".into(),
+                    tpm: Some(0),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            assert_eq!(
+                validate(&spec, &names),
+                Err((field.to_string(), ZERO_KEY_LIMIT.to_string()))
+            );
+        }
+        let one = KeySpec {
+            name: "k".into(),
+            rpm: Some(1),
+            tpm: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(validate(&one, &names), Ok(()));
+    }
+
+    fn limited(team: Option<&str>, tags: &[&str]) -> Principal {
+        Principal {
+            key_id: Some("cfg:sub".into()),
+            spec: KeySpec {
+                name: "sub".into(),
+                admin: true,
+                team: team.map(str::to_string),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                ..Default::default()
+            },
+            admin: true,
+            local_only: None,
+        }
+    }
+
+    fn child(team: Option<&str>, tags: &[&str]) -> KeySpec {
+        KeySpec {
+            name: "child".into(),
+            team: team.map(str::to_string),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_limited_creators_children_keep_its_team_and_tags() {
+        let parent = limited(Some("contractors"), &["untrusted"]);
+        // Left out: inherited, and then within rights.
+        let mut spec = child(None, &[]);
+        inherit(&parent, &mut spec);
+        assert_eq!(spec.team.as_deref(), Some("contractors"));
+        assert_eq!(spec.tags, ["untrusted"]);
+        assert_eq!(spec.created_by.as_deref(), Some("cfg:sub"));
+        assert_eq!(within_rights(&parent, &spec), Ok(()));
+        // Another team, or the tags without the creator's: refused, naming the field.
+        let mut spec = child(Some("staff"), &[]);
+        inherit(&parent, &mut spec);
+        assert_eq!(
+            within_rights(&parent, &spec),
+            Err((
+                "team".to_string(),
+                "must be the creating key's team `contractors`".to_string()
+            ))
+        );
+        let mut spec = child(None, &["trusted"]);
+        inherit(&parent, &mut spec);
+        assert_eq!(
+            within_rights(&parent, &spec),
+            Err((
+                "tags".to_string(),
+                "must keep the creating key's tags (`untrusted` is missing)".to_string()
+            ))
+        );
+        // A tag more only makes more policies apply.
+        let mut spec = child(Some("contractors"), &["untrusted", "ci"]);
+        inherit(&parent, &mut spec);
+        assert_eq!(within_rights(&parent, &spec), Ok(()));
+        // The master key makes any key, and is recorded as the creator.
+        let master = Principal {
+            key_id: Some("master".into()),
+            ..Principal::anonymous()
+        };
+        let mut spec = child(Some("staff"), &[]);
+        inherit(&master, &mut spec);
+        assert_eq!(spec.created_by.as_deref(), Some("master"));
+        assert_eq!(spec.tags, Vec::<String>::new());
+        assert_eq!(within_rights(&master, &spec), Ok(()));
+    }
+
+    #[test]
+    fn created_by_is_not_the_callers_to_set() {
+        let mut spec = child(None, &[]);
+        spec.created_by = Some("master".into());
+        assert_eq!(
+            validate(&spec, &Names::default()).unwrap_err().0,
+            "created_by"
+        );
+    }
 }

@@ -91,6 +91,21 @@ impl RequestBody {
         }
     }
 
+    /// How many completions the backend generates for this body, each up to
+    /// [`RequestBody::max_output_tokens`]: chat `n`; legacy completions the larger of `n` and
+    /// `best_of` (the backend generates `best_of` and returns `n`); 1 otherwise (Messages and
+    /// Responses have no such field). A missing, zero or non-integer value counts as 1.
+    pub fn completions(&self) -> u64 {
+        match self {
+            RequestBody::Chat(r) => u64::from(r.n.unwrap_or(1).max(1)),
+            RequestBody::Generic(r) => ["n", "best_of"]
+                .iter()
+                .filter_map(|k| r.extra.get(*k).and_then(serde_json::Value::as_u64))
+                .fold(1, u64::max),
+            RequestBody::Native(_) => 1,
+        }
+    }
+
     /// The end user the body names: chat `user`, Messages `metadata.user_id`, Responses
     /// `user`.
     pub fn user(&self) -> Option<String> {

@@ -269,6 +269,21 @@ impl Config {
                 }
             }
         }
+        for (kind, map) in [
+            ("models", &self.limits.models),
+            ("deployments", &self.limits.deployments),
+        ] {
+            for (name, l) in map {
+                for (key, v) in [("rpm", l.rpm), ("tpm", l.tpm)] {
+                    if v == Some(0) {
+                        return Err((
+                            format!("limits.{kind}.{name}.{key}"),
+                            "must be at least 1 (leave it out for no limit)".into(),
+                        ));
+                    }
+                }
+            }
+        }
         policy::validate(&self.policies, &self.pii)?;
         for (i, k) in self.keys.iter().enumerate() {
             for (j, name) in k.policies.iter().enumerate() {

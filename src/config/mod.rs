@@ -341,6 +341,25 @@ models:
     }
 
     #[test]
+    fn rate_limits_of_zero_are_refused_naming_the_key() {
+        for key in ["rpm", "tpm"] {
+            let yaml = format!("{GOOD}keys:\n  - name: k\n    key: sk-k\n    {key}: 0\n");
+            let e = parse("t", &yaml).unwrap_err();
+            assert_eq!(e.path.as_deref(), Some(format!("keys[0].{key}").as_str()));
+            assert_eq!(e.message, crate::access::validate::ZERO_KEY_LIMIT);
+            let yaml = format!("{GOOD}limits:\n  models:\n    default: {{{key}: 0}}\n");
+            let e = parse("t", &yaml).unwrap_err();
+            assert_eq!(
+                e.path.as_deref(),
+                Some(format!("limits.models.default.{key}").as_str())
+            );
+            assert_eq!(e.message, "must be at least 1 (leave it out for no limit)");
+            let yaml = format!("{GOOD}limits:\n  deployments:\n    a: {{{key}: 1}}\n");
+            assert!(parse("t", &yaml).is_ok(), "{key}: 1 is allowed");
+        }
+    }
+
+    #[test]
     fn good_config_parses() {
         let c = parse("f.yaml", GOOD).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:4100");

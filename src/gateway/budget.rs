@@ -8,18 +8,32 @@ use super::route::Plan;
 use crate::access::auth::Principal;
 use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, unpriced};
 use crate::access::coord::Ticket;
-use crate::api::{ApiError, RequestBody};
+use crate::api::{ApiError, Endpoint, RequestBody};
 use crate::policy::Decision;
 use crate::policy::tier::Hosting;
 
-/// The most `body` may cost on any eligible deployment of `plan`, USD: `prompt` (its estimated
-/// prompt tokens) + `max_tokens` (else [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) at each one's
-/// price. Local deployments do not count for a `remote_only` budget. 0 without a budget.
+/// The output tokens a request may make the backend generate at most: none on
+/// `/v1/embeddings` (it produces no completion tokens); otherwise `max_tokens` (else
+/// [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) times the completions generated
+/// ([`RequestBody::completions`]: chat `n`, completions `n` or `best_of`), saturating.
+pub fn reserved_output_tokens(endpoint: Endpoint, body: &RequestBody) -> u64 {
+    if endpoint == Endpoint::Embeddings {
+        return 0;
+    }
+    body.max_output_tokens()
+        .unwrap_or(DEFAULT_RESERVED_OUTPUT_TOKENS)
+        .saturating_mul(body.completions())
+}
+
+/// The most `body` (sent to `endpoint`) may cost on any eligible deployment of `plan`, USD:
+/// `prompt` (its estimated prompt tokens) + [`reserved_output_tokens`] at each one's price.
+/// Local deployments do not count for a `remote_only` budget. 0 without a budget.
 ///
 /// Errors: 429 `budget_unpriced` when the caller has a budget and an eligible deployment is
 /// remote with no known price.
 pub fn max_cost(
     principal: &Principal,
+    endpoint: Endpoint,
     body: &RequestBody,
     prompt: u64,
     plan: &Plan,
@@ -27,9 +41,7 @@ pub fn max_cost(
     let Some(budget) = &principal.spec.budget else {
         return Ok(0.0);
     };
-    let output = body
-        .max_output_tokens()
-        .unwrap_or(DEFAULT_RESERVED_OUTPUT_TOKENS);
+    let output = reserved_output_tokens(endpoint, body);
     let mut most = 0.0_f64;
     for name in &plan.order {
         let Some(c) = plan.candidate(name) else {
@@ -65,7 +77,7 @@ impl Gateway {
             return None;
         };
         let prompt = ctx.prompt_tokens(body);
-        let reserved = match max_cost(&ctx.principal, body, prompt, p) {
+        let reserved = match max_cost(&ctx.principal, ctx.endpoint, body, prompt, p) {
             Ok(usd) => {
                 self.access
                     .reserve(&ctx.principal, body.model(), prompt, usd)
@@ -92,7 +104,7 @@ impl Gateway {
         (*decision, *plan) = self.decide(&ctx.headers, &ctx.principal, body);
         let reserved = match plan
             .as_ref()
-            .map(|p| max_cost(&ctx.principal, body, prompt, p))
+            .map(|p| max_cost(&ctx.principal, ctx.endpoint, body, prompt, p))
         {
             Ok(Ok(usd)) => {
                 self.access
@@ -109,5 +121,47 @@ impl Gateway {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_request;
+
+    fn body(endpoint: Endpoint, json: &str) -> RequestBody {
+        match endpoint {
+            Endpoint::ChatCompletions => RequestBody::Chat(parse_request(json.as_bytes()).unwrap()),
+            _ => RequestBody::Generic(parse_request(json.as_bytes()).unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_output_reserved_counts_every_completion_and_none_for_embeddings() {
+        let chat = Endpoint::ChatCompletions;
+        let msg = r#""messages":[{"role":"user","content":"hi"}]"#;
+        let one = body(chat, &format!(r#"{{"model":"m",{msg},"max_tokens":1000}}"#));
+        assert_eq!(reserved_output_tokens(chat, &one), 1000);
+        let twenty = body(
+            chat,
+            &format!(r#"{{"model":"m",{msg},"max_tokens":1000,"n":20}}"#),
+        );
+        assert_eq!(reserved_output_tokens(chat, &twenty), 20_000);
+        let unset = body(chat, &format!(r#"{{"model":"m",{msg},"n":3}}"#));
+        assert_eq!(reserved_output_tokens(chat, &unset), 3 * 4096);
+        let comp = Endpoint::Completions;
+        let best = body(
+            comp,
+            r#"{"model":"m","prompt":"hi","max_tokens":1000,"best_of":10,"n":1}"#,
+        );
+        assert_eq!(reserved_output_tokens(comp, &best), 10_000);
+        let n = body(
+            comp,
+            r#"{"model":"m","prompt":"hi","max_tokens":100,"best_of":2,"n":5}"#,
+        );
+        assert_eq!(reserved_output_tokens(comp, &n), 500);
+        let emb = Endpoint::Embeddings;
+        let e = body(emb, r#"{"model":"m","input":"hi"}"#);
+        assert_eq!(reserved_output_tokens(emb, &e), 0);
     }
 }

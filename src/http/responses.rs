@@ -361,10 +361,16 @@ impl Saver {
         }
         let (response_id, request_id) = (stored.id.clone(), stored.request_id.clone());
         tokio::spawn(async move {
-            if let Err(e) =
-                on_db(db, STATE_WRITE_WAIT, true, move |c| c.put_response(&stored)).await
-            {
-                tracing::warn!(%request_id, %response_id, error = %e.body.message, "could not store a response");
+            match on_db(db, STATE_WRITE_WAIT, true, move |c| c.put_response(&stored)).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    %request_id,
+                    response_id = %crate::telemetry::log_safe(&response_id),
+                    "not stored: another key's response has this id (the backend repeated an id); the first is kept"
+                ),
+                Err(e) => {
+                    tracing::warn!(%request_id, %response_id, error = %e.body.message, "could not store a response");
+                }
             }
         });
     }

@@ -334,8 +334,12 @@ pub trait LogStore: Send {
         &mut self,
         q: &super::series::SeriesQuery,
     ) -> Result<Vec<super::series::Point>, StoreError>;
-    /// Stores a Responses API response (replacing one with the same id).
-    fn put_response(&mut self, r: &StoredResponse) -> Result<(), StoreError>;
+    /// Stores a Responses API response: a new row, or in place of the same owner's response
+    /// with its id. A response with its id that another owner created is kept, and this
+    /// returns `false` (one key never overwrites another's).
+    ///
+    /// Errors: the store fails.
+    fn put_response(&mut self, r: &StoredResponse) -> Result<bool, StoreError>;
     /// The response `id` if `owner` created it.
     ///
     /// Errors: the query fails, or a stored column is not the JSON it should be.

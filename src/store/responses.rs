@@ -59,15 +59,21 @@ impl StoredResponse {
     }
 }
 
-/// Stores `r` (replacing a row with the same id).
+/// Stores `r`: a new row, or in place of the same owner's row with its id. A row with its id
+/// that another owner created is kept as it is (a backend that repeats an id must not let one
+/// key overwrite another's response); then this returns `false`.
 ///
 /// Errors: SQLite fails.
-pub fn put(conn: &Connection, r: &StoredResponse) -> Result<(), StoreError> {
+pub fn put(conn: &Connection, r: &StoredResponse) -> Result<bool, StoreError> {
     let (history, input, response) = r.json_columns();
-    conn.execute(
-        "INSERT OR REPLACE INTO responses
+    let n = conn.execute(
+        "INSERT INTO responses
              (id, owner, created_ms, request_id, model, history, input, response)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET created_ms = excluded.created_ms,
+             request_id = excluded.request_id, model = excluded.model,
+             history = excluded.history, input = excluded.input, response = excluded.response
+         WHERE responses.owner = excluded.owner",
         params![
             r.id,
             r.owner,
@@ -79,7 +85,7 @@ pub fn put(conn: &Connection, r: &StoredResponse) -> Result<(), StoreError> {
             response,
         ],
     )?;
-    Ok(())
+    Ok(n > 0)
 }
 
 /// The response `id` if `owner` created it.
@@ -180,7 +186,7 @@ mod tests {
     #[test]
     fn only_the_owner_reads_or_deletes() {
         let c = db();
-        put(&c, &stored("resp_1", "key_a")).unwrap();
+        assert!(put(&c, &stored("resp_1", "key_a")).unwrap());
         assert_eq!(get(&c, "resp_1", "key_b").unwrap(), None);
         assert!(!delete(&c, "resp_1", "key_b").unwrap());
         let got = get(&c, "resp_1", "key_a").unwrap().unwrap();
@@ -195,5 +201,24 @@ mod tests {
         );
         assert!(delete(&c, "resp_1", "key_a").unwrap());
         assert_eq!(get(&c, "resp_1", "key_a").unwrap(), None);
+    }
+
+    #[test]
+    fn another_owner_cannot_overwrite_a_response_with_the_same_id() {
+        let c = db();
+        assert!(put(&c, &stored("resp_fixed", "key_a")).unwrap());
+        let mut theirs = stored("resp_fixed", "key_b");
+        theirs.input = vec![json!({"role":"user","content":"b's text"})];
+        assert!(!put(&c, &theirs).unwrap());
+        assert_eq!(
+            get(&c, "resp_fixed", "key_a").unwrap(),
+            Some(stored("resp_fixed", "key_a"))
+        );
+        assert_eq!(get(&c, "resp_fixed", "key_b").unwrap(), None);
+        // The owner may still store it again (replacing its own row).
+        let mut again = stored("resp_fixed", "key_a");
+        again.request_id = "req-2".into();
+        assert!(put(&c, &again).unwrap());
+        assert_eq!(get(&c, "resp_fixed", "key_a").unwrap(), Some(again));
     }
 }

@@ -252,7 +252,7 @@ mod tests {
         fn put_response(
             &mut self,
             _: &super::super::responses::StoredResponse,
-        ) -> Result<(), StoreError> {
+        ) -> Result<bool, StoreError> {
             unimplemented!()
         }
         fn get_response(

@@ -213,7 +213,7 @@ impl LogStore for SqliteStore {
         super::series::series(&self.conn, q)
     }
 
-    fn put_response(&mut self, r: &StoredResponse) -> Result<(), StoreError> {
+    fn put_response(&mut self, r: &StoredResponse) -> Result<bool, StoreError> {
         super::responses::put(&self.conn, r)
     }
 

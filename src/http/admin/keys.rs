@@ -2,6 +2,11 @@
 //! `POST /admin/keys` (body: the key's settings, as in config `keys:` without `key`/`sha256`;
 //! answers 201 with the key and its `secret`, shown only then), `GET /admin/keys`,
 //! `GET /admin/keys/{id}`, `DELETE /admin/keys/{id}` (revokes).
+//!
+//! A key made here records its creator's id (`created_by`, shown by the `GET`s); one made by
+//! an admin key other than the master key takes that key's `team` and `tags` when it leaves
+//! them out and is refused (403) when it names another team or drops a tag (see
+//! [`crate::access::validate::within_rights`]).
 
 use crate::access::auth::{KeySpec, Principal};
 use crate::access::keys;
@@ -33,10 +38,11 @@ async fn create(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let spec: KeySpec = parse_body(&body)?;
+        let mut spec: KeySpec = parse_body(&body)?;
         let names = crate::access::validate::Names::of(&gw.config);
         crate::access::validate::validate(&spec, &names)
             .map_err(|(f, m)| ApiError::invalid_request(format!("`{f}` {m}")).with_param(&f))?;
+        crate::access::validate::inherit(&creator, &mut spec);
         crate::access::validate::within_rights(&creator, &spec).map_err(|(f, m)| {
             ApiError::new(
                 StatusCode::FORBIDDEN,

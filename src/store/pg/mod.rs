@@ -471,7 +471,7 @@ impl LogStore for PgStore {
         self.with(|c| read::series(c, q))
     }
 
-    fn put_response(&mut self, r: &StoredResponse) -> Result<(), StoreError> {
+    fn put_response(&mut self, r: &StoredResponse) -> Result<bool, StoreError> {
         self.with(|c| state::put(c, r))
     }
 

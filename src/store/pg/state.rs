@@ -8,18 +8,21 @@ use super::super::backend::{CacheQuery, CachedRow, cache_sql, truncated_anywhere
 use super::super::responses::{StoredResponse, parse_json_columns};
 use postgres::Client;
 
-/// Stores `r`, replacing a response with the same id.
+/// Stores `r`: a new row, or in place of the same owner's row with its id; a row another
+/// owner created is kept, and then this returns `false` (as SQLite's
+/// [`super::super::responses::put`]).
 ///
 /// Errors: PostgreSQL fails.
-pub(super) fn put(c: &mut Client, r: &StoredResponse) -> Result<(), StoreError> {
+pub(super) fn put(c: &mut Client, r: &StoredResponse) -> Result<bool, StoreError> {
     let (history, input, response) = r.json_columns();
-    c.execute(
+    let n = c.execute(
         "INSERT INTO responses (id, owner, created_ms, request_id, model, history, input, response)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner,
+         ON CONFLICT (id) DO UPDATE SET
              created_ms = EXCLUDED.created_ms, request_id = EXCLUDED.request_id,
              model = EXCLUDED.model, history = EXCLUDED.history, input = EXCLUDED.input,
-             response = EXCLUDED.response",
+             response = EXCLUDED.response
+         WHERE responses.owner = EXCLUDED.owner",
         &[
             &r.id,
             &r.owner,
@@ -31,7 +34,7 @@ pub(super) fn put(c: &mut Client, r: &StoredResponse) -> Result<(), StoreError> 
             &response,
         ],
     )?;
-    Ok(())
+    Ok(n > 0)
 }
 
 /// The response `id` if `owner` created it.
