@@ -144,11 +144,11 @@ pub struct MalformedAuth;
 pub fn presented_key(headers: &HeaderMap) -> Result<Option<String>, MalformedAuth> {
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
         let v = v.to_str().map_err(|_| MalformedAuth)?;
-        let token = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .ok_or(MalformedAuth)?
-            .trim();
+        // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
+        let token = match v.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(MalformedAuth),
+        };
         if token.is_empty() {
             return Err(MalformedAuth);
         }
@@ -253,7 +253,11 @@ mod tests {
         assert_eq!(presented_key(&h), Ok(Some("sk-a".into())));
         h.insert("authorization", "Bearer sk-b".parse().unwrap());
         assert_eq!(presented_key(&h), Ok(Some("sk-b".into())));
+        h.insert("authorization", "BEARER sk-c".parse().unwrap());
+        assert_eq!(presented_key(&h), Ok(Some("sk-c".into())));
         h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(presented_key(&h), Err(MalformedAuth));
+        h.insert("authorization", "Bearersk-d".parse().unwrap());
         assert_eq!(presented_key(&h), Err(MalformedAuth));
     }
 
