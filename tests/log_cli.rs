@@ -473,3 +473,87 @@ fn show_and_json_name_the_route_and_the_dropped_tools() {
     assert_eq!(rows[1].get("route"), None);
     assert_eq!(rows[1].get("dropped_tools"), None);
 }
+
+/// Logged text is the clients' and the backends': `sluice show` and `sluice logs` write its
+/// control characters (a screen clear, an OSC window title, a carriage return that overwrites
+/// the line) and bidi overrides visibly, never raw, while `--json` keeps serde's output byte for
+/// byte.
+#[test]
+fn show_and_logs_never_write_control_characters_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mut conn = sluice::store::open(&db).unwrap();
+    let pii = sluice::policy::pii::Detector::new(&Default::default()).unwrap();
+    let esc = "\x1b[2J\x1b]0;pwned\x07\r\x1b[K";
+    let rows = vec![Box::new(RequestRecord {
+        id: "esc-1\u{9b}2J".into(),
+        started_ms: T0,
+        endpoint: "chat.completions".into(),
+        requested_model: "d-echo\x1b[31m".into(),
+        status: 404,
+        error_type: Some("invalid_request_error".into()),
+        error_message: Some(format!("no model{esc}")),
+        end_user: Some(format!("mallory{esc}")),
+        response: ResponseSummary {
+            content: "fine\u{202e}txt.exe".into(),
+            ..Default::default()
+        },
+        request_body: Some(
+            serde_json::value::to_raw_value(&json!({"model":"d-echo","messages":[
+            {"role":"user","content":format!("hi{esc}\u{2066}x\u{2069}")}]}))
+            .unwrap(),
+        ),
+        ..Default::default()
+    })];
+    let n = sluice::store::writer::write_batch(&mut conn, &rows, LogMode::Full, &pii).unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    let d = db.to_str().unwrap();
+    let raw = |s: &str| {
+        s.chars()
+            .filter(|c| sluice::cli::output::is_unsafe(*c))
+            .collect::<String>()
+    };
+    let (code, out, err) = sluice(&["show", "1", "--db", d]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(raw(&out), "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "request       esc-1\\u{9b}2J (row 1)");
+    assert_eq!(lines[2], "model         d-echo\\x1b[31m → -");
+    assert_eq!(
+        lines[6],
+        "status        404 invalid_request_error: no model\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x1b[K"
+    );
+    assert_eq!(
+        lines[16],
+        "user          mallory\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x1b[K"
+    );
+    assert!(
+        out.ends_with(
+            "--- prompt\nuser: hi\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x1b[K\\u{2066}x\\u{2069}\n\n\
+             --- response\nfine\\u{202e}txt.exe\n"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = sluice(&["logs", "--db", d]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "\
+TIME (UTC)           MODEL → DEPLOYMENT  HOSTING/TIER  STATUS  TOKENS  COST  LATENCY  ID
+2026-11-01 09:00:00  d-echo\\x1b[31m → -  -/-              404     0/0     -      0ms  esc-1\\u{9b}2J
+"
+    );
+    let (code, out, err) = sluice(&["logs", "--db", d, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(r#""requested_model":"d-echo\u001b[31m""#),
+        "{out}"
+    );
+    assert!(out.contains("\"id\":\"esc-1\u{9b}2J\""), "{out}");
+    assert!(out.contains("fine\u{202e}txt.exe"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    assert_eq!(v["end_user"], format!("mallory{esc}"));
+    let (_, show_json, _) = sluice(&["show", "1", "--db", d, "--json"]);
+    assert_eq!(show_json, out);
+}

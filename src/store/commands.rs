@@ -5,6 +5,7 @@
 
 use super::query::{self, GroupBy, LogFilter, StatusFilter};
 use super::{StoreError, chain, now_ms, report};
+use crate::cli::output::terminal_safe;
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -205,7 +206,14 @@ fn since(s: &Option<String>) -> Result<Option<i64>, ExitCode> {
         .map_err(arg_err)
 }
 
+/// Writes text output to stdout through [`terminal_safe`]: it holds logged text, which must
+/// never reach a terminal with its control characters raw.
 fn print(s: &str) -> ExitCode {
+    print_raw(&terminal_safe(s))
+}
+
+/// Writes JSON output to stdout as it is (serde escaped it; `--json` stays byte for byte).
+fn print_raw(s: &str) -> ExitCode {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = out.write_all(s.as_bytes());
@@ -232,11 +240,11 @@ pub fn logs(a: LogsArgs) -> ExitCode {
         };
         let mut conn = open(&a.db)?;
         let rows = conn.list(&filter).map_err(|e| fail(e, 1))?;
-        Ok(print(&if a.json {
-            report::jsonl(&rows)
+        Ok(if a.json {
+            print_raw(&report::jsonl(&rows))
         } else {
-            report::logs_table(&rows)
-        }))
+            print(&report::logs_table(&rows))
+        })
     };
     run().unwrap_or_else(|c| c)
 }
@@ -246,7 +254,7 @@ pub fn show(a: ShowArgs) -> ExitCode {
     let run = || -> Result<ExitCode, ExitCode> {
         let mut conn = open(&a.db)?;
         match conn.get(&a.id).map_err(|e| fail(e, 1))? {
-            Some(r) if a.json => Ok(print(&report::jsonl(&[r]))),
+            Some(r) if a.json => Ok(print_raw(&report::jsonl(&[r]))),
             Some(r) => Ok(print(&report::show(&r))),
             None => Err(fail(format!("no request `{}` in the log", a.id), 1)),
         }
@@ -261,11 +269,11 @@ pub fn usage(a: UsageArgs) -> ExitCode {
         let since = since(&a.since)?;
         let mut conn = open(&a.db)?;
         let u = query::usage(&mut *conn, since, Some(by)).map_err(|e| fail(e, 1))?;
-        Ok(print(&if a.json {
-            serde_json::to_string_pretty(&u).unwrap_or_default() + "\n"
+        Ok(if a.json {
+            print_raw(&(serde_json::to_string_pretty(&u).unwrap_or_default() + "\n"))
         } else {
-            report::usage_table(&u)
-        }))
+            print(&report::usage_table(&u))
+        })
     };
     run().unwrap_or_else(|c| c)
 }
@@ -348,7 +356,7 @@ pub fn log(c: LogCommand) -> ExitCode {
                 "OK: {rows} rows verified; head row {head_seq}, hash {head_hash}\n"
             ))),
             chain::Verdict::Broken { seq, reason } => {
-                println!("BROKEN at row {seq}: {reason}");
+                print(&format!("BROKEN at row {seq}: {reason}\n"));
                 Ok(ExitCode::from(1))
             }
         }
