@@ -225,6 +225,7 @@ async fn the_chain_detects_an_edit_a_deletion_and_a_cut_tail() {
         rows,
         head_seq,
         head_hash,
+        ..
     } = verify(&db)
     else {
         panic!("fresh log does not verify")

@@ -333,13 +333,27 @@ pub fn purge(a: PurgeArgs) -> ExitCode {
         let mut conn = open(&a.db)?;
         let p = conn.purge_before(cutoff).map_err(|e| fail(e, 1))?;
         Ok(print(&format!(
-            "deleted {} requests that started before {} UTC; the chain is now anchored at row {}\n",
+            "deleted {} requests that started before {} UTC; the chain is now anchored at row {}\n{}",
             p.rows,
             report::fmt_time(cutoff),
-            p.anchor_seq
+            p.anchor_seq,
+            anchor_line(p.anchor_seq, &p.anchor_hash)
         )))
     };
     run().unwrap_or_else(|c| c)
+}
+
+/// The anchor line of `log verify` and `purge`: where the chain starts. A purge or retention
+/// moves it; rows cut at the old end with the anchor moved by hand verify as well, so an
+/// operator records this line with the head line to tell the two apart.
+fn anchor_line(seq: i64, hash: &str) -> String {
+    if seq == 0 {
+        format!("anchor: row 0, hash {hash} (no row was ever deleted)\n")
+    } else {
+        format!(
+            "anchor: row {seq}, hash {hash} (rows 1..{seq} were deleted by retention or purge)\n"
+        )
+    }
 }
 
 /// `sluice log verify`.
@@ -352,9 +366,16 @@ pub fn log(c: LogCommand) -> ExitCode {
                 rows,
                 head_seq,
                 head_hash,
+                anchor_seq,
+                anchor_hash,
             } => Ok(print(&format!(
-                "OK: {rows} rows verified; head row {head_seq}, hash {head_hash}\n"
+                "OK: {rows} rows verified; head row {head_seq}, hash {head_hash}\n{}",
+                anchor_line(anchor_seq, &anchor_hash)
             ))),
+            chain::Verdict::Broken { seq: 0, reason } => {
+                print(&format!("BROKEN: {reason}\n"));
+                Ok(ExitCode::from(1))
+            }
             chain::Verdict::Broken { seq, reason } => {
                 print(&format!("BROKEN at row {seq}: {reason}\n"));
                 Ok(ExitCode::from(1))
