@@ -137,6 +137,10 @@ async fn admin_one_usage_and_verify() {
         (v["ok"].clone(), v["rows"].clone()),
         (json!(true), json!(5))
     );
+    assert_eq!(
+        (v["anchor_seq"].clone(), v["anchor_hash"].clone()),
+        (json!(0), json!("0".repeat(64)))
+    );
     // The writer feeds the Prometheus metrics: at least one batch written, nothing queued.
     let m = get_text(&s.url("/metrics"), None).await;
     let line = |name: &str| {

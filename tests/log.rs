@@ -225,6 +225,7 @@ async fn the_chain_detects_an_edit_a_deletion_and_a_cut_tail() {
         rows,
         head_seq,
         head_hash,
+        ..
     } = verify(&db)
     else {
         panic!("fresh log does not verify")
@@ -612,4 +613,68 @@ async fn redacted_mode_redacts_the_end_user_and_error_messages() {
             "bad prompt: write to [EMAIL]".to_string()
         )
     );
+}
+
+/// A client that stops sending mid-body (a `content-length` of 60, then 10 bytes and the end of
+/// its side of the connection) is recorded as 499 `client_closed`, "the request body is
+/// incomplete", not as a 413 body "larger than the limit"; a body really over the limit still
+/// is a 413.
+#[tokio::test]
+async fn a_body_cut_short_is_a_client_close_not_a_size_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|_| MockReply::Json(200, completion("x"))).await;
+    let yaml = format!(
+        "server:\n  max_body_bytes: 1000\n{}",
+        config(&mock, &db, "")
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let mut sock = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    sock.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+          x-request-id: c-partial\r\ncontent-length: 60\r\n\r\n{\"model\":",
+    )
+    .await
+    .unwrap();
+    sock.shutdown().await.unwrap();
+    // The answer is written after the row is queued; the connection ends after it.
+    let mut answer = Vec::new();
+    sock.read_to_end(&mut answer).await.unwrap();
+    let big = client()
+        .post(s.url("/v1/chat/completions"))
+        .header("x-request-id", "c-big")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 1001])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    s.stop().await;
+    let rows: Vec<(String, i64, String, String)> = Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT id, status, error_type, error_message FROM requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "c-partial".to_string(),
+                499,
+                "client_closed".to_string(),
+                "the request body is incomplete: the client closed the connection before sending all of it (error reading a body from connection)".to_string()
+            ),
+            (
+                "c-big".to_string(),
+                413,
+                "invalid_request_error".to_string(),
+                "Request body is larger than the limit of 1000 bytes.".to_string()
+            ),
+        ]
+    );
+    assert_eq!(mock.calls(), 0);
 }

@@ -359,29 +359,37 @@ fn verify_and_purge_keep_the_chain_whole() {
         (code, out.as_str()),
         (
             0,
-            "OK: 4 rows verified; head row 4, hash df9666dc87523405f1ff259534872dc1253a564cbb0e5d578a297bd1580a8ac9\n"
+            "OK: 4 rows verified; head row 4, hash df9666dc87523405f1ff259534872dc1253a564cbb0e5d578a297bd1580a8ac9\n\
+             anchor: row 0, hash 0000000000000000000000000000000000000000000000000000000000000000 (no row was ever deleted)\n"
         )
     );
+    let anchor = "anchor: row 2, hash a1953234a1fa1659c6a318dc9b87b3892896cb3f6ea8bdee2ecb98c6832d44b5 (rows 1..2 were deleted by retention or purge)\n";
     let (code, out, _) = sluice(&["purge", "--db", &d, "--before", "2026-11-01T09:07:00Z"]);
     assert_eq!(
-        (code, out.as_str()),
+        (code, out),
         (
             0,
-            "deleted 2 requests that started before 2026-11-01 09:07:00 UTC; the chain is now anchored at row 2\n"
+            format!(
+                "deleted 2 requests that started before 2026-11-01 09:07:00 UTC; the chain is now anchored at row 2\n{anchor}"
+            )
         )
     );
     let (code, out, _) = sluice(&["log", "verify", "--db", &d]);
     assert_eq!(
-        (code, out.as_str()),
+        (code, out),
         (
             0,
-            "OK: 2 rows verified; head row 4, hash df9666dc87523405f1ff259534872dc1253a564cbb0e5d578a297bd1580a8ac9\n"
+            format!(
+                "OK: 2 rows verified; head row 4, hash df9666dc87523405f1ff259534872dc1253a564cbb0e5d578a297bd1580a8ac9\n{anchor}"
+            )
         )
     );
     let (_, out, _) = sluice(&["purge", "--db", &d, "--before", "2026-11-01"]);
     assert_eq!(
         out,
-        "deleted 0 requests that started before 2026-11-01 00:00:00 UTC; the chain is now anchored at row 2\n"
+        format!(
+            "deleted 0 requests that started before 2026-11-01 00:00:00 UTC; the chain is now anchored at row 2\n{anchor}"
+        )
     );
     rusqlite::Connection::open(&d)
         .unwrap()
@@ -472,4 +480,198 @@ fn show_and_json_name_the_route_and_the_dropped_tools() {
     assert_eq!(rows[1]["id"], "req-chat");
     assert_eq!(rows[1].get("route"), None);
     assert_eq!(rows[1].get("dropped_tools"), None);
+}
+
+/// Logged text is the clients' and the backends': `sluice show` and `sluice logs` write its
+/// control characters (a screen clear, an OSC window title, a carriage return that overwrites
+/// the line) and bidi overrides visibly, never raw, while `--json` keeps serde's output byte for
+/// byte.
+#[test]
+fn show_and_logs_never_write_control_characters_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mut conn = sluice::store::open(&db).unwrap();
+    let pii = sluice::policy::pii::Detector::new(&Default::default()).unwrap();
+    let esc = "\x1b[2J\x1b]0;pwned\x07\r\x1b[K";
+    let rows = vec![Box::new(RequestRecord {
+        id: "esc-1\u{9b}2J".into(),
+        started_ms: T0,
+        endpoint: "chat.completions".into(),
+        requested_model: "d-echo\x1b[31m".into(),
+        status: 404,
+        error_type: Some("invalid_request_error".into()),
+        error_message: Some(format!("no model{esc}")),
+        end_user: Some(format!("mallory{esc}")),
+        response: ResponseSummary {
+            content: "fine\u{202e}txt.exe".into(),
+            ..Default::default()
+        },
+        request_body: Some(
+            serde_json::value::to_raw_value(&json!({"model":"d-echo","messages":[
+            {"role":"user","content":format!("hi{esc}\u{2066}x\u{2069}")}]}))
+            .unwrap(),
+        ),
+        ..Default::default()
+    })];
+    let n = sluice::store::writer::write_batch(&mut conn, &rows, LogMode::Full, &pii).unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    let d = db.to_str().unwrap();
+    let raw = |s: &str| {
+        s.chars()
+            .filter(|c| sluice::cli::output::is_unsafe(*c))
+            .collect::<String>()
+    };
+    let (code, out, err) = sluice(&["show", "1", "--db", d]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(raw(&out), "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "request       esc-1\\u{9b}2J (row 1)");
+    assert_eq!(lines[2], "model         d-echo\\x1b[31m → -");
+    assert_eq!(
+        lines[6],
+        "status        404 invalid_request_error: no model\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x1b[K"
+    );
+    assert_eq!(
+        lines[16],
+        "user          mallory\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x1b[K"
+    );
+    assert!(
+        out.ends_with(
+            "--- prompt\nuser: hi\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x1b[K\\u{2066}x\\u{2069}\n\n\
+             --- response\nfine\\u{202e}txt.exe\n"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = sluice(&["logs", "--db", d]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "\
+TIME (UTC)           MODEL → DEPLOYMENT  HOSTING/TIER  STATUS  TOKENS  COST  LATENCY  ID
+2026-11-01 09:00:00  d-echo\\x1b[31m → -  -/-              404     0/0     -      0ms  esc-1\\u{9b}2J
+"
+    );
+    let (code, out, err) = sluice(&["logs", "--db", d, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(r#""requested_model":"d-echo\u001b[31m""#),
+        "{out}"
+    );
+    assert!(out.contains("\"id\":\"esc-1\u{9b}2J\""), "{out}");
+    assert!(out.contains("fine\u{202e}txt.exe"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    assert_eq!(v["end_user"], format!("mallory{esc}"));
+    let (_, show_json, _) = sluice(&["show", "1", "--db", d, "--json"]);
+    assert_eq!(show_json, out);
+}
+
+/// `log verify` prints where the chain starts (the anchor) as well as where it ends: rows cut
+/// at the old end with the anchor moved by hand verify like a purge, and only the anchor, moved
+/// from row 0 to row 2 without a purge, shows it. `purge` prints the anchor it moved to.
+#[test]
+fn verify_prints_the_anchor_so_a_cut_at_the_old_end_shows() {
+    let (dir, d) = fixture();
+    let head = "head row 4, hash df9666dc87523405f1ff259534872dc1253a564cbb0e5d578a297bd1580a8ac9";
+    let row2: String = rusqlite::Connection::open(&d)
+        .unwrap()
+        .query_row("SELECT row_hash FROM requests WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        row2,
+        "a1953234a1fa1659c6a318dc9b87b3892896cb3f6ea8bdee2ecb98c6832d44b5"
+    );
+    let (code, out, _) = sluice(&["log", "verify", "--db", &d]);
+    assert_eq!(
+        (code, out),
+        (
+            0,
+            format!(
+                "OK: 4 rows verified; {head}\nanchor: row 0, hash {} (no row was ever deleted)\n",
+                "0".repeat(64)
+            )
+        )
+    );
+    // Cut rows 1 and 2 and move the anchor as a purge would: the head is unchanged.
+    let cut = dir.path().join("cut.db");
+    std::fs::copy(&d, &cut).unwrap();
+    rusqlite::Connection::open(&cut)
+        .unwrap()
+        .execute_batch(
+            "UPDATE chain SET anchor_seq = 2, anchor_hash = (SELECT row_hash FROM requests WHERE seq = 2);
+             DELETE FROM requests WHERE seq <= 2;",
+        )
+        .unwrap();
+    let anchored =
+        format!("anchor: row 2, hash {row2} (rows 1..2 were deleted by retention or purge)\n");
+    let (code, out, _) = sluice(&["log", "verify", "--db", cut.to_str().unwrap()]);
+    assert_eq!(
+        (code, out),
+        (0, format!("OK: 2 rows verified; {head}\n{anchored}"))
+    );
+    // A real purge moves the anchor to the same place, and says so.
+    let (code, out, _) = sluice(&["purge", "--db", &d, "--before", "2026-11-01T09:07:00Z"]);
+    assert_eq!(
+        (code, out),
+        (
+            0,
+            format!(
+                "deleted 2 requests that started before 2026-11-01 09:07:00 UTC; the chain is now anchored at row 2\n{anchored}"
+            )
+        )
+    );
+}
+
+/// A tampered `chain` table is named as what was changed: the head's hash, the head moved back
+/// before rows that exist, the table emptied; rows deleted at the end still read as such.
+#[test]
+fn verify_names_what_was_done_to_the_chain_table() {
+    let (dir, d) = fixture();
+    let tampered = |name: &str, sql: &str| {
+        let p = dir.path().join(name);
+        std::fs::copy(&d, &p).unwrap();
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let (code, out, err) = sluice(&["log", "verify", "--db", p.to_str().unwrap()]);
+        (code, out, err)
+    };
+    assert_eq!(
+        tampered(
+            "hash.db",
+            "UPDATE chain SET head_hash = '00' || substr(head_hash, 3)"
+        ),
+        (
+            1,
+            "BROKEN at row 4: the head's hash does not match the hash of row 4, the last row (the head was changed)\n".into(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        tampered("seq.db", "UPDATE chain SET head_seq = 3"),
+        (
+            1,
+            "BROKEN at row 4: rows 4..4 lie after the head the chain table records, row 3 (the head was moved back)\n".into(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        tampered("empty.db", "DELETE FROM chain"),
+        (
+            1,
+            "BROKEN: the chain table is empty (its anchor and head were deleted), so no row can be verified\n".into(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        tampered("tail.db", "DELETE FROM requests WHERE seq >= 3"),
+        (
+            1,
+            "BROKEN at row 3: the chain ends at row 2 but its head is row 4 (rows 3..4 at the end were deleted)\n".into(),
+            String::new()
+        )
+    );
 }

@@ -348,6 +348,72 @@ async fn bad_input_gets_anthropic_errors() {
     s.stop().await;
 }
 
+/// An empty conversation is Anthropic's 400 before any backend is called; another method on
+/// the Messages routes, and a path under `/v1/messages/` Sluice does not serve, answer in
+/// Anthropic's envelope (never OpenAI's).
+#[tokio::test]
+async fn empty_messages_wrong_methods_and_unknown_paths_get_anthropic_errors() {
+    let mock = Mock::start(chat_upstream).await;
+    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+    let resp = post(
+        &s,
+        "/v1/messages",
+        &json!({"model":"default","max_tokens":5,"messages":[]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"type":"error","error":{"type":"invalid_request_error",
+               "message":"messages: at least one message is required"}})
+    );
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/messages"),
+        (reqwest::Method::DELETE, "/messages"),
+        (reqwest::Method::GET, "/v1/messages/count_tokens"),
+    ] {
+        let resp = client()
+            .request(method.clone(), s.url(path))
+            .header("x-api-key", "sk-anything")
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], "POST");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"type":"error","error":{"type":"invalid_request_error",
+                   "message":format!("Method {method} is not allowed on {path}; use POST")}})
+        );
+    }
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/messages/batches"),
+        (
+            reqwest::Method::GET,
+            "/v1/messages/batches/msgbatch_1/results",
+        ),
+    ] {
+        let resp = client()
+            .request(method.clone(), s.url(path))
+            .header("x-api-key", "sk-anything")
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{method} {path}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"type":"error","error":{"type":"not_found_error",
+                   "message":format!("Unknown request URL: {method} {path}")}})
+        );
+    }
+    assert_eq!(mock.calls(), 0);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn probes_and_count_tokens() {
     let mock = Mock::start(chat_upstream).await;

@@ -172,3 +172,72 @@ fn a_purge_in_chunks_keeps_one_verifiable_chain() {
     .join()
     .unwrap();
 }
+
+/// `verify` on PostgreSQL reports the anchor with the head, and names a tampered `chain` row as
+/// SQLite does: a head moved back before rows that exist, a changed head hash, an empty table.
+#[test]
+fn verify_reports_the_anchor_and_names_a_tampered_chain_on_postgres() {
+    use sluice::store::chain::Verdict;
+    let Some(base) = server_url() else { return };
+    let url = fresh_db(&base, "t_verify_tamper");
+    std::thread::spawn(move || {
+        let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
+        let pii = Detector::new(&Default::default()).unwrap();
+        let batch: Vec<_> = (1..=4)
+            .map(|i| {
+                let r = RequestRecord {
+                    started_ms: 1_000 * i,
+                    ..record(&format!("r{i}"), 0.0)
+                };
+                row::prepare(&r, LogMode::Full, &pii).unwrap()
+            })
+            .collect();
+        assert_eq!(store.append(&batch).unwrap(), 4);
+        let mut sql = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let hash = |sql: &mut postgres::Client, seq: i64| -> String {
+            sql.query_one("SELECT row_hash FROM requests WHERE seq = $1", &[&seq])
+                .unwrap()
+                .get(0)
+        };
+        let (h1, h4) = (hash(&mut sql, 1), hash(&mut sql, 4));
+        let p = store.purge_before_in_chunks(2_000, 10).unwrap();
+        assert_eq!((p.rows, p.anchor_seq, p.anchor_hash.clone()), (1, 1, h1.clone()));
+        assert_eq!(
+            store.verify().unwrap(),
+            Verdict::Ok {
+                rows: 3,
+                head_seq: 4,
+                head_hash: h4.clone(),
+                anchor_seq: 1,
+                anchor_hash: h1,
+            }
+        );
+        sql.batch_execute("UPDATE chain SET head_seq = 3").unwrap();
+        assert_eq!(
+            store.verify().unwrap(),
+            Verdict::Broken {
+                seq: 4,
+                reason: "rows 4..4 lie after the head the chain table records, row 3 (the head was moved back)".into()
+            }
+        );
+        sql.batch_execute("UPDATE chain SET head_seq = 4, head_hash = repeat('0', 64)")
+            .unwrap();
+        assert_eq!(
+            store.verify().unwrap(),
+            Verdict::Broken {
+                seq: 4,
+                reason: "the head's hash does not match the hash of row 4, the last row (the head was changed)".into()
+            }
+        );
+        sql.batch_execute("DELETE FROM chain").unwrap();
+        assert_eq!(
+            store.verify().unwrap(),
+            Verdict::Broken {
+                seq: 0,
+                reason: sluice::store::chain::NO_CHAIN_ROW.into()
+            }
+        );
+    })
+    .join()
+    .unwrap();
+}

@@ -451,6 +451,82 @@ async fn bad_input_gets_openai_errors() {
     s.stop().await;
 }
 
+/// Known items and parts a chat request cannot carry are a 400 in OpenAI's envelope naming
+/// their `param`, before any backend is called — never dropped into an empty or `null`
+/// message the backend would refuse.
+#[tokio::test]
+async fn items_the_bridge_cannot_carry_are_400s_naming_their_param() {
+    let mock = Mock::start(upstream).await;
+    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+    let user =
+        |part: Value| json!([{"role":"user","content":[{"type":"input_text","text":"see"}, part]}]);
+    let cases = [
+        (
+            json!([{"role":"tool","content":"hi"}]),
+            "input[0].role",
+            "Invalid value: 'tool'. Supported values are: 'assistant', 'system', 'developer', and 'user'.",
+            Some("invalid_value"),
+        ),
+        (
+            user(json!({"type":"input_image"})),
+            "input[0].content[1].image_url",
+            "Missing required parameter: 'input[0].content[1].image_url': the image has neither `image_url` nor `file_id`; send the image as an http(s) or `data:` URL.",
+            None,
+        ),
+        (
+            user(json!({"type":"input_image","file_id":"file-1"})),
+            "input[0].content[1].image_url",
+            "Missing required parameter: 'input[0].content[1].image_url': an uploaded file (`file_id`) cannot be sent to this model's backend; send the image as an http(s) or `data:` URL.",
+            None,
+        ),
+        (
+            user(json!({"type":"input_file","filename":"a.pdf"})),
+            "input[0].content[1].file_data",
+            "Missing required parameter: 'input[0].content[1].file_data': the file has neither `file_data` nor `file_id`; send its content as `file_data`.",
+            None,
+        ),
+        (
+            user(json!({"type":"bogus"})),
+            "input[0].content[1].type",
+            "Invalid value: 'bogus'. Supported values are: 'input_text', 'input_image', 'input_file', 'output_text' and 'refusal'.",
+            Some("invalid_value"),
+        ),
+        (
+            user(json!({"type":"input_text"})),
+            "input[0].content[1].text",
+            "Missing required parameter: 'input[0].content[1].text'.",
+            None,
+        ),
+    ];
+    for (input, param, message, code) in cases {
+        let r = post(
+            &s,
+            "/v1/responses",
+            json!({"model":"default","input":input}),
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{param}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"error":{"message":message,"type":"invalid_request_error","param":param,"code":code}})
+        );
+    }
+    let r = post(
+        &s,
+        "/v1/responses",
+        json!({"model":"default","input":"x","text":{"format":{"type":"json_schema","name":"r"}}}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error":{"message":"Missing required parameter: 'text.format.schema'.",
+               "type":"invalid_request_error","param":"text.format.schema","code":null}})
+    );
+    assert_eq!(mock.calls(), 0);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn the_log_row_names_the_responses_dialect() {
     let dir = tempfile::tempdir().unwrap();

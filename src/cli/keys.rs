@@ -93,7 +93,7 @@ pub fn run(cmd: KeysCommand) -> ExitCode {
                 if json {
                     println!("{}", serde_json::to_string(k).unwrap_or_default());
                 } else {
-                    println!("{}", line(k));
+                    println!("{}", crate::cli::output::terminal_safe(&line(k)));
                 }
             }
             Ok(ExitCode::SUCCESS)

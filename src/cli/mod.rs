@@ -6,6 +6,7 @@
 pub mod coordination;
 pub mod import;
 pub mod keys;
+pub mod output;
 pub mod runtime;
 
 use crate::config::{self, ConfigSource};

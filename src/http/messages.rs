@@ -18,21 +18,24 @@
 use super::openai::{id_of, read_body, serve_reply, sse_response, with_headers};
 use crate::access::auth::Principal;
 use crate::api::answer_view::with_answer;
+use crate::api::messages::{AnthropicError, AnthropicErrorBody};
 use crate::api::messages::{MessagesRequest, error_response};
 use crate::api::native::{Dialect, NativeRequest};
 use crate::api::summary::estimate_tokens;
 use crate::api::{ApiError, Endpoint, RequestBody, parse_body};
-use crate::bridge::messages::{StreamTranslator, from_answer, require_max_tokens, to_chat};
+use crate::bridge::messages::{
+    StreamTranslator, from_answer, require_max_tokens, require_messages, to_chat,
+};
 use crate::gateway::stream::ChatFrame;
 use crate::gateway::{Gateway, GatewayReply, ReplyBody};
 use crate::providers::Chunk;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Extension, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{ConnectInfo, Extension, OriginalUri, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::{Value, json};
@@ -46,11 +49,57 @@ use std::task::{Context, Poll};
 pub const DROPPED_TOOLS: &str = "x-sluice-dropped-tools";
 
 /// The Messages routes (mounted with and without `/v1` by [`super::router`], behind
-/// [`client`]).
+/// [`client`]). Another method on them, and any other path under `/messages/` (`batches`,
+/// …), is answered in Anthropic's envelope, not OpenAI's: the client is an Anthropic one.
 pub fn router() -> Router<Gateway> {
     Router::new()
-        .route("/messages", post(create))
-        .route("/messages/count_tokens", post(count_tokens))
+        .route("/messages", post(create).fallback(method_not_allowed))
+        .route(
+            "/messages/count_tokens",
+            post(count_tokens).fallback(method_not_allowed),
+        )
+        .route("/messages/{*rest}", any(not_found))
+}
+
+/// An error in Anthropic's envelope with its own status (not [`error_response`]'s mapping,
+/// which turns a 405 into a 400).
+fn anthropic_error(status: StatusCode, kind: &str, message: String) -> Response {
+    let body = AnthropicError {
+        kind: "error".into(),
+        error: AnthropicErrorBody {
+            kind: kind.into(),
+            message,
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// 405 for a method other than POST on a Messages route, with `Allow: POST`.
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    let mut resp = anthropic_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("Method {method} is not allowed on {}; use POST", uri.path()),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    resp
+}
+
+/// 404 `not_found_error` for a path under `/messages/` Sluice does not serve (logged at
+/// `warn` like every unknown route).
+async fn not_found(method: Method, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let path = uri.path();
+    tracing::warn!(%method, path, user_agent = %agent, "request to a route Sluice does not serve");
+    anthropic_error(
+        StatusCode::NOT_FOUND,
+        "not_found_error",
+        format!("Unknown request URL: {method} {path}"),
+    )
 }
 
 /// `HEAD /` and `GET /`: 200, so Anthropic clients' reachability probes pass (open, like
@@ -125,6 +174,7 @@ async fn parse(
     let bytes = read_body(gw, body).await?;
     let req: MessagesRequest = parse_body(&bytes)?;
     require_max_tokens(&req)?;
+    require_messages(&req)?;
     let raw: serde_json::Map<String, Value> = parse_body(&bytes)?;
     let (bridged, dropped_tools) = match to_chat(&req) {
         Ok(b) => {

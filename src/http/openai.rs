@@ -35,16 +35,43 @@ pub(crate) fn id_of(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+/// Reads the whole request body, at most `server.max_body_bytes`.
+///
+/// Errors: 413 `request_too_large` past the limit; 499 `client_closed` when the body ends
+/// before it is whole (the client closed the connection or broke the framing mid-body), so
+/// the row says what happened instead of blaming the size.
 pub(crate) async fn read_body(gateway: &Gateway, body: Body) -> Result<bytes::Bytes, ApiError> {
     let limit = gateway.config.server.max_body_bytes;
-    to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("Request body is larger than the limit of {limit} bytes."),
-        )
-        .with_code("request_too_large")
+    to_bytes(body, limit).await.map_err(|e| {
+        if over_limit(&e) {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                format!("Request body is larger than the limit of {limit} bytes."),
+            )
+            .with_code("request_too_large")
+        } else {
+            ApiError::new(
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                "client_closed",
+                format!("the request body is incomplete: the client closed the connection before sending all of it ({e})"),
+            )
+            .with_code("request_body_incomplete")
+        }
     })
+}
+
+/// Whether reading the body failed on the size limit (an error anywhere in `e`'s chain is
+/// [`http_body_util::LengthLimitError`]), not on the connection.
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 async fn chat_completions(

@@ -263,7 +263,8 @@ pub fn command(a: ReplayArgs) -> ExitCode {
 }
 
 fn fail(msg: String) -> ExitCode {
-    eprintln!("error: {msg}");
+    // The message may carry a backend's error text.
+    eprintln!("error: {}", crate::cli::output::terminal_safe(&msg));
     ExitCode::from(2)
 }
 
@@ -317,7 +318,8 @@ async fn run(a: ReplayArgs) -> ExitCode {
             if let Some(i) = first {
                 println!("first differing token: {i}");
             }
-            print!("{udiff}");
+            // The logged and the new answer: the backend's text, never raw to a terminal.
+            print!("{}", crate::cli::output::terminal_safe(&udiff));
         }
     }
     if different {

@@ -308,7 +308,8 @@ impl Writer {
                 tracing::info!(
                     rows = p.rows,
                     anchor_seq = p.anchor_seq,
-                    "log retention: deleted old rows"
+                    anchor_hash = %p.anchor_hash,
+                    "log retention: deleted old rows; the chain is now anchored at this row"
                 );
             }
             Ok(_) => {}

@@ -11,8 +11,9 @@
 //! purge) and the head (seq and hash of the last row written). [`verify`] walks from the anchor
 //! to the head: a changed row fails its own hash, a deleted row breaks the `seq` sequence and
 //! the next row's `prev_hash`, deleted rows at the end no longer reach the head.
-//! Someone able to rewrite the whole file can rebuild a consistent chain; record the head hash
-//! that `sluice log verify` prints somewhere else to detect that.
+//! Someone able to rewrite the whole file can rebuild a consistent chain, and someone able to
+//! delete rows can cut the old end and move the anchor as a purge does; record the head and the
+//! anchor that `sluice log verify` prints somewhere else to detect either.
 
 use super::StoreError;
 use super::row::HASHED_COLUMNS;
@@ -111,7 +112,19 @@ pub struct ChainState {
 }
 
 /// Reads the `chain` row.
+///
+/// Errors: the row is missing ([`NO_CHAIN_ROW`]), or any SQLite error.
 pub fn state(conn: &Connection) -> Result<ChainState, StoreError> {
+    state_opt(conn)?.ok_or_else(|| StoreError::Io(NO_CHAIN_ROW.into()))
+}
+
+/// What is wrong when the `chain` table has no row (a log always has one, from its first
+/// migration): nothing tells where the chain starts or ends.
+pub const NO_CHAIN_ROW: &str =
+    "the chain table is empty (its anchor and head were deleted), so no row can be verified";
+
+/// Reads the `chain` row, `None` when there is none.
+fn state_opt(conn: &Connection) -> Result<Option<ChainState>, StoreError> {
     // Cached: the writer reads it once per batch.
     Ok(conn
         .prepare_cached(
@@ -124,7 +137,8 @@ pub fn state(conn: &Connection) -> Result<ChainState, StoreError> {
                 head_seq: r.get(2)?,
                 head_hash: r.get(3)?,
             })
-        })?)
+        })
+        .optional()?)
 }
 
 /// Sets the head (inside the writer's transaction).
@@ -146,20 +160,96 @@ pub enum Verdict {
         head_seq: i64,
         /// Hash of the head.
         head_hash: String,
+        /// Seq of the last row deleted by retention or purge (0: none was), where the walk
+        /// started. Rows cut at the old end with the anchor moved look like a purge: only a
+        /// record of the anchor kept elsewhere tells them apart.
+        anchor_seq: i64,
+        /// Its hash ([`GENESIS`] when no row was deleted).
+        anchor_hash: String,
     },
     /// The first broken link.
     Broken {
         /// Seq of the row where the chain breaks (the row after the last one written, when
-        /// rows are missing at the end).
+        /// rows are missing at the end; 0 when the `chain` table itself is missing its row).
         seq: i64,
         /// What is wrong.
         reason: String,
     },
 }
 
-/// Walks the chain from the anchor to the head and returns the first broken link.
+/// The verdict once the walk from the anchor has checked `count` rows, the last of them
+/// `last` with hash `prev` (`last` is the anchor's seq when there were none), against the
+/// head `st` records; `past_head` is the highest seq in the table when rows lie beyond the
+/// recorded head. Each way the end can disagree is named as what it is:
+/// - rows after the recorded head: the head was moved back;
+/// - the walk ends before the head: rows at the end were deleted;
+/// - it ends at the head's seq with another hash: the head's hash was changed.
+pub fn end_verdict(
+    st: &ChainState,
+    count: u64,
+    last: i64,
+    prev: String,
+    past_head: Option<i64>,
+) -> Verdict {
+    let head = st.head_seq;
+    if let Some(max) = past_head.filter(|&m| m > head) {
+        return Verdict::Broken {
+            seq: head + 1,
+            reason: format!(
+                "rows {}..{max} lie after the head the chain table records, row {head} (the head was moved back)",
+                head + 1
+            ),
+        };
+    }
+    if last < head {
+        return Verdict::Broken {
+            seq: last + 1,
+            reason: format!(
+                "the chain ends at row {last} but its head is row {head} (rows {}..{head} at the end were deleted)",
+                last + 1
+            ),
+        };
+    }
+    if prev != st.head_hash {
+        let which = if count == 0 {
+            "the anchor"
+        } else {
+            "the last row"
+        };
+        return Verdict::Broken {
+            seq: last,
+            reason: format!(
+                "the head's hash does not match the hash of row {last}, {which} (the head was changed)"
+            ),
+        };
+    }
+    Verdict::Ok {
+        rows: count,
+        head_seq: last,
+        head_hash: prev,
+        anchor_seq: st.anchor_seq,
+        anchor_hash: st.anchor_hash.clone(),
+    }
+}
+
+/// Walks the chain from the anchor to the head and returns the first broken link. The walk
+/// reads one snapshot (a read transaction), so rows a writer commits meanwhile are not taken
+/// for rows past the head.
 pub fn verify(conn: &Connection) -> Result<Verdict, StoreError> {
-    let st = state(conn)?;
+    let tx = conn.unchecked_transaction()?;
+    let verdict = verify_in(&tx);
+    // Read only: nothing to commit.
+    drop(tx);
+    verdict
+}
+
+fn verify_in(conn: &Connection) -> Result<Verdict, StoreError> {
+    let Some(st) = state_opt(conn)? else {
+        return Ok(Verdict::Broken {
+            seq: 0,
+            reason: NO_CHAIN_ROW.into(),
+        });
+    };
     let sql = format!(
         "SELECT {}, prev_hash, row_hash FROM requests ORDER BY seq",
         HASHED_COLUMNS.join(", ")
@@ -200,20 +290,8 @@ pub fn verify(conn: &Connection) -> Result<Verdict, StoreError> {
         count += 1;
     }
     let last = expect_seq - 1;
-    if last != st.head_seq || prev != st.head_hash {
-        return Ok(Verdict::Broken {
-            seq: last + 1,
-            reason: format!(
-                "the chain ends at row {last} but its head is row {} (rows at the end were deleted)",
-                st.head_seq
-            ),
-        });
-    }
-    Ok(Verdict::Ok {
-        rows: count,
-        head_seq: last,
-        head_hash: prev,
-    })
+    // The walk read every row: any past the head are among them.
+    Ok(end_verdict(&st, count, last, prev, Some(last)))
 }
 
 /// What a purge did.
@@ -223,6 +301,9 @@ pub struct Purged {
     pub rows: u64,
     /// The new anchor seq (last deleted row).
     pub anchor_seq: i64,
+    /// The new anchor's hash: with its seq, what an operator records to tell this purge from
+    /// rows cut at the old end later.
+    pub anchor_hash: String,
 }
 
 /// Deletes rows that started before `cutoff_ms` (Unix ms) from the old end of the chain: every
@@ -257,6 +338,7 @@ pub fn purge_before(conn: &mut Connection, cutoff_ms: i64) -> Result<Purged, Sto
         return Ok(Purged {
             rows: 0,
             anchor_seq: st.anchor_seq,
+            anchor_hash: st.anchor_hash,
         });
     };
     let rows = tx.execute("DELETE FROM requests WHERE seq <= ?1", [seq])? as u64;
@@ -270,12 +352,75 @@ pub fn purge_before(conn: &mut Connection, cutoff_ms: i64) -> Result<Purged, Sto
     Ok(Purged {
         rows,
         anchor_seq: seq,
+        anchor_hash: hash,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chain_state(head_seq: i64, head_hash: &str) -> ChainState {
+        ChainState {
+            anchor_seq: 2,
+            anchor_hash: "a2".into(),
+            head_seq,
+            head_hash: head_hash.into(),
+        }
+    }
+
+    /// Each way the walk's end can disagree with the recorded head is named as what it is,
+    /// at a row that exists.
+    #[test]
+    fn the_end_of_the_walk_names_what_disagrees_with_the_head() {
+        let st = chain_state(5, "h5");
+        assert_eq!(
+            end_verdict(&st, 3, 5, "h5".into(), Some(5)),
+            Verdict::Ok {
+                rows: 3,
+                head_seq: 5,
+                head_hash: "h5".into(),
+                anchor_seq: 2,
+                anchor_hash: "a2".into(),
+            }
+        );
+        assert_eq!(
+            end_verdict(&st, 3, 5, "other".into(), Some(5)),
+            Verdict::Broken {
+                seq: 5,
+                reason: "the head's hash does not match the hash of row 5, the last row (the head was changed)".into()
+            }
+        );
+        assert_eq!(
+            end_verdict(&chain_state(4, "h5"), 3, 5, "h5".into(), Some(5)),
+            Verdict::Broken {
+                seq: 5,
+                reason: "rows 5..5 lie after the head the chain table records, row 4 (the head was moved back)".into()
+            }
+        );
+        // PostgreSQL walks up to the head only, then looks for rows beyond it.
+        assert_eq!(
+            end_verdict(&chain_state(3, "h5"), 1, 3, "h3".into(), Some(5)),
+            Verdict::Broken {
+                seq: 4,
+                reason: "rows 4..5 lie after the head the chain table records, row 3 (the head was moved back)".into()
+            }
+        );
+        assert_eq!(
+            end_verdict(&st, 1, 3, "h3".into(), Some(3)),
+            Verdict::Broken {
+                seq: 4,
+                reason: "the chain ends at row 3 but its head is row 5 (rows 4..5 at the end were deleted)".into()
+            }
+        );
+        assert_eq!(
+            end_verdict(&chain_state(2, "x"), 0, 2, "a2".into(), None),
+            Verdict::Broken {
+                seq: 2,
+                reason: "the head's hash does not match the hash of row 2, the anchor (the head was changed)".into()
+            }
+        );
+    }
 
     #[test]
     fn hex_digest_writes_what_hex_encode_writes() {

@@ -5,6 +5,7 @@
 
 use super::query::{self, GroupBy, LogFilter, StatusFilter};
 use super::{StoreError, chain, now_ms, report};
+use crate::cli::output::terminal_safe;
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -205,7 +206,14 @@ fn since(s: &Option<String>) -> Result<Option<i64>, ExitCode> {
         .map_err(arg_err)
 }
 
+/// Writes text output to stdout through [`terminal_safe`]: it holds logged text, which must
+/// never reach a terminal with its control characters raw.
 fn print(s: &str) -> ExitCode {
+    print_raw(&terminal_safe(s))
+}
+
+/// Writes JSON output to stdout as it is (serde escaped it; `--json` stays byte for byte).
+fn print_raw(s: &str) -> ExitCode {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = out.write_all(s.as_bytes());
@@ -232,11 +240,11 @@ pub fn logs(a: LogsArgs) -> ExitCode {
         };
         let mut conn = open(&a.db)?;
         let rows = conn.list(&filter).map_err(|e| fail(e, 1))?;
-        Ok(print(&if a.json {
-            report::jsonl(&rows)
+        Ok(if a.json {
+            print_raw(&report::jsonl(&rows))
         } else {
-            report::logs_table(&rows)
-        }))
+            print(&report::logs_table(&rows))
+        })
     };
     run().unwrap_or_else(|c| c)
 }
@@ -246,7 +254,7 @@ pub fn show(a: ShowArgs) -> ExitCode {
     let run = || -> Result<ExitCode, ExitCode> {
         let mut conn = open(&a.db)?;
         match conn.get(&a.id).map_err(|e| fail(e, 1))? {
-            Some(r) if a.json => Ok(print(&report::jsonl(&[r]))),
+            Some(r) if a.json => Ok(print_raw(&report::jsonl(&[r]))),
             Some(r) => Ok(print(&report::show(&r))),
             None => Err(fail(format!("no request `{}` in the log", a.id), 1)),
         }
@@ -261,11 +269,11 @@ pub fn usage(a: UsageArgs) -> ExitCode {
         let since = since(&a.since)?;
         let mut conn = open(&a.db)?;
         let u = query::usage(&mut *conn, since, Some(by)).map_err(|e| fail(e, 1))?;
-        Ok(print(&if a.json {
-            serde_json::to_string_pretty(&u).unwrap_or_default() + "\n"
+        Ok(if a.json {
+            print_raw(&(serde_json::to_string_pretty(&u).unwrap_or_default() + "\n"))
         } else {
-            report::usage_table(&u)
-        }))
+            print(&report::usage_table(&u))
+        })
     };
     run().unwrap_or_else(|c| c)
 }
@@ -325,13 +333,27 @@ pub fn purge(a: PurgeArgs) -> ExitCode {
         let mut conn = open(&a.db)?;
         let p = conn.purge_before(cutoff).map_err(|e| fail(e, 1))?;
         Ok(print(&format!(
-            "deleted {} requests that started before {} UTC; the chain is now anchored at row {}\n",
+            "deleted {} requests that started before {} UTC; the chain is now anchored at row {}\n{}",
             p.rows,
             report::fmt_time(cutoff),
-            p.anchor_seq
+            p.anchor_seq,
+            anchor_line(p.anchor_seq, &p.anchor_hash)
         )))
     };
     run().unwrap_or_else(|c| c)
+}
+
+/// The anchor line of `log verify` and `purge`: where the chain starts. A purge or retention
+/// moves it; rows cut at the old end with the anchor moved by hand verify as well, so an
+/// operator records this line with the head line to tell the two apart.
+fn anchor_line(seq: i64, hash: &str) -> String {
+    if seq == 0 {
+        format!("anchor: row 0, hash {hash} (no row was ever deleted)\n")
+    } else {
+        format!(
+            "anchor: row {seq}, hash {hash} (rows 1..{seq} were deleted by retention or purge)\n"
+        )
+    }
 }
 
 /// `sluice log verify`.
@@ -344,11 +366,18 @@ pub fn log(c: LogCommand) -> ExitCode {
                 rows,
                 head_seq,
                 head_hash,
+                anchor_seq,
+                anchor_hash,
             } => Ok(print(&format!(
-                "OK: {rows} rows verified; head row {head_seq}, hash {head_hash}\n"
+                "OK: {rows} rows verified; head row {head_seq}, hash {head_hash}\n{}",
+                anchor_line(anchor_seq, &anchor_hash)
             ))),
+            chain::Verdict::Broken { seq: 0, reason } => {
+                print(&format!("BROKEN: {reason}\n"));
+                Ok(ExitCode::from(1))
+            }
             chain::Verdict::Broken { seq, reason } => {
-                println!("BROKEN at row {seq}: {reason}");
+                print(&format!("BROKEN at row {seq}: {reason}\n"));
                 Ok(ExitCode::from(1))
             }
         }

@@ -4,6 +4,7 @@
 
 use super::query::UsageReport;
 use super::row::{HASHED_COLUMNS, LogRow};
+use crate::cli::output::terminal_safe;
 use serde_json::Value;
 use std::io::Write;
 
@@ -34,7 +35,14 @@ pub fn fmt_ms(ms: i64) -> String {
 }
 
 /// Lays out rows under headers; `right[i]` right-aligns column i. Trailing spaces trimmed.
+/// Cells are logged text: each goes through [`terminal_safe`] before the widths are measured,
+/// so an escaped control character keeps the columns aligned.
 pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| terminal_safe(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -123,8 +131,13 @@ pub fn jsonl(rows: &[LogRow]) -> String {
     out
 }
 
-/// `sluice show ID`: one request in full.
+/// `sluice show ID`: one request in full, through [`terminal_safe`] (the user, prompt,
+/// response, error and ids are the clients' and the backends' text).
 pub fn show(r: &LogRow) -> String {
+    terminal_safe(&show_raw(r)).into_owned()
+}
+
+fn show_raw(r: &LogRow) -> String {
     let mut out = String::new();
     let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<14}{v}\n"));
     kv("request", format!("{} (row {})", r.id, r.seq));

@@ -12,6 +12,6 @@ pub mod stream;
 #[cfg(test)]
 mod golden;
 
-pub use request::{Bridged, require_max_tokens, to_chat};
+pub use request::{Bridged, require_max_tokens, require_messages, to_chat};
 pub use response::{from_answer, from_chat};
 pub use stream::StreamTranslator;

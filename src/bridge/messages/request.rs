@@ -112,6 +112,20 @@ pub fn to_chat(req: &MessagesRequest) -> Result<Bridged, ApiError> {
     Ok(out)
 }
 
+/// `messages` must hold at least one message, as Anthropic requires: an empty conversation
+/// is refused before any backend is called, native or bridged.
+///
+/// Errors: 400 `invalid_request_error` naming `messages`.
+pub fn require_messages(req: &MessagesRequest) -> Result<(), ApiError> {
+    if req.messages.is_empty() {
+        return Err(
+            ApiError::invalid_request("messages: at least one message is required")
+                .with_param("messages"),
+        );
+    }
+    Ok(())
+}
+
 /// Anthropic requires `max_tokens` on `/v1/messages` (not on `count_tokens`).
 ///
 /// Errors: 400 `max_tokens: Field required`, `param: "max_tokens"`.

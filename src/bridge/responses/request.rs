@@ -9,8 +9,11 @@
 //!   `file_data`/`file_id` → `file` parts;
 //! - `function_call` / `custom_tool_call` items → the assistant's `tool_calls` (empty
 //!   arguments become `{}`); their outputs → `tool` messages;
-//! - `reasoning` items, unknown items and parts a chat backend cannot take are dropped, their
-//!   JSON paths returned;
+//! - `reasoning` items and unknown item types are dropped, their JSON paths returned; a known
+//!   item the chat request cannot carry (a message whose role is not `user`, `assistant`,
+//!   `system` or `developer`; an `input_image` without `image_url`; an `input_file` without
+//!   `file_data` or `file_id`; a text part without its text; a part of an unknown type) is a
+//!   400 naming its path (`input[0].content[1].image_url`), never silently emptied;
 //! - `text.format` → `response_format`, `reasoning.effort` → `reasoning_effort`,
 //!   `max_output_tokens` → `max_completion_tokens`, `text.verbosity` → `verbosity`,
 //!   `prompt_cache_key` passes; `store`, `previous_response_id` and `metadata` are Sluice's own
@@ -57,7 +60,9 @@ pub struct BridgedRequest {
 /// Translates `req` into a chat request; `history` is the stored conversation (earlier
 /// input and output items) that `previous_response_id` continues, oldest first.
 ///
-/// Errors: 400 when `tool_choice` forces a hosted tool.
+/// Errors: 400 when `tool_choice` forces a hosted tool, when an item or content part cannot
+/// be carried by a chat request (its `param` names it: `input[2].role`,
+/// `input[0].content[1].type`, …), or when `text.format` is `json_schema` without `schema`.
 pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedRequest, ApiError> {
     let mut dropped = Vec::new();
     let mut tools = bridge_tools(req.tools.as_deref().unwrap_or(&[]));
@@ -70,14 +75,14 @@ pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedR
         b.push_text(Role::System, text.clone());
     }
     for (i, item) in history.iter().enumerate() {
-        b.push_item(item, &format!("history[{i}]"), &mut dropped);
+        b.push_item(item, &format!("history[{i}]"), &mut dropped)?;
     }
     for (i, item) in req.input_items().iter().enumerate() {
         let path = match &req.input {
             Some(crate::api::responses::ResponsesInput::Text(_)) => "input".to_string(),
             _ => format!("input[{i}]"),
         };
-        b.push_item(item, &path, &mut dropped);
+        b.push_item(item, &path, &mut dropped)?;
     }
     let mut extra = Map::new();
     sampling_extras(req, &mut extra, &mut dropped);
@@ -113,7 +118,7 @@ pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedR
         } else {
             req.parallel_tool_calls
         },
-        response_format: response_format(req),
+        response_format: response_format(req)?,
         user: req.user.clone(),
         // The Response object echoes `metadata`; the chat request does not carry it (OpenAI's
         // chat API takes `metadata` only with `store`, which a bridged request never sets).
@@ -178,9 +183,17 @@ fn sampling_extras(
     }
 }
 
-fn response_format(req: &ResponsesRequest) -> Option<ResponseFormat> {
-    let f = req.text.as_ref()?.format.as_ref()?;
-    match f.kind.as_str() {
+/// `text.format` as chat's `response_format`.
+///
+/// Errors: 400 for `json_schema` without `schema` (a chat backend would get no schema).
+fn response_format(req: &ResponsesRequest) -> Result<Option<ResponseFormat>, ApiError> {
+    let Some(f) = req.text.as_ref().and_then(|t| t.format.as_ref()) else {
+        return Ok(None);
+    };
+    if f.kind == "json_schema" && f.schema.is_none() {
+        return Err(missing("text.format.schema"));
+    }
+    Ok(match f.kind.as_str() {
         "json_schema" => {
             let mut schema = Map::new();
             schema.insert(
@@ -206,7 +219,21 @@ fn response_format(req: &ResponsesRequest) -> Option<ResponseFormat> {
             json_schema: None,
         }),
         _ => None,
-    }
+    })
+}
+
+/// 400 for a required parameter that is absent, in OpenAI's words.
+fn missing(param: &str) -> ApiError {
+    ApiError::invalid_request(format!("Missing required parameter: '{param}'.")).with_param(param)
+}
+
+/// 400 for a value the chat request cannot carry; `supported` lists what it can.
+fn invalid_value(param: &str, value: &str, supported: &str) -> ApiError {
+    ApiError::invalid_request(format!(
+        "Invalid value: '{value}'. Supported values are: {supported}."
+    ))
+    .with_param(param)
+    .with_code("invalid_value")
 }
 
 /// Builds the message list item by item.
@@ -223,9 +250,14 @@ impl<'a> Messages<'a> {
         }
     }
 
-    fn push_item(&mut self, item: &InputItem, path: &str, dropped: &mut Vec<String>) {
+    fn push_item(
+        &mut self,
+        item: &InputItem,
+        path: &str,
+        dropped: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
         match item {
-            InputItem::Message(m) => self.push_message(m, path, dropped),
+            InputItem::Message(m) => return self.push_message(m, path),
             InputItem::FunctionCall(c) => {
                 let name = self.map.flat_name(&c.name, c.namespace.as_deref());
                 let args = if c.arguments.trim().is_empty() {
@@ -240,29 +272,34 @@ impl<'a> Messages<'a> {
                 self.push_call(&c.call_id, name, json!({"input": c.input}).to_string());
             }
             InputItem::FunctionCallOutput(o) | InputItem::CustomToolCallOutput(o) => {
-                self.push_output(o, path, dropped)
+                return self.push_output(o, path);
             }
             InputItem::Reasoning(_) | InputItem::Other(_) => {
                 tracing::debug!(path, "Responses item left out of the chat request");
                 dropped.push(path.to_string());
             }
         }
+        Ok(())
     }
 
-    fn push_message(&mut self, m: &InputMessage, path: &str, dropped: &mut Vec<String>) {
+    fn push_message(&mut self, m: &InputMessage, path: &str) -> Result<(), ApiError> {
         let role = match m.role.as_str() {
             "system" | "developer" => Role::System,
             "assistant" => Role::Assistant,
             "user" => Role::User,
-            _ => {
-                dropped.push(path.to_string());
-                return;
+            other => {
+                return Err(invalid_value(
+                    &format!("{path}.role"),
+                    other,
+                    "'assistant', 'system', 'developer', and 'user'",
+                ));
             }
         };
-        match content(&m.content, &format!("{path}.content"), dropped) {
+        match content(&m.content, &format!("{path}.content"))? {
             Some(Content::Text(t)) => self.push_text(role, t),
             other => self.messages.push(message(role, other)),
         }
+        Ok(())
     }
 
     /// Appends text as a message of `role`, merged into the previous message when that one
@@ -300,16 +337,14 @@ impl<'a> Messages<'a> {
         }
     }
 
-    fn push_output(&mut self, o: &CallOutputItem, path: &str, dropped: &mut Vec<String>) {
-        let mut m = message(
-            Role::Tool,
-            content(&o.output, &format!("{path}.output"), dropped),
-        );
+    fn push_output(&mut self, o: &CallOutputItem, path: &str) -> Result<(), ApiError> {
+        let mut m = message(Role::Tool, content(&o.output, &format!("{path}.output"))?);
         if m.content.is_none() {
             m.content = Some(Content::Text(String::new()));
         }
         m.tool_call_id = Some(o.call_id.clone());
         self.messages.push(m);
+        Ok(())
     }
 }
 
@@ -325,30 +360,34 @@ fn message(role: Role, content: Option<Content>) -> ChatMessage {
 }
 
 /// Content parts → chat content: text only → one string (parts joined by `\n`), else parts;
-/// `None` when nothing was left.
-fn content(c: &MessageContent, path: &str, dropped: &mut Vec<String>) -> Option<Content> {
+/// `None` when there were no parts.
+///
+/// Errors: a part [`part`] cannot translate.
+fn content(c: &MessageContent, path: &str) -> Result<Option<Content>, ApiError> {
     let parts = match c {
-        MessageContent::Text(t) => return Some(Content::Text(t.clone())),
+        MessageContent::Text(t) => return Ok(Some(Content::Text(t.clone()))),
         MessageContent::Parts(parts) => parts,
     };
-    let mut out = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        match part(p) {
-            Some(cp) => out.push(cp),
-            None => dropped.push(format!("{path}[{i}]")),
-        }
-    }
+    let out = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| part(p, &format!("{path}[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
     if out.is_empty() {
-        return None;
+        return Ok(None);
     }
     if out.iter().all(|p| p.kind == "text") {
         let texts: Vec<&str> = out.iter().filter_map(|p| p.text.as_deref()).collect();
-        return Some(Content::Text(texts.join("\n")));
+        return Ok(Some(Content::Text(texts.join("\n"))));
     }
-    Some(Content::Parts(out))
+    Ok(Some(Content::Parts(out)))
 }
 
-fn part(p: &InputContent) -> Option<ContentPart> {
+/// One content part at `path` as a chat part.
+///
+/// Errors: 400 naming the field a chat backend would need (`….text`, `….image_url`,
+/// `….file_data`) or, for a type it does not know, `….type`.
+fn part(p: &InputContent, path: &str) -> Result<ContentPart, ApiError> {
     let mut cp = ContentPart {
         kind: "text".to_string(),
         text: None,
@@ -357,17 +396,52 @@ fn part(p: &InputContent) -> Option<ContentPart> {
     };
     match p.kind.as_str() {
         "input_text" | "output_text" | "text" | "summary_text" | "reasoning_text" => {
-            cp.text = Some(p.text.clone()?)
+            cp.text = Some(
+                p.text
+                    .clone()
+                    .ok_or_else(|| missing(&format!("{path}.text")))?,
+            )
         }
-        "refusal" => cp.text = Some(p.refusal.clone().or_else(|| p.text.clone())?),
+        "refusal" => {
+            cp.text = Some(
+                p.refusal
+                    .clone()
+                    .or_else(|| p.text.clone())
+                    .ok_or_else(|| missing(&format!("{path}.refusal")))?,
+            )
+        }
         "input_image" => {
+            let url = p.image_url.clone().ok_or_else(|| {
+                let param = format!("{path}.image_url");
+                let why = if p.file_id.is_some() {
+                    "an uploaded file (`file_id`) cannot be sent to this model's backend"
+                } else {
+                    "the image has neither `image_url` nor `file_id`"
+                };
+                ApiError::invalid_request(format!(
+                    "Missing required parameter: '{param}': {why}; send the image as an http(s) or `data:` URL."
+                ))
+                .with_param(param)
+            })?;
             cp.kind = "image_url".into();
             cp.image_url = Some(ImageUrl {
-                url: p.image_url.clone()?,
+                url,
                 detail: p.detail.clone(),
             });
         }
-        "input_file" if p.file_data.is_some() || p.file_id.is_some() => {
+        "input_file" if p.file_data.is_none() && p.file_id.is_none() => {
+            let param = format!("{path}.file_data");
+            let why = if p.file_url.is_some() {
+                "a file by `file_url` cannot be sent to this model's backend"
+            } else {
+                "the file has neither `file_data` nor `file_id`"
+            };
+            return Err(ApiError::invalid_request(format!(
+                "Missing required parameter: '{param}': {why}; send its content as `file_data`."
+            ))
+            .with_param(param));
+        }
+        "input_file" => {
             cp.kind = "file".into();
             let mut file = Map::new();
             for (k, v) in [
@@ -381,9 +455,15 @@ fn part(p: &InputContent) -> Option<ContentPart> {
             }
             cp.extra.insert("file".into(), Value::Object(file));
         }
-        _ => return None,
+        other => {
+            return Err(invalid_value(
+                &format!("{path}.type"),
+                other,
+                "'input_text', 'input_image', 'input_file', 'output_text' and 'refusal'",
+            ));
+        }
     }
-    Some(cp)
+    Ok(cp)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //!   "next_cursor"}`, rows as in `sluice logs --json`.
 //! - `GET /admin/logs/{id}`: one row (request id, or row number); 404 `request_not_found`.
 //! - `GET /admin/usage?since&by`: [`UsageReport`](crate::store::query::UsageReport) as JSON.
-//! - `GET /admin/log/verify`: `{"ok":true,"rows","head_seq","head_hash"}` or
+//! - `GET /admin/log/verify`: `{"ok":true,"rows","head_seq","head_hash","anchor_seq","anchor_hash"}` or
 //!   `{"ok":false,"seq","reason"}`.
 //!
 //! `since` takes what `sluice logs --since` takes (`1h`, `2026-11-01`, RFC 3339).
@@ -195,8 +195,11 @@ async fn verify(State(gw): State<Gateway>) -> Response {
                     rows,
                     head_seq,
                     head_hash,
+                    anchor_seq,
+                    anchor_hash,
                 } => {
-                    json!({"ok": true, "rows": rows, "head_seq": head_seq, "head_hash": head_hash})
+                    json!({"ok": true, "rows": rows, "head_seq": head_seq, "head_hash": head_hash,
+                        "anchor_seq": anchor_seq, "anchor_hash": anchor_hash})
                 }
                 chain::Verdict::Broken { seq, reason } => {
                     json!({"ok": false, "seq": seq, "reason": reason})

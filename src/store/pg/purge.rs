@@ -27,8 +27,12 @@ fn purge_target(c: &mut Client, cutoff_ms: i64) -> Result<Option<i64>, StoreErro
 /// under the chain's lock, and moves the anchor to the last one deleted. Returns the rows
 /// deleted and the new anchor.
 fn purge_chunk(tx: &mut Transaction<'_>, target: i64, chunk: i64) -> Result<Purged, StoreError> {
-    let st = tx.query_one("SELECT anchor_seq FROM chain WHERE one = 1 FOR UPDATE", &[])?;
-    let anchor: i64 = st.get(0);
+    let st = tx.query_one(
+        "SELECT anchor_seq, anchor_hash FROM chain WHERE one = 1 FOR UPDATE",
+        &[],
+    )?;
+    let anchor: i64 = st.try_get(0)?;
+    let anchor_hash: String = st.try_get(1)?;
     let upto = target.min(anchor.saturating_add(chunk));
     let Some(last) = tx.query_opt(
         "SELECT seq, row_hash FROM requests WHERE seq <= $1 ORDER BY seq DESC LIMIT 1",
@@ -38,6 +42,7 @@ fn purge_chunk(tx: &mut Transaction<'_>, target: i64, chunk: i64) -> Result<Purg
         return Ok(Purged {
             rows: 0,
             anchor_seq: anchor,
+            anchor_hash,
         });
     };
     let (seq, hash): (i64, String) = (last.get(0), last.get(1));
@@ -45,6 +50,7 @@ fn purge_chunk(tx: &mut Transaction<'_>, target: i64, chunk: i64) -> Result<Purg
         return Ok(Purged {
             rows: 0,
             anchor_seq: anchor,
+            anchor_hash,
         });
     }
     let rows = tx.execute("DELETE FROM requests WHERE seq <= $1", &[&seq])?;
@@ -55,6 +61,7 @@ fn purge_chunk(tx: &mut Transaction<'_>, target: i64, chunk: i64) -> Result<Purg
     Ok(Purged {
         rows,
         anchor_seq: seq,
+        anchor_hash: hash,
     })
 }
 
@@ -78,11 +85,15 @@ impl PgStore {
             let mut total = Purged {
                 rows: 0,
                 anchor_seq: 0,
+                anchor_hash: String::new(),
             };
             let Some(target) = purge_target(c, cutoff_ms)? else {
-                total.anchor_seq = c
-                    .query_one("SELECT anchor_seq FROM chain WHERE one = 1", &[])?
-                    .get(0);
+                let st = c.query_one(
+                    "SELECT anchor_seq, anchor_hash FROM chain WHERE one = 1",
+                    &[],
+                )?;
+                total.anchor_seq = st.try_get(0)?;
+                total.anchor_hash = st.try_get(1)?;
                 return Ok(total);
             };
             loop {
@@ -91,6 +102,7 @@ impl PgStore {
                 tx.commit()?;
                 total.rows += p.rows;
                 total.anchor_seq = p.anchor_seq;
+                total.anchor_hash = p.anchor_hash;
                 if p.rows == 0 || p.anchor_seq >= target {
                     return Ok(total);
                 }

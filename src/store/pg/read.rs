@@ -122,21 +122,46 @@ fn rows(
     c.query(sql, args)?.iter().map(log_row).collect()
 }
 
-/// Walks the chain from the anchor to the head, a page at a time.
+/// Walks the chain from the anchor to the head, a page at a time, in one read-only
+/// `REPEATABLE READ` transaction: a single snapshot, so a row a replica appends meanwhile is
+/// neither walked nor taken for a row past the head.
 pub fn verify(c: &mut Client) -> Result<Verdict, StoreError> {
-    let st = c.query_one(
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let verdict = verify_in(&mut tx);
+    // Read only: nothing to commit; dropping the transaction rolls it back.
+    drop(tx);
+    verdict
+}
+
+fn verify_in(c: &mut postgres::Transaction<'_>) -> Result<Verdict, StoreError> {
+    let Some(st) = c.query_opt(
         "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM chain WHERE one = 1",
         &[],
-    )?;
-    let (anchor_seq, anchor_hash, head_seq, head_hash): (i64, String, i64, String) =
-        (st.get(0), st.get(1), st.get(2), st.get(3));
+    )?
+    else {
+        return Ok(Verdict::Broken {
+            seq: 0,
+            reason: chain::NO_CHAIN_ROW.into(),
+        });
+    };
+    let st = chain::ChainState {
+        anchor_seq: st.try_get(0)?,
+        anchor_hash: st.try_get(1)?,
+        head_seq: st.try_get(2)?,
+        head_hash: st.try_get(3)?,
+    };
+    let head_seq = st.head_seq;
     let sql = format!(
         "SELECT {}, prev_hash, row_hash FROM requests WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
         HASHED_COLUMNS.join(", ")
     );
     let n = HASHED_COLUMNS.len();
-    let mut expect_seq = anchor_seq + 1;
-    let mut prev = anchor_hash;
+    let mut expect_seq = st.anchor_seq + 1;
+    let mut prev = st.anchor_hash.clone();
     let mut count = 0u64;
     loop {
         let page = c.query(&sql, &[&(expect_seq - 1), &head_seq, &VERIFY_PAGE])?;
@@ -172,20 +197,16 @@ pub fn verify(c: &mut Client) -> Result<Verdict, StoreError> {
             count += 1;
         }
     }
-    let last = expect_seq - 1;
-    if last != head_seq || prev != head_hash {
-        return Ok(Verdict::Broken {
-            seq: last + 1,
-            reason: format!(
-                "the chain ends at row {last} but its head is row {head_seq} (rows at the end were deleted)"
-            ),
-        });
-    }
-    Ok(Verdict::Ok {
-        rows: count,
-        head_seq: last,
-        head_hash: prev,
-    })
+    let past_head: Option<i64> = c
+        .query_one("SELECT max(seq) FROM requests", &[])?
+        .try_get(0)?;
+    Ok(chain::end_verdict(
+        &st,
+        count,
+        expect_seq - 1,
+        prev,
+        past_head,
+    ))
 }
 
 /// Rows matching `f`, newest first.
