@@ -341,17 +341,6 @@ fn config_keys_are_validated_naming_the_field() {
     assert_eq!(path.as_deref(), Some("keys[0].models[0]"));
 }
 
-async fn create_key(s: &Sluice, key: &str, spec: Value) -> (u16, Value) {
-    let r = client()
-        .post(s.url("/admin/keys"))
-        .bearer_auth(key)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn admin_api_validates_specs_and_keys_create_at_most_their_rights() {
     let mock = Mock::start(|_| MockReply::Json(200, completion())).await;

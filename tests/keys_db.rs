@@ -218,17 +218,6 @@ fn contractors(db: &std::path::Path, local: &Mock, remote: &Mock) -> String {
     )
 }
 
-async fn create_as(s: &Sluice, key: &str, spec: Value) -> (u16, Value) {
-    let r = client()
-        .post(s.url("/admin/keys"))
-        .bearer_auth(key)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 async fn chat_cloud(s: &Sluice, key: &str) -> (u16, Value) {
     let r = client()
         .post(s.url("/v1/chat/completions"))
@@ -256,7 +245,7 @@ async fn keys_made_by_a_sub_admin_keep_its_team_and_tags_and_name_it() {
 
     // A child that leaves team and tags out takes the creator's, so the policy still applies.
     let (status, child) =
-        create_as(&s, "sk-sub", json!({"name":"child-c1","models":["cloud"]})).await;
+        support::create_key(&s, "sk-sub", json!({"name":"child-c1","models":["cloud"]})).await;
     assert_eq!(status, 201, "{child}");
     assert_eq!(child["team"], "contractors");
     assert_eq!(child["tags"], json!(["untrusted"]));
@@ -282,7 +271,7 @@ async fn keys_made_by_a_sub_admin_keep_its_team_and_tags_and_name_it() {
             "`tags` must keep the creating key's tags (`untrusted` is missing): a key can only create keys with at most its own rights.",
         ),
     ] {
-        let (status, e) = create_as(&s, "sk-sub", spec).await;
+        let (status, e) = support::create_key(&s, "sk-sub", spec).await;
         assert_eq!(status, 403, "{e}");
         assert_eq!(
             e["error"],
@@ -290,7 +279,7 @@ async fn keys_made_by_a_sub_admin_keep_its_team_and_tags_and_name_it() {
         );
     }
     // Nor may a caller claim a creator.
-    let (status, e) = create_as(
+    let (status, e) = support::create_key(
         &s,
         "sk-sub",
         json!({"name":"child-c4","models":["cloud"],"created_by":"master"}),

@@ -77,6 +77,18 @@ fn chat_upstream(r: &Received) -> MockReply {
     MockReply::Sse(out)
 }
 
+/// `method path` with a key and an empty JSON object.
+async fn empty_request(s: &Sluice, method: reqwest::Method, path: &str) -> reqwest::Response {
+    client()
+        .request(method, s.url(path))
+        .header("x-api-key", "sk-anything")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn post(s: &Sluice, path: &str, body: &Value) -> reqwest::Response {
     client()
         .post(s.url(path))
@@ -372,14 +384,7 @@ async fn empty_messages_wrong_methods_and_unknown_paths_get_anthropic_errors() {
         (reqwest::Method::DELETE, "/messages"),
         (reqwest::Method::GET, "/v1/messages/count_tokens"),
     ] {
-        let resp = client()
-            .request(method.clone(), s.url(path))
-            .header("x-api-key", "sk-anything")
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let resp = empty_request(&s, method.clone(), path).await;
         assert_eq!(resp.status(), 405, "{method} {path}");
         assert_eq!(resp.headers()["allow"], "POST");
         assert_eq!(
@@ -395,14 +400,7 @@ async fn empty_messages_wrong_methods_and_unknown_paths_get_anthropic_errors() {
             "/v1/messages/batches/msgbatch_1/results",
         ),
     ] {
-        let resp = client()
-            .request(method.clone(), s.url(path))
-            .header("x-api-key", "sk-anything")
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let resp = empty_request(&s, method.clone(), path).await;
         assert_eq!(resp.status(), 404, "{method} {path}");
         assert_eq!(
             resp.json::<Value>().await.unwrap(),

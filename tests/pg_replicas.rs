@@ -508,6 +508,35 @@ async fn log_state(r: &Replica) -> Value {
     admin_get(r, "/health/ready").await["log"].clone()
 }
 
+/// Waits (30 s at most, `since` naming the event) until `r` says its spill file is replayed
+/// (not until a count matches, so an extra row cannot hide behind a wait); its log state.
+async fn until_replayed(r: &Replica, since: &str) -> Value {
+    let t = Instant::now();
+    let mut state = log_state(r).await;
+    while !(state["state"] == "ok" && state["spill_pending"] == false) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "spill not replayed within 30 s {since}: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        state = log_state(r).await;
+    }
+    state
+}
+
+/// Every row's id in the log at `url`, sorted.
+fn sorted_ids(url: &str) -> Vec<String> {
+    let mut ids: Vec<String> = with_pg(url, |c| {
+        c.query("SELECT id FROM requests", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    });
+    ids.sort();
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_mid_run_answers_keep_flowing_and_every_row_arrives_once_it_is_back() {
     if server_url().is_none() {
@@ -583,26 +612,10 @@ async fn postgres_stopped_mid_run_answers_keep_flowing_and_every_row_arrives_onc
     // extra row cannot hide behind a wait); then the log holds exactly the 30 answered
     // requests, each once.
     for r in &replicas {
-        let t = Instant::now();
-        let mut state = log_state(r).await;
-        while !(state["state"] == "ok" && state["spill_pending"] == false) {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "spill not replayed within 30 s of PostgreSQL's return: {state}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            state = log_state(r).await;
-        }
+        let state = until_replayed(r, "of PostgreSQL's return").await;
         assert_eq!(state["rows_dropped"], 0);
     }
-    let mut ids: Vec<String> = with_pg(&url, |c| {
-        c.query("SELECT id FROM requests", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    });
-    ids.sort();
+    let ids = sorted_ids(&url);
     let mut want: Vec<String> = (0..10)
         .map(|i| format!("before-{i}"))
         .chain((0..20).map(|i| format!("during-{i}")))
@@ -798,24 +811,8 @@ async fn a_postgres_that_stops_answering_costs_the_writer_a_bounded_wait() {
     );
 
     proxy.thaw();
-    let t = Instant::now();
-    let mut state = log_state(&r).await;
-    while !(state["state"] == "ok" && state["spill_pending"] == false) {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "spill not replayed within 30 s of the thaw: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        state = log_state(&r).await;
-    }
-    let mut ids: Vec<String> = with_pg(&url, |c| {
-        c.query("SELECT id FROM requests", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    });
-    ids.sort();
+    until_replayed(&r, "of the thaw").await;
+    let ids = sorted_ids(&url);
     let mut want: Vec<String> = (0..=12).map(|i| format!("frozen-{i}")).collect();
     want.sort();
     assert_eq!(ids, want, "every answered request's row, exactly once");

@@ -126,6 +126,20 @@ fn a_batch_written_twice_adds_its_log_off_spend_once_on_postgres() {
     .unwrap();
 }
 
+/// Rows `r1`..`rN`, row i started at i seconds, prepared in full mode.
+fn numbered_rows(n: u64) -> Vec<sluice::store::backend::PreparedRow> {
+    let pii = Detector::new(&Default::default()).unwrap();
+    (1..=n)
+        .map(|i| {
+            let r = RequestRecord {
+                started_ms: 1_000 * i,
+                ..record(&format!("r{i}"), 0.0)
+            };
+            row::prepare(&r, LogMode::Full, &pii).unwrap()
+        })
+        .collect()
+}
+
 /// Retention on PostgreSQL deletes in chunks (one transaction each, so the chain's lock is
 /// held briefly): with chunks of 3, rows 1–7 of 10 go, the anchor is row 7, the chain still
 /// verifies, and a second purge finds nothing.
@@ -135,16 +149,7 @@ fn a_purge_in_chunks_keeps_one_verifiable_chain() {
     let url = fresh_db(&base, "t_purge_chunks");
     std::thread::spawn(move || {
         let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
-        let pii = Detector::new(&Default::default()).unwrap();
-        let batch: Vec<_> = (1..=10)
-            .map(|i| {
-                let r = RequestRecord {
-                    started_ms: 1_000 * i,
-                    ..record(&format!("r{i}"), 0.0)
-                };
-                row::prepare(&r, LogMode::Full, &pii).unwrap()
-            })
-            .collect();
+        let batch = numbered_rows(10);
         assert_eq!(store.append(&batch).unwrap(), 10);
         let p = store.purge_before_in_chunks(8_000, 3).unwrap();
         assert_eq!((p.rows, p.anchor_seq), (7, 7));
@@ -182,16 +187,7 @@ fn verify_reports_the_anchor_and_names_a_tampered_chain_on_postgres() {
     let url = fresh_db(&base, "t_verify_tamper");
     std::thread::spawn(move || {
         let mut store = sluice::store::pg::PgStore::connect(&url).unwrap();
-        let pii = Detector::new(&Default::default()).unwrap();
-        let batch: Vec<_> = (1..=4)
-            .map(|i| {
-                let r = RequestRecord {
-                    started_ms: 1_000 * i,
-                    ..record(&format!("r{i}"), 0.0)
-                };
-                row::prepare(&r, LogMode::Full, &pii).unwrap()
-            })
-            .collect();
+        let batch = numbered_rows(4);
         assert_eq!(store.append(&batch).unwrap(), 4);
         let mut sql = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         let hash = |sql: &mut postgres::Client, seq: i64| -> String {

@@ -278,6 +278,18 @@ pub async fn get_text(url: &str, bearer: Option<&str>) -> String {
 }
 
 /// Reads an SSE body into its `data:` payloads (as strings), checking every frame is whole.
+/// `POST /admin/keys` with `spec`, presenting `key`: the status and the JSON answer.
+pub async fn create_key(s: &Sluice, key: &str, spec: Value) -> (u16, Value) {
+    let r = client()
+        .post(s.url("/admin/keys"))
+        .bearer_auth(key)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
 pub fn data_events(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter(|f| !f.is_empty())
