@@ -1,0 +1,379 @@
+use super::*;
+use crate::config::policy::{PiiKeywords, PiiPattern};
+
+fn kinds(d: &Detector, text: &str) -> Vec<(String, String)> {
+    d.scan(text)
+        .into_iter()
+        .map(|m| (m.kind, text[m.start..m.end].to_string()))
+        .collect()
+}
+
+fn found(kind: &str, yes: &[&str], no: &[&str]) {
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    for y in yes {
+        let text = format!("see {y} here");
+        let got = kinds(&d, &text);
+        assert_eq!(
+            got,
+            vec![(kind.to_string(), y.to_string())],
+            "should find {kind} in {text:?}"
+        );
+    }
+    for n in no {
+        let text = format!("see {n} here");
+        let got = kinds(&d, &text);
+        assert!(
+            got.iter().all(|(k, _)| k != kind),
+            "false {kind} in {text:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn email() {
+    found(
+        "email",
+        &[
+            "anna.smith@example.com",
+            "a+tag@mail.example.co.uk",
+            "X_Y@sub-domain.org",
+        ],
+        &[
+            "anna@localhost",
+            "@handle",
+            "user@.com",
+            "a@b.c",
+            "not an email",
+        ],
+    );
+}
+
+#[test]
+fn phone() {
+    found(
+        "phone",
+        &[
+            "+34 612 345 678",
+            "+1 (555) 123-4567",
+            "+44 20 7946 0958",
+            "0049 30 1234567",
+            "+33612345678",
+            "(555) 123-4567",
+        ],
+        &[
+            "+1 234",
+            "2024-05-06",
+            "12345678",
+            "call 555-1234",
+            "+12345678901234567",
+        ],
+    );
+}
+
+#[test]
+fn card() {
+    found(
+        "card",
+        &[
+            "4111 1111 1111 1111",
+            "5500-0000-0000-0004",
+            "378282246310005",
+            "4012888888881881",
+        ],
+        &[
+            "4111 1111 1111 1112",
+            "1234 5678 9012 3456",
+            "9999999999999995",
+            "4111 1111-1111 1111",
+        ],
+    );
+}
+
+#[test]
+fn iban() {
+    found(
+        "iban",
+        &[
+            "DE89 3704 0044 0532 0130 00",
+            "GB82WEST12345698765432",
+            "ES9121000418450200051332",
+        ],
+        &[
+            "DE89 3704 0044 0532 0130 01",
+            "GB82WEST12345698765433",
+            "AB12 CDEF GHIJ",
+        ],
+    );
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    // A following upper-case word is not swallowed.
+    let t = "pay DE89 3704 0044 0532 0130 00 ASAP";
+    assert_eq!(
+        kinds(&d, t),
+        vec![("iban".into(), "DE89 3704 0044 0532 0130 00".into())]
+    );
+}
+
+#[test]
+fn ip() {
+    found(
+        "ip",
+        &[
+            "192.168.1.20",
+            "8.8.8.8",
+            "2001:db8:85a3::8a2e:370:7334",
+            "fe80::1ff:fe23:4567:890a",
+        ],
+        &[
+            "256.1.1.1",
+            "v1.2.3.4",
+            "1.2.3.4.5",
+            "01.02.03.04",
+            "12:30:45",
+            "::1",
+            "std::fmt::Debug",
+        ],
+    );
+}
+
+#[test]
+fn ssn() {
+    found(
+        "ssn",
+        &["123-45-6789", "078-05-1121"],
+        &[
+            "000-12-3456",
+            "666-12-3456",
+            "912-34-5678",
+            "123-00-4567",
+            "123-45-0000",
+            "2024-123-45-6789",
+        ],
+    );
+}
+
+#[test]
+fn dni() {
+    found(
+        "dni",
+        &[
+            "12345678Z",
+            "12345678-Z",
+            "X1234567L",
+            "Y1234567X",
+            "z1234567r",
+        ],
+        &["12345678A", "X1234567A", "1234567Z"],
+    );
+}
+
+#[test]
+fn secret() {
+    found(
+        "secret",
+        &[
+            "sk-proj-abc123DEF456ghi789JKL012",
+            "sk-ant-api03-abcdefghij0123456789",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        ],
+        &[
+            "sk-learn-is-a-python-library-name",
+            "task-0123456789abcdefghij",
+            "AKIA123",
+            "ghp_short",
+        ],
+    );
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    let block = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow+IBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nend";
+    let got = kinds(&d, block);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "secret");
+    assert!(got[0].1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(got[0].1.ends_with("-----END RSA PRIVATE KEY-----"));
+}
+
+#[test]
+fn user_patterns_keywords_and_disable() {
+    let cfg = PiiConfig {
+        patterns: vec![PiiPattern {
+            name: "employee_id".into(),
+            regex: r"EMP-\d{6}".into(),
+        }],
+        keywords: vec![PiiKeywords {
+            name: "project".into(),
+            words: vec!["Blue Falcon".into(), "nightjar".into()],
+        }],
+        disable: vec!["ip".into()],
+    };
+    let d = Detector::new(&cfg).unwrap();
+    assert_eq!(
+        kinds(&d, "EMP-123456 on blue falcon and Nightjar, host 8.8.8.8"),
+        vec![
+            ("employee_id".into(), "EMP-123456".into()),
+            ("project".into(), "blue falcon".into()),
+            ("project".into(), "Nightjar".into()),
+        ]
+    );
+}
+
+proptest::proptest! {
+    /// Any text, including non-ASCII digits and odd separators, scans without panicking
+    /// and yields in-bounds, ordered, non-overlapping char-boundary ranges.
+    #[test]
+    fn scanning_any_text_is_safe(text in "\\PC{0,200}|[0-9٠-٩ .:+()@-]{0,60}") {
+        static D: std::sync::LazyLock<Detector> =
+            std::sync::LazyLock::new(|| Detector::new(&PiiConfig::default()).unwrap());
+        let d = &*D;
+        let mut last = 0;
+        for m in d.scan(&text) {
+            proptest::prop_assert!(m.start >= last && m.start < m.end && m.end <= text.len());
+            proptest::prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+            last = m.end;
+        }
+    }
+}
+
+/// Linear in the number of matches: 200,000 emails scan (and redact) in under 10× the
+/// time of the same number of bytes without a match (a ratio, not a wall-clock bound).
+#[test]
+fn scanning_is_linear_in_the_number_of_matches() {
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    let body = |text: String| {
+        RequestBody::Chat(
+            serde_json::from_value(serde_json::json!({"model": "m",
+                "messages": [{"role": "user", "content": text}]}))
+            .unwrap(),
+        )
+    };
+    let many: String = (0..200_000).map(|i| format!("u{i:06}@ex.com ")).collect();
+    // One match at its end, so every rule reads the whole text (not only the set that
+    // finds nothing in a text without any).
+    let none = many.replace('@', "_") + "last@ex.com";
+    assert_eq!(many.len() + 11, none.len());
+    let (many, none) = (body(many), body(none));
+    let time = |b: &RequestBody| {
+        let t = std::time::Instant::now();
+        let n = d.scan_request(b).len();
+        let (_, r) = super::super::redact::redact(&d, b, &["email".to_string()]);
+        (t.elapsed(), n, r.len())
+    };
+    let (t_none, n_none, r_none) = time(&none);
+    let (t_many, n_many, r_many) = time(&many);
+    assert_eq!((n_none, r_none), (1, 1));
+    assert_eq!((n_many, r_many), (200_000, 200_000));
+    assert!(
+        t_many < t_none * 10,
+        "200,000 matches took {t_many:?}, no matches {t_none:?}"
+    );
+}
+
+/// Writings a careless client really sends (found by a tester, each sent to a remote
+/// deployment before): the match covers the original characters.
+#[test]
+fn unicode_spaces_dashes_wide_forms_escapes_and_case_are_read_as_a_model_reads_them() {
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    for (text, kind, value) in [
+        (
+            "iban de89370400440532013000 ok",
+            "iban",
+            "de89370400440532013000",
+        ),
+        (
+            "iban De89 3704 0044 0532 0130 00",
+            "iban",
+            "De89 3704 0044 0532 0130 00",
+        ),
+        (
+            "call +34\u{a0}612\u{a0}345\u{a0}678",
+            "phone",
+            "+34\u{a0}612\u{a0}345\u{a0}678",
+        ),
+        (
+            "tel +33\u{202f}6\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
+            "phone",
+            "+33\u{202f}6\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
+        ),
+        (
+            "card 4111\u{a0}1111\u{a0}1111\u{a0}1111",
+            "card",
+            "4111\u{a0}1111\u{a0}1111\u{a0}1111",
+        ),
+        ("card 4111.1111.1111.1111.", "card", "4111.1111.1111.1111"),
+        (
+            "card 4111\u{2011}1111\u{2011}1111\u{2011}1111",
+            "card",
+            "4111\u{2011}1111\u{2011}1111\u{2011}1111",
+        ),
+        (
+            "card \u{FF14}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}",
+            "card",
+            "\u{FF14}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}\u{FF11}",
+        ),
+        ("to josé@example.com", "email", "josé@example.com"),
+        ("to ana@exämple.de", "email", "ana@exämple.de"),
+        (
+            "to ana.lopez\u{200b}@example.com",
+            "email",
+            "ana.lopez\u{200b}@example.com",
+        ),
+        (
+            "to ana.lopez\u{FF20}example.com",
+            "email",
+            "ana.lopez\u{FF20}example.com",
+        ),
+        (
+            r#"{"e":"ana.lopez\u0040example.com"}"#,
+            "email",
+            r"ana.lopez\u0040example.com",
+        ),
+    ] {
+        assert_eq!(
+            kinds(&d, text),
+            vec![(kind.to_string(), value.to_string())],
+            "{text:?}"
+        );
+    }
+    // Still not: mixed separators, a Luhn failure with dots, a version number.
+    for text in ["4111 1111.1111 1111", "4111.1111.1111.1112", "v1.2.3.4"] {
+        assert!(kinds(&d, text).iter().all(|(k, _)| k != "card"), "{text:?}");
+    }
+}
+
+#[test]
+fn non_ascii_digits_are_not_numbers() {
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    assert_eq!(kinds(&d, "see ١٢٣-٤٥-٦٧٨٩ and ١٢٣٤٥٦٧٨Z"), vec![]);
+}
+
+#[test]
+fn checksums() {
+    assert!(luhn_ok(&digits("79927398713")));
+    assert!(!luhn_ok(&digits("79927398710")));
+    assert!(iban_ok("DE89370400440532013000"));
+    assert!(!iban_ok("DE89370400440532013001"));
+    assert!(dni_ok("00000000T"));
+    assert!(!dni_ok("00000000R"));
+}
+
+#[test]
+fn request_findings_have_locations_and_char_positions() {
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    let body: crate::api::ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "café: mail ana@example.com"}]}
+        ]
+    }))
+    .unwrap();
+    let f = d.scan_request(&RequestBody::Chat(body));
+    assert_eq!(
+        f,
+        vec![Finding {
+            kind: "email".into(),
+            location: "messages[1].content[0].text".into(),
+            start: 11,
+            end: 26
+        }]
+    );
+}
