@@ -11,6 +11,7 @@
 
 pub mod attempt;
 pub mod budget;
+pub mod closing;
 mod context;
 pub mod explain;
 mod finish;
@@ -64,6 +65,8 @@ pub struct Parts {
     policy: Arc<Engine>,
     routes: Arc<RouteState>,
     replica: Arc<reload::ReplicaState>,
+    /// Set when the shutdown grace period ends (shared across reloads).
+    closing: closing::Closing,
 }
 
 impl Gateway {
@@ -91,6 +94,7 @@ impl Gateway {
                 loaded_at_ms: crate::access::coord::now_ms().into(),
                 ..Default::default()
             }),
+            closing: closing::Closing::default(),
         }))
     }
 
@@ -101,6 +105,11 @@ impl Gateway {
     /// Who may call and what they may spend (keys, limits, budgets).
     pub fn access(&self) -> &Access {
         &self.access
+    }
+
+    /// The process's end of the shutdown grace period (see [`closing`]).
+    pub fn closing(&self) -> &closing::Closing {
+        &self.closing
     }
 
     /// The gateway's metrics.
@@ -295,7 +304,8 @@ impl Gateway {
         if let Some(mode) = decision.log_mode {
             base.log_mode = Some(mode.as_str().to_string());
         }
-        let result = Box::pin(self.route_and_call(&ctx, &body, &decision, plan, &mut base)).await;
+        let call = Box::pin(self.route_and_call(&ctx, &body, &decision, plan, &mut base));
+        let result = self.closing.race(call).await;
         self.attach_body(&mut base, &body);
         let policies = decision.policies.join(",");
         match result {
@@ -383,7 +393,7 @@ impl Gateway {
                     dialect,
                     attrs.name.clone(),
                     first,
-                    rest,
+                    self.closing.events(rest),
                     restorer,
                     estimated,
                     on_finish,
@@ -408,7 +418,7 @@ impl Gateway {
                     self.on_stream_finish(&ctx, &body, base, &attrs, guard, reservation, cached);
                 let stream = ClientStream::new(
                     first,
-                    rest,
+                    self.closing.chunks(rest),
                     body.wants_stream_usage(),
                     ctx.prompt_tokens(&body),
                     on_finish,

@@ -98,6 +98,7 @@ impl Gateway {
             policy: Arc::new(policy),
             routes: self.routes.clone(),
             replica: self.replica.clone(),
+            closing: self.closing.clone(),
         });
         self.replica.reloads_ok.fetch_add(1, Ordering::Relaxed);
         self.replica

@@ -145,9 +145,15 @@ async fn method_not_allowed(req: Request) -> Response {
     .into_response()
 }
 
+/// How long connections get, once the shutdown grace period is over, to write the error
+/// events and 503s that end what was still open (see [`crate::gateway::closing`]).
+pub const CLOSING_WRITE: Duration = Duration::from_secs(1);
+
 /// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting, gives
-/// in-flight requests `server.shutdown_grace_ms` to finish, and drains the request log's
-/// queue (every finished request is in the log when this returns).
+/// in-flight requests `server.shutdown_grace_ms` to finish, ends what is still open then with
+/// an error in its dialect (streams: an error event; requests waiting for an upstream: a 503),
+/// and drains the request log's queue (every request that reached a backend is in the log
+/// when this returns).
 pub async fn run(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
@@ -180,6 +186,7 @@ pub async fn run_live(
         let _ = tcp.set_nodelay(true);
     });
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let mut server = std::pin::pin!(server.into_future());
     let deadline = async move {
         if rx.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -188,10 +195,18 @@ pub async fn run_live(
         }
     };
     let result = tokio::select! {
-        r = server => r,
+        r = &mut server => r,
         _ = deadline => {
-            tracing::warn!("shutdown grace period over; closing remaining connections");
-            Ok(())
+            // What is still open ends now, each with its error event or 503 and its row
+            // (`gateway::closing`); the connections get a bounded time to write those.
+            live.gateway().closing().begin();
+            match tokio::time::timeout(CLOSING_WRITE, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("shutdown grace period over; closing remaining connections");
+                    Ok(())
+                }
+            }
         }
     };
     // Every accepted row is committed or spilled by then; a writer that can do neither
