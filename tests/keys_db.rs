@@ -310,3 +310,53 @@ async fn keys_made_by_a_sub_admin_keep_its_team_and_tags_and_name_it() {
     assert_eq!(made, [("child-c1", "cfg:k-sub"), ("by-master", "master")]);
     s.stop().await;
 }
+
+/// A key made by a key lives only as long as its maker: revoking an admin key ends the keys
+/// it made and the keys those made, at once, while keys made by the master key stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_ends_the_keys_it_made_down_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let local = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let remote = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let s = Sluice::start_logged(&yaml(&db, &local, &remote)).await;
+
+    let (a_id, a) = create_key(&s, json!({"name":"a","admin":true})).await;
+    let (_, other) = create_key(&s, json!({"name":"other"})).await;
+    let (status, b) = support::create_key(&s, &a, json!({"name":"b","admin":true})).await;
+    assert_eq!(status, 201, "{b}");
+    let b = b["secret"].as_str().unwrap().to_string();
+    let (status, c) = support::create_key(&s, &b, json!({"name":"c"})).await;
+    assert_eq!(status, 201, "{c}");
+    let c = c["secret"].as_str().unwrap().to_string();
+    for key in [&a, &b, &c, &other] {
+        assert_eq!(chat(&s, key).await.status(), 200);
+    }
+
+    let r = client()
+        .delete(s.url(&format!("/admin/keys/{a_id}")))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let made_by_revoked = "The key that made this API key has been revoked or has expired.";
+    for (key, message) in [
+        (&a, "This API key has been revoked."),
+        (&b, made_by_revoked),
+        (&c, made_by_revoked),
+    ] {
+        let r = chat(&s, key).await;
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (&v["error"]["message"], &v["error"]["code"]),
+            (&json!(message), &json!("invalid_api_key"))
+        );
+    }
+    // Nor may the revoked key's children make keys any more.
+    let (status, _) = support::create_key(&s, &b, json!({"name":"d"})).await;
+    assert_eq!(status, 401);
+    assert_eq!(chat(&s, &other).await.status(), 200);
+    s.stop().await;
+}

@@ -224,6 +224,11 @@ impl ConfigKeys {
         Ok(ConfigKeys { entries })
     }
 
+    /// The entry named `name`.
+    pub fn by_name(&self, name: &str) -> Option<&KeySpec> {
+        self.entries.iter().map(|(_, s)| s).find(|s| s.name == name)
+    }
+
     /// The entry whose hash equals `hash` (every entry compared in constant time).
     pub fn find(&self, hash: &[u8; 32]) -> Option<&KeySpec> {
         let mut found = None;

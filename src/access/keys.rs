@@ -146,6 +146,18 @@ impl KeyCache {
         }
         found
     }
+
+    /// The settings of the key with id `id` (key ids are not secret: no constant time).
+    pub fn spec_of(&self, id: &str) -> Option<KeySpec> {
+        let guard = match self.keys.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        guard
+            .iter()
+            .find(|(_, k)| k.id == id)
+            .map(|(_, k)| k.spec.clone())
+    }
 }
 
 /// Spend per key and UTC day, USD: `(all, remote only)`. Kept in memory, loaded from the log

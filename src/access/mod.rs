@@ -17,6 +17,10 @@ use crate::config::Config;
 use crate::store::backend::LogStore;
 use auth::{ConfigKeys, Principal};
 use keys::{KeyCache, Spend};
+
+/// Longest chain of keys made by keys that [`Access::authenticate`] follows (see
+/// `check_creators`); a longer one (or a loop, which the admin API cannot make) is refused.
+pub const MAX_CREATOR_DEPTH: usize = 16;
 use limits::{Limits, Rejection};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -185,8 +189,44 @@ impl Access {
         let p = self
             .virtual_key(&hash)
             .ok_or_else(|| auth::unauthorized("Incorrect API key provided."))?;
-        auth::check_usable(&p.spec, now_unix())?;
+        let now = now_unix();
+        auth::check_usable(&p.spec, now)?;
+        self.check_creators(&p.spec, now)?;
         Ok(p)
+    }
+
+    /// A key made through the admin API is usable only while every key up its `created_by`
+    /// chain is: one revoked, expired or gone (a config key removed) ends the keys it made,
+    /// and theirs. The master key (`master`) and keys made without one (no `created_by`) end
+    /// the chain; a chain longer than [`MAX_CREATOR_DEPTH`] (or a loop) is refused.
+    ///
+    /// Errors: 401 `invalid_api_key` naming why.
+    fn check_creators(&self, spec: &auth::KeySpec, now: i64) -> Result<(), ApiError> {
+        let mut creator = spec.created_by.clone();
+        for _ in 0..MAX_CREATOR_DEPTH {
+            let id = match creator.as_deref() {
+                None | Some("master") => return Ok(()),
+                Some(id) => id,
+            };
+            let parent = match id.strip_prefix("cfg:") {
+                Some(name) => self.keys.by_name(name).cloned(),
+                None => self.db_keys.spec_of(id),
+            };
+            let Some(parent) = parent else {
+                return Err(auth::unauthorized(
+                    "The key that made this API key no longer exists.",
+                ));
+            };
+            if auth::check_usable(&parent, now).is_err() {
+                return Err(auth::unauthorized(
+                    "The key that made this API key has been revoked or has expired.",
+                ));
+            }
+            creator = parent.created_by;
+        }
+        Err(auth::unauthorized(
+            "This API key's chain of creators is too long.",
+        ))
     }
 
     fn virtual_key(&self, hash: &[u8; 32]) -> Option<Principal> {
