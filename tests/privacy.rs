@@ -414,8 +414,9 @@ models:
 }
 
 /// The egress guard is the only thing that stops this leak. The fault is a real one, after
-/// the decision: the inbound scan reads each string alone, and a private key split over two
-/// text parts matches in neither; the `openai` provider's translation for a backend without
+/// the decision: the inbound scan reads each string alone and each seam between neighbouring
+/// strings with 128 bytes each side, and a long private key split over two text parts
+/// matches in none of them; the `openai` provider's translation for a backend without
 /// `content_parts` joins the parts with `\n` into one string, where the whole key block
 /// appears. The decision found no PII and allowed the remote deployment; the guard, scanning
 /// the exact bytes about to leave, finds the key: 403 `pii_blocked` naming the path, the
@@ -443,8 +444,14 @@ log:
         db.display()
     );
     let s = Sluice::start_logged(&yaml).await;
+    // The key's body is longer than the 128 bytes each side of the parts' seam that the
+    // decision scans joined (`policy::junction`), so the decision sees no whole block.
+    let begin = format!(
+        "-----BEGIN RSA PRIVATE KEY-----\n{}",
+        "MIIEow+IBAAKCAQEA".repeat(10)
+    );
     let m = json!([{"role": "user", "content": [
-        {"type": "text", "text": "-----BEGIN RSA PRIVATE KEY-----\nMIIEow+IBAAKCAQEA"},
+        {"type": "text", "text": begin},
         {"type": "text", "text": "-----END RSA PRIVATE KEY-----"}]}]);
     let r = client()
         .post(s.url("/v1/chat/completions"))
@@ -538,7 +545,8 @@ async fn stays_local_under(policies: &str, path: &str, body: Value, needle: &str
 /// Personal data in the forms a tester sent to a remote deployment past the policy (each
 /// reached the remote mock before): numbers, object keys, Unicode spaces and wide forms,
 /// escapes inside tool arguments, text dressed as a data URL, token ids, and a `type` tag
-/// (which the guard saw but the route decision did not, so the answer was a 403).
+/// (which the guard saw but the route decision did not, so the answer was a 403), and items
+/// split over two neighbouring strings (text parts, messages).
 #[tokio::test]
 async fn personal_data_in_every_form_a_model_reads_stays_local() {
     let card = 4111111111111111_u64;
@@ -621,6 +629,28 @@ async fn personal_data_in_every_form_a_model_reads_stays_local() {
             "/v1/chat/completions",
             chat(json!({"tools": [{"type": EMAIL, "function": {"name": "f"}}]})),
             EMAIL,
+        ),
+        // Split over two text parts, or two messages, that the model reads as one run.
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([{"role": "user", "content": [
+                {"type": "text", "text": "write to anna.berg@"},
+                {"type": "text", "text": "example.com today"}]}])),
+            "anna.berg@",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([
+                {"role": "user", "content": "my card is 4111 1111"},
+                {"role": "user", "content": " 1111 1111, charge it"}])),
+            "4111 1111",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "default", "max_tokens": 8, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "mail anna.berg@"},
+                {"type": "text", "text": "example.com"}]}]}),
+            "anna.berg@",
         ),
     ];
     for (path, body, needle) in cases {

@@ -83,6 +83,7 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
         detector: &'d Detector,
         guards: &'d [Guard],
         found: Option<Blocked>,
+        seams: super::junction::Seams,
     }
     impl Scan<'_> {
         fn check(&mut self, path: &str, text: &str) {
@@ -104,6 +105,20 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
     impl<'a> Visit<'a> for Scan<'_> {
         fn text(&mut self, path: &str, _: Leaf, text: &'a str) {
             self.check(path, text);
+            if self.found.is_some() || path == "model" {
+                return;
+            }
+            let (across, before) = self.seams.next(self.detector, path, text);
+            if let Some((m, g)) = across
+                .iter()
+                .find_map(|m| Some((m, self.guards.iter().find(|g| g.covers(&m.kind))?)))
+            {
+                self.found = Some(Blocked {
+                    path: format!("{before} + {path}"),
+                    kind: m.kind.clone(),
+                    policy: g.policy.clone(),
+                });
+            }
         }
         fn number(&mut self, path: &str, text: &str) {
             self.check(path, text);
@@ -132,6 +147,7 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
         detector,
         guards,
         found: None,
+        seams: Default::default(),
     };
     visit_json(body, &mut s);
     s.found
@@ -173,6 +189,24 @@ mod tests {
             policy: "p".into(),
             kinds: kinds.iter().map(|k| k.to_string()).collect(),
         }]
+    }
+
+    #[test]
+    fn an_item_split_over_neighbouring_strings_does_not_leave() {
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "mail ana@"}, {"type": "text", "text": "example.com"}]}]});
+        assert_eq!(
+            first_violation(&d, &guard(&[]), &body),
+            Some(Blocked {
+                path: "messages[0].content[0].text + messages[0].content[1].text".into(),
+                kind: "email".into(),
+                policy: "p".into()
+            })
+        );
+        // The same two strings, not neighbours: nothing to join.
+        let apart = json!({"model": "m", "user": "mail ana@", "notes": "example.com"});
+        assert_eq!(first_violation(&d, &guard(&[]), &apart), None);
     }
 
     #[test]

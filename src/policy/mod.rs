@@ -20,6 +20,7 @@ pub mod attrs;
 pub mod catalog;
 pub mod checks;
 pub mod egress;
+pub mod junction;
 pub mod normalize;
 pub mod pii;
 pub mod redact;

@@ -210,17 +210,31 @@ impl Detector {
         out
     }
 
-    /// Every item in every text of `body`, with locations and character positions, plus one
+    /// Every item in every text of `body`, with locations and character positions (an item
+    /// split over two neighbouring strings, see [`super::junction`], is located as
+    /// `<first> + <second>` with its part in the second as its span), plus one
     /// `unscannable` finding (positions 0..0) per binary payload (base64 image, file, audio),
     /// which cannot be read for personal data.
     pub fn scan_request(&self, body: &RequestBody) -> Vec<Finding> {
         struct Scan<'d> {
             detector: &'d Detector,
             out: Vec<Finding>,
+            seams: super::junction::Seams,
         }
         impl<'a> Visit<'a> for Scan<'_> {
             fn text(&mut self, location: &str, _: Leaf, text: &'a str) {
                 self.scan(location, text);
+                // Split over two neighbouring strings: named by both locations, its span
+                // being its part in the second.
+                let (across, before) = self.seams.next(self.detector, location, text);
+                for m in across {
+                    self.out.push(Finding {
+                        kind: m.kind,
+                        location: format!("{before} + {location}"),
+                        start: 0,
+                        end: m.chars_after,
+                    });
+                }
             }
             fn number(&mut self, location: &str, text: &str) {
                 self.scan(location, text);
@@ -258,6 +272,7 @@ impl Detector {
         let mut s = Scan {
             detector: self,
             out: Vec::new(),
+            seams: Default::default(),
         };
         crate::api::visit::visit(body, &mut s);
         s.out

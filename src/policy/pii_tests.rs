@@ -377,3 +377,72 @@ fn request_findings_have_locations_and_char_positions() {
         }]
     );
 }
+
+#[test]
+fn an_item_split_over_neighbouring_strings_is_found_at_their_seam() {
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    let body: crate::api::ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "Write to ana@"},
+                {"type": "text", "text": "example.com today"}]},
+            {"role": "user", "content": "card 4111 1111"},
+            {"role": "user", "content": " 1111 1111 ok"},
+            {"role": "user", "content": "not a neighbour: bob@", "name": "example.org"}
+        ]
+    }))
+    .unwrap();
+    let f = d.scan_request(&RequestBody::Chat(body));
+    assert_eq!(
+        f,
+        vec![
+            Finding {
+                kind: "email".into(),
+                location: "messages[0].content[0].text + messages[0].content[1].text".into(),
+                start: 0,
+                end: 11
+            },
+            Finding {
+                kind: "card".into(),
+                location: "messages[1].content + messages[2].content".into(),
+                start: 0,
+                end: 10
+            },
+        ]
+    );
+}
+
+proptest::proptest! {
+    /// Wherever an email or a card number is cut in two, between two text parts or two
+    /// messages, with any words before and after it, the request scan finds it.
+    #[test]
+    fn an_item_cut_anywhere_between_neighbours_is_found(
+        item in 0usize..2,
+        cut in 1usize..18,
+        before in "[a-z ]{0,200}",
+        after in "[a-z ]{0,200}",
+        parts in proptest::bool::ANY,
+    ) {
+        let (kind, value) = [("email", "anna.berg@example.com"), ("card", "4111 1111 1111 1111")][item];
+        let (a, b) = value.split_at(cut);
+        let (first, second) = (format!("{before} {a}"), format!("{b} {after}"));
+        let messages = if parts {
+            serde_json::json!([{"role": "user", "content": [
+                {"type": "text", "text": first, "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": second}]}])
+        } else {
+            serde_json::json!([{"role": "user", "content": first}, {"role": "user", "content": second}])
+        };
+        let body: crate::api::ChatCompletionRequest =
+            serde_json::from_value(serde_json::json!({"model": "m", "messages": messages})).unwrap();
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let found = d.scan_request(&RequestBody::Chat(body));
+        // Found at the seam; a piece may also be an item of its own (`nna.berg@example.com`).
+        proptest::prop_assert!(
+            found.iter().any(|f| f.kind == kind && f.location.contains(" + ")),
+            "{found:?}"
+        );
+        proptest::prop_assert!(found.iter().all(|f| f.kind == kind), "{found:?}");
+    }
+}
