@@ -360,3 +360,38 @@ async fn revoking_a_key_ends_the_keys_it_made_down_the_chain() {
     assert_eq!(chat(&s, &other).await.status(), 200);
     s.stop().await;
 }
+
+/// A policy on a key (`when.api_key`) holds for the keys it made, and the keys those made:
+/// a key cannot mint a way around a policy on itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_on_a_key_holds_for_the_keys_it_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let local = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let remote = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let yaml = format!(
+        "{}  - name: cloud\n    deployments: [far]\npolicies:\n  - name: lead-stays-local\n    when: {{api_key: \"cfg:k-lead\"}}\n    require: {{hosting: local}}\nkeys:\n  - name: k-lead\n    key: sk-lead\n    admin: true\n",
+        yaml(&db, &local, &remote)
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let (status, child) =
+        support::create_key(&s, "sk-lead", json!({"name":"child","admin":true})).await;
+    assert_eq!(status, 201, "{child}");
+    let child = child["secret"].as_str().unwrap().to_string();
+    let (status, grandchild) = support::create_key(&s, &child, json!({"name":"grandchild"})).await;
+    assert_eq!(status, 201, "{grandchild}");
+    let grandchild = grandchild["secret"].as_str().unwrap().to_string();
+    let (_, by_master) = create_key(&s, json!({"name":"by-master"})).await;
+    for key in ["sk-lead", child.as_str(), grandchild.as_str()] {
+        let (status, e) = chat_cloud(&s, key).await;
+        assert_eq!(
+            (status, &e["error"]["code"]),
+            (403, &json!("no_eligible_deployment")),
+            "{e}"
+        );
+    }
+    assert_eq!(remote.calls(), 0);
+    assert_eq!(chat_cloud(&s, &by_master).await.0, 200);
+    assert_eq!(remote.calls(), 1);
+    s.stop().await;
+}

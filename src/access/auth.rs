@@ -101,6 +101,10 @@ pub struct Principal {
     /// Set when this request may only go to local deployments (a `remote_only` budget is
     /// spent); the reason is shown in the routing explanation.
     pub local_only: Option<String>,
+    /// The ids of the keys up this key's `created_by` chain, its maker first (`master` not
+    /// included; empty for keys made by the master key or in config). A policy's
+    /// `when.api_key` matches them as well as `key_id`.
+    pub creators: Vec<String>,
 }
 
 impl Principal {
@@ -111,6 +115,7 @@ impl Principal {
             spec: KeySpec::default(),
             admin: true,
             local_only: None,
+            creators: Vec::new(),
         }
     }
 
@@ -324,6 +329,7 @@ mod tests {
             },
             admin: false,
             local_only: None,
+            creators: Vec::new(),
         };
         assert!(p.may_use("gemma-local"));
         assert!(p.may_use("default"));

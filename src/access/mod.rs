@@ -184,14 +184,15 @@ impl Access {
                 },
                 admin: true,
                 local_only: None,
+                creators: Vec::new(),
             });
         }
-        let p = self
+        let mut p = self
             .virtual_key(&hash)
             .ok_or_else(|| auth::unauthorized("Incorrect API key provided."))?;
         let now = now_unix();
         auth::check_usable(&p.spec, now)?;
-        self.check_creators(&p.spec, now)?;
+        p.creators = self.check_creators(&p.spec, now)?;
         Ok(p)
     }
 
@@ -200,17 +201,21 @@ impl Access {
     /// and theirs. The master key (`master`) and keys made without one (no `created_by`) end
     /// the chain; a chain longer than [`MAX_CREATOR_DEPTH`] (or a loop) is refused.
     ///
+    /// Returns the chain's ids, the key's maker first ([`auth::Principal::creators`]).
+    ///
     /// Errors: 401 `invalid_api_key` naming why.
-    fn check_creators(&self, spec: &auth::KeySpec, now: i64) -> Result<(), ApiError> {
+    fn check_creators(&self, spec: &auth::KeySpec, now: i64) -> Result<Vec<String>, ApiError> {
+        let mut chain = Vec::new();
         let mut creator = spec.created_by.clone();
         for _ in 0..MAX_CREATOR_DEPTH {
-            let id = match creator.as_deref() {
-                None | Some("master") => return Ok(()),
+            let id = match creator {
+                None => return Ok(chain),
+                Some(id) if id == "master" => return Ok(chain),
                 Some(id) => id,
             };
             let parent = match id.strip_prefix("cfg:") {
                 Some(name) => self.keys.by_name(name).cloned(),
-                None => self.db_keys.spec_of(id),
+                None => self.db_keys.spec_of(&id),
             };
             let Some(parent) = parent else {
                 return Err(auth::unauthorized(
@@ -222,6 +227,7 @@ impl Access {
                     "The key that made this API key has been revoked or has expired.",
                 ));
             }
+            chain.push(id);
             creator = parent.created_by;
         }
         Err(auth::unauthorized(
@@ -236,6 +242,7 @@ impl Access {
                 admin: spec.admin,
                 spec: spec.clone(),
                 local_only: None,
+                creators: Vec::new(),
             });
         }
         self.db_keys.find(hash).map(|k| Principal {
@@ -243,6 +250,7 @@ impl Access {
             admin: k.spec.admin,
             spec: k.spec,
             local_only: None,
+            creators: Vec::new(),
         })
     }
 

@@ -255,6 +255,7 @@ mod tests {
             },
             admin: true,
             local_only: None,
+            creators: Vec::new(),
         }
     }
 

@@ -174,6 +174,7 @@ impl Gateway {
         let facts = RequestFacts {
             headers: Some(headers),
             api_key_id: principal.key_id.as_deref(),
+            api_key_creators: &principal.creators,
             team: principal.spec.team.as_deref(),
             key_tags: &principal.spec.tags,
             key_policies: &principal.spec.policies,

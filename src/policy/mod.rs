@@ -253,6 +253,9 @@ pub struct RequestFacts<'a> {
     pub headers: Option<&'a HeaderMap>,
     /// The id of the API key used, once keys exist.
     pub api_key_id: Option<&'a str>,
+    /// The ids of the keys that made that key, its maker first (`when.api_key` matches them
+    /// too: a key cannot make a key that escapes a policy on it).
+    pub api_key_creators: &'a [String],
     /// The key's team, once keys exist.
     pub team: Option<&'a str>,
     /// The key's tags, once keys exist.
@@ -519,7 +522,8 @@ fn others_hold(
     }
     if let Some(keys) = &w.api_key {
         let id = facts.api_key_id?;
-        if !keys.items().iter().any(|p| glob_match(p, id)) {
+        let mut ids = std::iter::once(id).chain(facts.api_key_creators.iter().map(String::as_str));
+        if !ids.any(|id| keys.items().iter().any(|p| glob_match(p, id))) {
             return None;
         }
     }

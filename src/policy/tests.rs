@@ -349,6 +349,7 @@ fn key_conditions_and_key_forced_policies() {
     let facts = RequestFacts {
         headers: Some(&h),
         api_key_id: Some("cfg:ci-runner"),
+        api_key_creators: &[],
         team: Some("research"),
         key_tags: &tags,
         key_policies: &forced,
@@ -361,12 +362,22 @@ fn key_conditions_and_key_forced_policies() {
     let facts = RequestFacts {
         headers: Some(&h),
         api_key_id: Some("cfg:other"),
+        api_key_creators: &[],
         team: Some("sales"),
         key_tags: &tags,
         key_policies: &[],
         model_owners: &[],
     };
     assert!(e.decide(&facts, &body("hi")).policies.is_empty());
+    // A key made (through a key made) by `cfg:ci-runner` is matched as that key.
+    let made_by = vec!["key_mid".to_string(), "cfg:ci-runner".to_string()];
+    let facts = RequestFacts {
+        headers: Some(&h),
+        api_key_id: Some("key_child"),
+        api_key_creators: &made_by,
+        ..Default::default()
+    };
+    assert_eq!(e.decide(&facts, &body("hi")).policies, vec!["one-key"]);
 }
 
 #[test]
