@@ -315,20 +315,11 @@ async fn keys_made_by_a_sub_admin_keep_its_team_and_tags_and_name_it() {
 /// it made and the keys those made, at once, while keys made by the master key stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_key_ends_the_keys_it_made_down_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("log.db");
-    let local = Mock::start(|_| MockReply::Json(200, completion())).await;
-    let remote = Mock::start(|_| MockReply::Json(200, completion())).await;
-    let s = Sluice::start_logged(&yaml(&db, &local, &remote)).await;
-
+    let (_dir, s, _, _) = started("").await;
     let (a_id, a) = create_key(&s, json!({"name":"a","admin":true})).await;
     let (_, other) = create_key(&s, json!({"name":"other"})).await;
-    let (status, b) = support::create_key(&s, &a, json!({"name":"b","admin":true})).await;
-    assert_eq!(status, 201, "{b}");
-    let b = b["secret"].as_str().unwrap().to_string();
-    let (status, c) = support::create_key(&s, &b, json!({"name":"c"})).await;
-    assert_eq!(status, 201, "{c}");
-    let c = c["secret"].as_str().unwrap().to_string();
+    let b = made_by(&s, &a, json!({"name":"b","admin":true})).await;
+    let c = made_by(&s, &b, json!({"name":"c"})).await;
     for key in [&a, &b, &c, &other] {
         assert_eq!(chat(&s, key).await.status(), 200);
     }
@@ -365,22 +356,10 @@ async fn revoking_a_key_ends_the_keys_it_made_down_the_chain() {
 /// a key cannot mint a way around a policy on itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_on_a_key_holds_for_the_keys_it_made() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("log.db");
-    let local = Mock::start(|_| MockReply::Json(200, completion())).await;
-    let remote = Mock::start(|_| MockReply::Json(200, completion())).await;
-    let yaml = format!(
-        "{}  - name: cloud\n    deployments: [far]\npolicies:\n  - name: lead-stays-local\n    when: {{api_key: \"cfg:k-lead\"}}\n    require: {{hosting: local}}\nkeys:\n  - name: k-lead\n    key: sk-lead\n    admin: true\n",
-        yaml(&db, &local, &remote)
-    );
-    let s = Sluice::start_logged(&yaml).await;
-    let (status, child) =
-        support::create_key(&s, "sk-lead", json!({"name":"child","admin":true})).await;
-    assert_eq!(status, 201, "{child}");
-    let child = child["secret"].as_str().unwrap().to_string();
-    let (status, grandchild) = support::create_key(&s, &child, json!({"name":"grandchild"})).await;
-    assert_eq!(status, 201, "{grandchild}");
-    let grandchild = grandchild["secret"].as_str().unwrap().to_string();
+    let policy = "  - name: cloud\n    deployments: [far]\npolicies:\n  - name: lead-stays-local\n    when: {api_key: \"cfg:k-lead\"}\n    require: {hosting: local}\nkeys:\n  - name: k-lead\n    key: sk-lead\n    admin: true\n";
+    let (_dir, s, _, remote) = started(policy).await;
+    let child = made_by(&s, "sk-lead", json!({"name":"child","admin":true})).await;
+    let grandchild = made_by(&s, &child, json!({"name":"grandchild"})).await;
     let (_, by_master) = create_key(&s, json!({"name":"by-master"})).await;
     for key in ["sk-lead", child.as_str(), grandchild.as_str()] {
         let (status, e) = chat_cloud(&s, key).await;
@@ -394,4 +373,22 @@ async fn a_policy_on_a_key_holds_for_the_keys_it_made() {
     assert_eq!(chat_cloud(&s, &by_master).await.0, 200);
     assert_eq!(remote.calls(), 1);
     s.stop().await;
+}
+
+/// Sluice over [`yaml`] with `extra` appended, its log in the returned folder; also the local
+/// and the remote mock.
+async fn started(extra: &str) -> (tempfile::TempDir, Sluice, Mock, Mock) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let local = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let remote = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let s = Sluice::start_logged(&format!("{}{extra}", yaml(&db, &local, &remote))).await;
+    (dir, s, local, remote)
+}
+
+/// The secret of a key made with `spec` by the key `maker` (which must succeed).
+async fn made_by(s: &Sluice, maker: &str, spec: Value) -> String {
+    let (status, v) = support::create_key(s, maker, spec).await;
+    assert_eq!(status, 201, "{v}");
+    v["secret"].as_str().unwrap().to_string()
 }
