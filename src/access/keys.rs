@@ -147,8 +147,9 @@ impl KeyCache {
         found
     }
 
-    /// The settings of the key with id `id` (key ids are not secret: no constant time).
-    pub fn spec_of(&self, id: &str) -> Option<KeySpec> {
+    /// `f` of the settings of the key with id `id`, read in place (key ids are not secret:
+    /// no constant time). Linear in the keys held.
+    pub fn with_spec<T>(&self, id: &str, f: impl FnOnce(&KeySpec) -> T) -> Option<T> {
         let guard = match self.keys.read() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -156,7 +157,7 @@ impl KeyCache {
         guard
             .iter()
             .find(|(_, k)| k.id == id)
-            .map(|(_, k)| k.spec.clone())
+            .map(|(_, k)| f(&k.spec))
     }
 }
 

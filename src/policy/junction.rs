@@ -2,12 +2,14 @@
 //! `alice@` in one text part and `example.com` in the next, a card number over two messages.
 //! Each string alone holds nothing the detectors match; the model sees them joined.
 //!
-//! Two strings are *neighbours* when their paths differ only in one array index, by one, with
-//! the same rest: `messages[0].content[0].text` and `messages[0].content[1].text`,
-//! `messages[2].content` and `messages[3].content`, `input[0]` and `input[1]`. For each pair
-//! of neighbours met one after the other, the last [`WINDOW`] bytes of the first and the first
-//! [`WINDOW`] bytes of the second are scanned joined, and only matches that straddle the seam
-//! count (the rest were found in the strings themselves). The request scan
+//! Two strings are *neighbours* when their paths have the same shape — equal once their
+//! array indexes are left out — and the second comes later: `messages[0].content[0].text`
+//! and `messages[0].content[1].text` (or `…content[3].text`, past an image part, or
+//! `messages[1].content[0].text`, the next message's first block), `messages[2].content` and
+//! `messages[3].content`, `input[0]` and `input[1]`. For each non-empty string, the last
+//! string of the same shape before it is its neighbour: the last [`WINDOW`] bytes of that one
+//! and the first [`WINDOW`] bytes of this one are scanned joined, and only matches that
+//! straddle the seam count (the rest were found in the strings themselves). The request scan
 //! ([`super::pii::Detector::scan_request`]) and the egress check ([`super::egress`]) both use
 //! it, so they agree.
 
@@ -17,16 +19,16 @@ use super::pii::Detector;
 /// know in practice (an IBAN with spaces is at most 42 characters, a card with separators 23).
 pub const WINDOW: usize = 128;
 
-/// How many strings back a neighbour is looked for: between two text parts come their `type`
-/// tags, and other small fields (`cache_control`, `name`).
-pub const LOOK_BACK: usize = 8;
+/// How many shapes are remembered at once (the oldest is dropped past it).
+pub const SHAPES: usize = 64;
 
-/// Follows the strings of one request in document order (see the module docs): the last
-/// [`LOOK_BACK`] strings' paths and tails, in buffers reused from string to string.
+/// Follows the strings of one request in document order (see the module docs): for each shape
+/// met, the path and tail of its last non-empty string, in buffers reused from string to string.
 #[derive(Debug, Default)]
 pub struct Seams {
-    ring: Vec<(String, String)>,
-    next_slot: usize,
+    /// (shape, path, tail), the most recently used last.
+    last: Vec<(String, String, String)>,
+    shape: String,
     joined: String,
     before: String,
 }
@@ -41,63 +43,72 @@ pub struct SeamMatch {
 }
 
 impl Seams {
-    /// Takes the next string, `text` at `path`: the matches that straddle its seam with the
-    /// latest of the last [`LOOK_BACK`] strings that is its neighbour (empty when none is),
-    /// and that neighbour's path (valid until the next call).
+    /// Takes the next string, `text` at `path`: the matches that straddle its seam with its
+    /// neighbour (the last non-empty string of the same shape; empty when there is none), and
+    /// that neighbour's path (valid until the next call). Empty strings are skipped.
     pub fn next(&mut self, detector: &Detector, path: &str, text: &str) -> (Vec<SeamMatch>, &str) {
         let mut found = Vec::new();
         self.before.clear();
-        let n = self.ring.len();
-        let neighbour = (1..=n)
-            .map(|back| (self.next_slot + n - back) % n)
-            .find(|&i| neighbours(&self.ring[i].0, path));
-        if let Some(i) = neighbour
-            && !text.is_empty()
-        {
-            let (before, tail) = &self.ring[i];
-            self.before.push_str(before);
-            self.joined.clear();
-            self.joined.push_str(tail);
-            let seam = self.joined.len();
-            self.joined.push_str(head(text, WINDOW));
-            for m in detector.scan(&self.joined) {
-                if m.start < seam && m.end > seam {
-                    found.push(SeamMatch {
-                        kind: m.kind,
-                        chars_after: self.joined[seam..m.end].chars().count(),
-                    });
+        if text.is_empty() {
+            return (found, &self.before);
+        }
+        shape_of(path, &mut self.shape);
+        let slot = match self.last.iter().position(|(s, _, _)| *s == self.shape) {
+            Some(i) => {
+                let (_, before, tail) = &self.last[i];
+                self.before.push_str(before);
+                self.joined.clear();
+                self.joined.push_str(tail);
+                let seam = self.joined.len();
+                self.joined.push_str(head(text, WINDOW));
+                for m in detector.scan(&self.joined) {
+                    if m.start < seam && m.end > seam {
+                        found.push(SeamMatch {
+                            kind: m.kind,
+                            chars_after: self.joined[seam..m.end].chars().count(),
+                        });
+                    }
                 }
+                i
             }
-        }
-        if n < LOOK_BACK {
-            self.ring.push((String::new(), String::new()));
-        }
-        let slot = &mut self.ring[self.next_slot % LOOK_BACK];
-        slot.0.clear();
-        slot.0.push_str(path);
-        slot.1.clear();
-        slot.1.push_str(tail(text, WINDOW));
-        self.next_slot = (self.next_slot + 1) % LOOK_BACK;
+            None => {
+                if self.last.len() == SHAPES {
+                    self.last.remove(0);
+                }
+                self.last
+                    .push((self.shape.clone(), String::new(), String::new()));
+                self.last.len() - 1
+            }
+        };
+        let entry = &mut self.last[slot];
+        entry.1.clear();
+        entry.1.push_str(path);
+        entry.2.clear();
+        entry.2.push_str(tail(text, WINDOW));
         (found, &self.before)
     }
 }
 
-/// Whether `a` and `b` differ only in one array index, `b`'s being `a`'s plus one.
-pub fn neighbours(a: &str, b: &str) -> bool {
-    let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    let Some(open) = a[..common].rfind('[') else {
-        return false;
-    };
-    if !a[open + 1..common].bytes().all(|c| c.is_ascii_digit()) {
-        return false;
-    }
-    let (Some(ca), Some(cb)) = (a[open..].find(']'), b[open..].find(']')) else {
-        return false;
-    };
-    let index = |s: &str, close: usize| s[open + 1..open + close].parse::<usize>().ok();
-    match (index(a, ca), index(b, cb)) {
-        (Some(x), Some(y)) => y == x + 1 && a[open + ca..] == b[open + cb..],
-        _ => false,
+/// `path` with every array index left out (`messages[].content[].text`), into `out`.
+fn shape_of(path: &str, out: &mut String) {
+    out.clear();
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' if in_index => {
+                in_index = false;
+                out.push(']');
+            }
+            c if in_index && c.is_ascii_digit() => {}
+            c => {
+                in_index = false;
+                out.push(c);
+            }
+        }
     }
 }
 
@@ -124,33 +135,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn neighbours_differ_in_one_index_by_one() {
-        for (a, b, want) in [
+    fn shapes_leave_out_array_indexes_only() {
+        let mut out = String::new();
+        for (path, shape) in [
+            ("messages[0].content[12].text", "messages[].content[].text"),
+            ("input[3]", "input[]"),
+            ("metadata.имя", "metadata.имя"),
+            ("metadata.a[b]", "metadata.a[b]"),
             (
-                "messages[0].content[0].text",
-                "messages[0].content[1].text",
-                true,
+                "tools[0].function.parameters.properties.x[1",
+                "tools[].function.parameters.properties.x[",
             ),
-            ("messages[2].content", "messages[3].content", true),
-            ("messages[9].content", "messages[10].content", true),
-            ("input[12]", "input[13]", true),
-            (
-                "messages[0].content[0].text",
-                "messages[0].content[2].text",
-                false,
-            ),
-            ("messages[1].content", "messages[0].content", false),
-            ("messages[0].content", "messages[1].name", false),
-            (
-                "messages[0].content[0].text",
-                "messages[1].content[1].text",
-                false,
-            ),
-            ("prompt", "prompt", false),
-            ("metadata.a", "metadata.b", false),
         ] {
-            assert_eq!(neighbours(a, b), want, "{a} → {b}");
+            shape_of(path, &mut out);
+            assert_eq!(out, shape, "{path}");
         }
+    }
+
+    #[test]
+    fn the_neighbour_is_the_last_non_empty_string_of_the_same_shape() {
+        use crate::config::PiiConfig;
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let mut seams = Seams::default();
+        let mut kinds_at = |path: &str, text: &str| {
+            let (found, before) = seams.next(&d, path, text);
+            (
+                found.into_iter().map(|m| m.kind).collect::<Vec<_>>(),
+                before.to_string(),
+            )
+        };
+        assert_eq!(
+            kinds_at("messages[0].content[0].text", "mail ana@"),
+            (vec![], String::new())
+        );
+        assert_eq!(
+            kinds_at("messages[0].content[0].type", "text"),
+            (vec![], String::new())
+        );
+        // An empty part, an image part and a name between them change nothing.
+        assert_eq!(
+            kinds_at("messages[0].content[1].text", "").0,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            kinds_at(
+                "messages[0].content[2].image_url.url",
+                "https://x.example/a.png"
+            )
+            .0,
+            Vec::<String>::new()
+        );
+        assert_eq!(kinds_at("messages[0].name", "бо").0, Vec::<String>::new());
+        assert_eq!(
+            kinds_at("messages[1].content[0].text", "example.com"),
+            (
+                vec!["email".to_string()],
+                "messages[0].content[0].text".to_string()
+            )
+        );
+        // Keys that share a multi-byte first character (a panic once).
+        assert_eq!(kinds_at("metadata.имя", "a").0, Vec::<String>::new());
+        assert_eq!(kinds_at("metadata.город", "b").0, Vec::<String>::new());
+        assert_eq!(
+            kinds_at("a[18446744073709551615]", "c").0,
+            Vec::<String>::new()
+        );
     }
 
     #[test]
