@@ -168,3 +168,42 @@ async fn what_is_open_at_the_end_of_the_grace_period_ends_in_its_dialect_with_it
         ]
     );
 }
+
+/// A request whose client left while its upstream was still working goes on without a
+/// connection (so its row has the upstream's outcome). At shutdown, when every connection is
+/// already closed, it still gets the grace period, then ends like the rest, with its row.
+#[tokio::test]
+async fn work_whose_client_left_ends_within_the_grace_period_with_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = hanging_mock().await;
+    let s = Sluice::start_logged(&config(&mock, &db)).await;
+    let waiting = tokio::spawn({
+        let url = s.url("/v1/chat/completions");
+        let body = json!({"model":"default","messages":[{"role":"user","content":"hi"}]});
+        async move { client().post(url).json(&body).send().await }
+    });
+    let one_call = async {
+        while mock.calls() < 1 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), one_call)
+        .await
+        .expect("the request did not reach the mock");
+    waiting.abort();
+    let _ = waiting.await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.stop())
+        .await
+        .expect("shutdown took longer than its grace period allows");
+    assert_eq!(
+        rows(&db),
+        vec![(
+            503,
+            "server_error".to_string(),
+            SHUTTING_DOWN.to_string(),
+            "chat".to_string(),
+            false
+        )]
+    );
+}

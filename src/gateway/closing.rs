@@ -12,12 +12,40 @@ use crate::providers::ChunkStream;
 use crate::providers::native::EventStream;
 use futures_util::{Stream, StreamExt};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Whether the server has passed the end of its shutdown grace period (cheap to clone: the
-/// clones share the one state).
+/// Whether the server has passed the end of its shutdown grace period, and how many requests
+/// are still open (cheap to clone: the clones share the one state).
 #[derive(Debug, Clone, Default)]
-pub struct Closing(CancellationToken);
+pub struct Closing(CancellationToken, Arc<Open>);
+
+/// Requests between [`Closing::track`] and their row.
+#[derive(Debug, Default)]
+struct Open {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+/// One request still open (see [`Closing::track`]); clones share it, and it closes when the
+/// last clone is dropped: after the request's row is handed to the recorder.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    _counted: Arc<Counted>,
+}
+
+#[derive(Debug)]
+struct Counted(Arc<Open>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
 
 impl Closing {
     /// Ends every open stream with an error event and every request waiting for an upstream
@@ -29,6 +57,37 @@ impl Closing {
     /// Whether [`Closing::begin`] was called.
     pub fn has_begun(&self) -> bool {
         self.0.is_cancelled()
+    }
+
+    /// Counts a request as open until the returned handle (and every clone) is dropped; the
+    /// gateway holds it until the request's row is recorded (streams: until they end), also
+    /// when its client has gone and the work finishes on its own.
+    pub fn track(&self) -> Tracked {
+        self.1.count.fetch_add(1, Ordering::AcqRel);
+        Tracked {
+            _counted: Arc::new(Counted(self.1.clone())),
+        }
+    }
+
+    /// Requests open now.
+    pub fn open(&self) -> usize {
+        self.1.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until no request is open, at most `within`; true when none is.
+    pub async fn until_none_open(&self, within: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.1.none_left.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.open() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.open() == 0;
+            }
+        }
     }
 
     /// `work`, or [`shutting_down`] when closing begins before it is done (then `work` is
@@ -134,6 +193,29 @@ mod tests {
         closing.begin();
         assert!(s.next().await.is_some_and(|i| i.is_err()));
         assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_request_is_open_until_its_last_handle_is_dropped() {
+        let closing = Closing::default();
+        let t = closing.track();
+        let for_the_stream = t.clone();
+        drop(t);
+        assert_eq!(closing.open(), 1);
+        let c = closing.clone();
+        let waiting =
+            tokio::spawn(
+                async move { c.until_none_open(std::time::Duration::from_secs(30)).await },
+            );
+        drop(for_the_stream);
+        assert_eq!(waiting.await.ok(), Some(true));
+        assert_eq!(closing.open(), 0);
+        let _open = closing.track();
+        assert!(
+            !closing
+                .until_none_open(std::time::Duration::from_millis(1))
+                .await
+        );
     }
 
     #[tokio::test]

@@ -35,6 +35,9 @@ pub struct RequestContext {
     /// Set by the server when the client went away before the answer was ready: the request
     /// still finishes (its row and cost are kept) but is recorded with status 499.
     pub client_gone: Arc<std::sync::atomic::AtomicBool>,
+    /// Counts the request as open for shutdown until its row is recorded (set by
+    /// [`super::Gateway::handle`]; a stream's finish keeps a clone).
+    pub open: Option<super::closing::Tracked>,
     /// The prompt tokens estimated from the body's texts, once per request (see
     /// [`RequestContext::prompt_tokens`]).
     prompt_tokens: std::sync::OnceLock<u64>,
@@ -54,6 +57,7 @@ impl RequestContext {
             span: tracing::Span::none(),
             principal: Principal::anonymous(),
             client_gone: Arc::default(),
+            open: None,
             prompt_tokens: std::sync::OnceLock::new(),
         }
     }

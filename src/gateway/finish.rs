@@ -38,6 +38,7 @@ impl Gateway {
         let model = body.model().to_string();
         let estimated = ctx.prompt_tokens(body);
         let client_gone = ctx.client_gone.clone();
+        let open = ctx.open.clone();
         Box::new(move |out: StreamOutcome| {
             drop(guard);
             recorder.metrics().open_streams.dec();
@@ -62,6 +63,7 @@ impl Gateway {
                 r.cost_usd,
             );
             recorder.record_now(r);
+            drop(open);
             // The real cost is in the spend now: give the reservation back (coordinated: the
             // server adds the cost and frees it).
             if let Some(t) = reservation {

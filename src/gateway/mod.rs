@@ -268,6 +268,7 @@ impl Gateway {
         mut ctx: RequestContext,
         body: RequestBody,
     ) -> Result<GatewayReply, ApiError> {
+        ctx.open = Some(self.closing.track());
         let mut base = self.base_record(&ctx, &body);
         let (decision, plan) = {
             let _route = tracing::info_span!("route").entered();

@@ -187,19 +187,25 @@ pub async fn run_live(
     });
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let mut server = std::pin::pin!(server.into_future());
-    let deadline = async move {
-        if rx.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
+    let ends = std::sync::Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
+    let deadline = {
+        let ends = ends.clone();
+        async move {
+            if rx.await.is_ok() {
+                let at = *ends.get_or_init(|| tokio::time::Instant::now() + grace);
+                tokio::time::sleep_until(at).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
         }
     };
+    let closing = live.gateway().closing().clone();
     let result = tokio::select! {
         r = &mut server => r,
         _ = deadline => {
             // What is still open ends now, each with its error event or 503 and its row
             // (`gateway::closing`); the connections get a bounded time to write those.
-            live.gateway().closing().begin();
+            closing.begin();
             match tokio::time::timeout(CLOSING_WRITE, &mut server).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -209,6 +215,21 @@ pub async fn run_live(
             }
         }
     };
+    // Work whose client left still runs (its row comes when it ends): it gets what is left of
+    // the grace period, then ends like the rest.
+    let left = ends
+        .get()
+        .map(|at| at.saturating_duration_since(tokio::time::Instant::now()))
+        .unwrap_or_default();
+    if !closing.until_none_open(left).await {
+        closing.begin();
+        if !closing.until_none_open(CLOSING_WRITE).await {
+            tracing::warn!(
+                open = closing.open(),
+                "requests still open after the shutdown grace period (a client that stopped reading); their rows may be missing"
+            );
+        }
+    }
     // Every accepted row is committed or spilled by then; a writer that can do neither
     // (store and spill file failing) does not hold the exit past a second grace period.
     if tokio::time::timeout(grace.max(Duration::from_secs(1)), recorder.flush())
