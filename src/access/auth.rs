@@ -205,10 +205,17 @@ pub struct ConfigKeys {
 
 impl ConfigKeys {
     /// Builds the table from `keys:` entries. Errors name the entry:
-    /// `(key path, message)`.
+    /// `(key path, message)`; two entries with one `name` are refused (a key is known by its
+    /// name: `cfg:<name>` in the log, and as the maker of the keys it makes).
     pub fn new(specs: &[KeySpec]) -> Result<Self, (String, String)> {
         let mut entries = Vec::new();
         for (i, s) in specs.iter().enumerate() {
+            if specs[..i].iter().any(|o| o.name == s.name) {
+                return Err((
+                    format!("keys[{i}].name"),
+                    format!("duplicate key name `{}`", s.name),
+                ));
+            }
             let hash = match (&s.key, &s.sha256) {
                 (Some(k), None) if !k.is_empty() => hash_key(k),
                 (None, Some(h)) => parse_hex32(h).ok_or_else(|| {
@@ -316,6 +323,23 @@ mod tests {
         assert_eq!(
             check_usable(&s, 0).unwrap_err().status,
             StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn two_config_keys_with_one_name_are_refused() {
+        let key = |name: &str, secret: &str| KeySpec {
+            name: name.into(),
+            key: Some(secret.into()),
+            ..Default::default()
+        };
+        assert!(ConfigKeys::new(&[key("ops", "sk-a"), key("dev", "sk-b")]).is_ok());
+        assert_eq!(
+            ConfigKeys::new(&[key("ops", "sk-a"), key("ops", "sk-b")]).err(),
+            Some((
+                "keys[1].name".to_string(),
+                "duplicate key name `ops`".to_string()
+            ))
         );
     }
 
