@@ -177,9 +177,17 @@ pub async fn run_live(
         .app()
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = tx.send(());
+    // When the grace period ends, set as the signal comes: the server may end before the
+    // deadline below is polled again (a request thread with no connection of its own ends at
+    // once), and requests on other threads still have the rest of the period.
+    let ends = std::sync::Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
+    let signal = {
+        let ends = ends.clone();
+        async move {
+            shutdown.await;
+            ends.get_or_init(|| tokio::time::Instant::now() + grace);
+            let _ = tx.send(());
+        }
     };
     // No Nagle: a stream chunk must leave as soon as it is written, not wait for an ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
@@ -187,7 +195,6 @@ pub async fn run_live(
     });
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let mut server = std::pin::pin!(server.into_future());
-    let ends = std::sync::Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
     let deadline = {
         let ends = ends.clone();
         async move {
