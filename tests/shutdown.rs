@@ -58,6 +58,18 @@ async fn send(s: &Sluice, path: &str, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// Waits (at most 10 s, else fails) until `n` requests have reached `mock`.
+async fn calls_reach(mock: &Mock, n: usize) {
+    let reached = async {
+        while mock.calls() < n {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), reached)
+        .await
+        .unwrap_or_else(|_| panic!("{n} requests did not reach the mock"));
+}
+
 /// Reads `resp` to its end; an error (a connection cut mid-body) fails the test.
 async fn rest_of(mut resp: reqwest::Response) -> String {
     let mut out = Vec::new();
@@ -103,14 +115,7 @@ async fn what_is_open_at_the_end_of_the_grace_period_ends_in_its_dialect_with_it
         let url = s.url("/v1/chat/completions");
         async move { client().post(url).json(&chat(false)).send().await.unwrap() }
     });
-    let four_calls = async {
-        while mock.calls() < 4 {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), four_calls)
-        .await
-        .expect("the fourth request did not reach the mock");
+    calls_reach(&mock, 4).await;
 
     let stopped = tokio::spawn(s.stop());
 
@@ -183,14 +188,7 @@ async fn work_whose_client_left_ends_within_the_grace_period_with_its_row() {
         let body = json!({"model":"default","messages":[{"role":"user","content":"hi"}]});
         async move { client().post(url).json(&body).send().await }
     });
-    let one_call = async {
-        while mock.calls() < 1 {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), one_call)
-        .await
-        .expect("the request did not reach the mock");
+    calls_reach(&mock, 1).await;
     waiting.abort();
     let _ = waiting.await;
     tokio::time::timeout(std::time::Duration::from_secs(10), s.stop())

@@ -17,13 +17,13 @@ use crate::config::Config;
 use crate::store::backend::LogStore;
 use auth::{ConfigKeys, Principal};
 use keys::{KeyCache, Spend};
+use limits::{Limits, Rejection};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Longest chain of keys made by keys that [`Access::authenticate`] follows (see
 /// `check_creators`); a longer one (or a loop, which the admin API cannot make) is refused.
 pub const MAX_CREATOR_DEPTH: usize = 16;
-use limits::{Limits, Rejection};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 // The store that keeps the Responses API state and answers the response cache: the request
 // log's SQLite file, or PostgreSQL (its own connection, shared by every replica).

@@ -29,17 +29,19 @@ struct Open {
     none_left: Notify,
 }
 
-/// One request still open (see [`Closing::track`]); clones share it, and it closes when the
-/// last clone is dropped: after the request's row is handed to the recorder.
-#[derive(Debug, Clone)]
-pub struct Tracked {
-    _counted: Arc<Counted>,
+/// One request still open (see [`Closing::track`]); each clone counts, so the request closes
+/// when the last one is dropped: after its row is handed to the recorder.
+#[derive(Debug)]
+pub struct Tracked(Arc<Open>);
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        self.0.count.fetch_add(1, Ordering::AcqRel);
+        Tracked(self.0.clone())
+    }
 }
 
-#[derive(Debug)]
-struct Counted(Arc<Open>);
-
-impl Drop for Counted {
+impl Drop for Tracked {
     fn drop(&mut self) {
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.none_left.notify_waiters();
@@ -54,19 +56,12 @@ impl Closing {
         self.0.cancel();
     }
 
-    /// Whether [`Closing::begin`] was called.
-    pub fn has_begun(&self) -> bool {
-        self.0.is_cancelled()
-    }
-
     /// Counts a request as open until the returned handle (and every clone) is dropped; the
     /// gateway holds it until the request's row is recorded (streams: until they end), also
     /// when its client has gone and the work finishes on its own.
     pub fn track(&self) -> Tracked {
         self.1.count.fetch_add(1, Ordering::AcqRel);
-        Tracked {
-            _counted: Arc::new(Counted(self.1.clone())),
-        }
+        Tracked(self.1.clone())
     }
 
     /// Requests open now.
@@ -200,6 +195,7 @@ mod tests {
         let closing = Closing::default();
         let t = closing.track();
         let for_the_stream = t.clone();
+        assert_eq!(closing.open(), 2);
         drop(t);
         assert_eq!(closing.open(), 1);
         let c = closing.clone();
