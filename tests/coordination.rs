@@ -37,7 +37,7 @@ fn config(mock: &Mock, redis: &str, prefix: &str, on_unavailable: &str) -> Strin
         "server:\n  master_key: {MASTER}\n  config_poll_ms: 0\nlog:\n  path: ${{SLUICE_TEST_DB}}\n\
 deployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    price: {{input: 100, output: 100}}\n\
 models:\n  - name: default\n    deployments: [paid]\n\
-keys:\n  - name: rpm30\n    key: sk-rpm30\n    rpm: 30\n  - name: rpm2\n    key: sk-rpm2\n    rpm: 2\n  - name: capped\n    key: sk-capped\n    budget: {{usd: 0.10, period: day}}\n\
+keys:\n  - name: rpm30\n    key: sk-rpm30\n    rpm: 30\n  - name: rpm2\n    key: sk-rpm2\n    rpm: 2\n  - name: capped\n    key: sk-capped\n    budget: {{usd: 0.10, period: day}}\n  - name: lead\n    key: sk-lead\n    admin: true\n    budget: {{usd: 0.10, period: day}}\n\
 coordination:\n  redis:\n    url: {redis}\n    prefix: {prefix}\n    probe_interval_ms: 100\n    timeout_ms: 2000\n    on_unavailable: {on_unavailable}\n",
         mock.url("/v1")
     )
@@ -173,7 +173,7 @@ async fn rpm_and_budget_hold_over_three_replicas_and_configs_show_their_hash() {
         for b in &bases {
             let (status, v) = ready(b).await;
             assert_eq!(status, 200);
-            assert_eq!(v["replica"]["coordination"]["library"], "sluice_v1");
+            assert_eq!(v["replica"]["coordination"]["library"], "sluice_v2");
             h.push(v["replica"]["config"]["hash"].as_str().unwrap().to_string());
         }
         h
@@ -312,14 +312,14 @@ async fn redis_gone_each_on_unavailable_then_exact_again_without_restart() {
     }
 }
 
-/// The server-side functions on their own: all scopes or none, and a dead request's
-/// reservation released by expiry.
+/// The server-side functions on their own: all scopes and budgets or none, and a dead
+/// request's reservation released by expiry.
 #[tokio::test]
 async fn admit_is_all_or_nothing_and_reservations_expire() {
     let redis = RedisServer::start();
     let client = ::redis::Client::open(redis.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let lib = include_str!("../src/access/coord/sluice_v1.lua");
+    let lib = include_str!("../src/access/coord/sluice_v2.lua");
     let _: String = ::redis::cmd("FUNCTION")
         .arg("LOAD")
         .arg(lib)
@@ -328,7 +328,7 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
         .unwrap();
     let admit = |keys: Vec<&str>, args: Vec<String>| {
         let mut cmd = ::redis::cmd("FCALL");
-        cmd.arg("sluice_v1_admit")
+        cmd.arg("sluice_v2_admit")
             .arg(keys.len())
             .arg(keys)
             .arg(args);
@@ -361,13 +361,13 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
     let budget = |id: &str, ttl_ms: &str| {
         admit(
             vec!["spend", "resv", "resvz"],
-            s(&["0", "0.8", "1.0", "0", "86400", id, ttl_ms]),
+            s(&["0", "1", id, ttl_ms, "0.8", "1.0", "0", "86400"]),
         )
     };
     let r: Vec<String> = budget("r1", "300").query_async(&mut c).await.unwrap();
     assert_eq!(r, ["1"]);
     let r: Vec<String> = budget("r2", "300").query_async(&mut c).await.unwrap();
-    assert_eq!(r, ["0", "budget", "0.000000", "0.800000"]);
+    assert_eq!(r, ["0", "budget", "1", "0.000000", "0.800000"]);
     let mut admitted = false;
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -379,15 +379,76 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
     }
     assert!(admitted, "the dead reservation was never released");
     // Settling r3 with its real cost moves it from reserved to spent.
-    let mut settle = ::redis::cmd("FCALL");
-    settle
-        .arg("sluice_v1_settle")
-        .arg(3)
-        .arg(&["spend", "resv", "resvz"])
-        .arg(&["0", "r3", "0.25", "86400"]);
-    let _: i64 = settle.query_async(&mut c).await.unwrap();
+    let settle = |keys: &[&str], args: &[&str]| {
+        let mut cmd = ::redis::cmd("FCALL");
+        cmd.arg("sluice_v2_settle")
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
+        cmd
+    };
+    let _: i64 = settle(
+        &["spend", "resv", "resvz"],
+        &["0", "1", "r3", "0.25", "86400"],
+    )
+    .query_async(&mut c)
+    .await
+    .unwrap();
     let r: Vec<String> = budget("r4", "60000").query_async(&mut c).await.unwrap();
-    assert_eq!(r, ["0", "budget", "0.250000", "0.000000"]);
+    assert_eq!(r, ["0", "budget", "1", "0.250000", "0.000000"]);
+    // Two budgets (a key's own 1.0 and its maker's 0.5, seeded with 0.3 spent): a 0.3
+    // reservation fits the first, not the second; it is refused as budget 2 and nothing is
+    // reserved on the first.
+    let keys = vec!["s1", "h1", "z1", "s2", "h2", "z2"];
+    let both = |id: &str, usd: &str| {
+        admit(
+            keys.clone(),
+            s(&[
+                "0", "2", id, "60000", usd, "1.0", "0", "86400", "0.5", "0.3", "86400",
+            ]),
+        )
+    };
+    let r: Vec<String> = both("q1", "0.3").query_async(&mut c).await.unwrap();
+    assert_eq!(r, ["0", "budget", "2", "0.300000", "0.000000"]);
+    let held: Vec<String> = ::redis::cmd("HKEYS")
+        .arg("h1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    // 0.2 fits both: reserved on both, and its cost is added to both when settled.
+    let r: Vec<String> = both("q2", "0.2").query_async(&mut c).await.unwrap();
+    assert_eq!(r, ["1"]);
+    for h in ["h1", "h2"] {
+        let v: Option<String> = ::redis::cmd("HGET")
+            .arg(h)
+            .arg("q2")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(v.as_deref(), Some("0.200000000"), "{h}");
+    }
+    let _: i64 = settle(&keys, &["0", "2", "q2", "0.15", "86400", "86400"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for (spend, want) in [("s1", 0.15), ("s2", 0.45)] {
+        let v: String = ::redis::cmd("GET")
+            .arg(spend)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(
+            (v.parse::<f64>().unwrap() - want).abs() < 1e-9,
+            "{spend}: {v}"
+        );
+    }
+    let left: Vec<String> = ::redis::cmd("HKEYS")
+        .arg("h2")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// `sluice check`: an unreachable coordinator is a warning (exit 0); a reachable one is named.
@@ -461,6 +522,51 @@ async fn check_warns_and_serve_refuses_only_fail_closed() {
     });
     assert_eq!(ready(&r.base).await.0, 200);
     assert_eq!(chat(&r.base, "sk-rpm2").await.0, 200);
+}
+
+/// Keys made by a key count against its budget on the coordinator too: two children, each
+/// with a budget as large as their maker's, together get what the maker's budget holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_by_a_key_share_its_budget_on_the_coordinator() {
+    let redis = RedisServer::start();
+    let mock = Mock::start(|_| answer()).await;
+    let r = Replica::start(&config(&mock, &redis.url(), "t6", "fail_closed"), &[]);
+    wait_state(&r.base, "up").await;
+    let mut children = Vec::new();
+    for name in ["c1", "c2"] {
+        let made = client()
+            .post(r.url("/admin/keys"))
+            .bearer_auth("sk-lead")
+            .json(&json!({"name":name,"budget":{"usd":0.10,"period":"day"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), 201);
+        let v: Value = made.json().await.unwrap();
+        children.push(v["secret"].as_str().unwrap().to_string());
+    }
+    // Each request reserves and costs 0.0051 USD: 19 fit in 0.10 (see above), whichever
+    // child sends them.
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (base, key) = (r.base.clone(), children[i % 2].clone());
+            tokio::spawn(async move { chat(&base, &key).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    assert_eq!((count(&out, 200), count(&out, 429)), (19, 41));
+    assert_openai_429s(&out, "budget_exceeded", false);
+    assert!(
+        out.iter().any(|o| {
+            o.2["error"]["message"].as_str().is_some_and(|m| {
+                m.starts_with("This API key counts against the budget of `cfg:lead`")
+            })
+        }),
+        "{out:?}"
+    );
 }
 
 /// A stream settles when it ends: its real cost moves from reserved to spent on the server.

@@ -363,6 +363,66 @@ async fn a_policy_on_a_key_holds_for_the_keys_it_made() {
     s.stop().await;
 }
 
+/// The keys a limited key made share its budget and rate limits: two children with a
+/// budget as large as their maker's cannot together spend more than it, nor send more
+/// requests per minute; their spend counts on the maker's after a restart too (loaded from
+/// the log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_by_a_key_share_its_budget_and_rate_limits() {
+    let (dir, s, _, remote) = started("").await;
+    // Each chat costs 1 USD and first reserves 4.097 USD (see the test above).
+    let budget = json!({"usd":5,"period":"month"});
+    let (parent_id, parent) =
+        create_key(&s, json!({"name":"lead","admin":true,"budget":budget})).await;
+    let one = made_by(&s, &parent, json!({"name":"one","budget":budget})).await;
+    let two = made_by(&s, &parent, json!({"name":"two","budget":budget})).await;
+    assert_eq!(chat(&s, &one).await.status(), 200);
+    let refused = format!(
+        "This API key counts against the budget of `{parent_id}`, a key up its creator chain. Budget exceeded: 1.0000 of 5.00 USD spent and 0.0000 reserved by requests in flight; this request may cost up to 4.0970 USD."
+    );
+    let over = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 429);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "budget_exceeded");
+        v["error"]["message"].as_str().unwrap().to_string()
+    };
+    let msg = over(chat(&s, &two).await).await;
+    assert!(msg.starts_with(&refused), "{msg}");
+    assert_eq!(remote.calls(), 1);
+    s.stop().await;
+
+    // After a restart the spend is read back from the log, and still counts on the maker.
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&yaml(
+        &db,
+        &Mock::start(|_| MockReply::Json(200, completion())).await,
+        &remote,
+    ))
+    .await;
+    let msg = over(chat(&s, &two).await).await;
+    assert!(msg.starts_with(&refused), "{msg}");
+    assert_eq!(remote.calls(), 1);
+
+    // Rate limits: the maker allows 2 requests per minute; each child as many.
+    let (lead_id, lead) = create_key(&s, json!({"name":"rpm-lead","admin":true,"rpm":2})).await;
+    let a = made_by(&s, &lead, json!({"name":"a","rpm":2})).await;
+    let b = made_by(&s, &lead, json!({"name":"b","rpm":2})).await;
+    assert_eq!(chat(&s, &a).await.status(), 200);
+    assert_eq!(chat(&s, &b).await.status(), 200);
+    let r = chat(&s, &b).await;
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "Rate limit reached for key:{lead_id}: 2 requests per minute."
+        )),
+        "{msg}"
+    );
+    s.stop().await;
+}
+
 /// Sluice over [`yaml`] with `extra` appended, its log in the returned folder; also the local
 /// and the remote mock.
 async fn started(extra: &str) -> (tempfile::TempDir, Sluice, Mock, Mock) {

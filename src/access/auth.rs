@@ -105,6 +105,39 @@ pub struct Principal {
     /// included; empty for keys made by the master key or in config). A policy's
     /// `when.api_key` matches them as well as `key_id`.
     pub creators: Vec<String>,
+    /// The limits of the keys in `creators` that have any (rpm, tpm or a budget), its maker
+    /// first: a request counts against them as well as against the key's own, so a key
+    /// cannot mint keys to get past its own limits and budget.
+    pub creator_limits: Vec<CreatorLimits>,
+}
+
+/// The rate limits and budget of one key up a caller's `created_by` chain
+/// ([`Principal::creator_limits`]); they hold for every key it made, down the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatorLimits {
+    /// The maker's key id (`cfg:<name>` or a database key's id).
+    pub key_id: String,
+    /// Its requests per minute.
+    pub rpm: Option<u32>,
+    /// Its tokens per minute.
+    pub tpm: Option<u32>,
+    /// Its budget.
+    pub budget: Option<Budget>,
+}
+
+impl CreatorLimits {
+    /// `spec`'s limits as the maker `key_id`; `None` when it has none.
+    pub fn of(key_id: &str, spec: &KeySpec) -> Option<Self> {
+        if spec.rpm.is_none() && spec.tpm.is_none() && spec.budget.is_none() {
+            return None;
+        }
+        Some(CreatorLimits {
+            key_id: key_id.to_string(),
+            rpm: spec.rpm,
+            tpm: spec.tpm,
+            budget: spec.budget.clone(),
+        })
+    }
 }
 
 impl Principal {
@@ -116,7 +149,35 @@ impl Principal {
             admin: true,
             local_only: None,
             creators: Vec::new(),
+            creator_limits: Vec::new(),
         }
+    }
+
+    /// The rate-limited keys this request counts against, `(key id, rpm, tpm)`: the caller's
+    /// own key first, then its makers' up the chain. Only keys with a limit.
+    pub fn rate_scopes(&self) -> impl Iterator<Item = (&str, Option<u32>, Option<u32>)> {
+        let own = self
+            .key_id
+            .as_deref()
+            .filter(|_| self.spec.rpm.is_some() || self.spec.tpm.is_some())
+            .map(|id| (id, self.spec.rpm, self.spec.tpm));
+        let makers = self
+            .creator_limits
+            .iter()
+            .filter(|c| c.rpm.is_some() || c.tpm.is_some())
+            .map(|c| (c.key_id.as_str(), c.rpm, c.tpm));
+        own.into_iter().chain(makers)
+    }
+
+    /// The budgets this request counts against, `(key id, budget)`: the caller's own first,
+    /// then its makers' up the chain.
+    pub fn budgets(&self) -> impl Iterator<Item = (&str, &Budget)> {
+        let own = self.key_id.as_deref().zip(self.spec.budget.as_ref());
+        let makers = self
+            .creator_limits
+            .iter()
+            .filter_map(|c| Some((c.key_id.as_str(), c.budget.as_ref()?)));
+        own.into_iter().chain(makers)
     }
 
     /// Whether this caller may use `model` (globs of `spec.models`; empty = all).
@@ -354,6 +415,7 @@ mod tests {
             admin: false,
             local_only: None,
             creators: Vec::new(),
+            creator_limits: Vec::new(),
         };
         assert!(p.may_use("gemma-local"));
         assert!(p.may_use("default"));

@@ -9,7 +9,7 @@
 //! This is the interface a shared coordinator replaces later: [`Reservations::reserve`] and
 //! the guard's drop.
 
-use crate::access::auth::Budget;
+use crate::access::auth::Principal;
 use crate::access::keys::Spend;
 use crate::api::ApiError;
 use axum::http::StatusCode;
@@ -25,16 +25,17 @@ pub struct Reservations {
     by_key: Mutex<HashMap<String, f64>>,
 }
 
-/// A reservation held by one request; released when dropped.
+/// A reservation held by one request, on each budget it counts against; released when
+/// dropped.
 #[derive(Debug)]
 pub struct Reservation {
     from: Arc<Reservations>,
-    key_id: String,
+    key_ids: Vec<String>,
     usd: f64,
 }
 
 impl Reservation {
-    /// The reserved amount, USD.
+    /// The reserved amount, USD (on each budget).
     pub fn usd(&self) -> f64 {
         self.usd
     }
@@ -43,39 +44,50 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut g = lock(&self.from.by_key);
-        if let Some(v) = g.get_mut(&self.key_id) {
-            *v -= self.usd;
-            if *v <= 1e-12 {
-                g.remove(&self.key_id);
+        for key_id in &self.key_ids {
+            if let Some(v) = g.get_mut(key_id) {
+                *v -= self.usd;
+                if *v <= 1e-12 {
+                    g.remove(key_id);
+                }
             }
         }
     }
 }
 
 impl Reservations {
-    /// Reserves `usd` for `key_id` when `spent + reserved + usd` stays within `budget` at
-    /// `now_ms`.
+    /// Reserves `usd` on every budget `principal` counts against ([`Principal::budgets`]: its
+    /// key's own, then its makers'), all or none: each must keep `spent + reserved + usd`
+    /// within its limit at `now_ms`. `spend` counts what each key and the keys it made
+    /// spent.
     ///
-    /// Errors: 429 `budget_exceeded` naming what is spent and reserved, and the reset time.
+    /// Errors: 429 `budget_exceeded` naming what is spent and reserved on the first budget
+    /// without room (and its key, when it is a maker's), and its reset time.
     pub fn reserve(
         self: &Arc<Self>,
         spend: &Spend,
-        key_id: &str,
-        budget: &Budget,
+        principal: &Principal,
         usd: f64,
         now_ms: i64,
     ) -> Result<Reservation, ApiError> {
         let mut g = lock(&self.by_key);
-        let spent = spend.spent(key_id, budget, now_ms);
-        let reserved = g.get(key_id).copied().unwrap_or(0.0);
-        if spent + reserved + usd > budget.usd {
-            let (_, reset) = crate::access::keys::period_bounds(budget.period, now_ms);
-            return Err(exceeded(spent, reserved, usd, budget.usd, reset));
+        let mut key_ids = Vec::new();
+        for (key_id, budget) in principal.budgets() {
+            let spent = spend.spent(key_id, budget, now_ms);
+            let reserved = g.get(key_id).copied().unwrap_or(0.0);
+            if spent + reserved + usd > budget.usd {
+                let (_, reset) = crate::access::keys::period_bounds(budget.period, now_ms);
+                let e = exceeded(spent, reserved, usd, budget.usd, reset);
+                return Err(e.prefixed(&whose(principal, key_id)));
+            }
+            key_ids.push(key_id.to_string());
         }
-        *g.entry(key_id.to_string()).or_insert(0.0) += usd;
+        for key_id in &key_ids {
+            *g.entry(key_id.clone()).or_insert(0.0) += usd;
+        }
         Ok(Reservation {
             from: self.clone(),
-            key_id: key_id.to_string(),
+            key_ids,
             usd,
         })
     }
@@ -84,6 +96,15 @@ impl Reservations {
     pub fn reserved(&self, key_id: &str) -> f64 {
         lock(&self.by_key).get(key_id).copied().unwrap_or(0.0)
     }
+}
+
+/// The sentence that goes before a budget refusal when the budget is not the caller's own
+/// but `key_id`'s, a key up its creator chain; empty for its own.
+pub fn whose(principal: &Principal, key_id: &str) -> String {
+    if principal.key_id.as_deref() == Some(key_id) {
+        return String::new();
+    }
+    format!("This API key counts against the budget of `{key_id}`, a key up its creator chain. ")
 }
 
 /// 429 `budget_exceeded`: `spent` and `reserved` (USD, this period) leave no room for a
@@ -107,7 +128,7 @@ pub fn unpriced(deployment: &str) -> ApiError {
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limit_error",
         format!(
-            "This API key has a budget, and deployment `{deployment}` is remote with no known price, so its cost cannot be counted. Set `price:` on the deployment."
+            "This API key counts against a budget (its own or that of a key up its creator chain), and deployment `{deployment}` is remote with no known price, so its cost cannot be counted. Set `price:` on the deployment."
         ),
     )
     .with_code("budget_unpriced")
@@ -123,26 +144,82 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::auth::BudgetPeriod;
+    use crate::access::auth::{Budget, BudgetPeriod, CreatorLimits, KeySpec};
+
+    fn budget(usd: f64) -> Budget {
+        Budget {
+            usd,
+            period: BudgetPeriod::Day,
+            remote_only: false,
+        }
+    }
+
+    fn key(id: &str, own: Option<f64>, makers: &[(&str, f64)]) -> Principal {
+        Principal {
+            key_id: Some(id.into()),
+            spec: KeySpec {
+                budget: own.map(budget),
+                ..Default::default()
+            },
+            admin: false,
+            local_only: None,
+            creators: makers.iter().map(|(m, _)| m.to_string()).collect(),
+            creator_limits: makers
+                .iter()
+                .map(|(m, usd)| CreatorLimits {
+                    key_id: m.to_string(),
+                    rpm: None,
+                    tpm: None,
+                    budget: Some(budget(*usd)),
+                })
+                .collect(),
+        }
+    }
 
     #[test]
     fn reservations_hold_until_dropped() {
         let r = Arc::new(Reservations::default());
         let spend = Spend::default();
-        let b = Budget {
-            usd: 1.0,
-            period: BudgetPeriod::Day,
-            remote_only: false,
-        };
+        let k = key("k", Some(1.0), &[]);
         let now = 1_795_946_400_000;
-        let a = r.reserve(&spend, "k", &b, 0.6, now).unwrap();
-        let e = r.reserve(&spend, "k", &b, 0.6, now).unwrap_err();
+        let a = r.reserve(&spend, &k, 0.6, now).unwrap();
+        let e = r.reserve(&spend, &k, 0.6, now).unwrap_err();
         assert_eq!(e.body.code, Some("budget_exceeded".into()));
         assert_eq!(r.reserved("k"), 0.6);
-        spend.add("k", now, 0.5, true);
+        spend.add(["k"], now, 0.5, true);
         drop(a);
         assert_eq!(r.reserved("k"), 0.0);
-        assert!(r.reserve(&spend, "k", &b, 0.5, now).is_ok());
-        assert!(r.reserve(&spend, "k", &b, 0.51, now).is_err());
+        assert!(r.reserve(&spend, &k, 0.5, now).is_ok());
+        assert!(r.reserve(&spend, &k, 0.51, now).is_err());
+    }
+
+    #[test]
+    fn keys_made_by_one_key_share_its_budget_all_or_none() {
+        let r = Arc::new(Reservations::default());
+        let spend = Spend::default();
+        let now = 1_795_946_400_000;
+        // Two children of `parent` (1.00 USD), each with a budget of its own of 0.80.
+        let a = key("a", Some(0.8), &[("parent", 1.0)]);
+        let b = key("b", Some(0.8), &[("parent", 1.0)]);
+        let held = r.reserve(&spend, &a, 0.7, now).unwrap();
+        assert_eq!((r.reserved("a"), r.reserved("parent")), (0.7, 0.7));
+        let e = r.reserve(&spend, &b, 0.4, now).unwrap_err();
+        assert!(
+            e.body
+                .message
+                .starts_with("This API key counts against the budget of `parent`, a key up its creator chain. Budget exceeded: 0.0000 of 1.00 USD spent and 0.7000 reserved"),
+            "{}",
+            e.body.message
+        );
+        // Refused on the maker's budget: nothing was left reserved on the child's own.
+        assert_eq!(r.reserved("b"), 0.0);
+        drop(held);
+        assert_eq!((r.reserved("a"), r.reserved("parent")), (0.0, 0.0));
+        // Spend of a child counts on its makers' budgets.
+        spend.add(["a", "parent"], now, 0.7, true);
+        assert!(r.reserve(&spend, &b, 0.31, now).is_err());
+        let ok = r.reserve(&spend, &b, 0.3, now).unwrap();
+        assert_eq!((r.reserved("b"), r.reserved("parent")), (0.3, 0.3));
+        drop(ok);
     }
 }

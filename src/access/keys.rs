@@ -176,14 +176,26 @@ const DAY_MS: i64 = 86_400_000;
 impl Spend {
     /// Loads the spend of the current UTC month from the store (SQLite: summed from the
     /// request log; PostgreSQL: the `spend` table every replica adds to), replacing what is
-    /// in memory.
-    pub fn load(&self, store: &mut dyn LogStore, now_ms: i64) -> Result<(), StoreError> {
+    /// in memory. Each key's spend is counted on the keys up its creator chain too
+    /// (`creators_of`: the ids of a key's makers, see [`Spend::add`]).
+    pub fn load(
+        &self,
+        store: &mut dyn LogStore,
+        now_ms: i64,
+        creators_of: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<(), StoreError> {
         let (from, _) = period_bounds(BudgetPeriod::Month, now_ms);
         let mut map: HashMap<String, DaySpend> = HashMap::new();
         for d in store.spend_since(from)? {
-            map.entry(d.key_id)
-                .or_default()
-                .insert(d.day, (d.all_usd, d.remote_usd));
+            for id in std::iter::once(d.key_id.clone()).chain(creators_of(&d.key_id)) {
+                let slot = map
+                    .entry(id)
+                    .or_default()
+                    .entry(d.day)
+                    .or_insert((0.0, 0.0));
+                slot.0 += d.all_usd;
+                slot.1 += d.remote_usd;
+            }
         }
         match self.days.write() {
             Ok(mut g) => *g = map,
@@ -192,8 +204,16 @@ impl Spend {
         Ok(())
     }
 
-    /// Adds one request's cost.
-    pub fn add(&self, key_id: &str, started_ms: i64, cost_usd: f64, remote: bool) {
+    /// Adds one request's cost to each of `key_ids`: the key that made the request, then the
+    /// keys up its creator chain (a key's spend includes what the keys it made spent, so
+    /// its budget holds for them too).
+    pub fn add<'a>(
+        &self,
+        key_ids: impl IntoIterator<Item = &'a str>,
+        started_ms: i64,
+        cost_usd: f64,
+        remote: bool,
+    ) {
         if cost_usd <= 0.0 {
             return;
         }
@@ -201,14 +221,16 @@ impl Spend {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let slot = g
-            .entry(key_id.to_string())
-            .or_default()
-            .entry(started_ms.div_euclid(DAY_MS))
-            .or_insert((0.0, 0.0));
-        slot.0 += cost_usd;
-        if remote {
-            slot.1 += cost_usd;
+        for key_id in key_ids {
+            let slot = g
+                .entry(key_id.to_string())
+                .or_default()
+                .entry(started_ms.div_euclid(DAY_MS))
+                .or_insert((0.0, 0.0));
+            slot.0 += cost_usd;
+            if remote {
+                slot.1 += cost_usd;
+            }
         }
     }
 
@@ -330,9 +352,9 @@ mod tests {
     fn spend_by_period_and_remote_only() {
         let s = Spend::default();
         let now = 1_795_946_400_000; // 2026-11-29
-        s.add("k", now, 2.0, true);
-        s.add("k", now, 1.0, false);
-        s.add("k", now - 3 * DAY_MS, 4.0, true);
+        s.add(["k"], now, 2.0, true);
+        s.add(["k"], now, 1.0, false);
+        s.add(["k"], now - 3 * DAY_MS, 4.0, true);
         let day = Budget {
             usd: 5.0,
             period: BudgetPeriod::Day,

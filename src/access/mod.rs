@@ -135,7 +135,7 @@ impl Access {
                     .and_then(|mut p| {
                         let now = now_unix();
                         auth::check_usable(&p.spec, now).ok()?;
-                        p.creators = self.check_creators(&p.spec, now).ok()?;
+                        (p.creators, p.creator_limits) = self.check_creators(&p.spec, now).ok()?;
                         p.admin = true;
                         Some(p)
                     })
@@ -187,6 +187,7 @@ impl Access {
                 admin: true,
                 local_only: None,
                 creators: Vec::new(),
+                creator_limits: Vec::new(),
             });
         }
         let mut p = self
@@ -194,7 +195,7 @@ impl Access {
             .ok_or_else(|| auth::unauthorized("Incorrect API key provided."))?;
         let now = now_unix();
         auth::check_usable(&p.spec, now)?;
-        p.creators = self.check_creators(&p.spec, now)?;
+        (p.creators, p.creator_limits) = self.check_creators(&p.spec, now)?;
         Ok(p)
     }
 
@@ -203,29 +204,36 @@ impl Access {
     /// and theirs. The master key (`master`) and keys made without one (no `created_by`) end
     /// the chain; a chain longer than [`MAX_CREATOR_DEPTH`] (or a loop) is refused.
     ///
-    /// Returns the chain's ids, the key's maker first ([`auth::Principal::creators`]).
+    /// Returns the chain's ids, the key's maker first ([`auth::Principal::creators`]), and the
+    /// limits of those that have any ([`auth::Principal::creator_limits`]).
     ///
     /// Errors: 401 `invalid_api_key` naming why.
-    fn check_creators(&self, spec: &auth::KeySpec, now: i64) -> Result<Vec<String>, ApiError> {
-        let mut chain = Vec::new();
+    fn check_creators(
+        &self,
+        spec: &auth::KeySpec,
+        now: i64,
+    ) -> Result<(Vec<String>, Vec<auth::CreatorLimits>), ApiError> {
+        let (mut chain, mut limits) = (Vec::new(), Vec::new());
         let mut creator = spec.created_by.clone();
         for _ in 0..MAX_CREATOR_DEPTH {
             let id = match creator {
-                None => return Ok(chain),
-                Some(id) if id == "master" => return Ok(chain),
+                None => return Ok((chain, limits)),
+                Some(id) if id == "master" => return Ok((chain, limits)),
                 Some(id) => id,
             };
-            let usable = |s: &auth::KeySpec| auth::check_usable(s, now).is_ok();
-            let parent = match id.strip_prefix("cfg:") {
-                Some(name) => self
-                    .keys
-                    .by_name(name)
-                    .map(|s| (usable(s), s.created_by.clone())),
-                None => self
-                    .db_keys
-                    .with_spec(&id, |s| (usable(s), s.created_by.clone())),
+            let read = |s: &auth::KeySpec| {
+                let usable = auth::check_usable(s, now).is_ok();
+                (
+                    usable,
+                    s.created_by.clone(),
+                    auth::CreatorLimits::of(&id, s),
+                )
             };
-            let Some((parent_usable, parent_creator)) = parent else {
+            let parent = match id.strip_prefix("cfg:") {
+                Some(name) => self.keys.by_name(name).map(read),
+                None => self.db_keys.with_spec(&id, read),
+            };
+            let Some((parent_usable, parent_creator, parent_limits)) = parent else {
                 return Err(auth::unauthorized(
                     "The key that made this API key no longer exists.",
                 ));
@@ -235,11 +243,12 @@ impl Access {
                     "The key that made this API key has been revoked or has expired.",
                 ));
             }
+            limits.extend(parent_limits);
             chain.push(id);
             creator = parent_creator;
         }
         if matches!(creator.as_deref(), None | Some("master")) {
-            return Ok(chain);
+            return Ok((chain, limits));
         }
         Err(auth::unauthorized(
             "This API key's chain of creators is too long.",
@@ -254,6 +263,7 @@ impl Access {
                 spec: spec.clone(),
                 local_only: None,
                 creators: Vec::new(),
+                creator_limits: Vec::new(),
             });
         }
         self.db_keys.find(hash).map(|k| Principal {
@@ -262,6 +272,7 @@ impl Access {
             spec: k.spec,
             local_only: None,
             creators: Vec::new(),
+            creator_limits: Vec::new(),
         })
     }
 
@@ -279,6 +290,7 @@ impl Access {
         let where_ = cfg.describe();
         let spend = self.spend.clone();
         let cache = self.db_keys.clone();
+        let config_keys = self.keys.clone();
         // On a plain thread: the PostgreSQL client must not run inside the caller's runtime.
         // The state store is a connection of its own, so a key reload never waits for a
         // Responses read or a cache lookup (nor the other way round).
@@ -289,8 +301,9 @@ impl Access {
                 cache
                     .reload(&mut *store)
                     .map_err(|e| format!("keys {where_}: {e}"))?;
+                let chain = |id: &str| creators_of(&config_keys, &cache, id);
                 spend
-                    .load(&mut *store, now_unix() * 1000)
+                    .load(&mut *store, now_unix() * 1000, &chain)
                     .map_err(|e| format!("spend {where_}: {e}"))?;
                 let state =
                     crate::store::connect(cfg).map_err(|e| format!("state {where_}: {e}"))?;
@@ -316,12 +329,16 @@ impl Access {
                     break;
                 };
                 let store = store.clone();
+                let config_keys = config_keys.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     if let Ok(mut s) = store.lock() {
                         if let Err(e) = cache.reload(&mut **s) {
                             tracing::warn!(error = %e, "key reload failed; keeping the keys loaded before");
                         }
-                        if shared && let Err(e) = spend.load(&mut **s, now_unix() * 1000) {
+                        let chain = |id: &str| creators_of(&config_keys, &cache, id);
+                        if shared
+                            && let Err(e) = spend.load(&mut **s, now_unix() * 1000, &chain)
+                        {
                             tracing::warn!(error = %e, "spend reload failed; keeping the totals loaded before");
                         }
                     }
@@ -366,41 +383,49 @@ impl Access {
         .map_err(|e| ApiError::internal(format!("key database task failed: {e}")))?
     }
 
-    /// Checks the key's budget at `now_ms`. Over a budget: 429 `budget_exceeded` naming the
-    /// reset time; with `remote_only`, the request may still go to local deployments
-    /// (returns `Ok(Some(reason))`: route locally only).
+    /// Checks the budgets the caller counts against at `now_ms` (its key's own, then its
+    /// makers' up the chain, [`Principal::budgets`]). Over a budget: 429 `budget_exceeded`
+    /// naming the reset time (and the maker, when it is a maker's budget); over a
+    /// `remote_only` one, the request may still go to local deployments (returns
+    /// `Ok(Some(reason))`: route locally only).
     pub fn check_budget(
         &self,
         principal: &Principal,
         now_ms: i64,
     ) -> Result<Option<String>, ApiError> {
-        let (Some(id), Some(budget)) = (&principal.key_id, &principal.spec.budget) else {
-            return Ok(None);
-        };
-        let spent = self.spend.spent(id, budget, now_ms);
-        if spent < budget.usd {
-            return Ok(None);
+        let mut local_only = None;
+        for (id, budget) in principal.budgets() {
+            let spent = self.spend.spent(id, budget, now_ms);
+            if spent < budget.usd {
+                continue;
+            }
+            let (_, reset) = keys::period_bounds(budget.period, now_ms);
+            let whose = budget::whose(principal, id);
+            if budget.remote_only {
+                local_only.get_or_insert_with(|| {
+                    let remote = if whose.is_empty() { "remote" } else { "Remote" };
+                    format!(
+                        "{whose}{remote} budget of {:.2} USD per {} spent; local deployments only until {}",
+                        budget.usd,
+                        period_name(budget.period),
+                        keys::rfc3339(reset)
+                    )
+                });
+                continue;
+            }
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "{whose}Budget exceeded: {spent:.4} of {:.2} USD per {} spent. It resets at {}.",
+                    budget.usd,
+                    period_name(budget.period),
+                    keys::rfc3339(reset)
+                ),
+            )
+            .with_code("budget_exceeded"));
         }
-        let (_, reset) = keys::period_bounds(budget.period, now_ms);
-        if budget.remote_only {
-            return Ok(Some(format!(
-                "remote budget of {:.2} USD per {} spent; local deployments only until {}",
-                budget.usd,
-                period_name(budget.period),
-                keys::rfc3339(reset)
-            )));
-        }
-        Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            format!(
-                "Budget exceeded: {spent:.4} of {:.2} USD per {} spent. It resets at {}.",
-                budget.usd,
-                period_name(budget.period),
-                keys::rfc3339(reset)
-            ),
-        )
-        .with_code("budget_exceeded"))
+        Ok(local_only)
     }
 
     /// Checks the caller's model permission and the key and model rate limits (of the
@@ -452,11 +477,11 @@ impl Access {
         prompt_tokens: u64,
     ) -> Result<Vec<(&'static str, String)>, Rejection> {
         let mut headers = Vec::new();
-        if let Some(id) = &principal.key_id {
-            let s = &principal.spec;
-            if let Some(st) =
-                self.limits
-                    .check(&format!("key:{id}"), s.rpm, s.tpm, prompt_tokens)?
+        for (id, rpm, tpm) in principal.rate_scopes() {
+            if let Some(st) = self
+                .limits
+                .check(&format!("key:{id}"), rpm, tpm, prompt_tokens)?
+                && headers.is_empty()
             {
                 headers = st.headers();
             }
@@ -476,20 +501,21 @@ impl Access {
 }
 
 impl Access {
-    /// Reserves `usd` (the most this request may cost) against the caller's budget; `None`
-    /// when the caller has no budget. Drop the reservation after the real cost was recorded.
+    /// Reserves `usd` (the most this request may cost) against every budget the caller
+    /// counts against (its key's and its makers', [`Principal::budgets`]), all or none;
+    /// `None` when there is none. Drop the reservation after the real cost was recorded.
     ///
-    /// Errors: 429 `budget_exceeded` when spent + reserved + `usd` is over the budget.
+    /// Errors: 429 `budget_exceeded` when spent + reserved + `usd` is over one of them.
     pub fn reserve_local(
         &self,
         principal: &Principal,
         usd: f64,
     ) -> Result<Option<budget::Reservation>, ApiError> {
-        let (Some(id), Some(b)) = (&principal.key_id, &principal.spec.budget) else {
+        if principal.budgets().next().is_none() {
             return Ok(None);
-        };
+        }
         self.reservations
-            .reserve(&self.spend, id, b, usd, now_unix() * 1000)
+            .reserve(&self.spend, principal, usd, now_unix() * 1000)
             .map(Some)
     }
 
@@ -507,9 +533,11 @@ impl Access {
             // Settled on the coordinator ([`coord::Ticket::finish`]).
             return;
         }
-        if let (Some(id), Some(tpm)) = (&principal.key_id, principal.spec.tpm) {
-            self.limits
-                .settle_tokens(&format!("key:{id}"), tpm, estimated, actual);
+        for (id, _, tpm) in principal.rate_scopes() {
+            if let Some(tpm) = tpm {
+                self.limits
+                    .settle_tokens(&format!("key:{id}"), tpm, estimated, actual);
+            }
         }
         for scope in self.model_scopes(model) {
             if let Some(tpm) = self.limits_by_model.get(scope).and_then(|l| l.tpm) {
@@ -528,6 +556,25 @@ impl Access {
         }
         out
     }
+}
+
+/// The ids up key `id`'s `created_by` chain, its maker first (`master` and keys no longer
+/// known end it; at most [`MAX_CREATOR_DEPTH`]): the keys whose spend its cost counts on.
+fn creators_of(keys: &ConfigKeys, db: &KeyCache, id: &str) -> Vec<String> {
+    let made_by = |id: &str| match id.strip_prefix("cfg:") {
+        Some(name) => keys.by_name(name).and_then(|s| s.created_by.clone()),
+        None => db.with_spec(id, |s| s.created_by.clone()).flatten(),
+    };
+    let mut chain = Vec::new();
+    let mut creator = made_by(id);
+    while let Some(c) = creator.filter(|c| c != "master") {
+        if chain.len() == MAX_CREATOR_DEPTH || chain.contains(&c) {
+            break;
+        }
+        creator = made_by(&c);
+        chain.push(c);
+    }
+    chain
 }
 
 fn period_name(p: crate::access::auth::BudgetPeriod) -> &'static str {

@@ -138,8 +138,10 @@ pub fn inherit(creator: &Principal, spec: &mut KeySpec) {
 /// master key is set) may make any key; another key only one with at most its own rights —
 /// admin only if it is admin, models within its models, rpm/tpm/budget no larger (and set
 /// when its own are), its policies kept, its log mode kept, expiring no later, and its team
-/// and tags kept (policies match on them; a tag more only makes more policies apply). Each
-/// child has budget and rate buckets of its own: limits are checked per key, not shared.
+/// and tags kept (policies match on them; a tag more only makes more policies apply). A
+/// child's requests count against its own limits and budget and against its creator's (and
+/// theirs, up the chain, [`Principal::creator_limits`]): the keys a key made cannot together
+/// spend more than it may.
 ///
 /// Errors: `(field, message)` naming the first right that exceeds the creator's.
 pub fn within_rights(creator: &Principal, spec: &KeySpec) -> Result<(), (String, String)> {
@@ -256,6 +258,7 @@ mod tests {
             admin: true,
             local_only: None,
             creators: Vec::new(),
+            creator_limits: Vec::new(),
         }
     }
 

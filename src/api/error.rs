@@ -65,6 +65,14 @@ impl ApiError {
         self
     }
 
+    /// Puts `prefix` (a sentence of context, or nothing) before the message.
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        if !prefix.is_empty() {
+            self.body.message = format!("{prefix}{}", self.body.message);
+        }
+        self
+    }
+
     /// Sets `code`.
     pub fn with_code(mut self, code: &str) -> Self {
         self.body.code = Some(Value::String(code.to_string()));

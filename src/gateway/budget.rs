@@ -27,10 +27,11 @@ pub fn reserved_output_tokens(endpoint: Endpoint, body: &RequestBody) -> u64 {
 
 /// The most `body` (sent to `endpoint`) may cost on any eligible deployment of `plan`, USD:
 /// `prompt` (its estimated prompt tokens) + [`reserved_output_tokens`] at each one's price.
-/// Local deployments do not count for a `remote_only` budget. 0 without a budget.
+/// Local deployments do not count when every budget is `remote_only`. 0 without a budget
+/// (the key's own or a maker's up its creator chain, [`Principal::budgets`]).
 ///
-/// Errors: 429 `budget_unpriced` when the caller has a budget and an eligible deployment is
-/// remote with no known price.
+/// Errors: 429 `budget_unpriced` when the caller counts against a budget and an eligible
+/// deployment is remote with no known price.
 pub fn max_cost(
     principal: &Principal,
     endpoint: Endpoint,
@@ -38,16 +39,17 @@ pub fn max_cost(
     prompt: u64,
     plan: &Plan,
 ) -> Result<f64, ApiError> {
-    let Some(budget) = &principal.spec.budget else {
+    if principal.budgets().next().is_none() {
         return Ok(0.0);
-    };
+    }
+    let remote_only = principal.budgets().all(|(_, b)| b.remote_only);
     let output = reserved_output_tokens(endpoint, body);
     let mut most = 0.0_f64;
     for name in &plan.order {
         let Some(c) = plan.candidate(name) else {
             continue;
         };
-        if budget.remote_only && c.attrs.hosting == Hosting::Local {
+        if remote_only && c.attrs.hosting == Hosting::Local {
             continue;
         }
         match c.attrs.cost_usd(prompt, output) {
@@ -89,12 +91,9 @@ impl Gateway {
             Ok(r) => return r,
             Err(e) => e,
         };
-        let remote_only = ctx
-            .principal
-            .spec
-            .budget
-            .as_ref()
-            .is_some_and(|b| b.remote_only);
+        // Sent to local deployments instead only when every budget the key counts against is
+        // remote-only (then the one that refused is): an all-spend budget refuses outright.
+        let remote_only = ctx.principal.budgets().all(|(_, b)| b.remote_only);
         let over_budget = e.body.code == Some(serde_json::json!("budget_exceeded"));
         if !remote_only || !over_budget || ctx.principal.local_only.is_some() {
             *plan = Err(e);

@@ -92,7 +92,9 @@ impl Recorder {
         self.metrics.observe(r);
         if let (Some(key), Some(cost)) = (&r.api_key_id, r.cost_usd) {
             let remote = r.hosting.as_deref() == Some("remote");
-            self.spend.add(key, r.started_ms as i64, cost, remote);
+            let chain =
+                std::iter::once(key.as_str()).chain(r.api_key_creators.iter().map(String::as_str));
+            self.spend.add(chain, r.started_ms as i64, cost, remote);
         }
         tracing::info!(
             request_id = %r.id,
@@ -164,6 +166,7 @@ impl Gateway {
             overhead_us: None,
             end_user: self.header_user(ctx).or_else(|| body.user()),
             api_key_id: ctx.principal.key_id.clone(),
+            api_key_creators: ctx.principal.creators.clone(),
             log_mode: ctx.principal.spec.log.clone(),
             client_ip: ctx.client_ip.clone(),
             hosting: None,

@@ -52,6 +52,11 @@ pub struct RequestRecord {
     pub attempts: u32,
     /// Id of the API key used (never the key), once keys exist.
     pub api_key_id: Option<String>,
+    /// The ids up that key's `created_by` chain, its maker first
+    /// ([`crate::access::auth::Principal::creators`]): its cost counts on their spend too.
+    /// Not a column (the chain is known from the keys).
+    #[serde(skip)]
+    pub api_key_creators: Vec<String>,
     /// End user: the request's `user` field or the configured user header.
     pub end_user: Option<String>,
     /// Client IP address.
@@ -115,6 +120,7 @@ impl Default for RequestRecord {
             overhead_us: None,
             attempts: 0,
             api_key_id: None,
+            api_key_creators: Vec::new(),
             end_user: None,
             client_ip: None,
             hosting: None,

@@ -27,19 +27,21 @@ pub use redis::RedisCoordinator;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One budget reservation asked of the server: its keys and amounts.
+/// One budget a reservation is asked of on the server: its keys and limit.
 #[derive(Debug, Clone)]
 pub struct BudgetAsk {
+    /// The key whose budget it is (the caller's, or a maker's up its creator chain).
+    pub key_id: String,
     /// USD spent this period (string key).
     pub spend_key: String,
     /// Reservations: id → USD (hash).
     pub hash_key: String,
     /// Reservations: id → expiry, Unix ms (sorted set).
     pub zset_key: String,
-    /// This request's reservation, USD.
-    pub usd: f64,
     /// The budget, USD per period.
     pub budget_usd: f64,
+    /// The end of its period, Unix ms (for the refusal's reset time).
+    pub period_end_ms: i64,
     /// This replica's known spend this period, USD: the server's starting value when it has
     /// none (first use, or after it lost its data).
     pub seed_spent: f64,
@@ -54,8 +56,10 @@ pub struct Settlement {
     pub token_buckets: Vec<(String, u32)>,
     /// Tokens charged to each of them (the prompt estimate).
     pub charged_tokens: u64,
-    /// The budget reservation and its id.
-    pub budget: Option<(BudgetAsk, String)>,
+    /// The budgets reserved on (the same amount on each), and the reservation's id.
+    pub budgets: Vec<BudgetAsk>,
+    /// The reservation's id on each budget (empty without budgets).
+    pub reservation_id: String,
 }
 
 /// A shared admission held by one request. [`SharedTicket::finish`] settles it with the real
@@ -71,7 +75,7 @@ impl SharedTicket {
         let Some(s) = self.settlement.take() else {
             return;
         };
-        if s.token_buckets.is_empty() && s.budget.is_none() {
+        if s.token_buckets.is_empty() && s.budgets.is_empty() {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -190,20 +194,18 @@ impl Access {
                 .map(|r| r.map(Ticket::Local));
         };
         let scopes = self.request_scopes(principal, model);
-        let (budget, reservation_id) = match self.budget_ask(coord, principal, usd) {
-            Some(b) => (Some(b), uuid::Uuid::now_v7().to_string()),
-            None => (None, String::new()),
+        let budgets = self.budget_asks(coord, principal, usd);
+        let reservation_id = if budgets.is_empty() {
+            String::new()
+        } else {
+            uuid::Uuid::now_v7().to_string()
         };
-        if scopes.is_empty() && budget.is_none() {
+        if scopes.is_empty() && budgets.is_empty() {
             return Ok(None);
         }
         let buckets = buckets(coord, &scopes, prompt_tokens).map_err(into_error)?;
         // Boxed: the Redis round trip's future is large, and only coordinated requests take it.
-        let answer = Box::pin(coord.admit(
-            &buckets,
-            budget.as_ref().map(|b| (b, reservation_id.as_str())),
-        ))
-        .await;
+        let answer = Box::pin(coord.admit(&buckets, &budgets, usd, &reservation_id)).await;
         match answer {
             Ok(redis::Answer::Admitted(levels)) => {
                 let headers = status_headers(&buckets, &levels);
@@ -218,7 +220,8 @@ impl Access {
                     settlement: Some(Settlement {
                         token_buckets,
                         charged_tokens: prompt_tokens.max(1),
-                        budget: budget.map(|b| (b, reservation_id)),
+                        budgets,
+                        reservation_id,
                     }),
                 })))
             }
@@ -231,15 +234,21 @@ impl Access {
                     Duration::from_millis(wait_ms),
                 )))
             }
-            Ok(redis::Answer::Budget { spent, reserved }) => {
-                let b = principal.spec.budget.as_ref();
-                Err(super::budget::exceeded(
+            Ok(redis::Answer::Budget {
+                index,
+                spent,
+                reserved,
+            }) => {
+                let b = budgets.get(index);
+                let e = super::budget::exceeded(
                     spent,
                     reserved,
                     usd,
-                    b.map_or(0.0, |b| b.usd),
-                    b.map_or(0, |b| super::keys::period_bounds(b.period, now_ms()).1),
-                ))
+                    b.map_or(0.0, |b| b.budget_usd),
+                    b.map_or(0, |b| b.period_end_ms),
+                );
+                let whose = b.map(|b| super::budget::whose(principal, &b.key_id));
+                Err(e.prefixed(whose.as_deref().unwrap_or_default()))
             }
             Err(_) => self.on_unavailable(coord, principal, model, prompt_tokens, usd),
         }
@@ -295,7 +304,7 @@ impl Access {
         if buckets.is_empty() {
             return Ok(());
         }
-        match coord.admit(&buckets, None).await {
+        match coord.admit(&buckets, &[], 0.0, "").await {
             Ok(redis::Answer::Admitted(_)) | Ok(redis::Answer::Budget { .. }) => Ok(()),
             Ok(redis::Answer::Rate { index, wait_ms }) => {
                 let (scope, what, limit) = describe(&scopes, &buckets, index);
@@ -326,16 +335,14 @@ impl Access {
 
     /// The key and model scopes of a request that have limits.
     fn request_scopes(&self, principal: &Principal, model: &str) -> Vec<Scope> {
-        let mut out = Vec::new();
-        if let Some(id) = &principal.key_id
-            && (principal.spec.rpm.is_some() || principal.spec.tpm.is_some())
-        {
-            out.push(Scope {
+        let mut out: Vec<Scope> = principal
+            .rate_scopes()
+            .map(|(id, rpm, tpm)| Scope {
                 name: format!("key:{id}"),
-                rpm: principal.spec.rpm,
-                tpm: principal.spec.tpm,
-            });
-        }
+                rpm,
+                tpm,
+            })
+            .collect();
         for scope in self.model_scopes(model) {
             if let Some(l) = self.limits_by_model.get(scope) {
                 out.push(Scope {
@@ -348,32 +355,35 @@ impl Access {
         out
     }
 
-    fn budget_ask(
+    /// The budgets a request that may cost `usd` reserves on: the caller's and its makers'
+    /// ([`Principal::budgets`]). A remote-only budget is left out when `usd` is 0 (the
+    /// request goes to local deployments: it reserves nothing there and is not checked, so
+    /// local requests stay allowed past it).
+    fn budget_asks(
         &self,
         coord: &RedisCoordinator,
         principal: &Principal,
         usd: f64,
-    ) -> Option<BudgetAsk> {
-        let (Some(id), Some(b)) = (&principal.key_id, &principal.spec.budget) else {
-            return None;
-        };
-        // A remote-only budget sent to local deployments reserves nothing and is not
-        // checked: local requests stay allowed past it.
-        if b.remote_only && usd <= 0.0 {
-            return None;
-        }
+    ) -> Vec<BudgetAsk> {
         let now = now_ms();
-        let (start, end) = super::keys::period_bounds(b.period, now);
-        let [spend_key, hash_key, zset_key] = coord.budget_keys(id, start);
-        Some(BudgetAsk {
-            spend_key,
-            hash_key,
-            zset_key,
-            usd,
-            budget_usd: b.usd,
-            seed_spent: self.spend.spent(id, b, now),
-            spend_ttl_s: ((end - now).max(0) / 1000) as u64 + 86_400,
-        })
+        principal
+            .budgets()
+            .filter(|(_, b)| !(b.remote_only && usd <= 0.0))
+            .map(|(id, b)| {
+                let (start, end) = super::keys::period_bounds(b.period, now);
+                let [spend_key, hash_key, zset_key] = coord.budget_keys(id, start);
+                BudgetAsk {
+                    key_id: id.to_string(),
+                    spend_key,
+                    hash_key,
+                    zset_key,
+                    budget_usd: b.usd,
+                    period_end_ms: end,
+                    seed_spent: self.spend.spent(id, b, now),
+                    spend_ttl_s: ((end - now).max(0) / 1000) as u64 + 86_400,
+                }
+            })
+            .collect()
     }
 }
 

@@ -1,6 +1,6 @@
-//! The Redis/Valkey coordinator: one `FCALL sluice_v1_admit` per admission (every scope and
-//! the budget reservation, all or nothing, on the server's clock), one `FCALL
-//! sluice_v1_settle` when the request ends, and a probe that keeps [`RedisCoordinator::is_up`]
+//! The Redis/Valkey coordinator: one `FCALL sluice_v2_admit` per admission (every scope and
+//! the budget reservations, all or nothing, on the server's clock), one `FCALL
+//! sluice_v2_settle` when the request ends, and a probe that keeps [`RedisCoordinator::is_up`]
 //! current and reloads the function library after the server lost it (a restart).
 
 use super::{BudgetAsk, Settlement};
@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The function library, loaded with `FUNCTION LOAD` (see the file for the contract).
-pub const LIBRARY: &str = include_str!("sluice_v1.lua");
+pub const LIBRARY: &str = include_str!("sluice_v2.lua");
 /// The library's versioned name.
-pub const LIBRARY_NAME: &str = "sluice_v1";
-const ADMIT: &str = "sluice_v1_admit";
-const SETTLE: &str = "sluice_v1_settle";
+pub const LIBRARY_NAME: &str = "sluice_v2";
+const ADMIT: &str = "sluice_v2_admit";
+const SETTLE: &str = "sluice_v2_settle";
 
 /// A connection to Redis/Valkey and what the probe knows about it.
 pub struct RedisCoordinator {
@@ -35,8 +35,13 @@ pub enum Answer {
     Admitted(Vec<f64>),
     /// Bucket `index` (0-based) lacks the cost; it is there after `wait_ms`.
     Rate { index: usize, wait_ms: u64 },
-    /// The budget cannot hold the reservation: spent and reserved so far, USD.
-    Budget { spent: f64, reserved: f64 },
+    /// Budget `index` (0-based, in the order asked) cannot hold the reservation: spent and
+    /// reserved so far, USD.
+    Budget {
+        index: usize,
+        spent: f64,
+        reserved: f64,
+    },
 }
 
 impl RedisCoordinator {
@@ -158,51 +163,54 @@ impl RedisCoordinator {
         .map(|d| (d, self.decisions[d as usize].load(Ordering::Relaxed)))
     }
 
-    /// Runs `sluice_v1_admit` over `scopes` (each charged `cost`) and `budget`. `Err` when the
-    /// server could not be asked (down, timeout, error): the caller applies `on_unavailable`.
+    /// Runs `sluice_v2_admit` over `scopes` (each charged `cost`) and `budgets` (each
+    /// reserving `usd` under `reservation_id`). `Err` when the server could not be asked
+    /// (down, timeout, error): the caller applies `on_unavailable`.
     pub async fn admit(
         &self,
         scopes: &[(String, u64, u32)],
-        budget: Option<(&BudgetAsk, &str)>,
+        budgets: &[BudgetAsk],
+        usd: f64,
+        reservation_id: &str,
     ) -> Result<Answer, String> {
         if !self.is_up() {
             return Err(self.last_error().unwrap_or_else(|| "down".into()));
         }
         let mut cmd = redis::cmd("FCALL");
-        let nkeys = scopes.len() + if budget.is_some() { 3 } else { 0 };
-        cmd.arg(ADMIT).arg(nkeys);
+        cmd.arg(ADMIT).arg(scopes.len() + 3 * budgets.len());
         for (key, _, _) in scopes {
             cmd.arg(key);
         }
-        if let Some((b, _)) = budget {
+        for b in budgets {
             cmd.arg(&b.spend_key).arg(&b.hash_key).arg(&b.zset_key);
         }
         cmd.arg(scopes.len());
         for (_, cost, cap) in scopes {
             cmd.arg(*cost).arg(*cap);
         }
-        if let Some((b, id)) = budget {
-            cmd.arg(format!("{:.9}", b.usd))
-                .arg(format!("{:.9}", b.budget_usd))
+        cmd.arg(budgets.len())
+            .arg(reservation_id)
+            .arg(self.config.reservation_ttl_s * 1000)
+            .arg(format!("{usd:.9}"));
+        for b in budgets {
+            cmd.arg(format!("{:.9}", b.budget_usd))
                 .arg(format!("{:.9}", b.seed_spent))
-                .arg(b.spend_ttl_s)
-                .arg(id)
-                .arg(self.config.reservation_ttl_s * 1000);
+                .arg(b.spend_ttl_s);
         }
         let reply: Vec<String> = self.call(&cmd).await?;
         parse_admit(&reply)
     }
 
-    /// Runs `sluice_v1_settle` for a finished request. Errors are logged: an unsettled
+    /// Runs `sluice_v2_settle` for a finished request. Errors are logged: an unsettled
     /// reservation expires after `reservation_ttl_s`.
     pub async fn settle(&self, t: &Settlement, actual_tokens: u64, cost_usd: f64) {
         let mut cmd = redis::cmd("FCALL");
-        let nkeys = t.token_buckets.len() + if t.budget.is_some() { 3 } else { 0 };
-        cmd.arg(SETTLE).arg(nkeys);
+        cmd.arg(SETTLE)
+            .arg(t.token_buckets.len() + 3 * t.budgets.len());
         for (key, _) in &t.token_buckets {
             cmd.arg(key);
         }
-        if let Some((b, _)) = &t.budget {
+        for b in &t.budgets {
             cmd.arg(&b.spend_key).arg(&b.hash_key).arg(&b.zset_key);
         }
         cmd.arg(t.token_buckets.len());
@@ -210,10 +218,11 @@ impl RedisCoordinator {
         for (_, cap) in &t.token_buckets {
             cmd.arg(delta).arg(*cap);
         }
-        if let Some((b, id)) = &t.budget {
-            cmd.arg(id)
-                .arg(format!("{:.9}", cost_usd.max(0.0)))
-                .arg(b.spend_ttl_s);
+        cmd.arg(t.budgets.len())
+            .arg(&t.reservation_id)
+            .arg(format!("{:.9}", cost_usd.max(0.0)));
+        for b in &t.budgets {
+            cmd.arg(b.spend_ttl_s);
         }
         if let Err(e) = self.call::<i64>(&cmd).await {
             tracing::warn!(error = %e, "coordinator settle failed; the reservation expires on its own");
@@ -281,8 +290,9 @@ fn parse_admit(reply: &[String]) -> Result<Answer, String> {
             wait_ms: num(3)?.max(0.0) as u64,
         }),
         (Some("0"), Some("budget")) => Ok(Answer::Budget {
-            spent: num(2)?,
-            reserved: num(3)?,
+            index: (num(2)? as usize).saturating_sub(1),
+            spent: num(3)?,
+            reserved: num(4)?,
         }),
         _ => Err(format!("{ADMIT}: unexpected reply {reply:?}")),
     }
@@ -313,10 +323,10 @@ mod tests {
             })
         ));
         assert!(matches!(
-            parse_admit(&s(&["0", "budget", "0.090000", "0.004"])),
-            Ok(Answer::Budget { spent, reserved }) if spent == 0.09 && reserved == 0.004
+            parse_admit(&s(&["0", "budget", "2", "0.090000", "0.004"])),
+            Ok(Answer::Budget { index: 1, spent, reserved }) if spent == 0.09 && reserved == 0.004
         ));
         assert!(parse_admit(&s(&["x"])).is_err());
-        assert!(LIBRARY.starts_with("#!lua name=sluice_v1\n"));
+        assert!(LIBRARY.starts_with("#!lua name=sluice_v2\n"));
     }
 }

@@ -1,4 +1,4 @@
-#!lua name=sluice_v1
+#!lua name=sluice_v2
 -- Sluice's coordinator functions (docs/scaling.md). Loaded with FUNCTION LOAD by every
 -- replica; called with FCALL. Any change of behaviour or reply shape needs a new library and
 -- function names (sluice_v2, sluice_v2_admit, ...), so replicas of two releases can run side
@@ -11,7 +11,11 @@
 --
 -- Budgets: a string key holding the USD spent this period, and the reservations of requests
 -- in flight: a hash {id -> usd} and a sorted set {id -> expiry, ms}. Expired reservations (a
--- replica died mid-request) are dropped before every budget decision.
+-- replica died mid-request) are dropped before every budget decision. A request counts against
+-- several budgets (its key's and those of the keys up its creator chain): it reserves on all
+-- of them or none, and its cost is added to each.
+--
+-- v2 (from v1): any number of budgets per call; a budget refusal names which one.
 
 local function now_us()
   local t = redis.call('TIME')
@@ -52,13 +56,16 @@ local function live_reserved(hkey, zkey, now_ms)
   return sum
 end
 
--- sluice_v1_admit: one request's admission, all or nothing.
--- KEYS: n bucket keys, then (when budgeted) spend key, reservation hash, reservation zset.
--- ARGV: n, then cost_1, cap_1, ..., cost_n, cap_n, then (when budgeted) usd, budget_usd,
---       seed_spent_usd, spend_ttl_s, reservation_id, reservation_ttl_ms.
+-- sluice_v2_admit: one request's admission, all or nothing.
+-- KEYS: n bucket keys, then for each of m budgets: spend key, reservation hash, reservation
+--       zset.
+-- ARGV: n, then cost_1, cap_1, ..., cost_n, cap_n, then m, reservation_id,
+--       reservation_ttl_ms, usd, then for each budget: budget_usd, seed_spent_usd,
+--       spend_ttl_s.
 -- Reply: {1, level_1, ..., level_n} (levels after charging, as strings)
 --     or {0, 'rate', i, wait_ms}: bucket i (1-based) lacks the cost; it is there in wait_ms
---     or {0, 'budget', spent, reserved} (USD, as strings).
+--     or {0, 'budget', j, spent, reserved}: budget j (1-based) cannot hold usd (USD, as
+--        strings).
 local function admit(keys, args)
   local n = tonumber(args[1])
   local now = now_us()
@@ -72,20 +79,25 @@ local function admit(keys, args)
     levels[i] = level - cost
   end
   local b = 2 * n + 2
-  if #keys > n then
-    local usd, budget, seed = tonumber(args[b]), tonumber(args[b + 1]), args[b + 2]
-    local spend_key, hkey, zkey = keys[n + 1], keys[n + 2], keys[n + 3]
-    redis.call('SET', spend_key, seed, 'NX', 'EX', tonumber(args[b + 3]))
-    local spent = tonumber(redis.call('GET', spend_key))
-    local reserved = live_reserved(hkey, zkey, math.floor(now / 1000))
+  local m = tonumber(args[b]) or 0
+  local id, ttl_ms, usd = args[b + 1], tonumber(args[b + 2]), tonumber(args[b + 3])
+  local now_ms = math.floor(now / 1000)
+  for j = 1, m do
+    local k, a = n + 3 * (j - 1), b + 4 + 3 * (j - 1)
+    local budget, seed, spend_ttl = tonumber(args[a]), args[a + 1], tonumber(args[a + 2])
+    redis.call('SET', keys[k + 1], seed, 'NX', 'EX', spend_ttl)
+    local spent = tonumber(redis.call('GET', keys[k + 1]))
+    local reserved = live_reserved(keys[k + 2], keys[k + 3], now_ms)
     if spent + reserved + usd > budget then
-      return {0, 'budget', string.format('%.6f', spent), string.format('%.6f', reserved)}
+      return {0, 'budget', j, string.format('%.6f', spent), string.format('%.6f', reserved)}
     end
-    local id, ttl_ms = args[b + 4], tonumber(args[b + 5])
-    redis.call('HSET', hkey, id, string.format('%.9f', usd))
-    redis.call('ZADD', zkey, math.floor(now / 1000) + ttl_ms, id)
-    redis.call('PEXPIRE', hkey, ttl_ms + 60000)
-    redis.call('PEXPIRE', zkey, ttl_ms + 60000)
+  end
+  for j = 1, m do
+    local k = n + 3 * (j - 1)
+    redis.call('HSET', keys[k + 2], id, string.format('%.9f', usd))
+    redis.call('ZADD', keys[k + 3], now_ms + ttl_ms, id)
+    redis.call('PEXPIRE', keys[k + 2], ttl_ms + 60000)
+    redis.call('PEXPIRE', keys[k + 3], ttl_ms + 60000)
   end
   local reply = {1}
   for i = 1, n do
@@ -95,10 +107,11 @@ local function admit(keys, args)
   return reply
 end
 
--- sluice_v1_settle: a finished request's real usage.
--- KEYS: n token-bucket keys, then (when budgeted) spend key, reservation hash and zset.
+-- sluice_v2_settle: a finished request's real usage.
+-- KEYS: n token-bucket keys, then for each of m budgets: spend key, reservation hash and
+--       zset.
 -- ARGV: n, then delta_1, cap_1, ... (tokens used minus tokens charged at admission; may be
---       negative), then (when budgeted) reservation_id, cost_usd, spend_ttl_s.
+--       negative), then m, reservation_id, cost_usd, then for each budget: spend_ttl_s.
 -- Reply: the number of buckets settled.
 local function settle(keys, args)
   local n = tonumber(args[1])
@@ -109,18 +122,19 @@ local function settle(keys, args)
     bucket_store(keys[i], math.min(cap, level - delta), cap, now)
   end
   local b = 2 * n + 2
-  if #keys > n then
-    local spend_key, hkey, zkey = keys[n + 1], keys[n + 2], keys[n + 3]
-    local id, cost = args[b], tonumber(args[b + 1])
-    redis.call('HDEL', hkey, id)
-    redis.call('ZREM', zkey, id)
+  local m = tonumber(args[b]) or 0
+  local id, cost = args[b + 1], tonumber(args[b + 2])
+  for j = 1, m do
+    local k = n + 3 * (j - 1)
+    redis.call('HDEL', keys[k + 2], id)
+    redis.call('ZREM', keys[k + 3], id)
     if cost > 0 then
-      redis.call('INCRBYFLOAT', spend_key, string.format('%.9f', cost))
-      redis.call('EXPIRE', spend_key, tonumber(args[b + 2]))
+      redis.call('INCRBYFLOAT', keys[k + 1], string.format('%.9f', cost))
+      redis.call('EXPIRE', keys[k + 1], tonumber(args[b + 2 + j]))
     end
   end
   return n
 end
 
-redis.register_function('sluice_v1_admit', admit)
-redis.register_function('sluice_v1_settle', settle)
+redis.register_function('sluice_v2_admit', admit)
+redis.register_function('sluice_v2_settle', settle)
