@@ -443,6 +443,21 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
             "{spend}: {v}"
         );
     }
+    // A server spend below the replica's seed (its own log knew more) is raised to it.
+    let _: () = ::redis::cmd("SET")
+        .arg("s3")
+        .arg("0.1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let r: Vec<String> = admit(
+        vec!["s3", "h3", "z3"],
+        s(&["0", "1", "q3", "60000", "0.1", "0.45", "0.4", "86400"]),
+    )
+    .query_async(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(r, ["0", "budget", "1", "0.400000", "0.000000"]);
     let left: Vec<String> = ::redis::cmd("HKEYS")
         .arg("h2")
         .query_async(&mut c)

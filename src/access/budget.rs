@@ -72,7 +72,12 @@ impl Reservations {
     ) -> Result<Reservation, ApiError> {
         let mut g = lock(&self.by_key);
         let mut key_ids = Vec::new();
-        for (key_id, budget) in principal.budgets() {
+        // A remote-only budget is not asked for a request that may cost it nothing (it goes to
+        // local deployments), as on the coordinator: local requests stay allowed past it.
+        let asked = principal
+            .budgets()
+            .filter(|(_, b)| !(b.remote_only && usd <= 0.0));
+        for (key_id, budget) in asked {
             let spent = spend.spent(key_id, budget, now_ms);
             let reserved = g.get(key_id).copied().unwrap_or(0.0);
             if spent + reserved + usd > budget.usd {

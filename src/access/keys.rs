@@ -147,6 +147,19 @@ impl KeyCache {
         found
     }
 
+    /// Each key's maker (`created_by`) by key id, for keys that have one: read once where
+    /// many chains are followed (loading spend).
+    pub fn makers(&self) -> std::collections::HashMap<String, String> {
+        let guard = match self.keys.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        guard
+            .iter()
+            .filter_map(|(_, k)| Some((k.id.clone(), k.spec.created_by.clone()?)))
+            .collect()
+    }
+
     /// `f` of the settings of the key with id `id`, read in place (key ids are not secret:
     /// no constant time). Linear in the keys held.
     pub fn with_spec<T>(&self, id: &str, f: impl FnOnce(&KeySpec) -> T) -> Option<T> {

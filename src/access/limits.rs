@@ -207,6 +207,18 @@ impl Limits {
         Ok(Some(status))
     }
 
+    /// Gives back what [`Limits::check`] charged `scope` (one request, `tokens` tokens) when a
+    /// later scope of the same request refused it: admission is all or nothing, as on the
+    /// coordinator.
+    pub fn refund(&self, scope: &str, rpm: Option<u32>, tpm: Option<u32>, tokens: u64) {
+        if let Some(rpm) = rpm {
+            lock(&bucket(&self.requests, scope, rpm)).settle(-1.0);
+        }
+        if let Some(tpm) = tpm {
+            lock(&bucket(&self.tokens, scope, tpm)).settle(-(tokens.max(1) as f64));
+        }
+    }
+
     /// Settles `scope`'s token limit after the call: `estimated` tokens were taken at
     /// admission, `actual` (prompt + completion) were used; the difference is charged (even
     /// into debt) or given back. Never refuses. `tpm` only sizes a bucket the scope does not
@@ -309,6 +321,16 @@ mod tests {
         // Other scopes are independent.
         assert!(l.check("key:b", Some(3), None, 0).is_ok());
         assert_eq!(l.check("key:a", None, None, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn a_refund_gives_back_one_request_and_its_tokens() {
+        let l = Limits::default();
+        let s = l.check("key:a", Some(2), Some(100), 40).unwrap().unwrap();
+        assert_eq!((s.remaining_requests, s.remaining_tokens), (1, 60));
+        l.refund("key:a", Some(2), Some(100), 40);
+        let s = l.check("key:a", Some(2), Some(100), 40).unwrap().unwrap();
+        assert_eq!((s.remaining_requests, s.remaining_tokens), (1, 60));
     }
 
     #[test]

@@ -301,7 +301,8 @@ impl Access {
                 cache
                     .reload(&mut *store)
                     .map_err(|e| format!("keys {where_}: {e}"))?;
-                let chain = |id: &str| creators_of(&config_keys, &cache, id);
+                let makers = cache.makers();
+                let chain = |id: &str| creators_of(&config_keys, &makers, id);
                 spend
                     .load(&mut *store, now_unix() * 1000, &chain)
                     .map_err(|e| format!("spend {where_}: {e}"))?;
@@ -335,7 +336,8 @@ impl Access {
                         if let Err(e) = cache.reload(&mut **s) {
                             tracing::warn!(error = %e, "key reload failed; keeping the keys loaded before");
                         }
-                        let chain = |id: &str| creators_of(&config_keys, &cache, id);
+                        let makers = cache.makers();
+                        let chain = |id: &str| creators_of(&config_keys, &makers, id);
                         if shared
                             && let Err(e) = spend.load(&mut **s, now_unix() * 1000, &chain)
                         {
@@ -467,7 +469,9 @@ impl Access {
         self.local_limits(principal, model, prompt_tokens)
     }
 
-    /// This replica's key and model rate limits (in-process), charging `prompt_tokens`.
+    /// This replica's rate limits (in-process) of the caller's key, of the keys up its
+    /// creator chain and of the model, charging `prompt_tokens`: all or nothing (a scope
+    /// that refuses gives back what the ones before it charged).
     ///
     /// Errors: 429 `rate_limit_exceeded` (with headers).
     pub fn local_limits(
@@ -476,24 +480,31 @@ impl Access {
         model: &str,
         prompt_tokens: u64,
     ) -> Result<Vec<(&'static str, String)>, Rejection> {
+        let keys = principal
+            .rate_scopes()
+            .map(|(id, rpm, tpm)| (format!("key:{id}"), rpm, tpm));
+        let models = self.model_scopes(model).into_iter().filter_map(|scope| {
+            let l = self.limits_by_model.get(scope)?;
+            Some((format!("model:{scope}"), l.rpm, l.tpm))
+        });
         let mut headers = Vec::new();
-        for (id, rpm, tpm) in principal.rate_scopes() {
-            if let Some(st) = self
-                .limits
-                .check(&format!("key:{id}"), rpm, tpm, prompt_tokens)?
-                && headers.is_empty()
-            {
-                headers = st.headers();
-            }
-        }
-        for scope in self.model_scopes(model) {
-            if let Some(l) = self.limits_by_model.get(scope)
-                && let Some(st) =
-                    self.limits
-                        .check(&format!("model:{scope}"), l.rpm, l.tpm, prompt_tokens)?
-                && headers.is_empty()
-            {
-                headers = st.headers();
+        let mut charged: Vec<(String, Option<u32>, Option<u32>)> = Vec::new();
+        for (scope, rpm, tpm) in keys.chain(models) {
+            match self.limits.check(&scope, rpm, tpm, prompt_tokens) {
+                Ok(status) => {
+                    if let Some(st) = status
+                        && headers.is_empty()
+                    {
+                        headers = st.headers();
+                    }
+                    charged.push((scope, rpm, tpm));
+                }
+                Err(rejection) => {
+                    for (scope, rpm, tpm) in &charged {
+                        self.limits.refund(scope, *rpm, *tpm, prompt_tokens);
+                    }
+                    return Err(rejection);
+                }
             }
         }
         Ok(headers)
@@ -559,16 +570,22 @@ impl Access {
 }
 
 /// The ids up key `id`'s `created_by` chain, its maker first (`master` and keys no longer
-/// known end it; at most [`MAX_CREATOR_DEPTH`]): the keys whose spend its cost counts on.
-fn creators_of(keys: &ConfigKeys, db: &KeyCache, id: &str) -> Vec<String> {
+/// known end it; at most [`MAX_CREATOR_DEPTH`]; a loop ends at the first repeat): the keys
+/// whose spend its cost counts on. `makers` maps database key ids to their maker
+/// ([`KeyCache::makers`]).
+fn creators_of(
+    keys: &ConfigKeys,
+    makers: &std::collections::HashMap<String, String>,
+    id: &str,
+) -> Vec<String> {
     let made_by = |id: &str| match id.strip_prefix("cfg:") {
         Some(name) => keys.by_name(name).and_then(|s| s.created_by.clone()),
-        None => db.with_spec(id, |s| s.created_by.clone()).flatten(),
+        None => makers.get(id).cloned(),
     };
     let mut chain = Vec::new();
     let mut creator = made_by(id);
     while let Some(c) = creator.filter(|c| c != "master") {
-        if chain.len() == MAX_CREATOR_DEPTH || chain.contains(&c) {
+        if chain.len() == MAX_CREATOR_DEPTH || c == id || chain.contains(&c) {
             break;
         }
         creator = made_by(&c);

@@ -15,7 +15,8 @@
 -- several budgets (its key's and those of the keys up its creator chain): it reserves on all
 -- of them or none, and its cost is added to each.
 --
--- v2 (from v1): any number of budgets per call; a budget refusal names which one.
+-- v2 (from v1): any number of budgets per call; a budget refusal names which one; a spend
+-- below the replica's seed is raised to it.
 
 local function now_us()
   local t = redis.call('TIME')
@@ -87,6 +88,13 @@ local function admit(keys, args)
     local budget, seed, spend_ttl = tonumber(args[a]), args[a + 1], tonumber(args[a + 2])
     redis.call('SET', keys[k + 1], seed, 'NX', 'EX', spend_ttl)
     local spent = tonumber(redis.call('GET', keys[k + 1]))
+    if spent < tonumber(seed) then
+      -- The replica knows of more spend than the server (its own log: requests decided
+      -- while the server was away, or a maker's total before v2 counted its keys' spend on
+      -- it): the larger of the two holds; neither counts a request twice.
+      redis.call('SET', keys[k + 1], seed, 'KEEPTTL')
+      spent = tonumber(seed)
+    end
     local reserved = live_reserved(keys[k + 2], keys[k + 3], now_ms)
     if spent + reserved + usd > budget then
       return {0, 'budget', j, string.format('%.6f', spent), string.format('%.6f', reserved)}
