@@ -4,8 +4,13 @@
 //! the request log. Mocks hang after their first event, so only the grace period's end can
 //! finish these requests.
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+#[path = "support/replica.rs"]
+mod replica;
 mod support;
 
+use replica::Replica;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -204,4 +209,70 @@ async fn work_whose_client_left_ends_within_the_grace_period_with_its_row() {
             false
         )]
     );
+}
+
+/// Streams whose clients stopped reading (their sockets full, so no error event can be
+/// written) still have their rows when the `sluice serve` process exits: once the grace period
+/// and the time to write are over, the connections are dropped and each stream records how it
+/// ended (shut down) before the log is drained. Four streams, so both request threads of the
+/// default `per_core` runtime on two cores are likely to hold one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_whose_clients_stopped_reading_keep_their_rows_when_the_process_exits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // 600 chunks of 16 KB each: more than every socket buffer on the way can hold.
+    let big = sse(&chunk(json!({"content": "x".repeat(16_000)}), Value::Null));
+    let mock = Mock::start(move |_| {
+        let gone = Arc::new(Mutex::new(Some(tokio::sync::oneshot::channel().0)));
+        MockReply::SseThenHang(vec![big.clone(); 600], gone)
+    })
+    .await;
+    let yaml = format!(
+        "server:\n  shutdown_grace_ms: 200\ndeployments:\n  - name: up\n    provider: openai\n    base_url: {}\n    model: upstream-model\nmodels:\n  - name: default\n    deployments: [up]\nlog:\n  path: ${{SLUICE_TEST_DB}}\n  prompts: full\n",
+        mock.url("/v1")
+    );
+    let mut r = Replica::start(&yaml, &[]);
+    let addr = r.base.trim_start_matches("http://").to_string();
+    let body = json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]})
+        .to_string();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut c = socket.connect(addr.parse().unwrap()).await.unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        // The answer has begun (status line and headers); then this client reads no more.
+        let mut first = [0u8; 12];
+        c.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        clients.push(c);
+    }
+    calls_reach(&mock, 4).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = r.stop();
+        (status, r)
+    })
+    .await
+    .unwrap();
+    let (status, r) = status;
+    assert!(status.is_some_and(|s| s.success()), "{}", r.stderr());
+    let c = Connection::open(&r.db).unwrap();
+    let mut st = c
+        .prepare("SELECT status, error_type, stream FROM requests ORDER BY id")
+        .unwrap();
+    let rows: Vec<(i64, String, bool)> = st
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(503, "server_error".to_string(), true); 4],
+        "{}",
+        r.stderr()
+    );
+    drop(clients);
 }

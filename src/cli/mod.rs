@@ -16,6 +16,7 @@ use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// `sluice --version`: the package version and the commit it was built from (`build.rs`;
 /// `unknown` when built outside a git checkout without `SLUICE_COMMIT`).
@@ -242,7 +243,9 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let mut ended = None;
+    let ended_at = &mut ended;
+    let code = runtime.block_on(async move {
         if let Err(e) = coordination::at_serve(&cfg).await {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -286,6 +289,8 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         );
         println!("{}", crate::http::local::mode_notice(&gateway.config));
         crate::http::reload::watch(live.clone());
+        let grace = Duration::from_millis(gateway.config.server.shutdown_grace_ms);
+        *ended_at = Some((gateway.recorder().clone(), grace));
         match runtime::serve(listeners, live).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -293,5 +298,32 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    if let Some((recorder, grace)) = ended {
+        // The request threads' runtimes are gone by now. Shutting this one down drops the
+        // connections still open on it, and with them each stream still running (its client
+        // stopped reading, so it could not be told the end): each records its row then. The
+        // log is drained once more before the process exits.
+        runtime.shutdown_timeout(grace);
+        drain_log(&recorder, grace);
+    }
+    code
+}
+
+/// Waits (at most `grace`, at least 1 s) until every row handed to the request log is
+/// committed or spilled, on a runtime of its own (the serving runtimes are gone).
+fn drain_log(recorder: &crate::gateway::record::Recorder, grace: Duration) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    else {
+        return;
+    };
+    let within = grace.max(Duration::from_secs(1));
+    if rt
+        .block_on(async { tokio::time::timeout(within, recorder.flush()).await })
+        .is_err()
+    {
+        tracing::error!("request log not drained within the grace period; exiting anyway");
+    }
 }

@@ -56,6 +56,11 @@ impl Closing {
         self.0.cancel();
     }
 
+    /// Whether closing has begun ([`Closing::begin`]).
+    pub fn has_begun(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
     /// Counts a request as open until the returned handle (and every clone) is dropped; the
     /// gateway holds it until the request's row is recorded (streams: until they end), also
     /// when its client has gone and the work finishes on its own.

@@ -3,7 +3,7 @@
 
 use super::record::RequestRecord;
 use super::route::InflightGuard;
-use super::stream::{OnFinish, StreamOutcome, apply_stream_outcome};
+use super::stream::{OnFinish, StreamEnd, StreamOutcome, apply_stream_outcome};
 use super::{Gateway, RequestContext};
 use crate::access::coord::Ticket;
 use crate::api::summary::ResponseSummary;
@@ -39,7 +39,13 @@ impl Gateway {
         let estimated = ctx.prompt_tokens(body);
         let client_gone = ctx.client_gone.clone();
         let open = ctx.open.clone();
-        Box::new(move |out: StreamOutcome| {
+        let closing = self.closing.clone();
+        Box::new(move |mut out: StreamOutcome| {
+            if matches!(out.end, StreamEnd::ClientGone) && closing.has_begun() {
+                // Dropped with its connection at shutdown (a client that stopped reading
+                // cannot be sent the error event): Sluice ended it, not the client.
+                out.end = StreamEnd::Failed(super::closing::shutting_down());
+            }
             drop(guard);
             recorder.metrics().open_streams.dec();
             let mut r = base;

@@ -233,7 +233,7 @@ pub async fn run_live(
         if !closing.until_none_open(CLOSING_WRITE).await {
             tracing::warn!(
                 open = closing.open(),
-                "requests still open after the shutdown grace period (a client that stopped reading); their rows may be missing"
+                "requests still open after the shutdown grace period (a client that stopped reading); they end, with their rows, when their connections are dropped at exit"
             );
         }
     }
