@@ -37,7 +37,7 @@ fn config(mock: &Mock, redis: &str, prefix: &str, on_unavailable: &str) -> Strin
         "server:\n  master_key: {MASTER}\n  config_poll_ms: 0\nlog:\n  path: ${{SLUICE_TEST_DB}}\n\
 deployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    price: {{input: 100, output: 100}}\n\
 models:\n  - name: default\n    deployments: [paid]\n\
-keys:\n  - name: rpm30\n    key: sk-rpm30\n    rpm: 30\n  - name: rpm2\n    key: sk-rpm2\n    rpm: 2\n  - name: capped\n    key: sk-capped\n    budget: {{usd: 0.10, period: day}}\n  - name: lead\n    key: sk-lead\n    admin: true\n    budget: {{usd: 0.10, period: day}}\n\
+keys:\n  - name: rpm30\n    key: sk-rpm30\n    rpm: 30\n  - name: rpm2\n    key: sk-rpm2\n    rpm: 2\n  - name: capped\n    key: sk-capped\n    budget: {{usd: 0.10, period: day}}\n  - name: lead\n    key: sk-lead\n    admin: true\n    budget: {{usd: 0.10, period: day}}\n  - name: rpm-lead\n    key: sk-rpm-lead\n    admin: true\n    rpm: 2\n\
 coordination:\n  redis:\n    url: {redis}\n    prefix: {prefix}\n    probe_interval_ms: 100\n    timeout_ms: 2000\n    on_unavailable: {on_unavailable}\n",
         mock.url("/v1")
     )
@@ -581,6 +581,29 @@ async fn keys_made_by_a_key_share_its_budget_on_the_coordinator() {
             })
         }),
         "{out:?}"
+    );
+    // Rate limits too: the maker allows 2 requests per minute, and so does each child.
+    let mut rpm_children = Vec::new();
+    for name in ["r1", "r2"] {
+        let made = client()
+            .post(r.url("/admin/keys"))
+            .bearer_auth("sk-rpm-lead")
+            .json(&json!({"name":name,"rpm":2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), 201);
+        let v: Value = made.json().await.unwrap();
+        rpm_children.push(v["secret"].as_str().unwrap().to_string());
+    }
+    assert_eq!(chat(&r.base, &rpm_children[0]).await.0, 200);
+    assert_eq!(chat(&r.base, &rpm_children[1]).await.0, 200);
+    let (status, retry, v) = chat(&r.base, &rpm_children[1]).await;
+    assert_eq!((status, retry.is_some()), (429, true));
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Rate limit reached for key:cfg:rpm-lead: 2 requests per minute."),
+        "{msg}"
     );
 }
 
