@@ -356,6 +356,26 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
         .await
         .unwrap();
     assert_eq!(r, ["1", "4.000", "0.000"]);
+    // The limit of `a` changes from 5 to 8 (a reload): the 1 used stays used (7 left, not a
+    // fresh 8), and back to 5 leaves 1 (5 − 4 used), never more than the new limit.
+    let r: Vec<String> = admit(vec!["a"], s(&["1", "3", "8"]))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(r[0], "1");
+    let left: f64 = r[1].parse().unwrap();
+    assert!((4.0..4.01).contains(&left), "{r:?}");
+    let r: Vec<String> = admit(vec!["a"], s(&["1", "1", "5"]))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let left: f64 = r[1].parse().unwrap();
+    assert!((0.0..0.01).contains(&left), "{r:?}");
+    let r: Vec<String> = admit(vec!["a"], s(&["1", "1", "5"]))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!((r[0].as_str(), r[1].as_str()), ("0", "rate"), "{r:?}");
     // Budget 1.0: a 0.8 reservation with a 300 ms lifetime blocks a second one until it
     // expires (its replica died: never settled).
     let budget = |id: &str, ttl_ms: &str| {

@@ -211,7 +211,7 @@ impl Access {
                 let headers = status_headers(&buckets, &levels);
                 let token_buckets = buckets
                     .iter()
-                    .filter(|(k, _, _)| k.contains(":tokens:"))
+                    .filter(|(k, _, _)| k.ends_with(":tokens"))
                     .map(|(k, _, cap)| (k.clone(), *cap))
                     .collect();
                 Ok(Some(Ticket::Shared(SharedTicket {
@@ -408,7 +408,7 @@ fn buckets(
     let mut out = Vec::new();
     for s in scopes {
         if let Some(rpm) = s.rpm {
-            out.push((coord.bucket_key(&s.name, "requests", rpm), 1, rpm));
+            out.push((coord.bucket_key(&s.name, "requests"), 1, rpm));
         }
         if let Some(tpm) = s.tpm {
             if tokens > u64::from(tpm) {
@@ -419,7 +419,7 @@ fn buckets(
                     Duration::from_secs(60),
                 ));
             }
-            out.push((coord.bucket_key(&s.name, "tokens", tpm), tokens.max(1), tpm));
+            out.push((coord.bucket_key(&s.name, "tokens"), tokens.max(1), tpm));
         }
     }
     Ok(out)
@@ -439,7 +439,7 @@ fn status_headers(buckets: &[(String, u64, u32)], levels: &[f64]) -> Vec<(&'stat
         }
         let remaining = level.max(0.0).floor() as u32;
         let reset = super::limits::refill_time(*cap, remaining);
-        if key.contains(":tokens:") {
+        if key.ends_with(":tokens") {
             (st.limit_tokens, st.remaining_tokens, st.reset_tokens) =
                 (Some(*cap), remaining, reset);
         } else {
@@ -459,14 +459,14 @@ fn describe(
     let Some((key, _, cap)) = buckets.get(index) else {
         return ("-".into(), "requests", 0);
     };
-    let what = if key.contains(":tokens:") {
+    let what = if key.ends_with(":tokens") {
         "tokens"
     } else {
         "requests"
     };
     let scope = scopes
         .iter()
-        .find(|s| key.contains(&format!(":rl:{}:", s.name)))
+        .find(|s| key.ends_with(&format!(":rl:{}:{what}", s.name)))
         .map_or_else(|| "-".to_string(), |s| s.name.clone());
     (scope, what, *cap)
 }
@@ -498,9 +498,9 @@ mod tests {
     fn headers_come_from_the_first_scope() {
         let b = |k: &str, cap: u32| (k.to_string(), 1, cap);
         let buckets = [
-            b("p:rl:key:cfg:a:requests:30", 30),
-            b("p:rl:key:cfg:a:tokens:1000", 1000),
-            b("p:rl:model:default:requests:5", 5),
+            b("p:rl:key:cfg:a:requests", 30),
+            b("p:rl:key:cfg:a:tokens", 1000),
+            b("p:rl:model:default:requests", 5),
         ];
         let h = status_headers(&buckets, &[29.0, 940.5, 1.0]);
         let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());

@@ -253,10 +253,10 @@ impl RedisCoordinator {
         Err(e.to_string())
     }
 
-    /// Key of one scope's bucket: `PREFIX:rl:SCOPE:requests:LIMIT` or `…:tokens:LIMIT` (the
-    /// limit is in the name, so a changed limit starts a fresh bucket, as in-process).
-    pub fn bucket_key(&self, scope: &str, what: &str, limit: u32) -> String {
-        format!("{}:rl:{scope}:{what}:{limit}", self.config.prefix)
+    /// Key of one scope's bucket: `PREFIX:rl:SCOPE:requests` or `…:tokens`. The limit is not
+    /// in the name: a changed limit keeps what was used (the bucket holds its capacity).
+    pub fn bucket_key(&self, scope: &str, what: &str) -> String {
+        format!("{}:rl:{scope}:{what}", self.config.prefix)
     }
 
     /// Keys of a key's budget: spend this period (from `period_start_ms`), reservations.

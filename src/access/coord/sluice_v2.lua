@@ -4,9 +4,10 @@
 -- function names (sluice_v2, sluice_v2_admit, ...), so replicas of two releases can run side
 -- by side during a rolling upgrade, each calling its own version over the same keys.
 --
--- Buckets (rate limits): a hash {level, at}. A bucket of capacity `cap` per minute starts
--- full, refills continuously at cap per 60 s up to cap, and may go below zero (debt) when
--- settled usage exceeds the estimate. `at` is the server's clock (TIME) in microseconds, so
+-- Buckets (rate limits): a hash {level, at, cap}, one per scope. A bucket of capacity `cap`
+-- per minute starts full, refills continuously at cap per 60 s up to cap, and may go below
+-- zero (debt) when settled usage exceeds the estimate. When a call brings another `cap` (the
+-- limit was changed), what was used stays used. `at` is the server's clock (TIME) in microseconds, so
 -- replicas' clocks never matter.
 --
 -- Budgets: a string key holding the USD spent this period, and the reservations of requests
@@ -16,7 +17,8 @@
 -- of them or none, and its cost is added to each.
 --
 -- v2 (from v1): any number of budgets per call; a budget refusal names which one; a spend
--- below the replica's seed is raised to it.
+-- below the replica's seed is raised to it; a bucket is one per scope (its key no longer
+-- names the limit) and keeps what was used when the limit changes.
 
 local function now_us()
   local t = redis.call('TIME')
@@ -24,8 +26,8 @@ local function now_us()
 end
 
 local function bucket_level(key, cap, now)
-  local v = redis.call('HMGET', key, 'level', 'at')
-  local level, at = tonumber(v[1]), tonumber(v[2])
+  local v = redis.call('HMGET', key, 'level', 'at', 'cap')
+  local level, at, old = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
   if level == nil or at == nil then
     return cap
   end
@@ -33,11 +35,18 @@ local function bucket_level(key, cap, now)
   if elapsed < 0 then
     elapsed = 0
   end
+  if old ~= nil and old ~= cap then
+    -- The limit changed (a config reload): refill at the old rate up to now, then keep what
+    -- was used, so a lowered limit is not a fresh bucket and a debt stays a debt.
+    level = math.min(old, level + elapsed * old / 60000000)
+    return level + (cap - old)
+  end
   return math.min(cap, level + elapsed * cap / 60000000)
 end
 
 local function bucket_store(key, level, cap, now)
-  redis.call('HSET', key, 'level', string.format('%.6f', level), 'at', string.format('%d', now))
+  redis.call('HSET', key, 'level', string.format('%.6f', level), 'at', string.format('%d', now),
+    'cap', string.format('%d', cap))
   -- Once full again the bucket is the same as no bucket: let it expire then (plus a margin).
   local secs = math.ceil((cap - level) * 60 / cap) + 60
   redis.call('EXPIRE', key, secs)
