@@ -9,7 +9,7 @@
 //! This is the interface a shared coordinator replaces later: [`Reservations::reserve`] and
 //! the guard's drop.
 
-use crate::access::auth::Principal;
+use crate::access::auth::{Budget, Principal};
 use crate::access::keys::Spend;
 use crate::api::ApiError;
 use axum::http::StatusCode;
@@ -19,34 +19,47 @@ use std::sync::{Arc, Mutex};
 /// Completion tokens reserved when the request sets no `max_tokens`.
 pub const DEFAULT_RESERVED_OUTPUT_TOKENS: u64 = 4096;
 
+/// The most one request may cost, USD ([`crate::gateway::budget::max_cost`]): on any eligible
+/// deployment, and on remote ones only (what a `remote_only` budget counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MaxCost {
+    /// On any eligible deployment, local ones included.
+    pub usd: f64,
+    /// On eligible remote deployments only (0 when the request may only go local).
+    pub remote_usd: f64,
+}
+
+impl MaxCost {
+    /// What `budget` is asked to hold: `remote_usd` for a `remote_only` one, else `usd`.
+    pub fn for_budget(&self, budget: &Budget) -> f64 {
+        if budget.remote_only {
+            self.remote_usd
+        } else {
+            self.usd
+        }
+    }
+}
+
 /// USD reserved per key by requests in flight.
 #[derive(Debug, Default)]
 pub struct Reservations {
     by_key: Mutex<HashMap<String, f64>>,
 }
 
-/// A reservation held by one request, on each budget it counts against; released when
-/// dropped.
+/// A reservation held by one request on each budget it counts against (key id, USD);
+/// released when dropped.
 #[derive(Debug)]
 pub struct Reservation {
     from: Arc<Reservations>,
-    key_ids: Vec<String>,
-    usd: f64,
-}
-
-impl Reservation {
-    /// The reserved amount, USD (on each budget).
-    pub fn usd(&self) -> f64 {
-        self.usd
-    }
+    held: Vec<(String, f64)>,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut g = lock(&self.from.by_key);
-        for key_id in &self.key_ids {
+        for (key_id, usd) in &self.held {
             if let Some(v) = g.get_mut(key_id) {
-                *v -= self.usd;
+                *v -= usd;
                 if *v <= 1e-12 {
                     g.remove(key_id);
                 }
@@ -56,10 +69,12 @@ impl Drop for Reservation {
 }
 
 impl Reservations {
-    /// Reserves `usd` on every budget `principal` counts against ([`Principal::budgets`]: its
-    /// key's own, then its makers'), all or none: each must keep `spent + reserved + usd`
-    /// within its limit at `now_ms`. `spend` counts what each key and the keys it made
-    /// spent.
+    /// Reserves on every budget `principal` counts against ([`Principal::budgets`]: its key's
+    /// own, then its makers'), all or none, what that budget counts of `cost`
+    /// ([`MaxCost::for_budget`]): each must keep `spent + reserved + usd` within its limit at
+    /// `now_ms`. A `remote_only` budget is not asked when the request may cost it nothing (it
+    /// goes to local deployments: local requests stay allowed past it). `spend` counts what
+    /// each key and the keys it made spent.
     ///
     /// Errors: 429 `budget_exceeded` naming what is spent and reserved on the first budget
     /// without room (and its key, when it is a maker's), and its reset time.
@@ -67,17 +82,16 @@ impl Reservations {
         self: &Arc<Self>,
         spend: &Spend,
         principal: &Principal,
-        usd: f64,
+        cost: MaxCost,
         now_ms: i64,
     ) -> Result<Reservation, ApiError> {
         let mut g = lock(&self.by_key);
-        let mut key_ids = Vec::new();
-        // A remote-only budget is not asked for a request that may cost it nothing (it goes to
-        // local deployments), as on the coordinator: local requests stay allowed past it.
-        let asked = principal
-            .budgets()
-            .filter(|(_, b)| !(b.remote_only && usd <= 0.0));
-        for (key_id, budget) in asked {
+        let mut held = Vec::new();
+        for (key_id, budget) in principal.budgets() {
+            let usd = cost.for_budget(budget);
+            if budget.remote_only && usd <= 0.0 {
+                continue;
+            }
             let spent = spend.spent(key_id, budget, now_ms);
             let reserved = g.get(key_id).copied().unwrap_or(0.0);
             if spent + reserved + usd > budget.usd {
@@ -85,15 +99,14 @@ impl Reservations {
                 let e = exceeded(spent, reserved, usd, budget.usd, reset);
                 return Err(e.prefixed(&whose(principal, key_id)));
             }
-            key_ids.push(key_id.to_string());
+            held.push((key_id.to_string(), usd));
         }
-        for key_id in &key_ids {
+        for (key_id, usd) in &held {
             *g.entry(key_id.clone()).or_insert(0.0) += usd;
         }
         Ok(Reservation {
             from: self.clone(),
-            key_ids,
-            usd,
+            held,
         })
     }
 
@@ -149,13 +162,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::auth::{Budget, BudgetPeriod, CreatorLimits, KeySpec};
+    use crate::access::auth::{BudgetPeriod, CreatorLimits, KeySpec};
 
     fn budget(usd: f64) -> Budget {
         Budget {
             usd,
             period: BudgetPeriod::Day,
             remote_only: false,
+        }
+    }
+
+    /// A request that may cost `usd` on a remote deployment.
+    fn all(usd: f64) -> MaxCost {
+        MaxCost {
+            usd,
+            remote_usd: usd,
         }
     }
 
@@ -187,15 +208,15 @@ mod tests {
         let spend = Spend::default();
         let k = key("k", Some(1.0), &[]);
         let now = 1_795_946_400_000;
-        let a = r.reserve(&spend, &k, 0.6, now).unwrap();
-        let e = r.reserve(&spend, &k, 0.6, now).unwrap_err();
+        let a = r.reserve(&spend, &k, all(0.6), now).unwrap();
+        let e = r.reserve(&spend, &k, all(0.6), now).unwrap_err();
         assert_eq!(e.body.code, Some("budget_exceeded".into()));
         assert_eq!(r.reserved("k"), 0.6);
         spend.add(["k"], now, 0.5, true);
         drop(a);
         assert_eq!(r.reserved("k"), 0.0);
-        assert!(r.reserve(&spend, &k, 0.5, now).is_ok());
-        assert!(r.reserve(&spend, &k, 0.51, now).is_err());
+        assert!(r.reserve(&spend, &k, all(0.5), now).is_ok());
+        assert!(r.reserve(&spend, &k, all(0.51), now).is_err());
     }
 
     #[test]
@@ -206,9 +227,9 @@ mod tests {
         // Two children of `parent` (1.00 USD), each with a budget of its own of 0.80.
         let a = key("a", Some(0.8), &[("parent", 1.0)]);
         let b = key("b", Some(0.8), &[("parent", 1.0)]);
-        let held = r.reserve(&spend, &a, 0.7, now).unwrap();
+        let held = r.reserve(&spend, &a, all(0.7), now).unwrap();
         assert_eq!((r.reserved("a"), r.reserved("parent")), (0.7, 0.7));
-        let e = r.reserve(&spend, &b, 0.4, now).unwrap_err();
+        let e = r.reserve(&spend, &b, all(0.4), now).unwrap_err();
         assert!(
             e.body
                 .message
@@ -222,9 +243,34 @@ mod tests {
         assert_eq!((r.reserved("a"), r.reserved("parent")), (0.0, 0.0));
         // Spend of a child counts on its makers' budgets.
         spend.add(["a", "parent"], now, 0.7, true);
-        assert!(r.reserve(&spend, &b, 0.31, now).is_err());
-        let ok = r.reserve(&spend, &b, 0.3, now).unwrap();
+        assert!(r.reserve(&spend, &b, all(0.31), now).is_err());
+        let ok = r.reserve(&spend, &b, all(0.3), now).unwrap();
         assert_eq!((r.reserved("b"), r.reserved("parent")), (0.3, 0.3));
         drop(ok);
+    }
+
+    #[test]
+    fn each_budget_holds_what_it_counts_of_the_cost() {
+        let r = Arc::new(Reservations::default());
+        let spend = Spend::default();
+        let now = 1_795_946_400_000;
+        // A child with an all-spend budget under a maker whose remote-only budget is spent.
+        let mut k = key("k", Some(1.0), &[("maker", 1.0)]);
+        if let Some(b) = k.creator_limits[0].budget.as_mut() {
+            b.remote_only = true;
+        }
+        spend.add(["maker"], now, 1.5, true);
+        // A request that may only go local (priced 0.2 there) is asked of the child's budget
+        // only; one that may go remote is refused on the maker's.
+        let local = MaxCost {
+            usd: 0.2,
+            remote_usd: 0.0,
+        };
+        let held = r.reserve(&spend, &k, local, now).unwrap();
+        assert_eq!((r.reserved("k"), r.reserved("maker")), (0.2, 0.0));
+        drop(held);
+        let e = r.reserve(&spend, &k, all(0.2), now).unwrap_err();
+        assert!(e.body.message.contains("`maker`"), "{}", e.body.message);
+        assert_eq!((r.reserved("k"), r.reserved("maker")), (0.0, 0.0));
     }
 }

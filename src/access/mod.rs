@@ -512,21 +512,22 @@ impl Access {
 }
 
 impl Access {
-    /// Reserves `usd` (the most this request may cost) against every budget the caller
+    /// Reserves `cost` (the most this request may cost) against every budget the caller
     /// counts against (its key's and its makers', [`Principal::budgets`]), all or none;
     /// `None` when there is none. Drop the reservation after the real cost was recorded.
     ///
-    /// Errors: 429 `budget_exceeded` when spent + reserved + `usd` is over one of them.
+    /// Errors: 429 `budget_exceeded` when spent + reserved + its part of `cost` is over one
+    /// of them ([`budget::Reservations::reserve`]).
     pub fn reserve_local(
         &self,
         principal: &Principal,
-        usd: f64,
+        cost: budget::MaxCost,
     ) -> Result<Option<budget::Reservation>, ApiError> {
         if principal.budgets().next().is_none() {
             return Ok(None);
         }
         self.reservations
-            .reserve(&self.spend, principal, usd, now_unix() * 1000)
+            .reserve(&self.spend, principal, cost, now_unix() * 1000)
             .map(Some)
     }
 

@@ -6,7 +6,7 @@ use super::Gateway;
 use super::RequestContext;
 use super::route::Plan;
 use crate::access::auth::Principal;
-use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, unpriced};
+use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, MaxCost, unpriced};
 use crate::access::coord::Ticket;
 use crate::api::{ApiError, Endpoint, RequestBody};
 use crate::policy::Decision;
@@ -25,10 +25,10 @@ pub fn reserved_output_tokens(endpoint: Endpoint, body: &RequestBody) -> u64 {
         .saturating_mul(body.completions())
 }
 
-/// The most `body` (sent to `endpoint`) may cost on any eligible deployment of `plan`, USD:
-/// `prompt` (its estimated prompt tokens) + [`reserved_output_tokens`] at each one's price.
-/// Local deployments do not count when every budget is `remote_only`. 0 without a budget
-/// (the key's own or a maker's up its creator chain, [`Principal::budgets`]).
+/// The most `body` (sent to `endpoint`) may cost on the eligible deployments of `plan`, USD:
+/// `prompt` (its estimated prompt tokens) + [`reserved_output_tokens`] at each one's price;
+/// on any of them, and on remote ones only (what a `remote_only` budget counts). Zero without
+/// a budget (the key's own or a maker's up its creator chain, [`Principal::budgets`]).
 ///
 /// Errors: 429 `budget_unpriced` when the caller counts against a budget and an eligible
 /// deployment is remote with no known price.
@@ -38,23 +38,25 @@ pub fn max_cost(
     body: &RequestBody,
     prompt: u64,
     plan: &Plan,
-) -> Result<f64, ApiError> {
+) -> Result<MaxCost, ApiError> {
+    let mut most = MaxCost::default();
     if principal.budgets().next().is_none() {
-        return Ok(0.0);
+        return Ok(most);
     }
-    let remote_only = principal.budgets().all(|(_, b)| b.remote_only);
     let output = reserved_output_tokens(endpoint, body);
-    let mut most = 0.0_f64;
     for name in &plan.order {
         let Some(c) = plan.candidate(name) else {
             continue;
         };
-        if remote_only && c.attrs.hosting == Hosting::Local {
-            continue;
-        }
+        let remote = c.attrs.hosting == Hosting::Remote;
         match c.attrs.cost_usd(prompt, output) {
-            Some(usd) => most = most.max(usd),
-            None if c.attrs.hosting == Hosting::Remote => return Err(unpriced(name)),
+            Some(usd) => {
+                most.usd = most.usd.max(usd);
+                if remote {
+                    most.remote_usd = most.remote_usd.max(usd);
+                }
+            }
+            None if remote => return Err(unpriced(name)),
             None => {}
         }
     }
@@ -62,10 +64,11 @@ pub fn max_cost(
 }
 
 impl Gateway {
-    /// Reserves the planned request's most cost against the caller's budget (coordinated:
+    /// Reserves the planned request's most cost against the caller's budgets (coordinated:
     /// with the key and model rate limits, see [`crate::access::Access::reserve`]). When a
-    /// `remote_only` budget cannot hold it, the request is planned again for local
-    /// deployments only (`decision` and `plan` are replaced). A refusal becomes the plan's
+    /// budget cannot hold it and one of them is `remote_only`, the request is planned again
+    /// for local deployments only (`decision` and `plan` are replaced): those cost a
+    /// remote-only budget nothing, and each all-spend budget is asked again for their price. A refusal becomes the plan's
     /// error. Without a coordinator this never waits (see
     /// [`crate::access::Access::is_coordinated`]).
     pub(super) async fn reserve_budget(
@@ -80,9 +83,9 @@ impl Gateway {
         };
         let prompt = ctx.prompt_tokens(body);
         let reserved = match max_cost(&ctx.principal, ctx.endpoint, body, prompt, p) {
-            Ok(usd) => {
+            Ok(cost) => {
                 self.access
-                    .reserve(&ctx.principal, body.model(), prompt, usd)
+                    .reserve(&ctx.principal, body.model(), prompt, cost)
                     .await
             }
             Err(e) => Err(e),
@@ -91,9 +94,7 @@ impl Gateway {
             Ok(r) => return r,
             Err(e) => e,
         };
-        // Sent to local deployments instead only when every budget the key counts against is
-        // remote-only (then the one that refused is): an all-spend budget refuses outright.
-        let remote_only = ctx.principal.budgets().all(|(_, b)| b.remote_only);
+        let remote_only = ctx.principal.budgets().any(|(_, b)| b.remote_only);
         let over_budget = e.body.code == Some(serde_json::json!("budget_exceeded"));
         if !remote_only || !over_budget || ctx.principal.local_only.is_some() {
             *plan = Err(e);
@@ -105,9 +106,9 @@ impl Gateway {
             .as_ref()
             .map(|p| max_cost(&ctx.principal, ctx.endpoint, body, prompt, p))
         {
-            Ok(Ok(usd)) => {
+            Ok(Ok(cost)) => {
                 self.access
-                    .reserve(&ctx.principal, body.model(), prompt, usd)
+                    .reserve(&ctx.principal, body.model(), prompt, cost)
                     .await
             }
             Ok(Err(e)) => Err(e),

@@ -64,16 +64,17 @@ impl Gateway {
             };
             drop(stream_span);
             telemetry::record_outcome(&request_span, &r);
-            let (tokens, cost) = (
+            let (tokens, cost, remote) = (
                 r.usage.prompt_tokens + r.usage.completion_tokens,
                 r.cost_usd,
+                r.hosting.as_deref() == Some("remote"),
             );
             recorder.record_now(r);
             drop(open);
             // The real cost is in the spend now: give the reservation back (coordinated: the
             // server adds the cost and frees it).
             if let Some(t) = reservation {
-                t.finish(tokens, cost);
+                t.finish(tokens, cost, remote);
             }
         })
     }

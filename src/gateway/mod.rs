@@ -361,12 +361,12 @@ impl Gateway {
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
-                let cost = base.cost_usd;
+                let (cost, remote) = (base.cost_usd, base.hosting.as_deref() == Some("remote"));
                 if let Some(wait) = self.finish_record(&ctx, base) {
                     wait.await;
                 }
                 if let Some(t) = reservation {
-                    t.finish(usage.prompt_tokens + usage.completion_tokens, cost);
+                    t.finish(usage.prompt_tokens + usage.completion_tokens, cost, remote);
                 }
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.native = native.is_some();

@@ -18,7 +18,7 @@ pub mod redis;
 
 use super::Access;
 use super::auth::Principal;
-use super::budget::Reservation;
+use super::budget::{MaxCost, Reservation};
 use super::limits::Rejection;
 use crate::api::ApiError;
 use crate::config::{OnUnavailable, RateLimitConfig};
@@ -38,6 +38,11 @@ pub struct BudgetAsk {
     pub hash_key: String,
     /// Reservations: id → expiry, Unix ms (sorted set).
     pub zset_key: String,
+    /// What this request reserves on it, USD ([`MaxCost::for_budget`]).
+    pub usd: f64,
+    /// Whether it counts remote spend only (`remote_only`): a request served locally adds
+    /// nothing to it.
+    pub remote_only: bool,
     /// The budget, USD per period.
     pub budget_usd: f64,
     /// The end of its period, Unix ms (for the refusal's reset time).
@@ -56,7 +61,7 @@ pub struct Settlement {
     pub token_buckets: Vec<(String, u32)>,
     /// Tokens charged to each of them (the prompt estimate).
     pub charged_tokens: u64,
-    /// The budgets reserved on (the same amount on each), and the reservation's id.
+    /// The budgets reserved on, each with its amount.
     pub budgets: Vec<BudgetAsk>,
     /// The reservation's id on each budget (empty without budgets).
     pub reservation_id: String,
@@ -71,7 +76,7 @@ pub struct SharedTicket {
 }
 
 impl SharedTicket {
-    fn settle(&mut self, tokens: Option<u64>, cost_usd: f64) {
+    fn settle(&mut self, tokens: Option<u64>, cost_usd: f64, remote: bool) {
         let Some(s) = self.settlement.take() else {
             return;
         };
@@ -84,14 +89,14 @@ impl SharedTicket {
         let coord = self.coord.clone();
         rt.spawn(async move {
             let tokens = tokens.unwrap_or(s.charged_tokens);
-            coord.settle(&s, tokens, cost_usd).await;
+            coord.settle(&s, tokens, cost_usd, remote).await;
         });
     }
 }
 
 impl Drop for SharedTicket {
     fn drop(&mut self) {
-        self.settle(None, 0.0);
+        self.settle(None, 0.0, false);
     }
 }
 
@@ -114,13 +119,15 @@ impl Ticket {
         }
     }
 
-    /// Settles with the real usage: `tokens` (prompt + completion) and `cost_usd`. In-process
-    /// the reservation is given back (the cost is already in the spend); shared, the server
-    /// adds the cost to the spend, frees the reservation and corrects the token buckets.
-    pub fn finish(self, tokens: u64, cost_usd: Option<f64>) {
+    /// Settles with the real usage: `tokens` (prompt + completion) and `cost_usd`, spent on a
+    /// `remote` deployment or a local one. In-process the reservation is given back (the cost
+    /// is already in the spend); shared, the server adds the cost to the spend of each budget
+    /// that counts it (a `remote_only` one only when `remote`), frees the reservation and
+    /// corrects the token buckets.
+    pub fn finish(self, tokens: u64, cost_usd: Option<f64>, remote: bool) {
         match self {
             Ticket::Local(r) => drop(r),
-            Ticket::Shared(mut t) => t.settle(Some(tokens), cost_usd.unwrap_or(0.0)),
+            Ticket::Shared(mut t) => t.settle(Some(tokens), cost_usd.unwrap_or(0.0), remote),
         }
     }
 }
@@ -186,15 +193,15 @@ impl Access {
         principal: &Principal,
         model: &str,
         prompt_tokens: u64,
-        usd: f64,
+        cost: MaxCost,
     ) -> Result<Option<Ticket>, ApiError> {
         let Some(coord) = &self.coordinator else {
             return self
-                .reserve_local(principal, usd)
+                .reserve_local(principal, cost)
                 .map(|r| r.map(Ticket::Local));
         };
         let scopes = self.request_scopes(principal, model);
-        let budgets = self.budget_asks(coord, principal, usd);
+        let budgets = self.budget_asks(coord, principal, cost);
         let reservation_id = if budgets.is_empty() {
             String::new()
         } else {
@@ -205,7 +212,7 @@ impl Access {
         }
         let buckets = buckets(coord, &scopes, prompt_tokens).map_err(into_error)?;
         // Boxed: the Redis round trip's future is large, and only coordinated requests take it.
-        let answer = Box::pin(coord.admit(&buckets, &budgets, usd, &reservation_id)).await;
+        let answer = Box::pin(coord.admit(&buckets, &budgets, &reservation_id)).await;
         match answer {
             Ok(redis::Answer::Admitted(levels)) => {
                 let headers = status_headers(&buckets, &levels);
@@ -243,14 +250,14 @@ impl Access {
                 let e = super::budget::exceeded(
                     spent,
                     reserved,
-                    usd,
+                    b.map_or(0.0, |b| b.usd),
                     b.map_or(0.0, |b| b.budget_usd),
                     b.map_or(0, |b| b.period_end_ms),
                 );
                 let whose = b.map(|b| super::budget::whose(principal, &b.key_id));
                 Err(e.prefixed(whose.as_deref().unwrap_or_default()))
             }
-            Err(_) => self.on_unavailable(coord, principal, model, prompt_tokens, usd),
+            Err(_) => self.on_unavailable(coord, principal, model, prompt_tokens, cost),
         }
     }
 
@@ -261,7 +268,7 @@ impl Access {
         principal: &Principal,
         model: &str,
         prompt_tokens: u64,
-        usd: f64,
+        cost: MaxCost,
     ) -> Result<Option<Ticket>, ApiError> {
         let d = coord.config.on_unavailable;
         coord.count_decision(d);
@@ -271,7 +278,7 @@ impl Access {
             OnUnavailable::Local => {
                 self.local_limits(principal, model, prompt_tokens)
                     .map_err(into_error)?;
-                self.reserve_local(principal, usd)
+                self.reserve_local(principal, cost)
                     .map(|r| r.map(Ticket::Local))
             }
         }
@@ -304,7 +311,7 @@ impl Access {
         if buckets.is_empty() {
             return Ok(());
         }
-        match coord.admit(&buckets, &[], 0.0, "").await {
+        match coord.admit(&buckets, &[], "").await {
             Ok(redis::Answer::Admitted(_)) | Ok(redis::Answer::Budget { .. }) => Ok(()),
             Ok(redis::Answer::Rate { index, wait_ms }) => {
                 let (scope, what, limit) = describe(&scopes, &buckets, index);
@@ -355,20 +362,21 @@ impl Access {
         out
     }
 
-    /// The budgets a request that may cost `usd` reserves on: the caller's and its makers'
-    /// ([`Principal::budgets`]). A remote-only budget is left out when `usd` is 0 (the
-    /// request goes to local deployments: it reserves nothing there and is not checked, so
-    /// local requests stay allowed past it).
+    /// The budgets a request that may cost `cost` reserves on, each with its part
+    /// ([`MaxCost::for_budget`]): the caller's and its makers' ([`Principal::budgets`]). A
+    /// remote-only budget is left out when its part is 0 (the request goes to local
+    /// deployments: it reserves nothing there and is not checked, so local requests stay
+    /// allowed past it).
     fn budget_asks(
         &self,
         coord: &RedisCoordinator,
         principal: &Principal,
-        usd: f64,
+        cost: MaxCost,
     ) -> Vec<BudgetAsk> {
         let now = now_ms();
         principal
             .budgets()
-            .filter(|(_, b)| !(b.remote_only && usd <= 0.0))
+            .filter(|(_, b)| !(b.remote_only && cost.for_budget(b) <= 0.0))
             .map(|(id, b)| {
                 let (start, end) = super::keys::period_bounds(b.period, now);
                 let [spend_key, hash_key, zset_key] = coord.budget_keys(id, start);
@@ -377,6 +385,8 @@ impl Access {
                     spend_key,
                     hash_key,
                     zset_key,
+                    usd: cost.for_budget(b),
+                    remote_only: b.remote_only,
                     budget_usd: b.usd,
                     period_end_ms: end,
                     seed_spent: self.spend.spent(id, b, now),

@@ -164,13 +164,12 @@ impl RedisCoordinator {
     }
 
     /// Runs `sluice_v2_admit` over `scopes` (each charged `cost`) and `budgets` (each
-    /// reserving `usd` under `reservation_id`). `Err` when the server could not be asked
+    /// reserving its `usd` under `reservation_id`). `Err` when the server could not be asked
     /// (down, timeout, error): the caller applies `on_unavailable`.
     pub async fn admit(
         &self,
         scopes: &[(String, u64, u32)],
         budgets: &[BudgetAsk],
-        usd: f64,
         reservation_id: &str,
     ) -> Result<Answer, String> {
         if !self.is_up() {
@@ -190,10 +189,10 @@ impl RedisCoordinator {
         }
         cmd.arg(budgets.len())
             .arg(reservation_id)
-            .arg(self.config.reservation_ttl_s * 1000)
-            .arg(format!("{usd:.9}"));
+            .arg(self.config.reservation_ttl_s * 1000);
         for b in budgets {
-            cmd.arg(format!("{:.9}", b.budget_usd))
+            cmd.arg(format!("{:.9}", b.usd))
+                .arg(format!("{:.9}", b.budget_usd))
                 .arg(format!("{:.9}", b.seed_spent))
                 .arg(b.spend_ttl_s);
         }
@@ -201,9 +200,10 @@ impl RedisCoordinator {
         parse_admit(&reply)
     }
 
-    /// Runs `sluice_v2_settle` for a finished request. Errors are logged: an unsettled
-    /// reservation expires after `reservation_ttl_s`.
-    pub async fn settle(&self, t: &Settlement, actual_tokens: u64, cost_usd: f64) {
+    /// Runs `sluice_v2_settle` for a finished request that cost `cost_usd` on a `remote`
+    /// deployment or a local one (a remote-only budget adds only a remote cost). Errors are
+    /// logged: an unsettled reservation expires after `reservation_ttl_s`.
+    pub async fn settle(&self, t: &Settlement, actual_tokens: u64, cost_usd: f64, remote: bool) {
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(SETTLE)
             .arg(t.token_buckets.len() + 3 * t.budgets.len());
@@ -218,11 +218,14 @@ impl RedisCoordinator {
         for (_, cap) in &t.token_buckets {
             cmd.arg(delta).arg(*cap);
         }
-        cmd.arg(t.budgets.len())
-            .arg(&t.reservation_id)
-            .arg(format!("{:.9}", cost_usd.max(0.0)));
+        cmd.arg(t.budgets.len()).arg(&t.reservation_id);
         for b in &t.budgets {
-            cmd.arg(b.spend_ttl_s);
+            let counted = if b.remote_only && !remote {
+                0.0
+            } else {
+                cost_usd.max(0.0)
+            };
+            cmd.arg(format!("{counted:.9}")).arg(b.spend_ttl_s);
         }
         if let Err(e) = self.call::<i64>(&cmd).await {
             tracing::warn!(error = %e, "coordinator settle failed; the reservation expires on its own");

@@ -16,7 +16,8 @@
 -- several budgets (its key's and those of the keys up its creator chain): it reserves on all
 -- of them or none, and its cost is added to each.
 --
--- v2 (from v1): any number of budgets per call; a budget refusal names which one; a spend
+-- v2 (from v1): any number of budgets per call, each with its own amount (a remote-only
+-- budget counts remote cost only); a budget refusal names which one; a spend
 -- below the replica's seed is raised to it; a bucket is one per scope (its key no longer
 -- names the limit) and keeps what was used when the limit changes.
 
@@ -70,11 +71,11 @@ end
 -- KEYS: n bucket keys, then for each of m budgets: spend key, reservation hash, reservation
 --       zset.
 -- ARGV: n, then cost_1, cap_1, ..., cost_n, cap_n, then m, reservation_id,
---       reservation_ttl_ms, usd, then for each budget: budget_usd, seed_spent_usd,
---       spend_ttl_s.
+--       reservation_ttl_ms, then for each budget: usd (what it reserves), budget_usd,
+--       seed_spent_usd, spend_ttl_s.
 -- Reply: {1, level_1, ..., level_n} (levels after charging, as strings)
 --     or {0, 'rate', i, wait_ms}: bucket i (1-based) lacks the cost; it is there in wait_ms
---     or {0, 'budget', j, spent, reserved}: budget j (1-based) cannot hold usd (USD, as
+--     or {0, 'budget', j, spent, reserved}: budget j (1-based) cannot hold its usd (USD, as
 --        strings).
 local function admit(keys, args)
   local n = tonumber(args[1])
@@ -90,12 +91,12 @@ local function admit(keys, args)
   end
   local b = 2 * n + 2
   local m = tonumber(args[b]) or 0
-  local id, ttl_ms, usd = args[b + 1], tonumber(args[b + 2]), tonumber(args[b + 3])
+  local id, ttl_ms = args[b + 1], tonumber(args[b + 2])
   local now_ms = math.floor(now / 1000)
   for j = 1, m do
-    local k, a = n + 3 * (j - 1), b + 4 + 3 * (j - 1)
-    local budget, seed, spend_ttl = tonumber(args[a]), args[a + 1], tonumber(args[a + 2])
-    redis.call('SET', keys[k + 1], seed, 'NX', 'EX', spend_ttl)
+    local k, a = n + 3 * (j - 1), b + 3 + 4 * (j - 1)
+    local usd, budget, seed = tonumber(args[a]), tonumber(args[a + 1]), args[a + 2]
+    redis.call('SET', keys[k + 1], seed, 'NX', 'EX', tonumber(args[a + 3]))
     local spent = tonumber(redis.call('GET', keys[k + 1]))
     if spent < tonumber(seed) then
       -- The replica knows of more spend than the server (its own log: requests decided
@@ -110,8 +111,8 @@ local function admit(keys, args)
     end
   end
   for j = 1, m do
-    local k = n + 3 * (j - 1)
-    redis.call('HSET', keys[k + 2], id, string.format('%.9f', usd))
+    local k, a = n + 3 * (j - 1), b + 3 + 4 * (j - 1)
+    redis.call('HSET', keys[k + 2], id, string.format('%.9f', tonumber(args[a])))
     redis.call('ZADD', keys[k + 3], now_ms + ttl_ms, id)
     redis.call('PEXPIRE', keys[k + 2], ttl_ms + 60000)
     redis.call('PEXPIRE', keys[k + 3], ttl_ms + 60000)
@@ -128,7 +129,8 @@ end
 -- KEYS: n token-bucket keys, then for each of m budgets: spend key, reservation hash and
 --       zset.
 -- ARGV: n, then delta_1, cap_1, ... (tokens used minus tokens charged at admission; may be
---       negative), then m, reservation_id, cost_usd, then for each budget: spend_ttl_s.
+--       negative), then m, reservation_id, then for each budget: cost_usd (what it counts
+--       of the real cost), spend_ttl_s.
 -- Reply: the number of buckets settled.
 local function settle(keys, args)
   local n = tonumber(args[1])
@@ -140,14 +142,15 @@ local function settle(keys, args)
   end
   local b = 2 * n + 2
   local m = tonumber(args[b]) or 0
-  local id, cost = args[b + 1], tonumber(args[b + 2])
+  local id = args[b + 1]
   for j = 1, m do
-    local k = n + 3 * (j - 1)
+    local k, a = n + 3 * (j - 1), b + 2 + 2 * (j - 1)
+    local cost = tonumber(args[a])
     redis.call('HDEL', keys[k + 2], id)
     redis.call('ZREM', keys[k + 3], id)
     if cost > 0 then
       redis.call('INCRBYFLOAT', keys[k + 1], string.format('%.9f', cost))
-      redis.call('EXPIRE', keys[k + 1], tonumber(args[b + 2 + j]))
+      redis.call('EXPIRE', keys[k + 1], tonumber(args[a + 1]))
     end
   end
   return n
