@@ -652,6 +652,28 @@ async fn personal_data_in_every_form_a_model_reads_stays_local() {
                 {"type": "text", "text": "example.com"}]}]}),
             "anna.berg@",
         ),
+        // A string content, then the next message's text parts (and the other way round).
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([
+                {"role": "user", "content": "write to anna.berg@"},
+                {"role": "user", "content": [{"type": "text", "text": "example.com today"}]}])),
+            "anna.berg@",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "default", "max_tokens": 8, "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "card 4111 1111"}]},
+                {"role": "user", "content": " 1111 1111 please"}]}),
+            "4111 1111",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "default", "max_tokens": 8,
+                "system": [{"type": "text", "text": "the owner is anna.berg@"}, {"type": "text", "text": "example.com"}],
+                "messages": [{"role": "user", "content": "hi"}]}),
+            "anna.berg@",
+        ),
     ];
     for (path, body, needle) in cases {
         stays_local_under(PII_LOCAL, path, body, needle).await;

@@ -3,10 +3,11 @@
 //! Each string alone holds nothing the detectors match; the model sees them joined.
 //!
 //! Two strings are *neighbours* when their paths have the same shape — equal once their
-//! array indexes are left out — and the second comes later: `messages[0].content[0].text`
-//! and `messages[0].content[1].text` (or `…content[3].text`, past an image part, or
+//! array indexes are left out, a text part's `text` counting as the field that holds the parts
+//! — and the second comes later: `messages[0].content[0].text` and
+//! `messages[0].content[1].text` (or `…content[3].text`, past an image part, or
 //! `messages[1].content[0].text`, the next message's first block), `messages[2].content` and
-//! `messages[3].content`, `input[0]` and `input[1]`. For each non-empty string, the last
+//! `messages[3].content` or `messages[3].content[0].text`, `input[0]` and `input[1]`. For each non-empty string, the last
 //! string of the same shape before it is its neighbour: the last [`WINDOW`] bytes of that one
 //! and the first [`WINDOW`] bytes of this one are scanned joined, and only matches that
 //! straddle the seam count (the rest were found in the strings themselves). The request scan
@@ -89,8 +90,20 @@ impl Seams {
     }
 }
 
-/// `path` with every array index left out (`messages[].content[].text`), into `out`.
+/// `path` with every array index left out, into `out`; a text part's `text` takes the shape
+/// of the field holding the parts (`messages[].content[].text` → `messages[].content`,
+/// `system[].text` → `system`), so a string `content` and the text parts of the next message
+/// are neighbours, as the model reads them.
 fn shape_of(path: &str, out: &mut String) {
+    indexes_left_out(path, out);
+    if let Some(holder) = out.strip_suffix("[].text") {
+        let len = holder.len();
+        out.truncate(len);
+    }
+}
+
+/// `path` with every array index left out (`messages[].content[].text`), into `out`.
+fn indexes_left_out(path: &str, out: &mut String) {
     out.clear();
     let mut in_index = false;
     for c in path.chars() {
@@ -135,10 +148,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shapes_leave_out_array_indexes_only() {
+    fn shapes_leave_out_array_indexes_and_text_parts() {
         let mut out = String::new();
         for (path, shape) in [
-            ("messages[0].content[12].text", "messages[].content[].text"),
+            ("messages[0].content[12].text", "messages[].content"),
+            ("messages[3].content", "messages[].content"),
+            ("system[1].text", "system"),
+            ("input[0].content[2].text", "input[].content"),
+            (
+                "tools[0].function.description",
+                "tools[].function.description",
+            ),
             ("input[3]", "input[]"),
             ("metadata.имя", "metadata.имя"),
             ("metadata.a[b]", "metadata.a[b]"),
