@@ -304,7 +304,7 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         // connections still open on it, and with them each stream still running (its client
         // stopped reading, so it could not be told the end): each records its row then. The
         // log is drained once more before the process exits.
-        runtime.shutdown_timeout(grace);
+        runtime.shutdown_timeout(grace.max(Duration::from_secs(1)));
         drain_log(&recorder, grace);
     }
     code

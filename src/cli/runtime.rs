@@ -15,6 +15,7 @@ use crate::config::{RuntimeKind, ServerConfig};
 use crate::http::reload::Live;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// How many request threads to run, and how.
@@ -158,13 +159,18 @@ pub async fn serve(listeners: Vec<TcpListener>, live: Arc<Live>) -> std::io::Res
             .name(format!("sluice-worker-{index}"))
             .spawn(move || {
                 crate::providers::pool::enter(index);
-                runtime.block_on(async move {
+                let grace = Duration::from_millis(live.gateway().config.server.shutdown_grace_ms);
+                let served = runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
                     let signal = async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
                     crate::http::run_live(listener, live, signal).await
-                })
+                });
+                // Drops the connections still open here (each stream still running records
+                // its row then), without waiting past the grace on blocking work.
+                runtime.shutdown_timeout(grace.max(Duration::from_secs(1)));
+                served
             })?;
         threads.push(thread);
     }

@@ -281,41 +281,24 @@ impl LogSender {
 
     /// Queues one row from a synchronous context (a stream's end, in `Drop`): at once when
     /// there is room, else by a background task that waits for room ([`LogSender::flush`]
-    /// waits for those tasks too).
+    /// waits for those tasks too). A task its runtime drops before it ran (at shutdown) hands
+    /// the row to a plain thread instead.
     pub fn send_now(&self, r: RequestRecord) {
-        let Some((r, need)) = self.try_queue(r) else {
+        let Some(row) = self.try_queue(r) else {
             return;
         };
         self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        let this = self.clone();
-        let job = async move {
-            this.enqueue_waiting(r, need).await;
-            this.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-            this.shared.idle.notify_waiters();
+        let waiting = Waiting {
+            sender: self.clone(),
+            row: Some(row),
+            count: Some(Counted(self.shared.clone())),
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
-                h.spawn(job);
+                h.spawn(waiting.send());
             }
-            Err(_) => {
-                // No runtime here (a stream dropped outside one): a plain thread waits.
-                let spawned = std::thread::Builder::new()
-                    .name("sluice-log-send".into())
-                    .spawn(move || {
-                        let rt = tokio::runtime::Builder::new_current_thread()
-                            .enable_time()
-                            .build();
-                        match rt {
-                            Ok(rt) => rt.block_on(job),
-                            Err(e) => {
-                                tracing::error!(error = %e, "a request log row was not written")
-                            }
-                        }
-                    });
-                if spawned.is_err() {
-                    tracing::error!("cannot start a thread; a request log row was not written");
-                }
-            }
+            // No runtime here (a stream dropped outside one): dropping it starts the thread.
+            Err(_) => drop(waiting),
         }
     }
 
@@ -466,6 +449,57 @@ impl std::fmt::Debug for LogSender {
     }
 }
 
+/// One row counted in [`Shared::in_flight`] while this lives.
+struct Counted(Arc<Shared>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.idle.notify_waiters();
+    }
+}
+
+/// A row waiting for room in the queue ([`LogSender::send_now`]), counted until it is queued
+/// or given up. Dropped before it ran (its runtime shut down, or there was none), it waits on
+/// a plain thread instead.
+struct Waiting {
+    sender: LogSender,
+    row: Option<(Box<RequestRecord>, u32)>,
+    count: Option<Counted>,
+}
+
+impl Waiting {
+    async fn send(mut self) {
+        if let Some((r, need)) = self.row.take() {
+            self.sender.enqueue_waiting(r, need).await;
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let (Some((r, need)), Some(count)) = (self.row.take(), self.count.take()) else {
+            return;
+        };
+        let sender = self.sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sluice-log-send".into())
+            .spawn(move || {
+                let _count = count;
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(sender.enqueue_waiting(r, need)),
+                    Err(e) => tracing::error!(error = %e, "a request log row was not written"),
+                }
+            });
+        if spawned.is_err() {
+            tracing::error!("cannot start a thread; a request log row was not written");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,6 +529,52 @@ mod tests {
         }
         assert!(!nices.is_empty());
         assert!(nices.iter().all(|n| n == "10"), "{nices:?}");
+    }
+
+    /// A row handed to a task that its runtime dropped before it ran (at shutdown) still
+    /// reaches the log, and a flush does not wait for it forever.
+    #[test]
+    fn a_row_whose_task_was_dropped_unrun_still_reaches_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            path: dir.path().join("log.db"),
+            ..Default::default()
+        };
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        let log = first
+            .block_on(async { start(&cfg, &PiiConfig::default()) })
+            .unwrap();
+        let r = RequestRecord {
+            id: "01a24000-0000-7000-8000-000000000001".into(),
+            ..Default::default()
+        };
+        let need = log.need(&r);
+        log.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting {
+            sender: log.clone(),
+            row: Some((Box::new(r), need)),
+            count: Some(Counted(log.shared.clone())),
+        };
+        first.spawn(waiting.send());
+        drop(first);
+        runtime()
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), log.flush()).await })
+            .expect("the flush waited for a task that was dropped");
+        let c = rusqlite::Connection::open(&cfg.path).unwrap();
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM requests WHERE id = '01a24000-0000-7000-8000-000000000001'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -96,10 +96,14 @@ impl RedisCoordinator {
         }
     }
 
+    /// Loads [`LIBRARY`] with `REPLACE`: replicas of one release load the same code, and a
+    /// library of the same name left by a development build is replaced (a release that
+    /// changes the code changes the name, see the file).
     async fn load_library(&self) -> Result<(), String> {
         let mut c = self.conn.clone();
         let r: redis::RedisResult<String> = redis::cmd("FUNCTION")
             .arg("LOAD")
+            .arg("REPLACE")
             .arg(LIBRARY)
             .query_async(&mut c)
             .await;
