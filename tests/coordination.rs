@@ -430,22 +430,13 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
     };
     let r: Vec<String> = both("q1", "0.3").query_async(&mut c).await.unwrap();
     assert_eq!(r, ["0", "budget", "2", "0.300000", "0.000000"]);
-    let held: Vec<String> = ::redis::cmd("HKEYS")
-        .arg("h1")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let held: Vec<String> = redis_cmd(&mut c, &["HKEYS", "h1"]).await;
     assert!(held.is_empty(), "{held:?}");
     // 0.2 fits both: reserved on both.
     let r: Vec<String> = both("q2", "0.2").query_async(&mut c).await.unwrap();
     assert_eq!(r, ["1"]);
     for h in ["h1", "h2"] {
-        let v: Option<String> = ::redis::cmd("HGET")
-            .arg(h)
-            .arg("q2")
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        let v: Option<String> = redis_cmd(&mut c, &["HGET", h, "q2"]).await;
         assert_eq!(v.as_deref(), Some("0.200000000"), "{h}");
     }
     // Each budget counts its own part of the real cost: here all of it on the first, none on
@@ -455,23 +446,14 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
         .await
         .unwrap();
     for (spend, want) in [("s1", 0.15), ("s2", 0.3)] {
-        let v: String = ::redis::cmd("GET")
-            .arg(spend)
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        let v: String = redis_cmd(&mut c, &["GET", spend]).await;
         assert!(
             (v.parse::<f64>().unwrap() - want).abs() < 1e-9,
             "{spend}: {v}"
         );
     }
     // A server spend below the replica's seed (its own log knew more) is raised to it.
-    let _: () = ::redis::cmd("SET")
-        .arg("s3")
-        .arg("0.1")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut c, &["SET", "s3", "0.1"]).await;
     let r: Vec<String> = admit(
         vec!["s3", "h3", "z3"],
         s(&["0", "1", "q3", "60000", "0.1", "0.45", "0.4", "86400"]),
@@ -480,12 +462,18 @@ async fn admit_is_all_or_nothing_and_reservations_expire() {
     .await
     .unwrap();
     assert_eq!(r, ["0", "budget", "1", "0.400000", "0.000000"]);
-    let left: Vec<String> = ::redis::cmd("HKEYS")
-        .arg("h2")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let left: Vec<String> = redis_cmd(&mut c, &["HKEYS", "h2"]).await;
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Runs the Redis command `args` (name first) on `c` and reads its reply.
+async fn redis_cmd<T: ::redis::FromRedisValue>(
+    c: &mut ::redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> T {
+    let mut cmd = ::redis::cmd(args[0]);
+    cmd.arg(&args[1..]);
+    cmd.query_async(c).await.unwrap()
 }
 
 /// `sluice check`: an unreachable coordinator is a warning (exit 0); a reachable one is named.

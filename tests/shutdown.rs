@@ -251,28 +251,17 @@ async fn streams_whose_clients_stopped_reading_keep_their_rows_when_the_process_
         clients.push(c);
     }
     calls_reach(&mock, 4).await;
-    let status = tokio::task::spawn_blocking(move || {
-        let status = r.stop();
-        (status, r)
-    })
-    .await
-    .unwrap();
-    let (status, r) = status;
-    assert!(status.is_some_and(|s| s.success()), "{}", r.stderr());
-    let c = Connection::open(&r.db).unwrap();
-    let mut st = c
-        .prepare("SELECT status, error_type, stream FROM requests ORDER BY id")
+    let (status, r) = tokio::task::spawn_blocking(move || (r.stop(), r))
+        .await
         .unwrap();
-    let rows: Vec<(i64, String, bool)> = st
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(
-        rows,
-        vec![(503, "server_error".to_string(), true); 4],
-        "{}",
-        r.stderr()
+    assert!(status.is_some_and(|s| s.success()), "{}", r.stderr());
+    let row = (
+        503,
+        "server_error".to_string(),
+        SHUTTING_DOWN.to_string(),
+        "chat".to_string(),
+        true,
     );
+    assert_eq!(rows(&r.db), vec![row; 4], "{}", r.stderr());
     drop(clients);
 }
