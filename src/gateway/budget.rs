@@ -68,8 +68,8 @@ impl Gateway {
     /// with the key and model rate limits, see [`crate::access::Access::reserve`]). When a
     /// budget cannot hold it and one of them is `remote_only`, the request is planned again
     /// for local deployments only (`decision` and `plan` are replaced): those cost a
-    /// remote-only budget nothing, and each all-spend budget is asked again for their price. A refusal becomes the plan's
-    /// error. Without a coordinator this never waits (see
+    /// remote-only budget nothing, and each all-spend budget is asked again for their price.
+    /// A refusal becomes the plan's error. Without a coordinator this never waits (see
     /// [`crate::access::Access::is_coordinated`]).
     pub(super) async fn reserve_budget(
         &self,

@@ -153,7 +153,9 @@ pub const CLOSING_WRITE: Duration = Duration::from_secs(1);
 /// in-flight requests `server.shutdown_grace_ms` to finish, ends what is still open then with
 /// an error in its dialect (streams: an error event; requests waiting for an upstream: a 503),
 /// and drains the request log's queue (every request that reached a backend is in the log
-/// when this returns).
+/// when this returns, but for a stream whose client stopped reading: it records its row when
+/// its connection is dropped with the runtime, which `sluice serve` does before its last
+/// drain).
 pub async fn run(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
