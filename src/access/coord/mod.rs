@@ -48,7 +48,7 @@ pub struct BudgetAsk {
     /// The end of its period, Unix ms (for the refusal's reset time).
     pub period_end_ms: i64,
     /// This replica's known spend this period, USD: the server's starting value when it has
-    /// none (first use, or after it lost its data).
+    /// none (first use, or after it lost its data), and the least it takes as spent.
     pub seed_spent: f64,
     /// Seconds the spend key is kept: to the end of the period plus a day.
     pub spend_ttl_s: u64,
