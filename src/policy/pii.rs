@@ -46,6 +46,31 @@ struct Rule {
     kind: String,
     regex: Regex,
     check: Option<Check>,
+    needs: Needs,
+}
+
+/// A byte every match of a rule contains: a text without it is not searched with that rule
+/// (most prose has no `@`, `:` or digit, and a regex search costs about a thousand
+/// instructions even when it finds nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    /// No such byte known (user-defined rules, the API key prefixes): always searched.
+    Nothing,
+    /// This ASCII byte.
+    Byte(u8),
+    /// An ASCII digit `0`–`9`.
+    Digit,
+}
+
+impl Needs {
+    /// Whether `text` can hold a match; `digit` is whether it holds an ASCII digit.
+    fn met(self, text: &str, digit: bool) -> bool {
+        match self {
+            Needs::Nothing => true,
+            Needs::Byte(b) => memchr::memchr(b, text.as_bytes()).is_some(),
+            Needs::Digit => digit,
+        }
+    }
 }
 
 /// The set of detectors in use (built-ins minus `pii.disable`, plus user-defined ones).
@@ -60,18 +85,20 @@ impl std::fmt::Debug for Rule {
     }
 }
 
-fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>)> {
+fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
     vec![
         // Private key blocks first: they contain everything else.
         (
             "secret",
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
             None,
+            Needs::Byte(b'-'),
         ),
         (
             "secret",
             r"\b(?:sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})",
             Some(check_secret),
+            Needs::Nothing,
         ),
         (
             "email",
@@ -79,30 +106,55 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>)> {
             // compiles small, where `\p{L}` with `(?i)` cost megabytes of automata per detector.
             r"\b[a-zA-Z0-9._%+\x{80}-\x{10FFFF}-]+@[a-zA-Z0-9\x{80}-\x{10FFFF}](?:[a-zA-Z0-9\x{80}-\x{10FFFF}-]*[a-zA-Z0-9\x{80}-\x{10FFFF}])?(?:\.[a-zA-Z0-9\x{80}-\x{10FFFF}](?:[a-zA-Z0-9\x{80}-\x{10FFFF}-]*[a-zA-Z0-9\x{80}-\x{10FFFF}])?)*\.[a-zA-Z\x{80}-\x{10FFFF}]{2,}\b",
             None,
+            Needs::Byte(b'@'),
         ),
         (
             "iban",
             r"(?i)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b",
             Some(check_iban),
+            Needs::Digit,
         ),
-        ("card", r"\b[0-9](?:[ .-]?[0-9]){12,18}\b", Some(check_card)),
-        ("ssn", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", Some(check_ssn)),
+        (
+            "card",
+            r"\b[0-9](?:[ .-]?[0-9]){12,18}\b",
+            Some(check_card),
+            Needs::Digit,
+        ),
+        (
+            "ssn",
+            r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
+            Some(check_ssn),
+            Needs::Digit,
+        ),
         (
             "dni",
             r"(?i)\b(?:[0-9]{8}|[XYZ][0-9]{7})-?[A-Z]\b",
             Some(check_dni),
+            Needs::Digit,
         ),
         (
             "phone",
             r"(?:\+|\b00)[1-9](?:[ .-]?\(?[0-9]\)?){7,16}",
             Some(check_phone),
+            Needs::Digit,
         ),
-        ("phone", r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}\b", None),
-        ("ip", r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b", Some(check_ipv4)),
+        (
+            "phone",
+            r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}\b",
+            None,
+            Needs::Digit,
+        ),
+        (
+            "ip",
+            r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
+            Some(check_ipv4),
+            Needs::Digit,
+        ),
         (
             "ip",
             r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}",
             Some(check_ipv6),
+            Needs::Byte(b':'),
         ),
     ]
 }
@@ -113,7 +165,7 @@ impl Detector {
     /// Errors: a user regex that does not compile (names it).
     pub fn new(cfg: &PiiConfig) -> Result<Self, String> {
         let mut rules = Vec::new();
-        for (kind, re, check) in builtin_rules() {
+        for (kind, re, check, needs) in builtin_rules() {
             if cfg.disable.iter().any(|d| d == kind) {
                 continue;
             }
@@ -122,6 +174,7 @@ impl Detector {
                 kind: kind.to_string(),
                 regex,
                 check,
+                needs,
             });
         }
         for p in &cfg.patterns {
@@ -130,6 +183,7 @@ impl Detector {
                 kind: p.name.clone(),
                 regex,
                 check: None,
+                needs: Needs::Nothing,
             });
         }
         for k in &cfg.keywords {
@@ -149,6 +203,7 @@ impl Detector {
                 kind: k.name.clone(),
                 regex,
                 check: None,
+                needs: Needs::Nothing,
             });
         }
         Ok(Detector { rules })
@@ -177,10 +232,31 @@ impl Detector {
         }
     }
 
+    /// The same detectors searching every text whatever bytes it holds: the reference the
+    /// prefilter ([`Needs`]) is tested against.
+    #[cfg(test)]
+    fn without_prefilter(&self) -> Detector {
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| Rule {
+                kind: r.kind.clone(),
+                regex: r.regex.clone(),
+                check: r.check,
+                needs: Needs::Nothing,
+            })
+            .collect();
+        Detector { rules }
+    }
+
     /// [`Detector::scan`] of a text already normalized.
     fn scan_ascii(&self, text: &str) -> Vec<Match> {
+        let digit = text.bytes().any(|b| b.is_ascii_digit());
         let mut all = Vec::new();
         for rule in &self.rules {
+            if !rule.needs.met(text, digit) {
+                continue;
+            }
             for m in rule.regex.find_iter(text) {
                 let len = match rule.check {
                     Some(check) => match check(text, m.start(), m.end()) {
