@@ -446,3 +446,60 @@ async fn output_caps_lower_max_tokens_on_a_bridged_route() {
     );
     s.stop().await;
 }
+
+/// The client's `anthropic-beta` header leaves with a native Messages request: personal data
+/// in it is personal data of the request. Under a policy that keeps it local the request goes
+/// to the local deployment (it went to the remote one, header and all); under `pii_action:
+/// redact` the header leaves with a placeholder. Raw bytes at the remote mock: no card.
+#[tokio::test]
+async fn personal_data_in_the_anthropic_beta_header_stays_local() {
+    const CARD: &str = "4111111111111111";
+    let beta = format!("prompt-caching-2024-07-31,{CARD}");
+    let body =
+        json!({"model":"default","max_tokens":8,"messages":[{"role":"user","content":"hello"}]});
+    let dir = tempfile::tempdir().unwrap();
+    // Routed: the remote deployment first, a local one after it.
+    let remote = Mock::start(|_| MockReply::Json(200, anthropic_message("remote"))).await;
+    let local = Mock::start(|_| MockReply::Json(200, anthropic_message("local"))).await;
+    let deps = format!(
+        "{}    hosting: remote\n{}    hosting: local\n",
+        anthropic_dep("remote", &remote.url("")),
+        anthropic_dep("local", &local.url(""))
+    );
+    let policy =
+        "policies:\n  - name: stay-local\n    when: {pii: any}\n    require: {hosting: local}\n";
+    let s = Sluice::start(&config(
+        &deps,
+        "remote, local",
+        policy,
+        &dir.path().join("a.db"),
+    ))
+    .await;
+    let r = post_messages(&s, &body, Some(&beta)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-deployment"], "local");
+    assert_eq!((remote.calls(), local.calls()), (0, 1));
+    assert_eq!(local.last().headers["anthropic-beta"], beta.as_str());
+    s.stop().await;
+    // Redacted: only the remote deployment.
+    let remote = Mock::start(|_| MockReply::Json(200, anthropic_message("remote"))).await;
+    let deps = format!(
+        "{}    hosting: remote\n",
+        anthropic_dep("remote", &remote.url(""))
+    );
+    let policy = "policies:\n  - name: redact\n    when: {pii: any}\n    pii_action: redact\n";
+    let s = Sluice::start(&config(&deps, "remote", policy, &dir.path().join("b.db"))).await;
+    let r = post_messages(&s, &body, Some(&beta)).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let raw = String::from_utf8_lossy(&remote.raw_bytes()).to_string();
+    assert!(!raw.contains(CARD), "{raw}");
+    let sent = remote.last().headers["anthropic-beta"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        sent.starts_with("prompt-caching-2024-07-31,") && sent != beta,
+        "{sent}"
+    );
+    s.stop().await;
+}

@@ -14,6 +14,9 @@
 //! ([`VisitMut::text`]; rewritten, it becomes a string) and each key read-only
 //! ([`VisitMut::key`]).
 //!
+//! A native Messages request also carries the client's `anthropic-beta` header upstream: it is
+//! visited last, at [`BETA_HEADER`].
+//!
 //! Skipped, because they cannot carry user text or are rewritten by Sluice itself (tested in
 //! `skipped_fields_are_exactly_these`): the top-level `model` (replaced by the deployment's
 //! id) and a chat message's `role` (one of five words, else the request is refused).
@@ -69,9 +72,18 @@ pub fn visit<'a>(body: &'a RequestBody, v: &mut impl Visit<'a>) {
     match body {
         RequestBody::Chat(r) => read::chat(r, &mut p, &mut sink),
         RequestBody::Generic(r) => read::generic(r, &mut p, &mut sink),
-        RequestBody::Native(r) => read::native(&r.body, &mut p, &mut sink),
+        RequestBody::Native(r) => {
+            read::native(&r.body, &mut p, &mut sink);
+            if let Some(beta) = &r.anthropic_beta {
+                sink.leaf(&Path(BETA_HEADER.into()), None, Leaf::Other, beta);
+            }
+        }
     }
 }
+
+/// The path of the client's `anthropic-beta` header, which a native Messages request carries
+/// upstream: visited after the body, as a string of its own.
+pub const BETA_HEADER: &str = "header anthropic-beta";
 
 /// Walks every string of a chat request (as [`visit`] does for `RequestBody::Chat`).
 pub fn visit_chat<'a>(r: &'a super::ChatCompletionRequest, v: &mut impl Visit<'a>) {
@@ -85,7 +97,12 @@ pub fn visit_mut(body: &mut RequestBody, v: &mut impl VisitMut) {
     match body {
         RequestBody::Chat(r) => write::chat(r, &mut p, &mut sink),
         RequestBody::Generic(r) => write::generic(r, &mut p, &mut sink),
-        RequestBody::Native(r) => write::native(&mut r.body, &mut p, &mut sink),
+        RequestBody::Native(r) => {
+            write::native(&mut r.body, &mut p, &mut sink);
+            if let Some(beta) = &mut r.anthropic_beta {
+                sink.leaf(&Path(BETA_HEADER.into()), None, Leaf::Other, beta);
+            }
+        }
     }
 }
 

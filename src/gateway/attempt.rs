@@ -341,7 +341,13 @@ struct EgressGuard<'a> {
 }
 
 impl providers::Egress for EgressGuard<'_> {
-    fn check(&self, deployment: &str, body: &[u8]) -> Result<(), ApiError> {
+    fn check(
+        &self,
+        deployment: &str,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        crate::policy::egress::check_headers(self.detector, self.guards, deployment, headers)?;
         crate::policy::egress::check_bytes(self.detector, self.guards, deployment, body)
     }
 }

@@ -153,6 +153,45 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
     s.found
 }
 
+/// Header values are checked like body strings, but for the deployment's credentials, which
+/// come from the config (`authorization`, `x-api-key`, `proxy-authorization`): a client's
+/// value forwarded upstream (`anthropic-beta`, a `traceparent` continued from the client's)
+/// holding an item a guard keeps local stops the call. A value that is not text counts as
+/// `unscannable`. The blocked path is `header <name>`.
+pub fn check_headers(
+    detector: &Detector,
+    guards: &[Guard],
+    deployment: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), ApiError> {
+    const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "x-api-key"];
+    if guards.is_empty() {
+        return Ok(());
+    }
+    for (name, value) in headers {
+        if CREDENTIALS.contains(&name.as_str()) {
+            continue;
+        }
+        let blocked = |kind: String, policy: &str| Blocked {
+            path: format!("header {name}"),
+            kind,
+            policy: policy.to_string(),
+        };
+        let Ok(text) = value.to_str() else {
+            if let Some(g) = guards.iter().find(|g| g.covers(UNSCANNABLE)) {
+                return Err(blocked(UNSCANNABLE.into(), &g.policy).to_error(deployment));
+            }
+            continue;
+        };
+        for m in detector.scan(text) {
+            if let Some(g) = guards.iter().find(|g| g.covers(&m.kind)) {
+                return Err(blocked(m.kind, &g.policy).to_error(deployment));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// [`first_violation`] over raw JSON bytes. A body that is not JSON cannot be checked and is
 /// not sent (fail closed).
 pub fn check_bytes(
@@ -234,6 +273,41 @@ mod tests {
         assert!(!e.body.message.contains("ana@"), "{}", e.body.message);
         assert_eq!(first_violation(&d, &guard(&["iban"]), &body), None);
         assert_eq!(first_violation(&d, &[], &body), None);
+    }
+
+    #[test]
+    fn headers_are_checked_but_for_the_deployments_credentials() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sk-proj-abcdefghijklmnopqrstuvwx"),
+        );
+        h.insert(
+            "x-api-key",
+            HeaderValue::from_static("sk-ant-abcdefghijklmnopqrstuvwx"),
+        );
+        h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        h.insert("x-request-id", HeaderValue::from_static("req-42"));
+        assert_eq!(
+            check_headers(&d, &guard(&[]), "cloud", &h).map_err(|e| e.body.message),
+            Ok(())
+        );
+        h.insert(
+            "anthropic-beta",
+            HeaderValue::from_static("context-1m,4111111111111111"),
+        );
+        let e = check_headers(&d, &guard(&[]), "cloud", &h).unwrap_err();
+        assert_eq!(e.status.as_u16(), 403);
+        assert_eq!(e.body.param.as_deref(), Some("header anthropic-beta"));
+        assert!(!e.body.message.contains("4111"), "{}", e.body.message);
+        assert!(check_headers(&d, &guard(&["email"]), "cloud", &h).is_ok());
+        assert!(check_headers(&d, &[], "cloud", &h).is_ok());
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_bytes(b"00-\xff").unwrap());
+        let e = check_headers(&d, &guard(&[]), "cloud", &h).unwrap_err();
+        assert_eq!(e.body.param.as_deref(), Some("header traceparent"));
     }
 
     #[test]

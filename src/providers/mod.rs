@@ -55,9 +55,14 @@ pub struct Call<'a> {
 
 /// A check on the exact body of an upstream request, run right before it is sent.
 pub trait Egress: Sync {
-    /// `Ok` when `body` may be sent to `deployment`; the error is the client's answer and
-    /// nothing is sent.
-    fn check(&self, deployment: &str, body: &[u8]) -> Result<(), ApiError>;
+    /// `Ok` when a request with `headers` and `body` may be sent to `deployment`; the error
+    /// is the client's answer and nothing is sent.
+    fn check(
+        &self,
+        deployment: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ApiError>;
 }
 
 impl std::fmt::Debug for dyn Egress + '_ {

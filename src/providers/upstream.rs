@@ -94,8 +94,8 @@ pub async fn send(
     let (client, req) = req.build();
     let req = req.map_err(|e| upstream_failure(&dep.name, &e))?;
     if let Some(guard) = egress {
-        // The exact bytes that will leave.
-        guard.check(&dep.name, req.body())?;
+        // The exact bytes that will leave: the body and every header.
+        guard.check(&dep.name, req.headers(), req.body())?;
     }
     let resp = match tokio::time::timeout(timeout, client.execute(req)).await {
         Ok(Ok(r)) => r,

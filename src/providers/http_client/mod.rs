@@ -211,6 +211,12 @@ impl Request {
     pub fn body(&self) -> &[u8] {
         self.inner.body()
     }
+
+    /// The headers that will be sent (without `host` and the framing headers, which the
+    /// connection adds).
+    pub fn headers(&self) -> &HeaderMap {
+        self.inner.headers()
+    }
 }
 
 impl RequestBuilder {
