@@ -452,3 +452,44 @@ async fn revoke(s: &Sluice, id: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// A key limited to `gpt-?` (model names) cannot make a key for `gpt-*`: read as a model name
+/// the glob passed the check, and the child then reached `gpt-4o-expensive`, which its maker
+/// may not use (found by an attacker test). Its own pattern it may pass on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_cannot_make_a_key_for_models_it_may_not_use() {
+    let extra = "  - name: gpt-4\n    deployments: [near]\n  - name: gpt-4o-expensive\n    deployments: [near]\nkeys:\n  - name: limited\n    key: sk-limited\n    admin: true\n    models: [\"gpt-?\"]\n";
+    let (_dir, s, _local, _remote) = started(extra).await;
+    let ask = |key: String, model: &'static str| {
+        let s = &s;
+        async move {
+            client()
+                .post(s.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(ask("sk-limited".into(), "gpt-4o-expensive").await, 403);
+    let (status, v) = support::create_key(
+        &s,
+        "sk-limited",
+        json!({"name": "child", "models": ["gpt-*"]}),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["param"], "models", "{v}");
+    let child = made_by(
+        &s,
+        "sk-limited",
+        json!({"name": "child", "models": ["gpt-?"]}),
+    )
+    .await;
+    assert_eq!(ask(child.clone(), "gpt-4").await, 200);
+    assert_eq!(ask(child, "gpt-4o-expensive").await, 403);
+    s.stop().await;
+}

@@ -111,7 +111,7 @@ pub struct Principal {
     pub creator_limits: Vec<CreatorLimits>,
 }
 
-/// The rate limits and budget of one key up a caller's `created_by` chain
+/// The rate limits, budget and model allow-list of one key up a caller's `created_by` chain
 /// ([`Principal::creator_limits`]); they hold for every key it made, down the chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatorLimits {
@@ -123,12 +123,18 @@ pub struct CreatorLimits {
     pub tpm: Option<u32>,
     /// Its budget.
     pub budget: Option<Budget>,
+    /// Its model allow-list (globs; empty = all).
+    pub models: Vec<String>,
 }
 
 impl CreatorLimits {
     /// `spec`'s limits as the maker `key_id`; `None` when it has none.
     pub fn of(key_id: &str, spec: &KeySpec) -> Option<Self> {
-        if spec.rpm.is_none() && spec.tpm.is_none() && spec.budget.is_none() {
+        if spec.rpm.is_none()
+            && spec.tpm.is_none()
+            && spec.budget.is_none()
+            && spec.models.is_empty()
+        {
             return None;
         }
         Some(CreatorLimits {
@@ -136,6 +142,7 @@ impl CreatorLimits {
             rpm: spec.rpm,
             tpm: spec.tpm,
             budget: spec.budget.clone(),
+            models: spec.models.clone(),
         })
     }
 }
@@ -180,15 +187,23 @@ impl Principal {
         own.into_iter().chain(makers)
     }
 
-    /// Whether this caller may use `model` (globs of `spec.models`; empty = all).
+    /// Whether this caller may use `model`: its own allow-list and that of every key up its
+    /// `created_by` chain allow it (globs; an empty list allows all). A key cannot reach a
+    /// model its maker may not use, whatever patterns it was given.
     pub fn may_use(&self, model: &str) -> bool {
-        self.spec.models.is_empty()
-            || self.spec.models.iter().any(|g| {
-                glob::Pattern::new(g)
-                    .map(|p| p.matches(model))
-                    .unwrap_or(g == model)
-            })
+        allows(&self.spec.models, model)
+            && self.creator_limits.iter().all(|c| allows(&c.models, model))
     }
+}
+
+/// Whether the allow-list `models` (globs; empty = all) lets `model` through.
+pub fn allows(models: &[String], model: &str) -> bool {
+    models.is_empty()
+        || models.iter().any(|g| {
+            glob::Pattern::new(g)
+                .map(|p| p.matches(model))
+                .unwrap_or(g == model)
+        })
 }
 
 /// SHA-256 of a secret, as 32 bytes.

@@ -197,6 +197,7 @@ mod tests {
                     rpm: None,
                     tpm: None,
                     budget: Some(budget(*usd)),
+                    models: Vec::new(),
                 })
                 .collect(),
         }

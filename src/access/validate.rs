@@ -167,9 +167,13 @@ pub fn within_rights(creator: &Principal, spec: &KeySpec) -> Result<(), (String,
     if spec.admin && !parent.admin {
         return over("admin");
     }
-    if !parent.models.is_empty()
-        && (spec.models.is_empty() || spec.models.iter().any(|m| !creator.may_use(m)))
-    {
+    // A glob is within the creator's rights only as one of its own patterns: read as a model
+    // name, `gpt-*` would pass a creator's `gpt-?` and then reach `gpt-4o-expensive`.
+    let within = |m: &String| match m.contains(['*', '?', '[']) {
+        true => parent.models.contains(m),
+        false => creator.may_use(m),
+    };
+    if !parent.models.is_empty() && (spec.models.is_empty() || !spec.models.iter().all(within)) {
         return over("models");
     }
     let limit_over = |mine: Option<u32>, theirs: Option<u32>| match (mine, theirs) {
@@ -314,6 +318,42 @@ mod tests {
         assert_eq!(spec.created_by.as_deref(), Some("master"));
         assert_eq!(spec.tags, Vec::<String>::new());
         assert_eq!(within_rights(&master, &spec), Ok(()));
+    }
+
+    /// A creator limited to `gpt-?` cannot give a child `gpt-*` (read as a model name, the
+    /// glob matched `gpt-?`, and the child then reached `gpt-4o-expensive`); its own pattern
+    /// and model names it may use are within its rights. And at request time a key may use a
+    /// model only when every maker up its chain may, whatever it was given.
+    #[test]
+    fn a_child_key_gets_no_model_its_maker_may_not_use() {
+        let mut parent = limited(None, &[]);
+        parent.spec.models = vec!["gpt-?".into(), "local-*".into()];
+        let with = |models: &[&str]| KeySpec {
+            models: models.iter().map(|m| m.to_string()).collect(),
+            ..child(None, &[])
+        };
+        let over = Err((
+            "models".to_string(),
+            "exceeds the creating key's `models`".to_string(),
+        ));
+        for models in [&["gpt-*"][..], &["*"], &["gpt-[0-9]*"], &["local-**"], &[]] {
+            assert_eq!(within_rights(&parent, &with(models)), over, "{models:?}");
+        }
+        for models in [&["gpt-?"][..], &["gpt-4", "local-*"], &["local-llama"]] {
+            assert_eq!(within_rights(&parent, &with(models)), Ok(()), "{models:?}");
+        }
+        let key = Principal {
+            key_id: Some("k1".into()),
+            spec: with(&["gpt-*"]),
+            creators: vec!["cfg:sub".into()],
+            creator_limits: crate::access::auth::CreatorLimits::of("cfg:sub", &parent.spec)
+                .into_iter()
+                .collect(),
+            ..limited(None, &[])
+        };
+        assert!(key.may_use("gpt-4"));
+        assert!(!key.may_use("gpt-4o-expensive"));
+        assert!(!key.may_use("claude"));
     }
 
     #[test]
