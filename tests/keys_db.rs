@@ -493,3 +493,41 @@ async fn a_key_cannot_make_a_key_for_models_it_may_not_use() {
     assert_eq!(ask(child, "gpt-4o-expensive").await, 403);
     s.stop().await;
 }
+
+/// A key's token limit and budget count what a backend bills as input: tool definitions,
+/// schemas and unknown fields too, not only the conversation. With a 40,000-character tool
+/// description (10,000 tokens) and `hi` as the prompt, a `tpm: 1000` key and a $1 budget on a
+/// deployment at $1,000 per million input tokens are refused before anything is sent (both
+/// let parallel copies through before: found by an attacker test, $201 spent of $1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_definitions_count_against_token_limits_and_budgets() {
+    let extra = "  - name: cloud\n    deployments: [far]\n";
+    let (_dir, s, local, remote) = started(extra).await;
+    let (_, tpm_key) = create_key(&s, json!({"name": "tpm", "tpm": 1000})).await;
+    let (_, budget_key) = create_key(
+        &s,
+        json!({"name": "budget", "budget": {"usd": 1, "period": "day"}}),
+    )
+    .await;
+    let body = json!({"model": "cloud", "max_tokens": 1,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": "x".repeat(40_000),
+            "parameters": {"type": "object", "properties": {}}}}]});
+    for (key, code) in [
+        (tpm_key, "rate_limit_exceeded"),
+        (budget_key, "budget_exceeded"),
+    ] {
+        let r = client()
+            .post(s.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 429);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], code, "{v}");
+    }
+    assert_eq!((local.calls(), remote.calls()), (0, 0));
+    s.stop().await;
+}

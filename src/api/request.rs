@@ -129,6 +129,32 @@ impl RequestBody {
     }
 }
 
+impl RequestBody {
+    /// The input tokens a backend will count for this request, estimated before it is sent
+    /// (admission, token limits, budget reservations, `when.prompt_tokens`, token counting):
+    /// one token per 4 bytes of every string, object key and number the model reads — tool
+    /// definitions, schemas, `response_format` and unknown fields as well as the
+    /// conversation ([`RequestBody::texts`] alone left a 40,000-character tool description
+    /// out of every reservation). Binary payloads (images, files, audio) are not counted.
+    pub fn prompt_estimate(&self) -> u64 {
+        struct Bytes(usize);
+        impl Visit<'_> for Bytes {
+            fn text(&mut self, _: &str, _: Leaf, text: &str) {
+                self.0 += text.len();
+            }
+            fn number(&mut self, _: &str, text: &str) {
+                self.0 += text.len();
+            }
+            fn key(&mut self, _: &str, key: &str) {
+                self.0 += key.len();
+            }
+        }
+        let mut b = Bytes(0);
+        visit(self, &mut b);
+        (b.0 as u64).div_ceil(4)
+    }
+}
+
 impl ChatCompletionRequest {
     /// The conversation's texts, as [`RequestBody::texts`] gives them for a chat body.
     pub fn texts(&self) -> Vec<&str> {

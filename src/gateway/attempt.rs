@@ -167,7 +167,7 @@ pub async fn attempt(
             continue;
         };
         if let Some(l) = cx.config.limits.deployments.get(name.as_str()) {
-            let tokens = crate::api::summary::estimate_tokens(&body.texts());
+            let tokens = body.prompt_estimate();
             if let Err(rej) = cx.access.check_deployment(name, l, tokens).await {
                 skipped.push(format!("`{name}` is over its rate limit"));
                 limited.get_or_insert(crate::access::coord::into_error(rej));

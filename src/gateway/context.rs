@@ -62,14 +62,12 @@ impl RequestContext {
         }
     }
 
-    /// The request's prompt tokens as estimated from `body`'s texts
-    /// ([`crate::api::summary::estimate_tokens`]), worked out on the first call only:
+    /// The request's prompt tokens as estimated from every string `body` sends
+    /// ([`crate::api::RequestBody::prompt_estimate`]), worked out on the first call only:
     /// admission, the budget reservation, a stream's usage estimate and the settlement after
     /// the answer all count with it. `body` is this request's body.
     pub fn prompt_tokens(&self, body: &crate::api::RequestBody) -> u64 {
-        *self
-            .prompt_tokens
-            .get_or_init(|| crate::api::summary::estimate_tokens(&body.texts()))
+        *self.prompt_tokens.get_or_init(|| body.prompt_estimate())
     }
 }
 

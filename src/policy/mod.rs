@@ -29,7 +29,6 @@ pub mod tier;
 
 use crate::api::ApiError;
 use crate::api::RequestBody;
-use crate::api::summary::estimate_tokens;
 use crate::config::policy::{Action, LogMode, PiiAction, PolicyConfig, Prefer, WhenConfig};
 use crate::config::{Config, SamplingConfig};
 pub use attrs::DeploymentAttrs;
@@ -316,7 +315,7 @@ impl Engine {
     /// Scans `body` and applies every policy (see the module docs for the combination rules).
     pub fn decide(&self, facts: &RequestFacts<'_>, body: &RequestBody) -> Decision {
         let pii = self.detector.scan_request(body);
-        let prompt_tokens = estimate_tokens(&body.texts());
+        let prompt_tokens = body.prompt_estimate();
         let mut d = Decision {
             policies: Vec::new(),
             pii,

@@ -243,8 +243,10 @@ fn last_prefer_wins_and_sampling_merges_per_field() {
 #[test]
 fn when_conditions_all_must_hold() {
     let (_, e) = engine(
-        "  - name: w\n    when: {model: default, header: {x-team: \"res*\"}, metadata: {team: research}, min_prompt_tokens: 2}\n    require: {hosting: local}\n",
+        "  - name: w\n    when: {model: default, header: {x-team: \"res*\"}, metadata: {team: research}, min_prompt_tokens: 5}\n    require: {hosting: local}\n",
     );
+    // The estimate counts every string and key sent, the metadata's too: "a" with
+    // `team: research` is 13 bytes, 4 tokens; "a longer prompt" 27 bytes, 7.
     let mut h = HeaderMap::new();
     h.insert("x-team", HeaderValue::from_static("research"));
     assert_eq!(decide(&e, &h, "a longer prompt").policies, vec!["w"]);
