@@ -48,6 +48,18 @@ impl Redaction {
 
     /// `text` with every placeholder replaced by its original, in one pass.
     pub fn restore_text(&self, text: &str) -> String {
+        self.restore(text, false)
+    }
+
+    /// [`Redaction::restore_text`] for text that is itself JSON (tool-call `arguments`,
+    /// Anthropic's `partial_json`): each original goes in JSON-escaped, as the model would
+    /// have written it inside a JSON string, so a value holding `"`, `\` or a line break
+    /// (a private key block) keeps the arguments valid JSON.
+    pub fn restore_json_text(&self, text: &str) -> String {
+        self.restore(text, true)
+    }
+
+    fn restore(&self, text: &str, json: bool) -> String {
         if !text.contains('[') || self.pairs.is_empty() {
             return text.to_string();
         }
@@ -63,7 +75,11 @@ impl Redaction {
                 .position(|b| *b == b']');
             match close.and_then(|c| self.index.get(&candidate[..=c]).map(|i| (c, *i))) {
                 Some((c, i)) => {
-                    out.push_str(&self.pairs[i].1);
+                    let original = &self.pairs[i].1;
+                    match json {
+                        true => push_json_escaped(&mut out, original),
+                        false => out.push_str(original),
+                    }
                     rest = &candidate[c + 1..];
                 }
                 None => {
@@ -76,12 +92,20 @@ impl Redaction {
         out
     }
 
-    /// Restores every string inside `v` (a whole response).
+    /// Restores every string inside `v` (a whole response); an `arguments` or `partial_json`
+    /// string is JSON text ([`Redaction::restore_json_text`]).
     pub fn restore_json(&self, v: &mut Value) {
         match v {
             Value::String(s) => *s = self.restore_text(s),
             Value::Array(items) => items.iter_mut().for_each(|x| self.restore_json(x)),
-            Value::Object(m) => m.values_mut().for_each(|x| self.restore_json(x)),
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match x {
+                        Value::String(s) if is_json_text(k) => *s = self.restore_json_text(s),
+                        _ => self.restore_json(x),
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -97,6 +121,18 @@ impl Redaction {
         let could_grow = tail.len() < self.longest && !tail.contains(']');
         if could_grow { tail.len() } else { 0 }
     }
+}
+
+/// Whether a string field named `key` holds JSON text: tool-call `arguments` (chat, Responses)
+/// and Anthropic's `partial_json` deltas.
+pub(crate) fn is_json_text(key: &str) -> bool {
+    matches!(key, "arguments" | "partial_json")
+}
+
+/// Appends `s` as it appears inside a JSON string literal (escaped, without the quotes).
+fn push_json_escaped(out: &mut String, s: &str) {
+    let quoted = Value::from(s).to_string();
+    out.push_str(&quoted[1..quoted.len() - 1]);
 }
 
 /// Every bracketed token (`[…]`, at most [`MAX_PLACEHOLDER`] bytes) already in `body`, so
@@ -320,7 +356,10 @@ impl StreamRestorer {
             self.carry
                 .insert((index, key.to_string()), text[keep..].to_string());
         }
-        *s = self.redaction.restore_text(&text[..keep]);
+        *s = match key.starts_with("tool") {
+            true => self.redaction.restore_json_text(&text[..keep]),
+            false => self.redaction.restore_text(&text[..keep]),
+        };
     }
 
     /// Puts held-back text of choice `index` into its finish chunk `c`.
@@ -335,7 +374,10 @@ impl StreamRestorer {
             let Some(rest) = self.carry.remove(&(index, key.clone())) else {
                 continue;
             };
-            let rest = self.redaction.restore_text(&rest);
+            let rest = match key.starts_with("tool") {
+                true => self.redaction.restore_json_text(&rest),
+                false => self.redaction.restore_text(&rest),
+            };
             let Some(obj) = c.as_object_mut() else {
                 continue;
             };
@@ -528,6 +570,64 @@ mod tests {
             out.push_str(fin["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
             proptest::prop_assert_eq!(out, r.restore_text(&whole));
         }
+    }
+
+    /// Tool-call arguments are JSON inside a string: an original holding line breaks (a
+    /// private key block) or `"` goes back escaped, so the arguments stay valid JSON and
+    /// parse to the original (before, raw line breaks made them invalid: the Messages bridge
+    /// answered 502). Whole answers, chat stream deltas, and native Messages and Responses
+    /// deltas alike; plain text keeps the original as it is.
+    #[test]
+    fn originals_go_back_into_tool_call_arguments_escaped() {
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQ\\x\"y\n-----END PRIVATE KEY-----";
+        let original = key.to_string();
+        let (_, r) = redact(
+            detector(),
+            &chat(&format!("use {original}")),
+            &["secret".into()],
+        );
+        let placeholder = r.placeholders().next().unwrap().to_string();
+        let args = format!("{{\"k\":\"{placeholder}\"}}");
+        let parsed = |s: &Value| -> Value { serde_json::from_str(s.as_str().unwrap()).unwrap() };
+        let want = json!({"k": original});
+        // Whole answers: chat and Responses `arguments`, plain content unescaped.
+        let mut v = json!({"choices":[{"message":{"content": placeholder.clone(),
+            "tool_calls":[{"function":{"name":"f","arguments": args.clone()}}]}}],
+            "output":[{"type":"function_call","arguments": args.clone()}]});
+        r.restore_json(&mut v);
+        assert_eq!(
+            parsed(&v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]),
+            want
+        );
+        assert_eq!(parsed(&v["output"][0]["arguments"]), want);
+        assert_eq!(v["choices"][0]["message"]["content"], original.as_str());
+        // A chat stream, the placeholder split over two deltas.
+        let mut s = StreamRestorer::new(r.clone());
+        let (a, b) = args.split_at(args.len() - 5);
+        let mut out = String::new();
+        for (part, fin) in [(a, Value::Null), (b, json!("tool_calls"))] {
+            let mut c = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,
+                "function":{"arguments": part}}]},"finish_reason": fin}]});
+            s.apply(&mut c);
+            out.push_str(
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(parsed(&Value::from(out)), want);
+        // Native deltas: Messages `partial_json`, Responses function-call arguments.
+        use crate::policy::redact_native::NativeRestorer;
+        let mut m = NativeRestorer::new(r.clone(), crate::api::native::Dialect::Messages);
+        let ev = json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json": args.clone()}});
+        let got = m.apply(&ev).unwrap();
+        assert_eq!(parsed(&got[0]["delta"]["partial_json"]), want);
+        let mut m = NativeRestorer::new(r.clone(), crate::api::native::Dialect::Responses);
+        let ev = json!({"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":0,"delta": args.clone()});
+        let got = m.apply(&ev).unwrap();
+        assert_eq!(parsed(&got[0]["delta"]), want);
+        let ev = json!({"type":"response.output_text.delta","item_id":"m_1","output_index":0,"content_index":0,"delta": placeholder});
+        assert_eq!(m.apply(&ev).unwrap()[0]["delta"], original.as_str());
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl NativeRestorer {
                 let mut delta = serde_json::json!({"type": "content_block_delta",
                     "index": data.get("index").cloned().unwrap_or(Value::from(0)),
                     "delta": {"type": delta_type(&field)}});
-                delta["delta"][field.as_str()] = Value::from(self.redaction.restore_text(&held));
+                delta["delta"][field.as_str()] = Value::from(self.restore(&field, &held));
                 Some(vec![delta, data.clone()])
             }
             Dialect::Responses
@@ -87,10 +87,7 @@ impl NativeRestorer {
                                 delta.insert(k.into(), v.clone());
                             }
                         }
-                        delta.insert(
-                            "delta".into(),
-                            Value::from(self.redaction.restore_text(&held)),
-                        );
+                        delta.insert("delta".into(), Value::from(self.restore(prefix, &held)));
                         Some(vec![Value::Object(delta), done])
                     }
                     None => (done != *data).then(|| vec![done]),
@@ -121,7 +118,10 @@ impl NativeRestorer {
             self.carry
                 .insert(key.to_string(), (field, text[keep..].to_string()));
         }
-        let restored = self.redaction.restore_text(&text[..keep]);
+        let restored = match self.dialect {
+            Dialect::Messages => self.restore(path.last().copied().unwrap_or(""), &text[..keep]),
+            Dialect::Responses => self.restore(key.split('|').next().unwrap_or(""), &text[..keep]),
+        };
         if restored == s {
             return None;
         }
@@ -130,6 +130,17 @@ impl NativeRestorer {
             *slot = Value::from(restored);
         }
         Some(out)
+    }
+}
+
+impl NativeRestorer {
+    /// Restores `text` of a delta of `kind` (a Messages delta field, or a Responses event
+    /// type without `.delta`): tool-call arguments are JSON text.
+    fn restore(&self, kind: &str, text: &str) -> String {
+        match kind == "partial_json" || kind.ends_with("function_call_arguments") {
+            true => self.redaction.restore_json_text(text),
+            false => self.redaction.restore_text(text),
+        }
     }
 }
 
