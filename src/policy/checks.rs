@@ -41,27 +41,47 @@ pub fn luhn_ok(ds: &[u32]) -> bool {
     !ds.is_empty() && sum.is_multiple_of(10)
 }
 
+/// A card number: 13–19 digits passing Luhn with a known issuer prefix, one kind of
+/// separator at most (`4111 1111-1111 1111` is not how cards are written), not inside a longer
+/// run of digits. The candidate is greedy, so a number followed by one more digit group
+/// (`4111 1111 1111 1111 5`) is tried shorter too, down to 13 digits.
 pub(super) fn check_card(text: &str, start: usize, end: usize) -> Option<usize> {
+    if char_before(text, start).is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
     let s = &text[start..end];
-    // One kind of separator at most (`4111 1111-1111 1111` is not how cards are written).
+    let ends = s
+        .char_indices()
+        .filter(|(_, c)| c.is_ascii_digit())
+        .map(|(i, _)| i + 1);
+    let mut ends: Vec<usize> = ends.collect();
+    ends.reverse();
+    ends.into_iter()
+        .take_while(|len| digits(&s[..*len]).len() >= 13)
+        .find(|len| {
+            card_ok(&s[..*len])
+                && !char_after(text, start + len).is_some_and(|c| c.is_ascii_digit())
+        })
+}
+
+fn card_ok(s: &str) -> bool {
     let mut separators = s.bytes().filter(|b| !b.is_ascii_digit());
     if let Some(first) = separators.next()
         && separators.any(|b| b != first)
     {
-        return None;
+        return false;
     }
     let ds = digits(s);
     if !(13..=19).contains(&ds.len()) || !luhn_ok(&ds) {
-        return None;
+        return false;
     }
     let prefix = |n: usize| ds.iter().take(n).fold(0u32, |a, d| a * 10 + d);
-    let known = ds[0] == 4
+    ds[0] == 4
         || (51..=55).contains(&prefix(2))
         || (2221..=2720).contains(&prefix(4))
         || matches!(prefix(2), 34 | 37 | 35 | 36 | 38 | 30 | 62 | 65)
         || prefix(4) == 6011
-        || (644..=649).contains(&prefix(3));
-    known.then_some(s.len())
+        || (644..=649).contains(&prefix(3))
 }
 
 /// IBAN check: ISO 13616 mod-97 of the rearranged number equals 1.
@@ -91,10 +111,13 @@ pub(super) fn check_iban(text: &str, start: usize, end: usize) -> Option<usize> 
     let s = &text[start..end];
     let mut ends: Vec<usize> = s.match_indices(' ').map(|(i, _)| i).collect();
     ends.push(s.len());
-    ends.into_iter().rev().find(|&e| {
-        let compact: String = s[..e].chars().filter(|c| *c != ' ').collect();
-        iban_ok(&compact)
-    })
+    ends.into_iter()
+        .rev()
+        .find(|&e| {
+            let compact: String = s[..e].chars().filter(|c| *c != ' ').collect();
+            iban_ok(&compact)
+        })
+        .map(|e| s[..e].trim_end().len())
 }
 
 pub(super) fn check_ssn(text: &str, start: usize, end: usize) -> Option<usize> {
@@ -179,9 +202,17 @@ pub(super) fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> 
 
 pub(super) fn check_ipv6(text: &str, start: usize, end: usize) -> Option<usize> {
     let s = &text[start..end];
-    if char_before(text, start).is_some_and(|c| c.is_alphanumeric() || c == ':')
-        || char_after(text, end).is_some_and(|c| c.is_alphanumeric() || c == ':')
-    {
+    // Inside a longer address: a letter or digit right before, or a colon that follows one
+    // (`IP:2001:db8::1` is a label's colon, `a:b:2001:…` is not).
+    let before = char_before(text, start);
+    let inside = match before {
+        Some(':') => {
+            char_before(text, start - 1).is_some_and(|c| c.is_ascii_hexdigit() || c == ':')
+        }
+        Some(c) => c.is_alphanumeric(),
+        None => false,
+    };
+    if inside || char_after(text, end).is_some_and(|c| c.is_alphanumeric() || c == ':') {
         return None;
     }
     let groups = s.split(':').filter(|g| !g.is_empty()).count();

@@ -11,8 +11,13 @@
 //! - Unicode hyphens and dashes and the minus sign become `'-'`;
 //! - full-width forms (`U+FF01`–`U+FF5E`: `＠`, `０`–`９`, letters) and the small `﹫` become
 //!   their ASCII letter;
+//! - combining marks (`4̲1̲1̲1̲`, a decomposed `é`) are removed;
+//! - the decimal digits of every other script (Arabic-Indic `٤`, Devanagari `४`, …) and the
+//!   mathematical digits (`𝟒`) become their ASCII digit;
+//! - the ideographic and other full stops (`。`, `｡`, `․`, `﹒`) become `'.'`;
 //! - `\uXXXX` escapes (and surrogate pairs of them) become the character they name, itself
-//!   normalized as above.
+//!   normalized as above, and so do the `@` of a URL (`%40`) and of HTML (`&#64;`,
+//!   `&#x40;`, `&commat;`).
 //!
 //! Each byte of the copy keeps the range of the original text it came from, so a match in
 //! the copy maps back onto the original ([`Normalized::span`]) and redaction replaces the
@@ -61,21 +66,52 @@ fn becomes(c: char) -> Becomes {
         | '\u{202F}'
         | '\u{205F}'
         | '\u{3000}' => Becomes::Char(' '),
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}' => Becomes::Dropped,
         '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' => Becomes::Char('-'),
+        '\u{3002}' | '\u{FF61}' | '\u{2024}' | '\u{FE52}' => Becomes::Char('.'),
+        '\u{1D7CE}'..='\u{1D7FF}' => digit((c as u32 - 0x1D7CE) % 10),
         '\u{FE6B}' => Becomes::Char('@'),
         '\u{FF01}'..='\u{FF5E}' => {
             char::from_u32(c as u32 - 0xFEE0).map_or(Becomes::Same, Becomes::Char)
         }
+        c if !c.is_ascii() && c.is_numeric() => match DIGIT_ZEROS
+            .iter()
+            .find(|z| (**z..**z + 10).contains(&(c as u32)))
+        {
+            Some(z) => digit(c as u32 - z),
+            None => Becomes::Same,
+        },
         _ => Becomes::Same,
     }
 }
 
+/// The first code point (the digit zero) of each run of ten decimal digits Unicode has besides
+/// ASCII's and the full-width and mathematical ones, which are mapped by their own ranges.
+const DIGIT_ZEROS: [u32; 44] = [
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x16A60, 0x1FBF0,
+];
+
+fn digit(value: u32) -> Becomes {
+    char::from_digit(value, 10).map_or(Becomes::Same, Becomes::Char)
+}
+
 /// Whether `text` holds anything [`normalize`] would change (fast for ASCII without `\u`).
 fn needs_normalizing(text: &str) -> bool {
+    let escapes = || {
+        memchr::memchr3_iter(b'\\', b'%', b'&', text.as_bytes())
+            .any(|at| unescape_at(text, at).is_some())
+    };
     if text.is_ascii() {
-        return text.contains("\\u");
+        return escapes();
     }
-    text.contains("\\u") || text.chars().any(|c| !matches!(becomes(c), Becomes::Same))
+    text.chars().any(|c| !matches!(becomes(c), Becomes::Same)) || escapes()
 }
 
 /// The normalized copy of `text` (see the module docs), or `None` when it would be `text`
@@ -113,9 +149,21 @@ pub fn normalize(text: &str) -> Option<Normalized> {
     Some(out)
 }
 
-/// The character a `\uXXXX` escape (or a surrogate pair of two) at byte `at` of `text`
-/// names, and the escape's length in bytes; `None` when there is none there.
+/// The character an escape at byte `at` of `text` names, and the escape's length in bytes;
+/// `None` when there is none there: `\uXXXX` (or a surrogate pair of two), and the `@` of a
+/// URL or of HTML.
 fn unescape_at(text: &str, at: usize) -> Option<(char, usize)> {
+    let rest = &text.as_bytes()[at..];
+    for form in [&b"%40"[..], b"&#64;", b"&#x40;", b"&commat;"] {
+        if rest.len() >= form.len() && rest[..form.len()].eq_ignore_ascii_case(form) {
+            return Some(('@', form.len()));
+        }
+    }
+    unescape_u(text, at)
+}
+
+/// A `\uXXXX` escape (or a surrogate pair of two) at byte `at`: its character and length.
+fn unescape_u(text: &str, at: usize) -> Option<(char, usize)> {
     let hex = |from: usize| -> Option<u32> {
         let b = text.as_bytes().get(from..from + 6)?;
         if b[0] != b'\\' || b[1] != b'u' {
@@ -143,6 +191,7 @@ mod tests {
     fn plain_text_is_left_alone() {
         assert!(normalize("mail ana@example.com, +34 612 345 678").is_none());
         assert!(normalize("café, naïve, 東京").is_none());
+        assert!(normalize("100% & 50%4 &#65; \\n").is_none());
     }
 
     #[test]
@@ -157,6 +206,18 @@ mod tests {
             ("ana.lopez\\u0040example.com", "ana.lopez@example.com"),
             ("x\\u00a0y \\ud83d\\ude00 \\uZZZZ", "x y \u{1F600} \\uZZZZ"),
             ("so\u{00AD}ft\u{202E}rev\u{FEFF}", "softrev"),
+            ("\u{0664}\u{0661}\u{0661}\u{0661}", "4111"),
+            ("\u{096A}\u{0967}", "41"),
+            ("\u{1D7D2}\u{1D7CF}\u{1D7E3}\u{1D7FF}", "4119"),
+            ("4\u{0332}1\u{0332}1\u{0301}", "411"),
+            (
+                "ana@example\u{3002}com ana@example\u{2024}org",
+                "ana@example.com ana@example.org",
+            ),
+            (
+                "ana%40example.com ana&#64;x.io ana&#X40;y.io ana&commat;z.io",
+                "ana@example.com ana@x.io ana@y.io ana@z.io",
+            ),
         ] {
             assert_eq!(
                 normalize(input).map(|n| n.text).as_deref(),

@@ -38,6 +38,11 @@ pub struct Finding {
     pub end: usize,
 }
 
+/// A candidate a check refuses that is at most this long (bytes) is searched again from its
+/// second character; a longer one is passed over (every built-in item is shorter, but for
+/// keys and private key blocks, whose candidates are passed over).
+const RETRY_WITHIN: usize = 64;
+
 /// Checks a candidate; returns the accepted length in bytes (possibly shorter than the
 /// candidate), or `None` to reject it.
 type Check = fn(text: &str, start: usize, end: usize) -> Option<usize>;
@@ -96,7 +101,7 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
         ),
         (
             "secret",
-            r"\b(?:sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})",
+            r"\b(?:sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,}|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})",
             Some(check_secret),
             Needs::Nothing,
         ),
@@ -104,19 +109,21 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
             "email",
             // Any non-ASCII character counts as a letter (`josé@exämple.de`): a range that
             // compiles small, where `\p{L}` with `(?i)` cost megabytes of automata per detector.
-            r"\b[a-zA-Z0-9._%+\x{80}-\x{10FFFF}-]+@[a-zA-Z0-9\x{80}-\x{10FFFF}](?:[a-zA-Z0-9\x{80}-\x{10FFFF}-]*[a-zA-Z0-9\x{80}-\x{10FFFF}])?(?:\.[a-zA-Z0-9\x{80}-\x{10FFFF}](?:[a-zA-Z0-9\x{80}-\x{10FFFF}-]*[a-zA-Z0-9\x{80}-\x{10FFFF}])?)*\.[a-zA-Z\x{80}-\x{10FFFF}]{2,}\b",
+            r"\b[a-zA-Z0-9._%+\x{80}-\x{10FFFF}-]+@[a-zA-Z0-9\x{80}-\x{10FFFF}](?:[a-zA-Z0-9\x{80}-\x{10FFFF}-]*[a-zA-Z0-9\x{80}-\x{10FFFF}])?(?:\.[a-zA-Z0-9\x{80}-\x{10FFFF}](?:[a-zA-Z0-9\x{80}-\x{10FFFF}-]*[a-zA-Z0-9\x{80}-\x{10FFFF}])?)*\.[a-zA-Z\x{80}-\x{10FFFF}]{2,}",
             None,
             Needs::Byte(b'@'),
         ),
         (
             "iban",
-            r"(?i)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b",
+            r"(?i)\b[A-Z]{2}[0-9]{2}(?: {0,2}[A-Z0-9]){11,30}\b",
             Some(check_iban),
             Needs::Digit,
         ),
         (
             "card",
-            r"\b[0-9](?:[ .-]?[0-9]){12,18}\b",
+            // No `\b`: a card touching a letter or `_` (`_4111…_`, `card4111…`) is one;
+            // the check refuses a run that goes on in digits.
+            r"[0-9](?:[ \t\r\n./_-]{0,2}[0-9]){12,18}",
             Some(check_card),
             Needs::Digit,
         ),
@@ -134,7 +141,7 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
         ),
         (
             "phone",
-            r"(?:\+|\b00)[1-9](?:[ .-]?\(?[0-9]\)?){7,16}",
+            r"(?:\+|\b00)[1-9](?:[ .-]{0,2}\(?[0-9]\)?){7,16}",
             Some(check_phone),
             Needs::Digit,
         ),
@@ -257,22 +264,33 @@ impl Detector {
             if !rule.needs.met(text, digit) {
                 continue;
             }
-            for m in rule.regex.find_iter(text) {
+            let mut at = 0;
+            while let Some(m) = rule.regex.find_at(text, at) {
                 let len = match rule.check {
-                    Some(check) => match check(text, m.start(), m.end()) {
-                        Some(len) => len,
-                        None => continue,
-                    },
-                    None => m.len(),
+                    Some(check) => check(text, m.start(), m.end()),
+                    None => Some(m.len()),
                 };
-                if len == 0 {
-                    continue;
+                match len {
+                    Some(len) if len > 0 => {
+                        all.push(Match {
+                            kind: rule.kind.clone(),
+                            start: m.start(),
+                            end: m.start() + len,
+                        });
+                        at = m.end().max(m.start() + len);
+                    }
+                    // Refused (or empty): a short candidate is searched again from its second
+                    // character, so an item inside it is still found (`IP:2001:db8::1`,
+                    // whose candidate began at the colon; a card after a stray digit). A
+                    // long one is passed over, which keeps the scan linear.
+                    _ if m.len() <= RETRY_WITHIN => {
+                        at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                    }
+                    _ => at = m.end().max(m.start() + 1),
                 }
-                all.push(Match {
-                    kind: rule.kind.clone(),
-                    start: m.start(),
-                    end: m.start() + len,
-                });
+                if at > text.len() {
+                    break;
+                }
             }
         }
         // Stable sort keeps rule order for equal spans.

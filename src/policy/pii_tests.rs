@@ -373,10 +373,112 @@ fn unicode_spaces_dashes_wide_forms_escapes_and_case_are_read_as_a_model_reads_t
     }
 }
 
+/// Forms an attacker test sent to a remote deployment past the detectors: items touching `_`
+/// or a digit, cards with other separators or inside a float's text, an IPv6 address after a
+/// label's colon, digits of other scripts, combining marks, other full stops, the `@` of URLs
+/// and HTML, doubled spaces, more key formats. Each is found, as the kind it is.
 #[test]
-fn non_ascii_digits_are_not_numbers() {
+fn forms_that_got_past_the_detectors_are_found() {
     let d = Detector::new(&PiiConfig::default()).unwrap();
-    assert_eq!(kinds(&d, "see ١٢٣-٤٥-٦٧٨٩ and ١٢٣٤٥٦٧٨Z"), vec![]);
+    for (text, kind, value) in [
+        (
+            "write to _ana.lopez@example.com_ today",
+            "email",
+            "_ana.lopez@example.com",
+        ),
+        ("__ana@example.com__", "email", "__ana@example.com"),
+        ("ana@example.com1", "email", "ana@example.com"),
+        (
+            "card 4111  1111  1111  1111 ok",
+            "card",
+            "4111  1111  1111  1111",
+        ),
+        (
+            "card 4111\t1111\t1111\t1111",
+            "card",
+            "4111\t1111\t1111\t1111",
+        ),
+        (
+            "card 4111\n1111\n1111\n1111",
+            "card",
+            "4111\n1111\n1111\n1111",
+        ),
+        ("card 4111/1111/1111/1111", "card", "4111/1111/1111/1111"),
+        ("card 4111_1111_1111_1111", "card", "4111_1111_1111_1111"),
+        ("_4111111111111111_", "card", "4111111111111111"),
+        ("card4111111111111111", "card", "4111111111111111"),
+        ("4111 1111 1111 1111 5", "card", "4111 1111 1111 1111"),
+        ("4111111111111111.0", "card", "4111111111111111"),
+        (
+            "IP:2001:db8:85a3::8a2e:370:7334",
+            "ip",
+            "2001:db8:85a3::8a2e:370:7334",
+        ),
+        (
+            "\u{1D7D2}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}",
+            "card",
+            "\u{1D7D2}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF}",
+        ),
+        ("٤١١١١١١١١١١١١١١١", "card", "٤١١١١١١١١١١١١١١١"),
+        (
+            "4\u{332}1\u{332}1\u{332}1\u{332}111111111111",
+            "card",
+            "4\u{332}1\u{332}1\u{332}1\u{332}111111111111",
+        ),
+        ("ana@example\u{3002}com", "email", "ana@example\u{3002}com"),
+        ("ana@example\u{2024}com", "email", "ana@example\u{2024}com"),
+        ("mailto:ana%40example.com", "email", "ana%40example.com"),
+        ("ana&#64;example.com", "email", "ana&#64;example.com"),
+        (
+            "iban DE89  3704  0044  0532  0130  00 ok",
+            "iban",
+            "DE89  3704  0044  0532  0130  00",
+        ),
+        ("call +34  612  345  678", "phone", "+34  612  345  678"),
+        (
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "secret",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        ),
+        (
+            "hf_abcdefghijklmnopqrstuvwxyz0123456789",
+            "secret",
+            "hf_abcdefghijklmnopqrstuvwxyz0123456789",
+        ),
+        (
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "secret",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ),
+    ] {
+        assert_eq!(
+            kinds(&d, text),
+            vec![(kind.to_string(), value.to_string())],
+            "{text:?}"
+        );
+    }
+    // Still not: a run of 20 digits, digits glued to a longer number, a clock time.
+    for text in [
+        "41111111111111111111",
+        "94111111111111111",
+        "at 12:30:45 today",
+    ] {
+        assert_eq!(kinds(&d, text), vec![], "{text:?}");
+    }
+}
+
+/// The decimal digits of other scripts are read as the digits they are, as a model reads
+/// them (they went remote before: an attacker test sent a card in Arabic-Indic digits).
+#[test]
+fn non_ascii_digits_are_numbers() {
+    let d = Detector::new(&PiiConfig::default()).unwrap();
+    assert_eq!(
+        kinds(&d, "see ١٢٣-٤٥-٦٧٨٩ and ١٢٣٤٥٦٧٨Z"),
+        vec![
+            ("ssn".to_string(), "١٢٣-٤٥-٦٧٨٩".to_string()),
+            ("dni".to_string(), "١٢٣٤٥٦٧٨Z".to_string())
+        ]
+    );
 }
 
 #[test]
