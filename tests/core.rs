@@ -393,6 +393,36 @@ async fn bad_input_gets_openai_errors() {
         r.json::<Value>().await.unwrap()["error"]["code"],
         "request_too_large"
     );
+    // A declared length past the limit is refused before any body byte arrives (it waited
+    // for a body the client never sent: found by an attacker test), on both dialects.
+    for (path, want) in [
+        ("/v1/chat/completions", "\"code\":\"request_too_large\""),
+        ("/v1/messages", "\"type\":\"request_too_large\""),
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 99999999999\r\n\r\n"
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read = async {
+            while !String::from_utf8_lossy(&got).contains(want) {
+                let n = sock.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("no answer before the body");
+        assert!(
+            got.starts_with(b"HTTP/1.1 413"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    }
 
     let r = post(&s, "/v1/embeddings", json!({"model":"default"})).await;
     assert_eq!(r.status(), 400);

@@ -399,6 +399,7 @@ async fn empty_messages_wrong_methods_and_unknown_paths_get_anthropic_errors() {
             reqwest::Method::GET,
             "/v1/messages/batches/msgbatch_1/results",
         ),
+        (reqwest::Method::POST, "/v1/messages/"),
     ] {
         let resp = empty_request(&s, method.clone(), path).await;
         assert_eq!(resp.status(), 404, "{method} {path}");

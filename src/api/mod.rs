@@ -448,6 +448,10 @@ fn deserialize_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiEr
         return ApiError::invalid_request("The request body must be a JSON object.");
     }
     let param = param_of(&path, &inner);
+    if param.is_empty() {
+        // The body itself (a duplicate top-level field): no path to name.
+        return ApiError::invalid_request(format!("Invalid request body: {inner}"));
+    }
     ApiError::invalid_request(format!("Invalid value for `{param}`: {inner}")).with_param(param)
 }
 
@@ -506,6 +510,18 @@ mod tests {
         let e = parse_body::<ChatCompletionRequest>(b"{not json").unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
         assert_eq!(e.body.param, None);
+        // A duplicate top-level field has no path: the body is named, not an empty param
+        // (it said "Invalid value for ``" with `param: ""`).
+        let e = parse_body::<ChatCompletionRequest>(br#"{"model":"a","model":"b","messages":[]}"#)
+            .unwrap_err();
+        assert_eq!(e.body.param, None);
+        assert!(
+            e.body
+                .message
+                .starts_with("Invalid request body: duplicate field `model`"),
+            "{}",
+            e.body.message
+        );
     }
 
     /// Bodies that are not one JSON object get the message that says so, never a path.

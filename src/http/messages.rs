@@ -58,6 +58,7 @@ pub fn router() -> Router<Gateway> {
             "/messages/count_tokens",
             post(count_tokens).fallback(method_not_allowed),
         )
+        .route("/messages/", any(not_found))
         .route("/messages/{*rest}", any(not_found))
 }
 

@@ -42,14 +42,21 @@ pub(crate) fn id_of(headers: &HeaderMap) -> String {
 /// the row says what happened instead of blaming the size.
 pub(crate) async fn read_body(gateway: &Gateway, body: Body) -> Result<bytes::Bytes, ApiError> {
     let limit = gateway.config.server.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("Request body is larger than the limit of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    };
+    // A declared length past the limit is refused without waiting for the body.
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large());
+    }
     to_bytes(body, limit).await.map_err(|e| {
         if over_limit(&e) {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                format!("Request body is larger than the limit of {limit} bytes."),
-            )
-            .with_code("request_too_large")
+            too_large()
         } else {
             ApiError::new(
                 StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
