@@ -455,7 +455,9 @@ async fn revoke(s: &Sluice, id: &str) -> u16 {
 
 /// A key limited to `gpt-?` (model names) cannot make a key for `gpt-*`: read as a model name
 /// the glob passed the check, and the child then reached `gpt-4o-expensive`, which its maker
-/// may not use (found by an attacker test). Its own pattern it may pass on.
+/// may not use (found by an attacker test). Its own pattern it may pass on. (That every maker's
+/// allow-list holds at request time is `access::validate::tests::a_child_key_gets_no_model_its_maker_may_not_use`:
+/// creation no longer makes a key that could show it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_cannot_make_a_key_for_models_it_may_not_use() {
     let extra = "  - name: gpt-4\n    deployments: [near]\n  - name: gpt-4o-expensive\n    deployments: [near]\nkeys:\n  - name: limited\n    key: sk-limited\n    admin: true\n    models: [\"gpt-?\"]\n";

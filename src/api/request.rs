@@ -132,17 +132,15 @@ impl RequestBody {
 impl RequestBody {
     /// The input tokens a backend will count for this request, estimated before it is sent
     /// (admission, token limits, budget reservations, `when.prompt_tokens`, token counting):
-    /// one token per 4 bytes of every string, object key and number the model reads — tool
+    /// one token per 4 bytes of every string and object key the model reads — tool
     /// definitions, schemas, `response_format` and unknown fields as well as the
     /// conversation ([`RequestBody::texts`] alone left a 40,000-character tool description
-    /// out of every reservation). Binary payloads (images, files, audio) are not counted.
+    /// out of every reservation). Numbers (sampling parameters, mostly) and binary payloads
+    /// (images, files, audio) are not counted.
     pub fn prompt_estimate(&self) -> u64 {
         struct Bytes(usize);
         impl Visit<'_> for Bytes {
             fn text(&mut self, _: &str, _: Leaf, text: &str) {
-                self.0 += text.len();
-            }
-            fn number(&mut self, _: &str, text: &str) {
                 self.0 += text.len();
             }
             fn key(&mut self, _: &str, key: &str) {

@@ -43,38 +43,51 @@ pub fn luhn_ok(ds: &[u32]) -> bool {
 
 /// A card number: 13–19 digits passing Luhn with a known issuer prefix, one kind of
 /// separator at most (`4111 1111-1111 1111` is not how cards are written), not inside a longer
-/// run of digits. The candidate is greedy, so a number followed by one more digit group
-/// (`4111 1111 1111 1111 5`) is tried shorter too, down to 13 digits.
+/// run of digits nor a decimal fraction (`0.4221165755827173`). The candidate is greedy, so a
+/// number followed by one more digit group (`4111 1111 1111 1111 5`) is tried shorter too,
+/// down to 13 digits; no allocation, at most seven Luhn sums.
 pub(super) fn check_card(text: &str, start: usize, end: usize) -> Option<usize> {
-    if char_before(text, start).is_some_and(|c| c.is_ascii_digit()) {
+    let mut before = text.as_bytes()[..start].iter().rev().take(2);
+    match (before.next(), before.next()) {
+        (Some(d), _) if d.is_ascii_digit() => return None,
+        (Some(b'.'), Some(d)) if d.is_ascii_digit() => return None,
+        _ => {}
+    }
+    let s = &text.as_bytes()[start..end];
+    // The digits, the candidate's length up to each, and how many come before a second kind
+    // of separator.
+    let (mut ds, mut ends, mut n) = ([0u32; 19], [0usize; 19], 0);
+    let mut separator = None;
+    for (i, b) in s.iter().enumerate() {
+        if b.is_ascii_digit() {
+            if n == ds.len() {
+                break;
+            }
+            ds[n] = u32::from(b - b'0');
+            ends[n] = i + 1;
+            n += 1;
+        } else if *separator.get_or_insert(*b) != *b {
+            break;
+        }
+    }
+    if n < 13 || !known_issuer(&ds) {
         return None;
     }
-    let s = &text[start..end];
-    let ends = s
-        .char_indices()
-        .filter(|(_, c)| c.is_ascii_digit())
-        .map(|(i, _)| i + 1);
-    let mut ends: Vec<usize> = ends.collect();
-    ends.reverse();
-    ends.into_iter()
-        .take_while(|len| digits(&s[..*len]).len() >= 13)
-        .find(|len| {
-            card_ok(&s[..*len])
-                && !char_after(text, start + len).is_some_and(|c| c.is_ascii_digit())
+    (13..=n)
+        .rev()
+        .find(|&k| {
+            luhn_ok(&ds[..k])
+                && !text
+                    .as_bytes()
+                    .get(start + ends[k - 1])
+                    .is_some_and(u8::is_ascii_digit)
         })
+        .map(|k| ends[k - 1])
 }
 
-fn card_ok(s: &str) -> bool {
-    let mut separators = s.bytes().filter(|b| !b.is_ascii_digit());
-    if let Some(first) = separators.next()
-        && separators.any(|b| b != first)
-    {
-        return false;
-    }
-    let ds = digits(s);
-    if !(13..=19).contains(&ds.len()) || !luhn_ok(&ds) {
-        return false;
-    }
+/// Whether a card number starting with `ds` has a known issuer prefix (Visa, Mastercard,
+/// American Express, Diners, JCB, UnionPay, Discover).
+fn known_issuer(ds: &[u32]) -> bool {
     let prefix = |n: usize| ds.iter().take(n).fold(0u32, |a, d| a * 10 + d);
     ds[0] == 4
         || (51..=55).contains(&prefix(2))
@@ -204,10 +217,19 @@ pub(super) fn check_ipv6(text: &str, start: usize, end: usize) -> Option<usize> 
     let s = &text[start..end];
     // Inside a longer address: a letter or digit right before, or a colon that follows one
     // (`IP:2001:db8::1` is a label's colon, `a:b:2001:…` is not).
-    let before = char_before(text, start);
-    let inside = match before {
+    let inside = match char_before(text, start) {
+        // After a colon: inside when what precedes it is a hex group or another colon; a
+        // label (`IP:`, `IPv6:`, `source:`) is a word that is not a hex group.
         Some(':') => {
-            char_before(text, start - 1).is_some_and(|c| c.is_ascii_hexdigit() || c == ':')
+            let head = &text.as_bytes()[..start - 1];
+            let word = head
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            let group = &head[head.len() - word..];
+            head.last() == Some(&b':')
+                || ((1..=4).contains(&word) && group.iter().all(u8::is_ascii_hexdigit))
         }
         Some(c) => c.is_alphanumeric(),
         None => false,

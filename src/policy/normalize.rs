@@ -12,12 +12,12 @@
 //! - full-width forms (`U+FF01`–`U+FF5E`: `＠`, `０`–`９`, letters) and the small `﹫` become
 //!   their ASCII letter;
 //! - combining marks (`4̲1̲1̲1̲`, a decomposed `é`) are removed;
-//! - the decimal digits of every other script (Arabic-Indic `٤`, Devanagari `४`, …) and the
-//!   mathematical digits (`𝟒`) become their ASCII digit;
+//! - the decimal digits of every other script Unicode 16 knows (Arabic-Indic `٤`, Devanagari
+//!   `४`, Adlam, …) and the mathematical digits (`𝟒`) become their ASCII digit;
 //! - the ideographic and other full stops (`。`, `｡`, `․`, `﹒`) become `'.'`;
 //! - `\uXXXX` escapes (and surrogate pairs of them) become the character they name, itself
-//!   normalized as above, and so do the `@` of a URL (`%40`) and of HTML (`&#64;`,
-//!   `&#x40;`, `&commat;`).
+//!   normalized as above, and so do HTML's numeric references (`&#64;`, `&#x0040;`) and the
+//!   `@` of a URL (`%40`) and of HTML (`&commat;`).
 //!
 //! Each byte of the copy keeps the range of the original text it came from, so a match in
 //! the copy maps back onto the original ([`Normalized::span`]) and redaction replaces the
@@ -89,13 +89,17 @@ fn becomes(c: char) -> Becomes {
     }
 }
 
-/// The first code point (the digit zero) of each run of ten decimal digits Unicode has besides
-/// ASCII's and the full-width and mathematical ones, which are mapped by their own ranges.
-const DIGIT_ZEROS: [u32; 44] = [
+/// The first code point (the digit zero) of each run of ten decimal digits (category `Nd`)
+/// Unicode 16 has besides ASCII's and the full-width and mathematical ones, which are mapped
+/// by their own ranges (Unicode 14's from Python's `unicodedata`, and the 15 and 16 additions).
+const DIGIT_ZEROS: [u32; 69] = [
     0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
     0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
     0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
-    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x16A60, 0x1FBF0,
+    0x104A0, 0x10D30, 0x10D40, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0,
+    0x11650, 0x116C0, 0x116D0, 0x116DA, 0x11730, 0x118E0, 0x11950, 0x11BF0, 0x11C50, 0x11D50,
+    0x11DA0, 0x11F50, 0x16130, 0x16A60, 0x16AC0, 0x16B50, 0x16D70, 0x1CCF0, 0x1E140, 0x1E2F0,
+    0x1E4F0, 0x1E5F1, 0x1E950, 0x1FBF0,
 ];
 
 fn digit(value: u32) -> Becomes {
@@ -154,12 +158,35 @@ pub fn normalize(text: &str) -> Option<Normalized> {
 /// URL or of HTML.
 fn unescape_at(text: &str, at: usize) -> Option<(char, usize)> {
     let rest = &text.as_bytes()[at..];
-    for form in [&b"%40"[..], b"&#64;", b"&#x40;", b"&commat;"] {
+    for form in [&b"%40"[..], b"&commat;"] {
         if rest.len() >= form.len() && rest[..form.len()].eq_ignore_ascii_case(form) {
             return Some(('@', form.len()));
         }
     }
+    if rest.starts_with(b"&#") {
+        return numeric_reference(rest);
+    }
     unescape_u(text, at)
+}
+
+/// An HTML numeric character reference at the start of `rest` (`&#64;`, `&#x0040;`, at most
+/// 8 digits): its character and length.
+fn numeric_reference(rest: &[u8]) -> Option<(char, usize)> {
+    let (radix, from) = match rest.get(2) {
+        Some(b'x' | b'X') => (16, 3),
+        _ => (10, 2),
+    };
+    let digits = rest[from..]
+        .iter()
+        .take(9)
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    if digits == 0 || digits > 8 || rest.get(from + digits) != Some(&b';') {
+        return None;
+    }
+    let text = std::str::from_utf8(&rest[from..from + digits]).ok()?;
+    let c = char::from_u32(u32::from_str_radix(text, radix).ok()?)?;
+    Some((c, from + digits + 1))
 }
 
 /// A `\uXXXX` escape (or a surrogate pair of two) at byte `at`: its character and length.
@@ -191,7 +218,7 @@ mod tests {
     fn plain_text_is_left_alone() {
         assert!(normalize("mail ana@example.com, +34 612 345 678").is_none());
         assert!(normalize("café, naïve, 東京").is_none());
-        assert!(normalize("100% & 50%4 &#65; \\n").is_none());
+        assert!(normalize("100% & 50%4 &#; &#123456789; &#xZZ; \\n").is_none());
     }
 
     #[test]
@@ -218,6 +245,11 @@ mod tests {
                 "ana%40example.com ana&#64;x.io ana&#X40;y.io ana&commat;z.io",
                 "ana@example.com ana@x.io ana@y.io ana@z.io",
             ),
+            (
+                "ana&#064;x.io ana&#x0040;y.io &#52;&#x31;11",
+                "ana@x.io ana@y.io 4111",
+            ),
+            ("\u{1E954}\u{1E951}", "41"),
         ] {
             assert_eq!(
                 normalize(input).map(|n| n.text).as_deref(),

@@ -52,6 +52,8 @@ struct Rule {
     regex: Regex,
     check: Option<Check>,
     needs: Needs,
+    /// A built-in detector: a match never starts with `_` (see [`Detector::scan_ascii`]).
+    builtin: bool,
 }
 
 /// A byte every match of a rule contains: a text without it is not searched with that rule
@@ -101,7 +103,8 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
         ),
         (
             "secret",
-            r"\b(?:sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,}|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})",
+            // After a word boundary or `_` (`OPENAI_KEY_sk-…`; the `_` is not kept).
+            r"(?:\b|_)(?:sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,}|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})",
             Some(check_secret),
             Needs::Nothing,
         ),
@@ -182,6 +185,7 @@ impl Detector {
                 regex,
                 check,
                 needs,
+                builtin: true,
             });
         }
         for p in &cfg.patterns {
@@ -191,6 +195,7 @@ impl Detector {
                 regex,
                 check: None,
                 needs: Needs::Nothing,
+                builtin: false,
             });
         }
         for k in &cfg.keywords {
@@ -211,6 +216,7 @@ impl Detector {
                 regex,
                 check: None,
                 needs: Needs::Nothing,
+                builtin: false,
             });
         }
         Ok(Detector { rules })
@@ -251,6 +257,7 @@ impl Detector {
                 regex: r.regex.clone(),
                 check: r.check,
                 needs: Needs::Nothing,
+                builtin: r.builtin,
             })
             .collect();
         Detector { rules }
@@ -272,12 +279,23 @@ impl Detector {
                 };
                 match len {
                     Some(len) if len > 0 => {
-                        all.push(Match {
-                            kind: rule.kind.clone(),
-                            start: m.start(),
-                            end: m.start() + len,
-                        });
-                        at = m.end().max(m.start() + len);
+                        // A leading `_` joins a built-in item to a word before it; it is not
+                        // the item's (`KEY_sk-…`, `_ana@example.com_`).
+                        let end = m.start() + len;
+                        let start = match rule.builtin {
+                            true => end - text[m.start()..end].trim_start_matches('_').len(),
+                            false => m.start(),
+                        };
+                        if start < end {
+                            all.push(Match {
+                                kind: rule.kind.clone(),
+                                start,
+                                end,
+                            });
+                        }
+                        // On from the end of what was accepted: a check that took less than
+                        // its candidate leaves the rest to be searched (two cards in a row).
+                        at = end;
                     }
                     // Refused (or empty): a short candidate is searched again from its second
                     // character, so an item inside it is still found (`IP:2001:db8::1`,

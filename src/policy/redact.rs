@@ -15,6 +15,9 @@ use std::collections::HashMap;
 #[derive(Clone, Default)]
 pub struct Redaction {
     pairs: Vec<(String, String)>,
+    /// Per pair: whether its original was taken from JSON text (tool-call `arguments` of the
+    /// history), so it is already escaped as it would be inside a JSON string.
+    escaped: Vec<bool>,
     /// Placeholder → index in `pairs`.
     index: HashMap<String, usize>,
     /// Length of the longest placeholder, bytes.
@@ -76,9 +79,10 @@ impl Redaction {
             match close.and_then(|c| self.index.get(&candidate[..=c]).map(|i| (c, *i))) {
                 Some((c, i)) => {
                     let original = &self.pairs[i].1;
-                    match json {
-                        true => push_json_escaped(&mut out, original),
-                        false => out.push_str(original),
+                    match (json, self.escaped[i]) {
+                        (true, false) => push_json_escaped(&mut out, original),
+                        (false, true) => push_json_unescaped(&mut out, original),
+                        _ => out.push_str(original),
                     }
                     rest = &candidate[c + 1..];
                 }
@@ -99,9 +103,17 @@ impl Redaction {
             Value::String(s) => *s = self.restore_text(s),
             Value::Array(items) => items.iter_mut().for_each(|x| self.restore_json(x)),
             Value::Object(m) => {
+                // A call's arguments (`{"name": …, "arguments": "{…}"}` in chat and Responses)
+                // or a Messages `partial_json` delta; a tool's input object stays plain.
+                let call = m.contains_key("name")
+                    || m.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| t.ends_with("_arguments.done"));
                 for (k, x) in m.iter_mut() {
                     match x {
-                        Value::String(s) if is_json_text(k) => *s = self.restore_json_text(s),
+                        Value::String(s) if is_json_text(k) && (call || k != "arguments") => {
+                            *s = self.restore_json_text(s)
+                        }
                         _ => self.restore_json(x),
                     }
                 }
@@ -133,6 +145,15 @@ pub(crate) fn is_json_text(key: &str) -> bool {
 fn push_json_escaped(out: &mut String, s: &str) {
     let quoted = Value::from(s).to_string();
     out.push_str(&quoted[1..quoted.len() - 1]);
+}
+
+/// Appends `s`, text taken from inside a JSON string literal, as the text it stands for
+/// (`ana\u0040example.com` → `ana@example.com`); as it is when it is not such text.
+fn push_json_unescaped(out: &mut String, s: &str) {
+    match serde_json::from_str::<String>(&format!("\"{s}\"")) {
+        Ok(text) => out.push_str(&text),
+        Err(_) => out.push_str(s),
+    }
 }
 
 /// Every bracketed token (`[…]`, at most [`MAX_PLACEHOLDER`] bytes) already in `body`, so
@@ -168,12 +189,13 @@ pub fn redact(
     let mut out = body.clone();
     let existing = existing_tokens(body);
     let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut escaped: Vec<bool> = Vec::new();
     // Original value → placeholder: one lookup per match (linear in the number of matches).
     let mut by_value: HashMap<String, String> = HashMap::new();
     let mut counters: HashMap<String, usize> = HashMap::new();
     visit_mut(
         &mut out,
-        &mut EachText(|text: &mut String| {
+        &mut EachText(|path: &str, text: &mut String| {
             let found: Vec<_> = detector
                 .scan(text)
                 .into_iter()
@@ -198,6 +220,7 @@ pub fn redact(
                             }
                         };
                         pairs.push((p.clone(), value.to_string()));
+                        escaped.push(path.ends_with(".arguments") || path == "arguments");
                         by_value.insert(value.to_string(), p.clone());
                         p
                     }
@@ -220,6 +243,7 @@ pub fn redact(
         out,
         Redaction {
             pairs,
+            escaped,
             index,
             longest,
         },
@@ -229,9 +253,9 @@ pub fn redact(
 /// Adapts a closure to [`VisitMut`]: every string leaf, whatever its path.
 struct EachText<F>(F);
 
-impl<F: FnMut(&mut String)> VisitMut for EachText<F> {
-    fn text(&mut self, _: &str, _: Leaf, text: &mut String) {
-        (self.0)(text)
+impl<F: FnMut(&str, &mut String)> VisitMut for EachText<F> {
+    fn text(&mut self, path: &str, _: Leaf, text: &mut String) {
+        (self.0)(path, text)
     }
 }
 
@@ -593,7 +617,7 @@ mod tests {
         // Whole answers: chat and Responses `arguments`, plain content unescaped.
         let mut v = json!({"choices":[{"message":{"content": placeholder.clone(),
             "tool_calls":[{"function":{"name":"f","arguments": args.clone()}}]}}],
-            "output":[{"type":"function_call","arguments": args.clone()}]});
+            "output":[{"type":"function_call","name":"f","arguments": args.clone()}]});
         r.restore_json(&mut v);
         assert_eq!(
             parsed(&v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]),
@@ -628,6 +652,44 @@ mod tests {
         assert_eq!(parsed(&got[0]["delta"]), want);
         let ev = json!({"type":"response.output_text.delta","item_id":"m_1","output_index":0,"content_index":0,"delta": placeholder});
         assert_eq!(m.apply(&ev).unwrap()[0]["delta"], original.as_str());
+    }
+
+    /// An original taken from JSON text (a tool call's `arguments` in the history, escaped
+    /// there) goes back into arguments as it was, not escaped twice, and into plain text as
+    /// the text it stands for.
+    #[test]
+    fn originals_from_arguments_are_not_escaped_twice() {
+        let body = RequestBody::Chat(
+            serde_json::from_value(json!({"model":"m","messages":[
+                {"role":"user","content":"mail her"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+                  "function":{"name":"send","arguments":"{\"to\":\"ana\\u0040example.com\"}"}}]},
+                {"role":"tool","tool_call_id":"c1","content":"sent"}]}))
+            .unwrap(),
+        );
+        let (_, r) = redact(detector(), &body, &["email".to_string()]);
+        let p = r.placeholders().next().unwrap().to_string();
+        let mut v = json!({"choices":[{"message":{"content": format!("to {p}"),
+            "tool_calls":[{"function":{"name":"send","arguments": format!("{{\"to\":\"{p}\"}}")}}]}}]});
+        r.restore_json(&mut v);
+        let args: Value = serde_json::from_str(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(args, json!({"to": "ana@example.com"}));
+        assert_eq!(v["choices"][0]["message"]["content"], "to ana@example.com");
+        // A tool's input object with a plain `arguments` property is plain text.
+        let (_, r) = redact(
+            detector(),
+            &chat("say \"ana@example.com\""),
+            &["email".to_string()],
+        );
+        let p = r.placeholders().next().unwrap().to_string();
+        let mut input = json!({"type":"tool_use","input":{"arguments": format!("a \"{p}\"")}});
+        r.restore_json(&mut input);
+        assert_eq!(input["input"]["arguments"], "a \"ana@example.com\"");
     }
 
     #[test]

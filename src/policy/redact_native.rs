@@ -137,7 +137,7 @@ impl NativeRestorer {
     /// Restores `text` of a delta of `kind` (a Messages delta field, or a Responses event
     /// type without `.delta`): tool-call arguments are JSON text.
     fn restore(&self, kind: &str, text: &str) -> String {
-        match kind == "partial_json" || kind.ends_with("function_call_arguments") {
+        match kind == "partial_json" || kind.ends_with("_arguments") {
             true => self.redaction.restore_json_text(text),
             false => self.redaction.restore_text(text),
         }
