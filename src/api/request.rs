@@ -143,8 +143,12 @@ impl RequestBody {
             fn text(&mut self, _: &str, _: Leaf, text: &str) {
                 self.0 += text.len();
             }
-            fn key(&mut self, _: &str, key: &str) {
-                self.0 += key.len();
+            fn key(&mut self, path: &str, key: &str) {
+                // Keys inside values (schema properties, metadata), not the request's own
+                // field names (an untyped request's top level: `max_tokens`, `best_of`).
+                if path.contains(['.', '[']) {
+                    self.0 += key.len();
+                }
             }
         }
         let mut b = Bytes(0);
