@@ -750,3 +750,78 @@ async fn rediss_checks_the_servers_certificate() {
     let keys = String::from_utf8_lossy(&buf[..n]);
     assert!(keys.starts_with('*') && !keys.starts_with("*0"), "{keys}");
 }
+
+/// A stream still open when the process exits — its client stopped reading, its upstream is
+/// still sending — settles its cost on the server at exit: it ends with the runtime, and its
+/// settlement, whose task could not run then, is made on a connection of its own before the
+/// process exits. Before, nothing was settled: the reservation expired and the spend stayed
+/// below what the row says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_open_at_exit_settles_its_cost_on_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = RedisServer::start();
+    // 600 chunks of 16 KB each: more than every socket buffer on the way can hold.
+    let big = support::sse(&support::chunk(
+        json!({"content": "x".repeat(16_000)}),
+        Value::Null,
+    ));
+    let mock = Mock::start(move |_| {
+        let gone = std::sync::Arc::new(std::sync::Mutex::new(Some(
+            tokio::sync::oneshot::channel().0,
+        )));
+        MockReply::SseThenHang(vec![big.clone(); 600], gone)
+    })
+    .await;
+    let yaml = config(&mock, &redis.url(), "t9", "fail_closed")
+        .replace("server:\n", "server:\n  shutdown_grace_ms: 200\n");
+    let r = Replica::start(&yaml, &[]);
+    wait_state(&r.base, "up").await;
+    let addr = r.base.trim_start_matches("http://").to_string();
+    let body = json!({"model":"default","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]})
+        .to_string();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut c = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer sk-capped\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let mut first = [0u8; 12];
+    c.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let (status, r) = tokio::task::spawn_blocking(move || {
+        let mut r = r;
+        (r.stop(), r)
+    })
+    .await
+    .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{}", r.stderr());
+    let (row_status, cost): (i64, f64) = rusqlite::Connection::open(&r.db)
+        .unwrap()
+        .query_row(
+            "SELECT status, cost_usd FROM requests WHERE api_key_id = 'cfg:capped'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(row_status, 503, "{}", r.stderr());
+    assert!(cost > 0.0);
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day = now - now.rem_euclid(86_400_000);
+    let spent: Option<String> =
+        redis_cmd(&mut conn, &["GET", &format!("t9:spend:cfg:capped:{day}")]).await;
+    let spent: f64 = spent.expect("spend settled").parse().unwrap();
+    assert!(
+        (spent - cost).abs() < 1e-9,
+        "spent {spent}, the row says {cost}"
+    );
+    let reserved: i64 = redis_cmd(&mut conn, &["HLEN", "t9:resv:cfg:capped"]).await;
+    assert_eq!(reserved, 0);
+    drop(c);
+}

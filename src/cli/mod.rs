@@ -306,6 +306,8 @@ fn serve(log_format: LogFormat, config: Option<PathBuf>, listen: Option<String>)
         // log is drained once more before the process exits.
         runtime.shutdown_timeout(grace.max(Duration::from_secs(1)));
         drain_log(&recorder, grace);
+        // Streams ended with the runtimes could not settle on the coordinator then.
+        crate::access::coord::settle_left_over(grace.max(Duration::from_secs(1)));
     }
     code
 }

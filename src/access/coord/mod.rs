@@ -83,14 +83,28 @@ impl SharedTicket {
         if s.token_buckets.is_empty() && s.budgets.is_empty() {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
+        let left = LeftOver {
+            coord: self.coord.clone(),
+            tokens: tokens.unwrap_or(s.charged_tokens),
+            settlement: s,
+            cost_usd,
+            remote,
         };
-        let coord = self.coord.clone();
-        rt.spawn(async move {
-            let tokens = tokens.unwrap_or(s.charged_tokens);
-            coord.settle(&s, tokens, cost_usd, remote).await;
-        });
+        // Dropped unrun (the runtime shutting down with this stream still open), the task
+        // leaves its settlement to `settle_left_over`.
+        let mut pending = Pending(Some(left));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Some(l) = pending.0.take() {
+                        l.coord
+                            .settle(&l.settlement, l.tokens, l.cost_usd, l.remote)
+                            .await;
+                    }
+                });
+            }
+            Err(_) => drop(pending),
+        }
     }
 }
 
@@ -98,6 +112,81 @@ impl Drop for SharedTicket {
     fn drop(&mut self) {
         self.settle(None, 0.0, false);
     }
+}
+
+/// A settlement whose task could not run: the process was exiting.
+struct LeftOver {
+    coord: Arc<RedisCoordinator>,
+    settlement: Settlement,
+    tokens: u64,
+    cost_usd: f64,
+    remote: bool,
+}
+
+/// Settlements left by tasks the runtime dropped before they ran ([`settle_left_over`]).
+static LEFT_OVER: std::sync::Mutex<Vec<LeftOver>> = std::sync::Mutex::new(Vec::new());
+
+/// A settlement on its way: given to [`LEFT_OVER`] when dropped before it was made.
+struct Pending(Option<LeftOver>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(l) = self.0.take() {
+            LEFT_OVER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(l);
+        }
+    }
+}
+
+/// Makes the settlements whose tasks the serving runtimes dropped unrun when they shut down
+/// (streams still open at exit, ended with the runtime), each on a connection of its own,
+/// within `within` overall; what cannot be made is logged (its reservation expires after
+/// `reservation_ttl_s`, and the server's spend catches up from this replica's log when it
+/// next seeds it). Call once the serving runtimes are gone, before the process exits.
+/// Returns how many were made.
+pub fn settle_left_over(within: Duration) -> usize {
+    let left: Vec<LeftOver> = std::mem::take(
+        &mut *LEFT_OVER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if left.is_empty() {
+        return 0;
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return 0;
+    };
+    let total = left.len();
+    let made = rt.block_on(async {
+        let mut made = 0;
+        let all = async {
+            for l in &left {
+                match l
+                    .coord
+                    .settle_alone(&l.settlement, l.tokens, l.cost_usd, l.remote)
+                    .await
+                {
+                    Ok(()) => made += 1,
+                    Err(e) => tracing::warn!(error = %e, "coordinator settle at exit failed; the reservation expires on its own"),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, all).await;
+        made
+    });
+    if made < total {
+        tracing::warn!(
+            made,
+            total,
+            "not every coordinator settlement was made at exit"
+        );
+    }
+    made
 }
 
 /// What a request holds from [`Access::reserve`] until it ends.

@@ -208,31 +208,35 @@ impl RedisCoordinator {
     /// deployment or a local one (a remote-only budget adds only a remote cost). Errors are
     /// logged: an unsettled reservation expires after `reservation_ttl_s`.
     pub async fn settle(&self, t: &Settlement, actual_tokens: u64, cost_usd: f64, remote: bool) {
-        let mut cmd = redis::cmd("FCALL");
-        cmd.arg(SETTLE)
-            .arg(t.token_buckets.len() + 3 * t.budgets.len());
-        for (key, _) in &t.token_buckets {
-            cmd.arg(key);
-        }
-        for b in &t.budgets {
-            cmd.arg(&b.spend_key).arg(&b.hash_key).arg(&b.zset_key);
-        }
-        cmd.arg(t.token_buckets.len());
-        let delta = actual_tokens as i64 - t.charged_tokens as i64;
-        for (_, cap) in &t.token_buckets {
-            cmd.arg(delta).arg(*cap);
-        }
-        cmd.arg(t.budgets.len()).arg(&t.reservation_id);
-        for b in &t.budgets {
-            let counted = if b.remote_only && !remote {
-                0.0
-            } else {
-                cost_usd.max(0.0)
-            };
-            cmd.arg(format!("{counted:.9}")).arg(b.spend_ttl_s);
-        }
+        let cmd = settle_cmd(t, actual_tokens, cost_usd, remote);
         if let Err(e) = self.call::<i64>(&cmd).await {
             tracing::warn!(error = %e, "coordinator settle failed; the reservation expires on its own");
+        }
+    }
+
+    /// [`RedisCoordinator::settle`] on a connection of its own, opened for this call and
+    /// bounded by `coordination.redis.timeout_ms` (at least 1 s): for a settlement left when
+    /// the runtime that drove the coordinator's connection is gone (the process exiting).
+    ///
+    /// Errors: the server could not be reached or refused the call in time.
+    pub async fn settle_alone(
+        &self,
+        t: &Settlement,
+        actual_tokens: u64,
+        cost_usd: f64,
+        remote: bool,
+    ) -> Result<(), String> {
+        let client = self.config.client().map_err(|e| e.to_string())?;
+        let cmd = settle_cmd(t, actual_tokens, cost_usd, remote);
+        let within = Duration::from_millis(self.config.timeout_ms).max(Duration::from_secs(1));
+        let call = async {
+            let mut c = client.get_multiplexed_async_connection().await?;
+            cmd.query_async::<i64>(&mut c).await
+        };
+        match tokio::time::timeout(within, call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
         }
     }
 
@@ -310,6 +314,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
+}
+
+/// The `sluice_v2_settle` call for a finished request (see [`RedisCoordinator::settle`]).
+fn settle_cmd(t: &Settlement, actual_tokens: u64, cost_usd: f64, remote: bool) -> redis::Cmd {
+    let mut cmd = redis::cmd("FCALL");
+    cmd.arg(SETTLE)
+        .arg(t.token_buckets.len() + 3 * t.budgets.len());
+    for (key, _) in &t.token_buckets {
+        cmd.arg(key);
+    }
+    for b in &t.budgets {
+        cmd.arg(&b.spend_key).arg(&b.hash_key).arg(&b.zset_key);
+    }
+    cmd.arg(t.token_buckets.len());
+    let delta = actual_tokens as i64 - t.charged_tokens as i64;
+    for (_, cap) in &t.token_buckets {
+        cmd.arg(delta).arg(*cap);
+    }
+    cmd.arg(t.budgets.len()).arg(&t.reservation_id);
+    for b in &t.budgets {
+        let counted = if b.remote_only && !remote {
+            0.0
+        } else {
+            cost_usd.max(0.0)
+        };
+        cmd.arg(format!("{counted:.9}")).arg(b.spend_ttl_s);
+    }
+    cmd
 }
 
 #[cfg(test)]
