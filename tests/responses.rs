@@ -684,3 +684,66 @@ async fn an_answer_the_view_refuses_is_translated_from_its_tree() {
         ("Read from the tree".to_string(), "length".to_string())
     );
 }
+
+/// A policy's `log:` mode holds for the stored Response as for the row (found by an attacker
+/// test: under a `log: metadata` policy the row had no text, but the `responses` table kept
+/// the input and the answer, address included, and `GET /v1/responses/{id}` gave them back).
+/// `metadata` keeps nothing; `redacted` keeps it redacted.
+#[tokio::test]
+async fn a_policys_log_mode_holds_for_the_stored_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(upstream).await;
+    let policies = "policies:\n  - name: mail-meta\n    when: {pii: [email]}\n    log: metadata\n  - name: phone-redacted\n    when: {pii: [phone]}\n    log: redacted\n";
+    let s = Sluice::start_logged(&config(
+        &mock.url("/v1"),
+        &dir.path().join("l.db"),
+        policies,
+    ))
+    .await;
+    let id_of = |v: Value| v["id"].as_str().unwrap().to_string();
+    let ask = |input: &'static str| {
+        post(
+            &s,
+            "/v1/responses",
+            json!({"model":"default","input":input}),
+        )
+    };
+    let mail = id_of(
+        ask("write to anna.secret@example.com")
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let phone = id_of(ask("call +34 612 345 678").await.json().await.unwrap());
+    let clean = id_of(ask("say hi").await.json().await.unwrap());
+    let get = |id: String| {
+        client()
+            .get(s.url(&format!("/v1/responses/{id}/input_items")))
+            .send()
+    };
+    // Stored in the background: wait for the last one (bounded), the others were earlier.
+    let mut status = 0;
+    for _ in 0..200 {
+        status = get(clean.clone()).await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 200);
+    let items = |id: String| async move { get(id).await.unwrap().text().await.unwrap() };
+    for _ in 0..200 {
+        if items(phone.clone()).await.contains("\"data\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let stored = items(phone.clone()).await;
+    assert!(
+        stored.contains("\"data\"") && !stored.contains("612 345 678"),
+        "{stored}"
+    );
+    assert_eq!(get(mail).await.unwrap().status(), 404);
+    s.stop().await;
+}

@@ -96,6 +96,9 @@ pub struct GatewayReply {
     /// A bridged route's `Json` body as the gateway already parsed it (the chat answer), so
     /// the dialect's translator need not parse the bytes again; `None` otherwise.
     pub json: Option<serde_json::Value>,
+    /// The log mode a matching policy set for this request (`None`: the key's or the
+    /// config's): what else keeps the request's text (stored Responses) follows it too.
+    pub log_mode: Option<crate::config::LogMode>,
 }
 
 impl GatewayReply {

@@ -377,6 +377,7 @@ impl Gateway {
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
                 reply.headers.extend(limit_headers);
+                reply.log_mode = decision.log_mode;
                 Ok(reply)
             }
             Ok(Attempted::Events {
@@ -406,6 +407,7 @@ impl Gateway {
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
                 reply.headers.extend(limit_headers);
+                reply.log_mode = decision.log_mode;
                 Ok(reply)
             }
             Ok(Attempted::Stream {
@@ -430,6 +432,7 @@ impl Gateway {
                 reply.add_route(&body);
                 reply.add_sampling(sampling.as_ref());
                 reply.headers.extend(limit_headers);
+                reply.log_mode = decision.log_mode;
                 Ok(reply)
             }
             Err(e) => {
@@ -459,6 +462,7 @@ impl Gateway {
             body,
             native: false,
             json: None,
+            log_mode: None,
         }
     }
 

@@ -254,6 +254,11 @@ async fn serve(
         });
     let (result, limit_headers) = super::openai::serve_detached(gw.clone(), ctx, body).await;
     let native = result.as_ref().is_ok_and(|r| r.native);
+    // A policy's log mode holds for the stored response as for the row.
+    let saver = match &result {
+        Ok(reply) => saver.and_then(|s| s.under(reply.log_mode)),
+        Err(_) => saver,
+    };
     let mut resp = match result {
         Ok(reply) if native => native_response(reply, saver),
         Ok(reply) => reply_response(reply, start, tools, saver).await,
@@ -313,6 +318,16 @@ struct Saver {
 }
 
 impl Saver {
+    /// This saver under a policy's log mode `policy` (the row's mode when a policy sets one):
+    /// `metadata` and `off` keep nothing, `redacted` stores redacted.
+    fn under(self, policy: Option<LogMode>) -> Option<Saver> {
+        match policy {
+            None => Some(self),
+            Some(mode @ (LogMode::Full | LogMode::Redacted)) => Some(Saver { mode, ..self }),
+            Some(LogMode::Metadata | LogMode::Off) => None,
+        }
+    }
+
     /// Stores `resp` in the background (never holds the reply).
     fn save(self, resp: &ResponseObject) {
         self.save_value(serde_json::to_value(resp).unwrap_or(Value::Null));
