@@ -533,3 +533,48 @@ async fn tool_definitions_count_against_token_limits_and_budgets() {
     assert_eq!((local.calls(), remote.calls()), (0, 0));
     s.stop().await;
 }
+
+/// A request refused because its body could not be read is the key's: its row is in the
+/// key's log mode (none for `log: off`) and names the key, and the personal data its error
+/// quotes is kept out (no policy could be decided for it). Found by an attacker test: such rows
+/// had no key, were kept in `full` mode whatever the key said, and quoted a card number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_refused_unread_is_logged_as_the_keys_without_what_it_quotes() {
+    let (dir, s, _local, _remote) = started("").await;
+    let (_, off) = create_key(&s, json!({"name": "off", "log": "off"})).await;
+    let (full_id, full) = create_key(&s, json!({"name": "full"})).await;
+    let bad = json!({"model": "default", "messages": [{"role": "user", "content": "hi"}],
+        "temperature": "card 4111 1111 1111 1111"});
+    for (key, path) in [
+        (&off, "/v1/chat/completions"),
+        (&full, "/v1/chat/completions"),
+        (&full, "/v1/messages"),
+        (&full, "/v1/responses"),
+    ] {
+        let r = client()
+            .post(s.url(path))
+            .bearer_auth(key)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+    }
+    s.stop().await;
+    let db = rusqlite::Connection::open(dir.path().join("log.db")).unwrap();
+    let rows: Vec<(Option<String>, String)> = db
+        .prepare("SELECT api_key_id, error_message FROM requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (key, message) in &rows {
+        assert_eq!(key.as_deref(), Some(full_id.as_str()));
+        assert!(
+            !message.contains("4111") && message.contains("[CARD]"),
+            "{message}"
+        );
+    }
+}

@@ -133,7 +133,12 @@ impl Gateway {
         };
         r.status = e.status.as_u16();
         r.error_type = Some(e.body.kind.clone());
-        r.error_message = Some(e.body.message.clone());
+        r.error_message = Some(match body {
+            Some(_) => e.body.message.clone(),
+            // A body that could not be read: no policy could be decided for it, so the
+            // personal data its error quotes (serde names the bad value) is kept out.
+            None => crate::store::redact::redact_for_log(self.policy().detector(), &e.body.message),
+        });
         if let Some(wait) = self.finish_record(ctx, r) {
             wait.await;
         }

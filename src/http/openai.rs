@@ -198,6 +198,9 @@ pub(crate) fn serve_reply(
     let mut ctx = RequestContext::new(id_of(&headers), endpoint);
     ctx.dialect = dialect;
     ctx.client_ip = Some(peer.ip().to_string());
+    // Before a rejection is recorded too: its row is the key's, in the key's log mode.
+    ctx.principal = principal;
+    ctx.headers = headers;
     let body = match parsed {
         Ok(b) => b,
         Err(e) => {
@@ -207,8 +210,6 @@ pub(crate) fn serve_reply(
             }));
         }
     };
-    ctx.principal = principal;
-    ctx.headers = headers;
     Either::Right(serve_detached(gw, ctx, body))
 }
 

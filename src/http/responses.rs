@@ -150,6 +150,8 @@ async fn create(
     let mut ctx = RequestContext::new(id_of(&headers), Endpoint::ChatCompletions);
     ctx.dialect = Some("responses");
     ctx.client_ip = Some(peer.ip().to_string());
+    // Before a rejection is recorded too: its row is the key's, in the key's log mode.
+    ctx.principal = principal;
     let (req, raw) = match read_raw(&gw, body).await {
         Ok(r) => r,
         Err(e) => {
@@ -157,7 +159,6 @@ async fn create(
             return e.into_response();
         }
     };
-    ctx.principal = principal;
     let hist = match &req.previous_response_id {
         Some(prev) => history(&gw, &ctx.principal, prev).await,
         None => Ok(Vec::new()),
