@@ -503,3 +503,39 @@ async fn personal_data_in_the_anthropic_beta_header_stays_local() {
     );
     s.stop().await;
 }
+
+/// A native Messages stream the client leaves before `message_delta` (which carries the real
+/// output count) is charged at least what was streamed: `message_start` says
+/// `output_tokens: 1`, and that was the row's count for a whole answer (found by an attacker
+/// test: a client could read everything and close before the usage came).
+#[tokio::test]
+async fn a_messages_stream_left_before_its_usage_is_charged_what_was_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let text = "x".repeat(400);
+    let parts: Vec<&str> = vec![text.as_str(); 20];
+    // The stream up to its last text delta; then the backend waits.
+    let events: Vec<Bytes> = anthropic_stream(&parts).into_iter().take(3 + 20).collect();
+    let mock = Mock::start(move |_| {
+        let gone = std::sync::Arc::new(std::sync::Mutex::new(Some(
+            tokio::sync::oneshot::channel().0,
+        )));
+        MockReply::SseThenHang(events.clone(), gone)
+    })
+    .await;
+    let yaml = config(&anthropic_dep("claude", &mock.url("")), "claude", "", &db);
+    let s = Sluice::start_logged(&yaml).await;
+    let body = json!({"model":"default","max_tokens":4000,"stream":true,
+        "messages":[{"role":"user","content":"hi"}]});
+    let mut resp = post_messages(&s, &body, None).await;
+    assert_eq!(resp.status(), 200);
+    let mut seen = 0;
+    while seen < 20 * 400 {
+        let chunk = resp.chunk().await.unwrap().unwrap();
+        seen += chunk.iter().filter(|b| **b == b'x').count();
+    }
+    drop(resp);
+    let row = &rows(&db, 1).await[0];
+    assert_eq!((row.3, row.5), (499, 2000), "{row:?}");
+    s.stop().await;
+}

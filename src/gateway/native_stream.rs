@@ -146,16 +146,32 @@ impl NativeStream {
         }
     }
 
-    fn usage(&self) -> (Usage, bool) {
+    /// The usage to record for a stream that ended as `end`: the backend's own when it
+    /// finished; else never less than the estimate of what was streamed (Anthropic reports
+    /// `output_tokens: 1` in `message_start`: a client leaving before `message_delta`, or a
+    /// backend breaking off, was charged one token for a whole answer), estimated when raised.
+    fn usage(&self, end: &StreamEnd) -> (Usage, bool) {
+        let estimate = || {
+            Usage::new(
+                self.prompt_estimate,
+                self.tally.summary.estimate_completion_tokens(),
+            )
+        };
         match self.tally.summary.usage {
-            Some(u) => (u, false),
-            None => (
-                Usage::new(
-                    self.prompt_estimate,
-                    self.tally.summary.estimate_completion_tokens(),
-                ),
-                true,
-            ),
+            Some(u) if *end == StreamEnd::Complete => (u, false),
+            Some(u) => {
+                let e = estimate();
+                if u.prompt_tokens >= e.prompt_tokens && u.completion_tokens >= e.completion_tokens
+                {
+                    return (u, false);
+                }
+                let mut raised = u;
+                raised.prompt_tokens = u.prompt_tokens.max(e.prompt_tokens);
+                raised.completion_tokens = u.completion_tokens.max(e.completion_tokens);
+                raised.total_tokens = raised.prompt_tokens + raised.completion_tokens;
+                (raised, true)
+            }
+            None => (estimate(), true),
         }
     }
 
@@ -167,7 +183,7 @@ impl NativeStream {
             f(r);
         }
         if let Some(cb) = self.on_finish.take() {
-            let (usage, usage_estimated) = self.usage();
+            let (usage, usage_estimated) = self.usage(&end);
             cb(StreamOutcome {
                 end,
                 summary: std::mem::take(&mut self.tally.summary),
