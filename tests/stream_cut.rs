@@ -139,3 +139,55 @@ async fn a_stream_cut_before_its_first_chunk_leaves_a_row_and_its_spend() {
     let endpoints: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(endpoints, ["chat", "messages", "responses", "responses"]);
 }
+
+/// Such a stream is read for its usage within the deployment's `timeout_ms`, not for as long
+/// as the upstream keeps it open: an upstream that never ends it (a trickle never trips the
+/// idle timeout) is let go after `timeout_ms`, and the row is written then (found by an
+/// attacker test: the upstream connection stayed open with no row for as long as it sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_client_left_is_read_within_the_deployments_timeout() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (tx, gone) = tokio::sync::oneshot::channel();
+    let gone_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let (g, t) = (gate.clone(), gone_tx.clone());
+    let first = chunks()[0].clone();
+    let mock = Mock::start(move |_| {
+        MockReply::SseAfterThenHang(g.clone(), vec![first.clone()], t.clone())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let yaml = format!(
+        "server:\n  master_key: {MASTER}\nlog:\n  path: {}\ndeployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    timeout_ms: 1000\nmodels:\n  - name: default\n    deployments: [paid]\n",
+        db.display(),
+        mock.url("/v1"),
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let url = s.url("/v1/chat/completions");
+    let req = tokio::spawn(async move {
+        client()
+            .post(url)
+            .bearer_auth(MASTER)
+            .json(&json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}))
+            .send()
+            .await
+    });
+    while mock.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    req.abort();
+    assert!(req.await.unwrap_err().is_cancelled());
+    until_metric(&s, "\nsluice_client_disconnects_total 1\n").await;
+    gate.notify_one();
+    // Let go within the timeout (and a margin), not when the upstream stops.
+    tokio::time::timeout(std::time::Duration::from_secs(10), gone)
+        .await
+        .expect("the upstream stream was still held")
+        .unwrap();
+    until_metric(
+        &s,
+        "\nsluice_requests_total{model=\"default\",deployment=\"paid\",status=\"499\"} 1\n",
+    )
+    .await;
+    s.stop().await;
+}

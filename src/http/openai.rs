@@ -224,20 +224,25 @@ pub(crate) fn serve_detached(gw: Gateway, ctx: RequestContext, body: RequestBody
     FinishOnDrop {
         work: Some(Box::pin(async move {
             let mut served = work.serve(ctx, body).await;
-            if seen.load(std::sync::atomic::Ordering::SeqCst) {
+            if seen.load(std::sync::atomic::Ordering::SeqCst)
+                && let Ok(reply) = &mut served.0
+            {
                 // Nobody will read this stream: read it to its end here, so its row has the
-                // upstream's own usage and cost (recorded as 499).
-                match &mut served.0 {
-                    Ok(GatewayReply {
-                        body: ReplyBody::Sse(stream),
-                        ..
-                    }) => drain(stream).await,
-                    Ok(GatewayReply {
-                        body: ReplyBody::Native(stream),
-                        ..
-                    }) => drain(stream).await,
-                    _ => {}
-                }
+                // upstream's own usage and cost (recorded as 499), within the deployment's
+                // whole-answer timeout (a trickle never trips the idle timeout).
+                let within = std::time::Duration::from_millis(
+                    work.config
+                        .deployment(&reply.deployment)
+                        .map_or(600_000, |d| d.timeout_ms()),
+                );
+                let read = async {
+                    match &mut reply.body {
+                        ReplyBody::Sse(stream) => drain(stream).await,
+                        ReplyBody::Native(stream) => drain(stream).await,
+                        ReplyBody::Json(_) => {}
+                    }
+                };
+                let _ = tokio::time::timeout(within, read).await;
             }
             served
         })),
@@ -247,7 +252,8 @@ pub(crate) fn serve_detached(gw: Gateway, ctx: RequestContext, body: RequestBody
 }
 
 /// Reads a stream whose client went away before it was handed over to its end (bounded by
-/// the deployment's stream idle timeout and the upstream caps), so it finishes as complete.
+/// the deployment's stream idle timeout, the upstream caps and, by the caller, its
+/// `timeout_ms`), so it finishes as complete.
 async fn drain<S: futures_util::Stream + Unpin>(stream: &mut S) {
     use futures_util::StreamExt;
     while stream.next().await.is_some() {}

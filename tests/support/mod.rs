@@ -46,6 +46,12 @@ pub enum MockReply {
     Raw(u16, Vec<(&'static str, String)>, Bytes),
     /// 200 SSE with the given chunks once `gate` is notified (no byte before).
     SseAfter(Arc<tokio::sync::Notify>, Vec<Bytes>),
+    /// [`MockReply::SseAfter`], then stays open as [`MockReply::SseThenHang`] does.
+    SseAfterThenHang(
+        Arc<tokio::sync::Notify>,
+        Vec<Bytes>,
+        Arc<Mutex<Option<oneshot::Sender<()>>>>,
+    ),
 }
 
 type Handler = dyn Fn(&Received) -> MockReply + Send + Sync;
@@ -147,6 +153,11 @@ async fn mock_handler(
         MockReply::SseAfter(gate, chunks) => {
             gate.notified().await;
             stream_response("text/event-stream", chunks, None)
+        }
+        MockReply::SseAfterThenHang(gate, chunks, gone) => {
+            gate.notified().await;
+            let tx = gone.lock().unwrap().take();
+            stream_response("text/event-stream", chunks, tx)
         }
         MockReply::JsonAfter(gate, status, v) => {
             gate.notified().await;
