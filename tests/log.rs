@@ -582,7 +582,8 @@ async fn sigterm_drains_the_queue_before_the_process_exits() {
 }
 
 /// `log.prompts: redacted` covers the end user and error messages too (upstreams echo the
-/// prompt in their errors).
+/// prompt in their errors), and the model the client asked for (an attacker test put an
+/// address there: it was kept as is, while the error quoting it was redacted).
 #[tokio::test]
 async fn redacted_mode_redacts_the_end_user_and_error_messages() {
     let dir = tempfile::tempdir().unwrap();
@@ -599,12 +600,25 @@ async fn redacted_mode_redacts_the_end_user_and_error_messages() {
     body["user"] = json!("anna.berg@example.com");
     let r = post(&s, body).await;
     assert_eq!(r.status(), 400);
+    let mut body = chat("hi", false);
+    body["model"] = json!("anna.berg@example.com");
+    assert_eq!(post(&s, body).await.status(), 404);
     s.stop().await;
     let c = Connection::open(&db).unwrap();
+    let model: String = c
+        .query_row(
+            "SELECT requested_model FROM requests WHERE seq = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(model, "[EMAIL]");
     let row: (String, String) = c
-        .query_row("SELECT end_user, error_message FROM requests", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT end_user, error_message FROM requests WHERE seq = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!(
         row,

@@ -105,7 +105,8 @@ pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
 
 /// The column values of `r` as row number `seq`, in [`HASHED_COLUMNS`] order, keeping text as
 /// `mode` says: `full` as is, `redacted` through [`redact_for_log`] with the `pii` detectors, `metadata` none;
-/// `end_user` and `error_message` are kept as is in `full` mode only, else redacted.
+/// `end_user`, `error_message` and `requested_model` (a client's text too) are kept as is in
+/// `full` mode only, else redacted.
 /// `None` for mode `off` (no row).
 pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
     let (body, content, tools) = match mode {
@@ -142,7 +143,10 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         int(r.duration_ms),
         r.ttft_ms.map(int).unwrap_or(Sql::Null),
         Sql::Text(r.endpoint.clone()),
-        Sql::Text(r.requested_model.clone()),
+        match mode {
+            LogMode::Full => Sql::Text(r.requested_model.clone()),
+            _ => Sql::Text(redact_for_log(pii, &r.requested_model)),
+        },
         text(&r.deployment),
         text(&r.provider),
         text(&r.hosting),
