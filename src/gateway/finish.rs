@@ -24,7 +24,7 @@ impl Gateway {
         base: RequestRecord,
         attrs: &std::sync::Arc<DeploymentAttrs>,
         guard: InflightGuard,
-        reservation: Option<Ticket>,
+        mut reservation: Option<Ticket>,
         cached: bool,
     ) -> OnFinish {
         let recorder = self.recorder.clone();
@@ -69,6 +69,9 @@ impl Gateway {
                 r.cost_usd,
                 r.hosting.as_deref() == Some("remote"),
             );
+            if let Some(t) = reservation.as_mut() {
+                t.settling(cost, remote);
+            }
             recorder.record_now(r);
             drop(open);
             // The real cost is in the spend now: give the reservation back (coordinated: the

@@ -362,6 +362,9 @@ impl Gateway {
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
                 let (cost, remote) = (base.cost_usd, base.hosting.as_deref() == Some("remote"));
+                if let Some(t) = reservation.as_mut() {
+                    t.settling(cost, remote);
+                }
                 if let Some(wait) = self.finish_record(&ctx, base) {
                     wait.await;
                 }

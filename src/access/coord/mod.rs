@@ -73,6 +73,9 @@ pub struct SharedTicket {
     coord: Arc<RedisCoordinator>,
     headers: Vec<(&'static str, String)>,
     settlement: Option<Settlement>,
+    /// The cost counted as on its way to the server ([`Ticket::settling`]), taken off once
+    /// the settle call returns.
+    marked: Option<(f64, bool)>,
 }
 
 impl SharedTicket {
@@ -83,6 +86,7 @@ impl SharedTicket {
         if s.token_buckets.is_empty() && s.budgets.is_empty() {
             return;
         }
+        let marked = self.marked.take();
         let left = LeftOver {
             coord: self.coord.clone(),
             tokens: tokens.unwrap_or(s.charged_tokens),
@@ -100,6 +104,9 @@ impl SharedTicket {
                         l.coord
                             .settle(&l.settlement, l.tokens, l.cost_usd, l.remote)
                             .await;
+                        if let Some((cost, remote)) = marked {
+                            l.coord.unsettled_less(&l.settlement.budgets, cost, remote);
+                        }
                     }
                 });
             }
@@ -179,6 +186,8 @@ pub fn settle_left_over(within: Duration) -> usize {
         let _ = tokio::time::timeout(within, all).await;
         made
     });
+    // Not waiting for a name lookup still running on a blocking thread.
+    rt.shutdown_background();
     if made < total {
         tracing::warn!(
             made,
@@ -213,6 +222,19 @@ impl Ticket {
     /// is already in the spend); shared, the server adds the cost to the spend of each budget
     /// that counts it (a `remote_only` one only when `remote`), frees the reservation and
     /// corrects the token buckets.
+    /// Call before the request's cost goes into this replica's spend (its row): a shared
+    /// ticket counts the cost as on its way to the server until its settle call returns, so
+    /// an admission meanwhile does not seed the server with it (the server would then count
+    /// it twice: once from the seed, once from the settle).
+    pub fn settling(&mut self, cost_usd: Option<f64>, remote: bool) {
+        if let Ticket::Shared(t) = self
+            && let (Some(s), Some(cost)) = (&t.settlement, cost_usd.filter(|c| *c > 0.0))
+        {
+            t.coord.unsettled_more(&s.budgets, cost, remote);
+            t.marked = Some((cost, remote));
+        }
+    }
+
     pub fn finish(self, tokens: u64, cost_usd: Option<f64>, remote: bool) {
         match self {
             Ticket::Local(r) => drop(r),
@@ -319,6 +341,7 @@ impl Access {
                         budgets,
                         reservation_id,
                     }),
+                    marked: None,
                 })))
             }
             Ok(redis::Answer::Rate { index, wait_ms }) => {
@@ -478,7 +501,9 @@ impl Access {
                     remote_only: b.remote_only,
                     budget_usd: b.usd,
                     period_end_ms: end,
-                    seed_spent: self.spend.spent(id, b, now),
+                    // This replica's spend less what is still on its way to the server: a
+                    // seed holding it would be counted again when its settle lands.
+                    seed_spent: (self.spend.spent(id, b, now) - coord.unsettled(id)).max(0.0),
                     spend_ttl_s: ((end - now).max(0) / 1000) as u64 + 86_400,
                 }
             })

@@ -27,6 +27,9 @@ pub struct RedisCoordinator {
     last_error: Mutex<Option<String>>,
     /// Requests decided by `on_unavailable` while unreachable: fail_closed, fail_open, local.
     decisions: [AtomicU64; 3],
+    /// Per budget key id: USD this replica has recorded as spent whose settle call has not
+    /// returned yet ([`super::Ticket::settling`]); left out of the seed it sends.
+    unsettled: Mutex<std::collections::HashMap<String, f64>>,
 }
 
 /// How an admission call ended when the server answered.
@@ -68,6 +71,7 @@ impl RedisCoordinator {
             since_ms: AtomicI64::new(super::now_ms()),
             last_error: Mutex::new(Some("not probed yet".into())),
             decisions: Default::default(),
+            unsettled: Mutex::new(std::collections::HashMap::new()),
         });
         let weak = Arc::downgrade(&me);
         let every = Duration::from_millis(config.probe_interval_ms);
@@ -211,6 +215,37 @@ impl RedisCoordinator {
         let cmd = settle_cmd(t, actual_tokens, cost_usd, remote);
         if let Err(e) = self.call::<i64>(&cmd).await {
             tracing::warn!(error = %e, "coordinator settle failed; the reservation expires on its own");
+        }
+    }
+
+    /// USD recorded as spent on `key_id`'s budget whose settle call has not returned.
+    pub fn unsettled(&self, key_id: &str) -> f64 {
+        let map = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key_id).copied().unwrap_or(0.0)
+    }
+
+    /// Counts `cost_usd` (of a `remote` answer or a local one) as on its way to each of
+    /// `budgets` (what each counts of it: a remote-only budget nothing of a local answer).
+    pub fn unsettled_more(&self, budgets: &[BudgetAsk], cost_usd: f64, remote: bool) {
+        self.unsettled_by(budgets, cost_usd, remote, 1.0);
+    }
+
+    /// Takes back what [`RedisCoordinator::unsettled_more`] counted, once the settle returned.
+    pub fn unsettled_less(&self, budgets: &[BudgetAsk], cost_usd: f64, remote: bool) {
+        self.unsettled_by(budgets, cost_usd, remote, -1.0);
+    }
+
+    fn unsettled_by(&self, budgets: &[BudgetAsk], cost_usd: f64, remote: bool, sign: f64) {
+        let mut map = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        for b in budgets {
+            if b.remote_only && !remote {
+                continue;
+            }
+            let v = map.entry(b.key_id.clone()).or_insert(0.0);
+            *v += sign * cost_usd;
+            if v.abs() < 1e-12 {
+                map.remove(&b.key_id);
+            }
         }
     }
 
