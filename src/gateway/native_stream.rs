@@ -147,9 +147,10 @@ impl NativeStream {
     }
 
     /// The usage to record for a stream that ended as `end`: the backend's own when it
-    /// finished; else never less than the estimate of what was streamed (Anthropic reports
-    /// `output_tokens: 1` in `message_start`: a client leaving before `message_delta`, or a
-    /// backend breaking off, was charged one token for a whole answer), estimated when raised.
+    /// finished; else its output never less than the estimate of what was streamed (Anthropic
+    /// reports `output_tokens: 1` in `message_start`: a client leaving before
+    /// `message_delta`, or a backend breaking off, was charged one token for a whole answer),
+    /// estimated when raised. Its input count, exact from the start, is kept.
     fn usage(&self, end: &StreamEnd) -> (Usage, bool) {
         let estimate = || {
             Usage::new(
@@ -160,14 +161,12 @@ impl NativeStream {
         match self.tally.summary.usage {
             Some(u) if *end == StreamEnd::Complete => (u, false),
             Some(u) => {
-                let e = estimate();
-                if u.prompt_tokens >= e.prompt_tokens && u.completion_tokens >= e.completion_tokens
-                {
+                let streamed = self.tally.summary.estimate_completion_tokens();
+                if u.completion_tokens >= streamed {
                     return (u, false);
                 }
                 let mut raised = u;
-                raised.prompt_tokens = u.prompt_tokens.max(e.prompt_tokens);
-                raised.completion_tokens = u.completion_tokens.max(e.completion_tokens);
+                raised.completion_tokens = streamed;
                 raised.total_tokens = raised.prompt_tokens + raised.completion_tokens;
                 (raised, true)
             }

@@ -155,6 +155,7 @@ async fn create(
     let (req, raw) = match read_raw(&gw, body).await {
         Ok(r) => r,
         Err(e) => {
+            ctx.headers = headers;
             Box::pin(gw.record_rejection(&ctx, None, &e)).await;
             return e.into_response();
         }
