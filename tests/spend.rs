@@ -181,20 +181,9 @@ async fn a_client_that_disconnects_still_leaves_a_row_and_its_spend() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("log.db");
     let s = Sluice::start_logged(&priced(&mock, &unpriced, &db)).await;
-    let url = s.url("/v1/chat/completions");
-    let req = tokio::spawn(async move {
-        client()
-            .post(url)
-            .bearer_auth("sk-capped")
-            .json(&json!({"model":"default","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}))
-            .send()
-            .await
-    });
-    while mock.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
-    req.abort();
-    assert!(req.await.unwrap_err().is_cancelled());
+    let body =
+        json!({"model":"default","max_tokens":100,"messages":[{"role":"user","content":"hi"}]});
+    post_then_leave(s.url("/v1/chat/completions"), "sk-capped", body, &mock, 1).await;
     until_metric(&s, "\nsluice_client_disconnects_total 1\n").await;
     gate.notify_one();
     until_metric(

@@ -85,20 +85,7 @@ async fn a_stream_cut_before_its_first_chunk_leaves_a_row_and_its_spend() {
         ),
     ];
     for (i, (path, body)) in routes.into_iter().enumerate() {
-        let url = s.url(path);
-        let req = tokio::spawn(async move {
-            client()
-                .post(url)
-                .bearer_auth("sk-capped")
-                .json(&body)
-                .send()
-                .await
-        });
-        while mock.calls() == i {
-            tokio::task::yield_now().await;
-        }
-        req.abort();
-        assert!(req.await.unwrap_err().is_cancelled());
+        post_then_leave(s.url(path), "sk-capped", body, &mock, i + 1).await;
         until_metric(
             &s,
             &format!("\nsluice_client_disconnects_total {}\n", i + 1),
@@ -163,20 +150,8 @@ async fn a_stream_whose_client_left_is_read_within_the_deployments_timeout() {
         mock.url("/v1"),
     );
     let s = Sluice::start_logged(&yaml).await;
-    let url = s.url("/v1/chat/completions");
-    let req = tokio::spawn(async move {
-        client()
-            .post(url)
-            .bearer_auth(MASTER)
-            .json(&json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}))
-            .send()
-            .await
-    });
-    while mock.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
-    req.abort();
-    assert!(req.await.unwrap_err().is_cancelled());
+    let body = json!({"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]});
+    post_then_leave(s.url("/v1/chat/completions"), MASTER, body, &mock, 1).await;
     until_metric(&s, "\nsluice_client_disconnects_total 1\n").await;
     gate.notify_one();
     // Let go within the timeout (and a margin), not when the upstream stops.

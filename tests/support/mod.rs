@@ -365,3 +365,16 @@ pub fn chunk(delta: Value, finish: Value) -> Value {
     serde_json::json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"upstream-model",
            "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
 }
+
+/// Posts `body` to `url` with the bearer `key`, and goes away (the request is cancelled) once
+/// `mock` has received `calls` requests: a client that leaves before the answer.
+pub async fn post_then_leave(url: String, key: &str, body: Value, mock: &Mock, calls: usize) {
+    let key = key.to_string();
+    let req =
+        tokio::spawn(async move { client().post(url).bearer_auth(key).json(&body).send().await });
+    while mock.calls() < calls {
+        tokio::task::yield_now().await;
+    }
+    req.abort();
+    assert!(req.await.unwrap_err().is_cancelled());
+}
