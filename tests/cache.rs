@@ -96,8 +96,9 @@ fn echo(r: &Received) -> MockReply {
 /// Two keys, redaction, a deterministic remote route and the cache: the redacted bodies of
 /// "reply to anna@…" and "reply to bob@…" are the same, yet each caller gets their own value
 /// back (a redacted request is neither served from nor stored into the cache), and a caller
-/// sending the placeholder text itself never gets another caller's restored answer. A real
-/// hit costs 0.
+/// sending the placeholder text itself never gets another caller's restored answer. A row
+/// answers only its own key (found by an attacker test: key B's request was a hit from key
+/// A's row). A real hit costs 0.
 #[tokio::test]
 async fn the_cache_never_crosses_callers_and_a_hit_costs_nothing() {
     let mock = Mock::start(echo).await;
@@ -179,14 +180,18 @@ cache: {{enabled: true, ttl_s: 3600}}
     }
     gw.flush_log().await;
 
-    // Without PII the cache works, and a hit costs nothing.
-    let r = ask("sk-alice-1", "Draft a reply to [EMAIL_1]")
-        .await
-        .unwrap();
-    assert_eq!(r.headers()["x-sluice-cache"], "hit");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(answer(&v), "echo: Draft a reply to [EMAIL_1]");
-    assert_eq!(mock.calls(), 3);
+    // Without PII the cache works for the key whose row it is: Bob's row does not answer Alice
+    // (a hit would tell her that Bob asked exactly this), her own row does, and costs nothing.
+    for (status, calls) in [("miss", 4), ("hit", 4)] {
+        let r = ask("sk-alice-1", "Draft a reply to [EMAIL_1]")
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-sluice-cache"], status);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(answer(&v), "echo: Draft a reply to [EMAIL_1]");
+        assert_eq!(mock.calls(), calls);
+        gw.flush_log().await;
+    }
     s.stop().await;
 
     let c = rusqlite::Connection::open(&db).unwrap();
@@ -205,6 +210,7 @@ cache: {{enabled: true, ttl_s: 3600}}
             ("cfg:alice".into(), "[\"email\"]".into(), 0.003),
             ("cfg:bob".into(), "[\"email\"]".into(), 0.003),
             ("cfg:bob".into(), "[]".into(), 0.003),
+            ("cfg:alice".into(), "[]".into(), 0.003),
             ("cfg:alice".into(), "[]".into(), 0.0),
         ]
     );

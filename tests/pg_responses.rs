@@ -303,13 +303,13 @@ async fn a_deterministic_answer_logged_by_one_replica_is_a_free_hit_on_another_b
         move || count(&u, "SELECT count(*) FROM requests") == n
     };
 
-    // A miss on replica 1, logged; the same request on replica 2 is a hit: same answer, no
-    // upstream call.
+    // A miss on replica 1, logged; the same request of the same key on replica 2 is a hit:
+    // same answer, no upstream call. (Another key's row never answers: tests/cache.rs.)
     let a = ask(&r1, "sk-alice", "Two plus two?").await;
     assert_eq!(a.headers()["x-sluice-cache"], "miss");
     let a: Value = a.json().await.unwrap();
     until(10, "row 1", rows_are(1)).await;
-    let b = ask(&r2, "sk-bob", "Two plus two?").await;
+    let b = ask(&r2, "sk-alice", "Two plus two?").await;
     assert_eq!(b.headers()["x-sluice-cache"], "hit");
     let b: Value = b.json().await.unwrap();
     assert_eq!(mock.calls(), 1);
@@ -350,8 +350,8 @@ async fn a_deterministic_answer_logged_by_one_replica_is_a_free_hit_on_another_b
         assert!(!raw.contains("@corp.com"), "{raw}");
     }
     until(10, "row 5", rows_are(5)).await;
-    // Without PII, Bob's row answers Alice on replica 1.
-    let r = ask(&r1, "sk-alice", "Draft a reply to [EMAIL_1]").await;
+    // Without PII, Bob's row answers Bob on replica 1.
+    let r = ask(&r1, "sk-bob", "Draft a reply to [EMAIL_1]").await;
     assert_eq!(r.headers()["x-sluice-cache"], "hit");
     assert_eq!(
         content(&r.json().await.unwrap()),
@@ -365,11 +365,11 @@ async fn a_deterministic_answer_logged_by_one_replica_is_a_free_hit_on_another_b
         rows(&url),
         vec![
             ("cfg:alice".into(), "[]".into(), 0.003),
-            ("cfg:bob".into(), "[]".into(), 0.0),
+            ("cfg:alice".into(), "[]".into(), 0.0),
             ("cfg:alice".into(), "[\"email\"]".into(), 0.003),
             ("cfg:bob".into(), "[\"email\"]".into(), 0.003),
             ("cfg:bob".into(), "[]".into(), 0.003),
-            ("cfg:alice".into(), "[]".into(), 0.0),
+            ("cfg:bob".into(), "[]".into(), 0.0),
         ]
     );
 }
@@ -418,7 +418,7 @@ async fn a_state_store_that_stops_answering_costs_a_bounded_wait() {
         count(&u, "SELECT count(*) FROM requests") == 2
     })
     .await;
-    assert_eq!(ask("sk-bob").await.headers()["x-sluice-cache"], "hit");
+    assert_eq!(ask("sk-alice").await.headers()["x-sluice-cache"], "hit");
     assert_eq!(mock.calls(), 2);
 
     proxy.freeze();
@@ -462,7 +462,7 @@ async fn a_state_store_that_stops_answering_costs_a_bounded_wait() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(ask("sk-bob").await.headers()["x-sluice-cache"], "hit");
+    assert_eq!(ask("sk-alice").await.headers()["x-sluice-cache"], "hit");
 }
 
 /// A backend that repeats a response id (the finding's `resp_fixed`) cannot let one key

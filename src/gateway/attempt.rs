@@ -217,6 +217,7 @@ pub async fn attempt(
                 record.request_hash.clone().unwrap_or_default(),
                 cx.config.cache.ttl_s,
                 cx.endpoint == Endpoint::ChatCompletions,
+                record.api_key_id.clone(),
             )
             .await
         {

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 /// `now - ttl_s` in the state store (the SQLite log, or PostgreSQL shared by every replica:
 /// a row logged by one replica answers on another), and rebuilds its answer as an OpenAI
 /// chat or text completion (`chat`: whether the endpoint is chat). Which rows may answer is
-/// decided once, in [`crate::store::backend::cache_sql`]. `None` on a miss, on any database
+/// decided once, in [`crate::store::backend::cache_sql`]; only rows of the caller's own API
+/// key (`api_key_id`; `None`: requests without one) answer. `None` on a miss, on any database
 /// error, and when the store has not answered within [`CACHE_LOOKUP_WAIT`] (busy, or not
 /// answering): the backend is then called as usual.
 pub async fn lookup(
@@ -26,11 +27,13 @@ pub async fn lookup(
     request_hash: String,
     ttl_s: u64,
     chat: bool,
+    api_key_id: Option<String>,
 ) -> Option<Value> {
     let q = CacheQuery {
         deployment,
         request_hash,
         since_ms: crate::store::now_ms() as i64 - (ttl_s as i64).saturating_mul(1000),
+        api_key_id,
     };
     match db.run(CACHE_LOOKUP_WAIT, move |s| s.cached(&q)).await {
         Ok(row) => row.map(|r| answer(chat, r)),

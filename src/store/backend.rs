@@ -230,6 +230,8 @@ pub struct CacheQuery {
     pub request_hash: String,
     /// Oldest usable start, Unix ms (now − `cache.ttl_s`).
     pub since_ms: i64,
+    /// The caller's API key id (`None`: no key): only that key's rows answer.
+    pub api_key_id: Option<String>,
 }
 
 /// The columns of the row a cache hit is rebuilt from.
@@ -255,7 +257,10 @@ pub struct CachedRow {
 /// (`pii_kinds = '[]'`) and a response text may answer; a row whose request held personal
 /// data (kept local or redacted) never answers another request. Parameters 4 and 5 are
 /// [`truncated_tail`] and [`truncated_anywhere`]: a row whose answer or tool calls were cut
-/// at `log.max_body_bytes` never answers either.
+/// at `log.max_body_bytes` never answers either. Parameter 6 is the caller's API key id: a
+/// row answers only its own key's requests (a hit from another key's row told that key the
+/// exact prompt had been asked); compared through `coalesce`, which also keeps the planners on
+/// the cache's own index rather than the key's.
 pub fn cache_sql(mark: fn(usize) -> String) -> String {
     format!(
         "SELECT response_model, response_content, response_tool_calls, finish_reason, \
@@ -263,12 +268,14 @@ pub fn cache_sql(mark: fn(usize) -> String) -> String {
          AND request_hash = {} AND deterministic = 1 AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
          AND response_content IS NOT NULL AND started_ms >= {} \
          AND response_content NOT LIKE {} AND coalesce(response_tool_calls, '') NOT LIKE {} \
+         AND coalesce(api_key_id, '') = coalesce({}, '') \
          ORDER BY seq DESC LIMIT 1",
         mark(1),
         mark(2),
         mark(3),
         mark(4),
-        mark(5)
+        mark(5),
+        mark(6)
     )
 }
 

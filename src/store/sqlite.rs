@@ -239,7 +239,8 @@ impl LogStore for SqliteStore {
                     q.request_hash,
                     q.since_ms,
                     super::backend::truncated_tail(),
-                    super::backend::truncated_anywhere()
+                    super::backend::truncated_anywhere(),
+                    q.api_key_id
                 ],
                 |r| {
                     Ok(CachedRow {
@@ -340,6 +341,7 @@ mod tests {
             deployment: "d".into(),
             request_hash: "h".into(),
             since_ms,
+            api_key_id: None,
         }
     }
 
@@ -387,7 +389,7 @@ mod tests {
         assert_uses_index(
             &store,
             &sql,
-            rusqlite::params!["d", "h", 0, "x", "x"],
+            rusqlite::params!["d", "h", 0, "x", "x", Option::<String>::None],
             "requests_cache",
         );
     }

@@ -90,6 +90,7 @@ pub(super) fn cached(c: &mut Client, q: &CacheQuery) -> Result<Option<CachedRow>
             &q.since_ms,
             &truncated_tail(),
             &truncated_anywhere(),
+            &q.api_key_id,
         ],
     )?;
     Ok(row.map(|r| CachedRow {
