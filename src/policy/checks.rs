@@ -43,13 +43,14 @@ pub fn luhn_ok(ds: &[u32]) -> bool {
 
 /// A card number: 13–19 digits passing Luhn with a known issuer prefix, one kind of
 /// separator at most (`4111 1111-1111 1111` is not how cards are written), not inside a longer
-/// run of digits nor a decimal fraction (`0.4221165755827173`). The candidate is greedy, so a
+/// run of digits or letters (a UUID, a hash, a trace id: hex is mostly digits) nor a decimal
+/// fraction (`0.4221165755827173`); `_` may touch it (`_4111…_`). The candidate is greedy, so a
 /// number followed by one more digit group (`4111 1111 1111 1111 5`) is tried shorter too,
 /// down to 13 digits; no allocation, at most seven Luhn sums.
 pub(super) fn check_card(text: &str, start: usize, end: usize) -> Option<usize> {
     let mut before = text.as_bytes()[..start].iter().rev().take(2);
     match (before.next(), before.next()) {
-        (Some(d), _) if d.is_ascii_digit() => return None,
+        (Some(c), _) if c.is_ascii_alphanumeric() => return None,
         (Some(b'.'), Some(d)) if d.is_ascii_digit() => return None,
         _ => {}
     }
@@ -80,7 +81,7 @@ pub(super) fn check_card(text: &str, start: usize, end: usize) -> Option<usize> 
                 && !text
                     .as_bytes()
                     .get(start + ends[k - 1])
-                    .is_some_and(u8::is_ascii_digit)
+                    .is_some_and(u8::is_ascii_alphanumeric)
         })
         .map(|k| ends[k - 1])
 }

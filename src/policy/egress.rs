@@ -154,9 +154,9 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
 }
 
 /// Header values are checked like body strings, but for the deployment's credentials, which
-/// come from the config (`authorization`, `x-api-key`, `proxy-authorization`), and the W3C
-/// trace context (`traceparent`, `tracestate`: random hex ids, about one in a thousand of
-/// which reads as a card number): a client's value forwarded upstream (`anthropic-beta`)
+/// come from the config (`authorization`, `x-api-key`, `proxy-authorization`), the W3C trace
+/// context (`traceparent`, `tracestate`: random hex ids, about one in a thousand of which
+/// reads as a card number) and `x-request-id` (see [`carries`]): a client's value forwarded upstream (`anthropic-beta`)
 /// holding an item a guard keeps local stops the call. A value that is not text counts as
 /// `unscannable`. The blocked path is `header <name>`.
 pub fn check_headers(
@@ -165,12 +165,15 @@ pub fn check_headers(
     deployment: &str,
     headers: &axum::http::HeaderMap,
 ) -> Result<(), ApiError> {
-    const NOT_SCANNED: [&str; 5] = [
+    // `x-request-id` has its own rule (`egress::carries`: a client's id that carries an item
+    // is not forwarded, a fresh UUIDv7 goes instead), and a random id may read as a card.
+    const NOT_SCANNED: [&str; 6] = [
         "authorization",
         "proxy-authorization",
         "x-api-key",
         "traceparent",
         "tracestate",
+        "x-request-id",
     ];
     if guards.is_empty() {
         return Ok(());
@@ -320,6 +323,15 @@ mod tests {
         h.insert(
             "traceparent",
             HeaderValue::from_static("00-e48755828c32af87fa4ca11931b1e320-2c05b62079900030-01"),
+        );
+        assert!(check_headers(&d, &guard(&[]), "cloud", &h).is_ok());
+        // The request id has its own rule (`carries`): a fresh UUIDv7 sent instead of a
+        // client's that carried an item may itself read as a card (one in a thousand: the
+        // privacy suite's run got a 403 from it), and is not the request's data.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-request-id",
+            HeaderValue::from_static("4111-1111-1111-1111"),
         );
         assert!(check_headers(&d, &guard(&[]), "cloud", &h).is_ok());
     }

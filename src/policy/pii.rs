@@ -124,8 +124,8 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
         ),
         (
             "card",
-            // No `\b`: a card touching a letter or `_` (`_4111…_`, `card4111…`) is one;
-            // the check refuses a run that goes on in digits.
+            // No `\b`: a card touching `_` (`_4111…_`) is one; the check refuses a run that
+            // goes on in digits or letters (hex ids).
             r"[0-9](?:[ \t\r\n./_-]{0,2}[0-9]){12,18}",
             Some(check_card),
             Needs::Digit,
