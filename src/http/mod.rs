@@ -32,6 +32,7 @@ pub mod messages;
 pub mod openai;
 pub mod reload;
 pub mod responses;
+mod responses_saver;
 pub mod responses_sse;
 pub mod ui;
 

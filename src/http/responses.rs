@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 
 use super::openai::{id_of, read_body, sse_response, with_headers};
+use super::responses_saver::Saver;
 use super::responses_sse::{OnEnd, ResponsesSse};
 use crate::access::auth::Principal;
 use crate::api::answer_view::with_answer;
@@ -56,8 +57,8 @@ pub fn router() -> Router<Gateway> {
         .route("/responses/{id}/input_items", get(input_items))
 }
 
-type Db = crate::access::StateDb;
-use crate::store::state_db::{STATE_READ_WAIT, STATE_WRITE_WAIT, StateDbError};
+pub(super) type Db = crate::access::StateDb;
+use crate::store::state_db::{STATE_READ_WAIT, StateDbError};
 
 /// How state is kept for this caller: `None` when it is not (no database, or `metadata`/`off`).
 fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
@@ -75,7 +76,7 @@ fn state_mode(gw: &Gateway, principal: &Principal) -> Option<LogMode> {
 ///
 /// Errors: 503 `server_error` when the store did not answer within `wait`; 500 when it
 /// failed.
-async fn on_db<T: Send + 'static>(
+pub(super) async fn on_db<T: Send + 'static>(
     db: Db,
     wait: std::time::Duration,
     change: bool,
@@ -304,92 +305,6 @@ fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
         if let Ok(v) = HeaderValue::from_str(&value) {
             resp.headers_mut().insert(HeaderName::from_static(name), v);
         }
-    }
-}
-
-/// Keeps the final response of a request that asked for it (`store`, the default) when the
-/// log mode allows: built only then.
-struct Saver {
-    db: Db,
-    mode: LogMode,
-    gw: Gateway,
-    owner: String,
-    request_id: String,
-    req: ResponsesRequest,
-    hist: Vec<InputItem>,
-}
-
-impl Saver {
-    /// This saver under a policy's log mode `policy` (the row's mode when a policy sets one):
-    /// `metadata` and `off` keep nothing, `redacted` stores redacted.
-    fn under(self, policy: Option<LogMode>) -> Option<Saver> {
-        match policy {
-            None => Some(self),
-            Some(mode @ (LogMode::Full | LogMode::Redacted)) => Some(Saver { mode, ..self }),
-            Some(LogMode::Metadata | LogMode::Off) => None,
-        }
-    }
-
-    /// Stores `resp` in the background (never holds the reply).
-    fn save(self, resp: &ResponseObject) {
-        self.save_value(serde_json::to_value(resp).unwrap_or(Value::Null));
-    }
-
-    /// Stores a Response object given as JSON (a native route's, under its own `id`).
-    fn save_value(self, response: Value) {
-        let (db, mode) = (self.db, self.mode);
-        let Some(id) = response
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            return;
-        };
-        let created_at = response
-            .get("created_at")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let to_values = |items: &[InputItem]| -> Vec<Value> {
-            items
-                .iter()
-                .filter_map(|i| serde_json::to_value(i).ok())
-                .collect()
-        };
-        let mut stored = StoredResponse {
-            id,
-            owner: self.owner,
-            created_ms: created_at * 1000,
-            request_id: self.request_id,
-            model: self.req.model.clone(),
-            history: to_values(&self.hist),
-            input: to_values(&self.req.input_items()),
-            response,
-        };
-        if mode == LogMode::Redacted {
-            let d = self.gw.policy().detector();
-            let red = |v: &Vec<Value>| -> Vec<Value> {
-                v.iter()
-                    .map(|x| crate::store::redact::redact_json(d, x))
-                    .collect()
-            };
-            stored.history = red(&stored.history);
-            stored.input = red(&stored.input);
-            stored.response = crate::store::redact::redact_json(d, &stored.response);
-        }
-        let (response_id, request_id) = (stored.id.clone(), stored.request_id.clone());
-        tokio::spawn(async move {
-            match on_db(db, STATE_WRITE_WAIT, true, move |c| c.put_response(&stored)).await {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(
-                    %request_id,
-                    response_id = %crate::telemetry::log_safe(&response_id),
-                    "not stored: another key's response has this id (the backend repeated an id); the first is kept"
-                ),
-                Err(e) => {
-                    tracing::warn!(%request_id, %response_id, error = %e.body.message, "could not store a response");
-                }
-            }
-        });
     }
 }
 
