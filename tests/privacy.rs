@@ -694,6 +694,93 @@ async fn text_dressed_as_a_data_url_is_scanned() {
     stays_local_under(kinds, "/v1/chat/completions", body, EMAIL).await;
 }
 
+/// Under a policy that lists kinds, personal data spelled in base64's own characters was
+/// taken for a binary payload, never scanned, and went remote (a second attacker round):
+/// text after `data:…;base64,` with one item a line, a valid base64 image with a card at its
+/// end, a long `data` field, an Anthropic plain-text document. A payload's own text is now
+/// scanned, and line breaks are base64's only as an encoder wraps it.
+#[tokio::test]
+async fn personal_data_spelled_in_base64s_characters_stays_local() {
+    let kinds = "policies:
+  - name: listed-kinds-local
+    when: {pii: [card, ssn, phone]}
+    require: {hosting: local}
+";
+    let card = "4111111111111111";
+    let padded = format!("card_{card}_ssn_078-05-1120_{}", "x".repeat(40));
+    let image = format!("data:image/png;base64,{}/{card}", "QUJD".repeat(8));
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([{"role": "user",
+                "content": format!("data:;base64,Customer\ncard\n{card}\nphone\n+34612345678")}])),
+        ),
+        (
+            "/v1/chat/completions",
+            chat_messages(json!([{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": image}}]}])),
+        ),
+        (
+            "/v1/chat/completions",
+            chat(json!({"metadata": {"data": padded}})),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "default", "max_tokens": 16, "messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                 "data": format!("{card}\n5555555555554444\n078-05-1120\n")}},
+                {"type": "text", "text": "sum these up"}]}]}),
+        ),
+    ];
+    for (path, body) in cases {
+        stays_local_under(kinds, path, body, card).await;
+    }
+}
+
+/// Under `pii_action: redact`, an item in a binary payload's own text is replaced before it
+/// leaves, like any other string's; a real image is sent as it was.
+#[tokio::test]
+async fn an_item_in_a_payloads_text_is_redacted() {
+    let local = Mock::start(answer).await;
+    let remote = Mock::start(answer).await;
+    let policies = "policies:
+  - name: mask-cards
+    when: {pii: [card]}
+    require: {hosting: local}
+    pii_action: redact
+";
+    let yaml = config(&local, &remote).replace(PII_LOCAL, policies);
+    let s = Sluice::start(&yaml).await;
+    let clean = format!("data:image/png;base64,{}", "QUJD".repeat(40));
+    let carded = format!(
+        "data:image/png;base64,{}/4111111111111111",
+        "QUJD".repeat(8)
+    );
+    for url in [&clean, &carded] {
+        let m = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]);
+        let r = client()
+            .post(s.url("/v1/chat/completions"))
+            .json(&chat_messages(m))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-sluice-deployment"], "remote");
+    }
+    let sent = String::from_utf8(remote.raw_bytes()).unwrap();
+    assert!(sent.contains(&clean), "{sent}");
+    assert!(!sent.contains("4111111111111111"), "{sent}");
+    assert!(
+        sent.contains(&format!(
+            "data:image/png;base64,{}/[CARD_1]",
+            "QUJD".repeat(8)
+        )),
+        "{sent}"
+    );
+    assert_eq!(local.calls(), 0);
+    s.stop().await;
+}
+
 /// The client's `x-request-id` leaves with the request: under a policy that keeps personal
 /// data local, an id that carries an address is not forwarded to a remote deployment (it got
 /// `cust-anna.berg@example.com` before); a clean id still is.

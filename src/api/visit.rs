@@ -25,6 +25,9 @@
 //! [`VisitMut::binary`] instead of as text: a base64 `data:` URL (`image_url.url`,
 //! `file_data`, …), the base64 `data` of `input_audio`, and token ids (`prompt` or `input`
 //! given as an array of integers, or of arrays of them: text in the model's own encoding).
+//! What a payload encodes cannot be read, but its text leaves as it is, so it comes with it:
+//! the PII scan, the egress check and redaction search it like any string (text made of
+//! base64's characters, a card number on each line, is not an image).
 
 use super::{ChatCompletionRequest, ChatMessage, Content, GenericRequest, RequestBody};
 use serde_json::{Map, Value};
@@ -43,8 +46,11 @@ pub enum Leaf {
 pub trait Visit<'a> {
     /// Called for each string leaf, in document order.
     fn text(&mut self, path: &str, leaf: Leaf, text: &'a str);
-    /// Called for each binary payload (base64 data, token ids); default: ignored.
-    fn binary(&mut self, _path: &str) {}
+    /// Called for each binary payload (base64 data, token ids) with its text as sent
+    /// (`""` for token ids); default: ignored. The text is what leaves, so a reader looking
+    /// for personal data searches it too: text made of base64's characters (a card number, a
+    /// line of digits) can pass for a payload.
+    fn binary(&mut self, _path: &str, _payload: &'a str) {}
     /// Called for each number, typed fields included, with its JSON text (`4111111111111111`,
     /// `0.7`); default: ignored.
     fn number(&mut self, _path: &str, _text: &str) {}
@@ -58,8 +64,9 @@ pub trait VisitMut {
     /// Called for each string leaf, and for each number of an untyped value as its JSON text,
     /// in document order; may rewrite it (a rewritten number becomes a JSON string).
     fn text(&mut self, path: &str, leaf: Leaf, text: &mut String);
-    /// Called for each binary payload (base64 data, token ids); default: ignored.
-    fn binary(&mut self, _path: &str) {}
+    /// Called for each binary payload (base64 data, token ids) with its text, which it may
+    /// rewrite (an empty string for token ids, whose rewrite is dropped); default: ignored.
+    fn binary(&mut self, _path: &str, _payload: &mut String) {}
     /// Called for each key of an untyped object, read-only (keys are not rewritten);
     /// default: ignored.
     fn key(&mut self, _path: &str, _key: &str) {}
@@ -177,11 +184,36 @@ fn is_binary(key: Option<&str>, s: &str) -> bool {
         && is_base64(s.as_bytes())
 }
 
-/// Base64 (standard or URL-safe alphabet, padding, line breaks) and nothing else.
+/// Base64 (standard or URL-safe alphabet, padding) and nothing else, with line breaks only
+/// as an encoder wraps it: every line but the last of one length, the last no longer (a text
+/// of short lines of digits and letters is not base64).
 fn is_base64(b: &[u8]) -> bool {
-    b.iter().all(|b| {
+    let alphabet = b.iter().all(|b| {
         b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
-    })
+    });
+    alphabet && wrapped_evenly(b)
+}
+
+/// Whether the lines of `b` (split at `\n`, a `\r` before it ignored, a final line break
+/// allowed) all have the first line's length, but the last, which is not longer.
+fn wrapped_evenly(b: &[u8]) -> bool {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    let b = b.strip_suffix(b"\r").unwrap_or(b);
+    let mut lines = b
+        .split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).len());
+    let Some(width) = lines.next() else {
+        return true;
+    };
+    let mut last = width;
+    for (i, len) in lines.enumerate() {
+        // The line before this one was not the last: it must have been full.
+        if i > 0 && last != width {
+            return false;
+        }
+        last = len;
+    }
+    last <= width && last > 0
 }
 
 /// Whether `v` is token ids: a non-empty array of integers, or of non-empty arrays of them.
@@ -218,13 +250,14 @@ struct WriteSink<'v, V>(&'v mut V);
 impl<'a, V: Visit<'a>> ReadSink<'_, V> {
     fn leaf(&mut self, p: &Path, key: Option<&str>, leaf: Leaf, s: &'a str) {
         if is_binary(key, s) {
-            self.0.binary(&p.0);
+            self.0.binary(&p.0, s);
         } else {
             self.0.text(&p.0, leaf, s);
         }
     }
+    /// Token ids: no text of their own.
     fn binary(&mut self, p: &Path) {
-        self.0.binary(&p.0);
+        self.0.binary(&p.0, "");
     }
     fn key(&mut self, p: &Path, k: &'a str) {
         self.0.key(&p.0, k);
@@ -248,13 +281,14 @@ impl<'a, V: Visit<'a>> ReadSink<'_, V> {
 impl<V: VisitMut> WriteSink<'_, V> {
     fn leaf(&mut self, p: &Path, key: Option<&str>, leaf: Leaf, s: &mut String) {
         if is_binary(key, s) {
-            self.0.binary(&p.0);
+            self.0.binary(&p.0, s);
         } else {
             self.0.text(&p.0, leaf, s);
         }
     }
+    /// Token ids: no text of their own.
     fn binary(&mut self, p: &Path) {
-        self.0.binary(&p.0);
+        self.0.binary(&p.0, &mut String::new());
     }
     fn key(&mut self, p: &Path, k: &str) {
         self.0.key(&p.0, k);

@@ -121,8 +121,8 @@ impl<'a> Visit<'a> for All {
     fn text(&mut self, path: &str, _: Leaf, text: &'a str) {
         self.0.push(format!("text {path} {text}"));
     }
-    fn binary(&mut self, path: &str) {
-        self.0.push(format!("binary {path}"));
+    fn binary(&mut self, path: &str, payload: &'a str) {
+        self.0.push(format!("binary {path} {}", payload.len()));
     }
     fn number(&mut self, path: &str, text: &str) {
         self.0.push(format!("number {path} {text}"));
@@ -212,7 +212,7 @@ fn token_ids_are_binary() {
         };
         assert_eq!(
             all.0,
-            vec![format!("key {key} {key}"), format!("binary {key}")]
+            vec![format!("key {key} {key}"), format!("binary {key} 0")]
         );
     }
     let mut all = All(Vec::new());
@@ -237,6 +237,67 @@ fn a_data_url_is_binary_only_when_its_payload_is_base64() {
     assert!(!is_binary(None, &long));
 }
 
+/// Line breaks are base64's only as an encoder wraps it (lines of one length, the last no
+/// longer): a plain-text document of short lines (an Anthropic `text` source's `data`) is
+/// text. Found by an attacker test: one card or phone number a line passed for a payload.
+#[test]
+fn line_breaks_are_base64_only_as_wrapping() {
+    let wrapped = format!("{}\n{}\n{}", "QUJD".repeat(19), "QUJD".repeat(19), "QUJD");
+    assert!(is_binary(Some("data"), &wrapped));
+    assert!(is_binary(Some("data"), &format!("{wrapped}\r\n")));
+    assert!(is_binary(
+        Some("data"),
+        &format!("{}\r\n{}", "QUJD".repeat(19), "QUJD".repeat(19))
+    ));
+    let lines = "4111111111111111\n5555555555554444\n378282246310005\n6011111111111117\n078-05-1120\n+34612345678\n";
+    assert!(!is_binary(Some("data"), lines));
+    assert!(!is_binary(
+        None,
+        "data:;base64,Customer\ncard\n4111111111111111\nphone\n+34612345678"
+    ));
+    assert!(!is_binary(
+        Some("data"),
+        &format!("{}\n\n{}", "QUJD".repeat(19), "QUJD")
+    ));
+    assert!(!is_binary(
+        Some("data"),
+        &format!("{}\n{}", "QUJD", "QUJD".repeat(19))
+    ));
+}
+
+/// A payload comes with its text: what it encodes is unread, its own characters are not.
+#[test]
+fn binary_payloads_come_with_their_text() {
+    let payload = format!("data:image/png;base64,{}4111111111111111", "QUJD".repeat(4));
+    let body = chat(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": payload}}]}]}),
+    );
+    let mut all = All(Vec::new());
+    visit(&body, &mut all);
+    assert!(
+        all.0.contains(&format!(
+            "binary messages[0].content[0].image_url.url {}",
+            payload.len()
+        )),
+        "{:?}",
+        all.0
+    );
+    struct Mark;
+    impl VisitMut for Mark {
+        fn text(&mut self, _: &str, _: Leaf, _: &mut String) {}
+        fn binary(&mut self, _: &str, payload: &mut String) {
+            *payload = payload.replace("4111111111111111", "[CARD_1]");
+        }
+    }
+    let mut v = json!({"image_url": {"url": payload}});
+    visit_json_mut(&mut v, &mut Mark);
+    assert_eq!(
+        v["image_url"]["url"],
+        format!("data:image/png;base64,{}[CARD_1]", "QUJD".repeat(4))
+    );
+}
+
 #[test]
 fn binary_payloads_are_reported_not_read() {
     struct B(Vec<String>, Vec<String>);
@@ -244,7 +305,7 @@ fn binary_payloads_are_reported_not_read() {
         fn text(&mut self, path: &str, _: Leaf, _: &'a str) {
             self.0.push(path.into());
         }
-        fn binary(&mut self, path: &str) {
+        fn binary(&mut self, path: &str, _: &'a str) {
             self.1.push(path.into());
         }
     }

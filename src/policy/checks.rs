@@ -98,9 +98,144 @@ fn known_issuer(ds: &[u32]) -> bool {
         || (644..=649).contains(&prefix(3))
 }
 
-/// IBAN check: ISO 13616 mod-97 of the rearranged number equals 1.
+/// IBAN lengths by country: the SWIFT IBAN registry, then the countries whose banks use IBANs
+/// outside it (0: length not fixed here, 15–34 accepted).
+const IBAN_LENGTHS: [(&str, usize); 117] = [
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BI", 27),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DJ", 27),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FK", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HN", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MN", 20),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NI", 28),
+    ("NL", 18),
+    ("NO", 15),
+    ("OM", 23),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("RU", 33),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("SO", 23),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+    ("YE", 30),
+    // Outside the registry (French territories use FR's format under their own codes).
+    ("AO", 0),
+    ("BF", 0),
+    ("BJ", 0),
+    ("CF", 0),
+    ("CG", 0),
+    ("CI", 0),
+    ("CM", 0),
+    ("CV", 0),
+    ("DZ", 0),
+    ("GA", 0),
+    ("GF", 27),
+    ("GP", 27),
+    ("GQ", 0),
+    ("GW", 0),
+    ("IR", 0),
+    ("KM", 0),
+    ("MA", 0),
+    ("MG", 0),
+    ("ML", 0),
+    ("MQ", 27),
+    ("MZ", 0),
+    ("NE", 0),
+    ("NC", 27),
+    ("PF", 27),
+    ("RE", 27),
+    ("SN", 0),
+    ("TD", 0),
+    ("TG", 0),
+];
+
+/// IBAN check: a known country at its length (any case), the letters after the check digits
+/// all of one case (`GB82WEST…`, `gb82west…`; random base64, which a binary payload's text is,
+/// mixes them), and ISO 13616 mod-97 of the rearranged number equal to 1.
 pub fn iban_ok(compact: &str) -> bool {
     if !(15..=34).contains(&compact.len()) || !compact.is_ascii() {
+        return false;
+    }
+    let country = compact[..2].to_ascii_uppercase();
+    match IBAN_LENGTHS.iter().find(|(c, _)| *c == country) {
+        Some((_, 0)) => {}
+        Some((_, len)) if *len == compact.len() => {}
+        _ => return false,
+    }
+    let bban = &compact.as_bytes()[4..];
+    if bban.iter().any(u8::is_ascii_uppercase) && bban.iter().any(u8::is_ascii_lowercase) {
         return false;
     }
     let (head, tail) = compact.split_at(4);
@@ -119,12 +254,25 @@ pub fn iban_ok(compact: &str) -> bool {
     rem == 1
 }
 
+/// Whether a letter or digit follows `end` (the end of a word, `_` not counted as a letter:
+/// what `\b` would say if `_` were a separator).
+fn word_goes_on(text: &str, end: usize) -> bool {
+    char_after(text, end).is_some_and(char::is_alphanumeric)
+}
+
+/// A candidate that ends a word (`_` may follow); for rules whose item has no other check.
+pub(super) fn check_word_end(text: &str, start: usize, end: usize) -> Option<usize> {
+    (!word_goes_on(text, end)).then_some(end - start)
+}
+
 pub(super) fn check_iban(text: &str, start: usize, end: usize) -> Option<usize> {
     // The candidate may have swallowed an upper-case word after the number: try shorter
     // candidates ending at each space, longest first.
     let s = &text[start..end];
     let mut ends: Vec<usize> = s.match_indices(' ').map(|(i, _)| i).collect();
-    ends.push(s.len());
+    if !word_goes_on(text, end) {
+        ends.push(s.len());
+    }
     ends.into_iter()
         .rev()
         .find(|&e| {
@@ -143,7 +291,7 @@ pub(super) fn check_ssn(text: &str, start: usize, end: usize) -> Option<usize> {
     // Not part of a longer dashed number (`2024-123-45-6789`).
     let joined =
         matches!(char_before(text, start), Some('-')) || matches!(char_after(text, end), Some('-'));
-    (ok && !joined).then_some(s.len())
+    (ok && !joined && !word_goes_on(text, end)).then_some(s.len())
 }
 
 /// Spanish DNI / NIE check letter: the number mod 23 indexes `TRWAGMYFPDXBNJZSQVHLCKE`
@@ -173,7 +321,7 @@ pub fn dni_ok(s: &str) -> bool {
 
 pub(super) fn check_dni(text: &str, start: usize, end: usize) -> Option<usize> {
     let s = &text[start..end];
-    dni_ok(s).then_some(s.len())
+    (dni_ok(s) && !word_goes_on(text, end)).then_some(s.len())
 }
 
 pub(super) fn check_phone(text: &str, start: usize, end: usize) -> Option<usize> {
@@ -201,8 +349,10 @@ pub(super) fn check_phone(text: &str, start: usize, end: usize) -> Option<usize>
 
 pub(super) fn check_ipv4(text: &str, start: usize, end: usize) -> Option<usize> {
     let s = &text[start..end];
-    // Version strings: `v1.2.3.4`, `1.2.3.4.5`.
-    if matches!(char_before(text, start), Some('.' | 'v' | 'V'))
+    // Version strings (`v1.2.3.4`, `1.2.3.4.5`) and longer numbers (`1203.0.113.7`,
+    // `10.0.0.1234`); a letter or `_` may touch it (`ip_203.0.113.7`, `host10.1.2.3`).
+    if matches!(char_before(text, start), Some('.' | 'v' | 'V' | '0'..='9'))
+        || matches!(char_after(text, end), Some('0'..='9'))
         || (matches!(char_after(text, end), Some('.'))
             && text[end + 1..].starts_with(|c: char| c.is_ascii_digit()))
     {

@@ -90,7 +90,11 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
             if self.found.is_some() || path == "model" {
                 return;
             }
-            for m in self.detector.scan(text) {
+            self.block_any(path, self.detector.scan(text));
+        }
+        /// The first of `found` a guard covers, if any, blocks the body.
+        fn block_any(&mut self, path: &str, found: Vec<crate::policy::pii::Match>) {
+            for m in found {
                 if let Some(g) = self.guards.iter().find(|g| g.covers(&m.kind)) {
                     self.found = Some(Blocked {
                         path: path.to_string(),
@@ -126,8 +130,9 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
         fn key(&mut self, path: &str, key: &'a str) {
             self.check(path, key);
         }
-        fn binary(&mut self, path: &str) {
-            // A binary payload cannot be checked: treated as personal data (fail closed).
+        fn binary(&mut self, path: &str, payload: &'a str) {
+            // What a binary payload encodes cannot be checked: treated as personal data (fail
+            // closed); its own text is checked as any string's.
             if self.found.is_some() {
                 return;
             }
@@ -137,7 +142,9 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
                     kind: UNSCANNABLE.to_string(),
                     policy: g.policy.clone(),
                 });
+                return;
             }
+            self.block_any(path, self.detector.scan_payload(payload));
         }
     }
     if guards.is_empty() {

@@ -43,6 +43,9 @@ pub struct Finding {
 /// keys and private key blocks, whose candidates are passed over).
 const RETRY_WITHIN: usize = 64;
 
+/// The longest key [`Detector::scan_payload`] takes from a binary payload's text, in bytes.
+pub const PAYLOAD_SECRET_MAX: usize = 256;
+
 /// Checks a candidate; returns the accepted length in bytes (possibly shorter than the
 /// candidate), or `None` to reject it.
 type Check = fn(text: &str, start: usize, end: usize) -> Option<usize>;
@@ -118,7 +121,9 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
         ),
         (
             "iban",
-            r"(?i)\b[A-Z]{2}[0-9]{2}(?: {0,2}[A-Z0-9]){11,30}\b",
+            // `\b` counts `_` as a letter: after a boundary or `_` (not kept), and the check
+            // refuses a letter or digit after (the same for SSNs, DNIs and phones below).
+            r"(?i)(?:\b|_)[A-Z]{2}[0-9]{2}(?: {0,2}[A-Z0-9]){11,30}",
             Some(check_iban),
             Needs::Digit,
         ),
@@ -132,31 +137,33 @@ fn builtin_rules() -> Vec<(&'static str, &'static str, Option<Check>, Needs)> {
         ),
         (
             "ssn",
-            r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
+            r"(?:\b|_)[0-9]{3}-[0-9]{2}-[0-9]{4}",
             Some(check_ssn),
             Needs::Digit,
         ),
         (
             "dni",
-            r"(?i)\b(?:[0-9]{8}|[XYZ][0-9]{7})-?[A-Z]\b",
+            r"(?i)(?:\b|_)(?:[0-9]{8}|[XYZ][0-9]{7})-?[A-Z]",
             Some(check_dni),
             Needs::Digit,
         ),
         (
             "phone",
-            r"(?:\+|\b00)[1-9](?:[ .-]{0,2}\(?[0-9]\)?){7,16}",
+            r"(?:\+|(?:\b|_)00)[1-9](?:[ .-]{0,2}\(?[0-9]\)?){7,16}",
             Some(check_phone),
             Needs::Digit,
         ),
         (
             "phone",
-            r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}\b",
-            None,
+            r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}",
+            Some(check_word_end),
             Needs::Digit,
         ),
         (
             "ip",
-            r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
+            // No `\b`: an address may touch `_` or a letter (`ip_203.0.113.7`, `host10.1.2.3`);
+            // the check refuses digits around it and version strings.
+            r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}",
             Some(check_ipv4),
             Needs::Digit,
         ),
@@ -245,6 +252,20 @@ impl Detector {
         }
     }
 
+    /// [`Detector::scan`] of a binary payload's own text (base64): the same items, but for
+    /// a key longer than [`PAYLOAD_SECRET_MAX`] bytes, which is a run of URL-safe base64 that
+    /// happens to start like one (`sk-`, `hf_`: about one in 4 MB of random bytes; no real
+    /// key is that long).
+    pub fn scan_payload(&self, text: &str) -> Vec<Match> {
+        let mut found = self.scan(text);
+        found.retain(|m| {
+            m.kind != "secret"
+                || m.end - m.start <= PAYLOAD_SECRET_MAX
+                || text[m.start..].starts_with("-----")
+        });
+        found
+    }
+
     /// The same detectors searching every text whatever bytes it holds: the reference the
     /// prefilter ([`Needs`]) is tested against.
     #[cfg(test)]
@@ -273,26 +294,25 @@ impl Detector {
             }
             let mut at = 0;
             while let Some(m) = rule.regex.find_at(text, at) {
+                // A leading `_` joins a built-in item to a word before it; it is not the
+                // item's (`KEY_sk-…`, `_ana@example.com_`, `ssn_078-05-1120`).
+                let start = match rule.builtin {
+                    true => m.end() - text[m.start()..m.end()].trim_start_matches('_').len(),
+                    false => m.start(),
+                };
                 let len = match rule.check {
-                    Some(check) => check(text, m.start(), m.end()),
-                    None => Some(m.len()),
+                    Some(check) if start < m.end() => check(text, start, m.end()),
+                    Some(_) => None,
+                    None => Some(m.end() - start),
                 };
                 match len {
                     Some(len) if len > 0 => {
-                        // A leading `_` joins a built-in item to a word before it; it is not
-                        // the item's (`KEY_sk-…`, `_ana@example.com_`).
-                        let end = m.start() + len;
-                        let start = match rule.builtin {
-                            true => end - text[m.start()..end].trim_start_matches('_').len(),
-                            false => m.start(),
-                        };
-                        if start < end {
-                            all.push(Match {
-                                kind: rule.kind.clone(),
-                                start,
-                                end,
-                            });
-                        }
+                        let end = start + len;
+                        all.push(Match {
+                            kind: rule.kind.clone(),
+                            start,
+                            end,
+                        });
                         // On from the end of what was accepted: a check that took less than
                         // its candidate leaves the rest to be searched (two cards in a row).
                         at = end;
@@ -326,7 +346,7 @@ impl Detector {
     /// split over two neighbouring strings, see [`super::junction`], is located as
     /// `<first> + <second>` with its part in the second as its span), plus one
     /// `unscannable` finding (positions 0..0) per binary payload (base64 image, file, audio),
-    /// which cannot be read for personal data.
+    /// which cannot be read for personal data, and the items in the payload's own text.
     pub fn scan_request(&self, body: &RequestBody) -> Vec<Finding> {
         struct Scan<'d> {
             detector: &'d Detector,
@@ -354,21 +374,26 @@ impl Detector {
             fn key(&mut self, location: &str, key: &'a str) {
                 self.scan(location, key);
             }
-            fn binary(&mut self, location: &str) {
+            fn binary(&mut self, location: &str, payload: &'a str) {
                 self.out.push(Finding {
                     kind: UNSCANNABLE.to_string(),
                     location: location.to_string(),
                     start: 0,
                     end: 0,
                 });
+                // What it encodes cannot be read, but its own text leaves as it is.
+                self.found(location, payload, self.detector.scan_payload(payload));
             }
         }
         impl Scan<'_> {
             fn scan(&mut self, location: &str, text: &str) {
+                self.found(location, text, self.detector.scan(text));
+            }
+            fn found(&mut self, location: &str, text: &str, found: Vec<Match>) {
                 // Matches come in order without overlaps: count characters once, left to
                 // right (counting from the start for each match made the scan quadratic).
                 let (mut at, mut chars) = (0, 0);
-                for m in self.detector.scan(text) {
+                for m in found {
                     let start = chars + text[at..m.start].chars().count();
                     let end = start + text[m.start..m.end].chars().count();
                     (at, chars) = (m.end, end);

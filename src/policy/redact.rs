@@ -195,9 +195,12 @@ pub fn redact(
     let mut counters: HashMap<String, usize> = HashMap::new();
     visit_mut(
         &mut out,
-        &mut EachText(|path: &str, text: &mut String| {
-            let found: Vec<_> = detector
-                .scan(text)
+        &mut EachText(|path: &str, text: &mut String, payload: bool| {
+            let found = match payload {
+                true => detector.scan_payload(text),
+                false => detector.scan(text),
+            };
+            let found: Vec<_> = found
                 .into_iter()
                 .filter(|m| kinds.contains(&m.kind))
                 .collect();
@@ -250,12 +253,17 @@ pub fn redact(
     )
 }
 
-/// Adapts a closure to [`VisitMut`]: every string leaf, whatever its path.
+/// Adapts a closure to [`VisitMut`]: every string leaf, whatever its path, and every binary
+/// payload's own text (items spelled in base64's characters are replaced like any other),
+/// told apart by the closure's last argument (`true` for a payload).
 struct EachText<F>(F);
 
-impl<F: FnMut(&str, &mut String)> VisitMut for EachText<F> {
+impl<F: FnMut(&str, &mut String, bool)> VisitMut for EachText<F> {
     fn text(&mut self, path: &str, _: Leaf, text: &mut String) {
-        (self.0)(path, text)
+        (self.0)(path, text, false)
+    }
+    fn binary(&mut self, path: &str, payload: &mut String) {
+        (self.0)(path, payload, true)
     }
 }
 
