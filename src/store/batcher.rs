@@ -272,6 +272,13 @@ impl Writer {
                 self.shared
                     .rows_written
                     .fetch_add(done.rows, Ordering::Relaxed);
+                // A line that could not be read back is a row lost: counted as dropped.
+                self.shared
+                    .rows_dropped
+                    .fetch_add(done.bad_lines, Ordering::Relaxed);
+                if let Some(m) = &self.shared.metrics {
+                    m.log_rows_dropped.inc_by(done.bad_lines);
+                }
                 let pending = self.spill.pending();
                 self.shared.spill_pending.store(pending, Ordering::SeqCst);
                 if !pending {

@@ -6,8 +6,13 @@
 //! Replay is chunked: after each chunk commits, the byte offset reached is saved in
 //! `<file>.offset`; when everything is in, both files are removed. A crash between a chunk's
 //! commit and its offset write sends that chunk again (at most [`super::writer::BATCH_ROWS`]
-//! duplicate rows), never loses one. A line that does not parse (a torn write at a crash) is
-//! reported and skipped.
+//! duplicate rows), never loses one. A line that does not parse is reported, skipped and
+//! counted as dropped.
+//!
+//! A torn line is never followed by another: an append that fails (a full disk) cuts the file
+//! back to where it began, and an append or replay that finds the file ending without a line
+//! break (a crash mid-write) cuts that fragment off first. Otherwise the batch's retry would be
+//! written onto the fragment, and the two would make one unreadable line: a row lost.
 
 use super::StoreError;
 use super::backend::PreparedRow;
@@ -70,20 +75,26 @@ impl Spill {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let mut o = std::fs::OpenOptions::new();
-        o.create(true).append(true);
+        o.create(true).append(true).read(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             o.mode(0o600);
         }
         let mut f = o.open(&self.path).map_err(io)?;
+        let start = cut_torn_tail(&mut f, &self.path).map_err(io)?;
         let mut buf = String::new();
         for r in rows {
             buf.push_str(&r.to_json());
             buf.push('\n');
         }
-        f.write_all(buf.as_bytes()).map_err(io)?;
-        f.sync_data().map_err(io)
+        let written = f.write_all(buf.as_bytes()).and_then(|()| f.sync_data());
+        if let Err(e) = written {
+            // What went in of this batch is cut off: its retry starts on a line of its own.
+            let _ = f.set_len(start);
+            return Err(io(e));
+        }
+        Ok(())
     }
 
     /// Sends every waiting row to the store through `append` (as
@@ -115,10 +126,18 @@ impl Spill {
             while rows.len() < chunk.max(1) {
                 line.clear();
                 let n = reader.read_line(&mut line).map_err(io)?;
-                if n == 0 || !line.ends_with('\n') {
-                    break; // end of file (or a torn last line still being written)
+                if n == 0 {
+                    break;
                 }
                 consumed += n as u64;
+                if !line.ends_with('\n') {
+                    // A fragment of a write cut short by a crash (this thread is the file's
+                    // only writer, so nothing is still writing it).
+                    done.bad_lines += 1;
+                    tracing::error!(file = %self.path.display(), bytes = n,
+                        "the spill file ends in a torn row; skipped");
+                    break;
+                }
                 match PreparedRow::from_json(line.trim_end()) {
                     Ok(r) => rows.push(r),
                     Err(e) => {
@@ -141,6 +160,35 @@ impl Spill {
         }
         Ok(done)
     }
+}
+
+/// Cuts `f` back to just after its last line break when it ends without one (a write cut
+/// short by a crash); returns its length after. One byte is read when it ends well.
+fn cut_torn_tail(f: &mut std::fs::File, path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut buf = vec![0u8; 1];
+    while end > 0 {
+        let n = (end as usize).min(buf.len().max(1));
+        f.seek(SeekFrom::Start(end - n as u64))?;
+        f.read_exact(&mut buf[..n])?;
+        match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(i) => {
+                end = end - n as u64 + i as u64 + 1;
+                break;
+            }
+            None => end -= n as u64,
+        }
+        // The last byte was not a line break: look further back, a block at a time.
+        buf.resize(64 * 1024, 0);
+    }
+    if end < len {
+        tracing::error!(file = %path.display(), bytes = len - end,
+            "the spill file ended in a torn row (a write cut short); cut off");
+        f.set_len(end)?;
+    }
+    Ok(end)
 }
 
 #[cfg(test)]
@@ -336,6 +384,78 @@ mod tests {
             }
         );
         assert_eq!(store.got, ["a", "b", "c", "d", "e"]);
+        assert!(!spill.pending());
+        assert!(!spill.path().exists());
+    }
+
+    /// Appends `bytes` to the spill file as they are (a write cut short).
+    fn tear(spill: &Spill, bytes: &[u8]) {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(spill.path())
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+
+    /// Found by an attacker test (a full disk cut a spill write): the batch's retry was
+    /// written onto the torn line, the two made one unreadable line, and a row was lost
+    /// without being counted. The fragment is now cut off before the next append, whatever
+    /// its length (the search for the last line break goes back a block at a time).
+    #[test]
+    fn an_append_after_a_torn_write_starts_on_a_line_of_its_own() {
+        for fragment in [b"{\"val".to_vec(), vec![b'x'; 200_000]] {
+            let dir = tempfile::tempdir().unwrap();
+            let spill = Spill::new(dir.path().join("s.jsonl"));
+            spill.append(&[row("a")]).unwrap();
+            tear(&spill, &fragment);
+            spill.append(&[row("b"), row("c")]).unwrap();
+            let mut store = Flaky {
+                ok: usize::MAX,
+                got: vec![],
+            };
+            let r = spill.replay(&mut |r| store.append(&r), 10).unwrap();
+            assert_eq!(
+                r,
+                Replayed {
+                    rows: 3,
+                    bad_lines: 0
+                }
+            );
+            assert_eq!(store.got, ["a", "b", "c"]);
+            assert!(!spill.path().exists());
+        }
+        // A file that is nothing but a fragment is cut to nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path().join("s.jsonl"));
+        std::fs::write(spill.path(), b"{\"values\":[").unwrap();
+        spill.append(&[row("z")]).unwrap();
+        let text = std::fs::read_to_string(spill.path()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.starts_with("{\"") && text.ends_with('\n'), "{text}");
+    }
+
+    /// A torn last line met by a replay (a crash mid-write, then no new row before the store
+    /// came back) is counted and skipped; the file no longer looks pending.
+    #[test]
+    fn a_torn_last_line_is_counted_and_the_file_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path().join("s.jsonl"));
+        spill.append(&[row("a"), row("b")]).unwrap();
+        tear(&spill, b"{\"values\":[\"c");
+        let mut store = Flaky {
+            ok: usize::MAX,
+            got: vec![],
+        };
+        let r = spill.replay(&mut |r| store.append(&r), 10).unwrap();
+        assert_eq!(
+            r,
+            Replayed {
+                rows: 2,
+                bad_lines: 1
+            }
+        );
+        assert_eq!(store.got, ["a", "b"]);
         assert!(!spill.pending());
         assert!(!spill.path().exists());
     }
