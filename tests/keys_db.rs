@@ -496,6 +496,41 @@ async fn a_key_cannot_make_a_key_for_models_it_may_not_use() {
     s.stop().await;
 }
 
+/// A delegated admin key without a `log` mode of its own (the gateway's default, `full`)
+/// cannot make a key whose requests leave no row (it could: found by an attacker test, the
+/// child's requests on chat, Messages and Responses had no row); a child made without one
+/// is logged as its maker is.
+#[tokio::test]
+async fn a_key_cannot_make_a_key_that_logs_less() {
+    let extra = "keys:\n  - name: sub\n    key: sk-sub\n    admin: true\n    team: hr\n";
+    let (dir, s, _local, _remote) = started(extra).await;
+    for log in ["off", "metadata"] {
+        let (status, v) =
+            support::create_key(&s, "sk-sub", json!({"name": "quiet", "log": log})).await;
+        assert_eq!((status, &v["error"]["param"]), (403, &json!("log")), "{v}");
+    }
+    let child = made_by(&s, "sk-sub", json!({"name": "child"})).await;
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&child)
+        .json(&json!({"model": "default", "messages": [{"role": "user", "content": "row please"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+    let db = rusqlite::Connection::open(dir.path().join("log.db")).unwrap();
+    let (mode, body): (String, String) = db
+        .query_row(
+            "SELECT log_mode, request_body FROM requests ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(mode, "full");
+    assert!(body.contains("row please"), "{body}");
+}
+
 /// A key's token limit and budget count what a backend bills as input: tool definitions,
 /// schemas and unknown fields too, not only the conversation. With a 40,000-character tool
 /// description (10,000 tokens) and `hi` as the prompt, a `tpm: 1000` key and a $1 budget on a

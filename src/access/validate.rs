@@ -120,7 +120,7 @@ fn is_limited(creator: &Principal) -> bool {
 
 /// Fills what a key made by `creator` takes from it: `created_by` (the creator's id, when it
 /// has one) always; for a limited creator ([`within_rights`] applies), its `team` and `tags`
-/// when `spec` leaves them out, since policies match on them.
+/// when `spec` leaves them out, since policies match on them, and its `log` mode.
 pub fn inherit(creator: &Principal, spec: &mut KeySpec) {
     spec.created_by = creator.key_id.clone();
     if !is_limited(creator) {
@@ -131,6 +131,9 @@ pub fn inherit(creator: &Principal, spec: &mut KeySpec) {
     }
     if spec.tags.is_empty() {
         spec.tags = creator.spec.tags.clone();
+    }
+    if spec.log.is_none() {
+        spec.log = creator.spec.log.clone();
     }
 }
 
@@ -198,7 +201,9 @@ pub fn within_rights(creator: &Principal, spec: &KeySpec) -> Result<(), (String,
     if parent.policies.iter().any(|p| !spec.policies.contains(p)) {
         return over("policies");
     }
-    if parent.log.is_some() && spec.log != parent.log {
+    // Kept whether the creator names a mode or follows the gateway's default: a key may not
+    // make keys whose requests its own log would record and theirs not (`log: off`).
+    if spec.log != parent.log {
         return over("log");
     }
     if let Some(pe) = parent.expires.as_deref().and_then(parse_expiry) {
@@ -354,6 +359,36 @@ mod tests {
         assert!(key.may_use("gpt-4"));
         assert!(!key.may_use("gpt-4o-expensive"));
         assert!(!key.may_use("claude"));
+    }
+
+    /// Found by an attacker test: a delegated admin key without a `log` mode of its own (so
+    /// the gateway's default, `full`) made children with `log: off`, whose requests left no
+    /// row. A limited creator's children keep its mode, named or not; left out, it is inherited.
+    #[test]
+    fn a_child_key_keeps_its_makers_log_mode() {
+        let over = Err((
+            "log".to_string(),
+            "exceeds the creating key's `log`".to_string(),
+        ));
+        for parent_log in [None, Some("metadata")] {
+            let mut parent = limited(None, &[]);
+            parent.spec.log = parent_log.map(str::to_string);
+            for log in ["off", "full", "redacted"] {
+                let spec = KeySpec {
+                    log: Some(log.into()),
+                    ..child(None, &[])
+                };
+                assert_eq!(
+                    within_rights(&parent, &spec),
+                    over,
+                    "{parent_log:?} → {log}"
+                );
+            }
+            let mut spec = child(None, &[]);
+            inherit(&parent, &mut spec);
+            assert_eq!(spec.log.as_deref(), parent_log);
+            assert_eq!(within_rights(&parent, &spec), Ok(()));
+        }
     }
 
     #[test]
