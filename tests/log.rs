@@ -629,6 +629,53 @@ async fn redacted_mode_redacts_the_end_user_and_error_messages() {
     );
 }
 
+/// In `metadata` mode a row keeps no error message: an upstream that echoes the request in its
+/// error (found by an attacker test: `bad request, you sent: {…"content":"confidential merger
+/// terms…"}` was in the row) and a parse error that quotes a value both leave no text; the
+/// status and `error_type` stay.
+#[tokio::test]
+async fn metadata_mode_keeps_no_error_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|r: &Received| {
+        MockReply::Json(
+            400,
+            json!({"error": {"message": format!("bad request, you sent: {}", String::from_utf8_lossy(&r.raw)),
+                "type": "invalid_request_error"}}),
+        )
+    })
+    .await;
+    let s = Sluice::start_logged(&config(&mock, &db, "  prompts: metadata\n")).await;
+    let r = post(
+        &s,
+        chat("confidential merger terms for Project Nightjar", false),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let mut body = chat("hi", false);
+    body["messages"] = json!("Project Nightjar, as a string");
+    assert_eq!(post(&s, body).await.status(), 400);
+    s.stop().await;
+    let c = Connection::open(&db).unwrap();
+    let rows: Vec<(u16, String, Option<String>)> = c
+        .prepare("SELECT status, error_type, error_message FROM requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (400, "invalid_request_error".to_string(), None),
+            (400, "invalid_request_error".to_string(), None),
+        ]
+    );
+    drop(c);
+    let file = std::fs::read(&db).unwrap();
+    assert!(!String::from_utf8_lossy(&file).contains("Nightjar"));
+}
+
 /// A client that stops sending mid-body (a `content-length` of 60, then 10 bytes and the end of
 /// its side of the connection) is recorded as 499 `client_closed`, "the request body is
 /// incomplete", not as a 413 body "larger than the limit"; a body really over the limit still

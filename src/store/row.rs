@@ -106,7 +106,7 @@ pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
 /// The column values of `r` as row number `seq`, in [`HASHED_COLUMNS`] order, keeping text as
 /// `mode` says: `full` as is, `redacted` through [`redact_for_log`] with the `pii` detectors, `metadata` none;
 /// `end_user`, `error_message` and `requested_model` (a client's text too) are kept as is in
-/// `full` mode only, else redacted.
+/// `full` mode only, else redacted; `error_message` not at all in `metadata` mode.
 /// `None` for mode `off` (no row).
 pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
     let (body, content, tools) = match mode {
@@ -158,7 +158,13 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         text(&r.client_ip),
         Sql::Integer(i64::from(r.status)),
         text(&r.error_type),
-        scrubbed(&r.error_message),
+        // Upstreams quote the request in their errors (`bad request, you sent: {…}`), and so
+        // do parse errors (`invalid type: string "…"`): no message in `metadata` mode, whose
+        // rows keep no text; the status and `error_type` say what happened.
+        match mode {
+            LogMode::Metadata => Sql::Null,
+            _ => scrubbed(&r.error_message),
+        },
         Sql::Integer(i64::from(r.stream)),
         text(&r.response.finish_reason),
         int(r.usage.prompt_tokens),
