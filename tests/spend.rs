@@ -157,6 +157,37 @@ async fn parallel_requests_cannot_overrun_a_budget() {
     assert_eq!(mock.calls(), ok);
 }
 
+/// A request without an output cap reserves the most the deployment may give
+/// (`max_output_tokens`), not 4096 tokens: found by an attacker test, 30 parallel uncapped
+/// streams each reserved 4096 tokens, were each billed 8000 and spent $96 of a $50 budget. Here
+/// one uncapped request would cost $8 (8000 tokens at $1,000 per million) against a $5
+/// budget: refused before anything is sent (admitted before, then billed past the budget); a
+/// capped one that fits is answered.
+#[tokio::test]
+async fn an_uncapped_request_reserves_the_deployments_output_limit() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion(8000))).await;
+    let yaml = format!(
+        "server:\n  master_key: {MASTER}\ndeployments:\n  - name: paid\n    provider: openai\n    base_url: {}\n    model: m\n    hosting: remote\n    max_output_tokens: 8000\n    price: {{input: 1000, output: 1000}}\nmodels:\n  - name: default\n    deployments: [paid]\nkeys:\n  - name: five\n    key: sk-five\n    budget: {{usd: 5, period: day}}\n",
+        mock.url("/v1")
+    );
+    let s = Sluice::start(&yaml).await;
+    let r = chat(&s, "sk-five", false).await;
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "budget_exceeded", "{e}");
+    assert_eq!(mock.calls(), 0);
+    let r = client()
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth("sk-five")
+        .json(&json!({"model":"default","max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(mock.calls(), 1);
+    s.stop().await;
+}
+
 async fn metrics_text(s: &Sluice) -> String {
     support::get_text(&s.url("/metrics"), Some(MASTER)).await
 }

@@ -10,19 +10,32 @@ use crate::access::budget::{DEFAULT_RESERVED_OUTPUT_TOKENS, MaxCost, unpriced};
 use crate::access::coord::Ticket;
 use crate::api::{ApiError, Endpoint, RequestBody};
 use crate::policy::Decision;
+use crate::policy::attrs::DeploymentAttrs;
 use crate::policy::tier::Hosting;
 
-/// The output tokens a request may make the backend generate at most: none on
-/// `/v1/embeddings` (it produces no completion tokens); otherwise `max_tokens` (else
-/// [`DEFAULT_RESERVED_OUTPUT_TOKENS`]) times the completions generated
+/// The output tokens a request may make a deployment with `attrs` generate at most: none on
+/// `/v1/embeddings` (it produces no completion tokens); otherwise the request's cap
+/// (`max_tokens`, `max_completion_tokens`, `max_output_tokens`), lowered to the deployment's
+/// `max_output` as Sluice lowers what it sends; without one, the cap Sluice sends for it
+/// (`anthropic`: `max_tokens_default`), else the most the model gives (`max_output`), else
+/// [`DEFAULT_RESERVED_OUTPUT_TOKENS`]; times the completions generated
 /// ([`RequestBody::completions`]: chat `n`, completions `n` or `best_of`), saturating.
-pub fn reserved_output_tokens(endpoint: Endpoint, body: &RequestBody) -> u64 {
+pub fn reserved_output_tokens(
+    endpoint: Endpoint,
+    body: &RequestBody,
+    attrs: &DeploymentAttrs,
+) -> u64 {
     if endpoint == Endpoint::Embeddings {
         return 0;
     }
-    body.max_output_tokens()
-        .unwrap_or(DEFAULT_RESERVED_OUTPUT_TOKENS)
-        .saturating_mul(body.completions())
+    let per_answer = match body.max_output_tokens() {
+        Some(n) => attrs.max_output.map_or(n, |most| n.min(most)),
+        None => attrs
+            .output_when_unset
+            .or(attrs.max_output)
+            .unwrap_or(DEFAULT_RESERVED_OUTPUT_TOKENS),
+    };
+    per_answer.saturating_mul(body.completions())
 }
 
 /// The most `body` (sent to `endpoint`) may cost on the eligible deployments of `plan`, USD:
@@ -43,11 +56,11 @@ pub fn max_cost(
     if principal.budgets().next().is_none() {
         return Ok(most);
     }
-    let output = reserved_output_tokens(endpoint, body);
     for name in &plan.order {
         let Some(c) = plan.candidate(name) else {
             continue;
         };
+        let output = reserved_output_tokens(endpoint, body, &c.attrs);
         let remote = c.attrs.hosting == Hosting::Remote;
         match c.attrs.cost_usd(prompt, output) {
             Some(usd) => {
@@ -136,32 +149,72 @@ mod tests {
         }
     }
 
+    /// The attributes of a deployment described by `yaml` (the embedded catalog).
+    fn attrs(yaml: &str) -> DeploymentAttrs {
+        let d: crate::config::DeploymentConfig = serde_saphyr::from_str(yaml).unwrap();
+        DeploymentAttrs::resolve(&d, &crate::policy::catalog::Catalog::embedded().unwrap())
+    }
+
+    /// A request without an output cap reserves what the deployment may really give: found by
+    /// an attacker test, 30 parallel uncapped streams each reserved 4096 tokens and were each
+    /// billed 8000, twice a $50 budget.
+    #[test]
+    fn an_uncapped_request_reserves_what_the_deployment_may_give() {
+        let chat = Endpoint::ChatCompletions;
+        let uncapped = body(
+            chat,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+        );
+        let capped = body(
+            chat,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":100000}"#,
+        );
+        let set = attrs(
+            "{name: d, provider: openai, base_url: 'http://x/v1', model: m, max_output_tokens: 16384}",
+        );
+        assert_eq!(reserved_output_tokens(chat, &uncapped, &set), 16384);
+        assert_eq!(reserved_output_tokens(chat, &capped, &set), 16384);
+        let unknown = attrs("{name: d, provider: openai, base_url: 'http://x/v1', model: m}");
+        assert_eq!(reserved_output_tokens(chat, &uncapped, &unknown), 4096);
+        assert_eq!(reserved_output_tokens(chat, &capped, &unknown), 100_000);
+        let claude = attrs(
+            "{name: d, provider: anthropic, base_url: 'http://x', model: m, max_output_tokens: 64000, max_tokens_default: 8192}",
+        );
+        assert_eq!(reserved_output_tokens(chat, &uncapped, &claude), 8192);
+        let claude = attrs(
+            "{name: d, provider: anthropic, base_url: 'http://x', model: m, max_output_tokens: 64000}",
+        );
+        assert_eq!(reserved_output_tokens(chat, &uncapped, &claude), 4096);
+        assert_eq!(reserved_output_tokens(chat, &capped, &claude), 64000);
+    }
+
     #[test]
     fn the_output_reserved_counts_every_completion_and_none_for_embeddings() {
+        let d = &attrs("{name: d, provider: openai, base_url: 'http://x/v1', model: m}");
         let chat = Endpoint::ChatCompletions;
         let msg = r#""messages":[{"role":"user","content":"hi"}]"#;
         let one = body(chat, &format!(r#"{{"model":"m",{msg},"max_tokens":1000}}"#));
-        assert_eq!(reserved_output_tokens(chat, &one), 1000);
+        assert_eq!(reserved_output_tokens(chat, &one, d), 1000);
         let twenty = body(
             chat,
             &format!(r#"{{"model":"m",{msg},"max_tokens":1000,"n":20}}"#),
         );
-        assert_eq!(reserved_output_tokens(chat, &twenty), 20_000);
+        assert_eq!(reserved_output_tokens(chat, &twenty, d), 20_000);
         let unset = body(chat, &format!(r#"{{"model":"m",{msg},"n":3}}"#));
-        assert_eq!(reserved_output_tokens(chat, &unset), 3 * 4096);
+        assert_eq!(reserved_output_tokens(chat, &unset, d), 3 * 4096);
         let comp = Endpoint::Completions;
         let best = body(
             comp,
             r#"{"model":"m","prompt":"hi","max_tokens":1000,"best_of":10,"n":1}"#,
         );
-        assert_eq!(reserved_output_tokens(comp, &best), 10_000);
+        assert_eq!(reserved_output_tokens(comp, &best, d), 10_000);
         let n = body(
             comp,
             r#"{"model":"m","prompt":"hi","max_tokens":100,"best_of":2,"n":5}"#,
         );
-        assert_eq!(reserved_output_tokens(comp, &n), 500);
+        assert_eq!(reserved_output_tokens(comp, &n, d), 500);
         let emb = Endpoint::Embeddings;
         let e = body(emb, r#"{"model":"m","input":"hi"}"#);
-        assert_eq!(reserved_output_tokens(emb, &e), 0);
+        assert_eq!(reserved_output_tokens(emb, &e, d), 0);
     }
 }

@@ -32,6 +32,10 @@ pub struct DeploymentAttrs {
     /// The most output tokens one answer may have: the deployment's `max_output_tokens`, else
     /// the catalog's `max_output`, where known.
     pub max_output: Option<u64>,
+    /// The output cap Sluice sends when a request names none (tokens): an `anthropic`
+    /// deployment's `max_tokens_default`, else 4096 (Anthropic requires one); `None` for
+    /// providers that send none (the backend's own limit applies).
+    pub output_when_unset: Option<u64>,
     /// Tags from the config.
     pub tags: Vec<String>,
     /// Region from the config.
@@ -77,6 +81,12 @@ impl DeploymentAttrs {
                 .max_output_tokens
                 .map(u64::from)
                 .or_else(|| entry.and_then(|e| e.max_output)),
+            output_when_unset: (d.provider == crate::config::ProviderKind::Anthropic).then(|| {
+                u64::from(
+                    d.max_tokens_default
+                        .unwrap_or(crate::providers::anthropic::request::DEFAULT_MAX_TOKENS),
+                )
+            }),
             tags: d.tags.clone(),
             region: d.region.clone(),
             weight: d.weight.unwrap_or(1.0),
