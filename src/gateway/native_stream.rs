@@ -105,7 +105,7 @@ impl NativeStream {
         let end = match (error, &self.tally.failed) {
             (None, Some((code, message))) => StreamEnd::Failed(ApiError::bad_gateway(
                 &self.deployment,
-                format!("{code}: {message}"),
+                crate::providers::native::failure_text(code, message),
             )),
             (None, None) if self.tally.done => StreamEnd::Complete,
             (e, _) => {

@@ -142,12 +142,22 @@ pub fn error_event(dialect: Dialect, deployment: &str, v: &Value) -> Option<ApiE
         Dialect::Responses if text("code").is_empty() => text("type"),
         Dialect::Responses => text("code"),
     };
-    let message = format!("{code}: {}", text("message"));
-    let mut err = ApiError::bad_gateway(deployment, message);
+    let mut err = ApiError::bad_gateway(deployment, failure_text(&code, &text("message")));
     if code == "rate_limit_error" || code == "rate_limit_exceeded" {
         err.status = axum::http::StatusCode::TOO_MANY_REQUESTS;
     }
     Some(err)
+}
+
+/// The text of an upstream's reported failure: `code: message`, either alone when the other
+/// is empty, and a plain statement when both are (a `response.failed` without an `error`).
+pub fn failure_text(code: &str, message: &str) -> String {
+    match (code.is_empty(), message.is_empty()) {
+        (false, false) => format!("{code}: {message}"),
+        (false, true) => code.to_string(),
+        (true, false) => message.to_string(),
+        (true, true) => "the stream reported a failure without saying what it was".to_string(),
+    }
 }
 
 struct State {
@@ -264,6 +274,34 @@ fn event_of(raw: Vec<u8>) -> Event {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A `response.failed` without an `error` object was logged as "deployment `x`: : ".
+    #[test]
+    fn a_failure_is_named_by_what_the_upstream_said() {
+        let failed = |v: Value| {
+            error_event(Dialect::Responses, "x", &v)
+                .map(|e| e.body.message)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            failed(
+                json!({"type": "response.failed", "response": {"error": {"code": "server_error", "message": "boom"}}})
+            ),
+            "deployment `x`: server_error: boom"
+        );
+        assert_eq!(
+            failed(json!({"type": "error", "message": "boom"})),
+            "deployment `x`: error: boom"
+        );
+        assert_eq!(
+            failed(json!({"type": "error", "code": "overloaded"})),
+            "deployment `x`: overloaded"
+        );
+        assert_eq!(
+            failure_text("", ""),
+            "the stream reported a failure without saying what it was"
+        );
+    }
 
     #[test]
     fn events_keep_their_exact_bytes_however_split() {
