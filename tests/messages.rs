@@ -498,6 +498,62 @@ async fn the_log_row_records_the_dialect() {
     );
 }
 
+/// A bridged stream whose backend sends `[DONE]` without a finish reason cannot end as a
+/// Messages stream (`message_delta` carries `stop_reason`): the client gets an `error` event,
+/// and the row says 502 with the same error (it said 200 before: the row and what the client
+/// saw disagreed).
+#[tokio::test]
+async fn a_stream_done_without_a_finish_reason_is_an_error_in_the_row_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let mock = Mock::start(|_| {
+        MockReply::Sse(vec![
+            sse(&chunk(
+                json!({"role":"assistant","content":"Part"}),
+                Value::Null,
+            )),
+            done(),
+        ])
+    })
+    .await;
+    let yaml = format!(
+        "{}log:\n  path: {}\n",
+        one_deployment(&mock.url("/v1")),
+        db.display()
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let resp = post(&s, "/v1/messages", &hello(true)).await;
+    assert_eq!(resp.status(), 200);
+    let events = anthropic_events(&resp.text().await.unwrap());
+    assert_eq!(
+        names(&events),
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "error"
+        ]
+    );
+    assert_eq!(events[3].1["error"]["type"], "api_error");
+    s.stop().await;
+    let c = Connection::open(&db).unwrap();
+    let (status, error_type, message): (i64, String, String) = c
+        .query_row(
+            "SELECT status, error_type, error_message FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, error_type.as_str(), message.as_str()),
+        (
+            502,
+            "server_error",
+            "the backend's stream ended before it was complete (no finish reason)"
+        )
+    );
+}
+
 /// A PII value in a Messages `system` block never reaches the remote deployment under
 /// `pii: any → hosting: local`.
 #[tokio::test]

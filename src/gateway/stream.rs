@@ -79,6 +79,8 @@ pub struct ClientStream {
     on_finish: Option<OnFinish>,
     /// Chunk mode: chunks are handed out as objects, not encoded (see [`ChatFrame`]).
     as_chunks: bool,
+    /// A stream that ends without a finish reason is a failure ([`ClientStream::requiring_finish`]).
+    require_finish: bool,
     queued: VecDeque<ChatFrame>,
 }
 
@@ -112,8 +114,18 @@ impl ClientStream {
             on_finish_complete: false,
             on_finish: Some(on_finish),
             as_chunks: false,
+            require_finish: false,
             queued: VecDeque::new(),
         }
+    }
+
+    /// This stream, ending in the error frame instead of `[DONE]` when the upstream ended it
+    /// without a finish reason: for a translator whose dialect cannot end without one
+    /// (Messages: `message_delta` carries `stop_reason`), so that what the client gets (an
+    /// error event) and the log row (502) agree.
+    pub fn requiring_finish(mut self) -> Self {
+        self.require_finish = true;
+        self
     }
 
     /// Switches to chunk mode, for a translator (Responses, Messages) that reads the chunks
@@ -307,6 +319,19 @@ impl ClientStream {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    let b = error_frame(&e);
+                    self.finish(StreamEnd::Failed(e));
+                    return self.sent(ChatFrame::Bytes(b));
+                }
+                Poll::Ready(None)
+                    if self.require_finish && self.summary.finish_reason.is_none() =>
+                {
+                    let e = ApiError::new(
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        "server_error",
+                        "the backend's stream ended before it was complete (no finish reason)",
+                    )
+                    .with_code("upstream_error");
                     let b = error_frame(&e);
                     self.finish(StreamEnd::Failed(e));
                     return self.sent(ChatFrame::Bytes(b));

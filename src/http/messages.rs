@@ -274,7 +274,10 @@ fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Resp
                     (header::CONTENT_TYPE, "text/event-stream"),
                     (header::CACHE_CONTROL, "no-cache"),
                 ],
-                Body::from_stream(MessagesSse::new(stream.into_chat_frames(), translator)),
+                Body::from_stream(MessagesSse::new(
+                    stream.requiring_finish().into_chat_frames(),
+                    translator,
+                )),
             )
                 .into_response()
         }
