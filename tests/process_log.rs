@@ -127,3 +127,42 @@ async fn serve_logs_one_plain_line_per_request_without_span_fields() {
     .unwrap();
     assert!(want.is_match(lines[0]), "{}", lines[0]);
 }
+
+/// At `debug`, a failed attempt's line names the status and error type, not the upstream's
+/// text: upstreams quote the request in their errors (it carried 128 characters of it, the
+/// prompt included).
+#[tokio::test]
+async fn a_failed_attempt_is_logged_without_the_upstreams_text() {
+    let mock = Mock::start(|r: &Received| {
+        MockReply::Json(
+            500,
+            json!({"error": {"message": format!("overloaded while reading {}", String::from_utf8_lossy(&r.raw)),
+                "type": "server_error"}}),
+        )
+    })
+    .await;
+    let yaml = format!(
+        "server:\n  config_poll_ms: 0\nlog:\n  path: ${{SLUICE_TEST_DB}}\n{}",
+        one_deployment(&mock.url("/v1"))
+    );
+    let mut r = replica::Replica::start(&yaml, &[("RUST_LOG", "sluice=debug")]);
+    let status = client()
+        .post(r.url("/v1/chat/completions"))
+        .json(&json!({"model": "default", "messages": [{"role": "user", "content": "Project Nightjar terms"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 502);
+    r.stop();
+    let err = r.stderr();
+    let line = err
+        .lines()
+        .find(|l| l.contains("attempt failed"))
+        .unwrap_or_else(|| panic!("no attempt line: {err}"));
+    assert!(
+        line.contains("status=502") || line.contains("status=500"),
+        "{line}"
+    );
+    assert!(!err.contains("Nightjar"), "{err}");
+}

@@ -306,7 +306,10 @@ pub async fn attempt(
                 }
                 Err(e) if !crate::gateway::is_retryable(&e) => return Err(e),
                 Err(e) => {
-                    tracing::debug!(request_id = %cx.request_id, deployment = %name, error = %crate::telemetry::log_safe(&e.to_string()), "attempt failed");
+                    // The status and type, not the upstream's text: upstreams quote the
+                    // request in their errors, and the process log keeps no prompt text.
+                    let code = e.body.code.as_ref().and_then(|c| c.as_str()).unwrap_or("-");
+                    tracing::debug!(request_id = %cx.request_id, deployment = %name, status = e.status.as_u16(), error_type = %e.body.kind, code = %crate::telemetry::log_safe(code), "attempt failed");
                     let is_429 = e.status.as_u16() == 429;
                     let retry_after = e.retry_after_s.map(Duration::from_secs);
                     last_err = Some(e);
