@@ -261,6 +261,86 @@ async fn tool_round_trip_streamed() {
     s.stop().await;
 }
 
+/// Calls a backend interleaves (both headers first, then each one's arguments, the first
+/// call's in two pieces around the second's) or sends without `index` (told apart by `id`)
+/// come out as one `tool_use` block after another, each with its own whole input. Found by an
+/// attacker test: a delta went to a closed block (`{}{"city":"Paris"}`), and calls without
+/// `index` were merged into one.
+#[tokio::test]
+async fn interleaved_and_unnumbered_tool_calls_stay_apart() {
+    let call = |index: Option<u64>, id: Option<&str>, args: &str| {
+        let mut c = json!({"function": {"arguments": args}});
+        if let Some(i) = index {
+            c["index"] = json!(i);
+        }
+        if let Some(id) = id {
+            c["id"] = json!(id);
+            c["type"] = json!("function");
+            c["function"]["name"] = json!("get_weather");
+        }
+        c
+    };
+    let streams = [
+        vec![
+            json!([
+                call(Some(0), Some("call_a"), ""),
+                call(Some(1), Some("call_b"), "")
+            ]),
+            json!([call(Some(0), None, "{\"city\":")]),
+            json!([call(Some(1), None, "{\"city\":\"Rome\"}")]),
+            json!([call(Some(0), None, "\"Paris\"}")]),
+        ],
+        vec![
+            json!([call(None, Some("call_a"), "{\"city\":\"Paris\"}")]),
+            json!([call(None, Some("call_b"), "{\"city\":\"Rome\"}")]),
+        ],
+    ];
+    for calls in streams {
+        let mut chunks: Vec<bytes::Bytes> = calls
+            .into_iter()
+            .map(|c| sse(&chunk(json!({"tool_calls": c}), Value::Null)))
+            .collect();
+        chunks.push(sse(&chunk(json!({}), json!("tool_calls"))));
+        chunks.push(done());
+        let mock = Mock::start(move |_| MockReply::Sse(chunks.clone())).await;
+        let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+        let resp = post(&s, "/v1/messages", &hello(true)).await;
+        let events = anthropic_events(&resp.text().await.unwrap());
+        let mut open: Option<u64> = None;
+        let mut blocks: Vec<(String, String)> = Vec::new();
+        for (name, d) in &events {
+            match name.as_str() {
+                "content_block_start" => {
+                    assert!(open.is_none(), "{events:?}");
+                    open = d["index"].as_u64();
+                    let id = d["content_block"]["id"].as_str().unwrap().to_string();
+                    blocks.push((id, String::new()));
+                }
+                "content_block_delta" => {
+                    assert_eq!(
+                        d["index"].as_u64(),
+                        open,
+                        "a delta to a closed block: {events:?}"
+                    );
+                    let part = d["delta"]["partial_json"].as_str().unwrap();
+                    blocks.last_mut().unwrap().1.push_str(part);
+                }
+                "content_block_stop" => open = None,
+                _ => {}
+            }
+        }
+        assert_eq!(
+            blocks,
+            vec![
+                ("call_a".to_string(), "{\"city\":\"Paris\"}".to_string()),
+                ("call_b".to_string(), "{\"city\":\"Rome\"}".to_string()),
+            ]
+        );
+        assert_eq!(names(&events).last(), Some(&"message_stop"));
+        s.stop().await;
+    }
+}
+
 /// A failure before the first byte falls back to the next deployment; the client never sees it.
 #[tokio::test]
 async fn error_before_first_byte_falls_back() {

@@ -264,7 +264,38 @@ fn check_invariants(case: &str, frames: &[Value]) {
             _ => {}
         }
     }
+    // A function call's streamed arguments, its `…arguments.done`, its `output_item.done`
+    // and the final response agree (they did not for calls a backend interleaves).
     let final_response = &frames.last().unwrap()["data"]["response"];
+    let mut streamed: std::collections::BTreeMap<u64, String> = Default::default();
+    for f in frames {
+        let d = &f["data"];
+        let index = d["output_index"].as_u64().unwrap_or(u64::MAX);
+        match f["event"].as_str().unwrap() {
+            "response.function_call_arguments.delta" => {
+                streamed
+                    .entry(index)
+                    .or_default()
+                    .push_str(d["delta"].as_str().unwrap());
+            }
+            "response.function_call_arguments.done" => {
+                assert_eq!(
+                    d["arguments"],
+                    streamed[&index].as_str(),
+                    "{case}: done {index}"
+                );
+                assert_eq!(
+                    final_response["output"][index as usize]["arguments"],
+                    streamed[&index].as_str(),
+                    "{case}: final {index}"
+                );
+            }
+            "response.output_item.done" if d["item"]["type"] == "function_call" => {
+                assert_eq!(d["item"]["arguments"], streamed[&index].as_str(), "{case}");
+            }
+            _ => {}
+        }
+    }
     let final_text: String = final_response["output"]
         .as_array()
         .unwrap()

@@ -6,7 +6,8 @@
 //!
 //! Reading rules (the tree's, which the view's strictness keeps): text fields count only when
 //! they are strings; `usage` only when it is an object; `error` when present and not `null`;
-//! a tool call without `index` is call 0; only the first choice is read (the bridges ask the
+//! a tool call's `index` is as sent (a missing one is resolved by the bridges'
+//! `tool_order`, which tells calls apart by `id`); only the first choice is read (the bridges ask the
 //! backend for one).
 
 use super::chunk_view::{ChunkView, ToolCallView};
@@ -44,8 +45,8 @@ pub struct ChoiceDelta<'a> {
 /// One `delta.tool_calls` fragment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolCallDelta<'a> {
-    /// `index` (0 when absent).
-    pub index: u64,
+    /// `index`, when sent.
+    pub index: Option<u64>,
     /// `id` (on a call's first fragment).
     pub id: Option<&'a str>,
     /// `function.name` (on a call's first fragment).
@@ -117,7 +118,7 @@ fn first_text<const N: usize>(candidates: [Option<&str>; N]) -> Option<&str> {
 fn tool_from_view<'a>(t: &'a ToolCallView<'_>) -> ToolCallDelta<'a> {
     let f = t.function.as_ref();
     ToolCallDelta {
-        index: t.index.unwrap_or(0),
+        index: t.index,
         id: t.id.as_deref(),
         name: f.and_then(|f| f.name.as_deref()),
         arguments: f.and_then(|f| f.arguments.as_deref()),
@@ -127,7 +128,7 @@ fn tool_from_view<'a>(t: &'a ToolCallView<'_>) -> ToolCallDelta<'a> {
 fn tool_from_tree(t: &Value) -> ToolCallDelta<'_> {
     let f = |key: &str| t.get("function")?.get(key)?.as_str();
     ToolCallDelta {
-        index: t.get("index").and_then(Value::as_u64).unwrap_or(0),
+        index: t.get("index").and_then(Value::as_u64),
         id: t.get("id").and_then(Value::as_str),
         name: f("name"),
         arguments: f("arguments"),
@@ -160,7 +161,7 @@ mod tests {
         assert_eq!(
             c.tool_calls,
             vec![ToolCallDelta {
-                index: 0,
+                index: None,
                 id: Some("t"),
                 name: Some("f"),
                 arguments: Some("{")

@@ -38,6 +38,34 @@ pub struct ResponseSummary {
     pub bound: TextBound,
 }
 
+/// The slot of a tool-call fragment in `calls` (made when new): its `index` (at most 1024,
+/// else `None`: skipped); without one, the call with its `id`, else a new call when the last
+/// one has another `id`, else the last one (the bridges read fragments the same way, see
+/// `bridge::tool_order`).
+fn slot_of(
+    calls: &mut Vec<ToolCallSummary>,
+    index: Option<u64>,
+    id: Option<&str>,
+) -> Option<usize> {
+    let idx = match (index, id.filter(|s| !s.is_empty())) {
+        (Some(i), _) if i > 1024 => return None,
+        (Some(i), _) => i as usize,
+        (None, Some(id)) => match calls.iter().position(|c| c.id == id) {
+            Some(i) => i,
+            None if calls.last().is_some_and(|c| !c.id.is_empty()) => calls.len(),
+            None => calls.len().saturating_sub(1),
+        },
+        (None, None) => calls.len().saturating_sub(1),
+    };
+    if idx > 1024 {
+        return None;
+    }
+    while calls.len() <= idx {
+        calls.push(ToolCallSummary::default());
+    }
+    Some(idx)
+}
+
 /// The bound on the text a stream's summary gathers for the log row: text and tool-call
 /// names and arguments are appended only up to `limit` bytes in total (`log.max_body_bytes`),
 /// so a very long stream is never held whole in memory; past it `truncated` is set (the row
@@ -117,13 +145,14 @@ impl ResponseSummary {
                 .into_iter()
                 .flatten()
             {
-                let idx = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-                if idx > 1024 {
+                let index = tc.get("index").and_then(Value::as_u64);
+                let Some(idx) = slot_of(
+                    &mut self.tool_calls,
+                    index,
+                    tc.get("id").and_then(Value::as_str),
+                ) else {
                     continue;
-                }
-                while self.tool_calls.len() <= idx {
-                    self.tool_calls.push(ToolCallSummary::default());
-                }
+                };
                 let slot = &mut self.tool_calls[idx];
                 if let Some(id) = tc.get("id").and_then(Value::as_str) {
                     slot.id = id.to_string();
@@ -176,13 +205,9 @@ impl ResponseSummary {
                 bound.push(&mut self.content, t);
             }
             for tc in delta.tool_calls.iter().flatten() {
-                let idx = tc.index.unwrap_or(0) as usize;
-                if idx > 1024 {
+                let Some(idx) = slot_of(&mut self.tool_calls, tc.index, tc.id.as_deref()) else {
                     continue;
-                }
-                while self.tool_calls.len() <= idx {
-                    self.tool_calls.push(ToolCallSummary::default());
-                }
+                };
                 let slot = &mut self.tool_calls[idx];
                 if let Some(id) = &tc.id {
                     slot.id = id.to_string();
@@ -255,6 +280,31 @@ pub fn estimate_tokens(texts: &[&str]) -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Fragments without `index` are told apart by `id`, from the tree and from the view
+    /// alike (the log row had one call with both calls' arguments).
+    #[test]
+    fn unnumbered_tool_calls_are_told_apart_by_id() {
+        let chunks = [
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{\"x\":"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"1}"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{}"}}]}}]}),
+        ];
+        let mut tree = ResponseSummary::default();
+        let mut view = ResponseSummary::default();
+        for c in &chunks {
+            tree.add_chunk(c);
+            let text = c.to_string();
+            view.add_view(&ChunkView::parse(text.as_bytes()).unwrap());
+        }
+        let got: Vec<(&str, &str, &str)> = tree
+            .tool_calls
+            .iter()
+            .map(|t| (t.id.as_str(), t.name.as_str(), t.arguments.as_str()))
+            .collect();
+        assert_eq!(got, vec![("a", "f", "{\"x\":1}"), ("b", "g", "{}")]);
+        assert_eq!(tree.tool_calls, view.tool_calls);
+    }
 
     #[test]
     fn assembles_stream_deltas_and_tool_calls() {

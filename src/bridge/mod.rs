@@ -9,3 +9,4 @@
 
 pub mod messages;
 pub mod responses;
+pub mod tool_order;

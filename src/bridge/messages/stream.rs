@@ -5,9 +5,10 @@
 //! `content_block_delta`…, `content_block_stop` → `message_delta` (stop reason, and the
 //! backend's real usage: `input_tokens`, `cache_read_input_tokens`, `output_tokens`) →
 //! `message_stop`. Blocks open in the order the backend's deltas arrive: `thinking` from
-//! `reasoning_content` (or `reasoning`), `text` from `content`, one `tool_use` per tool-call
-//! index, whose argument fragments become `input_json_delta`s (a tool that got no fragment
-//! gets `"{}"` before its block closes). A kind change closes the open block; the finish
+//! `reasoning_content` (or `reasoning`), `text` from `content`, one `tool_use` per tool call,
+//! whose argument fragments become `input_json_delta`s (a tool that got no fragment gets
+//! `"{}"` before its block closes); calls the backend interleaves come one after another
+//! ([`crate::bridge::tool_order`]). A kind change closes the open block; the finish
 //! reason closes the last one. `message_delta` and `message_stop` are sent by
 //! [`StreamTranslator::finish`] when the chat stream ends, so a usage-only chunk after the
 //! finish chunk is counted. A chat stream that ends without a finish reason, or
@@ -20,6 +21,7 @@ use crate::api::messages::{
     AnthropicError, BlockDelta, DeltaUsage, MessageDeltaBody, MessagesResponse, MessagesUsage,
     ResponseBlock, StreamEvent,
 };
+use crate::bridge::tool_order::{OrderedCall, ToolCallOrder};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -51,6 +53,7 @@ pub struct StreamTranslator {
     open: Option<(Open, u32)>,
     next_block: u32,
     tools: Vec<ToolBlock>,
+    order: ToolCallOrder,
     finish_reason: Option<String>,
     matched_stop: Option<String>,
     usage: Option<Value>,
@@ -75,6 +78,7 @@ impl StreamTranslator {
             open: None,
             next_block: 0,
             tools: Vec::new(),
+            order: ToolCallOrder::default(),
             finish_reason: None,
             matched_stop: None,
             usage: None,
@@ -160,14 +164,23 @@ impl StreamTranslator {
             out.push(delta_event(index, BlockDelta::TextDelta { text: t.into() }));
         }
         for call in &choice.tool_calls {
-            self.tool_delta(call, &mut out);
+            let ordered = self.order.push(call);
+            self.tool_deltas(ordered, &mut out);
         }
         if let Some(r) = choice.finish_reason {
             self.finish_reason = Some(r.to_string());
             self.matched_stop = choice.stop_reason.map(str::to_string);
+            let held = self.order.flush();
+            self.tool_deltas(held, &mut out);
             self.close(&mut out);
         }
         out
+    }
+
+    fn tool_deltas(&mut self, calls: Vec<OrderedCall>, out: &mut Vec<Bytes>) {
+        for c in &calls {
+            self.tool_delta(&c.as_delta(), out);
+        }
     }
 
     /// The end of the chat stream: closes the open block, then `message_delta` and
@@ -268,7 +281,7 @@ impl StreamTranslator {
     /// One entry of `delta.tool_calls`: a new index opens a `tool_use` block; argument
     /// fragments become `input_json_delta`s.
     fn tool_delta(&mut self, call: &ToolCallDelta<'_>, out: &mut Vec<Bytes>) {
-        let chat_index = call.index;
+        let chat_index = call.index.unwrap_or(0);
         let block = match self.tools.iter().find(|t| t.chat_index == chat_index) {
             Some(t) => t.block,
             None => {

@@ -12,8 +12,8 @@
 //! finally `response.completed` (or `response.incomplete` for `finish_reason: length` /
 //! `content_filter`) with every item and the usage. A failure is `error` then
 //! `response.failed`. `sequence_number` counts from 0; an item's id is the same in all its
-//! events. A delta for a tool call that was already closed (chat backends stream calls one
-//! after another, so this is rare) is kept in the final output only.
+//! events. Calls the backend interleaves come one after another, each whole
+//! ([`crate::bridge::tool_order`]).
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -29,6 +29,7 @@ use crate::api::responses::{
     IncompleteDetails, OutputContent, OutputItem, ResponseError, ResponseObject, ResponseUsage,
     StreamEvent, StreamFrame, SummaryPart, response_frame,
 };
+use crate::bridge::tool_order::{OrderedCall, ToolCallOrder};
 
 /// What the last output item is, while it is still open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,7 @@ pub struct StreamTranslator {
     open: Open,
     /// Chat call index → (output index, raw chat arguments so far).
     calls: Vec<(u64, usize, String)>,
+    order: ToolCallOrder,
     finish_reason: Option<String>,
     usage: Option<ResponseUsage>,
 }
@@ -67,6 +69,7 @@ impl StreamTranslator {
             finished: false,
             open: Open::Nothing,
             calls: Vec::new(),
+            order: ToolCallOrder::default(),
             finish_reason: None,
             usage: None,
         }
@@ -125,12 +128,21 @@ impl StreamTranslator {
             self.text_delta(t, &mut out);
         }
         for call in &choice.tool_calls {
-            self.call_delta(call, &mut out);
+            let ordered = self.order.push(call);
+            self.call_deltas(ordered, &mut out);
         }
         if let Some(f) = choice.finish_reason {
             self.finish_reason = Some(f.to_string());
+            let held = self.order.flush();
+            self.call_deltas(held, &mut out);
         }
         out
+    }
+
+    fn call_deltas(&mut self, calls: Vec<OrderedCall>, out: &mut Vec<Bytes>) {
+        for c in &calls {
+            self.call_delta(&c.as_delta(), out);
+        }
     }
 
     /// Closes the open item and sends `response.completed` (or `response.incomplete`) with
@@ -141,6 +153,8 @@ impl StreamTranslator {
             return out;
         }
         self.ensure_started(&mut out);
+        let held = self.order.flush();
+        self.call_deltas(held, &mut out);
         let reason = incomplete_reason(self.finish_reason.as_deref());
         self.close(reason.is_some(), &mut out);
         self.finished = true;
@@ -338,7 +352,7 @@ impl StreamTranslator {
     }
 
     fn call_delta(&mut self, call: &ToolCallDelta<'_>, out: &mut Vec<Bytes>) {
-        let chat_index = call.index;
+        let chat_index = call.index.unwrap_or(0);
         let args = call.arguments.unwrap_or("");
         if let Some(pos) = self.calls.iter().position(|(i, _, _)| *i == chat_index) {
             self.calls[pos].2.push_str(args);

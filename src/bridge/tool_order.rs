@@ -1,0 +1,289 @@
+//! Tool calls of a chat stream, put in the order the Messages and Responses streams need: one
+//! call after another, each call's fragments together.
+//!
+//! A chat stream may interleave calls (both calls' headers in one chunk, then each one's
+//! arguments; or fragments of call 1 before call 0 is complete), while a Messages stream has one
+//! open block at a time and a Responses client acts on each item's `output_item.done`. So the
+//! call being streamed (the first one seen) passes through fragment by fragment; a fragment of
+//! another call is held back while the streamed call's arguments are not yet a whole JSON
+//! value, and the held call is streamed — everything held, then what follows — once they are
+//! (or when [`ToolCallOrder::flush`] is called, at the finish reason). A fragment of a call
+//! already streamed and left is dropped: its arguments were whole, more would break them.
+//!
+//! A fragment without `index` belongs to the last such call, unless it names another `id`: a
+//! new call then (backends that leave `index` out number nothing, but give each call its id).
+
+use crate::api::chat_delta::ToolCallDelta;
+
+/// One fragment, in order: the call's chat `index` (resolved), its `id` and `name` on the
+/// call's first fragment, a piece of its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderedCall {
+    /// The call's chat index (as sent, or given: see the module docs).
+    pub index: u64,
+    /// `id`, on the call's first fragment.
+    pub id: Option<String>,
+    /// `function.name`, on the call's first fragment.
+    pub name: Option<String>,
+    /// A piece of `function.arguments`.
+    pub arguments: Option<String>,
+}
+
+impl OrderedCall {
+    /// As the borrowed fragment the translators read.
+    pub fn as_delta(&self) -> ToolCallDelta<'_> {
+        ToolCallDelta {
+            index: Some(self.index),
+            id: self.id.as_deref(),
+            name: self.name.as_deref(),
+            arguments: self.arguments.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Call {
+    index: u64,
+    id: Option<String>,
+    name: Option<String>,
+    /// Arguments held back (not streamed yet).
+    held: String,
+    /// Arguments streamed so far (while this is the streamed call).
+    streamed: String,
+    state: State,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Seen, held back.
+    #[default]
+    Held,
+    /// Being streamed.
+    Streaming,
+    /// Streamed and left.
+    Done,
+}
+
+/// The reordering state of one stream (see the module docs).
+#[derive(Debug, Default)]
+pub struct ToolCallOrder {
+    calls: Vec<Call>,
+    /// The call of the last fragment without `index`.
+    unnumbered: Option<u64>,
+}
+
+impl ToolCallOrder {
+    /// The fragments to pass on for `d`, in order (none while it is held back).
+    pub fn push(&mut self, d: &ToolCallDelta<'_>) -> Vec<OrderedCall> {
+        let index = self.index_of(d);
+        let pos = match self.calls.iter().position(|c| c.index == index) {
+            Some(pos) => pos,
+            None => {
+                self.calls.push(Call {
+                    index,
+                    ..Call::default()
+                });
+                self.calls.len() - 1
+            }
+        };
+        let call = &mut self.calls[pos];
+        if call.id.is_none() {
+            call.id = d.id.filter(|s| !s.is_empty()).map(str::to_string);
+        }
+        if call.name.is_none() {
+            call.name = d.name.map(str::to_string);
+        }
+        let args = d.arguments.unwrap_or("");
+        match call.state {
+            State::Done => Vec::new(),
+            State::Streaming => {
+                call.streamed.push_str(args);
+                vec![OrderedCall {
+                    index,
+                    arguments: d.arguments.map(str::to_string),
+                    ..OrderedCall::default()
+                }]
+            }
+            State::Held => {
+                call.held.push_str(args);
+                let current = self.calls.iter().position(|c| c.state == State::Streaming);
+                match current {
+                    Some(c) if !is_whole_json(&self.calls[c].streamed) => Vec::new(),
+                    _ => {
+                        if let Some(c) = current {
+                            self.calls[c].state = State::Done;
+                        }
+                        vec![self.stream(pos)]
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every held call, in the order first seen, each as one fragment: at the finish reason
+    /// (nothing more will come) or the end of the stream.
+    pub fn flush(&mut self) -> Vec<OrderedCall> {
+        let mut out = Vec::new();
+        for pos in 0..self.calls.len() {
+            if self.calls[pos].state == State::Held {
+                for c in self
+                    .calls
+                    .iter_mut()
+                    .filter(|c| c.state == State::Streaming)
+                {
+                    c.state = State::Done;
+                }
+                out.push(self.stream(pos));
+            }
+        }
+        out
+    }
+
+    /// Starts streaming the call at `pos`: its header and everything held.
+    fn stream(&mut self, pos: usize) -> OrderedCall {
+        let call = &mut self.calls[pos];
+        call.state = State::Streaming;
+        let held = std::mem::take(&mut call.held);
+        call.streamed.push_str(&held);
+        OrderedCall {
+            index: call.index,
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: Some(held),
+        }
+    }
+
+    /// The call a fragment belongs to (see the module docs).
+    fn index_of(&mut self, d: &ToolCallDelta<'_>) -> u64 {
+        if let Some(i) = d.index {
+            return i;
+        }
+        let id = d.id.filter(|s| !s.is_empty());
+        let last = self
+            .unnumbered
+            .and_then(|i| self.calls.iter().find(|c| c.index == i));
+        let index = match (last, id) {
+            (Some(c), Some(id)) if c.id.as_deref().is_some_and(|own| own != id) => {
+                self.calls.iter().map(|c| c.index + 1).max().unwrap_or(0)
+            }
+            (Some(c), _) => c.index,
+            (None, _) => self.calls.iter().map(|c| c.index + 1).max().unwrap_or(0),
+        };
+        self.unnumbered = Some(index);
+        index
+    }
+}
+
+/// Whether `s` is one whole JSON value (the arguments of a call that is complete).
+fn is_whole_json(s: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag<'a>(index: Option<u64>, id: Option<&'a str>, args: &'a str) -> ToolCallDelta<'a> {
+        ToolCallDelta {
+            index,
+            id,
+            name: id.map(|_| "get_weather"),
+            arguments: Some(args),
+        }
+    }
+
+    /// Runs `frags` through the order (with a flush at the end) and joins each call's
+    /// arguments as the translators would see them; also checks that calls come one after
+    /// another (no fragment of a call after another call started).
+    fn run(frags: &[ToolCallDelta<'_>]) -> Vec<(u64, Option<String>, String)> {
+        let mut order = ToolCallOrder::default();
+        let mut out: Vec<OrderedCall> = frags.iter().flat_map(|f| order.push(f)).collect();
+        out.extend(order.flush());
+        let mut calls: Vec<(u64, Option<String>, String)> = Vec::new();
+        for o in out {
+            match calls.last_mut() {
+                Some(last) if last.0 == o.index => {
+                    assert!(o.id.is_none(), "a header in the middle of a call");
+                    last.2.push_str(o.arguments.as_deref().unwrap_or(""));
+                }
+                _ => {
+                    assert!(
+                        calls.iter().all(|c| c.0 != o.index),
+                        "call {} came back after another started",
+                        o.index
+                    );
+                    calls.push((o.index, o.id, o.arguments.unwrap_or_default()));
+                }
+            }
+        }
+        calls
+    }
+
+    /// Found by an attacker test: both headers in one chunk, then each call's arguments. The
+    /// Messages bridge sent call 0's arguments to a closed block (`{}{"city":"Paris"}`); the
+    /// Responses bridge's done events said `{}` while the final response had the arguments.
+    #[test]
+    fn interleaved_calls_come_out_one_after_another_whole() {
+        let calls = run(&[
+            frag(Some(0), Some("call_a"), ""),
+            frag(Some(1), Some("call_b"), ""),
+            frag(Some(0), None, "{\"city\":\"Paris\"}"),
+            frag(Some(1), None, "{\"city\":\"Rome\"}"),
+        ]);
+        assert_eq!(
+            calls,
+            vec![
+                (0, Some("call_a".into()), "{\"city\":\"Paris\"}".into()),
+                (1, Some("call_b".into()), "{\"city\":\"Rome\"}".into()),
+            ]
+        );
+        // Fragments of both, alternating, then more of the first.
+        let calls = run(&[
+            frag(Some(0), Some("a"), "{\"x\":"),
+            frag(Some(1), Some("b"), "{\"y\":"),
+            frag(Some(0), None, "1}"),
+            frag(Some(1), None, "2}"),
+            frag(Some(2), Some("c"), "{}"),
+        ]);
+        assert_eq!(
+            calls,
+            vec![
+                (0, Some("a".into()), "{\"x\":1}".into()),
+                (1, Some("b".into()), "{\"y\":2}".into()),
+                (2, Some("c".into()), "{}".into()),
+            ]
+        );
+    }
+
+    /// Calls one after another (what backends usually send) pass through fragment by
+    /// fragment, nothing held.
+    #[test]
+    fn sequential_calls_stream_as_they_come() {
+        let mut order = ToolCallOrder::default();
+        assert_eq!(order.push(&frag(Some(0), Some("a"), "{\"x\"")).len(), 1);
+        assert_eq!(order.push(&frag(Some(0), None, ":1}")).len(), 1);
+        let next = order.push(&frag(Some(1), Some("b"), "{"));
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].id.as_deref(), Some("b"));
+        assert_eq!(order.flush(), vec![]);
+    }
+
+    /// Found by an attacker test: fragments without `index` were all call 0, so two calls
+    /// became one (`{"city":"Paris"}{"city":"Rome"}`). A new `id` is a new call; a fragment
+    /// without index or id continues the last call.
+    #[test]
+    fn a_new_id_without_an_index_is_a_new_call() {
+        let calls = run(&[
+            frag(None, Some("call_a"), "{\"city\":"),
+            frag(None, None, "\"Paris\"}"),
+            frag(None, Some("call_b"), "{\"city\":\"Rome\"}"),
+        ]);
+        assert_eq!(
+            calls,
+            vec![
+                (0, Some("call_a".into()), "{\"city\":\"Paris\"}".into()),
+                (1, Some("call_b".into()), "{\"city\":\"Rome\"}".into()),
+            ]
+        );
+    }
+}
