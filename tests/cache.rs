@@ -215,3 +215,69 @@ cache: {{enabled: true, ttl_s: 3600}}
         ]
     );
 }
+
+/// Found by an attacker test, each served from the cache before: a hit's own row answered
+/// later hits (so `ttl_s` never ran out: a hit's row now is no source); a request asking for
+/// log probabilities got a hit without them (such a request is not looked up); and after the
+/// deployment was pointed at another model under the same name, the old model's answer (the
+/// request hash now names the backend: provider, base URL, model).
+#[tokio::test]
+async fn the_cache_answers_only_for_what_it_kept_from_the_same_backend() {
+    let mock = Mock::start(|r: &Received| {
+        MockReply::Json(
+            200,
+            json!({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":r.body["model"],
+                   "choices":[{"index":0,"message":{"role":"assistant","content":format!("I am {}", r.body["model"])},"finish_reason":"stop"}],
+                   "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let yaml = |model: &str| {
+        format!(
+            "deployments:\n  - name: local\n    provider: openai\n    base_url: {}\n    model: {model}\n    sampling: {{deterministic: true, seed: 42}}\nlog:\n  path: {}\ncache: {{enabled: true, ttl_s: 3600}}\n",
+            mock.url("/v1"),
+            db.display()
+        )
+    };
+    let ask = json!({"model": "local", "messages":[{"role":"user","content":"who are you?"}]});
+    let start = |model: &'static str| {
+        let config = sluice::config::parse("t.yaml", &yaml(model)).unwrap();
+        sluice::gateway::Gateway::with_request_log(config).unwrap()
+    };
+    let gw = start("gemma");
+    let s = Sluice::start_gateway(gw.clone()).await;
+    let post = |s: &Sluice, b: Value| client().post(s.url("/v1/chat/completions")).json(&b).send();
+    let r = post(&s, ask.clone()).await.unwrap();
+    assert_eq!(r.headers()["x-sluice-cache"], "miss");
+    gw.flush_log().await;
+    let r = post(&s, ask.clone()).await.unwrap();
+    assert_eq!(r.headers()["x-sluice-cache"], "hit");
+    let mut with_logprobs = ask.clone();
+    with_logprobs["logprobs"] = json!(true);
+    let r = post(&s, with_logprobs).await.unwrap();
+    assert!(r.headers().get("x-sluice-cache").is_none());
+    assert_eq!(mock.calls(), 2);
+    s.stop().await;
+    gw.flush_log().await;
+    let marks: Vec<Option<i64>> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT deterministic FROM requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // The miss is a source; the hit is not; the logprobs request ran deterministically.
+    assert_eq!(marks, vec![Some(1), None, Some(1)]);
+
+    let gw = start("gemma-2");
+    let s = Sluice::start_gateway(gw.clone()).await;
+    let r = post(&s, ask.clone()).await.unwrap();
+    assert_eq!(r.headers()["x-sluice-cache"], "miss");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "I am \"gemma-2\"");
+    assert_eq!(mock.calls(), 3);
+    s.stop().await;
+}

@@ -67,6 +67,26 @@ impl RequestBody {
         }
     }
 
+    /// Whether the answer asked for holds more than a log row keeps (text, tool calls,
+    /// finish reason, usage of one choice): log probabilities, several choices, audio. Such a
+    /// request is not answered from the response cache, which would drop the rest.
+    pub fn asks_more_than_a_row_keeps(&self) -> bool {
+        let set = |v: Option<&serde_json::Value>| {
+            v.is_some_and(|v| !v.is_null() && *v != serde_json::Value::Bool(false))
+        };
+        self.completions() > 1
+            || match self {
+                RequestBody::Chat(r) => {
+                    r.logprobs == Some(true)
+                        || r.top_logprobs.is_some()
+                        || set(r.extra.get("audio"))
+                        || set(r.extra.get("modalities"))
+                }
+                RequestBody::Generic(r) => set(r.extra.get("logprobs")),
+                RequestBody::Native(_) => false,
+            }
+    }
+
     /// Whether the client asked for the trailing usage chunk.
     pub fn wants_stream_usage(&self) -> bool {
         match self {

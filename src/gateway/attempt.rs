@@ -196,6 +196,7 @@ pub async fn attempt(
                 send_body,
                 cx.endpoint,
                 &dep.name,
+                &crate::repro::backend_of(dep),
             ));
         }
         // A request with personal data (redacted or kept local) is neither served from nor
@@ -205,6 +206,7 @@ pub async fn attempt(
         let cache_db = cx.access.state_db().filter(|_| cx.config.cache.enabled);
         let cacheable = cache_db.is_some()
             && !matches!(send_body, RequestBody::Native(_))
+            && !send_body.asks_more_than_a_row_keeps()
             && cx.config.log.prompts != crate::config::LogMode::Off
             && record.deterministic
             && redaction.is_none()
@@ -222,6 +224,9 @@ pub async fn attempt(
             .await
         {
             mark_attempt(record, attrs);
+            // A hit's row is not a source: the answer's age is its original's (rows of hits
+            // answered later hits, and `ttl_s` never ran out).
+            record.deterministic = false;
             let reply = if body.is_stream() {
                 let mut s = providers::complete_as_stream(json);
                 match s.next().await {

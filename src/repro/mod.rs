@@ -22,13 +22,25 @@ use crate::api::{Endpoint, RequestBody};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// The canonical request hash of `body` sent to deployment `deployment` on `endpoint`.
-pub fn request_hash(body: &RequestBody, endpoint: Endpoint, deployment: &str) -> String {
+/// The canonical request hash of `body` sent to deployment `deployment` on `endpoint`, whose
+/// backend is `backend` ([`backend_of`]: what answers under that name; a deployment pointed
+/// at another model or server is another backend, and the cache must not answer for it).
+pub fn request_hash(
+    body: &RequestBody,
+    endpoint: Endpoint,
+    deployment: &str,
+    backend: &str,
+) -> String {
     const SKIP: &[&str] = &["model", "stream", "stream_options"];
     // Written straight from the typed request (no tree); the tree path below gives the same
     // bytes and is taken only for the shapes `canonical::write` refuses.
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"{\"body\":");
+    let head = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b"{\"backend\":");
+        write_canonical(&Value::from(backend), &[], out);
+        out.extend_from_slice(b",\"body\":");
+    };
+    head(&mut out);
     let direct = match body {
         RequestBody::Chat(c) => canonical::write(c, SKIP, &mut out),
         RequestBody::Generic(g) => canonical::write(g, SKIP, &mut out),
@@ -47,14 +59,21 @@ pub fn request_hash(body: &RequestBody, endpoint: Endpoint, deployment: &str) ->
         Ok(b @ Value::Object(_)) => b,
         _ => &empty,
     };
-    // `{"body":…,"deployment":…,"endpoint":…}`: the wrapper's keys are already in order.
+    // `{"backend":…,"body":…,"deployment":…,"endpoint":…}`: the wrapper's keys are already
+    // in order.
     out.clear();
-    out.extend_from_slice(b"{\"body\":");
+    head(&mut out);
     write_canonical(body, SKIP, &mut out);
     finish_request_hash(out, endpoint, deployment)
 }
 
-/// Ends the text `{"body":…` of [`request_hash`] with the deployment and endpoint and hashes it.
+/// What answers under a deployment's name, for [`request_hash`]: its provider, base URL and
+/// model (`openai http://10.0.0.5:8080/v1 llama-3.1-8b`).
+pub fn backend_of(dep: &crate::config::DeploymentConfig) -> String {
+    format!("{} {} {}", dep.provider.as_str(), dep.base_url, dep.model)
+}
+
+/// Ends the text `{"backend":…,"body":…` of [`request_hash`] with the deployment and endpoint and hashes it.
 fn finish_request_hash(mut out: Vec<u8>, endpoint: Endpoint, deployment: &str) -> String {
     out.extend_from_slice(b",\"deployment\":");
     write_canonical(&Value::from(deployment), &[], &mut out);
@@ -139,9 +158,20 @@ mod tests {
             )
             .unwrap(),
         );
-        let ha = request_hash(&a, Endpoint::ChatCompletions, "d");
-        assert_eq!(ha, request_hash(&b, Endpoint::ChatCompletions, "d"));
-        assert_ne!(ha, request_hash(&b, Endpoint::ChatCompletions, "e"));
+        let ha = request_hash(&a, Endpoint::ChatCompletions, "d", "openai u m");
+        assert_eq!(
+            ha,
+            request_hash(&b, Endpoint::ChatCompletions, "d", "openai u m")
+        );
+        assert_ne!(
+            ha,
+            request_hash(&b, Endpoint::ChatCompletions, "e", "openai u m")
+        );
+        // The same deployment name pointed at another model is another backend.
+        assert_ne!(
+            ha,
+            request_hash(&b, Endpoint::ChatCompletions, "d", "openai u m2")
+        );
         assert_eq!(ha.len(), 64);
     }
 
@@ -155,9 +185,9 @@ mod tests {
             )
             .unwrap(),
         );
-        let text = r#"{"body":{"messages":[{"content":"hé \"q\"","role":"user"}],"seed":7,"top_p":0.5},"deployment":"dep-1","endpoint":"chat"}"#;
+        let text = r#"{"backend":"openai u m","body":{"messages":[{"content":"hé \"q\"","role":"user"}],"seed":7,"top_p":0.5},"deployment":"dep-1","endpoint":"chat"}"#;
         assert_eq!(
-            request_hash(&body, Endpoint::ChatCompletions, "dep-1"),
+            request_hash(&body, Endpoint::ChatCompletions, "dep-1", "openai u m"),
             sha256_hex(text.as_bytes())
         );
     }

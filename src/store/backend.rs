@@ -260,13 +260,14 @@ pub struct CachedRow {
 /// at `log.max_body_bytes` never answers either. Parameter 6 is the caller's API key id: a
 /// row answers only its own key's requests (a hit from another key's row told that key the
 /// exact prompt had been asked); compared through `coalesce`, which also keeps the planners on
-/// the cache's own index rather than the key's.
+/// the cache's own index rather than the key's. An answer without a finish reason (a stream
+/// that ended early, no choices) never answers.
 pub fn cache_sql(mark: fn(usize) -> String) -> String {
     format!(
         "SELECT response_model, response_content, response_tool_calls, finish_reason, \
          prompt_tokens, completion_tokens FROM requests WHERE deployment = {} \
          AND request_hash = {} AND deterministic = 1 AND status = 200 AND log_mode = 'full' AND pii_kinds = '[]' \
-         AND response_content IS NOT NULL AND started_ms >= {} \
+         AND response_content IS NOT NULL AND finish_reason IS NOT NULL AND started_ms >= {} \
          AND response_content NOT LIKE {} AND coalesce(response_tool_calls, '') NOT LIKE {} \
          AND coalesce(api_key_id, '') = coalesce({}, '') \
          ORDER BY seq DESC LIMIT 1",

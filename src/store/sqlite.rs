@@ -318,6 +318,7 @@ mod tests {
             ..Default::default()
         };
         r.response.content = content;
+        r.response.finish_reason = Some("stop".into());
         r
     }
 
@@ -346,18 +347,22 @@ mod tests {
     }
 
     /// The cache query (shared with PostgreSQL) answers from the newest usable row only: a
-    /// row whose answer was cut at `log.max_body_bytes`, or whose request held PII, never
-    /// answers, even when it is newer.
+    /// row whose answer was cut at `log.max_body_bytes`, or whose request held PII, or that
+    /// has no finish reason (a stream that ended early, an answer without choices: found by
+    /// an attacker test, served as hits for ever after), never answers, even when it is newer.
     #[test]
     fn the_cache_skips_truncated_and_pii_rows() {
+        let mut unfinished = record("unfinished", 2_500, "half".into(), &[]);
+        unfinished.response.finish_reason = None;
         let (_dir, mut store) = store_with(&[
             record("old", 1_000, "whole answer".into(), &[]),
             record("cut", 2_000, format!("half an ans{TRUNCATED}"), &[]),
+            unfinished,
             record("pii", 3_000, "answer for one caller".into(), &["email"]),
         ]);
         let hit = store.cached(&cache_query(0)).unwrap().unwrap();
         assert_eq!(hit.content, "whole answer");
-        // Only the cut and the PII rows are recent enough: no hit.
+        // Only the cut, unfinished and PII rows are recent enough: no hit.
         assert_eq!(store.cached(&cache_query(1_500)).unwrap(), None);
     }
 
