@@ -70,6 +70,14 @@ fn sha256(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
+/// The response hash of a text answer that stopped (docs/reproducibility.md).
+fn answer_sha(text: &str) -> String {
+    sha256(&format!(
+        r#"{{"content":{},"finish_reason":"stop","tool_calls":[]}}"#,
+        Value::from(text)
+    ))
+}
+
 #[tokio::test]
 async fn the_row_keeps_hashes_and_replay_is_identical() {
     let mock = Mock::start(|_| MockReply::Json(200, completion("The answer is four."))).await;
@@ -92,11 +100,15 @@ async fn the_row_keeps_hashes_and_replay_is_identical() {
         json!({"temperature":0.0,"top_p":1.0,"top_k":1,"seed":42,"n":1,
                "presence_penalty":0.0,"frequency_penalty":0.0})
     );
-    assert_eq!(resp_hash, sha256("The answer is four."));
+    assert_eq!(resp_hash, answer_sha("The answer is four."));
     assert_eq!(fp, "fp_test");
-    // The canonical effective request: sorted keys, no model/stream, deployment and endpoint.
-    let canonical = r#"{"body":{"frequency_penalty":0.0,"messages":[{"content":"2+2?","role":"user"}],"n":1,"presence_penalty":0.0,"seed":42,"temperature":0.0,"top_k":1,"top_p":1.0},"deployment":"local","endpoint":"chat"}"#;
-    assert_eq!(req_hash, sha256(canonical));
+    // The canonical effective request: sorted keys, no model/stream; the backend (provider,
+    // base URL, model), deployment and endpoint.
+    let canonical = format!(
+        r#"{{"backend":"openai {} gemma","body":{{"frequency_penalty":0.0,"messages":[{{"content":"2+2?","role":"user"}}],"n":1,"presence_penalty":0.0,"seed":42,"temperature":0.0,"top_k":1,"top_p":1.0}},"deployment":"local","endpoint":"chat"}}"#,
+        mock.url("/v1")
+    );
+    assert_eq!(req_hash, sha256(&canonical));
     drop(conn);
 
     // `show` and `/ui` say the row ran under deterministic sampling.
@@ -124,7 +136,7 @@ async fn the_row_keeps_hashes_and_replay_is_identical() {
     ])
     .await;
     assert_eq!(code, 0, "{out}{err}");
-    let h = sha256("The answer is four.");
+    let h = answer_sha("The answer is four.");
     assert_eq!(
         out,
         format!("run 1: identical (response sha256 {h})\nrun 2: identical (response sha256 {h})\n")
@@ -180,8 +192,8 @@ async fn a_different_answer_gives_exit_1_and_the_diff() {
         out,
         format!(
             "run 1: different (logged sha256 {}, replay sha256 {})\nfirst differing token: 3\n--- logged\n+++ replay\n@@ -1,2 +1,2 @@\n-The answer is four.\n+The answer is 4.\n Done.\n\\ No newline at end of file\n",
-            sha256("The answer is four.\nDone."),
-            sha256("The answer is 4.\nDone.")
+            answer_sha("The answer is four.\nDone."),
+            answer_sha("The answer is 4.\nDone.")
         )
     );
 }
@@ -212,7 +224,7 @@ async fn metadata_rows_and_unknown_ids_give_exit_2() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(h, sha256("four"));
+    assert_eq!(h, answer_sha("four"));
     let (code, _, err) = sluice(&["replay", "nope", "--config", cfg.to_str().unwrap()]).await;
     assert_eq!(code, 2);
     assert_eq!(err, "error: no logged request `nope`\n");

@@ -164,6 +164,7 @@ impl Gateway {
             error_message: None,
             stream: body.is_stream(),
             response: ResponseSummary::default(),
+            whole_response_hash: None,
             usage: Usage::default(),
             usage_estimated: false,
             attempts: 0,

@@ -5,8 +5,10 @@
 //!   as compact JSON with object keys sorted at every level, without `model`, `stream` and
 //!   `stream_options` (which do not change the answer), wrapped as
 //!   `{"body":…,"deployment":…,"endpoint":…}`. The request id is never part of it.
-//! - [`response_hash`]: SHA-256 (hex) of the response content: the text of choice 0, then each
-//!   tool call's name and arguments, concatenated in order.
+//! - [`response_hash`]: SHA-256 (hex) of the response content as compact JSON,
+//!   `{"content":…,"finish_reason":…,"tool_calls":[{"arguments":…,"name":…},…]}` (choice 0).
+//!   Rows logged before December 2026 hold [`legacy_response_hash`] (the text, names and
+//!   arguments run together, no finish reason), which a replay still accepts.
 //!
 //! Also here: [`sampling`] (deterministic overrides), [`cache`] (response cache) and
 //! [`replay`] (`sluice replay`).
@@ -83,8 +85,53 @@ fn finish_request_hash(mut out: Vec<u8>, endpoint: Endpoint, deployment: &str) -
     sha256_hex(&out)
 }
 
-/// The response content hash of `s`.
+/// The response content hash of `s` (see the module docs): its parts are told apart (a
+/// tool call is not the same answer as its name and arguments as text) and the finish reason
+/// counts (the same text cut by `length` is another answer). Written straight into the hash.
 pub fn response_hash(s: &ResponseSummary) -> String {
+    #[derive(serde::Serialize)]
+    struct Call<'a> {
+        arguments: &'a str,
+        name: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Canonical<'a> {
+        content: &'a str,
+        finish_reason: Option<&'a str>,
+        tool_calls: Vec<Call<'a>>,
+    }
+    let c = Canonical {
+        content: &s.content,
+        finish_reason: s.finish_reason.as_deref(),
+        tool_calls: s
+            .tool_calls
+            .iter()
+            .map(|t| Call {
+                arguments: &t.arguments,
+                name: &t.name,
+            })
+            .collect(),
+    };
+    /// Feeds what is written to the hash.
+    struct Into<'h>(&'h mut Sha256);
+    impl std::io::Write for Into<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Sha256::new();
+    // Writing into a hash cannot fail.
+    let _ = serde_json::to_writer(Into(&mut h), &c);
+    crate::store::chain::hex_digest(&h.finalize())
+}
+
+/// The response hash rows logged before December 2026 hold: the text of choice 0, then each
+/// tool call's name and arguments, run together.
+pub fn legacy_response_hash(s: &ResponseSummary) -> String {
     let mut h = Sha256::new();
     h.update(s.content.as_bytes());
     for t in &s.tool_calls {
@@ -142,6 +189,40 @@ fn sha256_hex(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by an attacker test: a tool call `get_weather({"city":"Paris"})` and the text
+    /// `get_weather{"city":"Paris"}` cut by `length` had one hash, so a replay called them
+    /// identical. Parts are told apart and the finish reason counts; the legacy form is kept
+    /// for rows logged before.
+    #[test]
+    fn a_response_hash_tells_the_parts_and_the_finish_reason_apart() {
+        use crate::api::summary::ToolCallSummary;
+        let call = ResponseSummary {
+            tool_calls: vec![ToolCallSummary {
+                id: "c".into(),
+                name: "get_weather".into(),
+                arguments: "{\"city\":\"Paris\"}".into(),
+            }],
+            finish_reason: Some("stop".into()),
+            ..Default::default()
+        };
+        let text = ResponseSummary {
+            content: "get_weather{\"city\":\"Paris\"}".into(),
+            finish_reason: Some("length".into()),
+            ..Default::default()
+        };
+        assert_eq!(legacy_response_hash(&call), legacy_response_hash(&text));
+        assert_ne!(response_hash(&call), response_hash(&text));
+        let stopped = ResponseSummary {
+            finish_reason: Some("stop".into()),
+            ..text.clone()
+        };
+        assert_ne!(response_hash(&stopped), response_hash(&text));
+        assert_eq!(
+            response_hash(&stopped),
+            sha256_hex(br#"{"content":"get_weather{\"city\":\"Paris\"}","finish_reason":"stop","tool_calls":[]}"#)
+        );
+    }
 
     #[test]
     fn canonical_sorts_keys_and_ignores_model_and_stream() {

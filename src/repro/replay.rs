@@ -124,6 +124,8 @@ pub fn select(store: &mut dyn LogStore, sel: ReplaySelect) -> Result<Vec<Logged>
 pub struct Outcome {
     /// Response hash of the replay.
     pub hash: String,
+    /// Its [`crate::repro::legacy_response_hash`], which rows logged before December 2026 hold.
+    pub legacy_hash: String,
     /// Its text (content, then tool calls as `name(arguments)` lines).
     pub text: String,
     /// `system_fingerprint` of the replay, when given.
@@ -210,6 +212,7 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
     let s = ResponseSummary::from_response(&json);
     Ok(Outcome {
         hash: crate::repro::response_hash(&s),
+        legacy_hash: crate::repro::legacy_response_hash(&s),
         text: summary_text(&s),
         fingerprint: s.system_fingerprint.clone(),
     })
@@ -220,20 +223,55 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
 /// over it. The policies that chose those values may have matched on request headers, which the
 /// log does not keep, so the current config alone cannot be trusted to choose them again.
 ///
+/// Objects are merged key by key (Ollama's `options` keep the client's own `num_predict`,
+/// `num_ctx`, …), and a value logged in `options` (Ollama's shape) is also put on the chat
+/// field the gateway maps to it (`temperature`, `top_p`, `top_k`, `seed`, `presence_penalty`,
+/// `frequency_penalty`), which would otherwise override it again: found by an attacker test,
+/// the replay of an Ollama row sent the client's own temperature and seed, and lost
+/// `num_predict`.
+///
 /// Errors: the body or the sampling column is not JSON.
 pub fn effective_body(body: &str, sampling: Option<&str>) -> Result<Value, String> {
+    const MAPPED: [&str; 6] = [
+        "temperature",
+        "top_p",
+        "top_k",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+    ];
     let mut v: Value = serde_json::from_str(body).map_err(|e| format!("logged body: {e}"))?;
     let Some(sampling) = sampling else {
         return Ok(v);
     };
     let s: Value =
         serde_json::from_str(sampling).map_err(|e| format!("logged sampling values: {e}"))?;
-    if let (Value::Object(m), Value::Object(s)) = (&mut v, s) {
-        for (k, val) in s {
-            m.insert(k, val);
+    if let (Value::Object(m), Some(Value::Object(options))) = (&mut v, s.get("options")) {
+        for k in MAPPED {
+            if let Some(val) = options.get(k) {
+                m.insert(k.to_string(), val.clone());
+            }
         }
     }
+    merge(&mut v, s);
     Ok(v)
+}
+
+/// Puts `over` on `base`: objects key by key, anything else replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, val) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, val),
+                    None => {
+                        b.insert(k, val);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
 }
 
 /// A unified diff of `old` → `new` (by lines) and the first differing whitespace token
@@ -298,15 +336,20 @@ async fn run(a: ReplayArgs) -> ExitCode {
     let Some(dep) = a.deployment.clone().or_else(|| l.deployment.clone()) else {
         return fail(format!("request {id} reached no deployment"));
     };
-    let logged_hash = l.response_hash.clone().unwrap_or_else(|| sha_of_logged(&l));
     let old = logged_text(&l);
+    if l.response_hash.is_none() && old.contains(crate::store::record::TRUNCATED) {
+        return fail(format!(
+            "request {id}'s answer was cut at log.max_body_bytes and its hash not kept: nothing to compare a replay with"
+        ));
+    }
+    let logged_hash = l.response_hash.clone().unwrap_or_else(|| sha_of_logged(&l));
     let mut different = false;
     for n in 1..=a.times.max(1) {
         let out = match replay_once(&gw, &l, &dep).await {
             Ok(o) => o,
             Err(e) => return fail(e),
         };
-        if out.hash == logged_hash {
+        if out.matches(&logged_hash) {
             println!("run {n}: identical (response sha256 {})", out.hash);
         } else {
             different = true;
@@ -349,7 +392,15 @@ fn sha_of_logged(l: &Logged) -> String {
             });
         }
     }
-    crate::repro::response_hash(&s)
+    crate::repro::legacy_response_hash(&s)
+}
+
+impl Outcome {
+    /// Whether this replay gave the answer a row's response hash `logged` stands for (in
+    /// either form, see [`crate::repro::legacy_response_hash`]).
+    pub fn matches(&self, logged: &str) -> bool {
+        self.hash == logged || self.legacy_hash == logged
+    }
 }
 
 #[derive(Default)]
@@ -396,7 +447,7 @@ async fn report(gw: &Gateway, conn: &mut dyn LogStore, a: &ReplayArgs, since: &s
         let logged = l.response_hash.clone().unwrap_or_else(|| sha_of_logged(l));
         match replay_once(gw, l, &dep).await {
             Ok(o) => {
-                if o.hash == logged {
+                if o.matches(&logged) {
                     t.identical += 1;
                 } else {
                     t.differing += 1;
@@ -482,5 +533,20 @@ mod tests {
             serde_json::json!(1.7)
         );
         assert!(effective_body(body, Some("not json")).is_err());
+    }
+
+    /// An Ollama row: the logged `options` are merged into the client's (its `num_predict`
+    /// stays) and put on the chat fields the gateway maps to them, so the replay sends what
+    /// went upstream, not the client's own values.
+    #[test]
+    fn an_ollama_rows_options_are_merged_and_win_over_the_chat_fields() {
+        let body = r#"{"model":"ol","messages":[],"temperature":0.9,"top_p":0.5,"seed":123,"options":{"num_predict":64}}"#;
+        let sampling = r#"{"options":{"temperature":0.0,"top_p":1.0,"top_k":1,"seed":42}}"#;
+        let v = effective_body(body, Some(sampling)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"model":"ol","messages":[],"temperature":0.0,"top_p":1.0,"top_k":1,"seed":42,
+                "options":{"num_predict":64,"temperature":0.0,"top_p":1.0,"top_k":1,"seed":42}})
+        );
     }
 }

@@ -38,6 +38,11 @@ pub struct RequestRecord {
     pub stream: bool,
     /// What the response said.
     pub response: ResponseSummary,
+    /// The response hash of the whole answer, taken by [`RequestRecord::bound_bodies`] before
+    /// it cuts the text; `None` when nothing was cut (the row's text is whole) or a stream's
+    /// text was not all gathered (the hash is then unknown, see [`crate::store::row::repro_values`]).
+    #[serde(skip)]
+    pub whole_response_hash: Option<String>,
     /// Token counts: the upstream's usage, or an estimate.
     pub usage: Usage,
     /// True when `usage` is an estimate (the upstream reported none).
@@ -114,6 +119,7 @@ impl Default for RequestRecord {
             error_message: None,
             stream: false,
             response: ResponseSummary::default(),
+            whole_response_hash: None,
             usage: Usage::default(),
             usage_estimated: false,
             upstream_us: None,
@@ -158,6 +164,17 @@ impl RequestRecord {
             let text = b.get();
             let head = format!("{}{TRUNCATED}", &text[..floor_char_boundary(text, max)]);
             self.request_body = serde_json::value::to_raw_value(&head).ok();
+        }
+        let cuts = self.response.content.len() > max
+            || self
+                .response
+                .tool_calls
+                .iter()
+                .map(|c| c.arguments.len())
+                .sum::<usize>()
+                > max;
+        if cuts && !self.response.bound.truncated {
+            self.whole_response_hash = Some(crate::repro::response_hash(&self.response));
         }
         let r = &mut self.response;
         if r.content.len() > max || r.bound.truncated {
@@ -218,8 +235,19 @@ mod tests {
             r#"{"messages":"ééé"}"#
         );
 
-        // Each body is cut after 4 bytes (the tool calls after 4 in total).
+        assert_eq!(same.whole_response_hash, None);
+        // Each body is cut after 4 bytes (the tool calls after 4 in total); the response hash
+        // is of the whole answer, taken before (a replay of the same answer was "different").
+        let whole = crate::repro::response_hash(&r.response);
         r.bound_bodies(4);
+        assert_eq!(r.whole_response_hash.as_deref(), Some(whole.as_str()));
+        assert_eq!(
+            crate::store::row::repro_values(&RequestRecord {
+                status: 200,
+                ..r.clone()
+            })[1],
+            rusqlite::types::Value::Text(whole)
+        );
         let body: String = serde_json::from_str(r.request_body.as_ref().unwrap().get()).unwrap();
         assert_eq!(body, format!("{{\"me{TRUNCATED}"));
         assert_eq!(r.response.content, format!("abcd{TRUNCATED}"));
@@ -241,5 +269,12 @@ mod tests {
         s.response.bound.truncated = true;
         s.bound_bodies(4);
         assert_eq!(s.response.content, format!("ab{TRUNCATED}"));
+        // Its whole text was never kept: no hash, rather than the hash of a part.
+        s.status = 200;
+        assert_eq!(s.whole_response_hash, None);
+        assert_eq!(
+            crate::store::row::repro_values(&s)[1],
+            rusqlite::types::Value::Null
+        );
     }
 }

@@ -52,11 +52,19 @@ pub const HASHED_COLUMNS: [&str; 33] = [
 pub const REPRO_COLUMNS: [&str; 3] = ["request_hash", "response_hash", "fingerprint"];
 
 /// The [`REPRO_COLUMNS`] values of `r`. The response hash is kept in every mode (it tells
-/// whether a replay matched without keeping the text); it is NULL for failed requests.
+/// whether a replay matched without keeping the text); it is NULL for failed requests, and for
+/// a stream whose text was not all gathered (`log.max_body_bytes`): the hash of a cut text
+/// would call every replay different. An answer cut for the row has the hash of the whole
+/// answer ([`RequestRecord::whole_response_hash`]).
 pub fn repro_values(r: &RequestRecord) -> Vec<Sql> {
     let text = |s: Option<String>| s.map(Sql::Text).unwrap_or(Sql::Null);
     let response = (r.status == 200 && r.endpoint != "embeddings")
-        .then(|| crate::repro::response_hash(&r.response));
+        .then(|| match &r.whole_response_hash {
+            Some(h) => Some(h.clone()),
+            None if r.response.bound.truncated => None,
+            None => Some(crate::repro::response_hash(&r.response)),
+        })
+        .flatten();
     vec![
         text(r.request_hash.clone()),
         text(response),
