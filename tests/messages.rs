@@ -634,6 +634,64 @@ async fn a_stream_done_without_a_finish_reason_is_an_error_in_the_row_too() {
     );
 }
 
+/// A bridged answer the Messages shape cannot give (no choices; tool arguments that are not
+/// an object) is a 502 in Anthropic's envelope, and the row says 502 with the same message
+/// (found by an attacker test: the row said 200).
+#[tokio::test]
+async fn an_untranslatable_answer_is_a_502_in_the_row_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let answers = [
+        json!({"id":"c","object":"chat.completion","created":1,"model":"x","choices":[],
+               "usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}),
+        json!({"id":"c","object":"chat.completion","created":1,"model":"x",
+               "choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,
+               "tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{bad"}}]}}]}),
+    ];
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = n.clone();
+    let mock = Mock::start(move |_| {
+        let i = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        MockReply::Json(200, answers[i % 2].clone())
+    })
+    .await;
+    let yaml = format!(
+        "{}log:\n  path: {}\n",
+        one_deployment(&mock.url("/v1")),
+        db.display()
+    );
+    let s = Sluice::start_logged(&yaml).await;
+    let mut messages = Vec::new();
+    for _ in 0..2 {
+        let resp = post(&s, "/v1/messages", &hello(false)).await;
+        assert_eq!(resp.status(), 502);
+        let e: Value = resp.json().await.unwrap();
+        assert_eq!(e["type"], "error");
+        messages.push(e["error"]["message"].as_str().unwrap().to_string());
+    }
+    s.stop().await;
+    let c = Connection::open(&db).unwrap();
+    let rows: Vec<(i64, String)> = c
+        .prepare("SELECT status, error_message FROM requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![(502, messages[0].clone()), (502, messages[1].clone())]
+    );
+    assert!(
+        messages[0].ends_with("the answer has no choices"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("are not a JSON object: {bad"),
+        "{messages:?}"
+    );
+}
+
 /// A PII value in a Messages `system` block never reaches the remote deployment under
 /// `pii: any → hosting: local`.
 #[tokio::test]

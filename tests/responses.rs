@@ -497,6 +497,31 @@ async fn items_the_bridge_cannot_carry_are_400s_naming_their_param() {
             "Missing required parameter: 'input[0].content[1].text'.",
             None,
         ),
+        // Found by an attacker test: these went upstream as `messages: []` or were dropped.
+        (
+            json!([]),
+            "input",
+            "input: at least one item the model can read (a message, a function call or its output) is required",
+            None,
+        ),
+        (
+            json!([{"type":"item_reference","id":"msg_1"}]),
+            "input",
+            "input: at least one item the model can read (a message, a function call or its output) is required",
+            None,
+        ),
+        (
+            json!([{"role":"user","content":"hi"}, null]),
+            "input[1]",
+            "input[1]: an input item is an object, not null",
+            None,
+        ),
+        (
+            json!([5]),
+            "input[0]",
+            "input[0]: an input item is an object, not a number",
+            None,
+        ),
     ];
     for (input, param, message, code) in cases {
         let r = post(

@@ -288,7 +288,7 @@ impl<'a> ChatAnswer<'a> {
                 .get("usage")
                 .filter(|u| u.is_object())
                 .map(ChatUsage::from_tree),
-            content: text(message, "content"),
+            content: text(message, "content").or_else(|| parts_text(message?.get("content")?)),
             reasoning: message.and_then(reasoning).map(Cow::Borrowed),
             refusal: text(message, "refusal"),
             tool_calls: message
@@ -336,6 +336,23 @@ impl<'a> ChatAnswer<'a> {
 }
 
 /// The reasoning text of a parsed chat message: the first non-empty string of
+/// The text of a `content` given as an array of parts (`[{"type":"text","text":…}]`, as some
+/// OpenAI-compatible servers answer): the parts' `text` strings joined; `None` when it is not
+/// an array or holds no text. (A whole answer the borrowed view refuses, such as this one, is
+/// read from its tree.)
+fn parts_text(content: &Value) -> Option<Cow<'_, str>> {
+    let parts = content.as_array()?;
+    let texts: Vec<&str> = parts
+        .iter()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect();
+    match texts.as_slice() {
+        [] => None,
+        [one] => Some(Cow::Borrowed(one)),
+        _ => Some(Cow::Owned(texts.concat())),
+    }
+}
+
 /// `reasoning_content` (llama.cpp, DeepSeek) and `reasoning` (vLLM, Ollama, OpenRouter); the
 /// same rule as [`ChatAnswer::parse`] and [`crate::api::chat_delta::ChoiceDelta::reasoning`].
 pub fn reasoning(message: &Value) -> Option<&str> {
@@ -374,6 +391,22 @@ pub fn summarize(bytes: &[u8]) -> Option<ResponseSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by an attacker test: an answer whose `content` is an array of text parts was
+    /// logged and bridged as empty text.
+    #[test]
+    fn content_given_as_parts_is_read_as_their_text() {
+        let v = serde_json::json!({"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant",
+            "content":[{"type":"text","text":"The answer "},{"type":"text","text":"is 42."}]}}]});
+        assert_eq!(
+            ChatAnswer::from_tree(&v).content.as_deref(),
+            Some("The answer is 42.")
+        );
+        assert_eq!(
+            crate::api::summary::ResponseSummary::from_response(&v).content,
+            "The answer is 42."
+        );
+    }
     use proptest::prelude::*;
     use serde_json::{Value, json};
 

@@ -352,6 +352,31 @@ impl Gateway {
                     attrs.cost_of(&usage)
                 };
                 base.response = summary;
+                // A bridged Messages answer the translation cannot give (no choices, tool
+                // arguments that are not an object) is the client's 502: the row says so too
+                // (it said 200 while the client got the error).
+                let untranslatable = match &body {
+                    RequestBody::Native(n)
+                        if bridged && n.dialect == crate::api::native::Dialect::Messages =>
+                    {
+                        crate::api::answer_view::with_answer(&bytes, json.clone(), |a| {
+                            crate::bridge::messages::response::check(a)
+                        })
+                        .map_err(|e| {
+                            ApiError::internal(format!("the chat answer is not JSON: {e}"))
+                        })
+                        .and_then(std::convert::identity)
+                        .err()
+                    }
+                    _ => None,
+                };
+                if let Some(e) = &untranslatable
+                    && base.status == 200
+                {
+                    base.status = e.status.as_u16();
+                    base.error_type = Some(e.body.kind.clone());
+                    base.error_message = Some(e.body.message.clone());
+                }
                 self.access.settle_tokens(
                     &ctx.principal,
                     body.model(),
@@ -370,6 +395,9 @@ impl Gateway {
                 }
                 if let Some(t) = reservation {
                     t.finish(usage.prompt_tokens + usage.completion_tokens, cost, remote);
+                }
+                if let Some(e) = untranslatable {
+                    return Err(e);
                 }
                 let mut reply = self.reply(&attrs, policies, ReplyBody::Json(bytes));
                 reply.native = native.is_some();

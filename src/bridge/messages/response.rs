@@ -98,7 +98,13 @@ pub fn from_answer(
         });
     }
     let calls = &chat.tool_calls;
-    let text = chat.content.as_deref().unwrap_or("");
+    // A refusal is the answer's text when there is no other (it was an empty text block).
+    let text = chat
+        .content
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .or(chat.refusal.as_deref())
+        .unwrap_or("");
     if !text.is_empty() || calls.is_empty() {
         content.push(ResponseBlock::Text {
             text: text.to_string(),
@@ -144,6 +150,26 @@ pub fn message_id(chat_id: &str) -> String {
         "msg_{}",
         chat_id.strip_prefix("chatcmpl-").unwrap_or(chat_id)
     )
+}
+
+/// Whether [`from_answer`] can give `chat` as a Messages answer: it has a choice, and each
+/// tool call's arguments are a JSON object (or empty). The gateway asks before it records the
+/// request, so the row and the client's answer agree.
+///
+/// Errors: 502 `upstream_error` naming what cannot be given.
+pub fn check(chat: &ChatAnswer<'_>) -> Result<(), ApiError> {
+    if !chat.has_choice {
+        return Err(bad_answer("the answer has no choices"));
+    }
+    for c in &chat.tool_calls {
+        tool_input(&c.arguments).map_err(|raw| {
+            bad_answer(&format!(
+                "the arguments of tool call `{}` are not a JSON object: {raw}",
+                c.name
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 fn bad_answer(detail: &str) -> ApiError {

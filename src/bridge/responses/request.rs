@@ -84,6 +84,17 @@ pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedR
         };
         b.push_item(item, &path, &mut dropped)?;
     }
+    // Something for the model to answer: an empty conversation (no `input`, `[]`, or only
+    // items left out) was sent upstream as `messages: []` (found by an attacker test).
+    if b.messages
+        .iter()
+        .all(|m| matches!(m.role, Role::System | Role::Developer))
+    {
+        return Err(ApiError::invalid_request(
+            "input: at least one item the model can read (a message, a function call or its output) is required",
+        )
+        .with_param("input"));
+    }
     let mut extra = Map::new();
     sampling_extras(req, &mut extra, &mut dropped);
     let stream = req.is_stream();
@@ -273,6 +284,19 @@ impl<'a> Messages<'a> {
             }
             InputItem::FunctionCallOutput(o) | InputItem::CustomToolCallOutput(o) => {
                 return self.push_output(o, path);
+            }
+            InputItem::Other(v) if !v.is_object() => {
+                return Err(ApiError::invalid_request(format!(
+                    "{path}: an input item is an object, not {}",
+                    match v {
+                        Value::Null => "null",
+                        Value::Bool(_) => "a boolean",
+                        Value::Number(_) => "a number",
+                        Value::String(_) => "a string",
+                        _ => "an array",
+                    }
+                ))
+                .with_param(path));
             }
             InputItem::Reasoning(_) | InputItem::Other(_) => {
                 tracing::debug!(path, "Responses item left out of the chat request");
