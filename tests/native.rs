@@ -190,15 +190,47 @@ async fn messages_native_stream_is_relayed_byte_for_byte_with_its_usage() {
     let s = Sluice::start_logged(&yaml).await;
     let mut body = claude_code_body(true);
     body["temperature"] = json!(0.8);
+    body["top_p"] = json!(0.5);
+    // With extended thinking Anthropic takes no forced sampling (below); without, it is forced.
+    let thinking = body.as_object_mut().unwrap().remove("thinking").unwrap();
     let resp = post_messages(&s, &body, None).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        resp.headers()["x-sluice-overridden"],
+        "temperature=0.8,top_p=0.5"
+    );
     assert_eq!(resp.bytes().await.unwrap().to_vec(), expected);
     let got = mock.last().body;
+    // Claude refuses `temperature` beside `top_p`: the client's `top_p` is not sent.
     assert_eq!(
-        (got["temperature"].clone(), got["top_k"].clone()),
-        (json!(0.0), json!(1))
+        (
+            got["temperature"].clone(),
+            got["top_k"].clone(),
+            got.get("top_p")
+        ),
+        (json!(0.0), json!(1), None)
     );
+    // Found by an attacker test: with `thinking` (Claude Code sends `adaptive`), a forced
+    // `temperature: 0` and `top_k: 1` make Anthropic refuse the request; nothing is forced and
+    // the answer says it is not deterministic.
+    body["thinking"] = thinking;
+    let resp = post_messages(&s, &body, None).await;
+    assert_eq!(
+        resp.headers()["x-sluice-sampling"],
+        "not-deterministic (thinking); no-seed"
+    );
+    resp.bytes().await.unwrap();
+    let got = mock.last().body;
+    assert_eq!(
+        (
+            got["temperature"].clone(),
+            got.get("top_k"),
+            got["top_p"].clone()
+        ),
+        (json!(0.8), None, json!(0.5))
+    );
+    assert_eq!(mock.calls(), 2);
     assert!(got.get("seed").is_none() && got.get("n").is_none());
     assert!(mock.last().headers.get("anthropic-beta").is_none());
     // input 20 + cache creation 3 + cache read 7; output from message_delta.

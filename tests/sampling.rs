@@ -118,7 +118,11 @@ impl Client {
 /// the upstream body (OpenAI names at the top level; Ollama's under `options`).
 fn expected(dep: &str, c: &Client, det: bool) -> Value {
     let mut flat: Vec<(&str, Value)> = if det {
-        let mut v = vec![("temperature", json!(0.0)), ("top_p", json!(1.0))];
+        let mut v = vec![("temperature", json!(0.0))];
+        // Claude refuses `temperature` beside `top_p`: none is sent there.
+        if dep != "claude" {
+            v.push(("top_p", json!(1.0)));
+        }
         v.push(("top_k", json!(1)));
         v.push(("seed", json!(42)));
         v.push(("n", json!(1)));
@@ -217,7 +221,7 @@ fn expected_overridden(dep: &str, c: &Client) -> Option<String> {
     if let Some(t) = c.temperature.filter(|t| *t != 0.0) {
         out.push(format!("temperature={}", num(t)));
     }
-    if let Some(p) = c.top_p.filter(|p| *p != 1.0) {
+    if let Some(p) = c.top_p.filter(|p| *p != 1.0 || dep == "claude") {
         out.push(format!("top_p={}", num(p)));
     }
     if let Some(k) = c.top_k.filter(|k| *k != 1)
@@ -328,9 +332,10 @@ async fn a_client_at_temperature_1_3_reaches_each_provider_deterministically() {
         header(&r, "x-sluice-sampling").as_deref(),
         Some("deterministic; no-seed")
     );
+    // Claude refuses `temperature` beside `top_p` (found by an attacker test): no `top_p`.
     assert_eq!(
         received_sampling(&mock),
-        json!({"temperature":0.0,"top_p":1.0,"top_k":1})
+        json!({"temperature":0.0,"top_k":1})
     );
     s.stop().await;
 }

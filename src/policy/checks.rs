@@ -221,6 +221,16 @@ const IBAN_LENGTHS: [(&str, usize); 117] = [
     ("TG", 0),
 ];
 
+/// The IBAN length of the country `text` starts with (any case; 0: not fixed here), `None`
+/// for no known country.
+fn iban_length(text: &[u8]) -> Option<usize> {
+    let code = text.get(..2)?;
+    IBAN_LENGTHS
+        .iter()
+        .find(|(c, _)| c.as_bytes().eq_ignore_ascii_case(code))
+        .map(|(_, len)| *len)
+}
+
 /// IBAN check: a known country at its length (any case), the letters after the check digits
 /// all of one case (`GB82WEST…`, `gb82west…`; random base64, which a binary payload's text is,
 /// mixes them), and ISO 13616 mod-97 of the rearranged number equal to 1.
@@ -228,10 +238,9 @@ pub fn iban_ok(compact: &str) -> bool {
     if !(15..=34).contains(&compact.len()) || !compact.is_ascii() {
         return false;
     }
-    let country = compact[..2].to_ascii_uppercase();
-    match IBAN_LENGTHS.iter().find(|(c, _)| *c == country) {
-        Some((_, 0)) => {}
-        Some((_, len)) if *len == compact.len() => {}
+    match iban_length(compact.as_bytes()) {
+        Some(0) => {}
+        Some(len) if len == compact.len() => {}
         _ => return false,
     }
     let bban = &compact.as_bytes()[4..];
@@ -269,6 +278,11 @@ pub(super) fn check_iban(text: &str, start: usize, end: usize) -> Option<usize> 
     // The candidate may have swallowed an upper-case word after the number: try shorter
     // candidates ending at each space, longest first.
     let s = &text[start..end];
+    // Not a known country: nothing to try (a run of `AB12 …` made every candidate build and
+    // check each of its shorter forms).
+    if iban_length(s.as_bytes()).is_none() {
+        return None;
+    }
     let mut ends: Vec<usize> = s.match_indices(' ').map(|(i, _)| i).collect();
     if !word_goes_on(text, end) {
         ends.push(s.len());

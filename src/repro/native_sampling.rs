@@ -28,6 +28,16 @@ pub fn apply<'a>(
     };
     let mut out = n.clone();
     let map = &mut out.body;
+    if n.dialect == Dialect::Messages
+        && cfg.deterministic == Some(true)
+        && super::sampling::thinking(map)
+    {
+        let applied = super::sampling::thinking_refuses_determinism(map, cfg);
+        return (
+            Cow::Owned(RequestBody::Native(Box::new(out))),
+            Some(applied),
+        );
+    }
     let det = cfg.deterministic == Some(true);
     let mut set: Vec<(&str, Value)> = Vec::new();
     if det {
@@ -46,7 +56,11 @@ pub fn apply<'a>(
     if let (Some(k), Dialect::Messages) = (cfg.top_k, n.dialect) {
         set.push(("top_k", Value::from(k)));
     }
-    let applied = set_fields(map, set, cfg, det);
+    let mut applied = set_fields(map, set, cfg, det);
+    // Claude refuses `temperature` and `top_p` together (the client's `top_p` stayed before).
+    if n.dialect == Dialect::Messages && det && cfg.top_p.is_none() {
+        super::sampling::drop_top_p(map, &mut applied);
+    }
     (
         Cow::Owned(RequestBody::Native(Box::new(out))),
         Some(applied),

@@ -125,6 +125,10 @@ pub struct Applied {
     /// With the response cache on and deterministic sampling: whether the answer came from
     /// the cache (`x-sluice-cache: hit|miss`).
     pub cache_hit: Option<bool>,
+    /// Why deterministic sampling was asked for but could not be sent (`thinking`: Anthropic
+    /// takes only `temperature: 1` and no `top_k` with extended thinking); the request then
+    /// runs with the backend's own sampling and is not deterministic.
+    pub impossible: Option<&'static str>,
 }
 
 impl Applied {
@@ -132,10 +136,10 @@ impl Applied {
     /// explicit overrides apply; `no-seed` when none was sent) and, when client values were
     /// changed, `x-sluice-overridden: temperature=1.3,top_p=0.5` (`logit_bias=stripped`).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mode = if self.deterministic {
-            "deterministic"
-        } else {
-            "custom"
+        let mode = match (self.deterministic, self.impossible) {
+            (_, Some(why)) => format!("not-deterministic ({why})"),
+            (true, None) => "deterministic".to_string(),
+            (false, None) => "custom".to_string(),
         };
         let seed = match self.seed {
             Some(s) => format!("seed={s}"),
@@ -270,11 +274,19 @@ fn override_fields(
     dep: &DeploymentConfig,
     caps: &Caps,
 ) -> Applied {
+    let anthropic = dep.provider == ProviderKind::Anthropic;
+    if anthropic && cfg.deterministic == Some(true) && thinking(map) {
+        return thinking_refuses_determinism(map, cfg);
+    }
     let det = cfg.deterministic == Some(true);
     let mut set: Vec<(&str, Value)> = Vec::new();
     if det {
         set.push(("temperature", Value::from(0.0)));
-        set.push(("top_p", Value::from(1.0)));
+        // Current Claude models refuse `temperature` and `top_p` together: `top_p` is left
+        // out there (removed below when the client sent one).
+        if !anthropic {
+            set.push(("top_p", Value::from(1.0)));
+        }
         if caps.has(Capability::TopK) {
             set.push(("top_k", Value::from(1)));
         }
@@ -302,7 +314,57 @@ fn override_fields(
             .unwrap_or(0);
         set.push(("seed", Value::from(seed)));
     }
-    set_fields(map, set, cfg, det)
+    let mut applied = set_fields(map, set, cfg, det);
+    if anthropic && det && cfg.top_p.is_none() {
+        drop_top_p(map, &mut applied);
+    }
+    applied
+}
+
+/// Whether the body asks for Anthropic's extended thinking (`thinking.type` other than
+/// `disabled`).
+pub(super) fn thinking(map: &Map<String, Value>) -> bool {
+    map.get("thinking")
+        .and_then(|t| t.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t != "disabled")
+}
+
+/// Deterministic sampling asked for with Anthropic's extended thinking, which takes only
+/// `temperature: 1` and no `top_k`: nothing is forced (the backend would refuse it), the
+/// request runs with the backend's own sampling and says so (`not-deterministic (thinking)`);
+/// explicit values and `strip` still apply.
+pub(super) fn thinking_refuses_determinism(
+    map: &mut Map<String, Value>,
+    cfg: &SamplingConfig,
+) -> Applied {
+    let explicit = SamplingConfig {
+        deterministic: None,
+        ..cfg.clone()
+    };
+    let mut set: Vec<(&str, Value)> = Vec::new();
+    if let Some(t) = cfg.temperature {
+        set.push(("temperature", Value::from(t)));
+    }
+    let mut applied = set_fields(map, set, &explicit, false);
+    applied.impossible = Some("thinking");
+    applied
+}
+
+/// Removes a client's `top_p` (Anthropic refuses it beside `temperature`), noting it in the
+/// documented place (after `temperature`).
+pub(super) fn drop_top_p(map: &mut Map<String, Value>, applied: &mut Applied) {
+    if let Some(old) = map.remove("top_p") {
+        applied.overridden.retain(|(f, _)| f != "top_p");
+        let mut one = Applied::default();
+        note(&mut one, "top_p", &old);
+        let at = applied
+            .overridden
+            .iter()
+            .position(|(f, _)| f != "temperature")
+            .unwrap_or(applied.overridden.len());
+        applied.overridden.splice(at..at, one.overridden);
+    }
 }
 
 /// Writes `set` into `map`, caps `temperature` at `cfg.max_temperature` and removes

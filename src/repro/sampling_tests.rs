@@ -69,7 +69,7 @@ fn ollama_nests_under_options_and_anthropic_has_no_seed() {
     assert_eq!(a.unwrap().headers()[0].1, "deterministic; no-seed");
     assert_eq!(
         upstream_params(&out, Endpoint::ChatCompletions, &an).unwrap(),
-        serde_json::json!({"temperature":0.0,"top_p":1.0,"top_k":1})
+        serde_json::json!({"temperature":0.0,"top_k":1})
     );
     assert_eq!(
         exclusion(
