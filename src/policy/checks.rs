@@ -280,9 +280,7 @@ pub(super) fn check_iban(text: &str, start: usize, end: usize) -> Option<usize> 
     let s = &text[start..end];
     // Not a known country: nothing to try (a run of `AB12 …` made every candidate build and
     // check each of its shorter forms).
-    if iban_length(s.as_bytes()).is_none() {
-        return None;
-    }
+    iban_length(s.as_bytes())?;
     let mut ends: Vec<usize> = s.match_indices(' ').map(|(i, _)| i).collect();
     if !word_goes_on(text, end) {
         ends.push(s.len());
