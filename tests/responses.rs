@@ -536,6 +536,43 @@ async fn items_the_bridge_cannot_carry_are_400s_naming_their_param() {
             json!({"error":{"message":message,"type":"invalid_request_error","param":param,"code":code}})
         );
     }
+    // Found by an attacker test: these tool choices went upstream as they were, or were
+    // dropped with the hosted tools and the answer came back without a call.
+    let weather = json!([{"type":"function","name":"get_weather","parameters":{"type":"object"}}]);
+    for (tools, choice, param, message) in [
+        (
+            weather.clone(),
+            json!({"type":"function"}),
+            "tool_choice.name",
+            "Missing required parameter: 'tool_choice.name'.".to_string(),
+        ),
+        (
+            weather.clone(),
+            json!({"type":"function","name":"g"}),
+            "tool_choice.name",
+            "`tool_choice` names the tool `g`, which is not in `tools`".to_string(),
+        ),
+        (
+            json!([{"type":"web_search"}]),
+            json!("required"),
+            "tool_choice",
+            "`tool_choice` is `required`, but no tool is left for the chat backend behind this model (hosted tools are removed on a bridged route)".to_string(),
+        ),
+    ] {
+        let r = post(
+            &s,
+            "/v1/responses",
+            json!({"model":"default","input":"x","tools":tools,"tool_choice":choice}),
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{choice}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(
+            (&e["error"]["param"], &e["error"]["message"]),
+            (&json!(param), &json!(message)),
+            "{e}"
+        );
+    }
     let r = post(
         &s,
         "/v1/responses",

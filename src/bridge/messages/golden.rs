@@ -208,6 +208,24 @@ fn a_failure_is_an_error_event_never_a_clean_end() {
     }
 }
 
+/// Sluice's own error frames name their kind in `code`: a stream that timed out is
+/// Anthropic's `timeout_error`, as everywhere else (it was an `api_error`).
+#[test]
+fn the_gateways_error_frames_keep_their_kind() {
+    for (code, kind) in [
+        ("upstream_timeout", "timeout_error"),
+        ("rate_limit_exceeded", "rate_limit_error"),
+        ("upstream_error", "api_error"),
+    ] {
+        let mut t = StreamTranslator::new("msg_1".into(), "m".into(), 1, Vec::new());
+        let frame =
+            json!({"error": {"message": "x", "type": "server_error", "param": null, "code": code}});
+        let out = t.push(&frame);
+        let event = parse_frame(out.last().unwrap());
+        assert_eq!(event["data"]["error"]["type"], kind, "{code}");
+    }
+}
+
 #[test]
 fn whole_answer_golden() {
     let chat = json!({"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"gemma-3-270m",

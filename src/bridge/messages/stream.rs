@@ -127,7 +127,18 @@ impl StreamTranslator {
             return Vec::new();
         }
         if let Some(err) = &chunk.error {
-            let status = err.get("code").and_then(Value::as_u64).unwrap_or(502);
+            // A numeric code is a status; Sluice's own error frames name theirs (a stream that
+            // timed out mid-way was an `api_error` here, a 504 `timeout_error` everywhere else).
+            let status = match err.get("code") {
+                Some(Value::Number(n)) => n.as_u64().unwrap_or(502),
+                Some(Value::String(c)) => match c.as_str() {
+                    "upstream_timeout" => 504,
+                    "rate_limit_exceeded" | "rate_limit_error" => 429,
+                    "overloaded_error" | "no_available_deployment" => 529,
+                    _ => 502,
+                },
+                _ => 502,
+            };
             let kind = err
                 .get("type")
                 .and_then(Value::as_str)

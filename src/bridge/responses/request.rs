@@ -70,6 +70,15 @@ pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedR
         Some(c) => bridge_tool_choice(c, &mut tools)?,
         None => None,
     };
+    // A call required when no tool is left (every one hosted, so removed) was dropped with
+    // the tools, and the answer came back without one.
+    if tools.tools.is_empty() && tool_choice.as_ref().and_then(Value::as_str) == Some("required") {
+        return Err(ApiError::invalid_request(
+            "`tool_choice` is `required`, but no tool is left for the chat backend behind this model (hosted tools are removed on a bridged route)",
+        )
+        .with_param("tool_choice")
+        .with_code("unsupported_parameter"));
+    }
     let mut b = Messages::new(&tools.map);
     if let Some(text) = &req.instructions {
         b.push_text(Role::System, text.clone());

@@ -185,8 +185,21 @@ pub fn bridge_tool_choice(
     match kind {
         "function" | "custom" => {
             let name = choice.get("name").and_then(Value::as_str).unwrap_or("");
+            if name.is_empty() {
+                return Err(ApiError::invalid_request(
+                    "Missing required parameter: 'tool_choice.name'.",
+                )
+                .with_param("tool_choice.name"));
+            }
             let ns = choice.get("namespace").and_then(Value::as_str);
             let flat = bridged.map.flat_name(name, ns);
+            // A choice of a tool the request does not declare went upstream as it was.
+            if !bridged.tools.iter().any(|t| t.function.name == flat) {
+                return Err(ApiError::invalid_request(format!(
+                    "`tool_choice` names the tool `{name}`, which is not in `tools`"
+                ))
+                .with_param("tool_choice.name"));
+            }
             Ok(Some(
                 json!({"type": "function", "function": {"name": flat}}),
             ))
