@@ -375,3 +375,36 @@ fn an_error_mid_stream_is_an_error_event_then_response_failed() {
     );
     assert!(!frames.iter().any(|f| f["event"] == "response.completed"));
 }
+
+/// Images in function call outputs follow the run of tool messages in one user message, as the
+/// Messages bridge does with a `tool_result`'s images: a chat `tool` message carries text, and
+/// strict servers refuse parts there (found by an attacker test: they went in the tool message).
+#[test]
+fn images_in_tool_outputs_follow_in_a_user_message() {
+    let img =
+        |n: u8| json!({"type":"input_image","image_url":format!("data:image/png;base64,QUJD{n}")});
+    let req: ResponsesRequest = serde_json::from_value(json!({"model":"m","input":[
+        {"role":"user","content":"look at both"},
+        {"type":"function_call","call_id":"a","name":"shot","arguments":"{}"},
+        {"type":"function_call","call_id":"b","name":"shot","arguments":"{}"},
+        {"type":"function_call_output","call_id":"a","output":[{"type":"input_text","text":"first"}, img(1)]},
+        {"type":"function_call_output","call_id":"b","output":[img(2)]},
+        {"role":"user","content":"which is bigger?"}
+    ]}))
+    .unwrap();
+    let chat = serde_json::to_value(to_chat(&req, &[]).unwrap().chat).unwrap();
+    let roles: Vec<&str> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "tool", "user", "user"]);
+    assert_eq!(chat["messages"][2]["content"], "first");
+    assert_eq!(chat["messages"][3]["content"], "");
+    assert_eq!(
+        chat["messages"][4]["content"],
+        json!([{"type":"image_url","image_url":{"url":"data:image/png;base64,QUJD1"}},
+               {"type":"image_url","image_url":{"url":"data:image/png;base64,QUJD2"}}])
+    );
+}

@@ -93,6 +93,7 @@ pub fn to_chat(req: &ResponsesRequest, history: &[InputItem]) -> Result<BridgedR
         };
         b.push_item(item, &path, &mut dropped)?;
     }
+    b.release_held();
     // Something for the model to answer: an empty conversation (no `input`, `[]`, or only
     // items left out) was sent upstream as `messages: []` (found by an attacker test).
     if b.messages
@@ -260,6 +261,9 @@ fn invalid_value(param: &str, value: &str, supported: &str) -> ApiError {
 struct Messages<'a> {
     messages: Vec<ChatMessage>,
     map: &'a ToolMap,
+    /// Images and files of tool outputs, for a user message after the run of tool messages
+    /// (chat `tool` messages carry text; strict servers refuse parts there).
+    held: Vec<ContentPart>,
 }
 
 impl<'a> Messages<'a> {
@@ -267,6 +271,16 @@ impl<'a> Messages<'a> {
         Messages {
             messages: Vec::new(),
             map,
+            held: Vec::new(),
+        }
+    }
+
+    /// The held images and files of the tool outputs just pushed, as one user message.
+    fn release_held(&mut self) {
+        if !self.held.is_empty() {
+            let parts = std::mem::take(&mut self.held);
+            self.messages
+                .push(message(Role::User, Some(Content::Parts(parts))));
         }
     }
 
@@ -276,6 +290,12 @@ impl<'a> Messages<'a> {
         path: &str,
         dropped: &mut Vec<String>,
     ) -> Result<(), ApiError> {
+        if !matches!(
+            item,
+            InputItem::FunctionCallOutput(_) | InputItem::CustomToolCallOutput(_)
+        ) {
+            self.release_held();
+        }
         match item {
             InputItem::Message(m) => return self.push_message(m, path),
             InputItem::FunctionCall(c) => {
@@ -370,11 +390,25 @@ impl<'a> Messages<'a> {
         }
     }
 
+    /// A tool message with the output's text; its images and files follow the run of tool
+    /// messages in a user message (as the Messages bridge does with a `tool_result`'s images).
     fn push_output(&mut self, o: &CallOutputItem, path: &str) -> Result<(), ApiError> {
-        let mut m = message(Role::Tool, content(&o.output, &format!("{path}.output"))?);
-        if m.content.is_none() {
-            m.content = Some(Content::Text(String::new()));
-        }
+        let text = match content(&o.output, &format!("{path}.output"))? {
+            None => String::new(),
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(parts)) => {
+                let mut texts = Vec::new();
+                for p in parts {
+                    if p.kind == "text" && p.text.is_some() {
+                        texts.push(p.text.unwrap_or_default());
+                    } else {
+                        self.held.push(p);
+                    }
+                }
+                texts.join("\n")
+            }
+        };
+        let mut m = message(Role::Tool, Some(Content::Text(text)));
         m.tool_call_id = Some(o.call_id.clone());
         self.messages.push(m);
         Ok(())
