@@ -277,6 +277,62 @@ async fn an_error_before_the_first_byte_falls_back_to_a_bridged_deployment() {
     s.stop().await;
 }
 
+/// OpenAI opens every Responses stream with `response.created`: a failure right after it
+/// (`error`, then `response.failed`) falls back to the next deployment, since nothing said
+/// anything yet (found by an attacker test: no fallback could ever run on native Responses).
+#[tokio::test]
+async fn a_failure_right_after_the_opening_events_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let ev = |v: Value| {
+        bytes::Bytes::from(format!(
+            "event: {}\ndata: {v}\n\n",
+            v["type"].as_str().unwrap()
+        ))
+    };
+    let opening = vec![
+        ev(
+            json!({"type":"response.created","sequence_number":0,"response":{"id":"resp_1","status":"in_progress"}}),
+        ),
+        ev(
+            json!({"type":"response.in_progress","sequence_number":1,"response":{"id":"resp_1","status":"in_progress"}}),
+        ),
+        ev(
+            json!({"type":"error","sequence_number":2,"code":"server_error","message":"The server had an error"}),
+        ),
+        ev(
+            json!({"type":"response.failed","sequence_number":3,"response":{"id":"resp_1","status":"failed","error":{"code":"server_error","message":"The server had an error"}}}),
+        ),
+    ];
+    let down = Mock::start(move |_| MockReply::Sse(opening.clone())).await;
+    let chat = Mock::start(|_| {
+        MockReply::Sse(vec![
+            support::sse(&json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m",
+                "choices":[{"index":0,"delta":{"role":"assistant","content":"From chat."},"finish_reason":null}]})),
+            support::sse(&json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"m",
+                "choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})),
+            support::done(),
+        ])
+    })
+    .await;
+    let deps = openai_dep("native", &down.url("/v1"), "    supports: [responses]\n")
+        + &openai_dep("local", &chat.url("/v1"), "");
+    let s = Sluice::start_logged(&config(&deps, "native, local", "", &db)).await;
+    let resp = post(
+        &s,
+        "/v1/responses",
+        json!({"model":"default","input":"hi","stream":true,"store":false}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-sluice-route"], "bridged");
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("response.completed"), "{text}");
+    assert!(!text.contains("The server had an error"), "{text}");
+    assert_eq!((down.calls(), chat.calls()), (1, 1));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn a_stream_that_breaks_off_ends_with_an_error_event() {
     let dir = tempfile::tempdir().unwrap();

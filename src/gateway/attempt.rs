@@ -410,6 +410,9 @@ fn route_view<'b>(
     Ok(std::borrow::Cow::Owned(RequestBody::Chat(chat)))
 }
 
+/// The most opening events held back before a native stream's first other event.
+const OPENING_EVENTS_HELD: usize = 4;
+
 enum FirstAnswer {
     Complete(Bytes, Answer),
     Stream(Chunk, ChunkStream),
@@ -429,19 +432,46 @@ async fn first_answer(upstreams: &Upstreams, call: Call<'_>) -> Result<FirstAnsw
             let RequestBody::Native(n) = call.body else {
                 return Err(ApiError::internal("native events for a chat request"));
             };
-            match s.next().await {
-                // An error as the first event: nothing reached the client, fall back.
-                Some(Ok(first)) => match providers::native::error_event(
-                    n.dialect,
-                    &call.deployment.name,
-                    &first.data,
-                ) {
-                    Some(e) => Err(e),
-                    None => Ok(FirstAnswer::Events(first, s)),
-                },
-                Some(Err(e)) => Err(e),
-                None => Err(providers::stream_ended_early(&call.deployment.name)),
+            // The stream's opening events (`response.created`, `message_start`, …) say
+            // nothing yet: held until the first other one, so that an error right after them
+            // still falls back (OpenAI opens every Responses stream with `response.created`,
+            // so an `error` as the very first event never came, and no fallback ever ran).
+            let mut held = Vec::new();
+            loop {
+                match s.next().await {
+                    Some(Ok(ev)) => {
+                        if let Some(e) = providers::native::error_event(
+                            n.dialect,
+                            &call.deployment.name,
+                            &ev.data,
+                        ) {
+                            // Nothing reached the client: fall back.
+                            return Err(e);
+                        }
+                        let opening = providers::native::is_opening(n.dialect, &ev.data);
+                        held.push(ev);
+                        if !opening || held.len() >= OPENING_EVENTS_HELD {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None if held.is_empty() => {
+                        return Err(providers::stream_ended_early(&call.deployment.name));
+                    }
+                    None => break,
+                }
             }
+            let mut held = held.into_iter();
+            let Some(first) = held.next() else {
+                return Err(providers::stream_ended_early(&call.deployment.name));
+            };
+            let rest: Vec<Result<providers::native::Event, ApiError>> = held.map(Ok).collect();
+            let s: providers::native::EventStream = if rest.is_empty() {
+                s
+            } else {
+                Box::pin(futures_util::stream::iter(rest).chain(s))
+            };
+            Ok(FirstAnswer::Events(first, s))
         }
     }
 }

@@ -149,6 +149,20 @@ pub fn error_event(dialect: Dialect, deployment: &str, v: &Value) -> Option<ApiE
     Some(err)
 }
 
+/// Whether `v` is one of the events a native stream opens with, which say nothing of the
+/// answer yet: Messages `message_start` and `ping`; Responses `response.created`,
+/// `response.queued` and `response.in_progress`.
+pub fn is_opening(dialect: Dialect, v: &Value) -> bool {
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    match dialect {
+        Dialect::Messages => matches!(kind, "message_start" | "ping"),
+        Dialect::Responses => matches!(
+            kind,
+            "response.created" | "response.queued" | "response.in_progress"
+        ),
+    }
+}
+
 /// The text of an upstream's reported failure: `code: message`, either alone when the other
 /// is empty, and a plain statement when both are (a `response.failed` without an `error`).
 pub fn failure_text(code: &str, message: &str) -> String {
