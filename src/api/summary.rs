@@ -36,26 +36,30 @@ pub struct ResponseSummary {
     /// How much text a stream's summary gathers (see [`TextBound`]).
     #[serde(skip)]
     pub bound: TextBound,
+    /// The tool-call slot of the last stream fragment (where one without `index` goes).
+    #[serde(skip)]
+    pub last_call: Option<usize>,
 }
 
-/// The slot of a tool-call fragment in `calls` (made when new): its `index` (at most 1024,
-/// else `None`: skipped); without one, the call with its `id`, else a new call when the last
-/// one has another `id`, else the last one (the bridges read fragments the same way, see
-/// `bridge::tool_order`).
+/// The slot of a tool-call fragment in `calls` (made when new; `last`: the slot of the
+/// previous fragment): its `index` (at most 1024, else `None`: skipped); without one, the
+/// call with its `id`, else a new call when the last one has another `id`, else the last one
+/// (numbered or not). The bridges read fragments the same way (`bridge::tool_order`).
 fn slot_of(
     calls: &mut Vec<ToolCallSummary>,
+    last: &mut Option<usize>,
     index: Option<u64>,
     id: Option<&str>,
 ) -> Option<usize> {
+    let prev = last.filter(|&i| i < calls.len());
     let idx = match (index, id.filter(|s| !s.is_empty())) {
-        (Some(i), _) if i > 1024 => return None,
-        (Some(i), _) => i as usize,
+        (Some(i), _) => usize::try_from(i).unwrap_or(usize::MAX),
         (None, Some(id)) => match calls.iter().position(|c| c.id == id) {
             Some(i) => i,
-            None if calls.last().is_some_and(|c| !c.id.is_empty()) => calls.len(),
-            None => calls.len().saturating_sub(1),
+            None if prev.is_some_and(|i| !calls[i].id.is_empty()) => calls.len(),
+            None => prev.unwrap_or(0),
         },
-        (None, None) => calls.len().saturating_sub(1),
+        (None, None) => prev.unwrap_or(0),
     };
     if idx > 1024 {
         return None;
@@ -63,6 +67,7 @@ fn slot_of(
     while calls.len() <= idx {
         calls.push(ToolCallSummary::default());
     }
+    *last = Some(idx);
     Some(idx)
 }
 
@@ -148,6 +153,7 @@ impl ResponseSummary {
                 let index = tc.get("index").and_then(Value::as_u64);
                 let Some(idx) = slot_of(
                     &mut self.tool_calls,
+                    &mut self.last_call,
                     index,
                     tc.get("id").and_then(Value::as_str),
                 ) else {
@@ -205,7 +211,12 @@ impl ResponseSummary {
                 bound.push(&mut self.content, t);
             }
             for tc in delta.tool_calls.iter().flatten() {
-                let Some(idx) = slot_of(&mut self.tool_calls, tc.index, tc.id.as_deref()) else {
+                let Some(idx) = slot_of(
+                    &mut self.tool_calls,
+                    &mut self.last_call,
+                    tc.index,
+                    tc.id.as_deref(),
+                ) else {
                     continue;
                 };
                 let slot = &mut self.tool_calls[idx];
@@ -304,6 +315,18 @@ mod tests {
             .collect();
         assert_eq!(got, vec![("a", "f", "{\"x\":1}"), ("b", "g", "{}")]);
         assert_eq!(tree.tool_calls, view.tool_calls);
+    }
+
+    /// An index on a call's first fragment only: the rest continue that call (as the bridges
+    /// read it, `bridge::tool_order`).
+    #[test]
+    fn a_fragment_without_index_continues_the_last_call() {
+        let mut s = ResponseSummary::default();
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"a","function":{"name":"f","arguments":"{\"x\":"}}]}}]}));
+        s.add_chunk(&json!({"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"1}"}}]}}]}));
+        assert_eq!(s.tool_calls.len(), 2);
+        assert_eq!(s.tool_calls[1].arguments, "{\"x\":1}");
+        assert_eq!(s.tool_calls[0].arguments, "");
     }
 
     #[test]

@@ -48,10 +48,58 @@ struct Call {
     name: Option<String>,
     /// Arguments held back (not streamed yet).
     held: String,
-    /// Arguments streamed so far (while this is the streamed call).
-    streamed: String,
+    /// Where the arguments streamed so far stand as JSON (fed one fragment at a time: no
+    /// fragment is read twice).
+    streamed: JsonEnd,
     state: State,
 }
+
+/// Whether a JSON text fed in pieces is one whole value yet: nesting depth and string state,
+/// updated per piece.
+#[derive(Debug, Default, Clone, Copy)]
+struct JsonEnd {
+    started: bool,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonEnd {
+    fn feed(&mut self, piece: &str) {
+        for b in piece.bytes() {
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                b'{' | b'[' => {
+                    self.started = true;
+                    self.depth = self.depth.saturating_add(1);
+                }
+                b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                b'"' => {
+                    self.started = true;
+                    self.in_string = true;
+                }
+                _ => self.started = true,
+            }
+        }
+    }
+
+    /// A value began and every object, array and string in it is closed.
+    fn whole(&self) -> bool {
+        self.started && self.depth == 0 && !self.in_string
+    }
+}
+
+/// The largest call index taken (as the log's summary does: fragments past it are skipped).
+const MAX_INDEX: u64 = 1024;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -68,14 +116,16 @@ enum State {
 #[derive(Debug, Default)]
 pub struct ToolCallOrder {
     calls: Vec<Call>,
-    /// The call of the last fragment without `index`.
-    unnumbered: Option<u64>,
+    /// The call of the last fragment.
+    last: Option<u64>,
 }
 
 impl ToolCallOrder {
     /// The fragments to pass on for `d`, in order (none while it is held back).
     pub fn push(&mut self, d: &ToolCallDelta<'_>) -> Vec<OrderedCall> {
-        let index = self.index_of(d);
+        let Some(index) = self.index_of(d) else {
+            return Vec::new();
+        };
         let pos = match self.calls.iter().position(|c| c.index == index) {
             Some(pos) => pos,
             None => {
@@ -97,7 +147,7 @@ impl ToolCallOrder {
         match call.state {
             State::Done => Vec::new(),
             State::Streaming => {
-                call.streamed.push_str(args);
+                call.streamed.feed(args);
                 vec![OrderedCall {
                     index,
                     arguments: d.arguments.map(str::to_string),
@@ -108,7 +158,7 @@ impl ToolCallOrder {
                 call.held.push_str(args);
                 let current = self.calls.iter().position(|c| c.state == State::Streaming);
                 match current {
-                    Some(c) if !is_whole_json(&self.calls[c].streamed) => Vec::new(),
+                    Some(c) if !self.calls[c].streamed.whole() => Vec::new(),
                     _ => {
                         if let Some(c) = current {
                             self.calls[c].state = State::Done;
@@ -144,7 +194,7 @@ impl ToolCallOrder {
         let call = &mut self.calls[pos];
         call.state = State::Streaming;
         let held = std::mem::take(&mut call.held);
-        call.streamed.push_str(&held);
+        call.streamed.feed(&held);
         OrderedCall {
             index: call.index,
             id: call.id.clone(),
@@ -153,30 +203,35 @@ impl ToolCallOrder {
         }
     }
 
-    /// The call a fragment belongs to (see the module docs).
-    fn index_of(&mut self, d: &ToolCallDelta<'_>) -> u64 {
-        if let Some(i) = d.index {
-            return i;
-        }
+    /// The call a fragment belongs to (see the module docs): its `index`; without one, the
+    /// call with its `id`, else a new call when the last one has another `id`, else the last
+    /// call (numbered or not); `None` past [`MAX_INDEX`] (skipped).
+    fn index_of(&mut self, d: &ToolCallDelta<'_>) -> Option<u64> {
         let id = d.id.filter(|s| !s.is_empty());
         let last = self
-            .unnumbered
+            .last
             .and_then(|i| self.calls.iter().find(|c| c.index == i));
-        let index = match (last, id) {
-            (Some(c), Some(id)) if c.id.as_deref().is_some_and(|own| own != id) => {
-                self.calls.iter().map(|c| c.index + 1).max().unwrap_or(0)
-            }
-            (Some(c), _) => c.index,
-            (None, _) => self.calls.iter().map(|c| c.index + 1).max().unwrap_or(0),
+        let next = self
+            .calls
+            .iter()
+            .map(|c| c.index.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        let index = match (d.index, id) {
+            (Some(i), _) => i,
+            (None, Some(id)) => match self.calls.iter().find(|c| c.id.as_deref() == Some(id)) {
+                Some(c) => c.index,
+                None if last.is_some_and(|c| c.id.is_some()) => next,
+                None => last.map_or(0, |c| c.index),
+            },
+            (None, None) => last.map_or(0, |c| c.index),
         };
-        self.unnumbered = Some(index);
-        index
+        if index > MAX_INDEX {
+            return None;
+        }
+        self.last = Some(index);
+        Some(index)
     }
-}
-
-/// Whether `s` is one whole JSON value (the arguments of a call that is complete).
-fn is_whole_json(s: &str) -> bool {
-    serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
 }
 
 #[cfg(test)]
@@ -266,6 +321,46 @@ mod tests {
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].id.as_deref(), Some("b"));
         assert_eq!(order.flush(), vec![]);
+    }
+
+    /// Found by a review: an index on a call's first fragment only (the rest carry none)
+    /// continues that call; an id seen before is its call again; a huge index is skipped
+    /// (it overflowed), as the log's summary skips it.
+    #[test]
+    fn fragments_without_index_continue_the_call_they_belong_to() {
+        let calls = run(&[frag(Some(0), Some("a"), "{\"x\":"), frag(None, None, "1}")]);
+        assert_eq!(calls, vec![(0, Some("a".into()), "{\"x\":1}".into())]);
+        let calls = run(&[
+            frag(None, Some("a"), "{\"x\":"),
+            frag(None, Some("b"), "{}"),
+            frag(None, Some("a"), "1}"),
+        ]);
+        assert_eq!(
+            calls,
+            vec![
+                (0, Some("a".into()), "{\"x\":1}".into()),
+                (1, Some("b".into()), "{}".into()),
+            ]
+        );
+        let calls = run(&[
+            frag(Some(u64::MAX), Some("z"), "{}"),
+            frag(None, Some("y"), "{}"),
+        ]);
+        assert_eq!(calls, vec![(0, Some("y".into()), "{}".into())]);
+    }
+
+    /// The streamed call's arguments are read once, fragment by fragment, to know when they
+    /// are whole; braces and escaped quotes inside strings do not fool it.
+    #[test]
+    fn whole_json_is_tracked_fragment_by_fragment() {
+        let mut j = JsonEnd::default();
+        for piece in ["{\"a\":\"}\\\"", "{\"", ",\"b\":[1,", "{}]"] {
+            j.feed(piece);
+            assert!(!j.whole(), "{piece}");
+        }
+        j.feed("}");
+        assert!(j.whole());
+        assert!(!JsonEnd::default().whole());
     }
 
     /// Found by an attacker test: fragments without `index` were all call 0, so two calls

@@ -184,8 +184,13 @@ mod tests {
         let claude = attrs(
             "{name: d, provider: anthropic, base_url: 'http://x', model: m, max_output_tokens: 64000}",
         );
-        assert_eq!(reserved_output_tokens(chat, &uncapped, &claude), 4096);
+        // Without `max_tokens_default`, Sluice sends the model's limit (`gateway::output_cap`).
+        assert_eq!(reserved_output_tokens(chat, &uncapped, &claude), 64000);
         assert_eq!(reserved_output_tokens(chat, &capped, &claude), 64000);
+        let unknown = attrs(
+            "{name: d, provider: anthropic, base_url: 'http://x', model: not-in-the-catalog}",
+        );
+        assert_eq!(reserved_output_tokens(chat, &uncapped, &unknown), 4096);
     }
 
     #[test]

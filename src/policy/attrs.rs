@@ -33,8 +33,9 @@ pub struct DeploymentAttrs {
     /// the catalog's `max_output`, where known.
     pub max_output: Option<u64>,
     /// The output cap Sluice sends when a request names none (tokens): an `anthropic`
-    /// deployment's `max_tokens_default`, else 4096 (Anthropic requires one); `None` for
-    /// providers that send none (the backend's own limit applies).
+    /// deployment's `max_tokens_default`, else its `max_output` (the model's limit), else 4096
+    /// (Anthropic requires one); `None` for providers that send none (the backend's own limit
+    /// applies).
     pub output_when_unset: Option<u64>,
     /// Tags from the config.
     pub tags: Vec<String>,
@@ -81,11 +82,16 @@ impl DeploymentAttrs {
                 .max_output_tokens
                 .map(u64::from)
                 .or_else(|| entry.and_then(|e| e.max_output)),
+            // As `gateway::output_cap` fills it: `max_tokens_default`, else the model's
+            // limit, else the provider's 4096.
             output_when_unset: (d.provider == crate::config::ProviderKind::Anthropic).then(|| {
-                u64::from(
-                    d.max_tokens_default
-                        .unwrap_or(crate::providers::anthropic::request::DEFAULT_MAX_TOKENS),
-                )
+                d.max_tokens_default
+                    .map(u64::from)
+                    .or(d.max_output_tokens.map(u64::from))
+                    .or_else(|| entry.and_then(|e| e.max_output))
+                    .unwrap_or(u64::from(
+                        crate::providers::anthropic::request::DEFAULT_MAX_TOKENS,
+                    ))
             }),
             tags: d.tags.clone(),
             region: d.region.clone(),

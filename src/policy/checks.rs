@@ -100,7 +100,7 @@ fn known_issuer(ds: &[u32]) -> bool {
 
 /// IBAN lengths by country: the SWIFT IBAN registry, then the countries whose banks use IBANs
 /// outside it (0: length not fixed here, 15–34 accepted).
-const IBAN_LENGTHS: [(&str, usize); 117] = [
+const IBAN_LENGTHS: [(&str, usize); 123] = [
     ("AD", 24),
     ("AE", 23),
     ("AL", 28),
@@ -219,6 +219,12 @@ const IBAN_LENGTHS: [(&str, usize); 117] = [
     ("SN", 0),
     ("TD", 0),
     ("TG", 0),
+    ("PM", 27),
+    ("YT", 27),
+    ("WF", 27),
+    ("BL", 27),
+    ("MF", 27),
+    ("TF", 27),
 ];
 
 /// The IBAN length of the country `text` starts with (any case; 0: not fixed here), `None`

@@ -255,13 +255,23 @@ impl Detector {
     /// [`Detector::scan`] of a binary payload's own text (base64): the same items, but for
     /// a key longer than [`PAYLOAD_SECRET_MAX`] bytes, which is a run of URL-safe base64 that
     /// happens to start like one (`sk-`, `hf_`: about one in 4 MB of random bytes; no real
-    /// key is that long).
+    /// key is that long), and a key or phone number followed by more of base64's characters.
     pub fn scan_payload(&self, text: &str) -> Vec<Match> {
+        let base64 =
+            |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
         let mut found = self.scan(text);
         found.retain(|m| {
-            m.kind != "secret"
-                || m.end - m.start <= PAYLOAD_SECRET_MAX
-                || text[m.start..].starts_with("-----")
+            if text[m.start..].starts_with("-----") {
+                return true;
+            }
+            // A key or phone number that runs on into more of base64's characters is a piece
+            // of the payload (a fixed-length `AIza…` key: about one in a thousand 1 MB images).
+            let runs_on = text.as_bytes().get(m.end).is_some_and(base64);
+            match m.kind.as_str() {
+                "secret" => m.end - m.start <= PAYLOAD_SECRET_MAX && !runs_on,
+                "phone" => !runs_on,
+                _ => true,
+            }
         });
         found
     }

@@ -311,4 +311,10 @@ fn random_base64_holds_no_item() {
             .collect();
         assert_eq!(found, vec![], "in {} bytes", text.len());
     }
+    // A key that runs on into base64 is a piece of it; one standing alone is a key.
+    let key = "AIzaSyA1234567890abcdefghijklmnopqrstuv";
+    let kinds =
+        |t: &str| -> Vec<String> { d.scan_payload(t).into_iter().map(|m| m.kind).collect() };
+    assert_eq!(kinds(&format!("QUJD/{key}QUJD")), Vec::<String>::new());
+    assert_eq!(kinds(&format!("QUJD/{key}")), vec!["secret".to_string()]);
 }

@@ -122,15 +122,16 @@ impl Spill {
         loop {
             let mut rows = Vec::new();
             let mut consumed = 0u64;
-            let mut line = String::new();
+            // Bytes, not a `String`: a write cut inside a character must not stop the replay.
+            let mut line = Vec::new();
             while rows.len() < chunk.max(1) {
                 line.clear();
-                let n = reader.read_line(&mut line).map_err(io)?;
+                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
                 if n == 0 {
                     break;
                 }
                 consumed += n as u64;
-                if !line.ends_with('\n') {
+                if !line.ends_with(b"\n") {
                     // A fragment of a write cut short by a crash (this thread is the file's
                     // only writer, so nothing is still writing it).
                     done.bad_lines += 1;
@@ -138,7 +139,10 @@ impl Spill {
                         "the spill file ends in a torn row; skipped");
                     break;
                 }
-                match PreparedRow::from_json(line.trim_end()) {
+                let text = std::str::from_utf8(&line).map_err(|e| e.to_string());
+                match text
+                    .and_then(|t| PreparedRow::from_json(t.trim_end()).map_err(|e| e.to_string()))
+                {
                     Ok(r) => rows.push(r),
                     Err(e) => {
                         done.bad_lines += 1;
@@ -442,7 +446,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = Spill::new(dir.path().join("s.jsonl"));
         spill.append(&[row("a"), row("b")]).unwrap();
-        tear(&spill, b"{\"values\":[\"c");
+        // Cut inside a character (`é` is two bytes), as a crash may cut it.
+        tear(&spill, &[b'{', b'"', b'v', 0xC3]);
         let mut store = Flaky {
             ok: usize::MAX,
             got: vec![],
