@@ -558,10 +558,16 @@ TIME (UTC)           MODEL → DEPLOYMENT  HOSTING/TIER  STATUS  TOKENS  COST  L
         out.contains(r#""requested_model":"d-echo\u001b[31m""#),
         "{out}"
     );
-    assert!(out.contains("\"id\":\"esc-1\u{9b}2J\""), "{out}");
-    assert!(out.contains("fine\u{202e}txt.exe"), "{out}");
+    // What serde leaves raw (C1 controls, bidi overrides) is escaped too: the same value.
+    assert!(out.contains(r#""id":"esc-1\u009b2J""#), "{out}");
+    assert!(out.contains(r#"fine\u202etxt.exe"#), "{out}");
+    assert!(
+        !out.contains('\u{202e}') && !out.contains('\u{9b}'),
+        "{out}"
+    );
     let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
     assert_eq!(v["end_user"], format!("mallory{esc}"));
+    assert_eq!(v["response_content"], "fine\u{202e}txt.exe");
     let (_, show_json, _) = sluice(&["show", "1", "--db", d, "--json"]);
     assert_eq!(show_json, out);
 }

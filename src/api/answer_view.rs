@@ -318,6 +318,7 @@ impl<'a> ChatAnswer<'a> {
             system_fingerprint: self.system_fingerprint.as_deref().map(str::to_string),
             usage: self.usage.as_ref().map(ChatUsage::to_usage),
             finish_reason: self.finish_reason.as_deref().map(str::to_string),
+            answered: self.has_choice,
             ..ResponseSummary::default()
         };
         s.content.push_str(self.content.as_deref().unwrap_or(""));
@@ -335,7 +336,6 @@ impl<'a> ChatAnswer<'a> {
     }
 }
 
-/// The reasoning text of a parsed chat message: the first non-empty string of
 /// The text of a `content` given as an array of parts (`[{"type":"text","text":…}]`, as some
 /// OpenAI-compatible servers answer): the parts' `text` strings joined; `None` when it is not
 /// an array or holds no text. (A whole answer the borrowed view refuses, such as this one, is
@@ -353,6 +353,7 @@ fn parts_text(content: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
+/// The reasoning text of a parsed chat message: the first non-empty string of
 /// `reasoning_content` (llama.cpp, DeepSeek) and `reasoning` (vLLM, Ollama, OpenRouter); the
 /// same rule as [`ChatAnswer::parse`] and [`crate::api::chat_delta::ChoiceDelta::reasoning`].
 pub fn reasoning(message: &Value) -> Option<&str> {

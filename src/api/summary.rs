@@ -39,6 +39,9 @@ pub struct ResponseSummary {
     /// The tool-call slot of the last stream fragment (where one without `index` goes).
     #[serde(skip)]
     pub last_call: Option<usize>,
+    /// A whole answer had a choice (`choices` not empty).
+    #[serde(skip)]
+    pub answered: bool,
 }
 
 /// The slot of a tool-call fragment in `calls` (made when new; `last`: the slot of the

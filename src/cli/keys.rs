@@ -91,7 +91,8 @@ pub fn run(cmd: KeysCommand) -> ExitCode {
             let all = keys::list(conn).map_err(|e| fail(e, 1))?;
             for k in &all {
                 if json {
-                    println!("{}", serde_json::to_string(k).unwrap_or_default());
+                    let text = serde_json::to_string(k).unwrap_or_default();
+                    println!("{}", crate::cli::output::json_safe(&text));
                 } else {
                     println!("{}", crate::cli::output::terminal_safe(&line(k)));
                 }
@@ -101,7 +102,8 @@ pub fn run(cmd: KeysCommand) -> ExitCode {
         KeysCommand::Show { id, db } => with_db(&db, |conn| {
             match keys::get(conn, &id).map_err(|e| fail(e, 1))? {
                 Some(k) => {
-                    println!("{}", serde_json::to_string_pretty(&k).unwrap_or_default());
+                    let text = serde_json::to_string_pretty(&k).unwrap_or_default();
+                    println!("{}", crate::cli::output::json_safe(&text));
                     Ok(ExitCode::SUCCESS)
                 }
                 None => Err(fail(format!("no key `{id}`"), 1)),

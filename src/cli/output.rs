@@ -2,7 +2,8 @@
 //! and the backends' (response, tool calls, error messages): printed raw, an escape sequence in
 //! it would clear the screen, set the window title, write a fake link, overwrite a line or, on
 //! some terminals, the clipboard. Every text (non-JSON) output of a command that prints logged
-//! text goes through [`terminal_safe`]; `--json` output is escaped by serde and left as it is.
+//! text goes through [`terminal_safe`]; `--json` output through [`json_safe`] (serde escapes
+//! C0 controls, but not DEL, C1 controls or the bidi overrides).
 
 use std::borrow::Cow;
 
@@ -39,9 +40,39 @@ pub fn terminal_safe(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text `s` with every [`is_unsafe`] character serde left raw (DEL, C1 controls, bidi
+/// overrides: they can only sit inside strings) written as a `\uXXXX` escape: the same JSON
+/// value, safe on a terminal.
+pub fn json_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if c != '\n' && is_unsafe(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by an attacker test: a key name with U+202E reached the terminal raw through
+    /// `sluice keys show` (serde escapes only C0 controls). The escaped text is the same JSON.
+    #[test]
+    fn json_output_escapes_what_serde_leaves_raw() {
+        let v = serde_json::json!({"name": "a\u{202e}b\u{9b}c\u{7f}d\u{1b}e"});
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let safe = json_safe(&text);
+        assert!(!safe.chars().any(|c| c != '\n' && is_unsafe(c)), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), v);
+        assert!(matches!(json_safe("{\"a\": 1}\n"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn controls_and_bidi_overrides_are_written_visibly() {

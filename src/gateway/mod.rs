@@ -359,14 +359,7 @@ impl Gateway {
                     RequestBody::Native(n)
                         if bridged && n.dialect == crate::api::native::Dialect::Messages =>
                     {
-                        crate::api::answer_view::with_answer(&bytes, json.clone(), |a| {
-                            crate::bridge::messages::response::check(a)
-                        })
-                        .map_err(|e| {
-                            ApiError::internal(format!("the chat answer is not JSON: {e}"))
-                        })
-                        .and_then(std::convert::identity)
-                        .err()
+                        crate::bridge::messages::response::check(&base.response).err()
                     }
                     _ => None,
                 };

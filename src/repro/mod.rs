@@ -39,7 +39,8 @@ pub fn request_hash(
     let mut out = Vec::with_capacity(512);
     let head = |out: &mut Vec<u8>| {
         out.extend_from_slice(b"{\"backend\":");
-        write_canonical(&Value::from(backend), &[], out);
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, backend);
         out.extend_from_slice(b",\"body\":");
     };
     head(&mut out);
@@ -112,20 +113,10 @@ pub fn response_hash(s: &ResponseSummary) -> String {
             })
             .collect(),
     };
-    /// Feeds what is written to the hash.
-    struct Into<'h>(&'h mut Sha256);
-    impl std::io::Write for Into<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    // Written whole, then hashed once (a writer into the hash took an update per token).
+    let text = serde_json::to_vec(&c).unwrap_or_default();
     let mut h = Sha256::new();
-    // Writing into a hash cannot fail.
-    let _ = serde_json::to_writer(Into(&mut h), &c);
+    h.update(&text);
     crate::store::chain::hex_digest(&h.finalize())
 }
 

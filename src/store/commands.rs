@@ -5,7 +5,7 @@
 
 use super::query::{self, GroupBy, LogFilter, StatusFilter};
 use super::{StoreError, chain, now_ms, report};
-use crate::cli::output::terminal_safe;
+use crate::cli::output::{json_safe, terminal_safe};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -241,7 +241,7 @@ pub fn logs(a: LogsArgs) -> ExitCode {
         let mut conn = open(&a.db)?;
         let rows = conn.list(&filter).map_err(|e| fail(e, 1))?;
         Ok(if a.json {
-            print_raw(&report::jsonl(&rows))
+            print_raw(&json_safe(&report::jsonl(&rows)))
         } else {
             print(&report::logs_table(&rows))
         })
@@ -254,7 +254,7 @@ pub fn show(a: ShowArgs) -> ExitCode {
     let run = || -> Result<ExitCode, ExitCode> {
         let mut conn = open(&a.db)?;
         match conn.get(&a.id).map_err(|e| fail(e, 1))? {
-            Some(r) if a.json => Ok(print_raw(&report::jsonl(&[r]))),
+            Some(r) if a.json => Ok(print_raw(&json_safe(&report::jsonl(&[r])))),
             Some(r) => Ok(print(&report::show(&r))),
             None => Err(fail(format!("no request `{}` in the log", a.id), 1)),
         }
@@ -270,7 +270,9 @@ pub fn usage(a: UsageArgs) -> ExitCode {
         let mut conn = open(&a.db)?;
         let u = query::usage(&mut *conn, since, Some(by)).map_err(|e| fail(e, 1))?;
         Ok(if a.json {
-            print_raw(&(serde_json::to_string_pretty(&u).unwrap_or_default() + "\n"))
+            print_raw(&json_safe(
+                &(serde_json::to_string_pretty(&u).unwrap_or_default() + "\n"),
+            ))
         } else {
             print(&report::usage_table(&u))
         })

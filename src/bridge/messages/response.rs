@@ -152,16 +152,17 @@ pub fn message_id(chat_id: &str) -> String {
     )
 }
 
-/// Whether [`from_answer`] can give `chat` as a Messages answer: it has a choice, and each
-/// tool call's arguments are a JSON object (or empty). The gateway asks before it records the
-/// request, so the row and the client's answer agree.
+/// Whether [`from_answer`] can give the answer `s` summarizes as a Messages answer: it has a
+/// choice, and each tool call's arguments are a JSON object (or empty). The gateway asks,
+/// from the summary it already has, before it records the request, so the row and the
+/// client's answer agree.
 ///
 /// Errors: 502 `upstream_error` naming what cannot be given.
-pub fn check(chat: &ChatAnswer<'_>) -> Result<(), ApiError> {
-    if !chat.has_choice {
+pub fn check(s: &crate::api::summary::ResponseSummary) -> Result<(), ApiError> {
+    if !s.answered {
         return Err(bad_answer("the answer has no choices"));
     }
-    for c in &chat.tool_calls {
+    for c in &s.tool_calls {
         tool_input(&c.arguments).map_err(|raw| {
             bad_answer(&format!(
                 "the arguments of tool call `{}` are not a JSON object: {raw}",
