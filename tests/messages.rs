@@ -375,7 +375,13 @@ async fn error_mid_stream_is_an_error_event() {
     })
     .await;
     let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
-    let resp = post(&s, "/v1/messages", &hello(true)).await;
+    a_streamed_hello_ends_in_an_api_error(&s).await;
+    s.stop().await;
+}
+
+/// A streamed `hello` to `s` that starts a text block and ends with an `api_error` event.
+async fn a_streamed_hello_ends_in_an_api_error(s: &Sluice) {
+    let resp = post(s, "/v1/messages", &hello(true)).await;
     assert_eq!(resp.status(), 200);
     let events = anthropic_events(&resp.text().await.unwrap());
     assert_eq!(
@@ -388,7 +394,6 @@ async fn error_mid_stream_is_an_error_event() {
         ]
     );
     assert_eq!(events[3].1["error"]["type"], "api_error");
-    s.stop().await;
 }
 
 #[tokio::test]
@@ -602,19 +607,7 @@ async fn a_stream_done_without_a_finish_reason_is_an_error_in_the_row_too() {
         db.display()
     );
     let s = Sluice::start_logged(&yaml).await;
-    let resp = post(&s, "/v1/messages", &hello(true)).await;
-    assert_eq!(resp.status(), 200);
-    let events = anthropic_events(&resp.text().await.unwrap());
-    assert_eq!(
-        names(&events),
-        [
-            "message_start",
-            "content_block_start",
-            "content_block_delta",
-            "error"
-        ]
-    );
-    assert_eq!(events[3].1["error"]["type"], "api_error");
+    a_streamed_hello_ends_in_an_api_error(&s).await;
     s.stop().await;
     let c = Connection::open(&db).unwrap();
     let (status, error_type, message): (i64, String, String) = c

@@ -304,6 +304,8 @@ async fn a_failure_right_after_the_opening_events_falls_back() {
             json!({"type":"response.failed","sequence_number":3,"response":{"id":"resp_1","status":"failed","error":{"code":"server_error","message":"The server had an error"}}}),
         ),
     ];
+    // In one piece, as one network read brings them.
+    let opening = vec![bytes::Bytes::from(opening.concat())];
     let down = Mock::start(move |_| MockReply::Sse(opening.clone())).await;
     let chat = Mock::start(|_| {
         MockReply::Sse(vec![

@@ -20,7 +20,7 @@ use crate::policy::{Decision, DeploymentAttrs, Engine};
 use crate::providers::native::{Event, EventStream};
 use crate::providers::{self, Answer, Call, Chunk, ChunkStream, Reply, Upstreams};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -433,33 +433,35 @@ async fn first_answer(upstreams: &Upstreams, call: Call<'_>) -> Result<FirstAnsw
                 return Err(ApiError::internal("native events for a chat request"));
             };
             // The stream's opening events (`response.created`, `message_start`, …) say
-            // nothing yet: held until the first other one, so that an error right after them
-            // still falls back (OpenAI opens every Responses stream with `response.created`,
-            // so an `error` as the very first event never came, and no fallback ever ran).
+            // nothing yet: those that arrived with the first one are read before anything is
+            // sent, so that an error among them still falls back (OpenAI opens every Responses
+            // stream with `response.created`, so an `error` as the very first event never came,
+            // and no fallback ever ran). Nothing is waited for: what has not arrived yet is
+            // not held (the client's first byte is never later than before).
             let mut held = Vec::new();
-            loop {
-                match s.next().await {
-                    Some(Ok(ev)) => {
-                        if let Some(e) = providers::native::error_event(
-                            n.dialect,
-                            &call.deployment.name,
-                            &ev.data,
-                        ) {
-                            // Nothing reached the client: fall back.
-                            return Err(e);
-                        }
-                        let opening = providers::native::is_opening(n.dialect, &ev.data);
-                        held.push(ev);
-                        if !opening || held.len() >= OPENING_EVENTS_HELD {
-                            break;
-                        }
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None if held.is_empty() => {
-                        return Err(providers::stream_ended_early(&call.deployment.name));
-                    }
-                    None => break,
+            let mut next = match s.next().await {
+                Some(Ok(ev)) => Some(ev),
+                Some(Err(e)) => return Err(e),
+                None => None,
+            };
+            while let Some(ev) = next.take() {
+                if let Some(e) =
+                    providers::native::error_event(n.dialect, &call.deployment.name, &ev.data)
+                {
+                    // Nothing reached the client: fall back.
+                    return Err(e);
                 }
+                let opening = providers::native::is_opening(n.dialect, &ev.data);
+                held.push(ev);
+                if !opening || held.len() >= OPENING_EVENTS_HELD {
+                    break;
+                }
+                next = match s.next().now_or_never() {
+                    Some(Some(Ok(ev))) => Some(ev),
+                    Some(Some(Err(e))) => return Err(e),
+                    // Ended, or nothing more yet.
+                    Some(None) | None => None,
+                };
             }
             let mut held = held.into_iter();
             let Some(first) = held.next() else {
