@@ -290,7 +290,7 @@ async fn a_failure_right_after_the_opening_events_falls_back() {
             v["type"].as_str().unwrap()
         ))
     };
-    let opening = vec![
+    let opening = [
         ev(
             json!({"type":"response.created","sequence_number":0,"response":{"id":"resp_1","status":"in_progress"}}),
         ),
