@@ -453,6 +453,54 @@ async fn revoke(s: &Sluice, id: &str) -> u16 {
         .as_u16()
 }
 
+/// A delegated admin key revokes only keys it made (directly or through keys it made): found by
+/// an attacker test, it revoked a master-made key of another team, and a child admin revoked
+/// its own maker. The master key revokes any.
+#[tokio::test]
+async fn an_admin_key_revokes_only_keys_it_made() {
+    let extra = "keys:\n  - name: sub\n    key: sk-sub\n    admin: true\n    team: hr\n";
+    let (_dir, s, _local, _remote) = started(extra).await;
+    let id_of = |v: &Value| v["id"].as_str().unwrap().to_string();
+    let (status, other) =
+        support::create_key(&s, MASTER, json!({"name": "finance", "team": "fin"})).await;
+    assert_eq!(status, 201, "{other}");
+    let (status, child) =
+        support::create_key(&s, "sk-sub", json!({"name": "child", "admin": true})).await;
+    assert_eq!(status, 201, "{child}");
+    let child_secret = child["secret"].as_str().unwrap().to_string();
+    let (status, grandchild) =
+        support::create_key(&s, &child_secret, json!({"name": "grandchild"})).await;
+    assert_eq!(status, 201, "{grandchild}");
+    let delete = |key: String, id: String| {
+        let s = &s;
+        async move {
+            let r = client()
+                .delete(s.url(&format!("/admin/keys/{id}")))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (status, v)
+        }
+    };
+    let (status, e) = delete("sk-sub".into(), id_of(&other)).await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (403, &json!("not_your_key")),
+        "{e}"
+    );
+    // A child cannot revoke its maker's other keys, nor the config key that made it.
+    let (status, _) = delete(child_secret.clone(), "cfg:sub".into()).await;
+    assert_eq!(status, 403);
+    // Down the chain: the sub key revokes its grandchild.
+    let (status, v) = delete("sk-sub".into(), id_of(&grandchild)).await;
+    assert_eq!((status, &v["revoked"]), (200, &json!(true)), "{v}");
+    assert_eq!(revoke(&s, &id_of(&other)).await, 200);
+    s.stop().await;
+}
+
 /// A key limited to `gpt-?` (model names) cannot make a key for `gpt-*`: read as a model name
 /// the glob passed the check, and the child then reached `gpt-4o-expensive`, which its maker
 /// may not use (found by an attacker test). Its own pattern it may pass on. (That every maker's

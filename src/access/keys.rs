@@ -90,6 +90,36 @@ pub fn revoke(store: &mut dyn LogStore, id_or_name: &str) -> Result<bool, StoreE
     store.revoke_key(id_or_name)
 }
 
+/// Whether the key `id_or_name` was made, directly or through keys it made, by the key
+/// `maker` (`created_by`, followed up at most 64 makers): what a key other than the master key
+/// may revoke. `false` for a key not found.
+///
+/// Errors: the store's.
+pub fn made_by(
+    store: &mut dyn LogStore,
+    id_or_name: &str,
+    maker: &str,
+) -> Result<bool, StoreError> {
+    let all = list(store)?;
+    let Some(mut key) = all
+        .iter()
+        .find(|k| k.id == id_or_name || k.spec.name == id_or_name)
+    else {
+        return Ok(false);
+    };
+    for _ in 0..64 {
+        match key.spec.created_by.as_deref() {
+            Some(by) if by == maker => return Ok(true),
+            Some(by) => match all.iter().find(|k| k.id == by) {
+                Some(up) => key = up,
+                None => return Ok(false),
+            },
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
 fn stored(k: KeyRow) -> Result<StoredKey, StoreError> {
     match serde_json::from_str::<KeySpec>(&k.spec) {
         Ok(mut spec) => {

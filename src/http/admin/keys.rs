@@ -1,7 +1,8 @@
 //! Admin API for virtual keys (JSON; master key or an admin key when a master key is set):
 //! `POST /admin/keys` (body: the key's settings, as in config `keys:` without `key`/`sha256`;
 //! answers 201 with the key and its `secret`, shown only then), `GET /admin/keys`,
-//! `GET /admin/keys/{id}`, `DELETE /admin/keys/{id}` (revokes).
+//! `GET /admin/keys/{id}`, `DELETE /admin/keys/{id}` (revokes; an admin key other than the
+//! master key only keys it made, directly or through keys it made).
 //!
 //! A key made here records its creator's id (`created_by`, shown by the `GET`s); one made by
 //! an admin key other than the master key takes that key's `team` and `tags` when it leaves
@@ -100,15 +101,33 @@ async fn show(State(gw): State<Gateway>, ApiPath(id): ApiPath<String>) -> Respon
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn revoke(State(gw): State<Gateway>, ApiPath(id): ApiPath<String>) -> Response {
+/// Revokes a key: the master key any; another admin key only keys it made (directly or
+/// through keys it made: a delegated admin revoked another team's keys and its own maker's).
+async fn revoke(
+    State(gw): State<Gateway>,
+    Extension(caller): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Response {
     let result = async {
         let lookup = id.clone();
-        if gw
+        let limited = caller.key_id.clone().filter(|k| k != "master");
+        let revoked = gw
             .access()
-            .with_key_db(move |c| keys::revoke(c, &lookup))
+            .with_key_db(move |c| match &limited {
+                Some(maker) if !keys::made_by(c, &lookup, maker)? => Ok(None),
+                _ => keys::revoke(c, &lookup).map(Some),
+            })
             .await?
-            .map_err(store_err)?
-        {
+            .map_err(store_err)?;
+        let Some(revoked) = revoked else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                format!("Key `{id}` was not made by this key: only the master key, or a key up its `created_by` chain, may revoke it."),
+            )
+            .with_code("not_your_key"));
+        };
+        if revoked {
             Ok(axum::Json(json!({"id": id, "revoked": true})).into_response())
         } else {
             Err(not_found(&id))
