@@ -341,6 +341,67 @@ async fn interleaved_and_unnumbered_tool_calls_stay_apart() {
     }
 }
 
+/// Text a backend sends while a tool call's arguments are still coming waits until they are
+/// whole: opening its block would close the tool block, and the rest of the arguments would go
+/// to a closed block (found by a review).
+#[tokio::test]
+async fn text_in_the_middle_of_a_tool_call_follows_it() {
+    let tool = |args: &str, head: bool| {
+        let mut c = json!({"index": 0, "function": {"arguments": args}});
+        if head {
+            c["id"] = json!("call_a");
+            c["type"] = json!("function");
+            c["function"]["name"] = json!("get_weather");
+        }
+        sse(&chunk(json!({"tool_calls": [c]}), Value::Null))
+    };
+    let chunks = vec![
+        tool("{\"city\":", true),
+        sse(&chunk(json!({"content": "Let me check."}), Value::Null)),
+        tool("\"Paris\"}", false),
+        sse(&chunk(json!({}), json!("tool_calls"))),
+        done(),
+    ];
+    let mock = Mock::start(move |_| MockReply::Sse(chunks.clone())).await;
+    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+    let resp = post(&s, "/v1/messages", &hello(true)).await;
+    let events = anthropic_events(&resp.text().await.unwrap());
+    let mut open: Option<u64> = None;
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for (name, d) in &events {
+        match name.as_str() {
+            "content_block_start" => {
+                assert!(open.is_none(), "{events:?}");
+                open = d["index"].as_u64();
+                let kind = d["content_block"]["type"].as_str().unwrap().to_string();
+                blocks.push((kind, String::new()));
+            }
+            "content_block_delta" => {
+                assert_eq!(
+                    d["index"].as_u64(),
+                    open,
+                    "a delta to a closed block: {events:?}"
+                );
+                let part = d["delta"]["partial_json"]
+                    .as_str()
+                    .or(d["delta"]["text"].as_str())
+                    .unwrap();
+                blocks.last_mut().unwrap().1.push_str(part);
+            }
+            "content_block_stop" => open = None,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        blocks,
+        vec![
+            ("tool_use".to_string(), "{\"city\":\"Paris\"}".to_string()),
+            ("text".to_string(), "Let me check.".to_string()),
+        ]
+    );
+    s.stop().await;
+}
+
 /// A failure before the first byte falls back to the next deployment; the client never sees it.
 #[tokio::test]
 async fn error_before_first_byte_falls_back() {

@@ -170,6 +170,14 @@ impl ToolCallOrder {
         }
     }
 
+    /// Whether the call being streamed has begun but its arguments are not whole yet (text
+    /// arriving now must wait: a Messages block cannot open beside an unfinished one).
+    pub fn is_mid_call(&self) -> bool {
+        self.calls
+            .iter()
+            .any(|c| c.state == State::Streaming && !c.streamed.whole())
+    }
+
     /// Every held call, in the order first seen, each as one fragment: at the finish reason
     /// (nothing more will come) or the end of the stream.
     pub fn flush(&mut self) -> Vec<OrderedCall> {

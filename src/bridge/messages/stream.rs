@@ -54,6 +54,9 @@ pub struct StreamTranslator {
     next_block: u32,
     tools: Vec<ToolBlock>,
     order: ToolCallOrder,
+    /// Text that arrived while a tool call's arguments were still incomplete: sent once they
+    /// are (or at the finish reason), after the tool block.
+    held_text: String,
     finish_reason: Option<String>,
     matched_stop: Option<String>,
     usage: Option<Value>,
@@ -79,6 +82,7 @@ impl StreamTranslator {
             next_block: 0,
             tools: Vec::new(),
             order: ToolCallOrder::default(),
+            held_text: String::new(),
             finish_reason: None,
             matched_stop: None,
             usage: None,
@@ -171,21 +175,39 @@ impl StreamTranslator {
             ));
         }
         if let Some(t) = choice.content.filter(|t| !t.is_empty()) {
-            let index = self.ensure_open(Open::Text, &mut out);
-            out.push(delta_event(index, BlockDelta::TextDelta { text: t.into() }));
+            // Opening a text block now would close a tool block whose arguments are still
+            // coming (they would then go to a closed block): the text waits.
+            self.held_text.push_str(t);
+            if !self.order.is_mid_call() {
+                self.release_text(&mut out);
+            }
         }
         for call in &choice.tool_calls {
             let ordered = self.order.push(call);
             self.tool_deltas(ordered, &mut out);
+        }
+        if !self.order.is_mid_call() {
+            self.release_text(&mut out);
         }
         if let Some(r) = choice.finish_reason {
             self.finish_reason = Some(r.to_string());
             self.matched_stop = choice.stop_reason.map(str::to_string);
             let held = self.order.flush();
             self.tool_deltas(held, &mut out);
+            self.release_text(&mut out);
             self.close(&mut out);
         }
         out
+    }
+
+    /// Sends the text held while a tool call was incomplete, if any.
+    fn release_text(&mut self, out: &mut Vec<Bytes>) {
+        if self.held_text.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.held_text);
+        let index = self.ensure_open(Open::Text, out);
+        out.push(delta_event(index, BlockDelta::TextDelta { text }));
     }
 
     fn tool_deltas(&mut self, calls: Vec<OrderedCall>, out: &mut Vec<Bytes>) {
