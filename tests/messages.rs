@@ -261,6 +261,48 @@ async fn tool_round_trip_streamed() {
     s.stop().await;
 }
 
+/// Streams `chunks` from a chat mock through the Messages bridge and returns each content
+/// block as (type, id (tool blocks), its deltas joined), checking that one block is open at a
+/// time and that no delta goes to a closed block.
+async fn blocks_of(chunks: Vec<bytes::Bytes>) -> Vec<(String, String, String)> {
+    let mock = Mock::start(move |_| MockReply::Sse(chunks.clone())).await;
+    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
+    let resp = post(&s, "/v1/messages", &hello(true)).await;
+    let events = anthropic_events(&resp.text().await.unwrap());
+    s.stop().await;
+    assert_eq!(names(&events).last(), Some(&"message_stop"), "{events:?}");
+    let mut open: Option<u64> = None;
+    let mut blocks = Vec::new();
+    for (name, d) in &events {
+        match name.as_str() {
+            "content_block_start" => {
+                assert!(open.is_none(), "{events:?}");
+                open = d["index"].as_u64();
+                let block = &d["content_block"];
+                let text = |k: &str| block[k].as_str().unwrap_or("").to_string();
+                blocks.push((text("type"), text("id"), String::new()));
+            }
+            "content_block_delta" => {
+                assert_eq!(
+                    d["index"].as_u64(),
+                    open,
+                    "a delta to a closed block: {events:?}"
+                );
+                let delta = &d["delta"];
+                let part = delta["partial_json"]
+                    .as_str()
+                    .or(delta["text"].as_str())
+                    .unwrap();
+                let last: &mut (String, String, String) = blocks.last_mut().unwrap();
+                last.2.push_str(part);
+            }
+            "content_block_stop" => open = None,
+            _ => {}
+        }
+    }
+    blocks
+}
+
 /// Calls a backend interleaves (both headers first, then each one's arguments, the first
 /// call's in two pieces around the second's) or sends without `index` (told apart by `id`)
 /// come out as one `tool_use` block after another, each with its own whole input. Found by an
@@ -302,42 +344,15 @@ async fn interleaved_and_unnumbered_tool_calls_stay_apart() {
             .collect();
         chunks.push(sse(&chunk(json!({}), json!("tool_calls"))));
         chunks.push(done());
-        let mock = Mock::start(move |_| MockReply::Sse(chunks.clone())).await;
-        let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
-        let resp = post(&s, "/v1/messages", &hello(true)).await;
-        let events = anthropic_events(&resp.text().await.unwrap());
-        let mut open: Option<u64> = None;
-        let mut blocks: Vec<(String, String)> = Vec::new();
-        for (name, d) in &events {
-            match name.as_str() {
-                "content_block_start" => {
-                    assert!(open.is_none(), "{events:?}");
-                    open = d["index"].as_u64();
-                    let id = d["content_block"]["id"].as_str().unwrap().to_string();
-                    blocks.push((id, String::new()));
-                }
-                "content_block_delta" => {
-                    assert_eq!(
-                        d["index"].as_u64(),
-                        open,
-                        "a delta to a closed block: {events:?}"
-                    );
-                    let part = d["delta"]["partial_json"].as_str().unwrap();
-                    blocks.last_mut().unwrap().1.push_str(part);
-                }
-                "content_block_stop" => open = None,
-                _ => {}
-            }
-        }
+        let tool =
+            |id: &str, args: &str| ("tool_use".to_string(), id.to_string(), args.to_string());
         assert_eq!(
-            blocks,
+            blocks_of(chunks).await,
             vec![
-                ("call_a".to_string(), "{\"city\":\"Paris\"}".to_string()),
-                ("call_b".to_string(), "{\"city\":\"Rome\"}".to_string()),
+                tool("call_a", "{\"city\":\"Paris\"}"),
+                tool("call_b", "{\"city\":\"Rome\"}"),
             ]
         );
-        assert_eq!(names(&events).last(), Some(&"message_stop"));
-        s.stop().await;
     }
 }
 
@@ -362,44 +377,21 @@ async fn text_in_the_middle_of_a_tool_call_follows_it() {
         sse(&chunk(json!({}), json!("tool_calls"))),
         done(),
     ];
-    let mock = Mock::start(move |_| MockReply::Sse(chunks.clone())).await;
-    let s = Sluice::start(&one_deployment(&mock.url("/v1"))).await;
-    let resp = post(&s, "/v1/messages", &hello(true)).await;
-    let events = anthropic_events(&resp.text().await.unwrap());
-    let mut open: Option<u64> = None;
-    let mut blocks: Vec<(String, String)> = Vec::new();
-    for (name, d) in &events {
-        match name.as_str() {
-            "content_block_start" => {
-                assert!(open.is_none(), "{events:?}");
-                open = d["index"].as_u64();
-                let kind = d["content_block"]["type"].as_str().unwrap().to_string();
-                blocks.push((kind, String::new()));
-            }
-            "content_block_delta" => {
-                assert_eq!(
-                    d["index"].as_u64(),
-                    open,
-                    "a delta to a closed block: {events:?}"
-                );
-                let part = d["delta"]["partial_json"]
-                    .as_str()
-                    .or(d["delta"]["text"].as_str())
-                    .unwrap();
-                blocks.last_mut().unwrap().1.push_str(part);
-            }
-            "content_block_stop" => open = None,
-            _ => {}
-        }
-    }
     assert_eq!(
-        blocks,
+        blocks_of(chunks).await,
         vec![
-            ("tool_use".to_string(), "{\"city\":\"Paris\"}".to_string()),
-            ("text".to_string(), "Let me check.".to_string()),
+            (
+                "tool_use".to_string(),
+                "call_a".to_string(),
+                "{\"city\":\"Paris\"}".to_string()
+            ),
+            (
+                "text".to_string(),
+                String::new(),
+                "Let me check.".to_string()
+            ),
         ]
     );
-    s.stop().await;
 }
 
 /// A failure before the first byte falls back to the next deployment; the client never sees it.
