@@ -225,21 +225,14 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
 ///
 /// Objects are merged key by key (Ollama's `options` keep the client's own `num_predict`,
 /// `num_ctx`, …), and a value logged in `options` (Ollama's shape) is also put on the chat
-/// field the gateway maps to it (`temperature`, `top_p`, `top_k`, `seed`, `presence_penalty`,
-/// `frequency_penalty`), which would otherwise override it again: found by an attacker test,
+/// field the gateway maps to it (Ollama's rows of [`crate::repro::sampling::PROVIDER_MAP`]:
+/// `temperature`, `top_p`, `top_k`, `seed`, penalties), which would otherwise override it
+/// again: found by an attacker test,
 /// the replay of an Ollama row sent the client's own temperature and seed, and lost
 /// `num_predict`.
 ///
 /// Errors: the body or the sampling column is not JSON.
 pub fn effective_body(body: &str, sampling: Option<&str>) -> Result<Value, String> {
-    const MAPPED: [&str; 6] = [
-        "temperature",
-        "top_p",
-        "top_k",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-    ];
     let mut v: Value = serde_json::from_str(body).map_err(|e| format!("logged body: {e}"))?;
     let Some(sampling) = sampling else {
         return Ok(v);
@@ -247,9 +240,11 @@ pub fn effective_body(body: &str, sampling: Option<&str>) -> Result<Value, Strin
     let s: Value =
         serde_json::from_str(sampling).map_err(|e| format!("logged sampling values: {e}"))?;
     if let (Value::Object(m), Some(Value::Object(options))) = (&mut v, s.get("options")) {
-        for k in MAPPED {
-            if let Some(val) = options.get(k) {
-                m.insert(k.to_string(), val.clone());
+        let ollama = crate::repro::sampling::mappings(crate::config::ProviderKind::Ollama);
+        for map in ollama {
+            let upstream = map.upstream.and_then(|u| u.strip_prefix("options."));
+            if let Some(val) = upstream.and_then(|k| options.get(k)) {
+                m.insert(map.field.to_string(), val.clone());
             }
         }
     }
