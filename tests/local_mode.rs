@@ -5,7 +5,6 @@
 mod support;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::Request;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -126,13 +125,13 @@ async fn a_foreign_host_gets_421_and_loopback_names_are_served() {
 }
 
 async fn get_from(gw: &sluice::gateway::Gateway, peer: &str, path: &str) -> u16 {
-    let mut req = Request::get(path)
+    let req = Request::get(path)
         .header("host", "localhost:4000")
         .body(Body::empty())
         .unwrap();
     let addr: SocketAddr = peer.parse().unwrap();
-    req.extensions_mut().insert(ConnectInfo(addr));
-    let resp = sluice::http::router(gw.clone()).oneshot(req).await.unwrap();
+    let door = sluice::http::front::FrontDoor::new(gw.clone(), addr);
+    let resp = door.oneshot(req).await.unwrap();
     resp.status().as_u16()
 }
 
@@ -182,14 +181,13 @@ async fn with_a_master_key_the_local_checks_are_off() {
     s.stop().await;
     let config = sluice::config::parse("t.yaml", &yaml).unwrap();
     let gw = sluice::gateway::Gateway::new(config).unwrap();
-    let mut req = Request::get("/metrics")
+    let req = Request::get("/metrics")
         .header("host", "gateway.example.com")
         .header("authorization", "Bearer sk-m")
         .body(Body::empty())
         .unwrap();
-    req.extensions_mut()
-        .insert(ConnectInfo("10.1.2.3:5555".parse::<SocketAddr>().unwrap()));
-    let resp = sluice::http::router(gw).oneshot(req).await.unwrap();
+    let door = sluice::http::front::FrontDoor::new(gw, "10.1.2.3:5555".parse().unwrap());
+    let resp = door.oneshot(req).await.unwrap();
     assert_eq!(resp.status(), 200);
 }
 

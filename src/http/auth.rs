@@ -23,7 +23,7 @@ pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> 
 
 /// The response for a refused request; a 401 (no usable key) is counted in
 /// `sluice_unauthenticated_total` and nowhere else (no row, no label, no log line).
-fn refused(gw: &Gateway, e: ApiError) -> Response {
+pub(super) fn refused(gw: &Gateway, e: ApiError) -> Response {
     if e.status == StatusCode::UNAUTHORIZED {
         gw.metrics().unauthenticated();
     }

@@ -53,7 +53,11 @@ pub fn mode_notice(config: &Config) -> &'static str {
 
 /// The local-mode layer (see the module docs); passes everything through otherwise.
 pub async fn guard(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
-    match refusal(&gw, &req) {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    match refusal(&gw, &req, peer) {
         Some(refused) => refused,
         None => next.run(req).await,
     }
@@ -61,12 +65,13 @@ pub async fn guard(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
 
 /// The local-mode check of [`guard`] without the layer: the refusal to answer with (421,
 /// 415 or 403, in the route's own dialect), or `None` when `req` may go on (always `None`
-/// outside local mode). The main router calls it from its single front layer.
-pub fn refusal(gw: &Gateway, req: &Request) -> Option<Response> {
+/// outside local mode). `peer` is the client's address (`None`: unknown, not loopback). The
+/// front door ([`super::front`]) calls it for every request.
+pub fn refusal(gw: &Gateway, req: &Request, peer: Option<SocketAddr>) -> Option<Response> {
     if !is_local_mode(&gw.config) {
         return None;
     }
-    match check(req) {
+    match check(req, peer) {
         Ok(()) => None,
         // Each route answers in its own dialect: Anthropic's envelope on the Messages routes.
         Err(e) if is_messages_route(req.uri().path()) => {
@@ -82,7 +87,7 @@ fn is_messages_route(path: &str) -> bool {
     p == "/messages" || p.starts_with("/messages/")
 }
 
-fn check(req: &Request) -> Result<(), ApiError> {
+fn check(req: &Request, peer: Option<SocketAddr>) -> Result<(), ApiError> {
     let host = req
         .headers()
         .get(header::HOST)
@@ -104,19 +109,13 @@ fn check(req: &Request) -> Result<(), ApiError> {
         )
         .with_code("unsupported_media_type"));
     }
-    if is_operator_path(req.uri().path()) {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if !peer.is_some_and(|ip| is_loopback_ip(&ip)) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "Without a master key /admin, /metrics and /ui are served to loopback clients only.",
-            )
-            .with_code("loopback_only"));
-        }
+    if is_operator_path(req.uri().path()) && !peer.is_some_and(|p| is_loopback_ip(&p.ip())) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "Without a master key /admin, /metrics and /ui are served to loopback clients only.",
+        )
+        .with_code("loopback_only"));
     }
     Ok(())
 }

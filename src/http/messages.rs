@@ -122,8 +122,13 @@ pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> 
             req.extensions_mut().insert(p);
             next.run(req).await
         }
-        Err(e) => error_response(&e),
+        Err(e) => refused(&e),
     }
+}
+
+/// The answer to a request [`client`] refused: the error in Anthropic's envelope.
+pub(super) fn refused(e: &ApiError) -> Response {
+    error_response(e)
 }
 
 /// The client's `anthropic-beta` header, forwarded on the native route: a comma-separated
@@ -210,7 +215,7 @@ async fn parse(
     Ok((RequestBody::Native(Box::new(native)), shape))
 }
 
-async fn create(
+pub(super) async fn create(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,

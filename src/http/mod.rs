@@ -1,4 +1,4 @@
-//! HTTP: the axum router and the middleware order; one file per inbound API.
+//! HTTP: the front door, the axum router and the middleware order; one file per inbound API.
 //!
 //! Where things are: [`openai`] serves chat completions, completions, embeddings and models;
 //! [`messages`] Anthropic's Messages API (bridged to chat completions) and the `/` probe;
@@ -7,7 +7,10 @@
 //! [`auth`] the authentication layers. A new inbound API is one more file here, parsing into
 //! `api/` types and calling the [`Gateway`].
 //!
-//! Middleware order, outermost first — written down here and nowhere else:
+//! Middleware order, outermost first — written down here; steps 1 and 2 run in
+//! [`front`] for every request, and step 3 there too for the routes that carry prompts (the
+//! `POST`s to chat completions, completions, embeddings, Responses and Messages: handed to
+//! their handlers without the router's layers), in the router's route layers for the rest:
 //! 1. `request_id`: takes the client's `x-request-id` or makes a UUIDv7, puts it on the
 //!    request and the response.
 //! 2. [`local::guard`] (local mode only: no master key): loopback `Host` (421), JSON bodies
@@ -26,6 +29,7 @@
 pub mod admin;
 pub mod auth;
 pub mod extract;
+pub mod front;
 pub mod health;
 pub mod local;
 pub mod messages;
@@ -39,9 +43,9 @@ pub mod ui;
 use crate::api::ApiError;
 use crate::gateway::Gateway;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::time::Duration;
@@ -49,7 +53,8 @@ use std::time::Duration;
 /// Header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Builds the router over `gateway`, with the middleware order of the module docs.
+/// Builds the router over `gateway`: the routes behind the front door ([`front`], which runs
+/// steps 1 and 2 of the module docs before it), with step 3's route layers.
 pub fn router(gateway: Gateway) -> Router {
     let client = middleware::from_fn_with_state(gateway.clone(), auth::client);
     let admin = middleware::from_fn_with_state(gateway.clone(), auth::admin);
@@ -73,7 +78,6 @@ pub fn router(gateway: Gateway) -> Router {
         .merge(ui::login::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(gateway.clone(), front))
         .with_state(gateway)
 }
 
@@ -88,33 +92,6 @@ pub fn metrics_router(gateway: Gateway) -> Router {
             local::guard,
         ))
         .with_state(gateway)
-}
-
-/// Steps 1 and 2 of the module docs in one layer (each layer costs every request a service
-/// clone and a future): the request id, then [`local::guard`]'s check.
-async fn front(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
-    let value = request_id(&mut req);
-    let mut resp = match local::refusal(&gw, &req) {
-        Some(refused) => refused,
-        None => next.run(req).await,
-    };
-    resp.headers_mut().insert(REQUEST_ID, value);
-    resp
-}
-
-/// Takes the client's `x-request-id` (1–200 visible characters) or makes a UUIDv7, and puts
-/// it on `req`; returns it for the response.
-fn request_id(req: &mut Request) -> HeaderValue {
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
-    req.headers_mut().insert(REQUEST_ID, value.clone());
-    value
 }
 
 async fn not_found(req: Request) -> Response {
@@ -176,9 +153,7 @@ pub async fn run_live(
     let gateway = live.gateway();
     let grace = Duration::from_millis(gateway.config.server.shutdown_grace_ms);
     let recorder = gateway.recorder().clone();
-    let app = live
-        .app()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = front::MakeFrontDoor(live.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // When the grace period ends, set as the signal comes: the server may end before the
     // deadline below is polled again (a request thread with no connection of its own ends at

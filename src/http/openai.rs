@@ -81,7 +81,7 @@ fn over_limit(e: &axum::Error) -> bool {
     false
 }
 
-async fn chat_completions(
+pub(super) async fn chat_completions(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
@@ -105,7 +105,7 @@ async fn chat_completions(
     .await
 }
 
-async fn completions(
+pub(super) async fn completions(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
@@ -124,7 +124,7 @@ async fn completions(
     serve(gw, peer, principal, headers, Endpoint::Completions, result).await
 }
 
-async fn embeddings(
+pub(super) async fn embeddings(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,

@@ -78,13 +78,10 @@ impl Live {
         self.current().gateway.clone()
     }
 
-    /// The main router: each request goes to the current gateway's router.
-    pub fn app(self: &Arc<Self>) -> Router {
-        let live = self.clone();
-        Router::new().fallback(move |req: Request| {
-            let app = live.current().app.clone();
-            async move { app.oneshot(req).await.into_response() }
-        })
+    /// The gateway and router new requests go to (the front door's, [`super::front`]).
+    pub fn current_parts(&self) -> (Gateway, Router) {
+        let c = self.current();
+        (c.gateway.clone(), c.app.clone())
     }
 
     /// The `telemetry.metrics_listen` router, following reloads the same way.

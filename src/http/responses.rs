@@ -141,7 +141,7 @@ async fn history(
 }
 
 /// `POST /v1/responses`.
-async fn create(
+pub(super) async fn create(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
