@@ -135,6 +135,39 @@ async fn get_from(gw: &sluice::gateway::Gateway, peer: &str, path: &str) -> u16 
     resp.status().as_u16()
 }
 
+/// A refused `HEAD` has the refusal's status and headers and no body (an HTTP/2 client got
+/// a protocol error for one when the front door sent it whole).
+#[tokio::test]
+async fn a_refused_head_request_has_no_body() {
+    let config = sluice::config::parse("t.yaml", &one_deployment("http://127.0.0.1:9/v1")).unwrap();
+    let gw = sluice::gateway::Gateway::new(config).unwrap();
+    let ask = |method: &str| {
+        Request::builder()
+            .method(method)
+            .uri("/health")
+            .header("host", "evil.example")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let door =
+        || sluice::http::front::FrontDoor::new(gw.clone(), "127.0.0.1:5555".parse().unwrap());
+    let get = door().oneshot(ask("GET")).await.unwrap();
+    assert_eq!(get.status(), 421);
+    let whole = axum::body::to_bytes(get.into_body(), 10_000).await.unwrap();
+    assert!(!whole.is_empty());
+    let head = door().oneshot(ask("HEAD")).await.unwrap();
+    assert_eq!(head.status(), 421);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        whole.len().to_string()
+    );
+    assert!(head.headers().contains_key("x-request-id"));
+    let body = axum::body::to_bytes(head.into_body(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(body.len(), 0);
+}
+
 #[tokio::test]
 async fn operator_routes_are_for_loopback_peers_only() {
     let mock = Mock::start(|_| MockReply::Json(200, completion())).await;

@@ -85,6 +85,37 @@ async fn a_flood_of_wrong_keys_leaves_one_counter_and_no_row() {
     assert_eq!(rows(&db), vec![("default".to_string(), 200)]);
 }
 
+/// The Messages routes refuse in Anthropic's envelope, and count the refusal like every
+/// other route (they did not before the eighteenth round).
+#[tokio::test]
+async fn a_wrong_key_on_the_messages_route_is_counted_too() {
+    let mock = Mock::start(|_| MockReply::Json(200, completion())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let s = Sluice::start_logged(&config(&mock, &db)).await;
+    for path in ["/v1/messages", "/messages", "/v1/messages/count_tokens"] {
+        let r = client()
+            .post(s.url(path))
+            .header("x-api-key", "sk-wrong")
+            .json(&json!({"model":"default","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["type"], "error", "{path}");
+        assert_eq!(body["error"]["type"], "authentication_error", "{path}");
+    }
+    let after = metrics(&s).await;
+    assert!(
+        after.contains("\nsluice_unauthenticated_total 3\n"),
+        "{after}"
+    );
+    assert_eq!(mock.calls(), 0);
+    s.stop().await;
+    assert_eq!(rows(&db), vec![]);
+}
+
 #[tokio::test]
 async fn unknown_models_are_one_label() {
     let mock = Mock::start(|_| MockReply::Json(200, completion())).await;

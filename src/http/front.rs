@@ -125,6 +125,7 @@ async fn answer(live: Arc<Live>, peer: SocketAddr, mut req: Request) -> Response
     let id = request_id(&mut req);
     let (gw, router) = live.current_parts();
     let mut resp = match local::refusal(&gw, &req, Some(peer)) {
+        Some(refused) if req.method() == Method::HEAD => without_body(refused),
         Some(refused) => refused,
         None => match Hot::of(req.method(), req.uri().path()) {
             Some(hot) => serve_hot(gw, peer, hot, req).await,
@@ -146,7 +147,7 @@ async fn answer(live: Arc<Live>, peer: SocketAddr, mut req: Request) -> Response
 async fn serve_hot(gw: Gateway, peer: SocketAddr, hot: Hot, req: Request) -> Response {
     let principal = match gw.access().authenticate(req.headers()) {
         Ok(p) => p,
-        Err(e) if hot == Hot::Messages => return messages::refused(&e),
+        Err(e) if hot == Hot::Messages => return messages::refused(&gw, &e),
         Err(e) => return auth::refused(&gw, e),
     };
     let (parts, body) = req.into_parts();
@@ -163,6 +164,23 @@ async fn serve_hot(gw: Gateway, peer: SocketAddr, hot: Hot, req: Request) -> Res
         Hot::Responses => responses::create(gw, peer, principal, headers, body).await,
         Hot::Messages => messages::create(gw, peer, principal, headers, body).await,
     }
+}
+
+/// A response to `HEAD`: its headers, with the `content-length` its body would have had, and
+/// no body (the router does the same for the routes it answers; an HTTP/2 client would get a
+/// protocol error for a body).
+fn without_body(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    if let Some(n) = axum::body::HttpBody::size_hint(&body).exact()
+        && !parts
+            .headers
+            .contains_key(axum::http::header::CONTENT_LENGTH)
+    {
+        parts
+            .headers
+            .insert(axum::http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Response::from_parts(parts, axum::body::Body::empty())
 }
 
 /// Takes the client's `x-request-id` (1–200 visible characters) or makes a UUIDv7, and puts

@@ -122,12 +122,16 @@ pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> 
             req.extensions_mut().insert(p);
             next.run(req).await
         }
-        Err(e) => refused(&e),
+        Err(e) => refused(&gw, &e),
     }
 }
 
-/// The answer to a request [`client`] refused: the error in Anthropic's envelope.
-pub(super) fn refused(e: &ApiError) -> Response {
+/// The answer to a request [`client`] refused: the error in Anthropic's envelope; a 401 is
+/// counted in `sluice_unauthenticated_total`, as on the other routes ([`super::auth`]).
+pub(super) fn refused(gw: &Gateway, e: &ApiError) -> Response {
+    if e.status == StatusCode::UNAUTHORIZED {
+        gw.metrics().unauthenticated();
+    }
     error_response(e)
 }
 
