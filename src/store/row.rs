@@ -135,6 +135,8 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         ),
     };
     let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);
+    // The texts made above for this row are moved in, not copied again.
+    let owned = |s: Option<String>| s.map(Sql::Text).unwrap_or(Sql::Null);
     // The end user (often an email) and error messages (upstreams echo the prompt) are text
     // too: kept as is only in `full` mode.
     let scrubbed = |s: &Option<String>| match mode {
@@ -186,10 +188,10 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         text(&r.sampling.as_ref().map(|s| s.to_string())),
         Sql::Integer(i64::from(r.attempts)),
         Sql::Text(mode.as_str().to_string()),
-        text(&body),
+        owned(body),
         text(&r.response.model),
-        text(&content),
-        text(&tools),
+        owned(content),
+        owned(tools),
     ])
 }
 
