@@ -21,13 +21,18 @@ pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> 
     }
 }
 
-/// The response for a refused request; a 401 (no usable key) is counted in
-/// `sluice_unauthenticated_total` and nowhere else (no row, no label, no log line).
+/// The response for a refused request, in OpenAI's shape ([`count`]s it).
 pub(super) fn refused(gw: &Gateway, e: ApiError) -> Response {
+    count(gw, &e);
+    e.into_response()
+}
+
+/// Counts a refusal: a 401 (no usable key) in `sluice_unauthenticated_total` and nowhere
+/// else (no row, no label, no log line). Every route group's refusal goes through it.
+pub(super) fn count(gw: &Gateway, e: &ApiError) {
     if e.status == StatusCode::UNAUTHORIZED {
         gw.metrics().unauthenticated();
     }
-    e.into_response()
 }
 
 /// `/admin/*` and `/metrics`: the master key or an admin key (when a master key is set).

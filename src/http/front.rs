@@ -123,7 +123,8 @@ impl tower::Service<Request> for FrontDoor {
 /// request id.
 async fn answer(live: Arc<Live>, peer: SocketAddr, mut req: Request) -> Response {
     let id = request_id(&mut req);
-    let (gw, router) = live.current_parts();
+    let current = live.current();
+    let gw = current.gateway.clone();
     let mut resp = match local::refusal(&gw, &req, Some(peer)) {
         Some(refused) if req.method() == Method::HEAD => without_body(refused),
         Some(refused) => refused,
@@ -131,7 +132,7 @@ async fn answer(live: Arc<Live>, peer: SocketAddr, mut req: Request) -> Response
             Some(hot) => serve_hot(gw, peer, hot, req).await,
             None => {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                match router.oneshot(req).await {
+                match current.app.clone().oneshot(req).await {
                     Ok(resp) => resp,
                     Err(never) => match never {},
                 }

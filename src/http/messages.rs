@@ -126,12 +126,10 @@ pub async fn client(State(gw): State<Gateway>, mut req: Request, next: Next) -> 
     }
 }
 
-/// The answer to a request [`client`] refused: the error in Anthropic's envelope; a 401 is
-/// counted in `sluice_unauthenticated_total`, as on the other routes ([`super::auth`]).
+/// The answer to a request [`client`] refused: the error in Anthropic's envelope, counted
+/// as on the other routes ([`super::auth::count`]).
 pub(super) fn refused(gw: &Gateway, e: &ApiError) -> Response {
-    if e.status == StatusCode::UNAUTHORIZED {
-        gw.metrics().unauthenticated();
-    }
+    super::auth::count(gw, e);
     error_response(e)
 }
 

@@ -33,9 +33,12 @@ struct Seen {
     pending: Option<String>,
 }
 
-struct Current {
-    gateway: Gateway,
-    app: Router,
+/// The gateway in use and its routers; a reload swaps the whole of it.
+pub(super) struct Current {
+    /// The gateway new requests go to.
+    pub(super) gateway: Gateway,
+    /// Its router (the front door's, [`super::front`], for what it does not answer itself).
+    pub(super) app: Router,
     metrics: Router,
 }
 
@@ -66,7 +69,7 @@ impl Live {
     }
 
     /// The current gateway and routers (one `Arc` clone: no per-request copy of the gateway).
-    fn current(&self) -> Arc<Current> {
+    pub(super) fn current(&self) -> Arc<Current> {
         match self.current.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -76,12 +79,6 @@ impl Live {
     /// The gateway new requests go to.
     pub fn gateway(&self) -> Gateway {
         self.current().gateway.clone()
-    }
-
-    /// The gateway and router new requests go to (the front door's, [`super::front`]).
-    pub fn current_parts(&self) -> (Gateway, Router) {
-        let c = self.current();
-        (c.gateway.clone(), c.app.clone())
     }
 
     /// The `telemetry.metrics_listen` router, following reloads the same way.
