@@ -160,6 +160,28 @@ pub struct Derived {
     pub caps: std::sync::OnceLock<capability::Caps>,
     /// `base_url` parsed (`None` when it does not parse; validation rejects that earlier).
     base_url: std::sync::OnceLock<Option<url::Url>>,
+    /// [`DeploymentConfig::upstream_uri`]'s answers, per path.
+    uris: UriCache,
+}
+
+/// The upstream URIs a deployment was asked for, by path: a few (one per endpoint), each
+/// made once.
+#[derive(Debug, Default)]
+struct UriCache(std::sync::RwLock<Vec<(String, http::Uri)>>);
+
+impl Derived {
+    /// How many upstream URIs are kept (tests).
+    #[cfg(test)]
+    pub(crate) fn uris_kept(&self) -> usize {
+        self.uris.0.read().map(|v| v.len()).unwrap_or(0)
+    }
+}
+
+impl Clone for UriCache {
+    fn clone(&self) -> Self {
+        let kept = self.0.read().map(|v| v.clone()).unwrap_or_default();
+        UriCache(std::sync::RwLock::new(kept))
+    }
 }
 
 fn enabled_by_default() -> bool {
@@ -235,5 +257,29 @@ impl DeploymentConfig {
         );
         url.set_path(&joined);
         Ok(url)
+    }
+
+    /// [`Self::upstream_url`] as the `http::Uri` a request is sent to, made once per path and
+    /// kept (a request then clones it instead of joining, printing and parsing a URL). `None`
+    /// when `base_url` carries credentials: the HTTP client takes them out of the URL.
+    ///
+    /// Errors: as [`Self::upstream_url`], or the URL is not a valid URI.
+    pub fn upstream_uri(&self, path: &str) -> Result<Option<http::Uri>, String> {
+        if let Ok(kept) = self.derived.uris.0.read()
+            && let Some((_, uri)) = kept.iter().find(|(p, _)| p == path)
+        {
+            return Ok(Some(uri.clone()));
+        }
+        let url = self.upstream_url(path)?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Ok(None);
+        }
+        let uri = http::Uri::try_from(String::from(url)).map_err(|e| e.to_string())?;
+        if let Ok(mut kept) = self.derived.uris.0.write()
+            && !kept.iter().any(|(p, _)| p == path)
+        {
+            kept.push((path.to_string(), uri.clone()));
+        }
+        Ok(Some(uri))
     }
 }

@@ -306,6 +306,24 @@ models:
     }
 
     #[test]
+    fn upstream_uris_are_the_urls_kept_per_path_and_none_with_credentials() {
+        let c = parse("t", &GOOD.replace("/v1", "/v1?api-version=1")).unwrap();
+        let d = &c.deployments[0];
+        for path in ["/chat/completions", "/embeddings", "/chat/completions"] {
+            let uri = d.upstream_uri(path).unwrap().unwrap();
+            assert_eq!(uri.to_string(), d.upstream_url(path).unwrap().to_string());
+        }
+        assert_eq!(
+            d.upstream_uri("/embeddings").unwrap().unwrap().to_string(),
+            "http://127.0.0.1:8081/v1/embeddings?api-version=1"
+        );
+        // A copy of the config (a reload) keeps what was made.
+        assert_eq!(d.clone().derived.uris_kept(), 2);
+        let c = parse("t", &GOOD.replace("http://", "http://user:pw@")).unwrap();
+        assert_eq!(c.deployments[0].upstream_uri("/chat/completions"), Ok(None));
+    }
+
+    #[test]
     fn the_embedded_default_is_valid() {
         let c = parse("embedded", DEFAULT_CONFIG).unwrap();
         assert!(

@@ -36,8 +36,7 @@ pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result
     let stream = req.is_stream();
     let bytes = serde_json::to_vec(&body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
-    let http = client
-        .post(super::upstream_url(dep, "/v1/messages")?)
+    let http = super::post(client, dep, "/v1/messages")?
         .header("content-type", "application/json")
         .header("anthropic-version", API_VERSION)
         .header("x-request-id", call.request_id)

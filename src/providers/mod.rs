@@ -398,6 +398,22 @@ pub fn upstream_url(dep: &DeploymentConfig, path: &str) -> Result<url::Url, ApiE
         .map_err(|m| ApiError::bad_gateway(&dep.name, m))
 }
 
+/// A `POST` of `client` to `path` on `dep`: to its kept URI ([`DeploymentConfig::upstream_uri`]),
+/// or through the URL when `base_url` carries credentials.
+///
+/// Errors: 502 naming the deployment when its `base_url` does not parse.
+pub fn post(
+    client: &http_client::Client,
+    dep: &DeploymentConfig,
+    path: &str,
+) -> Result<http_client::RequestBuilder, ApiError> {
+    match dep.upstream_uri(path) {
+        Ok(Some(uri)) => Ok(client.post_uri(uri)),
+        Ok(None) => Ok(client.post(upstream_url(dep, path)?)),
+        Err(m) => Err(ApiError::bad_gateway(&dep.name, m)),
+    }
+}
+
 /// Maps an upstream request's failure to the client's error: timeout → 504, else 502.
 pub fn upstream_failure(deployment: &str, e: &http_client::Error) -> ApiError {
     if e.is_timeout() {

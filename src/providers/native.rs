@@ -73,8 +73,7 @@ pub async fn call(
         Dialect::Messages => "/v1/messages",
         Dialect::Responses => "/responses",
     };
-    let mut req = client
-        .post(super::upstream_url(dep, path)?)
+    let mut req = super::post(client, dep, path)?
         .header("content-type", "application/json")
         .header("x-request-id", call.request_id)
         .body(upstream_body(n, dep)?);

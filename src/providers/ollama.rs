@@ -107,8 +107,7 @@ async fn send(
     let dep = call.deployment;
     let bytes = serde_json::to_vec(body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
-    let mut req = client
-        .post(super::upstream_url(dep, path)?)
+    let mut req = super::post(client, dep, path)?
         .header("content-type", "application/json")
         .header("x-request-id", call.request_id)
         .body(bytes);

@@ -26,9 +26,7 @@ pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result
     let dep = call.deployment;
     let stream = call.body.is_stream();
     let body = upstream_body(call)?;
-    let url = super::upstream_url(dep, call.endpoint.path())?;
-    let mut req = client
-        .post(url)
+    let mut req = super::post(client, dep, call.endpoint.path())?
         .header("content-type", "application/json")
         .header("x-request-id", call.request_id)
         .body(body);

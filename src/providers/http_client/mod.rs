@@ -82,6 +82,15 @@ impl Client {
         RequestBuilder::new(self.clone(), Method::POST, url)
     }
 
+    /// A `POST` to `uri`, a URI without credentials (see
+    /// [`crate::config::DeploymentConfig::upstream_uri`]).
+    pub fn post_uri(&self, uri: Uri) -> RequestBuilder {
+        RequestBuilder {
+            client: self.clone(),
+            req: Ok(Request::of(Method::POST, uri, None)),
+        }
+    }
+
     /// A `GET` of `url`.
     pub fn get(&self, url: url::Url) -> RequestBuilder {
         RequestBuilder::new(self.clone(), Method::GET, url)
@@ -207,6 +216,27 @@ pub struct Request {
 }
 
 impl Request {
+    /// A body-less request of `method` to `uri`, accepting any type and gzip, with `basic`
+    /// as its `authorization` header when given.
+    fn of(method: Method, uri: Uri, basic: Option<HeaderValue>) -> Request {
+        let mut inner = http::Request::new(Bytes::new());
+        *inner.method_mut() = method;
+        *inner.uri_mut() = uri;
+        let headers = inner.headers_mut();
+        headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        if let Some(v) = basic {
+            headers.insert(http::header::AUTHORIZATION, v);
+        }
+        Request {
+            inner,
+            timeout: None,
+        }
+    }
+
     /// The exact body bytes that will be sent.
     pub fn body(&self) -> &[u8] {
         self.inner.body()
@@ -232,24 +262,7 @@ impl RequestBuilder {
         });
         let req = Uri::try_from(String::from(url))
             .map_err(|e| Error::new(Kind::Builder, Some(Box::new(e))))
-            .map(|uri| {
-                let mut inner = http::Request::new(Bytes::new());
-                *inner.method_mut() = method;
-                *inner.uri_mut() = uri;
-                let headers = inner.headers_mut();
-                headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
-                headers.insert(
-                    http::header::ACCEPT_ENCODING,
-                    HeaderValue::from_static("gzip"),
-                );
-                if let Some(v) = basic {
-                    headers.insert(http::header::AUTHORIZATION, v);
-                }
-                Request {
-                    inner,
-                    timeout: None,
-                }
-            });
+            .map(|uri| Request::of(method, uri, basic));
         RequestBuilder { client, req }
     }
 
