@@ -216,39 +216,40 @@ pub(crate) fn serve_reply(
 /// Runs [`Gateway::serve`] driven by the handler itself (see [`FinishOnDrop`]): a client that
 /// goes away does not cancel it, so the upstream's answer still gets its row (status 499) and
 /// its cost. A stream whose client left before it was handed over is read to its end (its
-/// usage is the upstream's own). Every inbound dialect serves through this.
+/// usage is the upstream's own, see [`drain_unread`]). Every inbound dialect serves through
+/// this.
 pub(crate) fn serve_detached(gw: Gateway, ctx: RequestContext, body: RequestBody) -> FinishOnDrop {
     let gone = ctx.client_gone.clone();
-    let seen = gone.clone();
     let work = gw.clone();
     FinishOnDrop {
-        work: Some(Box::pin(async move {
-            let mut served = work.serve(ctx, body).await;
-            if seen.load(std::sync::atomic::Ordering::SeqCst)
-                && let Ok(reply) = &mut served.0
-            {
-                // Nobody will read this stream: read it to its end here, so its row has the
-                // upstream's own usage and cost (recorded as 499), within the deployment's
-                // whole-answer timeout (a trickle never trips the idle timeout).
-                let within = std::time::Duration::from_millis(
-                    work.config
-                        .deployment(&reply.deployment)
-                        .map_or(600_000, |d| d.timeout_ms()),
-                );
-                let read = async {
-                    match &mut reply.body {
-                        ReplyBody::Sse(stream) => drain(stream).await,
-                        ReplyBody::Native(stream) => drain(stream).await,
-                        ReplyBody::Json(_) => {}
-                    }
-                };
-                let _ = tokio::time::timeout(within, read).await;
-            }
-            served
-        })),
+        // Only the request's work: the boxed future is built on the stack and copied whole
+        // into its allocation, so what runs after a client left is not part of it.
+        work: Some(Box::pin(async move { work.serve(ctx, body).await })),
         gw,
         gone,
     }
+}
+
+/// Reads the stream of a reply whose client went away before it was handed over to its end,
+/// so its row has the upstream's own usage and cost (recorded as 499), within the deployment's
+/// whole-answer timeout (a trickle never trips the idle timeout).
+async fn drain_unread(gw: &Gateway, served: &mut Served) {
+    let Ok(reply) = &mut served.0 else {
+        return;
+    };
+    let within = std::time::Duration::from_millis(
+        gw.config
+            .deployment(&reply.deployment)
+            .map_or(600_000, |d| d.timeout_ms()),
+    );
+    let read = async {
+        match &mut reply.body {
+            ReplyBody::Sse(stream) => drain(stream).await,
+            ReplyBody::Native(stream) => drain(stream).await,
+            ReplyBody::Json(_) => {}
+        }
+    };
+    let _ = tokio::time::timeout(within, read).await;
 }
 
 /// Reads a stream whose client went away before it was handed over to its end (bounded by
@@ -263,7 +264,8 @@ async fn drain<S: futures_util::Stream + Unpin>(stream: &mut S) {
 /// a spawned task wakes another worker thread, which cost several futex calls per request).
 /// When the handler is dropped before the work is done (hyper drops it when the connection
 /// closes), the client is marked as gone and the rest of the work moves to a task of its own,
-/// where it runs to the end. The work is boxed, so moving it moves a pointer.
+/// where it runs to the end, a stream's answer read to its end ([`drain_unread`]). The work is
+/// boxed, so moving it moves a pointer.
 pub(crate) struct FinishOnDrop {
     work: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Served> + Send>>>,
     gw: Gateway,
@@ -294,10 +296,12 @@ impl Drop for FinishOnDrop {
         };
         self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
         self.gw.metrics().client_disconnected();
+        let gw = self.gw.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    let _ = work.await;
+                    let mut served = work.await;
+                    drain_unread(&gw, &mut served).await;
                 });
             }
             Err(_) => tracing::warn!("a request's work was dropped outside the runtime"),
