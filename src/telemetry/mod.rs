@@ -24,6 +24,7 @@
 
 pub mod metrics;
 pub mod progress;
+pub mod timestamp;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -98,12 +99,14 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let log = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_timer(timestamp::Timestamp)
             .with_writer(LineWriter::stderr())
             .with_ansi(ansi)
             .with_filter(events_only)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
+            .with_timer(timestamp::Timestamp)
             .with_writer(LineWriter::stderr())
             .with_filter(events_only)
             .boxed(),

@@ -1,0 +1,102 @@
+//! The process log's timestamps.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+
+/// RFC 3339 timestamps in UTC with microseconds (`2026-12-05T00:20:21.901640Z`), the text
+/// tracing-subscriber's `SystemTime` writes, with the date and time of day made once per second
+/// on each thread: a request's line then writes six digits instead of working out a calendar
+/// date.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timestamp;
+
+thread_local! {
+    /// The second last written on this thread, and its text up to the `.`.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+impl FormatTime for Timestamp {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = now.as_secs();
+        SECOND.with_borrow_mut(|(at, text)| {
+            if *at != secs {
+                *text = second_text(secs);
+                *at = secs;
+            }
+            w.write_str(text)
+        })?;
+        w.write_str(&micros_text(now.subsec_micros()))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of `secs` seconds since the epoch, in UTC.
+fn second_text(secs: u64) -> String {
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `micros` (below 1,000,000) as six digits and the `Z` of UTC.
+fn micros_text(micros: u32) -> String {
+    let mut out = String::with_capacity(7);
+    let mut div = 100_000;
+    for _ in 0..6 {
+        out.push(char::from(b'0' + ((micros / div) % 10) as u8));
+        div /= 10;
+    }
+    out.push('Z');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(t: &impl FormatTime) -> String {
+        let mut s = String::new();
+        t.format_time(&mut Writer::new(&mut s)).unwrap();
+        s
+    }
+
+    #[test]
+    fn seconds_and_micros_are_written_as_rfc_3339() {
+        assert_eq!(second_text(0), "1970-01-01T00:00:00.");
+        assert_eq!(second_text(1_796_430_525), "2026-12-05T00:28:45.");
+        assert_eq!(second_text(951_868_799), "2000-02-29T23:59:59.");
+        assert_eq!(micros_text(0), "000000Z");
+        assert_eq!(micros_text(901_640), "901640Z");
+        assert_eq!(micros_text(7), "000007Z");
+        assert_eq!(micros_text(999_999), "999999Z");
+    }
+
+    /// The same text as tracing-subscriber's `SystemTime`, taken in the same second.
+    #[test]
+    fn the_text_is_tracing_subscribers() {
+        let theirs = tracing_subscriber::fmt::time::SystemTime;
+        for _ in 0..100 {
+            let (a, b, c) = (written(&theirs), written(&Timestamp), written(&theirs));
+            assert_eq!(b.len(), a.len(), "{b} / {a}");
+            if a[..20] == c[..20] {
+                assert_eq!(b[..20], a[..20]);
+                assert!(b.ends_with('Z') && b[20..26].bytes().all(|d| d.is_ascii_digit()));
+                return;
+            }
+        }
+        panic!("no two readings in the same second");
+    }
+}
