@@ -216,9 +216,6 @@ fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "cache_size", -1024)?;
     // Purged rows are overwritten with zeros, not left in free pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    if let Ok(v) = std::env::var("SLUICE_EXP_CKPT") {
-        conn.pragma_update(None, "wal_autocheckpoint", v.parse::<i64>().unwrap_or(1000))?;
-    }
     migrate(conn)
 }
 
