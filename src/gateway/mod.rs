@@ -231,11 +231,17 @@ impl Gateway {
     /// limits, [`Access::admit`]) → decide → route → attempt → record. `ctx` carries the
     /// request's headers and principal. Returns the reply or the error, and the rate-limit
     /// headers to put on whichever response is made of it. Every outcome is recorded.
-    pub async fn serve(
+    ///
+    /// Not an `async fn`: admission is synchronous, and the returned future is
+    /// [`Gateway::handle`]'s own, without a second copy of `ctx` and `body` around it (the
+    /// future is copied whole into the box that runs it).
+    pub fn serve(
         &self,
         mut ctx: RequestContext,
         body: RequestBody,
-    ) -> (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>) {
+    ) -> impl Future<Output = (Result<GatewayReply, ApiError>, Vec<(&'static str, String)>)> + Send + '_
+    {
+        use futures_util::future::Either;
         let estimate = ctx.prompt_tokens(&body);
         let limit_headers = match self
             .access
@@ -243,8 +249,11 @@ impl Gateway {
         {
             Ok(h) => h,
             Err(rej) => {
-                Box::pin(self.record_rejection(&ctx, Some(&body), &rej.error)).await;
-                return (Err(rej.error), rej.headers);
+                // Boxed: the rare path.
+                return Either::Left(Box::pin(async move {
+                    self.record_rejection(&ctx, Some(&body), &rej.error).await;
+                    (Err(rej.error), rej.headers)
+                }));
             }
         };
         // gen_ai.operation.name is the upstream operation (`chat` for bridged dialects too:
@@ -257,8 +266,11 @@ impl Gateway {
         );
         telemetry::record_request(&ctx.span, &body, self.config.telemetry.capture_content);
         let span = ctx.span.clone();
-        let result = self.handle(ctx, body).instrument(span).await;
-        (result, limit_headers)
+        Either::Right(
+            self.handle(ctx, body)
+                .instrument(span)
+                .map(move |result| (result, limit_headers)),
+        )
     }
 
     /// Serves one request. Every outcome — reply or error — is recorded exactly once (for
