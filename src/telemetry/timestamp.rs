@@ -19,28 +19,31 @@ thread_local! {
 
 impl FormatTime for Timestamp {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        // A clock before 1970 or past the year 9999: tracing-subscriber's own text.
+        let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+            return tracing_subscriber::fmt::time::SystemTime.format_time(w);
+        };
         let secs = now.as_secs();
-        SECOND.with_borrow_mut(|(at, text)| {
+        let kept = SECOND.with_borrow_mut(|(at, text)| {
             if *at != secs {
-                *text = second_text(secs);
+                *text = second_text(secs)?;
                 *at = secs;
             }
-            w.write_str(text)
-        })?;
+            Some(w.write_str(text))
+        });
+        match kept {
+            Some(written) => written?,
+            None => return tracing_subscriber::fmt::time::SystemTime.format_time(w),
+        }
         w.write_str(&micros_text(now.subsec_micros()))
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.` of `secs` seconds since the epoch, in UTC.
-fn second_text(secs: u64) -> String {
-    let t = i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
+/// `YYYY-MM-DDTHH:MM:SS.` of `secs` seconds since the epoch, in UTC; `None` past the year
+/// 9999.
+fn second_text(secs: u64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    Some(format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
         t.year(),
         u8::from(t.month()),
@@ -48,7 +51,7 @@ fn second_text(secs: u64) -> String {
         t.hour(),
         t.minute(),
         t.second()
-    )
+    ))
 }
 
 /// `micros` (below 1,000,000) as six digits and the `Z` of UTC.
@@ -75,9 +78,13 @@ mod tests {
 
     #[test]
     fn seconds_and_micros_are_written_as_rfc_3339() {
-        assert_eq!(second_text(0), "1970-01-01T00:00:00.");
-        assert_eq!(second_text(1_796_430_525), "2026-12-05T00:28:45.");
-        assert_eq!(second_text(951_868_799), "2000-02-29T23:59:59.");
+        let text = |secs| second_text(secs).unwrap();
+        assert_eq!(text(0), "1970-01-01T00:00:00.");
+        assert_eq!(text(1_796_430_525), "2026-12-05T00:28:45.");
+        assert_eq!(text(951_868_799), "2000-02-29T23:59:59.");
+        assert_eq!(text(253_402_300_799), "9999-12-31T23:59:59.");
+        // Past 9999 the caller writes tracing-subscriber's own text.
+        assert_eq!(second_text(253_402_300_800), None);
         assert_eq!(micros_text(0), "000000Z");
         assert_eq!(micros_text(901_640), "901640Z");
         assert_eq!(micros_text(7), "000007Z");
