@@ -35,7 +35,8 @@ impl FormatTime for Timestamp {
             Some(written) => written?,
             None => return tracing_subscriber::fmt::time::SystemTime.format_time(w),
         }
-        w.write_str(&micros_text(now.subsec_micros()))
+        let mut buf = [0u8; 7];
+        w.write_str(micros_text(now.subsec_micros(), &mut buf))
     }
 }
 
@@ -54,16 +55,16 @@ fn second_text(secs: u64) -> Option<String> {
     ))
 }
 
-/// `micros` (below 1,000,000) as six digits and the `Z` of UTC.
-fn micros_text(micros: u32) -> String {
-    let mut out = String::with_capacity(7);
+/// `micros` (below 1,000,000) as six digits and the `Z` of UTC, written in `buf`.
+fn micros_text(micros: u32, buf: &mut [u8; 7]) -> &str {
     let mut div = 100_000;
-    for _ in 0..6 {
-        out.push(char::from(b'0' + ((micros / div) % 10) as u8));
+    for d in buf.iter_mut().take(6) {
+        *d = b'0' + ((micros / div) % 10) as u8;
         div /= 10;
     }
-    out.push('Z');
-    out
+    buf[6] = b'Z';
+    // ASCII digits and `Z`.
+    std::str::from_utf8(buf).unwrap_or("000000Z")
 }
 
 #[cfg(test)]
@@ -85,10 +86,11 @@ mod tests {
         assert_eq!(text(253_402_300_799), "9999-12-31T23:59:59.");
         // Past 9999 the caller writes tracing-subscriber's own text.
         assert_eq!(second_text(253_402_300_800), None);
-        assert_eq!(micros_text(0), "000000Z");
-        assert_eq!(micros_text(901_640), "901640Z");
-        assert_eq!(micros_text(7), "000007Z");
-        assert_eq!(micros_text(999_999), "999999Z");
+        let micros = |n| micros_text(n, &mut [0; 7]).to_string();
+        assert_eq!(micros(0), "000000Z");
+        assert_eq!(micros(901_640), "901640Z");
+        assert_eq!(micros(7), "000007Z");
+        assert_eq!(micros(999_999), "999999Z");
     }
 
     /// The same text as tracing-subscriber's `SystemTime`, taken in the same second.

@@ -19,11 +19,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use rustc_hash::FxBuildHasher;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+
+mod route;
 
 /// The label value for a model or deployment name the config does not know.
 pub const UNKNOWN: &str = "unknown";
@@ -111,8 +112,8 @@ pub struct Metrics {
     egress_blocked: CounterFamily<1>,
     unauthenticated: Counter,
     client_disconnects: Counter,
-    /// The series of answered requests, per route (see [`RouteSeries`]).
-    routes: std::sync::RwLock<HashMap<RouteKey, Arc<RouteSeries>, FxBuildHasher>>,
+    /// The series of answered requests, per route (see [`route::RouteSeries`]).
+    routes: route::Routes,
     /// The config's names, interned once (label values share them).
     models: HashSet<Arc<str>>,
     deployments: HashSet<Arc<str>>,
@@ -336,52 +337,7 @@ impl Metrics {
         self.observe_rest(r, model, deployment);
     }
 
-    /// [`Metrics::observe`] for a request answered whole (status 200, upstream and overhead
-    /// times, tokens both ways), through its route's [`RouteSeries`]. Returns `false`, having
-    /// counted nothing, for any other request.
-    fn observe_answered(
-        &self,
-        r: &RequestRecord,
-        model: &LabelValue,
-        deployment: &LabelValue,
-        hosting: &LabelValue,
-    ) -> bool {
-        let (Some(up_us), Some(over_us)) = (r.upstream_us, r.overhead_us) else {
-            return false;
-        };
-        let (Some(key), true) = (
-            route_key(model, deployment, hosting),
-            r.status == 200 && r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0,
-        ) else {
-            return false;
-        };
-        let known = self.routes.read().ok().and_then(|m| m.get(&key).cloned());
-        let series = match known {
-            Some(s) => s,
-            None => {
-                let s = Arc::new(RouteSeries::of(self, model, deployment, hosting));
-                if let Ok(mut m) = self.routes.write() {
-                    m.insert(key, s.clone());
-                }
-                s
-            }
-        };
-        series.answered.inc();
-        series
-            .request_duration
-            .observe(r.duration_ms as f64 / 1000.0);
-        series.upstream_duration.observe(up_us as f64 / 1e6);
-        series.overhead.observe(over_us as f64 / 1e6);
-        series.input_tokens.inc_by(r.usage.prompt_tokens);
-        series.output_tokens.inc_by(r.usage.completion_tokens);
-        if let Some(t) = r.ttft_ms {
-            let md = [("model", model.clone()), ("deployment", deployment.clone())];
-            self.ttft.get_or_create(&md).observe(t as f64 / 1000.0);
-        }
-        true
-    }
-
-    /// The part of [`Metrics::observe`] that [`RouteSeries`] holds, from the families.
+    /// The part of [`Metrics::observe`] that [`route::RouteSeries`] holds, from the families.
     fn observe_series(
         &self,
         r: &RequestRecord,
@@ -491,67 +447,6 @@ impl Metrics {
 }
 
 /// `name` (shared from the interned set) when `known` holds it, else [`UNKNOWN`].
-/// A route's identity among the label values: the addresses of its model, deployment and
-/// hosting texts, which are interned or static for the life of [`Metrics`]. `None` for a
-/// value made per request (a hosting the config does not name).
-type RouteKey = [usize; 3];
-
-fn route_key(
-    model: &LabelValue,
-    deployment: &LabelValue,
-    hosting: &LabelValue,
-) -> Option<RouteKey> {
-    let at = |v: &LabelValue| match v {
-        LabelValue::Static(s) => Some(s.as_ptr() as usize),
-        LabelValue::Shared(s) => Some(s.as_ptr() as usize),
-        LabelValue::Code(_) => None,
-    };
-    match hosting {
-        LabelValue::Shared(_) => None,
-        _ => Some([at(model)?, at(deployment)?, at(hosting)?]),
-    }
-}
-
-/// The series a request answered whole updates, taken from their families once per route
-/// (model, deployment, hosting) and kept: such a request then finds one key instead of
-/// hashing its labels into six families. Made on the first such request, so no series
-/// appears in `/metrics` before it has counted something.
-struct RouteSeries {
-    /// `requests{model, deployment, status="200"}`.
-    answered: Counter,
-    request_duration: Histogram,
-    upstream_duration: Histogram,
-    overhead: Histogram,
-    input_tokens: Counter,
-    output_tokens: Counter,
-}
-
-impl RouteSeries {
-    fn of(m: &Metrics, model: &LabelValue, deployment: &LabelValue, hosting: &LabelValue) -> Self {
-        let md = [("model", model.clone()), ("deployment", deployment.clone())];
-        let by_deployment = [("deployment", deployment.clone())];
-        let tokens = |direction| {
-            m.tokens.get_or_create_owned(&[
-                ("deployment", deployment.clone()),
-                ("hosting", hosting.clone()),
-                ("direction", LabelValue::Static(direction)),
-            ])
-        };
-        RouteSeries {
-            answered: m.requests.get_or_create_owned(&[
-                ("model", model.clone()),
-                ("deployment", deployment.clone()),
-                ("status", LabelValue::Code(200)),
-            ]),
-            request_duration: m.request_duration.get_or_create_owned(&md),
-            upstream_duration: m.upstream_duration.get_or_create_owned(&by_deployment),
-            overhead: m.overhead.get_or_create_owned(&by_deployment),
-            input_tokens: tokens("input"),
-            output_tokens: tokens("output"),
-        }
-    }
-}
-
 fn label(known: &HashSet<Arc<str>>, name: &str) -> LabelValue {
     match known.get(name) {
         Some(n) => LabelValue::Shared(n.clone()),
@@ -560,93 +455,4 @@ fn label(known: &HashSet<Arc<str>>, name: &str) -> LabelValue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn answered(model: &str, deployment: &str, hosting: &str, prompt: u64) -> RequestRecord {
-        let mut r = RequestRecord {
-            requested_model: model.into(),
-            deployment: Some(deployment.into()),
-            hosting: Some(hosting.into()),
-            status: 200,
-            duration_ms: 3,
-            upstream_us: Some(2_000),
-            overhead_us: Some(40),
-            ..Default::default()
-        };
-        r.usage.prompt_tokens = prompt;
-        r.usage.completion_tokens = 5;
-        r
-    }
-
-    /// The lines of `/metrics` that count requests and tokens, sorted.
-    fn counted(m: &Metrics) -> Vec<String> {
-        let mut lines: Vec<String> = m
-            .render()
-            .lines()
-            .filter(|l| {
-                l.starts_with("sluice_requests_total{")
-                    || l.starts_with("sluice_tokens_total{")
-                    || l.starts_with("sluice_request_duration_seconds_count{")
-                    || l.starts_with("sluice_upstream_duration_seconds_count{")
-                    || l.starts_with("sluice_gateway_overhead_seconds_count{")
-            })
-            .map(String::from)
-            .collect();
-        lines.sort();
-        lines
-    }
-
-    #[test]
-    fn a_route_kept_for_answered_requests_counts_what_the_families_count() {
-        let m = Metrics::with_names(vec!["m".into()], vec!["d".into()]);
-        m.observe(&answered("m", "d", "local", 10));
-        m.observe(&answered("m", "d", "local", 7));
-        // Not answered whole: counted through the families, next to the kept series.
-        let mut failed = answered("m", "d", "local", 0);
-        failed.status = 502;
-        failed.usage.completion_tokens = 0;
-        m.observe(&failed);
-        // A hosting the config does not name is never kept.
-        m.observe(&answered("m", "d", "edge", 1));
-        // A name the config does not know is `unknown`, kept like any other.
-        m.observe(&answered("other", "d", "remote", 2));
-        assert_eq!(
-            counted(&m),
-            [
-                r#"sluice_gateway_overhead_seconds_count{deployment="d"} 5"#,
-                r#"sluice_request_duration_seconds_count{model="m",deployment="d"} 4"#,
-                r#"sluice_request_duration_seconds_count{model="unknown",deployment="d"} 1"#,
-                r#"sluice_requests_total{model="m",deployment="d",status="200"} 3"#,
-                r#"sluice_requests_total{model="m",deployment="d",status="502"} 1"#,
-                r#"sluice_requests_total{model="unknown",deployment="d",status="200"} 1"#,
-                r#"sluice_tokens_total{deployment="d",hosting="edge",direction="input"} 1"#,
-                r#"sluice_tokens_total{deployment="d",hosting="edge",direction="output"} 5"#,
-                r#"sluice_tokens_total{deployment="d",hosting="local",direction="input"} 17"#,
-                r#"sluice_tokens_total{deployment="d",hosting="local",direction="output"} 10"#,
-                r#"sluice_tokens_total{deployment="d",hosting="remote",direction="input"} 2"#,
-                r#"sluice_tokens_total{deployment="d",hosting="remote",direction="output"} 5"#,
-                r#"sluice_upstream_duration_seconds_count{deployment="d"} 5"#,
-            ]
-        );
-        assert_eq!(m.routes.read().map(|r| r.len()).ok(), Some(2));
-    }
-
-    #[test]
-    fn no_series_appears_before_it_counts_something() {
-        let m = Metrics::with_names(vec!["m".into()], vec!["d".into()]);
-        let mut failed = answered("m", "d", "local", 0);
-        failed.status = 500;
-        failed.usage.completion_tokens = 0;
-        m.observe(&failed);
-        assert_eq!(
-            counted(&m),
-            [
-                r#"sluice_gateway_overhead_seconds_count{deployment="d"} 1"#,
-                r#"sluice_request_duration_seconds_count{model="m",deployment="d"} 1"#,
-                r#"sluice_requests_total{model="m",deployment="d",status="500"} 1"#,
-                r#"sluice_upstream_duration_seconds_count{deployment="d"} 1"#,
-            ]
-        );
-    }
-}
+mod tests;
