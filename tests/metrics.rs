@@ -125,7 +125,7 @@ async fn metrics_count_known_traffic_exactly() {
 fn grafana_dashboard_uses_only_existing_metrics() {
     let dash = std::fs::read_to_string("deploy/grafana/sluice-dashboard.json").unwrap();
     // Families without samples are not rendered, so check the registered names.
-    let source = std::fs::read_to_string("src/telemetry/metrics.rs").unwrap();
+    let source = std::fs::read_to_string("src/telemetry/metrics/mod.rs").unwrap();
     let re = regex::Regex::new(r"sluice_[a-z_]+").unwrap();
     let mut checked = 0;
     for m in re.find_iter(&dash) {
