@@ -92,6 +92,8 @@ pub struct AttemptCtx<'a> {
     pub endpoint: Endpoint,
     /// Request id, forwarded upstream.
     pub request_id: &'a str,
+    /// The client's request and its text as the log keeps it (see [`providers::WrittenBody`]).
+    pub written: Option<providers::WrittenBody<'a>>,
 }
 
 /// Tries the plan's deployments in order (see the module docs). Each attempt is counted in
@@ -273,6 +275,7 @@ pub async fn attempt(
                 request_id,
                 egress: egress.as_ref().map(|g| g as &dyn providers::Egress),
                 tree: redaction.is_some(),
+                written: cx.written,
             };
             let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
             // Boxed: the upstream call's state (the HTTP client's, timeouts) lives on the heap instead of

@@ -29,7 +29,7 @@ use crate::api::RequestBody;
 use crate::api::summary::ResponseSummary;
 use crate::config::{Config, DeploymentConfig};
 use crate::policy::{Decision, DeploymentAttrs, Engine, RequestFacts};
-use crate::providers::{Answer, Upstreams};
+use crate::providers::{Answer, Upstreams, WrittenBody};
 use crate::telemetry::{self, metrics::Metrics};
 use attempt::{AttemptCtx, Attempted};
 use finish::{cache_hit, estimate_usage};
@@ -318,9 +318,19 @@ impl Gateway {
         if let Some(mode) = decision.log_mode {
             base.log_mode = Some(mode.as_str().to_string());
         }
-        let call = Box::pin(self.route_and_call(&ctx, &body, &decision, plan, &mut base));
+        // The request's text for the log, written before the call: a chat or completions
+        // request sent unchanged but for its model goes upstream as this text.
+        let request_text = self.request_text(&base, &body);
+        let written = request_text
+            .as_deref()
+            .filter(|_| !matches!(body, RequestBody::Native(_)))
+            .map(|t| WrittenBody {
+                body: &body,
+                text: t.get(),
+            });
+        let call = Box::pin(self.route_and_call(&ctx, &body, &decision, plan, &mut base, written));
         let result = self.closing.race(call).await;
-        self.attach_body(&mut base, &body);
+        base.request_body = request_text;
         let policies = decision.policies.join(",");
         match result {
             Ok(Attempted::Complete {
@@ -511,6 +521,7 @@ impl Gateway {
         decision: &Decision,
         plan: Result<crate::gateway::route::Plan, ApiError>,
         record: &mut RequestRecord,
+        written: Option<WrittenBody<'_>>,
     ) -> Result<Attempted, ApiError> {
         if let Some(denial) = &decision.denied {
             return Err(denial.to_error());
@@ -527,6 +538,7 @@ impl Gateway {
             access: &self.access,
             endpoint: ctx.endpoint,
             request_id: &ctx.id,
+            written,
         };
         attempt::attempt(&cx, decision, &plan, body, record).await
     }

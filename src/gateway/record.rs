@@ -202,14 +202,17 @@ impl Gateway {
         self.recorder.record_or_wait(r)
     }
 
-    /// Keeps the typed request on the record when the effective logging mode stores text.
-    pub(super) fn attach_body(&self, r: &mut RequestRecord, body: &RequestBody) {
-        if self.recorder.log().is_none() {
-            return;
-        }
+    /// The request's JSON text for the record's `request_body`, when the effective logging
+    /// mode of `r` stores text (else `None`).
+    pub(super) fn request_text(
+        &self,
+        r: &RequestRecord,
+        body: &RequestBody,
+    ) -> Option<Box<serde_json::value::RawValue>> {
+        self.recorder.log()?;
         let mode = crate::store::row::effective_mode(r, self.config.log.prompts);
         if mode.keeps_text() {
-            r.request_body = match body {
+            match body {
                 RequestBody::Chat(c) => serde_json::value::to_raw_value(c).ok(),
                 RequestBody::Generic(g) => serde_json::value::to_raw_value(g).ok(),
                 // The chat translation (what `sluice replay` re-sends), else the native body.
@@ -217,7 +220,9 @@ impl Gateway {
                     Ok(c) => serde_json::value::to_raw_value(c).ok(),
                     Err(_) => serde_json::value::to_raw_value(&n.body).ok(),
                 },
-            };
+            }
+        } else {
+            None
         }
     }
 

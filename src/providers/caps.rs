@@ -226,6 +226,31 @@ pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
     }
 }
 
+/// Whether [`adapt_openai_chat`] could change `req` for `caps`: true when any field it drops
+/// or maps is there (a conservative answer: `false` means it would leave `req` exactly as it
+/// is, property-tested below), so a request it would not touch is sent without a copy.
+pub fn adapts_openai_chat(req: &ChatCompletionRequest, caps: &Caps) -> bool {
+    let top = (!caps.has(Capability::TopK)
+        && (req.top_k.is_some() || LOCAL_SAMPLERS.iter().any(|k| req.extra.contains_key(*k))))
+        || (!caps.has(Capability::Seed) && req.seed.is_some())
+        || (!caps.has(Capability::ParallelToolCalls) && req.parallel_tool_calls.is_some())
+        || (!caps.has(Capability::MaxCompletionTokens) && req.max_completion_tokens.is_some());
+    if top {
+        return true;
+    }
+    let last = req.messages.len().saturating_sub(1);
+    req.messages.iter().enumerate().any(|(i, m)| {
+        let prefill = i == last && m.role == Role::Assistant;
+        ((!caps.has(Capability::ContentParts) || prefill)
+            && matches!(m.content, Some(crate::api::Content::Parts(_))))
+            || m.extra
+                .iter()
+                .any(|(k, v)| v.is_null() || !KNOWN_MESSAGE_FIELDS.contains(&k.as_str()))
+            || (m.role == Role::Developer && !caps.has(Capability::DeveloperRole))
+            || (!caps.has(Capability::MessageName) && m.name.is_some())
+    })
+}
+
 /// Joins a parts array of text parts only into one string (`\n` between parts); other
 /// arrays are left as they are (image parts are the `images` capability's business).
 fn flatten_text_parts(m: &mut crate::api::ChatMessage) {

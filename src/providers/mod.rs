@@ -51,6 +51,27 @@ pub struct Call<'a> {
     /// redacted values in it. Otherwise an OpenAI chat completion is only summarized
     /// ([`Answer::Summary`]); the bridges read its bytes through the borrowed view.
     pub tree: bool,
+    /// The client's request as the log keeps it, written once; used instead of writing the
+    /// request again only while `body` is the very request it is the text of.
+    pub written: Option<WrittenBody<'a>>,
+}
+
+/// A request and its JSON text as `serde_json` writes it (compact, fields in declaration
+/// order), tied together: [`WrittenBody::text_of`] gives the text only for that same request
+/// (the same address), never for a redacted, overridden or translated copy of it.
+#[derive(Debug, Clone, Copy)]
+pub struct WrittenBody<'a> {
+    /// The request.
+    pub body: &'a RequestBody,
+    /// `serde_json::to_string(body)`.
+    pub text: &'a str,
+}
+
+impl<'a> WrittenBody<'a> {
+    /// The text, when `body` is the request it was written from.
+    pub fn text_of(&self, body: &RequestBody) -> Option<&'a str> {
+        std::ptr::eq(self.body, body).then_some(self.text)
+    }
 }
 
 /// A check on the exact body of an upstream request, run right before it is sent.

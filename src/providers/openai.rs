@@ -102,9 +102,18 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
     let model = call.deployment.model.clone();
     let result = match call.body {
         RequestBody::Chat(r) => {
+            let caps = super::caps::Caps::of(call.deployment);
+            // Nothing to change but `model`: the client's request written once, the model
+            // swapped in the text (no copy of the request).
+            if !super::caps::adapts_openai_chat(r, &caps)
+                && (!r.is_stream() || r.wants_stream_usage())
+                && let Some(text) = written(call, r).and_then(|t| with_model(t, &r.model, &model))
+            {
+                return Ok(text);
+            }
             let mut r = r.clone();
             r.model = model;
-            super::caps::adapt_openai_chat(&mut r, &super::caps::Caps::of(call.deployment));
+            super::caps::adapt_openai_chat(&mut r, &caps);
             if r.is_stream() {
                 let opts = r.stream_options.get_or_insert(crate::api::StreamOptions {
                     include_usage: None,
@@ -115,6 +124,11 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
             serde_json::to_vec(&r)
         }
         RequestBody::Generic(r) => {
+            if (!r.is_stream() || r.wants_stream_usage())
+                && let Some(text) = written(call, r).and_then(|t| with_model(t, &r.model, &model))
+            {
+                return Ok(text);
+            }
             let mut r = r.clone();
             r.model = model;
             if r.is_stream() {
@@ -133,6 +147,32 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
         }
     };
     result.map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))
+}
+
+/// The JSON text of `r`, the body of `call`: the one written for the log when there is one,
+/// else written now.
+fn written<T: serde::Serialize>(call: Call<'_>, r: &T) -> Option<Vec<u8>> {
+    match call.written.and_then(|w| w.text_of(call.body)) {
+        Some(t) => Some(t.as_bytes().to_vec()),
+        None => serde_json::to_vec(r).ok(),
+    }
+}
+
+/// `text`, a request `serde_json` wrote with `model` as its first field (`{"model":"own",…`),
+/// with `model` in place of `own`; `None` when it does not start so.
+fn with_model(mut text: Vec<u8>, own: &str, model: &str) -> Option<Vec<u8>> {
+    const HEAD: &[u8] = b"{\"model\":";
+    let mut old = Vec::with_capacity(HEAD.len() + own.len() + 2);
+    old.extend_from_slice(HEAD);
+    crate::repro::json_string::push(&mut old, own);
+    if !text.starts_with(&old) {
+        return None;
+    }
+    let mut new = Vec::with_capacity(HEAD.len() + model.len() + 2);
+    new.extend_from_slice(HEAD);
+    crate::repro::json_string::push(&mut new, model);
+    text.splice(..old.len(), new);
+    Some(text)
 }
 
 struct SseState {
@@ -334,3 +374,7 @@ fn has_finish_reason(v: &Value) -> bool {
                 .any(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
         })
 }
+
+#[cfg(test)]
+#[path = "openai_tests.rs"]
+mod tests;

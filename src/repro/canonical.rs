@@ -88,7 +88,8 @@ impl<'a> Canonical<'a> {
     }
 
     fn text(self, s: &str) -> Result<(), Refused> {
-        serde_json::to_writer(&mut *self.out, s).map_err(|e| Refused(e.to_string()))
+        super::json_string::push(self.out, s);
+        Ok(())
     }
 
     fn seq(self, close: &'static [u8]) -> Seq<'a> {
@@ -116,7 +117,7 @@ impl<'a> Canonical<'a> {
             return refuse("a skipped key as an enum variant");
         }
         self.out.push(b'{');
-        serde_json::to_writer(&mut *self.out, variant).map_err(|e| Refused(e.to_string()))?;
+        super::json_string::push(self.out, variant);
         self.out.push(b':');
         Ok(Canonical {
             out: self.out,
@@ -335,7 +336,7 @@ impl Object<'_> {
             if i > 0 {
                 self.out.push(b',');
             }
-            serde_json::to_writer(&mut *self.out, k).map_err(|e| Refused(e.to_string()))?;
+            super::json_string::push(self.out, k);
             self.out.push(b':');
             self.out.extend_from_slice(v);
         }

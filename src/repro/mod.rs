@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod canonical;
+pub mod json_string;
 pub mod native_sampling;
 pub mod replay;
 pub mod sampling;
@@ -90,31 +91,29 @@ fn finish_request_hash(mut out: Vec<u8>, endpoint: Endpoint, deployment: &str) -
 /// tool call is not the same answer as its name and arguments as text) and the finish reason
 /// counts (the same text cut by `length` is another answer). Written straight into the hash.
 pub fn response_hash(s: &ResponseSummary) -> String {
-    #[derive(serde::Serialize)]
-    struct Call<'a> {
-        arguments: &'a str,
-        name: &'a str,
+    // Written field by field in `serde_json`'s compact form of
+    // `{"content":…,"finish_reason":…,"tool_calls":[{"arguments":…,"name":…},…]}`, then hashed
+    // once (a writer into the hash took an update per token).
+    let mut text = Vec::with_capacity(64 + s.content.len() + s.content.len() / 8);
+    text.extend_from_slice(b"{\"content\":");
+    json_string::push(&mut text, &s.content);
+    text.extend_from_slice(b",\"finish_reason\":");
+    match &s.finish_reason {
+        Some(r) => json_string::push(&mut text, r),
+        None => text.extend_from_slice(b"null"),
     }
-    #[derive(serde::Serialize)]
-    struct Canonical<'a> {
-        content: &'a str,
-        finish_reason: Option<&'a str>,
-        tool_calls: Vec<Call<'a>>,
+    text.extend_from_slice(b",\"tool_calls\":[");
+    for (i, t) in s.tool_calls.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        text.extend_from_slice(b"{\"arguments\":");
+        json_string::push(&mut text, &t.arguments);
+        text.extend_from_slice(b",\"name\":");
+        json_string::push(&mut text, &t.name);
+        text.push(b'}');
     }
-    let c = Canonical {
-        content: &s.content,
-        finish_reason: s.finish_reason.as_deref(),
-        tool_calls: s
-            .tool_calls
-            .iter()
-            .map(|t| Call {
-                arguments: &t.arguments,
-                name: &t.name,
-            })
-            .collect(),
-    };
-    // Written whole, then hashed once (a writer into the hash took an update per token).
-    let text = serde_json::to_vec(&c).unwrap_or_default();
+    text.extend_from_slice(b"]}");
     let mut h = Sha256::new();
     h.update(&text);
     crate::store::chain::hex_digest(&h.finalize())
@@ -213,6 +212,60 @@ mod tests {
             response_hash(&stopped),
             sha256_hex(br#"{"content":"get_weather{\"city\":\"Paris\"}","finish_reason":"stop","tool_calls":[]}"#)
         );
+    }
+
+    /// The hand-written text is `serde_json`'s of the struct it was first written from.
+    #[test]
+    fn the_response_hash_text_is_serde_jsons() {
+        use crate::api::summary::ToolCallSummary;
+        #[derive(serde::Serialize)]
+        struct Call<'a> {
+            arguments: &'a str,
+            name: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Canonical<'a> {
+            content: &'a str,
+            finish_reason: Option<&'a str>,
+            tool_calls: Vec<Call<'a>>,
+        }
+        let calls = |n: usize| {
+            (0..n)
+                .map(|i| ToolCallSummary {
+                    id: format!("c{i}"),
+                    name: format!("f\"{i}"),
+                    arguments: format!("{{\"i\":{i},\"s\":\"\\n\u{1}\"}}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        for (content, finish, n) in [
+            ("", None, 0),
+            ("a \"b\"\n", Some("stop"), 1),
+            ("x", Some("tool_calls"), 3),
+        ] {
+            let s = ResponseSummary {
+                content: content.into(),
+                finish_reason: finish.map(String::from),
+                tool_calls: calls(n),
+                ..Default::default()
+            };
+            let old = Canonical {
+                content: &s.content,
+                finish_reason: s.finish_reason.as_deref(),
+                tool_calls: s
+                    .tool_calls
+                    .iter()
+                    .map(|t| Call {
+                        arguments: &t.arguments,
+                        name: &t.name,
+                    })
+                    .collect(),
+            };
+            assert_eq!(
+                response_hash(&s),
+                sha256_hex(&serde_json::to_vec(&old).unwrap())
+            );
+        }
     }
 
     #[test]

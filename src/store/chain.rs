@@ -17,6 +17,7 @@
 
 use super::StoreError;
 use super::row::HASHED_COLUMNS;
+use crate::repro::json_string;
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
@@ -47,10 +48,10 @@ pub fn write_canonical(values: &[ValueRef<'_>], out: &mut Vec<u8>) {
             ValueRef::Null => serde_json::to_writer(&mut *out, &()),
             ValueRef::Integer(n) => serde_json::to_writer(&mut *out, n),
             ValueRef::Real(f) => serde_json::to_writer(&mut *out, &serde_json::Value::from(*f)),
-            ValueRef::Text(t) => match std::str::from_utf8(t) {
-                Ok(s) => serde_json::to_writer(&mut *out, s),
-                Err(_) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(t)),
-            },
+            ValueRef::Text(t) => {
+                json_string::push(out, &String::from_utf8_lossy(t));
+                Ok(())
+            }
             ValueRef::Blob(b) => serde_json::to_writer(&mut *out, &hex::encode(b)),
         };
     }
