@@ -154,7 +154,7 @@ pub fn first_violation(detector: &Detector, guards: &[Guard], body: &Value) -> O
         detector,
         guards,
         found: None,
-        seams: Default::default(),
+        seams: super::junction::Seams::new(),
     };
     visit_json(body, &mut s);
     s.found

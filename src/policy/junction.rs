@@ -24,14 +24,36 @@ pub const WINDOW: usize = 128;
 pub const SHAPES: usize = 64;
 
 /// Follows the strings of one request in document order (see the module docs): for each shape
-/// met, the path and tail of its last non-empty string, in buffers reused from string to string.
+/// met, the path and tail of its last non-empty string, in buffers reused from string to string
+/// and, through a spare kept per thread, from request to request ([`Seams::new`]).
 #[derive(Debug, Default)]
 pub struct Seams {
+    buf: Buffers,
+}
+
+/// The buffers of a [`Seams`]: `last[..used]` are the shapes met so far, the entries past
+/// `used` are spare strings of earlier requests.
+#[derive(Debug, Default)]
+struct Buffers {
     /// (shape, path, tail), the most recently used last.
     last: Vec<(String, String, String)>,
+    used: usize,
     shape: String,
     joined: String,
     before: String,
+}
+
+thread_local! {
+    /// The buffers of the last [`Seams`] dropped on this thread.
+    static SPARE: std::cell::Cell<Option<Buffers>> = const { std::cell::Cell::new(None) };
+}
+
+impl Drop for Seams {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // At thread exit the spare may be gone already: the buffers are then just freed.
+        let _ = SPARE.try_with(|s| s.set(Some(buf)));
+    }
 }
 
 /// A match across a seam.
@@ -44,49 +66,67 @@ pub struct SeamMatch {
 }
 
 impl Seams {
+    /// A tracker for one request, with this thread's spare buffers when it has them.
+    pub fn new() -> Seams {
+        let mut buf = SPARE
+            .try_with(|s| s.take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        buf.used = 0;
+        Seams { buf }
+    }
+
     /// Takes the next string, `text` at `path`: the matches that straddle its seam with its
     /// neighbour (the last non-empty string of the same shape; empty when there is none), and
     /// that neighbour's path (valid until the next call). Empty strings are skipped.
     pub fn next(&mut self, detector: &Detector, path: &str, text: &str) -> (Vec<SeamMatch>, &str) {
         let mut found = Vec::new();
-        self.before.clear();
+        let b = &mut self.buf;
+        b.before.clear();
         if text.is_empty() {
-            return (found, &self.before);
+            return (found, &b.before);
         }
-        shape_of(path, &mut self.shape);
-        let slot = match self.last.iter().position(|(s, _, _)| *s == self.shape) {
+        shape_of(path, &mut b.shape);
+        let slot = match b.last[..b.used].iter().position(|(s, _, _)| *s == b.shape) {
             Some(i) => {
-                let (_, before, tail) = &self.last[i];
-                self.before.push_str(before);
-                self.joined.clear();
-                self.joined.push_str(tail);
-                let seam = self.joined.len();
-                self.joined.push_str(head(text, WINDOW));
-                for m in detector.scan(&self.joined) {
+                let (_, before, tail) = &b.last[i];
+                b.before.push_str(before);
+                b.joined.clear();
+                b.joined.push_str(tail);
+                let seam = b.joined.len();
+                b.joined.push_str(head(text, WINDOW));
+                for m in detector.scan(&b.joined) {
                     if m.start < seam && m.end > seam {
                         found.push(SeamMatch {
                             kind: m.kind,
-                            chars_after: self.joined[seam..m.end].chars().count(),
+                            chars_after: b.joined[seam..m.end].chars().count(),
                         });
                     }
                 }
                 i
             }
             None => {
-                if self.last.len() == SHAPES {
-                    self.last.remove(0);
+                if b.used == SHAPES {
+                    // The oldest shape is forgotten; its strings are reused.
+                    b.last[..SHAPES].rotate_left(1);
+                    b.used -= 1;
                 }
-                self.last
-                    .push((self.shape.clone(), String::new(), String::new()));
-                self.last.len() - 1
+                if b.used == b.last.len() {
+                    b.last.push(Default::default());
+                }
+                b.last[b.used].0.clear();
+                b.last[b.used].0.push_str(&b.shape);
+                b.used += 1;
+                b.used - 1
             }
         };
-        let entry = &mut self.last[slot];
+        let entry = &mut b.last[slot];
         entry.1.clear();
         entry.1.push_str(path);
         entry.2.clear();
         entry.2.push_str(tail(text, WINDOW));
-        (found, &self.before)
+        (found, &b.before)
     }
 }
 
@@ -172,11 +212,41 @@ mod tests {
         }
     }
 
+    /// The buffers a request leaves to the next on its thread carry no strings over: the
+    /// first string of a request has no neighbour, whatever the last request ended with.
+    #[test]
+    fn a_request_never_sees_the_strings_of_the_one_before() {
+        use crate::config::PiiConfig;
+        let d = Detector::new(&PiiConfig::default()).unwrap();
+        let mut first = Seams::new();
+        let (found, _) = first.next(&d, "messages[0].content", "mail ana@");
+        assert!(found.is_empty());
+        drop(first);
+        let mut second = Seams::new();
+        let (found, before) = second.next(&d, "messages[0].content", "example.com please");
+        assert_eq!((found, before), (vec![], ""));
+        let (found, before) = second.next(&d, "messages[1].content", "4111 1111");
+        assert_eq!((found.len(), before), (0, "messages[0].content"));
+        // More shapes than are remembered: the oldest is forgotten, the rest still pair.
+        let mut many = Seams::new();
+        for i in 0..SHAPES + 3 {
+            many.next(&d, &format!("f{i}"), "x");
+        }
+        assert_eq!(many.next(&d, "f0", "y").1, "");
+        assert_eq!(
+            many.next(&d, &format!("f{}", SHAPES + 2), "y").1,
+            format!("f{}", SHAPES + 2)
+        );
+        drop(many);
+        let mut again = Seams::new();
+        assert_eq!(again.next(&d, "f5", "z").1, "");
+    }
+
     #[test]
     fn the_neighbour_is_the_last_non_empty_string_of_the_same_shape() {
         use crate::config::PiiConfig;
         let d = Detector::new(&PiiConfig::default()).unwrap();
-        let mut seams = Seams::default();
+        let mut seams = Seams::new();
         let mut kinds_at = |path: &str, text: &str| {
             let (found, before) = seams.next(&d, path, text);
             (

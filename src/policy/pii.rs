@@ -419,7 +419,7 @@ impl Detector {
         let mut s = Scan {
             detector: self,
             out: Vec::new(),
-            seams: Default::default(),
+            seams: super::junction::Seams::new(),
         };
         crate::api::visit::visit(body, &mut s);
         s.out

@@ -6,6 +6,12 @@
 //! log's row hash. [`push`] gives the same bytes (property-tested below against
 //! `serde_json::to_writer`), so every hash stays what it was.
 
+/// Spare capacity [`push`] needs past the end of its buffer to write a text of `len` bytes
+/// without growing it: the vectorised kernel stores whole registers ahead of what it keeps.
+pub fn room(len: usize) -> usize {
+    len * 6 + 35
+}
+
 /// Appends `s` as a JSON string (quotes included) to `out`: `"` and `\` escaped, `\b \f \n \r
 /// \t` as such, other control characters below U+0020 as `\u00xx`, everything else as is.
 pub fn push(out: &mut Vec<u8>, s: &str) {

@@ -28,7 +28,13 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The canonical content of a row: the compact JSON array of `values` (in
 /// [`HASHED_COLUMNS`] order).
 pub fn canonical(values: &[ValueRef<'_>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+    // Room for every text once and the escaper's scratch for the longest (see
+    // `json_string::room`), so the buffer is allocated once.
+    let (total, longest) = values.iter().fold((0, 0), |(t, l), v| match v {
+        ValueRef::Text(s) | ValueRef::Blob(s) => (t + 2 * s.len(), l.max(s.len())),
+        _ => (t, l),
+    });
+    let mut out = Vec::with_capacity(total + json_string::room(longest) + 32 * values.len());
     write_canonical(values, &mut out);
     out
 }
@@ -49,7 +55,11 @@ pub fn write_canonical(values: &[ValueRef<'_>], out: &mut Vec<u8>) {
             ValueRef::Integer(n) => serde_json::to_writer(&mut *out, n),
             ValueRef::Real(f) => serde_json::to_writer(&mut *out, &serde_json::Value::from(*f)),
             ValueRef::Text(t) => {
-                json_string::push(out, &String::from_utf8_lossy(t));
+                // `from_utf8` first: `from_utf8_lossy` checks valid text far more slowly.
+                match std::str::from_utf8(t) {
+                    Ok(s) => json_string::push(out, s),
+                    Err(_) => json_string::push(out, &String::from_utf8_lossy(t)),
+                }
                 Ok(())
             }
             ValueRef::Blob(b) => serde_json::to_writer(&mut *out, &hex::encode(b)),
