@@ -368,9 +368,9 @@ impl providers::Egress for EgressGuard<'_> {
 fn mark_attempt(record: &mut RequestRecord, attrs: &DeploymentAttrs) {
     record.attempts += 1;
     record.deployment = Some(attrs.name.clone());
-    record.provider = Some(attrs.provider.clone());
-    record.hosting = Some(attrs.hosting.as_str().to_string());
-    record.openness = Some(attrs.openness.as_str().to_string());
+    record.provider = Some(attrs.provider);
+    record.hosting = Some(attrs.hosting.as_str());
+    record.openness = Some(attrs.openness.as_str());
 }
 
 /// 503 `no_available_deployment` naming why each deployment was skipped, with `Retry-After`

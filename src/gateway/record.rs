@@ -155,7 +155,7 @@ impl Gateway {
                 .unwrap_or(0),
             duration_ms: 0,
             ttft_ms: None,
-            endpoint: ctx.dialect.unwrap_or(ctx.endpoint.operation()).to_string(),
+            endpoint: ctx.dialect.unwrap_or(ctx.endpoint.operation()),
             requested_model: body.model().to_string(),
             deployment: None,
             provider: None,

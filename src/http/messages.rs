@@ -253,7 +253,7 @@ pub(super) async fn create(
 fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Response {
     let native = reply.native;
     let parsed = reply.json;
-    let mut resp = match reply.body {
+    let resp = match reply.body {
         ReplyBody::Json(bytes) if native => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
@@ -289,12 +289,7 @@ fn reply_response(reply: GatewayReply, message_id: String, shape: Shape) -> Resp
                 .into_response()
         }
     };
-    for (name, value) in reply.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut()
-                .insert(axum::http::HeaderName::from_static(name), v);
-        }
-    }
+    let mut resp = super::openai::with_headers(resp, reply.headers);
     if !native
         && !shape.dropped_tools.is_empty()
         && let Ok(v) = HeaderValue::from_str(&shape.dropped_tools.join(","))

@@ -309,9 +309,11 @@ impl Drop for FinishOnDrop {
     }
 }
 
+/// `resp` with `headers` set (replacing same names); a value that is not a valid header value
+/// is left out. Each value's text becomes the header's without a copy.
 pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, String)>) -> Response {
     for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
             resp.headers_mut().insert(HeaderName::from_static(name), v);
         }
     }
@@ -319,19 +321,14 @@ pub(crate) fn with_headers(mut resp: Response, headers: Vec<(&'static str, Strin
 }
 
 pub(crate) fn reply_response(reply: GatewayReply) -> Response {
-    let mut resp = match reply.body {
+    let resp = match reply.body {
         ReplyBody::Json(bytes) => {
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         ReplyBody::Sse(stream) => sse_response(Body::from_stream(stream)),
         ReplyBody::Native(stream) => sse_response(Body::from_stream(stream)),
     };
-    for (name, value) in reply.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(HeaderName::from_static(name), v);
-        }
-    }
-    resp
+    with_headers(resp, reply.headers)
 }
 
 /// An SSE response (`text/event-stream`, `no-cache`) of `body`.

@@ -25,7 +25,7 @@ use crate::http::extract::{ApiPath, ApiQuery};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Extension, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -279,7 +279,7 @@ async fn serve(
 /// A native route's answer as the backend sent it (stored when asked, under the backend's
 /// response id).
 fn native_response(reply: GatewayReply, saver: Option<Saver>) -> Response {
-    let mut resp = match reply.body {
+    let resp = match reply.body {
         ReplyBody::Json(bytes) => {
             if let Some(saver) = saver
                 && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
@@ -296,16 +296,7 @@ fn native_response(reply: GatewayReply, saver: Option<Saver>) -> Response {
         }
         ReplyBody::Sse(_) => ApiError::internal("a chat stream on a native route").into_response(),
     };
-    add_headers(&mut resp, reply.headers);
-    resp
-}
-
-fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
-    for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(HeaderName::from_static(name), v);
-        }
-    }
+    super::openai::with_headers(resp, reply.headers)
 }
 
 async fn reply_response(
@@ -315,7 +306,7 @@ async fn reply_response(
     saver: Option<Saver>,
 ) -> Response {
     let parsed = reply.json;
-    let mut resp = match reply.body {
+    let resp = match reply.body {
         ReplyBody::Json(bytes) => {
             let out = match with_answer(&bytes, parsed, |chat| from_answer(chat, start, &tools)) {
                 Ok(out) => out,
@@ -349,12 +340,7 @@ async fn reply_response(
                 .into_response()
         }
     };
-    for (name, value) in reply.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(HeaderName::from_static(name), v);
-        }
-    }
-    resp
+    super::openai::with_headers(resp, reply.headers)
 }
 
 /// The stored response `id` of the caller, or the error to answer.

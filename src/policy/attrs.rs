@@ -12,7 +12,7 @@ pub struct DeploymentAttrs {
     /// Deployment name.
     pub name: String,
     /// Provider kind (`openai`, `ollama`, `anthropic`).
-    pub provider: String,
+    pub provider: &'static str,
     /// The backend's model id.
     pub model: String,
     /// Where it runs.
@@ -69,7 +69,7 @@ impl DeploymentAttrs {
         });
         DeploymentAttrs {
             name: d.name.clone(),
-            provider: d.provider.as_str().to_string(),
+            provider: d.provider.as_str(),
             model: d.model.clone(),
             hosting,
             openness,

@@ -111,10 +111,11 @@ impl Rule {
                 }
             }
             Rule::ProvidersAllow(list) => list
-                .contains(&d.provider)
+                .iter()
+                .any(|p| p == d.provider)
                 .then_some(())
                 .ok_or_else(|| format!("provider {} is not in [{}]", d.provider, list.join(", "))),
-            Rule::ProvidersDeny(list) => (!list.contains(&d.provider))
+            Rule::ProvidersDeny(list) => (!list.iter().any(|p| p == d.provider))
                 .then_some(())
                 .ok_or_else(|| format!("provider {} is denied", d.provider)),
             Rule::DeploymentsAllow(globs) => glob_any(globs, &d.name)

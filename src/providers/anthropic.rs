@@ -37,9 +37,8 @@ pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result
     let bytes = serde_json::to_vec(&body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
     let http = super::post(client, dep, "/v1/messages")?
-        .header("content-type", "application/json")
+        .json_with_request_id(call.request_id)
         .header("anthropic-version", API_VERSION)
-        .header("x-request-id", call.request_id)
         .body(bytes);
     let http = with_key(http, dep);
     let resp = upstream::send(http, dep, stream, call.egress).await?;

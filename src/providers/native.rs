@@ -74,8 +74,7 @@ pub async fn call(
         Dialect::Responses => "/responses",
     };
     let mut req = super::post(client, dep, path)?
-        .header("content-type", "application/json")
-        .header("x-request-id", call.request_id)
+        .json_with_request_id(call.request_id)
         .body(upstream_body(n, dep)?);
     match n.dialect {
         Dialect::Messages => {

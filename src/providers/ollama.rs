@@ -108,8 +108,7 @@ async fn send(
     let bytes = serde_json::to_vec(body)
         .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
     let mut req = super::post(client, dep, path)?
-        .header("content-type", "application/json")
-        .header("x-request-id", call.request_id)
+        .json_with_request_id(call.request_id)
         .body(bytes);
     if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(key);

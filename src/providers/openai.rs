@@ -27,8 +27,7 @@ pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result
     let stream = call.body.is_stream();
     let body = upstream_body(call)?;
     let mut req = super::post(client, dep, call.endpoint.path())?
-        .header("content-type", "application/json")
-        .header("x-request-id", call.request_id)
+        .json_with_request_id(call.request_id)
         .body(body);
     if let Some(key) = dep.api_key.as_deref().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(key);

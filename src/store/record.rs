@@ -21,13 +21,13 @@ pub struct RequestRecord {
     /// Time to the first chunk sent, ms (streams only).
     pub ttft_ms: Option<u64>,
     /// `chat.completions`, `completions` or `embeddings`.
-    pub endpoint: String,
+    pub endpoint: &'static str,
     /// The model name the client asked for.
     pub requested_model: String,
     /// The deployment that answered (or was last tried).
     pub deployment: Option<String>,
     /// Its provider kind.
-    pub provider: Option<String>,
+    pub provider: Option<&'static str>,
     /// HTTP status sent to the client (499 when the client went away mid-stream).
     pub status: u16,
     /// Error `type`, for failures.
@@ -67,9 +67,9 @@ pub struct RequestRecord {
     /// Client IP address.
     pub client_ip: Option<String>,
     /// `local` or `remote`, of the deployment that answered.
-    pub hosting: Option<String>,
+    pub hosting: Option<&'static str>,
     /// Openness tier of that deployment (`api` … `reproducible`).
-    pub openness: Option<String>,
+    pub openness: Option<&'static str>,
     /// Names of the policies that matched.
     pub policies: Vec<String>,
     /// Kinds of personal data found in the prompt (`email`, `iban`, …), never the values.
@@ -110,7 +110,7 @@ impl Default for RequestRecord {
             started_ms: 0,
             duration_ms: 0,
             ttft_ms: None,
-            endpoint: String::new(),
+            endpoint: "",
             requested_model: String::new(),
             deployment: None,
             provider: None,

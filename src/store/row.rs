@@ -135,6 +135,7 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         ),
     };
     let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);
+    let stat = |s: Option<&str>| s.map(|s| Sql::Text(s.to_string())).unwrap_or(Sql::Null);
     // The texts made above for this row are moved in, not copied again.
     let owned = |s: Option<String>| s.map(Sql::Text).unwrap_or(Sql::Null);
     // The end user (often an email) and error messages (upstreams echo the prompt) are text
@@ -152,15 +153,15 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
         int(r.started_ms),
         int(r.duration_ms),
         r.ttft_ms.map(int).unwrap_or(Sql::Null),
-        Sql::Text(r.endpoint.clone()),
+        Sql::Text(r.endpoint.to_string()),
         match mode {
             LogMode::Full => Sql::Text(r.requested_model.clone()),
             _ => Sql::Text(redact_for_log(pii, &r.requested_model)),
         },
         text(&r.deployment),
-        text(&r.provider),
-        text(&r.hosting),
-        text(&r.openness),
+        stat(r.provider),
+        stat(r.hosting),
+        stat(r.openness),
         list(&r.policies),
         list(&r.pii_kinds),
         text(&r.api_key_id),
@@ -241,12 +242,13 @@ pub fn spend_only(r: &RequestRecord) -> Option<super::backend::PreparedRow> {
     let r = spend_record(r)?;
     let int = |n: u64| Sql::Integer(i64::try_from(n).unwrap_or(i64::MAX));
     let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);
+    let stat = |s: Option<&str>| s.map(|s| Sql::Text(s.to_string())).unwrap_or(Sql::Null);
     let values = HASHED_COLUMNS[1..]
         .iter()
         .map(|c| match *c {
             "id" => Sql::Text(r.id.clone()),
             "started_ms" => int(r.started_ms),
-            "hosting" => text(&r.hosting),
+            "hosting" => stat(r.hosting),
             "api_key_id" => text(&r.api_key_id),
             "cost_usd" => r.cost_usd.map(Sql::Real).unwrap_or(Sql::Null),
             "log_mode" => Sql::Text(LogMode::Off.as_str().to_string()),

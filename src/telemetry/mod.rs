@@ -355,8 +355,8 @@ pub fn record_outcome(span: &tracing::Span, r: &crate::store::record::RequestRec
     if span.is_disabled() {
         return;
     }
-    if let Some(p) = &r.provider {
-        span.record("gen_ai.provider.name", p.as_str());
+    if let Some(p) = r.provider {
+        span.record("gen_ai.provider.name", p);
     }
     if let Some(d) = &r.deployment {
         span.record("sluice.deployment", d.as_str());
@@ -364,11 +364,11 @@ pub fn record_outcome(span: &tracing::Span, r: &crate::store::record::RequestRec
     if let Some(m) = &r.response.model {
         span.record("gen_ai.response.model", m.as_str());
     }
-    if let Some(h) = &r.hosting {
-        span.record("sluice.hosting", h.as_str());
+    if let Some(h) = r.hosting {
+        span.record("sluice.hosting", h);
     }
-    if let Some(o) = &r.openness {
-        span.record("sluice.openness", o.as_str());
+    if let Some(o) = r.openness {
+        span.record("sluice.openness", o);
     }
     if !r.policies.is_empty() {
         span.record("sluice.policies", r.policies.join(",").as_str());

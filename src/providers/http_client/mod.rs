@@ -266,6 +266,25 @@ impl RequestBuilder {
         RequestBuilder { client, req }
     }
 
+    /// Sets `content-type: application/json` and `x-request-id: {request_id}`, the two headers
+    /// of every upstream call, from names and a value kept as constants (no copies). An id
+    /// that is not a valid header value fails the request's build, as [`Self::header`] does.
+    pub fn json_with_request_id(mut self, request_id: &str) -> Self {
+        const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+        const JSON: HeaderValue = HeaderValue::from_static("application/json");
+        if let Ok(req) = &mut self.req {
+            match HeaderValue::from_str(request_id) {
+                Ok(id) => {
+                    let headers = req.inner.headers_mut();
+                    headers.insert(http::header::CONTENT_TYPE, JSON);
+                    headers.insert(X_REQUEST_ID, id);
+                }
+                Err(e) => self.req = Err(Error::new(Kind::Builder, Some(Box::new(e)))),
+            }
+        }
+        self
+    }
+
     /// Sets header `name` to `value` (replacing it).
     pub fn header(mut self, name: &str, value: impl AsRef<str>) -> Self {
         if let Ok(req) = &mut self.req {
@@ -503,6 +522,21 @@ mod tests {
     fn a_header_name_http_cannot_carry_is_a_builder_error() {
         let url = url::Url::parse("http://127.0.0.1:9/").unwrap();
         let (_, req) = client().post(url).header("X Bad", "1").build();
+        assert!(req.unwrap_err().is_request());
+    }
+
+    #[test]
+    fn json_with_request_id_sets_both_headers_and_refuses_a_bad_id() {
+        let url = url::Url::parse("http://127.0.0.1:9/v1/chat/completions").unwrap();
+        let (_, req) = client()
+            .post(url.clone())
+            .json_with_request_id("01-ab")
+            .build();
+        let req = req.unwrap();
+        let h = req.inner.headers();
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["x-request-id"], "01-ab");
+        let (_, req) = client().post(url).json_with_request_id("a\nb").build();
         assert!(req.unwrap_err().is_request());
     }
 

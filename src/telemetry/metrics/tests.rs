@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::record::RequestRecord;
 
-fn answered(model: &str, deployment: &str, hosting: &str, prompt: u64) -> RequestRecord {
+fn answered(model: &str, deployment: &str, hosting: &'static str, prompt: u64) -> RequestRecord {
     let mut r = RequestRecord {
         requested_model: model.into(),
         deployment: Some(deployment.into()),
