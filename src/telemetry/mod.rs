@@ -22,6 +22,7 @@
 //! Layer: tracing, OpenTelemetry export and Prometheus metrics; imports `api`, `store::record`,
 //! `config`; never `gateway` or `http`.
 
+pub mod line;
 pub mod metrics;
 pub mod progress;
 pub mod timestamp;
@@ -99,7 +100,7 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> TelemetryGuard {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let log = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_timer(timestamp::Timestamp)
+            .event_format(line::Text::new(timestamp::Timestamp))
             .with_writer(LineWriter::stderr())
             .with_ansi(ansi)
             .with_filter(events_only)
