@@ -38,11 +38,11 @@ fn record(id: &str, cost: f64) -> RequestRecord {
     RequestRecord {
         id: id.into(),
         started_ms: 20_000 * 86_400_000 + 5,
-        endpoint: "chat".into(),
+        endpoint: "chat",
         requested_model: "m".into(),
         status: 200,
         api_key_id: Some("k1".into()),
-        hosting: Some("remote".into()),
+        hosting: Some("remote"),
         cost_usd: Some(cost),
         ..Default::default()
     }

@@ -277,7 +277,7 @@ pub async fn attempt(
                 tree: redaction.is_some(),
                 written: cx.written,
             };
-            let span = crate::telemetry::attempt_span(name, &attrs.provider, record.attempts);
+            let span = crate::telemetry::attempt_span(name, attrs.provider, record.attempts);
             // Boxed: the upstream call's state (the HTTP client's, timeouts) lives on the heap instead of
             // inside every future that awaits this one, which would copy it at each level.
             let result = Box::pin(first_answer(cx.upstreams, call))

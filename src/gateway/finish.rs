@@ -67,7 +67,7 @@ impl Gateway {
             let (tokens, cost, remote) = (
                 r.usage.prompt_tokens + r.usage.completion_tokens,
                 r.cost_usd,
-                r.hosting.as_deref() == Some("remote"),
+                r.hosting == Some("remote"),
             );
             if let Some(t) = reservation.as_mut() {
                 t.settling(cost, remote);

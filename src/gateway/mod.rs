@@ -401,7 +401,7 @@ impl Gateway {
                 base.overhead_us = base
                     .upstream_us
                     .map(|u| (ctx.started.elapsed().as_micros() as u64).saturating_sub(u));
-                let (cost, remote) = (base.cost_usd, base.hosting.as_deref() == Some("remote"));
+                let (cost, remote) = (base.cost_usd, base.hosting == Some("remote"));
                 if let Some(t) = reservation.as_mut() {
                     t.settling(cost, remote);
                 }

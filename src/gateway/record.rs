@@ -91,7 +91,7 @@ impl Recorder {
     fn observe(&self, r: &RequestRecord) {
         self.metrics.observe(r);
         if let (Some(key), Some(cost)) = (&r.api_key_id, r.cost_usd) {
-            let remote = r.hosting.as_deref() == Some("remote");
+            let remote = r.hosting == Some("remote");
             let chain =
                 std::iter::once(key.as_str()).chain(r.api_key_creators.iter().map(String::as_str));
             self.spend.add(chain, r.started_ms as i64, cost, remote);

@@ -48,9 +48,29 @@ thread_local! {
     static SPARE: std::cell::Cell<Option<Buffers>> = const { std::cell::Cell::new(None) };
 }
 
+/// Most bytes of buffers kept as a thread's spare: a request with huge paths (a client's
+/// keys) leaves its buffers to be freed, not kept.
+const SPARE_BYTES: usize = 64 * 1024;
+
 impl Drop for Seams {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
+        let mut buf = std::mem::take(&mut self.buf);
+        // Emptied before they wait for the next request: nothing of this one's text is read
+        // again, and the kept capacity is bounded.
+        buf.used = 0;
+        let mut kept = buf.shape.capacity() + buf.joined.capacity() + buf.before.capacity();
+        for s in [&mut buf.shape, &mut buf.joined, &mut buf.before] {
+            s.clear();
+        }
+        for (shape, path, tail) in &mut buf.last {
+            kept += shape.capacity() + path.capacity() + tail.capacity();
+            shape.clear();
+            path.clear();
+            tail.clear();
+        }
+        if kept > SPARE_BYTES {
+            return;
+        }
         // At thread exit the spare may be gone already: the buffers are then just freed.
         let _ = SPARE.try_with(|s| s.set(Some(buf)));
     }

@@ -228,7 +228,8 @@ pub fn adapt_openai_chat(req: &mut ChatCompletionRequest, caps: &Caps) {
 
 /// Whether [`adapt_openai_chat`] could change `req` for `caps`: true when any field it drops
 /// or maps is there (a conservative answer: `false` means it would leave `req` exactly as it
-/// is, property-tested below), so a request it would not touch is sent without a copy.
+/// is; property-tested through the bytes sent, `providers::openai::tests`), so a request it
+/// would not touch is sent without a copy.
 pub fn adapts_openai_chat(req: &ChatCompletionRequest, caps: &Caps) -> bool {
     let top = (!caps.has(Capability::TopK)
         && (req.top_k.is_some() || LOCAL_SAMPLERS.iter().any(|k| req.extra.contains_key(*k))))

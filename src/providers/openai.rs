@@ -102,8 +102,8 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
     let result = match call.body {
         RequestBody::Chat(r) => {
             let caps = super::caps::Caps::of(call.deployment);
-            // Nothing to change but `model`: the client's request written once, the model
-            // swapped in the text (no copy of the request).
+            // Nothing to change but `model`: the client's request as written once for the
+            // log, the model swapped in the text (no deep copy, no second serialisation).
             if !super::caps::adapts_openai_chat(r, &caps)
                 && (!r.is_stream() || r.wants_stream_usage())
                 && let Some(text) = written(call, r).and_then(|t| with_model(t, &r.model, &model))

@@ -65,6 +65,9 @@ fn message() -> impl Strategy<Value = serde_json::Value> {
         "[a-z \"\\\\é]{0,12}".prop_map(serde_json::Value::from),
         Just(json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])),
         Just(json!([{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}])),
+        Just(
+            json!([{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}])
+        ),
         Just(serde_json::Value::Null),
     ];
     let extra = prop_oneof![
@@ -74,6 +77,10 @@ fn message() -> impl Strategy<Value = serde_json::Value> {
         Just(json!({"refusal": null})),
         Just(json!({"sender": "agent"})),
         Just(json!({"reasoning_content": "r"})),
+        Just(
+            json!({"tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]})
+        ),
+        Just(json!({"tool_call_id": "c1"})),
     ];
     (role, content, extra).prop_map(|(role, content, extra)| {
         let mut m = json!({"role": role, "content": content});
@@ -89,6 +96,8 @@ fn request() -> impl Strategy<Value = ChatCompletionRequest> {
         Just(json!({})),
         Just(json!({"top_k": 5})),
         Just(json!({"min_p": 0.1})),
+        Just(json!({"typical_p": 0.9, "repeat_penalty": 1.1})),
+        Just(json!({"mirostat": 2})),
         Just(json!({"seed": 7})),
         Just(json!({"parallel_tool_calls": false})),
         Just(json!({"max_completion_tokens": 9})),

@@ -6,15 +6,26 @@
 //! log's row hash. [`push`] gives the same bytes (property-tested below against
 //! `serde_json::to_writer`), so every hash stays what it was.
 
+/// Texts longer than this go through `serde_json`'s escaper, which grows its buffer as it
+/// writes: the vectorised one first reserves six times the text (a 10 MB base64 image would
+/// reserve 60 MB).
+pub const LONGEST_VECTORISED: usize = 64 * 1024;
+
 /// Spare capacity [`push`] needs past the end of its buffer to write a text of `len` bytes
-/// without growing it: the vectorised kernel stores whole registers ahead of what it keeps.
+/// without growing it: the vectorised kernel stores whole registers ahead of what it keeps
+/// (a longer text than [`LONGEST_VECTORISED`] needs none: it is written as it grows).
 pub fn room(len: usize) -> usize {
-    len * 6 + 35
+    len.min(LONGEST_VECTORISED) * 6 + 35
 }
 
 /// Appends `s` as a JSON string (quotes included) to `out`: `"` and `\` escaped, `\b \f \n \r
 /// \t` as such, other control characters below U+0020 as `\u00xx`, everything else as is.
 pub fn push(out: &mut Vec<u8>, s: &str) {
+    if s.len() > LONGEST_VECTORISED {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+        return;
+    }
     json_escape_simd::escape_into(s, out);
 }
 
@@ -40,6 +51,7 @@ mod tests {
             "back\\slash \"quoted\" \u{7f} \u{2028} \u{1F600}",
             "\u{0}\u{1}\u{8}\u{9}\u{a}\u{b}\u{c}\u{d}\u{1f} tail",
             all.as_str(),
+            &"\"a\\\u{1}é".repeat(LONGEST_VECTORISED / 4),
         ] {
             let mut out = b"prefix".to_vec();
             push(&mut out, s);

@@ -97,15 +97,16 @@ pub fn response_hash(s: &ResponseSummary) -> String {
     let calls: usize = s
         .tool_calls
         .iter()
-        .map(|t| 32 + 2 * (t.arguments.len() + t.name.len()))
+        .map(|t| 32 + t.arguments.len() + t.name.len())
         .sum();
     let longest = s
         .tool_calls
         .iter()
         .map(|t| t.arguments.len().max(t.name.len()))
         .fold(s.content.len(), usize::max);
-    let mut text =
-        Vec::with_capacity(64 + 2 * s.content.len() + calls + json_string::room(longest));
+    let mut text = Vec::with_capacity(
+        64 + s.content.len() + s.content.len() / 4 + calls + json_string::room(longest),
+    );
     text.extend_from_slice(b"{\"content\":");
     json_string::push(&mut text, &s.content);
     text.extend_from_slice(b",\"finish_reason\":");

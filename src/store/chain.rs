@@ -28,10 +28,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The canonical content of a row: the compact JSON array of `values` (in
 /// [`HASHED_COLUMNS`] order).
 pub fn canonical(values: &[ValueRef<'_>]) -> Vec<u8> {
-    // Room for every text once and the escaper's scratch for the longest (see
-    // `json_string::room`), so the buffer is allocated once.
+    // Room for every text once (and a quarter for escapes) and the escaper's scratch for the
+    // longest (see `json_string::room`): the buffer is allocated once for usual rows.
     let (total, longest) = values.iter().fold((0, 0), |(t, l), v| match v {
-        ValueRef::Text(s) | ValueRef::Blob(s) => (t + 2 * s.len(), l.max(s.len())),
+        ValueRef::Text(s) | ValueRef::Blob(s) => (t + s.len() + s.len() / 4, l.max(s.len())),
         _ => (t, l),
     });
     let mut out = Vec::with_capacity(total + json_string::room(longest) + 32 * values.len());

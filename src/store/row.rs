@@ -227,7 +227,7 @@ pub fn spend_record(r: &RequestRecord) -> Option<RequestRecord> {
         id: r.id.clone(),
         started_ms: r.started_ms,
         api_key_id: Some(r.api_key_id.clone()?),
-        hosting: r.hosting.clone(),
+        hosting: r.hosting,
         cost_usd: Some(cost),
         log_mode: Some(LogMode::Off.as_str().to_string()),
         ..Default::default()

@@ -83,11 +83,11 @@ mod tests {
         RequestRecord {
             id: id.into(),
             started_ms: day * DAY + 1000,
-            endpoint: "chat".into(),
+            endpoint: "chat",
             requested_model: "m".into(),
             status: 200,
             api_key_id: Some(key.into()),
-            hosting: Some(if remote { "remote" } else { "local" }.into()),
+            hosting: Some(if remote { "remote" } else { "local" }),
             cost_usd: Some(cost),
             ..Default::default()
         }

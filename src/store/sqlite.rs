@@ -308,7 +308,7 @@ mod tests {
         let mut r = RequestRecord {
             id: id.into(),
             started_ms: started_ms as u64,
-            endpoint: "chat".into(),
+            endpoint: "chat",
             requested_model: "m".into(),
             deployment: Some("d".into()),
             status: 200,

@@ -325,7 +325,7 @@ impl Metrics {
             Some(d) => label(&self.deployments, d),
         };
         let model = label(&self.models, &r.requested_model);
-        let hosting = match r.hosting.as_deref() {
+        let hosting = match r.hosting {
             None => LabelValue::Static("-"),
             Some("local") => LabelValue::Static("local"),
             Some("remote") => LabelValue::Static("remote"),

@@ -7,7 +7,7 @@ fn answered(model: &str, deployment: &str, hosting: &'static str, prompt: u64) -
     let mut r = RequestRecord {
         requested_model: model.into(),
         deployment: Some(deployment.into()),
-        hosting: Some(hosting.into()),
+        hosting: Some(hosting),
         status: 200,
         duration_ms: 3,
         upstream_us: Some(2_000),
