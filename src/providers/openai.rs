@@ -12,9 +12,11 @@ use super::{Call, Chunk, ChunkStream, Reply, RequestBody, stream_ended_early};
 use crate::api::ApiError;
 use crate::api::chunk_view;
 use crate::api::error::{default_kind_for, error_from_value};
+use crate::repro::json_string;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -106,7 +108,7 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
             // log, the model swapped in the text (no deep copy, no second serialisation).
             if !super::caps::adapts_openai_chat(r, &caps)
                 && (!r.is_stream() || r.wants_stream_usage())
-                && let Some(text) = written(call, r).and_then(|t| with_model(t, &r.model, &model))
+                && let Some(text) = written(call, r).and_then(|t| with_model(&t, &r.model, &model))
             {
                 return Ok(text);
             }
@@ -124,7 +126,7 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
         }
         RequestBody::Generic(r) => {
             if (!r.is_stream() || r.wants_stream_usage())
-                && let Some(text) = written(call, r).and_then(|t| with_model(t, &r.model, &model))
+                && let Some(text) = written(call, r).and_then(|t| with_model(&t, &r.model, &model))
             {
                 return Ok(text);
             }
@@ -150,28 +152,26 @@ fn upstream_body(call: Call<'_>) -> Result<Vec<u8>, ApiError> {
 
 /// The JSON text of `r`, the body of `call`: the one written for the log when there is one,
 /// else written now.
-fn written<T: serde::Serialize>(call: Call<'_>, r: &T) -> Option<Vec<u8>> {
+fn written<'a, T: serde::Serialize>(call: Call<'a>, r: &T) -> Option<Cow<'a, [u8]>> {
     match call.written.and_then(|w| w.text_of(call.body)) {
-        Some(t) => Some(t.as_bytes().to_vec()),
-        None => serde_json::to_vec(r).ok(),
+        Some(t) => Some(Cow::Borrowed(t.as_bytes())),
+        None => serde_json::to_vec(r).ok().map(Cow::Owned),
     }
 }
 
 /// `text`, a request `serde_json` wrote with `model` as its first field (`{"model":"own",…`),
-/// with `model` in place of `own`; `None` when it does not start so.
-fn with_model(mut text: Vec<u8>, own: &str, model: &str) -> Option<Vec<u8>> {
+/// with `model` in place of `own`, written once into a new buffer; `None` when it does not
+/// start so.
+fn with_model(text: &[u8], own: &str, model: &str) -> Option<Vec<u8>> {
     const HEAD: &[u8] = b"{\"model\":";
-    let mut old = Vec::with_capacity(HEAD.len() + own.len() + 2);
-    old.extend_from_slice(HEAD);
-    crate::repro::json_string::push(&mut old, own);
-    if !text.starts_with(&old) {
-        return None;
-    }
-    let mut new = Vec::with_capacity(HEAD.len() + model.len() + 2);
-    new.extend_from_slice(HEAD);
-    crate::repro::json_string::push(&mut new, model);
-    text.splice(..old.len(), new);
-    Some(text)
+    let mut out = Vec::with_capacity(text.len() + model.len() + json_string::room(own.len()));
+    out.extend_from_slice(HEAD);
+    json_string::push(&mut out, own);
+    let rest = text.strip_prefix(out.as_slice())?;
+    out.truncate(HEAD.len());
+    json_string::push(&mut out, model);
+    out.extend_from_slice(rest);
+    Some(out)
 }
 
 struct SseState {

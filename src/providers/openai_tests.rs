@@ -170,18 +170,11 @@ fn a_request_with_nothing_to_adapt_is_not_copied_and_gets_the_deployments_model(
 #[test]
 fn with_model_swaps_only_a_leading_model() {
     assert_eq!(
-        with_model(
-            br#"{"model":"a","x":"{\"model\":\"a\"}"}"#.to_vec(),
-            "a",
-            "b\"c"
-        ),
+        with_model(br#"{"model":"a","x":"{\"model\":\"a\"}"}"#, "a", "b\"c"),
         Some(br#"{"model":"b\"c","x":"{\"model\":\"a\"}"}"#.to_vec())
     );
-    assert_eq!(
-        with_model(br#"{"x":1,"model":"a"}"#.to_vec(), "a", "b"),
-        None
-    );
-    assert_eq!(with_model(br#"{"model":"ab"}"#.to_vec(), "a", "b"), None);
+    assert_eq!(with_model(br#"{"x":1,"model":"a"}"#, "a", "b"), None);
+    assert_eq!(with_model(br#"{"model":"ab"}"#, "a", "b"), None);
 }
 
 #[test]
