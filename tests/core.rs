@@ -505,6 +505,17 @@ async fn upstream_errors_map_to_statuses_naming_the_deployment() {
         mock.last().headers["authorization"],
         "Bearer sk-secret-do-not-leak"
     );
+    // One `host` header naming the upstream as hyper's client would (made once per
+    // deployment by Sluice, not per request by the client).
+    let host = mock.url("").trim_start_matches("http://").to_string();
+    let hosts: Vec<_> = mock
+        .last()
+        .headers
+        .get_all("host")
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(hosts, [host.as_str()]);
     s.stop().await;
 }
 

@@ -162,12 +162,29 @@ pub struct Derived {
     base_url: std::sync::OnceLock<Option<url::Url>>,
     /// [`DeploymentConfig::upstream_uri`]'s answers, per path.
     uris: UriCache,
+    /// [`DeploymentConfig::backend`]'s text.
+    backend: std::sync::OnceLock<String>,
 }
 
 /// The upstream URIs a deployment was asked for, by path: a few (one per endpoint), each
-/// made once.
+/// made once, with the `host` header an HTTP/1 request to it carries ([`host_header`]).
 #[derive(Debug, Default)]
-struct UriCache(std::sync::RwLock<Vec<(String, http::Uri)>>);
+struct UriCache(std::sync::RwLock<Vec<(String, http::Uri, Option<http::HeaderValue>)>>);
+
+/// The `host` header of a request to `uri`, as hyper's client writes it when a request has
+/// none: the host, and the port unless it is the scheme's default (`127.0.0.1:8080`,
+/// `example.com`, `[::1]:9000`). `None` when `uri` has no host.
+pub fn host_header(uri: &http::Uri) -> Option<http::HeaderValue> {
+    let host = uri.host()?;
+    let secure = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let value = match uri.port_u16() {
+        Some(443) if secure => host.to_string(),
+        Some(80) if !secure => host.to_string(),
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    http::HeaderValue::from_str(&value).ok()
+}
 
 impl Derived {
     /// How many upstream URIs are kept (tests).
@@ -265,21 +282,74 @@ impl DeploymentConfig {
     ///
     /// Errors: as [`Self::upstream_url`], or the URL is not a valid URI.
     pub fn upstream_uri(&self, path: &str) -> Result<Option<http::Uri>, String> {
+        Ok(self.upstream_target(path)?.map(|(uri, _)| uri))
+    }
+
+    /// [`Self::upstream_uri`] with its `host` header ([`host_header`]), both made once per
+    /// path and kept.
+    ///
+    /// Errors: as [`Self::upstream_uri`].
+    pub fn upstream_target(
+        &self,
+        path: &str,
+    ) -> Result<Option<(http::Uri, Option<http::HeaderValue>)>, String> {
         if let Ok(kept) = self.derived.uris.0.read()
-            && let Some((_, uri)) = kept.iter().find(|(p, _)| p == path)
+            && let Some((_, uri, host)) = kept.iter().find(|(p, _, _)| p == path)
         {
-            return Ok(Some(uri.clone()));
+            return Ok(Some((uri.clone(), host.clone())));
         }
         let url = self.upstream_url(path)?;
         if !url.username().is_empty() || url.password().is_some() {
             return Ok(None);
         }
         let uri = http::Uri::try_from(String::from(url)).map_err(|e| e.to_string())?;
+        let host = host_header(&uri);
         if let Ok(mut kept) = self.derived.uris.0.write()
-            && !kept.iter().any(|(p, _)| p == path)
+            && !kept.iter().any(|(p, _, _)| p == path)
         {
-            kept.push((path.to_string(), uri.clone()));
+            kept.push((path.to_string(), uri.clone(), host.clone()));
         }
-        Ok(Some(uri))
+        Ok(Some((uri, host)))
+    }
+
+    /// What answers under this deployment's name, as the request hash names it
+    /// ([`crate::repro::request_hash`]): its provider, base URL and model
+    /// (`openai http://10.0.0.5:8080/v1 llama-3.1-8b`), made once.
+    pub fn backend(&self) -> &str {
+        self.derived.backend.get_or_init(|| {
+            format!(
+                "{} {} {}",
+                self.provider.as_str(),
+                self.base_url,
+                self.model
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(uri: &str) -> Option<String> {
+        host_header(&uri.parse::<http::Uri>().unwrap()).map(|h| h.to_str().unwrap().to_string())
+    }
+
+    /// The value hyper's client would give a request to the same URI.
+    #[test]
+    fn host_headers_are_the_http_clients() {
+        let cases = [
+            ("http://127.0.0.1:8080/v1/chat", Some("127.0.0.1:8080")),
+            ("http://example.com/v1", Some("example.com")),
+            ("http://example.com:80/v1", Some("example.com")),
+            ("https://example.com:443/v1", Some("example.com")),
+            ("https://example.com:80/v1", Some("example.com:80")),
+            ("http://example.com:443/v1", Some("example.com:443")),
+            ("http://[::1]:9000/v1", Some("[::1]:9000")),
+            ("/v1/chat", None),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(host(uri).as_deref(), want, "{uri}");
+        }
     }
 }

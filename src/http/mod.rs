@@ -50,8 +50,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::time::Duration;
 
-/// Header carrying the request id.
-pub const REQUEST_ID: &str = "x-request-id";
+/// Header carrying the request id (a constant name: inserting by a `&str` name parses it and
+/// copies it into a new allocation on every request).
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
 
 /// Builds the router over `gateway`: the routes behind the front door ([`front`], which runs
 /// steps 1 and 2 of the module docs before it), with step 3's route layers.

@@ -302,8 +302,8 @@ pub fn post(
     dep: &DeploymentConfig,
     path: &str,
 ) -> Result<http_client::RequestBuilder, ApiError> {
-    match dep.upstream_uri(path) {
-        Ok(Some(uri)) => Ok(client.post_uri(uri)),
+    match dep.upstream_target(path) {
+        Ok(Some((uri, host))) => Ok(client.post_uri(uri, host)),
         Ok(None) => Ok(client.post(upstream_url(dep, path)?)),
         Err(m) => Err(ApiError::bad_gateway(&dep.name, m)),
     }

@@ -73,8 +73,8 @@ pub fn request_hash(
 
 /// What answers under a deployment's name, for [`request_hash`]: its provider, base URL and
 /// model (`openai http://10.0.0.5:8080/v1 llama-3.1-8b`).
-pub fn backend_of(dep: &crate::config::DeploymentConfig) -> String {
-    format!("{} {} {}", dep.provider.as_str(), dep.base_url, dep.model)
+pub fn backend_of(dep: &crate::config::DeploymentConfig) -> &str {
+    dep.backend()
 }
 
 /// Ends the text `{"backend":…,"body":…` of [`request_hash`] with the deployment and endpoint and hashes it.

@@ -163,13 +163,24 @@ impl Writer {
     /// in the spill file; while the spill file holds rows, new rows go behind them there, so
     /// they reach the store in order. The queue permits are released once the rows are safe.
     fn store_rows(&mut self, msgs: Vec<Msg>) {
+        // The records move into their rows; the permits are held until this returns.
+        let mut permits = Vec::with_capacity(msgs.len());
         let rows: Vec<PreparedRow> = msgs
-            .iter()
+            .into_iter()
             .filter_map(|m| match m {
-                Msg::Row(r, _) => self.prepare(r),
+                Msg::Row(r, permit) => {
+                    permits.push(permit);
+                    self.prepare(*r)
+                }
                 Msg::Flush(_) => None,
             })
             .collect();
+        self.store_prepared(rows);
+        drop(permits);
+    }
+
+    /// [`Self::store_rows`] once the rows are made.
+    fn store_prepared(&mut self, rows: Vec<PreparedRow>) {
         if rows.is_empty() {
             return;
         }
@@ -214,8 +225,9 @@ impl Writer {
         self.shared.spill_pending.load(Ordering::SeqCst)
     }
 
-    fn prepare(&self, r: &RequestRecord) -> Option<PreparedRow> {
-        row::prepare(r, row::effective_mode(r, self.default_mode), &self.pii)
+    fn prepare(&self, r: RequestRecord) -> Option<PreparedRow> {
+        let mode = row::effective_mode(&r, self.default_mode);
+        row::prepare_owned(r, mode, &self.pii)
     }
 
     /// Appends `rows` to the spill file; when that fails too, keeps trying the store and the

@@ -111,19 +111,20 @@ pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
         .unwrap_or(default)
 }
 
-/// The column values of `r` as row number `seq`, in [`HASHED_COLUMNS`] order, keeping text as
-/// `mode` says: `full` as is, `redacted` through [`redact_for_log`] with the `pii` detectors, `metadata` none;
-/// `end_user`, `error_message` and `requested_model` (a client's text too) are kept as is in
-/// `full` mode only, else redacted; `error_message` not at all in `metadata` mode.
-/// `None` for mode `off` (no row).
-pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
+/// The column values of `r` in [`HASHED_COLUMNS`] order without `seq` (the store numbers the
+/// row), keeping text as `mode` says: `full` as is, `redacted` through [`redact_for_log`] with
+/// the `pii` detectors, `metadata` none; `end_user`, `error_message` and `requested_model` (a
+/// client's text too) are kept as is in `full` mode only, else redacted; `error_message` not
+/// at all in `metadata` mode. `None` for mode `off` (no row). The record's texts are moved
+/// into the row, not copied.
+pub fn to_values(r: RequestRecord, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
     let (body, content, tools) = match mode {
         LogMode::Off => return None,
         LogMode::Metadata => (None, None, None),
         LogMode::Full => (
             r.request_body.as_ref().map(|b| b.get().to_string()),
-            Some(r.response.content.clone()),
-            tool_calls_json(r, |s| s.to_string()),
+            Some(r.response.content),
+            tool_calls_json(&r.response.tool_calls, |s| s.to_string()),
         ),
         LogMode::Redacted => (
             r.request_body
@@ -131,53 +132,50 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
                 .and_then(|b| serde_json::from_str::<serde_json::Value>(b.get()).ok())
                 .map(|b| redact_json(pii, &b).to_string()),
             Some(redact_for_log(pii, &r.response.content)),
-            tool_calls_json(r, |s| redact_for_log(pii, s)),
+            tool_calls_json(&r.response.tool_calls, |s| redact_for_log(pii, s)),
         ),
     };
-    let text = |s: &Option<String>| s.clone().map(Sql::Text).unwrap_or(Sql::Null);
+    let text = |s: Option<String>| s.map(Sql::Text).unwrap_or(Sql::Null);
     let stat = |s: Option<&str>| s.map(|s| Sql::Text(s.to_string())).unwrap_or(Sql::Null);
-    // The texts made above for this row are moved in, not copied again.
-    let owned = |s: Option<String>| s.map(Sql::Text).unwrap_or(Sql::Null);
     // The end user (often an email) and error messages (upstreams echo the prompt) are text
     // too: kept as is only in `full` mode.
-    let scrubbed = |s: &Option<String>| match mode {
+    let scrubbed = |s: Option<String>| match mode {
         LogMode::Full => text(s),
-        _ => text(&s.as_deref().map(|t| redact_for_log(pii, t))),
+        _ => text(s.as_deref().map(|t| redact_for_log(pii, t))),
     };
     let int = |n: u64| Sql::Integer(i64::try_from(n).unwrap_or(i64::MAX));
     let list =
         |v: &Vec<String>| Sql::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
     Some(vec![
-        Sql::Integer(seq),
-        Sql::Text(r.id.clone()),
+        Sql::Text(r.id),
         int(r.started_ms),
         int(r.duration_ms),
         r.ttft_ms.map(int).unwrap_or(Sql::Null),
         Sql::Text(r.endpoint.to_string()),
         match mode {
-            LogMode::Full => Sql::Text(r.requested_model.clone()),
+            LogMode::Full => Sql::Text(r.requested_model),
             _ => Sql::Text(redact_for_log(pii, &r.requested_model)),
         },
-        text(&r.deployment),
+        text(r.deployment),
         stat(r.provider),
         stat(r.hosting),
         stat(r.openness),
         list(&r.policies),
         list(&r.pii_kinds),
-        text(&r.api_key_id),
-        scrubbed(&r.end_user),
-        text(&r.client_ip),
+        text(r.api_key_id),
+        scrubbed(r.end_user),
+        text(r.client_ip),
         Sql::Integer(i64::from(r.status)),
-        text(&r.error_type),
+        text(r.error_type),
         // Upstreams quote the request in their errors (`bad request, you sent: {…}`), and so
         // do parse errors (`invalid type: string "…"`): no message in `metadata` mode, whose
         // rows keep no text; the status and `error_type` say what happened.
         match mode {
             LogMode::Metadata => Sql::Null,
-            _ => scrubbed(&r.error_message),
+            _ => scrubbed(r.error_message),
         },
         Sql::Integer(i64::from(r.stream)),
-        text(&r.response.finish_reason),
+        text(r.response.finish_reason),
         int(r.usage.prompt_tokens),
         int(r.usage.completion_tokens),
         int(r.usage.total_tokens),
@@ -186,13 +184,13 @@ pub fn to_values(r: &RequestRecord, seq: i64, mode: LogMode, pii: &Detector) -> 
             .filter(|c| c.is_finite())
             .map(Sql::Real)
             .unwrap_or(Sql::Null),
-        text(&r.sampling.as_ref().map(|s| s.to_string())),
+        text(r.sampling.as_ref().map(|s| s.to_string())),
         Sql::Integer(i64::from(r.attempts)),
         Sql::Text(mode.as_str().to_string()),
-        owned(body),
-        text(&r.response.model),
-        owned(content),
-        owned(tools),
+        text(body),
+        text(r.response.model),
+        text(content),
+        text(tools),
     ])
 }
 
@@ -204,14 +202,23 @@ pub fn prepare(
     mode: LogMode,
     pii: &Detector,
 ) -> Option<super::backend::PreparedRow> {
+    prepare_owned(r.clone(), mode, pii)
+}
+
+/// [`prepare`] of a record the caller gives up (the log writer's): its texts move into the
+/// row instead of being copied.
+pub fn prepare_owned(
+    r: RequestRecord,
+    mode: LogMode,
+    pii: &Detector,
+) -> Option<super::backend::PreparedRow> {
     if mode == LogMode::Off {
-        return spend_only(r);
+        return spend_only(&r);
     }
-    let mut values = to_values(r, 0, mode, pii)?;
-    values.remove(0);
-    let mut extra = repro_values(r);
-    extra.extend(route_values(r));
-    extra.extend(cache_values(r));
+    let mut extra = repro_values(&r);
+    extra.extend(route_values(&r));
+    extra.extend(cache_values(&r));
+    let values = to_values(r, mode, pii)?;
     Some(super::backend::PreparedRow {
         values,
         repro: extra,
@@ -262,13 +269,14 @@ pub fn spend_only(r: &RequestRecord) -> Option<super::backend::PreparedRow> {
     })
 }
 
-fn tool_calls_json(r: &RequestRecord, f: impl Fn(&str) -> String) -> Option<String> {
-    if r.response.tool_calls.is_empty() {
+fn tool_calls_json(
+    tool_calls: &[crate::api::summary::ToolCallSummary],
+    f: impl Fn(&str) -> String,
+) -> Option<String> {
+    if tool_calls.is_empty() {
         return None;
     }
-    let calls: Vec<serde_json::Value> = r
-        .response
-        .tool_calls
+    let calls: Vec<serde_json::Value> = tool_calls
         .iter()
         .map(|t| serde_json::json!({"id": t.id, "name": t.name, "arguments": f(&t.arguments)}))
         .collect();

@@ -72,19 +72,18 @@ pub fn append(conn: &mut Connection, rows: &[PreparedRow]) -> Result<usize, Stor
     let mut prev = head.head_hash;
     {
         let mut stmt = tx.prepare_cached(insert_sql())?;
+        // One buffer for the canonical text of every row of the batch.
+        let mut canonical = Vec::new();
         for r in rows.iter().filter(|r| !r.is_spend_only()) {
             seq += 1;
+            canonical.clear();
+            chain::write_canonical_row(seq, &r.values, &mut canonical);
+            let hash = chain::row_hash(&prev, &canonical);
             // Bound by reference: the row's text is hashed and written without a copy.
             let seq_value = Value::Integer(seq);
-            let hashed: Vec<&Value> = std::iter::once(&seq_value).chain(&r.values).collect();
-            let refs: Vec<rusqlite::types::ValueRef<'_>> = hashed
-                .iter()
-                .map(|v| rusqlite::types::ValueRef::from(*v))
-                .collect();
-            let hash = chain::row_hash(&prev, &chain::canonical(&refs));
             let (prev_value, hash_value) = (Value::Text(prev), Value::Text(hash.clone()));
-            let all = hashed
-                .into_iter()
+            let all = std::iter::once(&seq_value)
+                .chain(&r.values)
                 .chain([&prev_value, &hash_value])
                 .chain(&r.repro);
             stmt.execute(rusqlite::params_from_iter(all))?;

@@ -82,12 +82,16 @@ impl Client {
         RequestBuilder::new(self.clone(), Method::POST, url)
     }
 
-    /// A `POST` to `uri`, a URI without credentials (see
-    /// [`crate::config::DeploymentConfig::upstream_uri`]).
-    pub fn post_uri(&self, uri: Uri) -> RequestBuilder {
+    /// A `POST` to `uri`, a URI without credentials, with `host` as its `host` header when it
+    /// goes over HTTP/1 without TLS (see
+    /// [`crate::config::DeploymentConfig::upstream_target`]: made once per deployment, where
+    /// hyper's client would format it for every request).
+    pub fn post_uri(&self, uri: Uri, host: Option<HeaderValue>) -> RequestBuilder {
+        let mut req = Request::of(Method::POST, uri, None);
+        req.host = host;
         RequestBuilder {
             client: self.clone(),
-            req: Ok(Request::of(Method::POST, uri, None)),
+            req: Ok(req),
         }
     }
 
@@ -107,6 +111,12 @@ impl Client {
         let https = req.inner.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
         let mut retries = if https { H2_RETRIES } else { 0 };
         let mut inner = req.inner;
+        if let Some(host) = req.host.filter(|_| !https) {
+            inner
+                .headers_mut()
+                .entry(http::header::HOST)
+                .or_insert(host);
+        }
         let resp = loop {
             let spare = (retries > 0).then(|| copy_of(&inner));
             let sent = self.inner.request(inner.map(Full::new));
@@ -213,6 +223,9 @@ pub struct RequestBuilder {
 pub struct Request {
     inner: http::Request<Bytes>,
     timeout: Option<Duration>,
+    /// The `host` header to send over plain HTTP when the request has none (HTTPS leaves it
+    /// to the client: HTTP/2 names the host in `:authority`).
+    host: Option<HeaderValue>,
 }
 
 impl Request {
@@ -234,6 +247,7 @@ impl Request {
         Request {
             inner,
             timeout: None,
+            host: None,
         }
     }
 
