@@ -560,7 +560,10 @@ mod tests {
             {"role":"tool","tool_call_id":"c1","content":"42"}]}"#;
         let req: ChatCompletionRequest = parse_body(body).unwrap();
         assert_eq!(req.messages[1].content, None);
-        assert_eq!(RequestBody::Chat(req).texts(), vec!["a", "{}", "42"]);
+        assert_eq!(
+            RequestBody::Chat(Box::new(req)).texts(),
+            vec!["a", "{}", "42"]
+        );
     }
 
     /// `at` finds what `pointer` finds, for keys, indexes and misses alike.

@@ -40,7 +40,9 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestBody {
     /// A chat completion.
-    Chat(ChatCompletionRequest),
+    /// Boxed: the request moves through the handler, the gateway and their futures as a
+    /// pointer (the struct is ~650 bytes).
+    Chat(Box<ChatCompletionRequest>),
     /// A legacy completion or an embeddings request.
     Generic(GenericRequest),
     /// A Messages or Responses request: native body and chat translation (see

@@ -410,7 +410,7 @@ fn route_view<'b>(
     let chat = n.bridged.clone()?;
     record.route = Some(Route::Bridged.as_str().to_string());
     record.dropped_tools = n.dropped_tools.clone();
-    Ok(std::borrow::Cow::Owned(RequestBody::Chat(chat)))
+    Ok(std::borrow::Cow::Owned(RequestBody::Chat(Box::new(chat))))
 }
 
 /// The most opening events held back before a native stream's first other event.

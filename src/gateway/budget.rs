@@ -144,7 +144,9 @@ mod tests {
 
     fn body(endpoint: Endpoint, json: &str) -> RequestBody {
         match endpoint {
-            Endpoint::ChatCompletions => RequestBody::Chat(parse_request(json.as_bytes()).unwrap()),
+            Endpoint::ChatCompletions => {
+                RequestBody::Chat(Box::new(parse_request(json.as_bytes()).unwrap()))
+            }
             _ => RequestBody::Generic(parse_request(json.as_bytes()).unwrap()),
         }
     }

@@ -239,7 +239,7 @@ pub fn request_for(
     let bytes = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
     if v.get("messages").is_some() {
         crate::api::parse_request(&bytes)
-            .map(RequestBody::Chat)
+            .map(|c| RequestBody::Chat(Box::new(c)))
             .map_err(|e| e.body.message)
     } else {
         crate::api::parse_request(&bytes)

@@ -21,7 +21,7 @@ impl Gateway {
         &self,
         ctx: &RequestContext,
         body: &RequestBody,
-        base: RequestRecord,
+        base: Box<RequestRecord>,
         attrs: &std::sync::Arc<DeploymentAttrs>,
         guard: InflightGuard,
         mut reservation: Option<Ticket>,

@@ -54,7 +54,7 @@ impl Recorder {
     }
 
     /// Takes one finished request; waits while the log's queue is full (backpressure).
-    pub async fn record(&self, r: RequestRecord) {
+    pub async fn record(&self, r: impl Into<Box<RequestRecord>>) {
         if let Some(wait) = self.record_or_wait(r) {
             wait.await;
         }
@@ -62,14 +62,16 @@ impl Recorder {
 
     /// [`Recorder::record`] as a queue attempt: `None` when the row was taken at once, else
     /// the boxed wait for room in the log's queue (see [`LogSender::send_or_wait`]).
-    pub fn record_or_wait(&self, r: RequestRecord) -> Option<BoxFuture<'_, ()>> {
+    pub fn record_or_wait(&self, r: impl Into<Box<RequestRecord>>) -> Option<BoxFuture<'_, ()>> {
+        let r = r.into();
         self.observe(&r);
         self.log.as_ref()?.send_or_wait(r)
     }
 
     /// Takes one finished request from a synchronous context (a stream's end): never blocks;
     /// when the log's queue is full a background task waits for room.
-    pub fn record_now(&self, r: RequestRecord) {
+    pub fn record_now(&self, r: impl Into<Box<RequestRecord>>) {
+        let r = r.into();
         self.observe(&r);
         if let Some(log) = &self.log {
             log.send_now(r);
@@ -144,8 +146,14 @@ impl Gateway {
         }
     }
 
-    pub(super) fn base_record(&self, ctx: &RequestContext, body: &RequestBody) -> RequestRecord {
-        RequestRecord {
+    pub(super) fn base_record(
+        &self,
+        ctx: &RequestContext,
+        body: &RequestBody,
+    ) -> Box<RequestRecord> {
+        // Boxed once here: the record moves through the handler and into the log's queue
+        // as a pointer (it is ~900 bytes).
+        Box::new(RequestRecord {
             id: ctx.id.clone(),
             started_at: ctx.started_at,
             started_ms: ctx
@@ -187,7 +195,7 @@ impl Gateway {
             egress_blocked: None,
             route: None,
             dropped_tools: Vec::new(),
-        }
+        })
     }
 
     /// Finishes `r` and hands it to the recorder: `None` when it was taken at once, else the
@@ -195,7 +203,7 @@ impl Gateway {
     pub(super) fn finish_record(
         &self,
         ctx: &RequestContext,
-        mut r: RequestRecord,
+        mut r: Box<RequestRecord>,
     ) -> Option<futures_util::future::BoxFuture<'_, ()>> {
         r.duration_ms = ctx.started.elapsed().as_millis() as u64;
         telemetry::record_outcome(&ctx.span, &r);

@@ -309,7 +309,7 @@ async fn count_tokens(State(gw): State<Gateway>, body: Body) -> Response {
         // The texts the chat translation carries; a request only a native route can take
         // (a forced server tool, …) is counted over its own texts.
         let body = match to_chat(&req) {
-            Ok(b) => RequestBody::Chat(b.request),
+            Ok(b) => RequestBody::Chat(Box::new(b.request)),
             Err(e) => RequestBody::Native(Box::new(NativeRequest {
                 dialect: Dialect::Messages,
                 body: parse_body(&bytes)?,

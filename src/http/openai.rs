@@ -91,7 +91,7 @@ pub(super) async fn chat_completions(
     let result = async {
         let bytes = read_body(&gw, body).await?;
         let req: ChatCompletionRequest = parse_request(&bytes)?;
-        Ok(RequestBody::Chat(req))
+        Ok(RequestBody::Chat(Box::new(req)))
     }
     .await;
     serve(
@@ -453,8 +453,9 @@ mod tests {
         let gateway_size = std::mem::size_of_val(&gateway);
         drop(gateway);
         // Layouts come from MIR, so debug and release builds give the same sizes (1,792 and
-        // 8,568 bytes when this was written).
-        let (handler_max, gateway_max) = (2_048, 9_216);
+        // 8,568 bytes when this was written; 1,488 and 3,784 once the request record and the
+        // chat request were boxed where they are made).
+        let (handler_max, gateway_max) = (1_536, 4_096);
         assert!(
             handler_size <= handler_max,
             "handler future {handler_size} B"

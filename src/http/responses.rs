@@ -465,7 +465,7 @@ async fn input_tokens(
             Some(prev) => history(&gw, &principal, prev).await?,
             None => Vec::new(),
         };
-        let body = RequestBody::Chat(to_chat(&req, &hist)?.chat);
+        let body = RequestBody::Chat(Box::new(to_chat(&req, &hist)?.chat));
         Ok::<_, ApiError>(InputTokens {
             object: "response.input_tokens".to_string(),
             input_tokens: crate::api::summary::estimate_tokens(&body.texts()),

@@ -322,7 +322,7 @@ fn request_findings_have_locations_and_char_positions() {
         ]
     }))
     .unwrap();
-    let f = d.scan_request(&RequestBody::Chat(body));
+    let f = d.scan_request(&RequestBody::Chat(Box::new(body)));
     assert_eq!(
         f,
         vec![Finding {
@@ -349,7 +349,7 @@ fn an_item_split_over_neighbouring_strings_is_found_at_their_seam() {
         ]
     }))
     .unwrap();
-    let f = d.scan_request(&RequestBody::Chat(body));
+    let f = d.scan_request(&RequestBody::Chat(Box::new(body)));
     assert_eq!(
         f,
         vec![
@@ -393,7 +393,7 @@ proptest::proptest! {
         let body: crate::api::ChatCompletionRequest =
             serde_json::from_value(serde_json::json!({"model": "m", "messages": messages})).unwrap();
         let d = Detector::new(&PiiConfig::default()).unwrap();
-        let found = d.scan_request(&RequestBody::Chat(body));
+        let found = d.scan_request(&RequestBody::Chat(Box::new(body)));
         // Found at the seam; a piece may also be an item of its own (`nna.berg@example.com`).
         proptest::prop_assert!(
             found.iter().any(|f| f.kind == kind && f.location.contains(" + ")),

@@ -134,11 +134,11 @@ proptest! {
             dep("http://127.0.0.1:8080/v1", "llama \"q\" é", None),
             dep("http://127.0.0.1:8080/v1", "m", Some("[]")),
         ];
-        let body = RequestBody::Chat(r.clone());
+        let body = RequestBody::Chat(Box::new(r.clone()));
         let text = serde_json::to_string(&r).unwrap();
         let written = super::super::WrittenBody { body: &body, text: &text };
         // A text written for another request (a redacted copy's original, say).
-        let other = RequestBody::Chat(r.clone());
+        let other = RequestBody::Chat(Box::new(r.clone()));
         let elsewhere = super::super::WrittenBody { body: &other, text: "{\"model\":\"leak\"}" };
         for d in &deps {
             let want = by_copy(&r, d);
@@ -159,7 +159,7 @@ fn a_request_with_nothing_to_adapt_is_not_copied_and_gets_the_deployments_model(
     let caps = super::super::caps::Caps::of(&d);
     assert!(!super::super::caps::adapts_openai_chat(&r, &caps));
     assert_eq!(
-        sent(&RequestBody::Chat(r), &d),
+        sent(&RequestBody::Chat(Box::new(r)), &d),
         br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":32}"#
     );
     let seeded: ChatCompletionRequest =

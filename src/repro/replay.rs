@@ -187,7 +187,9 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
         // A bridged request (Responses, Messages) is logged as the chat request it became.
         "chat" | "responses" | "messages" => (
             Endpoint::ChatCompletions,
-            RequestBody::Chat(parse_request(bytes.as_bytes()).map_err(|e| e.body.message)?),
+            RequestBody::Chat(Box::new(
+                parse_request(bytes.as_bytes()).map_err(|e| e.body.message)?,
+            )),
         ),
         "text_completion" => (
             Endpoint::Completions,

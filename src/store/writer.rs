@@ -239,7 +239,7 @@ impl LogSender {
     /// Queues one row, waiting while the queue is full (unless the writer is failing: then
     /// the row is dropped and counted). A record whose effective mode is `off` is queued only
     /// as its spend ([`row::spend_record`]: no text, no row), when it cost a key something.
-    pub async fn send(&self, r: RequestRecord) {
+    pub async fn send(&self, r: impl Into<Box<RequestRecord>>) {
         if let Some(wait) = self.send_or_wait(r) {
             wait.await;
         }
@@ -249,19 +249,19 @@ impl LogSender {
     /// there is room (or dropped as `send` would); else the wait for room comes back, boxed
     /// with the row inside it. A caller's future then holds a pointer instead of the
     /// ~900-byte record at each of its await levels.
-    pub fn send_or_wait(&self, r: RequestRecord) -> Option<BoxFuture<'_, ()>> {
-        let (r, need) = self.try_queue(r)?;
+    pub fn send_or_wait(&self, r: impl Into<Box<RequestRecord>>) -> Option<BoxFuture<'_, ()>> {
+        let (r, need) = self.try_queue(r.into())?;
         Some(Box::pin(self.enqueue_waiting(r, need)))
     }
 
     /// Queues the row at once when the byte budget and the channel have room (or drops it
     /// as [`LogSender::send`] would: not kept, or the writer gone). `Some((row, bytes))` when
     /// it must wait for room: the row back, with the bytes it needs.
-    fn try_queue(&self, r: RequestRecord) -> Option<(Box<RequestRecord>, u32)> {
+    fn try_queue(&self, r: Box<RequestRecord>) -> Option<(Box<RequestRecord>, u32)> {
         let r = self.kept(r)?;
         let need = self.need(&r);
         let r = match self.bytes.clone().try_acquire_many_owned(need) {
-            Ok(p) => match self.tx.try_send(Msg::Row(Box::new(r), p)) {
+            Ok(p) => match self.tx.try_send(Msg::Row(r, p)) {
                 Ok(()) => return None,
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.gone();
@@ -274,7 +274,7 @@ impl LogSender {
                 }
                 Err(mpsc::error::TrySendError::Full(Msg::Flush(_))) => return None,
             },
-            Err(_) => Box::new(r),
+            Err(_) => r,
         };
         Some((r, need))
     }
@@ -283,8 +283,8 @@ impl LogSender {
     /// there is room, else by a background task that waits for room ([`LogSender::flush`]
     /// waits for those tasks too). A task its runtime drops before it ran (at shutdown) hands
     /// the row to a plain thread instead.
-    pub fn send_now(&self, r: RequestRecord) {
-        let Some(row) = self.try_queue(r) else {
+    pub fn send_now(&self, r: impl Into<Box<RequestRecord>>) {
+        let Some(row) = self.try_queue(r.into()) else {
             return;
         };
         self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -304,9 +304,9 @@ impl LogSender {
 
     /// What of `r` goes to the queue: its bodies cut to `log.max_body_bytes`
     /// ([`RequestRecord::bound_bodies`]), or for mode `off` its spend only.
-    fn kept(&self, mut r: RequestRecord) -> Option<RequestRecord> {
+    fn kept(&self, mut r: Box<RequestRecord>) -> Option<Box<RequestRecord>> {
         if row::effective_mode(&r, self.default_mode) == LogMode::Off {
-            return row::spend_record(&r);
+            return row::spend_record(&r).map(Box::new);
         }
         r.bound_bodies(self.max_body_bytes);
         Some(r)
