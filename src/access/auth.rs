@@ -94,8 +94,10 @@ pub enum BudgetPeriod {
 pub struct Principal {
     /// Key id (`master`, `cfg:<name>` or the SQLite id); `None` when auth is off.
     pub key_id: Option<String>,
-    /// The key's settings (empty for the master key and when auth is off).
-    pub spec: KeySpec,
+    /// The key's settings (empty for the master key and when auth is off). Boxed: the
+    /// principal moves through the handler and into the request's context (the settings are
+    /// ~350 bytes).
+    pub spec: Box<KeySpec>,
     /// May use admin routes.
     pub admin: bool,
     /// Set when this request may only go to local deployments (a `remote_only` budget is
@@ -152,7 +154,7 @@ impl Principal {
     pub fn anonymous() -> Self {
         Principal {
             key_id: None,
-            spec: KeySpec::default(),
+            spec: Box::default(),
             admin: true,
             local_only: None,
             creators: Vec::new(),
@@ -423,10 +425,10 @@ mod tests {
     fn model_globs() {
         let p = Principal {
             key_id: Some("k".into()),
-            spec: KeySpec {
+            spec: Box::new(KeySpec {
                 models: vec!["gemma-*".into(), "default".into()],
                 ..Default::default()
-            },
+            }),
             admin: false,
             local_only: None,
             creators: Vec::new(),

@@ -183,10 +183,10 @@ mod tests {
     fn key(id: &str, own: Option<f64>, makers: &[(&str, f64)]) -> Principal {
         Principal {
             key_id: Some(id.into()),
-            spec: KeySpec {
+            spec: Box::new(KeySpec {
                 budget: own.map(budget),
                 ..Default::default()
-            },
+            }),
             admin: false,
             local_only: None,
             creators: makers.iter().map(|(m, _)| m.to_string()).collect(),

@@ -68,10 +68,10 @@ impl Access {
         if auth::hashes_equal(master, &hash) {
             return Ok(Principal {
                 key_id: Some("master".into()),
-                spec: auth::KeySpec {
+                spec: Box::new(auth::KeySpec {
                     name: "master".into(),
                     ..Default::default()
-                },
+                }),
                 admin: true,
                 local_only: None,
                 creators: Vec::new(),
@@ -148,7 +148,7 @@ impl Access {
             return Some(Principal {
                 key_id: Some(format!("cfg:{}", spec.name)),
                 admin: spec.admin,
-                spec: spec.clone(),
+                spec: Box::new(spec.clone()),
                 local_only: None,
                 creators: Vec::new(),
                 creator_limits: Vec::new(),
@@ -157,7 +157,7 @@ impl Access {
         self.db_keys.find(hash).map(|k| Principal {
             key_id: Some(k.id),
             admin: k.spec.admin,
-            spec: k.spec,
+            spec: Box::new(k.spec),
             local_only: None,
             creators: Vec::new(),
             creator_limits: Vec::new(),

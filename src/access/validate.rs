@@ -257,13 +257,13 @@ mod tests {
     fn limited(team: Option<&str>, tags: &[&str]) -> Principal {
         Principal {
             key_id: Some("cfg:sub".into()),
-            spec: KeySpec {
+            spec: Box::new(KeySpec {
                 name: "sub".into(),
                 admin: true,
                 team: team.map(str::to_string),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 ..Default::default()
-            },
+            }),
             admin: true,
             local_only: None,
             creators: Vec::new(),
@@ -349,7 +349,7 @@ mod tests {
         }
         let key = Principal {
             key_id: Some("k1".into()),
-            spec: with(&["gpt-*"]),
+            spec: Box::new(with(&["gpt-*"])),
             creators: vec!["cfg:sub".into()],
             creator_limits: crate::access::auth::CreatorLimits::of("cfg:sub", &parent.spec)
                 .into_iter()

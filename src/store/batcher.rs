@@ -168,9 +168,9 @@ impl Writer {
         let rows: Vec<PreparedRow> = msgs
             .into_iter()
             .filter_map(|m| match m {
-                Msg::Row(r, permit) => {
+                Msg::Row(mut r, permit) => {
                     permits.push(permit);
-                    self.prepare(*r)
+                    self.prepare(&mut r)
                 }
                 Msg::Flush(_) => None,
             })
@@ -225,8 +225,8 @@ impl Writer {
         self.shared.spill_pending.load(Ordering::SeqCst)
     }
 
-    fn prepare(&self, r: RequestRecord) -> Option<PreparedRow> {
-        let mode = row::effective_mode(&r, self.default_mode);
+    fn prepare(&self, r: &mut RequestRecord) -> Option<PreparedRow> {
+        let mode = row::effective_mode(r, self.default_mode);
         row::prepare_owned(r, mode, &self.pii)
     }
 

@@ -115,15 +115,16 @@ pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
 /// row), keeping text as `mode` says: `full` as is, `redacted` through [`redact_for_log`] with
 /// the `pii` detectors, `metadata` none; `end_user`, `error_message` and `requested_model` (a
 /// client's text too) are kept as is in `full` mode only, else redacted; `error_message` not
-/// at all in `metadata` mode. `None` for mode `off` (no row). The record's texts are moved
-/// into the row, not copied.
-pub fn to_values(r: RequestRecord, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
+/// at all in `metadata` mode. `None` for mode `off` (no row). The record's texts are taken
+/// into the row (left empty in `r`), not copied.
+pub fn to_values(r: &mut RequestRecord, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
+    use std::mem::take;
     let (body, content, tools) = match mode {
         LogMode::Off => return None,
         LogMode::Metadata => (None, None, None),
         LogMode::Full => (
             r.request_body.as_ref().map(|b| b.get().to_string()),
-            Some(r.response.content),
+            Some(take(&mut r.response.content)),
             tool_calls_json(&r.response.tool_calls, |s| s.to_string()),
         ),
         LogMode::Redacted => (
@@ -147,35 +148,35 @@ pub fn to_values(r: RequestRecord, mode: LogMode, pii: &Detector) -> Option<Vec<
     let list =
         |v: &Vec<String>| Sql::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
     Some(vec![
-        Sql::Text(r.id),
+        Sql::Text(take(&mut r.id)),
         int(r.started_ms),
         int(r.duration_ms),
         r.ttft_ms.map(int).unwrap_or(Sql::Null),
         Sql::Text(r.endpoint.to_string()),
         match mode {
-            LogMode::Full => Sql::Text(r.requested_model),
+            LogMode::Full => Sql::Text(take(&mut r.requested_model)),
             _ => Sql::Text(redact_for_log(pii, &r.requested_model)),
         },
-        text(r.deployment),
+        text(r.deployment.take()),
         stat(r.provider),
         stat(r.hosting),
         stat(r.openness),
         list(&r.policies),
         list(&r.pii_kinds),
-        text(r.api_key_id),
-        scrubbed(r.end_user),
-        text(r.client_ip),
+        text(r.api_key_id.take()),
+        scrubbed(r.end_user.take()),
+        text(r.client_ip.take()),
         Sql::Integer(i64::from(r.status)),
-        text(r.error_type),
+        text(r.error_type.take()),
         // Upstreams quote the request in their errors (`bad request, you sent: {…}`), and so
         // do parse errors (`invalid type: string "…"`): no message in `metadata` mode, whose
         // rows keep no text; the status and `error_type` say what happened.
         match mode {
             LogMode::Metadata => Sql::Null,
-            _ => scrubbed(r.error_message),
+            _ => scrubbed(r.error_message.take()),
         },
         Sql::Integer(i64::from(r.stream)),
-        text(r.response.finish_reason),
+        text(r.response.finish_reason.take()),
         int(r.usage.prompt_tokens),
         int(r.usage.completion_tokens),
         int(r.usage.total_tokens),
@@ -188,7 +189,7 @@ pub fn to_values(r: RequestRecord, mode: LogMode, pii: &Detector) -> Option<Vec<
         Sql::Integer(i64::from(r.attempts)),
         Sql::Text(mode.as_str().to_string()),
         text(body),
-        text(r.response.model),
+        text(r.response.model.take()),
         text(content),
         text(tools),
     ])
@@ -202,22 +203,22 @@ pub fn prepare(
     mode: LogMode,
     pii: &Detector,
 ) -> Option<super::backend::PreparedRow> {
-    prepare_owned(r.clone(), mode, pii)
+    prepare_owned(&mut r.clone(), mode, pii)
 }
 
-/// [`prepare`] of a record the caller gives up (the log writer's): its texts move into the
-/// row instead of being copied.
+/// [`prepare`] of a record the caller gives up (the log writer's): its texts are taken out
+/// of it into the row (left empty in `r`) instead of being copied.
 pub fn prepare_owned(
-    r: RequestRecord,
+    r: &mut RequestRecord,
     mode: LogMode,
     pii: &Detector,
 ) -> Option<super::backend::PreparedRow> {
     if mode == LogMode::Off {
-        return spend_only(&r);
+        return spend_only(r);
     }
-    let mut extra = repro_values(&r);
-    extra.extend(route_values(&r));
-    extra.extend(cache_values(&r));
+    let mut extra = repro_values(r);
+    extra.extend(route_values(r));
+    extra.extend(cache_values(r));
     let values = to_values(r, mode, pii)?;
     Some(super::backend::PreparedRow {
         values,
