@@ -27,6 +27,26 @@ pub fn router() -> Router<Gateway> {
         .route("/models/{*id}", get(get_model))
 }
 
+/// `ip` as its `Display` writes it (`127.0.0.1`, `::1`); an IPv4 address is written
+/// directly, octet by octet (through `Display`'s padding support it cost ~1,200 instructions
+/// on every request).
+pub(crate) fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                text.push_str(digits.format(octet));
+            }
+            text
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
 pub(crate) fn id_of(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
@@ -197,7 +217,7 @@ pub(crate) fn serve_reply(
     use futures_util::future::Either;
     let mut ctx = RequestContext::new(id_of(&headers), endpoint);
     ctx.dialect = dialect;
-    ctx.client_ip = Some(peer.ip().to_string());
+    ctx.client_ip = Some(ip_text(peer.ip()));
     // Before a rejection is recorded too: its row is the key's, in the key's log mode.
     ctx.principal = principal;
     ctx.headers = headers;
@@ -423,6 +443,16 @@ mod tests {
             crate::api::parse_body(br#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#)
                 .unwrap(),
         )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ip_text_is_displays(octets in proptest::prelude::any::<[u8; 4]>(), v6 in proptest::prelude::any::<[u16; 8]>()) {
+            let v4 = std::net::IpAddr::from(octets);
+            proptest::prop_assert_eq!(ip_text(v4), v4.to_string());
+            let v6 = std::net::IpAddr::from(v6);
+            proptest::prop_assert_eq!(ip_text(v6), v6.to_string());
+        }
     }
 
     /// Futures are moved whole into their boxes (axum boxes the handler's, `serve_detached`

@@ -150,7 +150,7 @@ pub(super) async fn create(
 ) -> Response {
     let mut ctx = RequestContext::new(id_of(&headers), Endpoint::ChatCompletions);
     ctx.dialect = Some("responses");
-    ctx.client_ip = Some(peer.ip().to_string());
+    ctx.client_ip = Some(super::openai::ip_text(peer.ip()));
     // Before a rejection is recorded too: its row is the key's, in the key's log mode.
     ctx.principal = principal;
     let (req, raw) = match read_raw(&gw, body).await {

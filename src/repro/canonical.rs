@@ -11,6 +11,7 @@
 
 use serde::ser::{self, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The value has a shape this writer leaves to the tree path (see the module docs).
 #[derive(Debug)]
@@ -103,9 +104,10 @@ impl<'a> Canonical<'a> {
 
     fn object(self, close: &'static [u8]) -> Object<'a> {
         Object {
+            start: self.out.len(),
             out: self.out,
             skip: self.skip,
-            entries: Vec::new(),
+            entries: Vec::with_capacity(8),
             key: None,
             close,
         }
@@ -301,28 +303,37 @@ seq_traits!(
     SerializeTupleVariant::serialize_field
 );
 
-/// An object being collected: each entry's value is written to its own buffer, and the
-/// entries are sorted by key when the object ends. `close` ends it (`}`, or `}}` for a
-/// struct variant).
+/// An object being collected: each entry's value is written at the end of `out` as it
+/// comes (from `start` on), and the entries are put in key order when the object ends.
+/// `close` ends it (`}`, or `}}` for a struct variant). Field names are borrowed, so an
+/// object costs two allocations (its entries and, at the end, its values' text), not two per
+/// entry.
 struct Object<'a> {
     out: &'a mut Vec<u8>,
+    /// Where this object's text begins in `out`.
+    start: usize,
     skip: &'a [&'a str],
-    entries: Vec<(String, Vec<u8>)>,
+    /// Each entry's key and where its value's text lies in `out`.
+    entries: Vec<(Cow<'static, str>, std::ops::Range<usize>)>,
     key: Option<String>,
     close: &'static [u8],
 }
 
 impl Object<'_> {
-    fn entry<T: Serialize + ?Sized>(&mut self, key: String, value: &T) -> Result<(), Refused> {
-        if self.skip.contains(&key.as_str()) {
+    fn entry<T: Serialize + ?Sized>(
+        &mut self,
+        key: Cow<'static, str>,
+        value: &T,
+    ) -> Result<(), Refused> {
+        if self.skip.contains(&key.as_ref()) {
             return Ok(());
         }
-        let mut buf = Vec::new();
+        let from = self.out.len();
         value.serialize(Canonical {
-            out: &mut buf,
+            out: &mut *self.out,
             skip: &[],
         })?;
-        self.entries.push((key, buf));
+        self.entries.push((key, from..self.out.len()));
         Ok(())
     }
 
@@ -331,6 +342,7 @@ impl Object<'_> {
         if self.entries.windows(2).any(|w| w[0].0 == w[1].0) {
             return refuse("a key given twice in one object");
         }
+        let values = self.out.split_off(self.start);
         self.out.push(b'{');
         for (i, (k, v)) in self.entries.iter().enumerate() {
             if i > 0 {
@@ -338,7 +350,9 @@ impl Object<'_> {
             }
             super::json_string::push(self.out, k);
             self.out.push(b':');
-            self.out.extend_from_slice(v);
+            let range = (v.start - self.start)..(v.end - self.start);
+            self.out
+                .extend_from_slice(values.get(range).unwrap_or_default());
         }
         self.out.extend_from_slice(self.close);
         Ok(())
@@ -356,7 +370,7 @@ impl ser::SerializeMap for Object<'_> {
         let Some(key) = self.key.take() else {
             return refuse("a map value without its key");
         };
-        self.entry(key, value)
+        self.entry(Cow::Owned(key), value)
     }
     fn end(self) -> Result<(), Refused> {
         self.finish()
@@ -374,7 +388,7 @@ macro_rules! struct_traits {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), Refused> {
-                self.entry(key.to_string(), value)
+                self.entry(Cow::Borrowed(key), value)
             }
             fn end(self) -> Result<(), Refused> {
                 self.finish()

@@ -37,7 +37,9 @@ pub fn request_hash(
     const SKIP: &[&str] = &["model", "stream", "stream_options"];
     // Written straight from the typed request (no tree); the tree path below gives the same
     // bytes and is taken only for the shapes `canonical::write` refuses.
-    let mut out = Vec::with_capacity(512);
+    // Room for a usual request and the escaper's scratch (it reserves six times a text's
+    // length before writing it): no regrowth on the way.
+    let mut out = Vec::with_capacity(4096);
     let head = |out: &mut Vec<u8>| {
         out.extend_from_slice(b"{\"backend\":");
         // Writing to a Vec cannot fail.
