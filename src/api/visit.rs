@@ -139,9 +139,15 @@ pub fn strings(body: &RequestBody) -> Vec<(String, Leaf, &str)> {
     c.0
 }
 
-/// The JSON path being walked, kept in one buffer.
-#[derive(Default)]
+/// The JSON path being walked, kept in one buffer (sized once for usual paths such as
+/// `messages[12].content[3].image_url.url`, not grown from empty on every request).
 struct Path(String);
+
+impl Default for Path {
+    fn default() -> Self {
+        Path(String::with_capacity(64))
+    }
+}
 
 impl Path {
     fn key(&mut self, k: &str) -> usize {
@@ -171,15 +177,17 @@ mod payload;
 use payload::{is_binary, is_token_ids};
 
 /// The JSON text of a typed number field.
+/// A typed number's JSON text, as `serde_json` writes the number, handed to `f`.
 trait NumberText {
-    fn json_text(&self) -> String;
+    fn with_json_text(&self, f: impl FnOnce(&str));
 }
 
 macro_rules! number_text {
     ($($t:ty),*) => {$(
         impl NumberText for $t {
-            fn json_text(&self) -> String {
-                serde_json::Number::from(*self).to_string()
+            // `serde_json` writes integers with `itoa` too: the same text, without a `String`.
+            fn with_json_text(&self, f: impl FnOnce(&str)) {
+                f(itoa::Buffer::new().format(*self))
             }
         }
     )*};
@@ -187,8 +195,8 @@ macro_rules! number_text {
 number_text!(u32, i64);
 
 impl NumberText for f64 {
-    fn json_text(&self) -> String {
-        serde_json::Number::from_f64(*self).map_or_else(String::new, |n| n.to_string())
+    fn with_json_text(&self, f: impl FnOnce(&str)) {
+        f(&serde_json::Number::from_f64(*self).map_or_else(String::new, |n| n.to_string()))
     }
 }
 
@@ -220,7 +228,7 @@ impl<'a, V: Visit<'a>> ReadSink<'_, V> {
     fn typed_number(&mut self, p: &mut Path, key: &str, n: Option<&impl NumberText>) {
         if let Some(n) = n {
             let at = p.key(key);
-            self.0.number(&p.0, &n.json_text());
+            n.with_json_text(|text| self.0.number(&p.0, text));
             p.back(at);
         }
     }

@@ -431,3 +431,23 @@ fn indexes_of_several_digits_are_written_whole() {
         ("messages[11].content".to_string(), Leaf::Content, "m11")
     );
 }
+
+proptest::proptest! {
+    /// A typed number is scanned as the text `serde_json` writes for it.
+    #[test]
+    fn typed_numbers_are_seen_as_serde_json_writes_them(
+        a in proptest::prelude::any::<i64>(),
+        b in proptest::prelude::any::<u32>(),
+        c in proptest::prelude::any::<f64>(),
+    ) {
+        let mut seen = Vec::new();
+        a.with_json_text(|t| seen.push(t.to_string()));
+        b.with_json_text(|t| seen.push(t.to_string()));
+        c.with_json_text(|t| seen.push(t.to_string()));
+        let c_text = serde_json::Number::from_f64(c).map_or_else(String::new, |n| n.to_string());
+        proptest::prop_assert_eq!(
+            seen,
+            vec![serde_json::Number::from(a).to_string(), serde_json::Number::from(b).to_string(), c_text]
+        );
+    }
+}
