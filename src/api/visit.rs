@@ -176,7 +176,6 @@ impl Path {
 mod payload;
 use payload::{is_binary, is_token_ids};
 
-/// The JSON text of a typed number field.
 /// A typed number's JSON text, as `serde_json` writes the number, handed to `f`.
 trait NumberText {
     fn with_json_text(&self, f: impl FnOnce(&str));
@@ -194,6 +193,7 @@ macro_rules! number_text {
 }
 number_text!(u32, i64);
 
+// A float still goes through a `String` (`serde_json`'s own formatting of it).
 impl NumberText for f64 {
     fn with_json_text(&self, f: impl FnOnce(&str)) {
         f(&serde_json::Number::from_f64(*self).map_or_else(String::new, |n| n.to_string()))

@@ -173,8 +173,10 @@ struct UriCache(std::sync::RwLock<Vec<(String, http::Uri, Option<http::HeaderVal
 
 /// The `host` header of a request to `uri`, as hyper's client writes it when a request has
 /// none: the host, and the port unless it is the scheme's default (`127.0.0.1:8080`,
-/// `example.com`, `[::1]:9000`). `None` when `uri` has no host.
-pub fn host_header(uri: &http::Uri) -> Option<http::HeaderValue> {
+/// `example.com`, `[::1]:9000`). `None` when `uri` has no host. For URIs made from a parsed
+/// `url::Url` (which writes ports without leading zeros and drops default ones), as
+/// [`DeploymentConfig::upstream_target`] makes them.
+pub(crate) fn host_header(uri: &http::Uri) -> Option<http::HeaderValue> {
     let host = uri.host()?;
     let secure = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let value = match uri.port_u16() {

@@ -293,8 +293,9 @@ pub fn upstream_url(dep: &DeploymentConfig, path: &str) -> Result<url::Url, ApiE
         .map_err(|m| ApiError::bad_gateway(&dep.name, m))
 }
 
-/// A `POST` of `client` to `path` on `dep`: to its kept URI ([`DeploymentConfig::upstream_uri`]),
-/// or through the URL when `base_url` carries credentials.
+/// A `POST` of `client` to `path` on `dep`: to its kept URI and `host` header
+/// ([`DeploymentConfig::upstream_target`]), or through the URL when `base_url` carries
+/// credentials.
 ///
 /// Errors: 502 naming the deployment when its `base_url` does not parse.
 pub fn post(

@@ -115,8 +115,9 @@ pub fn effective_mode(r: &RequestRecord, default: LogMode) -> LogMode {
 /// row), keeping text as `mode` says: `full` as is, `redacted` through [`redact_for_log`] with
 /// the `pii` detectors, `metadata` none; `end_user`, `error_message` and `requested_model` (a
 /// client's text too) are kept as is in `full` mode only, else redacted; `error_message` not
-/// at all in `metadata` mode. `None` for mode `off` (no row). The record's texts are taken
-/// into the row (left empty in `r`), not copied.
+/// at all in `metadata` mode. `None` for mode `off` (no row). The texts kept as they are (the
+/// id, names, the answer's text in `full` mode, …) are taken out of `r` into the row, not
+/// copied: `r` is not to be read afterwards.
 pub fn to_values(r: &mut RequestRecord, mode: LogMode, pii: &Detector) -> Option<Vec<Sql>> {
     use std::mem::take;
     let (body, content, tools) = match mode {
@@ -203,11 +204,15 @@ pub fn prepare(
     mode: LogMode,
     pii: &Detector,
 ) -> Option<super::backend::PreparedRow> {
+    if mode == LogMode::Off {
+        return spend_only(r);
+    }
     prepare_owned(&mut r.clone(), mode, pii)
 }
 
-/// [`prepare`] of a record the caller gives up (the log writer's): its texts are taken out
-/// of it into the row (left empty in `r`) instead of being copied.
+/// [`prepare`] of a record the caller gives up (the log writer's): the texts [`to_values`]
+/// keeps as they are are taken out of it into the row instead of being copied, so `r` is
+/// not to be read afterwards.
 pub fn prepare_owned(
     r: &mut RequestRecord,
     mode: LogMode,
@@ -216,6 +221,7 @@ pub fn prepare_owned(
     if mode == LogMode::Off {
         return spend_only(r);
     }
+    // Before `to_values`: the response hash reads the answer's text, which that takes.
     let mut extra = repro_values(r);
     extra.extend(route_values(r));
     extra.extend(cache_values(r));
