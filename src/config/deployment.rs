@@ -160,7 +160,7 @@ pub struct Derived {
     pub caps: std::sync::OnceLock<capability::Caps>,
     /// `base_url` parsed (`None` when it does not parse; validation rejects that earlier).
     base_url: std::sync::OnceLock<Option<url::Url>>,
-    /// [`DeploymentConfig::upstream_uri`]'s answers, per path.
+    /// [`DeploymentConfig::upstream_target`]'s answers, per path.
     uris: UriCache,
     /// [`DeploymentConfig::backend`]'s text.
     backend: std::sync::OnceLock<String>,
@@ -278,19 +278,12 @@ impl DeploymentConfig {
         Ok(url)
     }
 
-    /// [`Self::upstream_url`] as the `http::Uri` a request is sent to, made once per path and
-    /// kept (a request then clones it instead of joining, printing and parsing a URL). `None`
-    /// when `base_url` carries credentials: the HTTP client takes them out of the URL.
+    /// [`Self::upstream_url`] as the `http::Uri` a request is sent to, with its `host` header
+    /// ([`host_header`]), both made once per path and kept (a request then clones them
+    /// instead of joining, printing and parsing a URL, and formatting the host). `None` when
+    /// `base_url` carries credentials: the HTTP client takes them out of the URL.
     ///
     /// Errors: as [`Self::upstream_url`], or the URL is not a valid URI.
-    pub fn upstream_uri(&self, path: &str) -> Result<Option<http::Uri>, String> {
-        Ok(self.upstream_target(path)?.map(|(uri, _)| uri))
-    }
-
-    /// [`Self::upstream_uri`] with its `host` header ([`host_header`]), both made once per
-    /// path and kept.
-    ///
-    /// Errors: as [`Self::upstream_uri`].
     pub fn upstream_target(
         &self,
         path: &str,

@@ -310,17 +310,22 @@ models:
         let c = parse("t", &GOOD.replace("/v1", "/v1?api-version=1")).unwrap();
         let d = &c.deployments[0];
         for path in ["/chat/completions", "/embeddings", "/chat/completions"] {
-            let uri = d.upstream_uri(path).unwrap().unwrap();
+            let (uri, host) = d.upstream_target(path).unwrap().unwrap();
             assert_eq!(uri.to_string(), d.upstream_url(path).unwrap().to_string());
+            assert_eq!(host.unwrap(), "127.0.0.1:8081");
         }
+        let (uri, _) = d.upstream_target("/embeddings").unwrap().unwrap();
         assert_eq!(
-            d.upstream_uri("/embeddings").unwrap().unwrap().to_string(),
+            uri.to_string(),
             "http://127.0.0.1:8081/v1/embeddings?api-version=1"
         );
         // A copy of the config (a reload) keeps what was made.
         assert_eq!(d.clone().derived.uris_kept(), 2);
         let c = parse("t", &GOOD.replace("http://", "http://user:pw@")).unwrap();
-        assert_eq!(c.deployments[0].upstream_uri("/chat/completions"), Ok(None));
+        assert_eq!(
+            c.deployments[0].upstream_target("/chat/completions"),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub async fn attempt(
                 send_body,
                 cx.endpoint,
                 &dep.name,
-                crate::repro::backend_of(dep),
+                dep.backend(),
             ));
         }
         // A request with personal data (redacted or kept local) is neither served from nor

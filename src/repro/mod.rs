@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// The canonical request hash of `body` sent to deployment `deployment` on `endpoint`, whose
-/// backend is `backend` ([`backend_of`]: what answers under that name; a deployment pointed
+/// backend is `backend` ([`crate::config::DeploymentConfig::backend`]: what answers under that name; a deployment pointed
 /// at another model or server is another backend, and the cache must not answer for it).
 pub fn request_hash(
     body: &RequestBody,
@@ -71,12 +71,6 @@ pub fn request_hash(
     head(&mut out);
     write_canonical(body, SKIP, &mut out);
     finish_request_hash(out, endpoint, deployment)
-}
-
-/// What answers under a deployment's name, for [`request_hash`]: its provider, base URL and
-/// model (`openai http://10.0.0.5:8080/v1 llama-3.1-8b`).
-pub fn backend_of(dep: &crate::config::DeploymentConfig) -> &str {
-    dep.backend()
 }
 
 /// Ends the text `{"backend":…,"body":…` of [`request_hash`] with the deployment and endpoint and hashes it.

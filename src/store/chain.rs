@@ -116,20 +116,16 @@ pub fn hex_digest(digest: &[u8]) -> String {
     String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
-/// The hash of a row about to be written, from its values.
-pub fn hash_values(prev_hash: &str, values: &[Sql]) -> String {
-    let refs: Vec<ValueRef<'_>> = values.iter().map(ValueRef::from).collect();
-    row_hash(prev_hash, &canonical(&refs))
-}
-
 /// The full column values of `row` as row number `seq` after `prev_hash`: the hashed columns,
 /// `prev_hash`, `row_hash`, then the repro columns (the `INSERT` order of both stores); and
 /// the new `row_hash`.
 pub fn link(prev_hash: &str, seq: i64, row: &super::backend::PreparedRow) -> (Vec<Sql>, String) {
+    let mut text = Vec::new();
+    write_canonical_row(seq, &row.values, &mut text);
+    let hash = row_hash(prev_hash, &text);
     let mut values = Vec::with_capacity(row.values.len() + 3 + row.repro.len());
     values.push(Sql::Integer(seq));
     values.extend(row.values.iter().cloned());
-    let hash = hash_values(prev_hash, &values);
     values.push(Sql::Text(prev_hash.to_string()));
     values.push(Sql::Text(hash.clone()));
     values.extend(row.repro.iter().cloned());
