@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod access;
+pub mod allocator;
 pub mod api;
 pub mod bridge;
 pub mod cli;

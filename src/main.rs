@@ -2,9 +2,9 @@
 
 /// mimalloc instead of the system allocator: the request path allocates many small, short-lived
 /// buffers across worker threads, where glibc's malloc spent ~12 % of CPU and contended on its
-/// arena locks (see docs/performance.md).
+/// arena locks (see docs/performance.md). [`sluice::allocator::Allocator`] says how it is called.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sluice::allocator::Allocator = sluice::allocator::Allocator;
 
 fn main() -> std::process::ExitCode {
     sluice::cli::main()

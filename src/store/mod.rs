@@ -206,8 +206,17 @@ pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Bytes per page of a new log file.
+pub const PAGE_SIZE: i64 = 16 * 1024;
+
 fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // A new log gets 16 KiB pages (an existing one keeps its own: SQLite changes the size of
+    // a file in WAL mode only by a VACUUM outside it): a row is ~850 bytes, and each page is
+    // one `pwrite` into the WAL and another at the checkpoint, so bigger pages are a quarter
+    // of the writer's system calls for the same bytes (issue 21: its system time per row
+    // fell by a third). Set before the first write, which `journal_mode` is.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // 1 MiB of page cache per connection instead of SQLite's 2 MiB: the writer appends to
@@ -336,6 +345,29 @@ mod tests {
         for other in ["", "-", "req-1", "42", "ü".repeat(20).as_str()] {
             assert_eq!(id_time_ms(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn a_new_log_has_16_kib_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let page =
+            |c: &Connection| -> i64 { c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap() };
+        let new = open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(page(&new), 16_384);
+        let old_path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old_path).unwrap();
+            c.pragma_update(None, "page_size", 4096).unwrap();
+            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+                .unwrap();
+        }
+        let old = open(&old_path).unwrap();
+        assert_eq!(page(&old), 4096);
+        let n: i64 = old
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]
