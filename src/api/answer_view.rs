@@ -222,7 +222,7 @@ impl<'a> ChatAnswer<'a> {
     /// (see the module docs) or the answer has no `choices` array (an error object, an
     /// embeddings list): the caller then parses the tree.
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
-        let view: AnswerView<'a> = serde_json::from_slice(bytes).ok()?;
+        let view: AnswerView<'a> = super::json::from_bytes(bytes).ok()?;
         let choices = view.choices?;
         let usage = match view.usage.filter(|u| u.get().starts_with('{')) {
             Some(raw) => Some(ChatUsage::from_view(serde_json::from_str(raw.get()).ok()?)),
@@ -377,7 +377,7 @@ pub fn with_answer<R>(
         Some(tree) => tree,
         None => match ChatAnswer::parse(bytes) {
             Some(view) => return Ok(f(&view)),
-            None => serde_json::from_slice(bytes)?,
+            None => super::json::from_bytes(bytes)?,
         },
     };
     Ok(f(&ChatAnswer::from_tree(&tree)))

@@ -142,7 +142,7 @@ impl<'a> ChunkView<'a> {
             // serde reads a struct from a list too, by position.
             return None;
         }
-        serde_json::from_slice(text).ok()
+        super::json::from_bytes(text).ok()
     }
 
     /// Whether `choices` is a non-empty list.
@@ -218,7 +218,7 @@ pub fn meta_of_text(text: &[u8]) -> Option<serde_json::Map<String, serde_json::V
     if !is_object(text) {
         return None;
     }
-    let m: MetaView<'_> = serde_json::from_slice(text).ok()?;
+    let m: MetaView<'_> = super::json::from_bytes(text).ok()?;
     let mut meta = serde_json::Map::new();
     let values = [m.id, m.object, m.created, m.model, m.system_fingerprint];
     for (k, v) in META_FIELDS.into_iter().zip(values) {

@@ -158,7 +158,7 @@ impl ApiError {
             StatusCode::BAD_GATEWAY
         };
         let default_kind = default_kind_for(client_status);
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let parsed: Option<Value> = super::json::from_bytes(body).ok();
         let mut err = match parsed
             .as_ref()
             .and_then(|v| error_from_value(v, default_kind))

@@ -13,6 +13,7 @@ pub mod chat_delta;
 pub mod chunk_view;
 pub mod error;
 pub mod extra_body;
+pub mod json;
 pub mod messages;
 pub mod native;
 pub mod native_summary;
@@ -427,7 +428,7 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     // One pass from bytes to the typed request. Only a body that fails is read a second time,
     // with serde_path_to_error, to name the failing path (tracking the path costs an
     // allocation per key, so the good bodies skip it).
-    if let Ok(value) = serde_json::from_slice(body) {
+    if let Ok(value) = json::from_bytes(body) {
         return Ok(value);
     }
     let mut de = serde_json::Deserializer::from_slice(body);

@@ -282,7 +282,7 @@ fn native_response(reply: GatewayReply, saver: Option<Saver>) -> Response {
     let resp = match reply.body {
         ReplyBody::Json(bytes) => {
             if let Some(saver) = saver
-                && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+                && let Ok(v) = crate::api::json::from_bytes::<Value>(&bytes)
             {
                 saver.save_value(v);
             }

@@ -220,7 +220,7 @@ pub fn check_bytes(
     if guards.is_empty() {
         return Ok(());
     }
-    let v: Value = serde_json::from_slice(bytes).map_err(|_| {
+    let v: Value = crate::api::json::from_bytes(bytes).map_err(|_| {
         Blocked {
             path: String::new(),
             kind: "unscannable".into(),

@@ -112,7 +112,7 @@ impl Chunk {
         if self.json.is_none() {
             let parsed = self
                 .text()
-                .and_then(|t| serde_json::from_slice(t).ok())
+                .and_then(|t| crate::api::json::from_bytes(t).ok())
                 .unwrap_or(Value::Null);
             self.json = Some(parsed);
         }

@@ -122,7 +122,7 @@ impl Answer {
     pub fn into_tree(self, bytes: &[u8]) -> Value {
         match self {
             Answer::Tree(v) => v,
-            Answer::Summary(_) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            Answer::Summary(_) => crate::api::json::from_bytes(bytes).unwrap_or(Value::Null),
         }
     }
 }

@@ -101,7 +101,7 @@ pub async fn call(
         return Ok(Reply::Events(events(resp, dep)));
     }
     let bytes = upstream::read_capped(resp, dep, dep.max_response_bytes(), false).await?;
-    let json: Value = serde_json::from_slice(&bytes)
+    let json: Value = crate::api::json::from_bytes(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
     if let Some(e) = error_event(n.dialect, &dep.name, &json) {
         return Err(e);

@@ -67,7 +67,7 @@ fn parse_line(line: &[u8]) -> Option<Result<Value, BadLine>> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    Some(serde_json::from_slice(line).map_err(|e| {
+    Some(crate::api::json::from_bytes(line).map_err(|e| {
         let text = String::from_utf8_lossy(line);
         BadLine {
             line: text.chars().take(200).collect(),

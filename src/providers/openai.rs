@@ -63,7 +63,7 @@ pub async fn call(client: &super::http_client::Client, call: Call<'_>) -> Result
             json: super::Answer::Summary(Box::new(summary)),
         });
     }
-    let json: Value = serde_json::from_slice(&bytes)
+    let json: Value = crate::api::json::from_bytes(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))?;
     if json.get("choices").is_none()
         && json.get("data").is_none()

@@ -136,7 +136,7 @@ pub async fn read_json(
     dep: &DeploymentConfig,
 ) -> Result<Value, ApiError> {
     let bytes = read_capped(resp, dep, dep.max_response_bytes(), false).await?;
-    serde_json::from_slice(&bytes)
+    crate::api::json::from_bytes(&bytes)
         .map_err(|e| ApiError::bad_gateway(&dep.name, format!("answer is not JSON ({e})")))
 }
 

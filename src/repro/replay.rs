@@ -210,7 +210,7 @@ pub async fn replay_once(gw: &Gateway, l: &Logged, deployment: &str) -> Result<O
     let ReplyBody::Json(bytes) = reply.body else {
         return Err("the replay answered with a stream".into());
     };
-    let json: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let json: Value = crate::api::json::from_bytes(&bytes).map_err(|e| e.to_string())?;
     let s = ResponseSummary::from_response(&json);
     Ok(Outcome {
         hash: crate::repro::response_hash(&s),
