@@ -40,8 +40,14 @@ pub const MAX_LOGGED_CHARS: usize = 128;
 /// A client-supplied string (a `model`, an upstream's error message) made safe for a process
 /// log line or a span attribute: control characters, quotes and backslashes escaped as Rust
 /// does (`\n`, `\0`, `\u{1b}`, …), so one request cannot forge a line or write raw bytes to
-/// the terminal; cut after [`MAX_LOGGED_CHARS`] characters, with `…` marking the cut.
-pub fn log_safe(s: &str) -> String {
+/// the terminal; cut after [`MAX_LOGGED_CHARS`] characters, with `…` marking the cut. A
+/// short text of printable ASCII without quotes or backslashes (a usual model name) is
+/// returned as it is, borrowed.
+pub fn log_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |b: &u8| (0x20..0x7f).contains(b) && !matches!(b, b'"' | b'\'' | b'\\');
+    if s.len() <= MAX_LOGGED_CHARS && s.as_bytes().iter().all(plain) {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len().min(MAX_LOGGED_CHARS * 2));
     for (i, c) in s.chars().enumerate() {
         if i == MAX_LOGGED_CHARS {
@@ -50,7 +56,7 @@ pub fn log_safe(s: &str) -> String {
         }
         out.extend(c.escape_debug());
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Process log format.
@@ -455,11 +461,32 @@ mod tests {
     #[test]
     fn client_strings_are_escaped_and_capped() {
         assert_eq!(log_safe("gpt-4o"), "gpt-4o");
+        assert!(matches!(log_safe("gpt-4o"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(log_safe("it's \"q\" \\"), "it\\'s \\\"q\\\" \\\\");
         assert_eq!(log_safe("a\nb\0c\u{1b}[31m"), "a\\nb\\0c\\u{1b}[31m");
         assert_eq!(log_safe("modèle"), "modèle");
         let long = "x".repeat(1000);
         let safe = log_safe(&long);
         assert_eq!(safe.chars().count(), MAX_LOGGED_CHARS + 1);
         assert!(safe.ends_with('…'));
+        let exact = "y".repeat(MAX_LOGGED_CHARS);
+        assert_eq!(log_safe(&exact), exact);
+    }
+
+    proptest::proptest! {
+        /// Any text is written as each of its characters' `escape_debug`, cut after
+        /// `MAX_LOGGED_CHARS` characters (the borrowed fast path included).
+        #[test]
+        fn any_text_is_escaped_char_by_char(s in "(\\PC|[\x00-\x1f\"'\\\\\u{7f}]){0,300}") {
+            let mut want = String::new();
+            for (i, c) in s.chars().enumerate() {
+                if i == MAX_LOGGED_CHARS {
+                    want.push('…');
+                    break;
+                }
+                want.extend(c.escape_debug());
+            }
+            proptest::prop_assert_eq!(log_safe(&s), want);
+        }
     }
 }
