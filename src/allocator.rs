@@ -2,14 +2,20 @@
 //! enough.
 //!
 //! The `mimalloc` crate's `MiMalloc` hands every allocation to `mi_malloc_aligned`, whatever
-//! its alignment. For the 8- and 16-byte alignments of almost every Rust value that call
-//! checks the alignment, looks for a free block that happens to be aligned, and past 1 KiB
-//! (a request's boxed futures, its hash buffer, its log record's texts) takes mimalloc's
-//! generic aligned path before reaching the same allocation `mi_malloc` makes directly: about
-//! 3,000 instructions of a chat request's 143,000 (issue 21, callgrind). [`Allocator`] calls
-//! `mi_malloc` / `mi_zalloc` / `mi_realloc` when the alignment is at most 16 bytes and divides
-//! the size (mimalloc's own test for "naturally aligned" blocks), checks the address it got,
-//! and takes the aligned call for anything else, so every block is aligned as asked.
+//! its alignment. For the 8- and 16-byte alignments of almost every Rust value, mimalloc 3's
+//! aligned call takes its fast path only when the page of the size already holds a free
+//! block; otherwise (an empty page, or a size past 1 KiB: a request's boxed futures, its hash
+//! buffer) it goes to a generic path that, for a size that is not a power of two,
+//! over-allocates (size + alignment − 1, a larger size class) instead of refilling the page:
+//! 19 such calls per chat request, the allocator's share of the request's instructions
+//! ~8,400 of 143,000 (issue 21, callgrind; ~5,500 with this allocator).
+//!
+//! [`Allocator`] calls `mi_malloc` / `mi_zalloc` / `mi_realloc` when the alignment is at most
+//! 16 bytes and divides the size: mimalloc's size classes for such sizes are multiples of 16
+//! and a page's first block is 16-aligned, so these blocks are aligned as asked (not so with
+//! mimalloc's padding, its `debug`/`secure` builds, which Sluice does not use). The address
+//! is checked anyway, and anything else takes the aligned call. The fallbacks for a
+//! misaligned plain block are reachable only with that padding, so no test reaches them.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::c_void;
@@ -88,15 +94,21 @@ unsafe impl GlobalAlloc for Allocator {
             if aligned(p, align) {
                 return p as *mut u8;
             }
-            // A block that is not aligned enough: its contents move to one that is.
+            // A block that is not aligned enough (only with mimalloc's padding): its contents
+            // move to one that is. `ptr` is already gone, so there is no failure to report:
+            // without memory for the aligned block the process stops, as Rust does on an
+            // allocation failure.
             // SAFETY: `p` holds `new_size` bytes of the old block's contents (the smaller of
             // the two sizes are meaningful) and is not used after it is freed.
             unsafe {
                 let q = mi_malloc_aligned(new_size, align);
-                if !q.is_null() {
-                    core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, new_size);
-                    mi_free(p);
+                if q.is_null() {
+                    std::alloc::handle_alloc_error(Layout::from_size_align_unchecked(
+                        new_size, align,
+                    ));
                 }
+                core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, new_size);
+                mi_free(p);
                 return q as *mut u8;
             }
         }

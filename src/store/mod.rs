@@ -215,7 +215,9 @@ fn prepare(conn: &Connection) -> Result<(), StoreError> {
     // a file in WAL mode only by a VACUUM outside it): a row is ~850 bytes, and each page is
     // one `pwrite` into the WAL and another at the checkpoint, so bigger pages are a quarter
     // of the writer's system calls for the same bytes (issue 21: its system time per row
-    // fell by a third). Set before the first write, which `journal_mode` is.
+    // fell by a third). Set before the first write, which `journal_mode` is. The WAL is
+    // checkpointed every 1,000 pages as before, so it now holds up to 16 MiB between
+    // checkpoints instead of 4 MiB.
     conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -368,6 +370,20 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 1);
+        // A log still in rollback-journal mode: WAL is turned on, its pages stay as they are.
+        let rollback_path = dir.path().join("rollback.db");
+        {
+            let c = Connection::open(&rollback_path).unwrap();
+            c.pragma_update(None, "page_size", 4096).unwrap();
+            c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (2);")
+                .unwrap();
+        }
+        let rollback = open(&rollback_path).unwrap();
+        assert_eq!(page(&rollback), 4096);
+        let mode: String = rollback
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
     }
 
     #[test]

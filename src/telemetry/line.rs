@@ -85,6 +85,9 @@ where
     }
 }
 
+/// A thread's field buffer past this many bytes (one very long line) is not kept for the next.
+const MAX_KEPT: usize = 64 * 1024;
+
 thread_local! {
     /// Each thread's line buffer for [`Fields`] (fields are written here first, so a line
     /// [`Fields`] cannot write is left to `DefaultFields` untouched).
@@ -103,25 +106,32 @@ impl Fields<'_> {
     /// Writes `event`'s fields to `writer`: `Ok(false)` when they are left to `DefaultFields`
     /// (nothing written).
     fn write(event: &Event<'_>, writer: &mut Writer<'_>) -> Result<bool, fmt::Error> {
-        FIELDS.with(|cell| {
-            let Ok(mut out) = cell.try_borrow_mut() else {
-                return Ok(false);
-            };
-            out.clear();
-            let mut fields = Fields {
-                out: &mut out,
-                first: true,
-                bail: false,
-            };
-            event.record(&mut fields);
-            if fields.bail {
-                #[cfg(test)]
-                tests::BAILED.with(|n| n.set(n.get() + 1));
-                return Ok(false);
-            }
-            writer.write_str(&out)?;
-            Ok(true)
-        })
+        // `try_with`: a thread that logs while its thread-locals are torn down gets the
+        // default format, not a panic.
+        FIELDS
+            .try_with(|cell| {
+                let Ok(mut out) = cell.try_borrow_mut() else {
+                    return Ok(false);
+                };
+                if out.capacity() > MAX_KEPT {
+                    *out = String::with_capacity(256);
+                }
+                out.clear();
+                let mut fields = Fields {
+                    out: &mut out,
+                    first: true,
+                    bail: false,
+                };
+                event.record(&mut fields);
+                if fields.bail {
+                    #[cfg(test)]
+                    tests::BAILED.with(|n| n.set(n.get() + 1));
+                    return Ok(false);
+                }
+                writer.write_str(&out)?;
+                Ok(true)
+            })
+            .unwrap_or(Ok(false))
     }
 
     /// The space before every field but the first, then `name=` (a raw `r#` name without its
@@ -155,7 +165,10 @@ impl Fields<'_> {
         }
     }
 
-    fn integer(&mut self, field: &Field, value: impl itoa::Integer) {
+    fn integer(&mut self, field: &Field, value: impl itoa::Integer + fmt::Debug) {
+        if field.name() == "message" {
+            return self.message(&value);
+        }
         if self.name(field) {
             self.out.push_str(itoa::Buffer::new().format(value));
         }
@@ -202,6 +215,9 @@ impl Visit for Fields<'_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "message" {
+            return self.message(&value);
+        }
         if self.name(field) {
             self.out.push_str(if value { "true" } else { "false" });
         }
@@ -292,6 +308,9 @@ mod tests {
         tracing::info!(message = "a message as a field", after = 2u64);
         tracing::info!(before = 1u64, message = %"middle", after = 2u64);
         tracing::info!(n = u64::MAX, m = i64::MIN, t = true, f = false);
+        tracing::info!(message = 5u64);
+        tracing::info!(x = 1u64, message = true);
+        tracing::info!(message = -3i64, y = false);
         let span = tracing::info_span!("route", deployment = "d");
         let _in = span.enter();
         tracing::info!(inside = 1u64, "in a span");
@@ -359,8 +378,8 @@ mod tests {
         for ansi in [false, true] {
             let (fast, default) = (lines(true, ansi), lines(false, ansi));
             assert_eq!(fast, default, "ansi: {ansi}");
-            // Fourteen events; the `%` request id's newline is written as it is, by both.
-            assert_eq!(fast.lines().count(), 15);
+            // Seventeen events; the `%` request id's newline is written as it is, by both.
+            assert_eq!(fast.lines().count(), 18);
         }
         // The lines outside spans are written by the fast path: a default format timed
         // otherwise marks only the line it writes (the one in a span).
