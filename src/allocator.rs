@@ -42,6 +42,32 @@ fn aligned(p: *mut c_void, align: usize) -> bool {
     (p as usize) & (align - 1) == 0
 }
 
+/// A block for `layout` from `plain` when [`plain`] says it is aligned enough and the address
+/// it gives is, else from `aligned` (mimalloc's `mi_malloc`/`mi_malloc_aligned`, or the
+/// zeroing pair).
+///
+/// # Safety
+/// `plain` and `aligned` are mimalloc's: blocks `mi_free` takes, null on failure.
+#[inline(always)]
+unsafe fn allocate(
+    layout: Layout,
+    plain_call: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_call: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    if plain(size, align) {
+        // SAFETY: a plain allocation of a non-zero size.
+        let p = unsafe { plain_call(size) };
+        if aligned(p, align) {
+            return p as *mut u8;
+        }
+        // SAFETY: `p` came from mimalloc just above.
+        unsafe { mi_free(p) };
+    }
+    // SAFETY: `align` is a power of two (a `Layout`'s is).
+    unsafe { aligned_call(size, align) as *mut u8 }
+}
+
 // SAFETY: every block comes from mimalloc and goes back to it (`mi_free` takes blocks from
 // any of its calls); a block is returned only when aligned as the layout asks (plain calls
 // are checked, and replaced by the aligned call when they are not); null is returned as
@@ -49,34 +75,14 @@ fn aligned(p: *mut c_void, align: usize) -> bool {
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if plain(size, align) {
-            // SAFETY: a plain allocation of a non-zero size.
-            let p = unsafe { mi_malloc(size) };
-            if aligned(p, align) {
-                return p as *mut u8;
-            }
-            // SAFETY: `p` came from mimalloc just above.
-            unsafe { mi_free(p) };
-        }
-        // SAFETY: `align` is a power of two (a `Layout`'s is).
-        unsafe { mi_malloc_aligned(size, align) as *mut u8 }
+        // SAFETY: mimalloc's plain and aligned allocation calls.
+        unsafe { allocate(layout, mi_malloc, mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if plain(size, align) {
-            // SAFETY: a plain allocation of a non-zero size.
-            let p = unsafe { mi_zalloc(size) };
-            if aligned(p, align) {
-                return p as *mut u8;
-            }
-            // SAFETY: `p` came from mimalloc just above.
-            unsafe { mi_free(p) };
-        }
-        // SAFETY: `align` is a power of two.
-        unsafe { mi_zalloc_aligned(size, align) as *mut u8 }
+        // SAFETY: mimalloc's plain and aligned zeroing calls.
+        unsafe { allocate(layout, mi_zalloc, mi_zalloc_aligned) }
     }
 
     #[inline]
