@@ -356,34 +356,30 @@ mod tests {
             |c: &Connection| -> i64 { c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap() };
         let new = open(&dir.path().join("new.db")).unwrap();
         assert_eq!(page(&new), 16_384);
-        let old_path = dir.path().join("old.db");
-        {
-            let c = Connection::open(&old_path).unwrap();
+        // An old log with 4 KiB pages and one row, in WAL mode or still in rollback mode.
+        let old_log = |name: &str, wal: bool| {
+            let path = dir.path().join(name);
+            let c = Connection::open(&path).unwrap();
             c.pragma_update(None, "page_size", 4096).unwrap();
-            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            if wal {
+                c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            }
             c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
                 .unwrap();
-        }
-        let old = open(&old_path).unwrap();
-        assert_eq!(page(&old), 4096);
-        let n: i64 = old
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1);
-        // A log still in rollback-journal mode: WAL is turned on, its pages stay as they are.
-        let rollback_path = dir.path().join("rollback.db");
-        {
-            let c = Connection::open(&rollback_path).unwrap();
-            c.pragma_update(None, "page_size", 4096).unwrap();
-            c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (2);")
+            path
+        };
+        for (name, wal) in [("old.db", true), ("rollback.db", false)] {
+            let old = open(&old_log(name, wal)).unwrap();
+            assert_eq!(page(&old), 4096, "{name}");
+            let n: i64 = old
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
                 .unwrap();
+            assert_eq!(n, 1, "{name}");
+            let mode: String = old
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal", "{name}");
         }
-        let rollback = open(&rollback_path).unwrap();
-        assert_eq!(page(&rollback), 4096);
-        let mode: String = rollback
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
     }
 
     #[test]
